@@ -1,0 +1,51 @@
+# toekit top-level entry points. Everything real is in CMake; this file only picks build folders
+# and makes sure the machine has what the targets need.
+#
+#   make          release build into build/ (binaries build/bin, libraries build/lib)
+#   make test     installs missing packages, builds with ASan+UBSan into build-san/, runs ctest
+#                 (unit and namespace interop tests), then builds and runs the fuzzers briefly
+#   make demo     installs missing packages, builds, runs the demo (scripts/demo.sh)
+#   make fuzz     builds the libFuzzer targets into build-fuzz/ (clang)
+
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 10
+FUZZ_ENGINE_SECONDS ?= 60
+
+.PHONY: all build san fuzz-build test unit demo fuzz deps format clean
+
+all: build
+
+build:
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build -j $(JOBS)
+
+san:
+	@cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DTOE_SANITIZE=ON >/dev/null
+	@cmake --build build-san -j $(JOBS)
+
+fuzz-build:
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DTOE_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+
+deps:
+	@scripts/deps.sh
+
+# Unit tests only (fast, no root needed).
+unit: san
+	@cd build-san && ctest -L unit --output-on-failure -j $(JOBS)
+
+test: deps build san fuzz-build
+	@cd build-san && ctest --output-on-failure
+	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_ENGINE_SECONDS)
+
+demo: deps build
+	@scripts/demo.sh build/bin
+
+fuzz: fuzz-build
+	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_ENGINE_SECONDS)
+
+format:
+	@find include src tests fuzz bench -name '*.[ch]' | xargs clang-format -i
+
+clean:
+	rm -rf build build-san build-fuzz

@@ -1,0 +1,166 @@
+/*
+ * Engine counters, one block per layer.
+ *
+ * Each layer's counters are an X-macro list, so the struct, the name table used by toed/toectl to
+ * print them, and the JSON output all come from one definition. Counters only ever increase (except
+ * the *_inuse gauges, which say how many of a resource are held right now). Drops are counted by
+ * reason: a packet is counted in exactly one drop_* counter of the layer that discarded it.
+ *
+ * Adding a counter: append X(name) to its layer's list; nothing else needs to change.
+ */
+#ifndef TOE_COUNTERS_H
+#define TOE_COUNTERS_H
+
+#include <stdint.h>
+
+/* Link layer (Ethernet framing, what the driver handed in and took out). */
+#define TOE_COUNTERS_LINK(X)                                                                       \
+  X(rx_frames)            /* frames handed to toe_stack_input*() */                                \
+  X(rx_bytes)             /* their bytes */                                                        \
+  X(rx_vlan)              /* frames carrying an 802.1Q tag */                                      \
+  X(rx_broadcast)         /* frames to ff:ff:ff:ff:ff:ff */                                        \
+  X(rx_drop_malformed)    /* too short for an Ethernet header */                                   \
+  X(rx_drop_not_for_us)   /* destination MAC neither ours nor broadcast */                        \
+  X(rx_drop_vlan)         /* tagged with a VLAN we do not terminate */                             \
+  X(rx_drop_ethertype)    /* protocol the engine does not terminate (e.g. IPv6 for now) */        \
+  X(rx_drop_nobuf)        /* toe_stack_input_copy() found the pool empty */                        \
+  X(tx_frames)            /* frames given to the transmit callback */                              \
+  X(tx_bytes)             /* their bytes */                                                        \
+  X(tx_drop_nobuf)        /* no buffer to build a frame (ARP reply, ICMP error, ...) */
+
+/* ARP (RFC 826) and the neighbour cache. */
+#define TOE_COUNTERS_ARP(X)                                                                        \
+  X(rx_requests)          /* valid requests received (any target) */                               \
+  X(rx_replies)           /* valid replies received */                                             \
+  X(tx_requests)          /* requests sent, including retries */                                   \
+  X(tx_replies)           /* replies sent for our own address */                                   \
+  X(tx_gratuitous)        /* gratuitous announcements sent */                                      \
+  X(rx_drop_malformed)    /* bad hardware/protocol type or lengths, truncated */                   \
+  X(rx_drop_not_for_us)   /* request for an address that is not ours (not answered) */            \
+  X(rx_drop_bogus_sender) /* sender is broadcast/multicast/zero MAC, or our own MAC */            \
+  X(rx_conflict)          /* another station claims our IP address */                              \
+  X(entries_inuse)        /* gauge: neighbour entries in use */                                    \
+  X(entries_created)      /* entries created */                                                    \
+  X(entries_evicted)      /* entries reclaimed for a new one (LRU) */                              \
+  X(entries_expired)      /* entries that timed out */                                             \
+  X(resolve_failed)       /* resolutions that ran out of retries */                                \
+  X(queued)               /* packets queued awaiting resolution */                                 \
+  X(queue_drop_full)      /* packets dropped: per-entry queue full */                              \
+  X(queue_drop_failed)    /* queued packets dropped because resolution failed */                   \
+  X(drop_no_entry)        /* packets dropped: neighbour table full, nothing to evict */
+
+/* IPv4 (RFC 791, RFC 1122), fragmentation and reassembly. */
+#define TOE_COUNTERS_IP(X)                                                                         \
+  X(rx_packets)           /* datagrams received (before validation) */                             \
+  X(rx_delivered)         /* datagrams handed to ICMP/UDP/TCP */                                   \
+  X(rx_drop_malformed)    /* truncated, bad version, IHL < 5, total length lies */                 \
+  X(rx_drop_checksum)     /* header checksum wrong */                                              \
+  X(rx_drop_not_for_us)   /* destination is not our address or a broadcast */                     \
+  X(rx_drop_bad_source)   /* source is ours, broadcast, multicast or loopback */                   \
+  X(rx_drop_proto)        /* protocol we do not terminate */                                       \
+  X(rx_drop_options)      /* options that are malformed */                                         \
+  X(rx_fragments)         /* fragments received */                                                 \
+  X(reass_ok)             /* datagrams reassembled */                                              \
+  X(reass_timeout)        /* reassemblies abandoned on timeout */                                  \
+  X(reass_drop_overlap)   /* reassemblies abandoned: overlapping fragments (RFC 5722 spirit) */    \
+  X(reass_drop_duplicate) /* exact duplicate fragments ignored */                                  \
+  X(reass_drop_nomem)     /* fragments dropped: reassembly memory bound reached */                \
+  X(reass_drop_too_big)   /* reassembled size would exceed 65535 */                                \
+  X(reass_drop_bad_frag)  /* inconsistent fragment (non-final not multiple of 8, ...) */           \
+  X(reass_inuse)          /* gauge: datagrams being reassembled */                                 \
+  X(tx_packets)           /* datagrams sent (before fragmentation) */                              \
+  X(tx_fragments)         /* fragments created */                                                  \
+  X(tx_drop_no_route)     /* destination off-link and no gateway */                               \
+  X(tx_drop_df)           /* datagram too big with DF set */                                       \
+  X(tx_drop_nobuf)        /* no buffer to build a fragment or header */
+
+/* ICMPv4 (RFC 792, RFC 1122 3.2.2, RFC 1812 4.3.2.8). */
+#define TOE_COUNTERS_ICMP(X)                                                                       \
+  X(rx_msgs)              /* messages received */                                                  \
+  X(rx_echo_requests)     /* echo requests received */                                             \
+  X(rx_echo_replies)      /* echo replies received */                                              \
+  X(rx_dest_unreach)      /* destination unreachable received */                                   \
+  X(rx_time_exceeded)     /* time exceeded received */                                             \
+  X(rx_param_problem)     /* parameter problem received */                                         \
+  X(rx_errors_delivered)  /* errors handed to the socket that sent the quoted datagram */         \
+  X(rx_errors_no_socket)  /* errors quoting a datagram no socket of ours sent */                   \
+  X(rx_drop_malformed)    /* too short, or quoted header truncated */                              \
+  X(rx_drop_checksum)     /* bad ICMP checksum */                                                  \
+  X(rx_drop_type)         /* types we neither answer nor use */                                    \
+  X(tx_echo_replies)      /* echo replies sent */                                                  \
+  X(tx_dest_unreach)      /* destination/port unreachable sent */                                  \
+  X(tx_rate_limited)      /* errors suppressed by the rate limiter */                              \
+  X(tx_suppressed)        /* errors not sent by rule (about ICMP errors, broadcasts, fragments) */
+
+/* UDP (RFC 768). */
+#define TOE_COUNTERS_UDP(X)                                                                        \
+  X(rx_datagrams)         /* datagrams received */                                                 \
+  X(rx_delivered)         /* queued to a socket */                                                 \
+  X(rx_drop_malformed)    /* length field lies, shorter than header */                             \
+  X(rx_drop_checksum)     /* bad checksum */                                                       \
+  X(rx_drop_no_port)      /* no socket bound (ICMP port unreachable may follow) */                 \
+  X(rx_drop_queue_full)   /* socket receive queue full */                                          \
+  X(tx_datagrams)         /* datagrams sent */                                                     \
+  X(tx_errors)            /* sends that failed (no route, no buffers, too big) */                  \
+  X(socks_inuse)          /* gauge: open UDP sockets */
+
+/* Packet buffer pool. */
+#define TOE_COUNTERS_PBUF(X)                                                                       \
+  X(allocs)               /* buffers handed out */                                                 \
+  X(frees)                /* buffers returned */                                                   \
+  X(alloc_failures)       /* allocations refused: pool empty */                                    \
+  X(inuse)                /* gauge: buffers held now */                                            \
+  X(inuse_max)            /* high-water mark of inuse */
+
+/* Timer facility. */
+#define TOE_COUNTERS_TIMER(X)                                                                      \
+  X(armed)                /* arm operations */                                                     \
+  X(cancelled)            /* cancel operations on pending timers */                                \
+  X(fired)                /* callbacks run */                                                      \
+  X(cascaded)             /* timers moved from a coarser wheel level to a finer one */            \
+  X(pending)              /* gauge: timers pending now */
+
+#define TOE_COUNTER_FIELD_(name) uint64_t name;
+
+struct toe_counters_link {
+  TOE_COUNTERS_LINK(TOE_COUNTER_FIELD_)
+};
+struct toe_counters_arp {
+  TOE_COUNTERS_ARP(TOE_COUNTER_FIELD_)
+};
+struct toe_counters_ip {
+  TOE_COUNTERS_IP(TOE_COUNTER_FIELD_)
+};
+struct toe_counters_icmp {
+  TOE_COUNTERS_ICMP(TOE_COUNTER_FIELD_)
+};
+struct toe_counters_udp {
+  TOE_COUNTERS_UDP(TOE_COUNTER_FIELD_)
+};
+struct toe_counters_pbuf {
+  TOE_COUNTERS_PBUF(TOE_COUNTER_FIELD_)
+};
+struct toe_counters_timer {
+  TOE_COUNTERS_TIMER(TOE_COUNTER_FIELD_)
+};
+
+/* All of a stack's counters. Read with toe_stack_counters(). */
+struct toe_counters {
+  struct toe_counters_link link;
+  struct toe_counters_arp arp;
+  struct toe_counters_ip ip;
+  struct toe_counters_icmp icmp;
+  struct toe_counters_udp udp;
+  struct toe_counters_pbuf pbuf;
+  struct toe_counters_timer timer;
+};
+
+/*
+ * Visits every counter with its layer and name, in declaration order, for printing.
+ * `fn` is called once per counter; `arg` is passed through.
+ */
+typedef void (*toe_counter_visit_fn)(void *arg, const char *layer, const char *name,
+                                     uint64_t value);
+void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * The toekit engine: a sans-IO Ethernet/ARP/IPv4/ICMP/UDP(/TCP) stack.
+ *
+ * The engine performs no I/O, reads no clock and allocates nothing after creation:
+ *   - received frames go in through toe_stack_input() / toe_stack_input_copy(), with the time;
+ *   - frames to send come out through the `tx` callback of the config;
+ *   - socket readiness comes out through the `sock_event` callback;
+ *   - toe_stack_next_deadline() says when toe_stack_poll() must next be called.
+ * One stack instance is single-threaded: the caller serialises every call on it. Several instances
+ * (one per core) share nothing.
+ *
+ * Addresses are host byte order `uint32_t` for IPv4 throughout this API; ports are host order too.
+ * Time is `toe_time_t`, nanoseconds on a monotonic clock whose epoch the caller chooses.
+ * Errors are negative TOE_E* values (see toe/errno.h).
+ */
+#ifndef TOE_ENGINE_H
+#define TOE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "toe/counters.h"
+#include "toe/errno.h"
+#include "toe/pbuf.h"
+
+typedef uint64_t toe_time_t;
+#define TOE_TIME_NEVER UINT64_MAX
+#define TOE_MSEC(ms) ((toe_time_t)(ms) * 1000000ull)
+#define TOE_SEC(s) ((toe_time_t)(s) * 1000000000ull)
+
+struct toe_stack;
+struct toe_sock;
+
+struct toe_mac {
+  uint8_t b[6];
+};
+
+/* Offload capabilities of the link the stack runs on (toe_config.link_caps). */
+#define TOE_LINK_CAP_RX_CSUM 0x0001u /* driver sets TOE_PBUF_F_*_CSUM_OK on verified frames */
+#define TOE_LINK_CAP_TX_CSUM 0x0002u /* reserved: link fills L4 checksums (engine still does) */
+
+/*
+ * Transmit callback. The engine hands over one complete Ethernet frame (a pbuf chain, consumed: the
+ * callee owns it and must release it with toe_pbuf_free() once the bytes are on the wire or copied).
+ * It is called from inside toe_stack_input()/poll()/socket calls; the callee must not call back into
+ * the engine, except toe_pbuf_free().
+ */
+typedef void (*toe_tx_fn)(void *ctx, struct toe_pbuf *frame);
+
+/* Socket events (bit mask) for the sock_event callback. */
+#define TOE_EV_READABLE 0x01u /* data (or an EOF/error) can be received */
+#define TOE_EV_WRITABLE 0x02u /* sending would not fail with -TOE_EAGAIN now */
+#define TOE_EV_ERROR 0x04u    /* a soft error is pending: toe_sock_error() returns it */
+
+/*
+ * Socket event callback: `events` became true for `s`. `user` is the pointer given at open.
+ * Called from inside engine calls; the callee may call socket functions on any socket of the
+ * stack, but must not call toe_stack_input()/poll().
+ */
+typedef void (*toe_sock_event_fn)(void *ctx, struct toe_sock *s, void *user, uint32_t events);
+
+struct toe_config {
+  /* interface */
+  struct toe_mac mac;  /* our MAC address */
+  uint32_t addr;       /* our IPv4 address */
+  uint8_t prefix_len;  /* on-link prefix, 0..32 */
+  uint32_t gateway;    /* default gateway, 0 = none (off-link destinations unreachable) */
+  uint16_t mtu;        /* IP MTU of the link, 68..9000; default 1500 */
+  uint16_t vlan_id;    /* 0: untagged; else frames must carry this 802.1Q VID (and are sent so) */
+  uint32_t link_caps;  /* TOE_LINK_CAP_* */
+
+  /* pools and tables (all memory is sized from these at creation) */
+  uint32_t pbuf_count;     /* packet buffers; default 4096 */
+  uint16_t pbuf_size;      /* bytes of storage per buffer; default 2048 */
+  uint32_t arp_entries;    /* neighbour cache entries; default 256 */
+  uint16_t arp_queue_len;  /* packets held per unresolved neighbour; default 8 */
+  uint32_t reass_slots;    /* datagrams reassembled at once; default 64 */
+  uint32_t reass_max_bufs; /* pbufs reassembly may hold in all; default 1024 */
+  uint32_t udp_socks;      /* UDP sockets; default 1024 */
+  uint16_t udp_rcvq_len;   /* datagrams queued per UDP socket; default 256 */
+
+  /* protocol timing and limits */
+  toe_time_t arp_reachable_time; /* an answered entry is trusted this long; default 30 s */
+  toe_time_t arp_stale_time;     /* a stale entry is kept this long unused; default 60 s */
+  toe_time_t arp_retry_interval; /* between requests while resolving; default 1 s */
+  uint8_t arp_max_retries;       /* requests before giving up; default 3 */
+  toe_time_t reass_timeout;      /* RFC 1122 3.3.2 suggests 60 s..120 s; default 30 s */
+  uint8_t default_ttl;           /* RFC 1700 / RFC 1122: default 64 */
+  uint32_t icmp_rate_per_sec;    /* ICMP errors sent per second (token bucket); default 100 */
+  uint32_t icmp_burst;           /* bucket depth; default 10 */
+  uint16_t ephemeral_lo;         /* ephemeral port range, inclusive; default 49152..65535 */
+  uint16_t ephemeral_hi;
+
+  /* seed for the engine's pseudo-random numbers (IP ids, ephemeral ports, later ISNs' secret) */
+  uint64_t random_seed;
+  uint8_t secret[16]; /* per-device secret for keyed hashes; caller fills it with random bytes */
+
+  /* callbacks */
+  toe_tx_fn tx;
+  toe_sock_event_fn sock_event; /* may be NULL */
+  void *ctx;                    /* passed to both callbacks */
+};
+
+/* Fills `cfg` with the defaults above (addresses zero, callbacks NULL). */
+void toe_config_defaults(struct toe_config *cfg);
+
+/*
+ * Bytes of memory a stack with this config needs, including all pools and tables.
+ * Returns 0 if the config is invalid.
+ */
+size_t toe_stack_mem_size(const struct toe_config *cfg);
+
+/*
+ * Creates a stack in `mem` (at least toe_stack_mem_size() bytes, 64-byte aligned, owned by the
+ * caller, which must keep it until the stack is no longer used). No other memory is ever allocated.
+ * Returns 0 and sets *out, or:
+ *   -TOE_EINVAL  invalid config (no tx callback, MTU out of range, prefix > 32, zero-sized pools,
+ *                address zero or broadcast, gateway off-link, ...)
+ *   -TOE_ENOMEM  `mem_len` smaller than toe_stack_mem_size()
+ */
+int toe_stack_create(const struct toe_config *cfg, void *mem, size_t mem_len,
+                     struct toe_stack **out);
+
+/* Convenience for hosted builds: allocates the memory with malloc. Free with toe_stack_free(). */
+int toe_stack_new(const struct toe_config *cfg, struct toe_stack **out);
+void toe_stack_free(struct toe_stack *st);
+
+/*
+ * Brings the interface up at time `now`: announces our address with a gratuitous ARP (RFC 5227
+ * style announcement). Call once after creation.
+ */
+void toe_stack_start(struct toe_stack *st, toe_time_t now);
+
+/*
+ * Processes one received Ethernet frame (without FCS). `frame` is consumed. `now` must not go
+ * backwards between calls.
+ */
+void toe_stack_input(struct toe_stack *st, struct toe_pbuf *frame, toe_time_t now);
+
+/*
+ * Copies `len` bytes into pbufs and processes them as a frame. Returns 0, or -TOE_ENOBUFS if the
+ * pool could not hold it (counted in link.rx_drop_nobuf).
+ */
+int toe_stack_input_copy(struct toe_stack *st, const void *frame, size_t len, toe_time_t now);
+
+/* Runs every timer due at `now`. */
+void toe_stack_poll(struct toe_stack *st, toe_time_t now);
+
+/*
+ * The earliest time toe_stack_poll() has work to do, or TOE_TIME_NEVER. It may be earlier than
+ * the real next expiry (a wheel slot boundary), never later.
+ */
+toe_time_t toe_stack_next_deadline(const struct toe_stack *st);
+
+/* The time of the last input/poll call: the engine's notion of now. */
+toe_time_t toe_stack_now(const struct toe_stack *st);
+
+/* The stack's counters (live; read them between calls). */
+const struct toe_counters *toe_stack_counters(const struct toe_stack *st);
+
+/* The config the stack was created with (after defaults were applied). */
+const struct toe_config *toe_stack_config(const struct toe_stack *st);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sockets
+ *
+ * Socket calls act at the stack's current time (toe_stack_now()); a caller that let time pass
+ * should call toe_stack_poll() first.
+ */
+
+#define TOE_AF_INET 2
+
+struct toe_sockaddr {
+  uint16_t family; /* TOE_AF_INET */
+  uint16_t port;   /* host order */
+  uint32_t addr;   /* host order; 0 = any (bind) */
+};
+
+/*
+ * Opens a UDP socket. `user` is returned in events. Returns 0 and *out, or -TOE_EMFILE if all
+ * udp_socks slots are in use.
+ */
+int toe_udp_open(struct toe_stack *st, void *user, struct toe_sock **out);
+
+/*
+ * Binds to a local address (0 or our own address) and port (0 picks an ephemeral port).
+ * Errors: -TOE_EINVAL already bound or bad family; -TOE_EADDRNOTAVAIL address not ours, or no
+ * ephemeral port free; -TOE_EADDRINUSE port taken.
+ */
+int toe_sock_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *local);
+
+/*
+ * UDP: sets the default destination and filters received datagrams to that peer; binds an
+ * ephemeral port first if unbound. A family of 0 dissolves the association.
+ * Errors: as bind, plus -TOE_EINVAL for a zero address/port.
+ */
+int toe_sock_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *remote);
+
+/*
+ * Sends one datagram of `len` bytes (copied). `dst` may be NULL on a connected socket.
+ * Returns len, or: -TOE_EDESTADDRREQ (no dst and not connected); -TOE_EMSGSIZE
+ * (len > 65507); -TOE_ENOBUFS (pool empty); -TOE_ENETUNREACH (no route); -TOE_EHOSTUNREACH
+ * (neighbour known to be unreachable); -TOE_EINVAL (bad dst).
+ * A datagram waiting for ARP resolution counts as sent; if resolution fails it is dropped (counted
+ * in arp.queue_drop_failed), and while the failure is remembered sends to that neighbour return
+ * -TOE_EHOSTUNREACH.
+ */
+int toe_udp_sendto(struct toe_stack *st, struct toe_sock *s, const void *data, size_t len,
+                   const struct toe_sockaddr *dst);
+
+/*
+ * Zero-copy send: `payload` is a chain holding just the datagram payload, with at least
+ * TOE_PBUF_HEADROOM bytes of headroom in its head. Consumed. Returns as toe_udp_sendto().
+ */
+int toe_udp_send_pbuf(struct toe_stack *st, struct toe_sock *s, struct toe_pbuf *payload,
+                      const struct toe_sockaddr *dst);
+
+/*
+ * Receives one datagram: copies up to `cap` bytes into `buf`, sets *from (if not NULL).
+ * Returns the datagram's full length (larger than cap means it was truncated, like MSG_TRUNC),
+ * or -TOE_EAGAIN if none is queued.
+ */
+int toe_udp_recvfrom(struct toe_stack *st, struct toe_sock *s, void *buf, size_t cap,
+                     struct toe_sockaddr *from);
+
+/*
+ * Zero-copy receive: returns the next datagram as a chain whose data starts at the payload (the
+ * caller owns it and frees it with toe_pbuf_free()), or NULL if none is queued.
+ */
+struct toe_pbuf *toe_udp_recv_pbuf(struct toe_stack *st, struct toe_sock *s,
+                                   struct toe_sockaddr *from);
+
+/* Datagrams / bytes waiting in the receive queue. */
+uint32_t toe_udp_rx_pending(const struct toe_sock *s, uint32_t *bytes);
+
+/*
+ * Returns and clears the socket's pending soft error (like SO_ERROR): 0 or a negative TOE_E*
+ * (-TOE_ECONNREFUSED after ICMP port unreachable on a connected socket, -TOE_EHOSTUNREACH, ...).
+ */
+int toe_sock_error(struct toe_stack *st, struct toe_sock *s);
+
+/* Local and remote addresses (remote is zero when unconnected). Returns 0. */
+int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local, struct toe_sockaddr *remote);
+
+/* Closes the socket and frees its queued data. The pointer is invalid afterwards. */
+void toe_sock_close(struct toe_stack *st, struct toe_sock *s);
+
+#endif

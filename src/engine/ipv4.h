@@ -1,0 +1,68 @@
+/*
+ * IPv4 (RFC 791, RFC 1122 3.2.1/3.3): input validation and demultiplexing, output with routing
+ * (on-link or via the gateway) and fragmentation, and reassembly with bounded memory.
+ */
+#ifndef TOE_ENGINE_IPV4_H
+#define TOE_ENGINE_IPV4_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/timer_wheel.h"
+#include "toe/engine.h"
+#include "wire/ipv4.h"
+
+/* One datagram being reassembled (RFC 791 3.2, keyed by src, dst, proto, id). */
+struct toe_reass {
+  uint32_t src, dst;
+  uint16_t id;
+  uint8_t proto;
+  uint8_t in_use;
+  uint16_t nbufs;          /* pbufs held */
+  uint32_t total_len;      /* payload length once the last fragment is seen, else 0 */
+  uint32_t have_len;       /* payload bytes held */
+  struct toe_pbuf *frags;  /* fragments ordered by offset (qnext-linked; data at IP header) */
+  struct toe_timer timer;  /* reassembly timeout */
+  struct toe_reass *hnext; /* hash chain */
+};
+
+struct toe_ipv4_state {
+  uint16_t next_id;          /* IP identification for fragmented datagrams */
+  struct toe_reass *reass;   /* reass_slots of them */
+  struct toe_reass **rhash;  /* buckets */
+  uint32_t rhash_mask;
+  uint32_t reass_bufs;       /* pbufs held by all reassemblies (<= reass_max_bufs) */
+};
+
+size_t toe_ipv4_mem_size(const struct toe_config *cfg);
+void toe_ipv4_init(struct toe_stack *st, void *mem);
+
+/*
+ * Handles a received IPv4 packet (data at the IP header; consumed): validates it, reassembles
+ * fragments, and hands complete datagrams to ICMP/UDP/TCP with data at the L4 header.
+ */
+void toe_ipv4_input(struct toe_stack *st, struct toe_pbuf *pb);
+
+/* What an upper layer asks IPv4 to send. */
+struct toe_ip_tx {
+  uint32_t src; /* host order; 0 = our address */
+  uint32_t dst;
+  uint8_t proto;
+  uint8_t ttl; /* 0 = default */
+  uint8_t tos;
+  bool df;     /* set DF; a datagram larger than the MTU then fails with -TOE_EMSGSIZE */
+};
+
+/*
+ * Sends `pb` (data at the L4 header, TOE_PBUF_HEADROOM headroom in the head; consumed) as one
+ * IPv4 datagram, fragmented to the MTU when needed (RFC 791 3.2 fragmentation procedure).
+ * Returns 0, -TOE_ENETUNREACH (off-link, no gateway), -TOE_EMSGSIZE (too big with DF, or over
+ * 65535), -TOE_ENOBUFS, or toe_arp_output()'s errors.
+ */
+int toe_ipv4_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip_tx *tx);
+
+/* True if `a` is on our link. */
+bool toe_ipv4_on_link(const struct toe_stack *st, uint32_t a);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * UDP (RFC 768, RFC 1122 4.1): sockets, checksum, ICMP port unreachable for closed ports, and
+ * ICMP errors turned into soft errors on the socket that sent the quoted datagram.
+ */
+#ifndef TOE_ENGINE_UDP_H
+#define TOE_ENGINE_UDP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/sock.h"
+#include "toe/engine.h"
+#include "wire/ipv4.h"
+
+struct toe_udp_sock {
+  struct toe_sock sk; /* must be first */
+  struct toe_pbuf *rxq_head; /* datagrams, data at the payload, qnext-linked; source address and
+                                port stored in meta[0] */
+  struct toe_pbuf *rxq_tail;
+  uint32_t rxq_len;
+  uint32_t rxq_bytes;
+};
+
+struct toe_udp_state {
+  struct toe_udp_sock *socks; /* udp_socks slots */
+  struct toe_udp_sock *free;  /* free slots (linked through sk.hnext) */
+};
+
+size_t toe_udp_mem_size(const struct toe_config *cfg);
+void toe_udp_init(struct toe_stack *st, void *mem);
+
+/* Handles a received datagram (data at the UDP header; consumed). */
+void toe_udp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip);
+
+/*
+ * An ICMP error quoting a UDP datagram we sent: `qip` is the quoted IP header, `ql4` points at the
+ * quoted UDP header (at least 8 bytes). `err` is the mapped error (-TOE_ECONNREFUSED, ...).
+ * Delivered as a soft error to the matching connected socket (RFC 1122 4.1.3.3).
+ */
+void toe_udp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
+                        int err);
+
+#endif
