@@ -38,6 +38,7 @@
   X(rx_drop_malformed)    /* bad hardware/protocol type or lengths, truncated */                   \
   X(rx_drop_not_for_us)   /* request for an address that is not ours (not answered) */            \
   X(rx_drop_bogus_sender) /* sender is broadcast/multicast/zero MAC, or our own MAC */            \
+                          /* or a sender IP no host can have (multicast, loopback, broadcast) */   \
   X(rx_conflict)          /* another station claims our IP address */                              \
   X(entries_inuse)        /* gauge: neighbour entries in use */                                    \
   X(entries_created)      /* entries created */                                                    \
@@ -47,7 +48,9 @@
   X(queued)               /* packets queued awaiting resolution */                                 \
   X(queue_drop_full)      /* packets dropped: per-entry queue full */                              \
   X(queue_drop_failed)    /* queued packets dropped because resolution failed */                   \
-  X(drop_no_entry)        /* packets dropped: neighbour table full, nothing to evict */
+  X(drop_no_entry)        /* packets dropped: neighbour table full, nothing to evict */          \
+  X(drop_unreachable)     /* packets refused: neighbour FAILED (-TOE_EHOSTUNREACH) */             \
+  X(rx_drop_unsolicited)  /* replies about a host not in the table (RFC 826: not learned) */
 
 /* IPv4 (RFC 791, RFC 1122), fragmentation and reassembly. */
 #define TOE_COUNTERS_IP(X)                                                                         \
@@ -67,12 +70,15 @@
   X(reass_drop_nomem)     /* fragments dropped: reassembly memory bound reached */                \
   X(reass_drop_too_big)   /* reassembled size would exceed 65535 */                                \
   X(reass_drop_bad_frag)  /* inconsistent fragment (non-final not multiple of 8, ...) */           \
+  X(reass_drop_poisoned)  /* fragments of a datagram already discarded (until its timeout) */    \
   X(reass_inuse)          /* gauge: datagrams being reassembled */                                 \
   X(tx_packets)           /* datagrams sent (before fragmentation) */                              \
   X(tx_fragments)         /* fragments created */                                                  \
   X(tx_drop_no_route)     /* destination off-link and no gateway */                               \
   X(tx_drop_df)           /* datagram too big with DF set */                                       \
-  X(tx_drop_nobuf)        /* no buffer to build a fragment or header */
+  X(tx_drop_nobuf)        /* no buffer to build a fragment or header */                          \
+  X(tx_drop_too_big)      /* datagram over 65535 bytes */                                          \
+  X(tx_drop_bad_dst)      /* destination 0, loopback or our own address */
 
 /* ICMPv4 (RFC 792, RFC 1122 3.2.2, RFC 1812 4.3.2.8). */
 #define TOE_COUNTERS_ICMP(X)                                                                       \
@@ -90,7 +96,9 @@
   X(tx_echo_replies)      /* echo replies sent */                                                  \
   X(tx_dest_unreach)      /* destination/port unreachable sent */                                  \
   X(tx_rate_limited)      /* errors suppressed by the rate limiter */                              \
-  X(tx_suppressed)        /* errors not sent by rule (about ICMP errors, broadcasts, fragments) */
+  X(tx_suppressed)        /* errors not sent by rule (about ICMP errors, broadcasts, fragments) */ \
+  X(tx_time_exceeded)     /* time exceeded (reassembly timeout) sent */                            \
+  X(rx_echo_broadcast)    /* echo requests to a broadcast address, not answered */
 
 /* UDP (RFC 768). */
 #define TOE_COUNTERS_UDP(X)                                                                        \
@@ -110,7 +118,8 @@
   X(frees)                /* buffers returned */                                                   \
   X(alloc_failures)       /* allocations refused: pool empty */                                    \
   X(inuse)                /* gauge: buffers held now */                                            \
-  X(inuse_max)            /* high-water mark of inuse */
+  X(inuse_max)            /* high-water mark of inuse */                                           \
+  X(double_free)          /* frees of a buffer nobody held (a bug elsewhere; ignored) */
 
 /* Timer facility. */
 #define TOE_COUNTERS_TIMER(X)                                                                      \

@@ -79,6 +79,30 @@ struct toe_config {
   uint32_t reass_max_bufs; /* pbufs reassembly may hold in all; default 1024 */
   uint32_t udp_socks;      /* UDP sockets; default 1024 */
   uint16_t udp_rcvq_len;   /* datagrams queued per UDP socket; default 256 */
+  uint32_t tcp_socks;       /* TCP connections + listeners; default 1024 */
+  uint32_t tcp_syncache;    /* embryonic connections in all SYN queues; default 1024 */
+  uint32_t tcp_timewait;    /* TIME_WAIT entries held at most; default 4096 */
+  uint16_t tcp_max_backlog; /* accept queue limit per listener; default 1024 */
+  uint32_t tcp_rcvbuf;      /* default receive buffer (window) per connection; default 256 KiB */
+  uint32_t tcp_rcvbuf_max;  /* auto-tuning limit; default 4 MiB */
+  uint32_t tcp_sndbuf;      /* default send buffer; default 256 KiB */
+  uint32_t tcp_sndbuf_max;  /* default 4 MiB */
+  uint8_t tcp_cc;           /* TOE_CC_CUBIC (default) or TOE_CC_NEWRENO */
+  uint8_t tcp_syn_retries;  /* SYN retransmissions before giving up; default 6 */
+  uint8_t tcp_retries2;     /* RTO expirations before dropping a connection; default 15 */
+  uint8_t tcp_timestamps;   /* offer RFC 7323 timestamps; default 1 */
+  uint8_t tcp_sack;         /* offer SACK; default 1 */
+  uint8_t tcp_wscale;       /* offer window scaling; default 1 */
+  uint8_t tcp_syncookies;   /* 0 never, 1 when the SYN queue is full (default), 2 always */
+  toe_time_t tcp_rto_min;   /* RFC 6298 2.4 says 1 s; default 200 ms like Linux */
+  toe_time_t tcp_rto_max;   /* default 60 s */
+  toe_time_t tcp_rto_initial; /* default 1 s (RFC 6298 2.1) */
+  toe_time_t tcp_delack;    /* delayed ACK bound; default 40 ms (RFC 1122 4.2.3.2: < 500 ms) */
+  toe_time_t tcp_msl;       /* TIME_WAIT lasts 2*MSL; default 30 s (RFC 9293 says 2 min) */
+  toe_time_t tcp_fin_timeout; /* orphaned FIN_WAIT_2 limit; default 60 s */
+  toe_time_t tcp_keep_idle; /* keepalive defaults (RFC 1122 4.2.3.6: >= 2 h) */
+  toe_time_t tcp_keep_intvl;
+  uint8_t tcp_keep_cnt;
 
   /* protocol timing and limits */
   toe_time_t arp_reachable_time; /* an answered entry is trusted this long; default 30 s */
@@ -166,7 +190,8 @@ const struct toe_config *toe_stack_config(const struct toe_stack *st);
  * Sockets
  *
  * Socket calls act at the stack's current time (toe_stack_now()); a caller that let time pass
- * should call toe_stack_poll() first.
+ * should call toe_stack_poll() first. A handle that is not an open socket of the stack (NULL, or
+ * closed) gives -TOE_EBADF (NULL / 0 where the call returns no error code).
  */
 
 #define TOE_AF_INET 2
@@ -192,7 +217,9 @@ int toe_sock_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_soc
 
 /*
  * UDP: sets the default destination and filters received datagrams to that peer; binds an
- * ephemeral port first if unbound. A family of 0 dissolves the association.
+ * ephemeral port first if unbound. A socket bound to any address gets ours as its local address
+ * (as Linux does; toe_sock_name() shows it). A family of 0 dissolves the association (the port
+ * stays bound).
  * Errors: as bind, plus -TOE_EINVAL for a zero address/port.
  */
 int toe_sock_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *remote);
@@ -201,7 +228,9 @@ int toe_sock_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_
  * Sends one datagram of `len` bytes (copied). `dst` may be NULL on a connected socket.
  * Returns len, or: -TOE_EDESTADDRREQ (no dst and not connected); -TOE_EMSGSIZE
  * (len > 65507); -TOE_ENOBUFS (pool empty); -TOE_ENETUNREACH (no route); -TOE_EHOSTUNREACH
- * (neighbour known to be unreachable); -TOE_EINVAL (bad dst).
+ * (neighbour known to be unreachable); -TOE_EINVAL (bad dst: family, zero address or port).
+ * An unbound socket is first bound to an ephemeral port (-TOE_EADDRNOTAVAIL if none is free).
+ * Broadcast destinations are allowed.
  * A datagram waiting for ARP resolution counts as sent; if resolution fails it is dropped (counted
  * in arp.queue_drop_failed), and while the failure is remembered sends to that neighbour return
  * -TOE_EHOSTUNREACH.

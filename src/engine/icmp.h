@@ -5,13 +5,13 @@
 #ifndef TOE_ENGINE_ICMP_H
 #define TOE_ENGINE_ICMP_H
 
-#include <stdint.h>
-
 #include "toe/engine.h"
 #include "wire/ipv4.h"
 
+#include <stdint.h>
+
 struct toe_icmp_state {
-  uint64_t tokens_milli;  /* token bucket in thousandths of a token */
+  uint64_t tokens_milli; /* token bucket in thousandths of a token */
   toe_time_t last_refill;
 };
 

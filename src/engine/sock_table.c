@@ -1,25 +1,207 @@
-/* STUB: replaced by the socket table implementation. */
+/*
+ * The socket table: a chained hash of bound sockets keyed by (protocol, local port), the port
+ * conflict rules, ephemeral port selection (RFC 6056), and the socket calls common to every
+ * protocol (notification, soft errors, names).
+ */
 #include "engine/stack.h"
 
-size_t toe_socktab_mem_size(const struct toe_config *cfg) { return 0; }
-void toe_socktab_init(struct toe_stack *st, void *mem) {}
-void toe_socktab_insert(struct toe_stack *st, struct toe_sock *s) {}
-void toe_socktab_remove(struct toe_stack *st, struct toe_sock *s) {}
+#include <string.h>
+
+/*
+ * Buckets: one per socket slot of every protocol (rounded up to a power of two), at least 16, at
+ * most 65536 (the key has 17 bits, so chains stay about two long even with every port bound).
+ */
+#define SOCKTAB_MIN_BITS 4u
+#define SOCKTAB_MAX_BITS 16u
+
+static uint32_t socktab_bits(const struct toe_config *cfg)
+{
+  uint64_t want = (uint64_t)cfg->udp_socks + cfg->tcp_socks;
+  uint32_t bits = SOCKTAB_MIN_BITS;
+  while (bits < SOCKTAB_MAX_BITS && (1u << bits) < want)
+    bits++;
+  return bits;
+}
+
+size_t toe_socktab_mem_size(const struct toe_config *cfg)
+{
+  size_t n = ((size_t)1 << socktab_bits(cfg)) * sizeof(struct toe_sock *);
+  return (n + 63u) & ~(size_t)63u;
+}
+
+void toe_socktab_init(struct toe_stack *st, void *mem)
+{
+  struct toe_socktab *t = &st->socks;
+  uint32_t bits = socktab_bits(&st->cfg);
+  t->bind_hash = mem;
+  t->mask = (1u << bits) - 1u;
+  t->hash_shift = (uint8_t)(32u - bits);
+  t->next_ephemeral = 0;
+  t->bound = 0;
+  for (uint32_t i = 0; i <= t->mask; i++)
+    t->bind_hash[i] = NULL;
+}
+
+/*
+ * Fibonacci hashing of the 17-bit key (proto, port): consecutive ports (ephemeral allocations)
+ * land in different buckets. Local ports are chosen by us, not by the peer, so the hash needs no
+ * key to resist collision attacks.
+ */
+static uint32_t socktab_bucket(const struct toe_socktab *t, uint8_t proto, uint16_t lport)
+{
+  uint32_t key = ((uint32_t)proto << 16) | lport;
+  return ((key * 0x9e3779b1u) >> t->hash_shift) & t->mask;
+}
+
+void toe_socktab_insert(struct toe_stack *st, struct toe_sock *s)
+{
+  struct toe_socktab *t = &st->socks;
+  uint32_t b = socktab_bucket(t, s->proto, s->lport);
+  s->hnext = t->bind_hash[b];
+  t->bind_hash[b] = s;
+  t->bound++;
+}
+
+void toe_socktab_remove(struct toe_stack *st, struct toe_sock *s)
+{
+  struct toe_socktab *t = &st->socks;
+  struct toe_sock **pp = &t->bind_hash[socktab_bucket(t, s->proto, s->lport)];
+  for (; *pp; pp = &(*pp)->hnext) {
+    if (*pp == s) {
+      *pp = s->hnext;
+      s->hnext = NULL;
+      t->bound--;
+      return;
+    }
+  }
+}
+
 struct toe_sock *toe_socktab_lookup(const struct toe_stack *st, uint8_t proto, uint32_t laddr,
                                     uint16_t lport, uint32_t raddr, uint16_t rport)
 {
-  return NULL;
+  const struct toe_socktab *t = &st->socks;
+  struct toe_sock *best = NULL;
+  int best_score = -1;
+  for (struct toe_sock *s = t->bind_hash[socktab_bucket(t, proto, lport)]; s; s = s->hnext) {
+    if (s->proto != proto || s->lport != lport)
+      continue;
+    int score = 0;
+    if (s->laddr != 0) {
+      if (s->laddr != laddr)
+        continue;
+      score += 1;
+    }
+    if (s->flags & TOE_SOCK_F_CONNECTED) {
+      /* RFC 1122 4.1.3.4 leaves filtering to the application; a connected socket asks for it */
+      if (s->raddr != raddr || s->rport != rport)
+        continue;
+      score += 2;
+    }
+    if (score > best_score) {
+      best = s;
+      best_score = score;
+      if (score == 3)
+        break; /* nothing beats an exact 4-tuple */
+    }
+  }
+  return best;
 }
+
 bool toe_socktab_port_in_use(const struct toe_stack *st, uint8_t proto, uint32_t laddr,
                              uint16_t lport)
 {
+  const struct toe_socktab *t = &st->socks;
+  for (const struct toe_sock *s = t->bind_hash[socktab_bucket(t, proto, lport)]; s; s = s->hnext) {
+    if (s->proto != proto || s->lport != lport)
+      continue;
+    /* two binds coexist only if both name a specific address and the addresses differ */
+    if (s->laddr == 0 || laddr == 0 || s->laddr == laddr)
+      return true;
+  }
   return false;
 }
-uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t laddr) { return 0; }
-void toe_sock_notify(struct toe_stack *st, struct toe_sock *s, uint32_t events) {}
-void toe_sock_set_error(struct toe_stack *st, struct toe_sock *s, int err) {}
-int toe_sock_error(struct toe_stack *st, struct toe_sock *s) { return 0; }
+
+uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t laddr)
+{
+  uint32_t lo = st->cfg.ephemeral_lo, hi = st->cfg.ephemeral_hi;
+  if (lo == 0)
+    lo = 1; /* port 0 means "pick one"; it is never handed out */
+  if (hi < lo)
+    return 0;
+  uint32_t num = hi - lo + 1u;
+  /*
+   * RFC 6056 3.3.1 (Algorithm 1): a random offset into the range, then a linear search for a
+   * free port. A random start keeps ports unpredictable to off-path attackers; the linear search
+   * bounds the work to one pass over the range even when it is nearly full.
+   */
+  uint32_t offset = (uint32_t)(toe_random(st) % num);
+  for (uint32_t i = 0; i < num; i++) {
+    uint16_t port = (uint16_t)(lo + (offset + i) % num);
+    if (!toe_socktab_port_in_use(st, proto, laddr, port)) {
+      st->socks.next_ephemeral = port;
+      return port;
+    }
+  }
+  return 0;
+}
+
+int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr, uint16_t lport)
+{
+  if (s->flags & TOE_SOCK_F_BOUND)
+    return -TOE_EINVAL;
+  if (laddr != 0 && laddr != st->cfg.addr)
+    return -TOE_EADDRNOTAVAIL;
+  if (lport == 0) {
+    lport = toe_socktab_ephemeral(st, s->proto, laddr);
+    if (lport == 0)
+      return -TOE_EADDRNOTAVAIL;
+  } else if (toe_socktab_port_in_use(st, s->proto, laddr, lport)) {
+    return -TOE_EADDRINUSE;
+  }
+  s->laddr = laddr;
+  s->lport = lport;
+  s->flags |= TOE_SOCK_F_BOUND;
+  toe_socktab_insert(st, s);
+  return 0;
+}
+
+void toe_sock_notify(struct toe_stack *st, struct toe_sock *s, uint32_t events)
+{
+  if (st->cfg.sock_event)
+    st->cfg.sock_event(st->cfg.ctx, s, s->user, events);
+}
+
+void toe_sock_set_error(struct toe_stack *st, struct toe_sock *s, int err)
+{
+  s->soft_err = (int16_t)err;
+  toe_sock_notify(st, s, TOE_EV_ERROR);
+}
+
+int toe_sock_error(struct toe_stack *st, struct toe_sock *s)
+{
+  if (s == NULL || s->proto == 0)
+    return -TOE_EBADF;
+  int err = s->soft_err;
+  s->soft_err = 0;
+  return err;
+}
+
 int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local, struct toe_sockaddr *remote)
 {
+  if (s == NULL || s->proto == 0)
+    return -TOE_EBADF;
+  if (local) {
+    local->family = TOE_AF_INET;
+    local->port = s->lport;
+    local->addr = s->laddr;
+  }
+  if (remote) {
+    memset(remote, 0, sizeof(*remote));
+    if (s->flags & TOE_SOCK_F_CONNECTED) {
+      remote->family = TOE_AF_INET;
+      remote->port = s->rport;
+      remote->addr = s->raddr;
+    }
+  }
   return 0;
 }

@@ -12,6 +12,7 @@
 #include "engine/ipv4.h"
 #include "engine/pbuf_pool.h"
 #include "engine/sock.h"
+#include "engine/tcp.h"
 #include "engine/timer_wheel.h"
 #include "engine/udp.h"
 #include "toe/engine.h"
@@ -30,14 +31,25 @@ struct toe_stack {
   struct toe_icmp_state icmp;
   struct toe_socktab socks;
   struct toe_udp_state udp;
+  struct toe_tcp_state tcp; /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
   void *mem_to_free;      /* set by toe_stack_new() */
 };
+
+/* Seeds toe_random() (called at creation with cfg.random_seed; any seed, 0 included, is fine). */
+void toe_random_seed(struct toe_stack *st, uint64_t seed);
+
+/* Moves the stack's clock to `now` (never backwards) and runs the timers due by then. The first
+ * step of every entry point that takes a time (input, poll, start). */
+void toe_stack_advance(struct toe_stack *st, toe_time_t now);
 
 /* A 64-bit pseudo-random number (not for secrets; see toe_keyed_hash for those). */
 uint64_t toe_random(struct toe_stack *st);
 
 /* SipHash-2-4 style keyed hash of `len` bytes under the stack's secret. */
 uint64_t toe_keyed_hash(const struct toe_stack *st, const void *data, size_t len);
+
+/* SipHash-2-4 of `len` bytes under a 16-byte key (toe_keyed_hash with an explicit key). */
+uint64_t toe_siphash24(const uint8_t key[16], const void *data, size_t len);
 
 /*
  * Link output: prepends an Ethernet header (with our MAC as source and the configured VLAN tag)

@@ -36,6 +36,9 @@ struct toe_timer_wheel {
   uint64_t occupied[TOE_TW_LEVELS][TOE_TW_SLOTS / 64]; /* non-empty slot bitmaps */
   struct toe_timer *slot[TOE_TW_LEVELS][TOE_TW_SLOTS];
   struct toe_timer *overflow;           /* beyond the last level's reach */
+  uint64_t overflow_next;               /* tick where the earliest overflow timer's span starts */
+  struct toe_timer *due;                /* armed for a time already reached: fire at next run */
+  toe_time_t due_min;                   /* earliest expiry on the due list */
 };
 
 /* Prepares the wheel; `now` is the stack's start time. */

@@ -5,15 +5,16 @@
 #ifndef TOE_ENGINE_UDP_H
 #define TOE_ENGINE_UDP_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include "engine/sock.h"
 #include "toe/engine.h"
 #include "wire/ipv4.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 struct toe_udp_sock {
-  struct toe_sock sk; /* must be first */
+  struct toe_sock sk;        /* must be first */
   struct toe_pbuf *rxq_head; /* datagrams, data at the payload, qnext-linked; source address and
                                 port stored in meta[0] */
   struct toe_pbuf *rxq_tail;
@@ -21,9 +22,15 @@ struct toe_udp_sock {
   uint32_t rxq_bytes;
 };
 
+/* How a queued datagram's source is kept in pb->meta[0]: address << 16 | port. */
+#define TOE_UDP_META_FROM(addr, port) (((uint64_t)(addr) << 16) | (uint64_t)(port))
+#define TOE_UDP_META_ADDR(m) ((uint32_t)((m) >> 16))
+#define TOE_UDP_META_PORT(m) ((uint16_t)((m)&0xffffu))
+
 struct toe_udp_state {
   struct toe_udp_sock *socks; /* udp_socks slots */
   struct toe_udp_sock *free;  /* free slots (linked through sk.hnext) */
+  uint32_t count;             /* udp_socks */
 };
 
 size_t toe_udp_mem_size(const struct toe_config *cfg);
@@ -35,9 +42,11 @@ void toe_udp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_i
 /*
  * An ICMP error quoting a UDP datagram we sent: `qip` is the quoted IP header, `ql4` points at the
  * quoted UDP header (at least 8 bytes). `err` is the mapped error (-TOE_ECONNREFUSED, ...).
- * Delivered as a soft error to the matching connected socket (RFC 1122 4.1.3.3).
+ * Delivered as a soft error to the socket connected to the quoted destination from the quoted
+ * source port (RFC 1122 4.1.3.3 leaves reporting to the application; like Linux, unconnected
+ * sockets are not told). Returns true if a socket took it.
  */
-void toe_udp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
+bool toe_udp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
                         int err);
 
 #endif

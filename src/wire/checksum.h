@@ -23,6 +23,16 @@ uint32_t toe_csum_partial(const void *data, size_t len, uint32_t sum);
 /* Adds partial sum `b` of a piece starting at byte offset `offset` of the region to `a`. */
 uint32_t toe_csum_combine(uint32_t a, uint32_t b, size_t offset);
 
+/*
+ * Adds two partial sums with end-around carry. 2^32 = 1 (mod 0xffff), so the carry out of bit 31
+ * re-enters at bit 0 without changing the ones'-complement value (RFC 1071 2(A)).
+ */
+static inline uint32_t toe_csum_add32(uint32_t a, uint32_t b)
+{
+  uint32_t s = a + b;
+  return s + (s < a);
+}
+
 /* Folds a partial sum to 16 bits and complements it: the value to store in a checksum field. */
 uint16_t toe_csum_fold(uint32_t sum);
 

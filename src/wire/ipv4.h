@@ -50,6 +50,14 @@ static inline bool toe_ipv4_is_fragment(const struct toe_ipv4_view *v)
   return v->mf || v->frag_off != 0;
 }
 
+/*
+ * Checks the `len` option bytes of a header (RFC 791 3.1): EOL ends the list, NOP is one byte,
+ * every other option has a length >= 2 that stays inside `opts`. Returns 0 or -TOE_EINVAL.
+ * toe_ipv4_parse() already applies it; callers may use it to tell bad options from other
+ * malformations.
+ */
+int toe_ipv4_opts_check(const uint8_t *opts, size_t len);
+
 /* Fields to write a 20-byte header (no options). */
 struct toe_ipv4_fields {
   uint8_t tos;

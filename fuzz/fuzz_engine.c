@@ -1,0 +1,282 @@
+/*
+ * Whole-engine fuzz target: a stack with small pools, three UDP sockets and a known neighbour on a
+ * virtual clock, fed a sequence of frames.
+ *
+ * Input: a sequence of records
+ *   u16 len (big endian) | u8 t | len bytes of Ethernet frame
+ * Each frame is handed to toe_stack_input_copy(), then the clock advances by t (t < 200: t ms;
+ * otherwise (t - 199) * 5 s, up to 4 min 40 s) and the stack is polled. A record with len 0 carries
+ * no frame: it is a socket operation chosen by t (connect, disconnect, reopen, large and broadcast
+ * sends, a timer-only step). After every record the sockets are drained; two of them echo what they
+ * receive, so replies go out through ARP resolution, the gateway and fragmentation.
+ * At the end every socket is closed, the clock runs past every timeout, and the target aborts if
+ * a packet buffer was not returned to the pool (a leak) or a gauge did not come back to zero.
+ *
+ * The seed corpus (fuzz/corpus/fuzz_engine/) comes from fuzz/corpus/make_engine_corpus.py.
+ */
+#include "toe/engine.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUR_IP 0xc6120001u   /* 198.18.0.1/24 */
+#define PEER_IP 0xc6120002u  /* 198.18.0.2, known neighbour */
+#define GW_IP 0xc61200feu    /* 198.18.0.254 */
+#define FAR_IP 0xc6130001u   /* 198.19.0.1, off-link: via the gateway */
+#define BCAST_IP 0xc61200ffu /* 198.18.0.255 */
+#define NSOCK 3
+#define PBUFS 64
+
+static const uint8_t OUR_MAC[6] = {0x02, 0, 0, 0, 0, 0x01};
+static const uint8_t PEER_MAC[6] = {0x02, 0, 0, 0, 0, 0x02};
+
+struct fz {
+  struct toe_stack *st;
+  struct toe_sock *s[NSOCK];
+  toe_time_t now;
+  uint64_t events;
+};
+
+static void fz_tx(void *ctx, struct toe_pbuf *frame)
+{
+  struct fz *f = ctx;
+  toe_pbuf_free(f->st, frame);
+}
+
+static void fz_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
+{
+  struct fz *f = ctx;
+  (void)s;
+  (void)user;
+  f->events += events;
+}
+
+static struct toe_sockaddr addr(uint32_t a, uint16_t port)
+{
+  struct toe_sockaddr sa = {TOE_AF_INET, port, a};
+  return sa;
+}
+
+/* Opens socket `i` and binds it to its usual place. */
+static void fz_open(struct fz *f, int i)
+{
+  struct toe_sock *s = NULL;
+  if (toe_udp_open(f->st, f, &s) != 0) {
+    f->s[i] = NULL;
+    return;
+  }
+  struct toe_sockaddr l;
+  switch (i) {
+  case 0:
+    l = addr(0, 7); /* echo, bound to any: also sees broadcasts */
+    break;
+  case 1:
+    l = addr(OUR_IP, 9); /* zero-copy echo, bound to our address */
+    break;
+  default:
+    l = addr(0, 5000); /* connected to the peer */
+    break;
+  }
+  if (toe_sock_bind(f->st, s, &l) != 0) {
+    l.port = 0;
+    (void)toe_sock_bind(f->st, s, &l);
+  }
+  if (i == 2) {
+    struct toe_sockaddr r = addr(PEER_IP, 6000);
+    (void)toe_sock_connect(f->st, s, &r);
+  }
+  f->s[i] = s;
+}
+
+static void fz_learn_peer(struct fz *f)
+{
+  uint8_t a[42];
+  memset(a, 0xff, 6);
+  memcpy(a + 6, PEER_MAC, 6);
+  a[12] = 0x08;
+  a[13] = 0x06;
+  const uint8_t hdr[8] = {0, 1, 8, 0, 6, 4, 0, 1};
+  memcpy(a + 14, hdr, 8);
+  memcpy(a + 22, PEER_MAC, 6);
+  const uint8_t spa[4] = {198, 18, 0, 2}, tpa[4] = {198, 18, 0, 1};
+  memcpy(a + 28, spa, 4);
+  memset(a + 32, 0, 6);
+  memcpy(a + 38, tpa, 4);
+  (void)toe_stack_input_copy(f->st, a, sizeof(a), f->now);
+}
+
+static void fz_drain(struct fz *f)
+{
+  static uint8_t buf[4096];
+  for (int i = 0; i < NSOCK; i++) {
+    struct toe_sock *s = f->s[i];
+    if (s == NULL)
+      continue;
+    for (int k = 0; k < 8; k++) {
+      struct toe_sockaddr from;
+      if (i == 0) {
+        int n = toe_udp_recvfrom(f->st, s, buf, sizeof(buf), &from);
+        if (n < 0)
+          break;
+        if (n > (int)sizeof(buf))
+          n = (int)sizeof(buf);
+        (void)toe_udp_sendto(f->st, s, buf, (size_t)n, &from);
+      } else if (i == 1) {
+        struct toe_pbuf *pb = toe_udp_recv_pbuf(f->st, s, &from);
+        if (pb == NULL)
+          break;
+        /* usually refused for lack of headroom; consumed either way */
+        (void)toe_udp_send_pbuf(f->st, s, pb, &from);
+      } else {
+        if (toe_udp_recvfrom(f->st, s, buf, 4, &from) < 0)
+          break;
+      }
+    }
+    (void)toe_udp_rx_pending(s, NULL);
+    (void)toe_sock_error(f->st, s);
+  }
+}
+
+static void fz_op(struct fz *f, uint8_t t)
+{
+  static uint8_t big[4000];
+  struct toe_sockaddr d;
+  switch (t % 8) {
+  case 0:
+    if (f->s[2]) {
+      d = addr(PEER_IP, (uint16_t)(6000 + t));
+      (void)toe_sock_connect(f->st, f->s[2], &d);
+    }
+    break;
+  case 1:
+    if (f->s[2]) {
+      memset(&d, 0, sizeof(d));
+      (void)toe_sock_connect(f->st, f->s[2], &d);
+    }
+    break;
+  case 2:
+    if (f->s[1])
+      toe_sock_close(f->st, f->s[1]);
+    fz_open(f, 1);
+    break;
+  case 3:
+    if (f->s[0]) {
+      d = addr(PEER_IP, 7);
+      (void)toe_udp_sendto(f->st, f->s[0], big, sizeof(big), &d);
+    }
+    break;
+  case 4:
+    if (f->s[0]) {
+      d = addr(BCAST_IP, 7);
+      (void)toe_udp_sendto(f->st, f->s[0], "bcast", 5, &d);
+    }
+    break;
+  case 5:
+    if (f->s[2])
+      (void)toe_udp_sendto(f->st, f->s[2], big, 100, NULL);
+    break;
+  case 6:
+    if (f->s[0]) {
+      d = addr(FAR_IP, 7);
+      (void)toe_udp_sendto(f->st, f->s[0], big, 1000, &d);
+    }
+    break;
+  default:
+    f->now += TOE_SEC(1);
+    toe_stack_poll(f->st, f->now);
+    break;
+  }
+}
+
+static toe_time_t advance(uint8_t t)
+{
+  if (t < 200)
+    return TOE_MSEC(t);
+  return TOE_SEC((toe_time_t)(t - 199) * 5);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  struct fz f;
+  memset(&f, 0, sizeof(f));
+  struct toe_config cfg;
+  toe_config_defaults(&cfg);
+  memcpy(cfg.mac.b, OUR_MAC, 6);
+  cfg.addr = OUR_IP;
+  cfg.prefix_len = 24;
+  cfg.gateway = GW_IP;
+  cfg.pbuf_count = PBUFS;
+  cfg.arp_entries = 8;
+  cfg.arp_queue_len = 4;
+  cfg.reass_slots = 4;
+  cfg.reass_max_bufs = 16;
+  cfg.udp_socks = 4;
+  cfg.udp_rcvq_len = 4;
+  cfg.tcp_socks = 4;
+  cfg.tcp_syncache = 4;
+  cfg.tcp_timewait = 4;
+  cfg.tcp_max_backlog = 2;
+  cfg.icmp_rate_per_sec = 1000;
+  cfg.icmp_burst = 50;
+  cfg.random_seed = 1;
+  for (int i = 0; i < 16; i++)
+    cfg.secret[i] = (uint8_t)(i + 1);
+  cfg.tx = fz_tx;
+  cfg.sock_event = fz_event;
+  cfg.ctx = &f;
+  if (toe_stack_new(&cfg, &f.st) != 0)
+    abort();
+  f.now = TOE_SEC(1);
+  toe_stack_start(f.st, f.now);
+  fz_learn_peer(&f);
+  for (int i = 0; i < NSOCK; i++)
+    fz_open(&f, i);
+
+  while (size >= 3) {
+    size_t len = (size_t)data[0] << 8 | data[1];
+    uint8_t t = data[2];
+    data += 3;
+    size -= 3;
+    if (len == 0) {
+      fz_op(&f, t);
+    } else {
+      if (len > size)
+        len = size;
+      (void)toe_stack_input_copy(f.st, data, len, f.now);
+      data += len;
+      size -= len;
+      f.now += advance(t);
+      toe_stack_poll(f.st, f.now);
+    }
+    fz_drain(&f);
+  }
+
+  /* tear down: close everything, then let every timer (ARP, reassembly, ...) run out */
+  for (int i = 0; i < NSOCK; i++)
+    if (f.s[i])
+      toe_sock_close(f.st, f.s[i]);
+  for (int i = 0; i < 200; i++) {
+    toe_time_t d = toe_stack_next_deadline(f.st);
+    if (d == TOE_TIME_NEVER)
+      break;
+    f.now = (d > f.now ? d : f.now) + TOE_SEC(10);
+    toe_stack_poll(f.st, f.now);
+  }
+  const struct toe_counters *c = toe_stack_counters(f.st);
+  uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
+  if (free_bufs != PBUFS || c->pbuf.inuse != 0 || c->udp.socks_inuse != 0 ||
+      c->ip.reass_inuse != 0) {
+    fprintf(stderr,
+            "fuzz_engine: leak: %u of %u buffers free, inuse %llu, socks %llu, reass %llu\n",
+            free_bufs, PBUFS, (unsigned long long)c->pbuf.inuse,
+            (unsigned long long)c->udp.socks_inuse, (unsigned long long)c->ip.reass_inuse);
+    abort();
+  }
+  toe_stack_free(f.st);
+  return 0;
+}

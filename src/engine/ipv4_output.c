@@ -1,0 +1,226 @@
+/*
+ * IPv4 output (RFC 791, RFC 1122 3.3.1): routing (on-link, or the default gateway), the 20-byte
+ * header, and fragmentation to the link MTU (RFC 791 3.2 fragmentation procedure).
+ */
+#include "engine/stack.h"
+#include "wire/ethernet.h"
+#include "wire/ipv4.h"
+
+#include <string.h>
+
+#define IP_MAXPACKET 65535u
+
+bool toe_ipv4_on_link(const struct toe_stack *st, uint32_t a)
+{
+  uint32_t m = toe_ipv4_mask(st->cfg.prefix_len);
+  return (a & m) == (st->cfg.addr & m);
+}
+
+struct toe_pbuf *toe_ipv4_copy_range(struct toe_stack *st, const struct toe_pbuf *src, uint32_t off,
+                                     uint32_t len, uint16_t headroom)
+{
+  struct toe_pbuf *head = NULL;
+  uint32_t done = 0;
+  do {
+    struct toe_pbuf *b = toe_pbuf_alloc(st, head ? 0 : headroom);
+    if (!b)
+      goto fail;
+    uint32_t n = len - done;
+    if (n > toe_pbuf_tailroom(b))
+      n = toe_pbuf_tailroom(b);
+    if (n == 0 && done < len) { /* a buffer with no room at all: cannot make progress */
+      toe_pbuf_free(st, b);
+      goto fail;
+    }
+    uint8_t *d = toe_pbuf_put(b, (uint16_t)n);
+    if (n && toe_pbuf_copy_out(src, off + done, d, n) != n) {
+      toe_pbuf_free(st, b);
+      goto fail;
+    }
+    done += n;
+    if (head)
+      toe_pbuf_cat(head, b);
+    else
+      head = b;
+  } while (done < len);
+  return head;
+fail:
+  toe_pbuf_free(st, head);
+  return NULL;
+}
+
+/*
+ * Prepends the IP header. The header goes into the head buffer's headroom when it is ours alone
+ * and has room; otherwise (a shared buffer, or one received with little headroom) into a fresh
+ * buffer chained in front. Returns the new head, or NULL (pb freed) if no buffer was left.
+ */
+static struct toe_pbuf *push_header(struct toe_stack *st, struct toe_pbuf *pb,
+                                    const struct toe_ipv4_fields *f)
+{
+  uint8_t *h = NULL;
+  if (pb->refcnt == 1 && toe_pbuf_headroom(pb) >= TOE_IPV4_HLEN)
+    h = toe_pbuf_push(pb, TOE_IPV4_HLEN);
+  if (!h) {
+    struct toe_pbuf *nh = toe_pbuf_alloc(st, TOE_PBUF_HEADROOM);
+    if (!nh || !(h = toe_pbuf_put(nh, TOE_IPV4_HLEN))) {
+      toe_pbuf_free(st, nh);
+      toe_pbuf_free(st, pb);
+      return NULL;
+    }
+    nh->flags = pb->flags;
+    toe_pbuf_cat(nh, pb);
+    pb = nh;
+  }
+  toe_ipv4_write(h, f);
+  return pb;
+}
+
+/* Where a datagram goes on the link: a MAC known without ARP, or an on-link next hop. */
+struct route {
+  const uint8_t *mac; /* broadcast/multicast: send straight to this MAC */
+  uint8_t mcast[6];
+  uint32_t nexthop; /* unicast: resolve this address with ARP */
+};
+
+static int route_lookup(struct toe_stack *st, uint32_t dst, struct route *rt)
+{
+  static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  const struct toe_config *cfg = &st->cfg;
+  rt->mac = NULL;
+  rt->nexthop = 0;
+  if (toe_ipv4_is_broadcast(dst, cfg->addr, cfg->prefix_len)) {
+    /* Limited or our directed broadcast: to every station on the link, no ARP. */
+    rt->mac = bcast;
+    return 0;
+  }
+  if (toe_ipv4_is_multicast(dst)) {
+    /* RFC 1112 6.4: 01:00:5e followed by the group's low 23 bits. */
+    rt->mcast[0] = 0x01;
+    rt->mcast[1] = 0x00;
+    rt->mcast[2] = 0x5e;
+    rt->mcast[3] = (uint8_t)((dst >> 16) & 0x7f);
+    rt->mcast[4] = (uint8_t)(dst >> 8);
+    rt->mcast[5] = (uint8_t)dst;
+    rt->mac = rt->mcast;
+    return 0;
+  }
+  if (dst == 0 || dst == cfg->addr || toe_ipv4_is_loopback(dst)) {
+    /* No loopback path in the engine, and these must never reach the wire (RFC 1122 3.2.1.3). */
+    st->ctr.ip.tx_drop_bad_dst++;
+    return -TOE_EINVAL;
+  }
+  if (toe_ipv4_on_link(st, dst)) {
+    rt->nexthop = dst;
+    return 0;
+  }
+  if (cfg->gateway != 0) {
+    rt->nexthop = cfg->gateway;
+    return 0;
+  }
+  st->ctr.ip.tx_drop_no_route++;
+  return -TOE_ENETUNREACH;
+}
+
+static int send_routed(struct toe_stack *st, struct toe_pbuf *pb, const struct route *rt)
+{
+  if (rt->mac) {
+    toe_link_output(st, pb, rt->mac, TOE_ETHERTYPE_IPV4);
+    return 0;
+  }
+  return toe_arp_output(st, pb, rt->nexthop);
+}
+
+int toe_ipv4_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip_tx *tx)
+{
+  struct toe_counters_ip *c = &st->ctr.ip;
+  const struct toe_config *cfg = &st->cfg;
+  uint32_t plen = pb->tot_len;
+  int rc;
+
+  if (plen + TOE_IPV4_HLEN > IP_MAXPACKET) {
+    c->tx_drop_too_big++;
+    rc = -TOE_EMSGSIZE;
+    goto drop;
+  }
+  struct route rt;
+  rc = route_lookup(st, tx->dst, &rt);
+  if (rc != 0)
+    goto drop;
+
+  struct toe_ipv4_fields f = {
+      .tos = tx->tos,
+      .ttl = tx->ttl ? tx->ttl : cfg->default_ttl,
+      .proto = tx->proto,
+      .id = st->ip.next_id++,
+      .total_len = (uint16_t)(plen + TOE_IPV4_HLEN),
+      .frag_off = 0,
+      .mf = false,
+      .df = tx->df,
+      .src = tx->src ? tx->src : cfg->addr,
+      .dst = tx->dst,
+  };
+
+  if (plen + TOE_IPV4_HLEN <= cfg->mtu) {
+    pb = push_header(st, pb, &f);
+    if (!pb) {
+      c->tx_drop_nobuf++;
+      return -TOE_ENOBUFS;
+    }
+    c->tx_packets++;
+    return send_routed(st, pb, &rt);
+  }
+  if (tx->df) {
+    /* RFC 1122 3.3.1.4 / RFC 1191: the sender asked not to fragment; let it find out. */
+    c->tx_drop_df++;
+    rc = -TOE_EMSGSIZE;
+    goto drop;
+  }
+
+  /*
+   * RFC 791 3.2: every fragment but the last carries a multiple of 8 payload bytes, as many as
+   * the MTU allows. All fragments are built before any is sent so that running out of buffers
+   * half-way never puts a datagram that cannot be reassembled on the wire.
+   */
+  uint32_t maxp = ((uint32_t)cfg->mtu - TOE_IPV4_HLEN) & ~7u;
+  struct toe_pbuf *frags = NULL, **tail = &frags;
+  uint32_t nfrags = 0;
+  for (uint32_t off = 0; off < plen; off += maxp) {
+    uint32_t n = plen - off < maxp ? plen - off : maxp;
+    struct toe_pbuf *fp = toe_ipv4_copy_range(st, pb, off, n, TOE_PBUF_HEADROOM);
+    if (fp) {
+      f.total_len = (uint16_t)(n + TOE_IPV4_HLEN);
+      f.frag_off = (uint16_t)off;
+      f.mf = off + n < plen;
+      fp = push_header(st, fp, &f);
+    }
+    if (!fp) {
+      toe_pbuf_free_queue(st, frags);
+      c->tx_drop_nobuf++;
+      rc = -TOE_ENOBUFS;
+      goto drop;
+    }
+    *tail = fp;
+    tail = &fp->qnext;
+    nfrags++;
+  }
+  toe_pbuf_free(st, pb);
+
+  c->tx_packets++;
+  c->tx_fragments += nfrags;
+  rc = 0;
+  while (frags) {
+    struct toe_pbuf *fp = frags;
+    frags = fp->qnext;
+    fp->qnext = NULL;
+    if (rc != 0) { /* an earlier fragment failed: the datagram is lost anyway */
+      toe_pbuf_free(st, fp);
+      continue;
+    }
+    rc = send_routed(st, fp, &rt);
+  }
+  return rc;
+
+drop:
+  toe_pbuf_free(st, pb);
+  return rc;
+}

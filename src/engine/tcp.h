@@ -1,0 +1,349 @@
+/*
+ * TCP inside the engine: the connection block and the interfaces between the TCP files.
+ *
+ * The files, one concern each (FreeBSD/gVisor style):
+ *   tcp_sock.c       the socket API of include/toe/tcp.h, the tcb pool, close/abort
+ *   tcp_demux.c      the 4-tuple hash (connections, TIME_WAIT) and segment dispatch
+ *   tcp_input.c      RFC 9293 3.10.7 segment arrival: state machine, RFC 5961, PAWS, data
+ *   tcp_reass.c      the out-of-order queue and SACK/D-SACK block generation (RFC 2018, 2883)
+ *   tcp_output.c     building and sending segments: options, Nagle, SWS, window updates, ACKs, RST
+ *   tcp_timer.c      the per-connection deadline (RTO, delayed ACK, persist, keepalive, TLP, 2MSL)
+ *   tcp_rtt.c        RTT sampling and the RTO (RFC 6298)
+ *   tcp_sack.c       the SACK scoreboard on sent segments (RFC 6675 pipe, lost marking)
+ *   tcp_recovery.c   loss recovery: RACK-TLP (RFC 8985), RFC 6675, NewReno (RFC 6582), undo
+ *   tcp_cc.c, cc_newreno.c, cc_cubic.c   congestion control behind struct toe_cc_ops
+ *   tcp_syncache.c   listeners' SYN queue and SYN cookies
+ *   tcp_timewait.c   compact TIME_WAIT entries (RFC 9293 3.6.1, RFC 6191 reuse)
+ *   tcp_isn.c        initial sequence numbers (RFC 6528)
+ */
+#ifndef TOE_ENGINE_TCP_H
+#define TOE_ENGINE_TCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/sock.h"
+#include "engine/timer_wheel.h"
+#include "toe/tcp.h"
+#include "wire/ipv4.h"
+#include "wire/tcp.h"
+
+struct toe_cc_ops;
+
+/*
+ * A sent-or-queued segment is one pbuf in the send queue (data at the payload, no headers); its
+ * sequence number and transmission history live in the pbuf's meta words, seen through this view.
+ */
+struct toe_tcp_seg {
+  uint32_t seq;       /* first sequence number of the payload */
+  uint8_t flags;      /* TOE_SEG_* */
+  uint8_t xmits;      /* times transmitted */
+  uint16_t _pad;
+  toe_time_t xmit_ts; /* time of the most recent transmission (RACK, RTT) */
+  uint64_t delivered; /* tcb->delivered when it was (re)sent, for rate/RACK ordering */
+  uint64_t _spare;
+};
+#define TOE_SEG_SACKED 0x01u  /* covered by a SACK block */
+#define TOE_SEG_LOST 0x02u    /* marked lost, waiting for retransmission */
+#define TOE_SEG_RETRANS 0x04u /* retransmitted at least once (Karn) */
+#define TOE_SEG_TLP 0x08u     /* sent as a tail-loss probe */
+
+_Static_assert(sizeof(struct toe_tcp_seg) <= sizeof(((struct toe_pbuf *)0)->meta),
+               "segment metadata must fit in pbuf meta");
+static inline struct toe_tcp_seg *toe_tcp_seg(struct toe_pbuf *p)
+{
+  return (struct toe_tcp_seg *)(void *)p->meta;
+}
+
+/* Which of the per-connection deadlines are armed (they share one wheel timer). */
+enum toe_tcp_timer_kind {
+  TOE_TT_RTO = 0,  /* retransmission (or SYN retransmission) */
+  TOE_TT_TLP,      /* tail-loss probe (RFC 8985 7) */
+  TOE_TT_PERSIST,  /* zero-window probe (RFC 9293 3.8.6.1) */
+  TOE_TT_DELACK,   /* delayed ACK (RFC 1122 4.2.3.2) */
+  TOE_TT_KEEP,     /* keepalive (RFC 1122 4.2.3.6) */
+  TOE_TT_FINWAIT2, /* orphaned FIN_WAIT_2 timeout */
+  TOE_TT_REO,      /* RACK reordering timer (RFC 8985 6.2) */
+  TOE_TT_COUNT
+};
+
+/* tcb flags */
+#define TOE_TF_SACK_OK 0x00000001u     /* both sides sent SACK-permitted */
+#define TOE_TF_TS_OK 0x00000002u       /* timestamps negotiated */
+#define TOE_TF_WS_OK 0x00000004u       /* window scaling negotiated */
+#define TOE_TF_NODELAY 0x00000008u     /* Nagle off */
+#define TOE_TF_KEEPALIVE 0x00000010u
+#define TOE_TF_ACK_NOW 0x00000020u     /* send an ACK at the end of input processing */
+#define TOE_TF_DELACK 0x00000040u      /* an ACK is owed (delayed) */
+#define TOE_TF_FIN_QUEUED 0x00000080u  /* the application shut down writing: FIN after data */
+#define TOE_TF_FIN_SENT 0x00000100u    /* FIN has sequence number snd_max - 1 */
+#define TOE_TF_RCVD_FIN 0x00000200u    /* peer's FIN received (rcv_nxt counts it) */
+#define TOE_TF_SHUT_RD 0x00000400u
+#define TOE_TF_ORPHAN 0x00000800u      /* closed by the application: no socket owner */
+#define TOE_TF_IN_RECOVERY 0x00001000u /* fast recovery episode in progress */
+#define TOE_TF_NEED_DSACK 0x00002000u  /* next ACK carries a D-SACK block */
+#define TOE_TF_LINGER_ABORT 0x00004000u
+#define TOE_TF_REUSEADDR 0x00008000u
+#define TOE_TF_MORE 0x00010000u        /* TOE_SEND_MORE on the last send */
+#define TOE_TF_PASSIVE 0x00020000u     /* created by a listener */
+#define TOE_TF_WRITABLE_WAIT 0x00040000u /* the application saw -EAGAIN: notify when space */
+#define TOE_TF_CC_UNDO_OK 0x00080000u  /* the current recovery may be undone if spurious */
+
+#define TOE_TCP_MAX_SACK_GEN 4 /* SACK blocks we remember to send (RFC 2018 4) */
+
+struct toe_tcb {
+  struct toe_sock sk; /* must be first; sk.proto = TOE_IPPROTO_TCP */
+  uint8_t state;      /* enum toe_tcp_state */
+  uint8_t snd_wscale; /* shift applied to the windows the peer sends us */
+  uint8_t rcv_wscale; /* shift we apply to the windows we send */
+  uint8_t dupacks;
+  uint32_t flags;     /* TOE_TF_* */
+
+  /* send sequence space (RFC 9293 3.3.1) */
+  uint32_t iss;
+  uint32_t snd_una;
+  uint32_t snd_nxt; /* next new or retransmitted sequence to send */
+  uint32_t snd_max; /* highest sequence sent + 1 */
+  uint32_t snd_wnd; /* peer's window, bytes (already scaled) */
+  uint32_t snd_wl1;
+  uint32_t snd_wl2;
+  uint32_t max_sndwnd; /* largest window the peer offered (SWS, RFC 9293 3.8.6.2.1) */
+
+  /* receive sequence space */
+  uint32_t irs;
+  uint32_t rcv_nxt;
+  uint32_t rcv_wnd; /* window we last advertised (bytes) */
+  uint32_t rcv_adv; /* rcv_nxt + rcv_wnd at the last advertisement (right edge, never shrinks) */
+
+  /* MSS: what we may send (peer's MSS option clamped to path MTU), and what we announced */
+  uint16_t snd_mss;
+  uint16_t rcv_mss;
+  uint16_t user_mss; /* TOE_TCP_MAXSEG clamp, 0 = none */
+  uint16_t pmtu;     /* path MTU now (RFC 1191) */
+
+  /* timestamps (RFC 7323) */
+  uint32_t ts_recent;     /* latest TSval from the peer to echo */
+  uint32_t ts_recent_age; /* our clock (ms) when ts_recent was set */
+  uint32_t last_ack_sent; /* RFC 7323 4.3: rcv_nxt of our last ACK */
+  uint32_t ts_offset;     /* per-connection random offset of our TSval (RFC 7323 5.4) */
+
+  /* RTT (RFC 6298), microseconds */
+  uint32_t srtt_us;
+  uint32_t rttvar_us;
+  uint32_t rto_us;
+  uint32_t min_rtt_us; /* RACK's min_RTT (windowed min is not needed for RACK's reo_wnd) */
+  uint8_t rto_backoff; /* exponential backoff shift */
+  uint8_t syn_retries;
+  uint8_t keep_probes; /* unanswered keepalive probes */
+  uint8_t tlp_pending; /* a TLP was sent and not yet acked (RFC 8985 7.4) */
+
+  /* congestion control (bytes) */
+  uint32_t cwnd;
+  uint32_t ssthresh;
+  uint32_t recover;      /* NewReno/RFC 6675 RecoveryPoint */
+  uint32_t prior_cwnd;   /* for undo */
+  uint32_t prior_ssthresh;
+  uint32_t bytes_acked_ca; /* congestion avoidance byte counting (RFC 3465) */
+  const struct toe_cc_ops *cc;
+  uint64_t cc_priv[6]; /* congestion control module state (CUBIC's W_max, K, epoch, HyStart) */
+
+  /* SACK scoreboard summary (per-segment flags live in the send queue) */
+  uint32_t sacked_bytes;
+  uint32_t lost_bytes;
+  uint32_t retrans_out; /* bytes retransmitted and not yet acked/sacked */
+  uint32_t high_sacked; /* highest sequence SACKed + 1 */
+  uint64_t delivered;   /* bytes delivered (acked or sacked) over the life: RACK ordering */
+
+  /* RACK (RFC 8985 6) */
+  toe_time_t rack_xmit_ts; /* send time of the most recently sent segment delivered */
+  uint32_t rack_end_seq;
+  uint32_t rack_reo_wnd_mult;
+  uint32_t rack_dsack_round; /* snd_max when the reo_wnd was last increased */
+  uint16_t rack_reo_wnd_persist;
+
+  /* send queue: segments [snd_una, ...) in order; snd_next_seg = first never sent */
+  struct toe_pbuf *sndq_head;
+  struct toe_pbuf *sndq_tail;
+  struct toe_pbuf *snd_next_seg;
+  uint32_t sndq_bytes; /* unacked + unsent payload bytes */
+  uint32_t sndbuf;     /* limit on sndq_bytes */
+
+  /* receive queue: in-order payload (data at payload), and the out-of-order queue */
+  struct toe_pbuf *rcvq_head;
+  struct toe_pbuf *rcvq_tail;
+  uint32_t rcvq_bytes;
+  struct toe_pbuf *ooo_head; /* sorted by seq (seq in meta[0] low 32 bits) */
+  uint32_t ooo_bytes;
+  uint16_t ooo_count;
+  uint16_t sack_gen_count;
+  struct toe_tcp_sack_block sack_gen[TOE_TCP_MAX_SACK_GEN]; /* most recent first */
+  struct toe_tcp_sack_block dsack;                          /* pending D-SACK block */
+  uint32_t rcvbuf;          /* limit on rcvq_bytes + ooo_bytes (the window we offer) */
+  uint32_t rcv_space;       /* auto-tuning: bytes read in the current RTT */
+  uint32_t rcv_space_seq;   /* auto-tuning: rcv_nxt at the start of the measurement */
+  toe_time_t rcv_space_ts;
+
+  /* one wheel timer, armed for the earliest of deadline[] */
+  struct toe_timer timer;
+  toe_time_t deadline[TOE_TT_COUNT]; /* 0 = not armed */
+
+  /* keepalive (seconds) */
+  uint16_t keep_idle;
+  uint16_t keep_intvl;
+  uint8_t keep_cnt;
+  uint8_t pending_events; /* TOE_EV_* to deliver */
+  uint16_t backlog;       /* listener: accept queue limit */
+
+  /* listener links */
+  struct toe_tcb *listener;    /* for passive connections until accepted */
+  struct toe_tcb *acceptq_next; /* accept queue link (in the listener's queue) */
+  struct toe_tcb *acceptq_head; /* listener: established, not yet accepted */
+  struct toe_tcb *acceptq_tail;
+  uint16_t acceptq_len;
+  uint16_t synq_len; /* listener: embryonic connections in the SYN cache */
+
+  /* 4-tuple hash chain */
+  struct toe_tcb *hnext;
+
+  /* figures */
+  uint64_t bytes_acked;
+  uint64_t bytes_received;
+  uint32_t total_retrans;
+  uint32_t rto_count;
+};
+
+/*
+ * TCP's part of the stack (st->tcp). Each file keeps its stack-wide state in its own block below;
+ * add fields only in the block of the file you own. The regions are carved from the stack's memory
+ * by toe_tcp_mem_size()/toe_tcp_init() (tcp_sock.c), which call the per-file *_mem_size/*_init
+ * functions declared in this header.
+ */
+struct toe_tcp_state {
+  /* tcp_sock.c (tcp-out): the tcb pool */
+  struct toe_tcb *tcbs; /* cfg.tcp_socks slots */
+  struct toe_tcb *free; /* free slots, linked through sk.hnext */
+  uint32_t count;       /* cfg.tcp_socks */
+  uint32_t inuse;       /* tcbs allocated (sockets, listeners, orphans) */
+};
+
+/* The tcb of a socket known to be TCP. */
+static inline struct toe_tcb *toe_tcb(struct toe_sock *s) { return (struct toe_tcb *)s; }
+
+/* ---- tcp_demux.c ---- */
+void toe_tcp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip);
+struct toe_tcb *toe_tcp_lookup(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
+                               uint32_t raddr, uint16_t rport);
+void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp);
+void toe_tcp_hash_remove(struct toe_stack *st, struct toe_tcb *tp);
+/* ICMP error quoting a TCP segment we sent (RFC 5927 validation). Returns true if delivered. */
+bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
+                        int err, uint16_t next_mtu);
+
+/* ---- tcp_input.c ---- */
+/* Segment for an existing connection (data at the TCP header; consumed). */
+void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
+                        const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
+                        const struct toe_tcp_opts *opts);
+
+/* ---- tcp_output.c ---- */
+/* Sends whatever the windows, Nagle and SWS avoidance allow, plus a pending ACK. */
+void toe_tcp_output(struct toe_stack *st, struct toe_tcb *tp);
+/* Sends a pure ACK now (with SACK/D-SACK and timestamps). */
+void toe_tcp_send_ack(struct toe_stack *st, struct toe_tcb *tp);
+/* Retransmits the segment `seg` (in the send queue) now. Returns 0 or -TOE_ENOBUFS. */
+int toe_tcp_retransmit(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg);
+/* Sends a RST answering segment `th` (RFC 9293 3.10.7.1 rules for seq/ack) from no connection. */
+void toe_tcp_send_reset(struct toe_stack *st, const struct toe_ipv4_view *ip,
+                        const struct toe_tcp_view *th, uint32_t seg_len);
+/* Sends RST for a connection (abort). */
+void toe_tcp_send_rst_conn(struct toe_stack *st, struct toe_tcb *tp);
+/* The receive window to advertise now (bytes, before scaling). */
+uint32_t toe_tcp_rcv_window(const struct toe_stack *st, const struct toe_tcb *tp);
+/* Our current TSval. */
+uint32_t toe_tcp_ts_now(const struct toe_stack *st, const struct toe_tcb *tp);
+
+/* ---- tcp_timer.c ---- */
+void toe_tcp_timer_set(struct toe_stack *st, struct toe_tcb *tp, enum toe_tcp_timer_kind k,
+                       toe_time_t when);
+void toe_tcp_timer_clear(struct toe_stack *st, struct toe_tcb *tp, enum toe_tcp_timer_kind k);
+void toe_tcp_timers_init(struct toe_tcb *tp);
+/* Re-arms the RTO (and TLP) after new data was sent or acked (RFC 6298 5.1-5.3). */
+void toe_tcp_rearm_rto(struct toe_stack *st, struct toe_tcb *tp);
+
+/* ---- tcp_rtt.c ---- */
+void toe_tcp_rtt_sample(struct toe_stack *st, struct toe_tcb *tp, uint32_t rtt_us);
+uint32_t toe_tcp_rto_us(const struct toe_stack *st, const struct toe_tcb *tp); /* with backoff */
+
+/* ---- tcp_sack.c / tcp_recovery.c ---- */
+/* Processes an ACK's cumulative and SACK information against the send queue. */
+void toe_tcp_ack_process(struct toe_stack *st, struct toe_tcb *tp, uint32_t ack,
+                         const struct toe_tcp_opts *opts, uint32_t ts_ecr);
+/* RACK-TLP detection/TLP, RFC 6675/NewReno recovery decisions, spurious undo: after an ACK. */
+void toe_tcp_recovery_on_ack(struct toe_stack *st, struct toe_tcb *tp, uint32_t acked_bytes,
+                             bool dup_ack);
+void toe_tcp_on_rto(struct toe_stack *st, struct toe_tcb *tp);
+void toe_tcp_on_tlp(struct toe_stack *st, struct toe_tcb *tp);
+void toe_tcp_on_reo_timer(struct toe_stack *st, struct toe_tcb *tp);
+/* Bytes in flight per RFC 6675 "pipe". */
+uint32_t toe_tcp_pipe(const struct toe_tcb *tp);
+
+/* ---- tcp_cc.c ---- */
+struct toe_cc_ops {
+  const char *name;
+  uint32_t id; /* TOE_CC_* */
+  void (*init)(struct toe_stack *st, struct toe_tcb *tp);
+  /* new data acknowledged outside recovery: grow cwnd */
+  void (*on_ack)(struct toe_stack *st, struct toe_tcb *tp, uint32_t acked, uint32_t rtt_us);
+  /* a loss episode starts (fast recovery): set ssthresh, cwnd */
+  void (*on_loss)(struct toe_stack *st, struct toe_tcb *tp);
+  /* retransmission timeout */
+  void (*on_rto)(struct toe_stack *st, struct toe_tcb *tp);
+  /* recovery ended */
+  void (*on_recovery_exit)(struct toe_stack *st, struct toe_tcb *tp);
+  /* a loss episode proved spurious: restore state saved at on_loss/on_rto */
+  void (*undo)(struct toe_stack *st, struct toe_tcb *tp);
+};
+extern const struct toe_cc_ops toe_cc_newreno;
+extern const struct toe_cc_ops toe_cc_cubic;
+const struct toe_cc_ops *toe_cc_by_id(uint32_t id);
+
+/* ---- tcp_syncache.c ---- */
+/* SYN to a listener (data at TCP header; consumed). */
+void toe_tcp_syn_input(struct toe_stack *st, struct toe_tcb *listener, struct toe_pbuf *pb,
+                       const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
+                       const struct toe_tcp_opts *opts);
+/* ACK to a listener that may complete a SYN-cache entry or carry a valid cookie; returns the new
+ * connection (already in the hash, state ESTABLISHED) or NULL. */
+struct toe_tcb *toe_tcp_syn_ack_input(struct toe_stack *st, struct toe_tcb *listener,
+                                      const struct toe_ipv4_view *ip,
+                                      const struct toe_tcp_view *th,
+                                      const struct toe_tcp_opts *opts);
+
+/* ---- tcp_timewait.c ---- */
+/* Moves a connection to compact TIME_WAIT and frees the tcb. */
+void toe_tcp_enter_timewait(struct toe_stack *st, struct toe_tcb *tp);
+/* Segment for a TIME_WAIT 4-tuple; returns true if it was handled (consumed). */
+bool toe_tcp_timewait_input(struct toe_stack *st, struct toe_pbuf *pb,
+                            const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
+                            const struct toe_tcp_opts *opts);
+
+/* ---- tcp_isn.c ---- */
+uint32_t toe_tcp_isn(const struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+                     uint16_t rport);
+
+/* ---- tcp_sock.c ---- */
+/* Bytes of stack memory TCP needs (the tcb pool plus every TCP table), and its layout into it. */
+size_t toe_tcp_mem_size(const struct toe_config *cfg);
+void toe_tcp_init(struct toe_stack *st, void *mem);
+/* A zeroed tcb with the defaults of cfg (buffers, MSS, RTO, congestion control), or NULL. */
+struct toe_tcb *toe_tcb_alloc(struct toe_stack *st);
+void toe_tcb_free(struct toe_stack *st, struct toe_tcb *tp);
+/* Connection dropped with error `err` (reset, timeout): notifies, frees when orphaned. */
+void toe_tcp_drop(struct toe_stack *st, struct toe_tcb *tp, int err);
+/* Moves to CLOSED and releases everything (after LAST_ACK, TIME_WAIT handoff, ...). */
+void toe_tcp_close_final(struct toe_stack *st, struct toe_tcb *tp);
+/* Queues events for the socket owner. */
+void toe_tcp_notify(struct toe_stack *st, struct toe_tcb *tp, uint32_t events);
+
+#endif
