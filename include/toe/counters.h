@@ -112,6 +112,75 @@
   X(tx_errors)            /* sends that failed (no route, no buffers, too big) */                  \
   X(socks_inuse)          /* gauge: open UDP sockets */
 
+/* TCP (RFC 9293; names in the spirit of RFC 4022's MIB). Each TCP file appends its own. */
+#define TOE_COUNTERS_TCP(X)                                                                        \
+  X(active_opens)         /* connects started (CLOSED -> SYN_SENT) */                              \
+  X(attempt_fails)        /* SYN_SENT/SYN_RECEIVED -> CLOSED (refused, timed out, aborted) */      \
+  X(estab_resets)         /* ESTABLISHED/CLOSE_WAIT -> CLOSED directly (reset, abort) */           \
+  X(out_segs)             /* segments sent, excluding retransmissions */                           \
+  X(retrans_segs)         /* segments retransmitted */                                             \
+  X(out_rsts)             /* segments sent with RST */                                             \
+  X(out_acks_delayed)     /* pure ACKs sent by the delayed-ACK timer */                            \
+  X(out_win_updates)      /* pure ACKs sent because the receive window opened */                   \
+  X(out_win_probes)       /* zero-window probes sent (persist timer) */                            \
+  X(out_keepalives)       /* keepalive probes sent */                                              \
+  X(out_drop_nobuf)       /* segments not sent: no buffer for the frame */                        \
+  X(out_errors)           /* segments IPv4 refused (no route, ...) */                              \
+  X(rto_expired)          /* retransmission timeouts (handshake ones included) */                  \
+  X(syn_retrans)          /* SYN and SYN-ACK retransmissions by timeout */                         \
+  X(timeout_drops)        /* connections dropped after retries (SYN, data, keepalive) */           \
+  X(keepalive_drops)      /* of which: keepalive probes unanswered */                             \
+  X(finwait2_timeouts)    /* orphaned FIN_WAIT_2 connections closed by timeout */                  \
+  X(close_unread_rsts)    /* closes with unread data answered by RST (RFC 9293 3.6) */             \
+  X(rcvbuf_grows)         /* receive-buffer auto-tuning increases */                               \
+  X(socks_inuse)          /* gauge: tcbs in use (sockets, listeners, orphans) */                   \
+  X(curr_estab)           /* gauge: connections in ESTABLISHED or CLOSE_WAIT (RFC 4022) */         \
+  X(in_segs)              /* segments received, errors included (RFC 4022 tcpInSegs) */            \
+  X(in_errs)              /* segments received in error: checksum, malformed (tcpInErrs) */        \
+  X(rx_drop_malformed)    /* too short, bad data offset */                                         \
+  X(rx_drop_checksum)     /* bad checksum */                                                       \
+  X(rx_drop_bad_opts)     /* an option length that runs past the header */                         \
+  X(rx_drop_not_unicast)  /* to a broadcast address (RFC 1122 4.2.3.10) */                         \
+  X(rx_drop_bad_port)     /* source or destination port 0 */                                       \
+  X(rx_drop_no_socket)    /* no connection or listener (RST sent unless RST) */                    \
+  X(rx_drop_listen)       /* to a listener: RST, stray ACK, neither SYN nor ACK */                 \
+  X(rx_drop_syn_sent)     /* in SYN_SENT: bad ACK, RST ignored, no SYN */                          \
+  X(rx_drop_paws)         /* PAWS: TSval older than TS.Recent (RFC 7323 5) */                      \
+  X(rx_drop_no_ts)        /* no timestamp option after they were agreed (RFC 7323 3.2) */          \
+  X(rx_drop_out_of_window) /* sequence not acceptable (RFC 9293 3.10.7.4) */                       \
+  X(rx_drop_rst)          /* RST outside the window, or answered by a challenge ACK */             \
+  X(rx_drop_syn)          /* SYN in a synchronized state (challenge ACK, RFC 5961 4) */            \
+  X(rx_drop_no_ack)       /* no ACK bit in a synchronized state */                                 \
+  X(rx_drop_bad_ack)      /* ACK of unsent data or too old (RFC 5961 5.2) */                       \
+  X(rx_drop_ooo_full)     /* out-of-order data over the queue's bound */                           \
+  X(rx_drop_after_close)  /* new data for a closed socket: RST (RFC 9293 3.6) */                   \
+  X(rx_drop_dup)          /* segments carrying only duplicate data */                              \
+  X(rx_resets)            /* RSTs accepted (exact sequence) */                                     \
+  X(challenge_acks)       /* challenge ACKs sent (RFC 5961) */                                     \
+  X(challenge_acks_limited) /* challenge ACKs suppressed by the rate limit */                      \
+  X(rx_data_segs)         /* segments with payload accepted */                                     \
+  X(rx_bytes)             /* payload bytes accepted in order */                                    \
+  X(rx_ooo_segs)          /* segments queued out of order */                                       \
+  X(rx_dsacks)            /* D-SACK blocks generated (RFC 2883) */                                 \
+  X(rx_shut_rd_bytes)     /* bytes discarded after shutdown(SHUT_RD) */                            \
+  X(icmp_pmtu)            /* path MTU lowered by ICMP frag-needed (RFC 1191) */                    \
+  X(icmp_bad_seq)         /* ICMP errors ignored: quoted seq not in flight (RFC 5927) */           \
+  X(icmp_soft_errors)     /* ICMP errors recorded as soft errors (RFC 1122 4.2.3.9) */             \
+  X(icmp_hard_aborts)     /* connects aborted by ICMP port/protocol unreachable */                 \
+  X(rec_episodes)         /* fast recovery episodes entered (RFC 6675, RFC 6582) */                \
+  X(rec_newreno)          /* of which without SACK: NewReno fast retransmits (RFC 6582) */         \
+  X(rec_rto)              /* RTOs with data in flight handled by loss recovery (RFC 6298 5.5) */   \
+  X(rec_rack_lost)        /* segments marked lost by RACK (RFC 8985 6.2) */                        \
+  X(rec_reo_timeouts)     /* RACK reordering-timer expirations (RFC 8985 6.3) */                   \
+  X(rec_tlp_probes)       /* tail-loss probes sent (RFC 8985 7.3) */                               \
+  X(rec_tlp_recovered)    /* losses repaired by a tail-loss probe (RFC 8985 7.4) */                \
+  X(rec_spurious_rto)     /* RTOs found spurious by timestamps and undone (RFC 3522, 4015) */      \
+  X(rec_spurious_fr)      /* fast recoveries found spurious (timestamps, D-SACK) and undone */     \
+  X(rec_dsacks_rcvd)      /* D-SACK blocks received (RFC 2883) */                                  \
+  X(rec_sack_blocks)      /* SACK blocks received and used (RFC 2018) */                           \
+  X(rec_sack_invalid)     /* SACK blocks ignored: outside SND.UNA..SND.MAX or empty */             \
+  X(rec_hystart_exits)    /* slow starts left by HyStart++ on an RTT increase (RFC 9406) */
+
 /* Packet buffer pool. */
 #define TOE_COUNTERS_PBUF(X)                                                                       \
   X(allocs)               /* buffers handed out */                                                 \
@@ -146,6 +215,9 @@ struct toe_counters_icmp {
 struct toe_counters_udp {
   TOE_COUNTERS_UDP(TOE_COUNTER_FIELD_)
 };
+struct toe_counters_tcp {
+  TOE_COUNTERS_TCP(TOE_COUNTER_FIELD_)
+};
 struct toe_counters_pbuf {
   TOE_COUNTERS_PBUF(TOE_COUNTER_FIELD_)
 };
@@ -160,6 +232,7 @@ struct toe_counters {
   struct toe_counters_ip ip;
   struct toe_counters_icmp icmp;
   struct toe_counters_udp udp;
+  struct toe_counters_tcp tcp;
   struct toe_counters_pbuf pbuf;
   struct toe_counters_timer timer;
 };

@@ -32,7 +32,8 @@ struct toe_pbuf {
   struct toe_pbuf *next;  /* next buffer of the same packet, NULL at the end of the chain */
   struct toe_pbuf *qnext; /* next packet in whatever queue holds this one (heads only) */
   uint8_t *data;          /* first valid byte */
-  uint32_t tot_len;       /* on a chain head: bytes in the whole chain */
+  uint32_t tot_len;       /* on a chain head: bytes in the whole chain (on every buffer: bytes
+                             from it to the end of its chain, so any tail is a valid chain) */
   uint16_t len;           /* valid bytes in this buffer, starting at data */
   uint16_t flags;         /* TOE_PBUF_F_* */
   uint16_t refcnt;        /* holders of this buffer */
@@ -109,7 +110,9 @@ struct toe_pbuf *toe_pbuf_from_bytes(struct toe_stack *st, const void *src, size
 /*
  * Makes the first `n` bytes of the chain contiguous in the head buffer (moving bytes from following
  * buffers), so a header can be parsed in place. Returns 0, or -TOE_EINVAL if the chain is shorter
- * than n or n does not fit in the head buffer.
+ * than n or n does not fit in the head buffer. A following buffer shared with another packet is
+ * never modified: if only part of it is needed, the rest is copied to a fresh buffer, and then
+ * -TOE_ENOBUFS is possible too.
  */
 int toe_pbuf_linearize_head(struct toe_stack *st, struct toe_pbuf *p, uint16_t n);
 

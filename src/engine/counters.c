@@ -16,6 +16,7 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
 #define VISIT_IP_(name) VISIT_("ip", ip, name)
 #define VISIT_ICMP_(name) VISIT_("icmp", icmp, name)
 #define VISIT_UDP_(name) VISIT_("udp", udp, name)
+#define VISIT_TCP_(name) VISIT_("tcp", tcp, name)
 #define VISIT_PBUF_(name) VISIT_("pbuf", pbuf, name)
 #define VISIT_TIMER_(name) VISIT_("timer", timer, name)
   TOE_COUNTERS_LINK(VISIT_LINK_)
@@ -23,6 +24,7 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
   TOE_COUNTERS_IP(VISIT_IP_)
   TOE_COUNTERS_ICMP(VISIT_ICMP_)
   TOE_COUNTERS_UDP(VISIT_UDP_)
+  TOE_COUNTERS_TCP(VISIT_TCP_)
   TOE_COUNTERS_PBUF(VISIT_PBUF_)
   TOE_COUNTERS_TIMER(VISIT_TIMER_)
 #undef VISIT_
@@ -31,6 +33,7 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
 #undef VISIT_IP_
 #undef VISIT_ICMP_
 #undef VISIT_UDP_
+#undef VISIT_TCP_
 #undef VISIT_PBUF_
 #undef VISIT_TIMER_
 }

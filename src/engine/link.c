@@ -6,10 +6,10 @@
  * carrying ARP or IPv4. Everything else is dropped and counted in exactly one link.rx_drop_*
  * counter. Multicast destinations are dropped for now (no IGMP membership to accept them by).
  */
-#include <string.h>
-
 #include "engine/stack.h"
 #include "wire/ethernet.h"
+
+#include <string.h>
 
 /* Room in front of a copied frame: 2 bytes put the IPv4 header behind a 14-byte Ethernet header
  * (or an 18-byte tagged one) on a 4-byte boundary of the 64-byte aligned buffer. */

@@ -13,16 +13,22 @@
  *   - in a chain, every buffer's tot_len is the number of bytes from it to the end of the chain
  *     (so the head's tot_len is the packet length, and any suffix of a chain is a valid chain).
  */
-#include <string.h>
-
 #include "engine/stack.h"
 #include "wire/checksum.h"
 
+#include <string.h>
+
 #define POOL_ALIGN 64u
 
-static size_t align_up(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
+static size_t align_up(size_t v, size_t a)
+{
+  return (v + a - 1) & ~(a - 1);
+}
 
-static size_t pool_stride(uint16_t size) { return align_up(size, POOL_ALIGN); }
+static size_t pool_stride(uint16_t size)
+{
+  return align_up(size, POOL_ALIGN);
+}
 
 size_t toe_pbuf_pool_mem_size(const struct toe_config *cfg)
 {
@@ -101,7 +107,8 @@ static bool pbuf_put_one(struct toe_stack *st, struct toe_pbuf *p)
   struct toe_pbuf_pool *pool = &st->pool;
   if (!pool_owns(pool, p) || p->refcnt == 0) {
     /* A double free (or a pointer that never came from this pool): linking it into the free list
-     * again would hand the same storage out twice later. Count the bug and leave everything as is. */
+     * again would hand the same storage out twice later. Count the bug and leave everything as is.
+     */
     st->ctr.pbuf.double_free++;
     return false;
   }
@@ -324,7 +331,10 @@ void toe_pbuf_cat(struct toe_pbuf *head, struct toe_pbuf *tail)
   p->next = tail;
 }
 
-uint32_t toe_pbuf_pool_free_count(const struct toe_stack *st) { return st->pool.nfree; }
+uint32_t toe_pbuf_pool_free_count(const struct toe_stack *st)
+{
+  return st->pool.nfree;
+}
 
 uint32_t toe_pbuf_csum(const struct toe_pbuf *p, uint32_t off, uint32_t len)
 {

@@ -43,7 +43,10 @@ uint64_t toe_random(struct toe_stack *st)
   return x * 0x2545f4914f6cdd1dull;
 }
 
-static inline uint64_t rotl(uint64_t x, unsigned b) { return (x << b) | (x >> (64 - b)); }
+static inline uint64_t rotl(uint64_t x, unsigned b)
+{
+  return (x << b) | (x >> (64 - b));
+}
 
 static inline uint64_t load_le64(const uint8_t *p)
 {

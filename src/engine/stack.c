@@ -8,10 +8,10 @@
  */
 #include "engine/stack.h"
 
-#include <string.h>
-
 #include "toe/tcp.h"
 #include "wire/ipv4.h"
+
+#include <string.h>
 
 #define MEM_ALIGN 64u
 
@@ -123,7 +123,10 @@ static bool config_ok(const struct toe_config *c)
   return true;
 }
 
-static size_t align_up(size_t v) { return (v + MEM_ALIGN - 1) & ~(size_t)(MEM_ALIGN - 1); }
+static size_t align_up(size_t v)
+{
+  return (v + MEM_ALIGN - 1) & ~(size_t)(MEM_ALIGN - 1);
+}
 
 /* Adds an aligned region of `n` bytes to `*total`; false on size_t overflow. */
 static bool add_region(size_t *total, size_t n)
@@ -245,12 +248,27 @@ void toe_stack_start(struct toe_stack *st, toe_time_t now)
   toe_arp_announce(st);
 }
 
-void toe_stack_poll(struct toe_stack *st, toe_time_t now) { toe_stack_advance(st, now); }
+void toe_stack_poll(struct toe_stack *st, toe_time_t now)
+{
+  toe_stack_advance(st, now);
+}
 
-toe_time_t toe_stack_next_deadline(const struct toe_stack *st) { return toe_tw_next(&st->tw); }
+toe_time_t toe_stack_next_deadline(const struct toe_stack *st)
+{
+  return toe_tw_next(&st->tw);
+}
 
-toe_time_t toe_stack_now(const struct toe_stack *st) { return st->now; }
+toe_time_t toe_stack_now(const struct toe_stack *st)
+{
+  return st->now;
+}
 
-const struct toe_counters *toe_stack_counters(const struct toe_stack *st) { return &st->ctr; }
+const struct toe_counters *toe_stack_counters(const struct toe_stack *st)
+{
+  return &st->ctr;
+}
 
-const struct toe_config *toe_stack_config(const struct toe_stack *st) { return &st->cfg; }
+const struct toe_config *toe_stack_config(const struct toe_stack *st)
+{
+  return &st->cfg;
+}

@@ -31,7 +31,7 @@ struct toe_stack {
   struct toe_icmp_state icmp;
   struct toe_socktab socks;
   struct toe_udp_state udp;
-  struct toe_tcp_state tcp; /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
+  struct toe_tcp_tables tcp; /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
   void *mem_to_free;      /* set by toe_stack_new() */
 };
 

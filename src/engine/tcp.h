@@ -48,6 +48,10 @@ struct toe_tcp_seg {
 #define TOE_SEG_LOST 0x02u    /* marked lost, waiting for retransmission */
 #define TOE_SEG_RETRANS 0x04u /* retransmitted at least once (Karn) */
 #define TOE_SEG_TLP 0x08u     /* sent as a tail-loss probe */
+/* tcp-rec: a retransmission of the segment is in flight (counted in retrans_out). TOE_SEG_LOST stays
+ * set while it is, so pipe = (snd_max - snd_una) - sacked_bytes - lost_bytes + retrans_out counts a
+ * repaired segment once (RFC 6675 pipe with RFC 8985's lost marks). */
+#define TOE_SEG_RXMIT 0x10u
 
 _Static_assert(sizeof(struct toe_tcp_seg) <= sizeof(((struct toe_pbuf *)0)->meta),
                "segment metadata must fit in pbuf meta");
@@ -211,20 +215,50 @@ struct toe_tcb {
   uint64_t bytes_received;
   uint32_t total_retrans;
   uint32_t rto_count;
+
+  /* tcp-in (tcp_input.c, tcp_reass.c) */
+  uint32_t ooo_fin_seq;  /* sequence number of a FIN that arrived out of order */
+  uint32_t chack_sec;    /* second (of toe_tcp_now_ms / 1000) that chack_count counts in */
+  uint16_t rcv_seg_max;  /* largest payload received: delayed ACK's "full-sized segment" */
+  uint8_t ooo_fin;       /* ooo_fin_seq is valid */
+  uint8_t chack_count;   /* challenge ACKs sent in chack_sec (RFC 5961 7 rate limit) */
+  int16_t icmp_soft_err; /* last ICMP soft error (RFC 1122 4.2.3.9), 0 = none: the error to
+                            report if the connection times out (instead of -TOE_ETIMEDOUT) */
+  toe_time_t rcv_tstamp; /* when the last acceptable segment arrived (keepalive idle time) */
+  /* tcp-rec (tcp_sack.c, tcp_recovery.c, tcp_cc.c) */
+  uint32_t rack_rtt_us;   /* RACK.rtt: RTT of the delivered segment that set rack_xmit_ts */
+  uint32_t rack_fack;     /* RACK.fack: highest end sequence delivered (acked or SACKed) */
+  uint32_t undo_marker;   /* snd_una when the loss episode began (D-SACK undo range) */
+  uint32_t undo_retrans;  /* bytes retransmitted in the episode not yet reported by D-SACK */
+  uint32_t undo_tsval;    /* our TSval when the episode's first retransmission left (Eifel) */
+  uint32_t prr_delivered; /* RFC 6937 prr_delivered, prr_out, RecoverFS (bytes) */
+  uint32_t prr_out;
+  uint32_t recover_fs;
+  uint32_t prr_snd_max;   /* snd_max when prr_out was last brought up to date */
+  uint32_t tlp_end_seq;   /* TLP.end_seq (RFC 8985 7.4), valid while tlp_pending */
+  uint16_t sacked_segs;   /* segments SACKed above snd_una (RACK's DupThresh test) */
+  uint8_t rec_state;      /* TOE_REC_* */
+  uint8_t rec_flags;      /* TOE_RECF_* */
+  uint8_t rto_streak;     /* consecutive RTOs without forward progress */
 };
 
 /*
  * TCP's part of the stack (st->tcp). Each file keeps its stack-wide state in its own block below;
  * add fields only in the block of the file you own. The regions are carved from the stack's memory
- * by toe_tcp_mem_size()/toe_tcp_init() (tcp_sock.c), which call the per-file *_mem_size/*_init
+ * by toe_tcp_mem_size() and toe_tcp_init() (tcp_sock.c), which call the per-file mem_size and init
  * functions declared in this header.
  */
-struct toe_tcp_state {
+struct toe_tcp_tables {
   /* tcp_sock.c (tcp-out): the tcb pool */
   struct toe_tcb *tcbs; /* cfg.tcp_socks slots */
   struct toe_tcb *free; /* free slots, linked through sk.hnext */
   uint32_t count;       /* cfg.tcp_socks */
   uint32_t inuse;       /* tcbs allocated (sockets, listeners, orphans) */
+
+  /* tcp_demux.c (tcp-in): the 4-tuple hash of connections (not listeners, not TIME_WAIT) */
+  struct toe_tcb **conn_hash; /* conn_hash_mask + 1 buckets, a power of two */
+  uint32_t conn_hash_mask;
+  uint32_t conn_hashed; /* tcbs in the hash */
 };
 
 /* The tcb of a socket known to be TCP. */
@@ -239,12 +273,56 @@ void toe_tcp_hash_remove(struct toe_stack *st, struct toe_tcb *tp);
 /* ICMP error quoting a TCP segment we sent (RFC 5927 validation). Returns true if delivered. */
 bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
                         int err, uint16_t next_mtu);
+/* The 4-tuple hash's memory (called by toe_tcp_mem_size/toe_tcp_init in tcp_sock.c). */
+size_t toe_tcp_demux_mem_size(const struct toe_config *cfg);
+void toe_tcp_demux_init(struct toe_stack *st, void *mem);
 
 /* ---- tcp_input.c ---- */
 /* Segment for an existing connection (data at the TCP header; consumed). */
 void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
                         const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
                         const struct toe_tcp_opts *opts);
+/*
+ * Conventions of the input path (tcp-in):
+ *  - ts_recent_age and chack_sec use toe_tcp_now_ms(): the stack clock in ms, without ts_offset.
+ *  - In SYN_SENT, TOE_TF_TS_OK/SACK_OK/WS_OK mean "offered in our SYN" (rcv_wscale = the shift
+ *    offered); the SYN-ACK clears those the peer did not answer (and both shifts when window
+ *    scaling is off), RFC 7323 2.2 and 3.2, RFC 2018 2.
+ *  - Output sends SYN (SYN_SENT) or SYN-ACK (SYN_RECEIVED) when snd_nxt == iss: simultaneous open
+ *    sets snd_nxt = iss and calls toe_tcp_output() to answer the peer's SYN with a SYN-ACK.
+ *  - The input path sets TOE_TF_ACK_NOW (send an ACK at once) or TOE_TF_DELACK (an ACK is owed;
+ *    it arms TOE_TT_DELACK if not armed) and calls toe_tcp_output() last.
+ */
+static inline uint32_t toe_tcp_now_ms(const struct toe_stack *st)
+{
+  return (uint32_t)(toe_stack_now(st) / 1000000u);
+}
+/* Changes tp->state, keeping the curr_estab gauge (ESTABLISHED + CLOSE_WAIT, RFC 4022). */
+void toe_tcp_set_state(struct toe_stack *st, struct toe_tcb *tp, uint8_t state);
+/* Appends in-order payload `pb` (data at the payload; consumed) to the receive queue. A small
+ * payload is copied into the tail buffer when it fits, so tiny segments cannot pin a buffer each. */
+void toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb);
+
+/* ---- tcp_reass.c ---- */
+/*
+ * The out-of-order queue (tp->ooo_head): contiguous ranges above rcv_nxt, sorted, never
+ * overlapping or adjacent (adjacent data is merged into one chain), each a qnext-linked chain with
+ * data at the payload and its first sequence number in meta[0]. ooo_count counts buffers.
+ */
+/* Queues payload `pb` (consumed) starting at `seq` (after rcv_nxt). Bytes already queued are
+ * dropped from the new segment (reported as D-SACK), ranges are merged, SACK blocks updated
+ * (RFC 2018 4: most recent first). Returns bytes newly stored (0: duplicate or over the bound). */
+uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
+                              uint32_t seq);
+/* Moves the queued data rcv_nxt has reached to the receive queue, advancing rcv_nxt past it.
+ * Returns the bytes moved. */
+uint32_t toe_tcp_reass_pull(struct toe_stack *st, struct toe_tcb *tp);
+/* Notes [start, end) as duplicate data for the next ACK's D-SACK block (RFC 2883) if SACK is on. */
+void toe_tcp_dsack_note(struct toe_stack *st, struct toe_tcb *tp, uint32_t start, uint32_t end);
+/* Frees the out-of-order queue and forgets the SACK blocks (close, FIN, reset). */
+void toe_tcp_reass_purge(struct toe_stack *st, struct toe_tcb *tp);
+/* Most buffers one connection's out-of-order queue may hold. */
+uint32_t toe_tcp_reass_max_bufs(const struct toe_stack *st);
 
 /* ---- tcp_output.c ---- */
 /* Sends whatever the windows, Nagle and SWS avoidance allow, plus a pending ACK. */
@@ -287,6 +365,41 @@ void toe_tcp_on_tlp(struct toe_stack *st, struct toe_tcb *tp);
 void toe_tcp_on_reo_timer(struct toe_stack *st, struct toe_tcb *tp);
 /* Bytes in flight per RFC 6675 "pipe". */
 uint32_t toe_tcp_pipe(const struct toe_tcb *tp);
+/*
+ * Contract between the input/output/timer paths and tcp-rec:
+ *  - For an acceptable ACK in a synchronized state (SND.UNA =< SEG.ACK =< SND.MAX), the input path
+ *    calls toe_tcp_ack_process(st, tp, SEG.ACK, opts, ts_ecr), then
+ *    toe_tcp_recovery_on_ack(st, tp, acked, dup_ack) with acked = SEG.ACK - SND.UNA taken before
+ *    the first call and dup_ack = RFC 5681's duplicate ACK (data outstanding, no payload, no
+ *    SYN/FIN, SEG.ACK == SND.UNA, window unchanged), then toe_tcp_output() as usual.
+ *    ts_ecr is the segment's TSecr when TOE_TF_TS_OK and the option is present, else 0.
+ *  - toe_tcp_ack_process() takes every RTT sample (segment times with Karn's rule, and timestamps)
+ *    through toe_tcp_rtt_sample(); it frees acked segments, resets rto_backoff on progress,
+ *    re-arms the RTO (toe_tcp_rearm_rto) and notifies TOE_EV_WRITABLE when space frees.
+ *  - toe_tcp_retransmit() (tcp-out) sends the segment and updates xmit_ts, xmits, TOE_SEG_RETRANS,
+ *    total_retrans and the retrans_segs counter; tcp-rec keeps LOST/RXMIT, lost_bytes, retrans_out.
+ *  - The RTO timer: tcp_timer.c handles the handshake states and the tcp_retries2 limit, then calls
+ *    toe_tcp_on_rto(), which marks everything lost, retransmits the first segment (or the FIN when
+ *    only the FIN is outstanding, through toe_tcp_output with snd_nxt = snd_una), backs off
+ *    (rto_backoff++, RFC 6298 5.5) and re-arms the RTO (5.6).
+ *  - toe_tcp_tlp_schedule() arms TOE_TT_TLP (RFC 8985 7.2) when a probe is allowed, or clears it;
+ *    toe_tcp_rearm_rto() calls it after arming the RTO.
+ */
+/* Arms or clears the tail-loss probe timer (RFC 8985 7.2). */
+void toe_tcp_tlp_schedule(struct toe_stack *st, struct toe_tcb *tp);
+/* Picks tp->cc (cfg.tcp_cc when unset) and sets the initial window (RFC 6928) and ssthresh. Called
+ * when the connection becomes ESTABLISHED, once snd_mss is known. */
+void toe_tcp_cc_init(struct toe_stack *st, struct toe_tcb *tp);
+
+/* tcp-rec: recovery states (tp->rec_state) and flags (tp->rec_flags). */
+#define TOE_REC_OPEN 0     /* no loss episode */
+#define TOE_REC_RECOVERY 1 /* fast recovery (RFC 6675 / RFC 6582); TOE_TF_IN_RECOVERY is set */
+#define TOE_REC_LOSS 2     /* after an RTO, until SND.UNA reaches recover */
+#define TOE_RECF_REORDER 0x01u   /* RACK.reordering_seen (RFC 8985 6.2 step 3) */
+#define TOE_RECF_UNDO_TS 0x02u   /* undo_tsval is valid */
+#define TOE_RECF_UNDO 0x04u      /* undo_marker is valid: the episode may still prove spurious */
+#define TOE_RECF_TLP_RETX 0x08u  /* TLP.is_retrans */
+#define TOE_RECF_NR_PARTIAL 0x10u /* NewReno: a partial ACK was seen in this recovery */
 
 /* ---- tcp_cc.c ---- */
 struct toe_cc_ops {

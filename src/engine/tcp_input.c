@@ -1,6 +1,719 @@
-/* STUB: replaced by the TCP implementation. */
+/*
+ * Segment arrival for a connection: RFC 9293 3.10.7.3 (SYN-SENT) and 3.10.7.4 (the other states),
+ * with RFC 5961 (blind RST/SYN/data injection), RFC 7323 (PAWS, timestamps, window scaling),
+ * RFC 2018/2883 (SACK and D-SACK blocks, via tcp_reass.c), RFC 1122 4.2.3.2 and RFC 5681 4.2
+ * (when to acknowledge), RFC 6093 (urgent data is ordinary data).
+ *
+ * The order of the checks is RFC 9293's: sequence number (after PAWS), RST, SYN, ACK, URG, text,
+ * FIN. Every segment ends here as queued payload or a counted drop; a reply ACK goes out through
+ * toe_tcp_output() (or toe_tcp_send_ack() for a drop that asks for one), and socket events are
+ * delivered last, after the tcb is consistent, because the callback may close the socket.
+ */
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
-void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb, const struct toe_ipv4_view *ip, const struct toe_tcp_view *th, const struct toe_tcp_opts *opts)
-{}
+/* Segments acknowledged one by one at the start of a connection, while the peer is in slow start
+ * (Linux's "quickack": delaying the ACK of an initial window would stall its growth). */
+#define QUICKACK_SEGS 16u
+/* Challenge and duplicate ACKs a connection sends per second at most (RFC 5961 7). */
+#define ACK_LIMIT_PER_SEC 10u
+/* RFC 7323 5.5: TS.Recent is invalid after 24 days of idleness (ms). */
+#define TS_RECENT_IDLE_MS (24u * 24u * 3600u * 1000u)
+/* RFC 9293 3.7.1 / RFC 1122 4.2.2.6: the send MSS without an MSS option. */
+#define DEFAULT_SND_MSS 536u
+/* Smallest send MSS a peer's option may impose (as Linux's tcp_min_snd_mss: tiny segments only
+ * cost the sender). */
+#define MIN_SND_MSS 48u
+/* Payloads up to this size are copied into the tail buffer of the receive queue when they fit. */
+#define COALESCE_MAX 512u
+
+static bool counts_estab(uint8_t s)
+{
+  return s == TOE_TCP_ESTABLISHED || s == TOE_TCP_CLOSE_WAIT;
+}
+
+void toe_tcp_set_state(struct toe_stack *st, struct toe_tcb *tp, uint8_t state)
+{
+  bool was = counts_estab(tp->state), is = counts_estab(state);
+  if (was && !is && st->ctr.tcp.curr_estab > 0)
+    st->ctr.tcp.curr_estab--;
+  else if (!was && is)
+    st->ctr.tcp.curr_estab++;
+  tp->state = state;
+}
+
+void toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb)
+{
+  uint32_t len = pb->tot_len;
+  if (len == 0) {
+    toe_pbuf_free(st, pb);
+    return;
+  }
+  /* Leading empty buffers (a reassembled datagram's header buffer) go first. */
+  while (pb->len == 0 && pb->next) {
+    struct toe_pbuf *nx = pb->next;
+    pb->next = NULL;
+    toe_pbuf_free(st, pb);
+    pb = nx;
+  }
+  struct toe_pbuf *t = tp->rcvq_tail;
+  if (t && len <= COALESCE_MAX) {
+    struct toe_pbuf *last = t;
+    while (last->next)
+      last = last->next;
+    if (last->refcnt == 1 && toe_pbuf_tailroom(last) >= len) {
+      toe_pbuf_copy_out(pb, 0, last->data + last->len, len);
+      last->len = (uint16_t)(last->len + len);
+      for (struct toe_pbuf *p = t; p; p = p->next)
+        p->tot_len += len; /* every buffer's tot_len counts to the end of its chain */
+      tp->rcvq_bytes += len;
+      toe_pbuf_free(st, pb);
+      return;
+    }
+  }
+  pb->qnext = NULL;
+  if (t)
+    t->qnext = pb;
+  else
+    tp->rcvq_head = pb;
+  tp->rcvq_tail = pb;
+  tp->rcvq_bytes += len;
+}
+
+/*
+ * One ACK that a drop asks for (a duplicate ACK for an unacceptable segment, a challenge ACK),
+ * at most ACK_LIMIT_PER_SEC per connection and second (RFC 5961 7; a per-connection budget, so
+ * the limiter tells an off-path attacker nothing about other connections).
+ */
+static bool ack_budget(struct toe_stack *st, struct toe_tcb *tp)
+{
+  uint32_t sec = toe_tcp_now_ms(st) / 1000u;
+  if (tp->chack_sec != sec) {
+    tp->chack_sec = sec;
+    tp->chack_count = 0;
+  }
+  if (tp->chack_count >= ACK_LIMIT_PER_SEC) {
+    st->ctr.tcp.challenge_acks_limited++;
+    return false;
+  }
+  tp->chack_count++;
+  return true;
+}
+
+static void drop_ack(struct toe_stack *st, struct toe_tcb *tp)
+{
+  if (ack_budget(st, tp))
+    toe_tcp_send_ack(st, tp);
+}
+
+static void challenge_ack(struct toe_stack *st, struct toe_tcb *tp)
+{
+  if (ack_budget(st, tp)) {
+    st->ctr.tcp.challenge_acks++;
+    toe_tcp_send_ack(st, tp);
+  }
+}
+
+/* The window a segment is tested against: what we advertised (the right edge never moves back,
+ * RFC 9293 3.8.6.2.2), or more if there is room for it now. */
+static uint32_t acceptable_window(const struct toe_stack *st, const struct toe_tcb *tp)
+{
+  uint32_t adv = toe_seq_gt(tp->rcv_adv, tp->rcv_nxt) ? tp->rcv_adv - tp->rcv_nxt : 0;
+  uint32_t now = toe_tcp_rcv_window(st, tp);
+  return adv > now ? adv : now;
+}
+
+/* RFC 7323 4.1 (RTTM): an ACK of new data echoing our TSval gives an RTT sample. */
+static void ts_rtt_sample(struct toe_stack *st, struct toe_tcb *tp, const struct toe_tcp_opts *o)
+{
+  if (!(tp->flags & TOE_TF_TS_OK) || !(o->has & TOE_TCPOPT_HAS_TS) || o->ts_ecr == 0)
+    return;
+  uint32_t ms = toe_tcp_ts_now(st, tp) - o->ts_ecr;
+  if (ms > 3600u * 1000u) /* an echo from the future or absurdly old: not a sample */
+    return;
+  toe_tcp_rtt_sample(st, tp, ms == 0 ? 1000u / 2u : ms * 1000u);
+}
+
+/* Records the peer's TSval as TS.Recent (RFC 7323 4.3, 5.3 R2, Appendix D). */
+static void ts_update(struct toe_stack *st, struct toe_tcb *tp, uint32_t seg_seq,
+                      const struct toe_tcp_opts *o)
+{
+  if (!(tp->flags & TOE_TF_TS_OK) || !(o->has & TOE_TCPOPT_HAS_TS))
+    return;
+  uint32_t now = toe_tcp_now_ms(st);
+  bool stale = now - tp->ts_recent_age > TS_RECENT_IDLE_MS;
+  if (toe_seq_le(seg_seq, tp->last_ack_sent) && (toe_seq_ge(o->ts_val, tp->ts_recent) || stale)) {
+    tp->ts_recent = o->ts_val;
+    tp->ts_recent_age = now;
+  }
+}
+
+/* The send MSS from the peer's MSS option (RFC 9293 3.7.1), clamped to the path MTU and to the
+ * user's TOE_TCP_MAXSEG. */
+static void set_snd_mss(const struct toe_stack *st, struct toe_tcb *tp, const struct toe_tcp_opts *o)
+{
+  uint32_t mss = (o->has & TOE_TCPOPT_HAS_MSS) ? o->mss : DEFAULT_SND_MSS;
+  uint32_t mtu = tp->pmtu ? tp->pmtu : st->cfg.mtu;
+  if (mtu > TOE_IPV4_HLEN + TOE_TCP_HLEN && mss > mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN)
+    mss = mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN;
+  if (tp->user_mss && mss > tp->user_mss)
+    mss = tp->user_mss;
+  if (mss < MIN_SND_MSS)
+    mss = MIN_SND_MSS;
+  tp->snd_mss = (uint16_t)mss;
+}
+
+/*
+ * The options of the peer's SYN-ACK against what our SYN offered (the TF_*_OK flags in SYN_SENT):
+ * each is on only if both sides sent it (RFC 7323 2.2, 3.2; RFC 2018 2).
+ */
+static void negotiate_synack(struct toe_stack *st, struct toe_tcb *tp, const struct toe_tcp_opts *o)
+{
+  set_snd_mss(st, tp, o);
+  if ((tp->flags & TOE_TF_WS_OK) && (o->has & TOE_TCPOPT_HAS_WSCALE)) {
+    /* RFC 7323 2.3: a shift above 14 is used as 14. */
+    tp->snd_wscale = o->wscale > 14 ? 14 : o->wscale;
+  } else {
+    tp->flags &= ~TOE_TF_WS_OK;
+    tp->snd_wscale = 0;
+    tp->rcv_wscale = 0;
+  }
+  if ((tp->flags & TOE_TF_TS_OK) && (o->has & TOE_TCPOPT_HAS_TS)) {
+    tp->ts_recent = o->ts_val;
+    tp->ts_recent_age = toe_tcp_now_ms(st);
+  } else {
+    tp->flags &= ~TOE_TF_TS_OK;
+  }
+  if (!(o->has & TOE_TCPOPT_HAS_SACK_PERM))
+    tp->flags &= ~TOE_TF_SACK_OK;
+}
+
+static bool our_fin_acked(const struct toe_tcb *tp)
+{
+  return (tp->flags & TOE_TF_FIN_SENT) && tp->snd_una == tp->snd_max;
+}
+
+/* The delayed-ACK decision for in-order data (RFC 1122 4.2.3.2, RFC 5681 4.2, RFC 9293 3.8.6.3). */
+static void ack_decision(struct toe_stack *st, struct toe_tcb *tp, uint32_t plen)
+{
+  uint32_t cap = tp->rcv_mss ? tp->rcv_mss : 1460u;
+  uint32_t seg = plen < cap ? plen : cap;
+  if (seg > tp->rcv_seg_max)
+    tp->rcv_seg_max = (uint16_t)seg;
+  if (tp->flags & TOE_TF_ACK_NOW)
+    return;
+  uint32_t full = tp->rcv_seg_max ? tp->rcv_seg_max : cap;
+  if (tp->bytes_received <= (uint64_t)QUICKACK_SEGS * full ||
+      tp->rcv_nxt - tp->last_ack_sent >= 2u * full) {
+    /* quickack at the start, or a second full-sized segment unacknowledged */
+    tp->flags |= TOE_TF_ACK_NOW;
+    return;
+  }
+  tp->flags |= TOE_TF_DELACK;
+  if (tp->deadline[TOE_TT_DELACK] == 0) {
+    toe_time_t d = st->cfg.tcp_delack ? st->cfg.tcp_delack : TOE_MSEC(40);
+    toe_tcp_timer_set(st, tp, TOE_TT_DELACK, toe_stack_now(st) + d);
+  }
+}
+
+/* What the input path decided, carried to the end of processing. */
+struct in_ctx {
+  uint32_t ev;     /* socket events to deliver */
+  bool gone;       /* the tcb was freed (reset, TIME_WAIT, closed) */
+};
+
+/* The peer's FIN, in order (RFC 9293 3.10.7.4 "eighth"). */
+static void fin_input(struct toe_stack *st, struct toe_tcb *tp, struct in_ctx *cx)
+{
+  tp->rcv_nxt++;
+  tp->flags |= TOE_TF_RCVD_FIN | TOE_TF_ACK_NOW;
+  /* Anything queued beyond the end of the stream was never part of it. */
+  toe_tcp_reass_purge(st, tp);
+  cx->ev |= TOE_EV_READABLE;
+  switch (tp->state) {
+  case TOE_TCP_SYN_RECEIVED:
+  case TOE_TCP_ESTABLISHED:
+    toe_tcp_set_state(st, tp, TOE_TCP_CLOSE_WAIT);
+    break;
+  case TOE_TCP_FIN_WAIT_1:
+    if (!our_fin_acked(tp)) {
+      toe_tcp_set_state(st, tp, TOE_TCP_CLOSING); /* simultaneous close */
+      break;
+    }
+    /* fall through: our FIN was acknowledged by this very segment */
+  case TOE_TCP_FIN_WAIT_2:
+    /* Acknowledge the FIN, then hand the connection to the compact TIME_WAIT (RFC 9293 3.6). */
+    toe_tcp_send_ack(st, tp);
+    toe_tcp_notify(st, tp, cx->ev | TOE_EV_HUP);
+    cx->ev = 0;
+    toe_tcp_enter_timewait(st, tp);
+    cx->gone = true;
+    break;
+  default: /* CLOSE_WAIT, CLOSING, LAST_ACK: a FIN was already counted; nothing changes */
+    break;
+  }
+}
+
+/*
+ * The in-window payload of a segment, trimmed to start at or after rcv_nxt (seventh step).
+ * `pb` (data at the payload) is consumed. Returns false if the tcb is gone.
+ */
+static void data_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
+                       uint32_t seq, bool fin, struct in_ctx *cx)
+{
+  struct toe_counters_tcp *c = &st->ctr.tcp;
+  uint32_t plen = pb->tot_len;
+
+  if (tp->state != TOE_TCP_ESTABLISHED && tp->state != TOE_TCP_FIN_WAIT_1 &&
+      tp->state != TOE_TCP_FIN_WAIT_2) {
+    /* CLOSE_WAIT, CLOSING, LAST_ACK: the peer's FIN came already; text cannot follow it. */
+    toe_pbuf_free(st, pb);
+    return;
+  }
+  if (plen > 0 && (tp->flags & TOE_TF_ORPHAN) && toe_seq_ge(seq + plen, tp->rcv_nxt)) {
+    /* New data for a socket the application closed: nobody will read it. RFC 9293 3.6 (and RFC
+     * 2525 2.17) say to answer with a RST so the peer learns that data was lost. */
+    c->rx_drop_after_close++;
+    toe_pbuf_free(st, pb);
+    toe_tcp_send_rst_conn(st, tp);
+    toe_tcp_drop(st, tp, -TOE_ECONNRESET);
+    cx->gone = true;
+    return;
+  }
+
+  if (seq != tp->rcv_nxt) {
+    /* Out of order: keep it and acknowledge at once, RFC 5681 4.2 (the duplicate ACK carries the
+     * SACK blocks). A FIN is remembered until the data before it is complete. */
+    tp->flags |= TOE_TF_ACK_NOW;
+    if (fin && !tp->ooo_fin) {
+      tp->ooo_fin = 1;
+      tp->ooo_fin_seq = seq + plen;
+    }
+    if (plen > 0) {
+      c->rx_data_segs++;
+      toe_tcp_reass_insert(st, tp, pb, seq);
+    } else {
+      toe_pbuf_free(st, pb);
+    }
+    return;
+  }
+
+  /* In order. A FIN seen earlier out of order ends the stream where it said. */
+  if (tp->ooo_fin && toe_seq_gt(seq + plen, tp->ooo_fin_seq)) {
+    uint32_t keep = tp->ooo_fin_seq - seq;
+    toe_pbuf_trim(st, pb, keep);
+    plen = keep;
+    fin = true;
+  }
+  if (plen > 0) {
+    c->rx_data_segs++;
+    if (tp->flags & TOE_TF_SHUT_RD) {
+      /* shutdown(SHUT_RD): acknowledged and discarded */
+      c->rx_shut_rd_bytes += plen;
+      toe_pbuf_free(st, pb);
+      tp->rcv_nxt += plen;
+    } else {
+      toe_tcp_rcvq_append(st, tp, pb);
+      tp->rcv_nxt += plen;
+      tp->bytes_received += plen;
+      c->rx_bytes += plen;
+      cx->ev |= TOE_EV_READABLE;
+    }
+    pb = NULL;
+    if (tp->ooo_head) {
+      /* It filled (part of) a hole: acknowledge at once, RFC 5681 4.2. */
+      tp->flags |= TOE_TF_ACK_NOW;
+      if (toe_tcp_reass_pull(st, tp) > 0 && !(tp->flags & TOE_TF_SHUT_RD))
+        cx->ev |= TOE_EV_READABLE;
+    }
+    ack_decision(st, tp, plen);
+  } else {
+    toe_pbuf_free(st, pb);
+  }
+  if (fin || (tp->ooo_fin && tp->rcv_nxt == tp->ooo_fin_seq))
+    fin_input(st, tp, cx);
+}
+
+/*
+ * SYN-SENT (RFC 9293 3.10.7.3). Returns true if processing goes on with the rest of the segment
+ * (a SYN-ACK that established the connection); `*seq` is then the first byte after the SYN.
+ */
+static bool syn_sent_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
+                           const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
+                           const struct toe_tcp_opts *opts, struct in_ctx *cx)
+{
+  struct toe_counters_tcp *c = &st->ctr.tcp;
+  uint8_t fl = th->flags;
+  uint32_t seglen = pb->tot_len + !!(fl & TOE_TCP_SYN) + !!(fl & TOE_TCP_FIN);
+
+  /* first: the ACK must acknowledge our SYN and nothing more */
+  if ((fl & TOE_TCP_ACK) &&
+      (toe_seq_le(th->ack, tp->iss) || toe_seq_gt(th->ack, tp->snd_max))) {
+    c->rx_drop_syn_sent++;
+    if (!(fl & TOE_TCP_RST))
+      toe_tcp_send_reset(st, ip, th, seglen);
+    toe_pbuf_free(st, pb);
+    return false;
+  }
+  /* second: RST. Only one that acknowledges our SYN is believed (RFC 5961 3.2, RFC 9293). */
+  if (fl & TOE_TCP_RST) {
+    toe_pbuf_free(st, pb);
+    if (fl & TOE_TCP_ACK) {
+      c->rx_resets++;
+      toe_tcp_drop(st, tp, -TOE_ECONNREFUSED);
+      cx->gone = true;
+    } else {
+      c->rx_drop_syn_sent++;
+    }
+    return false;
+  }
+  /* fourth: SYN (the third, security, does not apply) */
+  if (!(fl & TOE_TCP_SYN)) {
+    c->rx_drop_syn_sent++;
+    toe_pbuf_free(st, pb);
+    return false;
+  }
+  tp->irs = th->seq;
+  tp->rcv_nxt = th->seq + 1;
+  tp->last_ack_sent = tp->rcv_nxt;
+  tp->rcv_tstamp = toe_stack_now(st);
+  negotiate_synack(st, tp, opts);
+  /* RFC 7323 2.2: the window of a SYN is never scaled. */
+  tp->snd_wnd = th->window;
+  tp->max_sndwnd = th->window;
+  tp->snd_wl1 = th->seq;
+  tp->snd_wl2 = th->ack;
+
+  if (fl & TOE_TCP_ACK) {
+    /* Our SYN is acknowledged: ESTABLISHED. The SYN is not in the send queue, so only the
+     * sequence space and the retransmission timer change. */
+    ts_rtt_sample(st, tp, opts);
+    tp->snd_una = th->ack;
+    if (toe_seq_lt(tp->snd_nxt, tp->snd_una))
+      tp->snd_nxt = tp->snd_una;
+    tp->rto_backoff = 0;
+    toe_tcp_rearm_rto(st, tp);
+    toe_tcp_set_state(st, tp, TOE_TCP_ESTABLISHED);
+    /* The send MSS is known only now: start congestion control from it (IW10, RFC 6928). */
+    if (tp->cc && tp->cc->init)
+      tp->cc->init(st, tp);
+    tp->flags |= TOE_TF_ACK_NOW;
+    cx->ev |= TOE_EV_WRITABLE;
+    return true;
+  }
+
+  /*
+   * Simultaneous open (RFC 9293 3.5 figure 8): SYN-RECEIVED, and our SYN goes out again as a
+   * SYN-ACK (output sends SYN-ACK in SYN_RECEIVED when snd_nxt == iss). Text in the SYN is not
+   * kept: the peer sends it again once the handshake is complete.
+   */
+  toe_tcp_set_state(st, tp, TOE_TCP_SYN_RECEIVED);
+  tp->snd_nxt = tp->iss;
+  tp->flags |= TOE_TF_ACK_NOW;
+  toe_pbuf_free(st, pb);
+  toe_tcp_output(st, tp);
+  return false;
+}
+
+void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
+                        const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
+                        const struct toe_tcp_opts *opts)
+{
+  struct toe_counters_tcp *c = &st->ctr.tcp;
+  struct in_ctx cx = {0, false};
+  uint8_t fl = th->flags;
+  uint32_t seq = th->seq;
+
+  /* The demultiplexer linearized the header; the payload stays where it arrived. */
+  if (toe_pbuf_pull(pb, th->hdr_len) == NULL) {
+    c->rx_drop_malformed++;
+    toe_pbuf_free(st, pb);
+    return;
+  }
+
+  switch (tp->state) {
+  case TOE_TCP_SYN_SENT:
+    if (!syn_sent_input(st, tp, pb, ip, th, opts, &cx)) {
+      if (!cx.gone && cx.ev)
+        toe_tcp_notify(st, tp, cx.ev);
+      return;
+    }
+    /* Established by a SYN-ACK: its text and FIN (rare) are processed like any other. */
+    seq++;
+    fl &= (uint8_t)~TOE_TCP_SYN;
+    goto text;
+  case TOE_TCP_SYN_RECEIVED:
+  case TOE_TCP_ESTABLISHED:
+  case TOE_TCP_FIN_WAIT_1:
+  case TOE_TCP_FIN_WAIT_2:
+  case TOE_TCP_CLOSE_WAIT:
+  case TOE_TCP_CLOSING:
+  case TOE_TCP_LAST_ACK:
+    break;
+  default: /* CLOSED, LISTEN, TIME_WAIT tcbs are not in the connection hash */
+    c->rx_drop_no_socket++;
+    toe_pbuf_free(st, pb);
+    return;
+  }
+
+  /*
+   * Simultaneous open, the other half: in SYN-RECEIVED, the peer's SYN-ACK for our SYN repeats
+   * its SYN (seq = IRS) and acknowledges ours exactly. Taken as the ACK it carries, as Linux does
+   * (a strict reading would ACK, drop it, and wait for the peer's next segment).
+   */
+  if (tp->state == TOE_TCP_SYN_RECEIVED && !(tp->flags & TOE_TF_PASSIVE) &&
+      (fl & (TOE_TCP_SYN | TOE_TCP_ACK | TOE_TCP_RST)) == (TOE_TCP_SYN | TOE_TCP_ACK) &&
+      seq + 1 == tp->rcv_nxt && th->ack == tp->snd_max) {
+    seq++;
+    fl &= (uint8_t)~TOE_TCP_SYN;
+  }
+
+  uint32_t plen = pb->tot_len;
+  uint32_t seglen = plen + !!(fl & TOE_TCP_SYN) + !!(fl & TOE_TCP_FIN);
+  bool ts_ok = (tp->flags & TOE_TF_TS_OK) != 0;
+  bool has_ts = ts_ok && (opts->has & TOE_TCPOPT_HAS_TS);
+
+  /* RFC 7323 3.2: once timestamps are agreed, a non-RST segment without one is dropped. */
+  if (ts_ok && !has_ts && !(fl & TOE_TCP_RST)) {
+    c->rx_drop_no_ts++;
+    toe_pbuf_free(st, pb);
+    return;
+  }
+
+  /* PAWS, RFC 7323 5.3 R1 (RST segments are exempt). */
+  if (has_ts && !(fl & TOE_TCP_RST) && toe_seq_lt(opts->ts_val, tp->ts_recent) &&
+      toe_tcp_now_ms(st) - tp->ts_recent_age <= TS_RECENT_IDLE_MS) {
+    c->rx_drop_paws++;
+    if (plen > 0 && toe_seq_le(seq + plen, tp->rcv_nxt))
+      toe_tcp_dsack_note(st, tp, seq, seq + plen); /* an old duplicate: tell the sender */
+    toe_pbuf_free(st, pb);
+    drop_ack(st, tp);
+    return;
+  }
+
+  /* first: the sequence number (RFC 9293 3.10.7.4, the four cases) */
+  uint32_t wnd = acceptable_window(st, tp);
+  uint32_t rnxt = tp->rcv_nxt;
+  bool ok;
+  bool zero_wnd_ctl = false;
+  if (seglen == 0) {
+    ok = wnd == 0 ? seq == rnxt : toe_seq_ge(seq, rnxt) && toe_seq_lt(seq, rnxt + wnd);
+  } else if (wnd == 0) {
+    /* "special allowance should be made to accept valid ACKs, URGs, and RSTs": a segment at
+     * rcv_nxt is taken for its controls, its text dropped below. */
+    ok = zero_wnd_ctl = seq == rnxt;
+  } else {
+    uint32_t last = seq + seglen - 1;
+    ok = (toe_seq_ge(seq, rnxt) && toe_seq_lt(seq, rnxt + wnd)) ||
+         (toe_seq_ge(last, rnxt) && toe_seq_lt(last, rnxt + wnd));
+  }
+  if (!ok) {
+    toe_pbuf_free(st, pb);
+    if (fl & TOE_TCP_RST) {
+      c->rx_drop_rst++; /* RFC 5961 3.2: outside the window, silently */
+      return;
+    }
+    c->rx_drop_out_of_window++;
+    if (plen > 0 && toe_seq_lt(seq, rnxt)) {
+      /* Old data again (a spurious retransmission): RFC 2883 4.1.1 D-SACK. */
+      uint32_t dend = toe_seq_lt(seq + plen, rnxt) ? seq + plen : rnxt;
+      toe_tcp_dsack_note(st, tp, seq, dend);
+    }
+    drop_ack(st, tp);
+    return;
+  }
+
+  /* second: RST (RFC 5961 3.2: only an exact match resets; in the window, a challenge ACK) */
+  if (fl & TOE_TCP_RST) {
+    toe_pbuf_free(st, pb);
+    if (seq != rnxt) {
+      c->rx_drop_rst++;
+      challenge_ack(st, tp);
+      return;
+    }
+    c->rx_resets++;
+    /* SYN-RECEIVED: refused (RFC 9293: a passive one would go back to LISTEN; ours come from
+     * the SYN cache, so there is nothing to go back to). Otherwise reset. */
+    toe_tcp_drop(st, tp,
+                 tp->state == TOE_TCP_SYN_RECEIVED ? -TOE_ECONNREFUSED : -TOE_ECONNRESET);
+    return;
+  }
+
+  /* fourth: SYN in a synchronized state, whatever its sequence number (RFC 5961 4.2, RFC 9293) */
+  if (fl & TOE_TCP_SYN) {
+    c->rx_drop_syn++;
+    toe_pbuf_free(st, pb);
+    challenge_ack(st, tp);
+    return;
+  }
+
+  /* fifth: ACK */
+  if (!(fl & TOE_TCP_ACK)) {
+    c->rx_drop_no_ack++;
+    toe_pbuf_free(st, pb);
+    return;
+  }
+  uint32_t ack = th->ack;
+  if (tp->state == TOE_TCP_SYN_RECEIVED) {
+    if (!(toe_seq_lt(tp->snd_una, ack) && toe_seq_le(ack, tp->snd_max))) {
+      c->rx_drop_bad_ack++;
+      toe_tcp_send_reset(st, ip, th, seglen);
+      toe_pbuf_free(st, pb);
+      return;
+    }
+    /* Our SYN is acknowledged: ESTABLISHED, with the window this ACK carries (scaled: it is not
+     * a SYN). The SYN itself is not in the send queue. */
+    ts_rtt_sample(st, tp, opts);
+    tp->snd_una = ack;
+    if (toe_seq_lt(tp->snd_nxt, ack))
+      tp->snd_nxt = ack;
+    tp->rto_backoff = 0;
+    toe_tcp_rearm_rto(st, tp);
+    toe_tcp_set_state(st, tp, TOE_TCP_ESTABLISHED);
+    tp->snd_wnd = (uint32_t)th->window << tp->snd_wscale;
+    if (tp->snd_wnd > tp->max_sndwnd)
+      tp->max_sndwnd = tp->snd_wnd;
+    tp->snd_wl1 = th->seq;
+    tp->snd_wl2 = ack;
+    if (tp->cc && tp->cc->init)
+      tp->cc->init(st, tp);
+    cx.ev |= TOE_EV_WRITABLE;
+  } else {
+    /* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT. */
+    uint32_t maxwnd = tp->max_sndwnd;
+    if (toe_seq_gt(ack, tp->snd_max) || toe_seq_lt(ack, tp->snd_una - maxwnd)) {
+      c->rx_drop_bad_ack++;
+      toe_pbuf_free(st, pb);
+      challenge_ack(st, tp);
+      return;
+    }
+  }
+  ts_update(st, tp, th->seq, opts);
+  tp->rcv_tstamp = toe_stack_now(st);
+  tp->keep_probes = 0;
+
+  if (tp->state != TOE_TCP_ESTABLISHED || tp->snd_una != ack || cx.ev == 0) {
+    uint32_t old_una = tp->snd_una;
+    uint32_t nwnd = (uint32_t)th->window << tp->snd_wscale;
+    if (toe_seq_gt(ack, old_una)) {
+      /* New data (or our FIN) acknowledged. */
+      ts_rtt_sample(st, tp, opts);
+      toe_tcp_ack_process(st, tp, ack, opts, opts->ts_ecr);
+      uint32_t acked = tp->snd_una - old_una;
+      tp->bytes_acked += acked;
+      toe_tcp_recovery_on_ack(st, tp, acked, false);
+    } else if (ack == old_una) {
+      /* RFC 5681 2: a duplicate ACK has data outstanding, no text, no SYN/FIN, the same window. */
+      bool dup = plen == 0 && !(fl & TOE_TCP_FIN) && tp->snd_max != tp->snd_una &&
+                 nwnd == tp->snd_wnd;
+      if (dup || (opts->has & TOE_TCPOPT_HAS_SACK)) {
+        toe_tcp_ack_process(st, tp, ack, opts, opts->ts_ecr);
+        toe_tcp_recovery_on_ack(st, tp, 0, dup);
+      }
+    }
+    /* Window update (RFC 9293 3.10.7.4): only from a segment not older than the last one used
+     * (WL1/WL2), so a reordered old segment cannot shrink the window. */
+    if (toe_seq_le(tp->snd_una, ack) &&
+        (toe_seq_lt(tp->snd_wl1, th->seq) ||
+         (tp->snd_wl1 == th->seq && toe_seq_le(tp->snd_wl2, ack)))) {
+      tp->snd_wnd = nwnd;
+      tp->snd_wl1 = th->seq;
+      tp->snd_wl2 = ack;
+      if (nwnd > tp->max_sndwnd)
+        tp->max_sndwnd = nwnd;
+    }
+  }
+
+  /* Our FIN acknowledged: the closing states move on (RFC 9293 3.10.7.4 fifth). */
+  if (our_fin_acked(tp)) {
+    switch (tp->state) {
+    case TOE_TCP_FIN_WAIT_1:
+      toe_tcp_set_state(st, tp, TOE_TCP_FIN_WAIT_2);
+      /* An orphan must not wait forever for the peer's FIN (Linux's tcp_fin_timeout). */
+      if (tp->flags & TOE_TF_ORPHAN) {
+        toe_time_t d = st->cfg.tcp_fin_timeout ? st->cfg.tcp_fin_timeout : TOE_SEC(60);
+        toe_tcp_timer_set(st, tp, TOE_TT_FINWAIT2, toe_stack_now(st) + d);
+      }
+      break;
+    case TOE_TCP_CLOSING:
+      toe_pbuf_free(st, pb);
+      if (cx.ev)
+        toe_tcp_notify(st, tp, cx.ev);
+      toe_tcp_notify(st, tp, TOE_EV_HUP);
+      toe_tcp_enter_timewait(st, tp);
+      return;
+    case TOE_TCP_LAST_ACK:
+      toe_pbuf_free(st, pb);
+      toe_tcp_close_final(st, tp);
+      return;
+    default:
+      break;
+    }
+  }
+
+  /* sixth: URG. RFC 6093: urgent data is delivered in band, the pointer is ignored. */
+
+  /* Trim the text to the window: bytes before rcv_nxt are duplicates, bytes past the window are
+   * not kept (RFC 9293 3.10.7.4 "trimmed"). */
+  if (zero_wnd_ctl && plen > 0) {
+    toe_pbuf_trim(st, pb, 0);
+    plen = 0;
+    fl &= (uint8_t)~TOE_TCP_FIN;
+    tp->flags |= TOE_TF_ACK_NOW; /* tell the sender the window is still closed */
+  }
+
+text:
+  if (cx.gone) {
+    toe_pbuf_free(st, pb);
+    return;
+  }
+  {
+    rnxt = tp->rcv_nxt;
+    wnd = acceptable_window(st, tp);
+    plen = pb->tot_len;
+    bool fin = (fl & TOE_TCP_FIN) != 0;
+    if (toe_seq_lt(seq, rnxt)) {
+      uint32_t d = rnxt - seq;
+      if (d >= plen) {
+        if (plen > 0)
+          toe_tcp_dsack_note(st, tp, seq, seq + plen);
+        if (d > plen)
+          fin = false; /* the FIN is old too */
+        if (plen > 0)
+          toe_pbuf_trim(st, pb, 0);
+        plen = 0;
+      } else {
+        toe_tcp_dsack_note(st, tp, seq, rnxt);
+        /* trim d bytes off the front: pull whole buffers, then the rest of the head */
+        while (pb->next && d >= pb->len) {
+          struct toe_pbuf *nx = pb->next;
+          d -= pb->len;
+          pb->next = NULL;
+          toe_pbuf_free(st, pb);
+          pb = nx;
+        }
+        if (d > 0)
+          (void)toe_pbuf_pull(pb, (uint16_t)d);
+        plen = pb->tot_len;
+      }
+      seq = rnxt;
+    }
+    if (plen > 0 && toe_seq_gt(seq + plen, rnxt + wnd)) {
+      uint32_t keep = toe_seq_gt(rnxt + wnd, seq) ? rnxt + wnd - seq : 0;
+      toe_pbuf_trim(st, pb, keep);
+      plen = keep;
+      fin = false;
+      tp->flags |= TOE_TF_ACK_NOW;
+    }
+    if (plen > 0 || fin)
+      data_input(st, tp, pb, seq, fin, &cx);
+    else
+      toe_pbuf_free(st, pb);
+  }
+  if (cx.gone)
+    return;
+
+  toe_tcp_output(st, tp);
+  if (cx.ev)
+    toe_tcp_notify(st, tp, cx.ev);
+}

@@ -30,9 +30,9 @@
  * head they point back to through pprev, so cancelling or re-arming the next one in the same slot
  * (or the running one) is an ordinary unlink.
  */
-#include <string.h>
-
 #include "engine/stack.h"
+
+#include <string.h>
 
 #define LVL_BITS 8u
 #define LVL_MASK (TOE_TW_SLOTS - 1u)
@@ -66,9 +66,15 @@ static inline unsigned msb64(uint64_t x)
 #endif
 }
 
-static inline uint64_t tick_of(toe_time_t expires) { return expires / TOE_TW_TICK_NS; }
+static inline uint64_t tick_of(toe_time_t expires)
+{
+  return expires / TOE_TW_TICK_NS;
+}
 
-static void sync_pending(struct toe_stack *st) { st->ctr.timer.pending = st->tw.pending; }
+static void sync_pending(struct toe_stack *st)
+{
+  st->ctr.timer.pending = st->tw.pending;
+}
 
 void toe_tw_init(struct toe_timer_wheel *tw, toe_time_t now)
 {
@@ -272,8 +278,10 @@ static void tw_replace_list(struct toe_stack *st, struct toe_timer *list)
   }
 }
 
-/* Cascades the slots whose span starts at tick `ev`, coarsest first (a coarse slot may feed a
- * finer one that starts at the same tick). */
+/* Cascades the slots whose span starts at tick `ev` (now_tick). The order of the levels does not
+ * matter: a timer leaving a level-L slot that starts at ev lands on a lower level, in a slot after
+ * the one holding ev there (or it would have agreed with ev on that index too and gone lower
+ * still), so never in another slot cascaded here. */
 static void tw_cascade(struct toe_stack *st, uint64_t ev)
 {
   struct toe_timer_wheel *tw = &st->tw;
@@ -331,6 +339,11 @@ void toe_tw_run(struct toe_stack *st, toe_time_t now)
   }
 
   uint64_t cur = now / TOE_TW_TICK_NS;
+  /* Fast path for the many calls within one tick (every received frame runs the timers): a run
+   * that ended at tick cur left no cascade pending there, and arming since can only have added to
+   * level 0's slot for cur, so with that slot empty nothing can be due. */
+  if (cur == tw->now_tick && !tw->slot[0][cur & LVL_MASK])
+    return;
   for (;;) {
     unsigned level;
     uint64_t ev = tw_next_event(tw, &level);

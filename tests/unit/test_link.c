@@ -3,11 +3,11 @@
  * super-frame size, pool exhaustion on input, output framing (tags, short headroom, shared heads),
  * and timers running before a frame is processed.
  */
-#include <stdlib.h>
-
 #include "engine/stack.h"
 #include "harness.h"
 #include "testlib.h"
+
+#include <stdlib.h>
 
 static const uint8_t FOREIGN_MAC[6] = {0x02, 0, 0, 0, 0, 0x99};
 static const uint8_t MCAST_MAC[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x01};

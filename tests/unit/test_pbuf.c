@@ -3,14 +3,17 @@
  * include/toe/pbuf.h, with chains and queues. Each test ends by checking that every buffer went
  * back to the pool.
  */
-#include <stdlib.h>
-
 #include "engine/stack.h"
 #include "harness.h"
 #include "testlib.h"
 #include "wire/checksum.h"
 
-static uint32_t pool_count(const struct harness *h) { return h->cfg.pbuf_count; }
+#include <stdlib.h>
+
+static uint32_t pool_count(const struct harness *h)
+{
+  return h->cfg.pbuf_count;
+}
 
 static const struct toe_counters_pbuf *pc(const struct harness *h)
 {
@@ -133,7 +136,8 @@ TEST(pool_exhaustion)
   /* every buffer distinct */
   int distinct = 1;
   for (uint32_t i = 0; i < n; i++)
-    distinct &= all[i]->refcnt == 1 && all[i]->index < n && &h.st->pool.descs[all[i]->index] == all[i];
+    distinct &=
+        all[i]->refcnt == 1 && all[i]->index < n && &h.st->pool.descs[all[i]->index] == all[i];
   CHECK(distinct);
   for (uint32_t i = 0; i < n; i++)
     toe_pbuf_free(h.st, all[i]);

@@ -3,11 +3,11 @@
  * buffer, start/poll/now, pseudo-random numbers, the keyed hash (SipHash-2-4 test vectors),
  * toe_strerror and the counter walk.
  */
-#include <stdlib.h>
-
 #include "engine/stack.h"
 #include "harness.h"
 #include "testlib.h"
+
+#include <stdlib.h>
 
 static void noop_tx(void *ctx, struct toe_pbuf *frame)
 {
@@ -58,45 +58,132 @@ struct bad_case {
   void (*mutate)(struct toe_config *c);
 };
 
-static void no_tx(struct toe_config *c) { c->tx = NULL; }
-static void mtu_small(struct toe_config *c) { c->mtu = 67; }
-static void mtu_big(struct toe_config *c) { c->mtu = 9001; }
-static void prefix_33(struct toe_config *c) { c->prefix_len = 33; }
-static void no_pbufs(struct toe_config *c) { c->pbuf_count = 0; }
-static void pbuf_small(struct toe_config *c) { c->pbuf_size = TOE_PBUF_HEADROOM + 1517; }
-static void no_arp(struct toe_config *c) { c->arp_entries = 0; }
-static void no_arp_queue(struct toe_config *c) { c->arp_queue_len = 0; }
-static void no_reass(struct toe_config *c) { c->reass_slots = 0; }
-static void no_reass_bufs(struct toe_config *c) { c->reass_max_bufs = 0; }
-static void no_udp(struct toe_config *c) { c->udp_socks = 0; }
-static void no_udp_q(struct toe_config *c) { c->udp_rcvq_len = 0; }
-static void addr_zero(struct toe_config *c) { c->addr = 0; }
-static void addr_bcast(struct toe_config *c) { c->addr = 0xffffffffu; }
-static void addr_subnet_bcast(struct toe_config *c) { c->addr = 0xc61200ffu; } /* .255/24 */
-static void addr_network(struct toe_config *c) { c->addr = 0xc6120000u; }      /* .0/24 */
-static void addr_mcast(struct toe_config *c) { c->addr = 0xe0000001u; }
-static void addr_loop(struct toe_config *c) { c->addr = 0x7f000001u; }
-static void addr_this_net(struct toe_config *c) { c->addr = 0x00000005u; }
-static void gw_offlink(struct toe_config *c) { c->gateway = 0xc6130001u; } /* 198.19.0.1 */
-static void gw_self(struct toe_config *c) { c->gateway = c->addr; }
-static void gw_bcast(struct toe_config *c) { c->gateway = 0xc61200ffu; }
+static void no_tx(struct toe_config *c)
+{
+  c->tx = NULL;
+}
+static void mtu_small(struct toe_config *c)
+{
+  c->mtu = 67;
+}
+static void mtu_big(struct toe_config *c)
+{
+  c->mtu = 9001;
+}
+static void prefix_33(struct toe_config *c)
+{
+  c->prefix_len = 33;
+}
+static void no_pbufs(struct toe_config *c)
+{
+  c->pbuf_count = 0;
+}
+static void pbuf_small(struct toe_config *c)
+{
+  c->pbuf_size = TOE_PBUF_HEADROOM + 1517;
+}
+static void no_arp(struct toe_config *c)
+{
+  c->arp_entries = 0;
+}
+static void no_arp_queue(struct toe_config *c)
+{
+  c->arp_queue_len = 0;
+}
+static void no_reass(struct toe_config *c)
+{
+  c->reass_slots = 0;
+}
+static void no_reass_bufs(struct toe_config *c)
+{
+  c->reass_max_bufs = 0;
+}
+static void no_udp(struct toe_config *c)
+{
+  c->udp_socks = 0;
+}
+static void no_udp_q(struct toe_config *c)
+{
+  c->udp_rcvq_len = 0;
+}
+static void addr_zero(struct toe_config *c)
+{
+  c->addr = 0;
+}
+static void addr_bcast(struct toe_config *c)
+{
+  c->addr = 0xffffffffu;
+}
+static void addr_subnet_bcast(struct toe_config *c)
+{
+  c->addr = 0xc61200ffu;
+} /* .255/24 */
+static void addr_network(struct toe_config *c)
+{
+  c->addr = 0xc6120000u;
+} /* .0/24 */
+static void addr_mcast(struct toe_config *c)
+{
+  c->addr = 0xe0000001u;
+}
+static void addr_loop(struct toe_config *c)
+{
+  c->addr = 0x7f000001u;
+}
+static void addr_this_net(struct toe_config *c)
+{
+  c->addr = 0x00000005u;
+}
+static void gw_offlink(struct toe_config *c)
+{
+  c->gateway = 0xc6130001u;
+} /* 198.19.0.1 */
+static void gw_self(struct toe_config *c)
+{
+  c->gateway = c->addr;
+}
+static void gw_bcast(struct toe_config *c)
+{
+  c->gateway = 0xc61200ffu;
+}
 static void gw_prefix32(struct toe_config *c)
 {
   c->prefix_len = 32;
   c->gateway = 0xc6120002u;
 }
-static void vlan_4095(struct toe_config *c) { c->vlan_id = 4095; }
+static void vlan_4095(struct toe_config *c)
+{
+  c->vlan_id = 4095;
+}
 static void eph_reversed(struct toe_config *c)
 {
   c->ephemeral_lo = 50000;
   c->ephemeral_hi = 40000;
 }
-static void eph_zero(struct toe_config *c) { c->ephemeral_lo = 0; }
-static void mac_mcast(struct toe_config *c) { c->mac.b[0] = 0x01; }
-static void mac_zero(struct toe_config *c) { memset(c->mac.b, 0, 6); }
-static void ttl_zero(struct toe_config *c) { c->default_ttl = 0; }
-static void arp_retry_zero(struct toe_config *c) { c->arp_retry_interval = 0; }
-static void arp_retries_zero(struct toe_config *c) { c->arp_max_retries = 0; }
+static void eph_zero(struct toe_config *c)
+{
+  c->ephemeral_lo = 0;
+}
+static void mac_mcast(struct toe_config *c)
+{
+  c->mac.b[0] = 0x01;
+}
+static void mac_zero(struct toe_config *c)
+{
+  memset(c->mac.b, 0, 6);
+}
+static void ttl_zero(struct toe_config *c)
+{
+  c->default_ttl = 0;
+}
+static void arp_retry_zero(struct toe_config *c)
+{
+  c->arp_retry_interval = 0;
+}
+static void arp_retries_zero(struct toe_config *c)
+{
+  c->arp_max_retries = 0;
+}
 
 TEST(config_validation)
 {
@@ -149,8 +236,8 @@ TEST(config_validation)
     struct toe_stack *st2 = NULL;
     int rc2 = toe_stack_new(&c, &st2);
     if (sz != 0 || rc != -TOE_EINVAL || st != NULL || rc2 != -TOE_EINVAL)
-      testlib_fail(__FILE__, __LINE__, "accepted: %s (size %zu, create %d, new %d)",
-                   cases[i].what, sz, rc, rc2);
+      testlib_fail(__FILE__, __LINE__, "accepted: %s (size %zu, create %d, new %d)", cases[i].what,
+                   sz, rc, rc2);
   }
   CHECK_EQ(toe_stack_mem_size(NULL), 0);
   good_cfg(&c);
@@ -193,7 +280,8 @@ TEST(mem_size)
   size_t a = toe_stack_mem_size(&c);
   CHECK(a > 0);
   CHECK_EQ(a % 64, 0);
-  CHECK(a >= sizeof(struct toe_stack) + (size_t)c.pbuf_count * (c.pbuf_size + sizeof(struct toe_pbuf)));
+  CHECK(a >=
+        sizeof(struct toe_stack) + (size_t)c.pbuf_count * (c.pbuf_size + sizeof(struct toe_pbuf)));
   c.pbuf_count *= 2;
   size_t b = toe_stack_mem_size(&c);
   CHECK(b >= a + (size_t)(c.pbuf_count / 2) * c.pbuf_size);
@@ -283,9 +371,9 @@ TEST(random_numbers)
     for (uint64_t v = x; v; v &= v - 1)
       ones++;
   }
-  CHECK(same);             /* deterministic per seed */
-  CHECK_EQ(differ_z, N);   /* seeds give different streams */
-  CHECK_EQ(zeros, 0);      /* seed 0 is not a stuck state */
+  CHECK(same);           /* deterministic per seed */
+  CHECK_EQ(differ_z, N); /* seeds give different streams */
+  CHECK_EQ(zeros, 0);    /* seed 0 is not a stuck state */
   CHECK_EQ(repeats, 0);
   /* bits are balanced: 64 * N / 2 = 131072 expected, sd ~ 256 */
   CHECK(ones > 131072 - 2560 && ones < 131072 + 2560);
@@ -341,14 +429,16 @@ TEST(strerror)
   CHECK(toe_strerror(-2147483647 - 1) != NULL);
   /* every code named in toe/errno.h has its own text */
   static const int codes[] = {
-      TOE_EPERM,          TOE_ENOENT,      TOE_EINTR,        TOE_EIO,          TOE_E2BIG,
-      TOE_EBADF,          TOE_EAGAIN,      TOE_ENOMEM,       TOE_EFAULT,       TOE_EBUSY,
-      TOE_EEXIST,         TOE_EINVAL,      TOE_EMFILE,       TOE_EPIPE,        TOE_EDESTADDRREQ,
-      TOE_EMSGSIZE,       TOE_EPROTOTYPE,  TOE_ENOPROTOOPT,  TOE_EPROTONOSUPPORT,
-      TOE_EOPNOTSUPP,     TOE_EAFNOSUPPORT, TOE_EADDRINUSE,  TOE_EADDRNOTAVAIL, TOE_ENETDOWN,
-      TOE_ENETUNREACH,    TOE_ECONNABORTED, TOE_ECONNRESET,  TOE_ENOBUFS,      TOE_EISCONN,
-      TOE_ENOTCONN,       TOE_ESHUTDOWN,   TOE_ETIMEDOUT,    TOE_ECONNREFUSED, TOE_EHOSTDOWN,
-      TOE_EHOSTUNREACH,   TOE_EALREADY,    TOE_EINPROGRESS,  TOE_EPROTO,       TOE_EBADMSG};
+      TOE_EPERM,        TOE_ENOENT,       TOE_EINTR,           TOE_EIO,
+      TOE_E2BIG,        TOE_EBADF,        TOE_EAGAIN,          TOE_ENOMEM,
+      TOE_EFAULT,       TOE_EBUSY,        TOE_EEXIST,          TOE_EINVAL,
+      TOE_EMFILE,       TOE_EPIPE,        TOE_EDESTADDRREQ,    TOE_EMSGSIZE,
+      TOE_EPROTOTYPE,   TOE_ENOPROTOOPT,  TOE_EPROTONOSUPPORT, TOE_EOPNOTSUPP,
+      TOE_EAFNOSUPPORT, TOE_EADDRINUSE,   TOE_EADDRNOTAVAIL,   TOE_ENETDOWN,
+      TOE_ENETUNREACH,  TOE_ECONNABORTED, TOE_ECONNRESET,      TOE_ENOBUFS,
+      TOE_EISCONN,      TOE_ENOTCONN,     TOE_ESHUTDOWN,       TOE_ETIMEDOUT,
+      TOE_ECONNREFUSED, TOE_EHOSTDOWN,    TOE_EHOSTUNREACH,    TOE_EALREADY,
+      TOE_EINPROGRESS,  TOE_EPROTO,       TOE_EBADMSG};
   int unknown = 0;
   for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
     unknown += strcmp(toe_strerror(-codes[i]), "unknown error") == 0;
@@ -381,6 +471,9 @@ static void visit(void *arg, const char *layer, const char *name, uint64_t value
 }
 
 #define COUNT_ONE_(name) +1
+#ifndef TOE_COUNTERS_TCP
+#define TOE_COUNTERS_TCP(X)
+#endif
 
 TEST(counters_visit)
 {
@@ -393,7 +486,7 @@ TEST(counters_visit)
   toe_counters_visit(toe_stack_counters(h.st), visit, &v);
   int expected = 0 TOE_COUNTERS_LINK(COUNT_ONE_) TOE_COUNTERS_ARP(COUNT_ONE_)
       TOE_COUNTERS_IP(COUNT_ONE_) TOE_COUNTERS_ICMP(COUNT_ONE_) TOE_COUNTERS_UDP(COUNT_ONE_)
-          TOE_COUNTERS_PBUF(COUNT_ONE_) TOE_COUNTERS_TIMER(COUNT_ONE_);
+          TOE_COUNTERS_TCP(COUNT_ONE_) TOE_COUNTERS_PBUF(COUNT_ONE_) TOE_COUNTERS_TIMER(COUNT_ONE_);
   CHECK_EQ(v.n, expected);
   CHECK(v.saw_first);
   CHECK(v.saw_double_free);

@@ -5,12 +5,12 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
-#include <stdlib.h>
-#include <time.h>
-
 #include "engine/stack.h"
 #include "harness.h"
 #include "testlib.h"
+
+#include <stdlib.h>
+#include <time.h>
 
 #define TICK TOE_TW_TICK_NS
 
@@ -93,11 +93,27 @@ TEST(exact_across_all_levels)
   h_init(&h);
   toe_time_t t0 = toe_stack_now(h.st);
   /* delays around every level boundary (256^L ticks), odd ns offsets, and the overflow list */
-  static const toe_time_t delays_ms[] = {0,      1,        2,        255,        256,        257,
-                                         511,    65535,    65536,    65537,      300000,     16777215,
-                                         16777216, 16777217, 4294967295ull, 4294967296ull,
-                                         4294967297ull, 1099511627775ull, 1099511627776ull,
-                                         1099511627777ull, 3000000000000ull};
+  static const toe_time_t delays_ms[] = {0,
+                                         1,
+                                         2,
+                                         255,
+                                         256,
+                                         257,
+                                         511,
+                                         65535,
+                                         65536,
+                                         65537,
+                                         300000,
+                                         16777215,
+                                         16777216,
+                                         16777217,
+                                         4294967295ull,
+                                         4294967296ull,
+                                         4294967297ull,
+                                         1099511627775ull,
+                                         1099511627776ull,
+                                         1099511627777ull,
+                                         3000000000000ull};
   enum { N = sizeof(delays_ms) / sizeof(delays_ms[0]) * 3 };
   static struct tt x[N];
   tt_init(x, N);
@@ -341,7 +357,7 @@ TEST(cascade_counts_and_keeps_exactness)
   CHECK(tc(&h)->cascaded >= casc + 1); /* level 2 -> 1 happened on the way */
   toe_stack_poll(h.st, t0 + TOE_SEC(3600) + 776);
   CHECK_EQ(x[0].fired, 0);
-  CHECK(tc(&h)->cascaded >= casc + 2); /* and level 1 -> 0 */
+  CHECK(tc(&h)->cascaded >= casc + 2);                               /* and level 1 -> 0 */
   CHECK_EQ(toe_stack_next_deadline(h.st), t0 + TOE_SEC(3600) + 777); /* exact at level 0 */
   toe_stack_poll(h.st, t0 + TOE_SEC(3600) + 777);
   CHECK_EQ(x[0].fired, 1);
