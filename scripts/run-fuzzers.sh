@@ -2,7 +2,7 @@
 # Runs every libFuzzer target in BUILD/ briefly on its seed corpus: parsers for SECS seconds, the
 # whole-engine target (fuzz_engine*) for ENGINE_SECS. Fails if any target finds a crash.
 set -euo pipefail
-build=${1:-build-fuzz}
+build=$(cd "${1:-build-fuzz}" && pwd)
 secs=${2:-10}
 engine_secs=${3:-60}
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,1 +1,615 @@
-int main(void){return 0;}
+/*
+ * toed: the device daemon. Owns one network port and runs the toekit engine on it.
+ *
+ *   start-up:  arguments -> interface facts -> engine -> port guard -> link driver -> services
+ *   loop:      epoll on the link fd, a timerfd for the engine's next deadline (and the pcap's
+ *              once-a-second flush) and a signalfd for SIGINT/SIGTERM. Each wake-up drains every
+ *              ready RX frame into the engine, serves the sockets that became readable, and
+ *              flushes the TX path once for the whole batch.
+ *   shutdown:  link closed (its last frames flushed), services closed, the port handed back to
+ *              the kernel, pcap flushed, counter summary printed; exit 0.
+ *
+ * Engine time is CLOCK_MONOTONIC in nanoseconds. pcap timestamps are CLOCK_REALTIME (the kernel's
+ * receive stamp for received frames).
+ */
+#define _GNU_SOURCE
+
+#include "device/link.h"
+#include "device/pcap_writer.h"
+#include "device/port_guard.h"
+#include "device/services.h"
+#include "device/toed_args.h"
+#include "toe/engine.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_RUNTIME 1
+#define RX_BUDGET 1024u        /* frames per rx_burst call */
+#define RX_MAX_PER_WAKE 16384u /* then let timers and services run */
+#define SVC_BUDGET 64u         /* datagrams per socket per round */
+#define LOG_INTERVAL TOE_SEC(5)
+
+/* One message per interval per kind; the rest are counted and reported with the next one. */
+struct ratelimit {
+  toe_time_t next;
+  uint64_t suppressed;
+};
+
+struct toed {
+  struct toed_args args;
+  int ifindex;
+  uint8_t if_mac[6];
+  int if_mtu;
+  uint8_t mac[6];
+  uint16_t mtu;
+
+  struct toe_stack *st;
+  struct toed_link link;
+  bool link_open;
+  struct toed_port_guard guard;
+  bool guard_on;
+  struct toed_pcap pcap;
+  struct toed_services svc;
+  bool svc_open;
+
+  int epfd, tfd, sfd;
+  toe_time_t armed; /* what the timerfd is set to (TOE_TIME_NEVER: disarmed) */
+  toe_time_t next_pcap_flush;
+  toe_time_t started;
+  toe_time_t now; /* of the current batch */
+  int stop_signal;
+
+  struct ratelimit rl_tx, rl_svc, rl_pcap, rl_link;
+  uint64_t pcap_errors_seen;
+};
+
+static bool quiet;
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "toed: %s\n", buf);
+}
+
+static toe_time_t mono_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (toe_time_t)ts.tv_sec * 1000000000ull + (toe_time_t)ts.tv_nsec;
+}
+
+static uint64_t real_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void ratelimited(struct ratelimit *rl, toe_time_t now, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void ratelimited(struct ratelimit *rl, toe_time_t now, const char *fmt, ...)
+{
+  if (now < rl->next) {
+    rl->suppressed++;
+    return;
+  }
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (rl->suppressed)
+    logmsg("%s (%llu similar messages suppressed)", buf, (unsigned long long)rl->suppressed);
+  else
+    logmsg("%s", buf);
+  rl->suppressed = 0;
+  rl->next = now + LOG_INTERVAL;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Engine callbacks                                                                              */
+
+static void on_tx(void *ctx, struct toe_pbuf *frame)
+{
+  struct toed *d = ctx;
+  int rc = d->link.ops->tx(&d->link, frame);
+  if (rc == 0) {
+    if (d->pcap.f)
+      toed_pcap_write_chain(&d->pcap, frame, real_now());
+  } else {
+    ratelimited(&d->rl_tx, d->now, "transmit failed on %s: %s (frame dropped)", d->args.wire,
+                strerror(-rc));
+  }
+  toe_pbuf_free(d->st, frame);
+}
+
+static void on_sock_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
+{
+  struct toed *d = ctx;
+  toed_services_on_event(&d->svc, user, events);
+}
+
+static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns)
+{
+  struct toed *d = ctx;
+  if (d->pcap.f)
+    toed_pcap_write(&d->pcap, frame, len, ts_ns ? ts_ns : real_now());
+  /* A full pool is counted by the engine (link.rx_drop_nobuf). */
+  (void)toe_stack_input_copy(d->st, frame, len, d->now);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Summary                                                                                       */
+
+struct summary {
+  char layer[48];
+  char line[4096];
+  size_t len;
+};
+
+static void summary_flush(struct summary *s)
+{
+  if (s->len)
+    fprintf(stderr, "toed:  %s\n", s->line);
+  s->len = 0;
+  s->line[0] = 0;
+}
+
+/* One line per layer, "layer.name=value" for each non-zero counter. */
+static void summary_add(void *arg, const char *layer, const char *name, uint64_t value)
+{
+  struct summary *s = arg;
+  if (strcmp(layer, s->layer) != 0) {
+    summary_flush(s);
+    snprintf(s->layer, sizeof s->layer, "%s", layer);
+  }
+  if (value == 0 || s->len >= sizeof s->line - 128)
+    return;
+  int w = snprintf(s->line + s->len, sizeof s->line - s->len, " %s.%s=%llu", layer, name,
+                   (unsigned long long)value);
+  if (w > 0)
+    s->len += (size_t)w;
+}
+
+static void summary_driver(void *arg, const char *name, uint64_t value)
+{
+  summary_add(arg, "driver", name, value);
+}
+
+/* "udp/echo:7" becomes the layer "svc_udp_echo_7". */
+static void summary_service(void *arg, const char *label, const char *name, uint64_t value)
+{
+  char layer[48];
+  int n = snprintf(layer, sizeof layer, "svc_%s", label);
+  for (int i = 0; i < n && i < (int)sizeof layer - 1; i++)
+    if (layer[i] == '/' || layer[i] == ':')
+      layer[i] = '_';
+  summary_add(arg, layer, name, value);
+}
+
+static void print_summary(struct toed *d)
+{
+  double secs = (double)(mono_now() - d->started) / 1e9;
+  const char *why = d->stop_signal == SIGINT    ? "on SIGINT"
+                    : d->stop_signal == SIGTERM ? "on SIGTERM"
+                                                : "because of an error";
+  logmsg("stopped %s after %.1f s; non-zero counters:", why, secs);
+  struct summary s;
+  memset(&s, 0, sizeof s);
+  toe_counters_visit(toe_stack_counters(d->st), summary_add, &s);
+  summary_flush(&s);
+  memset(&s, 0, sizeof s);
+  toed_link_stats_visit(&d->link.stats, summary_driver, &s);
+  summary_flush(&s);
+  memset(&s, 0, sizeof s);
+  if (d->svc_open)
+    toed_services_visit(&d->svc, summary_service, &s);
+  summary_flush(&s);
+  if (d->args.pcap) {
+    memset(&s, 0, sizeof s);
+    summary_add(&s, "pcap", "frames", d->pcap.frames);
+    summary_add(&s, "pcap", "bytes", d->pcap.bytes);
+    summary_add(&s, "pcap", "write_errors", d->pcap.write_errors);
+    summary_flush(&s);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Set-up                                                                                        */
+
+/* Interface facts. Returns 0, or -1 with a message (usage error: the interface is an argument). */
+static int query_interface(struct toed *d, char *err, size_t errlen)
+{
+  const char *ifn = d->args.wire;
+  if (strlen(ifn) >= IFNAMSIZ || (d->ifindex = (int)if_nametoindex(ifn)) == 0) {
+    snprintf(err, errlen, "--wire %s: no such network interface (list them with 'ip link')", ifn);
+    return -1;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot query %s: %s", ifn, strerror(errno));
+    return -1;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifn);
+  int rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
+  if (rc == 0 && ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
+    close(fd);
+    snprintf(err, errlen, "--wire %s: not an Ethernet interface (toed needs an Ethernet port)",
+             ifn);
+    return -1;
+  }
+  if (rc == 0)
+    memcpy(d->if_mac, ifr.ifr_hwaddr.sa_data, 6);
+  if (rc == 0)
+    rc = ioctl(fd, SIOCGIFMTU, &ifr);
+  int e = errno;
+  close(fd);
+  if (rc < 0) {
+    snprintf(err, errlen, "--wire %s: cannot read its MAC/MTU: %s", ifn, strerror(e));
+    return -1;
+  }
+  d->if_mtu = ifr.ifr_mtu;
+  return 0;
+}
+
+static int setup_loop(struct toed *d, sigset_t *mask, char *err, size_t errlen)
+{
+  d->epfd = epoll_create1(EPOLL_CLOEXEC);
+  d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  d->sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (d->epfd < 0 || d->tfd < 0 || d->sfd < 0) {
+    snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
+    return -1;
+  }
+  int fds[3] = {d->link.ops->fd(&d->link), d->tfd, d->sfd};
+  for (int i = 0; i < 3; i++) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
+      snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
+      return -1;
+    }
+  }
+  d->armed = TOE_TIME_NEVER;
+  return 0;
+}
+
+static void arm_timer(struct toed *d, toe_time_t when)
+{
+  if (when == d->armed)
+    return;
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  if (when != TOE_TIME_NEVER) {
+    if (when == 0)
+      when = 1; /* zero would disarm */
+    its.it_value.tv_sec = (time_t)(when / 1000000000ull);
+    its.it_value.tv_nsec = (long)(when % 1000000000ull);
+  }
+  timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+  d->armed = when;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The event loop                                                                                */
+
+static void report_errors(struct toed *d)
+{
+  if (d->svc.error_events) {
+    ratelimited(&d->rl_svc, d->now, "a service could not send: %s",
+                toe_strerror(d->svc.last_error));
+    d->svc.error_events = 0;
+  }
+  if (d->pcap.write_errors != d->pcap_errors_seen) {
+    d->pcap_errors_seen = d->pcap.write_errors;
+    ratelimited(&d->rl_pcap, d->now, "cannot write the pcap %s: %s (frames lost from it)",
+                d->args.pcap, strerror(d->pcap.last_errno));
+  }
+}
+
+static void drain_rx(struct toed *d)
+{
+  unsigned total = 0, n;
+  do {
+    n = d->link.ops->rx_burst(&d->link, on_rx, d, RX_BUDGET);
+    total += n;
+  } while (n > 0 && total < RX_MAX_PER_WAKE);
+}
+
+static int link_error(struct toed *d)
+{
+  int e = 0;
+  socklen_t sl = sizeof e;
+  getsockopt(d->link.ops->fd(&d->link), SOL_SOCKET, SO_ERROR, &e, &sl);
+  if (if_nametoindex(d->args.wire) == 0) {
+    logmsg("%s disappeared; stopping", d->args.wire);
+    return -1;
+  }
+  if (e)
+    ratelimited(&d->rl_link, d->now, "link %s: %s", d->args.wire, strerror(e));
+  return 0;
+}
+
+static int run_loop(struct toed *d)
+{
+  for (;;) {
+    d->now = mono_now();
+    if (toe_stack_next_deadline(d->st) <= d->now)
+      toe_stack_poll(d->st, d->now);
+    if (toed_services_pending(&d->svc))
+      toed_services_run(&d->svc, SVC_BUDGET);
+    int frc = d->link.ops->flush(&d->link);
+    if (frc < 0)
+      ratelimited(&d->rl_tx, d->now, "transmit failed on %s: %s", d->args.wire, strerror(-frc));
+    if (d->pcap.f && d->now >= d->next_pcap_flush) {
+      toed_pcap_flush(&d->pcap);
+      d->next_pcap_flush = d->now + TOE_SEC(1);
+    }
+    report_errors(d);
+    if (d->stop_signal)
+      return 0;
+
+    toe_time_t wake = toe_stack_next_deadline(d->st);
+    if (d->pcap.f && d->next_pcap_flush < wake)
+      wake = d->next_pcap_flush;
+    /* The engine just ran its timers; a deadline that is still not in the future is a wheel slot
+     * boundary, not work: wait a little instead of spinning on it. */
+    if (wake <= d->now)
+      wake = d->now + 50000;
+    int timeout = -1;
+    if (toed_services_pending(&d->svc))
+      timeout = 0; /* more work now; just look for input first */
+    else
+      arm_timer(d, wake);
+
+    struct epoll_event evs[4];
+    int n = epoll_wait(d->epfd, evs, 4, timeout);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      logmsg("epoll_wait: %s", strerror(errno));
+      return -1;
+    }
+    d->now = mono_now();
+    for (int i = 0; i < n; i++) {
+      switch (evs[i].data.u32) {
+      case 0:
+        if (evs[i].events & EPOLLERR && link_error(d) < 0)
+          return -1;
+        if (evs[i].events & EPOLLIN)
+          drain_rx(d);
+        break;
+      case 1: {
+        uint64_t ticks;
+        if (read(d->tfd, &ticks, sizeof ticks) < 0) {
+          /* EAGAIN: re-armed before we read; nothing to do. */
+        }
+        d->armed = TOE_TIME_NEVER; /* expired: the next arm must really set it */
+        break;
+      }
+      case 2: {
+        struct signalfd_siginfo si;
+        if (read(d->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+          d->stop_signal = (int)si.ssi_signo;
+        break;
+      }
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+
+static void teardown(struct toed *d)
+{
+  if (d->svc_open)
+    toed_services_close(&d->svc);
+  d->svc_open = false;
+  if (d->link_open)
+    d->link.ops->close(&d->link);
+  d->link_open = false;
+  if (d->guard_on && toed_port_guard_remove(&d->guard) < 0)
+    logmsg("could not fully restore %s (check 'nft list tables' and 'ip link show %s')",
+           d->args.wire, d->args.wire);
+  d->guard_on = false;
+  if (d->pcap.f) {
+    int rc = toed_pcap_close(&d->pcap);
+    if (rc < 0)
+      logmsg("cannot finish the pcap %s: %s", d->args.pcap, strerror(-rc));
+  }
+  if (d->epfd >= 0)
+    close(d->epfd);
+  if (d->tfd >= 0)
+    close(d->tfd);
+  if (d->sfd >= 0)
+    close(d->sfd);
+  d->epfd = d->tfd = d->sfd = -1;
+}
+
+int main(int argc, char **argv)
+{
+  static struct toed d;
+  char err[512];
+  d.epfd = d.tfd = d.sfd = -1;
+
+  if (toed_args_parse(&d.args, argc, argv, err, sizeof err) < 0) {
+    logmsg("%s", err);
+    return TOED_EXIT_USAGE;
+  }
+  if (d.args.help) {
+    toed_args_usage(stdout);
+    return 0;
+  }
+  quiet = d.args.quiet;
+
+  /* Signals go to the signalfd; blocked from here on so none is lost during start-up. An ignored
+   * signal would never reach the signalfd, and a shell starts background jobs with SIGINT
+   * ignored: take the default disposition back so SIGINT always stops toed cleanly. */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (query_interface(&d, err, sizeof err) < 0) {
+    logmsg("%s", err);
+    return TOED_EXIT_USAGE;
+  }
+  if (d.if_mtu < 68) {
+    logmsg("--wire %s: its MTU %d is below the IPv4 minimum 68", d.args.wire, d.if_mtu);
+    return TOED_EXIT_USAGE;
+  }
+  if (d.args.mtu > d.if_mtu) {
+    logmsg("--mtu %u: larger than %s's MTU %d (raise it first: ip link set %s mtu %u)",
+           (unsigned)d.args.mtu, d.args.wire, d.if_mtu, d.args.wire, (unsigned)d.args.mtu);
+    return TOED_EXIT_USAGE;
+  }
+  d.mtu = d.args.mtu ? d.args.mtu : (uint16_t)(d.if_mtu > 9000 ? 9000 : d.if_mtu);
+  memcpy(d.mac, d.args.have_mac ? d.args.mac : d.if_mac, 6);
+  static const uint8_t zero_mac[6];
+  if (!d.args.have_mac && ((d.mac[0] & 1) || memcmp(d.mac, zero_mac, 6) == 0)) {
+    logmsg("--wire %s: the interface has no usable MAC address; give one with --mac", d.args.wire);
+    return TOED_EXIT_USAGE;
+  }
+  if (d.args.pcap) {
+    int rc = toed_pcap_open(&d.pcap, d.args.pcap);
+    if (rc < 0) {
+      logmsg("--pcap %s: cannot create it: %s", d.args.pcap, strerror(-rc));
+      return TOED_EXIT_USAGE;
+    }
+  }
+
+  /* The engine. */
+  struct toe_config cfg;
+  toe_config_defaults(&cfg);
+  memcpy(cfg.mac.b, d.mac, 6);
+  cfg.addr = d.args.addr;
+  cfg.prefix_len = d.args.prefix_len;
+  cfg.gateway = d.args.gateway;
+  cfg.mtu = d.mtu;
+  cfg.vlan_id = d.args.vlan;
+  cfg.link_caps = 0; /* the driver completes partial checksums but verifies nothing */
+  if (getrandom(&cfg.random_seed, sizeof cfg.random_seed, 0) != sizeof cfg.random_seed ||
+      getrandom(cfg.secret, sizeof cfg.secret, 0) != sizeof cfg.secret) {
+    logmsg("getrandom: %s", strerror(errno));
+    teardown(&d);
+    return EXIT_RUNTIME;
+  }
+  cfg.tx = on_tx;
+  cfg.sock_event = on_sock_event;
+  cfg.ctx = &d;
+  int rc = toe_stack_new(&cfg, &d.st);
+  if (rc < 0) {
+    logmsg("cannot create the engine: %s (check --addr, --gateway and --mtu)", toe_strerror(rc));
+    teardown(&d);
+    return EXIT_RUNTIME;
+  }
+
+  /* The port: keep the kernel off it, then open it. */
+  char warn[512];
+  if (toed_port_guard_install(&d.guard, d.args.wire, TOED_FWMARK, err, sizeof err, warn,
+                              sizeof warn) < 0) {
+    logmsg("%s", err);
+    teardown(&d);
+    toe_stack_free(d.st);
+    return EXIT_RUNTIME;
+  }
+  d.guard_on = true;
+  if (warn[0])
+    logmsg("warning: %s", warn);
+
+  d.link.ops = &toed_link_afpacket_ops;
+  struct toed_link_params lp = {
+      .ifname = d.args.wire,
+      .ifindex = d.ifindex,
+      .mtu = d.mtu,
+      .promisc = memcmp(d.mac, d.if_mac, 6) != 0,
+      .fwmark = d.guard.egress ? TOED_FWMARK : 0,
+      .rx_tov_ms = 0,
+  };
+  rc = d.link.ops->open(&d.link, &lp, err, sizeof err);
+  if (rc < 0) {
+    logmsg("%s", err);
+    teardown(&d);
+    toe_stack_free(d.st);
+    return EXIT_RUNTIME;
+  }
+  d.link_open = true;
+
+  if (toed_services_open(&d.svc, d.st, d.args.services, d.args.n_services, cfg.random_seed ^ 1, err,
+                         sizeof err) < 0) {
+    logmsg("%s", err);
+    teardown(&d);
+    toe_stack_free(d.st);
+    return EXIT_RUNTIME;
+  }
+  d.svc_open = true;
+  if (setup_loop(&d, &mask, err, sizeof err) < 0) {
+    logmsg("%s", err);
+    teardown(&d);
+    toe_stack_free(d.st);
+    return EXIT_RUNTIME;
+  }
+
+  if (!quiet) {
+    char a[16], g[16], m[18], svcs[256], gd[160], ld[200];
+    toed_services_describe(d.args.services, d.args.n_services, svcs, sizeof svcs);
+    toed_port_guard_describe(&d.guard, gd, sizeof gd);
+    d.link.ops->describe(&d.link, ld, sizeof ld);
+    char vlan[16];
+    snprintf(vlan, sizeof vlan, "%u", (unsigned)d.args.vlan);
+    logmsg("up on %s: mac %s, addr %s/%u, gateway %s, mtu %u, vlan %s, services %s, pcap %s; "
+           "link %s; guard %s",
+           d.args.wire, toed_fmt_mac(d.mac, m, sizeof m), toed_fmt_ipv4(d.args.addr, a, sizeof a),
+           (unsigned)d.args.prefix_len,
+           d.args.gateway ? toed_fmt_ipv4(d.args.gateway, g, sizeof g) : "none", (unsigned)d.mtu,
+           d.args.vlan ? vlan : "none", svcs, d.args.pcap ? d.args.pcap : "off", ld, gd);
+  }
+
+  d.started = d.now = mono_now();
+  d.next_pcap_flush = d.now + TOE_SEC(1);
+  toe_stack_start(d.st, d.now); /* gratuitous ARP; sent by the first flush of the loop */
+  rc = run_loop(&d);
+
+  /* Hand the port back first, then report (the services' counters die with them). */
+  d.link.ops->close(&d.link);
+  d.link_open = false;
+  if (toed_port_guard_remove(&d.guard) < 0)
+    logmsg("could not fully restore %s (check 'nft list tables' and 'ip link show %s')",
+           d.args.wire, d.args.wire);
+  d.guard_on = false;
+  if (d.pcap.f) {
+    int prc = toed_pcap_close(&d.pcap);
+    if (prc < 0)
+      logmsg("cannot finish the pcap %s: %s", d.args.pcap, strerror(-prc));
+  }
+  if (!quiet)
+    print_summary(&d);
+  teardown(&d);
+  toe_stack_free(d.st);
+  return rc == 0 ? 0 : EXIT_RUNTIME;
+}

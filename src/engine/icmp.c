@@ -4,6 +4,7 @@
  * bucket rate limit of RFC 1812 4.3.2.8.
  */
 #include "engine/stack.h"
+#include "engine/tcp.h"
 #include "wire/checksum.h"
 #include "wire/icmpv4.h"
 #include "wire/ipv4.h"
@@ -259,12 +260,13 @@ static void icmp_error_input(struct toe_stack *st, struct toe_pbuf *pb,
     case TOE_IPPROTO_UDP:
       delivered = toe_udp_icmp_error(st, &q, ql4, err);
       break;
-    /* case TOE_IPPROTO_TCP: delivered = toe_tcp_icmp_error(st, &q, ql4, err, next_mtu); */
+    case TOE_IPPROTO_TCP:
+      delivered = toe_tcp_icmp_error(st, &q, ql4, err, next_mtu);
+      break;
     default:
       break;
     }
   }
-  (void)next_mtu; /* for TCP path MTU discovery (RFC 1191) once TCP lands */
   if (delivered)
     c->rx_errors_delivered++;
   else

@@ -1,8 +1,9 @@
 /*
  * IPv4 input (RFC 791, RFC 1122 3.2.1 and 3.3.6): header validation, address filtering,
- * fragments to reassembly, and demultiplexing of complete datagrams to ICMP/UDP (TCP later).
+ * fragments to reassembly, and demultiplexing of complete datagrams to ICMP, UDP and TCP.
  */
 #include "engine/stack.h"
+#include "engine/tcp.h"
 #include "wire/icmpv4.h"
 #include "wire/ipv4.h"
 
@@ -106,12 +107,8 @@ static void ip_deliver(struct toe_stack *st, struct toe_pbuf *pb, const struct t
   switch (v->proto) {
   case TOE_IPPROTO_ICMP:
   case TOE_IPPROTO_UDP:
-    break;
   case TOE_IPPROTO_TCP:
-    /* TCP is not terminated yet: the upper layer will be a one-line case below. */
-    c->rx_drop_proto++;
-    toe_pbuf_free(st, pb);
-    return;
+    break;
   default:
     /* RFC 1122 3.2.2.1: protocol unreachable, only for datagrams addressed to us alone
      * (toe_icmp_send_error applies the other suppression rules). */
@@ -125,10 +122,12 @@ static void ip_deliver(struct toe_stack *st, struct toe_pbuf *pb, const struct t
    * pointing at the header bytes, which stay in the buffer's headroom. */
   toe_pbuf_pull(pb, v->hdr_len);
   c->rx_delivered++;
-  if (v->proto == TOE_IPPROTO_ICMP)
-    toe_icmp_input(st, pb, v);
-  else
+  if (v->proto == TOE_IPPROTO_TCP)
+    toe_tcp_input(st, pb, v);
+  else if (v->proto == TOE_IPPROTO_UDP)
     toe_udp_input(st, pb, v);
+  else
+    toe_icmp_input(st, pb, v);
 }
 
 void toe_ipv4_input(struct toe_stack *st, struct toe_pbuf *pb)

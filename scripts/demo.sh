@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# toekit demo: toed runs the engine on one end of a veth pair; the plain Linux kernel on the other end
+# talks to it with ordinary tools (ip, ping, nc). Needs root (network namespaces).
+#
+#   scripts/demo.sh [BINDIR]      (default build/bin, as built by `make demo`)
+#
+# Makes two namespaces with unique names, addresses only from 198.18.0.0/15 and no default route, and
+# removes everything on exit, even when interrupted. Finishes in about 15 seconds.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/tests/net/lib.sh"
+
+NET_REQUIRED_TOOLS="ip ping nc timeout"
+net_init "${1:-$ROOT/build/bin}" 60
+# The demo is not a test: no "N passed" line, and a failed step ends it with a message.
+net_die() {
+  echo "demo: $*" >&2
+  NET_FAIL=1
+  exit 1
+}
+
+bold=
+plain=
+if [ -t 1 ]; then
+  bold=$(printf '\033[1m')
+  plain=$(printf '\033[0m')
+fi
+# indent: two spaces before every line, and a final newline even if the output lacked one.
+indent() { awk '{ print "  " $0 }'; }
+heading() { printf '\n%s== %s ==%s\n' "$bold" "$*" "$plain"; }
+# run_peer CMD...: shows the command as typed in the peer's shell, runs it there, indents its output.
+run_peer() {
+  printf '%speer$ %s%s\n' "$bold" "$*" "$plain"
+  peer timeout 10 "$@" 2>&1 | indent
+  return "${PIPESTATUS[0]}"
+}
+# run_peer_sh 'PIPELINE': the same for a shell pipeline.
+run_peer_sh() {
+  printf '%speer$ %s%s\n' "$bold" "$1" "$plain"
+  peer timeout 10 bash -c "$1" 2>&1 | indent
+}
+
+heading "toekit demo: a device (toed) serving a Linux kernel peer"
+cat <<EOF
+  namespace $NET_DEV_NS                      namespace $NET_PEER_NS
+  toed --wire $NET_DEV_IF                          Linux kernel, $NET_PEER_IF
+  engine $NET_DEV_ADDR/$NET_PREFIX  <-------- veth -------->  $NET_PEER_ADDR/$NET_PREFIX
+  ($NET_DEV_MAC)                       ordinary tools: ip, ping, nc
+
+  The device end has no kernel address: toed owns the port and its engine answers ARP, ICMP and
+  UDP itself; the peer is the plain kernel with no idea it is talking to anything unusual.
+EOF
+
+net_setup
+heading "Start toed on the device's port"
+printf '%sdevice# %s %s%s\n' "$bold" "$(basename "$NET_TOED")" \
+  "--wire $NET_DEV_IF --addr $NET_DEV_ADDR/$NET_PREFIX --mac $NET_DEV_MAC --service echo:7 --service discard:9 --service chargen:19 --pcap device.pcap" \
+  "$plain"
+NET_QUIET=1
+start_toed --service echo:7 --service discard:9 --service chargen:19
+sed 's/^/  /' "$NET_TOED_LOG"
+TOED_LOG_LINES=$(wc -l <"$NET_TOED_LOG")
+
+heading "The kernel resolves the device by ARP"
+peer ip neigh flush dev "$NET_PEER_IF"
+run_peer ip neigh show dev "$NET_PEER_IF"
+echo "  (empty: the neighbour table was just flushed)"
+run_peer_sh "ping -c 1 -W 2 $NET_DEV_ADDR | head -2"
+run_peer ip neigh show dev "$NET_PEER_IF"
+
+heading "ping"
+run_peer ping -c 3 -i 0.2 -W 2 "$NET_DEV_ADDR"
+
+heading "ping with 3000 bytes: the request arrives in fragments, the engine reassembles it and fragments the reply"
+run_peer ping -c 2 -s 3000 -i 0.2 -W 2 "$NET_DEV_ADDR"
+
+heading "UDP echo (RFC 862, port 7)"
+run_peer_sh "echo hello | nc -u -w1 $NET_DEV_ADDR 7"
+
+heading "UDP chargen (RFC 864, port 19): one datagram in, 0..512 characters of the pattern out"
+run_peer_sh "echo | nc -u -w1 $NET_DEV_ADDR 19 | head -4"
+
+heading "A closed port: the engine answers with ICMP port unreachable, the kernel reports it"
+run_peer_sh "exec 3<>/dev/udp/$NET_DEV_ADDR/9999; echo hi >&3; timeout 2 cat <&3"
+
+heading "Stop toed: its counter summary"
+stop_toed
+tail -n +$((TOED_LOG_LINES + 1)) "$NET_TOED_LOG" | sed 's/^/  /'
+if [ "$NET_TOED_STATUS" != 0 ]; then net_die "toed exited with status $NET_TOED_STATUS"; fi
+echo "  (toed exited with status 0)"
+
+if command -v tshark >/dev/null && [ -s "$NET_PCAP" ]; then
+  heading "What the device saw: its own capture (toed --pcap), first frames"
+  tshark -n -r "$NET_PCAP" -c 14 2>/dev/null | sed 's/^/  /'
+  echo "  ... $(tshark -n -r "$NET_PCAP" 2>/dev/null | wc -l) frames in all"
+fi
+
+heading "Done"
+echo "  namespaces $NET_DEV_NS and $NET_PEER_NS are removed on exit"

@@ -1,0 +1,308 @@
+/*
+ * Command-line parsing for toed.
+ */
+#include "device/toed_args.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void toed_args_usage(FILE *f)
+{
+  fputs(
+      "usage: toed --wire IFNAME --addr ADDR/PREFIX [options]\n"
+      "\n"
+      "Runs the toekit engine on network port IFNAME: the device owns the port (the kernel's\n"
+      "own stack is kept off it while toed runs) and answers ARP, ICMP echo and the built-in\n"
+      "services at ADDR. Stops cleanly on SIGINT/SIGTERM and prints its counters.\n"
+      "\n"
+      "  --wire IFNAME        network interface to own (required)\n"
+      "  --addr ADDR/PREFIX   the device's IPv4 address and on-link prefix, e.g. 198.18.0.1/24\n"
+      "                       (required)\n"
+      "  --mac MAC            station address, e.g. 02:00:00:00:00:01 (default: the interface's)\n"
+      "  --gateway ADDR       default gateway, on-link (default: none)\n"
+      "  --mtu N              IP MTU, 68..9000, at most the interface's (default: the "
+      "interface's)\n"
+      "  --vlan VID           send and accept only 802.1Q-tagged frames with VID 1..4094\n"
+      "  --service NAME[:PORT]\n"
+      "                       run a UDP service: echo (RFC 862, port 7), discard (RFC 863,\n"
+      "                       port 9), chargen (RFC 864, port 19); repeatable\n"
+      "  --pcap FILE          write every frame received and sent to FILE (pcap, ns stamps)\n"
+      "  --quiet              log only errors and warnings (no start line, no summary)\n"
+      "  --help               show this text\n"
+      "\n"
+      "Exit status: 0 after SIGINT/SIGTERM, 1 on a runtime failure, 2 on a bad argument.\n",
+      f);
+}
+
+const char *toed_fmt_ipv4(uint32_t a, char *buf, size_t len)
+{
+  snprintf(buf, len, "%u.%u.%u.%u", (unsigned)(a >> 24), (unsigned)(a >> 16) & 255,
+           (unsigned)(a >> 8) & 255, (unsigned)a & 255);
+  return buf;
+}
+
+const char *toed_fmt_mac(const uint8_t *m, char *buf, size_t len)
+{
+  snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return buf;
+}
+
+/* Decimal number without sign, spaces or junk, within [lo, hi]. */
+static bool parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+  if (!s || !isdigit((unsigned char)s[0]) || strlen(s) > 10)
+    return false;
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || *end || v < lo || v > hi)
+    return false;
+  *out = v;
+  return true;
+}
+
+/* Strict dotted quad (inet_pton refuses short forms, leading zeros and values over 255). */
+static bool parse_ipv4(const char *s, uint32_t *out)
+{
+  struct in_addr in;
+  if (inet_pton(AF_INET, s, &in) != 1)
+    return false;
+  *out = ntohl(in.s_addr);
+  return true;
+}
+
+static uint32_t mask_of(uint8_t prefix)
+{
+  return prefix ? 0xffffffffu << (32 - prefix) : 0;
+}
+
+static int hexval(int c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = tolower(c);
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  return -1;
+}
+
+/* Six two-digit hex bytes separated by ':' (or all by '-'). */
+static bool parse_mac(const char *s, uint8_t *mac)
+{
+  if (strlen(s) != 17)
+    return false;
+  char sep = s[2];
+  if (sep != ':' && sep != '-')
+    return false;
+  for (int i = 0; i < 6; i++) {
+    int hi = hexval((unsigned char)s[3 * i]), lo = hexval((unsigned char)s[3 * i + 1]);
+    if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != sep))
+      return false;
+    mac[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return true;
+}
+
+/* Returns the value of the option at argv[*i] ("--x=v" or "--x v"), or NULL if missing. */
+static const char *opt_value(int argc, char **argv, int *i, const char *eq)
+{
+  if (eq)
+    return eq + 1;
+  if (*i + 1 >= argc)
+    return NULL;
+  return argv[++*i];
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
+{
+  snprintf(err, errlen, fmt, a, b);
+  return -1;
+}
+
+static int parse_service(struct toed_args *a, const char *v, char *err, size_t errlen)
+{
+  char name[32];
+  const char *colon = strchr(v, ':');
+  size_t nlen = colon ? (size_t)(colon - v) : strlen(v);
+  if (nlen == 0 || nlen >= sizeof name)
+    return fail(err, errlen, "--service %s: unknown service (known: %s; e.g. --service echo:7)", v,
+                toed_service_names());
+  memcpy(name, v, nlen);
+  name[nlen] = 0;
+  int kind = toed_service_lookup(name);
+  if (kind < 0) {
+    snprintf(err, errlen, "--service %s: unknown service '%s' (known: %s; e.g. --service echo:7)",
+             v, name, toed_service_names());
+    return -1;
+  }
+  unsigned long port = toed_service_default_port((enum toed_service_kind)kind);
+  if (colon && !parse_uint(colon + 1, 1, 65535, &port))
+    return fail(err, errlen, "--service %s: '%s' is not a port number 1..65535 (e.g. echo:7)", v,
+                colon + 1);
+  for (unsigned i = 0; i < a->n_services; i++)
+    if (a->services[i].port == port) {
+      snprintf(err, errlen, "--service %s: UDP port %lu already has a service (%s)", v, port,
+               toed_service_name(a->services[i].kind));
+      return -1;
+    }
+  if (a->n_services == TOED_MAX_SERVICES) {
+    snprintf(err, errlen, "--service %s: too many services (at most %d)", v, TOED_MAX_SERVICES);
+    return -1;
+  }
+  struct toed_service_spec *sp = &a->services[a->n_services++];
+  sp->kind = (enum toed_service_kind)kind;
+  sp->port = (uint16_t)port;
+  sp->protos = TOED_SVC_PROTO_UDP;
+  return 0;
+}
+
+int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_t errlen)
+{
+  memset(a, 0, sizeof *a);
+  bool have_addr = false, have_gw = false;
+  const char *addr_text = NULL, *gw_text = NULL;
+  unsigned seen = 0; /* bit per single-valued option, to refuse repeats */
+
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      a->help = true;
+      return 0;
+    }
+    if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
+      a->quiet = true;
+      continue;
+    }
+    if (strncmp(arg, "--", 2) != 0)
+      return fail(err, errlen, "unexpected argument '%s' (options start with --; see toed --help)",
+                  arg, NULL);
+
+    static const struct {
+      const char *name;
+      const char *example;
+    } opts[] = {
+        {"wire", "--wire eth1"},
+        {"addr", "--addr 198.18.0.1/24"},
+        {"mac", "--mac 02:00:00:00:00:01"},
+        {"gateway", "--gateway 198.18.0.254"},
+        {"mtu", "--mtu 1500"},
+        {"vlan", "--vlan 100"},
+        {"service", "--service echo:7"},
+        {"pcap", "--pcap /tmp/toed.pcap"},
+    };
+    const char *eq = strchr(arg, '=');
+    size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+    int which = -1;
+    for (int k = 0; k < (int)(sizeof opts / sizeof opts[0]); k++)
+      if (strlen(opts[k].name) == nlen && strncmp(arg + 2, opts[k].name, nlen) == 0)
+        which = k;
+    if (which < 0)
+      return fail(err, errlen, "unknown option '%s' (see toed --help)", arg, NULL);
+    const char *v = opt_value(argc, argv, &i, eq);
+    if (!v || !*v) {
+      snprintf(err, errlen, "--%s needs a value (e.g. %s)", opts[which].name, opts[which].example);
+      return -1;
+    }
+    const char *name = opts[which].name;
+    if (strcmp(name, "service") != 0) {
+      if (seen & (1u << which)) {
+        snprintf(err, errlen, "--%s given twice (give it once)", name);
+        return -1;
+      }
+      seen |= 1u << which;
+    }
+
+    if (strcmp(name, "wire") == 0) {
+      a->wire = v;
+    } else if (strcmp(name, "addr") == 0) {
+      char buf[64];
+      const char *slash = strchr(v, '/');
+      unsigned long plen;
+      size_t alen = slash ? (size_t)(slash - v) : 0;
+      if (!slash || alen >= sizeof buf)
+        return fail(err, errlen,
+                    "--addr %s: not an IPv4 address/prefix (expected e.g. 198.18.0.1/24)", v, NULL);
+      memcpy(buf, v, alen);
+      buf[alen] = 0;
+      if (!parse_ipv4(buf, &a->addr) || !parse_uint(slash + 1, 0, 32, &plen))
+        return fail(err, errlen,
+                    "--addr %s: not an IPv4 address/prefix (expected e.g. 198.18.0.1/24)", v, NULL);
+      a->prefix_len = (uint8_t)plen;
+      have_addr = true;
+      addr_text = v;
+    } else if (strcmp(name, "mac") == 0) {
+      if (!parse_mac(v, a->mac))
+        return fail(err, errlen,
+                    "--mac %s: not a MAC address (expected six hex bytes, e.g. 02:00:00:00:00:01)",
+                    v, NULL);
+      if (a->mac[0] & 1)
+        return fail(err, errlen,
+                    "--mac %s: a multicast (group) address cannot be a station's (clear the low "
+                    "bit of the first byte, e.g. 02:00:00:00:00:01)",
+                    v, NULL);
+      static const uint8_t zero[6];
+      if (memcmp(a->mac, zero, 6) == 0)
+        return fail(err, errlen, "--mac %s: the zero MAC cannot be a station's (e.g. %s)", v,
+                    "02:00:00:00:00:01");
+      a->have_mac = true;
+    } else if (strcmp(name, "gateway") == 0) {
+      if (!parse_ipv4(v, &a->gateway))
+        return fail(err, errlen, "--gateway %s: not an IPv4 address (expected e.g. %s)", v,
+                    "198.18.0.254");
+      have_gw = true;
+      gw_text = v;
+    } else if (strcmp(name, "mtu") == 0) {
+      unsigned long mtu;
+      if (!parse_uint(v, 68, 9000, &mtu))
+        return fail(err, errlen, "--mtu %s: not an MTU between 68 and 9000 (e.g. %s)", v,
+                    "--mtu 1500");
+      a->mtu = (uint16_t)mtu;
+    } else if (strcmp(name, "vlan") == 0) {
+      unsigned long vid;
+      if (!parse_uint(v, 1, 4094, &vid))
+        return fail(err, errlen, "--vlan %s: not a VLAN ID between 1 and 4094 (e.g. %s)", v,
+                    "--vlan 100");
+      a->vlan = (uint16_t)vid;
+    } else if (strcmp(name, "service") == 0) {
+      if (parse_service(a, v, err, errlen) < 0)
+        return -1;
+    } else if (strcmp(name, "pcap") == 0) {
+      a->pcap = v;
+    }
+  }
+
+  if (!a->wire)
+    return fail(err, errlen, "no --wire interface given (e.g. --wire eth1; see toed --help)", NULL,
+                NULL);
+  if (!have_addr)
+    return fail(err, errlen, "no --addr given (e.g. --addr 198.18.0.1/24; see toed --help)", NULL,
+                NULL);
+
+  /* A usable unicast host address (RFC 1122 3.2.1.3, RFC 1812 4.2.2.11). /31 and /32 have no
+   * network or broadcast address to avoid (RFC 3021). */
+  uint32_t mask = mask_of(a->prefix_len);
+  bool bad = a->addr == 0 || (a->addr >> 24) == 127 || (a->addr >> 24) == 0 ||
+             (a->addr >> 28) >= 14 || a->prefix_len == 0;
+  if (a->prefix_len <= 30)
+    bad = bad || (a->addr & ~mask) == 0 || (a->addr & ~mask) == ~mask;
+  if (bad)
+    return fail(err, errlen,
+                "--addr %s: not a usable host address (not zero, loopback, multicast, or the "
+                "subnet's network/broadcast address; e.g. 198.18.0.1/24)",
+                addr_text, NULL);
+
+  if (have_gw) {
+    char net[16];
+    if (a->gateway == a->addr || (a->gateway & mask) != (a->addr & mask) ||
+        (a->prefix_len <= 30 && ((a->gateway & ~mask) == 0 || (a->gateway & ~mask) == ~mask))) {
+      snprintf(err, errlen,
+               "--gateway %s: not another host inside %s/%u (the gateway must be on-link)", gw_text,
+               toed_fmt_ipv4(a->addr & mask, net, sizeof net), (unsigned)a->prefix_len);
+      return -1;
+    }
+  }
+  return 0;
+}
