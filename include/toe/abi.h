@@ -1,0 +1,461 @@
+/*
+ * toekit transport ABI 1.0: the contract between a host process (libtoe) and the device (toed, or
+ * the real device behind a DriverKit dext) for socket operations over shared-memory rings.
+ *
+ * docs/transport.md is the specification; this header is its exact C form. Both sides compile
+ * against it. Rules every definition here follows:
+ *   - fixed-width fields, little-endian, naturally aligned, explicit reserved fields (must be 0);
+ *   - no pointers anywhere: the shared region is mapped at different addresses on each side, so
+ *     everything is named by an offset from the start of the region or by an index;
+ *   - integers are little-endian numbers (ports too); IP addresses are byte strings in network
+ *     order;
+ *   - errors are negative TOE_E* values (toe/errno.h), which are Linux's errno numbers; a macOS
+ * host translates them. Sizes and offsets are pinned with static assertions: changing one is an ABI
+ * break (major bump).
+ */
+#ifndef TOE_ABI_H
+#define TOE_ABI_H
+
+#include "toe/errno.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the toekit transport ABI is little-endian; a big-endian port must byte-swap every field"
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Version and capabilities (docs/transport.md "Versioning")
+ */
+
+#define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
+#define TOE_ABI_MINOR 0 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.0"
+
+/* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
+#define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
+#define TOE_ABI_REPLY_MAGIC 0x57454f54u  /* device -> client welcome */
+#define TOE_ABI_REGION_MAGIC 0x52454f54u /* first word of the shared region */
+
+/* Capability bits (hello.caps = what the client understands; reply.caps = what is granted). */
+#define TOE_ABI_CAP_TCP (1ull << 0)   /* TCP sockets */
+#define TOE_ABI_CAP_UDP (1ull << 1)   /* UDP sockets */
+#define TOE_ABI_CAP_IPV6 (1ull << 2)  /* AF_INET6 addresses (not granted by 1.0 devices) */
+#define TOE_ABI_CAP_STATS (1ull << 3) /* the STATS command */
+#define TOE_ABI_CAPS_1_0 (TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS)
+
+/* ---------------------------------------------------------------------------------------------
+ * Geometry limits and defaults (the device clamps a client's requests to these)
+ */
+
+#define TOE_ABI_CACHELINE 128u /* index separation: 64 on x86-64, 128 on Apple silicon */
+#define TOE_ABI_PAGE 4096u     /* alignment of ring entry arrays and the buffer area */
+
+#define TOE_ABI_RING_MIN 8u        /* smallest ring (entries, power of two) */
+#define TOE_ABI_SQ_MAX 32768u      /* largest SQ */
+#define TOE_ABI_CQ_MAX 131072u     /* largest CQ; always >= 2 * sq_entries */
+#define TOE_ABI_BUF_SIZE_MIN 2048u /* buffer size: power of two in [MIN, MAX] */
+#define TOE_ABI_BUF_SIZE_MAX 65536u
+#define TOE_ABI_BUF_COUNT_MIN 16u
+#define TOE_ABI_BUF_COUNT_MAX 65536u
+#define TOE_ABI_HANDLES_MAX 65535u /* sockets per client: index 0xffff is never valid */
+#define TOE_ABI_REGION_MAX (1ull << 30)
+
+#define TOE_ABI_DEFAULT_SQ 1024u
+#define TOE_ABI_DEFAULT_CQ 4096u
+#define TOE_ABI_DEFAULT_BUF_SIZE 8192u
+#define TOE_ABI_DEFAULT_BUF_COUNT 2048u
+#define TOE_ABI_DEFAULT_HANDLES 1024u
+
+/* Entry sizes. */
+#define TOE_ABI_SQE_SIZE 64u
+#define TOE_ABI_CQE_SIZE 64u
+#define TOE_ABI_FQE_SIZE 4u /* a fill-ring entry is a uint32_t buffer id */
+
+/* ---------------------------------------------------------------------------------------------
+ * Handles (docs/transport.md "Handles")
+ *
+ * A handle names one socket of one client: bits 0-15 are the index into that client's handle
+ * table, bits 16-31 the slot's generation (1..65535, bumped when the slot is freed, never 0). So
+ * 0 is never a valid handle, and a handle kept after close is refused (-TOE_EBADF) until the
+ * generation wraps (65535 reuses of that very slot).
+ */
+#define TOE_ABI_HANDLE(index, gen) ((uint32_t)(((uint32_t)(gen) << 16) | ((index)&0xffffu)))
+#define TOE_ABI_HANDLE_INDEX(h) ((uint32_t)(h)&0xffffu)
+#define TOE_ABI_HANDLE_GEN(h) ((uint32_t)(h) >> 16)
+#define TOE_ABI_HANDLE_NONE 0u
+
+/* ---------------------------------------------------------------------------------------------
+ * Addresses
+ */
+
+#define TOE_ABI_AF_UNSPEC 0
+#define TOE_ABI_AF_INET 2
+#define TOE_ABI_AF_INET6 10
+
+#define TOE_ABI_PROTO_TCP 6
+#define TOE_ABI_PROTO_UDP 17
+
+/* A socket address. IPv4 uses addr[0..3] (network order) and leaves the rest 0. */
+struct toe_abi_sockaddr {
+  uint16_t family;   /* TOE_ABI_AF_* ; UNSPEC (all zero) = "none" where allowed */
+  uint16_t port;     /* port number (a little-endian integer, not network order) */
+  uint32_t scope_id; /* IPv6 scope; 0 for IPv4 */
+  uint8_t addr[16];  /* address bytes, network order */
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Handshake messages (Linux: one SOCK_SEQPACKET message each way on the control socket)
+ */
+
+/* Requested geometry: 0 in any field means "the device's default". */
+struct toe_abi_hello {
+  uint32_t magic;     /* TOE_ABI_HELLO_MAGIC */
+  uint16_t abi_major; /* TOE_ABI_MAJOR the client was built for */
+  uint16_t abi_minor; /* TOE_ABI_MINOR the client was built for */
+  uint32_t size;      /* sizeof(struct toe_abi_hello) */
+  uint32_t flags;     /* reserved, 0 */
+  uint64_t caps;      /* TOE_ABI_CAP_* the client understands */
+  uint32_t pid;       /* informational: the device trusts the kernel's peer credentials */
+  uint32_t reserved0;
+  uint32_t sq_entries; /* power of two wanted, or 0 */
+  uint32_t cq_entries;
+  uint32_t fq_entries;
+  uint32_t buf_count;
+  uint32_t buf_size;
+  uint32_t max_handles;
+  uint64_t reserved1;
+  char comm[16];         /* process name, for toectl; need not be NUL-terminated */
+  uint8_t reserved2[48]; /* 0 */
+};
+
+/* Where everything is in the region. Offsets are from the start of the region. */
+struct toe_abi_layout {
+  uint64_t region_size;
+  uint32_t sq_entries; /* power of two */
+  uint32_t cq_entries; /* power of two, >= 2 * sq_entries */
+  uint32_t fq_entries; /* power of two, >= buf_count */
+  uint32_t buf_count;
+  uint32_t buf_size;    /* power of two */
+  uint32_t max_handles; /* handle table size (index < max_handles) */
+  uint64_t sq_ctl_off;  /* struct toe_abi_ring_ctl of each ring */
+  uint64_t sq_off;      /* sq_entries * struct toe_abi_sqe */
+  uint64_t cq_ctl_off;
+  uint64_t cq_off; /* cq_entries * struct toe_abi_cqe */
+  uint64_t fq_ctl_off;
+  uint64_t fq_off;  /* fq_entries * uint32_t buffer id */
+  uint64_t buf_off; /* buf_count * buf_size bytes */
+  uint64_t reserved;
+};
+
+struct toe_abi_hello_reply {
+  uint32_t magic;     /* TOE_ABI_REPLY_MAGIC */
+  uint16_t abi_major; /* the device's major */
+  uint16_t abi_minor; /* min(client minor, device minor) */
+  uint32_t size;      /* sizeof(struct toe_abi_hello_reply) */
+  int32_t status;     /* 0, or -TOE_E* why the session is refused (then no fds follow) */
+  uint64_t caps;      /* granted: client caps & device caps */
+  uint32_t client_id; /* the device's number for this session (toectl shows it) */
+  uint32_t nfds;      /* file descriptors passed with the reply: TOE_ABI_FD_COUNT or 0 */
+  struct toe_abi_layout layout;
+};
+
+/* SCM_RIGHTS file descriptors of a successful reply, in this order. */
+#define TOE_ABI_FD_REGION 0 /* memfd of the region (sealed: it cannot shrink or grow) */
+#define TOE_ABI_FD_KICK 1   /* eventfd the host writes to wake the device (SQ, FQ) */
+#define TOE_ABI_FD_NOTIFY 2 /* eventfd the device writes to wake the host (CQ) */
+#define TOE_ABI_FD_COUNT 3
+
+/* ---------------------------------------------------------------------------------------------
+ * The shared region
+ */
+
+/* One ring's shared indices. Each index is on its own cache line (no false sharing). */
+struct toe_abi_ring_ctl {
+  uint32_t prod; /* written only by the producer (store-release), free-running */
+  uint8_t pad0[TOE_ABI_CACHELINE - 4];
+  uint32_t cons; /* written only by the consumer (store-release), free-running */
+  uint8_t pad1[TOE_ABI_CACHELINE - 4];
+  uint32_t flags; /* TOE_ABI_RING_F_*, written only by the consumer */
+  uint8_t pad2[TOE_ABI_CACHELINE - 4];
+};
+
+/* The consumer sleeps: the producer must ring the doorbell after publishing (docs: "Doorbells"). */
+#define TOE_ABI_RING_F_NEED_WAKEUP 0x1u
+
+/* Device states in the region header. */
+#define TOE_ABI_DEV_RUNNING 1
+#define TOE_ABI_DEV_STOPPING 2 /* shutting down: an EV_SHUTDOWN was posted */
+#define TOE_ABI_DEV_GONE 3     /* the session is over; dev_status says why */
+
+/* At offset 0 of the region. Written by the device before the reply; informational for the host
+ * (the layout in the reply is what counts, and the device never reads any of this back). */
+struct toe_abi_region_hdr {
+  uint32_t magic;     /* TOE_ABI_REGION_MAGIC */
+  uint16_t abi_major; /* as in the reply */
+  uint16_t abi_minor;
+  uint32_t hdr_size; /* sizeof(struct toe_abi_region_hdr) */
+  uint32_t client_id;
+  uint64_t caps;
+  uint64_t reserved0;
+  struct toe_abi_layout layout; /* same as the reply's */
+  uint32_t dev_state;           /* TOE_ABI_DEV_*, on its own cache line */
+  int32_t dev_status;           /* 0, or -TOE_E* why the device ended the session */
+  uint8_t reserved1[120];
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Submission queue entries (host -> device)
+ */
+
+enum toe_abi_op {
+  TOE_ABI_OP_NOP = 1,      /* completes with 0; for tests and wakeup latency */
+  TOE_ABI_OP_OPEN = 2,     /* new socket; the completion's handle is it */
+  TOE_ABI_OP_BIND = 3,     /* local address; completion carries the bound address */
+  TOE_ABI_OP_LISTEN = 4,   /* TCP: bound -> listening */
+  TOE_ABI_OP_CONNECT = 5,  /* TCP: completes when established or failed; UDP: at once */
+  TOE_ABI_OP_ACCEPT = 6,   /* TCP listener: completes when a connection is taken */
+  TOE_ABI_OP_SEND = 7,     /* data from the buffer area; completes when the device took it */
+  TOE_ABI_OP_SHUTDOWN = 8, /* TCP half-close */
+  TOE_ABI_OP_CLOSE = 9,    /* frees the handle; pending ops on it complete first */
+  TOE_ABI_OP_SETSOCKOPT = 10,
+  TOE_ABI_OP_GETSOCKOPT = 11,
+  TOE_ABI_OP_STATS = 12, /* writes statistics into the buffer area */
+  TOE_ABI_OP__COUNT
+};
+
+/* SEND flags */
+#define TOE_ABI_SEND_F_MORE 0x1u /* more data follows at once (like MSG_MORE) */
+#define TOE_ABI_SEND_F_DONTWAIT                                                                    \
+  0x2u /* complete now with what fits (or -EAGAIN); EV_WRITABLE later */
+#define TOE_ABI_SEND_F_ALL (TOE_ABI_SEND_F_MORE | TOE_ABI_SEND_F_DONTWAIT)
+
+/* CLOSE flags */
+#define TOE_ABI_CLOSE_F_ABORT                                                                      \
+  0x1u /* reset (RST) instead of a graceful close; cancels pending sends */
+#define TOE_ABI_CLOSE_F_ALL TOE_ABI_CLOSE_F_ABORT
+
+/* SHUTDOWN how */
+#define TOE_ABI_SHUT_RD 0
+#define TOE_ABI_SHUT_WR 1
+#define TOE_ABI_SHUT_RDWR 2
+
+/* STATS kinds */
+#define TOE_ABI_STATS_CLIENT 1 /* struct toe_abi_client_stats of this session */
+#define TOE_ABI_STATS_SOCKET 2 /* struct toe_abi_sock_stats of `handle` */
+#define TOE_ABI_STATS_ENGINE 3 /* the engine's counters as text, "layer.name value\n" lines */
+
+/*
+ * Socket options. 1..11 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;
+ * 0x100 and up belong to the transport.
+ */
+#define TOE_ABI_SO_RCVBUF 1
+#define TOE_ABI_SO_SNDBUF 2
+#define TOE_ABI_SO_KEEPALIVE 3
+#define TOE_ABI_SO_REUSEADDR 4
+#define TOE_ABI_TCP_NODELAY 5
+#define TOE_ABI_TCP_KEEPIDLE 6
+#define TOE_ABI_TCP_KEEPINTVL 7
+#define TOE_ABI_TCP_KEEPCNT 8
+#define TOE_ABI_TCP_CONGESTION 9
+#define TOE_ABI_SO_LINGER_ABORT 10
+#define TOE_ABI_TCP_MAXSEG 11
+#define TOE_ABI_SO_ERROR 0x100  /* get only: pending socket error (and clear it), 0 or -TOE_E* */
+#define TOE_ABI_SO_RXBUFS 0x101 /* buffers the device may lend this socket at once (1..buf_count)  \
+                                 */
+#define TOE_ABI_SO_NREAD 0x102  /* get only: bytes the device holds for this socket, not yet lent  \
+                                 */
+
+struct toe_abi_sqe {
+  uint8_t opcode;     /* enum toe_abi_op */
+  uint8_t flags;      /* reserved in 1.0: 0 */
+  uint16_t reserved0; /* 0 */
+  uint32_t handle;    /* socket the op acts on; 0 for NOP, OPEN, STATS(CLIENT/ENGINE) */
+  uint64_t user_data; /* echoed in the completion */
+  union {
+    uint8_t raw[48];
+    struct {
+      uint16_t family; /* TOE_ABI_AF_INET (AF_INET6 with TOE_ABI_CAP_IPV6) */
+      uint8_t proto;   /* TOE_ABI_PROTO_TCP / _UDP */
+      uint8_t reserved0;
+      uint32_t reserved1;
+      uint64_t sock_data; /* echoed as user_data in every event of the new socket */
+      uint8_t reserved2[32];
+    } open;
+    struct { /* BIND and CONNECT */
+      struct toe_abi_sockaddr addr;
+      uint8_t reserved[24];
+    } addr;
+    struct {
+      uint32_t backlog;
+      uint8_t reserved[44];
+    } listen;
+    struct {
+      uint64_t sock_data; /* for the accepted socket's events */
+      uint8_t reserved[40];
+    } accept;
+    struct {
+      uint64_t buf_off; /* region offset of the data; [buf_off, buf_off + len) in the buffer area */
+      uint32_t len;
+      uint32_t send_flags;         /* TOE_ABI_SEND_F_* */
+      struct toe_abi_sockaddr dst; /* UDP: destination, or UNSPEC on a connected socket */
+      uint8_t reserved[8];
+    } send;
+    struct {
+      uint32_t how; /* TOE_ABI_SHUT_* */
+      uint8_t reserved[44];
+    } shutdown;
+    struct {
+      uint32_t close_flags; /* TOE_ABI_CLOSE_F_* */
+      uint8_t reserved[44];
+    } close;
+    struct { /* SETSOCKOPT and GETSOCKOPT (value ignored, must be 0, for GET) */
+      uint32_t opt;
+      uint32_t reserved0;
+      int64_t value;
+      uint8_t reserved[32];
+    } sockopt;
+    struct {
+      uint32_t kind; /* TOE_ABI_STATS_* */
+      uint32_t len;  /* bytes available at buf_off */
+      uint64_t buf_off;
+      uint8_t reserved[32];
+    } stats;
+  } u;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Completion queue entries (device -> host)
+ */
+
+/* cqe.type: a completion of one SQE, or an unsolicited socket event. */
+enum toe_abi_cqe_type {
+  TOE_ABI_CQE_OP = 1,         /* completion: opcode says which; res is the result */
+  TOE_ABI_EV_DATA = 2,        /* received data lent in u.data; res = bytes */
+  TOE_ABI_EV_WRITABLE = 3,    /* send space after a DONTWAIT send fell short */
+  TOE_ABI_EV_PEER_CLOSED = 4, /* the peer's FIN: every byte before it was delivered (EOF) */
+  TOE_ABI_EV_RESET = 5,       /* connection reset; res = -TOE_ECONNRESET */
+  TOE_ABI_EV_ERROR = 6,       /* res = -TOE_E*; F_FATAL if the connection is dead */
+  TOE_ABI_EV_SHUTDOWN = 7,    /* the device is stopping (handle 0); close everything */
+  TOE_ABI_CQE__COUNT
+};
+
+/* cqe.flags */
+#define TOE_ABI_CQE_F_MORE 0x1u       /* EV_DATA: the datagram continues in the next EV_DATA */
+#define TOE_ABI_CQE_F_FATAL 0x2u      /* EV_ERROR: the connection is gone (only CLOSE remains) */
+#define TOE_ABI_CQE_F_VALIDATION 0x4u /* an error completion from descriptor validation */
+
+struct toe_abi_cqe {
+  uint64_t user_data; /* the SQE's user_data (completions) or the socket's sock_data (events) */
+  int32_t res;        /* >= 0 result, < 0 -TOE_E* */
+  uint32_t handle;    /* the socket concerned (OPEN: the new one), or 0 */
+  uint8_t type;       /* enum toe_abi_cqe_type */
+  uint8_t opcode;     /* TOE_ABI_CQE_OP: the SQE's opcode; else 0 */
+  uint16_t flags;     /* TOE_ABI_CQE_F_* */
+  uint32_t reserved0;
+  union {
+    uint8_t raw[40];
+    struct {           /* EV_DATA */
+      uint32_t buf_id; /* lent buffer (owned by the host until returned on the fill ring) */
+      uint32_t offset; /* data starts here inside the buffer */
+      uint32_t len;    /* = res */
+      uint32_t reserved;
+      struct toe_abi_sockaddr from; /* UDP: the sender (first piece of a datagram) */
+    } data;
+    struct {           /* completion of ACCEPT */
+      uint32_t handle; /* the new connection */
+      uint32_t reserved;
+      struct toe_abi_sockaddr peer;
+      uint64_t reserved1;
+    } accept;
+    struct { /* completion of BIND and CONNECT: the local address now (port chosen) */
+      struct toe_abi_sockaddr local;
+      uint8_t reserved[16];
+    } addr;
+    struct { /* completion of GETSOCKOPT */
+      int64_t value;
+      uint8_t reserved[32];
+    } sockopt;
+  } u;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Statistics (the STATS command). Counters only grow; the struct grows at its end only, and the
+ * completion's res says how many bytes the device has (a host reads the fields it knows).
+ */
+
+#define TOE_ABI_CLIENT_STATS(X)                                                                    \
+  X(sqes)            /* submission entries taken */                                                \
+  X(completions)     /* completions posted */                                                      \
+  X(events)          /* events posted */                                                           \
+  X(err_validation)  /* SQEs refused by validation (each is a strike) */                           \
+  X(err_op)          /* ops that failed in the engine (not the client's fault) */                  \
+  X(fill_taken)      /* buffers returned on the fill ring */                                       \
+  X(fill_bad)        /* fill entries refused: bad id, or a buffer the device holds */              \
+  X(bufs_lent)       /* buffers lent with EV_DATA */                                               \
+  X(rx_bytes)        /* bytes delivered to the host */                                             \
+  X(tx_bytes)        /* bytes taken from SEND */                                                   \
+  X(strikes)         /* validation and fill errors counted against the client */                   \
+  X(kicks)           /* device wakeups by the host's doorbell */                                   \
+  X(notifies)        /* host wakeups by the device's doorbell */                                   \
+  X(cq_full_waits)   /* times an event waited because the CQ had no free slot */                   \
+  X(rx_stall_nobuf)  /* times delivery stopped: no fill buffer */                                  \
+  X(rx_stall_credit) /* times delivery stopped: the socket's RXBUFS lent */
+
+#define TOE_ABI_STAT_FIELD_(name) uint64_t name;
+struct toe_abi_client_stats {
+  TOE_ABI_CLIENT_STATS(TOE_ABI_STAT_FIELD_)
+};
+
+struct toe_abi_sock_stats {
+  uint8_t proto;     /* TOE_ABI_PROTO_* */
+  uint8_t tcp_state; /* enum toe_tcp_state (toe/tcp.h); 0 for UDP */
+  uint16_t reserved0;
+  uint32_t rx_lent; /* buffers lent to the host now */
+  struct toe_abi_sockaddr local;
+  struct toe_abi_sockaddr remote;
+  uint64_t rx_bytes;  /* bytes delivered to the host */
+  uint64_t tx_bytes;  /* bytes taken from SEND */
+  uint32_t rx_queued; /* bytes held by the device, not yet lent */
+  uint32_t tx_queued; /* bytes in the send buffer */
+  uint32_t rtt_us;    /* TCP smoothed RTT */
+  uint32_t snd_cwnd;  /* TCP congestion window, bytes */
+  uint32_t snd_mss;
+  uint32_t rcv_wnd;
+  uint64_t retrans_segs;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Pinned sizes and offsets
+ */
+
+#ifdef __cplusplus /* the DriverKit side is C++ */
+#define TOE_ABI_ASSERT_(cond, msg) static_assert(cond, msg)
+#else
+#define TOE_ABI_ASSERT_(cond, msg) _Static_assert(cond, msg)
+#endif
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_sockaddr) == 24, "sockaddr");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_hello) == 128, "hello");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_hello, comm) == 64, "hello.comm");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_layout) == 96, "layout");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_layout, buf_off) == 80, "layout.buf_off");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_hello_reply) == 128, "reply");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_hello_reply, layout) == 32, "reply.layout");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_ring_ctl) == 3 * TOE_ABI_CACHELINE, "ring_ctl");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_ring_ctl, cons) == TOE_ABI_CACHELINE, "ring_ctl.cons");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_ring_ctl, flags) == 2 * TOE_ABI_CACHELINE, "ring_ctl.fl");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_region_hdr) == 256, "region_hdr");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_region_hdr, layout) == 32, "region_hdr.layout");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_region_hdr, dev_state) == TOE_ABI_CACHELINE, "dev_state");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_sqe) == TOE_ABI_SQE_SIZE, "sqe");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, user_data) == 8, "sqe.user_data");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u) == 16, "sqe.u");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u.send.dst) == 32, "sqe.send.dst");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_cqe) == TOE_ABI_CQE_SIZE, "cqe");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, type) == 16, "cqe.type");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u) == 24, "cqe.u");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.data.from) == 40, "cqe.data.from");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_sock_stats) == 104, "sock_stats");
+
+#endif
