@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 0 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.0"
+#define TOE_ABI_MINOR 1 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.1"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -43,7 +43,11 @@
 #define TOE_ABI_CAP_UDP (1ull << 1)   /* UDP sockets */
 #define TOE_ABI_CAP_IPV6 (1ull << 2)  /* AF_INET6 addresses (not granted by 1.0 devices) */
 #define TOE_ABI_CAP_STATS (1ull << 3) /* the STATS command */
+/* 1.1: STATS FLOWS, the device-wide flow table; granted only to privileged clients (root or the
+ * device's own user), since it shows other clients' flows. */
+#define TOE_ABI_CAP_FLOWS (1ull << 4)
 #define TOE_ABI_CAPS_1_0 (TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS)
+#define TOE_ABI_CAPS_1_1 (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_FLOWS)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -245,6 +249,7 @@ enum toe_abi_op {
 #define TOE_ABI_STATS_CLIENT 1 /* struct toe_abi_client_stats of this session */
 #define TOE_ABI_STATS_SOCKET 2 /* struct toe_abi_sock_stats of `handle` */
 #define TOE_ABI_STATS_ENGINE 3 /* the engine's counters as text, "layer.name value\n" lines */
+#define TOE_ABI_STATS_FLOWS 4  /* 1.1, TOE_ABI_CAP_FLOWS: every flow of the device (handle 0) */
 
 /*
  * Socket options. 1..11 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;
@@ -426,6 +431,42 @@ struct toe_abi_sock_stats {
   uint64_t retrans_segs;
 };
 
+/*
+ * STATS FLOWS (1.1, TOE_ABI_CAP_FLOWS): the device's flow table, for toectl. The answer is a
+ * struct toe_abi_flows_hdr followed by `count` records of `record_size` bytes (a later minor may
+ * append fields to the record: a host steps by record_size and reads the fields it knows).
+ * The completion's res is the size of the full answer; a host with too small a range sees `count`
+ * and asks again with a larger one. Every TCP connection of the engine is listed (those of host
+ * clients, the device's own services, connections closed by their owner and still finishing, and
+ * TIME_WAIT), plus the UDP sockets of host clients.
+ */
+struct toe_abi_flows_hdr {
+  uint32_t record_size; /* sizeof(struct toe_abi_flow) of this device */
+  uint32_t count;       /* records in the full answer */
+  uint64_t reserved;
+};
+
+struct toe_abi_flow {
+  uint8_t proto;     /* TOE_ABI_PROTO_* */
+  uint8_t tcp_state; /* enum toe_tcp_state (toe/tcp.h); 0 for UDP */
+  uint16_t reserved0;
+  uint32_t client_id; /* owning session (hello reply's client_id); 0: the device's own */
+  uint32_t pid;       /* the owner's pid and uid from the kernel's peer credentials; 0 if none */
+  uint32_t uid;
+  struct toe_abi_sockaddr local;
+  struct toe_abi_sockaddr remote; /* zero for listeners and unconnected UDP sockets */
+  uint32_t rx_queued;             /* bytes held by the device for the owner, not yet delivered */
+  uint32_t tx_queued;             /* bytes in the send buffer */
+  uint32_t snd_cwnd;              /* TCP congestion window, bytes */
+  uint32_t rtt_us;                /* TCP smoothed RTT */
+  uint32_t rcv_wnd;
+  uint32_t snd_mss;
+  uint64_t retrans_segs; /* TCP segments retransmitted */
+  uint64_t rx_bytes;     /* bytes delivered to the owning host (0 for the device's own flows) */
+  uint64_t tx_bytes;     /* bytes taken from the owning host's SENDs */
+  char comm[16];         /* the owner's process name (from its hello), NUL-padded, printable */
+};
+
 /* ---------------------------------------------------------------------------------------------
  * Pinned sizes and offsets
  */
@@ -457,5 +498,9 @@ TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, type) == 16, "cqe.type");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u) == 24, "cqe.u");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.data.from) == 40, "cqe.data.from");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_sock_stats) == 104, "sock_stats");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_flows_hdr) == 16, "flows_hdr");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_flow) == 128, "flow");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, local) == 16, "flow.local");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, comm) == 112, "flow.comm");
 
 #endif

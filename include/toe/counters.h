@@ -179,7 +179,33 @@
   X(rec_dsacks_rcvd)      /* D-SACK blocks received (RFC 2883) */                                  \
   X(rec_sack_blocks)      /* SACK blocks received and used (RFC 2018) */                           \
   X(rec_sack_invalid)     /* SACK blocks ignored: outside SND.UNA..SND.MAX or empty */             \
-  X(rec_hystart_exits)    /* slow starts left by HyStart++ on an RTT increase (RFC 9406) */
+  X(rec_hystart_exits)    /* slow starts left by HyStart++ on an RTT increase (RFC 9406) */        \
+  X(passive_opens)        /* connections created by listeners (RFC 4022 tcpPassiveOpens) */        \
+  X(syncache_adds)        /* SYN-cache entries created */                                          \
+  X(syncache_completed)   /* entries completed by the handshake ACK into connections */            \
+  X(syncache_overflow)    /* SYNs finding the SYN cache (or a listener share) full */              \
+  X(syncache_timeouts)    /* entries dropped after the last SYN-ACK retransmission */              \
+  X(syncache_resets)      /* entries removed by an exact-sequence RST (RFC 5961 3.2) */            \
+  X(syncache_icmp)        /* entries removed by an ICMP error quoting our SYN-ACK */               \
+  X(syncache_dup_syns)    /* retransmitted SYNs answered again from the cache */                   \
+  X(syncache_bad_acks)    /* ACKs to a listener matching no entry/cookie: answered with RST */     \
+  X(synack_retrans)       /* SYN-ACKs retransmitted (timer or repeated SYN) */                     \
+  X(syncookies_sent)      /* SYN-ACKs carrying a SYN cookie */                                     \
+  X(syncookies_recv)      /* valid cookies: connections rebuilt from an ACK */                     \
+  X(syncookies_failed)    /* ACKs whose cookie failed the MAC or age check */                      \
+  X(listen_drops)         /* SYNs or handshake ACKs dropped: accept queue full */                  \
+  X(listen_nomem)         /* handshake ACKs dropped: no tcb free */                                \
+  X(rx_drop_syn_bad)      /* SYNs to a listener with FIN or to a non-listener state */             \
+  X(tw_entered)           /* connections moved to TIME_WAIT */                                     \
+  X(tw_recycled)          /* TIME_WAIT entries recycled early: table full (oldest first) */        \
+  X(tw_expired)           /* TIME_WAIT entries ended after 2*MSL */                                \
+  X(tw_fin_acked)         /* retransmitted FINs re-ACKed in TIME_WAIT (2*MSL restarted) */         \
+  X(tw_acks)              /* other ACKs sent from TIME_WAIT (out of window, PAWS, old SYN) */      \
+  X(tw_rst_ignored)       /* RSTs ignored in TIME_WAIT (RFC 1337) */                               \
+  X(tw_reopened)          /* SYNs that reopened a TIME_WAIT 4-tuple (RFC 6191) */                  \
+  X(tw_reused)            /* TIME_WAIT entries released for a new outgoing connection */           \
+  X(tw_inuse)             /* gauge: TIME_WAIT entries held */                                      \
+  X(syncache_inuse)       /* gauge: SYN-cache entries held */
 
 /* Packet buffer pool. */
 #define TOE_COUNTERS_PBUF(X)                                                                       \

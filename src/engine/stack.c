@@ -7,6 +7,7 @@
  * Every module sizes its own region (toe_*_mem_size) and lays itself out in it (toe_*_init).
  */
 #include "engine/stack.h"
+#include "engine/tcp.h"
 
 #include "toe/tcp.h"
 #include "wire/ipv4.h"
@@ -138,7 +139,7 @@ static bool add_region(size_t *total, size_t n)
 }
 
 struct layout {
-  size_t pool, arp, ip, socks, udp, total;
+  size_t pool, arp, ip, socks, udp, tcp, total;
 };
 
 static bool compute_layout(const struct toe_config *cfg, struct layout *l)
@@ -163,6 +164,9 @@ static bool compute_layout(const struct toe_config *cfg, struct layout *l)
     return false;
   l->udp = off;
   if (!add_region(&off, toe_udp_mem_size(cfg)))
+    return false;
+  l->tcp = off;
+  if (!add_region(&off, toe_tcp_mem_size(cfg)))
     return false;
   l->total = off;
   return true;
@@ -203,6 +207,7 @@ int toe_stack_create(const struct toe_config *cfg, void *mem, size_t mem_len,
   toe_icmp_init(st);
   toe_socktab_init(st, base + l.socks);
   toe_udp_init(st, base + l.udp);
+  toe_tcp_init(st, base + l.tcp);
   *out = st;
   return 0;
 }

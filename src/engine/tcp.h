@@ -240,6 +240,28 @@ struct toe_tcb {
   uint8_t rec_state;      /* TOE_REC_* */
   uint8_t rec_flags;      /* TOE_RECF_* */
   uint8_t rto_streak;     /* consecutive RTOs without forward progress */
+  uint8_t rack_retx;      /* the segment that set rack_xmit_ts was a retransmission */
+  /* what the last toe_tcp_ack_process() found, for toe_tcp_recovery_on_ack() */
+  uint32_t ack_delivered;  /* bytes newly delivered (cumulatively acked or SACKed) */
+  uint32_t ack_acked;      /* payload bytes newly acknowledged cumulatively */
+  uint32_t ack_prior_pipe; /* pipe before the ACK (cwnd-limited test) */
+  uint32_t ack_rtt_us;     /* RTT sample taken from the ACK, 0 = none */
+  uint32_t ack_ts_ecr;     /* its TSecr (valid with TOE_ACKF_TS) */
+  uint8_t ack_flags;       /* TOE_ACKF_* */
+  /* tcp-out (tcp_sock.c, tcp_output.c, tcp_timer.c, tcp_rtt.c) */
+  struct toe_tcb *notify_next; /* deferred-event list link (st->tcp.notify_head) */
+  uint32_t rto_una;            /* snd_una at the last RTO expiry: progress check for retries2 */
+  int16_t close_err;           /* why the connection died (negative TOE_E*), 0 = it did not */
+  uint8_t owned;               /* the application holds a handle (opened, or accepted) */
+  uint8_t ev_seen;             /* edge-triggered events delivered and not consumed since */
+  uint8_t notify_queued;       /* on the deferred-event list */
+  uint8_t persist_backoff;     /* zero-window probes sent without the window opening */
+  uint8_t rto_retries;         /* RTO expirations without snd_una moving (tcp_retries2 limit) */
+  uint8_t rcvbuf_locked;       /* TOE_SO_RCVBUF was set: no receive-buffer auto-tuning */
+  uint8_t sndbuf_locked;       /* TOE_SO_SNDBUF was set */
+  uint8_t sml_out;             /* a segment shorter than the MSS was sent (Nagle, Minshall) */
+  uint8_t zwp_out;             /* a zero-window probe is unacknowledged (resent when it opens) */
+  uint32_t snd_sml;            /* end of the last short segment sent */
 };
 
 /*
@@ -249,16 +271,40 @@ struct toe_tcb {
  * functions declared in this header.
  */
 struct toe_tcp_tables {
-  /* tcp_sock.c (tcp-out): the tcb pool */
+  /* tcp_sock.c (tcp-out): the tcb pool, and socket events waiting to be delivered */
   struct toe_tcb *tcbs; /* cfg.tcp_socks slots */
   struct toe_tcb *free; /* free slots, linked through sk.hnext */
   uint32_t count;       /* cfg.tcp_socks */
   uint32_t inuse;       /* tcbs allocated (sockets, listeners, orphans) */
+  struct toe_tcb *notify_head; /* tcbs with pending_events, delivered by toe_tcp_notify_flush */
+  struct toe_tcb *notify_tail;
+  struct toe_timer notify_timer; /* fallback delivery at the next poll */
+  uint8_t notify_busy;           /* a flush is running (callbacks may re-enter) */
 
   /* tcp_demux.c (tcp-in): the 4-tuple hash of connections (not listeners, not TIME_WAIT) */
   struct toe_tcb **conn_hash; /* conn_hash_mask + 1 buckets, a power of two */
   uint32_t conn_hash_mask;
   uint32_t conn_hashed; /* tcbs in the hash */
+
+  /* tcp_syncache.c (tcp-syn): the SYN cache, compact embryonic connections of all listeners */
+  struct toe_syncache_entry *sc_pool;  /* cfg.tcp_syncache entries */
+  struct toe_syncache_entry *sc_free;  /* unused entries, linked through hnext */
+  struct toe_syncache_entry **sc_hash; /* by 4-tuple (keyed hash), sc_hash_mask + 1 buckets */
+  uint32_t sc_hash_mask;
+  uint32_t sc_count;          /* cfg.tcp_syncache */
+  uint32_t sc_inuse;          /* entries in the cache */
+  toe_time_t sc_cookie_time;  /* when the last SYN cookie was sent (0: never) */
+
+  /* tcp_timewait.c (tcp-syn): compact TIME_WAIT entries */
+  struct toe_tw_entry *tw_pool;   /* cfg.tcp_timewait entries */
+  struct toe_tw_entry *tw_free;   /* unused entries, linked through hnext */
+  struct toe_tw_entry **tw_hash;  /* by 4-tuple, tw_hash_mask + 1 buckets */
+  uint32_t tw_hash_mask;
+  uint32_t tw_count;              /* cfg.tcp_timewait */
+  uint32_t tw_inuse;              /* entries held */
+  struct toe_tw_entry *tw_oldest; /* expiry order: every entry lives 2*MSL, oldest first */
+  struct toe_tw_entry *tw_newest;
+  struct toe_timer tw_timer;      /* armed for tw_oldest's expiry */
 };
 
 /* The tcb of a socket known to be TCP. */
@@ -290,8 +336,13 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
  *    scaling is off), RFC 7323 2.2 and 3.2, RFC 2018 2.
  *  - Output sends SYN (SYN_SENT) or SYN-ACK (SYN_RECEIVED) when snd_nxt == iss: simultaneous open
  *    sets snd_nxt = iss and calls toe_tcp_output() to answer the peer's SYN with a SYN-ACK.
- *  - The input path sets TOE_TF_ACK_NOW (send an ACK at once) or TOE_TF_DELACK (an ACK is owed;
- *    it arms TOE_TT_DELACK if not armed) and calls toe_tcp_output() last.
+ *  - The input path sets TOE_TF_ACK_NOW (send an ACK at once: out-of-order data, a hole filled,
+ *    a FIN, data trimmed off the window) or TOE_TF_DELACK (in-order data owes an ACK; output
+ *    decides between now and the delayed-ACK timer, using rcv_seg_max), and calls
+ *    toe_tcp_output() last. ACKs a drop asks for (unacceptable segment, RFC 5961 challenge) go
+ *    out through toe_tcp_send_ack() at once, at most 10 per second per connection.
+ *  - Every state change goes through toe_tcp_set_state() (the curr_estab gauge).
+ *  - toe_tcp_input() ends with toe_tcp_notify_flush().
  */
 static inline uint32_t toe_tcp_now_ms(const struct toe_stack *st)
 {
@@ -311,7 +362,8 @@ void toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pb
  */
 /* Queues payload `pb` (consumed) starting at `seq` (after rcv_nxt). Bytes already queued are
  * dropped from the new segment (reported as D-SACK), ranges are merged, SACK blocks updated
- * (RFC 2018 4: most recent first). Returns bytes newly stored (0: duplicate or over the bound). */
+ * (RFC 2018 4: most recent first). Returns how many bytes the queue grew by (0: duplicate, or
+ * over the bound). */
 uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
                               uint32_t seq);
 /* Moves the queued data rcv_nxt has reached to the receive queue, advancing rcv_nxt past it.
@@ -325,13 +377,28 @@ void toe_tcp_reass_purge(struct toe_stack *st, struct toe_tcb *tp);
 uint32_t toe_tcp_reass_max_bufs(const struct toe_stack *st);
 
 /* ---- tcp_output.c ---- */
-/* Sends whatever the windows, Nagle and SWS avoidance allow, plus a pending ACK. */
+/*
+ * Sends whatever the windows, Nagle and SWS avoidance allow, plus a pending ACK.
+ *  - SYN_SENT / SYN_RECEIVED: sends the SYN / SYN-ACK when snd_nxt == iss (options from the
+ *    TOE_TF_*_OK flags), then snd_nxt = snd_max = iss + 1. Nothing else in those states.
+ *  - New data from snd_next_seg (never retransmissions: tcp-rec drives those with
+ *    toe_tcp_retransmit); a FIN after the data when TOE_TF_FIN_QUEUED (ESTABLISHED -> FIN_WAIT_1,
+ *    CLOSE_WAIT -> LAST_ACK when it leaves); the FIN again when FIN_SENT and snd_nxt == snd_max - 1
+ *    with no data outstanding (tcp-rec's RTO path sets snd_nxt = snd_una for that).
+ *  - ACKs: TOE_TF_ACK_NOW at once; TOE_TF_DELACK at once when two full-sized segments (by
+ *    rcv_seg_max) are unacknowledged or a quick ACK is due, else when TOE_TT_DELACK fires;
+ *    a window update when the application's reads opened the window enough (RFC 9293 3.8.6.2.2).
+ *  - Timers it keeps: the RTO while data is outstanding (RFC 6298 5.1), persist while the peer's
+ *    window is zero with data waiting, keepalive, and FINWAIT2 for orphans in FIN_WAIT_2.
+ */
 void toe_tcp_output(struct toe_stack *st, struct toe_tcb *tp);
 /* Sends a pure ACK now (with SACK/D-SACK and timestamps). */
 void toe_tcp_send_ack(struct toe_stack *st, struct toe_tcb *tp);
 /* Retransmits the segment `seg` (in the send queue) now. Returns 0 or -TOE_ENOBUFS. */
 int toe_tcp_retransmit(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg);
-/* Sends a RST answering segment `th` (RFC 9293 3.10.7.1 rules for seq/ack) from no connection. */
+/* Sends a RST answering segment `th` (RFC 9293 3.10.7.1 rules for seq/ack) from no connection.
+ * `seg_len` is SEG.LEN: payload bytes plus one each for SYN and FIN. Nothing is sent in answer
+ * to a RST, or for a segment not addressed to our unicast address. */
 void toe_tcp_send_reset(struct toe_stack *st, const struct toe_ipv4_view *ip,
                         const struct toe_tcp_view *th, uint32_t seg_len);
 /* Sends RST for a connection (abort). */
@@ -340,8 +407,30 @@ void toe_tcp_send_rst_conn(struct toe_stack *st, struct toe_tcb *tp);
 uint32_t toe_tcp_rcv_window(const struct toe_stack *st, const struct toe_tcb *tp);
 /* Our current TSval. */
 uint32_t toe_tcp_ts_now(const struct toe_stack *st, const struct toe_tcb *tp);
+/* The window-scale shift we offer (RFC 7323 2.3): enough for cfg.tcp_rcvbuf_max, at most 14; 0
+ * when cfg.tcp_wscale is off. */
+uint8_t toe_tcp_wscale_offer(const struct toe_config *cfg);
+/* The MSS to announce in our SYN / SYN-ACK: MTU - 40, clamped by TOE_TCP_MAXSEG if set. */
+uint16_t toe_tcp_mss_offer(const struct toe_stack *st, const struct toe_tcb *tp);
+/* Payload bytes of a full-sized segment we send now: snd_mss less the timestamp option. */
+uint32_t toe_tcp_eff_mss(const struct toe_tcb *tp);
+/* A keepalive probe (SEQ = SND.UNA - 1, no data; RFC 1122 4.2.3.6). */
+void toe_tcp_send_keepalive(struct toe_stack *st, struct toe_tcb *tp);
+/* A zero-window probe (one octet of new data, or the unacknowledged probe again; RFC 9293
+ * 3.8.6.1), or what fits in a small window nothing else will open (3.8.6.2.1's override). */
+void toe_tcp_send_window_probe(struct toe_stack *st, struct toe_tcb *tp);
 
 /* ---- tcp_timer.c ---- */
+/*
+ * One wheel timer per tcb, armed for the earliest armed deadline[] (lazily: moving a deadline
+ * later does not touch the wheel; the timer re-arms itself when it fires early). Expired kinds run
+ * in order RTO, TLP, REO, PERSIST, DELACK, KEEP, FINWAIT2, each only if still due:
+ *   RTO: SYN_SENT/SYN_RECEIVED retransmit the SYN/SYN-ACK with backoff and give up after
+ *        cfg.tcp_syn_retries; otherwise after cfg.tcp_retries2 expirations without progress the
+ *        connection is dropped (-TOE_ETIMEDOUT or icmp_soft_err), else toe_tcp_on_rto().
+ *   TLP: toe_tcp_on_tlp(); REO: toe_tcp_on_reo_timer(); PERSIST: zero-window probe;
+ *   DELACK: the owed ACK; KEEP: keepalive probe or drop; FINWAIT2: orphan closed.
+ */
 void toe_tcp_timer_set(struct toe_stack *st, struct toe_tcb *tp, enum toe_tcp_timer_kind k,
                        toe_time_t when);
 void toe_tcp_timer_clear(struct toe_stack *st, struct toe_tcb *tp, enum toe_tcp_timer_kind k);
@@ -350,8 +439,12 @@ void toe_tcp_timers_init(struct toe_tcb *tp);
 void toe_tcp_rearm_rto(struct toe_stack *st, struct toe_tcb *tp);
 
 /* ---- tcp_rtt.c ---- */
+/* RFC 6298 with rto_us clamped to [cfg.tcp_rto_min, cfg.tcp_rto_max]; a sample also updates
+ * min_rtt_us and ends the exponential backoff (a valid sample, Karn). Samples of 0 count as 1 us. */
 void toe_tcp_rtt_sample(struct toe_stack *st, struct toe_tcb *tp, uint32_t rtt_us);
 uint32_t toe_tcp_rto_us(const struct toe_stack *st, const struct toe_tcb *tp); /* with backoff */
+/* The RTO before any RTT sample (cfg.tcp_rto_initial, RFC 6298 2.1), clamped like any RTO. */
+uint32_t toe_tcp_rto_initial_us(const struct toe_stack *st);
 
 /* ---- tcp_sack.c / tcp_recovery.c ---- */
 /* Processes an ACK's cumulative and SACK information against the send queue. */
@@ -385,6 +478,9 @@ uint32_t toe_tcp_pipe(const struct toe_tcb *tp);
  *  - toe_tcp_tlp_schedule() arms TOE_TT_TLP (RFC 8985 7.2) when a probe is allowed, or clears it;
  *    toe_tcp_rearm_rto() calls it after arming the RTO.
  */
+/* tcp_sack.c: marks a sent segment lost (keeping lost_bytes/retrans_out in step: a lost
+ * retransmission stops counting in retrans_out). Returns true if it was not marked before. */
+bool toe_tcp_mark_lost(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg);
 /* Arms or clears the tail-loss probe timer (RFC 8985 7.2). */
 void toe_tcp_tlp_schedule(struct toe_stack *st, struct toe_tcb *tp);
 /* Picks tp->cc (cfg.tcp_cc when unset) and sets the initial window (RFC 6928) and ssthresh. Called
@@ -400,6 +496,14 @@ void toe_tcp_cc_init(struct toe_stack *st, struct toe_tcb *tp);
 #define TOE_RECF_UNDO 0x04u      /* undo_marker is valid: the episode may still prove spurious */
 #define TOE_RECF_TLP_RETX 0x08u  /* TLP.is_retrans */
 #define TOE_RECF_NR_PARTIAL 0x10u /* NewReno: a partial ACK was seen in this recovery */
+#define TOE_RECF_DSACK_ROUND 0x20u /* rack_dsack_round is valid (RFC 8985 6.2 step 4) */
+#define TOE_RECF_RECOVER_OK 0x40u  /* recover holds a past episode's end (RFC 6582 3.2 step 2) */
+#define TOE_RECF_UNDO_RETX 0x80u   /* the episode retransmitted something (undo_retrans counts) */
+#define TOE_ACKF_UNA 0x01u       /* SND.UNA advanced */
+#define TOE_ACKF_SACKED 0x02u    /* new data SACKed */
+#define TOE_ACKF_DSACK 0x04u     /* a valid D-SACK block (RFC 2883) */
+#define TOE_ACKF_DSACK_TLP 0x08u /* ... reporting the TLP retransmission as a duplicate */
+#define TOE_ACKF_TS 0x10u        /* ack_ts_ecr is valid */
 
 /* ---- tcp_cc.c ---- */
 struct toe_cc_ops {
@@ -420,30 +524,119 @@ struct toe_cc_ops {
 extern const struct toe_cc_ops toe_cc_newreno;
 extern const struct toe_cc_ops toe_cc_cubic;
 const struct toe_cc_ops *toe_cc_by_id(uint32_t id);
+/*
+ * tcp-rec: helpers shared by the congestion control modules (windows in bytes). on_loss and on_rto
+ * are called before tp->rec_state changes, with tp->prior_cwnd/prior_ssthresh already saved for
+ * undo; a timeout while rec_state is not TOE_REC_OPEN keeps ssthresh (RFC 5681 3.1: the reduction
+ * of this episode was already made) and only collapses cwnd.
+ */
+#define TOE_CC_SSTHRESH_INF 0x7fffffffu /* "arbitrarily high" initial ssthresh (RFC 5681 3.1) */
+#define TOE_CC_CWND_MAX 0x40000000u     /* ceiling on cwnd, keeps the arithmetic in range */
+/* SMSS for the window arithmetic: toe_tcp_eff_mss() (RFC 5681 2). */
+uint32_t toe_cc_mss(const struct toe_tcb *tp);
+/* RFC 6928 initial window: min(10*MSS, max(2*MSS, 14600)). */
+uint32_t toe_cc_initial_window(uint32_t mss);
+/* FlightSize (RFC 5681 2): data sent and not cumulatively acknowledged. */
+uint32_t toe_cc_flight(const struct toe_tcb *tp);
+/* Slow start (RFC 5681 3.1, RFC 3465 2.2 with limit L = `limit` bytes per ACK) up to ssthresh;
+ * returns the acked bytes left over for congestion avoidance once cwnd reached ssthresh. */
+uint32_t toe_cc_slow_start(struct toe_tcb *tp, uint32_t acked, uint32_t limit);
 
 /* ---- tcp_syncache.c ---- */
+/*
+ * Listeners keep embryonic connections as compact SYN-cache entries (not tcbs) until the
+ * handshake-completing ACK, or answer with SYN cookies when the cache (cfg.tcp_syncache in all, a
+ * listener's backlog each) is full or cfg.tcp_syncookies == 2. The demultiplexer calls, for a
+ * segment to a listener whose 4-tuple matched no connection and no TIME_WAIT entry:
+ *   SYN without ACK/RST        -> toe_tcp_syn_input
+ *   RST                        -> toe_tcp_syncache_rst (then frees the segment)
+ *   ACK without SYN/RST        -> toe_tcp_syn_ack_input; on a connection returned, the segment
+ *                                 (its data, FIN) is processed on it by toe_tcp_input_conn; on
+ *                                 NULL the caller just frees the segment: the answer RFC 9293 asks
+ *                                 for (RST to an unacceptable ACK, ACK to an out-of-window one)
+ *                                 was already sent here, and the drop counted.
+ * TSvals sent here are toe_tcp_now_ms(st) + toe_tcp_ts_offset(4-tuple) (RFC 7323 5.4); the tcb
+ * created inherits the offset in tp->ts_offset. TIME_WAIT continues from toe_tcp_ts_now().
+ */
 /* SYN to a listener (data at TCP header; consumed). */
 void toe_tcp_syn_input(struct toe_stack *st, struct toe_tcb *listener, struct toe_pbuf *pb,
                        const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
                        const struct toe_tcp_opts *opts);
 /* ACK to a listener that may complete a SYN-cache entry or carry a valid cookie; returns the new
- * connection (already in the hash, state ESTABLISHED) or NULL. */
+ * connection (already in the hash and on the listener's accept queue, state ESTABLISHED) or NULL
+ * (see above: nothing left for the caller to do but free the segment). */
 struct toe_tcb *toe_tcp_syn_ack_input(struct toe_stack *st, struct toe_tcb *listener,
                                       const struct toe_ipv4_view *ip,
                                       const struct toe_tcp_view *th,
                                       const struct toe_tcp_opts *opts);
+/* RST to a listener: removes the matching SYN-cache entry if its sequence number is exactly
+ * rcv_nxt (RFC 5961 3.2: one in the window gets a challenge ACK, others are ignored; counted
+ * here). Returns true if an entry matched the 4-tuple, false if the RST is the caller's to count. */
+bool toe_tcp_syncache_rst(struct toe_stack *st, struct toe_tcb *listener,
+                          const struct toe_ipv4_view *ip, const struct toe_tcp_view *th);
+/* ICMP error quoting a SYN-ACK we sent (called by toe_tcp_icmp_error when no connection matches):
+ * drops the entry if the quoted sequence is its ISS (RFC 5927). Returns true if one matched. */
+bool toe_tcp_syncache_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip,
+                                 const uint8_t *ql4, int err);
+/* A listener is closing: forgets its SYN-cache entries (tcp_sock.c calls it). */
+void toe_tcp_syncache_listener_closed(struct toe_stack *st, struct toe_tcb *listener);
+/* SYN-cache entries held for `listener` (NULL: all listeners). */
+uint32_t toe_tcp_syncache_count(const struct toe_stack *st, const struct toe_tcb *listener);
+/* Memory of the SYN cache (called by toe_tcp_mem_size/toe_tcp_init in tcp_sock.c). */
+size_t toe_tcp_syncache_mem_size(const struct toe_config *cfg);
+void toe_tcp_syncache_init(struct toe_stack *st, void *mem);
+/* Between tcp_timewait.c and tcp_syncache.c: a SYN that reopens a TIME_WAIT 4-tuple; the new ISS
+ * is at least `iss_floor` (beyond the old connection's sequence space, RFC 6191 / RFC 9293 3.4). */
+void toe_tcp_syn_input_reopen(struct toe_stack *st, struct toe_tcb *listener, struct toe_pbuf *pb,
+                              const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
+                              const struct toe_tcp_opts *opts, uint32_t iss_floor);
+/* A connection-less segment from (laddr, lport) to (raddr, rport): SYN-ACKs, TIME_WAIT ACKs.
+ * `o` may be NULL. Returns 0 or a negative TOE_E* (counted). */
+int toe_tcp_xmit_bare(struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+                      uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window,
+                      const struct toe_tcp_opts *o);
 
 /* ---- tcp_timewait.c ---- */
-/* Moves a connection to compact TIME_WAIT and frees the tcb. */
+/*
+ * TIME_WAIT (RFC 9293 3.6.1) is held in compact entries, not tcbs, in their own 4-tuple hash:
+ * the demultiplexer looks a segment up in the connection hash first, then calls
+ * toe_tcp_timewait_input, then tries a listener.
+ */
+/* Moves a connection to compact TIME_WAIT (2*MSL) and releases the tcb with toe_tcp_close_final
+ * (which takes it out of the connection hash; the tcb is freed at once if orphaned). The caller
+ * sends the ACK of the peer's FIN first: `tp` is gone afterwards. Uses tp->snd_max, rcv_nxt,
+ * rcv_wnd, rcv_wscale, TS state and toe_tcp_ts_now(). When all cfg.tcp_timewait entries are in
+ * use the oldest is recycled (counted); with no table at all the connection just closes. */
 void toe_tcp_enter_timewait(struct toe_stack *st, struct toe_tcb *tp);
-/* Segment for a TIME_WAIT 4-tuple; returns true if it was handled (consumed). */
+/* Segment for a TIME_WAIT 4-tuple; returns true if it was handled (consumed), false (pb untouched)
+ * if no TIME_WAIT entry holds the 4-tuple. A SYN that may reopen the 4-tuple (RFC 6191) is passed
+ * to the listener from here. */
 bool toe_tcp_timewait_input(struct toe_stack *st, struct toe_pbuf *pb,
                             const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
                             const struct toe_tcp_opts *opts);
+/* For connect(): 0 if the 4-tuple is not in TIME_WAIT; 1 if it was, and the entry was released
+ * for reuse (timestamps on and the entry older than 1 s, so PAWS protects the new connection, as
+ * Linux's tcp_tw_reuse): *iss_floor is then the lowest ISS the new connection may use;
+ * -TOE_EADDRINUSE if the 4-tuple is held (pick another port). */
+int toe_tcp_timewait_connect(struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
+                             uint16_t rport, uint32_t *iss_floor);
+/* True if some TIME_WAIT entry holds local port `lport` (on laddr, 0 = any): bind without
+ * TOE_SO_REUSEADDR fails then, as on Linux. Linear in the entries: for bind, not for ephemeral
+ * port searches. */
+bool toe_tcp_timewait_port_used(const struct toe_stack *st, uint32_t laddr, uint16_t lport);
+/* Visits every TIME_WAIT entry for toe_tcp_visit (s == NULL). */
+void toe_tcp_timewait_visit(const struct toe_stack *st, toe_tcp_visit_fn fn, void *arg);
+/* Memory of the TIME_WAIT table (called by toe_tcp_mem_size/toe_tcp_init in tcp_sock.c). */
+size_t toe_tcp_timewait_mem_size(const struct toe_config *cfg);
+void toe_tcp_timewait_init(struct toe_stack *st, void *mem);
 
 /* ---- tcp_isn.c ---- */
+/* RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. */
 uint32_t toe_tcp_isn(const struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
                      uint16_t rport);
+/* The per-connection random offset of our TSval (RFC 7323 5.4), keyed on the 4-tuple. */
+uint32_t toe_tcp_ts_offset(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
+                           uint32_t raddr, uint16_t rport);
 
 /* ---- tcp_sock.c ---- */
 /* Bytes of stack memory TCP needs (the tcb pool plus every TCP table), and its layout into it. */
@@ -456,7 +649,25 @@ void toe_tcb_free(struct toe_stack *st, struct toe_tcb *tp);
 void toe_tcp_drop(struct toe_stack *st, struct toe_tcb *tp, int err);
 /* Moves to CLOSED and releases everything (after LAST_ACK, TIME_WAIT handoff, ...). */
 void toe_tcp_close_final(struct toe_stack *st, struct toe_tcb *tp);
-/* Queues events for the socket owner. */
+/*
+ * Queues events for the socket owner; they are delivered (through toe_sock_notify) by
+ * toe_tcp_notify_flush(), never from inside the caller, so a callback that closes or aborts the
+ * socket cannot pull the tcb from under the code that raised the event. READABLE is edge-triggered
+ * (once until the application reads the queue dry, or recv/accept says -TOE_EAGAIN); the other
+ * events are delivered as raised (WRITABLE: at establishment, and when space is back after a
+ * send saw -TOE_EAGAIN: the raiser clears TOE_TF_WRITABLE_WAIT). Only sockets the application
+ * holds get events (not orphans, not connections waiting in an accept queue).
+ */
 void toe_tcp_notify(struct toe_stack *st, struct toe_tcb *tp, uint32_t events);
+/* Delivers the queued events. The input path calls it when toe_tcp_input() is done; the socket
+ * calls and timers of tcp_sock.c/tcp_timer.c call it themselves (and a zero-delay timer delivers
+ * anything left at the next poll). */
+void toe_tcp_notify_flush(struct toe_stack *st);
+/* toe_sock_bind / toe_sock_connect / toe_sock_close on a TCP socket (dispatched from udp.c). */
+int toe_tcp_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *local);
+int toe_tcp_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *remote);
+void toe_tcp_close(struct toe_stack *st, struct toe_sock *s);
+/* The tcb behind a handle, or NULL if `s` is not an open TCP socket of this stack. */
+struct toe_tcb *toe_tcp_sock(const struct toe_stack *st, const struct toe_sock *s);
 
 #endif

@@ -12,17 +12,12 @@
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
-/* Segments acknowledged one by one at the start of a connection, while the peer is in slow start
- * (Linux's "quickack": delaying the ACK of an initial window would stall its growth). */
-#define QUICKACK_SEGS 16u
 /* Challenge and duplicate ACKs a connection sends per second at most (RFC 5961 7). */
 #define ACK_LIMIT_PER_SEC 10u
 /* RFC 7323 5.5: TS.Recent is invalid after 24 days of idleness (ms). */
 #define TS_RECENT_IDLE_MS (24u * 24u * 3600u * 1000u)
 /* RFC 9293 3.7.1 / RFC 1122 4.2.2.6: the send MSS without an MSS option. */
 #define DEFAULT_SND_MSS 536u
-/* Smallest send MSS a peer's option may impose (as Linux's tcp_min_snd_mss: tiny segments only
- * cost the sender). */
 #define MIN_SND_MSS 48u
 /* Payloads up to this size are copied into the tail buffer of the receive queue when they fit. */
 #define COALESCE_MAX 512u
@@ -119,11 +114,15 @@ static void challenge_ack(struct toe_stack *st, struct toe_tcb *tp)
 static uint32_t acceptable_window(const struct toe_stack *st, const struct toe_tcb *tp)
 {
   uint32_t adv = toe_seq_gt(tp->rcv_adv, tp->rcv_nxt) ? tp->rcv_adv - tp->rcv_nxt : 0;
+  uint32_t most = 65535u << (tp->rcv_wscale > 14 ? 14 : tp->rcv_wscale);
+  if (adv > most) /* an edge never advertised (set before rcv_nxt was known) */
+    adv = most;
   uint32_t now = toe_tcp_rcv_window(st, tp);
   return adv > now ? adv : now;
 }
 
-/* RFC 7323 4.1 (RTTM): an ACK of new data echoing our TSval gives an RTT sample. */
+/* RFC 7323 4.1 (RTTM): the ACK of our SYN echoing our TSval gives the first RTT sample (later
+ * ACKs are sampled by toe_tcp_ack_process). */
 static void ts_rtt_sample(struct toe_stack *st, struct toe_tcb *tp, const struct toe_tcp_opts *o)
 {
   if (!(tp->flags & TOE_TF_TS_OK) || !(o->has & TOE_TCPOPT_HAS_TS) || o->ts_ecr == 0)
@@ -131,7 +130,7 @@ static void ts_rtt_sample(struct toe_stack *st, struct toe_tcb *tp, const struct
   uint32_t ms = toe_tcp_ts_now(st, tp) - o->ts_ecr;
   if (ms > 3600u * 1000u) /* an echo from the future or absurdly old: not a sample */
     return;
-  toe_tcp_rtt_sample(st, tp, ms == 0 ? 1000u / 2u : ms * 1000u);
+  toe_tcp_rtt_sample(st, tp, ms == 0 ? 1u : ms * 1000u); /* < 1 ms: as tcp_sack.c does */
 }
 
 /* Records the peer's TSval as TS.Recent (RFC 7323 4.3, 5.3 R2, Appendix D). */
@@ -148,9 +147,11 @@ static void ts_update(struct toe_stack *st, struct toe_tcb *tp, uint32_t seg_seq
   }
 }
 
-/* The send MSS from the peer's MSS option (RFC 9293 3.7.1), clamped to the path MTU and to the
- * user's TOE_TCP_MAXSEG. */
-static void set_snd_mss(const struct toe_stack *st, struct toe_tcb *tp, const struct toe_tcp_opts *o)
+/* The send MSS from the peer's MSS option (536 without one, RFC 9293 3.7.1), clamped to the path
+ * MTU and to the user's TOE_TCP_MAXSEG; never below MIN_SND_MSS (as Linux's tcp_min_snd_mss: a
+ * tiny MSS would only cost us per-segment work). Option space is taken off per segment. */
+static void set_snd_mss(const struct toe_stack *st, struct toe_tcb *tp,
+                        const struct toe_tcp_opts *o)
 {
   uint32_t mss = (o->has & TOE_TCPOPT_HAS_MSS) ? o->mss : DEFAULT_SND_MSS;
   uint32_t mtu = tp->pmtu ? tp->pmtu : st->cfg.mtu;
@@ -193,33 +194,25 @@ static bool our_fin_acked(const struct toe_tcb *tp)
   return (tp->flags & TOE_TF_FIN_SENT) && tp->snd_una == tp->snd_max;
 }
 
-/* The delayed-ACK decision for in-order data (RFC 1122 4.2.3.2, RFC 5681 4.2, RFC 9293 3.8.6.3). */
-static void ack_decision(struct toe_stack *st, struct toe_tcb *tp, uint32_t plen)
+/*
+ * In-order data owes an ACK (RFC 1122 4.2.3.2, RFC 5681 4.2): TOE_TF_DELACK, which output turns
+ * into an ACK at once for every second full-sized segment or while quick ACKs are due, else arms
+ * the delayed-ACK timer. The largest payload seen is the "full-sized segment" (never above the
+ * MSS we announced: a reassembled jumbo datagram must not make ACKs rarer).
+ */
+static void ack_decision(struct toe_tcb *tp, uint32_t plen)
 {
   uint32_t cap = tp->rcv_mss ? tp->rcv_mss : 1460u;
   uint32_t seg = plen < cap ? plen : cap;
   if (seg > tp->rcv_seg_max)
     tp->rcv_seg_max = (uint16_t)seg;
-  if (tp->flags & TOE_TF_ACK_NOW)
-    return;
-  uint32_t full = tp->rcv_seg_max ? tp->rcv_seg_max : cap;
-  if (tp->bytes_received <= (uint64_t)QUICKACK_SEGS * full ||
-      tp->rcv_nxt - tp->last_ack_sent >= 2u * full) {
-    /* quickack at the start, or a second full-sized segment unacknowledged */
-    tp->flags |= TOE_TF_ACK_NOW;
-    return;
-  }
   tp->flags |= TOE_TF_DELACK;
-  if (tp->deadline[TOE_TT_DELACK] == 0) {
-    toe_time_t d = st->cfg.tcp_delack ? st->cfg.tcp_delack : TOE_MSEC(40);
-    toe_tcp_timer_set(st, tp, TOE_TT_DELACK, toe_stack_now(st) + d);
-  }
 }
 
 /* What the input path decided, carried to the end of processing. */
 struct in_ctx {
-  uint32_t ev;     /* socket events to deliver */
-  bool gone;       /* the tcb was freed (reset, TIME_WAIT, closed) */
+  uint32_t ev; /* socket events to deliver */
+  bool gone;   /* the tcb was freed (reset, TIME_WAIT, closed) */
 };
 
 /* The peer's FIN, in order (RFC 9293 3.10.7.4 "eighth"). */
@@ -236,12 +229,11 @@ static void fin_input(struct toe_stack *st, struct toe_tcb *tp, struct in_ctx *c
     toe_tcp_set_state(st, tp, TOE_TCP_CLOSE_WAIT);
     break;
   case TOE_TCP_FIN_WAIT_1:
-    if (!our_fin_acked(tp)) {
+  case TOE_TCP_FIN_WAIT_2:
+    if (tp->state == TOE_TCP_FIN_WAIT_1 && !our_fin_acked(tp)) {
       toe_tcp_set_state(st, tp, TOE_TCP_CLOSING); /* simultaneous close */
       break;
     }
-    /* fall through: our FIN was acknowledged by this very segment */
-  case TOE_TCP_FIN_WAIT_2:
     /* Acknowledge the FIN, then hand the connection to the compact TIME_WAIT (RFC 9293 3.6). */
     toe_tcp_send_ack(st, tp);
     toe_tcp_notify(st, tp, cx->ev | TOE_EV_HUP);
@@ -255,11 +247,11 @@ static void fin_input(struct toe_stack *st, struct toe_tcb *tp, struct in_ctx *c
 }
 
 /*
- * The in-window payload of a segment, trimmed to start at or after rcv_nxt (seventh step).
- * `pb` (data at the payload) is consumed. Returns false if the tcb is gone.
+ * The in-window text of a segment, trimmed to start at or after rcv_nxt, and its FIN (seventh and
+ * eighth steps). `pb` (data at the payload) is consumed; cx->gone says if the tcb was freed.
  */
-static void data_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
-                       uint32_t seq, bool fin, struct in_ctx *cx)
+static void data_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb, uint32_t seq,
+                       bool fin, struct in_ctx *cx)
 {
   struct toe_counters_tcp *c = &st->ctr.tcp;
   uint32_t plen = pb->tot_len;
@@ -270,7 +262,7 @@ static void data_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
     toe_pbuf_free(st, pb);
     return;
   }
-  if (plen > 0 && (tp->flags & TOE_TF_ORPHAN) && toe_seq_ge(seq + plen, tp->rcv_nxt)) {
+  if (plen > 0 && (tp->flags & TOE_TF_ORPHAN)) {
     /* New data for a socket the application closed: nobody will read it. RFC 9293 3.6 (and RFC
      * 2525 2.17) say to answer with a RST so the peer learns that data was lost. */
     c->rx_drop_after_close++;
@@ -289,10 +281,11 @@ static void data_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
       tp->ooo_fin = 1;
       tp->ooo_fin_seq = seq + plen;
     }
-    if (plen > 0) {
+    if (plen > 0 && !(tp->flags & TOE_TF_SHUT_RD)) {
       c->rx_data_segs++;
       toe_tcp_reass_insert(st, tp, pb, seq);
     } else {
+      /* (after shutdown(SHUT_RD) nothing is kept: it comes again in order, to be discarded) */
       toe_pbuf_free(st, pb);
     }
     return;
@@ -326,7 +319,7 @@ static void data_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
       if (toe_tcp_reass_pull(st, tp) > 0 && !(tp->flags & TOE_TF_SHUT_RD))
         cx->ev |= TOE_EV_READABLE;
     }
-    ack_decision(st, tp, plen);
+    ack_decision(tp, plen);
   } else {
     toe_pbuf_free(st, pb);
   }
@@ -335,8 +328,9 @@ static void data_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
 }
 
 /*
- * SYN-SENT (RFC 9293 3.10.7.3). Returns true if processing goes on with the rest of the segment
- * (a SYN-ACK that established the connection); `*seq` is then the first byte after the SYN.
+ * SYN-SENT (RFC 9293 3.10.7.3). Returns true if processing goes on with the text and FIN of the
+ * segment (a SYN-ACK that established the connection); `pb` is then still the caller's, else it
+ * was consumed.
  */
 static bool syn_sent_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
                            const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
@@ -344,14 +338,12 @@ static bool syn_sent_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_
 {
   struct toe_counters_tcp *c = &st->ctr.tcp;
   uint8_t fl = th->flags;
-  uint32_t seglen = pb->tot_len + !!(fl & TOE_TCP_SYN) + !!(fl & TOE_TCP_FIN);
 
   /* first: the ACK must acknowledge our SYN and nothing more */
-  if ((fl & TOE_TCP_ACK) &&
-      (toe_seq_le(th->ack, tp->iss) || toe_seq_gt(th->ack, tp->snd_max))) {
+  if ((fl & TOE_TCP_ACK) && (toe_seq_le(th->ack, tp->iss) || toe_seq_gt(th->ack, tp->snd_max))) {
     c->rx_drop_syn_sent++;
     if (!(fl & TOE_TCP_RST))
-      toe_tcp_send_reset(st, ip, th, seglen);
+      toe_tcp_send_reset(st, ip, th, pb->tot_len + !!(fl & TOE_TCP_SYN) + !!(fl & TOE_TCP_FIN));
     toe_pbuf_free(st, pb);
     return false;
   }
@@ -375,6 +367,7 @@ static bool syn_sent_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_
   }
   tp->irs = th->seq;
   tp->rcv_nxt = th->seq + 1;
+  tp->rcv_adv = tp->rcv_nxt + tp->rcv_wnd; /* the window our SYN offered, from here */
   tp->last_ack_sent = tp->rcv_nxt;
   tp->rcv_tstamp = toe_stack_now(st);
   negotiate_synack(st, tp, opts);
@@ -392,8 +385,8 @@ static bool syn_sent_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_
     if (toe_seq_lt(tp->snd_nxt, tp->snd_una))
       tp->snd_nxt = tp->snd_una;
     tp->rto_backoff = 0;
-    toe_tcp_rearm_rto(st, tp);
     toe_tcp_set_state(st, tp, TOE_TCP_ESTABLISHED);
+    toe_tcp_rearm_rto(st, tp); /* nothing outstanding: stops the SYN timer */
     /* The send MSS is known only now: start congestion control from it (IW10, RFC 6928). */
     if (tp->cc && tp->cc->init)
       tp->cc->init(st, tp);
@@ -415,6 +408,102 @@ static bool syn_sent_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_
   return false;
 }
 
+/*
+ * The text and FIN of a segment whose controls were accepted: trimmed to [rcv_nxt, window) and
+ * handed to data_input(). `pb` (data at the payload) is consumed.
+ */
+static void text_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb, uint32_t seq,
+                       bool fin, struct in_ctx *cx)
+{
+  uint32_t rnxt = tp->rcv_nxt;
+  uint32_t wnd = acceptable_window(st, tp);
+  uint32_t plen = pb->tot_len;
+  if (toe_seq_lt(seq, rnxt)) {
+    uint32_t d = rnxt - seq;
+    if (d >= plen) {
+      if (plen > 0) {
+        toe_tcp_dsack_note(st, tp, seq, seq + plen);
+        toe_pbuf_trim(st, pb, 0);
+      }
+      if (d > plen)
+        fin = false; /* the FIN is old too */
+      plen = 0;
+    } else {
+      toe_tcp_dsack_note(st, tp, seq, rnxt);
+      /* cut d bytes off the front: whole buffers first, then the rest of the head */
+      while (pb->next && d >= pb->len) {
+        struct toe_pbuf *nx = pb->next;
+        d -= pb->len;
+        pb->next = NULL;
+        toe_pbuf_free(st, pb);
+        pb = nx;
+      }
+      if (d > 0)
+        (void)toe_pbuf_pull(pb, (uint16_t)d);
+      plen = pb->tot_len;
+    }
+    seq = rnxt;
+  }
+  if (plen > 0 && toe_seq_gt(seq + plen, rnxt + wnd)) {
+    /* Past the window (a zero window included): not kept, and the FIN with it. */
+    uint32_t keep = toe_seq_gt(rnxt + wnd, seq) ? rnxt + wnd - seq : 0;
+    toe_pbuf_trim(st, pb, keep);
+    plen = keep;
+    fin = false;
+    tp->flags |= TOE_TF_ACK_NOW;
+  }
+  if (plen > 0 || fin)
+    data_input(st, tp, pb, seq, fin, cx);
+  else
+    toe_pbuf_free(st, pb);
+}
+
+/* The end of processing a segment that was not dropped: send, then tell the application. */
+static void finish(struct toe_stack *st, struct toe_tcb *tp, struct in_ctx *cx)
+{
+  if (cx->gone)
+    return;
+  toe_tcp_output(st, tp);
+  if (cx->ev)
+    toe_tcp_notify(st, tp, cx->ev);
+}
+
+/*
+ * The ACK of a segment in a synchronized state (RFC 9293 3.10.7.4 "fifth"), after its acceptability
+ * was checked: the send queue, recovery and the send window.
+ */
+static void ack_input(struct toe_stack *st, struct toe_tcb *tp, const struct toe_tcp_view *th,
+                      const struct toe_tcp_opts *opts, uint32_t plen, uint8_t fl)
+{
+  uint32_t ack = th->ack;
+  uint32_t old_una = tp->snd_una;
+  uint32_t nwnd = (uint32_t)th->window << tp->snd_wscale;
+  if (toe_seq_gt(ack, old_una)) {
+    /* New data (or our FIN) acknowledged: the send queue, RTT samples (RFC 6298, RFC 7323 4.1)
+     * and SACK information are tcp-rec's (tcp_sack.c), then the recovery decisions. */
+    toe_tcp_ack_process(st, tp, ack, opts, opts->ts_ecr);
+    toe_tcp_recovery_on_ack(st, tp, tp->snd_una - old_una, false);
+  } else if (ack == old_una) {
+    /* RFC 5681 2: a duplicate ACK has data outstanding, no text, no SYN/FIN, the same window. */
+    bool dup =
+        plen == 0 && !(fl & TOE_TCP_FIN) && tp->snd_max != tp->snd_una && nwnd == tp->snd_wnd;
+    if (dup || (opts->has & TOE_TCPOPT_HAS_SACK)) {
+      toe_tcp_ack_process(st, tp, ack, opts, opts->ts_ecr);
+      toe_tcp_recovery_on_ack(st, tp, 0, dup);
+    }
+  }
+  /* Window update: only from a segment not older than the last one used (WL1/WL2), so a
+   * reordered old segment cannot shrink the window. */
+  if (toe_seq_le(tp->snd_una, ack) && (toe_seq_lt(tp->snd_wl1, th->seq) ||
+                                       (tp->snd_wl1 == th->seq && toe_seq_le(tp->snd_wl2, ack)))) {
+    tp->snd_wnd = nwnd;
+    tp->snd_wl1 = th->seq;
+    tp->snd_wl2 = ack;
+    if (nwnd > tp->max_sndwnd)
+      tp->max_sndwnd = nwnd;
+  }
+}
+
 void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb,
                         const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
                         const struct toe_tcp_opts *opts)
@@ -433,15 +522,12 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
 
   switch (tp->state) {
   case TOE_TCP_SYN_SENT:
-    if (!syn_sent_input(st, tp, pb, ip, th, opts, &cx)) {
-      if (!cx.gone && cx.ev)
-        toe_tcp_notify(st, tp, cx.ev);
-      return;
+    if (syn_sent_input(st, tp, pb, ip, th, opts, &cx)) {
+      /* Established by a SYN-ACK: its text and FIN (rare) are processed like any other. */
+      text_input(st, tp, pb, seq + 1, (fl & TOE_TCP_FIN) != 0, &cx);
+      finish(st, tp, &cx);
     }
-    /* Established by a SYN-ACK: its text and FIN (rare) are processed like any other. */
-    seq++;
-    fl &= (uint8_t)~TOE_TCP_SYN;
-    goto text;
+    return;
   case TOE_TCP_SYN_RECEIVED:
   case TOE_TCP_ESTABLISHED:
   case TOE_TCP_FIN_WAIT_1:
@@ -480,7 +566,7 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
     return;
   }
 
-  /* PAWS, RFC 7323 5.3 R1 (RST segments are exempt). */
+  /* PAWS, RFC 7323 5.3 R1 (RST segments are exempt; TS.Recent expires after 24 idle days). */
   if (has_ts && !(fl & TOE_TCP_RST) && toe_seq_lt(opts->ts_val, tp->ts_recent) &&
       toe_tcp_now_ms(st) - tp->ts_recent_age <= TS_RECENT_IDLE_MS) {
     c->rx_drop_paws++;
@@ -495,13 +581,12 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
   uint32_t wnd = acceptable_window(st, tp);
   uint32_t rnxt = tp->rcv_nxt;
   bool ok;
-  bool zero_wnd_ctl = false;
   if (seglen == 0) {
     ok = wnd == 0 ? seq == rnxt : toe_seq_ge(seq, rnxt) && toe_seq_lt(seq, rnxt + wnd);
   } else if (wnd == 0) {
     /* "special allowance should be made to accept valid ACKs, URGs, and RSTs": a segment at
-     * rcv_nxt is taken for its controls, its text dropped below. */
-    ok = zero_wnd_ctl = seq == rnxt;
+     * rcv_nxt is taken for its controls; its text is cut off by text_input(). */
+    ok = seq == rnxt;
   } else {
     uint32_t last = seq + seglen - 1;
     ok = (toe_seq_ge(seq, rnxt) && toe_seq_lt(seq, rnxt + wnd)) ||
@@ -534,8 +619,7 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
     c->rx_resets++;
     /* SYN-RECEIVED: refused (RFC 9293: a passive one would go back to LISTEN; ours come from
      * the SYN cache, so there is nothing to go back to). Otherwise reset. */
-    toe_tcp_drop(st, tp,
-                 tp->state == TOE_TCP_SYN_RECEIVED ? -TOE_ECONNREFUSED : -TOE_ECONNRESET);
+    toe_tcp_drop(st, tp, tp->state == TOE_TCP_SYN_RECEIVED ? -TOE_ECONNREFUSED : -TOE_ECONNRESET);
     return;
   }
 
@@ -563,13 +647,14 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
     }
     /* Our SYN is acknowledged: ESTABLISHED, with the window this ACK carries (scaled: it is not
      * a SYN). The SYN itself is not in the send queue. */
+    ts_update(st, tp, th->seq, opts);
     ts_rtt_sample(st, tp, opts);
     tp->snd_una = ack;
     if (toe_seq_lt(tp->snd_nxt, ack))
       tp->snd_nxt = ack;
     tp->rto_backoff = 0;
-    toe_tcp_rearm_rto(st, tp);
     toe_tcp_set_state(st, tp, TOE_TCP_ESTABLISHED);
+    toe_tcp_rearm_rto(st, tp); /* nothing outstanding: stops the SYN-ACK timer */
     tp->snd_wnd = (uint32_t)th->window << tp->snd_wscale;
     if (tp->snd_wnd > tp->max_sndwnd)
       tp->max_sndwnd = tp->snd_wnd;
@@ -580,66 +665,28 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
     cx.ev |= TOE_EV_WRITABLE;
   } else {
     /* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT. */
-    uint32_t maxwnd = tp->max_sndwnd;
-    if (toe_seq_gt(ack, tp->snd_max) || toe_seq_lt(ack, tp->snd_una - maxwnd)) {
+    if (toe_seq_gt(ack, tp->snd_max) || toe_seq_lt(ack, tp->snd_una - tp->max_sndwnd)) {
       c->rx_drop_bad_ack++;
       toe_pbuf_free(st, pb);
       challenge_ack(st, tp);
       return;
     }
+    ts_update(st, tp, th->seq, opts);
+    ack_input(st, tp, th, opts, plen, fl);
   }
-  ts_update(st, tp, th->seq, opts);
   tp->rcv_tstamp = toe_stack_now(st);
   tp->keep_probes = 0;
-
-  if (tp->state != TOE_TCP_ESTABLISHED || tp->snd_una != ack || cx.ev == 0) {
-    uint32_t old_una = tp->snd_una;
-    uint32_t nwnd = (uint32_t)th->window << tp->snd_wscale;
-    if (toe_seq_gt(ack, old_una)) {
-      /* New data (or our FIN) acknowledged. */
-      ts_rtt_sample(st, tp, opts);
-      toe_tcp_ack_process(st, tp, ack, opts, opts->ts_ecr);
-      uint32_t acked = tp->snd_una - old_una;
-      tp->bytes_acked += acked;
-      toe_tcp_recovery_on_ack(st, tp, acked, false);
-    } else if (ack == old_una) {
-      /* RFC 5681 2: a duplicate ACK has data outstanding, no text, no SYN/FIN, the same window. */
-      bool dup = plen == 0 && !(fl & TOE_TCP_FIN) && tp->snd_max != tp->snd_una &&
-                 nwnd == tp->snd_wnd;
-      if (dup || (opts->has & TOE_TCPOPT_HAS_SACK)) {
-        toe_tcp_ack_process(st, tp, ack, opts, opts->ts_ecr);
-        toe_tcp_recovery_on_ack(st, tp, 0, dup);
-      }
-    }
-    /* Window update (RFC 9293 3.10.7.4): only from a segment not older than the last one used
-     * (WL1/WL2), so a reordered old segment cannot shrink the window. */
-    if (toe_seq_le(tp->snd_una, ack) &&
-        (toe_seq_lt(tp->snd_wl1, th->seq) ||
-         (tp->snd_wl1 == th->seq && toe_seq_le(tp->snd_wl2, ack)))) {
-      tp->snd_wnd = nwnd;
-      tp->snd_wl1 = th->seq;
-      tp->snd_wl2 = ack;
-      if (nwnd > tp->max_sndwnd)
-        tp->max_sndwnd = nwnd;
-    }
-  }
 
   /* Our FIN acknowledged: the closing states move on (RFC 9293 3.10.7.4 fifth). */
   if (our_fin_acked(tp)) {
     switch (tp->state) {
     case TOE_TCP_FIN_WAIT_1:
+      /* (an orphan's FINWAIT2 timer is armed by output, which runs at the end) */
       toe_tcp_set_state(st, tp, TOE_TCP_FIN_WAIT_2);
-      /* An orphan must not wait forever for the peer's FIN (Linux's tcp_fin_timeout). */
-      if (tp->flags & TOE_TF_ORPHAN) {
-        toe_time_t d = st->cfg.tcp_fin_timeout ? st->cfg.tcp_fin_timeout : TOE_SEC(60);
-        toe_tcp_timer_set(st, tp, TOE_TT_FINWAIT2, toe_stack_now(st) + d);
-      }
       break;
     case TOE_TCP_CLOSING:
       toe_pbuf_free(st, pb);
-      if (cx.ev)
-        toe_tcp_notify(st, tp, cx.ev);
-      toe_tcp_notify(st, tp, TOE_EV_HUP);
+      toe_tcp_notify(st, tp, cx.ev | TOE_EV_HUP);
       toe_tcp_enter_timewait(st, tp);
       return;
     case TOE_TCP_LAST_ACK:
@@ -651,69 +698,9 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
     }
   }
 
-  /* sixth: URG. RFC 6093: urgent data is delivered in band, the pointer is ignored. */
+  /* sixth: URG. RFC 6093: urgent data is delivered in band; the pointer is ignored. */
 
-  /* Trim the text to the window: bytes before rcv_nxt are duplicates, bytes past the window are
-   * not kept (RFC 9293 3.10.7.4 "trimmed"). */
-  if (zero_wnd_ctl && plen > 0) {
-    toe_pbuf_trim(st, pb, 0);
-    plen = 0;
-    fl &= (uint8_t)~TOE_TCP_FIN;
-    tp->flags |= TOE_TF_ACK_NOW; /* tell the sender the window is still closed */
-  }
-
-text:
-  if (cx.gone) {
-    toe_pbuf_free(st, pb);
-    return;
-  }
-  {
-    rnxt = tp->rcv_nxt;
-    wnd = acceptable_window(st, tp);
-    plen = pb->tot_len;
-    bool fin = (fl & TOE_TCP_FIN) != 0;
-    if (toe_seq_lt(seq, rnxt)) {
-      uint32_t d = rnxt - seq;
-      if (d >= plen) {
-        if (plen > 0)
-          toe_tcp_dsack_note(st, tp, seq, seq + plen);
-        if (d > plen)
-          fin = false; /* the FIN is old too */
-        if (plen > 0)
-          toe_pbuf_trim(st, pb, 0);
-        plen = 0;
-      } else {
-        toe_tcp_dsack_note(st, tp, seq, rnxt);
-        /* trim d bytes off the front: pull whole buffers, then the rest of the head */
-        while (pb->next && d >= pb->len) {
-          struct toe_pbuf *nx = pb->next;
-          d -= pb->len;
-          pb->next = NULL;
-          toe_pbuf_free(st, pb);
-          pb = nx;
-        }
-        if (d > 0)
-          (void)toe_pbuf_pull(pb, (uint16_t)d);
-        plen = pb->tot_len;
-      }
-      seq = rnxt;
-    }
-    if (plen > 0 && toe_seq_gt(seq + plen, rnxt + wnd)) {
-      uint32_t keep = toe_seq_gt(rnxt + wnd, seq) ? rnxt + wnd - seq : 0;
-      toe_pbuf_trim(st, pb, keep);
-      plen = keep;
-      fin = false;
-      tp->flags |= TOE_TF_ACK_NOW;
-    }
-    if (plen > 0 || fin)
-      data_input(st, tp, pb, seq, fin, &cx);
-    else
-      toe_pbuf_free(st, pb);
-  }
-  if (cx.gone)
-    return;
-
-  toe_tcp_output(st, tp);
-  if (cx.ev)
-    toe_tcp_notify(st, tp, cx.ev);
+  /* seventh and eighth: text and FIN */
+  text_input(st, tp, pb, seq, (fl & TOE_TCP_FIN) != 0, &cx);
+  finish(st, tp, &cx);
 }

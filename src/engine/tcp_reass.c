@@ -16,8 +16,14 @@
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
-static inline uint32_t ent_seq(const struct toe_pbuf *e) { return (uint32_t)e->meta[0]; }
-static inline uint32_t ent_end(const struct toe_pbuf *e) { return ent_seq(e) + e->tot_len; }
+static inline uint32_t ent_seq(const struct toe_pbuf *e)
+{
+  return (uint32_t)e->meta[0];
+}
+static inline uint32_t ent_end(const struct toe_pbuf *e)
+{
+  return ent_seq(e) + e->tot_len;
+}
 
 static uint32_t chain_bufs(const struct toe_pbuf *p)
 {
@@ -259,7 +265,7 @@ uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct t
     toe_tcp_dsack_note(st, tp, dup_s, dup_e);
   sack_rebuild(tp, cur);
   c->rx_ooo_segs++;
-  return new_len;
+  return new_len - (uint32_t)covered_bytes;
 }
 
 uint32_t toe_tcp_reass_pull(struct toe_stack *st, struct toe_tcb *tp)
@@ -285,8 +291,14 @@ uint32_t toe_tcp_reass_pull(struct toe_stack *st, struct toe_tcb *tp)
     if (es != tp->rcv_nxt)
       e = chain_pull(st, e, tp->rcv_nxt - es);
     uint32_t n = e->tot_len;
-    toe_tcp_rcvq_append(st, tp, e);
     tp->rcv_nxt += n;
+    if (tp->flags & TOE_TF_SHUT_RD) {
+      /* shutdown(SHUT_RD) since it was queued: acknowledged and discarded */
+      st->ctr.tcp.rx_shut_rd_bytes += n;
+      toe_pbuf_free(st, e);
+      continue;
+    }
+    toe_tcp_rcvq_append(st, tp, e);
     tp->bytes_received += n;
     st->ctr.tcp.rx_bytes += n;
     moved += n;

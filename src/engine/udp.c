@@ -69,6 +69,10 @@ int toe_udp_open(struct toe_stack *st, void *user, struct toe_sock **out)
 
 void toe_sock_close(struct toe_stack *st, struct toe_sock *s)
 {
+  if (toe_tcp_sock(st, s) != NULL) {
+    toe_tcp_close(st, s); /* graceful close (tcp_sock.c) */
+    return;
+  }
   struct toe_udp_sock *us = udp_sock(st, s);
   if (us == NULL)
     return;
@@ -83,6 +87,8 @@ void toe_sock_close(struct toe_stack *st, struct toe_sock *s)
 
 int toe_sock_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *local)
 {
+  if (toe_tcp_sock(st, s) != NULL)
+    return toe_tcp_bind(st, s, local);
   if (udp_sock(st, s) == NULL)
     return -TOE_EBADF;
   if (local == NULL || local->family != TOE_AF_INET)
@@ -92,6 +98,8 @@ int toe_sock_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_soc
 
 int toe_sock_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *remote)
 {
+  if (toe_tcp_sock(st, s) != NULL)
+    return toe_tcp_connect(st, s, remote); /* active open (tcp_sock.c) */
   if (udp_sock(st, s) == NULL)
     return -TOE_EBADF;
   if (remote == NULL)

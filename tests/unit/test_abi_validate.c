@@ -196,7 +196,7 @@ TEST(abi_constants_match_engine)
   CHECK_MEM(&m, "TOEW", 4);
   m = TOE_ABI_REGION_MAGIC;
   CHECK_MEM(&m, "TOER", 4);
-  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.0") == 0);
+  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.1") == 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1043,10 +1043,23 @@ TEST(op_arguments)
   CHECK_EQ(validate(&f, &s), 0);
   s.u.stats.kind = 0;
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
-  s.u.stats.kind = 4;
+  s.u.stats.kind = TOE_ABI_STATS_FLOWS; /* 4: not granted to this session, so unknown */
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  s.u.stats.kind = 5;
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
   s.u.stats.kind = TOE_ABI_STATS_CLIENT;
   s.handle = t; /* client-wide stats name no socket */
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+
+  /* 1.1: FLOWS for a session granted CAP_FLOWS, device-wide (no handle). */
+  f.c.caps |= TOE_ABI_CAP_FLOWS;
+  s = sqe_of(&f, TOE_ABI_OP_STATS, 0, 0);
+  s.u.stats.kind = TOE_ABI_STATS_FLOWS;
+  CHECK_EQ(validate(&f, &s), 0);
+  s.handle = t;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  s.handle = 0;
+  s.u.stats.kind = 5;
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
 }
 
