@@ -420,6 +420,17 @@ void toe_tcp_send_keepalive(struct toe_stack *st, struct toe_tcb *tp);
  * 3.8.6.1), or what fits in a small window nothing else will open (3.8.6.2.1's override). */
 void toe_tcp_send_window_probe(struct toe_stack *st, struct toe_tcb *tp);
 
+/* ---- shared by tcp_output.c and tcp_timer.c ---- */
+/*
+ * Persist mode: the peer offers no window while data (or a FIN) waits or is outstanding. The
+ * persist timer then probes (RFC 9293 3.8.6.1) and the RTO is off. Output and the timers must agree
+ * on this, or a connection can sit with neither timer making progress.
+ */
+static inline bool toe_tcp_zero_window_wait(const struct toe_tcb *tp)
+{
+  return tp->snd_wnd == 0 && (tp->snd_next_seg != NULL || tp->snd_una != tp->snd_max);
+}
+
 /* ---- tcp_timer.c ---- */
 /*
  * One wheel timer per tcb, armed for the earliest armed deadline[] (lazily: moving a deadline
@@ -476,7 +487,8 @@ uint32_t toe_tcp_pipe(const struct toe_tcb *tp);
  *    only the FIN is outstanding, through toe_tcp_output with snd_nxt = snd_una), backs off
  *    (rto_backoff++, RFC 6298 5.5) and re-arms the RTO (5.6).
  *  - toe_tcp_tlp_schedule() arms TOE_TT_TLP (RFC 8985 7.2) when a probe is allowed, or clears it;
- *    toe_tcp_rearm_rto() calls it after arming the RTO.
+ *    toe_tcp_rearm_rto() calls it after arming the RTO, and the output path calls it after
+ *    sending new data (7.2: the PTO restarts when new data is sent), after arming the RTO.
  */
 /* tcp_sack.c: marks a sent segment lost (keeping lost_bytes/retrans_out in step: a lost
  * retransmission stops counting in retrans_out). Returns true if it was not marked before. */

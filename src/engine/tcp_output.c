@@ -116,7 +116,7 @@ static bool synchronized(const struct toe_tcb *tp)
 /* The peer offers no window and something waits for it: persist mode (RTO off). */
 static bool zero_window_wait(const struct toe_tcb *tp)
 {
-  return tp->snd_wnd == 0 && (tp->snd_next_seg != NULL || tp->snd_una != tp->snd_max);
+  return toe_tcp_zero_window_wait(tp);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -861,7 +861,12 @@ void toe_tcp_output(struct toe_stack *st, struct toe_tcb *tp)
       if (tp->snd_una != tp->snd_max && tp->sndq_head != NULL && tp->sndq_head != tp->snd_next_seg)
         (void)toe_tcp_retransmit(st, tp, tp->sndq_head);
     }
+    uint32_t before = tp->snd_max;
     why = output_data(st, tp);
+    /* RFC 8985 7.2: the probe timeout restarts whenever new data is sent (tcp-rec decides
+     * whether a probe is allowed at all) */
+    if (tp->snd_max != before && !zero_window_wait(tp))
+      toe_tcp_tlp_schedule(st, tp);
     if ((tp->flags & TOE_TF_FIN_QUEUED) && !(tp->flags & TOE_TF_FIN_SENT) &&
         tp->snd_next_seg == NULL)
       send_fin(st, tp, false);

@@ -67,7 +67,7 @@ void toe_tcp_timer_clear(struct toe_stack *st, struct toe_tcb *tp, enum toe_tcp_
 /* True while the peer offers no window and data waits: the persist timer probes, not the RTO. */
 static bool zero_window_wait(const struct toe_tcb *tp)
 {
-  return tp->snd_wnd == 0 && tp->snd_next_seg != NULL;
+  return toe_tcp_zero_window_wait(tp);
 }
 
 static toe_time_t persist_interval(const struct toe_stack *st, const struct toe_tcb *tp)
