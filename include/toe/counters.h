@@ -180,6 +180,7 @@
   X(rec_sack_blocks)      /* SACK blocks received and used (RFC 2018) */                           \
   X(rec_sack_invalid)     /* SACK blocks ignored: outside SND.UNA..SND.MAX or empty */             \
   X(rec_hystart_exits)    /* slow starts left by HyStart++ on an RTT increase (RFC 9406) */        \
+  X(rec_sack_reneged)     /* RTOs that found SACKed data never acked (reneging, RFC 2018 8) */     \
   X(passive_opens)        /* connections created by listeners (RFC 4022 tcpPassiveOpens) */        \
   X(syncache_adds)        /* SYN-cache entries created */                                          \
   X(syncache_completed)   /* entries completed by the handshake ACK into connections */            \

@@ -11,10 +11,10 @@
  *     K_ms^3         = (W_max - cwnd_epoch) * 2.5 * 10^9 / SMSS
  *   beta_cubic = 0.7, alpha_cubic = 3 * (1 - beta) / (1 + beta) = 9/17 (figure 4).
  */
-#include <string.h>
-
 #include "engine/stack.h"
 #include "engine/tcp.h"
+
+#include <string.h>
 
 /* HyStart++ constants (RFC 9406 4.3). */
 #define HS_MIN_RTT_THRESH_US 4000u
@@ -52,7 +52,10 @@ struct cubic {
 _Static_assert(sizeof(struct cubic) <= sizeof(((struct toe_tcb *)0)->cc_priv),
                "CUBIC state must fit in tcb.cc_priv");
 
-static struct cubic *cubic_of(struct toe_tcb *tp) { return (struct cubic *)(void *)tp->cc_priv; }
+static struct cubic *cubic_of(struct toe_tcb *tp)
+{
+  return (struct cubic *)(void *)tp->cc_priv;
+}
 
 static uint32_t now_ms(const struct toe_stack *st)
 {
@@ -113,7 +116,7 @@ static void cubic_init(struct toe_stack *st, struct toe_tcb *tp)
   struct cubic *c = cubic_of(tp);
   memset(c, 0, sizeof(*c));
   cubic_reset_hystart(c);
-  tp->cwnd = toe_cc_initial_window(toe_cc_mss(tp));
+  tp->cwnd = toe_cc_iw(tp);
   tp->ssthresh = TOE_CC_SSTHRESH_INF;
   tp->bytes_acked_ca = 0;
 }
@@ -275,7 +278,7 @@ static void cubic_reduce(struct toe_tcb *tp, struct cubic *c)
     c->w_max = tp->cwnd;
   uint32_t ss = (uint32_t)((uint64_t)tp->cwnd * 7u / 10u); /* cwnd * beta_cubic */
   tp->ssthresh = ss > 2u * mss ? ss : 2u * mss;
-  c->flags &= (uint8_t)~(CUBIC_F_EPOCH | CUBIC_F_RESET_WM);
+  c->flags &= (uint8_t) ~(CUBIC_F_EPOCH | CUBIC_F_RESET_WM);
   c->hs_state = HS_DONE;
   tp->bytes_acked_ca = 0;
 }
@@ -322,7 +325,7 @@ static void cubic_undo(struct toe_stack *st, struct toe_tcb *tp)
   if (tp->ssthresh < tp->prior_ssthresh)
     tp->ssthresh = tp->prior_ssthresh;
   c->w_max = c->w_max_undo;
-  c->flags &= (uint8_t)~(CUBIC_F_EPOCH | CUBIC_F_RESET_WM);
+  c->flags &= (uint8_t) ~(CUBIC_F_EPOCH | CUBIC_F_RESET_WM);
   tp->bytes_acked_ca = 0;
 }
 

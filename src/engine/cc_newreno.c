@@ -22,7 +22,7 @@ static uint32_t reno_ssthresh(const struct toe_tcb *tp)
 static void reno_init(struct toe_stack *st, struct toe_tcb *tp)
 {
   (void)st;
-  tp->cwnd = toe_cc_initial_window(toe_cc_mss(tp));
+  tp->cwnd = toe_cc_iw(tp);
   tp->ssthresh = TOE_CC_SSTHRESH_INF; /* RFC 5681 3.1: arbitrarily high */
   tp->bytes_acked_ca = 0;
 }

@@ -34,7 +34,19 @@ uint32_t toe_cc_initial_window(uint32_t mss)
   return w < 10u * mss ? w : 10u * mss;
 }
 
-uint32_t toe_cc_flight(const struct toe_tcb *tp) { return tp->snd_max - tp->snd_una; }
+uint32_t toe_cc_iw(const struct toe_tcb *tp)
+{
+  /* RFC 5681 3.1: "if the SYN or SYN/ACK is lost, the initial window used by a sender after a
+   * correctly transmitted SYN MUST be one segment". */
+  if (tp->syn_retries)
+    return toe_cc_mss(tp);
+  return toe_cc_initial_window(toe_cc_mss(tp));
+}
+
+uint32_t toe_cc_flight(const struct toe_tcb *tp)
+{
+  return tp->snd_max - tp->snd_una;
+}
 
 uint32_t toe_cc_slow_start(struct toe_tcb *tp, uint32_t acked, uint32_t limit)
 {

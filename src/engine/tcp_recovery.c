@@ -27,16 +27,17 @@
  *   - D-SACK: when every byte retransmitted in the episode came back as a duplicate (RFC 3708).
  *   Undoing restores cwnd/ssthresh (cc->undo), drops the lost marks and notes reordering.
  */
-#include <string.h>
-
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
-#define DUPTHRESH 3u                  /* RFC 5681 / RFC 6675 */
-#define RACK_REO_PERSIST 16u          /* RFC 8985 6.2 step 4 */
-#define TLP_WCDELACK TOE_MSEC(200)    /* RFC 8985 7.2 WCDelAckT */
-#define TLP_MIN TOE_MSEC(10)          /* floor on the PTO (as Linux): timer and ACK jitter */
-#define TLP_NO_SRTT TOE_SEC(1)        /* RFC 8985 7.2: PTO without an RTT sample */
+#include <string.h>
+
+#define DUPTHRESH 3u               /* RFC 5681 / RFC 6675 */
+#define RACK_REO_PERSIST 16u       /* RFC 8985 6.2 step 4 */
+#define TLP_WCDELACK TOE_MSEC(200) /* RFC 8985 7.2 WCDelAckT */
+#define TLP_SLACK TOE_MSEC(2)      /* added to 2*SRTT (as Linux): timer tick and ACK jitter */
+#define TLP_NO_SRTT TOE_SEC(1)     /* RFC 8985 7.2: PTO without an RTT sample */
+#define TLP_RTO_MARGIN TOE_MSEC(2) /* a PTO cut to the RTO fires this much before it */
 #define RTO_BACKOFF_MAX 16u
 
 static bool synchronized(const struct toe_tcb *tp)
@@ -107,11 +108,14 @@ static int rec_retransmit(struct toe_stack *st, struct toe_tcb *tp, struct toe_p
     tp->prr_out += len;
   if (tp->rec_state != TOE_REC_OPEN && (tp->rec_flags & TOE_RECF_UNDO)) {
     tp->undo_retrans += len;
-    tp->rec_flags |= TOE_RECF_UNDO_RETX;
-    if (!(tp->rec_flags & TOE_RECF_UNDO_TS) && (tp->flags & TOE_TF_TS_OK)) {
+    if (toe_seq_gt(seg->seq + len, tp->undo_rxt_high))
+      tp->undo_rxt_high = seg->seq + len;
+    if (!(tp->rec_flags & TOE_RECF_UNDO_RETX) && (tp->flags & TOE_TF_TS_OK)) {
+      /* The episode's first retransmission: Eifel compares echoes with its TSval. */
       tp->undo_tsval = toe_tcp_ts_now(st, tp);
       tp->rec_flags |= TOE_RECF_UNDO_TS;
     }
+    tp->rec_flags |= TOE_RECF_UNDO_RETX;
   }
   return 0;
 }
@@ -211,9 +215,10 @@ static void undo_start(struct toe_tcb *tp)
   tp->prior_cwnd = tp->cwnd;
   tp->prior_ssthresh = tp->ssthresh;
   tp->undo_marker = tp->snd_una;
+  tp->undo_rxt_high = tp->snd_una;
   tp->undo_retrans = 0;
   tp->rec_flags |= TOE_RECF_UNDO;
-  tp->rec_flags &= (uint8_t)~(TOE_RECF_UNDO_TS | TOE_RECF_UNDO_RETX | TOE_RECF_NR_PARTIAL);
+  tp->rec_flags &= (uint8_t) ~(TOE_RECF_UNDO_TS | TOE_RECF_UNDO_RETX | TOE_RECF_NR_PARTIAL);
   tp->flags |= TOE_TF_CC_UNDO_OK;
 }
 
@@ -230,6 +235,8 @@ static void enter_recovery(struct toe_stack *st, struct toe_tcb *tp)
   tp->prr_out = 0;
   tp->recover_fs = toe_cc_flight(tp) ? toe_cc_flight(tp) : 1u;
   tp->prr_snd_max = tp->snd_max;
+  /* The episode's response covers a loss a pending probe may have repaired (as Linux does). */
+  tp->tlp_pending = 0;
   toe_tcp_timer_clear(st, tp, TOE_TT_TLP);
   st->ctr.tcp.rec_episodes++;
 }
@@ -295,15 +302,12 @@ static bool dsack_says_spurious(const struct toe_tcb *tp)
 static void do_undo(struct toe_stack *st, struct toe_tcb *tp, bool rto)
 {
   tp->cc->undo(st, tp);
-  /* What was marked lost without being retransmitted was most likely in flight all along. */
-  for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg; p = p->qnext) {
-    struct toe_tcp_seg *seg = toe_tcp_seg(p);
-    if ((seg->flags & (TOE_SEG_LOST | TOE_SEG_RXMIT)) == TOE_SEG_LOST) {
-      seg->flags &= (uint8_t)~TOE_SEG_LOST;
-      tp->lost_bytes = tp->lost_bytes > p->tot_len ? tp->lost_bytes - p->tot_len : 0;
-    }
-  }
-  tp->rec_flags &= (uint8_t)~(TOE_RECF_UNDO | TOE_RECF_UNDO_TS | TOE_RECF_UNDO_RETX);
+  /* Nothing was lost after all: what was marked lost was in flight all along (a retransmission
+   * of it may be in flight too, and counts in retrans_out until acknowledged). */
+  for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg; p = p->qnext)
+    toe_tcp_seg(p)->flags &= (uint8_t)~TOE_SEG_LOST;
+  tp->lost_bytes = 0;
+  tp->rec_flags &= (uint8_t) ~(TOE_RECF_UNDO | TOE_RECF_UNDO_TS | TOE_RECF_UNDO_RETX);
   tp->rec_flags |= TOE_RECF_REORDER; /* the network delays or reorders: RACK waits longer */
   tp->flags &= ~TOE_TF_CC_UNDO_OK;
   if (tp->rec_state != TOE_REC_OPEN)
@@ -370,15 +374,23 @@ void toe_tcp_tlp_schedule(struct toe_stack *st, struct toe_tcb *tp)
     pto = (toe_time_t)tp->srtt_us * 2000u;
     if (toe_cc_flight(tp) <= toe_cc_mss(tp))
       pto += TLP_WCDELACK; /* one segment out: the peer may delay its ACK */
-    if (pto < TLP_MIN)
-      pto = TLP_MIN;
+    else
+      pto += TLP_SLACK;
   } else {
     pto = TLP_NO_SRTT;
   }
-  toe_time_t when = toe_stack_now(st) + pto;
-  if (tp->deadline[TOE_TT_RTO] && when >= tp->deadline[TOE_TT_RTO]) {
-    toe_tcp_timer_clear(st, tp, TOE_TT_TLP); /* the RTO comes first (7.2) */
-    return;
+  toe_time_t now = toe_stack_now(st);
+  toe_time_t when = now + pto;
+  toe_time_t rto = tp->deadline[TOE_TT_RTO];
+  if (rto && when + TLP_RTO_MARGIN > rto) {
+    /* 7.2: a PTO later than the RTO is cut to the RTO's time, so that the probe (which then
+     * re-arms the RTO) comes first. The margin keeps the two apart on the wheel: expired
+     * together, the RTO would run first. */
+    if (rto <= now + TLP_RTO_MARGIN) {
+      toe_tcp_timer_clear(st, tp, TOE_TT_TLP);
+      return;
+    }
+    when = rto - TLP_RTO_MARGIN;
   }
   toe_tcp_timer_set(st, tp, TOE_TT_TLP, when);
 }
@@ -439,7 +451,7 @@ void toe_tcp_on_rto(struct toe_stack *st, struct toe_tcb *tp)
   st->ctr.tcp.rec_rto++;
 
   if (tp->rec_state == TOE_REC_OPEN)
-    undo_start(tp); /* a new episode; in recovery the episode's undo state carries on */
+    undo_start(tp);       /* a new episode; in recovery the episode's undo state carries on */
   tp->cc->on_rto(st, tp); /* cwnd = LW; ssthresh only when rec_state is OPEN (RFC 5681 3.1) */
   tp->rec_state = TOE_REC_LOSS;
   tp->flags &= ~TOE_TF_IN_RECOVERY;
@@ -450,8 +462,19 @@ void toe_tcp_on_rto(struct toe_stack *st, struct toe_tcb *tp)
   if (tp->rto_streak < 255)
     tp->rto_streak++;
 
-  /* RFC 6675 5.1 / RFC 8985 6.3: everything not SACKed is lost; SACK marks are kept (RFC 6675
-   * 5.1 allows it; reneging is rare). */
+  /* A SACKed segment at SND.UNA that the cumulative ACK never covered: the receiver reneged
+   * (discarded data it had SACKed). Forget all SACK information, as RFC 2018 8 asks, so that
+   * everything is sent again. Otherwise SACK marks are kept (RFC 6675 5.1 allows it). */
+  if (tp->sndq_head && tp->sndq_head != tp->snd_next_seg &&
+      (toe_tcp_seg(tp->sndq_head)->flags & TOE_SEG_SACKED)) {
+    for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg; p = p->qnext)
+      toe_tcp_seg(p)->flags &= (uint8_t)~TOE_SEG_SACKED;
+    tp->sacked_bytes = 0;
+    tp->sacked_segs = 0;
+    tp->high_sacked = tp->snd_una;
+    st->ctr.tcp.rec_sack_reneged++;
+  }
+  /* RFC 6675 5.1 / RFC 8985 6.3: everything not SACKed is lost. */
   struct toe_pbuf *first = NULL;
   for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg; p = p->qnext) {
     if (toe_tcp_seg(p)->flags & TOE_SEG_SACKED)

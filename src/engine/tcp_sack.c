@@ -13,16 +13,19 @@
  * takes the RTT sample (RFC 6298 with Karn's rule, RFC 7323 timestamps). The decisions that follow
  * (loss detection, recovery, congestion control) are toe_tcp_recovery_on_ack() in tcp_recovery.c.
  */
-#include <string.h>
-
 #include "engine/stack.h"
 #include "engine/tcp.h"
+
+#include <string.h>
 
 #define RTT_MAX_US 3600000000u /* an hour: anything longer is a bogus sample */
 
 /* ---- scoreboard marks ---- */
 
-static uint32_t sub_sat(uint32_t a, uint32_t b) { return a > b ? a - b : 0; }
+static uint32_t sub_sat(uint32_t a, uint32_t b)
+{
+  return a > b ? a - b : 0;
+}
 
 /* Drops the marks of `n` bytes of segment `seg` from the totals (the bytes leave the queue). */
 static void seg_unaccount(struct toe_tcb *tp, const struct toe_tcp_seg *seg, uint32_t n, bool whole)
@@ -228,8 +231,7 @@ static bool is_dsack(const struct toe_tcp_opts *o, uint32_t ack)
   const struct toe_tcp_sack_block *b = o->sack;
   if (toe_seq_lt(b[0].start, ack))
     return true;
-  return o->sack_count > 1 && toe_seq_ge(b[0].start, b[1].start) &&
-         toe_seq_le(b[0].end, b[1].end);
+  return o->sack_count > 1 && toe_seq_ge(b[0].start, b[1].start) && toe_seq_le(b[0].end, b[1].end);
 }
 
 static void dsack_received(struct toe_stack *st, struct toe_tcb *tp,
@@ -245,8 +247,10 @@ static void dsack_received(struct toe_stack *st, struct toe_tcb *tp,
   st->ctr.tcp.rec_dsacks_rcvd++;
   tp->ack_flags |= TOE_ACKF_DSACK;
   /* RFC 3708 idea: each D-SACK for data retransmitted in the current episode says that
-   * retransmission was unnecessary; when all of them were, the episode was spurious. */
-  if ((tp->rec_flags & TOE_RECF_UNDO) && toe_seq_ge(b->start, tp->undo_marker))
+   * retransmission was unnecessary; when all of them were, the episode was spurious. Only the
+   * range the episode retransmitted counts (the network duplicates segments too). */
+  if ((tp->rec_flags & TOE_RECF_UNDO) && toe_seq_ge(b->start, tp->undo_marker) &&
+      toe_seq_le(b->end, tp->undo_rxt_high))
     tp->undo_retrans = sub_sat(tp->undo_retrans, len);
   /* RFC 8985 7.4.1: a D-SACK for the tail-loss probe's retransmission: no loss was repaired. */
   if (tp->tlp_pending && (tp->rec_flags & TOE_RECF_TLP_RETX) &&
@@ -386,8 +390,7 @@ void toe_tcp_ack_process(struct toe_stack *st, struct toe_tcb *tp, uint32_t ack,
     tp->rto_streak = 0;
   }
 
-  if ((tp->flags & TOE_TF_SACK_OK) && opts && (opts->has & TOE_TCPOPT_HAS_SACK) &&
-      opts->sack_count)
+  if ((tp->flags & TOE_TF_SACK_OK) && opts && (opts->has & TOE_TCPOPT_HAS_SACK) && opts->sack_count)
     sack_process(st, tp, &w, opts, ack);
 
   tp->ack_delivered = (uint32_t)(tp->delivered - delivered_before);

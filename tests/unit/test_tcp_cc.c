@@ -4,12 +4,12 @@
  * window following W_cubic(t) (RFC 9438 4.2), its Reno-friendly region (4.3), fast convergence
  * (4.7), timeout and undo; HyStart++ leaving slow start on an RTT increase (RFC 9406).
  */
-#include <string.h>
-
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "harness.h"
 #include "testlib.h"
+
+#include <string.h>
 
 static struct harness H;
 static struct toe_tcb T;
@@ -26,7 +26,10 @@ static void setup(const struct toe_cc_ops *cc, uint16_t mss)
   T.snd_una = T.snd_max = 1000;
 }
 
-static void teardown(void) { h_fini(&H); }
+static void teardown(void)
+{
+  h_fini(&H);
+}
 
 /* n ACKs of `each` bytes at the current time */
 static void acks(int n, uint32_t each, uint32_t rtt_us)
@@ -59,7 +62,10 @@ static void loss(void)
   T.cc->on_loss(H.st, &T);
 }
 
-static double cube(double x) { return x * x * x; }
+static double cube(double x)
+{
+  return x * x * x;
+}
 
 /* cbrt by bisection (no libm) */
 static double cbrt_d(double v)
@@ -99,6 +105,13 @@ TEST(initial_window_rfc6928)
   teardown();
   setup(&toe_cc_newreno, 536);
   CHECK_EQ(T.cwnd, 5360);
+  /* RFC 5681 3.1: after a lost SYN or SYN-ACK, one segment */
+  T.syn_retries = 1;
+  toe_tcp_cc_init(H.st, &T);
+  CHECK_EQ(T.cwnd, 536);
+  T.cc = &toe_cc_cubic;
+  toe_tcp_cc_init(H.st, &T);
+  CHECK_EQ(T.cwnd, 536);
   teardown();
   /* no module chosen: the configured one */
   setup(NULL, 1000);

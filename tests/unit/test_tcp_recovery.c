@@ -9,14 +9,14 @@
  * backoff, spurious retransmissions undone (Eifel after an RTO, D-SACK after fast recovery), and
  * NewReno without SACK (fast retransmit, partial ACK, full ACK).
  */
-#include <stdlib.h>
-#include <string.h>
-
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "harness.h"
 #include "tcp_harness.h"
 #include "testlib.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #define RTT TOE_MSEC(5)
 #define MAXB (1u << 20) /* receiver bitmap: bytes */
@@ -44,7 +44,7 @@ struct peer {
   struct range blk[8];
   int nblk;
   uint32_t ts_recent;
-  uint16_t xmits[MAXSEG]; /* transmissions seen per segment index */
+  uint16_t xmits[MAXSEG];                             /* transmissions seen per segment index */
   int (*fate)(struct peer *p, uint32_t idx, int nth); /* < 0 drop, 0 deliver, k > 0 hold k rounds */
   struct seg_in held[MAXHELD];
   int nheld;
@@ -62,8 +62,14 @@ static int fate_all(struct peer *p, uint32_t idx, int nth)
   return 0;
 }
 
-static struct toe_tcb *tcb(void) { return toe_tcb(P.c.s); }
-static const struct toe_counters_tcp *ctr(void) { return &toe_stack_counters(P.h.st)->tcp; }
+static struct toe_tcb *tcb(void)
+{
+  return toe_tcb(P.c.s);
+}
+static const struct toe_counters_tcp *ctr(void)
+{
+  return &toe_stack_counters(P.h.st)->tcp;
+}
 
 /* Opens a connection (SACK and timestamps as asked) and sets the receiver up. */
 static bool rig_up(bool sack, bool ts, uint8_t cc)
@@ -81,9 +87,10 @@ static bool rig_up(bool sack, bool ts, uint8_t cc)
     return false;
   if (toe_sock_setopt(P.h.st, P.c.s, TOE_TCP_NODELAY, 1) != 0)
     return false;
-  /* The scripted handshake takes no virtual time: forget its zero RTT as RACK's min_RTT, or
-   * reo_wnd (min_RTT / 4) would be zero from the start. */
+  /* The scripted handshake takes no virtual time: forget its zero RTT (as RACK's min_RTT and
+   * as SRTT), or reo_wnd (min_RTT / 4) and the PTO (2 SRTT) would be near zero from the start. */
   tcb()->min_rtt_us = 0;
+  tcb()->srtt_us = 0;
   P.base = P.c.iss + 1;
   P.mss = toe_tcp_eff_mss(tcb());
   P.fate = fate_all;
@@ -91,7 +98,10 @@ static bool rig_up(bool sack, bool ts, uint8_t cc)
   return true;
 }
 
-static void rig_down(void) { h_fini(&P.h); }
+static void rig_down(void)
+{
+  h_fini(&P.h);
+}
 
 static int send_bytes(uint32_t n)
 {
@@ -219,8 +229,7 @@ static int sent_now(uint32_t idx)
   int n = 0;
   for (int i = 0; i < P.h.ntx; i++) {
     struct h_tcp t;
-    if (h_tcp_parse(P.h.tx[i].bytes, P.h.tx[i].len, &t) && t.dlen &&
-        t.seq == P.base + idx * P.mss)
+    if (h_tcp_parse(P.h.tx[i].bytes, P.h.tx[i].len, &t) && t.dlen && t.seq == P.base + idx * P.mss)
       n++;
   }
   return n;
@@ -452,8 +461,9 @@ static int fate_late_originals(struct peer *p, uint32_t idx, int nth)
 {
   (void)p;
   (void)idx;
-  /* originals arrive after 250 ms (after the RTO), retransmissions much later still */
-  return nth == 0 ? 50 : 150;
+  /* originals arrive after 500 ms (after the probe at the RTO's time and the RTO 200 ms later),
+   * retransmissions much later still */
+  return nth == 0 ? 100 : 250;
 }
 
 TEST(spurious_rto_undone_by_timestamps)
@@ -462,8 +472,9 @@ TEST(spurious_rto_undone_by_timestamps)
   REQUIRE(send_bytes(4 * P.mss) > 0);
   uint32_t cwnd0 = tcb()->cwnd;
   P.fate = fate_late_originals;
-  for (int r = 0; r < 60 && tcb()->snd_una != tcb()->snd_max; r++)
+  for (int r = 0; r < 120 && tcb()->snd_una != tcb()->snd_max; r++)
     peer_round();
+  CHECK_EQ(ctr()->rec_tlp_probes, 1); /* no RTT sample yet: the PTO is the RTO's time */
   CHECK_EQ(ctr()->rec_rto, 1);
   CHECK_EQ(ctr()->rec_spurious_rto, 1); /* Eifel: the ACK echoed the original's TSval */
   CHECK_EQ(tcb()->snd_una, tcb()->snd_max);
@@ -507,7 +518,7 @@ static void spurious_fast_retransmit(bool ts)
   for (int r = 0; r < 10 && !ctr()->rec_spurious_fr; r++)
     peer_round();
   CHECK_EQ(ctr()->rec_spurious_fr, 1);
-  CHECK(tcb()->cwnd >= cwnd_before); /* undone */
+  CHECK(tcb()->cwnd >= cwnd_before);          /* undone */
   CHECK(tcb()->rec_flags & TOE_RECF_REORDER); /* RACK now allows for reordering */
   CHECK_EQ(tcb()->rec_state, TOE_REC_OPEN);
   run_until_acked(200);
@@ -515,8 +526,14 @@ static void spurious_fast_retransmit(bool ts)
   rig_down();
 }
 
-TEST(spurious_fast_retransmit_undone_by_dsack) { spurious_fast_retransmit(false); }
-TEST(spurious_fast_retransmit_undone_with_timestamps) { spurious_fast_retransmit(true); }
+TEST(spurious_fast_retransmit_undone_by_dsack)
+{
+  spurious_fast_retransmit(false);
+}
+TEST(spurious_fast_retransmit_undone_with_timestamps)
+{
+  spurious_fast_retransmit(true);
+}
 
 TEST(newreno_without_sack)
 {
@@ -578,6 +595,40 @@ TEST(reo_timer_marks_loss_without_dupthresh)
   CHECK_EQ(P.xmits[0], 2);
   CHECK_EQ(tcb()->snd_una, tcb()->snd_max);
   CHECK_EQ(ctr()->rec_rto, 0);
+  rig_down();
+}
+
+TEST(reneged_sack_forgotten_at_rto)
+{
+  /* The receiver SACKs everything, then discards it (RFC 2018 8 allows that): the cumulative ACK
+   * never moves. The RTO must not trust the SACK marks, or nothing would ever be resent. */
+  REQUIRE(rig_up(true, true, TOE_CC_CUBIC));
+  REQUIRE(send_bytes(4 * P.mss) > 0);
+  h_clear(&P.h);
+  h_advance(&P.h, RTT);
+  struct h_tcp_opt o;
+  h_tcp_opt_none(&o);
+  o.ts = true;
+  o.tsval = P.c.tsval++;
+  o.tsecr = P.c.ts_recent;
+  o.nsack = 1;
+  o.sack[0][0] = P.base + P.mss; /* 1..3 */
+  o.sack[0][1] = P.base + 4 * P.mss;
+  h_conn_send_raw(&P.c, P.c.snd_nxt, P.base, H_ACK, P.c.win, &o, NULL, 0);
+  o.tsval = P.c.tsval++;
+  o.sack[0][0] = P.base; /* and now 0..3: SND.UNA's segment SACKed but never acknowledged */
+  h_conn_send_raw(&P.c, P.c.snd_nxt, P.base, H_ACK, P.c.win, &o, NULL, 0);
+  CHECK_EQ(tcb()->sacked_bytes, 4 * P.mss);
+  h_clear(&P.h);
+  for (int i = 0; i < 4000 && !ctr()->rec_rto; i++)
+    h_advance(&P.h, TOE_MSEC(1));
+  CHECK_EQ(ctr()->rec_rto, 1);
+  CHECK_EQ(ctr()->rec_sack_reneged, 1);
+  CHECK_EQ(tcb()->sacked_bytes, 0);
+  CHECK_EQ(sent_now(0), 1); /* the head segment is sent again */
+  run_until_acked(200);
+  CHECK_EQ(tcb()->snd_una, tcb()->snd_max);
+  CHECK_EQ(P.rcv, 4 * P.mss);
   rig_down();
 }
 

@@ -4,12 +4,12 @@
  * byte totals behind pipe (RFC 6675) stay in step with the per-segment marks, RACK's state
  * (RFC 8985 6.2) and the RTT sample (RFC 6298, Karn) come out right, across sequence wrap.
  */
-#include <string.h>
-
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "harness.h"
 #include "testlib.h"
+
+#include <string.h>
 
 #define SEG 1000u
 
@@ -18,7 +18,10 @@ static struct toe_tcb T;
 static uint32_t BASE; /* first data sequence number */
 static int NSEG;
 
-static uint8_t pat(uint32_t off) { return (uint8_t)(off * 13u + 5u); }
+static uint8_t pat(uint32_t off)
+{
+  return (uint8_t)(off * 13u + 5u);
+}
 
 static struct toe_pbuf *mkseg(uint32_t seq, uint32_t off, uint32_t len, toe_time_t ts)
 {
@@ -112,7 +115,10 @@ static void ack(uint32_t a, int nblk, const uint32_t (*blk)[2])
   toe_tcp_ack_process(H.st, &T, a, &o, 0);
 }
 
-static uint32_t S(int i) { return BASE + (uint32_t)i * SEG; }
+static uint32_t S(int i)
+{
+  return BASE + (uint32_t)i * SEG;
+}
 
 /* The byte totals agree with the marks on the segments. */
 static void check_totals(void)
@@ -292,6 +298,7 @@ TEST(dsack_detected)
   const uint32_t b1[][2] = {{S(1), S(2)}, {S(5), S(6)}};
   T.rec_flags |= TOE_RECF_UNDO;
   T.undo_marker = S(0);
+  T.undo_rxt_high = S(3);
   T.undo_retrans = 3 * SEG;
   ack(S(3), 2, b1);
   CHECK(T.ack_flags & TOE_ACKF_DSACK);
@@ -304,6 +311,7 @@ TEST(dsack_detected)
   CHECK(T.ack_flags & TOE_ACKF_DSACK);
   CHECK_EQ(c->rec_dsacks_rcvd, 2);
   CHECK(toe_tcp_seg(seg_at(6))->flags & TOE_SEG_SACKED); /* the second block still counts */
+  CHECK_EQ(T.undo_retrans, 2 * SEG); /* beyond what the episode retransmitted: not counted */
   CHECK(toe_tcp_seg(seg_at(8))->flags & TOE_SEG_SACKED);
   /* an ordinary first block is not a D-SACK */
   const uint32_t b3[][2] = {{S(4), S(5)}};
