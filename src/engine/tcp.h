@@ -96,6 +96,17 @@ enum toe_tcp_timer_kind {
 
 #define TOE_TCP_MAX_SACK_GEN 4 /* SACK blocks we remember to send (RFC 2018 4) */
 
+/* tcp-fix: the smallest send MSS we use, whatever the peer's MSS option (tcp_input.c,
+ * tcp_syncache.c) or an ICMP "fragmentation needed" (tcp_demux.c, which also keeps the path MTU
+ * estimate at or above TOE_TCP_MIN_MSS + 40) says. Tiny segments only cost per-segment work, and a
+ * forged report must not shrink a connection's segments to a few bytes (RFC 5927 7; Linux floors
+ * the MSS option at 48, tcp_min_snd_mss). Equal to the smallest SYN-cookie MSS class. */
+#define TOE_TCP_MIN_MSS 64u
+/* tcp-fix: RFC 6298 5.7: after a retransmitted SYN or SYN-ACK, the RTO is re-initialized to
+ * 3 seconds when data transmission begins (RFC 5681 3.1 likewise makes the initial window one
+ * segment). */
+#define TOE_TCP_RTO_SYN_LOST_US 3000000u
+
 struct toe_tcb {
   struct toe_sock sk; /* must be first; sk.proto = TOE_IPPROTO_TCP */
   uint8_t state;      /* enum toe_tcp_state */
@@ -241,6 +252,7 @@ struct toe_tcb {
   uint8_t rec_flags;      /* TOE_RECF_* */
   uint8_t rto_streak;     /* consecutive RTOs without forward progress */
   uint8_t rack_retx;      /* the segment that set rack_xmit_ts was a retransmission */
+  uint32_t undo_rxt_high; /* end of the highest data retransmitted in the episode */
   /* what the last toe_tcp_ack_process() found, for toe_tcp_recovery_on_ack() */
   uint32_t ack_delivered;  /* bytes newly delivered (cumulatively acked or SACKed) */
   uint32_t ack_acked;      /* payload bytes newly acknowledged cumulatively */
@@ -548,6 +560,9 @@ const struct toe_cc_ops *toe_cc_by_id(uint32_t id);
 uint32_t toe_cc_mss(const struct toe_tcb *tp);
 /* RFC 6928 initial window: min(10*MSS, max(2*MSS, 14600)). */
 uint32_t toe_cc_initial_window(uint32_t mss);
+/* The window a connection starts with: RFC 6928's, or one segment after a lost SYN or SYN-ACK
+ * (tp->syn_retries, RFC 5681 3.1). */
+uint32_t toe_cc_iw(const struct toe_tcb *tp);
 /* FlightSize (RFC 5681 2): data sent and not cumulatively acknowledged. */
 uint32_t toe_cc_flight(const struct toe_tcb *tp);
 /* Slow start (RFC 5681 3.1, RFC 3465 2.2 with limit L = `limit` bytes per ACK) up to ssthresh;

@@ -280,19 +280,23 @@ bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, c
   }
 
   if (err == -TOE_EMSGSIZE) {
-    /* Path MTU discovery (RFC 1191 5-7): lower the estimate, never below 68, never raise it. */
+    /* Path MTU discovery (RFC 1191 5-7): lower the estimate, never raise it. RFC 1191 3 puts
+     * the floor at 68 bytes; ours is higher, room for a segment of TOE_TCP_MIN_MSS: a report of
+     * less, genuine or forged by someone who guessed a sequence number in flight, must not make
+     * the connection crawl in segments of a few bytes (RFC 5927 7; Linux's floor is 552). The
+     * estimate and the MSS stay consistent, so every segment still has room for its options. */
     uint32_t mtu = next_mtu;
     if (mtu == 0)
       mtu = plateau_below(qip->total_len);
     else if (mtu >= qip->total_len)
       return true; /* the quoted datagram fits that MTU: not what dropped it (RFC 1191 4) */
-    if (mtu < 68)
-      mtu = 68;
+    if (mtu < TOE_TCP_MIN_MSS + TOE_IPV4_HLEN + TOE_TCP_HLEN)
+      mtu = TOE_TCP_MIN_MSS + TOE_IPV4_HLEN + TOE_TCP_HLEN;
     uint32_t cur = tp->pmtu ? tp->pmtu : st->cfg.mtu;
     if (mtu >= cur)
       return true;
     tp->pmtu = (uint16_t)mtu;
-    uint32_t mss = mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN;
+    uint32_t mss = mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN; /* >= TOE_TCP_MIN_MSS */
     if (mss < tp->snd_mss)
       tp->snd_mss = (uint16_t)mss;
     c->icmp_pmtu++;

@@ -18,7 +18,6 @@
 #define TS_RECENT_IDLE_MS (24u * 24u * 3600u * 1000u)
 /* RFC 9293 3.7.1 / RFC 1122 4.2.2.6: the send MSS without an MSS option. */
 #define DEFAULT_SND_MSS 536u
-#define MIN_SND_MSS 48u
 /* Payloads up to this size are copied into the tail buffer of the receive queue when they fit. */
 #define COALESCE_MAX 512u
 
@@ -95,9 +94,15 @@ static bool ack_budget(struct toe_stack *st, struct toe_tcb *tp)
   return true;
 }
 
-static void drop_ack(struct toe_stack *st, struct toe_tcb *tp)
+/*
+ * The duplicate ACK an unacceptable segment asks for (RFC 9293 3.10.7.4). Segments that carry data
+ * (and no SYN) are answered without the budget, as Linux does: they cannot be part of an ACK loop,
+ * and a sender whose retransmissions of data we already hold must learn that, or it backs off
+ * RTO after RTO.
+ */
+static void drop_ack(struct toe_stack *st, struct toe_tcb *tp, uint32_t plen, uint8_t fl)
 {
-  if (ack_budget(st, tp))
+  if ((plen > 0 && !(fl & TOE_TCP_SYN)) || ack_budget(st, tp))
     toe_tcp_send_ack(st, tp);
 }
 
@@ -148,8 +153,8 @@ static void ts_update(struct toe_stack *st, struct toe_tcb *tp, uint32_t seg_seq
 }
 
 /* The send MSS from the peer's MSS option (536 without one, RFC 9293 3.7.1), clamped to the path
- * MTU and to the user's TOE_TCP_MAXSEG; never below MIN_SND_MSS (as Linux's tcp_min_snd_mss: a
- * tiny MSS would only cost us per-segment work). Option space is taken off per segment. */
+ * MTU and to the user's TOE_TCP_MAXSEG; never below TOE_TCP_MIN_MSS (as Linux's tcp_min_snd_mss:
+ * a tiny MSS would only cost us per-segment work). Option space is taken off per segment. */
 static void set_snd_mss(const struct toe_stack *st, struct toe_tcb *tp,
                         const struct toe_tcp_opts *o)
 {
@@ -159,8 +164,8 @@ static void set_snd_mss(const struct toe_stack *st, struct toe_tcb *tp,
     mss = mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN;
   if (tp->user_mss && mss > tp->user_mss)
     mss = tp->user_mss;
-  if (mss < MIN_SND_MSS)
-    mss = MIN_SND_MSS;
+  if (mss < TOE_TCP_MIN_MSS)
+    mss = TOE_TCP_MIN_MSS;
   tp->snd_mss = (uint16_t)mss;
 }
 
@@ -187,6 +192,24 @@ static void negotiate_synack(struct toe_stack *st, struct toe_tcb *tp, const str
   }
   if (!(o->has & TOE_TCPOPT_HAS_SACK_PERM))
     tp->flags &= ~TOE_TF_SACK_OK;
+}
+
+/*
+ * Congestion control when our active (or simultaneous) open becomes ESTABLISHED: the send MSS is
+ * known only now, so the initial window is computed here (IW10, RFC 6928). If our SYN (or the
+ * SYN-ACK of a simultaneous open) had to be retransmitted, the initial window is one segment
+ * (RFC 5681 3.1, RFC 6928 2) and the RTO is re-initialized to 3 s if it is shorter (RFC 6298 5.7;
+ * the next RTT sample recomputes it), as the SYN cache does for passive opens (tcp_syncache.c).
+ * Called after the handshake's RTT sample, if any.
+ */
+static void handshake_cc_init(struct toe_stack *st, struct toe_tcb *tp)
+{
+  toe_tcp_cc_init(st, tp);
+  if (tp->syn_retries == 0)
+    return;
+  tp->cwnd = toe_cc_mss(tp); /* one segment of SMSS (RFC 5681 2) */
+  if (tp->rto_us < TOE_TCP_RTO_SYN_LOST_US)
+    tp->rto_us = TOE_TCP_RTO_SYN_LOST_US;
 }
 
 static bool our_fin_acked(const struct toe_tcb *tp)
@@ -387,9 +410,7 @@ static bool syn_sent_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_
     tp->rto_backoff = 0;
     toe_tcp_set_state(st, tp, TOE_TCP_ESTABLISHED);
     toe_tcp_rearm_rto(st, tp); /* nothing outstanding: stops the SYN timer */
-    /* The send MSS is known only now: start congestion control from it (IW10, RFC 6928). */
-    if (tp->cc && tp->cc->init)
-      tp->cc->init(st, tp);
+    handshake_cc_init(st, tp);
     tp->flags |= TOE_TF_ACK_NOW;
     cx->ev |= TOE_EV_WRITABLE;
     return true;
@@ -573,7 +594,7 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
     if (plen > 0 && toe_seq_le(seq + plen, tp->rcv_nxt))
       toe_tcp_dsack_note(st, tp, seq, seq + plen); /* an old duplicate: tell the sender */
     toe_pbuf_free(st, pb);
-    drop_ack(st, tp);
+    drop_ack(st, tp, plen, fl);
     return;
   }
 
@@ -604,7 +625,7 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
       uint32_t dend = toe_seq_lt(seq + plen, rnxt) ? seq + plen : rnxt;
       toe_tcp_dsack_note(st, tp, seq, dend);
     }
-    drop_ack(st, tp);
+    drop_ack(st, tp, plen, fl);
     return;
   }
 
@@ -660,8 +681,7 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
       tp->max_sndwnd = tp->snd_wnd;
     tp->snd_wl1 = th->seq;
     tp->snd_wl2 = ack;
-    if (tp->cc && tp->cc->init)
-      tp->cc->init(st, tp);
+    handshake_cc_init(st, tp);
     cx.ev |= TOE_EV_WRITABLE;
   } else {
     /* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT. */

@@ -168,6 +168,14 @@ static bool window_update_due(const struct toe_stack *st, const struct toe_tcb *
 {
   if (!may_receive(tp))
     return false;
+  /* Nothing received since the handshake: nothing was read, so no read opened the window. The
+   * peer knows the window of our SYN or SYN-ACK (an unscaled field, at most 65535 bytes, RFC 7323
+   * 2.2; or already the full window, if we sent anything since) and has used none of it: it is
+   * not short of window. The scaled window goes with the next segment we send anyway, at the
+   * latest the ACK of the peer's first data; an ACK just for it would add a segment to every
+   * passive open (Linux and BSD send none either). */
+  if (tp->rcv_nxt == tp->irs + 1u && tp->bytes_received == 0)
+    return false;
   int32_t cur_s = (int32_t)(tp->rcv_adv - tp->rcv_nxt);
   uint32_t cur = cur_s > 0 ? (uint32_t)cur_s : 0;
   uint32_t wnd = toe_tcp_rcv_window(st, tp);

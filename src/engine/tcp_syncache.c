@@ -85,12 +85,11 @@ struct sc_conn {
 #define COOKIE_ECN 0x20u
 #define COOKIE_OPT_TS 0x40u /* MAC input only: the SYN-ACK carried timestamps */
 
-/* Common MSS values, ascending: a floor for odd tiny ones, the RFC 9293 3.7.1 default, VPNs and
+/* Common MSS values, ascending: the floor for odd tiny ones, the RFC 9293 3.7.1 default, VPNs and
  * tunnels, PPPoE (1452), Ethernet (1460), jumbo frames. A peer's MSS is rounded down. */
-static const uint16_t mss_table[8] = {64, 536, 1360, 1400, 1440, 1452, 1460, 8960};
+static const uint16_t mss_table[8] = {TOE_TCP_MIN_MSS, 536, 1360, 1400, 1440, 1452, 1460, 8960};
 
 #define TCP_DEFAULT_MSS 536u /* RFC 9293 3.7.1: assumed when the SYN has no MSS option */
-#define TCP_MIN_MSS 64u      /* smaller MSS options are raised: tiny segments only cost */
 #define SYNACK_RETRIES_DEFAULT 5u
 
 /* ---------------------------------------------------------------------------------------------
@@ -537,6 +536,9 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
   tp->snd_max = c->iss + 1;
   tp->irs = c->irs;
   tp->rcv_nxt = c->irs + 1;
+  /* What the peer knows of our window is what the SYN-ACK offered: min(buffer, 65535), the
+   * field of a SYN is not scaled (RFC 7323 2.2). The first segment we send carries the scaled
+   * window; output does not send an ACK just for that (tcp_output.c window_update_due). */
   tp->rcv_wnd = c->rcv_wnd;
   tp->rcv_adv = tp->rcv_nxt + c->rcv_wnd;
   tp->last_ack_sent = tp->rcv_nxt;
@@ -574,8 +576,8 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
     mss = pmss;
   if (tp->user_mss && tp->user_mss < mss)
     mss = tp->user_mss;
-  if (mss < TCP_MIN_MSS)
-    mss = TCP_MIN_MSS;
+  if (mss < TOE_TCP_MIN_MSS)
+    mss = TOE_TCP_MIN_MSS;
   tp->snd_mss = (uint16_t)mss;
   tp->rcv_mss = c->rcv_mss;
 
@@ -596,8 +598,8 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
     toe_tcp_rtt_sample(st, tp, c->rtt_us);
   if (c->flags & SC_F_RETRANS) {
     tp->cwnd = mss;
-    if (tp->rto_us < 3000000u)
-      tp->rto_us = 3000000u;
+    if (tp->rto_us < TOE_TCP_RTO_SYN_LOST_US)
+      tp->rto_us = TOE_TCP_RTO_SYN_LOST_US;
   }
 
   tp->rcv_tstamp = now;
@@ -705,8 +707,8 @@ static void syn_input(struct toe_stack *st, struct toe_tcb *listener, struct toe
     c.rcv_wscale = toe_tcp_wscale_offer(&st->cfg);
   }
   uint32_t pm = (opts->has & TOE_TCPOPT_HAS_MSS) ? opts->mss : TCP_DEFAULT_MSS;
-  if (pm < TCP_MIN_MSS)
-    pm = TCP_MIN_MSS;
+  if (pm < TOE_TCP_MIN_MSS) /* the floor every path applies (tcp.h) */
+    pm = TOE_TCP_MIN_MSS;
   c.peer_mss = (uint16_t)pm;
   c.rcv_mss = toe_tcp_mss_offer(st, listener);
   uint32_t wnd = listener_rcvbuf(st, listener);

@@ -6,6 +6,8 @@
  *  - state transitions no other test drives: CLOSE in SYN-SENT and SYN-RECEIVED, a FIN completing
  *    a simultaneous open (SYN-RECEIVED -> CLOSE-WAIT), LISTEN -> CLOSED, the FIN retransmitted
  *    from LAST-ACK and CLOSING (RFC 9293 3.10.4, 3.10.7.4);
+ *  - the handshake: no segment after the handshake-completing ACK of a passive open, and the
+ *    one-segment window and 3 s RTO after a lost SYN (RFC 5681 3.1, RFC 6298 5.7);
  *  - the delayed-ACK bound when more small segments arrive while an ACK is delayed (RFC 1122
  *    4.2.3.2: the delay is bounded from the first unacknowledged segment);
  *  - TIME_WAIT reuse by an active open through the socket API (bind with TOE_SO_REUSEADDR, then
@@ -28,7 +30,10 @@
 
 static struct harness H; /* big: keep it off the stack */
 
-static const struct toe_counters_tcp *tc(void) { return &toe_stack_counters(H.st)->tcp; }
+static const struct toe_counters_tcp *tc(void)
+{
+  return &toe_stack_counters(H.st)->tcp;
+}
 
 /* Our data segments of connection `c` captured at index >= from. */
 static int data_segs(const struct h_conn *c, int from, struct h_tcp *out, int max)
@@ -145,6 +150,15 @@ TEST(fin_completing_simultaneous_open_goes_to_close_wait)
   struct h_conn c;
   h_conn_init(&c, &H, 8003);
   REQUIRE(simultaneous_start(&c, 7101));
+  /* our SYN-ACK (RFC 9293 3.10.7.3: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>) carries the options
+   * again and echoes the peer's TSval (RFC 7323 3.2) */
+  struct h_tcp sa;
+  REQUIRE(h_conn_last(&c, &sa));
+  CHECK_EQ(sa.flags, H_SYN | H_ACK);
+  CHECK_EQ(sa.seq, c.iss);
+  CHECK_EQ(sa.ack, c.irs + 1);
+  CHECK(sa.has_mss && sa.has_ws && sa.sack_perm && sa.has_ts);
+  CHECK_EQ(sa.tsecr, c.tsval - 1);
   /* RFC 9293 3.10.7.4 in SYN-RECEIVED: the ACK makes it ESTABLISHED, the FIN then CLOSE-WAIT */
   int before = H.ntx;
   h_conn_send(&c, H_ACK | H_FIN, "bye", 3);
@@ -292,6 +306,84 @@ TEST(delayed_ack_bound_is_not_restarted_by_later_segments)
   REQUIRE(h_conn_last(&c, &a));
   CHECK_EQ(a.ack, c.snd_nxt);
   CHECK_EQ(a.flags, H_ACK);
+  h_fini(&H);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The handshake: nothing more than three segments, and the response to a lost SYN
+ */
+
+TEST(passive_open_sends_nothing_after_the_handshake_ack)
+{
+  h_init(&H);
+  struct h_conn c;
+  h_conn_init(&c, &H, 8010);
+  REQUIRE(h_conn_accept(&c, 8010) == 0);
+  /* SYN in, SYN-ACK out, ACK in: the handshake ACK needs no answer. The window grows from the
+   * SYN-ACK's unscaled 65535 to the scaled buffer, but the peer learns that from our next
+   * segment; an ACK just for it doubles the segments of every short passive connection (RFC
+   * 9293 3.8.6.2.2 sends window updates when the application's reads open the window). */
+  int after = 0;
+  for (int i = 0; i < H.ntx; i++) {
+    struct h_tcp t;
+    if (h_tcp_parse(H.tx[i].bytes, H.tx[i].len, &t) && !(t.flags & H_SYN))
+      after++;
+  }
+  CHECK_EQ(after, 0);
+  CHECK_EQ(tc()->out_win_updates, 0);
+  /* the first data is acknowledged with the full window */
+  h_clear(&H);
+  h_conn_send(&c, H_ACK | H_PSH, "x", 1);
+  struct h_tcp a;
+  REQUIRE(h_conn_last(&c, &a));
+  CHECK(((uint32_t)a.win << c.our_ws) >= 256u * 1024u - (1u << c.our_ws));
+  h_fini(&H);
+}
+
+TEST(lost_syn_gives_one_segment_window_and_3s_rto)
+{
+  struct toe_config cfg;
+  h_default_cfg(&cfg);
+  cfg.tcp_timestamps = 0; /* no RTT sample from the handshake */
+  cfg.tcp_sack = 0;       /* no tail-loss probe in the way of the RTO */
+  h_init_cfg(&H, &cfg);
+  struct h_conn c;
+  h_conn_init(&c, &H, 8011);
+  struct toe_sock *s = NULL;
+  REQUIRE(toe_tcp_open(H.st, &c, &s) == 0);
+  struct toe_sockaddr r = {TOE_AF_INET, c.pport, H_PEER_IP};
+  REQUIRE(toe_sock_connect(H.st, s, &r) == -TOE_EINPROGRESS);
+  c.s = s;
+  struct h_tcp syn;
+  REQUIRE(h_tcp_get(&H, -1, &syn));
+  c.lport = syn.sport;
+  c.iss = syn.seq;
+  /* the first SYN is lost: retransmitted after the initial RTO (1 s) */
+  h_clear(&H);
+  h_advance(&H, TOE_SEC(1) + TOE_MSEC(5));
+  REQUIRE(h_tcp_count(&H) == 1);
+  struct h_tcp_opt o = c.syn_opt;
+  o.ts = false;
+  o.sack_perm = false;
+  h_conn_send_raw(&c, c.irs, c.iss + 1, H_SYN | H_ACK, 65535, &o, NULL, 0);
+  c.snd_nxt = c.irs + 1;
+  c.rcv_nxt = c.iss + 1;
+  REQUIRE(toe_tcb(s)->state == TOE_TCP_ESTABLISHED);
+  REQUIRE(toe_sock_setopt(H.st, s, TOE_TCP_NODELAY, 1) == 0);
+  /* RFC 5681 3.1: "if the SYN or SYN/ACK is lost, the initial window used by a sender after a
+   * correctly transmitted SYN MUST be one segment" (the SYN cache does this for passive opens:
+   * test_tcp_syncache.c lost_synack_gives_one_segment_window_and_3s_rto) */
+  static uint8_t data[10 * 1460];
+  h_clear(&H);
+  REQUIRE(toe_tcp_send(H.st, s, data, sizeof(data), 0) == (int)sizeof(data));
+  struct h_tcp d[16];
+  CHECK_EQ(data_segs(&c, 0, d, 16), 1);
+  /* RFC 6298 5.7: the RTO is re-initialized to 3 s when data transmission begins */
+  h_clear(&H);
+  h_advance(&H, TOE_MSEC(2900));
+  CHECK_EQ(data_segs(&c, 0, d, 16), 0);
+  h_advance(&H, TOE_MSEC(200));
+  CHECK_EQ(data_segs(&c, 0, d, 16), 1);
   h_fini(&H);
 }
 
@@ -454,20 +546,23 @@ static void pm_round(struct h_conn *c, bool after_icmp)
       uint32_t j = i;
       while (j < PM_BYTES && PM.got[j])
         j++;
-      if (i != s)
-        o.nsack = o.nsack, o.sack[o.nsack][0] = PM.base + i, o.sack[o.nsack][1] = PM.base + j,
+      if (i != s) {
+        o.sack[o.nsack][0] = PM.base + i;
+        o.sack[o.nsack][1] = PM.base + j;
         o.nsack++;
+      }
       i = j;
     }
     h_conn_send_raw(c, c->snd_nxt, PM.base + PM.rcv, H_ACK, c->win, &o, NULL, 0);
   }
 }
 
-/* An ICMP "fragmentation needed" (type 3 code 4) from a router, quoting captured frame `idx`. */
-static void icmp_frag_needed(int idx, uint16_t mtu)
+/* An ICMP "fragmentation needed" (type 3 code 4) from a router, quoting Ethernet frame `frame`
+ * (one we sent). */
+static void icmp_frag_needed(const uint8_t *frame, uint16_t mtu)
 {
   uint8_t msg[128];
-  const uint8_t *ip = H.tx[idx].bytes + 14;
+  const uint8_t *ip = frame + 14;
   size_t q = (size_t)(ip[0] & 0x0f) * 4 + 8;
   memset(msg, 0, 8);
   msg[0] = 3;
@@ -479,8 +574,8 @@ static void icmp_frag_needed(int idx, uint16_t mtu)
   msg[2] = (uint8_t)(cs >> 8);
   msg[3] = (uint8_t)cs;
   uint8_t f[256];
-  size_t n = h_build_ipv4(f, 0xc6120063u /* 198.18.0.99, a router */, H_OUR_IP, 1, 77, 0, 64,
-                          msg, 8 + q);
+  size_t n =
+      h_build_ipv4(f, 0xc6120063u /* 198.18.0.99, a router */, H_OUR_IP, 1, 77, 0, 64, msg, 8 + q);
   h_input(&H, f, n);
 }
 
@@ -516,8 +611,10 @@ TEST(pmtu_reduction_repairs_the_whole_flight)
       flight++;
   }
   CHECK_EQ(flight, 10);
+  uint8_t quoted[128];
+  memcpy(quoted, H.tx[first].bytes, sizeof(quoted));
   h_clear(&H);
-  icmp_frag_needed(first, PM_MTU);
+  icmp_frag_needed(quoted, PM_MTU);
   CHECK_EQ(tp->pmtu, PM_MTU);
   CHECK_EQ(tp->snd_mss, PM_MTU - 40);
   /* RFC 1191 6.3: what was dropped goes again at once in smaller segments */
@@ -546,9 +643,8 @@ TEST(pmtu_reduction_repairs_the_whole_flight)
    * must not wait for a retransmission timeout (>= 200 ms here, 40 RTTs). */
   toe_time_t took = H.now - t_icmp;
   printf("  pmtu: flight repaired in %llu ms, %d rounds, %llu RTOs, %llu TLPs, %llu episodes\n",
-         (unsigned long long)(took / 1000000u), rounds,
-         (unsigned long long)(tc()->rec_rto - rto0), (unsigned long long)tc()->rec_tlp_probes,
-         (unsigned long long)tc()->rec_episodes);
+         (unsigned long long)(took / 1000000u), rounds, (unsigned long long)(tc()->rec_rto - rto0),
+         (unsigned long long)tc()->rec_tlp_probes, (unsigned long long)tc()->rec_episodes);
   CHECK_EQ(tc()->rec_rto - rto0, 0);
   CHECK(took < TOE_MSEC(200));
   h_fini(&H);
@@ -566,14 +662,28 @@ TEST(pmtu_report_of_a_tiny_mtu_keeps_a_sane_mss)
   REQUIRE(idx >= 0);
   /* A frag-needed quoting a segment in flight (so it passes the RFC 5927 check) with an absurd
    * next-hop MTU: RFC 1191 3 keeps the estimate at or above 68 bytes, and the MSS must stay at
-   * or above the floor the engine applies everywhere else (MIN_SND_MSS = 48 in tcp_input.c, as
-   * Linux's tcp_min_snd_mss; TCP_MIN_MSS = 64 for SYN-cache connections): a forged report must
-   * not make a connection send 16-byte segments (RFC 5927 7). */
-  icmp_frag_needed(idx, 68);
+   * the floor the engine applies everywhere else (TOE_TCP_MIN_MSS, also to the peer's MSS option
+   * and in the SYN cache): a forged report must not make a connection send 16-byte segments
+   * (RFC 5927 7). The estimate stays consistent with that MSS. */
+  uint8_t quoted[128];
+  memcpy(quoted, H.tx[idx].bytes, sizeof(quoted));
+  h_clear(&H);
+  icmp_frag_needed(quoted, 68);
   struct toe_tcb *tp = toe_tcb(c.s);
-  CHECK(tp->pmtu >= 68);
-  CHECK(tp->snd_mss >= 48);
-  CHECK(toe_tcp_eff_mss(tp) >= 36);
+  CHECK_EQ(tp->pmtu, TOE_TCP_MIN_MSS + 40);
+  CHECK_EQ(tp->snd_mss, TOE_TCP_MIN_MSS);
+  CHECK_EQ(toe_tcp_eff_mss(tp), TOE_TCP_MIN_MSS - 12); /* timestamps */
+  /* RFC 1191 6.3: the retransmission at once, at the new size, its options still there */
+  struct h_tcp r;
+  int ri = h_tcp_find(&H, 0);
+  REQUIRE(ri >= 0 && h_tcp_get(&H, 0, &r));
+  CHECK_EQ(r.dlen, TOE_TCP_MIN_MSS - 12);
+  CHECK(r.has_ts);
+  CHECK(H.tx[ri].len - 14 <= TOE_TCP_MIN_MSS + 40);
+  /* a second report below the floor changes nothing */
+  icmp_frag_needed(quoted, 68);
+  CHECK_EQ(tp->pmtu, TOE_TCP_MIN_MSS + 40);
+  CHECK_EQ(tp->snd_mss, TOE_TCP_MIN_MSS);
   h_fini(&H);
 }
 
