@@ -6,6 +6,8 @@
 #                 (unit and namespace interop tests), then builds and runs the fuzzers briefly
 #   make demo     installs missing packages, builds, runs the demo (scripts/demo.sh)
 #   make fuzz     builds the libFuzzer targets into build-fuzz/ (clang)
+#   make bench    release build into build/, then runs the benchmarks (bench/run-all.sh; root for
+#                 the namespace ones)
 
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 10
@@ -43,6 +45,10 @@ demo: deps build
 
 fuzz: fuzz-build
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_ENGINE_SECONDS)
+
+.PHONY: bench
+bench: build
+	@bash bench/run-all.sh build/bin
 
 format:
 	@find include src tests fuzz bench -name '*.[ch]' | xargs clang-format -i

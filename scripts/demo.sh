@@ -5,7 +5,7 @@
 #   scripts/demo.sh [BINDIR]      (default build/bin, as built by `make demo`)
 #
 # Makes two namespaces with unique names, addresses only from 198.18.0.0/15 and no default route, and
-# removes everything on exit, even when interrupted. Finishes in about 15 seconds.
+# removes everything on exit, even when interrupted. Finishes in about 20 seconds.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/tests/net/lib.sh"
@@ -53,11 +53,19 @@ EOF
 
 net_setup
 heading "Start toed on the device's port"
-printf '%sdevice# %s %s%s\n' "$bold" "$(basename "$NET_TOED")" \
+# The transport: host applications attach to toed on its control socket (--ctl), when this toed
+# has it (the host half of the demo below needs it).
+DEMO_CTL=
+DEMO_CTL_ARGS=()
+if "$NET_TOED" --help 2>&1 | grep -q -- '--ctl'; then
+  DEMO_CTL=$NET_TMP/toed.sock
+  DEMO_CTL_ARGS=(--ctl "$DEMO_CTL")
+fi
+printf '%sdevice# %s %s%s%s\n' "$bold" "$(basename "$NET_TOED")" \
   "--wire $NET_DEV_IF --addr $NET_DEV_ADDR/$NET_PREFIX --mac $NET_DEV_MAC --service echo:7 --service discard:9 --service chargen:19 --pcap device.pcap" \
-  "$plain"
+  "${DEMO_CTL:+ --ctl $DEMO_CTL}" "$plain"
 NET_QUIET=1
-start_toed --service echo:7 --service discard:9 --service chargen:19
+start_toed --service echo:7 --service discard:9 --service chargen:19 "${DEMO_CTL_ARGS[@]}"
 sed 's/^/  /' "$NET_TOED_LOG"
 TOED_LOG_LINES=$(wc -l <"$NET_TOED_LOG")
 
@@ -82,6 +90,78 @@ run_peer_sh "echo | nc -u -w1 $NET_DEV_ADDR 19 | head -4"
 
 heading "A closed port: the engine answers with ICMP port unreachable, the kernel reports it"
 run_peer_sh "exec 3<>/dev/udp/$NET_DEV_ADDR/9999; echo hi >&3; timeout 2 cat <&3"
+
+# ---- the host side: applications through the device (the transport, libtoe, toectl) ----
+# run_dev CMD...: shows the command as typed on the host (beside the device), runs it in the
+# device's namespace with a time limit, indents its output.
+run_dev() {
+  local shown=("$(basename "$1")" "${@:2}")
+  printf '%shost$ %s%s\n' "$bold" "${shown[*]}" "$plain"
+  dev timeout 10 "$@" 2>&1 | indent
+  return "${PIPESTATUS[0]}"
+}
+# demo_listening PORT: true once the peer's kernel listens on TCP PORT.
+demo_listening() {
+  local _
+  for _ in $(seq 50); do
+    peer ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  return 1
+}
+TOE_NC_BIN=$NET_BINDIR/toe-nc
+TOECTL_BIN=$NET_BINDIR/toectl
+if [ -n "$DEMO_CTL" ] && [ -x "$TOE_NC_BIN" ] && [ -x "$TOECTL_BIN" ]; then
+  export TOE_CTL=$DEMO_CTL # the default control socket of toe-nc and toectl
+  heading "The host side: an application's TCP connection carried by the device"
+  echo "  Host processes reach the network through the device, not through their kernel's TCP/IP:"
+  echo "  libtoe hands socket operations and data to toed over shared-memory rings, and the"
+  echo "  device's engine terminates the TCP connection. toe-nc is netcat over libtoe; the peer"
+  echo "  runs the kernel's own nc. Host programs attach on toed's control socket:"
+  echo "    TOE_CTL=$DEMO_CTL"
+  # (ip netns exec directly, not the peer/dev functions: $! must be the process itself)
+  ip netns exec "$NET_PEER_NS" timeout 10 nc -l 5001 >"$NET_TMP/demo_rx.txt" 2>/dev/null </dev/null &
+  DEMO_PEER=$!
+  net_bg_add "$DEMO_PEER"
+  demo_listening 5001 || net_die "the peer's nc did not listen on 5001"
+  printf '%speer$ nc -l 5001%s\n' "$bold" "$plain"
+  printf '%shost$ echo "hello from a host application, through the device" | toe-nc -N %s 5001%s\n' \
+    "$bold" "$NET_PEER_ADDR" "$plain"
+  echo "hello from a host application, through the device" |
+    dev timeout 10 "$TOE_NC_BIN" -N "$NET_PEER_ADDR" 5001 2>&1 | indent
+  wait "$DEMO_PEER" 2>/dev/null
+  echo "  the peer's nc printed:"
+  indent <"$NET_TMP/demo_rx.txt"
+  grep -q "hello from a host application" "$NET_TMP/demo_rx.txt" ||
+    net_die "the kernel peer did not receive toe-nc's line"
+
+  heading "toectl: the device's flow table and counters, while a host transfer runs"
+  echo "  (with offload the host's own ss and nstat no longer see these flows: toectl asks the device)"
+  ip netns exec "$NET_PEER_NS" timeout 20 nc -l 5002 >/dev/null 2>&1 </dev/null &
+  net_bg_add $!
+  demo_listening 5002 || net_die "the peer's nc did not listen on 5002"
+  printf '%speer$ nc -l 5002 > /dev/null%s\n' "$bold" "$plain"
+  printf '%shost$ toe-nc %s 5002 < /dev/zero &%s\n' "$bold" "$NET_PEER_ADDR" "$plain"
+  ip netns exec "$NET_DEV_NS" "$TOE_NC_BIN" "$NET_PEER_ADDR" 5002 </dev/zero >/dev/null 2>&1 &
+  DEMO_NC=$!
+  net_bg_add "$DEMO_NC"
+  sleep 1
+  run_dev "$TOECTL_BIN" flows || net_die "toectl flows failed"
+  echo
+  run_dev "$TOECTL_BIN" status || net_die "toectl status failed"
+  echo
+  run_dev "$TOECTL_BIN" stats || net_die "toectl stats failed"
+  echo
+  printf '%shost$ kill %s   # the client goes: the device resets its connection%s\n' "$bold" \
+    "$DEMO_NC" "$plain"
+  kill -TERM "$DEMO_NC" 2>/dev/null
+  wait "$DEMO_NC" 2>/dev/null
+  sleep 0.3
+  run_dev "$TOECTL_BIN" flows
+else
+  heading "The host side (toe-nc, toectl): skipped"
+  echo "  this build has no toe-nc/toectl, or toed has no --ctl"
+fi
 
 heading "Stop toed: its counter summary"
 stop_toed

@@ -11,6 +11,7 @@ pkgs=(
   tshark tcpdump              # pcap checks
   python3 python3-scapy       # hand-made frames in interop tests
   hping3 iperf3               # floods and throughput
+  curl                        # libtoe-preload tests (tests/net/test_preload_*.sh)
 )
 
 missing=()

@@ -14,7 +14,7 @@
  *   toe_send_all(dev, sd, "GET / HTTP/1.0\r\n\r\n", 18, 5000);
  *   ssize_t n = toe_recv_blocking(dev, sd, buf, sizeof(buf), 5000);
  *   toe_close(dev, sd);
- *   toe_detach(dev);
+ *   toe_detach(dev, 1000);                            // waits up to 1 s for queued data
  *
  * ERRORS. Every function that can fail returns a negative errno value: -TOE_E* from toe/errno.h,
  * whose numbers are Linux's (so strerror(-rc) or toe_strerror(rc) describes them). The ones a
@@ -45,7 +45,7 @@
  * NON-BLOCKING by default: every socket call returns at once. Calls that wait for the network
  * (connect, accept, send when the send buffers are full, recv with nothing queued) return
  * -TOE_EINPROGRESS or -TOE_EAGAIN, and readiness is reported by toe_poll() and the pollable
- * toe_event_fd(). The *_blocking calls and toe_send_all wait, always with a bounded timeout.
+ * toe_event_fd(). The *_blocking calls and toe_send_all wait up to the timeout they are given.
  * Control calls (toe_socket, bind, listen, UDP connect, setsockopt, getsockopt, toe_stats) are a
  * round trip to the device: they wait for its answer (it answers at once) for at most
  * op_timeout_ms. On a TCP socket with sends still waiting for send-buffer space in the device,
@@ -78,20 +78,21 @@
  * ADAPTIVE POLLING. A call that has to wait (toe_poll with a timeout, the blocking calls) first
  * spins on the completion ring for toe_attach_opts.spin_us microseconds (lowest latency, costs a
  * core), then tells the device it sleeps (the ring's NEED_WAKEUP flag) and sleeps on the device's
- * doorbell. Outside those spins the flag stays set, so toe_event_fd() wakes an epoll loop. The
- * device's doorbell is rung only while the flag is set; ours (the kick) only while the device
- * sleeps. Submissions of one call are published as one batch.
+ * doorbell. Outside those spins the flag stays set, so toe_event_fd() wakes an epoll loop; such a
+ * loop gets the same spin-then-sleep from toe_spin() before its epoll_wait. The device's doorbell
+ * is rung only while the flag is set; ours (the kick) only while the device sleeps. Submissions
+ * of one call are published as one batch.
  *
  * DEVICE LOSS. The control socket's hang-up is the authoritative sign that the device is gone
- * (it crashed, restarted, or ended this session). Every call notices it at once; toe_event_fd()
- * becomes readable and toe_poll() reports it within a second. Then every waiting call returns,
- * every socket reports TOE_POLLIN|TOE_POLLOUT|TOE_POLLERR|TOE_POLLHUP, already-received data can
- * still be read, then recv gives -TOE_ECONNRESET, send -TOE_EPIPE, TOE_OPT_ERROR -TOE_ENETDOWN,
- * and every other call on the device -TOE_ENETDOWN. toe_dev_status() says why. The shared region
- * stays mapped until toe_detach (so zero-copy pointers never dangle); after toe_detach, attach
- * again (which fails cleanly with -ECONNREFUSED or -ENOENT until the device is back). Nothing
- * blocks for longer than the call's timeout, and a wait with no timeout still re-checks the
- * device at least once a second.
+ * (it crashed, restarted, or ended this session). A waiting call notices it at once, any other
+ * call within 100 ms; toe_event_fd() becomes readable at once and toe_poll() reports it. Then
+ * every waiting call returns, every socket reports TOE_POLLIN|TOE_POLLOUT|TOE_POLLERR|TOE_POLLHUP,
+ * already-received data can still be read, then recv gives -TOE_ECONNRESET, send -TOE_EPIPE,
+ * TOE_OPT_ERROR -TOE_ENETDOWN, and every other call on the device -TOE_ENETDOWN. toe_dev_status()
+ * says why. The shared region stays mapped until toe_detach (so zero-copy pointers never
+ * dangle); after toe_detach, attach again (which fails cleanly with -ECONNREFUSED or -ENOENT
+ * until the device is back). Nothing blocks for longer than the call's timeout, and a wait with
+ * no timeout still re-checks the device at least once a second.
  *
  * THREADS. Every function is thread-safe: a toe_dev has one internal mutex, taken by each call
  * and released while a call sleeps, so several threads may share a device and even a socket
@@ -179,20 +180,20 @@ int toe_dev_status(toe_dev *dev);
 struct toe_dev_info {
   uint32_t client_id; /* the device's number for this session (toectl shows it) */
   uint16_t abi_major, abi_minor;
-  uint64_t caps;        /* granted TOE_ABI_CAP_* (toe/abi.h) */
+  uint64_t caps; /* granted TOE_ABI_CAP_* (toe/abi.h) */
   uint32_t sq_entries, cq_entries, fq_entries;
   uint32_t buf_count, buf_size, max_handles;
-  uint32_t rx_bufs;     /* buffers for receiving; the rest are for sending */
+  uint32_t rx_bufs; /* buffers for receiving; the rest are for sending */
   uint64_t region_size;
   /* counters (only grow) */
-  uint64_t sqes;        /* submissions */
-  uint64_t cqes;        /* completions and events consumed */
-  uint64_t kicks;       /* doorbells rung to wake the device */
-  uint64_t spins;       /* waits that spun */
-  uint64_t sleeps;      /* waits that slept on the doorbell */
-  uint64_t rx_bytes;    /* bytes received (lent by the device) */
-  uint64_t tx_bytes;    /* bytes submitted for sending */
-  uint64_t bad_cqes;    /* completion entries refused as malformed (a device bug) */
+  uint64_t sqes;     /* submissions */
+  uint64_t cqes;     /* completions and events consumed */
+  uint64_t kicks;    /* doorbells rung to wake the device */
+  uint64_t spins;    /* waits that spun */
+  uint64_t sleeps;   /* waits that slept on the doorbell */
+  uint64_t rx_bytes; /* bytes received (lent by the device) */
+  uint64_t tx_bytes; /* bytes submitted for sending */
+  uint64_t bad_cqes; /* completion entries refused as malformed (a device bug) */
 };
 int toe_dev_info(toe_dev *dev, struct toe_dev_info *info);
 
@@ -237,8 +238,10 @@ int toe_accept(toe_dev *dev, int sd, struct sockaddr *peer, socklen_t *len);
 int toe_connect(toe_dev *dev, int sd, const struct sockaddr *addr, socklen_t len);
 
 /* toe_send / toe_recv flags */
-#define TOE_MSG_MORE 0x1u /* TCP: more data follows at once (like MSG_MORE: hold a partial segment) */
-#define TOE_MSG_PEEK 0x2u /* recv: copy without consuming */
+/* TCP send: more data follows at once (like MSG_MORE: the device may hold a partial segment) */
+#define TOE_MSG_MORE 0x1u
+/* recv: copy without consuming */
+#define TOE_MSG_PEEK 0x2u
 
 /*
  * TCP: copies up to `len` bytes into send buffers of the shared region and submits them; returns
@@ -311,7 +314,9 @@ int toe_close(toe_dev *dev, int sd);
 #define TOE_OPT_ERROR 0x100     /* get: the pending error (0 or -TOE_E*), which is cleared */
 #define TOE_OPT_RXBUFS 0x101    /* receive buffers the device may lend this socket at once */
 #define TOE_OPT_NREAD 0x102     /* get: bytes queued to read (here and in the device) */
-#define TOE_OPT_TXBUFS 0x200    /* send buffers this socket may fill (library; default 1/4 of them, at most 64) */
+/* send buffers this socket may fill (the library's limit; default a quarter of the send
+ * buffers, at most 64) */
+#define TOE_OPT_TXBUFS 0x200
 
 /* Returns 0, or -TOE_ENOPROTOOPT, -TOE_EINVAL (bad value or state), -TOE_EBADF. */
 int toe_setsockopt(toe_dev *dev, int sd, int opt, int64_t value);
@@ -338,10 +343,10 @@ int toe_getpeername(toe_dev *dev, int sd, struct sockaddr *addr, socklen_t *len)
  * toe_send/toe_sendto for the socket's state.
  */
 struct toe_txbuf {
-  void *data;          /* where to write: in the shared region */
-  size_t cap;          /* bytes available at data */
-  uint32_t first, n;   /* library use: the buffers reserved */
-  int sd;              /* library use */
+  void *data;        /* where to write: in the shared region */
+  size_t cap;        /* bytes available at data */
+  uint32_t first, n; /* library use: the buffers reserved */
+  int sd;            /* library use */
 };
 int toe_send_buf_get(toe_dev *dev, int sd, size_t want, struct toe_txbuf *tb);
 
@@ -354,6 +359,10 @@ int toe_send_buf_get(toe_dev *dev, int sd, size_t want, struct toe_txbuf *tb);
 ssize_t toe_send_buf_commit(toe_dev *dev, struct toe_txbuf *tb, size_t len, unsigned flags,
                             const struct sockaddr *dst, socklen_t dstlen);
 
+/* Gives a reservation from toe_send_buf_get back without sending anything (TCP or UDP). Returns
+ * 0, or -TOE_EINVAL if `tb` holds no reservation. */
+int toe_send_buf_cancel(toe_dev *dev, struct toe_txbuf *tb);
+
 /*
  * Receive without the copy: takes the next received piece off the socket's queue and lends it to
  * the caller in place. Returns its length (TCP: >= 1; UDP: >= 0, a datagram larger than one
@@ -364,11 +373,11 @@ ssize_t toe_send_buf_commit(toe_dev *dev, struct toe_txbuf *tb, size_t len, unsi
  */
 #define TOE_ZC_MORE 0x1u
 struct toe_zc {
-  const void *data;         /* received bytes, in the shared region */
+  const void *data; /* received bytes, in the shared region */
   size_t len;
-  unsigned flags;           /* TOE_ZC_* */
+  unsigned flags;               /* TOE_ZC_* */
   struct sockaddr_storage from; /* UDP: the sender (a sockaddr_in) */
-  uint32_t id;              /* library use: the lent buffer */
+  uint32_t id;                  /* library use: the lent buffer */
 };
 ssize_t toe_recv_zc(toe_dev *dev, int sd, struct toe_zc *zc);
 
@@ -417,6 +426,15 @@ int toe_poll_ctl(toe_dev *dev, int sd, uint32_t events, void *udata);
  */
 int toe_poll(toe_dev *dev, struct toe_event *events, int max, int timeout_ms);
 
+/*
+ * Adaptive polling for event loops that sleep in their own epoll on toe_event_fd(): busy-polls
+ * the device for up to spin_us microseconds (-1: toe_attach_opts.spin_us) with its doorbell off,
+ * and returns 1 as soon as toe_poll() has something to report, 0 if nothing came (then sleep in
+ * epoll: the doorbell is on again), -TOE_ENETDOWN once the device is gone and reported. Call it
+ * before epoll_wait when the loop has nothing else to do.
+ */
+int toe_spin(toe_dev *dev, int spin_us);
+
 /* The readiness of one socket now (TOE_POLL* bits, all of them, whatever the interest), or
  * -TOE_EBADF. */
 int toe_sock_events(toe_dev *dev, int sd);
@@ -442,8 +460,8 @@ ssize_t toe_send_all(toe_dev *dev, int sd, const void *buf, size_t len, int time
 
 /* Waits until data (or EOF, or an error) is there, then as toe_recv / toe_recvfrom. */
 ssize_t toe_recv_blocking(toe_dev *dev, int sd, void *buf, size_t len, int timeout_ms);
-ssize_t toe_recvfrom_blocking(toe_dev *dev, int sd, void *buf, size_t len,
-                              struct sockaddr *from, socklen_t *fromlen, int timeout_ms);
+ssize_t toe_recvfrom_blocking(toe_dev *dev, int sd, void *buf, size_t len, struct sockaddr *from,
+                              socklen_t *fromlen, int timeout_ms);
 
 /*
  * Waits until every byte sent on the socket has been taken by the device (so that a following
@@ -462,6 +480,7 @@ int toe_wait(toe_dev *dev, int sd, uint32_t events, int timeout_ms);
 #define TOE_STATS_CLIENT 1 /* struct toe_abi_client_stats of this session (toe/abi.h) */
 #define TOE_STATS_SOCKET 2 /* struct toe_abi_sock_stats of socket sd */
 #define TOE_STATS_ENGINE 3 /* the engine's counters, "layer.name value\n" lines */
+#define TOE_STATS_FLOWS 4  /* the device's flow table (ABI 1.1; only privileged clients get it) */
 /*
  * Copies up to len bytes of the answer into out and returns the size of the whole answer
  * (larger than len: call again with more room), or -TOE_EOPNOTSUPP (not granted), -TOE_EBADF,

@@ -1,15 +1,21 @@
 /*
- * Built-in network services of toed, run on the engine's socket API:
- *   echo    RFC 862  returns each datagram to its sender
+ * Built-in network services of toed, run on the engine's socket API, over UDP and TCP:
+ *   echo    RFC 862  returns each datagram to its sender / every byte of a connection
  *   discard RFC 863  reads and drops
- *   chargen RFC 864  answers each datagram with a datagram of the rotating character pattern
- * Only UDP exists so far. A service kind is a table entry with one handler per transport, so the
- * TCP variants (RFC 862/863/864 all define one) are added by filling in the TCP handlers once the
- * engine has TCP sockets; the set-up, readiness tracking and accounting stay as they are.
+ *   chargen RFC 864  answers each datagram with a datagram of the rotating character pattern /
+ *                    sends the pattern on a connection for as long as the client takes it
+ * A service kind is a table entry with one handler per transport; `--service echo:7` serves the
+ * port over both (one UDP socket and one TCP listener).
  *
- * Readiness: the engine reports TOE_EV_READABLE from inside its calls, where the callee must not
- * re-enter toe_stack_input()/poll(). toed_services_on_event() only records the socket as ready;
+ * Readiness: the engine reports events from inside its calls, where the callee must not re-enter
+ * toe_stack_input()/poll(). toed_services_on_event() only records the socket as ready;
  * toed_services_run() does the work after the engine call has returned.
+ *
+ * TCP connections live in a pool of `max_conns` entries sized at start. Each service moves data
+ * only as fast as the engine takes it: echo reads no more than the send buffer can take, so a
+ * client that does not read its echoes stops the device reading, closes the device's receive
+ * window and is held back by TCP itself; chargen writes only while the send buffer has room. No
+ * connection buffers more than one small chunk in toed.
  */
 #ifndef TOED_SERVICES_H
 #define TOED_SERVICES_H
@@ -30,14 +36,20 @@ enum toed_service_kind {
 };
 
 #define TOED_SVC_PROTO_UDP 0x1u
-#define TOED_SVC_PROTO_TCP 0x2u /* reserved for the TCP variants */
+#define TOED_SVC_PROTO_TCP 0x2u
 
 /* A service as given on the command line. */
 struct toed_service_spec {
   enum toed_service_kind kind;
   uint16_t port;
-  uint32_t protos; /* TOED_SVC_PROTO_*; UDP only for now */
+  uint32_t protos; /* TOED_SVC_PROTO_* */
 };
+
+/* Default size of the TCP connection pool (--max-conns). */
+#define TOED_DEFAULT_MAX_CONNS 4096u
+#define TOED_MAX_MAX_CONNS 1048576u
+/* Listen backlog of each TCP service (the engine clamps it to cfg.tcp_max_backlog). */
+#define TOED_SVC_BACKLOG 1024
 
 /* Name of a kind ("echo"), its well-known port, lookup by name (-1 if unknown). */
 const char *toed_service_name(enum toed_service_kind k);
@@ -55,25 +67,60 @@ struct toed_service_stats {
   uint64_t tx_errors; /* sends the engine refused */
 };
 
+/* Per-service TCP counters (layer "svc_tcp_<name>_<port>" in the summary). */
+struct toed_service_tcp_stats {
+  uint64_t accepted;     /* connections taken from the listener */
+  uint64_t closed;       /* ended gracefully: the peer's FIN read, our FIN queued after the data */
+  uint64_t reset;        /* ended by the peer's RST (ECONNRESET) */
+  uint64_t aborted;      /* ended by another error (timeout, ...): aborted */
+  uint64_t stop_aborted; /* still open when toed stopped: aborted with a RST */
+  uint64_t active;       /* gauge: connections held now */
+  uint64_t active_max;   /* high-water mark of active */
+  uint64_t rx_bytes;     /* bytes read from connections */
+  uint64_t tx_bytes;     /* bytes the engine accepted for sending */
+  uint64_t accept_deferred; /* accept rounds stopped because the connection pool was full */
+  uint64_t accept_errors;   /* accept failures other than "queue empty" */
+  uint64_t nobufs_stalls;   /* sends refused for lack of packet buffers (retried later) */
+  uint64_t write_waits;     /* times a connection waited for send-buffer space */
+};
+
 struct toed_service;
+struct toed_conn;
 struct toed_services {
   struct toe_stack *st;
   unsigned count;
   struct toed_service *svc; /* count entries */
-  unsigned ready;           /* instances marked readable and not yet drained */
+  unsigned ready;           /* UDP sockets and listeners marked ready, plus ready connections */
   uint64_t rng;             /* chargen lengths */
-  uint8_t *scratch;         /* one datagram, for answers that cannot reuse the buffer */
+  uint8_t *scratch;         /* one datagram, for answers that cannot reuse the buffer; also the
+                               TCP copy buffer */
   int last_error;           /* last send error (negative TOE_E*), for rate-limited logging */
   uint64_t error_events;    /* how often an error was recorded since the last take */
+
+  /* TCP */
+  uint32_t max_conns;
+  struct toed_conn *conns;      /* the pool: max_conns entries */
+  struct toed_conn *conn_free;  /* free list */
+  uint32_t conns_active;        /* in use */
+  unsigned ready_conns;         /* connections on the ready list (also counted in `ready`) */
+  struct toed_conn *ready_head; /* connections with something to do, FIFO */
+  struct toed_conn *ready_tail;
+  struct toed_conn *stall_head; /* connections waiting for packet buffers (retried each run) */
+  struct toed_conn *stall_tail;
+  unsigned stalled;
+  bool accept_blocked;    /* some listener stopped accepting because the pool was full */
+  uint8_t *chargen_block; /* two periods of the TCP chargen stream */
 };
 
 /*
- * Opens and binds one UDP socket per spec on `st` (any local address). On failure returns a
- * negative TOE_E* value and writes a message to err; whatever was opened is closed again.
+ * Opens, for each spec, a UDP socket bound to its port (if TOED_SVC_PROTO_UDP) and a TCP listener
+ * on it (if TOED_SVC_PROTO_TCP), on any local address; TCP connections come from a pool of
+ * `max_conns` (0: TOED_DEFAULT_MAX_CONNS). On failure returns a negative TOE_E* value and writes a
+ * message to err; whatever was opened is closed again.
  */
 int toed_services_open(struct toed_services *s, struct toe_stack *st,
-                       const struct toed_service_spec *specs, unsigned n, uint64_t seed, char *err,
-                       size_t errlen);
+                       const struct toed_service_spec *specs, unsigned n, uint64_t seed,
+                       uint32_t max_conns, char *err, size_t errlen);
 
 /* The sock_event callback body: `user` is the pointer given at open. */
 void toed_services_on_event(struct toed_services *s, void *user, uint32_t events);
@@ -84,20 +131,35 @@ static inline bool toed_services_pending(const struct toed_services *s)
   return s->ready != 0;
 }
 
+/* True if some TCP connection waits for packet buffers: call toed_services_run() again soon (the
+ * pool refills as the peers acknowledge; no event says when). */
+static inline bool toed_services_stalled(const struct toed_services *s)
+{
+  return s->stalled != 0;
+}
+
 /*
- * Serves the ready sockets, at most `budget` datagrams per socket (so one flood does not starve
- * the event loop); sockets with more waiting stay ready. Returns the datagrams handled.
+ * Serves the ready sockets, at most `budget` datagrams per UDP socket and a bounded number of
+ * bytes per TCP connection (so one flood or one fast stream does not starve the event loop);
+ * sockets with more waiting stay ready. Stalled connections are retried. Returns the datagrams
+ * and TCP operations handled.
  */
 unsigned toed_services_run(struct toed_services *s, unsigned budget);
+
+/*
+ * Aborts (RST) every TCP connection still open, counting them in stop_aborted; the listeners and
+ * UDP sockets stay until toed_services_close(). For an orderly stop, before the link goes down.
+ */
+void toed_services_stop(struct toed_services *s);
 
 /* Closes every socket. */
 void toed_services_close(struct toed_services *s);
 
-/* Writes "udp/echo:7,udp/discard:9" (or "none") into buf. */
+/* Writes "udp+tcp/echo:7,udp+tcp/discard:9" (or "none") into buf. */
 void toed_services_describe(const struct toed_service_spec *specs, unsigned n, char *buf,
                             size_t len);
 
-/* Visits each instance's counters with a label like "udp/echo:7". */
+/* Visits each instance's counters with a label like "udp/echo:7" or "tcp/echo:7". */
 typedef void (*toed_service_stat_fn)(void *arg, const char *label, const char *name,
                                      uint64_t value);
 void toed_services_visit(const struct toed_services *s, toed_service_stat_fn fn, void *arg);

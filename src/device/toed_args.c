@@ -27,9 +27,20 @@ void toed_args_usage(FILE *f)
       "interface's)\n"
       "  --vlan VID           send and accept only 802.1Q-tagged frames with VID 1..4094\n"
       "  --service NAME[:PORT]\n"
-      "                       run a UDP service: echo (RFC 862, port 7), discard (RFC 863,\n"
-      "                       port 9), chargen (RFC 864, port 19); repeatable\n"
+      "                       run a service over UDP and TCP: echo (RFC 862, port 7), discard\n"
+      "                       (RFC 863, port 9), chargen (RFC 864, port 19); repeatable\n"
+      "  --max-conns N        TCP connections the services hold at once, 1..1048576\n"
+      "                       (default 4096; more wait in the listeners' accept queues)\n"
+      "  --pbufs N            the engine's packet buffers of 2048 bytes, 256..2097152\n"
+      "                       (default 65536 = 128 MiB: all windows and queues come from them)\n"
       "  --pcap FILE          write every frame received and sent to FILE (pcap, ns stamps)\n"
+      "  --ctl PATH           control socket where host processes attach (libtoe, toe-nc,\n"
+      "                       toectl); default /run/toekit/IFNAME.sock; 'none' disables it\n"
+      "  --ctl-group GROUP    group of the control socket (mode 0660): its members may use\n"
+      "                       the device (default: toed's group)\n"
+      "  --max-clients N      host sessions at once, 1..4096 (default 64)\n"
+      "  --poll-us N          poll the clients' rings N microseconds after activity before\n"
+      "                       sleeping on their doorbells, 0..1000000 (default 50)\n"
       "  --quiet              log only errors and warnings (no start line, no summary)\n"
       "  --help               show this text\n"
       "\n"
@@ -144,7 +155,7 @@ static int parse_service(struct toed_args *a, const char *v, char *err, size_t e
                 colon + 1);
   for (unsigned i = 0; i < a->n_services; i++)
     if (a->services[i].port == port) {
-      snprintf(err, errlen, "--service %s: UDP port %lu already has a service (%s)", v, port,
+      snprintf(err, errlen, "--service %s: port %lu already has a service (%s)", v, port,
                toed_service_name(a->services[i].kind));
       return -1;
     }
@@ -155,13 +166,17 @@ static int parse_service(struct toed_args *a, const char *v, char *err, size_t e
   struct toed_service_spec *sp = &a->services[a->n_services++];
   sp->kind = (enum toed_service_kind)kind;
   sp->port = (uint16_t)port;
-  sp->protos = TOED_SVC_PROTO_UDP;
+  sp->protos = TOED_SVC_PROTO_UDP | TOED_SVC_PROTO_TCP;
   return 0;
 }
 
 int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_t errlen)
 {
   memset(a, 0, sizeof *a);
+  a->max_conns = TOED_DEFAULT_MAX_CONNS;
+  a->pbufs = TOED_DEFAULT_PBUFS;
+  a->poll_us = TOED_DEFAULT_POLL_US;
+  a->max_clients = TOED_DEFAULT_MAX_CLIENTS;
   bool have_addr = false, have_gw = false;
   const char *addr_text = NULL, *gw_text = NULL;
   unsigned seen = 0; /* bit per single-valued option, to refuse repeats */
@@ -192,6 +207,12 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         {"vlan", "--vlan 100"},
         {"service", "--service echo:7"},
         {"pcap", "--pcap /tmp/toed.pcap"},
+        {"max-conns", "--max-conns 4096"},
+        {"pbufs", "--pbufs 65536"},
+        {"ctl", "--ctl /run/toekit/eth1.sock"},
+        {"ctl-group", "--ctl-group toekit"},
+        {"max-clients", "--max-clients 64"},
+        {"poll-us", "--poll-us 50"},
     };
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
@@ -271,6 +292,35 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         return -1;
     } else if (strcmp(name, "pcap") == 0) {
       a->pcap = v;
+    } else if (strcmp(name, "max-conns") == 0) {
+      unsigned long n;
+      if (!parse_uint(v, 1, TOED_MAX_MAX_CONNS, &n))
+        return fail(err, errlen, "--max-conns %s: not a number between 1 and 1048576 (e.g. %s)", v,
+                    "--max-conns 4096");
+      a->max_conns = (uint32_t)n;
+    } else if (strcmp(name, "pbufs") == 0) {
+      unsigned long n;
+      if (!parse_uint(v, TOED_MIN_PBUFS, TOED_MAX_PBUFS, &n))
+        return fail(err, errlen, "--pbufs %s: not a number between 256 and 2097152 (e.g. %s)", v,
+                    "--pbufs 65536");
+      a->pbufs = (uint32_t)n;
+    } else if (strcmp(name, "ctl") == 0) {
+      a->ctl_off = strcmp(v, "none") == 0;
+      a->ctl_path = a->ctl_off ? NULL : v;
+    } else if (strcmp(name, "ctl-group") == 0) {
+      a->ctl_group = v;
+    } else if (strcmp(name, "max-clients") == 0) {
+      unsigned long n;
+      if (!parse_uint(v, 1, TOED_MAX_MAX_CLIENTS, &n))
+        return fail(err, errlen, "--max-clients %s: not a number between 1 and 4096 (e.g. %s)", v,
+                    "--max-clients 64");
+      a->max_clients = (uint32_t)n;
+    } else if (strcmp(name, "poll-us") == 0) {
+      unsigned long n;
+      if (!parse_uint(v, 0, TOED_MAX_POLL_US, &n))
+        return fail(err, errlen, "--poll-us %s: not a number of microseconds 0..1000000 (e.g. %s)",
+                    v, "--poll-us 50");
+      a->poll_us = (uint32_t)n;
     }
   }
 

@@ -28,7 +28,23 @@ struct toed_args {
   bool help;        /* --help: print usage and exit 0 */
   struct toed_service_spec services[TOED_MAX_SERVICES];
   unsigned n_services;
+  uint32_t max_conns;    /* --max-conns: TCP connections the services hold at once */
+  uint32_t pbufs;        /* --pbufs: the engine's packet buffers (2048 bytes each) */
+  const char *ctl_path;  /* --ctl PATH; NULL: the default /run/toekit/IFNAME.sock */
+  bool ctl_off;          /* --ctl none: no control socket */
+  const char *ctl_group; /* --ctl-group GROUP or NULL */
+  uint32_t poll_us;      /* --poll-us: ring polling after activity before sleeping */
+  uint32_t max_clients;  /* --max-clients: host sessions at once */
 };
+
+#define TOED_DEFAULT_POLL_US 50u
+#define TOED_MAX_POLL_US 1000000u
+#define TOED_DEFAULT_MAX_CLIENTS 64u
+#define TOED_MAX_MAX_CLIENTS 4096u
+
+#define TOED_DEFAULT_PBUFS 65536u /* 128 MiB: several MiB of window for many connections */
+#define TOED_MIN_PBUFS 256u
+#define TOED_MAX_PBUFS 2097152u /* 4 GiB */
 
 /*
  * Parses argv. Returns 0 (check `help`), or -1 with a one-line message (no "toed: " prefix, no

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 
+#include "device/ctl_server.h"
 #include "device/link.h"
 #include "device/pcap_writer.h"
 #include "device/port_guard.h"
@@ -43,6 +44,7 @@
 #define RX_MAX_PER_WAKE 16384u /* then let timers and services run */
 #define SVC_BUDGET 64u         /* datagrams per socket per round */
 #define LOG_INTERVAL TOE_SEC(5)
+#define STALL_RETRY TOE_MSEC(1) /* retry of connections that found the buffer pool empty */
 
 /* One message per interval per kind; the rest are counted and reported with the next one. */
 struct ratelimit {
@@ -66,6 +68,8 @@ struct toed {
   struct toed_pcap pcap;
   struct toed_services svc;
   bool svc_open;
+  struct toed_ctl ctl; /* the control socket: host clients (libtoe) */
+  bool ctl_open;
 
   int epfd, tfd, sfd;
   toe_time_t armed; /* what the timerfd is set to (TOE_TIME_NEVER: disarmed) */
@@ -132,6 +136,11 @@ static void ratelimited(struct ratelimit *rl, toe_time_t now, const char *fmt, .
 static void on_tx(void *ctx, struct toe_pbuf *frame)
 {
   struct toed *d = ctx;
+  if (!d->link_open) {
+    /* Closing sockets after the port was handed back (RSTs of the last connections). */
+    toe_pbuf_free(d->st, frame);
+    return;
+  }
   int rc = d->link.ops->tx(&d->link, frame);
   if (rc == 0) {
     if (d->pcap.f)
@@ -146,6 +155,8 @@ static void on_tx(void *ctx, struct toe_pbuf *frame)
 static void on_sock_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
 {
   struct toed *d = ctx;
+  if (d->ctl_open && toed_ctl_on_sock_event(&d->ctl, user, events))
+    return; /* a host client's socket */
   toed_services_on_event(&d->svc, user, events);
 }
 
@@ -154,7 +165,10 @@ static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns)
   struct toed *d = ctx;
   if (d->pcap.f)
     toed_pcap_write(&d->pcap, frame, len, ts_ns ? ts_ns : real_now());
-  /* A full pool is counted by the engine (link.rx_drop_nobuf). */
+  /* Each frame at the time it is handled: a burst can take milliseconds (tens under ASan), and a
+   * stale engine clock arms timers in the past (a segment sent at a time already gone gets its
+   * tail-loss probe at once). A full pool is counted by the engine (link.rx_drop_nobuf). */
+  d->now = mono_now();
   (void)toe_stack_input_copy(d->st, frame, len, d->now);
 }
 
@@ -225,6 +239,11 @@ static void print_summary(struct toed *d)
   if (d->svc_open)
     toed_services_visit(&d->svc, summary_service, &s);
   summary_flush(&s);
+  if (d->ctl_open) {
+    memset(&s, 0, sizeof s);
+    toed_ctl_visit(&d->ctl, summary_add, &s);
+    summary_flush(&s);
+  }
   if (d->args.pcap) {
     memset(&s, 0, sizeof s);
     summary_add(&s, "pcap", "frames", d->pcap.frames);
@@ -351,14 +370,29 @@ static int link_error(struct toed *d)
   return 0;
 }
 
+/* Brings the engine's clock up to now (socket calls act at the engine's time). */
+static void toed_poll_now(struct toed *d)
+{
+  d->now = mono_now();
+  toe_stack_poll(d->st, d->now);
+}
+
 static int run_loop(struct toed *d)
 {
   for (;;) {
     d->now = mono_now();
-    if (toe_stack_next_deadline(d->st) <= d->now)
-      toe_stack_poll(d->st, d->now);
-    if (toed_services_pending(&d->svc))
+    /* Input before timers: a frame that arrived while toed was busy or descheduled (an ACK, say)
+     * must be seen before the retransmission or tail-loss-probe timer it would have stopped is
+     * taken as expired. Cheap when the ring is empty. */
+    drain_rx(d);
+    /* Always, not only when a timer is due: socket calls (the services') act at the engine's
+     * time, which must be now, not the time of the last frame or poll (engine.h). */
+    d->now = mono_now();
+    toe_stack_poll(d->st, d->now);
+    if (toed_services_pending(&d->svc) || toed_services_stalled(&d->svc))
       toed_services_run(&d->svc, SVC_BUDGET);
+    if (d->ctl_open)
+      toed_ctl_run(&d->ctl, d->now); /* every client's rings, in one batch */
     int frc = d->link.ops->flush(&d->link);
     if (frc < 0)
       ratelimited(&d->rl_tx, d->now, "transmit failed on %s: %s", d->args.wire, strerror(-frc));
@@ -367,7 +401,8 @@ static int run_loop(struct toed *d)
       d->next_pcap_flush = d->now + TOE_SEC(1);
     }
     report_errors(d);
-    if (d->stop_signal)
+    /* Host clients get a grace period to close after EV_SHUTDOWN (docs/transport.md). */
+    if (d->stop_signal && (!d->ctl_open || toed_ctl_stop(&d->ctl, d->now)))
       return 0;
 
     toe_time_t wake = toe_stack_next_deadline(d->st);
@@ -377,8 +412,21 @@ static int run_loop(struct toed *d)
      * boundary, not work: wait a little instead of spinning on it. */
     if (wake <= d->now)
       wake = d->now + 50000;
+    /* TCP connections waiting for packet buffers: look again soon (no event says when). */
+    if (toed_services_stalled(&d->svc) && wake > d->now + STALL_RETRY)
+      wake = d->now + STALL_RETRY;
+    /* Host clients: spinning on their rings after activity (--poll-us), work queued, or a
+     * re-check due. */
+    bool ctl_busy = false;
+    if (d->ctl_open) {
+      toe_time_t cw = toed_ctl_next_wake(&d->ctl, d->now);
+      if (cw <= d->now)
+        ctl_busy = true;
+      else if (cw < wake)
+        wake = cw;
+    }
     int timeout = -1;
-    if (toed_services_pending(&d->svc))
+    if (toed_services_pending(&d->svc) || ctl_busy)
       timeout = 0; /* more work now; just look for input first */
     else
       arm_timer(d, wake);
@@ -414,6 +462,10 @@ static int run_loop(struct toed *d)
           d->stop_signal = (int)si.ssi_signo;
         break;
       }
+      default:
+        if (d->ctl_open && toed_ctl_is_tag(evs[i].data.u64))
+          toed_ctl_on_epoll(&d->ctl, evs[i].data.u64, evs[i].events, d->now);
+        break;
       }
     }
   }
@@ -423,6 +475,8 @@ static int run_loop(struct toed *d)
 
 static void teardown(struct toed *d)
 {
+  if (d->ctl_open)
+    toed_ctl_close(&d->ctl);
   if (d->svc_open)
     toed_services_close(&d->svc);
   d->svc_open = false;
@@ -513,6 +567,11 @@ int main(int argc, char **argv)
   cfg.mtu = d.mtu;
   cfg.vlan_id = d.args.vlan;
   cfg.link_caps = 0; /* the driver completes partial checksums but verifies nothing */
+  /* Pools for the TCP services: every window and send queue lives in pbufs; a connection that
+   * ends holds its tcb until its FIN is acknowledged, hence room for twice the connections. */
+  cfg.pbuf_count = d.args.pbufs;
+  uint64_t socks = 2ull * d.args.max_conns + 2u * TOED_MAX_SERVICES;
+  cfg.tcp_socks = socks < 16384u ? 16384u : (uint32_t)socks;
   if (getrandom(&cfg.random_seed, sizeof cfg.random_seed, 0) != sizeof cfg.random_seed ||
       getrandom(cfg.secret, sizeof cfg.secret, 0) != sizeof cfg.secret) {
     logmsg("getrandom: %s", strerror(errno));
@@ -560,8 +619,8 @@ int main(int argc, char **argv)
   }
   d.link_open = true;
 
-  if (toed_services_open(&d.svc, d.st, d.args.services, d.args.n_services, cfg.random_seed ^ 1, err,
-                         sizeof err) < 0) {
+  if (toed_services_open(&d.svc, d.st, d.args.services, d.args.n_services, cfg.random_seed ^ 1,
+                         d.args.max_conns, err, sizeof err) < 0) {
     logmsg("%s", err);
     teardown(&d);
     toe_stack_free(d.st);
@@ -573,6 +632,34 @@ int main(int argc, char **argv)
     teardown(&d);
     toe_stack_free(d.st);
     return EXIT_RUNTIME;
+  }
+
+  /* The control socket. One given with --ctl must work; the default path may be taken by another
+   * toed (several test namespaces share the file system): then toed runs without it. */
+  if (!d.args.ctl_off) {
+    char path[128];
+    struct toed_ctl_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.path = d.args.ctl_path;
+    cc.path_is_default = d.args.ctl_path == NULL;
+    cc.group = d.args.ctl_group;
+    cc.poll_us = d.args.poll_us;
+    cc.max_clients = d.args.max_clients;
+    cc.quiet = quiet;
+    if (!cc.path) {
+      snprintf(path, sizeof path, "%s/%s.sock", TOED_CTL_DEFAULT_DIR, d.args.wire);
+      cc.path = path;
+    }
+    if (toed_ctl_open(&d.ctl, &cc, d.st, d.epfd, err, sizeof err) == 0) {
+      d.ctl_open = true;
+    } else if (cc.path_is_default) {
+      logmsg("warning: %s; running without a control socket", err);
+    } else {
+      logmsg("%s", err);
+      teardown(&d);
+      toe_stack_free(d.st);
+      return EXIT_RUNTIME;
+    }
   }
 
   if (!quiet) {
@@ -590,12 +677,24 @@ int main(int argc, char **argv)
            d.args.vlan ? vlan : "none", svcs, d.args.pcap ? d.args.pcap : "off", ld, gd);
   }
 
+  if (!quiet && d.ctl_open) {
+    char cd[256];
+    toed_ctl_describe(&d.ctl, cd, sizeof cd);
+    logmsg("control socket %s", cd);
+  }
+
   d.started = d.now = mono_now();
   d.next_pcap_flush = d.now + TOE_SEC(1);
   toe_stack_start(d.st, d.now); /* gratuitous ARP; sent by the first flush of the loop */
   rc = run_loop(&d);
 
-  /* Hand the port back first, then report (the services' counters die with them). */
+  /* Connections still open are reset while the port is still ours (so the peers learn of it);
+   * then the port goes back, then the report (the services' counters die with them). */
+  toed_poll_now(&d);
+  toed_services_stop(&d.svc);
+  if (d.ctl_open)
+    toed_ctl_close(&d.ctl); /* clients' connections reset, their control sockets closed */
+  d.link.ops->flush(&d.link);
   d.link.ops->close(&d.link);
   d.link_open = false;
   if (toed_port_guard_remove(&d.guard) < 0)

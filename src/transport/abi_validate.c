@@ -291,6 +291,12 @@ static int validate_stats(const struct toe_abi_client *c, const struct toe_abi_s
   if (!all_zero(sqe->u.stats.reserved, sizeof(sqe->u.stats.reserved)))
     return -TOE_EINVAL;
   switch (sqe->u.stats.kind) {
+  case TOE_ABI_STATS_FLOWS:
+    /* Other clients' flows: only for a session granted the capability (1.1); for any other it
+     * is an unknown kind. */
+    if (!(c->caps & TOE_ABI_CAP_FLOWS))
+      return -TOE_EINVAL;
+    /* fall through */
   case TOE_ABI_STATS_CLIENT:
   case TOE_ABI_STATS_ENGINE:
     if (sqe->handle != TOE_ABI_HANDLE_NONE)

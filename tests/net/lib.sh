@@ -178,6 +178,8 @@ net_cleanup() {
   if [ "$NET_NS_MADE" = 1 ]; then
     ip netns del "$NET_DEV_NS" 2>/dev/null
     ip netns del "$NET_PEER_NS" 2>/dev/null
+    # the middle namespace of net_setup_impaired, if made
+    [ "${NET_MID_MADE:-0}" = 1 ] && ip netns del "$NET_MID_NS" 2>/dev/null
   fi
   if [ -n "$NET_TMP" ] && [ -d "$NET_TMP" ]; then
     if ((NET_FAIL > 0)) || [ "${NET_KEEP:-0}" = 1 ]; then
@@ -419,4 +421,111 @@ peer_capture_start() {
 peer_capture_stop() {
   [ -n "${NET_PEER_CAPTURE_PID:-}" ] && net_kill_pid "$NET_PEER_CAPTURE_PID"
   NET_PEER_CAPTURE_PID=
+}
+
+# ---- TCP helpers (tests/net/test_tcp_*.sh) ----------------------------------------------------
+
+# start_toed_nopcap [ARGS...]: start_toed without the packet capture, for transfers whose capture
+# would take hundreds of MiB.
+start_toed_nopcap() {
+  NET_TOED_LOG=$NET_TMP/toed.log
+  NET_PCAP=
+  NET_TOED_STATUS=
+  ip netns exec "$NET_DEV_NS" "$NET_TOED" --wire "$NET_DEV_IF" --addr "$NET_DEV_ADDR/$NET_PREFIX" \
+    --mac "$NET_DEV_MAC" "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
+  NET_TOED_PID=$!
+  wait_toed_ready 10
+}
+
+# toed_log_keep NAME: copies the log of the toed just stopped to $NET_TMP/toed.NAME.log and points
+# NET_TOED_LOG (and so toed_counter) at the copy, so a later start_toed does not overwrite it.
+toed_log_keep() {
+  cp "$NET_TOED_LOG" "$NET_TMP/toed.$1.log" && NET_TOED_LOG=$NET_TMP/toed.$1.log
+}
+
+# kv KEY TEXT: the value of a "key value" line (as tcp_tool.py and udp_tool.py print them).
+kv() { awk -v k="$1" '$1 == k { print $2; exit }' <<<"$2"; }
+
+# ---- a middle namespace with toe-impair between the device and the peer ------------------------
+#
+#   netns toe-$$-dev            netns toe-$$-mid                          netns toe-$$-peer
+#   toed --wire wire0 <-------> ma  [toe-impair --a ma --b mb ARGS]  mb <-------> peer0 198.18.0.2/24
+#
+# The middle namespace has no addresses, IPv6 off and an nftables ingress drop on both ports, so
+# its kernel leaves them to the tool (docs/impair.md). Deleted by the EXIT trap with the others.
+NET_MID_NS=toe-$$-mid
+NET_MID_MADE=0
+NET_IMPAIR_PID=
+NET_IMPAIR_LOG=
+NET_IMPAIR_RUNS=0
+NET_IMPAIR_STATUS=
+
+# net_setup_impaired: the three namespaces and two veth pairs; the device end again has no kernel
+# address. Nothing crosses until impair_start.
+net_setup_impaired() {
+  ip netns add "$NET_DEV_NS" || net_die "ip netns add $NET_DEV_NS"
+  NET_NS_MADE=1
+  ip netns add "$NET_PEER_NS" || net_die "ip netns add $NET_PEER_NS"
+  ip netns add "$NET_MID_NS" || net_die "ip netns add $NET_MID_NS"
+  NET_MID_MADE=1
+  local ns
+  for ns in "$NET_DEV_NS" "$NET_MID_NS" "$NET_PEER_NS"; do
+    net_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
+    net_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
+    ip -n "$ns" link set lo up
+  done
+  ip -n "$NET_DEV_NS" link add "$NET_DEV_IF" type veth peer name ma netns "$NET_MID_NS" ||
+    net_die "veth pair device-mid"
+  ip -n "$NET_PEER_NS" link add "$NET_PEER_IF" type veth peer name mb netns "$NET_MID_NS" ||
+    net_die "veth pair peer-mid"
+  ip -n "$NET_DEV_NS" link set "$NET_DEV_IF" address "$NET_DEV_MAC" || net_die "set device MAC"
+  ip -n "$NET_PEER_NS" addr add "$NET_PEER_ADDR/$NET_PREFIX" dev "$NET_PEER_IF" || net_die "peer addr"
+  ip -n "$NET_DEV_NS" link set "$NET_DEV_IF" up || net_die "device link up"
+  ip -n "$NET_PEER_NS" link set "$NET_PEER_IF" up || net_die "peer link up"
+  ip -n "$NET_MID_NS" link set dev ma up || net_die "mid link ma up"
+  ip -n "$NET_MID_NS" link set dev mb up || net_die "mid link mb up"
+  printf '%s\n' 'table netdev toemid {' \
+    '  chain ma { type filter hook ingress device "ma" priority 0; policy drop; }' \
+    '  chain mb { type filter hook ingress device "mb" priority 0; policy drop; }' '}' |
+    ip netns exec "$NET_MID_NS" nft -f - || net_log "nftables ingress drop not available in mid"
+  # shellcheck disable=SC2034 # used by the tests
+  NET_PEER_MAC=$(ip -n "$NET_PEER_NS" -br link show "$NET_PEER_IF" | awk '{print $3}')
+}
+
+# impair_start [ARGS...]: toe-impair (from BINDIR) between ma and mb with ARGS; waits until it
+# forwards (at most 5 s). Returns non-zero if it did not start.
+impair_start() {
+  NET_IMPAIR_RUNS=$((NET_IMPAIR_RUNS + 1))
+  NET_IMPAIR_LOG=$NET_TMP/impair.$NET_IMPAIR_RUNS.log
+  ip netns exec "$NET_MID_NS" "$NET_BINDIR/toe-impair" --a ma --b mb "$@" >"$NET_IMPAIR_LOG" 2>&1 &
+  NET_IMPAIR_PID=$!
+  net_bg_add "$NET_IMPAIR_PID"
+  local _
+  for _ in $(seq 50); do
+    grep -q 'forwarding ma <-> mb' "$NET_IMPAIR_LOG" && return 0
+    kill -0 "$NET_IMPAIR_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  net_log "toe-impair $* did not start:"
+  sed 's/^/#   /' "$NET_IMPAIR_LOG"
+  return 1
+}
+
+# impair_stop: SIGTERM (the tool prints its final counters and exits 0); NET_IMPAIR_STATUS is its
+# exit status.
+impair_stop() {
+  [ -n "$NET_IMPAIR_PID" ] || return 0
+  kill -TERM "$NET_IMPAIR_PID" 2>/dev/null
+  wait "$NET_IMPAIR_PID" 2>/dev/null
+  # shellcheck disable=SC2034 # read by the tests
+  NET_IMPAIR_STATUS=$?
+  NET_IMPAIR_PID=
+}
+
+# impair_counter DIR NAME: a counter of the last run's final statistics (DIR: a->b or b->a; a is
+# the device's side).
+impair_counter() {
+  local v
+  v=$(sed -n "s/^toe-impair: final $1 .* $2=\([0-9]*\).*/\1/p" "$NET_IMPAIR_LOG" | head -1)
+  echo "${v:-0}"
 }

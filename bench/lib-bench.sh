@@ -1,0 +1,208 @@
+# Shared code of the network benchmarks (bench/tcp_bulk.sh, bench/udp_pps.sh). Sourced, never run.
+#
+# Two identical topologies side by side, each a veth pair between two namespaces:
+#
+#   device:  toe-$$-peer (kernel client, peer0 198.18.0.2) <--veth--> toe-$$-dev (toed on wire0,
+#            198.18.0.1, the kernel kept off the port by toed's port guard)
+#   kernel:  toe-$$-kpeer (kernel client, peer0 198.18.0.2) <--veth--> toe-$$-kdev (kernel on
+#            wire0, 198.18.0.1, bench_netblast's reference servers)
+#
+# The device pair and toed come from tests/net/lib.sh (net_setup, wait_toed_ready, teardown); the
+# kernel pair is made the same way here. Clients run pinned to BENCH_CLIENT_CPU, servers (toed or
+# the kernel servers) to BENCH_SERVER_CPU. Everything is torn down on exit: only the PIDs started
+# here are killed, only the namespaces made here deleted.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../tests/net/lib.sh
+source "$BENCH_DIR/../tests/net/lib.sh"
+
+BENCH_CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
+BENCH_SERVER_CPU=${BENCH_SERVER_CPU:-1}
+BENCH_KDEV_NS=toe-$$-kdev
+BENCH_KPEER_NS=toe-$$-kpeer
+BENCH_KNS_MADE=0
+CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+
+bench_cleanup() {
+  local rc=$? p
+  trap '' INT TERM
+  for p in "${NET_PIDS[@]}"; do net_kill_pid "$p"; done
+  if [ "$BENCH_KNS_MADE" = 1 ]; then
+    ip netns del "$BENCH_KDEV_NS" 2>/dev/null
+    ip netns del "$BENCH_KPEER_NS" 2>/dev/null
+  fi
+  (exit $rc)
+  net_cleanup
+}
+
+# bench_init BINDIR LIMIT_SECONDS: lib.sh's net_init (root, toed present, temp dir, watchdog), plus
+# the kernel pair's teardown and the tools the benchmarks need.
+bench_init() {
+  NET_REQUIRED_TOOLS="ip ping timeout taskset awk"
+  NET_QUIET=1
+  net_init "$1" "$2"
+  trap bench_cleanup EXIT
+  BENCH_NETBLAST=$NET_BINDIR/bench_netblast
+  [ -x "$BENCH_NETBLAST" ] || net_die "no bench_netblast in $NET_BINDIR (build first)"
+  if ((NCPU < 2)); then
+    BENCH_CLIENT_CPU=0
+    BENCH_SERVER_CPU=0
+  fi
+}
+
+# bench_kernel_setup: the kernel pair, made like lib.sh's net_setup (IPv6 off, same addresses and
+# device MAC), with the address on the "device" end because the kernel is the device here.
+bench_kernel_setup() {
+  ip netns add "$BENCH_KDEV_NS" || net_die "ip netns add $BENCH_KDEV_NS"
+  BENCH_KNS_MADE=1
+  ip netns add "$BENCH_KPEER_NS" || net_die "ip netns add $BENCH_KPEER_NS"
+  local ns
+  for ns in "$BENCH_KDEV_NS" "$BENCH_KPEER_NS"; do
+    net_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
+    net_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
+    ip -n "$ns" link set lo up
+  done
+  ip -n "$BENCH_KDEV_NS" link add "$NET_DEV_IF" type veth peer name "$NET_PEER_IF" \
+    netns "$BENCH_KPEER_NS" || net_die "kernel veth pair"
+  ip -n "$BENCH_KDEV_NS" link set "$NET_DEV_IF" address "$NET_DEV_MAC"
+  ip -n "$BENCH_KDEV_NS" addr add "$NET_DEV_ADDR/$NET_PREFIX" dev "$NET_DEV_IF" || net_die "kdev addr"
+  ip -n "$BENCH_KPEER_NS" addr add "$NET_PEER_ADDR/$NET_PREFIX" dev "$NET_PEER_IF" ||
+    net_die "kpeer addr"
+  ip -n "$BENCH_KDEV_NS" link set "$NET_DEV_IF" up
+  ip -n "$BENCH_KPEER_NS" link set "$NET_PEER_IF" up
+  for _ in $(seq 50); do
+    ip netns exec "$BENCH_KPEER_NS" ping -c1 -W1 -q "$NET_DEV_ADDR" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  net_die "kernel pair: no ping"
+}
+
+# bench_start_toed ARGS...: toed on the device pair, pinned to the server CPU, without a pcap (a
+# capture of a bulk transfer would cost more than the transfer). Waits for a ping.
+bench_start_toed() {
+  NET_TOED_LOG=$NET_TMP/toed.log
+  NET_TOED_STATUS=
+  local ctl=()
+  # No control socket: the default path is per interface name, which other runs share.
+  if "$NET_TOED" --help 2>&1 | grep -q -- '--ctl PATH'; then ctl=(--ctl none); fi
+  # ip netns exec and taskset both exec: $! is toed's own PID.
+  ip netns exec "$NET_DEV_NS" taskset -c "$BENCH_SERVER_CPU" "$NET_TOED" --wire "$NET_DEV_IF" \
+    --addr "$NET_DEV_ADDR/$NET_PREFIX" --mac "$NET_DEV_MAC" "${ctl[@]}" "$@" >"$NET_TOED_LOG" 2>&1 \
+    </dev/null &
+  NET_TOED_PID=$!
+  wait_toed_ready 10
+}
+
+# bench_kstart VAR CMD...: starts CMD in the kernel "device" namespace pinned to the server CPU, in
+# the background; its PID goes to VAR. Waits until it prints "listening".
+bench_kstart() {
+  local var=$1 log
+  shift
+  log=$NET_TMP/kserver.$RANDOM.log
+  ip netns exec "$BENCH_KDEV_NS" taskset -c "$BENCH_SERVER_CPU" "$@" >"$log" 2>&1 </dev/null &
+  local pid=$!
+  net_bg_add "$pid"
+  printf -v "$var" %s "$pid"
+  for _ in $(seq 50); do
+    grep -q listening "$log" && return 0
+    sleep 0.1
+  done
+  net_die "kernel server did not start: $* ($(cat "$log"))"
+}
+
+# Offload settings of an interface in a namespace, short: "tso on, gso on, gro off".
+bench_offloads() {
+  local ns=$1 dev=$2
+  command -v ethtool >/dev/null || {
+    echo "ethtool missing"
+    return
+  }
+  ip netns exec "$ns" ethtool -k "$dev" 2>/dev/null | awk '
+    /^tcp-segmentation-offload:/ {t=$2} /^generic-segmentation-offload:/ {g=$2}
+    /^generic-receive-offload:/ {r=$2} /^tx-checksumming:/ {c=$2}
+    END {printf "tso %s, gso %s, gro %s, tx-csum %s", t, g, r, c}'
+}
+
+# bench_set_offloads NS DEV on|off: TSO, GSO and GRO together.
+bench_set_offloads() {
+  ip netns exec "$1" ethtool -K "$2" tso "$3" gso "$3" gro "$3" >/dev/null 2>&1
+}
+
+# ---- CPU accounting ---------------------------------------------------------------------------
+
+# /proc/stat "cpu" lines as "name total idle softirq" (jiffies; idle includes iowait).
+stat_snap() {
+  awk '/^cpu/ { t = 0; for (i = 2; i <= NF; i++) t += $i; print $1, t, $5 + $6, $8 }' /proc/stat
+}
+
+# CPU ticks (user + system) of a process, 0 if it is gone.
+proc_ticks() {
+  local pid=$1
+  if [ -z "$pid" ] || [ ! -r "/proc/$pid/stat" ]; then
+    echo 0
+    return
+  fi
+  # Fields after the ")" that ends the command name: state is 1, utime 12, stime 13.
+  sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
+}
+
+# stat_delta BEFORE AFTER: "busy_pct softirq_pct cpu0_busy_pct cpu1_busy_pct" over the machine
+# (busy = not idle/iowait; percentages of all CPUs for the first two, of one CPU for the rest).
+stat_delta() {
+  awk 'NR == FNR { t[$1] = $2; i[$1] = $3; s[$1] = $4; next }
+       { dt = $2 - t[$1]; di = $3 - i[$1]; ds = $4 - s[$1]
+         if (dt <= 0) dt = 1
+         b[$1] = 100 * (dt - di) / dt; q[$1] = 100 * ds / dt }
+       END { printf "%.0f %.0f %.0f %.0f\n", b["cpu"], q["cpu"], b["cpu0"], b["cpu1"] }' "$1" "$2"
+}
+
+# bench_background: machine CPU busy % over 2 s before the runs (other users of a shared machine
+# show here, and inflate every machine-wide figure that follows).
+bench_background() {
+  stat_snap >"$NET_TMP/bg.s0"
+  sleep 2
+  stat_snap >"$NET_TMP/bg.s1"
+  local b
+  b=$(stat_delta "$NET_TMP/bg.s0" "$NET_TMP/bg.s1")
+  echo "# background load before the runs: machine busy ${b%% *}% of $NCPU CPUs (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+
+# kv KEY FILE: value of a "key value" line.
+kv() { awk -v k="$1" '$1 == k { print $2; exit }' "$2"; }
+
+# bench_measure NAME CLIENT_NS SERVER_PID CLIENT_ARGS...: runs bench_netblast in CLIENT_NS on the
+# client CPU with a time limit, around snapshots of /proc/stat and the server's CPU ticks. Leaves
+# the client's output in $NET_TMP/NAME.out and "server_cpu_pct busy softirq cpu0 cpu1" in
+# $NET_TMP/NAME.cpu.
+bench_measure() {
+  local name=$1 ns=$2 spid=$3
+  shift 3
+  local out=$NET_TMP/$name.out
+  stat_snap >"$NET_TMP/$name.s0"
+  local p0 p1 t0 t1
+  p0=$(proc_ticks "$spid")
+  t0=$(date +%s.%N)
+  ip netns exec "$ns" timeout -k 2 "$BENCH_LIMIT" taskset -c "$BENCH_CLIENT_CPU" \
+    "$BENCH_NETBLAST" "$@" >"$out" 2>&1
+  t1=$(date +%s.%N)
+  p1=$(proc_ticks "$spid")
+  stat_snap >"$NET_TMP/$name.s1"
+  local span
+  span=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+  {
+    awk -v d=$((p1 - p0)) -v hz="$CLK_TCK" -v s="$span" 'BEGIN { printf "%.0f ", 100 * d / hz / s }'
+    stat_delta "$NET_TMP/$name.s0" "$NET_TMP/$name.s1"
+  } >"$NET_TMP/$name.cpu"
+  grep '^error' "$out" | sed "s/^/# $name: /" >&2
+}
+
+# ratio A B: A/B with two decimals, "n/a" if either is missing or B is zero.
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a";
+                                    else printf "%.2f", a / b }'
+}
+
+# Seconds of wall time per figure (each client run).
+BENCH_SECONDS=${BENCH_SECONDS:-5}
+BENCH_LIMIT=$((BENCH_SECONDS * 3 + 20))

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every benchmark in sequence against one build (see bench/README.md):
+#   1. bench_engine_e2e      engine to engine in memory, 1 GiB one way (both ends on one core)
+#   2. tcp_instructions.sh   instructions per segment, sender and receiver side (callgrind)
+#   3. tcp_bulk.sh           TCP bulk throughput, toed vs kernel over veth        (root)
+#   4. udp_pps.sh            UDP echo datagrams/s, toed vs kernel over veth      (root)
+# Each is bounded in time; the whole run takes about 5 minutes with the defaults. The namespace
+# benchmarks are skipped (with a note) when not running as root.
+#
+# Usage: bash bench/run-all.sh [BINDIR]      (default build/bin, a release build: make bench)
+# Environment: BENCH_MIB (engine transfer, default 1024), BENCH_SECONDS (per network figure,
+# default 5), BENCH_SEGMENTS (callgrind, default 20000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+BINDIR=${1:-$HERE/../build/bin}
+BINDIR=$(cd "$BINDIR" && pwd) || exit 2
+MIB=${BENCH_MIB:-1024}
+CPU=${BENCH_SERVER_CPU:-1}
+[ "$(nproc)" -ge 2 ] || CPU=0
+status=0
+
+echo "# toekit benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs," \
+  "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "# binaries: $BINDIR; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+echo "== engine_e2e: two engine stacks, in-memory link, ${MIB} MiB one way (pinned to CPU $CPU)"
+if ! timeout -k 5 600 taskset -c "$CPU" "$BINDIR/bench_engine_e2e" --mib "$MIB"; then
+  echo "# engine_e2e failed"
+  status=1
+fi
+echo
+
+timeout -k 5 3000 bash "$HERE/tcp_instructions.sh" "$BINDIR" || status=1
+echo
+
+if [ "$(id -u)" = 0 ]; then
+  bash "$HERE/tcp_bulk.sh" "$BINDIR" || status=1
+  echo
+  bash "$HERE/udp_pps.sh" "$BINDIR" || status=1
+else
+  echo "== tcp_bulk, udp_pps: skipped (they need root for network namespaces)"
+fi
+echo
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit $status

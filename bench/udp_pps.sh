@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# UDP echo datagrams/s of 64-byte payloads, kernel client -> toed's echo service (port 7) versus
+# kernel client -> a kernel echo server (bench_netblast udp-echo-server: recvmmsg/sendmmsg in
+# batches of 64) over an identical veth pair, in one run (see bench/README.md). Two loads:
+#   flood:     the client sends batches as fast as its socket takes them and counts the echoes
+#              (throughput; loss shows where the server falls behind);
+#   window 64: the client keeps 64 datagrams outstanding (a latency-bound rate: each wake-up of
+#              the server answers what has arrived).
+# Figures: echoed datagrams/s at the client, sent/s, loss, CPU of the server process and of the
+# machine (/proc/stat), ratios device/kernel.
+#
+# Usage: sudo bash bench/udp_pps.sh BINDIR     (BINDIR: a release build's bin, e.g. build/bin)
+# Environment: BENCH_SECONDS (default 5) per figure; BENCH_CLIENT_CPU / BENCH_SERVER_CPU (0 / 1);
+# BENCH_UDP_SIZE (payload bytes, default 64).
+source "$(dirname "$0")/lib-bench.sh"
+bench_init "$1" $((BENCH_SECONDS * 8 + 120))
+SIZE=${BENCH_UDP_SIZE:-64}
+
+echo "== udp_pps: UDP echo of ${SIZE}-byte datagrams, toed vs kernel over veth"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+echo "# placement: kernel client on CPU $BENCH_CLIENT_CPU; toed and the kernel echo server on CPU $BENCH_SERVER_CPU"
+echo "# polling: toed sleeps in epoll (AF_PACKET TPACKET_V3 ring, woken per retired block, 1 ms retire timer); the kernel server blocks in recvmmsg"
+echo "# ${BENCH_SECONDS} s per figure, one run each (shared machine: compare only figures from one run)"
+
+bench_background
+net_setup
+bench_start_toed --service echo:7
+bench_kernel_setup
+bench_kstart KECHO "$BENCH_NETBLAST" udp-echo-server --port 7
+echo "# $(grep -m1 'up on' "$NET_TOED_LOG" | cut -c1-240)"
+
+run() { # NAME CLIENT_NS SERVER_PID WINDOW
+  bench_measure "$1" "$2" "$3" udp-echo --addr "$NET_DEV_ADDR" --port 7 --size "$SIZE" \
+    --window "$4" --seconds "$BENCH_SECONDS"
+}
+run dev_flood "$NET_PEER_NS" "$NET_TOED_PID" 0
+run kern_flood "$BENCH_KPEER_NS" "$KECHO" 0
+run dev_win "$NET_PEER_NS" "$NET_TOED_PID" 64
+run kern_win "$BENCH_KPEER_NS" "$KECHO" 64
+stop_toed
+
+row() {
+  local n=$1 label=$2 o=$NET_TMP/$1.out sc busy sirq c0 c1
+  read -r sc busy sirq c0 c1 <"$NET_TMP/$n.cpu"
+  printf "| %-28s | %s | %s | %s | %s | %s | %s | %s / %s |\n" "$label" "$(kv pps "$o")" \
+    "$(kv sent_pps "$o")" "$(kv loss_pct "$o")" "$sc" "$busy" "$sirq" "$c0" "$c1"
+}
+echo
+echo "| test | echoed/s | sent/s | loss % | server process CPU % | machine busy % (of $NCPU CPUs) | softirq % | CPU0 / CPU1 busy % |"
+echo "|---|---|---|---|---|---|---|---|"
+row dev_flood "flood -> toed echo"
+row kern_flood "flood -> kernel echo"
+row dev_win "window 64 -> toed echo"
+row kern_win "window 64 -> kernel echo"
+echo
+p() { kv pps "$NET_TMP/$1.out"; }
+echo "| ratio device/kernel | flood | window 64 |"
+echo "|---|---|---|"
+echo "| echoed datagrams/s | $(ratio "$(p dev_flood)" "$(p kern_flood)") | $(ratio "$(p dev_win)" "$(p kern_win)") |"
+echo "# toed counters: udp.rx_datagrams $(toed_counter udp.rx_datagrams), udp.tx_datagrams $(toed_counter udp.tx_datagrams)," \
+  "udp.rx_drop_queue_full $(toed_counter udp.rx_drop_queue_full), link.rx_drop_nobuf $(toed_counter link.rx_drop_nobuf)," \
+  "driver.rx_drop_kernel $(toed_counter driver.rx_drop_kernel), pbuf.alloc_failures $(toed_counter pbuf.alloc_failures)"
+exit 0

@@ -1,0 +1,257 @@
+/*
+ * One host client's session with toed (docs/transport.md): its shared region, rings and
+ * doorbells, the commands it submits executed against the engine, socket events turned into
+ * completions, receive-buffer lending and credit, abuse accounting, and its teardown.
+ *
+ * Trust: everything in the region is the client's and may change at any moment. A session keeps
+ * its own copy of the layout, ring indices, handle table (struct toe_abi_client), buffer
+ * ownership, outstanding operations and per-socket state in toed's private memory, copies every
+ * descriptor out of the ring before checking it (toe_ring_cons_read), and never reads anything
+ * back from the region that it relies on. The only thing read from the region in place is SEND
+ * payload, handed to the engine as bytes (whatever the client scribbles there is its own data).
+ *
+ * Events: the engine's sock_event callback (ctl_sock_event) only records the events on the
+ * socket's record and queues it on its session's work list; the work runs from ctl_session_run()
+ * after the engine call returned, so nothing re-enters the engine from a callback.
+ *
+ * The server side (ctl_server.c) owns the listening socket, the handshake and the list of
+ * sessions; it calls these functions from toed's single event loop.
+ */
+#ifndef TOED_CTL_CLIENT_H
+#define TOED_CTL_CLIENT_H
+
+#include "toe/abi.h"
+#include "toe/engine.h"
+#include "toe/tcp.h"
+#include "transport/abi_validate.h"
+#include "transport/ring.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Device-wide transport counters, printed in toed's summary ("transport.*") and returned to
+ * clients in STATS ENGINE. Gauges say what is held now; everything else only grows. */
+#define TOED_CTL_STATS(X)                                                                          \
+  X(clients_attached)   /* gauge: sessions running */                                              \
+  X(clients_max)        /* most sessions at once */                                                \
+  X(connects)           /* control-socket connections accepted */                                  \
+  X(sessions)           /* sessions started (hello accepted) */                                    \
+  X(hello_refused)      /* hellos refused (bad magic, version, geometry, no protocol) */           \
+  X(refused_full)       /* connections refused: --max-clients sessions running */                  \
+  X(hello_timeouts)     /* connections that sent no hello in time */                               \
+  X(setup_errors)       /* sessions that could not be set up (memfd, mmap, eventfd, send) */       \
+  X(ended_client)       /* sessions ended by the client (control socket closed: exit, crash) */    \
+  X(ended_abuse)        /* sessions ended for too many refused descriptors */                      \
+  X(ended_protocol)     /* sessions ended for a protocol violation (ring index, stray message) */  \
+  X(ended_shutdown)     /* sessions ended because toed stopped */                                  \
+  X(sqes)               /* submission entries taken */                                             \
+  X(completions)        /* completions posted */                                                   \
+  X(events)             /* events posted */                                                        \
+  X(err_validation)     /* SQEs refused by validation (strikes) */                                 \
+  X(err_badf)           /* ... of which -EBADF: a handle not the client's */                       \
+  X(err_fault)          /* ... -EFAULT: a range outside the buffer area */                         \
+  X(err_inval)          /* ... -EINVAL: reserved fields, bad arguments or state */                 \
+  X(err_opnotsupp)      /* ... -EOPNOTSUPP: unknown opcode or op of another protocol */            \
+  X(err_other)          /* ... any other validation error */                                       \
+  X(err_op)             /* ops the engine failed (the network's answer, not abuse) */              \
+  X(fill_taken)         /* buffers returned on fill rings */                                       \
+  X(fill_bad)           /* fill entries refused (bad id, double return) */                         \
+  X(bufs_lent)          /* buffers lent with EV_DATA */                                            \
+  X(rx_bytes)           /* bytes delivered to hosts */                                             \
+  X(tx_bytes)           /* bytes taken from hosts' SENDs */                                        \
+  X(kicks)              /* wakeups by a host's doorbell */                                         \
+  X(notifies)           /* host wakeups by toed's doorbell */                                      \
+  X(cq_full_waits)      /* times an event waited because a CQ had no free slot */                  \
+  X(rx_stall_nobuf)     /* times delivery stopped: no fill buffer */                               \
+  X(rx_stall_credit)    /* times delivery stopped: the socket's RXBUFS lent */                     \
+  X(socks_inuse)        /* gauge: engine sockets held by clients */                                \
+  X(socks_opened)       /* sockets opened or accepted for clients */                               \
+  X(socks_reset_on_end) /* sockets reset because their session ended */
+
+#define TOED_CTL_STAT_FIELD_(name) uint64_t name;
+struct toed_ctl_stats {
+  TOED_CTL_STATS(TOED_CTL_STAT_FIELD_)
+};
+
+struct ctl_client;
+struct ctl_sock;
+
+/* What all sessions share: the engine, the socket-record pool, counters, the event loop. */
+struct toed_ctl_dev {
+  struct toe_stack *st;
+  int epfd;
+  toe_time_t poll_ns;     /* spin budget after activity (--poll-us) */
+  struct ctl_sock *socks; /* one record per engine socket a client may hold */
+  uint32_t nsocks;
+  struct ctl_sock *sock_free;
+  struct toed_ctl_stats stats;
+  char *scratch; /* STATS answers are built here before the copy into a region */
+  size_t scratch_cap;
+  toe_time_t started;
+  bool stopping;
+};
+
+/* How a session ended (counters, dev_status). */
+enum ctl_end_kind {
+  CTL_END_CLIENT,   /* the client closed the control socket (or died) */
+  CTL_END_ABUSE,    /* strikes over the limit */
+  CTL_END_PROTOCOL, /* broken ring index, stray control message */
+  CTL_END_SHUTDOWN, /* toed stops */
+  CTL_END_SETUP,    /* failed during set-up */
+};
+
+enum ctl_client_state {
+  CTL_CS_FREE = 0,
+  CTL_CS_HELLO,  /* connected, waiting for the hello */
+  CTL_CS_ACTIVE, /* session running */
+};
+
+/* One engine socket of a client. */
+struct ctl_sock {
+  struct toe_sock *s;    /* engine socket (NULL while an accept is being tried) */
+  struct ctl_client *cl; /* owner; NULL: the record is free */
+  struct ctl_sock *prev; /* on the owner's work or wait list */
+  struct ctl_sock *next;
+  uint8_t list;   /* CTL_LIST_* */
+  uint8_t proto;  /* TOE_ABI_PROTO_* */
+  uint16_t flags; /* CTL_SF_* */
+  uint32_t index; /* handle slot */
+  uint32_t handle;
+  uint32_t ev;                     /* engine events recorded, not handled yet (TOE_EV_*) */
+  uint64_t sock_data;              /* echoed as user_data of events */
+  uint32_t sendq_head, sendq_tail; /* ops waiting in submission order behind a SEND */
+  uint32_t acceptq_head, acceptq_tail;
+  uint32_t connect_op;
+  int32_t fatal_err;     /* the connection ended with this error */
+  int32_t so_error;      /* latest soft error, for SO_ERROR */
+  uint32_t err_cq_idx;   /* CQ index of the last soft EV_ERROR (coalescing) */
+  struct toe_pbuf *held; /* UDP: datagram being delivered in pieces */
+  uint32_t held_off;
+  struct toe_sockaddr held_from;
+  uint64_t rx_bytes, tx_bytes;
+  int64_t udp_opt[5]; /* UDP: values of the socket-level options the engine keeps for TCP only */
+  struct ctl_sock *free_next;
+};
+
+struct ctl_op {
+  struct toe_abi_sqe sqe; /* private copy, validated */
+  uint32_t done;          /* SEND: bytes taken so far */
+  uint32_t next;          /* next op in its socket's queue, or the free list */
+};
+
+struct ctl_client {
+  struct toed_ctl_dev *dev;
+  uint32_t slot;
+  uint32_t gen; /* bumped per use of the slot: stale epoll events are recognised */
+  enum ctl_client_state state;
+  int fd;     /* control socket */
+  int kick;   /* eventfd: host -> device */
+  int notify; /* eventfd: device -> host */
+  pid_t pid;  /* from SO_PEERCRED */
+  uid_t uid;
+  gid_t gid;
+  char comm[16];
+  uint32_t client_id;
+  toe_time_t since;          /* connected at */
+  toe_time_t hello_deadline; /* CTL_CS_HELLO */
+
+  /* the session (CTL_CS_ACTIVE) */
+  uint8_t *region;
+  size_t region_size;
+  struct toe_abi_client abi; /* layout copy, handle table, buffer ownership, strikes, stats */
+  struct toe_abi_hslot *slots;
+  uint32_t *bufs;
+  struct ctl_sock **hs; /* record of each handle slot */
+  struct toe_ring sq, cq, fq;
+  struct ctl_op *ops;
+  uint32_t ops_free; /* free-list head */
+  uint32_t ops_navail;
+  uint32_t cq_reserved; /* completions owed to taken SQEs */
+  uint32_t *free_bufs;  /* device-owned buffers (taken from the fill ring) */
+  uint32_t nfree_bufs;
+  struct ctl_sock *work_head, *work_tail; /* sockets with something to do */
+  struct ctl_sock *wait_head, *wait_tail; /* sockets waiting for buffers, credit or CQ room */
+  int wait_cq_free; /* CQ free slots when a socket last waited for CQ room, -1: none did */
+  bool resources;   /* buffers, credit or handles came back: retry the waiting sockets */
+  bool awake;       /* polling SQ/FQ (NEED_WAKEUP clear) */
+  bool cq_dirty;    /* CQ entries written, not yet published */
+  bool shutdown_posted;
+  bool sq_blocked; /* SQEs wait for CQ room or op slots: taken again at sq_retry_at */
+  toe_time_t now;  /* of the current round */
+  toe_time_t last_active;
+  toe_time_t retry_at; /* the wait list is looked at again (CQ room, engine pool) */
+  toe_time_t sq_retry_at;
+  int end_status; /* != 0: end the session (then end_kind says why) */
+  enum ctl_end_kind end_kind;
+  bool ending;
+};
+
+#define CTL_NONE UINT32_MAX
+
+/*
+ * epoll tags of the control module: toed's loop passes epoll_event.data.u64 back. The low 32 bits
+ * have the top bit set (toed's own fds use 0, 1, 2), then the client slot and the kind; the high
+ * 32 bits carry the slot's generation, so an event still queued for a session that ended (its
+ * slot reused) is recognised and dropped.
+ */
+#define CTL_TAG_BASE 0x80000000u
+#define CTL_TAG_LISTEN 0u
+#define CTL_TAG_CONTROL 1u
+#define CTL_TAG_KICK 2u
+#define CTL_TAG_SLOT_MAX 0x1fffffffu
+
+static inline uint64_t ctl_tag(uint32_t slot, uint32_t gen, uint32_t kind)
+{
+  return (uint64_t)gen << 32 | CTL_TAG_BASE | (slot & CTL_TAG_SLOT_MAX) << 2 | kind;
+}
+
+/* ---- sessions ---------------------------------------------------------------------------- */
+
+/*
+ * Sets up a session for a hello answered by `rep` (status 0): the sealed memfd region, the
+ * eventfds, the private tables. On success fds[] holds the three descriptors to pass (region,
+ * kick, notify; the caller closes fds[0] after sending, the session keeps kick and notify), and
+ * the kick eventfd is in epoll. Returns 0 or a negative TOE_E* (everything undone).
+ */
+int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *rep, int fds[3],
+                      toe_time_t now);
+
+/* One round: fill ring, submissions, socket work, completions, doorbell, sleep decision. */
+void ctl_session_run(struct ctl_client *cl, toe_time_t now);
+
+/* The host rang the kick doorbell. */
+void ctl_session_kick(struct ctl_client *cl, toe_time_t now);
+
+/* Marks the session to end (done by ctl_session_end from the server loop). */
+void ctl_session_fail(struct ctl_client *cl, int status, enum ctl_end_kind kind);
+
+/*
+ * Ends the session now: a client that closed its control socket first gets its last submissions
+ * executed (a CLOSE it sent before exiting is honoured); then every socket still open is reset
+ * (RST to TCP peers, UDP closed), the region is marked GONE with `status`, unmapped, and the
+ * eventfds closed. The control socket is left to the caller.
+ */
+void ctl_session_end(struct ctl_client *cl, int status, enum ctl_end_kind kind);
+
+/* Earliest time the session needs a round: `now` if it has work or is spinning. */
+toe_time_t ctl_session_next_wake(const struct ctl_client *cl, toe_time_t now);
+
+/* Posts EV_SHUTDOWN and marks the region STOPPING (once; retried while the CQ is full). */
+void ctl_session_post_shutdown(struct ctl_client *cl);
+
+/* ---- the engine's socket events ---------------------------------------------------------- */
+
+/* The sock_event callback body: true if `user` is one of the clients' socket records. */
+bool ctl_sock_event(struct toed_ctl_dev *dev, void *user, uint32_t events);
+
+/* ---- introspection ----------------------------------------------------------------------- */
+
+/* Writes the STATS FLOWS answer (header + records) into dev->scratch; returns its length. */
+size_t ctl_flows_build(struct toed_ctl_dev *dev);
+
+/* Writes the STATS ENGINE text (engine counters, then transport.*) into dev->scratch. */
+size_t ctl_counters_text(struct toed_ctl_dev *dev);
+
+#endif

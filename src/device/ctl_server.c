@@ -1,0 +1,648 @@
+/*
+ * toed's control socket: accepting host processes, the hello/reply handshake with the region and
+ * doorbells passed over SCM_RIGHTS, and the list of sessions driven from toed's event loop
+ * (docs/transport.md "Session setup on Linux", "Death").
+ *
+ * Nothing a client sends on the control socket is trusted: the hello is read into a zeroed
+ * buffer and checked by toe_abi_negotiate(); descriptors a client tries to pass are closed at
+ * once; identity comes from SO_PEERCRED. A client that says nothing is dropped after 2 s, so
+ * silent connections cannot hold the handshake slots.
+ */
+#define _GNU_SOURCE
+
+#include "device/ctl_server.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define HELLO_TIMEOUT TOE_SEC(2)
+#define HANDSHAKE_SLOTS 16u /* connections in the handshake beyond --max-clients sessions */
+#define ACCEPT_BUDGET 64u   /* connections accepted per wakeup */
+#define HELLO_BUF 4096u     /* a longer hello (a later minor) is read whole up to this */
+#define MAX_PASSED_FDS 16u  /* descriptors a hostile client may try to pass: all closed */
+#define LOG_SESSIONS 32u    /* session start/end lines logged; then only every 1000th */
+
+static void ctl_log(struct toed_ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ctl_log(struct toed_ctl *c, const char *fmt, ...)
+{
+  (void)c;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "toed: ctl: %s\n", buf);
+}
+
+static bool log_session(const struct toed_ctl *c)
+{
+  uint64_t n = c->dev.stats.sessions;
+  return !c->cfg.quiet && (n <= LOG_SESSIONS || n % 1000 == 0);
+}
+
+/* What one client may get. The ABI allows up to 1 GiB per region; toed serves many clients, so
+ * it keeps each to 64 MiB (the default geometry takes 17 MiB) and all of them together to
+ * CTL_REGIONS_MAX, and the tables to sizes its loop handles in a round. */
+#define CTL_REGION_MAX (64ull << 20)
+#define CTL_REGIONS_MAX (4ull << 30)
+static void device_limits(struct toe_abi_limits *lim, bool privileged)
+{
+  toe_abi_limits_default(lim);
+  lim->sq_max = 4096;
+  lim->cq_max = 16384;
+  lim->buf_count_max = 16384;
+  lim->buf_size_max = TOE_ABI_BUF_SIZE_MAX;
+  lim->handles_max = 4096;
+  lim->region_max = CTL_REGION_MAX;
+  /* The flow table shows every client's connections with their pids: only for root or toed's
+   * own user. */
+  lim->caps = privileged ? TOE_ABI_CAPS_1_1 : TOE_ABI_CAPS_1_0;
+}
+
+/* Closes descriptors a client passed with a message (nothing it sends carries any). */
+static void close_passed_fds(struct msghdr *msg)
+{
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+      if (fd >= 0)
+        close(fd);
+    }
+  }
+}
+
+/* Sends the reply, with the three descriptors when `fds` is given. Returns 0 or -errno. */
+static int send_reply(int fd, const struct toe_abi_hello_reply *rep, const int *fds)
+{
+  struct iovec iov = {.iov_base = (void *)rep, .iov_len = sizeof(*rep)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * TOE_ABI_FD_COUNT)];
+    struct cmsghdr align;
+  } cbuf;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (fds) {
+    memset(&cbuf, 0, sizeof cbuf);
+    msg.msg_control = cbuf.buf;
+    msg.msg_controllen = sizeof cbuf.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * TOE_ABI_FD_COUNT);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * TOE_ABI_FD_COUNT);
+  }
+  ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n == (ssize_t)sizeof(*rep))
+    return 0;
+  return n < 0 ? -errno : -EIO;
+}
+
+/* A refusal: status, no capabilities, no layout, no descriptors. */
+static void refusal(struct toe_abi_hello_reply *rep, int status)
+{
+  memset(rep, 0, sizeof(*rep));
+  rep->magic = TOE_ABI_REPLY_MAGIC;
+  rep->abi_major = TOE_ABI_MAJOR;
+  rep->abi_minor = TOE_ABI_MINOR;
+  rep->size = sizeof(*rep);
+  rep->status = status;
+}
+
+/* The process name for toectl: the hello's, printable, else /proc/PID/comm. */
+static void client_comm(struct ctl_client *cl, const char *hello_comm)
+{
+  char raw[17];
+  memset(raw, 0, sizeof raw);
+  memcpy(raw, hello_comm, 16);
+  if (!raw[0]) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/comm", (int)cl->pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ssize_t n = read(fd, raw, 16);
+      close(fd);
+      if (n > 0 && raw[n - 1] == '\n')
+        raw[n - 1] = 0;
+    }
+  }
+  memset(cl->comm, 0, sizeof cl->comm);
+  for (size_t i = 0; i < sizeof cl->comm - 1 && raw[i]; i++)
+    cl->comm[i] = isprint((unsigned char)raw[i]) ? raw[i] : '?';
+}
+
+static struct ctl_client *slot_of(struct toed_ctl *c, uint64_t tag)
+{
+  uint32_t slot = ((uint32_t)tag & ~CTL_TAG_BASE) >> 2;
+  uint32_t gen = (uint32_t)(tag >> 32);
+  if (slot >= c->nslots)
+    return NULL;
+  struct ctl_client *cl = &c->clients[slot];
+  return cl->state != CTL_CS_FREE && cl->gen == gen ? cl : NULL;
+}
+
+/* Ends a connection: its session (if any), then its control socket, which the host sees close. */
+static void drop(struct toed_ctl *c, struct ctl_client *cl, int status, enum ctl_end_kind kind,
+                 toe_time_t now)
+{
+  if (cl->state == CTL_CS_ACTIVE) {
+    cl->now = now;
+    size_t rs = cl->region_size;
+    ctl_session_end(cl, status, kind);
+    if (c->sessions)
+      c->sessions--;
+    c->region_bytes -= rs <= c->region_bytes ? rs : c->region_bytes;
+    if (log_session(c) || kind == CTL_END_ABUSE || kind == CTL_END_PROTOCOL)
+      ctl_log(c, "session %u (pid %d, %s) ended: %s", cl->client_id, (int)cl->pid, cl->comm,
+              kind == CTL_END_CLIENT     ? "the client closed it"
+              : kind == CTL_END_ABUSE    ? "too many invalid descriptors"
+              : kind == CTL_END_PROTOCOL ? "protocol violation"
+              : kind == CTL_END_SHUTDOWN ? "toed stops"
+                                         : "set-up failed");
+  }
+  if (cl->fd >= 0) {
+    epoll_ctl(c->dev.epfd, EPOLL_CTL_DEL, cl->fd, NULL);
+    close(cl->fd);
+  }
+  cl->fd = cl->kick = cl->notify = -1;
+  cl->state = CTL_CS_FREE;
+  cl->ending = false;
+  cl->end_status = 0;
+}
+
+static struct ctl_client *free_slot(struct toed_ctl *c)
+{
+  for (uint32_t i = 0; i < c->nslots; i++)
+    if (c->clients[i].state == CTL_CS_FREE)
+      return &c->clients[i];
+  return NULL;
+}
+
+static void on_listen(struct toed_ctl *c, toe_time_t now)
+{
+  for (uint32_t n = 0; n < ACCEPT_BUDGET && c->lfd >= 0; n++) {
+    int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      return; /* EAGAIN; or out of descriptors: the connection waits in the backlog */
+    }
+    c->dev.stats.connects++;
+    struct ctl_client *cl = free_slot(c);
+    struct ucred cr;
+    socklen_t crl = sizeof cr;
+    if (!cl || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0) {
+      struct toe_abi_hello_reply rep;
+      refusal(&rep, -TOE_EMFILE);
+      send_reply(fd, &rep, NULL);
+      c->dev.stats.refused_full++;
+      close(fd);
+      continue;
+    }
+    cl->gen++;
+    cl->state = CTL_CS_HELLO;
+    cl->fd = fd;
+    cl->kick = cl->notify = -1;
+    cl->pid = cr.pid;
+    cl->uid = cr.uid;
+    cl->gid = cr.gid;
+    cl->since = now;
+    cl->hello_deadline = now + HELLO_TIMEOUT;
+    cl->end_status = 0;
+    cl->ending = false;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+                             .data.u64 = ctl_tag(cl->slot, cl->gen, CTL_TAG_CONTROL)};
+    if (epoll_ctl(c->dev.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+      close(fd);
+      cl->fd = -1;
+      cl->state = CTL_CS_FREE;
+    }
+  }
+}
+
+static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
+{
+  union {
+    struct toe_abi_hello h;
+    uint8_t b[HELLO_BUF];
+  } buf;
+  union {
+    char b[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+    struct cmsghdr align;
+  } cbuf;
+  memset(&buf, 0, sizeof buf);
+  struct iovec iov = {.iov_base = buf.b, .iov_len = sizeof buf.b};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf.b;
+  msg.msg_controllen = sizeof cbuf.b;
+  ssize_t n = recvmsg(cl->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n > 0)
+    close_passed_fds(&msg);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+  if (n <= 0) {
+    drop(c, cl, 0, CTL_END_CLIENT, now); /* gone before saying hello */
+    return;
+  }
+  /* A truncated message cannot be a valid hello: its size field will not match. */
+  size_t len = (msg.msg_flags & MSG_TRUNC) ? sizeof buf.b + 1 : (size_t)n;
+  bool privileged = cl->uid == 0 || cl->uid == geteuid();
+  struct toe_abi_limits lim;
+  device_limits(&lim, privileged);
+  uint32_t id = ++c->next_id;
+  if (id == 0)
+    id = ++c->next_id;
+  struct toe_abi_hello_reply rep;
+  int st = len > sizeof buf.b ? -TOE_EPROTO : toe_abi_negotiate(&buf.h, len, &lim, id, &rep);
+  if (st < 0) {
+    refusal(&rep, st);
+    send_reply(cl->fd, &rep, NULL);
+    c->dev.stats.hello_refused++;
+    drop(c, cl, 0, CTL_END_CLIENT, now);
+    return;
+  }
+  if (c->sessions >= c->cfg.max_clients || c->dev.stopping ||
+      c->region_bytes + rep.layout.region_size > CTL_REGIONS_MAX) {
+    refusal(&rep, c->dev.stopping                     ? -TOE_ESHUTDOWN
+                  : c->sessions >= c->cfg.max_clients ? -TOE_EMFILE
+                                                      : -TOE_ENOMEM);
+    send_reply(cl->fd, &rep, NULL);
+    c->dev.stats.refused_full++;
+    drop(c, cl, 0, CTL_END_CLIENT, now);
+    return;
+  }
+  client_comm(cl, buf.h.comm);
+  cl->client_id = id;
+  int fds[3];
+  int rc = ctl_session_start(cl, &rep, fds, now);
+  if (rc < 0) {
+    refusal(&rep, rc);
+    send_reply(cl->fd, &rep, NULL);
+    c->dev.stats.setup_errors++;
+    drop(c, cl, 0, CTL_END_CLIENT, now);
+    return;
+  }
+  cl->state = CTL_CS_ACTIVE;
+  c->sessions++;
+  c->region_bytes += cl->region_size;
+  struct toed_ctl_stats *s = &c->dev.stats;
+  s->sessions++;
+  s->clients_attached++;
+  if (s->clients_attached > s->clients_max)
+    s->clients_max = s->clients_attached;
+  rc = send_reply(cl->fd, &rep, fds);
+  close(fds[TOE_ABI_FD_REGION]); /* the mapping keeps the memory; the host has its own fd */
+  if (rc < 0) {
+    drop(c, cl, rc, CTL_END_SETUP, now);
+    return;
+  }
+  if (log_session(c))
+    ctl_log(c,
+            "session %u: pid %d uid %d (%s), sq %u cq %u, %u buffers of %u bytes, %u handles, "
+            "caps 0x%llx",
+            id, (int)cl->pid, (int)cl->uid, cl->comm, rep.layout.sq_entries, rep.layout.cq_entries,
+            rep.layout.buf_count, rep.layout.buf_size, rep.layout.max_handles,
+            (unsigned long long)rep.caps);
+}
+
+/* After the hello the control socket carries nothing: data is a violation, EOF the client's end. */
+static void on_control(struct toed_ctl *c, struct ctl_client *cl, uint32_t events, toe_time_t now)
+{
+  if (cl->state == CTL_CS_HELLO) {
+    on_hello(c, cl, now);
+    return;
+  }
+  char b[64];
+  union {
+    char b[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+    struct cmsghdr align;
+  } cbuf;
+  struct iovec iov = {.iov_base = b, .iov_len = sizeof b};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf.b;
+  msg.msg_controllen = sizeof cbuf.b;
+  ssize_t n = recvmsg(cl->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n > 0) {
+    close_passed_fds(&msg);
+    drop(c, cl, -TOE_EPROTO, CTL_END_PROTOCOL, now);
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
+      !(events & (EPOLLHUP | EPOLLERR)))
+    return;
+  drop(c, cl, 0, CTL_END_CLIENT, now); /* the client closed it, exited or died */
+}
+
+void toed_ctl_on_epoll(struct toed_ctl *c, uint64_t tag, uint32_t events, toe_time_t now)
+{
+  if (!c->open)
+    return;
+  uint32_t kind = (uint32_t)tag & 3u;
+  if (kind == CTL_TAG_LISTEN) {
+    on_listen(c, now);
+    return;
+  }
+  struct ctl_client *cl = slot_of(c, tag);
+  if (!cl)
+    return; /* a connection that ended since the event was queued */
+  if (kind == CTL_TAG_CONTROL)
+    on_control(c, cl, events, now);
+  else if (kind == CTL_TAG_KICK && cl->state == CTL_CS_ACTIVE)
+    ctl_session_kick(cl, now);
+}
+
+bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events)
+{
+  return c->open && ctl_sock_event(&c->dev, user, events);
+}
+
+void toed_ctl_run(struct toed_ctl *c, toe_time_t now)
+{
+  if (!c->open)
+    return;
+  /* Socket calls act at the engine's time: bring it to now before executing anything. */
+  bool work = false;
+  for (uint32_t i = 0; i < c->nslots && !work; i++)
+    work =
+        c->clients[i].state == CTL_CS_ACTIVE && ctl_session_next_wake(&c->clients[i], now) <= now;
+  if (work && toe_stack_now(c->dev.st) < now)
+    toe_stack_poll(c->dev.st, now);
+  for (uint32_t i = 0; i < c->nslots; i++) {
+    struct ctl_client *cl = &c->clients[i];
+    if (cl->state == CTL_CS_HELLO && now >= cl->hello_deadline) {
+      c->dev.stats.hello_timeouts++;
+      drop(c, cl, 0, CTL_END_CLIENT, now);
+      continue;
+    }
+    if (cl->state != CTL_CS_ACTIVE)
+      continue;
+    if (c->dev.stopping)
+      ctl_session_post_shutdown(cl);
+    ctl_session_run(cl, now);
+    if (cl->end_status)
+      drop(c, cl, cl->end_status, cl->end_kind, now);
+  }
+}
+
+toe_time_t toed_ctl_next_wake(const struct toed_ctl *c, toe_time_t now)
+{
+  if (!c->open)
+    return TOE_TIME_NEVER;
+  toe_time_t t = c->dev.stopping ? c->stop_deadline : TOE_TIME_NEVER;
+  for (uint32_t i = 0; i < c->nslots && t > now; i++) {
+    const struct ctl_client *cl = &c->clients[i];
+    if (cl->state == CTL_CS_FREE)
+      continue;
+    toe_time_t w = ctl_session_next_wake(cl, now);
+    if (w < t)
+      t = w;
+  }
+  return t;
+}
+
+static void close_listener(struct toed_ctl *c)
+{
+  if (c->lfd < 0)
+    return;
+  epoll_ctl(c->dev.epfd, EPOLL_CTL_DEL, c->lfd, NULL);
+  close(c->lfd);
+  c->lfd = -1;
+  /* Only our own socket file: another toed may have taken the path since. */
+  struct stat sb;
+  if (lstat(c->path, &sb) == 0 && S_ISSOCK(sb.st_mode) && sb.st_dev == c->path_dev &&
+      sb.st_ino == c->path_ino)
+    unlink(c->path);
+}
+
+bool toed_ctl_stop(struct toed_ctl *c, toe_time_t now)
+{
+  if (!c->open)
+    return true;
+  if (!c->dev.stopping) {
+    c->dev.stopping = true;
+    c->stop_deadline = now + TOED_CTL_STOP_GRACE;
+    close_listener(c); /* no new clients */
+    for (uint32_t i = 0; i < c->nslots; i++)
+      ctl_session_post_shutdown(&c->clients[i]);
+  }
+  if (now >= c->stop_deadline)
+    return true;
+  for (uint32_t i = 0; i < c->nslots; i++) {
+    const struct ctl_client *cl = &c->clients[i];
+    if (cl->state == CTL_CS_ACTIVE && cl->abi.handles_inuse > 0)
+      return false;
+  }
+  return true;
+}
+
+void toed_ctl_close(struct toed_ctl *c)
+{
+  if (!c->open)
+    return;
+  toe_time_t now = toe_stack_now(c->dev.st);
+  for (uint32_t i = 0; i < c->nslots; i++) {
+    struct ctl_client *cl = &c->clients[i];
+    if (cl->state != CTL_CS_FREE)
+      drop(c, cl, -TOE_ENETDOWN, CTL_END_SHUTDOWN, now);
+  }
+  close_listener(c);
+  free(c->clients);
+  free(c->dev.socks);
+  free(c->dev.scratch);
+  c->clients = NULL;
+  c->nslots = 0;
+  c->dev.socks = NULL;
+  c->dev.nsocks = 0;
+  c->dev.sock_free = NULL;
+  c->dev.scratch = NULL;
+  c->dev.scratch_cap = 0;
+  c->open = false;
+}
+
+void toed_ctl_visit(const struct toed_ctl *c, toed_ctl_stat_fn fn, void *arg)
+{
+#define VISIT_STAT_(name) fn(arg, "transport", #name, c->dev.stats.name);
+  TOED_CTL_STATS(VISIT_STAT_)
+#undef VISIT_STAT_
+}
+
+void toed_ctl_describe(const struct toed_ctl *c, char *buf, size_t len)
+{
+  char grp[48];
+  if (c->cfg.group)
+    snprintf(grp, sizeof grp, "group %s", c->cfg.group);
+  else
+    snprintf(grp, sizeof grp, "group %d", (int)getegid());
+  snprintf(buf, len, "%s (mode 0660, %s), up to %u clients, poll %u us", c->path, grp,
+           c->cfg.max_clients, c->cfg.poll_us);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Opening                                                                                    */
+
+static int resolve_group(const char *g, gid_t *out)
+{
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(g, &end, 10);
+  if (*g && !*end && !errno && v < (unsigned long)(gid_t)-1) {
+    *out = (gid_t)v;
+    return 0;
+  }
+  struct group *gr = getgrnam(g);
+  if (!gr)
+    return -1;
+  *out = gr->gr_gid;
+  return 0;
+}
+
+/* A socket file left by a toed that died is removed; one that answers belongs to a live toed. */
+static int clear_stale(const char *path, char *err, size_t errlen)
+{
+  struct stat sb;
+  if (lstat(path, &sb) < 0)
+    return errno == ENOENT ? 0 : (snprintf(err, errlen, "--ctl %s: %s", path, strerror(errno)), -1);
+  if (!S_ISSOCK(sb.st_mode)) {
+    snprintf(err, errlen, "--ctl %s: exists and is not a socket (remove it or choose another path)",
+             path);
+    return -1;
+  }
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "--ctl %s: socket: %s", path, strerror(errno));
+    return -1;
+  }
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, strlen(path));
+  int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  int e = errno;
+  close(fd);
+  if (rc == 0) {
+    snprintf(err, errlen, "--ctl %s: another toed serves this socket (stop it, or use --ctl PATH)",
+             path);
+    return -1;
+  }
+  if (e != ECONNREFUSED) {
+    snprintf(err, errlen, "--ctl %s: cannot check the existing socket: %s", path, strerror(e));
+    return -1;
+  }
+  unlink(path);
+  return 0;
+}
+
+int toed_ctl_open(struct toed_ctl *c, const struct toed_ctl_config *cfg, struct toe_stack *st,
+                  int epfd, char *err, size_t errlen)
+{
+  memset(c, 0, sizeof(*c));
+  c->lfd = -1;
+  c->cfg = *cfg;
+  c->dev.st = st;
+  c->dev.epfd = epfd;
+  c->dev.poll_ns = (toe_time_t)cfg->poll_us * 1000u;
+  c->dev.started = toe_stack_now(st);
+  if (!cfg->path || strlen(cfg->path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    snprintf(err, errlen, "--ctl %s: path too long for a Unix socket (at most %zu bytes)",
+             cfg->path ? cfg->path : "", sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    return -TOE_EINVAL;
+  }
+  snprintf(c->path, sizeof c->path, "%s", cfg->path);
+  if (cfg->group && resolve_group(cfg->group, &c->gid) < 0) {
+    snprintf(err, errlen, "--ctl-group %s: no such group", cfg->group);
+    return -TOE_EINVAL;
+  }
+
+  /* One record per engine socket: a client can never hold more than the engine has. */
+  const struct toe_config *ec = toe_stack_config(st);
+  c->dev.nsocks = ec->tcp_socks + ec->udp_socks;
+  c->dev.socks = calloc(c->dev.nsocks, sizeof(*c->dev.socks));
+  c->nslots = cfg->max_clients + HANDSHAKE_SLOTS;
+  c->clients = calloc(c->nslots, sizeof(*c->clients));
+  if (!c->dev.socks || !c->clients) {
+    snprintf(err, errlen, "control socket: out of memory");
+    goto fail_mem;
+  }
+  for (uint32_t i = c->dev.nsocks; i-- > 0;) {
+    c->dev.socks[i].free_next = c->dev.sock_free;
+    c->dev.sock_free = &c->dev.socks[i];
+  }
+  for (uint32_t i = 0; i < c->nslots; i++) {
+    struct ctl_client *cl = &c->clients[i];
+    cl->dev = &c->dev;
+    cl->slot = i;
+    cl->fd = cl->kick = cl->notify = -1;
+  }
+
+  if (cfg->path_is_default)
+    mkdir(TOED_CTL_DEFAULT_DIR, 0755); /* exists already on a second run */
+  if (clear_stale(c->path, err, errlen) < 0)
+    goto fail_mem;
+  c->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->lfd < 0) {
+    snprintf(err, errlen, "--ctl %s: socket: %s", c->path, strerror(errno));
+    goto fail_mem;
+  }
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, c->path, strlen(c->path));
+  /* Created 0660 from the start (no window in which anyone else could connect). */
+  mode_t old = umask(0117);
+  int rc = bind(c->lfd, (struct sockaddr *)&sa, sizeof sa);
+  int e = errno;
+  umask(old);
+  if (rc < 0) {
+    snprintf(err, errlen, "--ctl %s: bind: %s", c->path, strerror(e));
+    goto fail_sock;
+  }
+  struct stat sb;
+  if ((cfg->group && chown(c->path, (uid_t)-1, c->gid) < 0) || chmod(c->path, 0660) < 0 ||
+      lstat(c->path, &sb) < 0) {
+    snprintf(err, errlen, "--ctl %s: cannot set owner/mode: %s", c->path, strerror(errno));
+    unlink(c->path);
+    goto fail_sock;
+  }
+  c->path_dev = sb.st_dev;
+  c->path_ino = sb.st_ino;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ctl_tag(0, 0, CTL_TAG_LISTEN)};
+  if (listen(c->lfd, 128) < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, c->lfd, &ev) < 0) {
+    snprintf(err, errlen, "--ctl %s: listen: %s", c->path, strerror(errno));
+    unlink(c->path);
+    goto fail_sock;
+  }
+  c->open = true;
+  return 0;
+
+fail_sock:
+  close(c->lfd);
+  c->lfd = -1;
+fail_mem:
+  free(c->dev.socks);
+  free(c->clients);
+  c->dev.socks = NULL;
+  c->clients = NULL;
+  return -TOE_EINVAL;
+}

@@ -1,0 +1,747 @@
+/*
+ * libtoe-preload: the data path (send/recv and friends, read/write, readv/writev, sendmsg/
+ * recvmsg, sendmmsg/recvmmsg, sendfile, splice) and the waiting calls (poll, ppoll, select,
+ * pselect and their _chk variants). docs/interception.md.
+ *
+ * An offloaded socket's data goes through libtoe: one copy into the shared region on send, one
+ * out of it on receive. Blocking calls wait on the placeholder with the real poll(), so signals
+ * interrupt them as they would interrupt the kernel's (EINTR, or a restart under SA_RESTART),
+ * and SO_RCVTIMEO / SO_SNDTIMEO bound them. After every call the placeholder is brought up to
+ * date (pl_reflect), so a level-triggered poll never reports a socket that has nothing.
+ */
+#define _GNU_SOURCE
+
+#include "preload/preload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/sendfile.h>
+#include <string.h>
+#include <unistd.h>
+
+static int set_errno(int e)
+{
+  errno = e;
+  return -1;
+}
+
+#define BOUNCE_SIZE 65536u
+
+/* A per-thread buffer for scatter/gather of datagrams and for sendfile/splice. */
+static char *bounce(void)
+{
+  static __thread char *buf;
+  if (!buf)
+    buf = malloc(BOUNCE_SIZE);
+  return buf;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Receive                                                                                    */
+
+/* Serves a zombie (ps locked): the bytes it kept, then its error once, then EOF. */
+static ssize_t zombie_recv(struct psock *ps, void *buf, size_t len, int flags)
+{
+  if (ps->listening)
+    return -ENOTCONN;
+  if (ps->type == SOCK_STREAM && ps->zoff < ps->zlen) {
+    size_t n = ps->zlen - ps->zoff < len ? ps->zlen - ps->zoff : len;
+    memcpy(buf, ps->zbuf + ps->zoff, n);
+    if (!(flags & MSG_PEEK))
+      ps->zoff += n;
+    return (ssize_t)n;
+  }
+  if (ps->pend_err) {
+    int e = ps->pend_err;
+    ps->pend_err = 0;
+    return -e;
+  }
+  return ps->type == SOCK_STREAM ? 0 : -ECONNRESET;
+}
+
+ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
+                   struct sockaddr *from, socklen_t *fromlen)
+{
+  int st = pl_enter(ps);
+  if (st == PS_CAND)
+    return R.recvfrom(fd, buf, len, flags, from, fromlen);
+  if (st == PS_ORPHAN)
+    return set_errno(ENOTCONN);
+  if (st != PS_OFF && st != PS_ZOMBIE)
+    return R.recvfrom(fd, buf, len, flags, from, fromlen);
+  if (flags & (MSG_OOB | MSG_ERRQUEUE)) {
+    pthread_mutex_unlock(&ps->mu);
+    return set_errno(flags & MSG_OOB ? EINVAL : EAGAIN);
+  }
+  bool stream = ps->type == SOCK_STREAM;
+  if (stream && fromlen)
+    *fromlen = 0; /* no address for a connected stream (as the kernel) */
+  unsigned tf = (flags & MSG_PEEK) ? TOE_MSG_PEEK : 0;
+  size_t got = 0;
+  for (;;) {
+    ssize_t r;
+    if (atomic_load(&ps->state) == PS_ZOMBIE) {
+      r = zombie_recv(ps, (char *)buf + got, len - got, flags);
+    } else if (ps->pend_err) {
+      r = -ps->pend_err;
+      ps->pend_err = 0;
+      pl_reflect(ps);
+    } else if (ps->listening) {
+      r = -ENOTCONN;
+    } else if (stream && len == 0) {
+      r = 0;
+    } else {
+      r = toe_recvfrom(ps->pdev->dev, ps->sd, (char *)buf + got, len - got, tf,
+                       stream ? NULL : from, stream ? NULL : fromlen);
+      pl_reflect(ps);
+    }
+    bool may_wait = !ps->nonblock && !(flags & MSG_DONTWAIT);
+    if (r > 0) {
+      got += (size_t)r;
+      if (!(flags & MSG_WAITALL) || !stream || (flags & MSG_PEEK) || got >= len)
+        break;
+      continue;
+    }
+    if (r == 0)
+      break; /* end of stream */
+    if (r != -EAGAIN) {
+      if (got > 0) {
+        if (atomic_load(&ps->state) == PS_OFF && r != -ENOTCONN)
+          ps->pend_err = (int)-r; /* reported by the next call, as the kernel does */
+        break;
+      }
+      pthread_mutex_unlock(&ps->mu);
+      return pl_ret(r);
+    }
+    /* nothing now */
+    if (got > 0 && !((flags & MSG_WAITALL) && may_wait))
+      break;
+    if (!may_wait) {
+      pthread_mutex_unlock(&ps->mu);
+      return got ? (ssize_t)got : set_errno(EAGAIN);
+    }
+    int tmo = ps->rcvtimeo_ms;
+    pthread_mutex_unlock(&ps->mu);
+    int w = pl_wait_fd(fd, POLLIN, tmo);
+    if (w <= 0)
+      return got ? (ssize_t)got : set_errno(w == 0 ? EAGAIN : -w);
+    st = pl_enter(ps);
+    if (st != PS_OFF && st != PS_ZOMBIE)
+      return got ? (ssize_t)got : set_errno(EBADF);
+  }
+  pthread_mutex_unlock(&ps->mu);
+  return (ssize_t)got;
+}
+
+static ssize_t recv_dispatch(int fd, struct psock *ps, void *buf, size_t len, int flags,
+                             struct sockaddr *from, socklen_t *fromlen)
+{
+  return pl_recv_ps(fd, ps, buf, len, flags, from, fromlen);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Send                                                                                       */
+
+static void sigpipe(int flags)
+{
+  if (!(flags & MSG_NOSIGNAL))
+    raise(SIGPIPE);
+}
+
+/* A UDP candidate sending to `dst`: decides it (ps not locked). 0: now offloaded and locked; 1:
+ * stays on the kernel (forgotten); < 0: error. */
+static int cand_udp_dst(int fd, struct psock *ps, const struct sockaddr *dst, socklen_t dstlen)
+{
+  if (ps->type != SOCK_DGRAM || !dst || dstlen < (socklen_t)sizeof(struct sockaddr_in) ||
+      dst->sa_family != AF_INET)
+    return 1;
+  pthread_mutex_lock(&ps->mu);
+  if (atomic_load(&ps->state) != PS_CAND) {
+    int st = atomic_load(&ps->state);
+    if (st == PS_OFF || st == PS_ZOMBIE)
+      return 0;
+    pthread_mutex_unlock(&ps->mu);
+    return 1;
+  }
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)dst;
+  if (pl_rules_match(&pl_cfg.rules, PL_K_UDP, sin->sin_addr.s_addr, ntohs(sin->sin_port))) {
+    int rc = pl_switch(fd, ps);
+    if (rc == 0) {
+      PL_DBG("fd %d: udp sendto -> device", fd);
+      if (ps->bind_deferred) {
+        ps->bind_deferred = false;
+        rc = toe_bind(ps->pdev->dev, ps->sd, (struct sockaddr *)&ps->bind_addr,
+                      sizeof(ps->bind_addr));
+        if (rc < 0) {
+          pl_reflect(ps);
+          pthread_mutex_unlock(&ps->mu);
+          return rc;
+        }
+      }
+      return 0;
+    }
+    if (rc < 0) {
+      pthread_mutex_unlock(&ps->mu);
+      return rc;
+    }
+  }
+  PL_DBG("fd %d: udp sendto -> kernel", fd);
+  int rc = 0;
+  if (ps->bind_deferred) {
+    ps->bind_deferred = false;
+    if (R.bind(fd, (const struct sockaddr *)&ps->bind_addr, sizeof(ps->bind_addr)) < 0)
+      rc = -errno;
+  }
+  pthread_mutex_unlock(&ps->mu);
+  pl_tab_lock();
+  bool mine = pl_fd_get(fd) == ps;
+  if (mine)
+    pl_fd_unmap(fd);
+  pl_tab_unlock();
+  if (mine)
+    pl_psock_unref(ps);
+  return rc < 0 ? rc : 1;
+}
+
+/* Sends on an offloaded socket; ps locked on entry (OFF or ZOMBIE), unlocked on return. */
+static ssize_t off_send(int fd, struct psock *ps, const void *buf, size_t len, int flags,
+                        const struct sockaddr *dst, socklen_t dstlen)
+{
+  bool stream = ps->type == SOCK_STREAM;
+  unsigned tf = (flags & MSG_MORE) ? TOE_MSG_MORE : 0;
+  if (stream)
+    dst = NULL; /* ignored on a connected stream, as the kernel does */
+  size_t done = 0;
+  for (;;) {
+    bool nb = ps->nonblock || (flags & MSG_DONTWAIT);
+    ssize_t r;
+    if (flags & MSG_OOB) {
+      r = -EOPNOTSUPP;
+    } else if (atomic_load(&ps->state) == PS_ZOMBIE) {
+      r = ps->pend_err ? -ps->pend_err : stream ? -EPIPE : -ENETDOWN;
+      ps->pend_err = 0;
+    } else if (ps->pend_err) {
+      r = -ps->pend_err;
+      ps->pend_err = 0;
+      pl_reflect(ps);
+    } else if (stream) {
+      r = toe_send(ps->pdev->dev, ps->sd, (const char *)buf + done, len - done, tf);
+      pl_reflect(ps);
+    } else {
+      r = toe_sendto(ps->pdev->dev, ps->sd, buf, len, 0, dst, dst ? dstlen : 0);
+      pl_reflect(ps);
+    }
+    if (r >= 0) {
+      done += (size_t)r;
+      if (!stream || done >= len || r == 0)
+        break;
+      continue;
+    }
+    if (r != -EAGAIN) {
+      if (done > 0) {
+        if (atomic_load(&ps->state) == PS_OFF && r != -EPIPE)
+          ps->pend_err = (int)-r;
+        break;
+      }
+      pthread_mutex_unlock(&ps->mu);
+      if (r == -EPIPE && stream)
+        sigpipe(flags);
+      return pl_ret(r);
+    }
+    if (nb) {
+      if (done > 0)
+        break;
+      pthread_mutex_unlock(&ps->mu);
+      return set_errno(EAGAIN);
+    }
+    int tmo = ps->sndtimeo_ms;
+    pthread_mutex_unlock(&ps->mu);
+    int w = pl_wait_fd(fd, POLLOUT, tmo);
+    if (w <= 0)
+      return done ? (ssize_t)done : set_errno(w == 0 ? EAGAIN : -w);
+    int st = pl_enter(ps);
+    if (st != PS_OFF && st != PS_ZOMBIE)
+      return done ? (ssize_t)done : set_errno(EBADF);
+  }
+  pthread_mutex_unlock(&ps->mu);
+  return (ssize_t)done;
+}
+
+ssize_t pl_send_ps(int fd, struct psock *ps, const void *buf, size_t len, int flags,
+                   const struct sockaddr *dst, socklen_t dstlen)
+{
+  int st = pl_enter(ps);
+  if (st == PS_CAND) {
+    int rc = cand_udp_dst(fd, ps, dst, dstlen);
+    if (rc < 0)
+      return pl_ret(rc);
+    if (rc == 1)
+      return R.sendto(fd, buf, len, flags, dst, dstlen);
+    st = atomic_load(&ps->state); /* offloaded now, locked */
+  }
+  if (st == PS_ORPHAN) {
+    errno = ENOTCONN;
+    return -1;
+  }
+  if (st != PS_OFF && st != PS_ZOMBIE)
+    return R.sendto(fd, buf, len, flags, dst, dstlen);
+  return off_send(fd, ps, buf, len, flags, dst, dstlen);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Interposers                                                                                */
+
+PL_API ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.recv(fd, buf, len, flags);
+  return recv_dispatch(fd, ps, buf, len, flags, NULL, NULL);
+}
+
+PL_API ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags,
+                        __SOCKADDR_ARG from_, socklen_t *__restrict fromlen)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.recvfrom(fd, buf, len, flags, PL_SA(from_), fromlen);
+  return recv_dispatch(fd, ps, buf, len, flags, PL_SA(from_), fromlen);
+}
+
+PL_API ssize_t read(int fd, void *buf, size_t len)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.read(fd, buf, len);
+  return recv_dispatch(fd, ps, buf, len, 0, NULL, NULL);
+}
+
+PL_API ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.send(fd, buf, len, flags);
+  return pl_send_ps(fd, ps, buf, len, flags, NULL, 0);
+}
+
+PL_API ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG dst_,
+                      socklen_t dstlen)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.sendto(fd, buf, len, flags, PL_SA(dst_), dstlen);
+  return pl_send_ps(fd, ps, buf, len, flags, PL_SA(dst_), dstlen);
+}
+
+PL_API ssize_t write(int fd, const void *buf, size_t len)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.write(fd, buf, len);
+  return pl_send_ps(fd, ps, buf, len, 0, NULL, 0);
+}
+
+/* ---- vectors ---- */
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+  size_t t = 0;
+  for (int i = 0; i < n; i++)
+    t += iov[i].iov_len;
+  return t;
+}
+
+static size_t gather(char *dst, size_t cap, const struct iovec *iov, int n)
+{
+  size_t k = 0;
+  for (int i = 0; i < n && k < cap; i++) {
+    size_t c = iov[i].iov_len < cap - k ? iov[i].iov_len : cap - k;
+    memcpy(dst + k, iov[i].iov_base, c);
+    k += c;
+  }
+  return k;
+}
+
+static void scatter(const char *src, size_t len, const struct iovec *iov, int n)
+{
+  size_t k = 0;
+  for (int i = 0; i < n && k < len; i++) {
+    size_t c = iov[i].iov_len < len - k ? iov[i].iov_len : len - k;
+    memcpy(iov[i].iov_base, src + k, c);
+    k += c;
+  }
+}
+
+/* Sends a vector on fd (ours). Streams: piece by piece (a blocking socket sends them all; a
+ * non-blocking one stops at the first short write). Datagrams: gathered into one. */
+static ssize_t send_vec(int fd, struct psock *ps, const struct iovec *iov, int n, int flags,
+                        const struct sockaddr *dst, socklen_t dstlen)
+{
+  if (n < 0 || n > IOV_MAX)
+    return set_errno(EINVAL);
+  if (n == 1)
+    return pl_send_ps(fd, ps, iov[0].iov_base, iov[0].iov_len, flags, dst, dstlen);
+  size_t total = iov_total(iov, n);
+  if (ps->type == SOCK_DGRAM || total <= BOUNCE_SIZE) {
+    char *b = bounce();
+    if (!b)
+      return set_errno(ENOMEM);
+    if (total > BOUNCE_SIZE)
+      return set_errno(EMSGSIZE);
+    size_t k = gather(b, BOUNCE_SIZE, iov, n);
+    return pl_send_ps(fd, ps, b, k, flags, dst, dstlen);
+  }
+  size_t done = 0;
+  for (int i = 0; i < n; i++) {
+    if (iov[i].iov_len == 0)
+      continue;
+    ssize_t r = pl_send_ps(fd, ps, iov[i].iov_base, iov[i].iov_len,
+                           flags | (i + 1 < n ? MSG_MORE : 0) | (done ? MSG_NOSIGNAL : 0), NULL, 0);
+    if (r < 0)
+      return done ? (ssize_t)done : -1;
+    done += (size_t)r;
+    if ((size_t)r < iov[i].iov_len)
+      break;
+  }
+  return (ssize_t)done;
+}
+
+/* Receives into a vector on fd (ours). */
+static ssize_t recv_vec(int fd, struct psock *ps, const struct iovec *iov, int n, int flags,
+                        struct sockaddr *from, socklen_t *fromlen)
+{
+  if (n < 0 || n > IOV_MAX)
+    return set_errno(EINVAL);
+  if (n == 1)
+    return recv_dispatch(fd, ps, iov[0].iov_base, iov[0].iov_len, flags, from, fromlen);
+  size_t total = iov_total(iov, n);
+  char *b = bounce();
+  if (!b)
+    return set_errno(ENOMEM);
+  size_t want = total < BOUNCE_SIZE ? total : BOUNCE_SIZE;
+  ssize_t r = recv_dispatch(fd, ps, b, want, flags, from, fromlen);
+  if (r > 0)
+    scatter(b, (size_t)r, iov, n);
+  return r;
+}
+
+PL_API ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.readv(fd, iov, n);
+  if (atomic_load(&ps->state) == PS_CAND)
+    return R.readv(fd, iov, n);
+  return recv_vec(fd, ps, iov, n, 0, NULL, NULL);
+}
+
+PL_API ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.writev(fd, iov, n);
+  if (atomic_load(&ps->state) == PS_CAND)
+    return R.writev(fd, iov, n);
+  return send_vec(fd, ps, iov, n, 0, NULL, 0);
+}
+
+PL_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.sendmsg(fd, msg, flags);
+  if (!msg)
+    return set_errno(EFAULT);
+  const struct sockaddr *dst = msg->msg_name;
+  socklen_t dstlen = msg->msg_namelen;
+  if (atomic_load(&ps->state) == PS_CAND) {
+    int rc = cand_udp_dst(fd, ps, dst, dstlen);
+    if (rc < 0)
+      return pl_ret(rc);
+    if (rc == 1)
+      return R.sendmsg(fd, msg, flags); /* control messages and all */
+    pthread_mutex_unlock(&ps->mu);
+  }
+  /* Control messages (IP_PKTINFO, ...) are not carried to the device. */
+  return send_vec(fd, ps, msg->msg_iov, (int)msg->msg_iovlen, flags, dst, dst ? dstlen : 0);
+}
+
+PL_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps || atomic_load(&ps->state) == PS_CAND)
+    return R.recvmsg(fd, msg, flags);
+  if (!msg)
+    return set_errno(EFAULT);
+  socklen_t nl = msg->msg_name ? msg->msg_namelen : 0;
+  ssize_t r = recv_vec(fd, ps, msg->msg_iov, (int)msg->msg_iovlen, flags,
+                       msg->msg_name ? (struct sockaddr *)msg->msg_name : NULL,
+                       msg->msg_name ? &nl : NULL);
+  if (r >= 0) {
+    msg->msg_namelen = msg->msg_name ? nl : 0;
+    msg->msg_controllen = 0;
+    msg->msg_flags = 0;
+  }
+  return r;
+}
+
+PL_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.sendmmsg(fd, vec, n, flags);
+  unsigned i;
+  for (i = 0; i < n; i++) {
+    ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags | (i ? MSG_DONTWAIT : 0));
+    if (r < 0)
+      return i ? (int)i : -1;
+    vec[i].msg_len = (unsigned)r;
+  }
+  return (int)i;
+}
+
+PL_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
+                    struct timespec *timeout)
+{
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps || atomic_load(&ps->state) == PS_CAND)
+    return R.recvmmsg(fd, vec, n, flags, timeout);
+  unsigned i;
+  int f = flags & ~MSG_WAITFORONE;
+  for (i = 0; i < n; i++) {
+    ssize_t r = recvmsg(fd, &vec[i].msg_hdr, f);
+    if (r < 0)
+      return i ? (int)i : -1;
+    vec[i].msg_len = (unsigned)r;
+    if (flags & MSG_WAITFORONE)
+      f |= MSG_DONTWAIT;
+    if (r == 0 && ps->type == SOCK_STREAM)
+      return (int)i + 1;
+  }
+  return (int)i;
+}
+
+/* ---- fortified variants (_FORTIFY_SOURCE) ---- */
+
+PL_API ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen);
+PL_API ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+  if (len > buflen)
+    abort();
+  return read(fd, buf, len);
+}
+
+PL_API ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags);
+PL_API ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+  if (len > buflen)
+    abort();
+  return recv(fd, buf, len, flags);
+}
+
+PL_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+                              struct sockaddr *from, socklen_t *fromlen);
+PL_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+                              struct sockaddr *from, socklen_t *fromlen)
+{
+  if (len > buflen)
+    abort();
+  pl_init();
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return R.recvfrom(fd, buf, len, flags, from, fromlen);
+  return recv_dispatch(fd, ps, buf, len, flags, from, fromlen);
+}
+
+/* ---- sendfile, splice ---- */
+
+static ssize_t sendfile_impl(int out, int in, off_t *off, size_t count)
+{
+  struct psock *ps = pl_fd_get(out);
+  struct psock *pin = pl_fd_get(in);
+  if (pin && atomic_load(&pin->state) != PS_CAND)
+    return set_errno(EINVAL); /* the kernel needs an mmap-able input too */
+  if (!ps || atomic_load(&ps->state) == PS_CAND)
+    return R.sendfile(out, in, off, count);
+  char *b = bounce();
+  if (!b)
+    return set_errno(ENOMEM);
+  size_t done = 0;
+  off_t pos = off ? *off : 0;
+  while (done < count) {
+    size_t want = count - done < BOUNCE_SIZE ? count - done : BOUNCE_SIZE;
+    ssize_t r = off ? R.pread(in, b, want, pos) : R.read(in, b, want);
+    if (r < 0) {
+      if (done)
+        break;
+      return -1;
+    }
+    if (r == 0)
+      break;
+    ssize_t w = pl_send_ps(out, ps, b, (size_t)r, 0, NULL, 0);
+    if (w < 0) {
+      if (!off)
+        lseek(in, -(off_t)r, SEEK_CUR); /* give back what was read and not sent */
+      if (done)
+        break;
+      return -1;
+    }
+    if (w < r && !off)
+      lseek(in, -(off_t)(r - w), SEEK_CUR);
+    done += (size_t)w;
+    pos += w;
+    if (w < r)
+      break;
+  }
+  if (off)
+    *off = pos;
+  return (ssize_t)done;
+}
+
+PL_API ssize_t sendfile(int out, int in, off_t *off, size_t count)
+{
+  pl_init();
+  return sendfile_impl(out, in, off, count);
+}
+
+PL_API ssize_t sendfile64(int out, int in, off_t *off, size_t count)
+{
+  pl_init();
+  return sendfile_impl(out, in, off, count);
+}
+
+/* splice with an offloaded socket on one side and a pipe on the other, through a buffer. From
+ * the socket: peek, write to the pipe what it takes, then consume that much (nothing is lost
+ * when the pipe is full). To the socket: what is read from the pipe is sent completely. */
+PL_API ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len,
+                      unsigned int flags)
+{
+  pl_init();
+  struct psock *pi = pl_fd_get(in), *po = pl_fd_get(out);
+  bool oi = pi && atomic_load(&pi->state) != PS_CAND;
+  bool oo = po && atomic_load(&po->state) != PS_CAND;
+  if (!oi && !oo)
+    return R.splice(in, off_in, out, off_out, len, flags);
+  if ((oi && off_in) || (oo && off_out) || (oi && oo))
+    return set_errno(EINVAL);
+  char *b = bounce();
+  if (!b)
+    return set_errno(ENOMEM);
+  size_t want = len < BOUNCE_SIZE ? len : BOUNCE_SIZE;
+  int nbf = (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0;
+  if (oi) {
+    ssize_t r = recv_dispatch(in, pi, b, want, MSG_PEEK | nbf, NULL, NULL);
+    if (r <= 0)
+      return r;
+    ssize_t w = off_out ? pwrite(out, b, (size_t)r, *off_out) : R.write(out, b, (size_t)r);
+    if (w <= 0)
+      return w;
+    if (off_out)
+      *off_out += w;
+    return recv_dispatch(in, pi, b, (size_t)w, 0, NULL, NULL);
+  }
+  ssize_t r = off_in ? pread(in, b, want, *off_in) : R.read(in, b, want);
+  if (r <= 0)
+    return r;
+  if (off_in)
+    *off_in += r;
+  size_t done = 0;
+  while (done < (size_t)r) {
+    ssize_t w = pl_send_ps(out, po, b + done, (size_t)r - done, 0, NULL, 0);
+    if (w < 0) {
+      if (errno == EAGAIN) {
+        pl_wait_fd(out, POLLOUT, 1000);
+        continue;
+      }
+      return done ? (ssize_t)done : -1;
+    }
+    done += (size_t)w;
+  }
+  return (ssize_t)done;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* poll, select: the placeholders are real descriptors; we only bring the offloaded ones up to
+ * date first, so the kernel sees their current state (and the calling thread, not just the
+ * pump, processes what the device sent). */
+
+static void refresh_pollfds(const struct pollfd *fds, nfds_t n)
+{
+  for (nfds_t i = 0; i < n; i++)
+    if (fds[i].fd >= 0 && pl_fd_get(fds[i].fd))
+      pl_refresh_fd(fds[i].fd);
+}
+
+static void refresh_sets(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
+{
+  if (nfds > FD_SETSIZE)
+    nfds = FD_SETSIZE;
+  for (int fd = 0; fd < nfds; fd++) {
+    if (!pl_fd_get(fd))
+      continue;
+    if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
+      pl_refresh_fd(fd);
+  }
+}
+
+PL_API int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+  pl_init();
+  refresh_pollfds(fds, n);
+  return R.poll(fds, n, timeout);
+}
+
+PL_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+PL_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+  if (fdslen / sizeof(*fds) < n)
+    abort();
+  return poll(fds, n, timeout);
+}
+
+PL_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
+{
+  pl_init();
+  refresh_pollfds(fds, n);
+  return R.ppoll(fds, n, tmo, mask);
+}
+
+PL_API int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                       const sigset_t *mask, size_t fdslen);
+PL_API int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                       const sigset_t *mask, size_t fdslen)
+{
+  if (fdslen / sizeof(*fds) < n)
+    abort();
+  return ppoll(fds, n, tmo, mask);
+}
+
+PL_API int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tmo)
+{
+  pl_init();
+  refresh_sets(nfds, r, w, e);
+  return R.select(nfds, r, w, e, tmo);
+}
+
+PL_API int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *tmo,
+                   const sigset_t *mask)
+{
+  pl_init();
+  refresh_sets(nfds, r, w, e);
+  return R.pselect(nfds, r, w, e, tmo, mask);
+}

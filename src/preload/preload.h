@@ -1,0 +1,316 @@
+/*
+ * libtoe-preload: transparent interception of the BSD socket API (docs/interception.md).
+ *
+ *   TOE_CTL=/run/toekit/IF.sock LD_PRELOAD=build/lib/libtoe-preload.so PROGRAM
+ *
+ * Internal interfaces shared by the files of src/preload. Ordinary Linux C (pthreads, dlsym),
+ * built on libtoe's public API (include/toe/toe.h) only.
+ *
+ * The model in one paragraph: every AF_INET TCP/UDP socket() is a real kernel socket at first
+ * (a "candidate"). At connect/bind/listen/sendto, when the offload rules (pl_rules.c) send it to
+ * the device, it is "switched": a device socket is opened through libtoe, the options set so far
+ * are replayed, and the descriptor number is atomically turned (dup3) into one end ("A") of a
+ * private AF_UNIX socketpair, the "placeholder". Our end ("B") and a private duplicate of A let
+ * us drive A's readiness (readable, writable, read-hang-up, hang-up, error) so that unmodified
+ * poll/select/epoll on the application's descriptor see the device socket's state. A "pump"
+ * thread waits on libtoe's event descriptor and reflects every change. Data calls on the
+ * descriptor are served by libtoe; everything else goes to the kernel untouched.
+ */
+#ifndef TOE_PRELOAD_H
+#define TOE_PRELOAD_H
+
+#include "toe/toe.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define PL_API __attribute__((visibility("default")))
+
+/* glibc declares the sockaddr arguments of the socket calls as transparent unions under
+ * _GNU_SOURCE (C only); our definitions must use the same types. */
+#if defined(__USE_GNU) && !defined(__cplusplus)
+#define PL_SA(x) ((x).__sockaddr__)
+#else
+#define PL_SA(x) (x)
+#endif
+
+/* ---- the real functions (dlsym RTLD_NEXT), pl_core.c ---------------------------------------- */
+
+struct pl_real {
+  int (*socket)(int, int, int);
+  int (*bind)(int, const struct sockaddr *, socklen_t);
+  int (*listen)(int, int);
+  int (*accept)(int, struct sockaddr *, socklen_t *);
+  int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+  int (*connect)(int, const struct sockaddr *, socklen_t);
+  ssize_t (*send)(int, const void *, size_t, int);
+  ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+  ssize_t (*sendmsg)(int, const struct msghdr *, int);
+  int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+  ssize_t (*recv)(int, void *, size_t, int);
+  ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+  ssize_t (*recvmsg)(int, struct msghdr *, int);
+  int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+  ssize_t (*read)(int, void *, size_t);
+  ssize_t (*write)(int, const void *, size_t);
+  ssize_t (*readv)(int, const struct iovec *, int);
+  ssize_t (*writev)(int, const struct iovec *, int);
+  ssize_t (*pread)(int, void *, size_t, off_t);
+  int (*close)(int);
+  int (*close_range)(unsigned int, unsigned int, int);
+  int (*shutdown)(int, int);
+  int (*getsockopt)(int, int, int, void *, socklen_t *);
+  int (*setsockopt)(int, int, int, const void *, socklen_t);
+  int (*getsockname)(int, struct sockaddr *, socklen_t *);
+  int (*getpeername)(int, struct sockaddr *, socklen_t *);
+  int (*fcntl)(int, int, ...);
+  int (*fcntl64)(int, int, ...);
+  int (*ioctl)(int, unsigned long, ...);
+  int (*poll)(struct pollfd *, nfds_t, int);
+  int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+  int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+  int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+  int (*epoll_ctl)(int, int, int, struct epoll_event *);
+  int (*dup)(int);
+  int (*dup2)(int, int);
+  int (*dup3)(int, int, int);
+  ssize_t (*sendfile)(int, int, off_t *, size_t);
+  ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
+};
+extern struct pl_real R;
+
+/* Lazy initialisation (pthread_once): the real functions, the configuration. Every interposed
+ * function calls it first. */
+void pl_init_slow(void);
+extern atomic_bool pl_ready;
+static inline void pl_init(void)
+{
+  if (!atomic_load_explicit(&pl_ready, memory_order_acquire))
+    pl_init_slow();
+}
+
+/* ---- configuration and rules, pl_rules.c ---------------------------------------------------- */
+
+/* What a rule is matched against. */
+#define PL_K_TCP 1u    /* a TCP connect: the destination */
+#define PL_K_UDP 2u    /* UDP: the destination (connect, sendto) or the local address (bind) */
+#define PL_K_LISTEN 4u /* a TCP listener: the local address */
+
+struct pl_rule {
+  uint8_t kinds; /* PL_K_* */
+  bool deny;     /* "!": to the kernel */
+  uint32_t net, mask; /* host order */
+  uint16_t port_lo, port_hi;
+};
+
+#define PL_RULES_MAX 128
+struct pl_rules {
+  struct pl_rule r[PL_RULES_MAX];
+  int n;
+};
+
+/* Appends the rules in `text` (see docs/interception.md). Returns the number of malformed rules
+ * (skipped); the first one is described in err. */
+int pl_rules_parse(struct pl_rules *rs, const char *text, char *err, size_t errlen);
+/* true if the first rule matching (kind, addr, port) offloads (addr in network order, port in
+ * host order); false if it declines or none matches. */
+bool pl_rules_match(const struct pl_rules *rs, unsigned kind, uint32_t addr_be, uint16_t port);
+
+struct pl_config {
+  struct pl_rules rules;
+  bool disabled; /* TOE_OFFLOAD=none: nothing is offloaded */
+  bool strict;   /* TOE_STRICT=1 */
+  int debug;     /* TOE_PRELOAD_DEBUG */
+  char ctl[108]; /* TOE_CTL or "" (libtoe's default) */
+  int linger_ms; /* at exit: wait this long for sent data to reach the device */
+};
+extern struct pl_config pl_cfg;
+
+void pl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define PL_DBG(...)                                                                                \
+  do {                                                                                             \
+    if (pl_cfg.debug)                                                                              \
+      pl_log(__VA_ARGS__);                                                                         \
+  } while (0)
+
+/* ---- per-socket state ----------------------------------------------------------------------- */
+
+enum {
+  PS_FREE = 0,
+  PS_CAND,   /* a kernel socket, not decided yet */
+  PS_OFF,    /* offloaded: a device socket behind a placeholder */
+  PS_ZOMBIE, /* offloaded, the device socket is gone (reset, both sides shut, device lost); what
+              * it had received is kept here, its error and EOF are served from here */
+  PS_ORPHAN, /* inherited over fork(): the session belongs to the parent */
+};
+
+/* placeholder readiness bits (what A currently shows) */
+#define SH_IN 0x1u
+#define SH_OUT 0x2u
+#define SH_RDHUP 0x4u
+#define SH_TERM 0x8u /* hang-up shown, B closed: nothing more to show */
+
+/* A socket option set by the application, kept for replay at the switch and for getsockopt. */
+struct pl_opt {
+  int level, name;
+  socklen_t len;
+  unsigned char val[16];
+};
+#define PL_OPTS_MAX 16
+
+/* An epoll registration of a candidate, redone on the placeholder after the switch. */
+struct pl_epreg {
+  int epfd;
+  struct epoll_event ev;
+};
+#define PL_EPREGS_MAX 4
+
+struct pdev;
+
+struct psock {
+  pthread_mutex_t mu;
+  _Atomic int state; /* PS_*; changes under mu (and g_tab for FREE) */
+  int refs;          /* descriptor numbers naming it (under the table lock) */
+  int type;          /* SOCK_STREAM or SOCK_DGRAM */
+  struct psock *all_next; /* every psock ever made (fork handler) */
+  struct psock *free_next;
+
+  /* candidate */
+  bool bind_deferred; /* bind() recorded, not done in the kernel */
+  struct sockaddr_in bind_addr;
+  struct pl_opt opts[PL_OPTS_MAX];
+  int nopts;
+  struct pl_epreg eps[PL_EPREGS_MAX];
+  int neps;
+
+  /* offloaded */
+  struct pdev *pdev;
+  int sd;       /* libtoe socket, -1 once closed */
+  int afd, bfd; /* our duplicate of the placeholder A, and its peer B (-1 once closed) */
+  unsigned shown;
+  uint32_t interest; /* toe_poll_ctl interest given */
+  bool nonblock;     /* O_NONBLOCK of the open file description */
+  bool listening;
+  bool connected; /* TCP connect done / UDP default peer */
+  bool shut_wr;
+  int pend_err; /* positive errno kept for the application (SO_ERROR, next call) */
+  int rcvtimeo_ms, sndtimeo_ms; /* -1: none */
+  struct psock *dnext, *dprev; /* the device's list of live sockets */
+
+  /* zombie */
+  char *zbuf;
+  size_t zlen, zoff;
+  struct sockaddr_in zlocal, zpeer;
+  bool zhas_peer;
+};
+
+/* A device session: one toe_dev, its pump thread. */
+struct pdev {
+  toe_dev *dev;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int live;    /* sockets registered (OFF, or being switched) */
+  bool dead;   /* lost (or detached): nothing new is registered */
+  struct psock *head;
+  pthread_t thr;
+  bool thr_started;
+  int wake_fd; /* eventfd: stops the pump */
+  atomic_bool stop;
+  int ctl_fd;  /* libtoe's control socket (seen being made during the attach), or -1 */
+  struct pdev *all_next;
+};
+
+extern unsigned pl_fork_gen;
+
+/* Set while this thread attaches: socket() notes the AF_UNIX socket libtoe makes (its control
+ * socket), so that a forked child can close its copy (see atfork_child). */
+extern __thread bool pl_attaching;
+extern __thread int pl_attach_unix_fd;
+
+/* descriptor table (lock-free lookup; changes under the table lock) */
+struct psock *pl_fd_get(int fd);
+void pl_tab_lock(void);
+void pl_tab_unlock(void);
+/* Maps fd -> ps (refs++), table lock held. -1 if fd is out of the table's range / no memory. */
+int pl_fd_map(int fd, struct psock *ps);
+/* Unmaps fd, table lock held; returns the psock it named (refs not yet dropped) or NULL. */
+struct psock *pl_fd_unmap(int fd);
+struct psock *pl_psock_new(int type, int state); /* table lock held */
+/* The lowest mapped descriptor >= from, or -1. */
+int pl_fd_next(int from);
+/* Drops one reference (table lock NOT held); the last one closes the socket and frees ps. */
+void pl_psock_unref(struct psock *ps);
+
+/* devices */
+/* The current device (attaching if needed), registered for one more socket (live++), or NULL
+ * with *err (negative errno) when no device is available. */
+struct pdev *pl_dev_acquire(int *err);
+/* Undoes pl_dev_acquire for a socket that did not become live. */
+void pl_dev_release(struct pdev *p);
+/* Links a switched socket into its device's list (it counts in live already). */
+void pl_dev_link(struct pdev *p, struct psock *ps);
+/* Unlinks and releases (ps->mu held). */
+void pl_dev_unlink(struct psock *ps);
+
+/* readiness (ps->mu held, ps OFF) */
+/* Reads the socket's state from libtoe and shows it on the placeholder; may turn the socket into
+ * a zombie (hang-up) or pull a soft error into pend_err. */
+void pl_reflect(struct psock *ps);
+/* Shows `want` (SH_IN/SH_OUT/SH_RDHUP) on the placeholder. */
+void pl_show(struct psock *ps, unsigned want);
+/* Turns an OFF socket into a zombie (see PS_ZOMBIE). */
+void pl_zombify(struct psock *ps);
+
+/* A new placeholder: *a is the application's end (close-on-exec and non-blocking as asked),
+ * *afd our duplicate of it, *bfd the other end (both private, close-on-exec). 0 or -errno. */
+int pl_pair(int *a, int *afd, int *bfd, bool cloexec, bool nonblock);
+/* Maps a socket option onto libtoe's (TOE_OPT_*, with *v), or 0 if libtoe has none. */
+int pl_toe_opt_of(int level, int name, const struct pl_opt *o, int64_t *v);
+
+/* Switches candidate ps (locked) at descriptor fd to the device. Returns 0 (switched), 1 (no
+ * device, stays a kernel socket), or a negative errno. */
+int pl_switch(int fd, struct psock *ps);
+
+/* Waits until fd (a placeholder) polls ready for `events`, up to timeout_ms (-1: forever).
+ * Returns > 0 ready, 0 timeout, -EINTR when a signal interrupted and no handler asks for a
+ * restart. */
+int pl_wait_fd(int fd, short events, int timeout_ms);
+
+/* Converts a toe result: returns it if >= 0, else sets errno and returns -1. */
+static inline long pl_ret(long rc)
+{
+  if (rc < 0) {
+    extern int *__errno_location(void);
+    *__errno_location() = (int)-rc;
+    return -1;
+  }
+  return rc;
+}
+
+/* Locks ps if it is offloaded (OFF or ZOMBIE) in this process; returns its state (PS_CAND and
+ * PS_ORPHAN are returned without the lock). */
+int pl_enter(struct psock *ps);
+
+/* pl_sock.c: option store */
+struct pl_opt *pl_opt_find(struct psock *ps, int level, int name);
+void pl_opt_store(struct psock *ps, int level, int name, const void *val, socklen_t len);
+
+/* pl_io.c */
+ssize_t pl_send_ps(int fd, struct psock *ps, const void *buf, size_t len, int flags,
+                   const struct sockaddr *dst, socklen_t dstlen);
+ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
+                   struct sockaddr *from, socklen_t *fromlen);
+/* Refreshes the placeholder of fd if it is offloaded (used before poll/select/epoll_ctl). */
+void pl_refresh_fd(int fd);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * toectl's session with a device (toectl_dev.h): hello, region, one STATS command at a time.
+ *
+ * Everything the device sends is checked before use (toe_abi_reply_check: magic, size, version,
+ * status, granted caps a subset of ours, the layout; then the descriptors and the memfd's size),
+ * and every ring index goes through ring.h's hostile-peer checks. A completion's result is
+ * clamped to the range we offered before we copy anything.
+ */
+#include "toectl_dev.h"
+
+#include "transport/abi_validate.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Geometry we ask for: the smallest rings, no sockets, and a buffer area large enough for the
+ * flow table of a busy device (4 MiB: 32767 flow records of 128 bytes). The device may clamp. */
+#define TC_SQ 8u
+#define TC_CQ 16u
+#define TC_BUF_SIZE 65536u
+#define TC_BUF_COUNT 64u
+#define TC_HANDLES 1u
+
+static int64_t now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void close_fd(int *fd)
+{
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+}
+
+void tc_detach(struct tc_dev *d)
+{
+  if (d->region)
+    munmap(d->region, d->region_size);
+  d->region = NULL;
+  close_fd(&d->ctl);
+  close_fd(&d->kick);
+  close_fd(&d->notify);
+}
+
+/* Sends the hello and receives the reply with its descriptors (fds[] gets them). */
+static int handshake(struct tc_dev *d, int fds[TOE_ABI_FD_COUNT])
+{
+  struct toe_abi_hello h;
+  memset(&h, 0, sizeof(h));
+  h.magic = TOE_ABI_HELLO_MAGIC;
+  h.abi_major = TOE_ABI_MAJOR;
+  h.abi_minor = TOE_ABI_MINOR;
+  h.size = sizeof(h);
+  /* STATS is what we come for; FLOWS for the flow table. A device grants at least one socket
+   * protocol or refuses the session, so offer both (we never open a socket). */
+  h.caps = TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS | TOE_ABI_CAP_FLOWS;
+  h.pid = (uint32_t)getpid();
+  h.sq_entries = TC_SQ;
+  h.cq_entries = TC_CQ;
+  h.buf_count = TC_BUF_COUNT;
+  h.buf_size = TC_BUF_SIZE;
+  h.max_handles = TC_HANDLES;
+  memcpy(h.comm, "toectl", 6);
+  if (send(d->ctl, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h))
+    return errno ? -errno : -EPROTO;
+
+  struct pollfd p = {.fd = d->ctl, .events = POLLIN};
+  int r = poll(&p, 1, d->timeout_ms);
+  if (r < 0)
+    return -errno;
+  if (r == 0)
+    return -ETIMEDOUT;
+
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int) * (TOE_ABI_FD_COUNT + 1))];
+  } cm;
+  struct toe_abi_hello_reply raw[2]; /* a longer reply (a later minor) is read in part */
+  memset(raw, 0, sizeof(raw));
+  struct iovec iov = {.iov_base = raw, .iov_len = sizeof(raw)};
+  struct msghdr mh = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
+  ssize_t n = recvmsg(d->ctl, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  if (n < 0)
+    return -errno;
+  int nfds = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int in[TOE_ABI_FD_COUNT + 1];
+    if (k > TOE_ABI_FD_COUNT + 1)
+      k = TOE_ABI_FD_COUNT + 1;
+    memcpy(in, CMSG_DATA(c), k * sizeof(int));
+    for (size_t i = 0; i < k; i++) {
+      if (nfds < TOE_ABI_FD_COUNT)
+        fds[nfds++] = in[i];
+      else {
+        close(in[i]); /* one too many: refused below */
+        nfds++;
+      }
+    }
+  }
+  d->rep = raw[0];
+  int rc;
+  if (n == 0)
+    rc = -ECONNREFUSED; /* closed without an answer */
+  else if (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
+    rc = -EPROTO;
+  else
+    rc = toe_abi_reply_check(&d->rep, (size_t)n, h.caps);
+  if (rc == 0 && (d->rep.nfds != TOE_ABI_FD_COUNT || nfds != TOE_ABI_FD_COUNT))
+    rc = -EPROTO;
+  if (rc < 0)
+    for (int i = 0; i < nfds && i < TOE_ABI_FD_COUNT; i++)
+      close_fd(&fds[i]);
+  return rc;
+}
+
+int tc_attach(struct tc_dev *d, const char *path, int timeout_ms)
+{
+  memset(d, 0, sizeof(*d));
+  d->ctl = d->kick = d->notify = -1;
+  d->timeout_ms = timeout_ms;
+
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(sa.sun_path))
+    return -ENAMETOOLONG;
+  strcpy(sa.sun_path, path);
+  d->ctl = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (d->ctl < 0)
+    return -errno;
+  if (connect(d->ctl, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int e = -errno;
+    tc_detach(d);
+    return e;
+  }
+
+  int fds[TOE_ABI_FD_COUNT] = {-1, -1, -1};
+  int rc = handshake(d, fds);
+  if (rc < 0) {
+    tc_detach(d);
+    return rc;
+  }
+  d->kick = fds[TOE_ABI_FD_KICK];
+  d->notify = fds[TOE_ABI_FD_NOTIFY];
+
+  /* The region must really be as large as the layout says, or touching it would fault. */
+  const struct toe_abi_layout *l = &d->rep.layout;
+  struct stat st;
+  if (fstat(fds[TOE_ABI_FD_REGION], &st) < 0 || (uint64_t)st.st_size < l->region_size ||
+      l->region_size > SIZE_MAX) {
+    close(fds[TOE_ABI_FD_REGION]);
+    tc_detach(d);
+    return -EPROTO;
+  }
+  void *p = mmap(NULL, (size_t)l->region_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                 fds[TOE_ABI_FD_REGION], 0);
+  close(fds[TOE_ABI_FD_REGION]);
+  if (p == MAP_FAILED) {
+    rc = -errno;
+    tc_detach(d);
+    return rc;
+  }
+  d->region = p;
+  d->region_size = (size_t)l->region_size;
+
+  uint8_t *base = p;
+  rc = toe_ring_init_prod(&d->sq, (struct toe_abi_ring_ctl *)(void *)(base + l->sq_ctl_off),
+                          base + l->sq_off, l->sq_entries, TOE_ABI_SQE_SIZE);
+  if (rc == 0)
+    rc = toe_ring_init_cons(&d->cq, (struct toe_abi_ring_ctl *)(void *)(base + l->cq_ctl_off),
+                            base + l->cq_off, l->cq_entries, TOE_ABI_CQE_SIZE);
+  if (rc < 0) {
+    tc_detach(d);
+    return -EPROTO;
+  }
+  return 0;
+}
+
+size_t tc_stats_max(const struct tc_dev *d)
+{
+  uint64_t area = (uint64_t)d->rep.layout.buf_count * d->rep.layout.buf_size;
+  /* The SQE's length is 32 bits. */
+  return area > UINT32_MAX ? UINT32_MAX : (size_t)area;
+}
+
+/* Waits for the completion of the SQE with user_data `ud`. Returns its CQE in *out, or -errno. */
+static int wait_completion(struct tc_dev *d, uint64_t ud, struct toe_abi_cqe *out)
+{
+  int64_t deadline = now_ms() + d->timeout_ms;
+  for (;;) {
+    struct toe_abi_cqe cqe;
+    int n = toe_ring_cons_read(&d->cq, &cqe, 1);
+    if (n < 0)
+      return -EPROTO;
+    if (n == 1) {
+      toe_ring_cons_release(&d->cq, 1);
+      if (cqe.type == TOE_ABI_CQE_OP && cqe.user_data == ud) {
+        if (cqe.opcode != TOE_ABI_OP_STATS)
+          return -EPROTO;
+        *out = cqe;
+        return 0;
+      }
+      continue; /* EV_SHUTDOWN or anything else: not ours to act on */
+    }
+    /* Empty: announce the sleep (docs/transport.md "Doorbells"), re-check, then sleep on the
+     * doorbell and the control socket, whose hang-up means the device is gone. */
+    int avail = toe_ring_cons_prepare_sleep(&d->cq);
+    if (avail < 0)
+      return -EPROTO;
+    if (avail == 0) {
+      int64_t left = deadline - now_ms();
+      if (left <= 0) {
+        toe_ring_cons_clear_wakeup(&d->cq);
+        return -ETIMEDOUT;
+      }
+      struct pollfd p[2] = {{.fd = d->notify, .events = POLLIN}, {.fd = d->ctl, .events = POLLIN}};
+      int r = poll(p, 2, (int)(left > 1000 ? 1000 : left));
+      if (r < 0 && errno != EINTR)
+        return -errno;
+      if (r > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
+        return -ENETDOWN; /* EOF, or a message, which 1.0 never sends after the reply */
+      if (r > 0 && (p[0].revents & POLLIN)) {
+        uint64_t v;
+        if (read(d->notify, &v, sizeof(v)) < 0 && errno != EAGAIN)
+          return -errno;
+      }
+    }
+    toe_ring_cons_clear_wakeup(&d->cq);
+  }
+}
+
+ssize_t tc_stats(struct tc_dev *d, uint32_t kind, void *out, size_t len)
+{
+  size_t area = tc_stats_max(d);
+  struct toe_abi_sqe sqe;
+  memset(&sqe, 0, sizeof(sqe));
+  sqe.opcode = TOE_ABI_OP_STATS;
+  sqe.user_data = ++d->next_ud;
+  sqe.u.stats.kind = kind;
+  sqe.u.stats.len = (uint32_t)area;
+  sqe.u.stats.buf_off = d->rep.layout.buf_off;
+  int k = toe_ring_prod_write(&d->sq, &sqe, 1);
+  if (k < 0)
+    return -EPROTO;
+  if (k == 0)
+    return -EAGAIN; /* cannot happen with one command at a time */
+  toe_ring_publish(&d->sq);
+  if (toe_ring_prod_needs_wakeup(&d->sq)) {
+    uint64_t one = 1;
+    if (write(d->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
+      return -errno;
+  }
+  struct toe_abi_cqe cqe;
+  memset(&cqe, 0, sizeof(cqe));
+  int rc = wait_completion(d, sqe.user_data, &cqe);
+  if (rc < 0)
+    return rc;
+  if (cqe.res < 0)
+    return cqe.res;
+  size_t n = (size_t)cqe.res;
+  if (n > area)
+    n = area; /* the device wrote at most what we offered */
+  if (n > len)
+    n = len;
+  memcpy(out, (const uint8_t *)d->region + d->rep.layout.buf_off, n);
+  return cqe.res;
+}

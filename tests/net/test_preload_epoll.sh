@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# libtoe-preload with a program of our own (tests/net/preload_check.c), run in the device namespace
+# with TOE_STRICT=1 against kernel servers in the peer (docs/interception.md):
+#  - mix: one epoll set with an AF_UNIX socketpair (the kernel's) and offloaded TCP connections:
+#    4 MiB relayed AF_UNIX -> TCP -> kernel echo -> TCP and compared; EPOLLET (one edge per
+#    change, none after draining), EPOLLONESHOT (no event until re-armed), EPOLLRDHUP;
+#  - errors: the kernel's errno behaviour through the device: EINPROGRESS then POLLERR and
+#    SO_ERROR = ECONNREFUSED, blocking ECONNREFUSED, EAGAIN, ECONNRESET then EOF, EPIPE with one
+#    SIGPIPE (none with MSG_NOSIGNAL), EADDRINUSE; options replayed at the switch, names,
+#    TCP_INFO, FIONREAD, FIONBIO, O_NONBLOCK, MSG_PEEK, dup/dup2, writev/recvmsg, half-close with
+#    POLLRDHUP, FD_CLOEXEC across fork+exec, ENOTCONN in a forked child, UDP sendto/recvfrom/
+#    sendmsg and ECONNREFUSED from an ICMP port unreachable;
+#  - a preloaded process that forked a long-lived child is killed: its connection leaves the device
+#    within about a second (the child kept no copy of the session);
+#  - the same program on the kernel (in the peer namespace: errors preloaded with TOE_OFFLOAD=none,
+#    mix not preloaded) passes the same checks, so they describe the kernel's behaviour and not
+#    just ours (except the fork rule, which is the library's own).
+# Usage: bash tests/net/test_preload_epoll.sh BINDIR
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/transport_lib.sh"
+NET_REQUIRED_TOOLS="ip ping timeout ss $NET_PY"
+net_init "$1" 300
+tr_init
+PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
+CHECK=$NET_BINDIR/preload_check
+[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
+[ -x "$CHECK" ] || net_die "no preload_check at $CHECK (build first)"
+PRELOAD_LIST=$PRELOAD
+ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
+[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
+UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
+[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
+PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
+  "TOE_CTL=$CTL" TOE_STRICT=1)
+ECHO=7100
+RST=7101
+CLOSED=7102
+LOCAL=7103
+
+net_setup
+start_toed_nopcap --ctl "$CTL"
+wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
+
+# The peer's servers: TCP echo (until EOF, then FIN), TCP that resets after the first bytes, UDP
+# echo.
+cat >"$NET_TMP/servers.py" <<'EOF'
+import socket, struct, sys, threading
+host, echo, rst = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def serve_echo(c):
+    with c:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            c.sendall(b)
+        c.shutdown(socket.SHUT_WR)
+def tcp_echo():
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((host, echo)); l.listen(64)
+    while True:
+        c, _ = l.accept()
+        threading.Thread(target=serve_echo, args=(c,), daemon=True).start()
+def tcp_rst():
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((host, rst)); l.listen(8)
+    while True:
+        c, _ = l.accept()
+        c.recv(100)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        c.close()
+def udp_echo():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((host, echo))
+    while True:
+        b, a = u.recvfrom(65536)
+        u.sendto(b, a)
+for f in (tcp_echo, tcp_rst, udp_echo):
+    threading.Thread(target=f, daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+EOF
+peer_bg timeout -k 2 280 "$NET_PY" "$NET_TMP/servers.py" "$NET_PEER_ADDR" "$ECHO" "$RST" \
+  >"$NET_TMP/servers.log" 2>&1 </dev/null
+wait_for 10 peer_listening "$RST" || net_die "the peer's servers did not start"
+
+# run_check NAME NS ENV... -- ARGS...: runs preload_check, passes its ok/FAIL lines on (prefixed)
+# and counts them.
+run_check() {
+  local name=$1 out=$NET_TMP/$1.out
+  shift
+  "$@" >"$out" 2>"$NET_TMP/$name.err"
+  local rc=$?
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+    "ok   - "*) net_ok "$name: ${line#ok   - }" ;;
+    "FAIL - "*) net_fail "$name: ${line#FAIL - }" ;;
+    esac
+  done <"$out"
+  check_eq "$name: exit status" "$rc" 0
+  if grep -qE 'AddressSanitizer|runtime error:' "$NET_TMP/$name.err"; then
+    net_fail "$name: sanitizer report"
+    head -20 "$NET_TMP/$name.err" | sed 's/^/#   /'
+  fi
+  [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$name.err" | head -10
+}
+
+run_check mix dev timeout -k 2 90 "${PRE[@]}" "$CHECK" mix "$NET_PEER_ADDR" "$ECHO"
+run_check errors dev timeout -k 2 90 "${PRE[@]}" "$CHECK" errors "$NET_PEER_ADDR" "$ECHO" "$RST" \
+  "$CLOSED" "$LOCAL"
+# The same checks against the kernel itself: the library off, in the peer namespace.
+run_check kernel-errors peer timeout -k 2 90 "${PRE[@]}" TOE_OFFLOAD=none PRELOAD_CHECK_KERNEL=1 "$CHECK" errors \
+  "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED" "$LOCAL"
+run_check kernel-mix peer timeout -k 2 90 "$CHECK" mix "$NET_PEER_ADDR" "$ECHO"
+
+# A preloaded process that forked a long-lived child dies: the device must still see the death
+# (the child holds no copy of the session) and drop its connection within about a second.
+cat >"$NET_TMP/forker.py" <<'EOF'
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b"x")
+s.recv(1)
+pid = os.fork()
+if pid == 0:
+    time.sleep(60)
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(60)
+EOF
+dev_bg "${PRE[@]}" "$NET_PY" "$NET_TMP/forker.py" "$NET_PEER_ADDR" "$ECHO" >"$NET_TMP/forker.out" \
+  2>"$NET_TMP/forker.err" </dev/null
+FORKER=$BG_PID
+wait_for 10 test -s "$NET_TMP/forker.out" || net_fail "the forking client did not start"
+CHILD=$(head -1 "$NET_TMP/forker.out")
+[[ "$CHILD" =~ ^[0-9]+$ ]] && net_bg_add "$CHILD"
+toectl_json "$NET_TMP/fflows0.json" flows
+check_eq "fork: the parent's connection is on the device" "$(flows_of "$NET_TMP/fflows0.json" "$FORKER")" 1
+{ kill -KILL "$FORKER" && wait "$FORKER"; } 2>/dev/null
+T0=$(date +%s%N)
+gone() { toectl_json "$NET_TMP/fflows1.json" flows && [ "$(flows_of "$NET_TMP/fflows1.json" "$FORKER")" = 0 ]; }
+wait_for 5 gone
+check_range "fork: the parent killed, its connection is gone though its child lives (ms)" \
+  "$(ms_since "$T0")" 0 1500
+if [[ "$CHILD" =~ ^[0-9]+$ ]]; then
+  check "  (the child is still alive)" kill -0 "$CHILD"
+  net_kill_pid "$CHILD"
+fi
+
+check_toed_exit
+net_finish
