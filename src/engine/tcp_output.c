@@ -582,12 +582,24 @@ int toe_tcp_retransmit(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
 /* ------------------------------------------------------------------------------------------ */
 /* Control segments of a connection */
 
+/*
+ * The sequence number for a segment without data: SND.NXT, unless that lies past the peer's
+ * window (after a zero-window probe, SND.NXT is one byte beyond a closed window). The peer would
+ * then find the segment unacceptable (RFC 9293 3.10.7.4: with RCV.WND = 0 only SEG.SEQ = RCV.NXT
+ * is) and drop our ACK or RST, so use the window's right edge instead, as Linux does.
+ */
+static uint32_t acceptable_seq(const struct toe_tcb *tp, uint32_t nxt)
+{
+  uint32_t wnd_end = tp->snd_una + tp->snd_wnd;
+  return toe_seq_le(nxt, wnd_end) ? nxt : wnd_end;
+}
+
 void toe_tcp_send_ack(struct toe_stack *st, struct toe_tcb *tp)
 {
   if (tp->state < TOE_TCP_SYN_RECEIVED)
     return; /* nothing to acknowledge yet */
   /* RFC 9293 3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> */
-  (void)tcp_xmit(st, tp, tp->snd_nxt, TOE_TCP_ACK, NULL, 0);
+  (void)tcp_xmit(st, tp, acceptable_seq(tp, tp->snd_nxt), TOE_TCP_ACK, NULL, 0);
   st->ctr.tcp.out_segs++;
 }
 
@@ -598,7 +610,9 @@ void toe_tcp_send_rst_conn(struct toe_stack *st, struct toe_tcb *tp)
   uint8_t flags = TOE_TCP_RST;
   if (tp->state >= TOE_TCP_SYN_RECEIVED)
     flags |= TOE_TCP_ACK;
-  (void)tcp_xmit(st, tp, tp->snd_max, flags, NULL, 0);
+  (void)tcp_xmit(st, tp,
+                 tp->state >= TOE_TCP_ESTABLISHED ? acceptable_seq(tp, tp->snd_max) : tp->snd_max,
+                 flags, NULL, 0);
   st->ctr.tcp.out_segs++;
 }
 
