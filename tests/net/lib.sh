@@ -176,6 +176,12 @@ net_cleanup() {
   if [ -n "$NET_TOED_PID" ]; then net_kill_pid "$NET_TOED_PID"; fi
   for p in "${NET_PIDS[@]}"; do net_kill_pid "$p"; done
   if [ "$NET_NS_MADE" = 1 ]; then
+    # Whatever still runs inside the namespaces this script made was started by it (a background
+    # job whose recorded PID was only its subshell's): end those processes too, by PID.
+    local ns
+    for ns in "$NET_DEV_NS" "$NET_PEER_NS" ${NET_MID_NS:+"$NET_MID_NS"}; do
+      for p in $(ip netns pids "$ns" 2>/dev/null); do net_kill_pid "$p"; done
+    done
     ip netns del "$NET_DEV_NS" 2>/dev/null
     ip netns del "$NET_PEER_NS" 2>/dev/null
     # the middle namespace of net_setup_impaired, if made
@@ -407,7 +413,8 @@ peer_capture_start() {
     net_log "tcpdump missing: no peer-side capture"
     return 1
   }
-  peer tcpdump -i "$NET_PEER_IF" -n -U --immediate-mode -s 0 -w "$file" >"$NET_TMP/tcpdump.log" 2>&1 </dev/null &
+  ip netns exec "$NET_PEER_NS" tcpdump -i "$NET_PEER_IF" -n -U --immediate-mode -s 0 -w "$file" \
+    >"$NET_TMP/tcpdump.log" 2>&1 </dev/null &
   NET_PEER_CAPTURE_PID=$!
   net_bg_add "$NET_PEER_CAPTURE_PID"
   for _ in $(seq 50); do
