@@ -30,6 +30,7 @@ struct pl_real R;
 struct pl_config pl_cfg;
 atomic_bool pl_ready;
 unsigned pl_fork_gen;
+static pid_t g_pid; /* ours; a different getpid() means a vfork child sharing our memory */
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -189,6 +190,7 @@ static void init_once(void)
   SYM(splice);
   if (!R.fcntl64)
     R.fcntl64 = R.fcntl;
+  g_pid = getpid();
   load_config();
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
   atomic_store_explicit(&pl_ready, true, memory_order_release);
@@ -197,6 +199,11 @@ static void init_once(void)
 void pl_init_slow(void)
 {
   pthread_once(&g_once, init_once);
+}
+
+bool pl_foreign_child(void)
+{
+  return getpid() != g_pid;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -499,8 +506,8 @@ void pl_zombify(struct psock *ps)
     memset(&ps->zlocal, 0, sizeof(ps->zlocal));
   l = sizeof(ps->zpeer);
   ps->zhas_peer = toe_getpeername(dev, ps->sd, (struct sockaddr *)&ps->zpeer, &l) == 0;
-  PL_DBG("sd %d ends (%s), %zu bytes kept", ps->sd, ps->pend_err ? strerror(ps->pend_err) : "closed",
-         ps->zlen);
+  PL_DBG("sd %d ends (%s), %zu bytes kept", ps->sd,
+         ps->pend_err ? strerror(ps->pend_err) : "closed", ps->zlen);
   toe_close(dev, ps->sd);
   ps->sd = -1;
   pl_dev_unlink(ps);
@@ -544,8 +551,9 @@ static bool restart_allowed(void)
     struct sigaction sa;
     if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
       continue;
-    bool handler = (sa.sa_flags & SA_SIGINFO) ? sa.sa_sigaction != NULL
-                                              : (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN);
+    bool handler = (sa.sa_flags & SA_SIGINFO)
+                       ? sa.sa_sigaction != NULL
+                       : (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN);
     if (handler && !(sa.sa_flags & SA_RESTART))
       return false;
   }
@@ -647,8 +655,8 @@ static struct pdev *dev_open(int *err)
   g_pdevs = p;
   struct toe_dev_info info;
   if (toe_dev_info(dev, &info) == 0)
-    PL_DBG("attached to %s: client %u, %u buffers of %u bytes", pl_cfg.ctl[0] ? pl_cfg.ctl : "(default)",
-           info.client_id, info.buf_count, info.buf_size);
+    PL_DBG("attached to %s: client %u, %u buffers of %u bytes",
+           pl_cfg.ctl[0] ? pl_cfg.ctl : "(default)", info.client_id, info.buf_count, info.buf_size);
   return p;
 }
 
@@ -960,7 +968,7 @@ int pl_switch(int fd, struct psock *ps)
   ps->afd = afd;
   ps->bfd = bfd;
   ps->nonblock = nonblock;
-  ps->shown = SH_OUT; /* a fresh socketpair end is writable and not readable */
+  ps->shown = SH_OUT;        /* a fresh socketpair end is writable and not readable */
   ps->interest = UINT32_MAX; /* not given yet: the first pl_show sets it */
   atomic_store(&ps->state, PS_OFF);
   pl_dev_link(p, ps);
@@ -1050,6 +1058,7 @@ static void atfork_parent(void)
  * placeholders are closed, so that the parent alone decides what its placeholders show. */
 static void atfork_child(void)
 {
+  g_pid = getpid();
   pl_fork_gen++;
   g_dev = NULL;
   g_retry_ms = 0;

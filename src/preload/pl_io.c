@@ -18,8 +18,8 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/sendfile.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 static int set_errno(int e)
@@ -303,8 +303,8 @@ PL_API ssize_t recv(int fd, void *buf, size_t len, int flags)
   return recv_dispatch(fd, ps, buf, len, flags, NULL, NULL);
 }
 
-PL_API ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags,
-                        __SOCKADDR_ARG from_, socklen_t *__restrict fromlen)
+PL_API ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags, __SOCKADDR_ARG from_,
+                        socklen_t *__restrict fromlen)
 {
   pl_init();
   struct psock *ps = pl_fd_get(fd);
@@ -487,9 +487,9 @@ PL_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
   if (!msg)
     return set_errno(EFAULT);
   socklen_t nl = msg->msg_name ? msg->msg_namelen : 0;
-  ssize_t r = recv_vec(fd, ps, msg->msg_iov, (int)msg->msg_iovlen, flags,
-                       msg->msg_name ? (struct sockaddr *)msg->msg_name : NULL,
-                       msg->msg_name ? &nl : NULL);
+  ssize_t r =
+      recv_vec(fd, ps, msg->msg_iov, (int)msg->msg_iovlen, flags,
+               msg->msg_name ? (struct sockaddr *)msg->msg_name : NULL, msg->msg_name ? &nl : NULL);
   if (r >= 0) {
     msg->msg_namelen = msg->msg_name ? nl : 0;
     msg->msg_controllen = 0;

@@ -549,7 +549,7 @@ PL_API int shutdown(int fd, int how)
 PL_API int close(int fd)
 {
   pl_init();
-  if (!pl_fd_get(fd))
+  if (!pl_fd_get(fd) || pl_foreign_child())
     return R.close(fd);
   pl_tab_lock();
   struct psock *ps = pl_fd_unmap(fd);
@@ -579,7 +579,7 @@ PL_API int close_range(unsigned int first, unsigned int last, int flags)
   pl_init();
   int rc = R.close_range ? R.close_range(first, last, flags)
                          : (int)syscall(SYS_close_range, first, last, flags);
-  if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+  if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !pl_foreign_child())
     forget_range(first, last);
   return rc;
 }
@@ -594,7 +594,7 @@ PL_API void closefrom(int lowfd)
     real_closefrom(lowfd);
   else
     syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0);
-  if (lowfd >= 0)
+  if (lowfd >= 0 && !pl_foreign_child())
     forget_range((unsigned)lowfd, ~0u);
 }
 
@@ -603,7 +603,7 @@ PL_API void closefrom(int lowfd)
 static void before_dup(int oldfd)
 {
   struct psock *ps = pl_fd_get(oldfd);
-  if (!ps || atomic_load(&ps->state) != PS_CAND)
+  if (!ps || atomic_load(&ps->state) != PS_CAND || pl_foreign_child())
     return;
   pthread_mutex_lock(&ps->mu);
   int rc = 0;
@@ -618,6 +618,8 @@ static void before_dup(int oldfd)
 static void after_dup(int oldfd, int newfd)
 {
   struct psock *ps = pl_fd_get(oldfd);
+  if ((!ps && !pl_fd_get(newfd)) || pl_foreign_child())
+    return;
   pl_tab_lock();
   struct psock *prev = pl_fd_unmap(newfd);
   if (ps && atomic_load(&ps->state) != PS_CAND && atomic_load(&ps->state) != PS_FREE)
@@ -923,15 +925,23 @@ struct pl_tcp_info {
 };
 _Static_assert(__builtin_offsetof(struct pl_tcp_info, tcpi_total_retrans) == 100,
                "Linux tcp_info layout");
-_Static_assert(__builtin_offsetof(struct pl_tcp_info, tcpi_snd_wnd) == 228, "Linux tcp_info layout");
+_Static_assert(__builtin_offsetof(struct pl_tcp_info, tcpi_snd_wnd) == 228,
+               "Linux tcp_info layout");
 
 /* enum toe_tcp_state (toe/tcp.h) -> Linux's TCP_* state numbers */
 static uint8_t linux_tcp_state(int s)
 {
-  static const uint8_t map[] = {7 /* CLOSED -> TCP_CLOSE */, 10 /* LISTEN */, 2 /* SYN_SENT */,
-                                3 /* SYN_RECV */, 1 /* ESTABLISHED */, 4 /* FIN_WAIT1 */,
-                                5 /* FIN_WAIT2 */, 8 /* CLOSE_WAIT */, 11 /* CLOSING */,
-                                9 /* LAST_ACK */, 6 /* TIME_WAIT */};
+  static const uint8_t map[] = {7 /* CLOSED -> TCP_CLOSE */,
+                                10 /* LISTEN */,
+                                2 /* SYN_SENT */,
+                                3 /* SYN_RECV */,
+                                1 /* ESTABLISHED */,
+                                4 /* FIN_WAIT1 */,
+                                5 /* FIN_WAIT2 */,
+                                8 /* CLOSE_WAIT */,
+                                11 /* CLOSING */,
+                                9 /* LAST_ACK */,
+                                6 /* TIME_WAIT */};
   return s >= 0 && s < (int)sizeof(map) ? map[s] : 7;
 }
 
@@ -1029,10 +1039,10 @@ PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen
     case SO_SNDBUF:
     case SO_KEEPALIVE:
     case SO_REUSEADDR: {
-      int opt = name == SO_RCVBUF    ? TOE_OPT_RCVBUF
-                : name == SO_SNDBUF  ? TOE_OPT_SNDBUF
+      int opt = name == SO_RCVBUF      ? TOE_OPT_RCVBUF
+                : name == SO_SNDBUF    ? TOE_OPT_SNDBUF
                 : name == SO_KEEPALIVE ? TOE_OPT_KEEPALIVE
-                                     : TOE_OPT_REUSEADDR;
+                                       : TOE_OPT_REUSEADDR;
       int r = dev ? toe_getsockopt(dev, ps->sd, opt, &v) : -TOE_ENOPROTOOPT;
       if (r < 0) {
         struct pl_opt *o = pl_opt_find(ps, level, name);
@@ -1068,9 +1078,9 @@ PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen
       case TCP_KEEPIDLE:
       case TCP_KEEPINTVL:
       case TCP_KEEPCNT: {
-        int opt = name == TCP_NODELAY    ? TOE_OPT_NODELAY
-                  : name == TCP_MAXSEG   ? TOE_OPT_MAXSEG
-                  : name == TCP_KEEPIDLE ? TOE_OPT_KEEPIDLE
+        int opt = name == TCP_NODELAY     ? TOE_OPT_NODELAY
+                  : name == TCP_MAXSEG    ? TOE_OPT_MAXSEG
+                  : name == TCP_KEEPIDLE  ? TOE_OPT_KEEPIDLE
                   : name == TCP_KEEPINTVL ? TOE_OPT_KEEPINTVL
                                           : TOE_OPT_KEEPCNT;
         int r = dev ? toe_getsockopt(dev, ps->sd, opt, &v) : -TOE_ENOPROTOOPT;

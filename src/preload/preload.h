@@ -107,8 +107,8 @@ static inline void pl_init(void)
 #define PL_K_LISTEN 4u /* a TCP listener: the local address */
 
 struct pl_rule {
-  uint8_t kinds; /* PL_K_* */
-  bool deny;     /* "!": to the kernel */
+  uint8_t kinds;      /* PL_K_* */
+  bool deny;          /* "!": to the kernel */
   uint32_t net, mask; /* host order */
   uint16_t port_lo, port_hi;
 };
@@ -179,9 +179,9 @@ struct pdev;
 
 struct psock {
   pthread_mutex_t mu;
-  _Atomic int state; /* PS_*; changes under mu (and g_tab for FREE) */
-  int refs;          /* descriptor numbers naming it (under the table lock) */
-  int type;          /* SOCK_STREAM or SOCK_DGRAM */
+  _Atomic int state;      /* PS_*; changes under mu (and g_tab for FREE) */
+  int refs;               /* descriptor numbers naming it (under the table lock) */
+  int type;               /* SOCK_STREAM or SOCK_DGRAM */
   struct psock *all_next; /* every psock ever made (fork handler) */
   struct psock *free_next;
 
@@ -203,9 +203,9 @@ struct psock {
   bool listening;
   bool connected; /* TCP connect done / UDP default peer */
   bool shut_wr;
-  int pend_err; /* positive errno kept for the application (SO_ERROR, next call) */
+  int pend_err;                 /* positive errno kept for the application (SO_ERROR, next call) */
   int rcvtimeo_ms, sndtimeo_ms; /* -1: none */
-  struct psock *dnext, *dprev; /* the device's list of live sockets */
+  struct psock *dnext, *dprev;  /* the device's list of live sockets */
 
   /* zombie */
   char *zbuf;
@@ -219,18 +219,22 @@ struct pdev {
   toe_dev *dev;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int live;    /* sockets registered (OFF, or being switched) */
-  bool dead;   /* lost (or detached): nothing new is registered */
+  int live;  /* sockets registered (OFF, or being switched) */
+  bool dead; /* lost (or detached): nothing new is registered */
   struct psock *head;
   pthread_t thr;
   bool thr_started;
   int wake_fd; /* eventfd: stops the pump */
   atomic_bool stop;
-  int ctl_fd;  /* libtoe's control socket (seen being made during the attach), or -1 */
+  int ctl_fd; /* libtoe's control socket (seen being made during the attach), or -1 */
   struct pdev *all_next;
 };
 
 extern unsigned pl_fork_gen;
+
+/* True in a child made by vfork() or clone(CLONE_VM) (posix_spawn, Python's subprocess): it
+ * shares our memory but no atfork handler ran, so it must not touch our state. */
+bool pl_foreign_child(void);
 
 /* Set while this thread attaches: socket() notes the AF_UNIX socket libtoe makes (its control
  * socket), so that a forked child can close its copy (see atfork_child). */

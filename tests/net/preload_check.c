@@ -324,7 +324,8 @@ static void on_sigpipe(int sig)
   sigpipes++;
 }
 
-static int run_errors(const char *host, int echo_port, int rst_port, int closed_port, int local_port)
+static int run_errors(const char *host, int echo_port, int rst_port, int closed_port,
+                      int local_port)
 {
   struct sockaddr_in closed = addr_of(host, closed_port);
   struct sockaddr_in echo = addr_of(host, echo_port);
@@ -476,7 +477,8 @@ static int run_errors(const char *host, int echo_port, int rst_port, int closed_
   sigpipes = 0;
   signal(SIGPIPE, on_sigpipe);
   r = send(d2, "x", 1, MSG_NOSIGNAL);
-  check(r < 0 && errno == EPIPE && sigpipes == 0, "send after SHUT_WR: EPIPE, no SIGPIPE with MSG_NOSIGNAL");
+  check(r < 0 && errno == EPIPE && sigpipes == 0,
+        "send after SHUT_WR: EPIPE, no SIGPIPE with MSG_NOSIGNAL");
   close(d2);
 
   /* ECONNRESET from a peer that resets, then EPIPE with and without SIGPIPE */
@@ -490,7 +492,8 @@ static int run_errors(const char *host, int echo_port, int rst_port, int closed_
   check(r == 0, "read again: 0 (%zd)", r);
   sigpipes = 0;
   r = send(s, "x", 1, 0);
-  check(r < 0 && errno == EPIPE && sigpipes == 1, "send: EPIPE and one SIGPIPE (%d)", (int)sigpipes);
+  check(r < 0 && errno == EPIPE && sigpipes == 1, "send: EPIPE and one SIGPIPE (%d)",
+        (int)sigpipes);
   r = send(s, "x", 1, MSG_NOSIGNAL);
   check(r < 0 && errno == EPIPE && sigpipes == 1, "send with MSG_NOSIGNAL: EPIPE, no SIGPIPE");
   close(s);
@@ -562,8 +565,8 @@ static int run_errors(const char *host, int echo_port, int rst_port, int closed_
   check(r == 5 && from.sin_port == echo.sin_port && from.sin_addr.s_addr == echo.sin_addr.s_addr,
         "udp: recvfrom the echo, with the sender's address");
   struct iovec siov[2] = {{(void *)"gat", 3}, {(void *)"her", 3}};
-  struct msghdr smh = {.msg_name = &echo, .msg_namelen = sizeof(echo), .msg_iov = siov,
-                       .msg_iovlen = 2};
+  struct msghdr smh = {
+      .msg_name = &echo, .msg_namelen = sizeof(echo), .msg_iov = siov, .msg_iovlen = 2};
   check(sendmsg(u, &smh, 0) == 6, "udp: sendmsg of 2 pieces");
   r = recv(u, buf, sizeof(buf), 0);
   check(r == 6 && memcmp(buf, "gather", 6) == 0, "udp: one datagram back");
@@ -587,8 +590,7 @@ int main(int argc, char **argv)
     return run_mix(argv[2], atoi(argv[3]));
   if (argc == 7 && !strcmp(argv[1], "errors"))
     return run_errors(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
-  fprintf(stderr,
-          "usage: preload_check mix HOST PORT\n"
-          "       preload_check errors HOST ECHO_PORT RST_PORT CLOSED_PORT LOCAL_PORT\n");
+  fprintf(stderr, "usage: preload_check mix HOST PORT\n"
+                  "       preload_check errors HOST ECHO_PORT RST_PORT CLOSED_PORT LOCAL_PORT\n");
   return 100;
 }

@@ -10,6 +10,10 @@
 #    TCP_INFO, FIONREAD, FIONBIO, O_NONBLOCK, MSG_PEEK, dup/dup2, writev/recvmsg, half-close with
 #    POLLRDHUP, FD_CLOEXEC across fork+exec, ENOTCONN in a forked child, UDP sendto/recvfrom/
 #    sendmsg and ECONNREFUSED from an ICMP port unreachable;
+#  - rules from TOE_OFFLOAD_FILE: first match, '!' declines, no match is the kernel, a malformed
+#    rule is reported;
+#  - a preloaded python runs a subprocess (vfork, and close_range in the child): its connection
+#    survives;
 #  - a preloaded process that forked a long-lived child is killed: its connection leaves the device
 #    within about a second (the child kept no copy of the session);
 #  - the same program on the kernel (in the peer namespace: errors preloaded with TOE_OFFLOAD=none,
@@ -111,6 +115,37 @@ run_check errors dev timeout -k 2 90 "${PRE[@]}" "$CHECK" errors "$NET_PEER_ADDR
 run_check kernel-errors peer timeout -k 2 90 "${PRE[@]}" TOE_OFFLOAD=none PRELOAD_CHECK_KERNEL=1 "$CHECK" errors \
   "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED" "$LOCAL"
 run_check kernel-mix peer timeout -k 2 90 "$CHECK" mix "$NET_PEER_ADDR" "$ECHO"
+
+# Rules from a file: the first match decides, '!' declines, no match means the kernel, a malformed
+# rule is reported once and skipped. nc -z tries 7100..7102 in turn.
+printf '%s\n' '# rules for the test' "!tcp:$NET_PEER_ADDR:$RST   # declined" \
+  "tcp:198.18.0.0/24:$ECHO-$RST" 'tcp:bogus:*' >"$NET_TMP/rules.txt"
+dev timeout -k 2 20 env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0" \
+  "TOE_CTL=$CTL" "TOE_OFFLOAD_FILE=$NET_TMP/rules.txt" TOE_PRELOAD_DEBUG=1 \
+  nc -n -z -w 2 "$NET_PEER_ADDR" "$ECHO-$CLOSED" >/dev/null 2>"$NET_TMP/rules.err"
+check "rules: $ECHO matches the range -> device" \
+  grep -q "connect $NET_PEER_ADDR:$ECHO -> device" "$NET_TMP/rules.err"
+check "rules: $RST is declined by the '!' rule before it -> kernel" \
+  grep -q "connect $NET_PEER_ADDR:$RST -> kernel" "$NET_TMP/rules.err"
+check "rules: $CLOSED matches nothing -> kernel" \
+  grep -q "connect $NET_PEER_ADDR:$CLOSED -> kernel" "$NET_TMP/rules.err"
+check "rules: the malformed rule is reported" grep -q "1 malformed rule(s) ignored (bad rule 'tcp:bogus:\*')" \
+  "$NET_TMP/rules.err"
+
+# Python's subprocess spawns with vfork (sharing the parent's memory, no fork handlers) and the
+# child closes every descriptor (close_range) before exec: the parent's connection must survive.
+cat >"$NET_TMP/spawner.py" <<'EOF'
+import socket, subprocess, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b"one")
+a = s.recv(10)
+r = subprocess.run(["/bin/true"], close_fds=True)
+s.sendall(b"two")
+b = s.recv(10)
+print(a.decode(), r.returncode, b.decode())
+EOF
+out=$(dev timeout -k 2 20 "${PRE[@]}" "$NET_PY" "$NET_TMP/spawner.py" "$NET_PEER_ADDR" "$ECHO" 2>"$NET_TMP/spawner.err")
+check_eq "subprocess (vfork, close_range in the child): the connection survives" "$out" "one 0 two"
 
 # A preloaded process that forked a long-lived child dies: the device must still see the death
 # (the child holds no copy of the session) and drop its connection within about a second.
