@@ -31,9 +31,6 @@
 #include <sys/types.h>
 
 #define TOED_CTL_DEFAULT_DIR "/run/toekit"
-#define TOED_CTL_DEFAULT_POLL_US 50u
-#define TOED_CTL_DEFAULT_MAX_CLIENTS 64u
-#define TOED_CTL_MAX_MAX_CLIENTS 4096u
 #define TOED_CTL_STOP_GRACE TOE_SEC(5) /* hosts get this long to close after EV_SHUTDOWN */
 
 struct toed_ctl_config {

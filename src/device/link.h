@@ -58,7 +58,8 @@ struct toed_link_params {
   uint16_t mtu;       /* IP MTU the engine uses (TX slots are sized from it) */
   bool promisc;       /* receive unicast frames for other MACs (our MAC differs from the NIC's) */
   uint32_t fwmark;    /* SO_MARK on transmitted frames, 0 = none (lets the port guard pass them) */
-  unsigned rx_tov_ms; /* RX ring block retire timeout, 0 = driver default */
+  unsigned rx_tov_ms; /* RX ring block retire timeout, 0 = driver default (unused by afpacket,
+                         whose TPACKET_V2 ring hands over each frame at once) */
 };
 
 /*
@@ -93,7 +94,7 @@ struct toed_link {
   void *priv; /* driver state, allocated by open(), freed by close() */
 };
 
-/* The AF_PACKET TPACKET_V3 driver (link_afpacket.c). */
+/* The AF_PACKET TPACKET_V2 driver (link_afpacket.c). */
 extern const struct toed_link_ops toed_link_afpacket_ops;
 
 /* Visits every driver counter with its name (for the summary). */

@@ -1,22 +1,38 @@
 /*
  * AF_PACKET link driver: a SOCK_RAW/ETH_P_ALL packet socket bound to one interface, with a
- * TPACKET_V3 receive ring and a TPACKET_V3 transmit ring sharing one mmap.
+ * TPACKET_V2 receive ring and a TPACKET_V2 transmit ring sharing one mmap.
  *
- * Receive: the V3 ring is a set of large blocks (1 MiB here) that the kernel fills with
- * variable-sized frames and hands over whole, when a block is full or its retire timer expires.
- * Large blocks matter because a local peer (veth) can hand over GSO super-frames of up to 64 KiB,
- * and V3 limits a frame by the block, not by a fixed slot. The retire timeout is the latency floor
- * of this driver (1 ms by default): the socket only becomes readable when a block is retired.
+ * Receive: a TPACKET_V2 ring of fixed-size frame slots. The kernel fills one slot per frame, marks
+ * it TP_STATUS_USER and wakes the socket at once, so a frame reaches the engine as soon as toed is
+ * scheduled: there is no block retire timer. (The TPACKET_V3 ring used before hands over whole
+ * blocks, when full or when their retire timer (1 ms at least) expires: below the rate that fills
+ * a block, every frame waited for that timer, measured here as 0.5-0.6 ms median and 1-3 ms p99
+ * from the kernel to the engine against ~20 us median with this ring, and up to ~4 ms (a jiffy at
+ * HZ=250) on other runs; that inflated TCP RTTs into spurious retransmissions, and each nearly
+ * empty timer-retired block used up a whole block of the ring, so a short pause in toed overflowed
+ * it.)
+ * rx_burst() drains every ready slot in ring order and gives each back to the kernel
+ * (TP_STATUS_KERNEL) right after the callback, which copies the frame into the engine.
+ *
+ * Slot size: a local peer (veth) hands over GSO super-frames of up to 64 KiB (IPv4 total length
+ * 65535 plus the Ethernet header; the engine accepts them), and a V2 slot must hold a whole frame
+ * plus the kernel's header room before it (tpacket2_hdr, sockaddr_ll, alignment: at most ~96
+ * bytes), so each slot is 68 KiB and 15 of them tile a 1 MiB block (4 KiB left over per block).
+ * Memory cost: 64 blocks x 1 MiB = 64 MiB of kernel memory mapped into toed, for 960 slots, each
+ * taken by one frame whatever its size (a 60-byte ACK uses a 68 KiB slot). 960 frames cover a pause
+ * of ~30 ms in toed at ~30 k frames/s (a 1000-connection burst) without a kernel drop; the drops
+ * the kernel does count (ring full: the slot at its head still ours) come from PACKET_STATISTICS.
+ * A frame larger than a slot (a peer with BIG TCP, gso_max_size > 64 KiB) arrives truncated and is
+ * counted as rx_drop_truncated.
  * PACKET_IGNORE_OUTGOING keeps our own transmissions (and anything else leaving the port) out of
  * the ring.
  *
- * Transmit: a TPACKET_V3 TX ring (fixed-size slots, supported since Linux 4.11) filled by tx() and
- * pushed with one send() per batch in flush(), with PACKET_QDISC_BYPASS (the device does its own
- * pacing; no qdisc in between) and PACKET_LOSS (a frame the kernel refuses is discarded instead of
- * stalling the ring). If the kernel refuses the TX ring, the driver falls back to sendmmsg() of a
- * batch copied into a private buffer: slower, same semantics. Chosen over sendmmsg() as the primary
- * path because the ring costs no system call per frame and no per-frame copy into the kernel
- * beyond the ring itself.
+ * Transmit: a TPACKET_V2 TX ring (fixed-size slots) filled by tx() and pushed with one send() per
+ * batch in flush(), with PACKET_QDISC_BYPASS (the device does its own pacing; no qdisc in between)
+ * and PACKET_LOSS (a frame the kernel refuses is discarded instead of stalling the ring). If the
+ * kernel refuses the TX ring, the driver falls back to sendmmsg() of a batch copied into a private
+ * buffer: slower, same semantics. Chosen over sendmmsg() as the primary path because the ring costs
+ * no system call per frame and no per-frame copy into the kernel beyond the ring itself.
  *
  * Frames that a local sender left with a partial L4 checksum (CHECKSUM_PARTIAL, reported as
  * TP_STATUS_CSUMNOTREADY) get the checksum completed here, so the engine and the pcap see what a
@@ -44,14 +60,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RX_BLOCK_SIZE (1u << 20) /* 1 MiB: room for many frames and any GSO super-frame */
-#define RX_BLOCK_NR 8u
-#define RX_FRAME_SIZE 2048u /* only used by the ring arithmetic in V3 */
-#define RX_DEFAULT_TOV_MS 1u
+/* RX ring geometry (see the top comment for the sizing and its memory cost). */
+/* 68 KiB: a GSO super-frame plus the kernel's header room (checked below). */
+#define RX_FRAME_SIZE (65536u + 4096u)
+#define RX_BLOCK_SIZE (1u << 20) /* a multiple of the page size; 15 slots per block */
+#define RX_BLOCK_NR 64u          /* 64 MiB in all */
+#define RX_FRAMES_PER_BLOCK (RX_BLOCK_SIZE / RX_FRAME_SIZE)
+#define RX_FRAME_NR (RX_BLOCK_NR * RX_FRAMES_PER_BLOCK) /* 960 */
+/* The kernel puts the MAC header at TPACKET_ALIGN(TPACKET2_HDRLEN + max(maclen, 16)) - maclen
+ * (tpacket_rcv), under 96 bytes; the largest frame is an IPv4 GSO super-frame (total length 65535)
+ * behind an Ethernet header with up to two tags left in the frame. */
+#define RX_MAC_ROOM_MAX 96u
+#define RX_LARGEST_FRAME (65535u + TOE_ETH_HLEN + 8u)
+_Static_assert(RX_MAC_ROOM_MAX + RX_LARGEST_FRAME <= RX_FRAME_SIZE, "RX slot too small for GSO");
+_Static_assert(RX_FRAME_SIZE % TPACKET_ALIGNMENT == 0, "RX slot size must be TPACKET aligned");
+_Static_assert(RX_BLOCK_SIZE % 4096u == 0 && RX_FRAMES_PER_BLOCK > 0, "RX block geometry");
 #define TX_FRAME_NR 256u
 #define TX_BLOCK_SIZE (1u << 16)
-/* Where the kernel reads TX data in a slot (no PACKET_TX_HAS_OFF). */
-#define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+/* Where the kernel reads TX data in a slot (no PACKET_TX_HAS_OFF): after the aligned header. */
+#define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 #define FALLBACK_BATCH 64u
 
 struct afp {
@@ -60,10 +87,7 @@ struct afp {
   size_t map_len;
   /* RX ring */
   uint8_t *rx_ring;
-  unsigned rx_block_nr;
-  unsigned rx_block_size;
-  unsigned rx_next; /* next block to look at */
-  unsigned rx_tov_ms;
+  unsigned rx_next; /* next slot to look at: the kernel fills the slots in ring order */
   uint16_t mtu;
   uint8_t *scratch; /* frame with a restored VLAN tag */
   size_t scratch_len;
@@ -180,14 +204,15 @@ static bool fix_partial_csum(uint8_t *frame, size_t len)
 static void afp_read_kernel_drops(struct toed_link *l)
 {
   struct afp *a = afp_of(l);
-  struct tpacket_stats_v3 st;
+  struct tpacket_stats st;
   socklen_t sl = sizeof st;
-  /* The kernel clears its counters on every read, so they are accumulated here. */
+  /* The kernel clears its counters on every read (and with them the TP_STATUS_LOSING flag it puts
+   * on every frame while drops are pending), so they are accumulated here. */
   if (getsockopt(a->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0)
     l->stats.rx_drop_kernel += st.tp_drops;
 }
 
-static void afp_deliver(struct toed_link *l, struct tpacket3_hdr *h, uint8_t *data,
+static void afp_deliver(struct toed_link *l, const struct tpacket2_hdr *h, uint8_t *data,
                         toed_link_rx_fn cb, void *ctx)
 {
   struct afp *a = afp_of(l);
@@ -209,8 +234,8 @@ static void afp_deliver(struct toed_link *l, struct tpacket3_hdr *h, uint8_t *da
       return;
     }
     uint16_t tpid =
-        (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : TOE_ETHERTYPE_VLAN;
-    uint16_t tci = (uint16_t)h->hv1.tp_vlan_tci;
+        (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->tp_vlan_tpid : TOE_ETHERTYPE_VLAN;
+    uint16_t tci = h->tp_vlan_tci;
     memcpy(a->scratch, data, 12);
     a->scratch[12] = (uint8_t)(tpid >> 8);
     a->scratch[13] = (uint8_t)tpid;
@@ -231,58 +256,59 @@ static void afp_deliver(struct toed_link *l, struct tpacket3_hdr *h, uint8_t *da
   cb(ctx, frame, len, (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec);
 }
 
+/* Slot i of the RX ring: slots never straddle a block (the kernel's own arithmetic). */
+static struct tpacket2_hdr *rx_slot(const struct afp *a, unsigned i)
+{
+  unsigned blk = i / RX_FRAMES_PER_BLOCK;
+  unsigned in = i % RX_FRAMES_PER_BLOCK;
+  return (struct tpacket2_hdr *)(void *)(a->rx_ring + (size_t)blk * RX_BLOCK_SIZE +
+                                         (size_t)in * RX_FRAME_SIZE);
+}
+
 static unsigned afp_rx_burst(struct toed_link *l, toed_link_rx_fn cb, void *ctx, unsigned budget)
 {
   struct afp *a = afp_of(l);
-  unsigned delivered = 0;
+  unsigned done = 0;
+  bool losing = false;
 
-  /* Whole blocks only: a block goes back to the kernel once all of its frames were handled. */
-  for (unsigned round = 0; round < a->rx_block_nr && delivered < budget; round++) {
-    uint8_t *blk = a->rx_ring + (size_t)a->rx_next * a->rx_block_size;
-    struct tpacket_block_desc *bd = (struct tpacket_block_desc *)(void *)blk;
-    uint32_t status = __atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
+  /* Every ready slot, in the order the kernel filled them, up to the budget. Each goes back to the
+   * kernel as soon as its frame was handed over (the callback copies it), so a long burst frees
+   * room while it is being processed. */
+  while (done < budget) {
+    struct tpacket2_hdr *h = rx_slot(a, a->rx_next);
+    /* Acquire: the frame's bytes and header fields are read only after its status says USER. */
+    uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     if (!(status & TP_STATUS_USER))
       break;
     if (status & TP_STATUS_LOSING)
-      afp_read_kernel_drops(l);
-
-    uint32_t n = bd->hdr.bh1.num_pkts;
-    size_t off = bd->hdr.bh1.offset_to_first_pkt;
-    size_t blk_len = bd->hdr.bh1.blk_len;
-    if (blk_len > a->rx_block_size)
-      blk_len = a->rx_block_size;
-    for (uint32_t i = 0; i < n; i++) {
-      /* Distrust the descriptors just enough never to read outside the block. */
-      if (off + sizeof(struct tpacket3_hdr) > blk_len) {
-        l->stats.rx_drop_malformed += n - i;
-        break;
-      }
-      struct tpacket3_hdr *h = (struct tpacket3_hdr *)(void *)(blk + off);
-      if ((size_t)h->tp_mac + h->tp_snaplen > blk_len - off) {
-        l->stats.rx_drop_malformed += n - i;
-        break;
-      }
-      afp_deliver(l, h, blk + off + h->tp_mac, cb, ctx);
-      delivered++;
-      if (h->tp_next_offset == 0)
-        break;
-      off += h->tp_next_offset;
-    }
-    l->stats.rx_blocks++;
-    __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-    a->rx_next = (a->rx_next + 1) % a->rx_block_nr;
+      losing = true;
+    /* Distrust the descriptor just enough never to read outside the slot. */
+    if (h->tp_mac < sizeof(struct tpacket2_hdr) ||
+        (size_t)h->tp_mac + h->tp_snaplen > RX_FRAME_SIZE)
+      l->stats.rx_drop_malformed++;
+    else
+      afp_deliver(l, h, (uint8_t *)h + h->tp_mac, cb, ctx);
+    /* Release: our reads (and the in-place checksum fix) are done before the kernel refills. */
+    __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    a->rx_next = a->rx_next + 1 == RX_FRAME_NR ? 0 : a->rx_next + 1;
+    done++;
   }
-  return delivered;
+  if (losing)
+    afp_read_kernel_drops(l);
+  if (done)
+    l->stats.rx_blocks++;
+  /* Slots consumed, dropped ones included: 0 means the ring is empty. */
+  return done;
 }
 
 /* ------------------------------------------------------------------------------------------- */
 /* Transmit                                                                                     */
 
-static struct tpacket3_hdr *tx_slot(struct afp *a, unsigned i)
+static struct tpacket2_hdr *tx_slot(struct afp *a, unsigned i)
 {
   unsigned blk = i / a->tx_frames_per_block;
   unsigned in = i % a->tx_frames_per_block;
-  return (struct tpacket3_hdr *)(void *)(a->tx_ring + (size_t)blk * a->tx_block_size +
+  return (struct tpacket2_hdr *)(void *)(a->tx_ring + (size_t)blk * a->tx_block_size +
                                          (size_t)in * a->tx_frame_size);
 }
 
@@ -359,7 +385,7 @@ static int afp_tx(struct toed_link *l, const struct toe_pbuf *frame)
     return 0;
   }
 
-  struct tpacket3_hdr *h = tx_slot(a, a->tx_next);
+  struct tpacket2_hdr *h = tx_slot(a, a->tx_next);
   uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
   if (st == TP_STATUS_WRONG_FORMAT) {
     /* Only without PACKET_LOSS; reclaim the slot so the ring does not stall. */
@@ -378,7 +404,6 @@ static int afp_tx(struct toed_link *l, const struct toe_pbuf *frame)
   copy_chain((uint8_t *)h + TX_DATA_OFF, frame);
   h->tp_len = (uint32_t)len;
   h->tp_snaplen = (uint32_t)len;
-  h->tp_next_offset = 0; /* the kernel rejects variable-sized TX slots */
   __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
   a->tx_next = (a->tx_next + 1) % a->tx_frame_nr;
   a->tx_pending++;
@@ -434,7 +459,7 @@ static int afp_open(struct toed_link *l, const struct toed_link_params *p, char 
   a->mtu = p->mtu;
   a->fwmark = p->fwmark;
   a->promisc = p->promisc;
-  a->rx_tov_ms = p->rx_tov_ms ? p->rx_tov_ms : RX_DEFAULT_TOV_MS;
+  /* p->rx_tov_ms is a block retire timeout: a V2 ring has no blocks to retire, so it is unused. */
   int rc;
   int one = 1;
 
@@ -445,9 +470,10 @@ static int afp_open(struct toed_link *l, const struct toed_link_params *p, char 
     rc = afp_fail(err, errlen, errno, "cannot open an AF_PACKET socket", p->ifname);
     goto fail;
   }
-  int ver = TPACKET_V3;
+  /* The version applies to both rings; it must be set before either exists. */
+  int ver = TPACKET_V2;
   if (setsockopt(a->fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof ver) < 0) {
-    rc = afp_fail(err, errlen, errno, "PACKET_VERSION TPACKET_V3 refused", p->ifname);
+    rc = afp_fail(err, errlen, errno, "PACKET_VERSION TPACKET_V2 refused", p->ifname);
     goto fail;
   }
   /* Not fatal on old kernels: without it we would also see (and hand the engine) our own TX. */
@@ -463,19 +489,17 @@ static int afp_open(struct toed_link *l, const struct toed_link_params *p, char 
     goto fail;
   }
 
-  struct tpacket_req3 rx;
+  /* V1/V2 rings take a struct tpacket_req (the kernel reads only that much for them). */
+  struct tpacket_req rx;
   memset(&rx, 0, sizeof rx);
   rx.tp_block_size = RX_BLOCK_SIZE;
   rx.tp_block_nr = RX_BLOCK_NR;
   rx.tp_frame_size = RX_FRAME_SIZE;
-  rx.tp_frame_nr = RX_BLOCK_NR * (RX_BLOCK_SIZE / RX_FRAME_SIZE);
-  rx.tp_retire_blk_tov = a->rx_tov_ms;
+  rx.tp_frame_nr = RX_FRAME_NR;
   if (setsockopt(a->fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof rx) < 0) {
-    rc = afp_fail(err, errlen, errno, "cannot set up the TPACKET_V3 RX ring", p->ifname);
+    rc = afp_fail(err, errlen, errno, "cannot set up the TPACKET_V2 RX ring", p->ifname);
     goto fail;
   }
-  a->rx_block_nr = RX_BLOCK_NR;
-  a->rx_block_size = RX_BLOCK_SIZE;
 
   /* TX slots hold the header, the largest frame the engine builds (MTU + tagged Ethernet
    * header) and slack; power of two so they tile the blocks exactly. */
@@ -485,7 +509,7 @@ static int afp_open(struct toed_link *l, const struct toed_link_params *p, char 
   a->tx_block_size = a->tx_frame_size > TX_BLOCK_SIZE ? a->tx_frame_size : TX_BLOCK_SIZE;
   a->tx_frames_per_block = a->tx_block_size / a->tx_frame_size;
   a->tx_frame_nr = TX_FRAME_NR;
-  struct tpacket_req3 tx;
+  struct tpacket_req tx;
   memset(&tx, 0, sizeof tx);
   tx.tp_block_size = a->tx_block_size;
   tx.tp_frame_size = a->tx_frame_size;
@@ -520,7 +544,7 @@ static int afp_open(struct toed_link *l, const struct toed_link_params *p, char 
       goto fail;
     }
   }
-  a->scratch_len = RX_BLOCK_SIZE + 4;
+  a->scratch_len = RX_FRAME_SIZE + 4; /* the largest slot's frame plus a restored tag */
   a->scratch = malloc(a->scratch_len);
   if (!a->scratch) {
     rc = afp_fail(err, errlen, ENOMEM, "cannot allocate the RX scratch buffer", p->ifname);
@@ -562,12 +586,13 @@ static void afp_describe(const struct toed_link *l, char *buf, size_t len)
 {
   const struct afp *a = afp_of(l);
   if (a->tx_ring)
-    snprintf(buf, len, "afpacket tpacket_v3 rx %ux%uKiB tov %ums, tx ring %ux%u, qdisc bypass%s",
-             a->rx_block_nr, a->rx_block_size / 1024, a->rx_tov_ms, a->tx_frame_nr,
+    snprintf(buf, len,
+             "afpacket tpacket_v2 rx ring %ux%uKiB (%u MiB), tx ring %ux%u, qdisc bypass%s",
+             RX_FRAME_NR, RX_FRAME_SIZE / 1024, (RX_BLOCK_NR * RX_BLOCK_SIZE) >> 20, a->tx_frame_nr,
              a->tx_frame_size, a->promisc ? ", promisc" : "");
   else
-    snprintf(buf, len, "afpacket tpacket_v3 rx %ux%uKiB tov %ums, tx sendmmsg x%u%s",
-             a->rx_block_nr, a->rx_block_size / 1024, a->rx_tov_ms, FALLBACK_BATCH,
+    snprintf(buf, len, "afpacket tpacket_v2 rx ring %ux%uKiB (%u MiB), tx sendmmsg x%u%s",
+             RX_FRAME_NR, RX_FRAME_SIZE / 1024, (RX_BLOCK_NR * RX_BLOCK_SIZE) >> 20, FALLBACK_BATCH,
              a->promisc ? ", promisc" : "");
 }
 

@@ -34,7 +34,7 @@
 #define TCP_CHUNK (16u * 1024u)
 /* Connections accepted from one listener per run, and connections served per run: the event loop
  * drains the receive ring between runs, and a ring left alone for a few tens of milliseconds
- * overflows (the AF_PACKET driver's TPACKET_V3 blocks retire on a timer even when nearly empty). */
+ * can overflow when toed does not come back to it. */
 #define ACCEPT_BUDGET 64u
 #define CONNS_PER_RUN 64u
 

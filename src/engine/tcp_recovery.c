@@ -36,6 +36,10 @@
 #define RACK_REO_PERSIST 16u       /* RFC 8985 6.2 step 4 */
 #define TLP_WCDELACK TOE_MSEC(200) /* RFC 8985 7.2 WCDelAckT */
 #define TLP_SLACK TOE_MSEC(2)      /* added to 2*SRTT (as Linux): timer tick and ACK jitter */
+/* Lower bound of the PTO. RFC 8985 7.2 has none, but with sub-millisecond RTTs 2*SRTT + slack is
+ * shorter than a scheduling hiccup of either end, and every probe sent then is spurious (a D-SACK
+ * comes back); Linux's floor (2*SRTT + 2 jiffies) is 8 ms at HZ=250. */
+#define TLP_PTO_MIN TOE_MSEC(10)
 #define TLP_NO_SRTT TOE_SEC(1)     /* RFC 8985 7.2: PTO without an RTT sample */
 #define TLP_RTO_MARGIN TOE_MSEC(2) /* a PTO cut to the RTO fires this much before it */
 #define RTO_BACKOFF_MAX 16u
@@ -376,6 +380,8 @@ void toe_tcp_tlp_schedule(struct toe_stack *st, struct toe_tcb *tp)
       pto += TLP_WCDELACK; /* one segment out: the peer may delay its ACK */
     else
       pto += TLP_SLACK;
+    if (pto < TLP_PTO_MIN)
+      pto = TLP_PTO_MIN;
   } else {
     pto = TLP_NO_SRTT;
   }
