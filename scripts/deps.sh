@@ -4,7 +4,7 @@ set -euo pipefail
 
 # package: what needs it
 pkgs=(
-  cmake gcc make           # build
+  cmake gcc make clang-format # build and formatting
   clang libclang-rt-14-dev # fuzzers (libFuzzer) and sanitizer runtimes
   iproute2 nftables ethtool   # namespaces, veth, keeping the kernel off the device's port
   iputils-ping netcat-openbsd # interop peers

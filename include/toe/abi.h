@@ -266,11 +266,13 @@ enum toe_abi_op {
 #define TOE_ABI_TCP_CONGESTION 9
 #define TOE_ABI_SO_LINGER_ABORT 10
 #define TOE_ABI_TCP_MAXSEG 11
-#define TOE_ABI_SO_ERROR 0x100  /* get only: pending socket error (and clear it), 0 or -TOE_E* */
-#define TOE_ABI_SO_RXBUFS 0x101 /* buffers the device may lend this socket at once (1..buf_count)  \
-                                 */
-#define TOE_ABI_SO_NREAD 0x102  /* get only: bytes the device holds for this socket, not yet lent  \
-                                 */
+#define TOE_ABI_SO_ERROR 0x100 /* get only: pending socket error (and clear it), 0 or -TOE_E* */
+#define TOE_ABI_SO_RXBUFS                                                                          \
+  0x101 /* buffers the device may lend this socket at once (1..buf_count)                          \
+         */
+#define TOE_ABI_SO_NREAD                                                                           \
+  0x102 /* get only: bytes the device holds for this socket, not yet lent                          \
+         */
 
 struct toe_abi_sqe {
   uint8_t opcode;     /* enum toe_abi_op */

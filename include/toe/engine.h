@@ -16,18 +16,18 @@
 #ifndef TOE_ENGINE_H
 #define TOE_ENGINE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "toe/counters.h"
 #include "toe/errno.h"
 #include "toe/pbuf.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 typedef uint64_t toe_time_t;
 #define TOE_TIME_NEVER UINT64_MAX
-#define TOE_MSEC(ms) ((toe_time_t)(ms) * 1000000ull)
-#define TOE_SEC(s) ((toe_time_t)(s) * 1000000000ull)
+#define TOE_MSEC(ms) ((toe_time_t)(ms)*1000000ull)
+#define TOE_SEC(s) ((toe_time_t)(s)*1000000000ull)
 
 struct toe_stack;
 struct toe_sock;
@@ -42,9 +42,9 @@ struct toe_mac {
 
 /*
  * Transmit callback. The engine hands over one complete Ethernet frame (a pbuf chain, consumed: the
- * callee owns it and must release it with toe_pbuf_free() once the bytes are on the wire or copied).
- * It is called from inside toe_stack_input()/poll()/socket calls; the callee must not call back into
- * the engine, except toe_pbuf_free().
+ * callee owns it and must release it with toe_pbuf_free() once the bytes are on the wire or
+ * copied). It is called from inside toe_stack_input()/poll()/socket calls; the callee must not call
+ * back into the engine, except toe_pbuf_free().
  */
 typedef void (*toe_tx_fn)(void *ctx, struct toe_pbuf *frame);
 
@@ -62,45 +62,45 @@ typedef void (*toe_sock_event_fn)(void *ctx, struct toe_sock *s, void *user, uin
 
 struct toe_config {
   /* interface */
-  struct toe_mac mac;  /* our MAC address */
-  uint32_t addr;       /* our IPv4 address */
-  uint8_t prefix_len;  /* on-link prefix, 0..32 */
-  uint32_t gateway;    /* default gateway, 0 = none (off-link destinations unreachable) */
-  uint16_t mtu;        /* IP MTU of the link, 68..9000; default 1500 */
-  uint16_t vlan_id;    /* 0: untagged; else frames must carry this 802.1Q VID (and are sent so) */
-  uint32_t link_caps;  /* TOE_LINK_CAP_* */
+  struct toe_mac mac; /* our MAC address */
+  uint32_t addr;      /* our IPv4 address */
+  uint8_t prefix_len; /* on-link prefix, 0..32 */
+  uint32_t gateway;   /* default gateway, 0 = none (off-link destinations unreachable) */
+  uint16_t mtu;       /* IP MTU of the link, 68..9000; default 1500 */
+  uint16_t vlan_id;   /* 0: untagged; else frames must carry this 802.1Q VID (and are sent so) */
+  uint32_t link_caps; /* TOE_LINK_CAP_* */
 
   /* pools and tables (all memory is sized from these at creation) */
-  uint32_t pbuf_count;     /* packet buffers; default 4096 */
-  uint16_t pbuf_size;      /* bytes of storage per buffer; default 2048 */
-  uint32_t arp_entries;    /* neighbour cache entries; default 256 */
-  uint16_t arp_queue_len;  /* packets held per unresolved neighbour; default 8 */
-  uint32_t reass_slots;    /* datagrams reassembled at once; default 64 */
-  uint32_t reass_max_bufs; /* pbufs reassembly may hold in all; default 1024 */
-  uint32_t udp_socks;      /* UDP sockets; default 1024 */
-  uint16_t udp_rcvq_len;   /* datagrams queued per UDP socket; default 256 */
-  uint32_t tcp_socks;       /* TCP connections + listeners; default 1024 */
-  uint32_t tcp_syncache;    /* embryonic connections in all SYN queues; default 1024 */
-  uint32_t tcp_timewait;    /* TIME_WAIT entries held at most; default 4096 */
-  uint16_t tcp_max_backlog; /* accept queue limit per listener; default 1024 */
-  uint32_t tcp_rcvbuf;      /* default receive buffer (window) per connection; default 256 KiB */
-  uint32_t tcp_rcvbuf_max;  /* auto-tuning limit; default 4 MiB */
-  uint32_t tcp_sndbuf;      /* default send buffer; default 256 KiB */
-  uint32_t tcp_sndbuf_max;  /* default 4 MiB */
-  uint8_t tcp_cc;           /* TOE_CC_CUBIC (default) or TOE_CC_NEWRENO */
-  uint8_t tcp_syn_retries;  /* SYN retransmissions before giving up; default 6 */
-  uint8_t tcp_retries2;     /* RTO expirations before dropping a connection; default 15 */
-  uint8_t tcp_timestamps;   /* offer RFC 7323 timestamps; default 1 */
-  uint8_t tcp_sack;         /* offer SACK; default 1 */
-  uint8_t tcp_wscale;       /* offer window scaling; default 1 */
-  uint8_t tcp_syncookies;   /* 0 never, 1 when the SYN queue is full (default), 2 always */
-  toe_time_t tcp_rto_min;   /* RFC 6298 2.4 says 1 s; default 200 ms like Linux */
-  toe_time_t tcp_rto_max;   /* default 60 s */
+  uint32_t pbuf_count;        /* packet buffers; default 4096 */
+  uint16_t pbuf_size;         /* bytes of storage per buffer; default 2048 */
+  uint32_t arp_entries;       /* neighbour cache entries; default 256 */
+  uint16_t arp_queue_len;     /* packets held per unresolved neighbour; default 8 */
+  uint32_t reass_slots;       /* datagrams reassembled at once; default 64 */
+  uint32_t reass_max_bufs;    /* pbufs reassembly may hold in all; default 1024 */
+  uint32_t udp_socks;         /* UDP sockets; default 1024 */
+  uint16_t udp_rcvq_len;      /* datagrams queued per UDP socket; default 256 */
+  uint32_t tcp_socks;         /* TCP connections + listeners; default 1024 */
+  uint32_t tcp_syncache;      /* embryonic connections in all SYN queues; default 1024 */
+  uint32_t tcp_timewait;      /* TIME_WAIT entries held at most; default 4096 */
+  uint16_t tcp_max_backlog;   /* accept queue limit per listener; default 1024 */
+  uint32_t tcp_rcvbuf;        /* default receive buffer (window) per connection; default 256 KiB */
+  uint32_t tcp_rcvbuf_max;    /* auto-tuning limit; default 4 MiB */
+  uint32_t tcp_sndbuf;        /* default send buffer; default 256 KiB */
+  uint32_t tcp_sndbuf_max;    /* default 4 MiB */
+  uint8_t tcp_cc;             /* TOE_CC_CUBIC (default) or TOE_CC_NEWRENO */
+  uint8_t tcp_syn_retries;    /* SYN retransmissions before giving up; default 6 */
+  uint8_t tcp_retries2;       /* RTO expirations before dropping a connection; default 15 */
+  uint8_t tcp_timestamps;     /* offer RFC 7323 timestamps; default 1 */
+  uint8_t tcp_sack;           /* offer SACK; default 1 */
+  uint8_t tcp_wscale;         /* offer window scaling; default 1 */
+  uint8_t tcp_syncookies;     /* 0 never, 1 when the SYN queue is full (default), 2 always */
+  toe_time_t tcp_rto_min;     /* RFC 6298 2.4 says 1 s; default 200 ms like Linux */
+  toe_time_t tcp_rto_max;     /* default 60 s */
   toe_time_t tcp_rto_initial; /* default 1 s (RFC 6298 2.1) */
-  toe_time_t tcp_delack;    /* delayed ACK bound; default 40 ms (RFC 1122 4.2.3.2: < 500 ms) */
-  toe_time_t tcp_msl;       /* TIME_WAIT lasts 2*MSL; default 30 s (RFC 9293 says 2 min) */
+  toe_time_t tcp_delack;      /* delayed ACK bound; default 40 ms (RFC 1122 4.2.3.2: < 500 ms) */
+  toe_time_t tcp_msl;         /* TIME_WAIT lasts 2*MSL; default 30 s (RFC 9293 says 2 min) */
   toe_time_t tcp_fin_timeout; /* orphaned FIN_WAIT_2 limit; default 60 s */
-  toe_time_t tcp_keep_idle; /* keepalive defaults (RFC 1122 4.2.3.6: >= 2 h) */
+  toe_time_t tcp_keep_idle;   /* keepalive defaults (RFC 1122 4.2.3.6: >= 2 h) */
   toe_time_t tcp_keep_intvl;
   uint8_t tcp_keep_cnt;
 
@@ -270,7 +270,8 @@ uint32_t toe_udp_rx_pending(const struct toe_sock *s, uint32_t *bytes);
 int toe_sock_error(struct toe_stack *st, struct toe_sock *s);
 
 /* Local and remote addresses (remote is zero when unconnected). Returns 0. */
-int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local, struct toe_sockaddr *remote);
+int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local,
+                  struct toe_sockaddr *remote);
 
 /* Closes the socket and frees its queued data. The pointer is invalid afterwards. */
 void toe_sock_close(struct toe_stack *st, struct toe_sock *s);

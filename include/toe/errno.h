@@ -3,8 +3,8 @@
  *
  * The engine runs where there may be no C library errno.h (device firmware), so it carries its own
  * numbering. The values equal Linux's errno numbers, so a host can hand them to strerror() and the
- * transport ABI can carry them unchanged. Every function in the engine that can fail returns 0 (or a
- * non-negative count) on success and a negative TOE_E* value on failure.
+ * transport ABI can carry them unchanged. Every function in the engine that can fail returns 0 (or
+ * a non-negative count) on success and a negative TOE_E* value on failure.
  */
 #ifndef TOE_ERRNO_H
 #define TOE_ERRNO_H

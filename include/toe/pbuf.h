@@ -23,7 +23,8 @@ struct toe_stack;
 #define TOE_PBUF_HEADROOM 128
 
 /* pbuf flags */
-#define TOE_PBUF_F_L4_CSUM_OK 0x0001u /* link verified the L4 checksum (or it was never computed
+#define TOE_PBUF_F_L4_CSUM_OK                                                                      \
+  0x0001u                             /* link verified the L4 checksum (or it was never computed   \
                                         because the frame came from a trusted local sender) */
 #define TOE_PBUF_F_IP_CSUM_OK 0x0002u /* link verified the IPv4 header checksum */
 #define TOE_PBUF_F_BROADCAST 0x0004u  /* set by the engine: arrived as link broadcast */
@@ -102,7 +103,8 @@ size_t toe_pbuf_copy_out(const struct toe_pbuf *p, uint32_t off, void *dst, size
 
 /*
  * Builds a packet from `len` bytes at `src`, chaining as many buffers as needed, each with
- * `headroom` reserved in the first. Returns NULL (and frees any partial chain) if the pool runs out.
+ * `headroom` reserved in the first. Returns NULL (and frees any partial chain) if the pool runs
+ * out.
  */
 struct toe_pbuf *toe_pbuf_from_bytes(struct toe_stack *st, const void *src, size_t len,
                                      uint16_t headroom);

@@ -17,10 +17,10 @@
 #ifndef TOE_TCP_H
 #define TOE_TCP_H
 
+#include "toe/engine.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "toe/engine.h"
 
 #define TOE_EV_HUP 0x08u
 
@@ -108,52 +108,51 @@ void toe_tcp_abort(struct toe_stack *st, struct toe_sock *s);
 
 /* Socket options (toe_sock_setopt / toe_sock_getopt). */
 enum toe_sockopt {
-  TOE_SO_RCVBUF = 1,      /* receive buffer bytes (window), clamped to cfg limits */
-  TOE_SO_SNDBUF,          /* send buffer bytes */
-  TOE_SO_KEEPALIVE,       /* 0/1 */
-  TOE_SO_REUSEADDR,       /* 0/1: bind may reuse a port held by TIME_WAIT connections */
-  TOE_TCP_NODELAY,        /* 0/1: disable Nagle */
-  TOE_TCP_KEEPIDLE,       /* seconds before the first keepalive probe */
-  TOE_TCP_KEEPINTVL,      /* seconds between probes */
-  TOE_TCP_KEEPCNT,        /* unanswered probes before the connection is dropped */
-  TOE_TCP_CONGESTION,     /* TOE_CC_NEWRENO / TOE_CC_CUBIC */
-  TOE_SO_LINGER_ABORT,    /* 0/1: close() aborts with RST (SO_LINGER with timeout 0) */
-  TOE_TCP_MAXSEG,         /* read: current send MSS; write: clamp it (before connect) */
+  TOE_SO_RCVBUF = 1,   /* receive buffer bytes (window), clamped to cfg limits */
+  TOE_SO_SNDBUF,       /* send buffer bytes */
+  TOE_SO_KEEPALIVE,    /* 0/1 */
+  TOE_SO_REUSEADDR,    /* 0/1: bind may reuse a port held by TIME_WAIT connections */
+  TOE_TCP_NODELAY,     /* 0/1: disable Nagle */
+  TOE_TCP_KEEPIDLE,    /* seconds before the first keepalive probe */
+  TOE_TCP_KEEPINTVL,   /* seconds between probes */
+  TOE_TCP_KEEPCNT,     /* unanswered probes before the connection is dropped */
+  TOE_TCP_CONGESTION,  /* TOE_CC_NEWRENO / TOE_CC_CUBIC */
+  TOE_SO_LINGER_ABORT, /* 0/1: close() aborts with RST (SO_LINGER with timeout 0) */
+  TOE_TCP_MAXSEG,      /* read: current send MSS; write: clamp it (before connect) */
 };
 #define TOE_CC_NEWRENO 1
 #define TOE_CC_CUBIC 2
 
 /* Errors: -TOE_ENOPROTOOPT unknown option, -TOE_EINVAL bad value or state. */
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value);
-int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int opt,
-                    int64_t *value);
+int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int opt, int64_t *value);
 
 /* A connection's state and figures (like Linux's struct tcp_info). */
 struct toe_tcp_info {
-  uint8_t state;         /* enum toe_tcp_state */
+  uint8_t state; /* enum toe_tcp_state */
   uint8_t snd_wscale;
   uint8_t rcv_wscale;
-  uint8_t options;       /* TOE_TCPI_OPT_* negotiated */
+  uint8_t options; /* TOE_TCPI_OPT_* negotiated */
   uint32_t snd_mss;
   uint32_t rcv_mss;
-  uint32_t rtt_us;       /* smoothed RTT */
+  uint32_t rtt_us; /* smoothed RTT */
   uint32_t rttvar_us;
   uint32_t rto_us;
-  uint32_t snd_cwnd;     /* bytes */
-  uint32_t snd_ssthresh; /* bytes */
-  uint32_t snd_wnd;      /* peer's window, bytes */
-  uint32_t rcv_wnd;      /* our advertised window, bytes */
-  uint32_t unacked;      /* bytes in flight */
-  uint32_t sacked;       /* bytes SACKed */
-  uint32_t lost;         /* bytes marked lost */
-  uint32_t retrans;      /* bytes retransmitted not yet acked */
-  uint32_t rx_queued;    /* bytes waiting to be read */
-  uint32_t tx_queued;    /* bytes in the send buffer */
+  uint32_t snd_cwnd;      /* bytes */
+  uint32_t snd_ssthresh;  /* bytes */
+  uint32_t snd_wnd;       /* peer's window, bytes */
+  uint32_t rcv_wnd;       /* our advertised window, bytes */
+  uint32_t unacked;       /* bytes in flight */
+  uint32_t sacked;        /* bytes SACKed */
+  uint32_t lost;          /* bytes marked lost */
+  uint32_t retrans;       /* bytes retransmitted not yet acked */
+  uint32_t rx_queued;     /* bytes waiting to be read */
+  uint32_t tx_queued;     /* bytes in the send buffer */
   uint64_t total_retrans; /* segments retransmitted over the life */
   uint64_t bytes_acked;
   uint64_t bytes_received;
-  uint32_t rto_count;     /* RTO expirations */
-  uint32_t ca_algo;       /* TOE_CC_* */
+  uint32_t rto_count; /* RTO expirations */
+  uint32_t ca_algo;   /* TOE_CC_* */
 };
 #define TOE_TCPI_OPT_TIMESTAMPS 0x1
 #define TOE_TCPI_OPT_SACK 0x2
@@ -166,8 +165,10 @@ int toe_tcp_get_info(const struct toe_stack *st, const struct toe_sock *s,
  * Visits every TCP connection (listeners, connections, TIME_WAIT) for flow tables.
  * `info` is filled for each; `s` is NULL for TIME_WAIT entries (which have no socket).
  */
-typedef void (*toe_tcp_visit_fn)(void *arg, const struct toe_sock *s, const struct toe_sockaddr *local,
-                                 const struct toe_sockaddr *remote, const struct toe_tcp_info *info);
+typedef void (*toe_tcp_visit_fn)(void *arg, const struct toe_sock *s,
+                                 const struct toe_sockaddr *local,
+                                 const struct toe_sockaddr *remote,
+                                 const struct toe_tcp_info *info);
 void toe_tcp_visit(const struct toe_stack *st, toe_tcp_visit_fn fn, void *arg);
 
 #endif

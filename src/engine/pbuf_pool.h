@@ -5,10 +5,10 @@
 #ifndef TOE_ENGINE_PBUF_POOL_H
 #define TOE_ENGINE_PBUF_POOL_H
 
+#include "toe/engine.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "toe/engine.h"
 
 struct toe_pbuf_pool {
   struct toe_pbuf *descs; /* count descriptors */

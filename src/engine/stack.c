@@ -7,8 +7,8 @@
  * Every module sizes its own region (toe_*_mem_size) and lays itself out in it (toe_*_init).
  */
 #include "engine/stack.h"
-#include "engine/tcp.h"
 
+#include "engine/tcp.h"
 #include "toe/tcp.h"
 #include "wire/ipv4.h"
 

@@ -4,9 +4,6 @@
 #ifndef TOE_ENGINE_STACK_H
 #define TOE_ENGINE_STACK_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include "engine/arp.h"
 #include "engine/icmp.h"
 #include "engine/ipv4.h"
@@ -17,12 +14,15 @@
 #include "engine/udp.h"
 #include "toe/engine.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 #define toe_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 struct toe_stack {
   struct toe_config cfg;
   toe_time_t now;
-  uint64_t rng;           /* xorshift state */
+  uint64_t rng; /* xorshift state */
   struct toe_counters ctr;
   struct toe_pbuf_pool pool;
   struct toe_timer_wheel tw;
@@ -32,7 +32,7 @@ struct toe_stack {
   struct toe_socktab socks;
   struct toe_udp_state udp;
   struct toe_tcp_tables tcp; /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
-  void *mem_to_free;      /* set by toe_stack_new() */
+  void *mem_to_free;         /* set by toe_stack_new() */
 };
 
 /* Seeds toe_random() (called at creation with cfg.random_seed; any seed, 0 included, is fine). */

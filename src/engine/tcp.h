@@ -19,15 +19,15 @@
 #ifndef TOE_ENGINE_TCP_H
 #define TOE_ENGINE_TCP_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "engine/sock.h"
 #include "engine/timer_wheel.h"
 #include "toe/tcp.h"
 #include "wire/ipv4.h"
 #include "wire/tcp.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct toe_cc_ops;
 
@@ -36,9 +36,9 @@ struct toe_cc_ops;
  * sequence number and transmission history live in the pbuf's meta words, seen through this view.
  */
 struct toe_tcp_seg {
-  uint32_t seq;       /* first sequence number of the payload */
-  uint8_t flags;      /* TOE_SEG_* */
-  uint8_t xmits;      /* times transmitted */
+  uint32_t seq;  /* first sequence number of the payload */
+  uint8_t flags; /* TOE_SEG_* */
+  uint8_t xmits; /* times transmitted */
   uint16_t _pad;
   toe_time_t xmit_ts; /* time of the most recent transmission (RACK, RTT) */
   uint64_t delivered; /* tcb->delivered when it was (re)sent, for rate/RACK ordering */
@@ -48,9 +48,9 @@ struct toe_tcp_seg {
 #define TOE_SEG_LOST 0x02u    /* marked lost, waiting for retransmission */
 #define TOE_SEG_RETRANS 0x04u /* retransmitted at least once (Karn) */
 #define TOE_SEG_TLP 0x08u     /* sent as a tail-loss probe */
-/* tcp-rec: a retransmission of the segment is in flight (counted in retrans_out). TOE_SEG_LOST stays
- * set while it is, so pipe = (snd_max - snd_una) - sacked_bytes - lost_bytes + retrans_out counts a
- * repaired segment once (RFC 6675 pipe with RFC 8985's lost marks). */
+/* tcp-rec: a retransmission of the segment is in flight (counted in retrans_out). TOE_SEG_LOST
+ * stays set while it is, so pipe = (snd_max - snd_una) - sacked_bytes - lost_bytes + retrans_out
+ * counts a repaired segment once (RFC 6675 pipe with RFC 8985's lost marks). */
 #define TOE_SEG_RXMIT 0x10u
 
 _Static_assert(sizeof(struct toe_tcp_seg) <= sizeof(((struct toe_pbuf *)0)->meta),
@@ -73,26 +73,26 @@ enum toe_tcp_timer_kind {
 };
 
 /* tcb flags */
-#define TOE_TF_SACK_OK 0x00000001u     /* both sides sent SACK-permitted */
-#define TOE_TF_TS_OK 0x00000002u       /* timestamps negotiated */
-#define TOE_TF_WS_OK 0x00000004u       /* window scaling negotiated */
-#define TOE_TF_NODELAY 0x00000008u     /* Nagle off */
+#define TOE_TF_SACK_OK 0x00000001u /* both sides sent SACK-permitted */
+#define TOE_TF_TS_OK 0x00000002u   /* timestamps negotiated */
+#define TOE_TF_WS_OK 0x00000004u   /* window scaling negotiated */
+#define TOE_TF_NODELAY 0x00000008u /* Nagle off */
 #define TOE_TF_KEEPALIVE 0x00000010u
-#define TOE_TF_ACK_NOW 0x00000020u     /* send an ACK at the end of input processing */
-#define TOE_TF_DELACK 0x00000040u      /* an ACK is owed (delayed) */
-#define TOE_TF_FIN_QUEUED 0x00000080u  /* the application shut down writing: FIN after data */
-#define TOE_TF_FIN_SENT 0x00000100u    /* FIN has sequence number snd_max - 1 */
-#define TOE_TF_RCVD_FIN 0x00000200u    /* peer's FIN received (rcv_nxt counts it) */
+#define TOE_TF_ACK_NOW 0x00000020u    /* send an ACK at the end of input processing */
+#define TOE_TF_DELACK 0x00000040u     /* an ACK is owed (delayed) */
+#define TOE_TF_FIN_QUEUED 0x00000080u /* the application shut down writing: FIN after data */
+#define TOE_TF_FIN_SENT 0x00000100u   /* FIN has sequence number snd_max - 1 */
+#define TOE_TF_RCVD_FIN 0x00000200u   /* peer's FIN received (rcv_nxt counts it) */
 #define TOE_TF_SHUT_RD 0x00000400u
 #define TOE_TF_ORPHAN 0x00000800u      /* closed by the application: no socket owner */
 #define TOE_TF_IN_RECOVERY 0x00001000u /* fast recovery episode in progress */
 #define TOE_TF_NEED_DSACK 0x00002000u  /* next ACK carries a D-SACK block */
 #define TOE_TF_LINGER_ABORT 0x00004000u
 #define TOE_TF_REUSEADDR 0x00008000u
-#define TOE_TF_MORE 0x00010000u        /* TOE_SEND_MORE on the last send */
-#define TOE_TF_PASSIVE 0x00020000u     /* created by a listener */
+#define TOE_TF_MORE 0x00010000u          /* TOE_SEND_MORE on the last send */
+#define TOE_TF_PASSIVE 0x00020000u       /* created by a listener */
 #define TOE_TF_WRITABLE_WAIT 0x00040000u /* the application saw -EAGAIN: notify when space */
-#define TOE_TF_CC_UNDO_OK 0x00080000u  /* the current recovery may be undone if spurious */
+#define TOE_TF_CC_UNDO_OK 0x00080000u    /* the current recovery may be undone if spurious */
 
 #define TOE_TCP_MAX_SACK_GEN 4 /* SACK blocks we remember to send (RFC 2018 4) */
 
@@ -113,7 +113,7 @@ struct toe_tcb {
   uint8_t snd_wscale; /* shift applied to the windows the peer sends us */
   uint8_t rcv_wscale; /* shift we apply to the windows we send */
   uint8_t dupacks;
-  uint32_t flags;     /* TOE_TF_* */
+  uint32_t flags; /* TOE_TF_* */
 
   /* send sequence space (RFC 9293 3.3.1) */
   uint32_t iss;
@@ -156,8 +156,8 @@ struct toe_tcb {
   /* congestion control (bytes) */
   uint32_t cwnd;
   uint32_t ssthresh;
-  uint32_t recover;      /* NewReno/RFC 6675 RecoveryPoint */
-  uint32_t prior_cwnd;   /* for undo */
+  uint32_t recover;    /* NewReno/RFC 6675 RecoveryPoint */
+  uint32_t prior_cwnd; /* for undo */
   uint32_t prior_ssthresh;
   uint32_t bytes_acked_ca; /* congestion avoidance byte counting (RFC 3465) */
   const struct toe_cc_ops *cc;
@@ -194,9 +194,9 @@ struct toe_tcb {
   uint16_t sack_gen_count;
   struct toe_tcp_sack_block sack_gen[TOE_TCP_MAX_SACK_GEN]; /* most recent first */
   struct toe_tcp_sack_block dsack;                          /* pending D-SACK block */
-  uint32_t rcvbuf;          /* limit on rcvq_bytes + ooo_bytes (the window we offer) */
-  uint32_t rcv_space;       /* auto-tuning: bytes read in the current RTT */
-  uint32_t rcv_space_seq;   /* auto-tuning: rcv_nxt at the start of the measurement */
+  uint32_t rcvbuf;        /* limit on rcvq_bytes + ooo_bytes (the window we offer) */
+  uint32_t rcv_space;     /* auto-tuning: bytes read in the current RTT */
+  uint32_t rcv_space_seq; /* auto-tuning: rcv_nxt at the start of the measurement */
   toe_time_t rcv_space_ts;
 
   /* one wheel timer, armed for the earliest of deadline[] */
@@ -211,7 +211,7 @@ struct toe_tcb {
   uint16_t backlog;       /* listener: accept queue limit */
 
   /* listener links */
-  struct toe_tcb *listener;    /* for passive connections until accepted */
+  struct toe_tcb *listener;     /* for passive connections until accepted */
   struct toe_tcb *acceptq_next; /* accept queue link (in the listener's queue) */
   struct toe_tcb *acceptq_head; /* listener: established, not yet accepted */
   struct toe_tcb *acceptq_tail;
@@ -284,10 +284,10 @@ struct toe_tcb {
  */
 struct toe_tcp_tables {
   /* tcp_sock.c (tcp-out): the tcb pool, and socket events waiting to be delivered */
-  struct toe_tcb *tcbs; /* cfg.tcp_socks slots */
-  struct toe_tcb *free; /* free slots, linked through sk.hnext */
-  uint32_t count;       /* cfg.tcp_socks */
-  uint32_t inuse;       /* tcbs allocated (sockets, listeners, orphans) */
+  struct toe_tcb *tcbs;        /* cfg.tcp_socks slots */
+  struct toe_tcb *free;        /* free slots, linked through sk.hnext */
+  uint32_t count;              /* cfg.tcp_socks */
+  uint32_t inuse;              /* tcbs allocated (sockets, listeners, orphans) */
   struct toe_tcb *notify_head; /* tcbs with pending_events, delivered by toe_tcp_notify_flush */
   struct toe_tcb *notify_tail;
   struct toe_timer notify_timer; /* fallback delivery at the next poll */
@@ -303,24 +303,27 @@ struct toe_tcp_tables {
   struct toe_syncache_entry *sc_free;  /* unused entries, linked through hnext */
   struct toe_syncache_entry **sc_hash; /* by 4-tuple (keyed hash), sc_hash_mask + 1 buckets */
   uint32_t sc_hash_mask;
-  uint32_t sc_count;          /* cfg.tcp_syncache */
-  uint32_t sc_inuse;          /* entries in the cache */
-  toe_time_t sc_cookie_time;  /* when the last SYN cookie was sent (0: never) */
+  uint32_t sc_count;         /* cfg.tcp_syncache */
+  uint32_t sc_inuse;         /* entries in the cache */
+  toe_time_t sc_cookie_time; /* when the last SYN cookie was sent (0: never) */
 
   /* tcp_timewait.c (tcp-syn): compact TIME_WAIT entries */
-  struct toe_tw_entry *tw_pool;   /* cfg.tcp_timewait entries */
-  struct toe_tw_entry *tw_free;   /* unused entries, linked through hnext */
-  struct toe_tw_entry **tw_hash;  /* by 4-tuple, tw_hash_mask + 1 buckets */
+  struct toe_tw_entry *tw_pool;  /* cfg.tcp_timewait entries */
+  struct toe_tw_entry *tw_free;  /* unused entries, linked through hnext */
+  struct toe_tw_entry **tw_hash; /* by 4-tuple, tw_hash_mask + 1 buckets */
   uint32_t tw_hash_mask;
   uint32_t tw_count;              /* cfg.tcp_timewait */
   uint32_t tw_inuse;              /* entries held */
   struct toe_tw_entry *tw_oldest; /* expiry order: every entry lives 2*MSL, oldest first */
   struct toe_tw_entry *tw_newest;
-  struct toe_timer tw_timer;      /* armed for tw_oldest's expiry */
+  struct toe_timer tw_timer; /* armed for tw_oldest's expiry */
 };
 
 /* The tcb of a socket known to be TCP. */
-static inline struct toe_tcb *toe_tcb(struct toe_sock *s) { return (struct toe_tcb *)s; }
+static inline struct toe_tcb *toe_tcb(struct toe_sock *s)
+{
+  return (struct toe_tcb *)s;
+}
 
 /* ---- tcp_demux.c ---- */
 void toe_tcp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip);
@@ -363,7 +366,8 @@ static inline uint32_t toe_tcp_now_ms(const struct toe_stack *st)
 /* Changes tp->state, keeping the curr_estab gauge (ESTABLISHED + CLOSE_WAIT, RFC 4022). */
 void toe_tcp_set_state(struct toe_stack *st, struct toe_tcb *tp, uint8_t state);
 /* Appends in-order payload `pb` (data at the payload; consumed) to the receive queue. A small
- * payload is copied into the tail buffer when it fits, so tiny segments cannot pin a buffer each. */
+ * payload is copied into the tail buffer when it fits, so tiny segments cannot pin a buffer each.
+ */
 void toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb);
 
 /* ---- tcp_reass.c ---- */
@@ -463,7 +467,8 @@ void toe_tcp_rearm_rto(struct toe_stack *st, struct toe_tcb *tp);
 
 /* ---- tcp_rtt.c ---- */
 /* RFC 6298 with rto_us clamped to [cfg.tcp_rto_min, cfg.tcp_rto_max]; a sample also updates
- * min_rtt_us and ends the exponential backoff (a valid sample, Karn). Samples of 0 count as 1 us. */
+ * min_rtt_us and ends the exponential backoff (a valid sample, Karn). Samples of 0 count as 1 us.
+ */
 void toe_tcp_rtt_sample(struct toe_stack *st, struct toe_tcb *tp, uint32_t rtt_us);
 uint32_t toe_tcp_rto_us(const struct toe_stack *st, const struct toe_tcb *tp); /* with backoff */
 /* The RTO before any RTT sample (cfg.tcp_rto_initial, RFC 6298 2.1), clamped like any RTO. */
@@ -512,22 +517,22 @@ void toe_tcp_tlp_schedule(struct toe_stack *st, struct toe_tcb *tp);
 void toe_tcp_cc_init(struct toe_stack *st, struct toe_tcb *tp);
 
 /* tcp-rec: recovery states (tp->rec_state) and flags (tp->rec_flags). */
-#define TOE_REC_OPEN 0     /* no loss episode */
-#define TOE_REC_RECOVERY 1 /* fast recovery (RFC 6675 / RFC 6582); TOE_TF_IN_RECOVERY is set */
-#define TOE_REC_LOSS 2     /* after an RTO, until SND.UNA reaches recover */
-#define TOE_RECF_REORDER 0x01u   /* RACK.reordering_seen (RFC 8985 6.2 step 3) */
-#define TOE_RECF_UNDO_TS 0x02u   /* undo_tsval is valid */
-#define TOE_RECF_UNDO 0x04u      /* undo_marker is valid: the episode may still prove spurious */
-#define TOE_RECF_TLP_RETX 0x08u  /* TLP.is_retrans */
-#define TOE_RECF_NR_PARTIAL 0x10u /* NewReno: a partial ACK was seen in this recovery */
+#define TOE_REC_OPEN 0          /* no loss episode */
+#define TOE_REC_RECOVERY 1      /* fast recovery (RFC 6675 / RFC 6582); TOE_TF_IN_RECOVERY is set */
+#define TOE_REC_LOSS 2          /* after an RTO, until SND.UNA reaches recover */
+#define TOE_RECF_REORDER 0x01u  /* RACK.reordering_seen (RFC 8985 6.2 step 3) */
+#define TOE_RECF_UNDO_TS 0x02u  /* undo_tsval is valid */
+#define TOE_RECF_UNDO 0x04u     /* undo_marker is valid: the episode may still prove spurious */
+#define TOE_RECF_TLP_RETX 0x08u /* TLP.is_retrans */
+#define TOE_RECF_NR_PARTIAL 0x10u  /* NewReno: a partial ACK was seen in this recovery */
 #define TOE_RECF_DSACK_ROUND 0x20u /* rack_dsack_round is valid (RFC 8985 6.2 step 4) */
 #define TOE_RECF_RECOVER_OK 0x40u  /* recover holds a past episode's end (RFC 6582 3.2 step 2) */
 #define TOE_RECF_UNDO_RETX 0x80u   /* the episode retransmitted something (undo_retrans counts) */
-#define TOE_ACKF_UNA 0x01u       /* SND.UNA advanced */
-#define TOE_ACKF_SACKED 0x02u    /* new data SACKed */
-#define TOE_ACKF_DSACK 0x04u     /* a valid D-SACK block (RFC 2883) */
-#define TOE_ACKF_DSACK_TLP 0x08u /* ... reporting the TLP retransmission as a duplicate */
-#define TOE_ACKF_TS 0x10u        /* ack_ts_ecr is valid */
+#define TOE_ACKF_UNA 0x01u         /* SND.UNA advanced */
+#define TOE_ACKF_SACKED 0x02u      /* new data SACKed */
+#define TOE_ACKF_DSACK 0x04u       /* a valid D-SACK block (RFC 2883) */
+#define TOE_ACKF_DSACK_TLP 0x08u   /* ... reporting the TLP retransmission as a duplicate */
+#define TOE_ACKF_TS 0x10u          /* ack_ts_ecr is valid */
 
 /* ---- tcp_cc.c ---- */
 struct toe_cc_ops {
@@ -593,12 +598,12 @@ void toe_tcp_syn_input(struct toe_stack *st, struct toe_tcb *listener, struct to
  * connection (already in the hash and on the listener's accept queue, state ESTABLISHED) or NULL
  * (see above: nothing left for the caller to do but free the segment). */
 struct toe_tcb *toe_tcp_syn_ack_input(struct toe_stack *st, struct toe_tcb *listener,
-                                      const struct toe_ipv4_view *ip,
-                                      const struct toe_tcp_view *th,
+                                      const struct toe_ipv4_view *ip, const struct toe_tcp_view *th,
                                       const struct toe_tcp_opts *opts);
 /* RST to a listener: removes the matching SYN-cache entry if its sequence number is exactly
  * rcv_nxt (RFC 5961 3.2: one in the window gets a challenge ACK, others are ignored; counted
- * here). Returns true if an entry matched the 4-tuple, false if the RST is the caller's to count. */
+ * here). Returns true if an entry matched the 4-tuple, false if the RST is the caller's to count.
+ */
 bool toe_tcp_syncache_rst(struct toe_stack *st, struct toe_tcb *listener,
                           const struct toe_ipv4_view *ip, const struct toe_tcp_view *th);
 /* ICMP error quoting a SYN-ACK we sent (called by toe_tcp_icmp_error when no connection matches):

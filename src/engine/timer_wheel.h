@@ -10,10 +10,10 @@
 #ifndef TOE_ENGINE_TIMER_WHEEL_H
 #define TOE_ENGINE_TIMER_WHEEL_H
 
+#include "toe/engine.h"
+
 #include <stdbool.h>
 #include <stdint.h>
-
-#include "toe/engine.h"
 
 struct toe_timer;
 typedef void (*toe_timer_fn)(struct toe_stack *st, struct toe_timer *t);
@@ -31,14 +31,14 @@ struct toe_timer {
 #define TOE_TW_TICK_NS 1000000ull
 
 struct toe_timer_wheel {
-  toe_time_t now_tick;                  /* wheel time in ticks: everything before is processed */
-  uint32_t pending;                     /* timers in the wheel */
+  toe_time_t now_tick; /* wheel time in ticks: everything before is processed */
+  uint32_t pending;    /* timers in the wheel */
   uint64_t occupied[TOE_TW_LEVELS][TOE_TW_SLOTS / 64]; /* non-empty slot bitmaps */
   struct toe_timer *slot[TOE_TW_LEVELS][TOE_TW_SLOTS];
-  struct toe_timer *overflow;           /* beyond the last level's reach */
-  uint64_t overflow_next;               /* tick where the earliest overflow timer's span starts */
-  struct toe_timer *due;                /* armed for a time already reached: fire at next run */
-  toe_time_t due_min;                   /* earliest expiry on the due list */
+  struct toe_timer *overflow; /* beyond the last level's reach */
+  uint64_t overflow_next;     /* tick where the earliest overflow timer's span starts */
+  struct toe_timer *due;      /* armed for a time already reached: fire at next run */
+  toe_time_t due_min;         /* earliest expiry on the due list */
 };
 
 /* Prepares the wheel; `now` is the stack's start time. */
@@ -53,7 +53,10 @@ void toe_timer_arm(struct toe_stack *st, struct toe_timer *t, toe_time_t expires
 /* Cancels `t` if pending; harmless otherwise. */
 void toe_timer_cancel(struct toe_stack *st, struct toe_timer *t);
 
-static inline bool toe_timer_pending(const struct toe_timer *t) { return t->pprev != 0; }
+static inline bool toe_timer_pending(const struct toe_timer *t)
+{
+  return t->pprev != 0;
+}
 
 /* Runs the callbacks of every timer with expires <= now, in no guaranteed order. A callback may
  * arm or cancel any timer, including itself. */

@@ -4,11 +4,11 @@
 #ifndef TOE_WIRE_ETHERNET_H
 #define TOE_WIRE_ETHERNET_H
 
+#include "toe/engine.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "toe/engine.h"
 
 #define TOE_ETH_ALEN 6
 #define TOE_ETH_HLEN 14      /* untagged header */
@@ -35,9 +35,18 @@ struct toe_eth_view {
  */
 int toe_eth_parse(struct toe_eth_view *v, const uint8_t *frame, size_t len);
 
-static inline const uint8_t *toe_eth_dst(const struct toe_eth_view *v) { return v->frame; }
-static inline const uint8_t *toe_eth_src(const struct toe_eth_view *v) { return v->frame + 6; }
-static inline uint16_t toe_eth_vid(const struct toe_eth_view *v) { return v->tci & 0x0fff; }
+static inline const uint8_t *toe_eth_dst(const struct toe_eth_view *v)
+{
+  return v->frame;
+}
+static inline const uint8_t *toe_eth_src(const struct toe_eth_view *v)
+{
+  return v->frame + 6;
+}
+static inline uint16_t toe_eth_vid(const struct toe_eth_view *v)
+{
+  return v->tci & 0x0fff;
+}
 
 /* True for ff:ff:ff:ff:ff:ff. */
 bool toe_mac_is_broadcast(const uint8_t *mac);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TOE_IPV4_HLEN 20      /* header without options */
+#define TOE_IPV4_HLEN 20 /* header without options */
 #define TOE_IPV4_MAX_HLEN 60
 #define TOE_IPPROTO_ICMP 1
 #define TOE_IPPROTO_TCP 6

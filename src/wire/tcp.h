@@ -114,9 +114,21 @@ size_t toe_tcp_write(uint8_t *p, const struct toe_tcp_fields *f, size_t opt_len)
 uint16_t toe_tcp_csum_finish(uint32_t sum, uint32_t src, uint32_t dst, uint16_t len);
 
 /* Sequence-number comparisons modulo 2^32 (RFC 9293 3.4). */
-static inline bool toe_seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
-static inline bool toe_seq_le(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
-static inline bool toe_seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
-static inline bool toe_seq_ge(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+static inline bool toe_seq_lt(uint32_t a, uint32_t b)
+{
+  return (int32_t)(a - b) < 0;
+}
+static inline bool toe_seq_le(uint32_t a, uint32_t b)
+{
+  return (int32_t)(a - b) <= 0;
+}
+static inline bool toe_seq_gt(uint32_t a, uint32_t b)
+{
+  return (int32_t)(a - b) > 0;
+}
+static inline bool toe_seq_ge(uint32_t a, uint32_t b)
+{
+  return (int32_t)(a - b) >= 0;
+}
 
 #endif

@@ -133,7 +133,10 @@ uint32_t h_pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len)
   return (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + len;
 }
 
-uint16_t h_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+uint16_t h_be16(const uint8_t *p)
+{
+  return (uint16_t)(p[0] << 8 | p[1]);
+}
 uint32_t h_be32(const uint8_t *p)
 {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];

@@ -9,11 +9,11 @@
 #ifndef TOE_TEST_HARNESS_H
 #define TOE_TEST_HARNESS_H
 
+#include "toe/engine.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "toe/engine.h"
 
 #define H_OUR_IP 0xc6120001u  /* 198.18.0.1 */
 #define H_PEER_IP 0xc6120002u /* 198.18.0.2 */

@@ -28,33 +28,36 @@ int testlib_main(int argc, char **argv);
 #define CHECK(cond)                                                                                \
   do {                                                                                             \
     if (!(cond))                                                                                   \
-      testlib_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);                                       \
+      testlib_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);                                        \
   } while (0)
 
 #define CHECK_EQ(a, b)                                                                             \
   do {                                                                                             \
     long long va_ = (long long)(a), vb_ = (long long)(b);                                          \
     if (va_ != vb_)                                                                                \
-      testlib_fail(__FILE__, __LINE__, "CHECK_EQ(%s, %s): %lld != %lld", #a, #b, va_, vb_);       \
+      testlib_fail(__FILE__, __LINE__, "CHECK_EQ(%s, %s): %lld != %lld", #a, #b, va_, vb_);        \
   } while (0)
 
 #define CHECK_MEM(a, b, n)                                                                         \
   do {                                                                                             \
     if (memcmp((a), (b), (n)) != 0)                                                                \
-      testlib_fail(__FILE__, __LINE__, "CHECK_MEM(%s, %s, %s): bytes differ", #a, #b, #n);        \
+      testlib_fail(__FILE__, __LINE__, "CHECK_MEM(%s, %s, %s): bytes differ", #a, #b, #n);         \
   } while (0)
 
 /* Stops the current test (after a failed CHECK that later code depends on). */
 #define REQUIRE(cond)                                                                              \
   do {                                                                                             \
     if (!(cond)) {                                                                                 \
-      testlib_fail(__FILE__, __LINE__, "REQUIRE(%s)", #cond);                                     \
+      testlib_fail(__FILE__, __LINE__, "REQUIRE(%s)", #cond);                                      \
       return;                                                                                      \
     }                                                                                              \
   } while (0)
 
 /* Every test file ends with TEST_MAIN(). */
 #define TEST_MAIN()                                                                                \
-  int main(int argc, char **argv) { return testlib_main(argc, argv); }
+  int main(int argc, char **argv)                                                                  \
+  {                                                                                                \
+    return testlib_main(argc, argv);                                                               \
+  }
 
 #endif
