@@ -94,6 +94,12 @@ bench_start_toed() {
   wait_toed_ready 10
 }
 
+# toed's link and polling, from its start-up line ("link afpacket tpacket_v2 rx ring ..."): the
+# driver decides how toed waits for frames.
+bench_toed_link() {
+  grep -m1 'up on' "$NET_TOED_LOG" | sed -n 's/.*; \(link [^;]*\).*/\1/p'
+}
+
 # bench_kstart VAR CMD...: starts CMD in the kernel "device" namespace pinned to the server CPU, in
 # the background; its PID goes to VAR. Waits until it prints "listening".
 bench_kstart() {
@@ -197,12 +203,34 @@ bench_measure() {
   grep '^error' "$out" | sed "s/^/# $name: /" >&2
 }
 
+# bench_median NAME KEY: of the runs NAME.r1 .. NAME.rN (BENCH_REPEAT), copies the one with the
+# median KEY value to NAME.out / NAME.cpu, and writes "min max n" of KEY to NAME.spread. A run
+# without the key counts as 0.
+bench_median() {
+  local name=$1 key=$2 r
+  for ((r = 1; r <= BENCH_REPEAT; r++)); do
+    echo "$(kv "$key" "$NET_TMP/$name.r$r.out" | grep . || echo 0) $r"
+  done | sort -g >"$NET_TMP/$name.sorted"
+  r=$(awk -v n="$BENCH_REPEAT" 'NR == int((n + 1) / 2) { print $2 }' "$NET_TMP/$name.sorted")
+  cp "$NET_TMP/$name.r$r.out" "$NET_TMP/$name.out"
+  cp "$NET_TMP/$name.r$r.cpu" "$NET_TMP/$name.cpu"
+  awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo, hi, NR }' "$NET_TMP/$name.sorted" \
+    >"$NET_TMP/$name.spread"
+}
+
+# spread NAME: "min..max" of a test's repeated runs (empty for a single run).
+spread() {
+  awk '$3 > 1 { printf "%g..%g", $1, $2 }' "$NET_TMP/$1.spread" 2>/dev/null
+}
+
 # ratio A B: A/B with two decimals, "n/a" if either is missing or B is zero.
 ratio() {
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a";
                                     else printf "%.2f", a / b }'
 }
 
-# Seconds of wall time per figure (each client run).
-BENCH_SECONDS=${BENCH_SECONDS:-5}
+# Seconds of wall time per client run, and runs per figure (the median is reported; the runs of all
+# tests are interleaved, so a change in the background load spreads over all of them alike).
+BENCH_SECONDS=${BENCH_SECONDS:-4}
+BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_LIMIT=$((BENCH_SECONDS * 3 + 20))

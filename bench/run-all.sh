@@ -4,12 +4,13 @@
 #   2. tcp_instructions.sh   instructions per segment, sender and receiver side (callgrind)
 #   3. tcp_bulk.sh           TCP bulk throughput, toed vs kernel over veth        (root)
 #   4. udp_pps.sh            UDP echo datagrams/s, toed vs kernel over veth      (root)
-# Each is bounded in time; the whole run takes about 5 minutes with the defaults. The namespace
+# Each is bounded in time; the whole run takes about 3 minutes with the defaults. The namespace
 # benchmarks are skipped (with a note) when not running as root.
 #
 # Usage: bash bench/run-all.sh [BINDIR]      (default build/bin, a release build: make bench)
-# Environment: BENCH_MIB (engine transfer, default 1024), BENCH_SECONDS (per network figure,
-# default 5), BENCH_SEGMENTS (callgrind, default 20000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU.
+# Environment: BENCH_MIB (engine transfer, default 1024), BENCH_SECONDS (per network run, default
+# 4), BENCH_REPEAT (network runs per figure, median reported, default 3), BENCH_SEGMENTS
+# (callgrind, default 20000), BENCH_CLIENT_CPU / BENCH_SERVER_CPU.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 BINDIR=${1:-$HERE/../build/bin}

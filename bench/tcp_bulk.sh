@@ -11,15 +11,14 @@
 # (getrusage), and of the whole machine (/proc/stat deltas: busy and softirq), ratios device/kernel.
 #
 # Usage: sudo bash bench/tcp_bulk.sh BINDIR     (BINDIR: a release build's bin, e.g. build/bin)
-# Environment: BENCH_SECONDS (default 5) per figure; BENCH_CLIENT_CPU / BENCH_SERVER_CPU (0 / 1).
+# Environment: BENCH_SECONDS (default 4) per run, BENCH_REPEAT (default 3) runs per figure (median); BENCH_CLIENT_CPU / BENCH_SERVER_CPU (0 / 1).
 source "$(dirname "$0")/lib-bench.sh"
-bench_init "$1" $((BENCH_SECONDS * 12 + 180))
+bench_init "$1" $(((BENCH_SECONDS + 3) * 6 * BENCH_REPEAT + 180))
 
 echo "== tcp_bulk: single-connection TCP bulk throughput, toed vs kernel over veth"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
 echo "# placement: kernel clients on CPU $BENCH_CLIENT_CPU; toed and the kernel servers on CPU $BENCH_SERVER_CPU"
-echo "# polling: toed sleeps in epoll (AF_PACKET TPACKET_V3 ring, woken per retired block); kernel servers block in recv/send"
-echo "# ${BENCH_SECONDS} s per figure, one run each (shared machine: compare only figures from one run)"
+echo "# ${BENCH_SECONDS} s per run, ${BENCH_REPEAT} runs per figure, interleaved (shared machine: compare only figures from one run)"
 
 bench_background
 net_setup
@@ -29,23 +28,27 @@ bench_kstart KDISCARD "$BENCH_NETBLAST" tcp-server --port 9 --mode discard
 bench_kstart KCHARGEN "$BENCH_NETBLAST" tcp-server --port 19 --mode chargen
 
 echo "# device pair: peer0 $(bench_offloads "$NET_PEER_NS" "$NET_PEER_IF")"
-echo "# $(grep -m1 'up on' "$NET_TOED_LOG" | cut -c1-240)"
+echo "# polling: toed sleeps in epoll when idle ($(bench_toed_link)); the kernel servers block in their socket calls"
 echo "# kernel pair: peer0 $(bench_offloads "$BENCH_KPEER_NS" "$NET_PEER_IF"), wire0 $(bench_offloads "$BENCH_KDEV_NS" "$NET_DEV_IF")"
 
 D=$NET_DEV_ADDR
 run() { # NAME CLIENT_NS SERVER_PID CMD PORT
   bench_measure "$1" "$2" "$3" "$4" --addr "$D" --port "$5" --seconds "$BENCH_SECONDS"
 }
-run dev_send "$NET_PEER_NS" "$NET_TOED_PID" tcp-send 9
-run kern_send "$BENCH_KPEER_NS" "$KDISCARD" tcp-send 9
-run dev_recv "$NET_PEER_NS" "$NET_TOED_PID" tcp-recv 19
-run kern_recv "$BENCH_KPEER_NS" "$KCHARGEN" tcp-recv 19
-bench_set_offloads "$BENCH_KPEER_NS" "$NET_PEER_IF" off
-bench_set_offloads "$BENCH_KDEV_NS" "$NET_DEV_IF" off
-echo "# kernel pair with offloads off: peer0 $(bench_offloads "$BENCH_KPEER_NS" "$NET_PEER_IF"), wire0 $(bench_offloads "$BENCH_KDEV_NS" "$NET_DEV_IF")"
-run kno_send "$BENCH_KPEER_NS" "$KDISCARD" tcp-send 9
-run kno_recv "$BENCH_KPEER_NS" "$KCHARGEN" tcp-recv 19
-
+for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
+  bench_set_offloads "$BENCH_KPEER_NS" "$NET_PEER_IF" on
+  bench_set_offloads "$BENCH_KDEV_NS" "$NET_DEV_IF" on
+  run dev_send.r$rep "$NET_PEER_NS" "$NET_TOED_PID" tcp-send 9
+  run kern_send.r$rep "$BENCH_KPEER_NS" "$KDISCARD" tcp-send 9
+  run dev_recv.r$rep "$NET_PEER_NS" "$NET_TOED_PID" tcp-recv 19
+  run kern_recv.r$rep "$BENCH_KPEER_NS" "$KCHARGEN" tcp-recv 19
+  bench_set_offloads "$BENCH_KPEER_NS" "$NET_PEER_IF" off
+  bench_set_offloads "$BENCH_KDEV_NS" "$NET_DEV_IF" off
+  [ "$rep" = 1 ] && echo "# kernel pair with offloads off: peer0 $(bench_offloads "$BENCH_KPEER_NS" "$NET_PEER_IF"), wire0 $(bench_offloads "$BENCH_KDEV_NS" "$NET_DEV_IF")"
+  run kno_send.r$rep "$BENCH_KPEER_NS" "$KDISCARD" tcp-send 9
+  run kno_recv.r$rep "$BENCH_KPEER_NS" "$KCHARGEN" tcp-recv 19
+done
+for n in dev_send kern_send kno_send dev_recv kern_recv kno_recv; do bench_median $n gbps; done
 stop_toed
 
 # row NAME LABEL: one table line from the run's files.
@@ -61,13 +64,15 @@ row() {
   # Gbit/s per busy core of the machine: what the whole transfer cost, softirqs included.
   per=$(awk -v g="$(kv gbps "$o")" -v b="$busy" -v n="$NCPU" \
     'BEGIN { if (g == "" || b + 0 == 0) print "n/a"; else printf "%.2f", g / (b * n / 100) }')
-  printf "| %-38s | %s | %s | %s | %s | %s | %s / %s | %s |\n" "$label" "$g" "$sc" "$cl" "$busy" \
-    "$sirq" "$c0" "$c1" "$per"
+  printf "| %-38s | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n" "$label" "$g" "$(spread "$n")" \
+    "$sc" "$cl" "$busy" "$sirq" "$c0" "$c1" "$per"
 }
 
 echo
-echo "| test | Gbit/s | server process CPU % | client CPU % | machine busy % (of $NCPU CPUs) | softirq % | CPU0 / CPU1 busy % | Gbit/s per busy core |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "Median of $BENCH_REPEAT runs (CPU figures from the median run):"
+echo
+echo "| test | Gbit/s | range | server process CPU % | client CPU % | machine busy % (of $NCPU CPUs) | softirq % | CPU0 / CPU1 busy % | Gbit/s per busy core |"
+echo "|---|---|---|---|---|---|---|---|---|"
 row dev_send "send -> toed discard"
 row kern_send "send -> kernel discard (offloads on)"
 row kno_send "send -> kernel discard (offloads off)"

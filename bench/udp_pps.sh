@@ -10,44 +10,48 @@
 # machine (/proc/stat), ratios device/kernel.
 #
 # Usage: sudo bash bench/udp_pps.sh BINDIR     (BINDIR: a release build's bin, e.g. build/bin)
-# Environment: BENCH_SECONDS (default 5) per figure; BENCH_CLIENT_CPU / BENCH_SERVER_CPU (0 / 1);
+# Environment: BENCH_SECONDS (default 4) per run, BENCH_REPEAT (default 3) runs per figure (median); BENCH_CLIENT_CPU / BENCH_SERVER_CPU (0 / 1);
 # BENCH_UDP_SIZE (payload bytes, default 64).
 source "$(dirname "$0")/lib-bench.sh"
-bench_init "$1" $((BENCH_SECONDS * 8 + 120))
+bench_init "$1" $(((BENCH_SECONDS + 1) * 4 * BENCH_REPEAT + 120))
 SIZE=${BENCH_UDP_SIZE:-64}
 
 echo "== udp_pps: UDP echo of ${SIZE}-byte datagrams, toed vs kernel over veth"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
 echo "# placement: kernel client on CPU $BENCH_CLIENT_CPU; toed and the kernel echo server on CPU $BENCH_SERVER_CPU"
-echo "# polling: toed sleeps in epoll (AF_PACKET TPACKET_V3 ring, woken per retired block, 1 ms retire timer); the kernel server blocks in recvmmsg"
-echo "# ${BENCH_SECONDS} s per figure, one run each (shared machine: compare only figures from one run)"
+echo "# ${BENCH_SECONDS} s per run, ${BENCH_REPEAT} runs per figure, interleaved (shared machine: compare only figures from one run)"
 
 bench_background
 net_setup
 bench_start_toed --service echo:7
 bench_kernel_setup
 bench_kstart KECHO "$BENCH_NETBLAST" udp-echo-server --port 7
-echo "# $(grep -m1 'up on' "$NET_TOED_LOG" | cut -c1-240)"
+echo "# polling: toed sleeps in epoll when idle ($(bench_toed_link)); the kernel servers block in their socket calls"
 
 run() { # NAME CLIENT_NS SERVER_PID WINDOW
   bench_measure "$1" "$2" "$3" udp-echo --addr "$NET_DEV_ADDR" --port 7 --size "$SIZE" \
     --window "$4" --seconds "$BENCH_SECONDS"
 }
-run dev_flood "$NET_PEER_NS" "$NET_TOED_PID" 0
-run kern_flood "$BENCH_KPEER_NS" "$KECHO" 0
-run dev_win "$NET_PEER_NS" "$NET_TOED_PID" 64
-run kern_win "$BENCH_KPEER_NS" "$KECHO" 64
+for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
+  run dev_flood.r$rep "$NET_PEER_NS" "$NET_TOED_PID" 0
+  run kern_flood.r$rep "$BENCH_KPEER_NS" "$KECHO" 0
+  run dev_win.r$rep "$NET_PEER_NS" "$NET_TOED_PID" 64
+  run kern_win.r$rep "$BENCH_KPEER_NS" "$KECHO" 64
+done
+for n in dev_flood kern_flood dev_win kern_win; do bench_median $n pps; done
 stop_toed
 
 row() {
   local n=$1 label=$2 o=$NET_TMP/$1.out sc busy sirq c0 c1
   read -r sc busy sirq c0 c1 <"$NET_TMP/$n.cpu"
-  printf "| %-28s | %s | %s | %s | %s | %s | %s | %s / %s |\n" "$label" "$(kv pps "$o")" \
-    "$(kv sent_pps "$o")" "$(kv loss_pct "$o")" "$sc" "$busy" "$sirq" "$c0" "$c1"
+  printf "| %-28s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n" "$label" "$(kv pps "$o")" \
+    "$(spread "$n")" "$(kv sent_pps "$o")" "$(kv loss_pct "$o")" "$sc" "$busy" "$sirq" "$c0" "$c1"
 }
 echo
-echo "| test | echoed/s | sent/s | loss % | server process CPU % | machine busy % (of $NCPU CPUs) | softirq % | CPU0 / CPU1 busy % |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "Median of $BENCH_REPEAT runs (other figures from the median run):"
+echo
+echo "| test | echoed/s | range | sent/s | loss % | server process CPU % | machine busy % (of $NCPU CPUs) | softirq % | CPU0 / CPU1 busy % |"
+echo "|---|---|---|---|---|---|---|---|---|"
 row dev_flood "flood -> toed echo"
 row kern_flood "flood -> kernel echo"
 row dev_win "window 64 -> toed echo"

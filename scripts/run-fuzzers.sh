@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in BUILD/ briefly on its seed corpus: parsers for SECS seconds, the
-# whole-engine target (fuzz_engine*) for ENGINE_SECS. Fails if any target finds a crash.
+# stateful whole-engine targets (fuzz_engine*, fuzz_tcp*) for ENGINE_SECS. Fails if any target finds a crash.
 set -euo pipefail
 build=$(cd "${1:-build-fuzz}" && pwd)
 secs=${2:-10}
@@ -20,7 +20,7 @@ for t in "${targets[@]}"; do
   work=$(mktemp -d)
   [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null || true
   s=$secs
-  case "$name" in fuzz_engine*) s=$engine_secs ;; esac
+  case "$name" in fuzz_engine* | fuzz_tcp*) s=$engine_secs ;; esac
   echo "fuzz: $name for ${s}s"
   if (cd "$work" && "$t" -max_total_time="$s" -print_final_stats=1 -max_len=9000 "$work" \
     >"$work/log" 2>&1); then
