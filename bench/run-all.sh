@@ -4,6 +4,8 @@
 #   2. tcp_instructions.sh   instructions per segment, sender and receiver side (callgrind)
 #   3. tcp_bulk.sh           TCP bulk throughput, toed vs kernel over veth        (root)
 #   4. udp_pps.sh            UDP echo datagrams/s, toed vs kernel over veth      (root)
+#   5. transport_nc.sh       toe-nc through the device vs kernel nc              (root)
+#   6. transport_pingpong.sh 64-byte ping-pong: libtoe vs kernel sockets         (root)
 # Each is bounded in time; the whole run takes about 3 minutes with the defaults. The namespace
 # benchmarks are skipped (with a note) when not running as root.
 #
@@ -39,8 +41,12 @@ if [ "$(id -u)" = 0 ]; then
   bash "$HERE/tcp_bulk.sh" "$BINDIR" || status=1
   echo
   bash "$HERE/udp_pps.sh" "$BINDIR" || status=1
+  echo
+  bash "$HERE/transport_nc.sh" "$BINDIR" || status=1
+  echo
+  bash "$HERE/transport_pingpong.sh" "$BINDIR" || status=1
 else
-  echo "== tcp_bulk, udp_pps: skipped (they need root for network namespaces)"
+  echo "== tcp_bulk, udp_pps, transport_nc, transport_pingpong: skipped (they need root for network namespaces)"
 fi
 echo
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
