@@ -174,8 +174,28 @@ static void rack_update_reo_wnd(struct toe_tcb *tp)
   }
 }
 
-/* 6.2 step 5 and 6.3: marks the segments RACK deems lost, arms the REO timer for the others.
- * Returns true if a segment was newly marked. */
+/*
+ * 6.2 step 5 and 6.3: marks the segments RACK deems lost, arms the REO timer for the others.
+ * Returns true if a segment was newly marked.
+ *
+ * Cost: the scan stops at the first original transmission (no TOE_SEG_RETRANS) that was not
+ * sent before RACK.segment. No segment after it can be marked lost or given a REO deadline, so
+ * the result is that of a scan of the whole queue. Let j be that segment and k any later one:
+ *   - Originals leave in sequence order (toe_tcp_output() sends only from snd_next_seg on) and
+ *     the stack's clock never goes back (toe_stack_advance), so k's first transmission left at
+ *     or after j's: xmit_ts(k) >= xmit_ts(j) >= RACK.xmit_ts. A PMTU split copies the meta to
+ *     the remainder, which keeps the segment's place in this order.
+ *   - If k is an original too: a larger xmit_ts is not "before"; an equal one is ordered by
+ *     end_seq (end(k) > end(j) >= RACK.end_seq), or, when RACK.segment is a retransmission,
+ *     never "before" (rack_seg_sent_before).
+ *   - If k was retransmitted, its xmit_ts is that of its latest transmission, later than or
+ *     equal to its first: still >= RACK.xmit_ts, and equal times never make a retransmission
+ *     "before". So retransmissions, which break the sequence order, cannot lie beyond j either.
+ * In the steady state without loss (nothing SACKed or retransmitted), RACK.segment is the last
+ * segment cumulatively acknowledged and sndq_head left after it: the scan stops at once, O(1)
+ * per ACK instead of O(segments in flight). With SACK holes it covers the segments up to the
+ * newest delivered one (and retransmissions among them): those RACK may mark.
+ */
 static bool rack_detect_loss(struct toe_stack *st, struct toe_tcb *tp)
 {
   bool newly = false;
@@ -188,12 +208,15 @@ static bool rack_detect_loss(struct toe_stack *st, struct toe_tcb *tp)
   toe_time_t wait = ((toe_time_t)tp->rack_rtt_us + rack_reo_wnd_us(tp)) * 1000u;
   for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg; p = p->qnext) {
     struct toe_tcp_seg *seg = toe_tcp_seg(p);
+    uint32_t end = seg->seq + p->tot_len;
+    bool before = rack_seg_sent_before(tp, seg, end);
+    if (!before && !(seg->flags & TOE_SEG_RETRANS))
+      break; /* it and every segment after it left after RACK.segment (see above) */
     if (seg->flags & TOE_SEG_SACKED)
       continue;
     if ((seg->flags & (TOE_SEG_LOST | TOE_SEG_RXMIT)) == TOE_SEG_LOST)
       continue; /* known lost, waiting for its retransmission */
-    uint32_t end = seg->seq + p->tot_len;
-    if (!rack_seg_sent_before(tp, seg, end))
+    if (!before)
       continue; /* sent after the newest delivered segment: nothing is known about it yet */
     toe_time_t deadline = seg->xmit_ts + wait;
     if (deadline <= now) {

@@ -632,4 +632,79 @@ TEST(reneged_sack_forgotten_at_rto)
   rig_down();
 }
 
+/* ---- RACK's scan bound (rack_detect_loss stops at the first original sent after RACK.segment) */
+
+/* The flags of the queued segment starting at `idx`, or -1 if it is not queued. */
+static int seg_flags(uint32_t idx)
+{
+  for (struct toe_pbuf *p = tcb()->sndq_head; p; p = p->qnext)
+    if (toe_tcp_seg(p)->seq == P.base + idx * P.mss)
+      return toe_tcp_seg(p)->flags;
+  return -1;
+}
+
+TEST(rack_scans_past_retransmission_sent_after_rack_segment)
+{
+  /* Segments 0 and 5 of the first flight are lost. The SACKs of 1..3 get 0 marked lost and
+   * retransmitted at once; when the SACK of 6 then arrives, RACK.segment (6, an original) was
+   * sent before that retransmission, which therefore is not "before" RACK.segment, but segment
+   * 5 behind it is: the scan must go past the retransmission and mark 5 lost on the same ACK. */
+  REQUIRE(rig_up(true, true, TOE_CC_CUBIC));
+  REQUIRE(send_bytes(20 * P.mss) > 0);
+  ndrop = 2;
+  drop_idx[0] = 0;
+  drop_idx[1] = 5;
+  drop_times = 1;
+  P.fate = fate_drop_listed;
+  peer_round(); /* the first flight (0..9) reaches the receiver, every ACK is processed */
+  CHECK(seg_flags(0) >= 0 && (seg_flags(0) & TOE_SEG_RETRANS));
+  CHECK(seg_flags(5) >= 0 && (seg_flags(5) & TOE_SEG_LOST));
+  CHECK(ctr()->rec_rack_lost >= 2);
+  CHECK_EQ(ctr()->rec_episodes, 1);
+  run_until_acked(200);
+  CHECK_EQ(tcb()->snd_una, tcb()->snd_max);
+  CHECK_EQ(P.rcv, 20 * P.mss);
+  CHECK_EQ(P.xmits[0], 2);
+  CHECK_EQ(P.xmits[5], 2);
+  CHECK_EQ(ctr()->rec_rto, 0);
+  rig_down();
+}
+
+TEST(rack_detects_loss_in_large_window_after_steady_state)
+{
+  /* Loss-free rounds (where the scan stops at SND.UNA's segment at once) until the flight is
+   * large, then two segments lost in its middle: on the ACKs of that flight RACK marks both (the
+   * second one lies beyond SND.UNA's segment, the first loss), without an RTO; each is resent
+   * once and nothing else is. */
+  REQUIRE(rig_up(true, true, TOE_CC_CUBIC));
+  REQUIRE(send_bytes(150 * P.mss) == (int)(150 * P.mss));
+  for (int r = 0; r < 3; r++)
+    peer_round();
+  CHECK_EQ(ctr()->rec_rack_lost, 0);
+  uint32_t una = (tcb()->snd_una - P.base) / P.mss;
+  uint32_t inflight = (tcb()->snd_max - tcb()->snd_una) / P.mss;
+  CHECK(inflight >= 20);
+  ndrop = 2;
+  drop_idx[0] = una + inflight / 2 - 4;
+  drop_idx[1] = una + inflight / 2;
+  drop_times = 1;
+  P.fate = fate_drop_listed;
+  peer_round();
+  CHECK(seg_flags(drop_idx[0]) >= 0 && (seg_flags(drop_idx[0]) & TOE_SEG_LOST));
+  CHECK(seg_flags(drop_idx[1]) >= 0 && (seg_flags(drop_idx[1]) & TOE_SEG_LOST));
+  CHECK_EQ(ctr()->rec_rack_lost, 2);
+  run_until_acked(300);
+  CHECK_EQ(tcb()->snd_una, tcb()->snd_max);
+  CHECK_EQ(P.rcv, 150 * P.mss);
+  CHECK_EQ(P.xmits[drop_idx[0]], 2);
+  CHECK_EQ(P.xmits[drop_idx[1]], 2);
+  uint32_t extra = 0;
+  for (uint32_t i = 0; i < 150; i++)
+    extra += P.xmits[i] > 1 && i != drop_idx[0] && i != drop_idx[1];
+  CHECK_EQ(extra, 0);
+  CHECK_EQ(ctr()->rec_rack_lost, 2);
+  CHECK_EQ(ctr()->rec_rto, 0);
+  rig_down();
+}
+
 TEST_MAIN()
