@@ -133,6 +133,7 @@
   X(finwait2_timeouts)      /* orphaned FIN_WAIT_2 connections closed by timeout */                \
   X(close_unread_rsts)      /* closes with unread data answered by RST (RFC 9293 3.6) */           \
   X(rcvbuf_grows)           /* receive-buffer auto-tuning increases */                             \
+  X(sndbuf_grows)           /* send-buffer auto-tuning increases */                                \
   X(socks_inuse)            /* gauge: tcbs in use (sockets, listeners, orphans) */                 \
   X(curr_estab)             /* gauge: connections in ESTABLISHED or CLOSE_WAIT (RFC 4022) */       \
   X(in_segs)                /* segments received, errors included (RFC 4022 tcpInSegs) */          \

@@ -153,6 +153,7 @@ struct toe_tcp_info {
   uint64_t bytes_received;
   uint32_t rto_count; /* RTO expirations */
   uint32_t ca_algo;   /* TOE_CC_* */
+  uint32_t sndbuf;    /* send buffer size now, bytes (grows by auto-tuning unless locked) */
 };
 #define TOE_TCPI_OPT_TIMESTAMPS 0x1
 #define TOE_TCPI_OPT_SACK 0x2

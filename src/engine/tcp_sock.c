@@ -593,6 +593,48 @@ static uint32_t snd_space(const struct toe_tcb *tp)
   return tp->sndbuf > tp->sndq_bytes ? tp->sndbuf - tp->sndq_bytes : 0;
 }
 
+/*
+ * Send-buffer auto-tuning (the idea of Linux's tcp_sndbuf_expand, in our terms). Called when a
+ * send finds the buffer full. The buffer holds what is in flight (kept for retransmission until
+ * acknowledged) plus what waits to go, so a buffer smaller than the window caps the flow at one
+ * buffer per RTT no matter how large cwnd grows. When the buffer, not the network, is what limits
+ * the sender -- nothing (or less than a segment, Nagle's tail) is waiting to go and cwnd has room
+ * for another full segment -- the buffer grows to two windows: one in flight and one queued to
+ * leave as the ACKs free room. "Window" is cwnd, bounded by the peer's window when that is
+ * smaller (queuing more than the peer will take buys nothing). Bounded by cfg.tcp_sndbuf_max and
+ * by a quarter of the pbuf pool (each queued segment holds a buffer; one connection must not be
+ * able to starve the others and the receive path of buffers). Never shrinks; not when the
+ * application set TOE_SO_SNDBUF (like SO_SNDBUF on Linux, which locks the size).
+ */
+static void sndbuf_expand(struct toe_stack *st, struct toe_tcb *tp)
+{
+  if (tp->sndbuf_locked)
+    return;
+  uint32_t mss = toe_tcp_eff_mss(tp);
+  uint32_t flight = tp->snd_max - tp->snd_una;
+  uint32_t unsent = tp->sndq_bytes > flight ? tp->sndq_bytes - flight : 0;
+  if (unsent >= mss)
+    return; /* output is holding data back: cwnd or the peer's window limits, not the buffer */
+  if ((uint64_t)toe_tcp_pipe(tp) + mss > tp->cwnd)
+    return; /* cwnd is full: a bigger buffer would only queue */
+  uint32_t wnd = tp->cwnd;
+  if (tp->snd_wnd > 0 && tp->snd_wnd < wnd)
+    wnd = tp->snd_wnd;
+  uint64_t target = (uint64_t)wnd * 2u;
+  uint32_t max = st->cfg.tcp_sndbuf_max ? st->cfg.tcp_sndbuf_max : DEFAULT_BUF_MAX;
+  /* payload one pool buffer carries in the send queue (one segment per buffer when it fits) */
+  uint32_t per_buf = min_u32(mss, st->pool.size);
+  uint64_t pool_cap = (uint64_t)(st->pool.count / 4u) * per_buf;
+  if (target > max)
+    target = max;
+  if (target > pool_cap)
+    target = pool_cap;
+  if (target <= tp->sndbuf)
+    return;
+  tp->sndbuf = (uint32_t)target;
+  st->ctr.tcp.sndbuf_grows++;
+}
+
 /* The connection was established once (our SYN was acknowledged). */
 static bool was_established(const struct toe_tcb *tp)
 {
@@ -712,6 +754,12 @@ int toe_tcp_send(struct toe_stack *st, struct toe_sock *s, const void *data, siz
   if (len == 0)
     return 0;
   uint32_t space = snd_space(tp);
+  if (space == 0) {
+    /* the buffer is full (the last send was partial, or this one would be -EAGAIN): it may be
+     * the buffer, not the network, that limits */
+    sndbuf_expand(st, tp);
+    space = snd_space(tp);
+  }
   if (space == 0) {
     tp->flags |= TOE_TF_WRITABLE_WAIT;
     return -TOE_EAGAIN;
@@ -1187,6 +1235,7 @@ static void fill_info(const struct toe_stack *st, const struct toe_tcb *tp,
   info->retrans = tp->retrans_out;
   info->rx_queued = tp->rcvq_bytes;
   info->tx_queued = tp->sndq_bytes;
+  info->sndbuf = tp->sndbuf;
   info->total_retrans = tp->total_retrans;
   info->bytes_acked = tp->bytes_acked;
   info->bytes_received = tp->bytes_received;

@@ -519,6 +519,9 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
     tp->rcvbuf = listener->rcvbuf;
   if (listener->sndbuf)
     tp->sndbuf = listener->sndbuf;
+  /* buffer sizes the application set on the listener stay fixed on its connections, as on Linux */
+  tp->rcvbuf_locked = listener->rcvbuf_locked;
+  tp->sndbuf_locked = listener->sndbuf_locked;
   if (listener->cc)
     tp->cc = listener->cc;
   tp->user_mss = listener->user_mss;
