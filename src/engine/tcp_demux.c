@@ -9,6 +9,7 @@
  */
 #include "engine/stack.h"
 #include "engine/tcp.h"
+#include "wire/byteorder.h"
 #include "wire/checksum.h"
 
 /* ---- the 4-tuple hash ---- */
@@ -257,18 +258,13 @@ static uint16_t plateau_below(uint16_t len)
   return 68;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
                         int err, uint16_t next_mtu)
 {
   struct toe_counters_tcp *c = &st->ctr.tcp;
   uint16_t sport = (uint16_t)(ql4[0] << 8 | ql4[1]);
   uint16_t dport = (uint16_t)(ql4[2] << 8 | ql4[3]);
-  uint32_t seq = be32(ql4 + 4);
+  uint32_t seq = toe_load_be32(ql4 + 4);
   struct toe_tcb *tp = toe_tcp_lookup(st, qip->src, sport, qip->dst, dport);
   if (!tp) /* perhaps about a SYN-ACK of the SYN cache */
     return toe_tcp_syncache_icmp_error(st, qip, ql4, err);

@@ -4,35 +4,12 @@
 #include "wire/arp.h"
 
 #include "toe/errno.h"
+#include "wire/byteorder.h"
 
 #include <string.h>
 
 #define ARP_HTYPE_ETHER 1
 #define ARP_PTYPE_IPV4 0x0800
-
-static inline uint16_t load_be16(const uint8_t *p)
-{
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline uint32_t load_be32(const uint8_t *p)
-{
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static inline void store_be16(uint8_t *p, uint16_t v)
-{
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-static inline void store_be32(uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
 
 /*
  * Layout (RFC 826 "Packet format"): hrd(2) pro(2) hln(1) pln(1) op(2) sha(6) spa(4) tha(6) tpa(4).
@@ -43,17 +20,17 @@ int toe_arp_parse(struct toe_arp_view *v, const uint8_t *p, size_t len)
 {
   if (len < TOE_ARP_LEN)
     return -TOE_EINVAL;
-  if (load_be16(p) != ARP_HTYPE_ETHER || load_be16(p + 2) != ARP_PTYPE_IPV4 || p[4] != 6 ||
+  if (toe_load_be16(p) != ARP_HTYPE_ETHER || toe_load_be16(p + 2) != ARP_PTYPE_IPV4 || p[4] != 6 ||
       p[5] != 4)
     return -TOE_EINVAL;
-  uint16_t op = load_be16(p + 6);
+  uint16_t op = toe_load_be16(p + 6);
   if (op != TOE_ARP_OP_REQUEST && op != TOE_ARP_OP_REPLY)
     return -TOE_EINVAL;
   v->op = op;
   v->sha = p + 8;
-  v->spa = load_be32(p + 14);
+  v->spa = toe_load_be32(p + 14);
   v->tha = p + 18;
-  v->tpa = load_be32(p + 24);
+  v->tpa = toe_load_be32(p + 24);
   return 0;
 }
 
@@ -65,14 +42,14 @@ size_t toe_arp_write(uint8_t *p, uint16_t op, const uint8_t *sha, uint32_t spa, 
   uint8_t s[6], t[6];
   memcpy(s, sha, 6);
   memcpy(t, tha, 6);
-  store_be16(p, ARP_HTYPE_ETHER);
-  store_be16(p + 2, ARP_PTYPE_IPV4);
+  toe_store_be16(p, ARP_HTYPE_ETHER);
+  toe_store_be16(p + 2, ARP_PTYPE_IPV4);
   p[4] = 6;
   p[5] = 4;
-  store_be16(p + 6, op);
+  toe_store_be16(p + 6, op);
   memcpy(p + 8, s, 6);
-  store_be32(p + 14, spa);
+  toe_store_be32(p + 14, spa);
   memcpy(p + 18, t, 6);
-  store_be32(p + 24, tpa);
+  toe_store_be32(p + 24, tpa);
   return TOE_ARP_LEN;
 }

@@ -4,25 +4,15 @@
 #include "wire/ethernet.h"
 
 #include "toe/errno.h"
+#include "wire/byteorder.h"
 
 #include <string.h>
-
-static inline uint16_t load_be16(const uint8_t *p)
-{
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline void store_be16(uint8_t *p, uint16_t v)
-{
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
 
 int toe_eth_parse(struct toe_eth_view *v, const uint8_t *frame, size_t len)
 {
   if (len < TOE_ETH_HLEN)
     return -TOE_EINVAL;
-  uint16_t type = load_be16(frame + 12);
+  uint16_t type = toe_load_be16(frame + 12);
   v->frame = frame;
   v->hdr_len = TOE_ETH_HLEN;
   v->ethertype = type;
@@ -35,14 +25,14 @@ int toe_eth_parse(struct toe_eth_view *v, const uint8_t *frame, size_t len)
   if (type == TOE_ETHERTYPE_VLAN) {
     if (len < TOE_ETH_VLAN_HLEN)
       return -TOE_EINVAL;
-    uint16_t inner = load_be16(frame + 16);
+    uint16_t inner = toe_load_be16(frame + 16);
     /* A second tag behind the first (stacked/QinQ): not terminated. */
     if (inner == TOE_ETHERTYPE_VLAN || inner == TOE_ETHERTYPE_QINQ)
       return -TOE_EINVAL;
     v->hdr_len = TOE_ETH_VLAN_HLEN;
     v->ethertype = inner;
     v->tagged = true;
-    v->tci = load_be16(frame + 14);
+    v->tci = toe_load_be16(frame + 14);
   }
   return 0;
 }
@@ -74,11 +64,11 @@ uint16_t toe_eth_write(uint8_t *hdr, const uint8_t *dst, const uint8_t *src, uin
   memcpy(hdr, d, TOE_ETH_ALEN);
   memcpy(hdr + 6, s, TOE_ETH_ALEN);
   if (tagged) {
-    store_be16(hdr + 12, TOE_ETHERTYPE_VLAN);
-    store_be16(hdr + 14, tci);
-    store_be16(hdr + 16, ethertype);
+    toe_store_be16(hdr + 12, TOE_ETHERTYPE_VLAN);
+    toe_store_be16(hdr + 14, tci);
+    toe_store_be16(hdr + 16, ethertype);
     return TOE_ETH_VLAN_HLEN;
   }
-  store_be16(hdr + 12, ethertype);
+  toe_store_be16(hdr + 12, ethertype);
   return TOE_ETH_HLEN;
 }

@@ -4,13 +4,9 @@
 #include "wire/icmpv4.h"
 
 #include "toe/errno.h"
+#include "wire/byteorder.h"
 
 #define ICMP_TIMESTAMP_REPLY 14
-
-static inline uint16_t load_be16(const uint8_t *p)
-{
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
 
 int toe_icmp_parse(struct toe_icmp_view *v, const uint8_t *p, size_t len)
 {
@@ -28,13 +24,13 @@ int toe_icmp_parse(struct toe_icmp_view *v, const uint8_t *p, size_t len)
   case TOE_ICMP_ECHO_REPLY:
   case TOE_ICMP_TIMESTAMP:
   case ICMP_TIMESTAMP_REPLY:
-    v->id = load_be16(p + 4);
-    v->seq = load_be16(p + 6);
+    v->id = toe_load_be16(p + 4);
+    v->seq = toe_load_be16(p + 6);
     break;
   case TOE_ICMP_DEST_UNREACH:
     /* RFC 1191 4: the low-order 16 bits carry the next-hop MTU for "fragmentation needed". */
     if (v->code == TOE_ICMP_FRAG_NEEDED)
-      v->next_mtu = load_be16(p + 6);
+      v->next_mtu = toe_load_be16(p + 6);
     break;
   case TOE_ICMP_PARAM_PROBLEM:
     v->pointer = p[4];

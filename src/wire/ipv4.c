@@ -4,6 +4,7 @@
 #include "wire/ipv4.h"
 
 #include "toe/errno.h"
+#include "wire/byteorder.h"
 #include "wire/checksum.h"
 
 #include <string.h>
@@ -12,17 +13,6 @@
 
 #define IPOPT_EOL 0 /* end of option list */
 #define IPOPT_NOP 1 /* no operation */
-
-static inline uint16_t load_be16(const uint8_t *p)
-{
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline void store_be16(uint8_t *p, uint16_t v)
-{
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
 
 uint32_t toe_ipv4_load(const uint8_t *p)
 {
@@ -77,7 +67,7 @@ int toe_ipv4_parse(struct toe_ipv4_view *v, const uint8_t *p, size_t avail, size
   uint16_t hlen = (uint16_t)((p[0] & 0x0f) * 4);
   if (hlen < TOE_IPV4_HLEN || hlen > avail)
     return -TOE_EINVAL;
-  uint16_t tot = load_be16(p + 2);
+  uint16_t tot = toe_load_be16(p + 2);
   /* Total length covers header and data (RFC 791 3.1); the link may add padding after it (short
    * Ethernet frames), so it may be less than pkt_len but never more. */
   if (tot < hlen || tot > pkt_len)
@@ -86,7 +76,7 @@ int toe_ipv4_parse(struct toe_ipv4_view *v, const uint8_t *p, size_t avail, size
    * sums to 0xffff, i.e. the complemented fold is zero. */
   if (!csum_ok && toe_csum(p, hlen) != 0)
     return -TOE_EBADMSG;
-  uint16_t fl = load_be16(p + 6);
+  uint16_t fl = toe_load_be16(p + 6);
   if (fl & IPV4_RF)
     return -TOE_EINVAL;
   if (hlen > TOE_IPV4_HLEN && toe_ipv4_opts_check(p + TOE_IPV4_HLEN, hlen - TOE_IPV4_HLEN) != 0)
@@ -96,7 +86,7 @@ int toe_ipv4_parse(struct toe_ipv4_view *v, const uint8_t *p, size_t avail, size
   v->hdr_len = hlen;
   v->total_len = tot;
   v->tos = p[1];
-  v->id = load_be16(p + 4);
+  v->id = toe_load_be16(p + 4);
   v->df = (fl & TOE_IPV4_DF) != 0;
   v->mf = (fl & TOE_IPV4_MF) != 0;
   v->frag_off = (uint16_t)((fl & TOE_IPV4_OFFMASK) * 8); /* <= 65528 */
@@ -116,9 +106,9 @@ size_t toe_ipv4_write(uint8_t *hdr, const struct toe_ipv4_fields *f)
     fl |= TOE_IPV4_MF;
   hdr[0] = 0x45; /* version 4, IHL 5 */
   hdr[1] = f->tos;
-  store_be16(hdr + 2, f->total_len);
-  store_be16(hdr + 4, f->id);
-  store_be16(hdr + 6, fl);
+  toe_store_be16(hdr + 2, f->total_len);
+  toe_store_be16(hdr + 4, f->id);
+  toe_store_be16(hdr + 6, fl);
   hdr[8] = f->ttl;
   hdr[9] = f->proto;
   hdr[10] = 0;

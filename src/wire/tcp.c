@@ -4,6 +4,7 @@
 #include "wire/tcp.h"
 
 #include "toe/errno.h"
+#include "wire/byteorder.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
 
@@ -17,30 +18,6 @@
 #define TCPOLEN_SACK_PERBLOCK 8
 #define TCP_MAX_OPTLEN 40
 
-static inline uint16_t load_be16(const uint8_t *p)
-{
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline uint32_t load_be32(const uint8_t *p)
-{
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static inline void store_be16(uint8_t *p, uint16_t v)
-{
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-static inline void store_be32(uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
 int toe_tcp_parse(struct toe_tcp_view *v, const uint8_t *p, size_t avail, size_t seg_len)
 {
   if (avail > seg_len)
@@ -52,15 +29,15 @@ int toe_tcp_parse(struct toe_tcp_view *v, const uint8_t *p, size_t avail, size_t
   if (hlen < TOE_TCP_HLEN || hlen > avail)
     return -TOE_EINVAL;
   v->hdr = p;
-  v->src_port = load_be16(p);
-  v->dst_port = load_be16(p + 2);
-  v->seq = load_be32(p + 4);
-  v->ack = load_be32(p + 8);
+  v->src_port = toe_load_be16(p);
+  v->dst_port = toe_load_be16(p + 2);
+  v->seq = toe_load_be32(p + 4);
+  v->ack = toe_load_be32(p + 8);
   v->hdr_len = hlen;
   v->flags = p[13];
-  v->window = load_be16(p + 14);
+  v->window = toe_load_be16(p + 14);
   memcpy(&v->csum, p + 16, 2);
-  v->urg_ptr = load_be16(p + 18);
+  v->urg_ptr = toe_load_be16(p + 18);
   return 0;
 }
 
@@ -92,7 +69,7 @@ int toe_tcp_parse_opts(const struct toe_tcp_view *v, struct toe_tcp_opts *o)
     case TOE_TCPOPT_MSS:
       /* Only meaningful on SYN segments (RFC 9293 3.7.1). */
       if (olen == TCPOLEN_MSS && syn) {
-        o->mss = load_be16(d);
+        o->mss = toe_load_be16(d);
         o->has |= TOE_TCPOPT_HAS_MSS;
       }
       break;
@@ -115,8 +92,8 @@ int toe_tcp_parse_opts(const struct toe_tcp_view *v, struct toe_tcp_opts *o)
       size_t n = body / TCPOLEN_SACK_PERBLOCK;
       if (body % TCPOLEN_SACK_PERBLOCK == 0 && n >= 1 && n <= TOE_TCP_MAX_SACK_BLOCKS) {
         for (size_t b = 0; b < n; b++) {
-          o->sack[b].start = load_be32(d + b * 8);
-          o->sack[b].end = load_be32(d + b * 8 + 4);
+          o->sack[b].start = toe_load_be32(d + b * 8);
+          o->sack[b].end = toe_load_be32(d + b * 8 + 4);
         }
         o->sack_count = (uint8_t)n;
         o->has |= TOE_TCPOPT_HAS_SACK;
@@ -126,8 +103,8 @@ int toe_tcp_parse_opts(const struct toe_tcp_view *v, struct toe_tcp_opts *o)
     case TOE_TCPOPT_TIMESTAMP:
       /* TSval and TSecr (RFC 7323 3.2); valid on any segment. */
       if (olen == TCPOLEN_TIMESTAMP) {
-        o->ts_val = load_be32(d);
-        o->ts_ecr = load_be32(d + 4);
+        o->ts_val = toe_load_be32(d);
+        o->ts_ecr = toe_load_be32(d + 4);
         o->has |= TOE_TCPOPT_HAS_TS;
       }
       break;
@@ -167,7 +144,7 @@ size_t toe_tcp_write_opts(uint8_t *p, size_t cap, const struct toe_tcp_opts *o)
   if ((o->has & TOE_TCPOPT_HAS_MSS) && lim - n >= 4) {
     p[n] = TOE_TCPOPT_MSS;
     p[n + 1] = TCPOLEN_MSS;
-    store_be16(p + n + 2, o->mss);
+    toe_store_be16(p + n + 2, o->mss);
     n += 4;
   }
   if (sp && ts && lim - n >= 12) {
@@ -185,8 +162,8 @@ size_t toe_tcp_write_opts(uint8_t *p, size_t cap, const struct toe_tcp_opts *o)
   if (ts) {
     p[n] = TOE_TCPOPT_TIMESTAMP;
     p[n + 1] = TCPOLEN_TIMESTAMP;
-    store_be32(p + n + 2, o->ts_val);
-    store_be32(p + n + 6, o->ts_ecr);
+    toe_store_be32(p + n + 2, o->ts_val);
+    toe_store_be32(p + n + 6, o->ts_ecr);
     n += 10;
   }
   if (sp && lim - n >= 4) {
@@ -215,8 +192,8 @@ size_t toe_tcp_write_opts(uint8_t *p, size_t cap, const struct toe_tcp_opts *o)
     p[n + 3] = (uint8_t)(TCPOLEN_SACK_BASE + nb * TCPOLEN_SACK_PERBLOCK);
     n += 4;
     for (size_t b = 0; b < nb; b++) {
-      store_be32(p + n, o->sack[b].start);
-      store_be32(p + n + 4, o->sack[b].end);
+      toe_store_be32(p + n, o->sack[b].start);
+      toe_store_be32(p + n + 4, o->sack[b].end);
       n += 8;
     }
   }
@@ -231,16 +208,16 @@ size_t toe_tcp_write(uint8_t *p, const struct toe_tcp_fields *f, size_t opt_len)
     opt_len = TCP_MAX_OPTLEN;
   opt_len &= ~(size_t)3;
   size_t hlen = TOE_TCP_HLEN + opt_len;
-  store_be16(p, f->src_port);
-  store_be16(p + 2, f->dst_port);
-  store_be32(p + 4, f->seq);
-  store_be32(p + 8, f->ack);
+  toe_store_be16(p, f->src_port);
+  toe_store_be16(p + 2, f->dst_port);
+  toe_store_be32(p + 4, f->seq);
+  toe_store_be32(p + 8, f->ack);
   p[12] = (uint8_t)((hlen / 4) << 4);
   p[13] = f->flags;
-  store_be16(p + 14, f->window);
+  toe_store_be16(p + 14, f->window);
   p[16] = 0;
   p[17] = 0;
-  store_be16(p + 18, f->urg_ptr);
+  toe_store_be16(p + 18, f->urg_ptr);
   return hlen;
 }
 

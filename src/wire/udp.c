@@ -4,34 +4,24 @@
 #include "wire/udp.h"
 
 #include "toe/errno.h"
+#include "wire/byteorder.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
 
 #include <string.h>
 
-static inline uint16_t load_be16(const uint8_t *p)
-{
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline void store_be16(uint8_t *p, uint16_t v)
-{
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
 int toe_udp_parse(struct toe_udp_view *v, const uint8_t *p, size_t avail, size_t dgram_len)
 {
   if (avail < TOE_UDP_HLEN || dgram_len < TOE_UDP_HLEN)
     return -TOE_EINVAL;
-  uint16_t len = load_be16(p + 4);
+  uint16_t len = toe_load_be16(p + 4);
   /* The length counts header and data (RFC 768), so it is >= 8; it may be less than the IP
    * payload (the rest is ignored) but never more (RFC 1122 4.1.3.4 spirit: a lying length is
    * dropped). */
   if (len < TOE_UDP_HLEN || len > dgram_len)
     return -TOE_EINVAL;
-  v->src_port = load_be16(p);
-  v->dst_port = load_be16(p + 2);
+  v->src_port = toe_load_be16(p);
+  v->dst_port = toe_load_be16(p + 2);
   v->len = len;
   memcpy(&v->csum, p + 6, 2);
   return 0;
@@ -49,9 +39,9 @@ bool toe_udp_csum_ok(const struct toe_udp_view *v, uint32_t sum, uint32_t src, u
 
 void toe_udp_write(uint8_t *p, uint16_t src_port, uint16_t dst_port, uint16_t len)
 {
-  store_be16(p, src_port);
-  store_be16(p + 2, dst_port);
-  store_be16(p + 4, len);
+  toe_store_be16(p, src_port);
+  toe_store_be16(p + 2, dst_port);
+  toe_store_be16(p + 4, len);
   p[6] = 0;
   p[7] = 0;
 }
