@@ -437,6 +437,13 @@ void toe_tcp_send_keepalive(struct toe_stack *st, struct toe_tcb *tp);
 void toe_tcp_send_window_probe(struct toe_stack *st, struct toe_tcb *tp);
 
 /* ---- shared by tcp_output.c and tcp_timer.c ---- */
+/* Synchronized states (RFC 9293 3.3.2): ESTABLISHED through LAST_ACK (TIME_WAIT lives elsewhere).
+ */
+static inline bool toe_tcp_synchronized(const struct toe_tcb *tp)
+{
+  return tp->state >= TOE_TCP_ESTABLISHED && tp->state <= TOE_TCP_LAST_ACK;
+}
+
 /*
  * Persist mode: the peer offers no window while data (or a FIN) waits or is outstanding. The
  * persist timer then probes (RFC 9293 3.8.6.1) and the RTO is off. Output and the timers must agree

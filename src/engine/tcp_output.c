@@ -108,17 +108,6 @@ static bool may_send(const struct toe_tcb *tp)
   }
 }
 
-static bool synchronized(const struct toe_tcb *tp)
-{
-  return tp->state >= TOE_TCP_ESTABLISHED && tp->state <= TOE_TCP_LAST_ACK;
-}
-
-/* The peer offers no window and something waits for it: persist mode (RTO off). */
-static bool zero_window_wait(const struct toe_tcb *tp)
-{
-  return toe_tcp_zero_window_wait(tp);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* The receive window */
 
@@ -485,7 +474,7 @@ static void seg_fill(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *
 static void arm_rto_if_idle(struct toe_stack *st, struct toe_tcb *tp)
 {
   /* RFC 6298 5.1: whenever data is sent, start the timer if it is not running */
-  if (tp->deadline[TOE_TT_RTO] == 0 && !zero_window_wait(tp))
+  if (tp->deadline[TOE_TT_RTO] == 0 && !toe_tcp_zero_window_wait(tp))
     toe_tcp_timer_set(st, tp, TOE_TT_RTO,
                       toe_stack_now(st) + (toe_time_t)toe_tcp_rto_us(st, tp) * 1000u);
 }
@@ -762,10 +751,10 @@ static void sync_timers(struct toe_stack *st, struct toe_tcb *tp, enum block_rea
 {
   toe_time_t now = toe_stack_now(st);
   const struct toe_config *cfg = &st->cfg;
-  if (zero_window_wait(tp) || (why == BLOCK_WND && tp->snd_una == tp->snd_max) ||
+  if (toe_tcp_zero_window_wait(tp) || (why == BLOCK_WND && tp->snd_una == tp->snd_max) ||
       why == BLOCK_NOBUF) {
     /* persist: probe the zero (or too small) window; or retry after running out of buffers */
-    if (zero_window_wait(tp)) {
+    if (toe_tcp_zero_window_wait(tp)) {
       toe_tcp_timer_clear(st, tp, TOE_TT_RTO);
       toe_tcp_timer_clear(st, tp, TOE_TT_TLP);
     }
@@ -780,7 +769,7 @@ static void sync_timers(struct toe_stack *st, struct toe_tcb *tp, enum block_rea
     }
     tp->persist_backoff = 0;
   }
-  if (tp->snd_una != tp->snd_max && tp->deadline[TOE_TT_RTO] == 0 && !zero_window_wait(tp))
+  if (tp->snd_una != tp->snd_max && tp->deadline[TOE_TT_RTO] == 0 && !toe_tcp_zero_window_wait(tp))
     toe_tcp_rearm_rto(st, tp);
 
   if ((tp->flags & TOE_TF_KEEPALIVE) && tp->deadline[TOE_TT_KEEP] == 0 &&
@@ -887,14 +876,14 @@ void toe_tcp_output(struct toe_stack *st, struct toe_tcb *tp)
     why = output_data(st, tp);
     /* RFC 8985 7.2: the probe timeout restarts whenever new data is sent (tcp-rec decides
      * whether a probe is allowed at all) */
-    if (tp->snd_max != before && !zero_window_wait(tp))
+    if (tp->snd_max != before && !toe_tcp_zero_window_wait(tp))
       toe_tcp_tlp_schedule(st, tp);
     if ((tp->flags & TOE_TF_FIN_QUEUED) && !(tp->flags & TOE_TF_FIN_SENT) &&
         tp->snd_next_seg == NULL)
       send_fin(st, tp, false);
   }
   output_ack(st, tp);
-  if (!synchronized(tp))
+  if (!toe_tcp_synchronized(tp))
     return;
   sync_timers(st, tp, why);
 

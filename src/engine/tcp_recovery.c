@@ -44,21 +44,6 @@
 #define TLP_RTO_MARGIN TOE_MSEC(2) /* a PTO cut to the RTO fires this much before it */
 #define RTO_BACKOFF_MAX 16u
 
-static bool synchronized(const struct toe_tcb *tp)
-{
-  switch (tp->state) {
-  case TOE_TCP_ESTABLISHED:
-  case TOE_TCP_FIN_WAIT_1:
-  case TOE_TCP_FIN_WAIT_2:
-  case TOE_TCP_CLOSE_WAIT:
-  case TOE_TCP_CLOSING:
-  case TOE_TCP_LAST_ACK:
-    return true;
-  default:
-    return false;
-  }
-}
-
 static void cc_ensure(struct toe_stack *st, struct toe_tcb *tp)
 {
   if (!tp->cc || !tp->cwnd)
@@ -389,9 +374,9 @@ static void tlp_on_ack(struct toe_stack *st, struct toe_tcb *tp)
 
 void toe_tcp_tlp_schedule(struct toe_stack *st, struct toe_tcb *tp)
 {
-  bool ok = (tp->flags & TOE_TF_SACK_OK) && synchronized(tp) && tp->rec_state == TOE_REC_OPEN &&
-            !tp->tlp_pending && tp->snd_una != tp->snd_max && tp->sndq_head &&
-            tp->sndq_head != tp->snd_next_seg;
+  bool ok = (tp->flags & TOE_TF_SACK_OK) && toe_tcp_synchronized(tp) &&
+            tp->rec_state == TOE_REC_OPEN && !tp->tlp_pending && tp->snd_una != tp->snd_max &&
+            tp->sndq_head && tp->sndq_head != tp->snd_next_seg;
   if (!ok) {
     toe_tcp_timer_clear(st, tp, TOE_TT_TLP);
     return;
@@ -433,7 +418,7 @@ static void arm_rto(struct toe_stack *st, struct toe_tcb *tp)
 void toe_tcp_on_tlp(struct toe_stack *st, struct toe_tcb *tp)
 {
   toe_tcp_timer_clear(st, tp, TOE_TT_TLP);
-  if (!synchronized(tp) || tp->snd_una == tp->snd_max || tp->rec_state != TOE_REC_OPEN ||
+  if (!toe_tcp_synchronized(tp) || tp->snd_una == tp->snd_max || tp->rec_state != TOE_REC_OPEN ||
       tp->tlp_pending)
     return;
   cc_ensure(st, tp);
@@ -474,7 +459,7 @@ void toe_tcp_on_tlp(struct toe_stack *st, struct toe_tcb *tp)
 
 void toe_tcp_on_rto(struct toe_stack *st, struct toe_tcb *tp)
 {
-  if (!synchronized(tp) || tp->snd_una == tp->snd_max)
+  if (!toe_tcp_synchronized(tp) || tp->snd_una == tp->snd_max)
     return;
   cc_ensure(st, tp);
   st->ctr.tcp.rec_rto++;
@@ -534,7 +519,7 @@ void toe_tcp_on_rto(struct toe_stack *st, struct toe_tcb *tp)
 void toe_tcp_on_reo_timer(struct toe_stack *st, struct toe_tcb *tp)
 {
   toe_tcp_timer_clear(st, tp, TOE_TT_REO);
-  if (!synchronized(tp) || tp->snd_una == tp->snd_max)
+  if (!toe_tcp_synchronized(tp) || tp->snd_una == tp->snd_max)
     return;
   cc_ensure(st, tp);
   st->ctr.tcp.rec_reo_timeouts++;
@@ -643,7 +628,7 @@ void toe_tcp_recovery_on_ack(struct toe_stack *st, struct toe_tcb *tp, uint32_t 
                              bool dup_ack)
 {
   (void)acked_bytes; /* tp->ack_acked counts the payload; SYN and FIN do not grow cwnd */
-  if (!synchronized(tp))
+  if (!toe_tcp_synchronized(tp))
     return;
   cc_ensure(st, tp);
   bool sack = (tp->flags & TOE_TF_SACK_OK) != 0;

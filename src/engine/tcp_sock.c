@@ -1025,11 +1025,6 @@ void toe_tcp_abort(struct toe_stack *st, struct toe_sock *s)
 /* ------------------------------------------------------------------------------------------ */
 /* Options */
 
-static bool synchronized(const struct toe_tcb *tp)
-{
-  return tp->state >= TOE_TCP_ESTABLISHED && tp->state <= TOE_TCP_LAST_ACK;
-}
-
 static int set_flag(struct toe_tcb *tp, uint32_t flag, int64_t value)
 {
   if (value != 0 && value != 1)
@@ -1072,7 +1067,7 @@ int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t v
     if (rc == 0) {
       if (!value)
         toe_tcp_timer_clear(st, tp, TOE_TT_KEEP);
-      else if (synchronized(tp) && tp->deadline[TOE_TT_KEEP] == 0)
+      else if (toe_tcp_synchronized(tp) && tp->deadline[TOE_TT_KEEP] == 0)
         toe_tcp_timer_set(st, tp, TOE_TT_KEEP, toe_stack_now(st) + TOE_SEC(tp->keep_idle));
     }
     break;
@@ -1081,14 +1076,14 @@ int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t v
     break;
   case TOE_TCP_NODELAY:
     rc = set_flag(tp, TOE_TF_NODELAY, value);
-    if (rc == 0 && value && synchronized(tp))
+    if (rc == 0 && value && toe_tcp_synchronized(tp))
       toe_tcp_output(st, tp); /* what Nagle held goes now */
     break;
   case TOE_TCP_KEEPIDLE:
     if (value < 1 || value > MAX_KEEP_SECS)
       return -TOE_EINVAL;
     tp->keep_idle = (uint16_t)value;
-    if ((tp->flags & TOE_TF_KEEPALIVE) && synchronized(tp) && tp->keep_probes == 0)
+    if ((tp->flags & TOE_TF_KEEPALIVE) && toe_tcp_synchronized(tp) && tp->keep_probes == 0)
       toe_tcp_timer_set(st, tp, TOE_TT_KEEP, tp->rcv_tstamp + TOE_SEC(tp->keep_idle));
     break;
   case TOE_TCP_KEEPINTVL:
@@ -1109,7 +1104,7 @@ int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t v
       return -TOE_EINVAL;
     if (cc != tp->cc) {
       tp->cc = cc;
-      if (synchronized(tp) && cc->init) {
+      if (toe_tcp_synchronized(tp) && cc->init) {
         /* a new module starts its own state from the window we have now */
         uint32_t cwnd = tp->cwnd, ssthresh = tp->ssthresh;
         memset(tp->cc_priv, 0, sizeof(tp->cc_priv));
@@ -1182,7 +1177,7 @@ int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int op
   case TOE_TCP_MAXSEG:
     /* the send MSS in use (as toe_tcp_info.snd_mss); before the handshake the clamp or the
      * RFC 9293 default */
-    if (synchronized(tp))
+    if (toe_tcp_synchronized(tp))
       *value = tp->snd_mss;
     else
       *value = tp->user_mss ? tp->user_mss : 536;

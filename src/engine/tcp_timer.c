@@ -64,12 +64,6 @@ void toe_tcp_timer_clear(struct toe_stack *st, struct toe_tcb *tp, enum toe_tcp_
     toe_timer_cancel(st, &tp->timer);
 }
 
-/* True while the peer offers no window and data waits: the persist timer probes, not the RTO. */
-static bool zero_window_wait(const struct toe_tcb *tp)
-{
-  return toe_tcp_zero_window_wait(tp);
-}
-
 static toe_time_t persist_interval(const struct toe_stack *st, const struct toe_tcb *tp)
 {
   /* RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: the first probe after one RTO, then exponentially
@@ -91,11 +85,11 @@ void toe_tcp_rearm_rto(struct toe_stack *st, struct toe_tcb *tp)
     /* RFC 6298 5.2: all outstanding data acknowledged: turn the timer off */
     toe_tcp_timer_clear(st, tp, TOE_TT_RTO);
     toe_tcp_timer_clear(st, tp, TOE_TT_TLP);
-    if (zero_window_wait(tp) && tp->deadline[TOE_TT_PERSIST] == 0)
+    if (toe_tcp_zero_window_wait(tp) && tp->deadline[TOE_TT_PERSIST] == 0)
       toe_tcp_timer_set(st, tp, TOE_TT_PERSIST, now + persist_interval(st, tp));
     return;
   }
-  if (zero_window_wait(tp)) {
+  if (toe_tcp_zero_window_wait(tp)) {
     /* what is outstanding is a window probe: the persist timer retransmits it, with its own
      * backoff and without the tcp_retries2 limit (RFC 1122 4.2.2.17) */
     toe_tcp_timer_clear(st, tp, TOE_TT_RTO);
@@ -151,7 +145,7 @@ static void on_rto_timer(struct toe_stack *st, struct toe_tcb *tp)
   }
   if (tp->snd_una == tp->snd_max)
     return; /* everything was acknowledged meanwhile */
-  if (zero_window_wait(tp)) {
+  if (toe_tcp_zero_window_wait(tp)) {
     toe_tcp_rearm_rto(st, tp); /* hands over to the persist timer */
     return;
   }
@@ -210,7 +204,7 @@ static void on_persist_timer(struct toe_stack *st, struct toe_tcb *tp)
     tp->persist_backoff = 0; /* nothing waits any more */
     return;
   }
-  if (!zero_window_wait(tp)) {
+  if (!toe_tcp_zero_window_wait(tp)) {
     /* the window is open: send what the rules allow now */
     uint32_t before = tp->snd_max;
     toe_tcp_output(st, tp);
@@ -300,11 +294,6 @@ static void on_finwait2_timer(struct toe_stack *st, struct toe_tcb *tp)
   toe_tcp_close_final(st, tp);
 }
 
-static bool synchronized(const struct toe_tcb *tp)
-{
-  return tp->state >= TOE_TCP_ESTABLISHED && tp->state <= TOE_TCP_LAST_ACK;
-}
-
 static void run_kind(struct toe_stack *st, struct toe_tcb *tp, int k)
 {
   switch (k) {
@@ -312,18 +301,18 @@ static void run_kind(struct toe_stack *st, struct toe_tcb *tp, int k)
     on_rto_timer(st, tp);
     break;
   case TOE_TT_TLP:
-    if (synchronized(tp) && tp->snd_una != tp->snd_max)
+    if (toe_tcp_synchronized(tp) && tp->snd_una != tp->snd_max)
       toe_tcp_on_tlp(st, tp);
     break;
   case TOE_TT_REO:
-    if (synchronized(tp))
+    if (toe_tcp_synchronized(tp))
       toe_tcp_on_reo_timer(st, tp);
     break;
   case TOE_TT_PERSIST:
     on_persist_timer(st, tp);
     break;
   case TOE_TT_DELACK:
-    if ((tp->flags & TOE_TF_DELACK) && synchronized(tp)) {
+    if ((tp->flags & TOE_TF_DELACK) && toe_tcp_synchronized(tp)) {
       st->ctr.tcp.out_acks_delayed++;
       toe_tcp_send_ack(st, tp);
     }
