@@ -12,6 +12,10 @@ pkgs=(
   python3 python3-scapy       # hand-made frames in interop tests
   hping3 iperf3               # floods and throughput
   curl                        # libtoe-preload tests (tests/net/test_preload_*.sh)
+  nginx-light wrk             # interception tests and benchmarks: a real web server and load
+  redis-server redis-tools    # ... a real key-value server and redis-benchmark
+  sockperf                    # ... latency ping-pong
+  busybox-static              # ... a statically linked client (wget) for the proxy
 )
 
 missing=()
@@ -35,5 +39,21 @@ export DEBIAN_FRONTEND=noninteractive
 # wireshark-common asks whether non-root users may capture; answer no, without a prompt
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Server packages (nginx, redis) start their service on install; toekit's tests run their own
+# instances inside namespaces, so the install must start nothing: a policy-rc.d that refuses every
+# start, only for this install, and only when the machine has none of its own.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  made_policy=1
+fi
+status=0
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+[ "$made_policy" = 1 ] && rm -f "$policy"
+if [ "$status" != 0 ]; then
+  echo "deps: apt-get install failed (status $status); see its messages above" >&2
+  exit "$status"
+fi
 echo "deps: done"

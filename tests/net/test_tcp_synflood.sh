@@ -18,16 +18,19 @@
 set -u
 # shellcheck source=tests/net/lib.sh
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/net/transport_lib.sh
+source "$(dirname "$0")/transport_lib.sh"
 
 NET_REQUIRED_TOOLS="ip ping timeout nft hping3 $NET_PY"
 net_init "${1:-}" 150
+tr_init
 net_setup
 
 SECS=${TOE_SYNFLOOD_SECS:-10}
 SYNCACHE=1024 # the engine's default tcp_syncache, which toed keeps
 PBUFS=65536   # toed's default --pbufs
 
-start_toed_nopcap --service echo
+tr_start_toed --service echo
 
 # Real flood sources stay silent: no RSTs from the peer for the SYN-ACKs it did not ask for.
 printf '%s\n' 'table inet toeflood {' \
@@ -59,7 +62,14 @@ net_log "client: $ok connections, the slowest took $(kv clients_worst_seconds "$
 out=$(peer_py 30 tcp_tool.py conns "$NET_DEV_ADDR" 7 --sequential 20 --bytes 100 --timeout 5)
 check_eq "after the flood: 20 connections echo at once" "$(kv sequential_ok "$out")" 20
 
-sleep 1 # the last ACKs of our FINs
+# The device closes second (LAST_ACK). A peer ACK of its FIN lost in the flood's ring overflow
+# costs a FIN retransmission after a backed-off RTO, so the last tcb may take seconds to go; wait
+# for it (bounded) rather than guess, and show what is left if it does not go.
+only_listener() { [ "$(stat_now tcp.socks_inuse)" = 1 ]; }
+if ! wait_for 30 only_listener; then
+  net_log "flows still held after 30 s:"
+  toectl_run flows | sed 's/^/#   /'
+fi
 check_toed_exit
 
 check_eq "svc tcp/echo:7: accepted and closed each client connection, none reset or aborted" \
