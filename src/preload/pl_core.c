@@ -512,15 +512,23 @@ void pl_zombify(struct psock *ps)
   ps->sd = -1;
   pl_dev_unlink(ps);
   atomic_store(&ps->state, PS_ZOMBIE);
-  /* Terminal readiness: readable, writable, hang-up; and error if there is one to report. */
+  /* Terminal readiness: readable, writable, hang-up; and error if there is one to report. A
+   * kernel TCP socket shows POLLERR, POLLHUP and POLLOUT at once (a refused connect), so the
+   * change must be one step: closing B sets A's error (B holds unread bytes from A) and its
+   * hang-up together, under one lock, before it wakes A's waiters. No shutdown(B) first: that
+   * would show the hang-up alone, and a waiter could see it before the error.
+   * With an error to report, B must hold a byte from A: the fill (A not writable yet: its bytes
+   * are freed, and A becomes writable, inside the same close) or one byte, which leaves A
+   * writable (one small buffer stays under a quarter of A's minimal send buffer). */
   if (ps->bfd >= 0) {
     if (ps->pend_err) {
-      ssize_t r = R.send(ps->afd, "e", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-      (void)r;
+      if (ps->shown & SH_OUT) {
+        ssize_t r = R.send(ps->afd, "e", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)r;
+      }
     } else {
       drain_fd(ps->bfd);
     }
-    R.shutdown(ps->bfd, SHUT_RDWR);
     R.close(ps->bfd);
     ps->bfd = -1;
   }
