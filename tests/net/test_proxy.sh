@@ -9,6 +9,9 @@
 #    socket: nothing of the flow leaves through the kernel);
 #  - an excluded destination (198.19.0.2, reached by the device namespace's kernel over a second
 #    veth pair) bypasses the proxy: the transfer crossed that veth, the device saw no connection;
+#  - half-close both ways (every byte before the client's FIN reaches the server, its answer comes
+#    back, then EOF), a peer's reset reaches the application as ECONNRESET, and a closed
+#    destination port shows as a reset after a successful connect (the kernel's local leg);
 #  - a UDP flow through the proxy: every datagram echoed byte-identical, the echo server saw the
 #    device's address, the flow is in `toectl flows` as the client's;
 #  - SIGTERM: exit 0, counters printed, no nft table and no ip rule of the proxy left, and the
@@ -27,7 +30,9 @@ UPORT=7777
 KERN_DEV=198.19.0.1  # the device namespace kernel's own path to the peer (excluded traffic)
 KERN_PEER=198.19.0.2
 SIZE_MB=8
-RULES=(--include "tcp:198.18.0.0/15:$PORT" --include "udp:198.18.0.0/15:*" --exclude "tcp:$KERN_PEER/32:*")
+TPORT=9000  # proxy_tcp.py's server; TPORT+1 is closed
+RULES=(--include "tcp:198.18.0.0/15:$PORT" --include "udp:198.18.0.0/15:*"
+  --include "tcp:198.18.0.0/15:$TPORT-$((TPORT + 1))" --exclude "tcp:$KERN_PEER/32:*")
 
 sha() { sha256sum "$1" | awk '{print $1}'; }
 no_sanitizer() {
@@ -90,8 +95,11 @@ peer_bg timeout -k 2 110 "$NET_PY" -m http.server "$PORT" --bind 0.0.0.0 --direc
   >"$NET_TMP/httpd.log" 2>&1 </dev/null
 peer_bg timeout -k 2 110 "$NET_PY" "$NET_LIB_DIR/proxy_udp.py" server "$NET_PEER_ADDR" "$UPORT" \
   >"$NET_TMP/udpecho.log" 2>&1 </dev/null
+peer_bg timeout -k 2 110 "$NET_PY" "$NET_LIB_DIR/proxy_tcp.py" server "$NET_PEER_ADDR" "$TPORT" \
+  >"$NET_TMP/tcpsrv.log" 2>&1 </dev/null
 wait_for 10 peer_listening "$PORT" || net_die "http.server did not listen on $PORT"
 wait_for 10 peer_listening "$UPORT" udp || net_die "the UDP echo did not listen on $UPORT"
+wait_for 10 peer_listening "$TPORT" || net_die "proxy_tcp.py did not listen on $TPORT"
 URL=http://$NET_PEER_ADDR:$PORT
 
 # Without the proxy the device namespace's kernel cannot reach 198.18.0.2 at all.
@@ -174,7 +182,18 @@ check_ge "  the bytes came over the kernel's own veth (kern0 rx_bytes)" $((RX1 -
 toectl_json "$NET_TMP/stats1.json" stats
 check_eq "  the device saw no new connection" "$(d tcp.active_opens)" 0
 
-# ---- 6. UDP through the proxy ------------------------------------------------------------------
+# ---- 6. half-close and resets, both ways ---------------------------------------------------------
+TOUT=$(dev timeout -k 2 30 "$NET_PY" "$NET_LIB_DIR/proxy_tcp.py" client "$NET_PEER_ADDR" "$TPORT" half)
+check_eq "half-close: the server got every byte before the client's FIN (count and SHA-256)" \
+  "$(awk '$1 == "answer" {print $2 " " $3}' <<<"$TOUT")" "$(kv sent "$TOUT") $(kv sha "$TOUT")"
+check_eq "  and its answer came back after it, then EOF" "$(kv eof "$TOUT")" 1
+TOUT=$(dev timeout -k 2 30 "$NET_PY" "$NET_LIB_DIR/proxy_tcp.py" client "$NET_PEER_ADDR" "$TPORT" reset)
+check_eq "the peer resets: the application sees ECONNRESET" "$(kv result "$TOUT")" reset
+TOUT=$(dev timeout -k 2 30 "$NET_PY" "$NET_LIB_DIR/proxy_tcp.py" client "$NET_PEER_ADDR" "$((TPORT + 1))" refused)
+check_eq "a closed destination port: connect succeeds (the kernel's local leg)" "$(kv connect "$TOUT")" ok
+check_eq "  then the device's refusal arrives as a reset" "$(kv result "$TOUT")" reset
+
+# ---- 7. UDP through the proxy ------------------------------------------------------------------
 UOUT=$(dev timeout -k 2 30 "$NET_PY" "$NET_LIB_DIR/proxy_udp.py" client "$NET_PEER_ADDR" "$UPORT" 24)
 check_eq "UDP through the proxy: datagrams echoed byte-identical" "$(kv ok "$UOUT")" 24
 check_eq "  none lost or altered" "$(kv bad "$UOUT")/$(kv lost "$UOUT")" 0/0
@@ -184,19 +203,21 @@ check_eq "  toectl flows: a UDP flow of the proxy to the echo server" \
   "$(json_eval "$NET_TMP/flows.json" "[f['origin'] + ' ' + f['comm'] for f in d['flows'] if f['proto'] == 'udp' and f['remote']['port'] == $UPORT][0]")" \
   "proxy python3"
 
-# ---- 7. SIGTERM: everything removed ----------------------------------------------------------------
+# ---- 8. SIGTERM: everything removed ----------------------------------------------------------------
 check "while running: the nft table exists" dev nft list table inet toe_proxyd
 kill -TERM "$PROXY_PID"
 wait_exit "$PROXY_PID" 10000
 check_eq "SIGTERM: toe-proxyd exits 0" "$WAIT_STATUS" 0
 check "  no nft table, ip rule or route of the proxy left" proxy_rules_gone
-check "  counters printed" grep -qE 'counters \(exit\):.* tcp_flows=[3-9]' "$NET_TMP/proxyd.1.log"
+check "  counters printed" grep -qE 'counters \(exit\):.* tcp_flows=[6-9]' "$NET_TMP/proxyd.1.log"
+check "  the refused connection counted" grep -qE 'counters \(exit\):.* tcp_failed=1 ' "$NET_TMP/proxyd.1.log"
+check "  and the resets" grep -qE 'counters \(exit\):.* tcp_resets=2 ' "$NET_TMP/proxyd.1.log"
 check "  UDP counted" grep -qE 'udp_dgrams_in=24 ' "$NET_TMP/proxyd.1.log"
 no_sanitizer "toe-proxyd" "$NET_TMP/proxyd.1.log"
 dev timeout -k 2 10 curl -sS -m 3 -o /dev/null "$URL/data.bin" 2>/dev/null
 check "  and the destination is unreachable again from the device namespace" test "$?" != 0
 
-# ---- 8. kill -9, then the next start cleans up ------------------------------------------------------
+# ---- 9. kill -9, then the next start cleans up ------------------------------------------------------
 proxy_start 2
 kill -KILL "$PROXY_PID"
 wait_exit "$PROXY_PID" 5000
