@@ -120,8 +120,10 @@ proxy_start 1
 
 # ---- 2. a plain curl, carried by the device ----------------------------------------------------
 toectl_json "$NET_TMP/stats0.json" stats
+T0=$(date +%s%N)
 dev timeout -k 2 60 curl -sS --fail -o "$NET_TMP/got.bin" "$URL/data.bin" 2>"$NET_TMP/curl1.err"
 check_eq "curl through the proxy: exit status" "$?" 0
+net_log "$SIZE_MB MiB through the proxy in $(ms_since "$T0") ms"
 check_eq "  SHA-256 of $SIZE_MB MiB" "$(sha "$NET_TMP/got.bin" 2>/dev/null)" "$DATA_SHA"
 toectl_json "$NET_TMP/stats1.json" stats
 d() { echo $(($(num "$(stat_get "$NET_TMP/stats1.json" "$1")") - $(num "$(stat_get "$NET_TMP/stats0.json" "$1")"))); }
@@ -130,7 +132,7 @@ check_ge "  device: tcp.active_opens" "$(d tcp.active_opens)" 1
 
 # ---- 3. while a slow curl runs: toectl flows, and the kernel holds only the local leg -----------
 T0=$(date +%s%N)
-dev_bg curl -sS --fail -m 60 --limit-rate 512K -o "$NET_TMP/slow.got" "$URL/slow.bin" 2>"$NET_TMP/curl2.err"
+dev_bg curl -sS --fail -m 60 --limit-rate 256K -o "$NET_TMP/slow.got" "$URL/slow.bin" 2>"$NET_TMP/curl2.err"
 CURL_PID=$BG_PID
 # The device's connection is ESTAB, or CLOSE-WAIT once the server has sent everything and the
 # device holds the rest for the slow reader.
@@ -220,7 +222,7 @@ check "  and the destination is unreachable again from the device namespace" tes
 # ---- 9. kill -9, then the next start cleans up ------------------------------------------------------
 proxy_start 2
 kill -KILL "$PROXY_PID"
-wait_exit "$PROXY_PID" 5000
+{ wait_exit "$PROXY_PID" 5000; } 2>/dev/null # (no "Killed" job notice from bash)
 check "after kill -9 the rules are still there" dev nft list table inet toe_proxyd
 proxy_start 3
 check_eq "the next start removes them, saying so once" \
