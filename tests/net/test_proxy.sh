@@ -207,6 +207,10 @@ check_eq "  toectl flows: a UDP flow of the proxy to the echo server" \
 
 # ---- 8. SIGTERM: everything removed ----------------------------------------------------------------
 check "while running: the nft table exists" dev nft list table inet toe_proxyd
+kill -USR1 "$PROXY_PID"
+check "SIGUSR1: the counters, and it keeps running" \
+  wait_for 5 grep -qE 'counters \(SIGUSR1\):.* udp_flows=1 ' "$NET_TMP/proxyd.1.log"
+check "  (still running)" kill -0 "$PROXY_PID"
 kill -TERM "$PROXY_PID"
 wait_exit "$PROXY_PID" 10000
 check_eq "SIGTERM: toe-proxyd exits 0" "$WAIT_STATUS" 0
