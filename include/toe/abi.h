@@ -52,7 +52,18 @@
  * ops, so that a socket outlives the process that opened it in another process's session (a
  * listener shared by pre-forked workers). */
 #define TOE_ABI_CAP_SHARE (1ull << 5)
-#define TOE_ABI_CAPS_1_2 (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE)
+
+/* 1.2, flow origin (docs/transport.md "1.2: flow origin"): the hello's `origin` says how the
+ * client's flows reach the device (a program linking libtoe, the preload library, the
+ * transparent proxy); a proxy session may tag each socket with the pid and name of the
+ * application whose flow it carries (TOE_ABI_SO_OWNER_*); STATS FLOWS reports both. */
+#define TOE_ABI_CAP_ORIGIN (1ull << 6)
+#define TOE_ABI_ORIGIN_NATIVE 0  /* a program that links libtoe itself */
+#define TOE_ABI_ORIGIN_PRELOAD 1 /* libtoe-preload.so inside an unmodified program */
+#define TOE_ABI_ORIGIN_PROXY 2   /* toe-proxyd, carrying other programs' kernel-socket flows */
+#define TOE_ABI_ORIGIN_MAX TOE_ABI_ORIGIN_PROXY
+/* Everything 1.2 adds (each bit documented above). */
+#define TOE_ABI_CAPS_1_2 (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -127,7 +138,8 @@ struct toe_abi_hello {
   uint32_t flags;     /* reserved, 0 */
   uint64_t caps;      /* TOE_ABI_CAP_* the client understands */
   uint32_t pid;       /* informational: the device trusts the kernel's peer credentials */
-  uint32_t reserved0;
+  /* 1.2: TOE_ABI_ORIGIN_* (0 = native, what a 1.1 client sent in this reserved field) */
+  uint32_t origin;
   uint32_t sq_entries; /* power of two wanted, or 0 */
   uint32_t cq_entries;
   uint32_t fq_entries;
@@ -281,6 +293,12 @@ enum toe_abi_op {
 #define TOE_ABI_SO_NREAD                                                                           \
   0x102 /* get only: bytes the device holds for this socket, not yet lent                          \
          */
+/* 1.2, TOE_ABI_CAP_ORIGIN: the owner tag of a socket carried for another program (0x300..0x3ff).
+ * Set only by a session whose hello said TOE_ABI_ORIGIN_PROXY (others get -EPERM); STATS FLOWS
+ * then shows the tag instead of the session's own pid and name. */
+#define TOE_ABI_SO_OWNER_PID 0x300     /* the application's pid (0..INT32_MAX; 0: unknown) */
+#define TOE_ABI_SO_OWNER_COMM_LO 0x301 /* bytes 0..7 of its name, little-endian in the value */
+#define TOE_ABI_SO_OWNER_COMM_HI 0x302 /* bytes 8..15 */
 
 struct toe_abi_sqe {
   uint8_t opcode;     /* enum toe_abi_op */
@@ -480,9 +498,11 @@ struct toe_abi_flows_hdr {
 struct toe_abi_flow {
   uint8_t proto;     /* TOE_ABI_PROTO_* */
   uint8_t tcp_state; /* enum toe_tcp_state (toe/tcp.h); 0 for UDP */
-  uint16_t reserved0;
+  uint8_t origin;    /* 1.2: the owning session's TOE_ABI_ORIGIN_* (0 for the device's own) */
+  uint8_t reserved0;
   uint32_t client_id; /* owning session (hello reply's client_id); 0: the device's own */
-  uint32_t pid;       /* the owner's pid and uid from the kernel's peer credentials; 0 if none */
+  uint32_t pid; /* the owner's pid and uid from the kernel's peer credentials; 0 if none (1.2: the
+                  socket's owner tag, when a proxy session set one) */
   uint32_t uid;
   struct toe_abi_sockaddr local;
   struct toe_abi_sockaddr remote; /* zero for listeners and unconnected UDP sockets */
@@ -495,7 +515,8 @@ struct toe_abi_flow {
   uint64_t retrans_segs; /* TCP segments retransmitted */
   uint64_t rx_bytes;     /* bytes delivered to the owning host (0 for the device's own flows) */
   uint64_t tx_bytes;     /* bytes taken from the owning host's SENDs */
-  char comm[16];         /* the owner's process name (from its hello), NUL-padded, printable */
+  char comm[16];         /* the owner's process name (from its hello, or the owner tag), NUL-padded,
+                            printable */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -510,6 +531,7 @@ struct toe_abi_flow {
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_sockaddr) == 24, "sockaddr");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_hello) == 128, "hello");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_hello, comm) == 64, "hello.comm");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_hello, origin) == 28, "hello.origin");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_layout) == 96, "layout");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_layout, buf_off) == 80, "layout.buf_off");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_hello_reply) == 128, "reply");
@@ -534,6 +556,7 @@ TOE_ABI_ASSERT_(sizeof(struct toe_abi_sock_stats) == 104, "sock_stats");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flows_hdr) == 16, "flows_hdr");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flow) == 128, "flow");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, local) == 16, "flow.local");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, origin) == 2, "flow.origin");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, comm) == 112, "flow.comm");
 
 #endif

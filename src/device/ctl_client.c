@@ -21,6 +21,7 @@
 
 #include "device/ctl_client.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -808,7 +809,22 @@ static void op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struc
   uint32_t opt = sqe->u.sockopt.opt;
   int64_t v = sqe->u.sockopt.value;
   int rc = 0;
-  if (opt == TOE_ABI_SO_RXBUFS) {
+  if (opt == TOE_ABI_SO_OWNER_PID || opt == TOE_ABI_SO_OWNER_COMM_LO ||
+      opt == TOE_ABI_SO_OWNER_COMM_HI) {
+    /* Only a proxy speaks for other programs; anyone else would be forging the flow table. */
+    if (cl->origin != TOE_ABI_ORIGIN_PROXY) {
+      rc = -TOE_EPERM;
+    } else if (opt == TOE_ABI_SO_OWNER_PID) {
+      k->owner_pid = (uint32_t)v; /* validated: 0..INT32_MAX */
+      k->owner_set = true;
+    } else {
+      /* 8 name bytes, little-endian in the value; shown only after sanitising (flow_owner) */
+      uint8_t *dst = (uint8_t *)k->owner_comm + (opt == TOE_ABI_SO_OWNER_COMM_HI ? 8 : 0);
+      for (int i = 0; i < 8; i++)
+        dst[i] = (uint8_t)((uint64_t)v >> (8 * i));
+      k->owner_set = true;
+    }
+  } else if (opt == TOE_ABI_SO_RXBUFS) {
     struct toe_abi_hslot *sl = &cl->slots[k->index];
     bool more = (uint32_t)v > sl->rx_max;
     sl->rx_max = (uint32_t)v; /* validated: 1..buf_count */
@@ -859,6 +875,18 @@ static void op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struc
   case TOE_ABI_SO_NREAD:
     v = sock_nread(k);
     break;
+  case TOE_ABI_SO_OWNER_PID:
+    v = k->owner_pid;
+    break;
+  case TOE_ABI_SO_OWNER_COMM_LO:
+  case TOE_ABI_SO_OWNER_COMM_HI: {
+    const uint8_t *src = (const uint8_t *)k->owner_comm + (opt == TOE_ABI_SO_OWNER_COMM_HI ? 8 : 0);
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+      u |= (uint64_t)src[i] << (8 * i);
+    v = (int64_t)u;
+    break;
+  }
   default:
     if (k->proto == TOE_ABI_PROTO_UDP && udp_local_opt(opt))
       v = k->udp_opt[opt];
@@ -1949,9 +1977,18 @@ static void flow_owner(struct toe_abi_flow *r, const struct ctl_sock *k)
 {
   const struct ctl_client *cl = k->cl;
   r->client_id = cl->client_id;
+  r->origin = cl->origin;
   r->pid = (uint32_t)cl->pid;
   r->uid = (uint32_t)cl->uid;
   memcpy(r->comm, cl->comm, sizeof(r->comm));
+  if (k->owner_set) {
+    /* A proxy's flow belongs to the program it carries: its tag, made printable like a hello's
+     * name (cl->comm already is), stops at the first NUL. */
+    r->pid = k->owner_pid;
+    memset(r->comm, 0, sizeof(r->comm));
+    for (size_t i = 0; i < sizeof(r->comm) - 1 && k->owner_comm[i]; i++)
+      r->comm[i] = isprint((unsigned char)k->owner_comm[i]) ? k->owner_comm[i] : '?';
+  }
   r->rx_bytes = k->rx_bytes;
   r->tx_bytes = k->tx_bytes;
 }

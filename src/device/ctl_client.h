@@ -167,9 +167,13 @@ struct ctl_sock {
   uint32_t held_off;
   struct toe_sockaddr held_from;
   uint64_t rx_bytes, tx_bytes;
-  int64_t udp_opt[5];   /* UDP: values of the socket-level options the engine keeps for TCP only */
-  struct ctl_share *sh; /* shared with other handles (SHARE/ADOPT), or NULL */
+  int64_t udp_opt[5]; /* UDP: values of the socket-level options the engine keeps for TCP only */
   struct ctl_sock *sh_next, *sh_prev; /* ring of sh's holders */
+  struct ctl_share *sh;               /* shared with other handles (SHARE/ADOPT), or NULL */
+  /* 1.2 owner tag (TOE_ABI_SO_OWNER_*), set by a proxy session for the program it carries */
+  uint32_t owner_pid;
+  char owner_comm[16];
+  bool owner_set;
   struct ctl_sock *free_next;
 };
 
@@ -191,6 +195,7 @@ struct ctl_client {
   uid_t uid;
   gid_t gid;
   char comm[16];
+  uint8_t origin; /* 1.2: the hello's TOE_ABI_ORIGIN_* */
   uint32_t client_id;
   toe_time_t since;          /* connected at */
   toe_time_t hello_deadline; /* CTL_CS_HELLO */

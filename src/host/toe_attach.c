@@ -155,6 +155,7 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   h.size = sizeof(h);
   h.caps = TOE_ABI_CAPS_1_2; /* everything we understand; the device grants what it allows */
   h.pid = (uint32_t)getpid();
+  h.origin = o->origin;
   h.sq_entries = o->sq_entries;
   h.cq_entries = o->cq_entries;
   h.buf_count = o->buf_count;

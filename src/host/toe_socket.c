@@ -785,6 +785,51 @@ int toe_setsockopt(toe_dev *d, int sd, int opt, int64_t value)
   return rc;
 }
 
+int toe_set_owner(toe_dev *d, int sd, uint32_t pid, const char *comm)
+{
+  if (!d)
+    return -TOE_EBADF;
+  if (pid > INT32_MAX)
+    return -TOE_EINVAL;
+  uint8_t name[16] = {0};
+  if (comm)
+    memcpy(name, comm, strnlen(comm, 15));
+  uint64_t lo = 0, hi = 0;
+  for (int i = 0; i < 8; i++) {
+    lo |= (uint64_t)name[i] << (8 * i);
+    hi |= (uint64_t)name[8 + i] << (8 * i);
+  }
+  const struct {
+    uint32_t opt;
+    int64_t value;
+  } tag[] = {{TOE_ABI_SO_OWNER_PID, pid},
+             {TOE_ABI_SO_OWNER_COMM_LO, (int64_t)lo},
+             {TOE_ABI_SO_OWNER_COMM_HI, (int64_t)hi}};
+  toe_dev_lock(d);
+  toe_dev_progress(d);
+  int rc = 0;
+  struct sock *s = toe_sock_get(d, sd);
+  if (!s)
+    rc = -TOE_EBADF;
+  else if (!(d->caps & TOE_ABI_CAP_ORIGIN))
+    rc = -TOE_ENOPROTOOPT;
+  else if (d->status)
+    rc = -TOE_ENETDOWN;
+  for (size_t i = 0; rc == 0 && i < sizeof(tag) / sizeof(tag[0]); i++) {
+    struct toe_abi_sqe sqe;
+    struct toe_abi_cqe cqe;
+    memset(&sqe, 0, sizeof(sqe));
+    sqe.handle = s->handle;
+    sqe.u.sockopt.opt = tag[i].opt;
+    sqe.u.sockopt.value = tag[i].value;
+    rc = toe_op_sync(d, &sqe, TOE_ABI_OP_SETSOCKOPT, (uint32_t)sd, TOE_NONE, 0, &cqe);
+    if (rc > 0)
+      rc = 0;
+  }
+  toe_dev_unlock(d);
+  return rc;
+}
+
 int toe_getsockopt(toe_dev *d, int sd, int opt, int64_t *value)
 {
   if (!d)

@@ -691,6 +691,7 @@ static struct pdev *dev_open(int *err)
 {
   struct toe_attach_opts o;
   toe_attach_opts_init(&o);
+  o.origin = TOE_ORIGIN_PRELOAD; /* toectl flows: "preload" */
   toe_dev *dev = NULL;
   pl_attaching = true;
   pl_attach_unix_fd = -1;

@@ -255,7 +255,7 @@ static int validate_send(const struct toe_abi_client *c, const struct toe_abi_sq
 
 /* Options by protocol: the TCP ones are meaningless on UDP sockets. */
 static int check_opt(const struct toe_abi_hslot *s, uint32_t opt, bool set, int64_t value,
-                     uint32_t buf_count)
+                     uint32_t buf_count, uint64_t caps)
 {
   switch (opt) {
   case TOE_ABI_SO_RCVBUF:
@@ -278,6 +278,15 @@ static int check_opt(const struct toe_abi_hslot *s, uint32_t opt, bool set, int6
     if (set && (value < 1 || value > (int64_t)buf_count))
       return -TOE_EINVAL;
     return 0;
+  case TOE_ABI_SO_OWNER_PID:
+    if (!(caps & TOE_ABI_CAP_ORIGIN))
+      return -TOE_ENOPROTOOPT;
+    if (set && (value < 0 || value > INT32_MAX))
+      return -TOE_EINVAL;
+    return 0;
+  case TOE_ABI_SO_OWNER_COMM_LO:
+  case TOE_ABI_SO_OWNER_COMM_HI:
+    return caps & TOE_ABI_CAP_ORIGIN ? 0 : -TOE_ENOPROTOOPT;
   default:
     return -TOE_ENOPROTOOPT;
   }
@@ -421,7 +430,7 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
   case TOE_ABI_OP_SETSOCKOPT:
   case TOE_ABI_OP_GETSOCKOPT:
     rc = check_opt(s, sqe->u.sockopt.opt, sqe->opcode == TOE_ABI_OP_SETSOCKOPT,
-                   sqe->u.sockopt.value, c->layout.buf_count);
+                   sqe->u.sockopt.value, c->layout.buf_count, c->caps);
     break;
   case TOE_ABI_OP_SHARE:
     /* Listeners and UDP sockets: their state is the device's alone. A connection is not

@@ -226,8 +226,14 @@ TEST(hello_check)
   b = h;
   b.flags = 1;
   CHECK_EQ(toe_abi_hello_check(&b, sizeof(b)), -TOE_EINVAL);
+  /* 1.2: the origin, 0..TOE_ABI_ORIGIN_MAX */
+  for (uint32_t o = 0; o <= TOE_ABI_ORIGIN_MAX; o++) {
+    b = h;
+    b.origin = o;
+    CHECK_EQ(toe_abi_hello_check(&b, sizeof(b)), 0);
+  }
   b = h;
-  b.reserved0 = 1;
+  b.origin = TOE_ABI_ORIGIN_MAX + 1;
   CHECK_EQ(toe_abi_hello_check(&b, sizeof(b)), -TOE_EINVAL);
   b = h;
   b.reserved1 = 1;
@@ -1116,6 +1122,38 @@ TEST(op_arguments)
   s.handle = 0;
   s.u.stats.kind = 5;
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+
+  /* 1.2: the owner tag options exist only with CAP_ORIGIN, on TCP and UDP sockets alike. */
+  const uint32_t owner[] = {TOE_ABI_SO_OWNER_PID, TOE_ABI_SO_OWNER_COMM_LO,
+                            TOE_ABI_SO_OWNER_COMM_HI};
+  for (size_t k = 0; k < sizeof(owner) / sizeof(owner[0]); k++) {
+    s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, t, 0);
+    s.u.sockopt.opt = owner[k];
+    s.u.sockopt.value = 1234;
+    CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT); /* not granted yet */
+  }
+  f.c.caps |= TOE_ABI_CAP_ORIGIN;
+  for (size_t k = 0; k < sizeof(owner) / sizeof(owner[0]); k++) {
+    for (int on_udp = 0; on_udp < 2; on_udp++) {
+      s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, on_udp ? u : t, 0);
+      s.u.sockopt.opt = owner[k];
+      s.u.sockopt.value = 1234;
+      CHECK_EQ(validate(&f, &s), 0);
+      s.opcode = TOE_ABI_OP_GETSOCKOPT;
+      s.u.sockopt.value = 0;
+      CHECK_EQ(validate(&f, &s), 0);
+    }
+  }
+  s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, t, 0);
+  s.u.sockopt.opt = TOE_ABI_SO_OWNER_PID;
+  s.u.sockopt.value = -1;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  s.u.sockopt.value = (int64_t)INT32_MAX + 1;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  s.u.sockopt.value = INT32_MAX;
+  CHECK_EQ(validate(&f, &s), 0);
+  s.u.sockopt.opt = TOE_ABI_SO_OWNER_COMM_HI + 1; /* the rest of the range is unknown */
+  CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT);
 }
 
 TEST(cqe_error)

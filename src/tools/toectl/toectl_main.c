@@ -8,8 +8,8 @@
  * stats   the device's counters by layer (link, arp, ip, icmp, udp, tcp, pbuf, timer, transport,
  *         and whatever else it reports), from STATS ENGINE ("layer.name value" lines)
  * flows   the flow table like `ss -tan`, from STATS FLOWS (ABI 1.1, TOE_ABI_CAP_FLOWS): protocol,
- *         state, queues, addresses, cwnd, RTT, retransmissions and the owning client's pid and
- *         command
+ *         state, queues, addresses, cwnd, RTT, retransmissions, the owning client, its origin
+ *         (ABI 1.2: libtoe, preload, proxy) and the owning program's pid and command
  *
  * toectl attaches as a client of its own (comm "toectl") and opens no sockets. Human output is
  * aligned columns; --json prints one JSON object. Exit status: 0, 1 when the device cannot be
@@ -45,8 +45,10 @@ static void usage(FILE *f)
           "           transport, ...); zero counters are left out unless -z is given\n"
           "  flows    the flow table, like ss -tan: protocol, state, receive and send queue\n"
           "           (bytes), local and peer address, cwnd (bytes), smoothed RTT (ms),\n"
-          "           retransmitted segments, and the owning client's id, pid and command\n"
-          "           (\"-\" for the device's own flows); needs root or toed's user\n"
+          "           retransmitted segments, the owning client's id, how its flows come\n"
+          "           (origin: libtoe, preload, proxy; device for the device's own), and the\n"
+          "           owning program's pid and command (for a proxy's flows: the program\n"
+          "           whose flow it carries); needs root or toed's user\n"
           "\n"
           "options:\n"
           "  --ctl PATH  the device's control socket (default: $TOE_CTL, else the only socket\n"
@@ -435,11 +437,10 @@ static void caps_str(uint64_t caps, char *out, size_t len)
   static const struct {
     uint64_t bit;
     const char *name;
-  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},
-               {TOE_ABI_CAP_UDP, "udp"},
-               {TOE_ABI_CAP_IPV6, "ipv6"},
-               {TOE_ABI_CAP_STATS, "stats"},
-               {TOE_ABI_CAP_FLOWS, "flows"}};
+  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},      {TOE_ABI_CAP_UDP, "udp"},
+               {TOE_ABI_CAP_IPV6, "ipv6"},    {TOE_ABI_CAP_STATS, "stats"},
+               {TOE_ABI_CAP_FLOWS, "flows"},  {TOE_ABI_CAP_SHARE, "share"},
+               {TOE_ABI_CAP_ORIGIN, "origin"}};
   out[0] = 0;
   size_t pos = 0;
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -541,6 +542,23 @@ static int cmd_stats(struct tc_dev *d, const char *ctl, const struct counters *c
   return 0;
 }
 
+/* How the flow reaches the device (ABI 1.2; a 1.1 device leaves the field 0, "libtoe"). */
+static const char *flow_origin(const struct toe_abi_flow *f)
+{
+  if (f->client_id == 0)
+    return "device";
+  switch (f->origin) {
+  case TOE_ABI_ORIGIN_NATIVE:
+    return "libtoe";
+  case TOE_ABI_ORIGIN_PRELOAD:
+    return "preload";
+  case TOE_ABI_ORIGIN_PROXY:
+    return "proxy";
+  default:
+    return "?";
+  }
+}
+
 static int cmd_flows(struct tc_dev *d, const char *ctl, const struct flows *fl, bool json)
 {
   if (json) {
@@ -569,6 +587,7 @@ static int cmd_flows(struct tc_dev *d, const char *ctl, const struct flows *fl, 
       tc_json_u64(&j, "rx_bytes", f->rx_bytes);
       tc_json_u64(&j, "tx_bytes", f->tx_bytes);
       tc_json_u64(&j, "client_id", f->client_id);
+      tc_json_str(&j, "origin", flow_origin(f));
       tc_json_u64(&j, "pid", f->pid);
       tc_json_u64(&j, "uid", f->uid);
       tc_json_str(&j, "comm", fl->v[i].comm);
@@ -590,9 +609,10 @@ static int cmd_flows(struct tc_dev *d, const char *ctl, const struct flows *fl, 
                        ">RTT(ms)",
                        ">Retrans",
                        ">Client",
+                       "Origin",
                        ">PID",
                        "Command"};
-  if (tc_table_init(&t, 12, hdr) < 0)
+  if (tc_table_init(&t, 13, hdr) < 0)
     return -ENOMEM;
   for (size_t i = 0; i < fl->n; i++) {
     const struct toe_abi_flow *f = &fl->v[i].f;
@@ -615,7 +635,8 @@ static int cmd_flows(struct tc_dev *d, const char *ctl, const struct flows *fl, 
     snprintf(pid, sizeof(pid), f->pid ? "%u" : "-", f->pid);
     const char *comm = f->client_id == 0 ? "(device)" : fl->v[i].comm[0] ? fl->v[i].comm : "-";
     const char *row[] = {
-        proto_name(f->proto), flow_state(f), rq, sq, loc, rem, cwnd, rtt, rtx, cli, pid, comm};
+        proto_name(f->proto), flow_state(f), rq,  sq, loc, rem, cwnd, rtt, rtx, cli,
+        flow_origin(f),       pid,           comm};
     if (tc_table_add(&t, row) < 0) {
       tc_table_free(&t);
       return -ENOMEM;
