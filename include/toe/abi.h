@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 1 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.1"
+#define TOE_ABI_MINOR 2 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.2"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -48,6 +48,10 @@
 #define TOE_ABI_CAP_FLOWS (1ull << 4)
 #define TOE_ABI_CAPS_1_0 (TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS)
 #define TOE_ABI_CAPS_1_1 (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_FLOWS)
+/* 1.2 (hostif): STATS FILTERS, the device's steering filter table (docs/coexistence.md); like
+ * FLOWS, granted only to privileged clients. */
+#define TOE_ABI_CAP_FILTERS (1ull << 8)
+#define TOE_ABI_CAPS_1_2 (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_FILTERS)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -250,6 +254,11 @@ enum toe_abi_op {
 #define TOE_ABI_STATS_SOCKET 2 /* struct toe_abi_sock_stats of `handle` */
 #define TOE_ABI_STATS_ENGINE 3 /* the engine's counters as text, "layer.name value\n" lines */
 #define TOE_ABI_STATS_FLOWS 4  /* 1.1, TOE_ABI_CAP_FLOWS: every flow of the device (handle 0) */
+/* 1.2, TOE_ABI_CAP_FILTERS (handle 0): the filter table as text, one filter a line,
+ * "PROTO KIND LADDR LPORT RADDR RPORT REFS FRAMES BYTES\n" (proto tcp|udp, kind local|conn|
+ * timewait, addresses dotted quads, RADDR RPORT 0.0.0.0 0 for local filters); empty without a
+ * host interface. */
+#define TOE_ABI_STATS_FILTERS 6
 
 /*
  * Socket options. 1..11 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;

@@ -67,7 +67,7 @@ static void device_limits(struct toe_abi_limits *lim, bool privileged)
   lim->region_max = CTL_REGION_MAX;
   /* The flow table shows every client's connections with their pids: only for root or toed's
    * own user. */
-  lim->caps = privileged ? TOE_ABI_CAPS_1_1 : TOE_ABI_CAPS_1_0;
+  lim->caps = privileged ? TOE_ABI_CAPS_1_2 : TOE_ABI_CAPS_1_0;
 }
 
 /* Closes descriptors a client passed with a message (nothing it sends carries any). */

@@ -101,6 +101,17 @@ check_eq "kernel HTTP (port 8080) during an offloaded connection" "$(kv http "$b
 check_eq "offloaded UDP echo (port 7)" "$(kv udp7 "$both")" "ping7"
 check_eq "kernel UDP echo (port 6000)" "$(kv udp6000 "$both")" "kernel:ping6000"
 
+# ---- toectl filters: the engine's listeners and binds, with what they steered ----
+toectl_json "$NET_TMP/filters.json" filters || net_fail "toectl --json filters failed"
+check_eq "filters: TCP listener on 7, with frames" \
+  "$(json_eval "$NET_TMP/filters.json" "len([f for f in d['filters'] if f['proto'] == 'tcp' and f['kind'] == 'local' and f['local_port'] == 7 and f['frames'] > 0])")" 1
+check_eq "filters: UDP bind on 7, with frames" \
+  "$(json_eval "$NET_TMP/filters.json" "len([f for f in d['filters'] if f['proto'] == 'udp' and f['kind'] == 'local' and f['local_port'] == 7 and f['frames'] > 0])")" 1
+check_eq "filters: nothing for the OS's ports" \
+  "$(json_eval "$NET_TMP/filters.json" "len([f for f in d['filters'] if f['local_port'] in (8080, 6000)])")" 0
+out=$(toectl_run filters)
+check "toectl filters (text): a line for the TCP listener" grep -qE "^tcp +local +$D:7 +\*:\*" <<<"$out"
+
 # ---- port conflicts, both ways ----
 bind_os() {
   dev "$NET_PY" -c '

@@ -196,7 +196,7 @@ TEST(abi_constants_match_engine)
   CHECK_MEM(&m, "TOEW", 4);
   m = TOE_ABI_REGION_MAGIC;
   CHECK_MEM(&m, "TOER", 4);
-  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.1") == 0);
+  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.2") == 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1060,6 +1060,14 @@ TEST(op_arguments)
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
   s.handle = 0;
   s.u.stats.kind = 5;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+
+  /* 1.2: FILTERS only for a session granted CAP_FILTERS, device-wide (no handle). */
+  s.u.stats.kind = TOE_ABI_STATS_FILTERS;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  f.c.caps |= TOE_ABI_CAP_FILTERS;
+  CHECK_EQ(validate(&f, &s), 0);
+  s.handle = t;
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
 }
 
