@@ -62,8 +62,12 @@
 #define TOE_ABI_ORIGIN_PRELOAD 1 /* libtoe-preload.so inside an unmodified program */
 #define TOE_ABI_ORIGIN_PROXY 2   /* toe-proxyd, carrying other programs' kernel-socket flows */
 #define TOE_ABI_ORIGIN_MAX TOE_ABI_ORIGIN_PROXY
+/* 1.2 (hostif): STATS FILTERS, the device's steering filter table (docs/coexistence.md); like
+ * FLOWS, granted only to privileged clients. */
+#define TOE_ABI_CAP_FILTERS (1ull << 8)
 /* Everything 1.2 adds (each bit documented above). */
-#define TOE_ABI_CAPS_1_2 (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN)
+#define TOE_ABI_CAPS_1_2                                                                           \
+  (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_FILTERS)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -270,6 +274,11 @@ enum toe_abi_op {
 #define TOE_ABI_STATS_SOCKET 2 /* struct toe_abi_sock_stats of `handle` */
 #define TOE_ABI_STATS_ENGINE 3 /* the engine's counters as text, "layer.name value\n" lines */
 #define TOE_ABI_STATS_FLOWS 4  /* 1.1, TOE_ABI_CAP_FLOWS: every flow of the device (handle 0) */
+/* 1.2, TOE_ABI_CAP_FILTERS (handle 0): the filter table as text, one filter a line,
+ * "PROTO KIND LADDR LPORT RADDR RPORT REFS FRAMES BYTES\n" (proto tcp|udp, kind local|conn|
+ * timewait, addresses dotted quads, RADDR RPORT 0.0.0.0 0 for local filters); empty without a
+ * host interface. */
+#define TOE_ABI_STATS_FILTERS 6
 
 /*
  * Socket options. 1..11 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;

@@ -21,6 +21,8 @@
 
 #include "device/ctl_client.h"
 
+#include "toe/steer.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -945,6 +947,10 @@ static void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe
     break;
   case TOE_ABI_STATS_FLOWS:
     full = ctl_flows_build(dev);
+    src = dev->scratch;
+    break;
+  case TOE_ABI_STATS_FILTERS:
+    full = ctl_filters_text(dev);
     src = dev->scratch;
     break;
   default: /* refused by validation */
@@ -1937,6 +1943,34 @@ size_t ctl_counters_text(struct toed_ctl_dev *dev)
 #define TEXT_STAT_(name) text_add(&t, "transport", #name, dev->stats.name);
   TOED_CTL_STATS(TEXT_STAT_)
 #undef TEXT_STAT_
+  return t.failed ? SIZE_MAX : t.len;
+}
+
+static void filter_line(void *arg, const struct toe_filter_info *f)
+{
+  struct text_ctx *t = arg;
+  static const char *const kinds[] = {"?", "local", "conn", "timewait"};
+  char line[160];
+  int n = snprintf(line, sizeof line, "%s %s %u.%u.%u.%u %u %u.%u.%u.%u %u %u %llu %llu\n",
+                   f->proto == 6 ? "tcp" : "udp", kinds[f->kind <= 3 ? f->kind : 0], f->laddr >> 24,
+                   (f->laddr >> 16) & 255u, (f->laddr >> 8) & 255u, f->laddr & 255u, f->lport,
+                   f->raddr >> 24, (f->raddr >> 16) & 255u, (f->raddr >> 8) & 255u, f->raddr & 255u,
+                   f->rport, f->refs, (unsigned long long)f->frames, (unsigned long long)f->bytes);
+  if (n <= 0 || (size_t)n >= sizeof line || !scratch_reserve(t->dev, t->len + (size_t)n)) {
+    t->failed = true;
+    return;
+  }
+  memcpy(t->dev->scratch + t->len, line, (size_t)n);
+  t->len += (size_t)n;
+}
+
+size_t ctl_filters_text(struct toed_ctl_dev *dev)
+{
+  struct text_ctx t = {dev, 0, false};
+  /* An empty table still answers (a zero-length result), so reserve the first byte. */
+  if (!scratch_reserve(dev, 1))
+    return SIZE_MAX;
+  toe_filter_visit(dev->st, filter_line, &t);
   return t.failed ? SIZE_MAX : t.len;
 }
 

@@ -297,4 +297,7 @@ size_t ctl_flows_build(struct toed_ctl_dev *dev);
 /* Writes the STATS ENGINE text (engine counters, then transport.*) into dev->scratch. */
 size_t ctl_counters_text(struct toed_ctl_dev *dev);
 
+/* The filter table as STATS FILTERS text (abi.h) in dev->scratch; its length, or SIZE_MAX. */
+size_t ctl_filters_text(struct toed_ctl_dev *dev);
+
 #endif

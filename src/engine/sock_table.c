@@ -4,6 +4,7 @@
  * protocol (notification, soft errors, names).
  */
 #include "engine/stack.h"
+#include "toe/steer.h"
 
 #include <string.h>
 
@@ -60,6 +61,8 @@ void toe_socktab_insert(struct toe_stack *st, struct toe_sock *s)
   s->hnext = t->bind_hash[b];
   t->bind_hash[b] = s;
   t->bound++;
+  /* The port's traffic is the engine's from now on (toe/steer.h). */
+  toe_filt_add(st, TOE_FILTER_LOCAL, s->proto, s->lport, 0, 0);
 }
 
 void toe_socktab_remove(struct toe_stack *st, struct toe_sock *s)
@@ -71,6 +74,11 @@ void toe_socktab_remove(struct toe_stack *st, struct toe_sock *s)
       *pp = s->hnext;
       s->hnext = NULL;
       t->bound--;
+      toe_filt_del(st, s->proto, s->lport, 0, 0);
+      if (s->flags & TOE_SOCK_F_CLAIMED) {
+        s->flags &= (uint8_t)~TOE_SOCK_F_CLAIMED;
+        (void)st->cfg.port_claim(st->cfg.ctx, s->proto, s->lport, false);
+      }
       return;
     }
   }
@@ -157,6 +165,12 @@ int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr
       return -TOE_EADDRNOTAVAIL;
   } else if (toe_socktab_port_in_use(st, s->proto, laddr, lport)) {
     return -TOE_EADDRINUSE;
+  } else if (st->cfg.port_claim) {
+    /* A host OS sharing our address may hold the port (docs/coexistence.md). */
+    int rc = st->cfg.port_claim(st->cfg.ctx, s->proto, lport, true);
+    if (rc < 0)
+      return rc;
+    s->flags |= TOE_SOCK_F_CLAIMED;
   }
   s->laddr = laddr;
   s->lport = lport;

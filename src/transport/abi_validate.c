@@ -300,6 +300,13 @@ static int validate_stats(const struct toe_abi_client *c, const struct toe_abi_s
   if (!all_zero(sqe->u.stats.reserved, sizeof(sqe->u.stats.reserved)))
     return -TOE_EINVAL;
   switch (sqe->u.stats.kind) {
+  case TOE_ABI_STATS_FILTERS:
+    /* 1.2: the steering table, like the flow table, only for a session granted it. */
+    if (!(c->caps & TOE_ABI_CAP_FILTERS))
+      return -TOE_EINVAL;
+    if (sqe->handle != TOE_ABI_HANDLE_NONE)
+      return -TOE_EINVAL;
+    break;
   case TOE_ABI_STATS_FLOWS:
     /* Other clients' flows: only for a session granted the capability (1.1); for any other it
      * is an unknown kind. */

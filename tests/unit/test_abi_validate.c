@@ -1123,6 +1123,14 @@ TEST(op_arguments)
   s.u.stats.kind = 5;
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
 
+  /* 1.2: FILTERS only for a session granted CAP_FILTERS, device-wide (no handle). */
+  s.u.stats.kind = TOE_ABI_STATS_FILTERS;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  f.c.caps |= TOE_ABI_CAP_FILTERS;
+  CHECK_EQ(validate(&f, &s), 0);
+  s.handle = t;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+
   /* 1.2: the owner tag options exist only with CAP_ORIGIN, on TCP and UDP sockets alike. */
   const uint32_t owner[] = {TOE_ABI_SO_OWNER_PID, TOE_ABI_SO_OWNER_COMM_LO,
                             TOE_ABI_SO_OWNER_COMM_HI};
