@@ -527,9 +527,10 @@ static void run_loop(int outer, int inner, int t, int c, struct peer *p)
         c_got);
   check(res_got == LOOP_BYTES && res_eof, "loop: accepted connection -> peer (echo): %zu bytes",
         res_got);
+  /* the result pipe is the test's own helper, read on every pass: it may never show an event */
   check(ls.events[T_UNIX] > 0 && ls.events[T_PIPE] > 0 && ls.events[T_TCP] > 0 &&
-            ls.events[T_ACC] > 0 && ls.events[T_RES] > 0 && ls.switches >= 4,
-        "loop: events interleaved: unix %d, pipe %d, tcp %d, accepted %d, result %d; %d "
+            ls.events[T_ACC] > 0 && ls.switches >= 3,
+        "loop: events interleaved: unix %d, pipe %d, tcp %d, accepted %d (result pipe %d); %d "
         "switches between sources",
         ls.events[T_UNIX], ls.events[T_PIPE], ls.events[T_TCP], ls.events[T_ACC], ls.events[T_RES],
         ls.switches);
