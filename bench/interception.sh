@@ -109,8 +109,10 @@ bench_background
 net_setup
 start_toed_ctl
 bench_kernel_setup
-echo "# polling: toed sleeps in epoll when idle ($(bench_toed_link)); the preload's pump thread sleeps in" \
-  "poll() on libtoe's event descriptor; the applications block in epoll_wait/recv as they always do"
+echo "# polling: toed keeps polling a session's rings for $(sed -n 's/.*, poll \([0-9]*\) us.*/\1/p' "$NET_TOED_LOG") us" \
+  "after its last activity (--poll-us), then sleeps in epoll ($(bench_toed_link)); the preload's pump" \
+  "thread sleeps in poll() on libtoe's event descriptor (no spinning on the host); the applications" \
+  "block in epoll_wait/recvfrom as they always do; the kernel baseline never spins"
 
 # ---- the servers, once per mode ---------------------------------------------------------------
 WWW=$NET_TMP/www
@@ -233,7 +235,7 @@ row iperf_up "iperf3 TCP, peer -> application" "Gbit/s"
 row iperf_down "iperf3 TCP, application -> peer (-R)" "Gbit/s"
 echo
 echo "# sockperf: the ping-pong client is the application (CPU $APP_CPU, blocking recvfrom), the server is the kernel's on CPU $LOAD_CPU;" \
-  "on different CPUs, nothing busy-polls: every round trip wakes a sleeping CPU at least once"
+  "on different CPUs; in the kernel baseline every round trip wakes a sleeping CPU, over toed the device's 50 us polling window often spares one wake-up"
 for f in "$NET_TMP"/nginx.dev/error.log "$NET_TMP"/redis.dev/redis.log; do
   grep -iE '\[(error|crit|alert|emerg)\]|# .*error' "$f" 2>/dev/null | head -3 | sed "s|^|# $(basename "$(dirname "$f")"): |"
 done
