@@ -7,6 +7,8 @@
 #    the device's, not zero;
 #  - TCP, preloaded client (-C reno, so TCP_CONGESTION goes to the device) -> kernel server: the
 #    same, the client's TCP_INFO has snd_cwnd and rtt, the congestion control reported is reno;
+#  - TCP_MAXSEG and buffers: a preloaded `-M 1200 -w 256K` client reads back MSS 1200 and moves
+#    data; `-C bbr` (the device has reno and cubic) fails as on a kernel without bbr (ENOENT);
 #  - UDP at 200 Mbit/s both ways: datagrams received, the loss percentage reported and sane (within
 #    0..100, fewer lost than sent), both sides agree. The preloaded UDP server binds a second
 #    socket to its port while the first, connected to the client, still holds it (SO_REUSEADDR on
@@ -152,6 +154,20 @@ check_tcp tcp_dev_client
 check_tcp_info tcp_dev_client c
 check_eq "tcp_dev_client: congestion control on the device (TCP_CONGESTION)" \
   "$(j "$NET_TMP/tcp_dev_client.c.json" "d['end'].get('sender_tcp_congestion', 'none')")" reno
+
+# TCP_MAXSEG and the socket buffers (-M, -w) through the device; an algorithm the device lacks
+# (-C bbr) gives the kernel's errno for it (ENOENT), which iperf3 reports
+SECS=1 run tcp_mss peer 5206 -M 1200 -w 256K
+check_eq "TCP -M 1200 -w 256K, preloaded client: exit status" "$?" 0
+check_eq "tcp_mss: the MSS iperf3 read back (TCP_MAXSEG)" "$(j "$NET_TMP/tcp_mss.c.json" "d['start'].get('tcp_mss')")" 1200
+check_ge "tcp_mss: bytes received" "$(j "$NET_TMP/tcp_mss.c.json" "d['end']['sum_received']['bytes']")" 1048576
+peer_bg timeout -k 2 30 iperf3 -s -1 -B "$NET_PEER_ADDR" -p 5207 >/dev/null 2>&1 </dev/null
+BBR_SERVER=$BG_PID
+wait_for 10 port_listening "$NET_PEER_NS" 5207
+dev timeout -k 2 20 "${PRE[@]}" iperf3 -c "$NET_PEER_ADDR" -p 5207 -t 1 -C bbr >"$NET_TMP/bbr.out" 2>&1 </dev/null
+check_eq "-C bbr, preloaded client: iperf3 fails" "$?" 1
+check "  because TCP_CONGESTION gave ENOENT" grep -q 'unable to set TCP_CONGESTION: Supplied congestion control algorithm not supported' "$NET_TMP/bbr.out"
+net_kill_pid "$BBR_SERVER"
 
 # ---- UDP ------------------------------------------------------------------------------------------
 run udp_dev_server dev 5204 -u -b 200M
