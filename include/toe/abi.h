@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 1 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.1"
+#define TOE_ABI_MINOR 2 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.2"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -48,6 +48,11 @@
 #define TOE_ABI_CAP_FLOWS (1ull << 4)
 #define TOE_ABI_CAPS_1_0 (TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS)
 #define TOE_ABI_CAPS_1_1 (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_FLOWS)
+/* 1.2 (fork sharing, docs/transport.md "Sharing a socket between sessions"): the SHARE and ADOPT
+ * ops, so that a socket outlives the process that opened it in another process's session (a
+ * listener shared by pre-forked workers). */
+#define TOE_ABI_CAP_SHARE (1ull << 5)
+#define TOE_ABI_CAPS_1_2 (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -226,6 +231,9 @@ enum toe_abi_op {
   TOE_ABI_OP_SETSOCKOPT = 10,
   TOE_ABI_OP_GETSOCKOPT = 11,
   TOE_ABI_OP_STATS = 12, /* writes statistics into the buffer area */
+  /* 1.2, TOE_ABI_CAP_SHARE: */
+  TOE_ABI_OP_SHARE = 13, /* a one-time token for `handle` (a listener or a UDP socket) */
+  TOE_ABI_OP_ADOPT = 14, /* a handle in this session to the socket a token names */
   TOE_ABI_OP__COUNT
 };
 
@@ -329,8 +337,19 @@ struct toe_abi_sqe {
       uint64_t buf_off;
       uint8_t reserved[32];
     } stats;
+    /* 1.2: SHARE has no arguments (every byte of u is reserved). */
+    struct {
+      uint64_t token;     /* from a SHARE completion (of any session of the same uid) */
+      uint64_t sock_data; /* echoed as user_data in every event of the adopted handle */
+      uint8_t reserved[32];
+    } adopt;
   } u;
 };
+
+/* ADOPT completion: what the adopted socket is (u.adopt.state). */
+#define TOE_ABI_ADOPT_LISTENING 1 /* a TCP listener */
+#define TOE_ABI_ADOPT_BOUND 2     /* a UDP socket without a default peer */
+#define TOE_ABI_ADOPT_CONNECTED 3 /* a UDP socket with a default peer */
 
 /* ---------------------------------------------------------------------------------------------
  * Completion queue entries (device -> host)
@@ -384,6 +403,16 @@ struct toe_abi_cqe {
       int64_t value;
       uint8_t reserved[32];
     } sockopt;
+    struct {          /* 1.2: completion of SHARE */
+      uint64_t token; /* random, non-zero, adoptable once, for a few seconds (transport.md) */
+      uint8_t reserved[32];
+    } share;
+    struct { /* 1.2: completion of ADOPT (cqe.handle is the new handle) */
+      struct toe_abi_sockaddr local;
+      uint8_t proto; /* TOE_ABI_PROTO_* */
+      uint8_t state; /* TOE_ABI_ADOPT_* */
+      uint8_t reserved[14];
+    } adopt;
   } u;
 };
 
@@ -499,6 +528,8 @@ TOE_ABI_ASSERT_(sizeof(struct toe_abi_cqe) == TOE_ABI_CQE_SIZE, "cqe");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, type) == 16, "cqe.type");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u) == 24, "cqe.u");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.data.from) == 40, "cqe.data.from");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u.adopt.sock_data) == 24, "sqe.adopt.sock_data");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.adopt.proto) == 48, "cqe.adopt.proto");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_sock_stats) == 104, "sock_stats");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flows_hdr) == 16, "flows_hdr");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flow) == 128, "flow");

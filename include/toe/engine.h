@@ -276,4 +276,8 @@ int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local,
 /* Closes the socket and frees its queued data. The pointer is invalid afterwards. */
 void toe_sock_close(struct toe_stack *st, struct toe_sock *s);
 
+/* Replaces the `user` pointer given at open: later events carry the new one (the device hands a
+ * socket shared by several clients over from one holder to another). */
+void toe_sock_set_user(struct toe_sock *s, void *user);
+
 #endif

@@ -68,7 +68,12 @@
   X(rx_stall_credit)    /* times delivery stopped: the socket's RXBUFS lent */                     \
   X(socks_inuse)        /* gauge: engine sockets held by clients */                                \
   X(socks_opened)       /* sockets opened or accepted for clients */                               \
-  X(socks_reset_on_end) /* sockets reset because their session ended */
+  X(socks_reset_on_end) /* sockets reset because their session ended */                            \
+  X(share_tokens)       /* 1.2: SHARE tokens issued */                                             \
+  X(share_adopted)      /* ... adopted (ADOPT) */                                                  \
+  X(share_expired)      /* ... never adopted, expired */                                           \
+  X(share_refused)      /* ADOPTs refused: unknown, used, expired or another uid's token */        \
+  X(share_inuse)        /* gauge: engine sockets shared by more than one holder or token */
 
 #define TOED_CTL_STAT_FIELD_(name) uint64_t name;
 struct toed_ctl_stats {
@@ -77,6 +82,30 @@ struct toed_ctl_stats {
 
 struct ctl_client;
 struct ctl_sock;
+
+/*
+ * An engine socket held by several handles, in one or several sessions (SHARE/ADOPT, ABI 1.2).
+ * It lives until the last holder closes it and the last token naming it is adopted or expired,
+ * as a kernel socket lives until its last descriptor in any process closes.
+ */
+struct ctl_share {
+  struct toe_sock *s;
+  uint32_t refs;            /* holders + live tokens */
+  struct ctl_sock *holders; /* ring of the holders (sh_next/sh_prev), or NULL */
+  struct ctl_sock *anchor;  /* with no holder left: a record without client that gets events */
+  struct ctl_sock *rr;      /* listener: the holder served last */
+  uint8_t proto;
+};
+
+/* A SHARE token: random, adoptable once, by a client of the same uid, until `expires`. */
+struct ctl_token {
+  uint64_t token; /* 0: free */
+  uid_t uid;
+  toe_time_t expires;
+  struct ctl_share *sh;
+};
+#define CTL_TOKENS 256
+#define CTL_TOKEN_TTL_NS (10ull * 1000000000ull)
 
 /* What all sessions share: the engine, the socket-record pool, counters, the event loop. */
 struct toed_ctl_dev {
@@ -91,7 +120,14 @@ struct toed_ctl_dev {
   size_t scratch_cap;
   toe_time_t started;
   bool stopping;
+  struct ctl_token tokens[CTL_TOKENS];
+  uint32_t tokens_live;
 };
+
+/* Drops the tokens that expired by `now` (and the sockets only they held). */
+void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now);
+/* When the next token expires (TOE_TIME_NEVER if none is live). */
+toe_time_t ctl_tokens_next(const struct toed_ctl_dev *dev);
 
 /* How a session ended (counters, dev_status). */
 enum ctl_end_kind {
@@ -131,7 +167,9 @@ struct ctl_sock {
   uint32_t held_off;
   struct toe_sockaddr held_from;
   uint64_t rx_bytes, tx_bytes;
-  int64_t udp_opt[5]; /* UDP: values of the socket-level options the engine keeps for TCP only */
+  int64_t udp_opt[5];   /* UDP: values of the socket-level options the engine keeps for TCP only */
+  struct ctl_share *sh; /* shared with other handles (SHARE/ADOPT), or NULL */
+  struct ctl_sock *sh_next, *sh_prev; /* ring of sh's holders */
   struct ctl_sock *free_next;
 };
 

@@ -211,6 +211,12 @@ int toe_sock_error(struct toe_stack *st, struct toe_sock *s)
   return err;
 }
 
+void toe_sock_set_user(struct toe_sock *s, void *user)
+{
+  if (s != NULL && s->proto != 0)
+    s->user = user;
+}
+
 int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local, struct toe_sockaddr *remote)
 {
   if (s == NULL || s->proto == 0)

@@ -153,7 +153,7 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   h.abi_major = TOE_ABI_MAJOR;
   h.abi_minor = TOE_ABI_MINOR;
   h.size = sizeof(h);
-  h.caps = TOE_ABI_CAPS_1_1; /* everything we understand; the device grants what it allows */
+  h.caps = TOE_ABI_CAPS_1_2; /* everything we understand; the device grants what it allows */
   h.pid = (uint32_t)getpid();
   h.sq_entries = o->sq_entries;
   h.cq_entries = o->cq_entries;

@@ -337,6 +337,8 @@ static bool reserved_ok(const struct toe_abi_sqe *sqe)
   case TOE_ABI_OP_GETSOCKOPT: /* GET carries no value */
     return !sqe->u.sockopt.reserved0 && !sqe->u.sockopt.value &&
            all_zero(sqe->u.sockopt.reserved, sizeof(sqe->u.sockopt.reserved));
+  case TOE_ABI_OP_SHARE: /* no arguments */
+    return all_zero(sqe->u.raw, sizeof(sqe->u.raw));
   default:
     return false;
   }
@@ -364,6 +366,15 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
     return validate_open(c, sqe);
   case TOE_ABI_OP_STATS:
     return validate_stats(c, sqe, index);
+  case TOE_ABI_OP_ADOPT:
+    /* Names no socket of this client: the token is checked by the device (unknown, expired,
+     * used, another uid's: -ENOENT). */
+    if (sqe->handle != TOE_ABI_HANDLE_NONE ||
+        !all_zero(sqe->u.adopt.reserved, sizeof(sqe->u.adopt.reserved)))
+      return -TOE_EINVAL;
+    if (!(c->caps & TOE_ABI_CAP_SHARE))
+      return -TOE_EOPNOTSUPP;
+    return sqe->u.adopt.token ? 0 : -TOE_EINVAL;
   default:
     break;
   }
@@ -411,6 +422,16 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
   case TOE_ABI_OP_GETSOCKOPT:
     rc = check_opt(s, sqe->u.sockopt.opt, sqe->opcode == TOE_ABI_OP_SETSOCKOPT,
                    sqe->u.sockopt.value, c->layout.buf_count);
+    break;
+  case TOE_ABI_OP_SHARE:
+    /* Listeners and UDP sockets: their state is the device's alone. A connection is not
+     * shared (docs/interception.md "fork and exec"). */
+    if (!(c->caps & TOE_ABI_CAP_SHARE))
+      rc = -TOE_EOPNOTSUPP;
+    else if (tcp)
+      rc = s->state == TOE_ABI_HS_LISTENING ? 0 : -TOE_EOPNOTSUPP;
+    else
+      rc = 0;
     break;
   default:
     rc = -TOE_EOPNOTSUPP;

@@ -38,7 +38,7 @@ struct toe_abi_limits {
   uint64_t caps;          /* TOE_ABI_CAP_* the device offers */
 };
 
-/* The ABI's maxima and TOE_ABI_CAPS_1_1 (a device withholds CAP_FLOWS from unprivileged
+/* The ABI's maxima and TOE_ABI_CAPS_1_2 (a device withholds CAP_FLOWS from unprivileged
  * clients). */
 void toe_abi_limits_default(struct toe_abi_limits *lim);
 

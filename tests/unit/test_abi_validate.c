@@ -196,7 +196,7 @@ TEST(abi_constants_match_engine)
   CHECK_MEM(&m, "TOEW", 4);
   m = TOE_ABI_REGION_MAGIC;
   CHECK_MEM(&m, "TOER", 4);
-  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.1") == 0);
+  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.2") == 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -653,6 +653,8 @@ TEST(reserved_fields_nonzero)
   uint32_t tested = 0;
   for (uint8_t op = 1; op < TOE_ABI_OP__COUNT; op++) {
     uint32_t h = 0;
+    if (op == TOE_ABI_OP_SHARE || op == TOE_ABI_OP_ADOPT)
+      continue; /* 1.2, behind TOE_ABI_CAP_SHARE: share_adopt below */
     if (op != TOE_ABI_OP_NOP && op != TOE_ABI_OP_OPEN && op != TOE_ABI_OP_STATS)
       h = fx_sock(&f, TOE_ABI_PROTO_TCP, tcp_state_for(op));
     struct toe_abi_sqe base = sqe_of(&f, op, h, TOE_ABI_PROTO_TCP);
@@ -684,6 +686,59 @@ TEST(reserved_fields_nonzero)
   s = sqe_of(&f, TOE_ABI_OP_OPEN, 0, TOE_ABI_PROTO_TCP);
   s.handle = TOE_ABI_HANDLE(0, 1);
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+}
+
+/* 1.2: SHARE (a listener or a UDP socket, no arguments) and ADOPT (no handle, a non-zero
+ * token), both only with TOE_ABI_CAP_SHARE. */
+TEST(share_adopt)
+{
+  struct fixture f;
+  REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_0) == 0);
+  uint32_t lis = fx_sock(&f, TOE_ABI_PROTO_TCP, TOE_ABI_HS_LISTENING);
+  struct toe_abi_sqe s;
+  memset(&s, 0, sizeof(s));
+  s.opcode = TOE_ABI_OP_SHARE;
+  s.handle = lis;
+  CHECK_EQ(validate(&f, &s), -TOE_EOPNOTSUPP); /* not granted */
+  struct toe_abi_sqe a;
+  memset(&a, 0, sizeof(a));
+  a.opcode = TOE_ABI_OP_ADOPT;
+  a.u.adopt.token = 0x1234;
+  CHECK_EQ(validate(&f, &a), -TOE_EOPNOTSUPP);
+
+  REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_2) == 0);
+  lis = fx_sock(&f, TOE_ABI_PROTO_TCP, TOE_ABI_HS_LISTENING);
+  uint32_t conn = fx_sock(&f, TOE_ABI_PROTO_TCP, TOE_ABI_HS_CONNECTED);
+  uint32_t udp = fx_sock(&f, TOE_ABI_PROTO_UDP, TOE_ABI_HS_BOUND);
+  uint32_t idx = 0;
+  s.handle = lis;
+  CHECK_EQ(toe_abi_validate_sqe(&f.c, &s, &idx), 0);
+  CHECK_EQ(idx, TOE_ABI_HANDLE_INDEX(lis));
+  s.handle = udp;
+  CHECK_EQ(validate(&f, &s), 0);
+  s.handle = conn; /* a connection is not shared */
+  CHECK_EQ(validate(&f, &s), -TOE_EOPNOTSUPP);
+  s.handle = TOE_ABI_HANDLE(40, 1); /* not open */
+  CHECK_EQ(validate(&f, &s), -TOE_EBADF);
+  s.handle = lis;
+  for (size_t b = 0; b < sizeof(s.u.raw); b++) {
+    struct toe_abi_sqe t = s;
+    t.u.raw[b] = 1;
+    CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  }
+  CHECK_EQ(toe_abi_validate_sqe(&f.c, &a, &idx), 0);
+  CHECK_EQ(idx, UINT32_MAX); /* names no socket of this client */
+  struct toe_abi_sqe t = a;
+  t.u.adopt.token = 0;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t = a;
+  t.handle = lis;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  for (size_t b = 0; b < sizeof(a.u.adopt.reserved); b++) {
+    t = a;
+    t.u.adopt.reserved[b] = 0xff;
+    CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  }
 }
 
 TEST(bad_handles_every_op)
