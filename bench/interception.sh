@@ -121,7 +121,7 @@ head -c 1024 /dev/urandom >"$WWW/1k.bin"
 for mode in dev kern; do
   d=$NET_TMP/nginx.$mode
   mkdir -p "$d/tmp"
-  # master_process off: one worker process, no fork (the preload's fork support is not needed)
+  # master_process off: one process serves, the same on both sides of the comparison
   cat >"$d/nginx.conf" <<EOF
 daemon off;
 master_process off;
