@@ -800,10 +800,11 @@ static void op_shutdown(struct ctl_client *cl, struct ctl_sock *k, const struct 
   finish_res(cl, sqe, rc);
 }
 
-/* Socket-level options the engine keeps only for TCP: a UDP socket remembers them. */
+/* Socket-level options the engine keeps only for TCP: a UDP socket remembers them. (SO_REUSEADDR
+ * goes to the engine, where it lets UDP sockets share a port.) */
 static bool udp_local_opt(uint32_t opt)
 {
-  return opt == TOE_ABI_SO_RCVBUF || opt == TOE_ABI_SO_SNDBUF || opt == TOE_ABI_SO_REUSEADDR;
+  return opt == TOE_ABI_SO_RCVBUF || opt == TOE_ABI_SO_SNDBUF;
 }
 
 static void op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)

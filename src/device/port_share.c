@@ -89,16 +89,23 @@ static int shadow_bind(uint32_t addr, uint8_t proto, uint16_t port)
 int toed_port_share_claim(void *ctx, uint8_t proto, uint16_t port, bool claim)
 {
   struct toed_port_share *p = ctx;
-  if (!claim) {
-    for (uint32_t i = 0; i < p->n; i++) {
-      if (p->shadow[i].port == port && p->shadow[i].proto == proto) {
-        close(p->shadow[i].fd);
-        p->shadow[i] = p->shadow[--p->n];
-        return 0;
-      }
+  for (uint32_t i = 0; i < p->n; i++) {
+    if (p->shadow[i].port != port || p->shadow[i].proto != proto)
+      continue;
+    /* Engine sockets sharing a port (UDP SO_REUSEADDR) share its shadow: the OS is kept off the
+     * port until the last of them lets it go. */
+    if (claim) {
+      p->shadow[i].refs++;
+      return 0;
+    }
+    if (--p->shadow[i].refs == 0) {
+      close(p->shadow[i].fd);
+      p->shadow[i] = p->shadow[--p->n];
     }
     return 0;
   }
+  if (!claim)
+    return 0;
   int fd = shadow_bind(p->addr, proto, port);
   if (fd == -EADDRINUSE) {
     p->refused++;
@@ -116,6 +123,7 @@ int toed_port_share_claim(void *ctx, uint8_t proto, uint16_t port, bool claim)
   p->shadow[p->n].fd = fd;
   p->shadow[p->n].port = port;
   p->shadow[p->n].proto = proto;
+  p->shadow[p->n].refs = 1;
   p->n++;
   return 0;
 }

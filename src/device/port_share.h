@@ -29,6 +29,7 @@ struct toed_port_share {
     int fd;
     uint16_t port;
     uint8_t proto;
+    uint32_t refs; /* engine sockets bound to the port (UDP sockets with SO_REUSEADDR share one) */
   } shadow[TOED_PORT_SHARE_MAX];
 };
 

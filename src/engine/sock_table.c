@@ -153,6 +153,31 @@ uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t lad
   return 0;
 }
 
+/*
+ * True if binding `s` to (laddr, lport) conflicts with a bound socket. UDP sockets that both set
+ * SO_REUSEADDR share a port, as on Linux (udp_lib_lport_inuse): a UDP server may bind a fresh
+ * socket to its port while an earlier one, connected to a client, still holds it (iperf3 does);
+ * toe_socktab_lookup then gives each datagram to the connected socket of its 4-tuple first. For TCP
+ * SO_REUSEADDR only lets bind take a port held by TIME_WAIT (tcp_sock.c).
+ */
+static bool bind_conflict(const struct toe_stack *st, const struct toe_sock *s, uint32_t laddr,
+                          uint16_t lport)
+{
+  if (s->proto != TOE_IPPROTO_UDP || !(s->flags & TOE_SOCK_F_REUSEADDR))
+    return toe_socktab_port_in_use(st, s->proto, laddr, lport);
+  const struct toe_socktab *t = &st->socks;
+  for (const struct toe_sock *o = t->bind_hash[socktab_bucket(t, s->proto, lport)]; o;
+       o = o->hnext) {
+    if (o->proto != s->proto || o->lport != lport)
+      continue;
+    if (o->laddr != 0 && laddr != 0 && o->laddr != laddr)
+      continue;
+    if (!(o->flags & TOE_SOCK_F_REUSEADDR))
+      return true;
+  }
+  return false;
+}
+
 int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr, uint16_t lport)
 {
   if (s->flags & TOE_SOCK_F_BOUND)
@@ -163,7 +188,7 @@ int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr
     lport = toe_socktab_ephemeral(st, s->proto, laddr);
     if (lport == 0)
       return -TOE_EADDRNOTAVAIL;
-  } else if (toe_socktab_port_in_use(st, s->proto, laddr, lport)) {
+  } else if (bind_conflict(st, s, laddr, lport)) {
     return -TOE_EADDRINUSE;
   } else if (st->cfg.port_claim) {
     /* A host OS sharing our address may hold the port (docs/coexistence.md). */

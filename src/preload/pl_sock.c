@@ -884,6 +884,9 @@ PL_API int setsockopt(int fd, int level, int name, const void *val, socklen_t le
   return (int)pl_ret(rc);
 }
 
+/* Linux's default net.core.rmem_default/wmem_default: a UDP socket's buffer sizes until set. */
+#define PL_UDP_DEFAULT_BUF 212992
+
 static int put_int(void *val, socklen_t *len, int v)
 {
   if (!len || !val)
@@ -1055,6 +1058,12 @@ PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen
           memcpy(&iv, o->val, sizeof(iv));
         v = iv;
       }
+      /* The device bounds a UDP socket's queue in datagrams, not bytes, and has no size to report
+       * until one is set: say what the kernel's default would be (net.core.rmem_default and
+       * wmem_default), since programs compare it with their datagram size (iperf3 warns and
+       * resizes when it reads 0). */
+      if (v <= 0 && ps->type == SOCK_DGRAM && (name == SO_RCVBUF || name == SO_SNDBUF))
+        v = PL_UDP_DEFAULT_BUF;
       rc = put_int(val, len, (int)v);
       break;
     }
