@@ -461,6 +461,15 @@ toed_log_keep() {
 }
 
 # kv KEY TEXT: the value of a "key value" line (as tcp_tool.py and udp_tool.py print them).
+# sha FILE: the SHA-256 of FILE, or "missing FILE" (two missing files must never compare equal to
+# each other as two empty hashes would).
+sha() {
+  if [ -f "$1" ]; then
+    sha256sum "$1" | awk '{print $1}'
+  else
+    echo "missing $1"
+  fi
+}
 kv() { awk -v k="$1" '$1 == k { print $2; exit }' <<<"$2"; }
 
 # ---- a middle namespace with toe-impair between the device and the peer ------------------------

@@ -38,7 +38,6 @@ if [ -n "$ASAN_RT" ]; then
   exit 0
 fi
 
-sha() { sha256sum "$1" | awk '{print $1}'; }
 # no_sanitizer NAME FILE
 no_sanitizer() {
   if grep -qE 'AddressSanitizer|runtime error:' "$2" 2>/dev/null; then

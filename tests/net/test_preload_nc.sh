@@ -32,7 +32,6 @@ UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
 PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
   "TOE_CTL=$CTL" TOE_STRICT=1)
 
-sha() { sha256sum "$1" | awk '{print $1}'; }
 fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
 no_sanitizer() {
   if grep -qE 'AddressSanitizer|runtime error:' "$2" 2>/dev/null; then

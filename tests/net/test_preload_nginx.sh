@@ -29,7 +29,6 @@ fi
 NGINX=$(command -v nginx)
 SIZE_MB=${TOE_NGINX_MB:-100}
 
-sha() { sha256sum "$1" | awk '{print $1}'; }
 
 net_setup
 start_toed_nopcap --ctl "$CTL"

@@ -34,7 +34,6 @@ TPORT=9000  # proxy_tcp.py's server; TPORT+1 is closed
 RULES=(--include "tcp:198.18.0.0/15:$PORT" --include "udp:198.18.0.0/15:*"
   --include "tcp:198.18.0.0/15:$TPORT-$((TPORT + 1))" --exclude "tcp:$KERN_PEER/32:*")
 
-sha() { sha256sum "$1" | awk '{print $1}'; }
 no_sanitizer() {
   if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$2" 2>/dev/null; then
     net_fail "$1: sanitizer report"

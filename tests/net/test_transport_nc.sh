@@ -33,7 +33,6 @@ net_sysctl "$NET_PEER_NS" net.core.rmem_max 4194304
 start_toed_nopcap --ctl "$CTL"
 wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
 
-sha() { sha256sum "$1" | awk '{print $1}'; }
 fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
 # nc_sanitizer NAME FILE: a sanitizer report in a toe-nc stderr file is a failure.
 nc_sanitizer() {
