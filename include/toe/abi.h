@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 1 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.1"
+#define TOE_ABI_MINOR 2 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.2"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -48,6 +48,10 @@
 #define TOE_ABI_CAP_FLOWS (1ull << 4)
 #define TOE_ABI_CAPS_1_0 (TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS)
 #define TOE_ABI_CAPS_1_1 (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_FLOWS)
+/* 1.2 (capture): the CAPTURE op and EV_CAPTURE, copies of the frames the device sees on the wire;
+ * granted only to privileged clients (root or the device's own user), like FLOWS. */
+#define TOE_ABI_CAP_CAPTURE (1ull << 7)
+#define TOE_ABI_CAPS_1_2 (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_CAPTURE)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -226,6 +230,8 @@ enum toe_abi_op {
   TOE_ABI_OP_SETSOCKOPT = 10,
   TOE_ABI_OP_GETSOCKOPT = 11,
   TOE_ABI_OP_STATS = 12, /* writes statistics into the buffer area */
+  /* 13 and 14 belong to other 1.2 additions */
+  TOE_ABI_OP_CAPTURE = 15, /* 1.2, CAP_CAPTURE: start or stop streaming frames (EV_CAPTURE) */
   TOE_ABI_OP__COUNT
 };
 
@@ -250,6 +256,22 @@ enum toe_abi_op {
 #define TOE_ABI_STATS_SOCKET 2 /* struct toe_abi_sock_stats of `handle` */
 #define TOE_ABI_STATS_ENGINE 3 /* the engine's counters as text, "layer.name value\n" lines */
 #define TOE_ABI_STATS_FLOWS 4  /* 1.1, TOE_ABI_CAP_FLOWS: every flow of the device (handle 0) */
+
+/* ---- 1.2 capture (TOE_ABI_CAP_CAPTURE; docs/transport.md "Packet capture") ----------------
+ * CAPTURE (handle 0) without STOP starts a capture for this session: u.capture names the filter
+ * expression (text, not NUL-terminated, at most TOE_ABI_CAPTURE_FILTER_MAX bytes; len 0: every
+ * frame) and the snap length; it completes at once with 0 (running), -TOE_EINVAL (bad filter),
+ * -TOE_EBUSY (this session captures already). From then on the device fills buffers taken from the
+ * fill ring with classic pcap records (16-byte record header, little-endian, nanosecond stamps,
+ * then the frame's first incl_len bytes) and lends each with an EV_CAPTURE. When the host is slow
+ * (no fill buffer, no CQ room) frames are dropped and counted, never the device's traffic held.
+ * CAPTURE with TOE_ABI_CAPTURE_F_STOP (every other field 0) ends it: the last records are posted,
+ * then the completion (0, or -TOE_ENOENT if no capture runs) with the totals in u.capture.
+ */
+#define TOE_ABI_CAPTURE_F_STOP 0x1u
+#define TOE_ABI_CAPTURE_F_ALL TOE_ABI_CAPTURE_F_STOP
+#define TOE_ABI_CAPTURE_FILTER_MAX 256u
+#define TOE_ABI_CAPTURE_REC_HDR 16u /* bytes of a pcap record header */
 
 /*
  * Socket options. 1..11 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;
@@ -329,6 +351,13 @@ struct toe_abi_sqe {
       uint64_t buf_off;
       uint8_t reserved[32];
     } stats;
+    struct {                  /* 1.2 CAPTURE */
+      uint64_t buf_off;       /* filter expression: [buf_off, buf_off + len) in the buffer area */
+      uint32_t len;           /* 0: every frame; at most TOE_ABI_CAPTURE_FILTER_MAX */
+      uint32_t snaplen;       /* bytes kept of a frame; 0: as many as a buffer holds */
+      uint32_t capture_flags; /* TOE_ABI_CAPTURE_F_* */
+      uint8_t reserved[28];
+    } capture;
   } u;
 };
 
@@ -345,6 +374,7 @@ enum toe_abi_cqe_type {
   TOE_ABI_EV_RESET = 5,       /* connection reset; res = -TOE_ECONNRESET */
   TOE_ABI_EV_ERROR = 6,       /* res = -TOE_E*; F_FATAL if the connection is dead */
   TOE_ABI_EV_SHUTDOWN = 7,    /* the device is stopping (handle 0); close everything */
+  TOE_ABI_EV_CAPTURE = 8,     /* 1.2: captured frames lent in u.capture; res = bytes */
   TOE_ABI_CQE__COUNT
 };
 
@@ -384,6 +414,15 @@ struct toe_abi_cqe {
       int64_t value;
       uint8_t reserved[32];
     } sockopt;
+    struct {            /* 1.2: EV_CAPTURE, and the completion of CAPTURE STOP (buf_id 0) */
+      uint32_t buf_id;  /* lent buffer of pcap records (the host returns it on the fill ring) */
+      uint32_t offset;  /* records start here inside the buffer (0) */
+      uint32_t len;     /* bytes of records (= res) */
+      uint32_t records; /* records in this buffer */
+      uint64_t frames;  /* frames delivered by this capture so far (this buffer's included) */
+      uint64_t dropped; /* frames that matched but were dropped: no buffer or CQ room */
+      uint64_t reserved;
+    } capture;
   } u;
 };
 
@@ -500,6 +539,8 @@ TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, type) == 16, "cqe.type");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u) == 24, "cqe.u");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.data.from) == 40, "cqe.data.from");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_sock_stats) == 104, "sock_stats");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u.capture.capture_flags) == 32, "sqe.capture");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.capture.dropped) == 48, "cqe.capture.dropped");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flows_hdr) == 16, "flows_hdr");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flow) == 128, "flow");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, local) == 16, "flow.local");

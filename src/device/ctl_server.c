@@ -67,7 +67,7 @@ static void device_limits(struct toe_abi_limits *lim, bool privileged)
   lim->region_max = CTL_REGION_MAX;
   /* The flow table shows every client's connections with their pids: only for root or toed's
    * own user. */
-  lim->caps = privileged ? TOE_ABI_CAPS_1_1 : TOE_ABI_CAPS_1_0;
+  lim->caps = privileged ? TOE_ABI_CAPS_1_2 : TOE_ABI_CAPS_1_0;
 }
 
 /* Closes descriptors a client passed with a message (nothing it sends carries any). */
@@ -376,6 +376,14 @@ void toed_ctl_on_epoll(struct toed_ctl *c, uint64_t tag, uint32_t events, toe_ti
 bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events)
 {
   return c->open && ctl_sock_event(&c->dev, user, events);
+}
+
+void toed_ctl_capture_(struct toed_ctl *c, const uint8_t *bytes, size_t len,
+                       const struct toe_pbuf *chain, uint64_t ts_ns)
+{
+  for (uint32_t i = 0; i < c->nslots; i++)
+    if (c->clients[i].state == CTL_CS_ACTIVE && c->clients[i].cap.on)
+      ctl_session_capture(&c->clients[i], bytes, len, chain, ts_ns);
 }
 
 void toed_ctl_run(struct toed_ctl *c, toe_time_t now)

@@ -2,6 +2,7 @@
  * toectl: what the device is doing, over the transport.
  *
  *   toectl [--ctl PATH] [--json] [-z] status|stats|flows
+ *   toectl [--ctl PATH] capture FILE [--count N] [--filter EXPR] [--seconds S] [--snaplen N]
  *
  * status  the session (ABI, granted capabilities), the flows by state, and every gauge (resources
  *         held now: sockets, buffers, clients)
@@ -10,12 +11,15 @@
  * flows   the flow table like `ss -tan`, from STATS FLOWS (ABI 1.1, TOE_ABI_CAP_FLOWS): protocol,
  *         state, queues, addresses, cwnd, RTT, retransmissions and the owning client's pid and
  *         command
+ * capture a pcap of what the device sees on the wire, both directions, offloaded flows included
+ *         (ABI 1.2, TOE_ABI_CAP_CAPTURE; toectl_capture.c)
  *
  * toectl attaches as a client of its own (comm "toectl") and opens no sockets. Human output is
  * aligned columns; --json prints one JSON object. Exit status: 0, 1 when the device cannot be
  * reached or refuses, 2 for bad usage.
  */
 #include "toe/tcp.h" /* enum toe_tcp_state: the ABI's tcp_state values */
+#include "toectl_capture.h"
 #include "toectl_dev.h"
 #include "toectl_out.h"
 
@@ -47,6 +51,12 @@ static void usage(FILE *f)
           "           (bytes), local and peer address, cwnd (bytes), smoothed RTT (ms),\n"
           "           retransmitted segments, and the owning client's id, pid and command\n"
           "           (\"-\" for the device's own flows); needs root or toed's user\n"
+          "  capture FILE [--count N] [--filter EXPR] [--seconds S] [--snaplen N]\n"
+          "           a pcap of what the device sees on the wire (both directions, offloaded\n"
+          "           flows included) until N frames, S seconds or Ctrl-C; FILE \"-\" is stdout.\n"
+          "           EXPR (evaluated in the device): arp, ip, icmp, tcp, udp,\n"
+          "           [src|dst] host A.B.C.D, [src|dst] port N, combined with and, or, not,\n"
+          "           ( ); e.g. \"tcp port 80 or icmp\". Needs root or toed's user\n"
           "\n"
           "options:\n"
           "  --ctl PATH  the device's control socket (default: $TOE_CTL, else the only socket\n"
@@ -435,11 +445,9 @@ static void caps_str(uint64_t caps, char *out, size_t len)
   static const struct {
     uint64_t bit;
     const char *name;
-  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},
-               {TOE_ABI_CAP_UDP, "udp"},
-               {TOE_ABI_CAP_IPV6, "ipv6"},
-               {TOE_ABI_CAP_STATS, "stats"},
-               {TOE_ABI_CAP_FLOWS, "flows"}};
+  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},     {TOE_ABI_CAP_UDP, "udp"},
+               {TOE_ABI_CAP_IPV6, "ipv6"},   {TOE_ABI_CAP_STATS, "stats"},
+               {TOE_ABI_CAP_FLOWS, "flows"}, {TOE_ABI_CAP_CAPTURE, "capture"}};
   out[0] = 0;
   size_t pos = 0;
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -752,8 +760,30 @@ int main(int argc, char **argv)
 {
   const char *ctl_arg = NULL, *cmd = NULL;
   bool json = false, zeros = false;
+  struct tc_capture_args cap;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
+    if (!cmd && strcmp(a, "capture") == 0) {
+      /* Everything after it is the capture's own (its FILE, --count, ...), except --ctl. */
+      char **rest = calloc((size_t)argc, sizeof(char *));
+      int nrest = 0;
+      if (!rest)
+        return 1;
+      for (int k = i + 1; k < argc; k++) {
+        if (strcmp(argv[k], "--ctl") == 0 && k + 1 < argc)
+          ctl_arg = argv[++k];
+        else if (strncmp(argv[k], "--ctl=", 6) == 0)
+          ctl_arg = argv[k] + 6;
+        else
+          rest[nrest++] = argv[k];
+      }
+      int rc = tc_capture_parse(nrest, rest, &cap);
+      free(rest);
+      if (rc)
+        return rc;
+      cmd = a;
+      break;
+    }
     if (strcmp(a, "--ctl") == 0) {
       if (i + 1 >= argc) {
         fprintf(stderr, "%s: --ctl needs a PATH\n", prog);
@@ -784,8 +814,9 @@ int main(int argc, char **argv)
     usage(stderr);
     return 2;
   }
-  if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0 && strcmp(cmd, "flows") != 0) {
-    fprintf(stderr, "%s: unknown command %s (status, stats or flows)\n", prog, cmd);
+  if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0 && strcmp(cmd, "flows") != 0 &&
+      strcmp(cmd, "capture") != 0) {
+    fprintf(stderr, "%s: unknown command %s (status, stats, flows or capture)\n", prog, cmd);
     return 2;
   }
   if (ctl_arg && !*ctl_arg) {
@@ -814,6 +845,12 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s: the device at %s does not grant the STATS command\n", prog, ctl);
     tc_detach(&dev);
     return 1;
+  }
+
+  if (strcmp(cmd, "capture") == 0) {
+    int st = tc_capture_run(&dev, ctl, &cap);
+    tc_detach(&dev);
+    return st;
   }
 
   int status = 1;

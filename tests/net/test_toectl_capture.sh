@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# toectl capture: a pcap of what the device sees on the wire, streamed over the transport (ABI 1.2
+# CAPTURE), while the peer pings the device and an offloaded TCP connection (toe-nc, a host client
+# of the device) sends a file to a kernel nc on the peer.
+#
+#   bash tests/net/test_toectl_capture.sh BINDIR        (root; BINDIR holds toed, toectl, toe-nc)
+#
+# Three captures run at once: everything; --filter icmp --count 3; --filter "tcp port P" (stopped
+# by SIGTERM). Checks: tshark reads each file with nothing malformed and checksums valid; the full
+# capture has the echo requests and replies and the offloaded connection's three-way handshake, in
+# both directions; --count gives exactly that many frames; every frame of a filtered capture
+# matches its filter and the filtered capture has the handshake too; toectl's summary agrees with
+# the file; usage errors (a bad filter) exit 2 with the position; a user allowed on the control
+# socket but not root is refused with a clear message.
+set -u
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/transport_lib.sh"
+
+NET_REQUIRED_TOOLS="ip ping nc tshark timeout sha256sum $NET_PY"
+net_init "${1:-}" 100
+tr_init
+tr_need "$TOE_NC"
+TCP_PORT=5201
+
+net_setup
+tr_start_toed
+
+# ---- usage -------------------------------------------------------------------------------------
+
+"$TOECTL" --ctl "$CTL" capture >/dev/null 2>"$NET_TMP/err"
+check_eq "capture without FILE: exit 2" "$?" 2
+"$TOECTL" --ctl "$CTL" capture "$NET_TMP/x.pcap" --filter "tcp and port" >/dev/null 2>"$NET_TMP/err"
+check_eq "bad filter: exit 2" "$?" 2
+check "bad filter: names the position and what was expected" \
+  grep -q "bad filter at byte 12: expected a port number" "$NET_TMP/err"
+"$TOECTL" --ctl "$CTL" capture "$NET_TMP/x.pcap" --count 0 >/dev/null 2>"$NET_TMP/err"
+check_eq "--count 0: exit 2" "$?" 2
+
+toectl_json "$NET_TMP/status.json" status
+check_eq "status --json: capture granted (root)" \
+  "$(json_eval "$NET_TMP/status.json" "'capture' in d['caps']")" 1
+
+# ---- three captures while traffic runs -----------------------------------------------------------
+
+# capture_bg NAME ARGS...: toectl capture into $NET_TMP/NAME.pcap in the device namespace; waits
+# until the device confirmed the start. Sets CAP_PID.
+capture_bg() {
+  local name=$1
+  shift
+  dev_bg timeout -k 2 60 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/$name.pcap" "$@" \
+    2>"$NET_TMP/$name.err" </dev/null
+  CAP_PID=$BG_PID
+  wait_for 10 grep -q "capturing on" "$NET_TMP/$name.err" ||
+    net_fail "capture $name did not start: $(cat "$NET_TMP/$name.err")"
+}
+capture_bg all
+CAP_ALL=$CAP_PID
+capture_bg icmp --filter icmp --count 3
+CAP_ICMP=$CAP_PID
+capture_bg tcp --filter "tcp port $TCP_PORT"
+CAP_TCP=$CAP_PID
+
+peer ping -c 5 -i 0.2 -q "$NET_DEV_ADDR" >"$NET_TMP/ping.out" 2>&1
+check "ping through the device: 5 replies" grep -q "5 received" "$NET_TMP/ping.out"
+
+# An offloaded connection: toe-nc (a client of the device) sends 1 MiB to a kernel nc on the peer.
+head -c 1048576 /dev/urandom >"$NET_TMP/data"
+peer_bg timeout -k 2 40 nc -l "$TCP_PORT" >"$NET_TMP/recv" 2>/dev/null </dev/null
+RECV=$BG_PID
+wait_for 5 peer_listening "$TCP_PORT" || net_fail "kernel nc listening on $TCP_PORT"
+dev timeout -k 2 30 "$TOE_NC" -N "$NET_PEER_ADDR" "$TCP_PORT" <"$NET_TMP/data" >/dev/null \
+  2>"$NET_TMP/nc.err"
+check_eq "toe-nc: exit 0" "$?" 0
+wait "$RECV" 2>/dev/null
+check_eq "the offloaded transfer arrived intact" "$(sha256sum <"$NET_TMP/recv" | cut -c1-64)" \
+  "$(sha256sum <"$NET_TMP/data" | cut -c1-64)"
+
+# The --count capture ended by itself after 3 ICMP frames.
+wait_for 10 bash -c "! kill -0 $CAP_ICMP 2>/dev/null"
+wait "$CAP_ICMP" 2>/dev/null
+check_eq "--count 3: toectl exits 0 by itself" "$?" 0
+for pid in "$CAP_ALL" "$CAP_TCP"; do
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  check_eq "capture stopped by SIGTERM: exit 0" "$?" 0
+done
+sed 's/^/#   /' "$NET_TMP"/{all,icmp,tcp}.err
+
+# ---- what the files hold -----------------------------------------------------------------------
+
+A=$NET_TMP/all.pcap
+D=$NET_DEV_ADDR
+P=$NET_PEER_ADDR
+check "tshark reads the full capture" tshark -n -r "$A" -c 1 -q
+check_ge "full: frames" "$(tshark_count "$A" "frame")" 20
+check_eq "full: the 5 echo requests from the peer" \
+  "$(tshark_count "$A" "icmp.type == 8 && ip.src == $P && ip.dst == $D")" 5
+check_eq "full: the 5 echo replies of the device" \
+  "$(tshark_count "$A" "icmp.type == 0 && ip.src == $D && ip.dst == $P")" 5
+SYN="tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.src == $D && tcp.dstport == $TCP_PORT"
+SYNACK="tcp.flags.syn == 1 && tcp.flags.ack == 1 && ip.src == $P && tcp.srcport == $TCP_PORT"
+check_eq "full: the offloaded connection's SYN (sent by the device)" "$(tshark_count "$A" "$SYN")" 1
+check_eq "full: the peer's SYN-ACK (received by the device)" "$(tshark_count "$A" "$SYNACK")" 1
+check_ge "full: the handshake's ACK and data from the device" \
+  "$(tshark_count "$A" "tcp.flags.syn == 0 && ip.src == $D && tcp.dstport == $TCP_PORT")" 1
+check_ge "full: the device's FIN" \
+  "$(tshark_count "$A" "tcp.flags.fin == 1 && ip.src == $D && tcp.dstport == $TCP_PORT")" 1
+check_pcap_clean "full capture" "$A"
+line=$(grep "frames written" "$NET_TMP/all.err")
+check_eq "full: toectl's summary counts the frames in the file" \
+  "$(sed -n 's/.*: \([0-9]*\) frames written.*/\1/p' <<<"$line")" "$(tshark_count "$A" "frame")"
+
+I=$NET_TMP/icmp.pcap
+check_eq "--count 3: exactly 3 frames" "$(tshark_count "$I" "frame")" 3
+check_eq "--filter icmp: every frame is ICMP" "$(tshark_count "$I" "icmp")" 3
+check_pcap_clean "icmp capture" "$I"
+
+T=$NET_TMP/tcp.pcap
+check_ge "--filter tcp port: frames" "$(tshark_count "$T" "frame")" 10
+check_eq "--filter tcp port: nothing else" "$(tshark_count "$T" "!(tcp.port == $TCP_PORT)")" 0
+check_eq "--filter tcp port: the SYN" "$(tshark_count "$T" "$SYN")" 1
+check_eq "--filter tcp port: the SYN-ACK" "$(tshark_count "$T" "$SYNACK")" 1
+check_pcap_clean "tcp capture" "$T"
+
+# The device's counters: three captures started.
+toectl_json "$NET_TMP/stats.json" stats
+check_eq "transport.captures" "$(stat_get "$NET_TMP/stats.json" transport.captures)" 3
+check_ge "transport.capture_frames" "$(stat_get "$NET_TMP/stats.json" transport.capture_frames)" 30
+
+# ---- an unprivileged user ------------------------------------------------------------------------
+
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+if command -v setpriv >/dev/null && getent group nogroup >/dev/null &&
+  "${NOBODY[@]}" test -x "$TOECTL"; then
+  stop_toed
+  chmod 711 "$NET_TMP"
+  NET_QUIET=1
+  tr_start_toed --ctl-group nogroup
+  NET_QUIET=0
+  dev timeout 10 "${NOBODY[@]}" "$TOECTL" --ctl "$CTL" capture /dev/null --count 1 \
+    >/dev/null 2>"$NET_TMP/u.err"
+  check_eq "unprivileged: capture, exit 1" "$?" 1
+  check "unprivileged: says only root or toed's user may capture" \
+    grep -q "lets only root or toed's own user capture packets" "$NET_TMP/u.err"
+  sed 's/^/#   /' "$NET_TMP/u.err"
+else
+  echo "skip - unprivileged user check (no setpriv or nogroup, or toectl not executable by nobody)"
+fi
+
+stop_toed
+check_eq "toed exits 0" "$NET_TOED_STATUS" 0
+net_finish
