@@ -10,8 +10,9 @@
 # capture has the echo requests and replies and the offloaded connection's three-way handshake, in
 # both directions; --count gives exactly that many frames; every frame of a filtered capture
 # matches its filter and the filtered capture has the handshake too; toectl's summary agrees with
-# the file; usage errors (a bad filter) exit 2 with the position; a user allowed on the control
-# socket but not root is refused with a clear message.
+# the file; usage errors (a bad filter) exit 2 with the position; a capture whose reader is stuck
+# makes the device drop (and count) captured frames while a 16 MiB offloaded transfer still
+# arrives intact; a user allowed on the control socket but not root is refused with a clear message.
 set -u
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
@@ -126,6 +127,40 @@ check_pcap_clean "tcp capture" "$T"
 toectl_json "$NET_TMP/stats.json" stats
 check_eq "transport.captures" "$(stat_get "$NET_TMP/stats.json" transport.captures)" 3
 check_ge "transport.capture_frames" "$(stat_get "$NET_TMP/stats.json" transport.capture_frames)" 30
+
+# ---- a reader that does not keep up ---------------------------------------------------------------
+
+# A capture whose output goes into a pipe nobody reads: toectl blocks after the pipe's 64 KiB and
+# returns no buffers; the device must drop (and count) captured frames and carry its traffic as
+# before. A 16 MiB offloaded transfer runs meanwhile and must arrive intact.
+mkfifo "$NET_TMP/stuck.fifo"
+exec 8<>"$NET_TMP/stuck.fifo" # held open, never read
+dev_bg "$TOECTL" --ctl "$CTL" capture - >"$NET_TMP/stuck.fifo" 2>"$NET_TMP/stuck.err" </dev/null
+STUCK=$BG_PID
+wait_for 10 grep -q "capturing on" "$NET_TMP/stuck.err" || net_fail "stuck capture did not start"
+head -c 16777216 /dev/urandom >"$NET_TMP/data16"
+peer_bg timeout -k 2 40 nc -l "$TCP_PORT" >"$NET_TMP/recv16" 2>/dev/null </dev/null
+RECV=$BG_PID
+wait_for 5 peer_listening "$TCP_PORT" || net_fail "kernel nc listening on $TCP_PORT"
+dev timeout -k 2 30 "$TOE_NC" -N "$NET_PEER_ADDR" "$TCP_PORT" <"$NET_TMP/data16" >/dev/null \
+  2>"$NET_TMP/nc16.err"
+check_eq "stuck capture: toe-nc exit 0" "$?" 0
+wait "$RECV" 2>/dev/null
+check_eq "stuck capture: the 16 MiB transfer arrived intact" \
+  "$(sha256sum <"$NET_TMP/recv16" | cut -c1-64)" "$(sha256sum <"$NET_TMP/data16" | cut -c1-64)"
+toectl_json "$NET_TMP/stats2.json" stats
+check_ge "stuck capture: the device dropped captured frames and counted them" \
+  "$(stat_get "$NET_TMP/stats2.json" transport.capture_dropped)" 1000
+kill -KILL "$STUCK" 2>/dev/null
+wait "$STUCK" 2>/dev/null
+exec 8<&-
+session_gone() {
+  toectl_json "$NET_TMP/stats3.json" status &&
+    [ "$(json_eval "$NET_TMP/stats3.json" "d['gauges']['transport.clients_attached']")" = 1 ]
+}
+wait_for 10 session_gone
+check_eq "stuck capture: its session ended with toectl" \
+  "$(json_eval "$NET_TMP/stats3.json" "d['gauges']['transport.clients_attached']")" 1
 
 # ---- an unprivileged user ------------------------------------------------------------------------
 
