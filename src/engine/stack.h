@@ -8,6 +8,7 @@
 #include "engine/icmp.h"
 #include "engine/ipv4.h"
 #include "engine/pbuf_pool.h"
+#include "engine/pmtu.h"
 #include "engine/sock.h"
 #include "engine/tcp.h"
 #include "engine/timer_wheel.h"
@@ -31,8 +32,9 @@ struct toe_stack {
   struct toe_icmp_state icmp;
   struct toe_socktab socks;
   struct toe_udp_state udp;
-  struct toe_tcp_tables tcp; /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
-  void *mem_to_free;         /* set by toe_stack_new() */
+  struct toe_tcp_tables tcp;  /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
+  struct toe_pmtu_cache pmtu; /* path MTU estimates per destination (engine/pmtu.h) */
+  void *mem_to_free;          /* set by toe_stack_new() */
 };
 
 /* Seeds toe_random() (called at creation with cfg.random_seed; any seed, 0 included, is fine). */

@@ -14,8 +14,9 @@
 # unreachable code 4 (next-hop MTU 1280) and drops it. Checks: the device's connection (toe-nc ->
 # kernel nc) delivers 64 MiB intact (SHA-256); the device counted the PMTU update
 # (tcp.icmp_pmtu) and the flow's MSS became 1240 while it ran; a `toectl capture --filter icmp`
-# holds the router's frag-needed with MTU 1280 quoting the device's segment; the reverse direction
-# (kernel nc -> toe-nc -l, 8 MiB) arrives intact too.
+# holds the router's frag-needed with MTU 1280 quoting the device's segment; a second connection
+# to the peer starts at the cached path MTU (tcp.pmtu_from_cache, no new reduction) and delivers
+# 8 MiB intact; the reverse direction (kernel nc -> toe-nc -l, 8 MiB) arrives intact too.
 set -u
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
@@ -129,6 +130,27 @@ check_eq "... every one with next-hop MTU $PATH_MTU" \
   "$(tshark_count "$NET_TMP/icmp.pcap" "$FN && icmp.mtu != $PATH_MTU")" 0
 check_ge "... quoting the device's TCP segment to the peer" \
   "$(tshark_count "$NET_TMP/icmp.pcap" "$FN && tcp.srcport && tcp.dstport == $PORT")" 1
+
+# ---- a second connection to the same peer starts from the device's path MTU cache ---------------
+
+peer bash -c "exec timeout -k 2 60 nc -l $NET_PEER_ADDR $PORT </dev/null | sha256sum >$NET_TMP/rx2.sha" &
+RX=$!
+net_bg_add "$RX"
+wait_for 5 peer_listening "$PORT" || net_fail "kernel nc -l on $PORT (second)"
+head -c 8388608 "$NET_TMP/data" >"$NET_TMP/data2"
+dev timeout -k 2 60 "$TOE_NC" --ctl "$CTL" -N "$NET_PEER_ADDR" "$PORT" <"$NET_TMP/data2" \
+  >/dev/null 2>"$NET_TMP/nc2.err"
+check_eq "second connection: toe-nc -N exits 0" "$?" 0
+wait "$RX"
+check_eq "second connection: 8 MiB arrived intact" "$(cut -c1-64 "$NET_TMP/rx2.sha")" \
+  "$(sha256sum <"$NET_TMP/data2" | cut -c1-64)"
+toectl_json "$NET_TMP/stats2.json" stats
+check_eq "second connection: started at the cached path MTU (tcp.pmtu_from_cache)" \
+  "$(stat_get "$NET_TMP/stats2.json" tcp.pmtu_from_cache)" 1
+check_eq "second connection: no new PMTU reduction was needed (tcp.icmp_pmtu unchanged)" \
+  "$(stat_get "$NET_TMP/stats2.json" tcp.icmp_pmtu)" "$(stat_get "$NET_TMP/stats.json" tcp.icmp_pmtu)"
+check_eq "ip.pmtu_lowered: one estimate for the peer" \
+  "$(stat_get "$NET_TMP/stats2.json" ip.pmtu_lowered)" 1
 
 # ---- peer -> device: the kernel learns it too, the device receives intact -------------------------
 
