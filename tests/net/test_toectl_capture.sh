@@ -123,9 +123,15 @@ check_eq "--filter tcp port: the SYN" "$(tshark_count "$T" "$SYN")" 1
 check_eq "--filter tcp port: the SYN-ACK" "$(tshark_count "$T" "$SYNACK")" 1
 check_pcap_clean "tcp capture" "$T"
 
-# The device's counters: three captures started.
+# --seconds: ends by itself (an ARP-only capture of an idle device may well hold no frame).
+dev timeout -k 2 20 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/sec.pcap" --seconds 1 --filter arp \
+  2>"$NET_TMP/sec.err" </dev/null
+check_eq "--seconds 1: toectl exits 0 by itself" "$?" 0
+check "--seconds 1: a pcap tshark reads" tshark -n -r "$NET_TMP/sec.pcap" -q
+
+# The device's counters: four captures started.
 toectl_json "$NET_TMP/stats.json" stats
-check_eq "transport.captures" "$(stat_get "$NET_TMP/stats.json" transport.captures)" 3
+check_eq "transport.captures" "$(stat_get "$NET_TMP/stats.json" transport.captures)" 4
 check_ge "transport.capture_frames" "$(stat_get "$NET_TMP/stats.json" transport.capture_frames)" 30
 
 # ---- a reader that does not keep up ---------------------------------------------------------------
