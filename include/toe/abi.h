@@ -261,12 +261,13 @@ enum toe_abi_op {
  * CAPTURE (handle 0) without STOP starts a capture for this session: u.capture names the filter
  * expression (text, not NUL-terminated, at most TOE_ABI_CAPTURE_FILTER_MAX bytes; len 0: every
  * frame) and the snap length; it completes at once with 0 (running), -TOE_EINVAL (bad filter),
- * -TOE_EBUSY (this session captures already). From then on the device fills buffers taken from the
- * fill ring with classic pcap records (16-byte record header, little-endian, nanosecond stamps,
- * then the frame's first incl_len bytes) and lends each with an EV_CAPTURE. When the host is slow
- * (no fill buffer, no CQ room) frames are dropped and counted, never the device's traffic held.
- * CAPTURE with TOE_ABI_CAPTURE_F_STOP (every other field 0) ends it: the last records are posted,
- * then the completion (0, or -TOE_ENOENT if no capture runs) with the totals in u.capture.
+ * -TOE_EBUSY (this session captures already, or the device runs as many captures as it allows).
+ * From then on the device fills buffers taken from the fill ring with classic pcap records (16-byte
+ * record header, little-endian, nanosecond stamps, then the frame's first incl_len bytes) and lends
+ * each with an EV_CAPTURE. When the host is slow (no fill buffer, no CQ room) frames are dropped
+ * and counted, never the device's traffic held. CAPTURE with TOE_ABI_CAPTURE_F_STOP (every other
+ * field 0) ends it: the last records are posted, then the completion (0, or -TOE_ENOENT if no
+ * capture runs) with the totals in u.capture.
  */
 #define TOE_ABI_CAPTURE_F_STOP 0x1u
 #define TOE_ABI_CAPTURE_F_ALL TOE_ABI_CAPTURE_F_STOP

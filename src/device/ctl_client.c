@@ -808,6 +808,18 @@ static void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe
 /* ------------------------------------------------------------------------------------------ */
 /* Capture (1.2): copies of the frames the device sees, as pcap records in lent buffers        */
 
+/* Takes the session off the device's list of captures. */
+static void cap_unlist(struct ctl_client *cl)
+{
+  struct toed_ctl_dev *dev = cl->dev;
+  cl->cap.on = false;
+  for (uint32_t i = 0; i < dev->capturing; i++)
+    if (dev->capturers[i] == cl) {
+      dev->capturers[i] = dev->capturers[--dev->capturing];
+      break;
+    }
+}
+
 /* Lends the buffer being filled with an EV_CAPTURE. False if the CQ has no room (it stays). */
 static bool cap_post(struct ctl_client *cl)
 {
@@ -851,9 +863,7 @@ static void cap_end(struct ctl_client *cl)
   cp->buf = CTL_NONE;
   cp->used = cp->records = 0;
   cp->pending = 0;
-  cp->on = false;
-  if (cl->dev->capturing)
-    cl->dev->capturing--;
+  cap_unlist(cl);
 }
 
 static void op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
@@ -872,7 +882,7 @@ static void op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     finish(cl, &cqe, sqe, 0);
     return;
   }
-  if (cp->on) {
+  if (cp->on || cl->dev->capturing >= TOED_CTL_CAPTURES_MAX) {
     finish_res(cl, sqe, -TOE_EBUSY);
     return;
   }
@@ -892,7 +902,7 @@ static void op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   cp->used = cp->records = 0;
   cp->frames = cp->pending = cp->dropped = 0;
   cp->on = true;
-  cl->dev->capturing++;
+  cl->dev->capturers[cl->dev->capturing++] = cl;
   cl->dev->stats.captures++;
   finish_res(cl, sqe, 0);
 }
@@ -1739,11 +1749,8 @@ void ctl_session_end(struct ctl_client *cl, int status, enum ctl_end_kind kind)
       sock_work(cl, k);
     }
   }
-  if (cl->cap.on) {
-    cl->cap.on = false; /* nobody will read the records */
-    if (dev->capturing)
-      dev->capturing--;
-  }
+  if (cl->cap.on)
+    cap_unlist(cl); /* nobody will read the records */
   /* The completions written so far (the refusals that ended it, say) become visible. */
   if (!toe_ring_error(&cl->cq))
     publish(cl);

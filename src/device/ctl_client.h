@@ -82,6 +82,10 @@ struct toed_ctl_stats {
 struct ctl_client;
 struct ctl_sock;
 
+/* Captures running at once, device-wide (more are refused with -EBUSY): each costs a filter
+ * evaluation and maybe a copy per frame on toed's one thread. */
+#define TOED_CTL_CAPTURES_MAX 8u
+
 /* What all sessions share: the engine, the socket-record pool, counters, the event loop. */
 struct toed_ctl_dev {
   struct toe_stack *st;
@@ -95,6 +99,7 @@ struct toed_ctl_dev {
   size_t scratch_cap;
   toe_time_t started;
   uint32_t capturing; /* sessions with a capture running: 0 keeps the frame path free of it */
+  struct ctl_client *capturers[TOED_CTL_CAPTURES_MAX]; /* they, so a frame visits only them */
   bool stopping;
 };
 

@@ -381,9 +381,8 @@ bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events)
 void toed_ctl_capture_(struct toed_ctl *c, const uint8_t *bytes, size_t len,
                        const struct toe_pbuf *chain, uint64_t ts_ns)
 {
-  for (uint32_t i = 0; i < c->nslots; i++)
-    if (c->clients[i].state == CTL_CS_ACTIVE && c->clients[i].cap.on)
-      ctl_session_capture(&c->clients[i], bytes, len, chain, ts_ns);
+  for (uint32_t i = 0; i < c->dev.capturing; i++)
+    ctl_session_capture(c->dev.capturers[i], bytes, len, chain, ts_ns);
 }
 
 void toed_ctl_run(struct toed_ctl *c, toe_time_t now)

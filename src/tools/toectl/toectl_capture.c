@@ -189,7 +189,8 @@ int tc_capture_run(struct tc_dev *d, const char *ctl, const struct tc_capture_ar
     else if (rc == -EINVAL)
       fprintf(stderr, "toectl: capture: the device refused the filter \"%s\"\n", filter);
     else if (rc == -EBUSY)
-      fprintf(stderr, "toectl: capture: this session captures already\n");
+      fprintf(stderr, "toectl: capture: the device runs as many captures as it allows (8); stop "
+                      "one and try again\n");
     else
       fprintf(stderr, "toectl: capture: cannot start: %s\n", strerror(-rc));
     goto done;
