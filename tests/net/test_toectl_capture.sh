@@ -12,7 +12,8 @@
 # matches its filter and the filtered capture has the handshake too; toectl's summary agrees with
 # the file; usage errors (a bad filter) exit 2 with the position; a capture whose reader is stuck
 # makes the device drop (and count) captured frames while a 16 MiB offloaded transfer still
-# arrives intact; a user allowed on the control socket but not root is refused with a clear message.
+# arrives intact; at most 8 captures run at once; a user allowed on the control socket but not root
+# is refused with a clear message.
 set -u
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
@@ -167,6 +168,24 @@ session_gone() {
 wait_for 10 session_gone
 check_eq "stuck capture: its session ended with toectl" \
   "$(json_eval "$NET_TMP/stats3.json" "d['gauges']['transport.clients_attached']")" 1
+
+# ---- a bound on captures at once -----------------------------------------------------------------
+
+CAPS8=()
+for i in $(seq 8); do
+  capture_bg "many$i" --filter "port 1"
+  CAPS8+=("$CAP_PID")
+done
+dev timeout -k 2 20 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/ninth.pcap" --seconds 1 \
+  2>"$NET_TMP/ninth.err" </dev/null
+check_eq "a ninth capture at once: exit 1" "$?" 1
+check "a ninth capture at once: says the device runs as many as it allows" \
+  grep -q "as many captures as it allows" "$NET_TMP/ninth.err"
+for pid in "${CAPS8[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+for pid in "${CAPS8[@]}"; do wait "$pid" 2>/dev/null; done
+dev timeout -k 2 20 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/after.pcap" --seconds 1 \
+  2>"$NET_TMP/after.err" </dev/null
+check_eq "once they stopped, a capture starts again" "$?" 0
 
 # ---- an unprivileged user ------------------------------------------------------------------------
 
