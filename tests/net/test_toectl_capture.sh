@@ -49,7 +49,10 @@ check_eq "status --json: capture granted (root)" \
 capture_bg() {
   local name=$1
   shift
-  dev_bg timeout -k 2 60 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/$name.pcap" "$@" \
+  # Bounded by its own --seconds, not by timeout(1): timeout would forward our SIGTERM and then
+  # SIGKILL toectl 2 s later if the device (slow under ASan on a busy machine) took longer to
+  # confirm the stop.
+  dev_bg "$TOECTL" --ctl "$CTL" capture "$NET_TMP/$name.pcap" --seconds 60 "$@" \
     2>"$NET_TMP/$name.err" </dev/null
   CAP_PID=$BG_PID
   wait_for 10 grep -q "capturing on" "$NET_TMP/$name.err" ||
