@@ -93,6 +93,24 @@ sed 's/^/#   /' "$NET_TMP"/{all,icmp,tcp}.err
 
 # ---- what the files hold -----------------------------------------------------------------------
 
+# capture_clean NAME: tshark finds nothing malformed or wrong in $NET_TMP/NAME.pcap. Flow control is not a
+# finding (the kernel nc falling behind fills its window: "window full" is rated a warning). A
+# capture from which the device dropped frames (its summary says so: a slow toectl on a busy
+# machine) has holes tshark reports as unseen segments, so then only errors count (bad checksums,
+# malformed frames).
+FLOWCTL="tcp.analysis.zero_window || tcp.analysis.window_full || tcp.analysis.zero_window_probe || tcp.analysis.zero_window_probe_ack"
+capture_clean() {
+  local name=$1 dropped
+  dropped=$(sed -n 's/.*and dropped \([0-9]*\).*/\1/p' "$NET_TMP/$name.err")
+  if [ "${dropped:-0}" = 0 ]; then
+    check_pcap_clean "$name capture" "$NET_TMP/$name.pcap" "!($FLOWCTL)"
+  else
+    net_log "$name: the device dropped $dropped frames from the capture: checking errors only"
+    check_eq "$name capture: frames malformed or with errors" \
+      "$(tshark_count "$NET_TMP/$name.pcap" '_ws.malformed || _ws.expert.severity >= "error"')" 0
+  fi
+}
+
 A=$NET_TMP/all.pcap
 D=$NET_DEV_ADDR
 P=$NET_PEER_ADDR
@@ -110,7 +128,7 @@ check_ge "full: the handshake's ACK and data from the device" \
   "$(tshark_count "$A" "tcp.flags.syn == 0 && ip.src == $D && tcp.dstport == $TCP_PORT")" 1
 check_ge "full: the device's FIN" \
   "$(tshark_count "$A" "tcp.flags.fin == 1 && ip.src == $D && tcp.dstport == $TCP_PORT")" 1
-check_pcap_clean "full capture" "$A"
+capture_clean all
 line=$(grep "frames written" "$NET_TMP/all.err")
 check_eq "full: toectl's summary counts the frames in the file" \
   "$(sed -n 's/.*: \([0-9]*\) frames written.*/\1/p' <<<"$line")" "$(tshark_count "$A" "frame")"
@@ -118,14 +136,14 @@ check_eq "full: toectl's summary counts the frames in the file" \
 I=$NET_TMP/icmp.pcap
 check_eq "--count 3: exactly 3 frames" "$(tshark_count "$I" "frame")" 3
 check_eq "--filter icmp: every frame is ICMP" "$(tshark_count "$I" "icmp")" 3
-check_pcap_clean "icmp capture" "$I"
+capture_clean icmp
 
 T=$NET_TMP/tcp.pcap
 check_ge "--filter tcp port: frames" "$(tshark_count "$T" "frame")" 10
 check_eq "--filter tcp port: nothing else" "$(tshark_count "$T" "!(tcp.port == $TCP_PORT)")" 0
 check_eq "--filter tcp port: the SYN" "$(tshark_count "$T" "$SYN")" 1
 check_eq "--filter tcp port: the SYN-ACK" "$(tshark_count "$T" "$SYNACK")" 1
-check_pcap_clean "tcp capture" "$T"
+capture_clean tcp
 
 # --seconds: ends by itself (an ARP-only capture of an idle device may well hold no frame).
 dev timeout -k 2 20 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/sec.pcap" --seconds 1 --filter arp \
