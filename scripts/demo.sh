@@ -5,13 +5,20 @@
 #   scripts/demo.sh [BINDIR]      (default build/bin, as built by `make demo`)
 #
 # Makes two namespaces with unique names, addresses only from 198.18.0.0/15 and no default route, and
-# removes everything on exit, even when interrupted. Finishes in about 20 seconds.
+# removes everything on exit, even when interrupted. Finishes in about 40 seconds.
+#
+# What it shows: the engine answering ARP, ping, UDP and TCP itself; a host application (toe-nc,
+# linked with libtoe) reaching the peer through the device; toectl's view of the device; then
+# the whole system of docs/coexistence.md and docs/interception.md: the OS's own interface toe0
+# sharing the device's MAC and address (a kernel web server beside the device's services on one
+# IP), an unmodified curl moved onto the device by libtoe-preload.so, and a plain curl carried by
+# the transparent proxy toe-proxyd.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/tests/net/lib.sh"
 
 NET_REQUIRED_TOOLS="ip ping nc timeout"
-net_init "${1:-$ROOT/build/bin}" 60
+net_init "${1:-$ROOT/build/bin}" 150
 # The demo is not a test: no "N passed" line, and a failed step ends it with a message.
 net_die() {
   echo "demo: $*" >&2
@@ -61,9 +68,15 @@ if "$NET_TOED" --help 2>&1 | grep -q -- '--ctl'; then
   DEMO_CTL=$NET_TMP/toed.sock
   DEMO_CTL_ARGS=(--ctl "$DEMO_CTL")
 fi
-printf '%sdevice# %s %s%s%s\n' "$bold" "$(basename "$NET_TOED")" \
+# The host interface (toe0): the OS's own view of the port, sharing the device's MAC and address.
+DEMO_HOSTIF=
+if "$NET_TOED" --help 2>&1 | grep -q -- '--host-if'; then
+  DEMO_HOSTIF=toe0
+  DEMO_CTL_ARGS+=(--host-if toe0 --host-addr "$NET_DEV_ADDR/$NET_PREFIX")
+fi
+printf '%sdevice# %s %s%s%s%s\n' "$bold" "$(basename "$NET_TOED")" \
   "--wire $NET_DEV_IF --addr $NET_DEV_ADDR/$NET_PREFIX --mac $NET_DEV_MAC --service echo:7 --service discard:9 --service chargen:19 --pcap device.pcap" \
-  "${DEMO_CTL:+ --ctl $DEMO_CTL}" "$plain"
+  "${DEMO_CTL:+ --ctl $DEMO_CTL}" "${DEMO_HOSTIF:+ --host-if toe0 --host-addr $NET_DEV_ADDR/$NET_PREFIX}" "$plain"
 NET_QUIET=1
 start_toed --service echo:7 --service discard:9 --service chargen:19 "${DEMO_CTL_ARGS[@]}"
 sed 's/^/  /' "$NET_TOED_LOG"
@@ -109,6 +122,95 @@ demo_listening() {
   done
   return 1
 }
+# demo_http_peer PORT: a kernel web server in the peer (python3 -m http.server) serving $NET_TMP/www.
+demo_http_peer() {
+  ip netns exec "$NET_PEER_NS" timeout 60 python3 -m http.server "$1" --bind "$NET_PEER_ADDR" \
+    --directory "$NET_TMP/www" >/dev/null 2>&1 </dev/null &
+  net_bg_add $!
+  demo_listening "$1" || net_die "the peer's web server did not listen on $1"
+}
+
+# The whole system: the OS's interface beside the engine, the preload and the proxy.
+demo_whole_system() {
+  local preload=$NET_BINDIR/../lib/libtoe-preload.so proxyd=$NET_BINDIR/toe-proxyd pid
+  heading "The OS's own interface: toe0 shares the device's MAC and address (docs/coexistence.md)"
+  echo "  toed steers each frame: the flows the engine owns (its filter table) to the engine,"
+  echo "  everything else up to toe0, where the host's kernel sees an ordinary Ethernet port."
+  run_dev ip -br link show toe0
+  run_dev ip -br addr show toe0
+  mkdir -p "$NET_TMP/www" "$NET_TMP/hostwww"
+  echo "served by the host's kernel, through toe0" >"$NET_TMP/hostwww/index.html"
+  head -c 2097152 /dev/urandom >"$NET_TMP/www/file.bin"
+  ip netns exec "$NET_DEV_NS" timeout 60 python3 -m http.server 8080 --bind "$NET_DEV_ADDR" \
+    --directory "$NET_TMP/hostwww" >/dev/null 2>&1 </dev/null &
+  net_bg_add $!
+  local _
+  for _ in $(seq 50); do
+    dev ss -Hltn "sport = :8080" 2>/dev/null | grep -q . && break
+    sleep 0.1
+  done
+  printf '%shost$ python3 -m http.server 8080 --bind %s &   # a kernel service on the shared IP%s\n' \
+    "$bold" "$NET_DEV_ADDR" "$plain"
+  echo "  One address, two stacks: the kernel's web server on 8080 and the device's echo on 7."
+  run_peer curl -sS -m 5 "http://$NET_DEV_ADDR:8080/"
+  run_peer_sh "echo 'to the device echo service' | nc -N -w2 $NET_DEV_ADDR 7"
+  echo "  ARP and ping are answered exactly once (by the engine), though the OS has the address too:"
+  run_peer_sh "ping -c 3 -i 0.2 -W 2 $NET_DEV_ADDR | tail -2"
+  echo "  The OS cannot take a port the device holds (toed keeps a shadow socket for its bind):"
+  printf '%shost$ python3 -c "...bind((%s, 7))"%s\n' "$bold" "$NET_DEV_ADDR" "$plain"
+  dev python3 -c "import socket; s=socket.socket(); s.bind(('$NET_DEV_ADDR', 7))" 2>&1 | tail -1 | indent
+  run_dev "$TOECTL_BIN" filters
+
+  demo_http_peer 8000
+  printf '%speer$ python3 -m http.server 8000 &   # a kernel web server in the peer%s\n' "$bold" "$plain"
+  if [ -f "$preload" ]; then
+    heading "An unmodified curl, preloaded: its sockets move onto the device (docs/interception.md)"
+    printf '%shost$ LD_PRELOAD=libtoe-preload.so curl --limit-rate 1M -o file.bin http://%s:8000/file.bin &%s\n' \
+      "$bold" "$NET_PEER_ADDR" "$plain"
+    ip netns exec "$NET_DEV_NS" env TOE_CTL="$DEMO_CTL" LD_PRELOAD="$preload" \
+      timeout 20 curl -sS --limit-rate 1M -o "$NET_TMP/pre.bin" "http://$NET_PEER_ADDR:8000/file.bin" \
+      2>&1 </dev/null | indent &
+    pid=$!
+    sleep 0.7
+    run_dev "$TOECTL_BIN" flows
+    wait "$pid"
+    cmp -s "$NET_TMP/pre.bin" "$NET_TMP/www/file.bin" || net_die "the preloaded curl's file differs"
+    echo "  (the 2 MiB arrived intact; the host kernel saw none of it: its ss shows no such socket)"
+  fi
+  if [ -x "$proxyd" ]; then
+    heading "A program that is not preloaded, carried by the transparent proxy toe-proxyd"
+    echo "  toe-proxyd installs nftables TPROXY and policy-routing rules that hand the selected"
+    echo "  outbound flows of ordinary kernel sockets to it; it carries each one over the device."
+    printf '%shost# toe-proxyd --include tcp:198.18.0.0/15:8000 &%s\n' "$bold" "$plain"
+    ip netns exec "$NET_DEV_NS" "$proxyd" --ctl "$DEMO_CTL" --include tcp:198.18.0.0/15:8000 \
+      >"$NET_TMP/proxyd.log" 2>&1 </dev/null &
+    local proxy=$!
+    net_bg_add "$proxy"
+    for _ in $(seq 50); do
+      dev nft list table inet toe_proxyd >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    sleep 0.3
+    printf '%shost$ curl --limit-rate 1M -o file.bin http://%s:8000/file.bin &   # plain curl%s\n' \
+      "$bold" "$NET_PEER_ADDR" "$plain"
+    ip netns exec "$NET_DEV_NS" timeout 20 curl -sS --limit-rate 1M -o "$NET_TMP/px.bin" \
+      "http://$NET_PEER_ADDR:8000/file.bin" 2>&1 </dev/null | indent &
+    pid=$!
+    sleep 0.7
+    run_dev "$TOECTL_BIN" flows
+    wait "$pid"
+    cmp -s "$NET_TMP/px.bin" "$NET_TMP/www/file.bin" || net_die "the proxied curl's file differs"
+    echo "  (intact; the host kernel held only curl's local leg to the proxy)"
+    printf '%shost# kill %s   # toe-proxyd removes its rules%s\n' "$bold" "$proxy" "$plain"
+    kill -TERM "$proxy" 2>/dev/null
+    wait "$proxy" 2>/dev/null
+    run_dev nft list tables
+    echo "  Without the proxy the same plain curl goes through the host's own stack, on toe0:"
+    run_dev curl -sS -m 5 -o /dev/null -w '  HTTP %{http_code}, %{size_download} bytes via the kernel\n' \
+      "http://$NET_PEER_ADDR:8000/file.bin"
+  fi
+}
+
 TOE_NC_BIN=$NET_BINDIR/toe-nc
 TOECTL_BIN=$NET_BINDIR/toectl
 if [ -n "$DEMO_CTL" ] && [ -x "$TOE_NC_BIN" ] && [ -x "$TOECTL_BIN" ]; then
@@ -158,6 +260,10 @@ if [ -n "$DEMO_CTL" ] && [ -x "$TOE_NC_BIN" ] && [ -x "$TOECTL_BIN" ]; then
   wait "$DEMO_NC" 2>/dev/null
   sleep 0.3
   run_dev "$TOECTL_BIN" flows
+
+  if [ -n "$DEMO_HOSTIF" ]; then
+    demo_whole_system
+  fi
 else
   heading "The host side (toe-nc, toectl): skipped"
   echo "  this build has no toe-nc/toectl, or toed has no --ctl"

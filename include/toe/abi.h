@@ -48,10 +48,30 @@
 #define TOE_ABI_CAP_FLOWS (1ull << 4)
 #define TOE_ABI_CAPS_1_0 (TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS)
 #define TOE_ABI_CAPS_1_1 (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_FLOWS)
+/* 1.2 (fork sharing, docs/transport.md "Sharing a socket between sessions"): the SHARE and ADOPT
+ * ops, so that a socket outlives the process that opened it in another process's session (a
+ * listener shared by pre-forked workers). */
+#define TOE_ABI_CAP_SHARE (1ull << 5)
+
+/* 1.2, flow origin (docs/transport.md "1.2: flow origin"): the hello's `origin` says how the
+ * client's flows reach the device (a program linking libtoe, the preload library, the
+ * transparent proxy); a proxy session may tag each socket with the pid and name of the
+ * application whose flow it carries (TOE_ABI_SO_OWNER_*); STATS FLOWS reports both. */
+#define TOE_ABI_CAP_ORIGIN (1ull << 6)
+#define TOE_ABI_ORIGIN_NATIVE 0  /* a program that links libtoe itself */
+#define TOE_ABI_ORIGIN_PRELOAD 1 /* libtoe-preload.so inside an unmodified program */
+#define TOE_ABI_ORIGIN_PROXY 2   /* toe-proxyd, carrying other programs' kernel-socket flows */
+#define TOE_ABI_ORIGIN_MAX TOE_ABI_ORIGIN_PROXY
 /* 1.2 (capture): the CAPTURE op and EV_CAPTURE, copies of the frames the device sees on the wire;
  * granted only to privileged clients (root or the device's own user), like FLOWS. */
 #define TOE_ABI_CAP_CAPTURE (1ull << 7)
-#define TOE_ABI_CAPS_1_2 (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_CAPTURE)
+/* 1.2 (hostif): STATS FILTERS, the device's steering filter table (docs/coexistence.md); like
+ * FLOWS, granted only to privileged clients. */
+#define TOE_ABI_CAP_FILTERS (1ull << 8)
+/* Everything 1.2 adds (each bit documented above). */
+#define TOE_ABI_CAPS_1_2                                                                           \
+  (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_CAPTURE |               \
+   TOE_ABI_CAP_FILTERS)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -126,7 +146,8 @@ struct toe_abi_hello {
   uint32_t flags;     /* reserved, 0 */
   uint64_t caps;      /* TOE_ABI_CAP_* the client understands */
   uint32_t pid;       /* informational: the device trusts the kernel's peer credentials */
-  uint32_t reserved0;
+  /* 1.2: TOE_ABI_ORIGIN_* (0 = native, what a 1.1 client sent in this reserved field) */
+  uint32_t origin;
   uint32_t sq_entries; /* power of two wanted, or 0 */
   uint32_t cq_entries;
   uint32_t fq_entries;
@@ -230,7 +251,9 @@ enum toe_abi_op {
   TOE_ABI_OP_SETSOCKOPT = 10,
   TOE_ABI_OP_GETSOCKOPT = 11,
   TOE_ABI_OP_STATS = 12, /* writes statistics into the buffer area */
-  /* 13 and 14 belong to other 1.2 additions */
+  /* 1.2, TOE_ABI_CAP_SHARE: */
+  TOE_ABI_OP_SHARE = 13,   /* a one-time token for `handle` (a listener or a UDP socket) */
+  TOE_ABI_OP_ADOPT = 14,   /* a handle in this session to the socket a token names */
   TOE_ABI_OP_CAPTURE = 15, /* 1.2, CAP_CAPTURE: start or stop streaming frames (EV_CAPTURE) */
   TOE_ABI_OP__COUNT
 };
@@ -256,6 +279,11 @@ enum toe_abi_op {
 #define TOE_ABI_STATS_SOCKET 2 /* struct toe_abi_sock_stats of `handle` */
 #define TOE_ABI_STATS_ENGINE 3 /* the engine's counters as text, "layer.name value\n" lines */
 #define TOE_ABI_STATS_FLOWS 4  /* 1.1, TOE_ABI_CAP_FLOWS: every flow of the device (handle 0) */
+/* 1.2, TOE_ABI_CAP_FILTERS (handle 0): the filter table as text, one filter a line,
+ * "PROTO KIND LADDR LPORT RADDR RPORT REFS FRAMES BYTES\n" (proto tcp|udp, kind local|conn|
+ * timewait, addresses dotted quads, RADDR RPORT 0.0.0.0 0 for local filters); empty without a
+ * host interface. */
+#define TOE_ABI_STATS_FILTERS 6
 
 /* ---- 1.2 capture (TOE_ABI_CAP_CAPTURE; docs/transport.md "Packet capture") ----------------
  * CAPTURE (handle 0) without STOP starts a capture for this session: u.capture names the filter
@@ -296,6 +324,12 @@ enum toe_abi_op {
 #define TOE_ABI_SO_NREAD                                                                           \
   0x102 /* get only: bytes the device holds for this socket, not yet lent                          \
          */
+/* 1.2, TOE_ABI_CAP_ORIGIN: the owner tag of a socket carried for another program (0x300..0x3ff).
+ * Set only by a session whose hello said TOE_ABI_ORIGIN_PROXY (others get -EPERM); STATS FLOWS
+ * then shows the tag instead of the session's own pid and name. */
+#define TOE_ABI_SO_OWNER_PID 0x300     /* the application's pid (0..INT32_MAX; 0: unknown) */
+#define TOE_ABI_SO_OWNER_COMM_LO 0x301 /* bytes 0..7 of its name, little-endian in the value */
+#define TOE_ABI_SO_OWNER_COMM_HI 0x302 /* bytes 8..15 */
 
 struct toe_abi_sqe {
   uint8_t opcode;     /* enum toe_abi_op */
@@ -352,6 +386,12 @@ struct toe_abi_sqe {
       uint64_t buf_off;
       uint8_t reserved[32];
     } stats;
+    /* 1.2: SHARE has no arguments (every byte of u is reserved). */
+    struct {
+      uint64_t token;     /* from a SHARE completion (of any session of the same uid) */
+      uint64_t sock_data; /* echoed as user_data in every event of the adopted handle */
+      uint8_t reserved[32];
+    } adopt;
     struct {                  /* 1.2 CAPTURE */
       uint64_t buf_off;       /* filter expression: [buf_off, buf_off + len) in the buffer area */
       uint32_t len;           /* 0: every frame; at most TOE_ABI_CAPTURE_FILTER_MAX */
@@ -361,6 +401,11 @@ struct toe_abi_sqe {
     } capture;
   } u;
 };
+
+/* ADOPT completion: what the adopted socket is (u.adopt.state). */
+#define TOE_ABI_ADOPT_LISTENING 1 /* a TCP listener */
+#define TOE_ABI_ADOPT_BOUND 2     /* a UDP socket without a default peer */
+#define TOE_ABI_ADOPT_CONNECTED 3 /* a UDP socket with a default peer */
 
 /* ---------------------------------------------------------------------------------------------
  * Completion queue entries (device -> host)
@@ -415,6 +460,16 @@ struct toe_abi_cqe {
       int64_t value;
       uint8_t reserved[32];
     } sockopt;
+    struct {          /* 1.2: completion of SHARE */
+      uint64_t token; /* random, non-zero, adoptable once, for a few seconds (transport.md) */
+      uint8_t reserved[32];
+    } share;
+    struct { /* 1.2: completion of ADOPT (cqe.handle is the new handle) */
+      struct toe_abi_sockaddr local;
+      uint8_t proto; /* TOE_ABI_PROTO_* */
+      uint8_t state; /* TOE_ABI_ADOPT_* */
+      uint8_t reserved[14];
+    } adopt;
     struct {            /* 1.2: EV_CAPTURE, and the completion of CAPTURE STOP (buf_id 0) */
       uint32_t buf_id;  /* lent buffer of pcap records (the host returns it on the fill ring) */
       uint32_t offset;  /* records start here inside the buffer (0) */
@@ -491,9 +546,11 @@ struct toe_abi_flows_hdr {
 struct toe_abi_flow {
   uint8_t proto;     /* TOE_ABI_PROTO_* */
   uint8_t tcp_state; /* enum toe_tcp_state (toe/tcp.h); 0 for UDP */
-  uint16_t reserved0;
+  uint8_t origin;    /* 1.2: the owning session's TOE_ABI_ORIGIN_* (0 for the device's own) */
+  uint8_t reserved0;
   uint32_t client_id; /* owning session (hello reply's client_id); 0: the device's own */
-  uint32_t pid;       /* the owner's pid and uid from the kernel's peer credentials; 0 if none */
+  uint32_t pid; /* the owner's pid and uid from the kernel's peer credentials; 0 if none (1.2: the
+                  socket's owner tag, when a proxy session set one) */
   uint32_t uid;
   struct toe_abi_sockaddr local;
   struct toe_abi_sockaddr remote; /* zero for listeners and unconnected UDP sockets */
@@ -506,7 +563,8 @@ struct toe_abi_flow {
   uint64_t retrans_segs; /* TCP segments retransmitted */
   uint64_t rx_bytes;     /* bytes delivered to the owning host (0 for the device's own flows) */
   uint64_t tx_bytes;     /* bytes taken from the owning host's SENDs */
-  char comm[16];         /* the owner's process name (from its hello), NUL-padded, printable */
+  char comm[16];         /* the owner's process name (from its hello, or the owner tag), NUL-padded,
+                            printable */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -521,6 +579,7 @@ struct toe_abi_flow {
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_sockaddr) == 24, "sockaddr");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_hello) == 128, "hello");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_hello, comm) == 64, "hello.comm");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_hello, origin) == 28, "hello.origin");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_layout) == 96, "layout");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_layout, buf_off) == 80, "layout.buf_off");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_hello_reply) == 128, "reply");
@@ -539,12 +598,15 @@ TOE_ABI_ASSERT_(sizeof(struct toe_abi_cqe) == TOE_ABI_CQE_SIZE, "cqe");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, type) == 16, "cqe.type");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u) == 24, "cqe.u");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.data.from) == 40, "cqe.data.from");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u.adopt.sock_data) == 24, "sqe.adopt.sock_data");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.adopt.proto) == 48, "cqe.adopt.proto");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_sock_stats) == 104, "sock_stats");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u.capture.capture_flags) == 32, "sqe.capture");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.capture.dropped) == 48, "cqe.capture.dropped");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flows_hdr) == 16, "flows_hdr");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flow) == 128, "flow");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, local) == 16, "flow.local");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, origin) == 2, "flow.origin");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, comm) == 112, "flow.comm");
 
 #endif

@@ -231,6 +231,29 @@
   X(cascaded)  /* timers moved from a coarser wheel level to a finer one */                        \
   X(pending)   /* gauge: timers pending now */
 
+/* Steering between the engine and the host interface (toe/steer.h). */
+#define TOE_COUNTERS_STEER(X)                                                                      \
+  X(to_engine)       /* frames steered to the engine only */                                       \
+  X(to_host)         /* frames steered to the host interface only */                               \
+  X(to_both)         /* frames steered to both (ARP) */                                            \
+  X(not_ours)        /* frames not IPv4 to the shared address (IPv6, other ethertypes, ...) */     \
+  X(fragments)       /* IPv4 fragments to the shared address (engine) */                           \
+  X(tcp_engine)      /* TCP segments matching a filter */                                          \
+  X(tcp_host)        /* TCP segments matching none (the OS's) */                                   \
+  X(udp_engine)      /* UDP datagrams matching a filter */                                         \
+  X(udp_host)        /* UDP datagrams matching none */                                             \
+  X(echo_engine)     /* ICMP echo requests the engine answers */                                   \
+  X(echo_host)       /* ICMP echo requests the OS answers (icmp_echo_host) */                      \
+  X(icmp_err_engine) /* ICMP errors quoting an engine flow */                                      \
+  X(icmp_err_host)   /* ICMP errors quoting anything else */                                       \
+  X(icmp_other)      /* other ICMP (echo replies, timestamps, ...): host */                        \
+  X(other_proto)     /* other IP protocols: host */                                                \
+  X(malformed)       /* unparsable frames: engine (it counts why and drops them) */                \
+  X(filters_inuse)   /* gauge: filters in the table */                                             \
+  X(filters_added)   /* filters created */                                                         \
+  X(filters_removed) /* filters removed */                                                         \
+  X(filter_full)     /* filters that found the table full (a sizing bug: never expected) */
+
 #define TOE_COUNTER_FIELD_(name) uint64_t name;
 
 struct toe_counters_link {
@@ -257,6 +280,9 @@ struct toe_counters_pbuf {
 struct toe_counters_timer {
   TOE_COUNTERS_TIMER(TOE_COUNTER_FIELD_)
 };
+struct toe_counters_steer {
+  TOE_COUNTERS_STEER(TOE_COUNTER_FIELD_)
+};
 
 /* All of a stack's counters. Read with toe_stack_counters(). */
 struct toe_counters {
@@ -268,6 +294,7 @@ struct toe_counters {
   struct toe_counters_tcp tcp;
   struct toe_counters_pbuf pbuf;
   struct toe_counters_timer timer;
+  struct toe_counters_steer steer;
 };
 
 /*

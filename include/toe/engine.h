@@ -60,6 +60,16 @@ typedef void (*toe_tx_fn)(void *ctx, struct toe_pbuf *frame);
  */
 typedef void (*toe_sock_event_fn)(void *ctx, struct toe_sock *s, void *user, uint32_t events);
 
+/*
+ * Port claim callback (toe_config.port_claim), for a device that shares its address with a host OS
+ * (docs/coexistence.md): called with `claim` true before an explicit bind of `port` (`proto` 6 TCP
+ * or 17 UDP) succeeds; returning -TOE_EADDRINUSE (the OS holds the port) fails the bind with that
+ * error, 0 lets it proceed. Called with `claim` false when a socket that was claimed for releases
+ * the port (its return value is then ignored). Ephemeral ports are not claimed: the device's
+ * ephemeral range is reserved from the OS as a whole. Must not call back into the engine.
+ */
+typedef int (*toe_port_claim_fn)(void *ctx, uint8_t proto, uint16_t port, bool claim);
+
 struct toe_config {
   /* interface */
   struct toe_mac mac; /* our MAC address */
@@ -116,6 +126,10 @@ struct toe_config {
   uint16_t ephemeral_lo;         /* ephemeral port range, inclusive; default 49152..65535 */
   uint16_t ephemeral_hi;
 
+  /* coexistence with a host interface (toe/steer.h, docs/coexistence.md) */
+  uint8_t steering;       /* 1: keep the filter table and steer with toe_steer_frame(); default 0 */
+  uint8_t icmp_echo_host; /* 1: echo requests are the OS's to answer (steered to the host) */
+
   /* seed for the engine's pseudo-random numbers (IP ids, ephemeral ports, later ISNs' secret) */
   uint64_t random_seed;
   uint8_t secret[16]; /* per-device secret for keyed hashes; caller fills it with random bytes */
@@ -123,7 +137,8 @@ struct toe_config {
   /* callbacks */
   toe_tx_fn tx;
   toe_sock_event_fn sock_event; /* may be NULL */
-  void *ctx;                    /* passed to both callbacks */
+  toe_port_claim_fn port_claim; /* may be NULL: no claims */
+  void *ctx;                    /* passed to every callback */
 };
 
 /* Fills `cfg` with the defaults above (addresses zero, callbacks NULL). */
@@ -275,5 +290,9 @@ int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local,
 
 /* Closes the socket and frees its queued data. The pointer is invalid afterwards. */
 void toe_sock_close(struct toe_stack *st, struct toe_sock *s);
+
+/* Replaces the `user` pointer given at open: later events carry the new one (the device hands a
+ * socket shared by several clients over from one holder to another). */
+void toe_sock_set_user(struct toe_sock *s, void *user);
 
 #endif

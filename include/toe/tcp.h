@@ -111,7 +111,8 @@ enum toe_sockopt {
   TOE_SO_RCVBUF = 1,   /* receive buffer bytes (window), clamped to cfg limits */
   TOE_SO_SNDBUF,       /* send buffer bytes */
   TOE_SO_KEEPALIVE,    /* 0/1 */
-  TOE_SO_REUSEADDR,    /* 0/1: bind may reuse a port held by TIME_WAIT connections */
+  TOE_SO_REUSEADDR,    /* 0/1: TCP: bind may reuse a port held by TIME_WAIT connections;
+                          UDP (its only option): sockets that all set it share a port */
   TOE_TCP_NODELAY,     /* 0/1: disable Nagle */
   TOE_TCP_KEEPIDLE,    /* seconds before the first keepalive probe */
   TOE_TCP_KEEPINTVL,   /* seconds between probes */
@@ -123,7 +124,8 @@ enum toe_sockopt {
 #define TOE_CC_NEWRENO 1
 #define TOE_CC_CUBIC 2
 
-/* Errors: -TOE_ENOPROTOOPT unknown option, -TOE_EINVAL bad value or state. */
+/* Errors: -TOE_ENOPROTOOPT unknown option (on UDP: all but TOE_SO_REUSEADDR), -TOE_EINVAL bad
+ * value or state, -TOE_EBADF not an open socket. */
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value);
 int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int opt, int64_t *value);
 

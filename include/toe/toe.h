@@ -135,7 +135,16 @@ struct toe_attach_opts {
   uint32_t max_handles;   /* sockets this process may hold at once, or 0 */
   uint32_t rx_bufs;       /* buffers given to the device for receiving (0: half of them) */
   const char *comm;       /* process name shown by toectl (NULL: this process's name) */
+  uint32_t origin;        /* how this session's flows come (TOE_ORIGIN_*; default NATIVE) */
 };
+
+/* toe_attach_opts.origin, shown by `toectl flows` (ABI 1.2, TOE_ABI_CAP_ORIGIN): a program that
+ * links libtoe itself, libtoe-preload.so inside an unmodified program, or toe-proxyd carrying
+ * other programs' flows. A device older than ABI 1.2 refuses a session whose origin is not
+ * NATIVE (-EINVAL: the field was reserved). */
+#define TOE_ORIGIN_NATIVE 0
+#define TOE_ORIGIN_PRELOAD 1
+#define TOE_ORIGIN_PROXY 2
 
 /* Fills `o` with the defaults. */
 void toe_attach_opts_init(struct toe_attach_opts *o);
@@ -230,6 +239,26 @@ int toe_listen(toe_dev *dev, int sd, int backlog);
 int toe_accept(toe_dev *dev, int sd, struct sockaddr *peer, socklen_t *len);
 
 /*
+ * Sharing a socket with another session (ABI 1.2, TOE_ABI_CAP_SHARE; docs/transport.md "Sharing
+ * a socket between sessions"): what fork() needs to give a child the parent's listener.
+ *
+ * toe_share: a one-time token for listener or UDP socket `sd` (*token, random, non-zero); any
+ * session of the same uid may adopt it within a few seconds. The socket then lives until every
+ * holder closed it (and the token was adopted or expired). A listener becomes *lazy*: its
+ * posted ACCEPTs are handed back and ACCEPTs are posted again only once this process asks for
+ * connections (toe_accept, or TOE_POLLIN interest in toe_poll_ctl), so connections go to the
+ * holders that serve them. Returns 0, -TOE_EOPNOTSUPP (a TCP socket that is not listening; a
+ * device without the capability), -TOE_EMFILE (the device's token table is full), -TOE_EBADF,
+ * -TOE_ENETDOWN.
+ *
+ * toe_adopt: a new sd in this session for the socket `token` names (a lazy listener, or a UDP
+ * socket, bound or connected as the sharer's). Returns the sd, or -TOE_ENOENT (unknown, used,
+ * expired, or another uid's token), -TOE_EMFILE (no free socket), -TOE_EOPNOTSUPP, -TOE_ENETDOWN.
+ */
+int toe_share(toe_dev *dev, int sd, uint64_t *token);
+int toe_adopt(toe_dev *dev, uint64_t token);
+
+/*
  * TCP: starts the three-way handshake and returns -TOE_EINPROGRESS; TOE_POLLOUT says when it is
  * done, and TOE_OPT_ERROR (or the next call) says how: 0, -TOE_ECONNREFUSED, -TOE_ETIMEDOUT,
  * -TOE_EHOSTUNREACH, -TOE_ENETUNREACH. -TOE_EALREADY while in progress, -TOE_EISCONN after.
@@ -321,6 +350,16 @@ int toe_close(toe_dev *dev, int sd);
 /* Returns 0, or -TOE_ENOPROTOOPT, -TOE_EINVAL (bad value or state), -TOE_EBADF. */
 int toe_setsockopt(toe_dev *dev, int sd, int opt, int64_t value);
 int toe_getsockopt(toe_dev *dev, int sd, int opt, int64_t *value);
+
+/*
+ * Tags a socket with the program it is carried for (ABI 1.2), so that `toectl flows` shows that
+ * program's pid and name instead of this process's: for a session attached with
+ * origin TOE_ORIGIN_PROXY only. `comm` (up to 15 bytes are used; NULL: none) need not be
+ * NUL-terminated past 16 bytes; pid 0 means unknown. Returns 0, or -TOE_EBADF, -TOE_EPERM (the
+ * session is not a proxy's), -TOE_ENOPROTOOPT (the device does not grant TOE_ABI_CAP_ORIGIN),
+ * -TOE_EINVAL (pid above INT32_MAX), -TOE_ENETDOWN.
+ */
+int toe_set_owner(toe_dev *dev, int sd, uint32_t pid, const char *comm);
 
 /*
  * The socket's local and peer addresses as struct sockaddr_in (*len in: room, out: the full

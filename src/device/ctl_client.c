@@ -21,6 +21,9 @@
 
 #include "device/ctl_client.h"
 
+#include "toe/steer.h"
+
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,6 +32,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define SQ_BATCH 64u        /* SQEs copied out per ring read */
@@ -183,10 +187,114 @@ bool ctl_sock_event(struct toed_ctl_dev *dev, void *user, uint32_t events)
     return false;
   struct ctl_sock *k = user;
   if (!k->cl)
-    return true; /* freed since the engine queued the event */
+    return true; /* freed since the engine queued the event, or a shared socket's anchor */
+  if (k->sh) {
+    /* Every holder sees the shared socket's events (a kernel socket wakes every process
+     * waiting on it); which one takes the connection or the datagram is settled by who asks. */
+    struct ctl_sock *h = k->sh->holders;
+    if (h) {
+      do {
+        h->ev |= events;
+        list_add(h->cl, h, CTL_LIST_WORK);
+        h = h->sh_next;
+      } while (h != k->sh->holders);
+    }
+    return true;
+  }
   k->ev |= events;
   list_add(k->cl, k, CTL_LIST_WORK);
   return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared sockets (SHARE/ADOPT, ABI 1.2)                                                      */
+
+static void share_link(struct ctl_share *sh, struct ctl_sock *k)
+{
+  k->sh = sh;
+  if (!sh->holders) {
+    k->sh_next = k->sh_prev = k;
+    sh->holders = k;
+  } else {
+    struct ctl_sock *h = sh->holders;
+    k->sh_next = h;
+    k->sh_prev = h->sh_prev;
+    h->sh_prev->sh_next = k;
+    h->sh_prev = k;
+  }
+}
+
+static void share_unlink(struct ctl_share *sh, struct ctl_sock *k)
+{
+  if (k->sh_next == k) {
+    sh->holders = NULL;
+  } else {
+    k->sh_prev->sh_next = k->sh_next;
+    k->sh_next->sh_prev = k->sh_prev;
+    if (sh->holders == k)
+      sh->holders = k->sh_next;
+  }
+  if (sh->rr == k)
+    sh->rr = NULL;
+  k->sh = NULL;
+  k->sh_next = k->sh_prev = NULL;
+}
+
+/* The engine socket's events go to a record that exists: a holder, else the anchor. */
+static void share_retarget(struct toed_ctl_dev *dev, struct ctl_share *sh)
+{
+  if (sh->holders) {
+    if (sh->anchor) {
+      sock_free(dev, sh->anchor);
+      sh->anchor = NULL;
+    }
+    toe_sock_set_user(sh->s, sh->holders);
+    return;
+  }
+  if (!sh->anchor) {
+    sh->anchor = sock_alloc(dev); /* cl stays NULL: its events are dropped */
+    if (sh->anchor)
+      sh->anchor->s = sh->s;
+  }
+  toe_sock_set_user(sh->s, sh->anchor);
+}
+
+/* One reference less; the last one closes the engine socket. */
+static void share_put(struct toed_ctl_dev *dev, struct ctl_share *sh)
+{
+  if (--sh->refs > 0) {
+    share_retarget(dev, sh);
+    return;
+  }
+  if (sh->anchor)
+    sock_free(dev, sh->anchor);
+  toe_sock_close(dev->st, sh->s); /* a listener resets what waits in its queue; UDP: closed */
+  if (dev->stats.share_inuse)
+    dev->stats.share_inuse--;
+  free(sh);
+}
+
+void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now)
+{
+  for (uint32_t i = 0; dev->tokens_live && i < CTL_TOKENS; i++) {
+    struct ctl_token *t = &dev->tokens[i];
+    if (!t->token || now < t->expires)
+      continue;
+    struct ctl_share *sh = t->sh;
+    memset(t, 0, sizeof(*t));
+    dev->tokens_live--;
+    dev->stats.share_expired++;
+    share_put(dev, sh);
+  }
+}
+
+toe_time_t ctl_tokens_next(const struct toed_ctl_dev *dev)
+{
+  toe_time_t t = TOE_TIME_NEVER;
+  for (uint32_t i = 0; dev->tokens_live && i < CTL_TOKENS; i++)
+    if (dev->tokens[i].token && dev->tokens[i].expires < t)
+      t = dev->tokens[i].expires;
+  return t;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -378,6 +486,14 @@ static void sock_close(struct ctl_client *cl, struct ctl_sock *k, bool abort)
   if (k->held) {
     toe_pbuf_free(st, k->held);
     k->held = NULL;
+  }
+  struct ctl_share *sh = k->sh;
+  if (sh) {
+    /* One holder less: the socket lives on while another holder or a token has it. */
+    share_unlink(sh, k);
+    sock_release(cl, k);
+    share_put(cl->dev, sh);
+    return;
   }
   /* The record goes first: the engine may report other sockets' events from inside the close,
    * never this one's (it unlinks them), and nothing may find a half-freed record. */
@@ -650,6 +766,20 @@ static bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
     addr_to_abi(&peer, &cqe.u.accept.peer);
     finish(cl, &cqe, &cl->ops[i].sqe, 0);
     op_free(cl, i);
+    if (k->sh && k->sh->holders != k->sh->holders->sh_next) {
+      /* A shared listener: one connection per holder and round, so that every holder that
+       * asks gets its turn (pre-forked workers share the load). The others look now; this one
+       * looks again next round. */
+      k->sh->rr = k;
+      for (struct ctl_sock *o = k->sh_next; o != k; o = o->sh_next)
+        if (o->acceptq_head != CTL_NONE)
+          list_add(o->cl, o, CTL_LIST_WORK);
+      if (k->acceptq_head != CTL_NONE) {
+        list_add(cl, k, CTL_LIST_WAIT);
+        cl->resources = true;
+      }
+      return false;
+    }
   }
   return false;
 }
@@ -670,10 +800,11 @@ static void op_shutdown(struct ctl_client *cl, struct ctl_sock *k, const struct 
   finish_res(cl, sqe, rc);
 }
 
-/* Socket-level options the engine keeps only for TCP: a UDP socket remembers them. */
+/* Socket-level options the engine keeps only for TCP: a UDP socket remembers them. (SO_REUSEADDR
+ * goes to the engine, where it lets UDP sockets share a port.) */
 static bool udp_local_opt(uint32_t opt)
 {
-  return opt == TOE_ABI_SO_RCVBUF || opt == TOE_ABI_SO_SNDBUF || opt == TOE_ABI_SO_REUSEADDR;
+  return opt == TOE_ABI_SO_RCVBUF || opt == TOE_ABI_SO_SNDBUF;
 }
 
 static void op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
@@ -681,7 +812,22 @@ static void op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struc
   uint32_t opt = sqe->u.sockopt.opt;
   int64_t v = sqe->u.sockopt.value;
   int rc = 0;
-  if (opt == TOE_ABI_SO_RXBUFS) {
+  if (opt == TOE_ABI_SO_OWNER_PID || opt == TOE_ABI_SO_OWNER_COMM_LO ||
+      opt == TOE_ABI_SO_OWNER_COMM_HI) {
+    /* Only a proxy speaks for other programs; anyone else would be forging the flow table. */
+    if (cl->origin != TOE_ABI_ORIGIN_PROXY) {
+      rc = -TOE_EPERM;
+    } else if (opt == TOE_ABI_SO_OWNER_PID) {
+      k->owner_pid = (uint32_t)v; /* validated: 0..INT32_MAX */
+      k->owner_set = true;
+    } else {
+      /* 8 name bytes, little-endian in the value; shown only after sanitising (flow_owner) */
+      uint8_t *dst = (uint8_t *)k->owner_comm + (opt == TOE_ABI_SO_OWNER_COMM_HI ? 8 : 0);
+      for (int i = 0; i < 8; i++)
+        dst[i] = (uint8_t)((uint64_t)v >> (8 * i));
+      k->owner_set = true;
+    }
+  } else if (opt == TOE_ABI_SO_RXBUFS) {
     struct toe_abi_hslot *sl = &cl->slots[k->index];
     bool more = (uint32_t)v > sl->rx_max;
     sl->rx_max = (uint32_t)v; /* validated: 1..buf_count */
@@ -732,6 +878,18 @@ static void op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struc
   case TOE_ABI_SO_NREAD:
     v = sock_nread(k);
     break;
+  case TOE_ABI_SO_OWNER_PID:
+    v = k->owner_pid;
+    break;
+  case TOE_ABI_SO_OWNER_COMM_LO:
+  case TOE_ABI_SO_OWNER_COMM_HI: {
+    const uint8_t *src = (const uint8_t *)k->owner_comm + (opt == TOE_ABI_SO_OWNER_COMM_HI ? 8 : 0);
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+      u |= (uint64_t)src[i] << (8 * i);
+    v = (int64_t)u;
+    break;
+  }
   default:
     if (k->proto == TOE_ABI_PROTO_UDP && udp_local_opt(opt))
       v = k->udp_opt[opt];
@@ -790,6 +948,10 @@ static void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe
     break;
   case TOE_ABI_STATS_FLOWS:
     full = ctl_flows_build(dev);
+    src = dev->scratch;
+    break;
+  case TOE_ABI_STATS_FILTERS:
+    full = ctl_filters_text(dev);
     src = dev->scratch;
     break;
   default: /* refused by validation */
@@ -972,6 +1134,127 @@ void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, size_t len
   cp->pending++;
 }
 
+/*
+ * SHARE: a token that lets a session of the same uid adopt k (a listener or a UDP socket). A
+ * listener's posted ACCEPTs are handed back first (-ECONNABORTED): from now on connections go
+ * only to holders that ask for them, so a process that shares a listener and never accepts on
+ * it again (a pre-fork server's master) does not take connections nobody will serve.
+ */
+static void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
+{
+  struct toed_ctl_dev *dev = cl->dev;
+  ctl_tokens_expire(dev, cl->now);
+  struct ctl_token *t = NULL;
+  for (uint32_t i = 0; i < CTL_TOKENS && !t; i++)
+    if (!dev->tokens[i].token)
+      t = &dev->tokens[i];
+  if (!t) {
+    finish_res(cl, sqe, -TOE_EMFILE);
+    return;
+  }
+  uint64_t tok = 0;
+  while (!tok) {
+    if (getrandom(&tok, sizeof(tok), 0) != (ssize_t)sizeof(tok)) {
+      finish_res(cl, sqe, -TOE_EAGAIN);
+      return;
+    }
+  }
+  if (!k->sh) {
+    struct ctl_share *sh = calloc(1, sizeof(*sh));
+    if (!sh) {
+      finish_res(cl, sqe, -TOE_ENOMEM);
+      return;
+    }
+    sh->s = k->s;
+    sh->proto = k->proto;
+    sh->refs = 1;
+    share_link(sh, k);
+    dev->stats.share_inuse++;
+  }
+  if (k->proto == TOE_ABI_PROTO_TCP)
+    cancel_ops(cl, k, -TOE_ECONNABORTED, false, false);
+  k->sh->refs++;
+  t->token = tok;
+  t->uid = cl->uid;
+  t->expires = cl->now + CTL_TOKEN_TTL_NS;
+  t->sh = k->sh;
+  dev->tokens_live++;
+  dev->stats.share_tokens++;
+  struct toe_abi_cqe cqe;
+  memset(&cqe, 0, sizeof(cqe));
+  cqe.u.share.token = tok;
+  finish(cl, &cqe, sqe, 0);
+}
+
+/* ADOPT: a handle of this session to the socket a token names (the token is used up). */
+static void op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
+{
+  struct toed_ctl_dev *dev = cl->dev;
+  struct toe_abi_cqe cqe;
+  memset(&cqe, 0, sizeof(cqe));
+  ctl_tokens_expire(dev, cl->now);
+  struct ctl_token *t = NULL;
+  for (uint32_t i = 0; i < CTL_TOKENS && !t; i++)
+    if (dev->tokens[i].token && dev->tokens[i].token == sqe->u.adopt.token)
+      t = &dev->tokens[i];
+  if (!t || t->uid != cl->uid) {
+    /* Unknown and foreign tokens look the same: a client learns nothing of others'. */
+    dev->stats.share_refused++;
+    finish(cl, &cqe, sqe, -TOE_ENOENT);
+    return;
+  }
+  if (cl->abi.handles_inuse >= cl->abi.layout.max_handles) {
+    finish(cl, &cqe, sqe, -TOE_EMFILE); /* the token stays: the client may close one and retry */
+    return;
+  }
+  struct ctl_share *sh = t->sh;
+  uint32_t h = 0;
+  struct ctl_sock *n = sock_alloc(dev);
+  int rc = n ? toe_abi_handle_alloc(&cl->abi, sh->proto, TOE_ABI_AF_INET, &h) : -TOE_EMFILE;
+  if (rc < 0) {
+    if (n)
+      sock_free(dev, n);
+    finish(cl, &cqe, sqe, rc);
+    return;
+  }
+  memset(t, 0, sizeof(*t)); /* its reference goes to the new holder */
+  dev->tokens_live--;
+  n->cl = cl;
+  n->s = sh->s;
+  n->proto = sh->proto;
+  n->handle = h;
+  n->index = TOE_ABI_HANDLE_INDEX(h);
+  n->sock_data = sqe->u.adopt.sock_data;
+  cl->hs[n->index] = n;
+  share_link(sh, n);
+  share_retarget(dev, sh);
+  struct toe_sockaddr local, remote;
+  toe_sock_name(sh->s, &local, &remote);
+  uint8_t state;
+  if (sh->proto == TOE_ABI_PROTO_TCP) {
+    state = TOE_ABI_ADOPT_LISTENING;
+    cl->slots[n->index].state = TOE_ABI_HS_LISTENING;
+  } else if (remote.family) {
+    state = TOE_ABI_ADOPT_CONNECTED;
+    cl->slots[n->index].state = TOE_ABI_HS_CONNECTED;
+  } else {
+    state = TOE_ABI_ADOPT_BOUND;
+    cl->slots[n->index].state = TOE_ABI_HS_BOUND;
+  }
+  dev->stats.socks_inuse++;
+  dev->stats.socks_opened++;
+  dev->stats.share_adopted++;
+  if (sh->proto == TOE_ABI_PROTO_UDP) {
+    n->flags |= SF_RX; /* datagrams may be waiting already */
+    list_add(cl, n, CTL_LIST_WORK);
+  }
+  addr_to_abi(&local, &cqe.u.adopt.local);
+  cqe.u.adopt.proto = sh->proto;
+  cqe.u.adopt.state = state;
+  cqe.handle = h;
+  finish(cl, &cqe, sqe, 0);
+}
+
 /* Executes an op on socket k now (nothing ahead of it waits). */
 static void exec_op(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
 {
@@ -1017,6 +1300,9 @@ static void exec_op(struct ctl_client *cl, struct ctl_sock *k, const struct toe_
     break;
   case TOE_ABI_OP_STATS:
     op_stats(cl, k, sqe);
+    break;
+  case TOE_ABI_OP_SHARE:
+    op_share(cl, k, sqe);
     break;
   default:
     finish_res(cl, sqe, -TOE_EOPNOTSUPP); /* not reached: validated */
@@ -1135,6 +1421,9 @@ static void submit(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     return;
   case TOE_ABI_OP_OPEN:
     op_open(cl, sqe);
+    return;
+  case TOE_ABI_OP_ADOPT:
+    op_adopt(cl, sqe);
     return;
   case TOE_ABI_OP_STATS:
     if (!k) {
@@ -1837,6 +2126,34 @@ size_t ctl_counters_text(struct toed_ctl_dev *dev)
   return t.failed ? SIZE_MAX : t.len;
 }
 
+static void filter_line(void *arg, const struct toe_filter_info *f)
+{
+  struct text_ctx *t = arg;
+  static const char *const kinds[] = {"?", "local", "conn", "timewait"};
+  char line[160];
+  int n = snprintf(line, sizeof line, "%s %s %u.%u.%u.%u %u %u.%u.%u.%u %u %u %llu %llu\n",
+                   f->proto == 6 ? "tcp" : "udp", kinds[f->kind <= 3 ? f->kind : 0], f->laddr >> 24,
+                   (f->laddr >> 16) & 255u, (f->laddr >> 8) & 255u, f->laddr & 255u, f->lport,
+                   f->raddr >> 24, (f->raddr >> 16) & 255u, (f->raddr >> 8) & 255u, f->raddr & 255u,
+                   f->rport, f->refs, (unsigned long long)f->frames, (unsigned long long)f->bytes);
+  if (n <= 0 || (size_t)n >= sizeof line || !scratch_reserve(t->dev, t->len + (size_t)n)) {
+    t->failed = true;
+    return;
+  }
+  memcpy(t->dev->scratch + t->len, line, (size_t)n);
+  t->len += (size_t)n;
+}
+
+size_t ctl_filters_text(struct toed_ctl_dev *dev)
+{
+  struct text_ctx t = {dev, 0, false};
+  /* An empty table still answers (a zero-length result), so reserve the first byte. */
+  if (!scratch_reserve(dev, 1))
+    return SIZE_MAX;
+  toe_filter_visit(dev->st, filter_line, &t);
+  return t.failed ? SIZE_MAX : t.len;
+}
+
 struct owner {
   uintptr_t s;
   const struct ctl_sock *k;
@@ -1874,9 +2191,18 @@ static void flow_owner(struct toe_abi_flow *r, const struct ctl_sock *k)
 {
   const struct ctl_client *cl = k->cl;
   r->client_id = cl->client_id;
+  r->origin = cl->origin;
   r->pid = (uint32_t)cl->pid;
   r->uid = (uint32_t)cl->uid;
   memcpy(r->comm, cl->comm, sizeof(r->comm));
+  if (k->owner_set) {
+    /* A proxy's flow belongs to the program it carries: its tag, made printable like a hello's
+     * name (cl->comm already is), stops at the first NUL. */
+    r->pid = k->owner_pid;
+    memset(r->comm, 0, sizeof(r->comm));
+    for (size_t i = 0; i < sizeof(r->comm) - 1 && k->owner_comm[i]; i++)
+      r->comm[i] = isprint((unsigned char)k->owner_comm[i]) ? k->owner_comm[i] : '?';
+  }
   r->rx_bytes = k->rx_bytes;
   r->tx_bytes = k->tx_bytes;
 }

@@ -72,7 +72,12 @@
   X(socks_reset_on_end) /* sockets reset because their session ended */                            \
   X(captures)           /* captures started (1.2 CAPTURE) */                                       \
   X(capture_frames)     /* frames copied to captures */                                            \
-  X(capture_dropped)    /* frames a capture matched but dropped: its host was slow */
+  X(capture_dropped)    /* frames a capture matched but dropped: its host was slow */              \
+  X(share_tokens)       /* 1.2: SHARE tokens issued */                                             \
+  X(share_adopted)      /* ... adopted (ADOPT) */                                                  \
+  X(share_expired)      /* ... never adopted, expired */                                           \
+  X(share_refused)      /* ADOPTs refused: unknown, used, expired or another uid's token */        \
+  X(share_inuse)        /* gauge: engine sockets shared by more than one holder or token */
 
 #define TOED_CTL_STAT_FIELD_(name) uint64_t name;
 struct toed_ctl_stats {
@@ -85,6 +90,29 @@ struct ctl_sock;
 /* Captures running at once, device-wide (more are refused with -EBUSY): each costs a filter
  * evaluation and maybe a copy per frame on toed's one thread. */
 #define TOED_CTL_CAPTURES_MAX 8u
+/*
+ * An engine socket held by several handles, in one or several sessions (SHARE/ADOPT, ABI 1.2).
+ * It lives until the last holder closes it and the last token naming it is adopted or expired,
+ * as a kernel socket lives until its last descriptor in any process closes.
+ */
+struct ctl_share {
+  struct toe_sock *s;
+  uint32_t refs;            /* holders + live tokens */
+  struct ctl_sock *holders; /* ring of the holders (sh_next/sh_prev), or NULL */
+  struct ctl_sock *anchor;  /* with no holder left: a record without client that gets events */
+  struct ctl_sock *rr;      /* listener: the holder served last */
+  uint8_t proto;
+};
+
+/* A SHARE token: random, adoptable once, by a client of the same uid, until `expires`. */
+struct ctl_token {
+  uint64_t token; /* 0: free */
+  uid_t uid;
+  toe_time_t expires;
+  struct ctl_share *sh;
+};
+#define CTL_TOKENS 256
+#define CTL_TOKEN_TTL_NS (10ull * 1000000000ull)
 
 /* What all sessions share: the engine, the socket-record pool, counters, the event loop. */
 struct toed_ctl_dev {
@@ -101,6 +129,8 @@ struct toed_ctl_dev {
   uint32_t capturing; /* sessions with a capture running: 0 keeps the frame path free of it */
   struct ctl_client *capturers[TOED_CTL_CAPTURES_MAX]; /* they, so a frame visits only them */
   bool stopping;
+  struct ctl_token tokens[CTL_TOKENS];
+  uint32_t tokens_live;
 };
 
 /* A session's capture (1.2 CAPTURE): frames matching `filter` are written as pcap records into
@@ -117,6 +147,10 @@ struct ctl_capture {
   uint64_t pending; /* frames in the buffer being filled */
   uint64_t dropped;
 };
+/* Drops the tokens that expired by `now` (and the sockets only they held). */
+void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now);
+/* When the next token expires (TOE_TIME_NEVER if none is live). */
+toe_time_t ctl_tokens_next(const struct toed_ctl_dev *dev);
 
 /* How a session ended (counters, dev_status). */
 enum ctl_end_kind {
@@ -157,6 +191,12 @@ struct ctl_sock {
   struct toe_sockaddr held_from;
   uint64_t rx_bytes, tx_bytes;
   int64_t udp_opt[5]; /* UDP: values of the socket-level options the engine keeps for TCP only */
+  struct ctl_sock *sh_next, *sh_prev; /* ring of sh's holders */
+  struct ctl_share *sh;               /* shared with other handles (SHARE/ADOPT), or NULL */
+  /* 1.2 owner tag (TOE_ABI_SO_OWNER_*), set by a proxy session for the program it carries */
+  uint32_t owner_pid;
+  char owner_comm[16];
+  bool owner_set;
   struct ctl_sock *free_next;
 };
 
@@ -178,6 +218,7 @@ struct ctl_client {
   uid_t uid;
   gid_t gid;
   char comm[16];
+  uint8_t origin; /* 1.2: the hello's TOE_ABI_ORIGIN_* */
   uint32_t client_id;
   toe_time_t since;          /* connected at */
   toe_time_t hello_deadline; /* CTL_CS_HELLO */
@@ -287,5 +328,8 @@ size_t ctl_flows_build(struct toed_ctl_dev *dev);
 
 /* Writes the STATS ENGINE text (engine counters, then transport.*) into dev->scratch. */
 size_t ctl_counters_text(struct toed_ctl_dev *dev);
+
+/* The filter table as STATS FILTERS text (abi.h) in dev->scratch; its length, or SIZE_MAX. */
+size_t ctl_filters_text(struct toed_ctl_dev *dev);
 
 #endif

@@ -66,8 +66,9 @@ static void device_limits(struct toe_abi_limits *lim, bool privileged)
   lim->handles_max = 4096;
   lim->region_max = CTL_REGION_MAX;
   /* The flow table shows every client's connections with their pids: only for root or toed's
-   * own user. */
-  lim->caps = privileged ? TOE_ABI_CAPS_1_2 : TOE_ABI_CAPS_1_0;
+   * own user. Sharing and the origin (1.2) are for everyone: they concern the client itself. */
+  lim->caps =
+      privileged ? TOE_ABI_CAPS_1_2 : (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN);
 }
 
 /* Closes descriptors a client passed with a message (nothing it sends carries any). */
@@ -291,6 +292,9 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
     return;
   }
   client_comm(cl, buf.h.comm);
+  /* Checked by toe_abi_negotiate (<= TOE_ABI_ORIGIN_MAX); meaningful only if the client offered
+   * the capability, as every 1.2 client does (an older one sends 0 here: native). */
+  cl->origin = (rep.caps & TOE_ABI_CAP_ORIGIN) ? (uint8_t)buf.h.origin : TOE_ABI_ORIGIN_NATIVE;
   cl->client_id = id;
   int fds[3];
   int rc = ctl_session_start(cl, &rep, fds, now);
@@ -394,6 +398,10 @@ void toed_ctl_run(struct toed_ctl *c, toe_time_t now)
   for (uint32_t i = 0; i < c->nslots && !work; i++)
     work =
         c->clients[i].state == CTL_CS_ACTIVE && ctl_session_next_wake(&c->clients[i], now) <= now;
+  if (c->dev.tokens_live && ctl_tokens_next(&c->dev) <= now) {
+    toe_stack_poll(c->dev.st, now);
+    ctl_tokens_expire(&c->dev, now); /* unused SHARE tokens, and what only they held */
+  }
   if (work && toe_stack_now(c->dev.st) < now)
     toe_stack_poll(c->dev.st, now);
   for (uint32_t i = 0; i < c->nslots; i++) {
@@ -418,6 +426,9 @@ toe_time_t toed_ctl_next_wake(const struct toed_ctl *c, toe_time_t now)
   if (!c->open)
     return TOE_TIME_NEVER;
   toe_time_t t = c->dev.stopping ? c->stop_deadline : TOE_TIME_NEVER;
+  toe_time_t tk = ctl_tokens_next(&c->dev);
+  if (tk < t)
+    t = tk;
   for (uint32_t i = 0; i < c->nslots && t > now; i++) {
     const struct ctl_client *cl = &c->clients[i];
     if (cl->state == CTL_CS_FREE)

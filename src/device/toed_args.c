@@ -41,6 +41,14 @@ void toed_args_usage(FILE *f)
       "  --max-clients N      host sessions at once, 1..4096 (default 64)\n"
       "  --poll-us N          poll the clients' rings N microseconds after activity before\n"
       "                       sleeping on their doorbells, 0..1000000 (default 50)\n"
+      "  --host-if NAME       create the host interface NAME (a TAP carrying the device's MAC):\n"
+      "                       the OS's own view of the port; frames not steered to the engine\n"
+      "                       go up to it, the OS's frames go out on the wire (see\n"
+      "                       docs/coexistence.md)\n"
+      "  --host-addr ADDR/PREFIX\n"
+      "                       also give the host interface this address (usually --addr's)\n"
+      "  --icmp-echo device|host\n"
+      "                       who answers pings to the shared address (default device)\n"
       "  --quiet              log only errors and warnings (no start line, no summary)\n"
       "  --help               show this text\n"
       "\n"
@@ -213,6 +221,9 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         {"ctl-group", "--ctl-group toekit"},
         {"max-clients", "--max-clients 64"},
         {"poll-us", "--poll-us 50"},
+        {"host-if", "--host-if toe0"},
+        {"host-addr", "--host-addr 198.18.0.1/24"},
+        {"icmp-echo", "--icmp-echo host"},
     };
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
@@ -321,9 +332,40 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         return fail(err, errlen, "--poll-us %s: not a number of microseconds 0..1000000 (e.g. %s)",
                     v, "--poll-us 50");
       a->poll_us = (uint32_t)n;
+    } else if (strcmp(name, "host-if") == 0) {
+      if (strlen(v) >= 16 || strpbrk(v, "/ \t\n:\"\\"))
+        return fail(err, errlen,
+                    "--host-if %s: not a usable interface name (at most 15 "
+                    "characters, no '/', ':' or spaces; e.g. %s)",
+                    v, "toe0");
+      a->host_if = v;
+    } else if (strcmp(name, "host-addr") == 0) {
+      char buf[64];
+      const char *slash = strchr(v, '/');
+      unsigned long plen;
+      size_t alen = slash ? (size_t)(slash - v) : 0;
+      if (!slash || alen >= sizeof buf)
+        return fail(err, errlen,
+                    "--host-addr %s: not an IPv4 address/prefix (expected e.g. 198.18.0.1/24)", v,
+                    NULL);
+      memcpy(buf, v, alen);
+      buf[alen] = 0;
+      if (!parse_ipv4(buf, &a->host_addr) || !parse_uint(slash + 1, 1, 32, &plen))
+        return fail(err, errlen,
+                    "--host-addr %s: not an IPv4 address/prefix (expected e.g. 198.18.0.1/24)", v,
+                    NULL);
+      a->host_prefix_len = (uint8_t)plen;
+    } else if (strcmp(name, "icmp-echo") == 0) {
+      if (strcmp(v, "host") == 0)
+        a->icmp_echo_host = true;
+      else if (strcmp(v, "device") != 0)
+        return fail(err, errlen, "--icmp-echo %s: expected 'device' or 'host'", v, NULL);
     }
   }
 
+  if ((a->host_addr || a->icmp_echo_host) && !a->host_if)
+    return fail(err, errlen, "--host-addr and --icmp-echo need --host-if (e.g. --host-if toe0)",
+                NULL, NULL);
   if (!a->wire)
     return fail(err, errlen, "no --wire interface given (e.g. --wire eth1; see toed --help)", NULL,
                 NULL);

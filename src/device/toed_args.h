@@ -35,6 +35,10 @@ struct toed_args {
   const char *ctl_group; /* --ctl-group GROUP or NULL */
   uint32_t poll_us;      /* --poll-us: ring polling after activity before sleeping */
   uint32_t max_clients;  /* --max-clients: host sessions at once */
+  const char *host_if;   /* --host-if NAME: the host interface (TAP), NULL = none */
+  uint32_t host_addr;    /* --host-addr A.B.C.D/N for it, host order, 0 = leave unconfigured */
+  uint8_t host_prefix_len;
+  bool icmp_echo_host; /* --icmp-echo host: pings are the OS's to answer */
 };
 
 #define TOED_DEFAULT_POLL_US 50u

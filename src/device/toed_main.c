@@ -15,12 +15,15 @@
 #define _GNU_SOURCE
 
 #include "device/ctl_server.h"
+#include "device/host_if.h"
 #include "device/link.h"
 #include "device/pcap_writer.h"
 #include "device/port_guard.h"
+#include "device/port_share.h"
 #include "device/services.h"
 #include "device/toed_args.h"
 #include "toe/engine.h"
+#include "toe/steer.h"
 
 #include <errno.h>
 #include <net/if.h>
@@ -70,6 +73,11 @@ struct toed {
   bool svc_open;
   struct toed_ctl ctl; /* the control socket: host clients (libtoe) */
   bool ctl_open;
+  struct toed_host_if hif; /* --host-if: the OS's view of the port */
+  bool hif_open;
+  struct toed_port_share ports; /* with a host interface: ports shared with the OS */
+  bool ports_open;
+  toe_time_t next_carrier_check;
 
   int epfd, tfd, sfd;
   toe_time_t armed; /* what the timerfd is set to (TOE_TIME_NEVER: disarmed) */
@@ -162,6 +170,12 @@ static void on_sock_event(void *ctx, struct toe_sock *s, void *user, uint32_t ev
   toed_services_on_event(&d->svc, user, events);
 }
 
+static int on_port_claim(void *ctx, uint8_t proto, uint16_t port, bool claim)
+{
+  struct toed *d = ctx;
+  return d->ports_open ? toed_port_share_claim(&d->ports, proto, port, claim) : 0;
+}
+
 static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns)
 {
   struct toed *d = ctx;
@@ -173,7 +187,50 @@ static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns)
    * stale engine clock arms timers in the past (a segment sent at a time already gone gets its
    * tail-loss probe at once). A full pool is counted by the engine (link.rx_drop_nobuf). */
   d->now = mono_now();
-  (void)toe_stack_input_copy(d->st, frame, len, d->now);
+  /* With a host interface the filter table decides (toe/steer.h); without, all is the engine's. */
+  unsigned to = d->hif_open ? toe_steer_frame(d->st, frame, len) : TOE_STEER_ENGINE;
+  if (to & TOE_STEER_HOST)
+    toed_host_if_up(&d->hif, frame, len);
+  if (to & TOE_STEER_ENGINE)
+    (void)toe_stack_input_copy(d->st, frame, len, d->now);
+}
+
+/* Frames the OS sent on the host interface: to the wire, unless a coexistence rule stops them. */
+static void drain_host_if(struct toed *d)
+{
+  for (unsigned i = 0; i < RX_BUDGET; i++) {
+    int n = toed_host_if_read(&d->hif);
+    if (n <= 0)
+      return;
+    const uint8_t *f = d->hif.buf;
+    if (!toed_host_if_may_send(&d->hif, d->st, d->args.addr, f, (size_t)n))
+      continue;
+    /* The driver copies from a borrowed chain; this one-buffer chain is not from the pool. */
+    struct toe_pbuf pb;
+    memset(&pb, 0, sizeof pb);
+    pb.data = d->hif.buf;
+    pb.len = (uint16_t)(n > 65535 ? 65535 : n);
+    pb.tot_len = pb.len;
+    pb.refcnt = 1;
+    if (d->link.ops->tx(&d->link, &pb) == 0) {
+      d->hif.stats.to_wire++;
+      if (d->pcap.f)
+        toed_pcap_write(&d->pcap, f, pb.len, real_now());
+      if (d->ctl_open)
+        toed_ctl_capture(&d->ctl, f, pb.len, NULL, real_now()); /* the OS's frames too */
+    } else {
+      d->hif.stats.drop_tx_error++;
+    }
+  }
+}
+
+/* The host interface's carrier follows the wire's (checked once a second). */
+static void follow_carrier(struct toed *d)
+{
+  if (!d->hif_open || d->now < d->next_carrier_check)
+    return;
+  toed_host_if_set_carrier(&d->hif, toed_if_running(d->args.wire));
+  d->next_carrier_check = d->now + TOE_SEC(1);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -214,6 +271,11 @@ static void summary_driver(void *arg, const char *name, uint64_t value)
   summary_add(arg, "driver", name, value);
 }
 
+static void summary_host_if(void *arg, const char *name, uint64_t value)
+{
+  summary_add(arg, "host_if", name, value);
+}
+
 /* "udp/echo:7" becomes the layer "svc_udp_echo_7". */
 static void summary_service(void *arg, const char *label, const char *name, uint64_t value)
 {
@@ -246,6 +308,14 @@ static void print_summary(struct toed *d)
   if (d->ctl_open) {
     memset(&s, 0, sizeof s);
     toed_ctl_visit(&d->ctl, summary_add, &s);
+    summary_flush(&s);
+  }
+  if (d->args.host_if) {
+    memset(&s, 0, sizeof s);
+    toed_host_if_stats_visit(&d->hif.stats, summary_host_if, &s);
+    summary_add(&s, "host_if", "port_claims", d->ports.claims);
+    summary_add(&s, "host_if", "port_refused", d->ports.refused);
+    summary_add(&s, "host_if", "port_shadow_fail", d->ports.shadow_fail);
     summary_flush(&s);
   }
   if (d->args.pcap) {
@@ -306,8 +376,10 @@ static int setup_loop(struct toed *d, sigset_t *mask, char *err, size_t errlen)
     snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
     return -1;
   }
-  int fds[3] = {d->link.ops->fd(&d->link), d->tfd, d->sfd};
-  for (int i = 0; i < 3; i++) {
+  int fds[4] = {d->link.ops->fd(&d->link), d->tfd, d->sfd, d->hif_open ? d->hif.fd : -1};
+  for (int i = 0; i < 4; i++) {
+    if (fds[i] < 0)
+      continue;
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
     if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
       snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
@@ -397,6 +469,10 @@ static int run_loop(struct toed *d)
       toed_services_run(&d->svc, SVC_BUDGET);
     if (d->ctl_open)
       toed_ctl_run(&d->ctl, d->now); /* every client's rings, in one batch */
+    if (d->hif_open) {
+      drain_host_if(d);
+      follow_carrier(d);
+    }
     int frc = d->link.ops->flush(&d->link);
     if (frc < 0)
       ratelimited(&d->rl_tx, d->now, "transmit failed on %s: %s", d->args.wire, strerror(-frc));
@@ -412,6 +488,8 @@ static int run_loop(struct toed *d)
     toe_time_t wake = toe_stack_next_deadline(d->st);
     if (d->pcap.f && d->next_pcap_flush < wake)
       wake = d->next_pcap_flush;
+    if (d->hif_open && d->next_carrier_check < wake)
+      wake = d->next_carrier_check;
     /* The engine just ran its timers; a deadline that is still not in the future is a wheel slot
      * boundary, not work: wait a little instead of spinning on it. */
     if (wake <= d->now)
@@ -466,6 +544,8 @@ static int run_loop(struct toed *d)
           d->stop_signal = (int)si.ssi_signo;
         break;
       }
+      case 3:
+        break; /* the host interface: drained at the top of the loop */
       default:
         if (d->ctl_open && toed_ctl_is_tag(evs[i].data.u64))
           toed_ctl_on_epoll(&d->ctl, evs[i].data.u64, evs[i].events, d->now);
@@ -481,6 +561,12 @@ static void teardown(struct toed *d)
 {
   if (d->ctl_open)
     toed_ctl_close(&d->ctl);
+  if (d->hif_open)
+    toed_host_if_close(&d->hif);
+  d->hif_open = false;
+  if (d->ports_open && toed_port_share_close(&d->ports) < 0)
+    logmsg("could not restore net.ipv4.ip_local_reserved_ports (check it with sysctl)");
+  d->ports_open = false;
   if (d->svc_open)
     toed_services_close(&d->svc);
   d->svc_open = false;
@@ -585,6 +671,19 @@ int main(int argc, char **argv)
   cfg.tx = on_tx;
   cfg.sock_event = on_sock_event;
   cfg.ctx = &d;
+  if (d.args.host_if) {
+    /* Coexistence with the OS on the host interface (docs/coexistence.md). */
+    cfg.steering = 1;
+    cfg.icmp_echo_host = d.args.icmp_echo_host;
+    cfg.port_claim = on_port_claim;
+    if (toed_port_share_open(&d.ports, d.args.addr, cfg.ephemeral_lo, cfg.ephemeral_hi, err,
+                             sizeof err) < 0) {
+      logmsg("%s", err);
+      teardown(&d);
+      return EXIT_RUNTIME;
+    }
+    d.ports_open = true;
+  }
   int rc = toe_stack_new(&cfg, &d.st);
   if (rc < 0) {
     logmsg("cannot create the engine: %s (check --addr, --gateway and --mtu)", toe_strerror(rc));
@@ -622,6 +721,24 @@ int main(int argc, char **argv)
     return EXIT_RUNTIME;
   }
   d.link_open = true;
+
+  if (d.args.host_if) {
+    struct toed_host_if_params hp = {
+        .name = d.args.host_if,
+        .mac = d.mac,
+        .mtu = d.mtu,
+        .addr = d.args.host_addr,
+        .prefix_len = d.args.host_prefix_len,
+        .carrier = toed_if_running(d.args.wire),
+    };
+    if (toed_host_if_open(&d.hif, &hp, err, sizeof err) < 0) {
+      logmsg("%s", err);
+      teardown(&d);
+      toe_stack_free(d.st);
+      return EXIT_RUNTIME;
+    }
+    d.hif_open = true;
+  }
 
   if (toed_services_open(&d.svc, d.st, d.args.services, d.args.n_services, cfg.random_seed ^ 1,
                          d.args.max_conns, err, sizeof err) < 0) {
@@ -681,6 +798,14 @@ int main(int argc, char **argv)
            d.args.vlan ? vlan : "none", svcs, d.args.pcap ? d.args.pcap : "off", ld, gd);
   }
 
+  if (!quiet && d.hif_open) {
+    char ha[16];
+    logmsg("host interface %s: mac shared, addr %s, icmp echo answered by the %s, ephemeral "
+           "ports %u-%u reserved from the OS",
+           d.hif.name, d.args.host_addr ? toed_fmt_ipv4(d.args.host_addr, ha, sizeof ha) : "unset",
+           d.args.icmp_echo_host ? "host" : "device", (unsigned)cfg.ephemeral_lo,
+           (unsigned)cfg.ephemeral_hi);
+  }
   if (!quiet && d.ctl_open) {
     char cd[256];
     toed_ctl_describe(&d.ctl, cd, sizeof cd);
@@ -701,6 +826,12 @@ int main(int argc, char **argv)
   d.link.ops->flush(&d.link);
   d.link.ops->close(&d.link);
   d.link_open = false;
+  if (d.hif_open)
+    toed_host_if_close(&d.hif); /* the OS's interface goes with the device */
+  d.hif_open = false;
+  if (d.ports_open && toed_port_share_close(&d.ports) < 0)
+    logmsg("could not restore net.ipv4.ip_local_reserved_ports (check it with sysctl)");
+  d.ports_open = false;
   if (toed_port_guard_remove(&d.guard) < 0)
     logmsg("could not fully restore %s (check 'nft list tables' and 'ip link show %s')",
            d.args.wire, d.args.wire);

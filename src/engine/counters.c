@@ -19,6 +19,7 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
 #define VISIT_TCP_(name) VISIT_("tcp", tcp, name)
 #define VISIT_PBUF_(name) VISIT_("pbuf", pbuf, name)
 #define VISIT_TIMER_(name) VISIT_("timer", timer, name)
+#define VISIT_STEER_(name) VISIT_("steer", steer, name)
   TOE_COUNTERS_LINK(VISIT_LINK_)
   TOE_COUNTERS_ARP(VISIT_ARP_)
   TOE_COUNTERS_IP(VISIT_IP_)
@@ -27,6 +28,7 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
   TOE_COUNTERS_TCP(VISIT_TCP_)
   TOE_COUNTERS_PBUF(VISIT_PBUF_)
   TOE_COUNTERS_TIMER(VISIT_TIMER_)
+  TOE_COUNTERS_STEER(VISIT_STEER_)
 #undef VISIT_
 #undef VISIT_LINK_
 #undef VISIT_ARP_
@@ -36,4 +38,5 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
 #undef VISIT_TCP_
 #undef VISIT_PBUF_
 #undef VISIT_TIMER_
+#undef VISIT_STEER_
 }

@@ -19,6 +19,9 @@
 #define TOE_SOCK_F_BOUND 0x01u
 #define TOE_SOCK_F_CONNECTED 0x02u
 #define TOE_SOCK_F_LADDR_AUTO 0x04u /* laddr was filled in by connect (undone on disconnect) */
+#define TOE_SOCK_F_CLAIMED 0x08u    /* cfg.port_claim granted the port: release it on unbind */
+#define TOE_SOCK_F_REUSEADDR                                                                       \
+  0x10u /* UDP: SO_REUSEADDR, the port may be shared (toe_sock_bind_local) */
 
 /* Embedded first in each protocol's socket. */
 struct toe_sock {
@@ -69,10 +72,12 @@ uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t lad
 
 /*
  * Binds `s` (proto set, not yet bound) to `laddr` (0 or our address) and `lport` (0 = ephemeral)
- * and inserts it in the table. The conflict rule is Linux's without SO_REUSEADDR: a port is held
- * once per protocol, unless both binds name different specific addresses.
+ * and inserts it in the table. The conflict rule is Linux's: a port is held once per protocol,
+ * unless both binds name different specific addresses, or (UDP) both sockets set SO_REUSEADDR
+ * (TOE_SOCK_F_REUSEADDR). An explicit port is first claimed with cfg.port_claim, if set (released
+ * on removal).
  * Returns 0, -TOE_EINVAL (already bound), -TOE_EADDRNOTAVAIL (address not ours, or no ephemeral
- * port left) or -TOE_EADDRINUSE.
+ * port left) or -TOE_EADDRINUSE (taken here, or by the host OS according to port_claim).
  */
 int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr, uint16_t lport);
 

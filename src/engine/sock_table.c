@@ -4,6 +4,7 @@
  * protocol (notification, soft errors, names).
  */
 #include "engine/stack.h"
+#include "toe/steer.h"
 
 #include <string.h>
 
@@ -60,6 +61,8 @@ void toe_socktab_insert(struct toe_stack *st, struct toe_sock *s)
   s->hnext = t->bind_hash[b];
   t->bind_hash[b] = s;
   t->bound++;
+  /* The port's traffic is the engine's from now on (toe/steer.h). */
+  toe_filt_add(st, TOE_FILTER_LOCAL, s->proto, s->lport, 0, 0);
 }
 
 void toe_socktab_remove(struct toe_stack *st, struct toe_sock *s)
@@ -71,6 +74,11 @@ void toe_socktab_remove(struct toe_stack *st, struct toe_sock *s)
       *pp = s->hnext;
       s->hnext = NULL;
       t->bound--;
+      toe_filt_del(st, s->proto, s->lport, 0, 0);
+      if (s->flags & TOE_SOCK_F_CLAIMED) {
+        s->flags &= (uint8_t)~TOE_SOCK_F_CLAIMED;
+        (void)st->cfg.port_claim(st->cfg.ctx, s->proto, s->lport, false);
+      }
       return;
     }
   }
@@ -145,6 +153,31 @@ uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t lad
   return 0;
 }
 
+/*
+ * True if binding `s` to (laddr, lport) conflicts with a bound socket. UDP sockets that both set
+ * SO_REUSEADDR share a port, as on Linux (udp_lib_lport_inuse): a UDP server may bind a fresh
+ * socket to its port while an earlier one, connected to a client, still holds it (iperf3 does);
+ * toe_socktab_lookup then gives each datagram to the connected socket of its 4-tuple first. For TCP
+ * SO_REUSEADDR only lets bind take a port held by TIME_WAIT (tcp_sock.c).
+ */
+static bool bind_conflict(const struct toe_stack *st, const struct toe_sock *s, uint32_t laddr,
+                          uint16_t lport)
+{
+  if (s->proto != TOE_IPPROTO_UDP || !(s->flags & TOE_SOCK_F_REUSEADDR))
+    return toe_socktab_port_in_use(st, s->proto, laddr, lport);
+  const struct toe_socktab *t = &st->socks;
+  for (const struct toe_sock *o = t->bind_hash[socktab_bucket(t, s->proto, lport)]; o;
+       o = o->hnext) {
+    if (o->proto != s->proto || o->lport != lport)
+      continue;
+    if (o->laddr != 0 && laddr != 0 && o->laddr != laddr)
+      continue;
+    if (!(o->flags & TOE_SOCK_F_REUSEADDR))
+      return true;
+  }
+  return false;
+}
+
 int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr, uint16_t lport)
 {
   if (s->flags & TOE_SOCK_F_BOUND)
@@ -155,8 +188,14 @@ int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr
     lport = toe_socktab_ephemeral(st, s->proto, laddr);
     if (lport == 0)
       return -TOE_EADDRNOTAVAIL;
-  } else if (toe_socktab_port_in_use(st, s->proto, laddr, lport)) {
+  } else if (bind_conflict(st, s, laddr, lport)) {
     return -TOE_EADDRINUSE;
+  } else if (st->cfg.port_claim) {
+    /* A host OS sharing our address may hold the port (docs/coexistence.md). */
+    int rc = st->cfg.port_claim(st->cfg.ctx, s->proto, lport, true);
+    if (rc < 0)
+      return rc;
+    s->flags |= TOE_SOCK_F_CLAIMED;
   }
   s->laddr = laddr;
   s->lport = lport;
@@ -184,6 +223,12 @@ int toe_sock_error(struct toe_stack *st, struct toe_sock *s)
   int err = s->soft_err;
   s->soft_err = 0;
   return err;
+}
+
+void toe_sock_set_user(struct toe_sock *s, void *user)
+{
+  if (s != NULL && s->proto != 0)
+    s->user = user;
 }
 
 int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local, struct toe_sockaddr *remote)

@@ -3,7 +3,8 @@
  * time-keeping entry points (poll, deadline).
  *
  * Memory layout in the caller's block (each region 64-byte aligned):
- *   struct toe_stack | pbuf pool | ARP table | IPv4 reassembly | socket table | UDP sockets
+ *   struct toe_stack | pbuf pool | ARP table | IPv4 reassembly | socket table | UDP sockets |
+ *   TCP tables | filter table (only with cfg.steering)
  * Every module sizes its own region (toe_*_mem_size) and lays itself out in it (toe_*_init).
  */
 #include "engine/stack.h"
@@ -139,7 +140,7 @@ static bool add_region(size_t *total, size_t n)
 }
 
 struct layout {
-  size_t pool, arp, ip, socks, udp, tcp, total;
+  size_t pool, arp, ip, socks, udp, tcp, filt, total;
 };
 
 static bool compute_layout(const struct toe_config *cfg, struct layout *l)
@@ -167,6 +168,9 @@ static bool compute_layout(const struct toe_config *cfg, struct layout *l)
     return false;
   l->tcp = off;
   if (!add_region(&off, toe_tcp_mem_size(cfg)))
+    return false;
+  l->filt = off;
+  if (!add_region(&off, toe_filt_mem_size(cfg)))
     return false;
   l->total = off;
   return true;
@@ -209,6 +213,7 @@ int toe_stack_create(const struct toe_config *cfg, void *mem, size_t mem_len,
   toe_socktab_init(st, base + l.socks);
   toe_udp_init(st, base + l.udp);
   toe_tcp_init(st, base + l.tcp);
+  toe_filt_init(st, base + l.filt);
   *out = st;
   return 0;
 }

@@ -5,6 +5,7 @@
 #define TOE_ENGINE_STACK_H
 
 #include "engine/arp.h"
+#include "engine/filter_table.h"
 #include "engine/icmp.h"
 #include "engine/ipv4.h"
 #include "engine/pbuf_pool.h"
@@ -32,9 +33,10 @@ struct toe_stack {
   struct toe_icmp_state icmp;
   struct toe_socktab socks;
   struct toe_udp_state udp;
-  struct toe_tcp_tables tcp;  /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
-  struct toe_pmtu_cache pmtu; /* path MTU estimates per destination (engine/pmtu.h) */
-  void *mem_to_free;          /* set by toe_stack_new() */
+  struct toe_tcp_tables tcp;    /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
+  struct toe_filter_table filt; /* steering filters (engine/filter_table.h), if cfg.steering */
+  struct toe_pmtu_cache pmtu;   /* path MTU estimates per destination (engine/pmtu.h) */
+  void *mem_to_free;            /* set by toe_stack_new() */
 };
 
 /* Seeds toe_random() (called at creation with cfg.random_seed; any seed, 0 included, is fine). */

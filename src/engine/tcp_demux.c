@@ -9,6 +9,7 @@
  */
 #include "engine/stack.h"
 #include "engine/tcp.h"
+#include "toe/steer.h"
 #include "wire/byteorder.h"
 #include "wire/checksum.h"
 
@@ -95,6 +96,7 @@ void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp)
   tp->hnext = *b;
   *b = tp;
   st->tcp.conn_hashed++;
+  toe_filt_add(st, TOE_FILTER_CONN, TOE_IPPROTO_TCP, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
 }
 
 void toe_tcp_hash_remove(struct toe_stack *st, struct toe_tcb *tp)
@@ -107,6 +109,7 @@ void toe_tcp_hash_remove(struct toe_stack *st, struct toe_tcb *tp)
       *link = tp->hnext;
       tp->hnext = NULL;
       st->tcp.conn_hashed--;
+      toe_filt_del(st, TOE_IPPROTO_TCP, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
       return;
     }
   }

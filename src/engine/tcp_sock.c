@@ -1040,11 +1040,25 @@ static int set_flag(struct toe_tcb *tp, uint32_t flag, int64_t value)
   return 0;
 }
 
+/* The one option a UDP socket has in the engine: SO_REUSEADDR (port sharing, sock_table.c). */
+static int udp_setopt(struct toe_sock *s, int opt, int64_t value)
+{
+  if (opt != TOE_SO_REUSEADDR)
+    return -TOE_ENOPROTOOPT;
+  if (value != 0 && value != 1)
+    return -TOE_EINVAL;
+  if (value)
+    s->flags |= TOE_SOCK_F_REUSEADDR;
+  else
+    s->flags &= (uint8_t)~TOE_SOCK_F_REUSEADDR;
+  return 0;
+}
+
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value)
 {
   struct toe_tcb *tp = app_tcb(st, s);
   if (tp == NULL)
-    return (s && s->proto == TOE_IPPROTO_UDP) ? -TOE_ENOPROTOOPT : -TOE_EBADF;
+    return (s && s->proto == TOE_IPPROTO_UDP) ? udp_setopt(s, opt, value) : -TOE_EBADF;
   const struct toe_config *cfg = &st->cfg;
   int rc = 0;
   switch (opt) {
@@ -1143,8 +1157,16 @@ int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t v
 int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int opt, int64_t *value)
 {
   const struct toe_tcb *tp = app_tcb(st, s);
+  if (tp == NULL && s && s->proto == TOE_IPPROTO_UDP) {
+    if (opt != TOE_SO_REUSEADDR)
+      return -TOE_ENOPROTOOPT;
+    if (value == NULL)
+      return -TOE_EINVAL;
+    *value = (s->flags & TOE_SOCK_F_REUSEADDR) ? 1 : 0;
+    return 0;
+  }
   if (tp == NULL)
-    return (s && s->proto == TOE_IPPROTO_UDP) ? -TOE_ENOPROTOOPT : -TOE_EBADF;
+    return -TOE_EBADF;
   if (value == NULL)
     return -TOE_EINVAL;
   switch (opt) {

@@ -23,6 +23,7 @@
  */
 #include "engine/stack.h"
 #include "engine/tcp.h"
+#include "toe/steer.h"
 #include "wire/tcp.h"
 
 #include <string.h>
@@ -123,6 +124,7 @@ static void tw_remove(struct toe_stack *st, struct toe_tw_entry *e)
   if (*pp)
     *pp = e->hnext;
   list_unlink(st, e);
+  toe_filt_del(st, TOE_IPPROTO_TCP, e->lport, e->raddr, e->rport);
   e->in_use = 0;
   e->hnext = st->tcp.tw_free;
   st->tcp.tw_free = e;
@@ -230,6 +232,9 @@ void toe_tcp_enter_timewait(struct toe_stack *st, struct toe_tcb *tp)
   e->hnext = t->tw_hash[b];
   t->tw_hash[b] = e;
   list_append(st, e);
+  /* Late segments of the connection stay the engine's (RFC 9293 3.6.1): the host OS must never
+   * see one and answer it with a RST. Taken before the connection's own filter goes. */
+  toe_filt_add(st, TOE_FILTER_TIMEWAIT, TOE_IPPROTO_TCP, e->lport, e->raddr, e->rport);
   t->tw_inuse++;
   st->ctr.tcp.tw_inuse = t->tw_inuse;
   st->ctr.tcp.tw_entered++;

@@ -337,6 +337,7 @@ static void complete_op(struct toe_dev *d, struct op *op, const struct toe_abi_c
     toe_on_close_done(d, op, c);
     break;
   case TOE_ABI_OP_OPEN:
+  case TOE_ABI_OP_ADOPT:
     if (abandoned && c->res >= 0 && c->handle != TOE_ABI_HANDLE_NONE)
       close_orphan(d, c->handle);
     break;
@@ -679,6 +680,11 @@ int toe_poll_ctl(toe_dev *d, int sd, uint32_t events, void *udata)
   if (s) {
     s->interest = events & (TOE_POLLIN | TOE_POLLOUT | TOE_POLLRDHUP);
     s->udata = udata;
+    if ((s->interest & TOE_POLLIN) && s->state == S_LISTEN &&
+        (s->flags & (F_ACC_LAZY | F_ACC_WANT)) == F_ACC_LAZY) {
+      s->flags |= F_ACC_WANT; /* a shared listener: someone here waits for connections */
+      toe_listener_refill(d, s);
+    }
     toe_sock_update(d, s);
     rc = 0;
   }

@@ -76,6 +76,10 @@ enum {
 #define F_CLOSE_DEFER 0x040u /* the CLOSE could not be submitted yet (no op record) */
 #define F_HELD_ACCEPT 0x080u /* embryo whose ACCEPT completed: on its listener's queue */
 #define F_DEV_GONE 0x100u    /* device lost: reads give ECONNRESET after the queued data */
+/* A shared listener (toe_share, toe_adopt) posts ACCEPTs only once the application asks for
+ * connections (toe_accept, or TOE_POLLIN interest): F_ACC_WANT. */
+#define F_ACC_LAZY 0x200u
+#define F_ACC_WANT 0x400u
 
 struct sock {
   uint32_t gen;       /* bumped on free: sock_data carries it, so stale events are refused */

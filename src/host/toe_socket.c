@@ -255,6 +255,8 @@ void toe_listener_refill(struct toe_dev *d, struct sock *l)
   uint32_t target = l->backlog < TOE_ACCEPTS_POSTED ? l->backlog : TOE_ACCEPTS_POSTED;
   if (target == 0)
     target = 1;
+  if ((l->flags & (F_ACC_LAZY | F_ACC_WANT)) == F_ACC_LAZY)
+    return; /* shared, and nobody here asked for a connection yet */
   while (!d->status && l->state == S_LISTEN && !l->accept_err &&
          l->acc_posted + l->acc_count < target) {
     struct sock *e = toe_sock_alloc(d, TOE_SOCK_STREAM);
@@ -374,6 +376,10 @@ int toe_accept(toe_dev *d, int sd, struct sockaddr *peer, socklen_t *len)
   } else if (l->state != S_LISTEN) {
     rc = -TOE_EINVAL;
   } else if (l->acc_count == 0) {
+    if ((l->flags & (F_ACC_LAZY | F_ACC_WANT)) == F_ACC_LAZY) {
+      l->flags |= F_ACC_WANT; /* a shared listener asks for connections from now on */
+      toe_listener_refill(d, l);
+    }
     if (l->accept_err) {
       rc = l->accept_err;
       l->accept_err = 0;
@@ -400,6 +406,96 @@ int toe_accept(toe_dev *d, int sd, struct sockaddr *peer, socklen_t *len)
     toe_listener_refill(d, l);
     toe_sock_update(d, l);
     rc = (int)idx;
+  }
+  toe_dev_unlock(d);
+  return rc;
+}
+
+int toe_share(toe_dev *d, int sd, uint64_t *token)
+{
+  if (!d || !token)
+    return -TOE_EBADF;
+  toe_dev_lock(d);
+  toe_dev_progress(d);
+  int rc;
+  struct sock *s = toe_sock_get(d, sd);
+  if (!s) {
+    rc = -TOE_EBADF;
+  } else if (d->status) {
+    rc = -TOE_ENETDOWN;
+  } else if (!(d->caps & TOE_ABI_CAP_SHARE)) {
+    rc = -TOE_EOPNOTSUPP;
+  } else if (s->type == TOE_SOCK_STREAM && s->state != S_LISTEN) {
+    rc = -TOE_EOPNOTSUPP;
+  } else {
+    /* The device hands back our posted ACCEPTs (-ECONNABORTED, before the SHARE completes):
+     * no reposting until this process asks for connections again. */
+    uint16_t old = s->flags;
+    if (s->type == TOE_SOCK_STREAM)
+      s->flags = (uint16_t)((s->flags | F_ACC_LAZY) & ~F_ACC_WANT);
+    struct toe_abi_sqe sqe;
+    struct toe_abi_cqe cqe;
+    memset(&sqe, 0, sizeof(sqe));
+    sqe.handle = s->handle;
+    rc = toe_op_sync(d, &sqe, TOE_ABI_OP_SHARE, (uint32_t)sd, TOE_NONE, 0, &cqe);
+    if (rc >= 0) {
+      rc = 0;
+      *token = cqe.u.share.token;
+    } else {
+      s->flags = old;
+      if (s->state == S_LISTEN)
+        toe_listener_refill(d, s);
+    }
+    toe_sock_update(d, s);
+  }
+  toe_dev_unlock(d);
+  return rc;
+}
+
+int toe_adopt(toe_dev *d, uint64_t token)
+{
+  if (!d)
+    return -TOE_EBADF;
+  toe_dev_lock(d);
+  toe_dev_progress(d);
+  int rc;
+  struct sock *s = NULL;
+  if (d->status) {
+    rc = -TOE_ENETDOWN;
+  } else if (!(d->caps & TOE_ABI_CAP_SHARE)) {
+    rc = -TOE_EOPNOTSUPP;
+  } else if (!token) {
+    rc = -TOE_ENOENT;
+  } else if (!(s = toe_sock_alloc(d, TOE_SOCK_STREAM))) {
+    rc = -TOE_EMFILE;
+  } else {
+    struct toe_abi_sqe sqe;
+    struct toe_abi_cqe cqe;
+    memset(&sqe, 0, sizeof(sqe));
+    sqe.u.adopt.token = token;
+    sqe.u.adopt.sock_data = toe_sock_data(d, s);
+    rc = toe_op_sync(d, &sqe, TOE_ABI_OP_ADOPT, sock_idx(d, s), TOE_NONE, 0, &cqe);
+    if (rc == 0 && (cqe.handle == TOE_ABI_HANDLE_NONE || (cqe.u.adopt.proto != TOE_ABI_PROTO_TCP &&
+                                                          cqe.u.adopt.proto != TOE_ABI_PROTO_UDP)))
+      rc = -TOE_EPROTO;
+    if (rc < 0) {
+      toe_sock_free(d, s);
+    } else {
+      s->handle = cqe.handle;
+      s->local = cqe.u.adopt.local;
+      s->flags |= F_BOUND;
+      if (cqe.u.adopt.proto == TOE_ABI_PROTO_TCP) {
+        s->type = TOE_SOCK_STREAM;
+        s->state = S_LISTEN;
+        s->backlog = TOE_ACCEPTS_POSTED;
+        s->flags |= F_ACC_LAZY;
+      } else {
+        s->type = TOE_SOCK_DGRAM;
+        s->state = cqe.u.adopt.state == TOE_ABI_ADOPT_CONNECTED ? S_CONNECTED : S_OPEN;
+      }
+      rc = (int)sock_idx(d, s);
+      toe_sock_update(d, s);
+    }
   }
   toe_dev_unlock(d);
   return rc;
@@ -684,6 +780,51 @@ int toe_setsockopt(toe_dev *d, int sd, int opt, int64_t value)
           s->flags &= (uint16_t)~F_LINGER_ABORT;
       }
     }
+  }
+  toe_dev_unlock(d);
+  return rc;
+}
+
+int toe_set_owner(toe_dev *d, int sd, uint32_t pid, const char *comm)
+{
+  if (!d)
+    return -TOE_EBADF;
+  if (pid > INT32_MAX)
+    return -TOE_EINVAL;
+  uint8_t name[16] = {0};
+  if (comm)
+    memcpy(name, comm, strnlen(comm, 15));
+  uint64_t lo = 0, hi = 0;
+  for (int i = 0; i < 8; i++) {
+    lo |= (uint64_t)name[i] << (8 * i);
+    hi |= (uint64_t)name[8 + i] << (8 * i);
+  }
+  const struct {
+    uint32_t opt;
+    int64_t value;
+  } tag[] = {{TOE_ABI_SO_OWNER_PID, pid},
+             {TOE_ABI_SO_OWNER_COMM_LO, (int64_t)lo},
+             {TOE_ABI_SO_OWNER_COMM_HI, (int64_t)hi}};
+  toe_dev_lock(d);
+  toe_dev_progress(d);
+  int rc = 0;
+  struct sock *s = toe_sock_get(d, sd);
+  if (!s)
+    rc = -TOE_EBADF;
+  else if (!(d->caps & TOE_ABI_CAP_ORIGIN))
+    rc = -TOE_ENOPROTOOPT;
+  else if (d->status)
+    rc = -TOE_ENETDOWN;
+  for (size_t i = 0; rc == 0 && i < sizeof(tag) / sizeof(tag[0]); i++) {
+    struct toe_abi_sqe sqe;
+    struct toe_abi_cqe cqe;
+    memset(&sqe, 0, sizeof(sqe));
+    sqe.handle = s->handle;
+    sqe.u.sockopt.opt = tag[i].opt;
+    sqe.u.sockopt.value = tag[i].value;
+    rc = toe_op_sync(d, &sqe, TOE_ABI_OP_SETSOCKOPT, (uint32_t)sd, TOE_NONE, 0, &cqe);
+    if (rc > 0)
+      rc = 0;
   }
   toe_dev_unlock(d);
   return rc;

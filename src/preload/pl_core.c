@@ -346,6 +346,74 @@ void pl_psock_unref(struct psock *ps)
   psock_recycle(ps);
 }
 
+/* Adopts an inherited shared socket (PS_INHERIT) into this process's session: a handle of our
+ * own to the same device socket (toe_adopt) behind a new placeholder at the same descriptor
+ * number. The inherited placeholder is the parent's (its readiness is the parent's session's),
+ * so the descriptor must name a new one. Falls back to an orphan if the device refuses. */
+static void adopt(int fd, struct psock *ps)
+{
+  pthread_mutex_lock(&ps->mu);
+  if (atomic_load(&ps->state) != PS_INHERIT) {
+    pthread_mutex_unlock(&ps->mu);
+    return;
+  }
+  uint64_t token = ps->share_token;
+  ps->share_token = 0;
+  int err = 0;
+  struct pdev *p = pl_dev_acquire(&err);
+  int sd = p ? toe_adopt(p->dev, token) : err;
+  int fdfl = R.fcntl(fd, F_GETFD);
+  int fl = R.fcntl(fd, F_GETFL);
+  bool cloexec = fdfl >= 0 && (fdfl & FD_CLOEXEC);
+  bool nonblock = fl >= 0 && (fl & O_NONBLOCK);
+  int a = -1, afd = -1, bfd = -1;
+  int rc = sd;
+  if (sd >= 0) {
+    rc = pl_pair(&a, &afd, &bfd, cloexec, nonblock);
+    if (rc == 0 && R.dup3(a, fd, cloexec ? O_CLOEXEC : 0) < 0)
+      rc = -errno;
+    if (a >= 0)
+      R.close(a);
+  }
+  if (rc < 0) {
+    if (afd >= 0)
+      R.close(afd);
+    if (bfd >= 0)
+      R.close(bfd);
+    if (sd >= 0)
+      toe_close(p->dev, sd);
+    if (p)
+      pl_dev_release(p);
+    pl_log("fd %d: inherited socket not adopted (%s): calls on it fail with ENOTCONN", fd,
+           strerror(-rc));
+    atomic_store(&ps->state, PS_ORPHAN);
+    pthread_mutex_unlock(&ps->mu);
+    return;
+  }
+  PL_DBG("fd %d: inherited %s adopted (sd %d)", fd,
+         ps->type == SOCK_STREAM ? "listener" : "UDP socket", sd);
+  ps->pdev = p;
+  ps->sd = sd;
+  ps->afd = afd;
+  ps->bfd = bfd;
+  ps->nonblock = nonblock;
+  ps->acc_lazy = ps->type == SOCK_STREAM;
+  ps->acc_demand = true; /* it is used: this process serves it */
+  ps->shown = SH_OUT;
+  ps->interest = UINT32_MAX;
+  atomic_store(&ps->state, PS_OFF);
+  pl_dev_link(p, ps);
+  pl_reflect(ps);
+  pthread_mutex_unlock(&ps->mu);
+}
+
+int pl_enter_fd(int fd, struct psock *ps)
+{
+  if (atomic_load(&ps->state) == PS_INHERIT)
+    adopt(fd, ps);
+  return pl_enter(ps);
+}
+
 int pl_enter(struct psock *ps)
 {
   int st = atomic_load(&ps->state);
@@ -429,8 +497,8 @@ void pl_show(struct psock *ps, unsigned want)
    * level-triggered, and a shown bit can only go away through one of our own calls (a read, a
    * send, an accept), which reflects the state again. */
   uint32_t in = 0;
-  if (!(ps->shown & SH_IN))
-    in |= TOE_POLLIN;
+  if (!(ps->shown & SH_IN) && !(ps->acc_lazy && !ps->acc_demand))
+    in |= TOE_POLLIN; /* not for a shared listener this process does not serve */
   if (!(ps->shown & SH_OUT))
     in |= TOE_POLLOUT;
   if (!(ps->shown & SH_RDHUP) && ps->type == SOCK_STREAM && !ps->listening)
@@ -512,15 +580,23 @@ void pl_zombify(struct psock *ps)
   ps->sd = -1;
   pl_dev_unlink(ps);
   atomic_store(&ps->state, PS_ZOMBIE);
-  /* Terminal readiness: readable, writable, hang-up; and error if there is one to report. */
+  /* Terminal readiness: readable, writable, hang-up; and error if there is one to report. A
+   * kernel TCP socket shows POLLERR, POLLHUP and POLLOUT at once (a refused connect), so the
+   * change must be one step: closing B sets A's error (B holds unread bytes from A) and its
+   * hang-up together, under one lock, before it wakes A's waiters. No shutdown(B) first: that
+   * would show the hang-up alone, and a waiter could see it before the error.
+   * With an error to report, B must hold a byte from A: the fill (A not writable yet: its bytes
+   * are freed, and A becomes writable, inside the same close) or one byte, which leaves A
+   * writable (one small buffer stays under a quarter of A's minimal send buffer). */
   if (ps->bfd >= 0) {
     if (ps->pend_err) {
-      ssize_t r = R.send(ps->afd, "e", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-      (void)r;
+      if (ps->shown & SH_OUT) {
+        ssize_t r = R.send(ps->afd, "e", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)r;
+      }
     } else {
       drain_fd(ps->bfd);
     }
-    R.shutdown(ps->bfd, SHUT_RDWR);
     R.close(ps->bfd);
     ps->bfd = -1;
   }
@@ -533,8 +609,15 @@ void pl_refresh_fd(int fd)
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return;
-  if (pl_enter(ps) == PS_OFF)
+  if (pl_enter_fd(fd, ps) == PS_OFF) {
+    if (ps->acc_lazy && !ps->acc_demand) {
+      /* This process polls its shared listener: it serves connections (toe_poll_ctl with
+       * TOE_POLLIN makes libtoe post ACCEPTs for it). */
+      ps->acc_demand = true;
+      pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
+    }
     pl_reflect(ps);
+  }
   int st = atomic_load(&ps->state);
   if (st == PS_OFF || st == PS_ZOMBIE)
     pthread_mutex_unlock(&ps->mu);
@@ -608,6 +691,7 @@ static struct pdev *dev_open(int *err)
 {
   struct toe_attach_opts o;
   toe_attach_opts_init(&o);
+  o.origin = TOE_ORIGIN_PRELOAD; /* toectl flows: "preload" */
   toe_dev *dev = NULL;
   pl_attaching = true;
   pl_attach_unix_fd = -1;
@@ -1040,9 +1124,37 @@ int pl_toe_opt_of(int level, int name, const struct pl_opt *o, int64_t *v)
 /* ------------------------------------------------------------------------------------------ */
 /* fork and exit                                                                              */
 
+/* Before fork: a share token for every listener and UDP socket of the current session, so that
+ * the child can adopt them (PS_INHERIT). Connections are not shared: the child gets orphans. */
 static void atfork_prepare(void)
 {
   pthread_mutex_lock(&g_attach);
+  struct pdev *p = g_dev;
+  pthread_mutex_lock(&g_tab);
+  struct psock *all = g_all;
+  pthread_mutex_unlock(&g_tab);
+  for (struct psock *ps = all; p && ps; ps = ps->all_next) {
+    pthread_mutex_lock(&ps->mu);
+    ps->share_token = 0;
+    if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p &&
+        (ps->listening || ps->type == SOCK_DGRAM)) {
+      uint64_t tok = 0;
+      int rc = toe_share(p->dev, ps->sd, &tok);
+      if (rc == 0) {
+        ps->share_token = tok;
+        if (ps->listening && !ps->acc_lazy) {
+          /* From now on this process takes connections only if it asks for them again. */
+          ps->acc_lazy = true;
+          ps->acc_demand = false;
+          ps->interest = UINT32_MAX;
+          pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
+        }
+      } else {
+        PL_DBG("sd %d: no share token for a child (%s)", ps->sd, strerror(-rc));
+      }
+    }
+    pthread_mutex_unlock(&ps->mu);
+  }
   pthread_mutex_lock(&g_tab);
 }
 
@@ -1084,7 +1196,8 @@ static void atfork_child(void)
       free(ps->zbuf);
       ps->zbuf = NULL;
       ps->zlen = ps->zoff = 0;
-      atomic_store(&ps->state, PS_ORPHAN);
+      ps->interest = UINT32_MAX;
+      atomic_store(&ps->state, st == PS_OFF && ps->share_token ? PS_INHERIT : PS_ORPHAN);
     }
   }
   pthread_mutex_init(&g_tab, NULL);

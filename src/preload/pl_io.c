@@ -65,7 +65,7 @@ static ssize_t zombie_recv(struct psock *ps, void *buf, size_t len, int flags)
 ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
                    struct sockaddr *from, socklen_t *fromlen)
 {
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND)
     return R.recvfrom(fd, buf, len, flags, from, fromlen);
   if (st == PS_ORPHAN)
@@ -128,7 +128,7 @@ ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
     int w = pl_wait_fd(fd, POLLIN, tmo);
     if (w <= 0)
       return got ? (ssize_t)got : set_errno(w == 0 ? EAGAIN : -w);
-    st = pl_enter(ps);
+    st = pl_enter_fd(fd, ps);
     if (st != PS_OFF && st != PS_ZOMBIE)
       return got ? (ssize_t)got : set_errno(EBADF);
   }
@@ -262,7 +262,7 @@ static ssize_t off_send(int fd, struct psock *ps, const void *buf, size_t len, i
     int w = pl_wait_fd(fd, POLLOUT, tmo);
     if (w <= 0)
       return done ? (ssize_t)done : set_errno(w == 0 ? EAGAIN : -w);
-    int st = pl_enter(ps);
+    int st = pl_enter_fd(fd, ps);
     if (st != PS_OFF && st != PS_ZOMBIE)
       return done ? (ssize_t)done : set_errno(EBADF);
   }
@@ -273,7 +273,7 @@ static ssize_t off_send(int fd, struct psock *ps, const void *buf, size_t len, i
 ssize_t pl_send_ps(int fd, struct psock *ps, const void *buf, size_t len, int flags,
                    const struct sockaddr *dst, socklen_t dstlen)
 {
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND) {
     int rc = cand_udp_dst(fd, ps, dst, dstlen);
     if (rc < 0)

@@ -121,7 +121,7 @@ PL_API int bind(int fd, __CONST_SOCKADDR_ARG addr_, socklen_t len)
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.bind(fd, addr, len);
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND) {
     pthread_mutex_lock(&ps->mu);
     if (atomic_load(&ps->state) != PS_CAND) {
@@ -201,7 +201,7 @@ PL_API int listen(int fd, int backlog)
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.listen(fd, backlog);
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND) {
     pthread_mutex_lock(&ps->mu);
     if (atomic_load(&ps->state) != PS_CAND) {
@@ -298,7 +298,7 @@ static int off_connect(int fd, struct psock *ps, const struct sockaddr *addr, so
       return set_errno(EINPROGRESS);
     if (w < 0)
       return set_errno(-w);
-    int st = pl_enter(ps);
+    int st = pl_enter_fd(fd, ps);
     if (st != PS_OFF && st != PS_ZOMBIE)
       return set_errno(EBADF);
   }
@@ -311,7 +311,7 @@ PL_API int connect(int fd, __CONST_SOCKADDR_ARG addr_, socklen_t len)
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.connect(fd, addr, len);
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND) {
     pthread_mutex_lock(&ps->mu);
     if (atomic_load(&ps->state) != PS_CAND) {
@@ -379,7 +379,7 @@ static int pl_accept_impl(int fd, struct sockaddr *addr, socklen_t *alen, int fl
       forget_stale(nfd);
     return nfd;
   }
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND) {
     int nfd = R.accept4(fd, addr, alen, flags);
     if (nfd >= 0)
@@ -396,6 +396,10 @@ static int pl_accept_impl(int fd, struct sockaddr *addr, socklen_t *alen, int fl
   }
   if (st != PS_OFF)
     return set_errno(EBADF);
+  if (ps->acc_lazy && !ps->acc_demand) {
+    ps->acc_demand = true; /* a shared listener this process serves again (toe_accept asks) */
+    ps->interest = UINT32_MAX;
+  }
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
     pthread_mutex_unlock(&ps->mu);
     return set_errno(EINVAL);
@@ -485,7 +489,7 @@ static int pl_accept_impl(int fd, struct sockaddr *addr, socklen_t *alen, int fl
       return set_errno(EAGAIN);
     if (w < 0)
       return set_errno(-w);
-    st = pl_enter(ps);
+    st = pl_enter_fd(fd, ps);
     if (st == PS_ZOMBIE) {
       int e = ps->pend_err;
       ps->pend_err = 0;
@@ -518,7 +522,7 @@ PL_API int shutdown(int fd, int how)
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.shutdown(fd, how);
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND)
     return R.shutdown(fd, how);
   if (st == PS_ORPHAN)
@@ -680,7 +684,7 @@ static int pl_fcntl_impl(int (*real)(int, int, ...), int fd, int cmd, unsigned l
     return nfd;
   }
   case F_SETFL: {
-    int st = pl_enter(ps);
+    int st = pl_enter_fd(fd, ps);
     int rc = real(fd, cmd, arg);
     if (st == PS_OFF || st == PS_ZOMBIE) {
       if (rc == 0)
@@ -726,7 +730,7 @@ PL_API int ioctl(int fd, unsigned long req, ...)
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.ioctl(fd, req, arg);
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st != PS_OFF && st != PS_ZOMBIE) {
     if (st == PS_ORPHAN && (req == FIONREAD || req == TIOCOUTQ))
       return set_errno(ENOTCONN);
@@ -821,7 +825,7 @@ PL_API int setsockopt(int fd, int level, int name, const void *val, socklen_t le
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.setsockopt(fd, level, name, val, len);
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND) {
     int rc = R.setsockopt(fd, level, name, val, len);
     if (rc == 0) {
@@ -879,6 +883,9 @@ PL_API int setsockopt(int fd, int level, int name, const void *val, socklen_t le
     PL_DBG("fd %d: setsockopt %d/%d: %s", fd, level, name, strerror(-rc));
   return (int)pl_ret(rc);
 }
+
+/* Linux's default net.core.rmem_default/wmem_default: a UDP socket's buffer sizes until set. */
+#define PL_UDP_DEFAULT_BUF 212992
 
 static int put_int(void *val, socklen_t *len, int v)
 {
@@ -989,7 +996,7 @@ PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.getsockopt(fd, level, name, val, len);
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND)
     return R.getsockopt(fd, level, name, val, len);
   if (st == PS_ORPHAN)
@@ -1051,6 +1058,12 @@ PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen
           memcpy(&iv, o->val, sizeof(iv));
         v = iv;
       }
+      /* The device bounds a UDP socket's queue in datagrams, not bytes, and has no size to report
+       * until one is set: say what the kernel's default would be (net.core.rmem_default and
+       * wmem_default), since programs compare it with their datagram size (iperf3 warns and
+       * resizes when it reads 0). */
+      if (v <= 0 && ps->type == SOCK_DGRAM && (name == SO_RCVBUF || name == SO_SNDBUF))
+        v = PL_UDP_DEFAULT_BUF;
       rc = put_int(val, len, (int)v);
       break;
     }
@@ -1129,7 +1142,7 @@ static int name_impl(int fd, struct sockaddr *addr, socklen_t *len, bool peer)
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return peer ? R.getpeername(fd, addr, len) : R.getsockname(fd, addr, len);
-  int st = pl_enter(ps);
+  int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND) {
     if (!peer && ps->bind_deferred) {
       pthread_mutex_lock(&ps->mu);

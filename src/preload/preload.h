@@ -147,11 +147,13 @@ void pl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 enum {
   PS_FREE = 0,
-  PS_CAND,   /* a kernel socket, not decided yet */
-  PS_OFF,    /* offloaded: a device socket behind a placeholder */
-  PS_ZOMBIE, /* offloaded, the device socket is gone (reset, both sides shut, device lost); what
-              * it had received is kept here, its error and EOF are served from here */
-  PS_ORPHAN, /* inherited over fork(): the session belongs to the parent */
+  PS_CAND,    /* a kernel socket, not decided yet */
+  PS_OFF,     /* offloaded: a device socket behind a placeholder */
+  PS_ZOMBIE,  /* offloaded, the device socket is gone (reset, both sides shut, device lost); what
+               * it had received is kept here, its error and EOF are served from here */
+  PS_ORPHAN,  /* inherited over fork(): the session belongs to the parent */
+  PS_INHERIT, /* inherited over fork() with a share token (a listener or UDP socket): adopted
+               * into this process's own session at its first use (pl_enter_fd) */
 };
 
 /* placeholder readiness bits (what A currently shows) */
@@ -204,6 +206,9 @@ struct psock {
   bool connected; /* TCP connect done / UDP default peer */
   bool shut_wr;
   int pend_err;                 /* positive errno kept for the application (SO_ERROR, next call) */
+  uint64_t share_token;         /* fork: the device's token for the child (PS_INHERIT), 0 if none */
+  bool acc_lazy;                /* a shared listener: connections only once this process asks */
+  bool acc_demand;              /* ... and it asked (accept, poll, select, epoll_ctl on it) */
   int rcvtimeo_ms, sndtimeo_ms; /* -1: none */
   struct psock *dnext, *dprev;  /* the device's list of live sockets */
 
@@ -304,6 +309,9 @@ static inline long pl_ret(long rc)
 /* Locks ps if it is offloaded (OFF or ZOMBIE) in this process; returns its state (PS_CAND and
  * PS_ORPHAN are returned without the lock). */
 int pl_enter(struct psock *ps);
+/* pl_enter for a call on descriptor fd: an inherited shared socket (PS_INHERIT) is adopted into
+ * this process's session first (then it is PS_OFF, or PS_ORPHAN if that failed). */
+int pl_enter_fd(int fd, struct psock *ps);
 
 /* pl_sock.c: option store */
 struct pl_opt *pl_opt_find(struct psock *ps, int level, int name);

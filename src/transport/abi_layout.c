@@ -63,7 +63,10 @@ int toe_abi_hello_check(const struct toe_abi_hello *h, size_t len)
     return -TOE_EPROTO;
   if (h->abi_major != TOE_ABI_MAJOR)
     return -TOE_EPROTONOSUPPORT;
-  if (h->flags || h->reserved0 || h->reserved1 || !all_zero(h->reserved2, sizeof(h->reserved2)))
+  if (h->flags || h->reserved1 || !all_zero(h->reserved2, sizeof(h->reserved2)))
+    return -TOE_EINVAL;
+  /* 1.2: the origin (0 = native is what every earlier client sends in this field). */
+  if (h->origin > TOE_ABI_ORIGIN_MAX)
     return -TOE_EINVAL;
   /* Ring sizes and the buffer size are powers of two by definition: a client asking for
    * anything else has a bug worth reporting rather than silently rounding. */

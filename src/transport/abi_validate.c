@@ -255,7 +255,7 @@ static int validate_send(const struct toe_abi_client *c, const struct toe_abi_sq
 
 /* Options by protocol: the TCP ones are meaningless on UDP sockets. */
 static int check_opt(const struct toe_abi_hslot *s, uint32_t opt, bool set, int64_t value,
-                     uint32_t buf_count)
+                     uint32_t buf_count, uint64_t caps)
 {
   switch (opt) {
   case TOE_ABI_SO_RCVBUF:
@@ -278,6 +278,15 @@ static int check_opt(const struct toe_abi_hslot *s, uint32_t opt, bool set, int6
     if (set && (value < 1 || value > (int64_t)buf_count))
       return -TOE_EINVAL;
     return 0;
+  case TOE_ABI_SO_OWNER_PID:
+    if (!(caps & TOE_ABI_CAP_ORIGIN))
+      return -TOE_ENOPROTOOPT;
+    if (set && (value < 0 || value > INT32_MAX))
+      return -TOE_EINVAL;
+    return 0;
+  case TOE_ABI_SO_OWNER_COMM_LO:
+  case TOE_ABI_SO_OWNER_COMM_HI:
+    return caps & TOE_ABI_CAP_ORIGIN ? 0 : -TOE_ENOPROTOOPT;
   default:
     return -TOE_ENOPROTOOPT;
   }
@@ -291,6 +300,13 @@ static int validate_stats(const struct toe_abi_client *c, const struct toe_abi_s
   if (!all_zero(sqe->u.stats.reserved, sizeof(sqe->u.stats.reserved)))
     return -TOE_EINVAL;
   switch (sqe->u.stats.kind) {
+  case TOE_ABI_STATS_FILTERS:
+    /* 1.2: the steering table, like the flow table, only for a session granted it. */
+    if (!(c->caps & TOE_ABI_CAP_FILTERS))
+      return -TOE_EINVAL;
+    if (sqe->handle != TOE_ABI_HANDLE_NONE)
+      return -TOE_EINVAL;
+    break;
   case TOE_ABI_STATS_FLOWS:
     /* Other clients' flows: only for a session granted the capability (1.1); for any other it
      * is an unknown kind. */
@@ -334,10 +350,10 @@ static int validate_capture(const struct toe_abi_client *c, const struct toe_abi
   return toe_abi_check_range(c, sqe->u.capture.buf_off, sqe->u.capture.len);
 }
 
-/* Opcodes this version defines; the gaps belong to additions of other 1.2 capabilities. */
+/* Opcodes this version defines (1..15, no gaps). */
 static bool op_known(uint8_t op)
 {
-  return (op >= TOE_ABI_OP_NOP && op <= TOE_ABI_OP_STATS) || op == TOE_ABI_OP_CAPTURE;
+  return op >= TOE_ABI_OP_NOP && op < TOE_ABI_OP__COUNT;
 }
 
 /* Reserved bytes of each op that names a socket (OPEN, NOP and STATS check their own). */
@@ -363,6 +379,8 @@ static bool reserved_ok(const struct toe_abi_sqe *sqe)
   case TOE_ABI_OP_GETSOCKOPT: /* GET carries no value */
     return !sqe->u.sockopt.reserved0 && !sqe->u.sockopt.value &&
            all_zero(sqe->u.sockopt.reserved, sizeof(sqe->u.sockopt.reserved));
+  case TOE_ABI_OP_SHARE: /* no arguments */
+    return all_zero(sqe->u.raw, sizeof(sqe->u.raw));
   default:
     return false;
   }
@@ -392,6 +410,15 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
     return validate_stats(c, sqe, index);
   case TOE_ABI_OP_CAPTURE:
     return validate_capture(c, sqe);
+  case TOE_ABI_OP_ADOPT:
+    /* Names no socket of this client: the token is checked by the device (unknown, expired,
+     * used, another uid's: -ENOENT). */
+    if (sqe->handle != TOE_ABI_HANDLE_NONE ||
+        !all_zero(sqe->u.adopt.reserved, sizeof(sqe->u.adopt.reserved)))
+      return -TOE_EINVAL;
+    if (!(c->caps & TOE_ABI_CAP_SHARE))
+      return -TOE_EOPNOTSUPP;
+    return sqe->u.adopt.token ? 0 : -TOE_EINVAL;
   default:
     break;
   }
@@ -438,7 +465,17 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
   case TOE_ABI_OP_SETSOCKOPT:
   case TOE_ABI_OP_GETSOCKOPT:
     rc = check_opt(s, sqe->u.sockopt.opt, sqe->opcode == TOE_ABI_OP_SETSOCKOPT,
-                   sqe->u.sockopt.value, c->layout.buf_count);
+                   sqe->u.sockopt.value, c->layout.buf_count, c->caps);
+    break;
+  case TOE_ABI_OP_SHARE:
+    /* Listeners and UDP sockets: their state is the device's alone. A connection is not
+     * shared (docs/interception.md "fork and exec"). */
+    if (!(c->caps & TOE_ABI_CAP_SHARE))
+      rc = -TOE_EOPNOTSUPP;
+    else if (tcp)
+      rc = s->state == TOE_ABI_HS_LISTENING ? 0 : -TOE_EOPNOTSUPP;
+    else
+      rc = 0;
     break;
   default:
     rc = -TOE_EOPNOTSUPP;

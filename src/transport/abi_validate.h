@@ -38,7 +38,7 @@ struct toe_abi_limits {
   uint64_t caps;          /* TOE_ABI_CAP_* the device offers */
 };
 
-/* The ABI's maxima and TOE_ABI_CAPS_1_1 (a device withholds CAP_FLOWS from unprivileged
+/* The ABI's maxima and TOE_ABI_CAPS_1_2 (a device withholds CAP_FLOWS from unprivileged
  * clients). */
 void toe_abi_limits_default(struct toe_abi_limits *lim);
 
@@ -46,8 +46,8 @@ void toe_abi_limits_default(struct toe_abi_limits *lim);
  * Checks a received hello of `len` bytes. Returns 0, or:
  *   -TOE_EPROTO          too short, wrong magic, or size field != len
  *   -TOE_EPROTONOSUPPORT major version other than TOE_ABI_MAJOR
- *   -TOE_EINVAL          flags or reserved fields not 0, or a ring size / buf_size request that
- *                        is neither 0 nor a power of two
+ *   -TOE_EINVAL          flags or reserved fields not 0, an origin above TOE_ABI_ORIGIN_MAX, or
+ *                        a ring size / buf_size request that is neither 0 nor a power of two
  * A longer hello (a later minor) is accepted; only the 1.0 part is read.
  */
 int toe_abi_hello_check(const struct toe_abi_hello *h, size_t len);

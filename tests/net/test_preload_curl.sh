@@ -99,6 +99,7 @@ if wait_for 10 has_flow; then
   F=$NET_TMP/flows.json
   check_eq "toectl flows: the connection's pid is curl's" "$(flow_get "$F" "$CURL_PID" tcp pid)" "$CURL_PID"
   check_eq "toectl flows: comm" "$(flow_get "$F" "$CURL_PID" tcp comm)" curl
+  check_eq "toectl flows: origin" "$(flow_get "$F" "$CURL_PID" tcp origin)" preload
   check_eq "toectl flows: remote" "$(flow_get "$F" "$CURL_PID" tcp remote)" "$NET_PEER_ADDR:$PORT"
 else
   net_fail "toectl flows: no ESTAB flow owned by curl (pid $CURL_PID)"

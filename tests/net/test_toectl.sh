@@ -7,7 +7,7 @@
 # Checks: usage errors exit 2 and a missing device exits 1 with a message; the counters of every
 # layer (link, arp, ip, icmp, udp, tcp, transport) are there and match what happened (pings,
 # ARP, a TCP and a UDP transfer); text output is in aligned columns; the flow table shows the
-# TCP connection and the UDP socket of the clients with their pid and command name, ESTAB, the
+# TCP connection and the UDP socket of the clients with pid, command name and origin, ESTAB, the
 # right addresses, a growing byte count, cwnd and MSS; status counts the clients and flows; after
 # the clients exit, their flows and sessions are gone. An unprivileged member of --ctl-group gets
 # the counters but not the flow table (with a clear message); a user outside the group is refused.
@@ -138,6 +138,7 @@ check_eq "flows --json: count matches the list" \
   "$(json_eval "$F" "d['count'] == len(d['flows']) and not d['truncated']")" 1
 check_eq "tcp flow: state" "$(flow_get "$F" "$NC_TCP" tcp state)" ESTAB
 check_eq "tcp flow: comm" "$(flow_get "$F" "$NC_TCP" tcp comm)" toe-nc
+check_eq "tcp flow: origin (ABI 1.2: a program linking libtoe)" "$(flow_get "$F" "$NC_TCP" tcp origin)" libtoe
 check_eq "tcp flow: remote" "$(flow_get "$F" "$NC_TCP" tcp remote)" "$NET_PEER_ADDR:$TCP_PORT"
 check_eq "tcp flow: local address" \
   "$(json_eval "$F" "next(f for f in d['flows'] if f['pid'] == $NC_TCP)['local']['addr']")" \
@@ -169,10 +170,10 @@ fi
 toectl_run flows >"$NET_TMP/flows.txt"
 check_eq "flows: exit 0" "$?" 0
 sed 's/^/#   /' "$NET_TMP/flows.txt"
-check "flows: header" grep -qE '^Proto +State +Recv-Q +Send-Q +Local Address:Port +Peer Address:Port +Cwnd +RTT\(ms\) +Retrans +Client +PID +Command$' "$NET_TMP/flows.txt"
+check "flows: header" grep -qE '^Proto +State +Recv-Q +Send-Q +Local Address:Port +Peer Address:Port +Cwnd +RTT\(ms\) +Retrans +Client +Origin +PID +Command$' "$NET_TMP/flows.txt"
 ROW=$(grep -E "^tcp .* $NET_PEER_ADDR:$TCP_PORT " "$NET_TMP/flows.txt" | head -1)
-check "flows: the TCP row shows ESTAB, the pid and toe-nc" \
-  grep -qE "^tcp +ESTAB .* $NC_TCP +toe-nc$" <<<"$ROW"
+check "flows: the TCP row shows ESTAB, the origin, the pid and toe-nc" \
+  grep -qE "^tcp +ESTAB .* libtoe +$NC_TCP +toe-nc$" <<<"$ROW"
 check "flows: the UDP row shows the pid and toe-nc" \
   grep -qE "^udp +ESTAB .*$NET_PEER_ADDR:$UDP_PORT .* $NC_UDP +toe-nc$" "$NET_TMP/flows.txt"
 HDR=$(head -1 "$NET_TMP/flows.txt")

@@ -226,8 +226,14 @@ TEST(hello_check)
   b = h;
   b.flags = 1;
   CHECK_EQ(toe_abi_hello_check(&b, sizeof(b)), -TOE_EINVAL);
+  /* 1.2: the origin, 0..TOE_ABI_ORIGIN_MAX */
+  for (uint32_t o = 0; o <= TOE_ABI_ORIGIN_MAX; o++) {
+    b = h;
+    b.origin = o;
+    CHECK_EQ(toe_abi_hello_check(&b, sizeof(b)), 0);
+  }
   b = h;
-  b.reserved0 = 1;
+  b.origin = TOE_ABI_ORIGIN_MAX + 1;
   CHECK_EQ(toe_abi_hello_check(&b, sizeof(b)), -TOE_EINVAL);
   b = h;
   b.reserved1 = 1;
@@ -569,7 +575,7 @@ TEST(unknown_opcodes)
 {
   struct fixture f;
   REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_0) == 0);
-  const uint8_t bad[] = {0, 13, 14, TOE_ABI_OP__COUNT, TOE_ABI_OP__COUNT + 1, 100, 200, 255};
+  const uint8_t bad[] = {0, TOE_ABI_OP__COUNT, TOE_ABI_OP__COUNT + 1, 100, 200, 255};
   for (size_t k = 0; k < sizeof(bad); k++) {
     struct toe_abi_sqe s;
     memset(&s, 0, sizeof(s));
@@ -651,8 +657,12 @@ TEST(reserved_fields_nonzero)
   struct fixture f;
   REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_0) == 0);
   uint32_t tested = 0;
-  for (uint8_t op = 1; op <= TOE_ABI_OP_STATS; op++) { /* CAPTURE: capture_op_validation */
+  for (uint8_t op = 1; op < TOE_ABI_OP__COUNT; op++) {
     uint32_t h = 0;
+    if (op == TOE_ABI_OP_SHARE || op == TOE_ABI_OP_ADOPT)
+      continue; /* 1.2, behind TOE_ABI_CAP_SHARE: share_adopt below */
+    if (op == TOE_ABI_OP_CAPTURE)
+      continue; /* 1.2, behind TOE_ABI_CAP_CAPTURE: capture_op_validation below */
     if (op != TOE_ABI_OP_NOP && op != TOE_ABI_OP_OPEN && op != TOE_ABI_OP_STATS)
       h = fx_sock(&f, TOE_ABI_PROTO_TCP, tcp_state_for(op));
     struct toe_abi_sqe base = sqe_of(&f, op, h, TOE_ABI_PROTO_TCP);
@@ -684,6 +694,59 @@ TEST(reserved_fields_nonzero)
   s = sqe_of(&f, TOE_ABI_OP_OPEN, 0, TOE_ABI_PROTO_TCP);
   s.handle = TOE_ABI_HANDLE(0, 1);
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+}
+
+/* 1.2: SHARE (a listener or a UDP socket, no arguments) and ADOPT (no handle, a non-zero
+ * token), both only with TOE_ABI_CAP_SHARE. */
+TEST(share_adopt)
+{
+  struct fixture f;
+  REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_0) == 0);
+  uint32_t lis = fx_sock(&f, TOE_ABI_PROTO_TCP, TOE_ABI_HS_LISTENING);
+  struct toe_abi_sqe s;
+  memset(&s, 0, sizeof(s));
+  s.opcode = TOE_ABI_OP_SHARE;
+  s.handle = lis;
+  CHECK_EQ(validate(&f, &s), -TOE_EOPNOTSUPP); /* not granted */
+  struct toe_abi_sqe a;
+  memset(&a, 0, sizeof(a));
+  a.opcode = TOE_ABI_OP_ADOPT;
+  a.u.adopt.token = 0x1234;
+  CHECK_EQ(validate(&f, &a), -TOE_EOPNOTSUPP);
+
+  REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_2) == 0);
+  lis = fx_sock(&f, TOE_ABI_PROTO_TCP, TOE_ABI_HS_LISTENING);
+  uint32_t conn = fx_sock(&f, TOE_ABI_PROTO_TCP, TOE_ABI_HS_CONNECTED);
+  uint32_t udp = fx_sock(&f, TOE_ABI_PROTO_UDP, TOE_ABI_HS_BOUND);
+  uint32_t idx = 0;
+  s.handle = lis;
+  CHECK_EQ(toe_abi_validate_sqe(&f.c, &s, &idx), 0);
+  CHECK_EQ(idx, TOE_ABI_HANDLE_INDEX(lis));
+  s.handle = udp;
+  CHECK_EQ(validate(&f, &s), 0);
+  s.handle = conn; /* a connection is not shared */
+  CHECK_EQ(validate(&f, &s), -TOE_EOPNOTSUPP);
+  s.handle = TOE_ABI_HANDLE(40, 1); /* not open */
+  CHECK_EQ(validate(&f, &s), -TOE_EBADF);
+  s.handle = lis;
+  for (size_t b = 0; b < sizeof(s.u.raw); b++) {
+    struct toe_abi_sqe t = s;
+    t.u.raw[b] = 1;
+    CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  }
+  CHECK_EQ(toe_abi_validate_sqe(&f.c, &a, &idx), 0);
+  CHECK_EQ(idx, UINT32_MAX); /* names no socket of this client */
+  struct toe_abi_sqe t = a;
+  t.u.adopt.token = 0;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t = a;
+  t.handle = lis;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  for (size_t b = 0; b < sizeof(a.u.adopt.reserved); b++) {
+    t = a;
+    t.u.adopt.reserved[b] = 0xff;
+    CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  }
 }
 
 TEST(bad_handles_every_op)
@@ -1061,6 +1124,46 @@ TEST(op_arguments)
   s.handle = 0;
   s.u.stats.kind = 5;
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+
+  /* 1.2: FILTERS only for a session granted CAP_FILTERS, device-wide (no handle). */
+  s.u.stats.kind = TOE_ABI_STATS_FILTERS;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  f.c.caps |= TOE_ABI_CAP_FILTERS;
+  CHECK_EQ(validate(&f, &s), 0);
+  s.handle = t;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+
+  /* 1.2: the owner tag options exist only with CAP_ORIGIN, on TCP and UDP sockets alike. */
+  const uint32_t owner[] = {TOE_ABI_SO_OWNER_PID, TOE_ABI_SO_OWNER_COMM_LO,
+                            TOE_ABI_SO_OWNER_COMM_HI};
+  for (size_t k = 0; k < sizeof(owner) / sizeof(owner[0]); k++) {
+    s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, t, 0);
+    s.u.sockopt.opt = owner[k];
+    s.u.sockopt.value = 1234;
+    CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT); /* not granted yet */
+  }
+  f.c.caps |= TOE_ABI_CAP_ORIGIN;
+  for (size_t k = 0; k < sizeof(owner) / sizeof(owner[0]); k++) {
+    for (int on_udp = 0; on_udp < 2; on_udp++) {
+      s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, on_udp ? u : t, 0);
+      s.u.sockopt.opt = owner[k];
+      s.u.sockopt.value = 1234;
+      CHECK_EQ(validate(&f, &s), 0);
+      s.opcode = TOE_ABI_OP_GETSOCKOPT;
+      s.u.sockopt.value = 0;
+      CHECK_EQ(validate(&f, &s), 0);
+    }
+  }
+  s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, t, 0);
+  s.u.sockopt.opt = TOE_ABI_SO_OWNER_PID;
+  s.u.sockopt.value = -1;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  s.u.sockopt.value = (int64_t)INT32_MAX + 1;
+  CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+  s.u.sockopt.value = INT32_MAX;
+  CHECK_EQ(validate(&f, &s), 0);
+  s.u.sockopt.opt = TOE_ABI_SO_OWNER_COMM_HI + 1; /* the rest of the range is unknown */
+  CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT);
 }
 
 /* 1.2 CAPTURE: only with the capability, device-wide, reserved bytes zero, filter text in range

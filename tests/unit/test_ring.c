@@ -405,6 +405,7 @@ struct stress {
   /* results */
   _Atomic uint64_t produced; /* final count, set when the producer is done */
   _Atomic int producer_done;
+  _Atomic int consumer_asleep; /* set while the consumer blocks on the doorbell */
   uint64_t consumed;
   uint64_t bad_seq, bad_check, bad_fill;
   uint64_t sleeps, rings, lost_wakeups;
@@ -451,9 +452,13 @@ static void *stress_producer(void *arg)
       sem_post(&s->doorbell);
     }
     if (s->sleepy && seq / 2000 != (seq - (uint64_t)n) / 2000) {
-      /* Pause now and then so the consumer goes idle and really sleeps. */
-      struct timespec pause = {0, 20000};
-      nanosleep(&pause, NULL);
+      /* Pause now and then until the consumer has gone idle and really sleeps (bounded: on a
+       * loaded machine a fixed pause may end before the consumer even ran, and then the sleep
+       * path would go untested). */
+      for (int w = 0; w < 4000 && !atomic_load(&s->consumer_asleep); w++) {
+        struct timespec pause = {0, 50000};
+        nanosleep(&pause, NULL);
+      }
     }
   }
   atomic_store(&s->produced, seq);
@@ -501,9 +506,11 @@ static void *stress_consumer(void *arg)
       clock_gettime(CLOCK_REALTIME, &ts);
       ts.tv_sec += 2;
       int rc;
+      atomic_store(&s->consumer_asleep, 1);
       do
         rc = sem_timedwait(&s->doorbell, &ts);
       while (rc < 0 && errno == EINTR);
+      atomic_store(&s->consumer_asleep, 0);
       /* A wakeup lost by the protocol would leave entries unseen after a 2 s wait. */
       if (rc < 0 && errno == ETIMEDOUT && toe_ring_cons_avail(&s->t.cons) > 0)
         s->lost_wakeups++;

@@ -272,6 +272,43 @@ static void fake(struct toe_sock *s, uint8_t proto, uint32_t laddr, uint16_t lpo
   s->rport = rport;
 }
 
+/* UDP with SO_REUSEADDR: Linux's rule, every socket on the port must set it; a connected one
+ * gets its 4-tuple's datagrams, the unconnected one the rest (iperf3's UDP server does this). */
+TEST(udp_reuseaddr_shares_a_port)
+{
+  struct harness h;
+  h_init(&h);
+  struct toe_sock *a = open_sock(&h, NULL), *b = open_sock(&h, NULL), *c = open_sock(&h, NULL);
+  REQUIRE(a && b && c);
+  struct toe_sockaddr our = sa(H_OUR_IP, 5201), any = sa(0, 5201);
+  int64_t v = -1;
+  CHECK_EQ(toe_sock_getopt(h.st, a, TOE_SO_REUSEADDR, &v), 0);
+  CHECK_EQ(v, 0);
+  CHECK_EQ(toe_sock_setopt(h.st, a, TOE_SO_REUSEADDR, 2), -TOE_EINVAL);
+  CHECK_EQ(toe_sock_setopt(h.st, a, TOE_TCP_NODELAY, 1), -TOE_ENOPROTOOPT);
+  CHECK_EQ(toe_sock_getopt(h.st, a, TOE_SO_RCVBUF, &v), -TOE_ENOPROTOOPT);
+  CHECK_EQ(toe_sock_setopt(h.st, a, TOE_SO_REUSEADDR, 1), 0);
+  CHECK_EQ(toe_sock_getopt(h.st, a, TOE_SO_REUSEADDR, &v), 0);
+  CHECK_EQ(v, 1);
+  CHECK_EQ(toe_sock_bind(h.st, a, &our), 0);
+  /* b without the option: refused; with it: shares the port (any address too) */
+  CHECK_EQ(toe_sock_bind(h.st, b, &our), -TOE_EADDRINUSE);
+  CHECK_EQ(toe_sock_setopt(h.st, b, TOE_SO_REUSEADDR, 1), 0);
+  CHECK_EQ(toe_sock_bind(h.st, b, &any), 0);
+  /* a socket without it may not join them */
+  CHECK_EQ(toe_sock_setopt(h.st, c, TOE_SO_REUSEADDR, 0), 0);
+  CHECK_EQ(toe_sock_bind(h.st, c, &our), -TOE_EADDRINUSE);
+  /* a connects: its client's datagrams are its own, others go to the best unconnected match */
+  struct toe_sockaddr peer = sa(H_PEER_IP, 40000);
+  CHECK_EQ(toe_sock_connect(h.st, a, &peer), 0);
+  CHECK(toe_socktab_lookup(h.st, TOE_IPPROTO_UDP, H_OUR_IP, 5201, H_PEER_IP, 40000) == a);
+  CHECK(toe_socktab_lookup(h.st, TOE_IPPROTO_UDP, H_OUR_IP, 5201, H_PEER_IP, 40001) == b);
+  toe_sock_close(h.st, a);
+  toe_sock_close(h.st, b);
+  toe_sock_close(h.st, c);
+  h_fini(&h);
+}
+
 TEST(lookup_best_match)
 {
   struct harness h;

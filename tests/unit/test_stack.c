@@ -486,13 +486,14 @@ TEST(counters_visit)
   toe_counters_visit(toe_stack_counters(h.st), visit, &v);
   int expected = 0 TOE_COUNTERS_LINK(COUNT_ONE_) TOE_COUNTERS_ARP(COUNT_ONE_)
       TOE_COUNTERS_IP(COUNT_ONE_) TOE_COUNTERS_ICMP(COUNT_ONE_) TOE_COUNTERS_UDP(COUNT_ONE_)
-          TOE_COUNTERS_TCP(COUNT_ONE_) TOE_COUNTERS_PBUF(COUNT_ONE_) TOE_COUNTERS_TIMER(COUNT_ONE_);
+          TOE_COUNTERS_TCP(COUNT_ONE_) TOE_COUNTERS_PBUF(COUNT_ONE_) TOE_COUNTERS_TIMER(COUNT_ONE_)
+              TOE_COUNTERS_STEER(COUNT_ONE_);
   CHECK_EQ(v.n, expected);
   CHECK(v.saw_first);
   CHECK(v.saw_double_free);
   CHECK(v.saw_timer_pending);
   CHECK_EQ(v.rx_frames, 2);
-  CHECK(v.last_layer && strcmp(v.last_layer, "timer") == 0);
+  CHECK(v.last_layer && strcmp(v.last_layer, "steer") == 0);
   toe_counters_visit(NULL, visit, &v); /* harmless */
   h_fini(&h);
 }

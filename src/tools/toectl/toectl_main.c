@@ -9,8 +9,10 @@
  * stats   the device's counters by layer (link, arp, ip, icmp, udp, tcp, pbuf, timer, transport,
  *         and whatever else it reports), from STATS ENGINE ("layer.name value" lines)
  * flows   the flow table like `ss -tan`, from STATS FLOWS (ABI 1.1, TOE_ABI_CAP_FLOWS): protocol,
- *         state, queues, addresses, cwnd, RTT, retransmissions and the owning client's pid and
- *         command
+ *         state, queues, addresses, cwnd, RTT, retransmissions, the owning client, its origin
+ *         (ABI 1.2: libtoe, preload, proxy) and the owning program's pid and command
+ * filters the device's steering filter table (ABI 1.2, TOE_ABI_CAP_FILTERS): what the engine owns
+ *         and every other frame goes to the host interface; per filter its frames and bytes
  * capture a pcap of what the device sees on the wire, both directions, offloaded flows included
  *         (ABI 1.2, TOE_ABI_CAP_CAPTURE; toectl_capture.c)
  *
@@ -49,8 +51,14 @@ static void usage(FILE *f)
           "           transport, ...); zero counters are left out unless -z is given\n"
           "  flows    the flow table, like ss -tan: protocol, state, receive and send queue\n"
           "           (bytes), local and peer address, cwnd (bytes), smoothed RTT (ms),\n"
-          "           retransmitted segments, and the owning client's id, pid and command\n"
-          "           (\"-\" for the device's own flows); needs root or toed's user\n"
+          "           retransmitted segments, the owning client's id, how its flows come\n"
+          "           (origin: libtoe, preload, proxy; device for the device's own), and the\n"
+          "           owning program's pid and command (for a proxy's flows: the program\n"
+          "           whose flow it carries); needs root or toed's user\n"
+          "  filters  the steering filter table (toed --host-if): protocol, kind (local: a\n"
+          "           listener or bind; conn, timewait: one connection), local and peer\n"
+          "           address, and the frames and bytes each steered to the engine; needs root\n"
+          "           or toed's user\n"
           "  capture FILE [--count N] [--filter EXPR] [--seconds S] [--snaplen N]\n"
           "           a pcap of what the device sees on the wire (both directions, offloaded\n"
           "           flows included) until N frames, S seconds or Ctrl-C; FILE \"-\" is stdout.\n"
@@ -438,6 +446,95 @@ static int flows_fetch(struct tc_dev *d, struct flows *fl)
   return 0;
 }
 
+/* ---- filters (STATS FILTERS text, abi.h) -------------------------------------------------- */
+
+static void json_session(struct tc_json *j, const char *ctl, const struct tc_dev *d);
+
+static int cmd_filters(struct tc_dev *d, const char *ctl, bool json)
+{
+  if (!(d->rep.caps & TOE_ABI_CAP_FILTERS)) {
+    fprintf(stderr,
+            "%s: the device at %s does not show its filter table to this user (needs root or "
+            "toed's user, and a device with ABI 1.2)\n",
+            prog, ctl);
+    return 1;
+  }
+  char *text;
+  size_t full;
+  bool trunc;
+  ssize_t n = fetch(d, TOE_ABI_STATS_FILTERS, &text, &full, &trunc);
+  if (n < 0) {
+    fprintf(stderr, "%s: STATS FILTERS: %s\n", prog, strerror((int)-n));
+    return 1;
+  }
+  struct tc_table t;
+  const char *hdr[] = {"Proto",   "Kind",  "Local Address:Port", "Peer Address:Port", ">Refs",
+                       ">Frames", ">Bytes"};
+  struct tc_json j;
+  if (json) {
+    tc_json_init(&j, stdout);
+    tc_json_obj(&j, NULL);
+    json_session(&j, ctl, d);
+    tc_json_bool(&j, "truncated", trunc);
+    tc_json_arr(&j, "filters");
+  } else if (tc_table_init(&t, 7, hdr) < 0) {
+    free(text);
+    return -ENOMEM;
+  }
+  size_t count = 0, bad = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(n > 0 ? text : NULL, "\n", &save); n > 0 && line;
+       line = strtok_r(NULL, "\n", &save)) {
+    char proto[8], kind[12], la[16], ra[16];
+    unsigned lp, rp, refs;
+    unsigned long long frames, bytes;
+    if (sscanf(line, "%7s %11s %15s %u %15s %u %u %llu %llu", proto, kind, la, &lp, ra, &rp, &refs,
+               &frames, &bytes) != 9) {
+      bad++;
+      continue;
+    }
+    count++;
+    bool local = strcmp(kind, "local") == 0;
+    if (json) {
+      tc_json_obj(&j, NULL);
+      tc_json_str(&j, "proto", proto);
+      tc_json_str(&j, "kind", kind);
+      tc_json_str(&j, "local_addr", la);
+      tc_json_u64(&j, "local_port", lp);
+      tc_json_str(&j, "remote_addr", ra);
+      tc_json_u64(&j, "remote_port", rp);
+      tc_json_u64(&j, "refs", refs);
+      tc_json_u64(&j, "frames", frames);
+      tc_json_u64(&j, "bytes", bytes);
+      tc_json_obj_end(&j);
+    } else {
+      char loc[40], rem[40], r[16], f[24], b[24];
+      snprintf(loc, sizeof loc, "%s:%u", la, lp);
+      snprintf(rem, sizeof rem, local ? "*:*" : "%s:%u", ra, rp);
+      snprintf(r, sizeof r, "%u", refs);
+      snprintf(f, sizeof f, "%llu", frames);
+      snprintf(b, sizeof b, "%llu", bytes);
+      tc_table_add(&t, (const char *const[]){proto, kind, loc, rem, r, f, b});
+    }
+  }
+  free(text);
+  if (bad)
+    fprintf(stderr, "%s: warning: filter lines not understood: %zu\n", prog, bad);
+  if (json) {
+    tc_json_arr_end(&j);
+    tc_json_u64(&j, "count", count);
+    tc_json_obj_end(&j);
+    tc_json_end(&j);
+  } else {
+    printf("%zu filters (every other frame goes to the host interface)%s\n", count,
+           trunc ? ", truncated" : "");
+    if (count)
+      tc_table_print(&t, stdout, 0);
+    tc_table_free(&t);
+  }
+  return 0;
+}
+
 /* ---- output --------------------------------------------------------------------------------- */
 
 static void caps_str(uint64_t caps, char *out, size_t len)
@@ -445,9 +542,11 @@ static void caps_str(uint64_t caps, char *out, size_t len)
   static const struct {
     uint64_t bit;
     const char *name;
-  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},     {TOE_ABI_CAP_UDP, "udp"},
-               {TOE_ABI_CAP_IPV6, "ipv6"},   {TOE_ABI_CAP_STATS, "stats"},
-               {TOE_ABI_CAP_FLOWS, "flows"}, {TOE_ABI_CAP_CAPTURE, "capture"}};
+  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},        {TOE_ABI_CAP_UDP, "udp"},
+               {TOE_ABI_CAP_IPV6, "ipv6"},      {TOE_ABI_CAP_STATS, "stats"},
+               {TOE_ABI_CAP_FLOWS, "flows"},    {TOE_ABI_CAP_SHARE, "share"},
+               {TOE_ABI_CAP_ORIGIN, "origin"},  {TOE_ABI_CAP_CAPTURE, "capture"},
+               {TOE_ABI_CAP_FILTERS, "filters"}};
   out[0] = 0;
   size_t pos = 0;
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -549,6 +648,23 @@ static int cmd_stats(struct tc_dev *d, const char *ctl, const struct counters *c
   return 0;
 }
 
+/* How the flow reaches the device (ABI 1.2; a 1.1 device leaves the field 0, "libtoe"). */
+static const char *flow_origin(const struct toe_abi_flow *f)
+{
+  if (f->client_id == 0)
+    return "device";
+  switch (f->origin) {
+  case TOE_ABI_ORIGIN_NATIVE:
+    return "libtoe";
+  case TOE_ABI_ORIGIN_PRELOAD:
+    return "preload";
+  case TOE_ABI_ORIGIN_PROXY:
+    return "proxy";
+  default:
+    return "?";
+  }
+}
+
 static int cmd_flows(struct tc_dev *d, const char *ctl, const struct flows *fl, bool json)
 {
   if (json) {
@@ -577,6 +693,7 @@ static int cmd_flows(struct tc_dev *d, const char *ctl, const struct flows *fl, 
       tc_json_u64(&j, "rx_bytes", f->rx_bytes);
       tc_json_u64(&j, "tx_bytes", f->tx_bytes);
       tc_json_u64(&j, "client_id", f->client_id);
+      tc_json_str(&j, "origin", flow_origin(f));
       tc_json_u64(&j, "pid", f->pid);
       tc_json_u64(&j, "uid", f->uid);
       tc_json_str(&j, "comm", fl->v[i].comm);
@@ -598,9 +715,10 @@ static int cmd_flows(struct tc_dev *d, const char *ctl, const struct flows *fl, 
                        ">RTT(ms)",
                        ">Retrans",
                        ">Client",
+                       "Origin",
                        ">PID",
                        "Command"};
-  if (tc_table_init(&t, 12, hdr) < 0)
+  if (tc_table_init(&t, 13, hdr) < 0)
     return -ENOMEM;
   for (size_t i = 0; i < fl->n; i++) {
     const struct toe_abi_flow *f = &fl->v[i].f;
@@ -623,7 +741,8 @@ static int cmd_flows(struct tc_dev *d, const char *ctl, const struct flows *fl, 
     snprintf(pid, sizeof(pid), f->pid ? "%u" : "-", f->pid);
     const char *comm = f->client_id == 0 ? "(device)" : fl->v[i].comm[0] ? fl->v[i].comm : "-";
     const char *row[] = {
-        proto_name(f->proto), flow_state(f), rq, sq, loc, rem, cwnd, rtt, rtx, cli, pid, comm};
+        proto_name(f->proto), flow_state(f), rq,  sq, loc, rem, cwnd, rtt, rtx, cli,
+        flow_origin(f),       pid,           comm};
     if (tc_table_add(&t, row) < 0) {
       tc_table_free(&t);
       return -ENOMEM;
@@ -815,8 +934,9 @@ int main(int argc, char **argv)
     return 2;
   }
   if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0 && strcmp(cmd, "flows") != 0 &&
-      strcmp(cmd, "capture") != 0) {
-    fprintf(stderr, "%s: unknown command %s (status, stats, flows or capture)\n", prog, cmd);
+      strcmp(cmd, "filters") != 0 && strcmp(cmd, "capture") != 0) {
+    fprintf(stderr, "%s: unknown command %s (status, stats, flows, filters or capture)\n", prog,
+            cmd);
     return 2;
   }
   if (ctl_arg && !*ctl_arg) {
@@ -854,6 +974,14 @@ int main(int argc, char **argv)
   }
 
   int status = 1;
+  if (strcmp(cmd, "filters") == 0) {
+    rc = cmd_filters(&dev, ctl, json);
+    if (rc < 0)
+      fprintf(stderr, "%s: %s\n", prog, strerror(-rc));
+    status = rc == 0 && fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+    tc_detach(&dev);
+    return status;
+  }
   struct counters cs = {0};
   struct flows fl = {0};
   if (strcmp(cmd, "stats") == 0 || strcmp(cmd, "status") == 0) {

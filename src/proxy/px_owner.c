@@ -1,0 +1,121 @@
+/*
+ * Which program owns the application end of an intercepted flow, for the device's flow table
+ * (toectl flows). The proxy sees only addresses; the kernel's socket tables map them to an inode
+ * and the process's descriptor table maps the inode to the process:
+ *   /proc/net/tcp (udp): "sl local rem st ... inode" with addresses as the hex of the raw 32-bit
+ *   network-order value and ports in host order; /proc/PID/fd/N -> "socket:[INODE]".
+ * This costs a directory scan per flow; it runs once, when the flow opens. A program that
+ * already exited, or whose socket was passed on, gives -ENOENT: the flow is then untagged (the
+ * device shows the proxy itself as its owner).
+ */
+#include "proxy/proxyd.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The inode of the kernel socket matching (app, dst), or 0. */
+static unsigned long find_inode(enum px_proto proto, const struct sockaddr_in *app,
+                                const struct sockaddr_in *dst)
+{
+  FILE *f = fopen(proto == PX_TCP ? "/proc/net/tcp" : "/proc/net/udp", "re");
+  if (!f)
+    return 0;
+  char line[512];
+  unsigned long found = 0;
+  if (!fgets(line, sizeof line, f)) { /* the heading */
+    fclose(f);
+    return 0;
+  }
+  while (!found && fgets(line, sizeof line, f)) {
+    unsigned la, lp, ra, rp, st;
+    unsigned long inode;
+    /* sl: local rem st tx:rx tr:when retrnsmt uid timeout inode */
+    if (sscanf(line, " %*u: %x:%x %x:%x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &la, &lp, &ra, &rp,
+               &st, &inode) != 6)
+      continue;
+    if (lp != ntohs(app->sin_port))
+      continue;
+    if (proto == PX_TCP) {
+      /* the application's connected socket: local = its address, peer = the destination */
+      if (la == app->sin_addr.s_addr && ra == dst->sin_addr.s_addr && rp == ntohs(dst->sin_port) &&
+          inode)
+        found = inode;
+    } else {
+      /* a UDP socket may be unbound in address (0.0.0.0) and unconnected */
+      bool local_ok = la == app->sin_addr.s_addr || la == 0;
+      bool peer_ok = ra == 0 || (ra == dst->sin_addr.s_addr && rp == ntohs(dst->sin_port));
+      if (local_ok && peer_ok && inode)
+        found = inode;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static bool pid_has_inode(const char *pid, const char *want)
+{
+  char path[300];
+  snprintf(path, sizeof path, "/proc/%.255s/fd", pid);
+  DIR *d = opendir(path);
+  if (!d)
+    return false;
+  bool hit = false;
+  struct dirent *e;
+  while (!hit && (e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    char link[600], target[64];
+    snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+      continue;
+    target[n] = 0;
+    hit = strcmp(target, want) == 0;
+  }
+  closedir(d);
+  return hit;
+}
+
+int px_owner_find(enum px_proto proto, const struct sockaddr_in *app, const struct sockaddr_in *dst,
+                  pid_t *pid, char comm[16])
+{
+  unsigned long inode = find_inode(proto, app, dst);
+  if (!inode)
+    return -ENOENT;
+  char want[64];
+  snprintf(want, sizeof want, "socket:[%lu]", inode);
+  DIR *d = opendir("/proc");
+  if (!d)
+    return -errno;
+  pid_t self = getpid();
+  int rc = -ENOENT;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char *end;
+    long v = strtol(e->d_name, &end, 10);
+    if (*end || v <= 0 || v == self)
+      continue;
+    if (!pid_has_inode(e->d_name, want))
+      continue;
+    *pid = (pid_t)v;
+    memset(comm, 0, 16);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/comm", v);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ssize_t n = read(fd, comm, 15);
+      close(fd);
+      if (n > 0)
+        comm[strcspn(comm, "\n")] = 0;
+    }
+    rc = 0;
+    break;
+  }
+  closedir(d);
+  return rc;
+}

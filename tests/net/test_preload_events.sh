@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# libtoe-preload under an event-loop program of our own (tests/net/preload_events.c), run in the
+# device namespace with TOE_STRICT=1 against kernel servers and a kernel client in the peer
+# (docs/interception.md):
+#  - poll, ppoll, select, pselect on a pipe, an AF_UNIX socketpair, an offloaded client and an
+#    offloaded listener together;
+#  - on a connection the offloaded listener accepted from a kernel client in the peer: EPOLLET
+#    (one edge per arrival once drained to EAGAIN, none without new data), EPOLLONESHOT re-armed
+#    with EPOLL_CTL_MOD, EPOLL_CTL_DEL (no events, data kept; ENOENT/EEXIST as the kernel), an
+#    epoll descriptor inside another epoll set;
+#  - one epoll set, inside another, holding an AF_UNIX socketpair, a pipe (EPOLLET), the offloaded
+#    client and the accepted connection, 1 MiB arriving on each at once, every byte checked;
+#  - dup, dup2, dup3, F_DUPFD_CLOEXEC from and onto offloaded descriptors: data through the
+#    duplicate, closing one number leaves the others working, dup2 over an offloaded connection
+#    closes it (the peer sees EOF), a pipe over an offloaded number and back;
+#  - SOCK_CLOEXEC / FD_CLOEXEC: a shell exec'd by a forked child lists its descriptors; the
+#    close-on-exec offloaded sockets are absent, the others present;
+#  - non-blocking errno: EINPROGRESS then SO_ERROR 0, EAGAIN, ECONNREFUSED through SO_ERROR,
+#    ECONNRESET after the peer's RST, EPIPE with SIGPIPE and without it under MSG_NOSIGNAL,
+#    EADDRINUSE for a second listener.
+# The same program then runs in the peer namespace on the kernel (TOE_OFFLOAD=none, its peer child
+# in the same namespace), so every check describes the kernel's behaviour, not just ours.
+# Usage: bash tests/net/test_preload_events.sh BINDIR
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/transport_lib.sh"
+NET_REQUIRED_TOOLS="ip timeout ss $NET_PY"
+net_init "$1" 300
+tr_init
+PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
+PROG=$NET_BINDIR/preload_events
+[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
+[ -x "$PROG" ] || net_die "no preload_events at $PROG (build first)"
+# In the sanitizer build the program and the library are instrumented: the ASan runtime must come
+# first in LD_PRELOAD (as in test_preload_epoll.sh).
+PRELOAD_LIST=$PRELOAD
+ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
+[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
+UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
+[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
+PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
+  "TOE_CTL=$CTL" TOE_STRICT=1)
+ECHO=7200
+RST=7201
+CLOSED=7202
+LISTEN=7203
+
+net_setup
+start_toed_nopcap --ctl "$CTL"
+wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
+
+# The peer's servers: TCP echo (until EOF, then FIN) and TCP that resets after the first bytes.
+cat >"$NET_TMP/servers.py" <<'PY'
+import socket, struct, sys, threading
+host, echo, rst = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def serve_echo(c):
+    with c:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            c.sendall(b)
+        c.shutdown(socket.SHUT_WR)
+def tcp_echo():
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((host, echo)); l.listen(64)
+    while True:
+        c, _ = l.accept()
+        threading.Thread(target=serve_echo, args=(c,), daemon=True).start()
+def tcp_rst():
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((host, rst)); l.listen(8)
+    while True:
+        c, _ = l.accept()
+        c.recv(100)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        c.close()
+for f in (tcp_echo, tcp_rst):
+    threading.Thread(target=f, daemon=True).start()
+threading.Event().wait()
+PY
+peer_bg timeout -k 2 280 "$NET_PY" "$NET_TMP/servers.py" "$NET_PEER_ADDR" "$ECHO" "$RST" \
+  >"$NET_TMP/servers.log" 2>&1 </dev/null
+wait_for 10 peer_listening "$RST" || net_die "the peer's servers did not start"
+
+# run_prog NAME CMD...: runs preload_events, passes its ok/FAIL lines on (prefixed) and counts them.
+run_prog() {
+  local name=$1 out=$NET_TMP/$1.out line
+  shift
+  "$@" >"$out" 2>"$NET_TMP/$name.err"
+  local rc=$?
+  while IFS= read -r line; do
+    case "$line" in
+    "ok   - "*) net_ok "$name: ${line#ok   - }" ;;
+    "FAIL - "*) net_fail "$name: ${line#FAIL - }" ;;
+    "# "*) net_log "$name: ${line#\# }" ;;
+    esac
+  done <"$out"
+  check_eq "$name: exit status" "$rc" 0
+  check "$name: at least 60 checks ran" test "$(grep -c '^ok   - ' "$out")" -ge 60
+  if grep -qE 'AddressSanitizer|runtime error:' "$NET_TMP/$name.err"; then
+    net_fail "$name: sanitizer report"
+    head -20 "$NET_TMP/$name.err" | sed 's/^/#   /'
+  fi
+  [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$name.err" | head -10
+}
+
+toectl_json "$NET_TMP/stats0.json" stats
+run_prog device dev timeout -k 2 120 "${PRE[@]}" "$PROG" "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED" \
+  "$LISTEN" "$NET_DEV_ADDR" "/var/run/netns/$NET_PEER_NS"
+# The program's sockets really were the device's: the engine accepted the peer's connections and
+# opened the connections to the echo and reset servers.
+toectl_json "$NET_TMP/stats1.json" stats
+for c in tcp.passive_opens tcp.active_opens; do
+  a=$(num "$(stat_get "$NET_TMP/stats0.json" "$c")")
+  b=$(num "$(stat_get "$NET_TMP/stats1.json" "$c")")
+  check_ge "device: $c grew by the program's connections" "$((b - a))" 2
+done
+# The same program on the kernel: preloaded with the library off, in the peer namespace (its peer
+# child connects to the listener in the same namespace).
+run_prog kernel peer timeout -k 2 120 "${PRE[@]}" TOE_OFFLOAD=none "$PROG" "$NET_PEER_ADDR" "$ECHO" \
+  "$RST" "$CLOSED" "$LISTEN" "$NET_PEER_ADDR" "/var/run/netns/$NET_PEER_NS"
+
+check_toed_exit
+net_finish

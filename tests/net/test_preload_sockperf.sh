@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# libtoe-preload with unmodified sockperf (docs/interception.md). Preloaded programs run in the
+# device namespace with TOE_STRICT=1, where the kernel has no address and no route: whatever
+# reaches the peer went through the device. Four ping-pong runs of 3 s with 64-byte messages:
+#  - a preloaded `sockperf ping-pong` against a kernel `sockperf server` in the peer, UDP and TCP;
+#  - the reverse: a kernel `sockperf ping-pong` in the peer against a preloaded `sockperf server`
+#    bound to 198.18.0.1 (an address only the device has), UDP and TCP.
+# Each run's output must have the summary (average latency, the 50th and 99th percentiles), as
+# many messages received as sent (more than a floor), and zero dropped, duplicated and
+# out-of-order messages. Latency figures are printed, never asserted (shared 2-vCPU VM; see
+# bench/interception.sh for the comparison with the kernel).
+# Usage: bash tests/net/test_preload_sockperf.sh BINDIR
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/transport_lib.sh"
+NET_REQUIRED_TOOLS="ip ping timeout ss sockperf $NET_PY"
+net_init "$1" 150
+tr_init
+PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
+[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
+SECS=3
+MIN_MSGS=200 # a working ping-pong does thousands in 3 s, even under the sanitizers
+
+PRELOAD_LIST=$PRELOAD
+ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
+[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
+UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
+[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
+PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
+  "TOE_CTL=$CTL" TOE_STRICT=1 ${TOE_PRELOAD_DEBUG:+TOE_PRELOAD_DEBUG=1})
+
+no_sanitizer() {
+  if grep -qE 'AddressSanitizer|runtime error:' "$2" 2>/dev/null; then
+    net_fail "$1: sanitizer report"
+    grep -E -A5 'AddressSanitizer|runtime error:' "$2" | head -20 | sed 's/^/#   /'
+  fi
+}
+# sockperf colours its output: strip the escape sequences
+plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
+# field FILE REGEX: the first number after REGEX in FILE
+field() { plain "$1" | sed -n "s/.*$2 *\([0-9.]*\).*/\1/p" | head -1; }
+
+# dev_has PROTO PORT: the device holds a socket bound to PORT (toectl flows)
+dev_has() {
+  toectl_json "$NET_TMP/lflows.json" flows &&
+    [ "$(json_eval "$NET_TMP/lflows.json" "len([f for f in d['flows'] if f['proto'] == '$1' and f['local']['port'] == $2])")" -ge 1 ]
+}
+
+# run NAME SERVER_SIDE PROTO PORT: sockperf server on SERVER_SIDE ("peer": kernel; "dev":
+# preloaded), ping-pong from the other side, output in $NET_TMP/NAME.{s,c}.log; checks the output.
+run() {
+  local name=$1 side=$2 proto=$3 port=$4 addr flag=()
+  [ "$proto" = tcp ] && flag=(--tcp)
+  if [ "$side" = peer ]; then
+    addr=$NET_PEER_ADDR
+    peer_bg timeout -k 2 60 sockperf server "${flag[@]}" -i "$addr" -p "$port" \
+      >"$NET_TMP/$name.s.log" 2>&1 </dev/null
+    local spid=$BG_PID
+    wait_for 10 peer_listening "$port" "$proto" || net_fail "$name: kernel sockperf server not up"
+    dev timeout -k 2 40 "${PRE[@]}" sockperf ping-pong "${flag[@]}" -i "$addr" -p "$port" -t "$SECS" \
+      -m 64 >"$NET_TMP/$name.c.log" 2>&1 </dev/null
+  else
+    addr=$NET_DEV_ADDR
+    dev_bg timeout -k 2 60 "${PRE[@]}" sockperf server "${flag[@]}" -i "$addr" -p "$port" \
+      >"$NET_TMP/$name.s.log" 2>&1 </dev/null
+    local spid=$BG_PID
+    wait_for 10 dev_has "$proto" "$port" || net_fail "$name: preloaded sockperf server not up"
+    peer timeout -k 2 40 sockperf ping-pong "${flag[@]}" -i "$addr" -p "$port" -t "$SECS" -m 64 \
+      >"$NET_TMP/$name.c.log" 2>&1 </dev/null
+  fi
+  check_eq "$name: sockperf ping-pong exit status" "$?" 0
+  check "$name: the server is still running" kill -0 "$spid"
+  net_kill_pid "$spid"
+  local c=$NET_TMP/$name.c.log sent recv avg p50 p99
+  sent=$(plain "$c" | sed -n 's/.*\[Valid Duration\].*SentMessages=\([0-9]*\).*/\1/p')
+  recv=$(plain "$c" | sed -n 's/.*\[Valid Duration\].*ReceivedMessages=\([0-9]*\).*/\1/p')
+  avg=$(field "$c" 'avg-latency=')
+  p50=$(field "$c" 'percentile 50.000 =')
+  p99=$(field "$c" 'percentile 99.000 =')
+  check_ge "$name: messages received" "${recv:-none}" "$MIN_MSGS"
+  check_eq "$name: as many received as sent" "${recv:-none}" "${sent:-missing}"
+  check "$name: summary line" grep -q 'Summary: Latency is [0-9.]* usec' <(plain "$c")
+  check "$name: average and percentiles reported" test -n "$avg" -a -n "$p50" -a -n "$p99"
+  check "$name: zero dropped, duplicated, out-of-order" \
+    grep -q '# dropped messages = 0; # duplicated messages = 0; # out-of-order messages = 0' <(plain "$c")
+  check "$name: no error in the output" bash -c "! grep -qiE 'error|fail' $c $NET_TMP/$name.s.log"
+  net_log "$name: $recv round trips; half-RTT latency avg $avg us, p50 $p50 us, p99 $p99 us" \
+    "(unpinned, blocking)"
+}
+
+net_setup
+start_toed_nopcap --ctl "$CTL"
+wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
+toectl_json "$NET_TMP/stats0.json" stats
+
+run udp_dev_client peer udp 11111
+run tcp_dev_client peer tcp 11112
+run udp_dev_server dev udp 11113
+run tcp_dev_server dev tcp 11114
+
+toectl_json "$NET_TMP/stats1.json" stats
+d() { echo $(($(num "$(stat_get "$NET_TMP/stats1.json" "$1")") - $(num "$(stat_get "$NET_TMP/stats0.json" "$1")"))); }
+check_ge "device: udp.rx_delivered (both UDP runs)" "$(d udp.rx_delivered)" $((2 * MIN_MSGS))
+check_ge "device: udp.tx_datagrams (both UDP runs)" "$(d udp.tx_datagrams)" $((2 * MIN_MSGS))
+check_ge "device: tcp.active_opens" "$(d tcp.active_opens)" 1
+check_ge "device: tcp.passive_opens" "$(d tcp.passive_opens)" 1
+for f in "$NET_TMP"/*.log; do no_sanitizer "$(basename "$f")" "$f"; done
+check "the library said nothing" bash -c "! cat $NET_TMP/*.log | grep -q '^toe-preload'"
+check_toed_exit
+net_finish
