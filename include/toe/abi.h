@@ -62,12 +62,16 @@
 #define TOE_ABI_ORIGIN_PRELOAD 1 /* libtoe-preload.so inside an unmodified program */
 #define TOE_ABI_ORIGIN_PROXY 2   /* toe-proxyd, carrying other programs' kernel-socket flows */
 #define TOE_ABI_ORIGIN_MAX TOE_ABI_ORIGIN_PROXY
+/* 1.2 (capture): the CAPTURE op and EV_CAPTURE, copies of the frames the device sees on the wire;
+ * granted only to privileged clients (root or the device's own user), like FLOWS. */
+#define TOE_ABI_CAP_CAPTURE (1ull << 7)
 /* 1.2 (hostif): STATS FILTERS, the device's steering filter table (docs/coexistence.md); like
  * FLOWS, granted only to privileged clients. */
 #define TOE_ABI_CAP_FILTERS (1ull << 8)
 /* Everything 1.2 adds (each bit documented above). */
 #define TOE_ABI_CAPS_1_2                                                                           \
-  (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_FILTERS)
+  (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_CAPTURE |               \
+   TOE_ABI_CAP_FILTERS)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -248,8 +252,9 @@ enum toe_abi_op {
   TOE_ABI_OP_GETSOCKOPT = 11,
   TOE_ABI_OP_STATS = 12, /* writes statistics into the buffer area */
   /* 1.2, TOE_ABI_CAP_SHARE: */
-  TOE_ABI_OP_SHARE = 13, /* a one-time token for `handle` (a listener or a UDP socket) */
-  TOE_ABI_OP_ADOPT = 14, /* a handle in this session to the socket a token names */
+  TOE_ABI_OP_SHARE = 13,   /* a one-time token for `handle` (a listener or a UDP socket) */
+  TOE_ABI_OP_ADOPT = 14,   /* a handle in this session to the socket a token names */
+  TOE_ABI_OP_CAPTURE = 15, /* 1.2, CAP_CAPTURE: start or stop streaming frames (EV_CAPTURE) */
   TOE_ABI_OP__COUNT
 };
 
@@ -279,6 +284,23 @@ enum toe_abi_op {
  * timewait, addresses dotted quads, RADDR RPORT 0.0.0.0 0 for local filters); empty without a
  * host interface. */
 #define TOE_ABI_STATS_FILTERS 6
+
+/* ---- 1.2 capture (TOE_ABI_CAP_CAPTURE; docs/transport.md "Packet capture") ----------------
+ * CAPTURE (handle 0) without STOP starts a capture for this session: u.capture names the filter
+ * expression (text, not NUL-terminated, at most TOE_ABI_CAPTURE_FILTER_MAX bytes; len 0: every
+ * frame) and the snap length; it completes at once with 0 (running), -TOE_EINVAL (bad filter),
+ * -TOE_EBUSY (this session captures already, or the device runs as many captures as it allows).
+ * From then on the device fills buffers taken from the fill ring with classic pcap records (16-byte
+ * record header, little-endian, nanosecond stamps, then the frame's first incl_len bytes) and lends
+ * each with an EV_CAPTURE. When the host is slow (no fill buffer, no CQ room) frames are dropped
+ * and counted, never the device's traffic held. CAPTURE with TOE_ABI_CAPTURE_F_STOP (every other
+ * field 0) ends it: the last records are posted, then the completion (0, or -TOE_ENOENT if no
+ * capture runs) with the totals in u.capture.
+ */
+#define TOE_ABI_CAPTURE_F_STOP 0x1u
+#define TOE_ABI_CAPTURE_F_ALL TOE_ABI_CAPTURE_F_STOP
+#define TOE_ABI_CAPTURE_FILTER_MAX 256u
+#define TOE_ABI_CAPTURE_REC_HDR 16u /* bytes of a pcap record header */
 
 /*
  * Socket options. 1..11 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;
@@ -370,6 +392,13 @@ struct toe_abi_sqe {
       uint64_t sock_data; /* echoed as user_data in every event of the adopted handle */
       uint8_t reserved[32];
     } adopt;
+    struct {                  /* 1.2 CAPTURE */
+      uint64_t buf_off;       /* filter expression: [buf_off, buf_off + len) in the buffer area */
+      uint32_t len;           /* 0: every frame; at most TOE_ABI_CAPTURE_FILTER_MAX */
+      uint32_t snaplen;       /* bytes kept of a frame; 0: as many as a buffer holds */
+      uint32_t capture_flags; /* TOE_ABI_CAPTURE_F_* */
+      uint8_t reserved[28];
+    } capture;
   } u;
 };
 
@@ -391,6 +420,7 @@ enum toe_abi_cqe_type {
   TOE_ABI_EV_RESET = 5,       /* connection reset; res = -TOE_ECONNRESET */
   TOE_ABI_EV_ERROR = 6,       /* res = -TOE_E*; F_FATAL if the connection is dead */
   TOE_ABI_EV_SHUTDOWN = 7,    /* the device is stopping (handle 0); close everything */
+  TOE_ABI_EV_CAPTURE = 8,     /* 1.2: captured frames lent in u.capture; res = bytes */
   TOE_ABI_CQE__COUNT
 };
 
@@ -440,6 +470,15 @@ struct toe_abi_cqe {
       uint8_t state; /* TOE_ABI_ADOPT_* */
       uint8_t reserved[14];
     } adopt;
+    struct {            /* 1.2: EV_CAPTURE, and the completion of CAPTURE STOP (buf_id 0) */
+      uint32_t buf_id;  /* lent buffer of pcap records (the host returns it on the fill ring) */
+      uint32_t offset;  /* records start here inside the buffer (0) */
+      uint32_t len;     /* bytes of records (= res) */
+      uint32_t records; /* records in this buffer */
+      uint64_t frames;  /* frames delivered by this capture so far (this buffer's included) */
+      uint64_t dropped; /* frames that matched but were dropped: no buffer or CQ room */
+      uint64_t reserved;
+    } capture;
   } u;
 };
 
@@ -562,6 +601,8 @@ TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.data.from) == 40, "cqe.data.from"
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u.adopt.sock_data) == 24, "sqe.adopt.sock_data");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.adopt.proto) == 48, "cqe.adopt.proto");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_sock_stats) == 104, "sock_stats");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u.capture.capture_flags) == 32, "sqe.capture");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.capture.dropped) == 48, "cqe.capture.dropped");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flows_hdr) == 16, "flows_hdr");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flow) == 128, "flow");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, local) == 16, "flow.local");

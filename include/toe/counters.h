@@ -78,7 +78,10 @@
   X(tx_drop_df)           /* datagram too big with DF set */                                       \
   X(tx_drop_nobuf)        /* no buffer to build a fragment or header */                            \
   X(tx_drop_too_big)      /* datagram over 65535 bytes */                                          \
-  X(tx_drop_bad_dst)      /* destination 0, loopback or our own address */
+  X(tx_drop_bad_dst)      /* destination 0, loopback or our own address */                         \
+  X(pmtu_lowered)         /* path MTU cache: estimates lowered or added (RFC 1191) */              \
+  X(pmtu_expired)         /* path MTU cache: estimates aged out, raised again (RFC 1191 6.3) */    \
+  X(pmtu_evicted)         /* path MTU cache: estimates dropped early, the cache being full */
 
 /* ICMPv4 (RFC 792, RFC 1122 3.2.2, RFC 1812 4.3.2.8). */
 #define TOE_COUNTERS_ICMP(X)                                                                       \
@@ -165,6 +168,8 @@
   X(rx_dsacks)              /* D-SACK blocks generated (RFC 2883) */                               \
   X(rx_shut_rd_bytes)       /* bytes discarded after shutdown(SHUT_RD) */                          \
   X(icmp_pmtu)              /* path MTU lowered by ICMP frag-needed (RFC 1191) */                  \
+  X(pmtu_from_cache)        /* connections started at a cached, lowered path MTU */                \
+  X(pmtu_raised)            /* connections back at the link MTU after their estimate aged out */   \
   X(icmp_bad_seq)           /* ICMP errors ignored: quoted seq not in flight (RFC 5927) */         \
   X(icmp_soft_errors)       /* ICMP errors recorded as soft errors (RFC 1122 4.2.3.9) */           \
   X(icmp_hard_aborts)       /* connects aborted by ICMP port/protocol unreachable */               \

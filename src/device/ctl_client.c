@@ -967,6 +967,173 @@ static void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe
   finish_res(cl, sqe, full > INT32_MAX ? INT32_MAX : (int)full);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Capture (1.2): copies of the frames the device sees, as pcap records in lent buffers        */
+
+/* Takes the session off the device's list of captures. */
+static void cap_unlist(struct ctl_client *cl)
+{
+  struct toed_ctl_dev *dev = cl->dev;
+  cl->cap.on = false;
+  for (uint32_t i = 0; i < dev->capturing; i++)
+    if (dev->capturers[i] == cl) {
+      dev->capturers[i] = dev->capturers[--dev->capturing];
+      break;
+    }
+}
+
+/* Lends the buffer being filled with an EV_CAPTURE. False if the CQ has no room (it stays). */
+static bool cap_post(struct ctl_client *cl)
+{
+  struct ctl_capture *cp = &cl->cap;
+  if (cp->buf == CTL_NONE || cp->records == 0)
+    return true;
+  if (!ev_room(cl))
+    return false;
+  if (toe_abi_buf_give(&cl->abi, cp->buf) < 0)
+    return true; /* not reached: the buffer is the device's while it is being filled */
+  cp->frames += cp->pending;
+  struct toe_abi_cqe cqe;
+  memset(&cqe, 0, sizeof(cqe));
+  cqe.u.capture.buf_id = cp->buf;
+  cqe.u.capture.len = cp->used;
+  cqe.u.capture.records = cp->records;
+  cqe.u.capture.frames = cp->frames;
+  cqe.u.capture.dropped = cp->dropped;
+  post_event(cl, NULL, TOE_ABI_EV_CAPTURE, (int32_t)cp->used, 0, &cqe);
+  cl->dev->stats.capture_frames += cp->pending;
+  cl->dev->stats.bufs_lent++;
+  cp->buf = CTL_NONE;
+  cp->used = cp->records = 0;
+  cp->pending = 0;
+  return true;
+}
+
+/* Ends the capture: the buffer being filled goes to the host if the CQ has room, else its
+ * frames count as dropped and it stays the device's. */
+static void cap_end(struct ctl_client *cl)
+{
+  struct ctl_capture *cp = &cl->cap;
+  if (!cp->on)
+    return;
+  if (!cap_post(cl)) {
+    cp->dropped += cp->pending;
+    cl->dev->stats.capture_dropped += cp->pending;
+  }
+  if (cp->buf != CTL_NONE)
+    cl->free_bufs[cl->nfree_bufs++] = cp->buf;
+  cp->buf = CTL_NONE;
+  cp->used = cp->records = 0;
+  cp->pending = 0;
+  cap_unlist(cl);
+}
+
+static void op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
+{
+  struct ctl_capture *cp = &cl->cap;
+  struct toe_abi_cqe cqe;
+  memset(&cqe, 0, sizeof(cqe));
+  if (sqe->u.capture.capture_flags & TOE_ABI_CAPTURE_F_STOP) {
+    if (!cp->on) {
+      finish_res(cl, sqe, -TOE_ENOENT);
+      return;
+    }
+    cap_end(cl);
+    cqe.u.capture.frames = cp->frames;
+    cqe.u.capture.dropped = cp->dropped;
+    finish(cl, &cqe, sqe, 0);
+    return;
+  }
+  if (cp->on || cl->dev->capturing >= TOED_CTL_CAPTURES_MAX) {
+    finish_res(cl, sqe, -TOE_EBUSY);
+    return;
+  }
+  /* The text is the host's and may change under us: compile a private copy. */
+  char text[TOE_ABI_CAPTURE_FILTER_MAX];
+  uint32_t n = sqe->u.capture.len; /* validated: <= the maximum, inside the buffer area */
+  if (n)
+    memcpy(text, cl->region + sqe->u.capture.buf_off, n);
+  if (toe_capf_compile(&cp->filter, text, n, NULL, NULL) < 0) {
+    finish_res(cl, sqe, -TOE_EINVAL);
+    return;
+  }
+  uint32_t room = cl->abi.layout.buf_size - TOE_ABI_CAPTURE_REC_HDR;
+  cp->snaplen =
+      sqe->u.capture.snaplen && sqe->u.capture.snaplen < room ? sqe->u.capture.snaplen : room;
+  cp->buf = CTL_NONE;
+  cp->used = cp->records = 0;
+  cp->frames = cp->pending = cp->dropped = 0;
+  cp->on = true;
+  cl->dev->capturers[cl->dev->capturing++] = cl;
+  cl->dev->stats.captures++;
+  finish_res(cl, sqe, 0);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, size_t len,
+                         const struct toe_pbuf *chain, uint64_t ts_ns)
+{
+  struct ctl_capture *cp = &cl->cap;
+  if (!cp->on || cl->end_status)
+    return;
+  /* The filter reads headers only: a chain's first bytes are gathered into one place. */
+  uint8_t head[TOE_CAPF_HEADER_BYTES];
+  const uint8_t *hp = bytes;
+  size_t hlen = len;
+  if (chain) {
+    len = chain->tot_len;
+    hlen = 0;
+    for (const struct toe_pbuf *b = chain; b && hlen < sizeof(head); b = b->next) {
+      size_t k = b->len < sizeof(head) - hlen ? b->len : sizeof(head) - hlen;
+      memcpy(head + hlen, b->data, k);
+      hlen += k;
+    }
+    hp = head;
+  }
+  if (!toe_capf_match(&cp->filter, hp, hlen))
+    return;
+  const uint32_t bsize = cl->abi.layout.buf_size;
+  uint32_t incl = len < cp->snaplen ? (uint32_t)len : cp->snaplen;
+  uint32_t need = TOE_ABI_CAPTURE_REC_HDR + incl;
+  if (cp->buf != CTL_NONE && cp->used + need > bsize)
+    (void)cap_post(cl); /* full: lend it (if the CQ has no room, it stays and this frame drops) */
+  if (cp->buf == CTL_NONE && cl->nfree_bufs)
+    cp->buf = cl->free_bufs[--cl->nfree_bufs];
+  if (cp->buf == CTL_NONE || cp->used + need > bsize) {
+    cp->dropped++;
+    cl->dev->stats.capture_dropped++;
+    return;
+  }
+  uint8_t *p = cl->region + toe_abi_buf_offset(&cl->abi, cp->buf) + cp->used;
+  /* A classic pcap record header (nanosecond variant), little-endian like the ABI. */
+  put_le32(p, (uint32_t)(ts_ns / 1000000000ull));
+  put_le32(p + 4, (uint32_t)(ts_ns % 1000000000ull));
+  put_le32(p + 8, incl);
+  put_le32(p + 12, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+  p += TOE_ABI_CAPTURE_REC_HDR;
+  if (chain) {
+    uint32_t left = incl;
+    for (const struct toe_pbuf *b = chain; b && left; b = b->next) {
+      uint32_t k = b->len < left ? b->len : left;
+      memcpy(p, b->data, k);
+      p += k;
+      left -= k;
+    }
+  } else {
+    memcpy(p, bytes, incl);
+  }
+  cp->used += need;
+  cp->records++;
+  cp->pending++;
+}
+
 /*
  * SHARE: a token that lets a session of the same uid adopt k (a listener or a UDP socket). A
  * listener's posted ACCEPTs are handed back first (-ECONNABORTED): from now on connections go
@@ -1264,6 +1431,9 @@ static void submit(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
       return;
     }
     break;
+  case TOE_ABI_OP_CAPTURE:
+    op_capture(cl, sqe);
+    return;
   case TOE_ABI_OP_CLOSE:
     op_close(cl, k, sqe);
     return;
@@ -1652,6 +1822,9 @@ void ctl_session_run(struct ctl_client *cl, toe_time_t now)
   }
   if (cl->end_status)
     return;
+  /* Captured frames go out once per round (a batch of the loop), not per frame. */
+  if (cl->cap.records)
+    (void)cap_post(cl); /* no CQ room: looked at again in RETRY_NS (ctl_session_next_wake) */
   if (cl->cq_dirty)
     active = true;
   publish(cl);
@@ -1692,6 +1865,8 @@ toe_time_t ctl_session_next_wake(const struct ctl_client *cl, toe_time_t now)
     t = cl->retry_at;
   if (cl->sq_blocked && cl->sq_retry_at < t)
     t = cl->sq_retry_at;
+  if (cl->cap.records && now + RETRY_NS < t)
+    t = now + RETRY_NS; /* records wait for CQ room */
   if (cl->dev->stopping && !cl->shutdown_posted && now + RETRY_NS < t)
     t = now + RETRY_NS;
   return t;
@@ -1769,6 +1944,8 @@ int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *r
   fds[0] = fds[1] = fds[2] = -1;
   cl->kick = cl->notify = -1;
   cl->region = NULL;
+  memset(&cl->cap, 0, sizeof(cl->cap));
+  cl->cap.buf = CTL_NONE;
 
   int mfd = memfd_create("toekit-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (mfd < 0 || ftruncate(mfd, (off_t)l->region_size) < 0)
@@ -1861,6 +2038,8 @@ void ctl_session_end(struct ctl_client *cl, int status, enum ctl_end_kind kind)
       sock_work(cl, k);
     }
   }
+  if (cl->cap.on)
+    cap_unlist(cl); /* nobody will read the records */
   /* The completions written so far (the refusals that ended it, say) become visible. */
   if (!toe_ring_error(&cl->cq))
     publish(cl);

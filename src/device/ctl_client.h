@@ -24,6 +24,7 @@
 #include "toe/engine.h"
 #include "toe/tcp.h"
 #include "transport/abi_validate.h"
+#include "transport/capture_filter.h"
 #include "transport/ring.h"
 
 #include <stdbool.h>
@@ -69,6 +70,9 @@
   X(socks_inuse)        /* gauge: engine sockets held by clients */                                \
   X(socks_opened)       /* sockets opened or accepted for clients */                               \
   X(socks_reset_on_end) /* sockets reset because their session ended */                            \
+  X(captures)           /* captures started (1.2 CAPTURE) */                                       \
+  X(capture_frames)     /* frames copied to captures */                                            \
+  X(capture_dropped)    /* frames a capture matched but dropped: its host was slow */              \
   X(share_tokens)       /* 1.2: SHARE tokens issued */                                             \
   X(share_adopted)      /* ... adopted (ADOPT) */                                                  \
   X(share_expired)      /* ... never adopted, expired */                                           \
@@ -83,6 +87,9 @@ struct toed_ctl_stats {
 struct ctl_client;
 struct ctl_sock;
 
+/* Captures running at once, device-wide (more are refused with -EBUSY): each costs a filter
+ * evaluation and maybe a copy per frame on toed's one thread. */
+#define TOED_CTL_CAPTURES_MAX 8u
 /*
  * An engine socket held by several handles, in one or several sessions (SHARE/ADOPT, ABI 1.2).
  * It lives until the last holder closes it and the last token naming it is adopted or expired,
@@ -119,11 +126,27 @@ struct toed_ctl_dev {
   char *scratch; /* STATS answers are built here before the copy into a region */
   size_t scratch_cap;
   toe_time_t started;
+  uint32_t capturing; /* sessions with a capture running: 0 keeps the frame path free of it */
+  struct ctl_client *capturers[TOED_CTL_CAPTURES_MAX]; /* they, so a frame visits only them */
   bool stopping;
   struct ctl_token tokens[CTL_TOKENS];
   uint32_t tokens_live;
 };
 
+/* A session's capture (1.2 CAPTURE): frames matching `filter` are written as pcap records into
+ * one fill buffer at a time, which is lent with EV_CAPTURE when full and at the end of each
+ * round. A frame that finds no buffer (or no room, the CQ being full) is dropped and counted. */
+struct ctl_capture {
+  bool on;
+  struct toe_capf filter;
+  uint32_t snaplen; /* bytes kept of a frame (<= buf_size - record header) */
+  uint32_t buf;     /* buffer being filled, or CTL_NONE */
+  uint32_t used;    /* bytes of records in it */
+  uint32_t records;
+  uint64_t frames;  /* delivered (posted) so far */
+  uint64_t pending; /* frames in the buffer being filled */
+  uint64_t dropped;
+};
 /* Drops the tokens that expired by `now` (and the sockets only they held). */
 void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now);
 /* When the next token expires (TOE_TIME_NEVER if none is live). */
@@ -226,6 +249,7 @@ struct ctl_client {
   toe_time_t last_active;
   toe_time_t retry_at; /* the wait list is looked at again (CQ room, engine pool) */
   toe_time_t sq_retry_at;
+  struct ctl_capture cap;
   int end_status; /* != 0: end the session (then end_kind says why) */
   enum ctl_end_kind end_kind;
   bool ending;
@@ -288,6 +312,14 @@ void ctl_session_post_shutdown(struct ctl_client *cl);
 
 /* The sock_event callback body: true if `user` is one of the clients' socket records. */
 bool ctl_sock_event(struct toed_ctl_dev *dev, void *user, uint32_t events);
+
+/* ---- capture (1.2) ------------------------------------------------------------------------ */
+
+/* A frame the device saw on the wire (received, or sent: `bytes` or the pbuf chain `chain`),
+ * stamped `ts_ns` (CLOCK_REALTIME), for this session's capture. Never blocks, never fails: a
+ * frame that does not fit is counted as dropped. */
+void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, size_t len,
+                         const struct toe_pbuf *chain, uint64_t ts_ns);
 
 /* ---- introspection ----------------------------------------------------------------------- */
 

@@ -382,6 +382,13 @@ bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events)
   return c->open && ctl_sock_event(&c->dev, user, events);
 }
 
+void toed_ctl_capture_(struct toed_ctl *c, const uint8_t *bytes, size_t len,
+                       const struct toe_pbuf *chain, uint64_t ts_ns)
+{
+  for (uint32_t i = 0; i < c->dev.capturing; i++)
+    ctl_session_capture(c->dev.capturers[i], bytes, len, chain, ts_ns);
+}
+
 void toed_ctl_run(struct toed_ctl *c, toe_time_t now)
 {
   if (!c->open)

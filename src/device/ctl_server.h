@@ -77,6 +77,20 @@ void toed_ctl_on_epoll(struct toed_ctl *c, uint64_t tag, uint32_t events, toe_ti
 /* The engine's sock_event: true if the socket belongs to a client (then it is recorded). */
 bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events);
 
+/*
+ * A frame the device saw on the wire, for the sessions capturing (1.2 CAPTURE): received
+ * (`bytes`, `len`) or sent (the pbuf chain `chain`, bytes NULL), at `ts_ns` (CLOCK_REALTIME).
+ * Costs one test when nobody captures; never blocks (a slow capturer loses frames, counted).
+ */
+void toed_ctl_capture_(struct toed_ctl *c, const uint8_t *bytes, size_t len,
+                       const struct toe_pbuf *chain, uint64_t ts_ns);
+static inline void toed_ctl_capture(struct toed_ctl *c, const uint8_t *bytes, size_t len,
+                                    const struct toe_pbuf *chain, uint64_t ts_ns)
+{
+  if (c->open && c->dev.capturing)
+    toed_ctl_capture_(c, bytes, len, chain, ts_ns);
+}
+
 /* One round over every session: fill rings, submissions, socket work, completions, doorbells. */
 void toed_ctl_run(struct toed_ctl *c, toe_time_t now);
 

@@ -209,6 +209,7 @@ int toe_stack_create(const struct toe_config *cfg, void *mem, size_t mem_len,
   toe_arp_init(st, base + l.arp);
   toe_ipv4_init(st, base + l.ip);
   toe_icmp_init(st);
+  toe_pmtu_init(st);
   toe_socktab_init(st, base + l.socks);
   toe_udp_init(st, base + l.udp);
   toe_tcp_init(st, base + l.tcp);

@@ -9,6 +9,7 @@
 #include "engine/icmp.h"
 #include "engine/ipv4.h"
 #include "engine/pbuf_pool.h"
+#include "engine/pmtu.h"
 #include "engine/sock.h"
 #include "engine/tcp.h"
 #include "engine/timer_wheel.h"
@@ -34,6 +35,7 @@ struct toe_stack {
   struct toe_udp_state udp;
   struct toe_tcp_tables tcp;    /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
   struct toe_filter_table filt; /* steering filters (engine/filter_table.h), if cfg.steering */
+  struct toe_pmtu_cache pmtu;   /* path MTU estimates per destination (engine/pmtu.h) */
   void *mem_to_free;            /* set by toe_stack_new() */
 };
 

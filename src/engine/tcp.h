@@ -136,6 +136,7 @@ struct toe_tcb {
   uint16_t rcv_mss;
   uint16_t user_mss; /* TOE_TCP_MAXSEG clamp, 0 = none */
   uint16_t pmtu;     /* path MTU now (RFC 1191) */
+  uint16_t peer_mss; /* the peer's MSS option (536 without one): the bound when pmtu grows */
 
   /* timestamps (RFC 7323) */
   uint32_t ts_recent;     /* latest TSval from the peer to echo */
@@ -331,6 +332,9 @@ struct toe_tcb *toe_tcp_lookup(const struct toe_stack *st, uint32_t laddr, uint1
                                uint32_t raddr, uint16_t rport);
 void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp);
 void toe_tcp_hash_remove(struct toe_stack *st, struct toe_tcb *tp);
+/* The path MTU estimate for `dst` aged out (RFC 1191 6.3, engine/pmtu.c): every connection to it
+ * using a lower estimate goes back to `mtu` (its MSS as far as the peer's option allows). */
+void toe_tcp_pmtu_raise(struct toe_stack *st, uint32_t dst, uint16_t mtu);
 /* ICMP error quoting a TCP segment we sent (RFC 5927 validation). Returns true if delivered. */
 bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
                         int err, uint16_t next_mtu);

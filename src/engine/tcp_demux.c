@@ -261,6 +261,28 @@ static uint16_t plateau_below(uint16_t len)
   return 68;
 }
 
+void toe_tcp_pmtu_raise(struct toe_stack *st, uint32_t dst, uint16_t mtu)
+{
+  struct toe_tcp_tables *tt = &st->tcp;
+  for (uint32_t i = 0; i < tt->count; i++) {
+    struct toe_tcb *tp = &tt->tcbs[i];
+    if (tp->sk.proto != TOE_IPPROTO_TCP || !(tp->sk.flags & TOE_SOCK_F_CONNECTED) ||
+        tp->sk.raddr != dst || !tp->pmtu || tp->pmtu >= mtu)
+      continue;
+    tp->pmtu = mtu;
+    /* The MSS grows back as far as the peer's option and the user's clamp allow; segments
+     * already queued keep their size, new ones use it. */
+    uint32_t mss = (uint32_t)mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN;
+    if (tp->peer_mss && tp->peer_mss < mss)
+      mss = tp->peer_mss;
+    if (tp->user_mss && tp->user_mss < mss)
+      mss = tp->user_mss;
+    if (mss > tp->snd_mss)
+      tp->snd_mss = (uint16_t)mss;
+    st->ctr.tcp.pmtu_raised++;
+  }
+}
+
 bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
                         int err, uint16_t next_mtu)
 {
@@ -291,6 +313,9 @@ bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, c
       return true; /* the quoted datagram fits that MTU: not what dropped it (RFC 1191 4) */
     if (mtu < TOE_TCP_MIN_MSS + TOE_IPV4_HLEN + TOE_TCP_HLEN)
       mtu = TOE_TCP_MIN_MSS + TOE_IPV4_HLEN + TOE_TCP_HLEN;
+    /* Remembered for the destination (engine/pmtu.c): the next connection to it starts there,
+     * and the estimate ages (RFC 1191 6.3). */
+    toe_pmtu_lower(st, qip->dst, (uint16_t)mtu);
     uint32_t cur = tp->pmtu ? tp->pmtu : st->cfg.mtu;
     if (mtu >= cur)
       return true;

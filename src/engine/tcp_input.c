@@ -159,6 +159,7 @@ static void set_snd_mss(const struct toe_stack *st, struct toe_tcb *tp,
                         const struct toe_tcp_opts *o)
 {
   uint32_t mss = (o->has & TOE_TCPOPT_HAS_MSS) ? o->mss : DEFAULT_SND_MSS;
+  tp->peer_mss = (uint16_t)(mss > 65535u ? 65535u : mss);
   uint32_t mtu = tp->pmtu ? tp->pmtu : st->cfg.mtu;
   if (mtu > TOE_IPV4_HLEN + TOE_TCP_HLEN && mss > mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN)
     mss = mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN;

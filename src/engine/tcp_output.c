@@ -59,8 +59,9 @@ uint8_t toe_tcp_wscale_offer(const struct toe_config *cfg)
 
 uint16_t toe_tcp_mss_offer(const struct toe_stack *st, const struct toe_tcb *tp)
 {
-  uint32_t mtu = tp->pmtu ? tp->pmtu : st->cfg.mtu;
-  /* RFC 9293 3.7.1: the largest segment we can receive: MTU less fixed IP and TCP headers */
+  /* RFC 9293 3.7.1: the largest segment we can receive: MTU less fixed IP and TCP headers; the
+   * link's MTU, not the path's (RFC 1191 3.1: lowering the option would defeat PMTU discovery) */
+  uint32_t mtu = st->cfg.mtu ? st->cfg.mtu : 1500u;
   uint32_t mss = mtu > 40u ? mtu - 40u : DEFAULT_MSS;
   if (tp->user_mss && tp->user_mss < mss)
     mss = tp->user_mss;

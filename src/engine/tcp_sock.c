@@ -517,7 +517,11 @@ int toe_tcp_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_s
     iss = iss_floor; /* RFC 6191: beyond the old incarnation's sequence space */
   tp->iss = tp->snd_una = tp->snd_nxt = tp->snd_max = iss;
   tp->ts_offset = toe_tcp_ts_offset(st, s->laddr, s->lport, s->raddr, s->rport);
-  tp->pmtu = cfg->mtu;
+  /* Segments sized for what the path is known to carry (RFC 1191, engine/pmtu.c); the MSS we
+   * offer stays the link's (RFC 1191 3.1: never lowered for the path). */
+  tp->pmtu = toe_pmtu_get(st, s->raddr);
+  if (tp->pmtu < cfg->mtu)
+    st->ctr.tcp.pmtu_from_cache++;
   tp->rcv_mss = toe_tcp_mss_offer(st, tp);
   /* what our SYN offers (the input path keeps those the SYN-ACK answers) */
   if (cfg->tcp_timestamps)

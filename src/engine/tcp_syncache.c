@@ -113,9 +113,14 @@ static uint32_t ts_now(const struct toe_stack *st, uint32_t offset)
   return toe_tcp_now_ms(st) + offset;
 }
 
-static uint16_t path_mtu(const struct toe_stack *st)
+/* What the path to `raddr` carries: a cached estimate (RFC 1191, engine/pmtu.c) or the link's. */
+static uint16_t path_mtu(struct toe_stack *st, uint32_t raddr)
 {
-  return st->cfg.mtu ? st->cfg.mtu : 1500;
+  uint16_t link = st->cfg.mtu ? st->cfg.mtu : 1500;
+  uint16_t mtu = toe_pmtu_get(st, raddr);
+  if (mtu < link)
+    st->ctr.tcp.pmtu_from_cache++;
+  return mtu;
 }
 
 static uint32_t listener_backlog(const struct toe_stack *st, const struct toe_tcb *listener)
@@ -572,7 +577,8 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
   tp->max_sndwnd = tp->snd_wnd;
 
   /* MSS: the peer's option clamped to what our path carries (RFC 9293 3.7.1, RFC 1191). */
-  tp->pmtu = path_mtu(st);
+  tp->pmtu = path_mtu(st, c->raddr);
+  tp->peer_mss = c->peer_mss;
   uint32_t mss = c->peer_mss;
   uint32_t pmss = (uint32_t)tp->pmtu - TOE_IPV4_HLEN - TOE_TCP_HLEN;
   if (mss > pmss)

@@ -153,7 +153,9 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   h.abi_major = TOE_ABI_MAJOR;
   h.abi_minor = TOE_ABI_MINOR;
   h.size = sizeof(h);
-  h.caps = TOE_ABI_CAPS_1_2; /* everything we understand; the device grants what it allows */
+  /* Everything we understand (the device grants what it allows); not packet capture, whose
+   * EV_CAPTURE only toectl handles. */
+  h.caps = TOE_ABI_CAPS_1_2 & ~TOE_ABI_CAP_CAPTURE;
   h.pid = (uint32_t)getpid();
   h.origin = o->origin;
   h.sq_entries = o->sq_entries;

@@ -330,6 +330,32 @@ static int validate_stats(const struct toe_abi_client *c, const struct toe_abi_s
   return toe_abi_check_range(c, sqe->u.stats.buf_off, sqe->u.stats.len);
 }
 
+/* 1.2 CAPTURE: device-wide (no handle), for a session granted the capability; START names the
+ * filter text in the buffer area, STOP nothing. (The filter's syntax is the device's to check:
+ * a bad expression is an engine-style error, not a strike.) */
+static int validate_capture(const struct toe_abi_client *c, const struct toe_abi_sqe *sqe)
+{
+  if (!(c->caps & TOE_ABI_CAP_CAPTURE))
+    return -TOE_EOPNOTSUPP;
+  if (sqe->handle != TOE_ABI_HANDLE_NONE ||
+      !all_zero(sqe->u.capture.reserved, sizeof(sqe->u.capture.reserved)) ||
+      (sqe->u.capture.capture_flags & ~TOE_ABI_CAPTURE_F_ALL))
+    return -TOE_EINVAL;
+  if (sqe->u.capture.capture_flags & TOE_ABI_CAPTURE_F_STOP)
+    return sqe->u.capture.buf_off || sqe->u.capture.len || sqe->u.capture.snaplen ? -TOE_EINVAL : 0;
+  if (sqe->u.capture.len > TOE_ABI_CAPTURE_FILTER_MAX)
+    return -TOE_EINVAL;
+  if (sqe->u.capture.len == 0)
+    return sqe->u.capture.buf_off ? -TOE_EINVAL : 0;
+  return toe_abi_check_range(c, sqe->u.capture.buf_off, sqe->u.capture.len);
+}
+
+/* Opcodes this version defines (1..15, no gaps). */
+static bool op_known(uint8_t op)
+{
+  return op >= TOE_ABI_OP_NOP && op < TOE_ABI_OP__COUNT;
+}
+
 /* Reserved bytes of each op that names a socket (OPEN, NOP and STATS check their own). */
 static bool reserved_ok(const struct toe_abi_sqe *sqe)
 {
@@ -368,7 +394,7 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
     index = &dummy;
   *index = UINT32_MAX;
 
-  if (sqe->opcode == 0 || sqe->opcode >= TOE_ABI_OP__COUNT)
+  if (!op_known(sqe->opcode))
     return -TOE_EOPNOTSUPP;
   if (sqe->flags || sqe->reserved0) /* no SQE flags are defined in 1.0 */
     return -TOE_EINVAL;
@@ -382,6 +408,8 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
     return validate_open(c, sqe);
   case TOE_ABI_OP_STATS:
     return validate_stats(c, sqe, index);
+  case TOE_ABI_OP_CAPTURE:
+    return validate_capture(c, sqe);
   case TOE_ABI_OP_ADOPT:
     /* Names no socket of this client: the token is checked by the device (unknown, expired,
      * used, another uid's: -ENOENT). */
@@ -503,6 +531,15 @@ int toe_abi_buf_lend(struct toe_abi_client *c, uint32_t buf_id, uint32_t handle)
     return -TOE_EINVAL;
   c->bufs[buf_id] = handle;
   c->slots[i].rx_lent++;
+  c->stats.bufs_lent++;
+  return 0;
+}
+
+int toe_abi_buf_give(struct toe_abi_client *c, uint32_t buf_id)
+{
+  if (buf_id >= c->layout.buf_count || c->bufs[buf_id] != TOE_ABI_BUF_DEVICE)
+    return -TOE_EINVAL;
+  c->bufs[buf_id] = TOE_ABI_BUF_HOST;
   c->stats.bufs_lent++;
   return 0;
 }

@@ -187,7 +187,8 @@ void toe_abi_handle_free(struct toe_abi_client *c, uint32_t index);
  * ops that name a socket, its slot index in *index (UINT32_MAX otherwise); or the -TOE_E* for
  * the error completion:
  *   -TOE_EOPNOTSUPP     unknown opcode (including 0); an op the socket's protocol lacks (LISTEN,
- *                       ACCEPT, SHUTDOWN on UDP); STATS without TOE_ABI_CAP_STATS
+ *                       ACCEPT, SHUTDOWN on UDP); STATS without TOE_ABI_CAP_STATS; CAPTURE
+ *                       without TOE_ABI_CAP_CAPTURE
  *   -TOE_EINVAL         flags, reserved fields, or an argument out of its domain
  *   -TOE_EBADF          handle not an open socket of this client (index, state, generation)
  *   -TOE_EFAULT         [offset, offset + len) not inside the buffer area
@@ -235,6 +236,13 @@ int toe_abi_fill_take(struct toe_abi_client *c, uint32_t buf_id);
  * bug, not the client's).
  */
 int toe_abi_buf_lend(struct toe_abi_client *c, uint32_t buf_id, uint32_t handle);
+
+/*
+ * Hands a device-owned buffer to the host with an event that names no socket (1.2 EV_CAPTURE):
+ * it is the host's again, counted against no socket's credit. Returns 0, or -TOE_EINVAL if the
+ * buffer is not the device's (a device bug, not the client's).
+ */
+int toe_abi_buf_give(struct toe_abi_client *c, uint32_t buf_id);
 
 /* Region offset of buffer `buf_id` (< buf_count). */
 static inline uint64_t toe_abi_buf_offset(const struct toe_abi_client *c, uint32_t buf_id)

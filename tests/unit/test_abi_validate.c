@@ -661,6 +661,8 @@ TEST(reserved_fields_nonzero)
     uint32_t h = 0;
     if (op == TOE_ABI_OP_SHARE || op == TOE_ABI_OP_ADOPT)
       continue; /* 1.2, behind TOE_ABI_CAP_SHARE: share_adopt below */
+    if (op == TOE_ABI_OP_CAPTURE)
+      continue; /* 1.2, behind TOE_ABI_CAP_CAPTURE: capture_op_validation below */
     if (op != TOE_ABI_OP_NOP && op != TOE_ABI_OP_OPEN && op != TOE_ABI_OP_STATS)
       h = fx_sock(&f, TOE_ABI_PROTO_TCP, tcp_state_for(op));
     struct toe_abi_sqe base = sqe_of(&f, op, h, TOE_ABI_PROTO_TCP);
@@ -1162,6 +1164,70 @@ TEST(op_arguments)
   CHECK_EQ(validate(&f, &s), 0);
   s.u.sockopt.opt = TOE_ABI_SO_OWNER_COMM_HI + 1; /* the rest of the range is unknown */
   CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT);
+}
+
+/* 1.2 CAPTURE: only with the capability, device-wide, reserved bytes zero, filter text in range
+ * and bounded; STOP carries nothing. */
+TEST(capture_op_validation)
+{
+  struct fixture f;
+  REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_1) == 0);
+  struct toe_abi_sqe s;
+  memset(&s, 0, sizeof(s));
+  s.opcode = TOE_ABI_OP_CAPTURE;
+  s.u.capture.buf_off = f.layout.buf_off;
+  s.u.capture.len = 3;
+  CHECK_EQ(validate(&f, &s), -TOE_EOPNOTSUPP); /* not granted */
+  f.c.caps |= TOE_ABI_CAP_CAPTURE;
+  uint32_t idx = 7;
+  CHECK_EQ(toe_abi_validate_sqe(&f.c, &s, &idx), 0);
+  CHECK_EQ(idx, UINT32_MAX);
+  struct toe_abi_sqe t = s;
+  t.handle = TOE_ABI_HANDLE(0, 1);
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  for (size_t b = 0; b < sizeof(s.u.capture.reserved); b++) {
+    t = s;
+    t.u.capture.reserved[b] = 1;
+    CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  }
+  t = s;
+  t.u.capture.capture_flags = 2;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t = s;
+  t.u.capture.len = TOE_ABI_CAPTURE_FILTER_MAX + 1;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t = s;
+  t.u.capture.buf_off = f.layout.buf_off - 1;
+  CHECK_EQ(validate(&f, &t), -TOE_EFAULT);
+  t = s;
+  t.u.capture.buf_off = UINT64_MAX - 1;
+  CHECK_EQ(validate(&f, &t), -TOE_EFAULT);
+  t = s; /* no filter: no offset either */
+  t.u.capture.len = 0;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t.u.capture.buf_off = 0;
+  CHECK_EQ(validate(&f, &t), 0);
+  /* STOP names nothing else */
+  memset(&t, 0, sizeof(t));
+  t.opcode = TOE_ABI_OP_CAPTURE;
+  t.u.capture.capture_flags = TOE_ABI_CAPTURE_F_STOP;
+  CHECK_EQ(validate(&f, &t), 0);
+  t.u.capture.snaplen = 100;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+}
+
+/* A buffer handed over without a socket (EV_CAPTURE) is the host's again, and only a buffer the
+ * device holds can be. */
+TEST(buffer_give_without_socket)
+{
+  struct fixture f;
+  REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_0) == 0);
+  CHECK_EQ(toe_abi_buf_give(&f.c, 2), -TOE_EINVAL); /* the host's already */
+  CHECK_EQ(toe_abi_fill_take(&f.c, 2), 0);
+  CHECK_EQ(toe_abi_buf_give(&f.c, 2), 0);
+  CHECK_EQ(f.c.bufs[2], TOE_ABI_BUF_HOST);
+  CHECK_EQ(toe_abi_buf_give(&f.c, FX_BUFS), -TOE_EINVAL);
+  CHECK_EQ(toe_abi_fill_take(&f.c, 2), 0); /* and it can come back */
 }
 
 TEST(cqe_error)

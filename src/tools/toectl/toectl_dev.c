@@ -23,7 +23,7 @@
 /* Geometry we ask for: the smallest rings, no sockets, and a buffer area large enough for the
  * flow table of a busy device (4 MiB: 32767 flow records of 128 bytes). The device may clamp. */
 #define TC_SQ 8u
-#define TC_CQ 16u
+#define TC_CQ 128u /* capture: an EV_CAPTURE per buffer may be outstanding */
 #define TC_BUF_SIZE 65536u
 #define TC_BUF_COUNT 64u
 #define TC_HANDLES 1u
@@ -64,7 +64,7 @@ static int handshake(struct tc_dev *d, int fds[TOE_ABI_FD_COUNT])
   /* STATS is what we come for; FLOWS for the flow table. A device grants at least one socket
    * protocol or refuses the session, so offer both (we never open a socket). */
   h.caps = TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS | TOE_ABI_CAP_FLOWS |
-           TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_FILTERS;
+           TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_FILTERS | TOE_ABI_CAP_CAPTURE;
   h.pid = (uint32_t)getpid();
   h.sq_entries = TC_SQ;
   h.cq_entries = TC_CQ;
@@ -196,24 +196,16 @@ size_t tc_stats_max(const struct tc_dev *d)
   return area > UINT32_MAX ? UINT32_MAX : (size_t)area;
 }
 
-/* Waits for the completion of the SQE with user_data `ud`. Returns its CQE in *out, or -errno. */
-static int wait_completion(struct tc_dev *d, uint64_t ud, struct toe_abi_cqe *out)
+int tc_next(struct tc_dev *d, struct toe_abi_cqe *out, int timeout_ms)
 {
-  int64_t deadline = now_ms() + d->timeout_ms;
+  int64_t deadline = now_ms() + timeout_ms;
   for (;;) {
-    struct toe_abi_cqe cqe;
-    int n = toe_ring_cons_read(&d->cq, &cqe, 1);
+    int n = toe_ring_cons_read(&d->cq, out, 1);
     if (n < 0)
       return -EPROTO;
     if (n == 1) {
       toe_ring_cons_release(&d->cq, 1);
-      if (cqe.type == TOE_ABI_CQE_OP && cqe.user_data == ud) {
-        if (cqe.opcode != TOE_ABI_OP_STATS)
-          return -EPROTO;
-        *out = cqe;
-        return 0;
-      }
-      continue; /* EV_SHUTDOWN or anything else: not ours to act on */
+      return 1;
     }
     /* Empty: announce the sleep (docs/transport.md "Doorbells"), re-check, then sleep on the
      * doorbell and the control socket, whose hang-up means the device is gone. */
@@ -224,14 +216,18 @@ static int wait_completion(struct tc_dev *d, uint64_t ud, struct toe_abi_cqe *ou
       int64_t left = deadline - now_ms();
       if (left <= 0) {
         toe_ring_cons_clear_wakeup(&d->cq);
-        return -ETIMEDOUT;
+        return 0;
       }
       struct pollfd p[2] = {{.fd = d->notify, .events = POLLIN}, {.fd = d->ctl, .events = POLLIN}};
       int r = poll(p, 2, (int)(left > 1000 ? 1000 : left));
       if (r < 0 && errno != EINTR)
         return -errno;
+      if (r < 0) {
+        toe_ring_cons_clear_wakeup(&d->cq);
+        return -EINTR; /* a signal: the caller decides */
+      }
       if (r > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
-        return -ENETDOWN; /* EOF, or a message, which 1.0 never sends after the reply */
+        return -ENETDOWN; /* EOF, or a message, which the ABI never sends after the reply */
       if (r > 0 && (p[0].revents & POLLIN)) {
         uint64_t v;
         if (read(d->notify, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -240,6 +236,45 @@ static int wait_completion(struct tc_dev *d, uint64_t ud, struct toe_abi_cqe *ou
     }
     toe_ring_cons_clear_wakeup(&d->cq);
   }
+}
+
+/* Waits for the completion of the SQE with user_data `ud` (other entries are skipped). Returns
+ * its CQE in *out, or -errno. */
+static int wait_completion(struct tc_dev *d, uint64_t ud, uint8_t opcode, struct toe_abi_cqe *out)
+{
+  int64_t deadline = now_ms() + d->timeout_ms;
+  for (;;) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0)
+      return -ETIMEDOUT;
+    int r = tc_next(d, out, (int)left);
+    if (r == -EINTR)
+      continue;
+    if (r < 0)
+      return r;
+    if (r == 0)
+      return -ETIMEDOUT;
+    if (out->type == TOE_ABI_CQE_OP && out->user_data == ud)
+      return out->opcode == opcode ? 0 : -EPROTO;
+    /* EV_SHUTDOWN or anything else: not ours to act on */
+  }
+}
+
+/* Puts one SQE on the ring and rings the doorbell if the device sleeps. */
+static int submit(struct tc_dev *d, const struct toe_abi_sqe *sqe)
+{
+  int k = toe_ring_prod_write(&d->sq, sqe, 1);
+  if (k < 0)
+    return -EPROTO;
+  if (k == 0)
+    return -EAGAIN; /* cannot happen with one command at a time */
+  toe_ring_publish(&d->sq);
+  if (toe_ring_prod_needs_wakeup(&d->sq)) {
+    uint64_t one = 1;
+    if (write(d->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
+      return -errno;
+  }
+  return 0;
 }
 
 ssize_t tc_stats(struct tc_dev *d, uint32_t kind, void *out, size_t len)
@@ -252,20 +287,12 @@ ssize_t tc_stats(struct tc_dev *d, uint32_t kind, void *out, size_t len)
   sqe.u.stats.kind = kind;
   sqe.u.stats.len = (uint32_t)area;
   sqe.u.stats.buf_off = d->rep.layout.buf_off;
-  int k = toe_ring_prod_write(&d->sq, &sqe, 1);
-  if (k < 0)
-    return -EPROTO;
-  if (k == 0)
-    return -EAGAIN; /* cannot happen with one command at a time */
-  toe_ring_publish(&d->sq);
-  if (toe_ring_prod_needs_wakeup(&d->sq)) {
-    uint64_t one = 1;
-    if (write(d->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
-      return -errno;
-  }
+  int rc = submit(d, &sqe);
+  if (rc < 0)
+    return rc;
   struct toe_abi_cqe cqe;
   memset(&cqe, 0, sizeof(cqe));
-  int rc = wait_completion(d, sqe.user_data, &cqe);
+  rc = wait_completion(d, sqe.user_data, TOE_ABI_OP_STATS, &cqe);
   if (rc < 0)
     return rc;
   if (cqe.res < 0)
@@ -277,4 +304,77 @@ ssize_t tc_stats(struct tc_dev *d, uint32_t kind, void *out, size_t len)
     n = len;
   memcpy(out, (const uint8_t *)d->region + d->rep.layout.buf_off, n);
   return cqe.res;
+}
+
+/* ---- capture (ABI 1.2) ---------------------------------------------------------------------- */
+
+int tc_fill_return(struct tc_dev *d, uint32_t buf_id)
+{
+  int k = toe_ring_prod_write(&d->fq, &buf_id, 1);
+  if (k < 0)
+    return -EPROTO;
+  if (k == 0)
+    return -ENOSPC; /* cannot happen: the fill ring holds every buffer */
+  toe_ring_publish(&d->fq);
+  if (toe_ring_prod_needs_wakeup(&d->fq)) {
+    uint64_t one = 1;
+    if (write(d->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
+      return -errno;
+  }
+  return 0;
+}
+
+int tc_capture_start(struct tc_dev *d, const char *filter, size_t len, uint32_t snaplen)
+{
+  const struct toe_abi_layout *l = &d->rep.layout;
+  if (!(d->rep.caps & TOE_ABI_CAP_CAPTURE))
+    return -EPERM;
+  if (len > TOE_ABI_CAPTURE_FILTER_MAX || len > l->buf_size || l->buf_count < 2)
+    return -EINVAL;
+  uint8_t *base = d->region;
+  int rc = toe_ring_init_prod(&d->fq, (struct toe_abi_ring_ctl *)(void *)(base + l->fq_ctl_off),
+                              base + l->fq_off, l->fq_entries, TOE_ABI_FQE_SIZE);
+  if (rc < 0)
+    return -EPROTO;
+  /* Buffer 0 carries the filter text; every other buffer is the device's to fill. */
+  for (uint32_t b = 1; b < l->buf_count; b++)
+    if (toe_ring_prod_write(&d->fq, &b, 1) != 1)
+      return -EPROTO;
+  toe_ring_publish(&d->fq);
+  if (len)
+    memcpy(base + l->buf_off, filter, len);
+  struct toe_abi_sqe sqe;
+  memset(&sqe, 0, sizeof(sqe));
+  sqe.opcode = TOE_ABI_OP_CAPTURE;
+  sqe.user_data = ++d->next_ud;
+  sqe.u.capture.buf_off = len ? l->buf_off : 0;
+  sqe.u.capture.len = (uint32_t)len;
+  sqe.u.capture.snaplen = snaplen;
+  rc = submit(d, &sqe);
+  if (rc < 0)
+    return rc;
+  struct toe_abi_cqe cqe;
+  rc = wait_completion(d, sqe.user_data, TOE_ABI_OP_CAPTURE, &cqe);
+  return rc < 0 ? rc : cqe.res;
+}
+
+int tc_capture_stop(struct tc_dev *d, uint64_t *ud)
+{
+  struct toe_abi_sqe sqe;
+  memset(&sqe, 0, sizeof(sqe));
+  sqe.opcode = TOE_ABI_OP_CAPTURE;
+  sqe.user_data = ++d->next_ud;
+  sqe.u.capture.capture_flags = TOE_ABI_CAPTURE_F_STOP;
+  *ud = sqe.user_data;
+  return submit(d, &sqe);
+}
+
+const uint8_t *tc_capture_records(const struct tc_dev *d, const struct toe_abi_cqe *cqe)
+{
+  const struct toe_abi_layout *l = &d->rep.layout;
+  uint32_t id = cqe->u.capture.buf_id, off = cqe->u.capture.offset, len = cqe->u.capture.len;
+  if (id >= l->buf_count || off > l->buf_size || len > l->buf_size - off ||
+      cqe->res != (int32_t)len)
+    return NULL;
+  return (const uint8_t *)d->region + l->buf_off + (uint64_t)id * l->buf_size + off;
 }

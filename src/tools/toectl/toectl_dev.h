@@ -24,8 +24,9 @@ struct tc_dev {
   size_t region_size;
   struct toe_abi_hello_reply rep; /* checked; rep.layout is the layout we use */
   struct toe_ring sq, cq;
-  uint64_t next_ud; /* user_data of the next SQE */
-  int timeout_ms;   /* bound on one command's round trip */
+  struct toe_ring fq; /* capture only: buffers given back to the device */
+  uint64_t next_ud;   /* user_data of the next SQE */
+  int timeout_ms;     /* bound on one command's round trip */
 };
 
 /*
@@ -47,5 +48,29 @@ size_t tc_stats_max(const struct tc_dev *d);
  * -EINVAL: kind unknown or not granted), -ENETDOWN (the device hung up), -ETIMEDOUT, -EPROTO.
  */
 ssize_t tc_stats(struct tc_dev *d, uint32_t kind, void *out, size_t len);
+
+/*
+ * The next completion-ring entry, waiting up to timeout_ms. Returns 1 (entry in *out), 0 (none
+ * in time), -EINTR (a signal arrived), -ENETDOWN (the device hung up), -EPROTO.
+ */
+int tc_next(struct tc_dev *d, struct toe_abi_cqe *out, int timeout_ms);
+
+/*
+ * Starts a capture (ABI 1.2, TOE_ABI_CAP_CAPTURE): gives every buffer but the first to the
+ * device on the fill ring, puts the filter text in the first, submits CAPTURE and waits for its
+ * completion. Returns 0, -EPERM (capture not granted to this user), -EINVAL (the device refused
+ * the filter), -EBUSY, or the errors of tc_stats.
+ */
+int tc_capture_start(struct tc_dev *d, const char *filter, size_t len, uint32_t snaplen);
+
+/* Submits CAPTURE STOP; its completion (user_data *ud) follows the last EV_CAPTURE. */
+int tc_capture_stop(struct tc_dev *d, uint64_t *ud);
+
+/* The records of an EV_CAPTURE inside our region, or NULL if the entry names bytes outside its
+ * buffer (a broken device). */
+const uint8_t *tc_capture_records(const struct tc_dev *d, const struct toe_abi_cqe *cqe);
+
+/* Gives buffer `buf_id` back to the device. Returns 0 or -errno. */
+int tc_fill_return(struct tc_dev *d, uint32_t buf_id);
 
 #endif

@@ -2,6 +2,7 @@
  * toectl: what the device is doing, over the transport.
  *
  *   toectl [--ctl PATH] [--json] [-z] status|stats|flows
+ *   toectl [--ctl PATH] capture FILE [--count N] [--filter EXPR] [--seconds S] [--snaplen N]
  *
  * status  the session (ABI, granted capabilities), the flows by state, and every gauge (resources
  *         held now: sockets, buffers, clients)
@@ -12,12 +13,15 @@
  *         (ABI 1.2: libtoe, preload, proxy) and the owning program's pid and command
  * filters the device's steering filter table (ABI 1.2, TOE_ABI_CAP_FILTERS): what the engine owns
  *         and every other frame goes to the host interface; per filter its frames and bytes
+ * capture a pcap of what the device sees on the wire, both directions, offloaded flows included
+ *         (ABI 1.2, TOE_ABI_CAP_CAPTURE; toectl_capture.c)
  *
  * toectl attaches as a client of its own (comm "toectl") and opens no sockets. Human output is
  * aligned columns; --json prints one JSON object. Exit status: 0, 1 when the device cannot be
  * reached or refuses, 2 for bad usage.
  */
 #include "toe/tcp.h" /* enum toe_tcp_state: the ABI's tcp_state values */
+#include "toectl_capture.h"
 #include "toectl_dev.h"
 #include "toectl_out.h"
 
@@ -55,6 +59,12 @@ static void usage(FILE *f)
           "           listener or bind; conn, timewait: one connection), local and peer\n"
           "           address, and the frames and bytes each steered to the engine; needs root\n"
           "           or toed's user\n"
+          "  capture FILE [--count N] [--filter EXPR] [--seconds S] [--snaplen N]\n"
+          "           a pcap of what the device sees on the wire (both directions, offloaded\n"
+          "           flows included) until N frames, S seconds or Ctrl-C; FILE \"-\" is stdout.\n"
+          "           EXPR (evaluated in the device): arp, ip, icmp, tcp, udp,\n"
+          "           [src|dst] host A.B.C.D, [src|dst] port N, combined with and, or, not,\n"
+          "           ( ); e.g. \"tcp port 80 or icmp\". Needs root or toed's user\n"
           "\n"
           "options:\n"
           "  --ctl PATH  the device's control socket (default: $TOE_CTL, else the only socket\n"
@@ -532,10 +542,11 @@ static void caps_str(uint64_t caps, char *out, size_t len)
   static const struct {
     uint64_t bit;
     const char *name;
-  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},       {TOE_ABI_CAP_UDP, "udp"},
-               {TOE_ABI_CAP_IPV6, "ipv6"},     {TOE_ABI_CAP_STATS, "stats"},
-               {TOE_ABI_CAP_FLOWS, "flows"},   {TOE_ABI_CAP_SHARE, "share"},
-               {TOE_ABI_CAP_ORIGIN, "origin"}, {TOE_ABI_CAP_FILTERS, "filters"}};
+  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},        {TOE_ABI_CAP_UDP, "udp"},
+               {TOE_ABI_CAP_IPV6, "ipv6"},      {TOE_ABI_CAP_STATS, "stats"},
+               {TOE_ABI_CAP_FLOWS, "flows"},    {TOE_ABI_CAP_SHARE, "share"},
+               {TOE_ABI_CAP_ORIGIN, "origin"},  {TOE_ABI_CAP_CAPTURE, "capture"},
+               {TOE_ABI_CAP_FILTERS, "filters"}};
   out[0] = 0;
   size_t pos = 0;
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -868,8 +879,30 @@ int main(int argc, char **argv)
 {
   const char *ctl_arg = NULL, *cmd = NULL;
   bool json = false, zeros = false;
+  struct tc_capture_args cap;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
+    if (!cmd && strcmp(a, "capture") == 0) {
+      /* Everything after it is the capture's own (its FILE, --count, ...), except --ctl. */
+      char **rest = calloc((size_t)argc, sizeof(char *));
+      int nrest = 0;
+      if (!rest)
+        return 1;
+      for (int k = i + 1; k < argc; k++) {
+        if (strcmp(argv[k], "--ctl") == 0 && k + 1 < argc)
+          ctl_arg = argv[++k];
+        else if (strncmp(argv[k], "--ctl=", 6) == 0)
+          ctl_arg = argv[k] + 6;
+        else
+          rest[nrest++] = argv[k];
+      }
+      int rc = tc_capture_parse(nrest, rest, &cap);
+      free(rest);
+      if (rc)
+        return rc;
+      cmd = a;
+      break;
+    }
     if (strcmp(a, "--ctl") == 0) {
       if (i + 1 >= argc) {
         fprintf(stderr, "%s: --ctl needs a PATH\n", prog);
@@ -901,8 +934,9 @@ int main(int argc, char **argv)
     return 2;
   }
   if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0 && strcmp(cmd, "flows") != 0 &&
-      strcmp(cmd, "filters") != 0) {
-    fprintf(stderr, "%s: unknown command %s (status, stats, flows or filters)\n", prog, cmd);
+      strcmp(cmd, "filters") != 0 && strcmp(cmd, "capture") != 0) {
+    fprintf(stderr, "%s: unknown command %s (status, stats, flows, filters or capture)\n", prog,
+            cmd);
     return 2;
   }
   if (ctl_arg && !*ctl_arg) {
@@ -931,6 +965,12 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s: the device at %s does not grant the STATS command\n", prog, ctl);
     tc_detach(&dev);
     return 1;
+  }
+
+  if (strcmp(cmd, "capture") == 0) {
+    int st = tc_capture_run(&dev, ctl, &cap);
+    tc_detach(&dev);
+    return st;
   }
 
   int status = 1;

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# toectl capture: a pcap of what the device sees on the wire, streamed over the transport (ABI 1.2
+# CAPTURE), while the peer pings the device and an offloaded TCP connection (toe-nc, a host client
+# of the device) sends a file to a kernel nc on the peer.
+#
+#   bash tests/net/test_toectl_capture.sh BINDIR        (root; BINDIR holds toed, toectl, toe-nc)
+#
+# Three captures run at once: everything; --filter icmp --count 3; --filter "tcp port P" (stopped
+# by SIGTERM). Checks: tshark reads each file with nothing malformed and checksums valid; the full
+# capture has the echo requests and replies and the offloaded connection's three-way handshake, in
+# both directions; --count gives exactly that many frames; every frame of a filtered capture
+# matches its filter and the filtered capture has the handshake too; toectl's summary agrees with
+# the file; usage errors (a bad filter) exit 2 with the position; a capture whose reader is stuck
+# makes the device drop (and count) captured frames while a 16 MiB offloaded transfer still
+# arrives intact; at most 8 captures run at once; a user allowed on the control socket but not root
+# is refused with a clear message.
+set -u
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/transport_lib.sh"
+
+NET_REQUIRED_TOOLS="ip ping nc tshark timeout sha256sum $NET_PY"
+net_init "${1:-}" 100
+tr_init
+tr_need "$TOE_NC"
+TCP_PORT=5201
+
+net_setup
+tr_start_toed
+
+# ---- usage -------------------------------------------------------------------------------------
+
+"$TOECTL" --ctl "$CTL" capture >/dev/null 2>"$NET_TMP/err"
+check_eq "capture without FILE: exit 2" "$?" 2
+"$TOECTL" --ctl "$CTL" capture "$NET_TMP/x.pcap" --filter "tcp and port" >/dev/null 2>"$NET_TMP/err"
+check_eq "bad filter: exit 2" "$?" 2
+check "bad filter: names the position and what was expected" \
+  grep -q "bad filter at byte 12: expected a port number" "$NET_TMP/err"
+"$TOECTL" --ctl "$CTL" capture "$NET_TMP/x.pcap" --count 0 >/dev/null 2>"$NET_TMP/err"
+check_eq "--count 0: exit 2" "$?" 2
+
+toectl_json "$NET_TMP/status.json" status
+check_eq "status --json: capture granted (root)" \
+  "$(json_eval "$NET_TMP/status.json" "'capture' in d['caps']")" 1
+
+# ---- three captures while traffic runs -----------------------------------------------------------
+
+# capture_bg NAME ARGS...: toectl capture into $NET_TMP/NAME.pcap in the device namespace; waits
+# until the device confirmed the start. Sets CAP_PID.
+capture_bg() {
+  local name=$1
+  shift
+  # Bounded by its own --seconds, not by timeout(1): timeout would forward our SIGTERM and then
+  # SIGKILL toectl 2 s later if the device (slow under ASan on a busy machine) took longer to
+  # confirm the stop.
+  dev_bg "$TOECTL" --ctl "$CTL" capture "$NET_TMP/$name.pcap" --seconds 60 "$@" \
+    2>"$NET_TMP/$name.err" </dev/null
+  CAP_PID=$BG_PID
+  wait_for 10 grep -q "capturing on" "$NET_TMP/$name.err" ||
+    net_fail "capture $name did not start: $(cat "$NET_TMP/$name.err")"
+}
+capture_bg all
+CAP_ALL=$CAP_PID
+capture_bg icmp --filter icmp --count 3
+CAP_ICMP=$CAP_PID
+capture_bg tcp --filter "tcp port $TCP_PORT"
+CAP_TCP=$CAP_PID
+
+peer ping -c 5 -i 0.2 -q "$NET_DEV_ADDR" >"$NET_TMP/ping.out" 2>&1
+check "ping through the device: 5 replies" grep -q "5 received" "$NET_TMP/ping.out"
+
+# An offloaded connection: toe-nc (a client of the device) sends 1 MiB to a kernel nc on the peer.
+head -c 1048576 /dev/urandom >"$NET_TMP/data"
+peer_bg timeout -k 2 40 nc -l "$TCP_PORT" >"$NET_TMP/recv" 2>/dev/null </dev/null
+RECV=$BG_PID
+wait_for 5 peer_listening "$TCP_PORT" || net_fail "kernel nc listening on $TCP_PORT"
+dev timeout -k 2 30 "$TOE_NC" -N "$NET_PEER_ADDR" "$TCP_PORT" <"$NET_TMP/data" >/dev/null \
+  2>"$NET_TMP/nc.err"
+check_eq "toe-nc: exit 0" "$?" 0
+wait "$RECV" 2>/dev/null
+check_eq "the offloaded transfer arrived intact" "$(sha256sum <"$NET_TMP/recv" | cut -c1-64)" \
+  "$(sha256sum <"$NET_TMP/data" | cut -c1-64)"
+
+# The --count capture ended by itself after 3 ICMP frames.
+wait_for 10 bash -c "! kill -0 $CAP_ICMP 2>/dev/null"
+wait "$CAP_ICMP" 2>/dev/null
+check_eq "--count 3: toectl exits 0 by itself" "$?" 0
+for pid in "$CAP_ALL" "$CAP_TCP"; do
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  check_eq "capture stopped by SIGTERM: exit 0" "$?" 0
+done
+sed 's/^/#   /' "$NET_TMP"/{all,icmp,tcp}.err
+
+# ---- what the files hold -----------------------------------------------------------------------
+
+# capture_clean NAME: tshark finds nothing malformed or wrong in $NET_TMP/NAME.pcap. Flow control is not a
+# finding (the kernel nc falling behind fills its window: "window full" is rated a warning). A
+# capture from which the device dropped frames (its summary says so: a slow toectl on a busy
+# machine) has holes tshark reports as unseen segments, so then only errors count (bad checksums,
+# malformed frames).
+FLOWCTL="tcp.analysis.zero_window || tcp.analysis.window_full || tcp.analysis.zero_window_probe || tcp.analysis.zero_window_probe_ack"
+capture_clean() {
+  local name=$1 dropped
+  dropped=$(sed -n 's/.*and dropped \([0-9]*\).*/\1/p' "$NET_TMP/$name.err")
+  if [ "${dropped:-0}" = 0 ]; then
+    check_pcap_clean "$name capture" "$NET_TMP/$name.pcap" "!($FLOWCTL)"
+  else
+    net_log "$name: the device dropped $dropped frames from the capture: checking errors only"
+    check_eq "$name capture: frames malformed or with errors" \
+      "$(tshark_count "$NET_TMP/$name.pcap" '_ws.malformed || _ws.expert.severity >= "error"')" 0
+  fi
+}
+
+A=$NET_TMP/all.pcap
+D=$NET_DEV_ADDR
+P=$NET_PEER_ADDR
+check "tshark reads the full capture" tshark -n -r "$A" -c 1 -q
+check_ge "full: frames" "$(tshark_count "$A" "frame")" 20
+check_eq "full: the 5 echo requests from the peer" \
+  "$(tshark_count "$A" "icmp.type == 8 && ip.src == $P && ip.dst == $D")" 5
+check_eq "full: the 5 echo replies of the device" \
+  "$(tshark_count "$A" "icmp.type == 0 && ip.src == $D && ip.dst == $P")" 5
+SYN="tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.src == $D && tcp.dstport == $TCP_PORT"
+SYNACK="tcp.flags.syn == 1 && tcp.flags.ack == 1 && ip.src == $P && tcp.srcport == $TCP_PORT"
+check_eq "full: the offloaded connection's SYN (sent by the device)" "$(tshark_count "$A" "$SYN")" 1
+check_eq "full: the peer's SYN-ACK (received by the device)" "$(tshark_count "$A" "$SYNACK")" 1
+check_ge "full: the handshake's ACK and data from the device" \
+  "$(tshark_count "$A" "tcp.flags.syn == 0 && ip.src == $D && tcp.dstport == $TCP_PORT")" 1
+check_ge "full: the device's FIN" \
+  "$(tshark_count "$A" "tcp.flags.fin == 1 && ip.src == $D && tcp.dstport == $TCP_PORT")" 1
+capture_clean all
+line=$(grep "frames written" "$NET_TMP/all.err")
+check_eq "full: toectl's summary counts the frames in the file" \
+  "$(sed -n 's/.*: \([0-9]*\) frames written.*/\1/p' <<<"$line")" "$(tshark_count "$A" "frame")"
+
+I=$NET_TMP/icmp.pcap
+check_eq "--count 3: exactly 3 frames" "$(tshark_count "$I" "frame")" 3
+check_eq "--filter icmp: every frame is ICMP" "$(tshark_count "$I" "icmp")" 3
+capture_clean icmp
+
+T=$NET_TMP/tcp.pcap
+check_ge "--filter tcp port: frames" "$(tshark_count "$T" "frame")" 10
+check_eq "--filter tcp port: nothing else" "$(tshark_count "$T" "!(tcp.port == $TCP_PORT)")" 0
+check_eq "--filter tcp port: the SYN" "$(tshark_count "$T" "$SYN")" 1
+check_eq "--filter tcp port: the SYN-ACK" "$(tshark_count "$T" "$SYNACK")" 1
+capture_clean tcp
+
+# --seconds: ends by itself (an ARP-only capture of an idle device may well hold no frame).
+dev timeout -k 2 20 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/sec.pcap" --seconds 1 --filter arp \
+  2>"$NET_TMP/sec.err" </dev/null
+check_eq "--seconds 1: toectl exits 0 by itself" "$?" 0
+check "--seconds 1: a pcap tshark reads" tshark -n -r "$NET_TMP/sec.pcap" -q
+
+# The device's counters: four captures started.
+toectl_json "$NET_TMP/stats.json" stats
+check_eq "transport.captures" "$(stat_get "$NET_TMP/stats.json" transport.captures)" 4
+check_ge "transport.capture_frames" "$(stat_get "$NET_TMP/stats.json" transport.capture_frames)" 30
+
+# ---- a reader that does not keep up ---------------------------------------------------------------
+
+# A capture whose output goes into a pipe nobody reads: toectl blocks after the pipe's 64 KiB and
+# returns no buffers; the device must drop (and count) captured frames and carry its traffic as
+# before. A 16 MiB offloaded transfer runs meanwhile and must arrive intact.
+mkfifo "$NET_TMP/stuck.fifo"
+exec 8<>"$NET_TMP/stuck.fifo" # held open, never read
+dev_bg "$TOECTL" --ctl "$CTL" capture - >"$NET_TMP/stuck.fifo" 2>"$NET_TMP/stuck.err" </dev/null
+STUCK=$BG_PID
+wait_for 10 grep -q "capturing on" "$NET_TMP/stuck.err" || net_fail "stuck capture did not start"
+head -c 16777216 /dev/urandom >"$NET_TMP/data16"
+peer_bg timeout -k 2 40 nc -l "$TCP_PORT" >"$NET_TMP/recv16" 2>/dev/null </dev/null
+RECV=$BG_PID
+wait_for 5 peer_listening "$TCP_PORT" || net_fail "kernel nc listening on $TCP_PORT"
+dev timeout -k 2 30 "$TOE_NC" -N "$NET_PEER_ADDR" "$TCP_PORT" <"$NET_TMP/data16" >/dev/null \
+  2>"$NET_TMP/nc16.err"
+check_eq "stuck capture: toe-nc exit 0" "$?" 0
+wait "$RECV" 2>/dev/null
+check_eq "stuck capture: the 16 MiB transfer arrived intact" \
+  "$(sha256sum <"$NET_TMP/recv16" | cut -c1-64)" "$(sha256sum <"$NET_TMP/data16" | cut -c1-64)"
+toectl_json "$NET_TMP/stats2.json" stats
+check_ge "stuck capture: the device dropped captured frames and counted them" \
+  "$(stat_get "$NET_TMP/stats2.json" transport.capture_dropped)" 1000
+kill -KILL "$STUCK" 2>/dev/null
+wait "$STUCK" 2>/dev/null
+exec 8<&-
+session_gone() {
+  toectl_json "$NET_TMP/stats3.json" status &&
+    [ "$(json_eval "$NET_TMP/stats3.json" "d['gauges']['transport.clients_attached']")" = 1 ]
+}
+wait_for 10 session_gone
+check_eq "stuck capture: its session ended with toectl" \
+  "$(json_eval "$NET_TMP/stats3.json" "d['gauges']['transport.clients_attached']")" 1
+
+# ---- a bound on captures at once -----------------------------------------------------------------
+
+CAPS8=()
+for i in $(seq 8); do
+  capture_bg "many$i" --filter "port 1"
+  CAPS8+=("$CAP_PID")
+done
+dev timeout -k 2 20 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/ninth.pcap" --seconds 1 \
+  2>"$NET_TMP/ninth.err" </dev/null
+check_eq "a ninth capture at once: exit 1" "$?" 1
+check "a ninth capture at once: says the device runs as many as it allows" \
+  grep -q "as many captures as it allows" "$NET_TMP/ninth.err"
+for pid in "${CAPS8[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+for pid in "${CAPS8[@]}"; do wait "$pid" 2>/dev/null; done
+dev timeout -k 2 20 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/after.pcap" --seconds 1 \
+  2>"$NET_TMP/after.err" </dev/null
+check_eq "once they stopped, a capture starts again" "$?" 0
+
+# ---- an unprivileged user ------------------------------------------------------------------------
+
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+if command -v setpriv >/dev/null && getent group nogroup >/dev/null &&
+  "${NOBODY[@]}" test -x "$TOECTL"; then
+  stop_toed
+  chmod 711 "$NET_TMP"
+  NET_QUIET=1
+  tr_start_toed --ctl-group nogroup
+  NET_QUIET=0
+  dev timeout 10 "${NOBODY[@]}" "$TOECTL" --ctl "$CTL" capture /dev/null --count 1 \
+    >/dev/null 2>"$NET_TMP/u.err"
+  check_eq "unprivileged: capture, exit 1" "$?" 1
+  check "unprivileged: says only root or toed's user may capture" \
+    grep -q "lets only root or toed's own user capture packets" "$NET_TMP/u.err"
+  sed 's/^/#   /' "$NET_TMP/u.err"
+else
+  echo "skip - unprivileged user check (no setpriv or nogroup, or toectl not executable by nobody)"
+fi
+
+stop_toed
+check_eq "toed exits 0" "$NET_TOED_STATUS" 0
+net_finish
