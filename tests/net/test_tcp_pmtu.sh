@@ -17,6 +17,12 @@
 # holds the router's frag-needed with MTU 1280 quoting the device's segment; a second connection
 # to the peer starts at the cached path MTU (tcp.pmtu_from_cache, no new reduction) and delivers
 # 8 MiB intact; the reverse direction (kernel nc -> toe-nc -l, 8 MiB) arrives intact too.
+#
+# toed runs with its host interface (toe0, sharing the device's MAC and address, issue 6 /
+# docs/coexistence.md), so the same hop is also met by an ordinary kernel connection of the host
+# OS: a plain nc in the device namespace sends 64 MiB through toe0 and the router; the router's
+# frag-needed quotes the OS's segment, so the device steers it up to toe0 (steer.icmp_err_host),
+# the OS's kernel learns the path MTU (ip route get shows it) and its transfer arrives intact.
 set -u
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
@@ -71,7 +77,9 @@ ip -n "$NET_PEER_NS" route add 198.18.0.0/24 via "$GW_PEER" || net_die "peer rou
 # The router's ICMP errors must not be rate-limited away while a whole window is dropped.
 net_sysctl "$NET_MID_NS" net.ipv4.icmp_ratelimit 0
 
-tr_start_toed --gateway "$GW_DEV"
+tr_start_toed --gateway "$GW_DEV" --host-if toe0 --host-addr "$NET_DEV_ADDR/24"
+# The OS's own route to the peer's subnet, through the host interface and the router.
+dev ip route add 198.19.0.0/24 via "$GW_DEV" dev toe0 || net_die "OS route via toe0"
 NET_PEER_MAC=$(ip -n "$NET_PEER_NS" -br link show "$NET_PEER_IF" | awk '{print $3}')
 
 # (No large DF ping before the transfers: the peer's kernel would learn the path MTU from it and
@@ -151,6 +159,33 @@ check_eq "second connection: no new PMTU reduction was needed (tcp.icmp_pmtu unc
   "$(stat_get "$NET_TMP/stats2.json" tcp.icmp_pmtu)" "$(stat_get "$NET_TMP/stats.json" tcp.icmp_pmtu)"
 check_eq "ip.pmtu_lowered: one estimate for the peer" \
   "$(stat_get "$NET_TMP/stats2.json" ip.pmtu_lowered)" 1
+
+# ---- the host OS's own connection, through the host interface ------------------------------------
+# (Before the peer -> device part: once the peer's kernel has learned the path MTU it announces a
+# smaller MSS, and the OS's connection would never meet the narrow hop.)
+
+KPORT=5303
+peer bash -c "exec timeout -k 2 80 nc -l $NET_PEER_ADDR $KPORT </dev/null | sha256sum >$NET_TMP/krx.sha" &
+RX=$!
+net_bg_add "$RX"
+wait_for 5 peer_listening "$KPORT" || net_fail "kernel nc -l on $KPORT"
+toectl_json "$NET_TMP/stats3.json" stats
+t0=$(date +%s%N)
+dev timeout -k 2 80 nc -N "$NET_PEER_ADDR" "$KPORT" <"$NET_TMP/data" >/dev/null 2>"$NET_TMP/knc.err"
+check_eq "OS connection via toe0: plain nc -N exits 0" "$?" 0
+ms=$(ms_since "$t0")
+wait "$RX"
+check_eq "OS connection via toe0: ${BIG_MB} MiB arrived intact through the 1280-byte hop (SHA-256)" \
+  "$(cut -c1-64 "$NET_TMP/krx.sha")" "$DATA_SHA"
+net_log "OS via toe0 -> peer: ${BIG_MB} MiB in ${ms} ms"
+dev ip route get "$NET_PEER_ADDR" >"$NET_TMP/kroute.out" 2>&1
+check "the OS's kernel learned the path MTU from the frag-needed steered up to it" \
+  grep -q "mtu $PATH_MTU" "$NET_TMP/kroute.out"
+toectl_json "$NET_TMP/stats4.json" stats
+check_ge "steer.icmp_err_host: the router's frag-needed for the OS's flow went up to toe0" \
+  $(($(num "$(stat_get "$NET_TMP/stats4.json" steer.icmp_err_host)") - $(num "$(stat_get "$NET_TMP/stats3.json" steer.icmp_err_host)"))) 1
+check_eq "... and none of them reached the engine's connections (tcp.icmp_pmtu unchanged)" \
+  "$(stat_get "$NET_TMP/stats4.json" tcp.icmp_pmtu)" "$(stat_get "$NET_TMP/stats3.json" tcp.icmp_pmtu)"
 
 # ---- peer -> device: the kernel learns it too, the device receives intact -------------------------
 
