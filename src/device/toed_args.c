@@ -93,6 +93,23 @@ static bool parse_ipv4(const char *s, uint32_t *out)
   return true;
 }
 
+/* "A.B.C.D/N" with min_len <= N <= 32: the address (host order) and the prefix length. */
+static bool parse_cidr(const char *v, unsigned long min_len, uint32_t *addr, uint8_t *len)
+{
+  char buf[64];
+  const char *slash = strchr(v, '/');
+  unsigned long plen;
+  size_t alen = slash ? (size_t)(slash - v) : 0;
+  if (!slash || alen >= sizeof buf)
+    return false;
+  memcpy(buf, v, alen);
+  buf[alen] = 0;
+  if (!parse_ipv4(buf, addr) || !parse_uint(slash + 1, min_len, 32, &plen))
+    return false;
+  *len = (uint8_t)plen;
+  return true;
+}
+
 static uint32_t mask_of(uint8_t prefix)
 {
   return prefix ? 0xffffffffu << (32 - prefix) : 0;
@@ -250,19 +267,9 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
     if (strcmp(name, "wire") == 0) {
       a->wire = v;
     } else if (strcmp(name, "addr") == 0) {
-      char buf[64];
-      const char *slash = strchr(v, '/');
-      unsigned long plen;
-      size_t alen = slash ? (size_t)(slash - v) : 0;
-      if (!slash || alen >= sizeof buf)
+      if (!parse_cidr(v, 0, &a->addr, &a->prefix_len))
         return fail(err, errlen,
                     "--addr %s: not an IPv4 address/prefix (expected e.g. 198.18.0.1/24)", v, NULL);
-      memcpy(buf, v, alen);
-      buf[alen] = 0;
-      if (!parse_ipv4(buf, &a->addr) || !parse_uint(slash + 1, 0, 32, &plen))
-        return fail(err, errlen,
-                    "--addr %s: not an IPv4 address/prefix (expected e.g. 198.18.0.1/24)", v, NULL);
-      a->prefix_len = (uint8_t)plen;
       have_addr = true;
       addr_text = v;
     } else if (strcmp(name, "mac") == 0) {
@@ -340,21 +347,10 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
                     v, "toe0");
       a->host_if = v;
     } else if (strcmp(name, "host-addr") == 0) {
-      char buf[64];
-      const char *slash = strchr(v, '/');
-      unsigned long plen;
-      size_t alen = slash ? (size_t)(slash - v) : 0;
-      if (!slash || alen >= sizeof buf)
+      if (!parse_cidr(v, 1, &a->host_addr, &a->host_prefix_len))
         return fail(err, errlen,
                     "--host-addr %s: not an IPv4 address/prefix (expected e.g. 198.18.0.1/24)", v,
                     NULL);
-      memcpy(buf, v, alen);
-      buf[alen] = 0;
-      if (!parse_ipv4(buf, &a->host_addr) || !parse_uint(slash + 1, 1, 32, &plen))
-        return fail(err, errlen,
-                    "--host-addr %s: not an IPv4 address/prefix (expected e.g. 198.18.0.1/24)", v,
-                    NULL);
-      a->host_prefix_len = (uint8_t)plen;
     } else if (strcmp(name, "icmp-echo") == 0) {
       if (strcmp(v, "host") == 0)
         a->icmp_echo_host = true;

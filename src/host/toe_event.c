@@ -696,9 +696,7 @@ int toe_sock_events(toe_dev *d, int sd)
 {
   if (!d)
     return -TOE_EBADF;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   int rc = s ? (int)toe_sock_ready(d, s) : -TOE_EBADF;
   toe_dev_unlock(d);
   return rc;

@@ -259,6 +259,10 @@ void toe_sock_update_all(struct toe_dev *d);
 
 /* The visible socket `sd`, or NULL. */
 struct sock *toe_sock_get(struct toe_dev *d, int sd);
+/* How a call on socket `sd` begins: takes the device lock, processes pending completions
+ * (toe_dev_progress) and returns the visible socket `sd`, or NULL. The caller unlocks
+ * (toe_dev_unlock) either way. */
+struct sock *toe_sock_enter(struct toe_dev *d, int sd);
 struct sock *toe_sock_alloc(struct toe_dev *d, uint8_t type);
 void toe_sock_free(struct toe_dev *d, struct sock *s);
 uint64_t toe_sock_data(const struct toe_dev *d, const struct sock *s);

@@ -344,10 +344,8 @@ ssize_t toe_sendto(toe_dev *d, int sd, const void *buf, size_t len, unsigned fla
     return -TOE_EBADF;
   if (len && !buf)
     return -TOE_EINVAL;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   ssize_t rc;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   struct toe_abi_sockaddr a;
   if (!s) {
     rc = -TOE_EBADF;
@@ -682,10 +680,8 @@ ssize_t toe_recvfrom(toe_dev *d, int sd, void *buf, size_t len, unsigned flags,
     return -TOE_EBADF;
   if (len && !buf)
     return -TOE_EINVAL;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   ssize_t rc;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else if (s->state == S_LISTEN) {
@@ -719,10 +715,8 @@ ssize_t toe_recv_zc(toe_dev *d, int sd, struct toe_zc *zc)
     return -TOE_EINVAL;
   memset(zc, 0, sizeof(*zc));
   zc->id = TOE_NONE;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   ssize_t rc;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else if (s->state == S_LISTEN) {

@@ -32,6 +32,13 @@ struct sock *toe_sock_get(struct toe_dev *d, int sd)
   return s;
 }
 
+struct sock *toe_sock_enter(struct toe_dev *d, int sd)
+{
+  toe_dev_lock(d);
+  toe_dev_progress(d);
+  return toe_sock_get(d, sd);
+}
+
 uint64_t toe_sock_data(const struct toe_dev *d, const struct sock *s)
 {
   return ((uint64_t)s->gen << 32) | (uint32_t)(s - d->socks);
@@ -227,9 +234,7 @@ int toe_bind(toe_dev *d, int sd, const struct sockaddr *addr, socklen_t len)
   int rc = toe_sa_in(addr, len, &sqe.u.addr.addr, false);
   if (rc < 0)
     return rc;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else if (d->status) {
@@ -287,10 +292,8 @@ int toe_listen(toe_dev *d, int sd, int backlog)
 {
   if (!d)
     return -TOE_EBADF;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else if (s->type != TOE_SOCK_STREAM) {
@@ -365,10 +368,8 @@ int toe_accept(toe_dev *d, int sd, struct sockaddr *peer, socklen_t *len)
 {
   if (!d)
     return -TOE_EBADF;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc;
-  struct sock *l = toe_sock_get(d, sd);
+  struct sock *l = toe_sock_enter(d, sd);
   if (!l) {
     rc = -TOE_EBADF;
   } else if (l->type != TOE_SOCK_STREAM) {
@@ -415,10 +416,8 @@ int toe_share(toe_dev *d, int sd, uint64_t *token)
 {
   if (!d || !token)
     return -TOE_EBADF;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else if (d->status) {
@@ -582,10 +581,8 @@ int toe_shutdown(toe_dev *d, int sd, int how)
 {
   if (!d)
     return -TOE_EBADF;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc = 0;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else if (how < TOE_SHUT_RD || how > TOE_SHUT_RDWR) {
@@ -703,9 +700,7 @@ int toe_close(toe_dev *d, int sd)
 {
   if (!d)
     return -TOE_EBADF;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   int rc = -TOE_EBADF;
   if (s) {
     toe_close_locked(d, s);
@@ -743,10 +738,8 @@ int toe_setsockopt(toe_dev *d, int sd, int opt, int64_t value)
 {
   if (!d)
     return -TOE_EBADF;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else if (!opt_known(opt) || opt == TOE_OPT_ERROR || opt == TOE_OPT_NREAD ||
@@ -805,10 +798,8 @@ int toe_set_owner(toe_dev *d, int sd, uint32_t pid, const char *comm)
   } tag[] = {{TOE_ABI_SO_OWNER_PID, pid},
              {TOE_ABI_SO_OWNER_COMM_LO, (int64_t)lo},
              {TOE_ABI_SO_OWNER_COMM_HI, (int64_t)hi}};
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc = 0;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s)
     rc = -TOE_EBADF;
   else if (!(d->caps & TOE_ABI_CAP_ORIGIN))
@@ -836,10 +827,8 @@ int toe_getsockopt(toe_dev *d, int sd, int opt, int64_t *value)
     return -TOE_EBADF;
   if (!value)
     return -TOE_EINVAL;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else if (!opt_known(opt) || (s->type == TOE_SOCK_DGRAM && opt_tcp_only(opt))) {
@@ -948,10 +937,8 @@ int toe_getsockname(toe_dev *d, int sd, struct sockaddr *addr, socklen_t *len)
     return -TOE_EBADF;
   if (!addr || !len)
     return -TOE_EINVAL;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc = 0;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s) {
     rc = -TOE_EBADF;
   } else {
@@ -974,10 +961,8 @@ int toe_getpeername(toe_dev *d, int sd, struct sockaddr *addr, socklen_t *len)
     return -TOE_EBADF;
   if (!addr || !len)
     return -TOE_EINVAL;
-  toe_dev_lock(d);
-  toe_dev_progress(d);
   int rc = 0;
-  struct sock *s = toe_sock_get(d, sd);
+  struct sock *s = toe_sock_enter(d, sd);
   if (!s)
     rc = -TOE_EBADF;
   else if (s->state != S_CONNECTED || s->peer.family == 0)

@@ -4,7 +4,7 @@
  *   TOE_CTL=/run/toekit/IF.sock LD_PRELOAD=build/lib/libtoe-preload.so PROGRAM
  *
  * Internal interfaces shared by the files of src/preload. Ordinary Linux C (pthreads, dlsym),
- * built on libtoe's public API (include/toe/toe.h) only.
+ * built on libtoe's public API (include/toe/toe.h) and the shared rule grammar (src/rules).
  *
  * The model in one paragraph: every AF_INET TCP/UDP socket() is a real kernel socket at first
  * (a "candidate"). At connect/bind/listen/sendto, when the offload rules (pl_rules.c) send it to
@@ -19,6 +19,7 @@
 #ifndef TOE_PRELOAD_H
 #define TOE_PRELOAD_H
 
+#include "rules/toe_rules.h"
 #include "toe/toe.h"
 
 #include <netinet/in.h>
@@ -106,16 +107,10 @@ static inline void pl_init(void)
 #define PL_K_UDP 2u    /* UDP: the destination (connect, sendto) or the local address (bind) */
 #define PL_K_LISTEN 4u /* a TCP listener: the local address */
 
-struct pl_rule {
-  uint8_t kinds;      /* PL_K_* */
-  bool deny;          /* "!": to the kernel */
-  uint32_t net, mask; /* host order */
-  uint16_t port_lo, port_hi;
-};
-
+/* One rule (src/rules/toe_rules.h): kinds are PL_K_*; negated ("!") sends to the kernel. */
 #define PL_RULES_MAX 128
 struct pl_rules {
-  struct pl_rule r[PL_RULES_MAX];
+  struct toe_rule r[PL_RULES_MAX];
   int n;
 };
 

@@ -22,6 +22,7 @@
 #ifndef TOE_PROXYD_H
 #define TOE_PROXYD_H
 
+#include "rules/toe_rules.h"
 #include "toe/toe.h"
 
 #include <netinet/in.h>
@@ -37,18 +38,13 @@
 
 enum px_proto { PX_TCP = 1, PX_UDP = 2 };
 
-/* One rule: protocol(s), remote network, remote port range (host order). */
-struct px_rule {
-  unsigned protos; /* PX_TCP | PX_UDP */
-  uint32_t net;    /* host order, already masked */
-  uint8_t len;     /* prefix length 0..32 */
-  uint16_t port_lo, port_hi;
-};
-
+/* A rule is a struct toe_rule (src/rules/toe_rules.h): its kinds are the protocols (PX_TCP |
+ * PX_UDP), then the remote network and port range (host order); never negated (exclusion is its
+ * own list). */
 struct px_rules {
-  struct px_rule inc[PX_RULES_MAX];
+  struct toe_rule inc[PX_RULES_MAX];
   int ninc;
-  struct px_rule exc[PX_RULES_MAX];
+  struct toe_rule exc[PX_RULES_MAX];
   int nexc;
 };
 
@@ -56,7 +52,7 @@ struct px_rules {
  * Parses one rule: `proto ':' addr [ ':' ports ]`, proto tcp|udp|'*', addr '*' | A.B.C.D[/LEN],
  * ports '*' | N | N-M (docs/interception.md). Returns 0 or -EINVAL; `err` says what is wrong.
  */
-int px_rule_parse(const char *text, struct px_rule *r, char *err, size_t errlen);
+int px_rule_parse(const char *text, struct toe_rule *r, char *err, size_t errlen);
 
 /* true if the flow (proto, remote address in network order, remote port) is selected: some
  * include rule matches and no exclude rule does. */
@@ -64,7 +60,7 @@ bool px_rules_select(const struct px_rules *rs, enum px_proto proto, uint32_t ad
                      uint16_t port);
 
 /* Writes a rule back as text ("tcp:198.18.0.0/15:80"). */
-void px_rule_str(const struct px_rule *r, char *out, size_t len);
+void px_rule_str(const struct toe_rule *r, char *out, size_t len);
 
 /* ---- nftables and policy routing (px_nft.c) ----------------------------------------------- */
 

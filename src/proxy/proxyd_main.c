@@ -109,7 +109,7 @@ static bool nft_name_ok(const char *s)
 static bool add_rule(struct proxyd *p, bool exclude, const char *text)
 {
   char err[256];
-  struct px_rule r;
+  struct toe_rule r;
   if (px_rule_parse(text, &r, err, sizeof err) < 0) {
     fprintf(stderr, "toe-proxyd: %s\n", err);
     return false;
@@ -130,7 +130,7 @@ static unsigned rule_protos(const struct px_rules *rs)
 {
   unsigned m = 0;
   for (int i = 0; i < rs->ninc; i++)
-    m |= rs->inc[i].protos;
+    m |= rs->inc[i].kinds;
   return m;
 }
 

@@ -55,13 +55,13 @@ static const char *proto_name(unsigned p)
   return p == PX_TCP ? "tcp" : "udp";
 }
 
-static void rule_addr(const struct px_rule *r, char *out, size_t len)
+static void rule_addr(const struct toe_rule *r, char *out, size_t len)
 {
   snprintf(out, len, "%u.%u.%u.%u/%u", r->net >> 24, (r->net >> 16) & 255, (r->net >> 8) & 255,
            r->net & 255, r->len);
 }
 
-static void rule_ports(const struct px_rule *r, char *out, size_t len)
+static void rule_ports(const struct toe_rule *r, char *out, size_t len)
 {
   out[0] = 0;
   if (r->port_lo == 0 && r->port_hi == 65535)
@@ -70,6 +70,50 @@ static void rule_ports(const struct px_rule *r, char *out, size_t len)
     snprintf(out, len, "%u", r->port_lo);
   else
     snprintf(out, len, "%u-%u", r->port_lo, r->port_hi);
+}
+
+/* One line of the kernel's rules: a rule written out for one of its protocols. */
+struct rule_line {
+  bool include;   /* from --include (else --exclude) */
+  unsigned seq;   /* the line's number within its list, from 0 */
+  unsigned proto; /* PX_TCP or PX_UDP */
+  char addr[32];  /* "A.B.C.D/LEN" */
+  char ports[16]; /* "N" or "N-M"; "" for any port */
+};
+
+typedef void rule_line_fn(const struct px_net *n, const struct rule_line *l, struct txt *t);
+
+/* Calls `fn` for every rule and each of its protocols, the exclusions first: in both the nft chain
+ * and the ip rules the first match wins, and an exclusion must win over an inclusion. */
+static void each_rule_line(const struct px_net *n, const struct px_rules *rs, rule_line_fn *fn,
+                           struct txt *t)
+{
+  for (int pass = 0; pass < 2; pass++) {
+    const struct toe_rule *v = pass ? rs->inc : rs->exc;
+    int cnt = pass ? rs->ninc : rs->nexc;
+    struct rule_line l = {.include = pass == 1};
+    for (int i = 0; i < cnt; i++) {
+      rule_addr(&v[i], l.addr, sizeof l.addr);
+      rule_ports(&v[i], l.ports, sizeof l.ports);
+      for (l.proto = PX_TCP; l.proto <= PX_UDP; l.proto <<= 1) {
+        if (!(v[i].kinds & l.proto))
+          continue;
+        fn(n, &l, t);
+        l.seq++;
+      }
+    }
+  }
+}
+
+static void nft_line(const struct px_net *n, const struct rule_line *l, struct txt *t)
+{
+  add(t, "    meta l4proto %s ip daddr %s", proto_name(l->proto), l->addr);
+  if (l->ports[0])
+    add(t, " th dport %s", l->ports);
+  if (l->include)
+    add(t, " tproxy ip to 127.0.0.1:%u accept\n", l->proto == PX_TCP ? n->tcp_port : n->udp_port);
+  else
+    add(t, " return\n");
 }
 
 /* The nftables script (for `nft -f -`). */
@@ -81,54 +125,27 @@ static void nft_script(const struct px_net *n, const struct px_rules *rs, struct
   add(t, "    iifname != \"lo\" return\n");
   add(t, "    meta mark 0x%x return\n", n->fwmark);
   add(t, "    ip daddr 127.0.0.0/8 return\n");
-  for (int pass = 0; pass < 2; pass++) {
-    const struct px_rule *v = pass ? rs->inc : rs->exc;
-    int cnt = pass ? rs->ninc : rs->nexc;
-    for (int i = 0; i < cnt; i++) {
-      char addr[32], ports[16];
-      rule_addr(&v[i], addr, sizeof addr);
-      rule_ports(&v[i], ports, sizeof ports);
-      for (unsigned p = PX_TCP; p <= PX_UDP; p <<= 1) {
-        if (!(v[i].protos & p))
-          continue;
-        add(t, "    meta l4proto %s ip daddr %s", proto_name(p), addr);
-        if (ports[0])
-          add(t, " th dport %s", ports);
-        if (pass)
-          add(t, " tproxy ip to 127.0.0.1:%u accept\n", p == PX_TCP ? n->tcp_port : n->udp_port);
-        else
-          add(t, " return\n");
-      }
-    }
-  }
+  each_rule_line(n, rs, nft_line, t);
   add(t, "  }\n}\n");
+}
+
+static void ip_rule_line(const struct px_net *n, const struct rule_line *l, struct txt *t)
+{
+  uint32_t pref = n->pref + (l->include ? PX_PREF_INC : PX_PREF_EXC) + l->seq;
+  add(t, "ip rule add pref %u to %s ipproto %s", pref, l->addr, proto_name(l->proto));
+  if (l->ports[0])
+    add(t, " dport %s", l->ports);
+  if (l->include)
+    add(t, " lookup %u\n", n->table);
+  else
+    add(t, " goto %u\n", n->pref + PX_PREF_END);
 }
 
 /* The ip commands, one argv per line in `t` (words separated by single blanks). */
 static void ip_cmds(const struct px_net *n, const struct px_rules *rs, struct txt *t)
 {
   add(t, "ip rule add pref %u fwmark 0x%x lookup %u\n", n->pref, n->fwmark, n->table);
-  for (int pass = 0; pass < 2; pass++) {
-    const struct px_rule *v = pass ? rs->inc : rs->exc;
-    int cnt = pass ? rs->ninc : rs->nexc;
-    uint32_t pref = n->pref + (pass ? PX_PREF_INC : PX_PREF_EXC);
-    for (int i = 0; i < cnt; i++) {
-      char addr[32], ports[16];
-      rule_addr(&v[i], addr, sizeof addr);
-      rule_ports(&v[i], ports, sizeof ports);
-      for (unsigned p = PX_TCP; p <= PX_UDP; p <<= 1) {
-        if (!(v[i].protos & p))
-          continue;
-        add(t, "ip rule add pref %u to %s ipproto %s", pref++, addr, proto_name(p));
-        if (ports[0])
-          add(t, " dport %s", ports);
-        if (pass)
-          add(t, " lookup %u\n", n->table);
-        else
-          add(t, " goto %u\n", n->pref + PX_PREF_END);
-      }
-    }
-  }
+  each_rule_line(n, rs, ip_rule_line, t);
   add(t, "ip rule add pref %u nop\n", n->pref + PX_PREF_END);
   add(t, "ip route add local 0.0.0.0/0 dev lo src 127.0.0.1 table %u\n", n->table);
 }

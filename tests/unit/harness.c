@@ -197,6 +197,23 @@ size_t h_build_ipv4(uint8_t *out, uint32_t src, uint32_t dst, uint8_t proto, uin
   return n + 20 + plen;
 }
 
+void h_input_icmp_error(struct harness *h, uint32_t src, const uint8_t *frame, uint8_t type,
+                        uint8_t code, uint16_t mtu)
+{
+  uint8_t msg[128];
+  const uint8_t *ip = frame + 14;
+  size_t q = (size_t)(ip[0] & 0x0f) * 4 + 8;
+  memset(msg, 0, 8);
+  msg[0] = type;
+  msg[1] = code;
+  put16(msg + 6, mtu);
+  memcpy(msg + 8, ip, q);
+  put16(msg + 2, h_csum(msg, 8 + q, 0));
+  uint8_t f[256];
+  size_t n = h_build_ipv4(f, src, H_OUR_IP, 1, 77, 0, 64, msg, 8 + q);
+  h_input(h, f, n);
+}
+
 size_t h_build_udp(uint8_t *out, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
                    const void *data, size_t dlen)
 {

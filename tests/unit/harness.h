@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define H_OUR_IP 0xc6120001u  /* 198.18.0.1 */
-#define H_PEER_IP 0xc6120002u /* 198.18.0.2 */
+#define H_OUR_IP 0xc6120001u    /* 198.18.0.1 */
+#define H_PEER_IP 0xc6120002u   /* 198.18.0.2 */
+#define H_ROUTER_IP 0xc6120063u /* 198.18.0.99: a router on the path (ICMP errors) */
 #define H_MAX_FRAMES 4096
 #define H_MAX_FRAME 65600
 
@@ -80,6 +81,12 @@ size_t h_build_udp(uint8_t *out, uint32_t src, uint16_t sport, uint32_t dst, uin
                    const void *data, size_t dlen);
 size_t h_build_icmp_echo(uint8_t *out, uint32_t src, uint32_t dst, uint16_t id, uint16_t seq,
                          const void *data, size_t dlen);
+
+/* Feeds an ICMP error (type, code) from `src`, quoting the IP header and the first 8 bytes of the
+ * Ethernet frame `frame` (one the stack sent: RFC 792); `mtu` goes into the next-hop MTU field of
+ * a "fragmentation needed" (type 3 code 4, RFC 1191 4), 0 otherwise. */
+void h_input_icmp_error(struct harness *h, uint32_t src, const uint8_t *frame, uint8_t type,
+                        uint8_t code, uint16_t mtu);
 
 /* Field readers for captured frames (big endian). */
 uint16_t h_be16(const uint8_t *p);

@@ -18,27 +18,6 @@ static struct harness H; /* big: keep it off the stack */
 
 #define NARROW 1000u
 
-/* An ICMP frag-needed from a router, quoting the Ethernet frame `frame` we sent. */
-static void frag_needed(const uint8_t *frame, uint16_t mtu)
-{
-  uint8_t msg[128];
-  const uint8_t *ip = frame + 14;
-  size_t q = (size_t)(ip[0] & 0x0f) * 4 + 8;
-  memset(msg, 0, 8);
-  msg[0] = 3;
-  msg[1] = 4;
-  msg[6] = (uint8_t)(mtu >> 8);
-  msg[7] = (uint8_t)mtu;
-  memcpy(msg + 8, ip, q);
-  uint16_t cs = h_csum(msg, 8 + q, 0);
-  msg[2] = (uint8_t)(cs >> 8);
-  msg[3] = (uint8_t)cs;
-  uint8_t f[256];
-  size_t n =
-      h_build_ipv4(f, 0xc6120063u /* 198.18.0.99, a router */, H_OUR_IP, 1, 77, 0, 64, msg, 8 + q);
-  h_input(&H, f, n);
-}
-
 /* Connection c sends `len` bytes; the router reports the first data segment too big for NARROW;
  * then the peer acknowledges everything (the connection is idle again). */
 static void narrow_path(struct h_conn *c, uint32_t len)
@@ -50,7 +29,7 @@ static void narrow_path(struct h_conn *c, uint32_t len)
   REQUIRE(first >= 0);
   uint8_t quoted[128];
   memcpy(quoted, H.tx[first].bytes, sizeof(quoted));
-  frag_needed(quoted, NARROW);
+  h_input_icmp_error(&H, H_ROUTER_IP, quoted, 3, 4, NARROW); /* frag needed */
   h_conn_send_raw(c, c->snd_nxt, c->iss + 1 + len, H_ACK, c->win, NULL, NULL, 0);
   REQUIRE(toe_tcb(c->s)->snd_una == toe_tcb(c->s)->snd_max);
 }

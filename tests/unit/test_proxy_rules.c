@@ -15,9 +15,9 @@ static uint32_t ip(const char *s)
   return a.s_addr;
 }
 
-static struct px_rule parse_ok(const char *text)
+static struct toe_rule parse_ok(const char *text)
 {
-  struct px_rule r;
+  struct toe_rule r;
   char err[128] = "";
   int rc = px_rule_parse(text, &r, err, sizeof err);
   if (rc != 0)
@@ -27,19 +27,19 @@ static struct px_rule parse_ok(const char *text)
 
 TEST(grammar)
 {
-  struct px_rule r = parse_ok("tcp:198.18.0.0/15:80");
-  CHECK_EQ(r.protos, PX_TCP);
+  struct toe_rule r = parse_ok("tcp:198.18.0.0/15:80");
+  CHECK_EQ(r.kinds, PX_TCP);
   CHECK_EQ(r.net, 0xc6120000u);
   CHECK_EQ(r.len, 15);
   CHECK_EQ(r.port_lo, 80);
   CHECK_EQ(r.port_hi, 80);
   r = parse_ok("udp:198.19.7.7/15:5000-5100"); /* host bits are masked off */
-  CHECK_EQ(r.protos, PX_UDP);
+  CHECK_EQ(r.kinds, PX_UDP);
   CHECK_EQ(r.net, 0xc6120000u);
   CHECK_EQ(r.port_lo, 5000);
   CHECK_EQ(r.port_hi, 5100);
   r = parse_ok("*");
-  CHECK_EQ(r.protos, PX_TCP | PX_UDP);
+  CHECK_EQ(r.kinds, PX_TCP | PX_UDP);
   CHECK_EQ(r.len, 0);
   CHECK_EQ(r.port_lo, 0);
   CHECK_EQ(r.port_hi, 65535);
@@ -49,7 +49,7 @@ TEST(grammar)
   r = parse_ok("udp:*:*");
   CHECK_EQ(r.len, 0);
   char s[64];
-  px_rule_str(&(struct px_rule){PX_TCP, 0xc6120000u, 15, 80, 90}, s, sizeof s);
+  px_rule_str(&(struct toe_rule){PX_TCP, 0xc6120000u, 15, 80, 90, false}, s, sizeof s);
   CHECK(strcmp(s, "tcp:198.18.0.0/15:80-90") == 0);
 
   const char *bad[] = {"",
@@ -65,7 +65,7 @@ TEST(grammar)
                        "listen:*:80",
                        "tcp:1.2.3.4:80:1"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    struct px_rule x;
+    struct toe_rule x;
     char err[128] = "";
     CHECK_EQ(px_rule_parse(bad[i], &x, err, sizeof err), -EINVAL);
     CHECK(strstr(err, "bad rule") != NULL);

@@ -557,28 +557,6 @@ static void pm_round(struct h_conn *c, bool after_icmp)
   }
 }
 
-/* An ICMP "fragmentation needed" (type 3 code 4) from a router, quoting Ethernet frame `frame`
- * (one we sent). */
-static void icmp_frag_needed(const uint8_t *frame, uint16_t mtu)
-{
-  uint8_t msg[128];
-  const uint8_t *ip = frame + 14;
-  size_t q = (size_t)(ip[0] & 0x0f) * 4 + 8;
-  memset(msg, 0, 8);
-  msg[0] = 3;
-  msg[1] = 4;
-  msg[6] = (uint8_t)(mtu >> 8);
-  msg[7] = (uint8_t)mtu;
-  memcpy(msg + 8, ip, q);
-  uint16_t cs = h_csum(msg, 8 + q, 0);
-  msg[2] = (uint8_t)(cs >> 8);
-  msg[3] = (uint8_t)cs;
-  uint8_t f[256];
-  size_t n =
-      h_build_ipv4(f, 0xc6120063u /* 198.18.0.99, a router */, H_OUR_IP, 1, 77, 0, 64, msg, 8 + q);
-  h_input(&H, f, n);
-}
-
 TEST(pmtu_reduction_repairs_the_whole_flight)
 {
   struct toe_config cfg;
@@ -614,7 +592,7 @@ TEST(pmtu_reduction_repairs_the_whole_flight)
   uint8_t quoted[128];
   memcpy(quoted, H.tx[first].bytes, sizeof(quoted));
   h_clear(&H);
-  icmp_frag_needed(quoted, PM_MTU);
+  h_input_icmp_error(&H, H_ROUTER_IP, quoted, 3, 4, PM_MTU); /* frag needed */
   CHECK_EQ(tp->pmtu, PM_MTU);
   CHECK_EQ(tp->snd_mss, PM_MTU - 40);
   /* RFC 1191 6.3: what was dropped goes again at once in smaller segments */
@@ -668,7 +646,7 @@ TEST(pmtu_report_of_a_tiny_mtu_keeps_a_sane_mss)
   uint8_t quoted[128];
   memcpy(quoted, H.tx[idx].bytes, sizeof(quoted));
   h_clear(&H);
-  icmp_frag_needed(quoted, 68);
+  h_input_icmp_error(&H, H_ROUTER_IP, quoted, 3, 4, 68); /* frag needed */
   struct toe_tcb *tp = toe_tcb(c.s);
   CHECK_EQ(tp->pmtu, TOE_TCP_MIN_MSS + 40);
   CHECK_EQ(tp->snd_mss, TOE_TCP_MIN_MSS);
@@ -681,7 +659,7 @@ TEST(pmtu_report_of_a_tiny_mtu_keeps_a_sane_mss)
   CHECK(r.has_ts);
   CHECK(H.tx[ri].len - 14 <= TOE_TCP_MIN_MSS + 40);
   /* a second report below the floor changes nothing */
-  icmp_frag_needed(quoted, 68);
+  h_input_icmp_error(&H, H_ROUTER_IP, quoted, 3, 4, 68); /* frag needed */
   CHECK_EQ(tp->pmtu, TOE_TCP_MIN_MSS + 40);
   CHECK_EQ(tp->snd_mss, TOE_TCP_MIN_MSS);
   h_fini(&H);

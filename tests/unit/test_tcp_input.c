@@ -695,24 +695,10 @@ TEST(small_segments_coalesce_in_receive_queue)
 
 /* ---- ICMP ---- */
 
-/* An ICMP error from a router quoting captured frame `idx` (IP header + 8 bytes). */
+/* An ICMP error from the peer quoting captured frame `idx` (IP header + 8 bytes). */
 static void icmp_quote(struct harness *h, int idx, uint8_t type, uint8_t code, uint16_t mtu)
 {
-  uint8_t msg[128];
-  const uint8_t *ip = h->tx[idx].bytes + 14;
-  size_t q = (size_t)(ip[0] & 0x0f) * 4 + 8;
-  memset(msg, 0, 8);
-  msg[0] = type;
-  msg[1] = code;
-  msg[6] = (uint8_t)(mtu >> 8);
-  msg[7] = (uint8_t)mtu;
-  memcpy(msg + 8, ip, q);
-  uint16_t cs = h_csum(msg, 8 + q, 0);
-  msg[2] = (uint8_t)(cs >> 8);
-  msg[3] = (uint8_t)cs;
-  uint8_t f[256];
-  size_t n = h_build_ipv4(f, H_PEER_IP, H_OUR_IP, 1, 9, 0, 64, msg, 8 + q);
-  h_input(h, f, n);
+  h_input_icmp_error(h, H_PEER_IP, h->tx[idx].bytes, type, code, mtu);
 }
 
 TEST(icmp_frag_needed_lowers_mss_and_retransmits)
