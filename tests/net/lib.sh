@@ -486,9 +486,11 @@ NET_IMPAIR_LOG=
 NET_IMPAIR_RUNS=0
 NET_IMPAIR_STATUS=
 
-# net_setup_impaired: the three namespaces and two veth pairs; the device end again has no kernel
-# address. Nothing crosses until impair_start.
-net_setup_impaired() {
+# net_setup_mid: the three namespaces above (all deleted by the EXIT trap) and two veth pairs, IPv6
+# off, every link up, $NET_PEER_ADDR/$NET_PREFIX on the peer's end, NET_DEV_MAC on the device's end
+# (which has no kernel address); sets NET_PEER_MAC. What the middle namespace does with ma and mb is
+# the caller's: net_setup_impaired leaves them to toe-impair, test_tcp_pmtu.sh makes it a router.
+net_setup_mid() {
   ip netns add "$NET_DEV_NS" || net_die "ip netns add $NET_DEV_NS"
   NET_NS_MADE=1
   ip netns add "$NET_PEER_NS" || net_die "ip netns add $NET_PEER_NS"
@@ -510,12 +512,18 @@ net_setup_impaired() {
   ip -n "$NET_PEER_NS" link set "$NET_PEER_IF" up || net_die "peer link up"
   ip -n "$NET_MID_NS" link set dev ma up || net_die "mid link ma up"
   ip -n "$NET_MID_NS" link set dev mb up || net_die "mid link mb up"
+  # shellcheck disable=SC2034 # used by the tests
+  NET_PEER_MAC=$(ip -n "$NET_PEER_NS" -br link show "$NET_PEER_IF" | awk '{print $3}')
+}
+
+# net_setup_impaired: net_setup_mid with the middle's kernel kept off ma and mb (no addresses, an
+# nftables ingress drop on both). Nothing crosses until impair_start.
+net_setup_impaired() {
+  net_setup_mid
   printf '%s\n' 'table netdev toemid {' \
     '  chain ma { type filter hook ingress device "ma" priority 0; policy drop; }' \
     '  chain mb { type filter hook ingress device "mb" priority 0; policy drop; }' '}' |
     ip netns exec "$NET_MID_NS" nft -f - || net_log "nftables ingress drop not available in mid"
-  # shellcheck disable=SC2034 # used by the tests
-  NET_PEER_MAC=$(ip -n "$NET_PEER_NS" -br link show "$NET_PEER_IF" | awk '{print $3}')
 }
 
 # impair_start [ARGS...]: toe-impair (from BINDIR) between ma and mb with ARGS; waits until it

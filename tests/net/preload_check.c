@@ -16,6 +16,8 @@
  */
 #define _GNU_SOURCE
 
+#include "check_util.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -38,61 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-static void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(bool ok, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  printf("%s - ", ok ? "ok  " : "FAIL");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  fflush(stdout);
-  if (!ok)
-    failures++;
-}
-
-static struct sockaddr_in addr_of(const char *host, int port)
-{
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-    fprintf(stderr, "bad address %s\n", host);
-    exit(100);
-  }
-  return a;
-}
-
-static uint64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* A blocking TCP connection to host:port (or -1). */
-static int tcp_connect(const char *host, int port)
-{
-  struct sockaddr_in a = addr_of(host, port);
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  if (s < 0)
-    return -1;
-  if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
-    int e = errno;
-    close(s);
-    errno = e;
-    return -1;
-  }
-  return s;
-}
-
-static int set_nonblock(int fd, bool on)
-{
-  int fl = fcntl(fd, F_GETFL);
-  return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
-}
-
 /* Reads exactly n bytes (blocking socket), or fewer at EOF/error. */
 static ssize_t read_full(int fd, void *buf, size_t n)
 {
@@ -114,31 +61,6 @@ static void fill_pattern(unsigned char *b, size_t n, unsigned seed)
 
 /* ------------------------------------------------------------------------------------------ */
 /* mix                                                                                        */
-
-/* Events of `tag` (data.u32) seen by epoll_wait within timeout_ms (events of others are
- * skipped); *mask gets the union of their event bits. */
-static int wait_tag(int ep, uint32_t tag, int timeout_ms, uint32_t *mask)
-{
-  struct epoll_event out[8];
-  int seen = 0;
-  uint64_t end = now_ms() + (uint64_t)timeout_ms;
-  if (mask)
-    *mask = 0;
-  for (;;) {
-    uint64_t now = now_ms();
-    int left = now >= end ? 0 : (int)(end - now);
-    int n = epoll_wait(ep, out, 8, left);
-    for (int i = 0; i < n; i++) {
-      if (out[i].data.u32 == tag) {
-        seen++;
-        if (mask)
-          *mask |= out[i].events;
-      }
-    }
-    if (seen || left == 0)
-      return seen;
-  }
-}
 
 #define MIX_TOTAL (4u << 20) /* bytes relayed unix -> tcp -> echo -> tcp -> unix */
 
@@ -311,7 +233,7 @@ static int run_mix(const char *host, int port)
   close(sv[1]);
   free(data);
   free(back);
-  return failures > 100 ? 100 : failures;
+  return check_exit_status();
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -580,7 +502,7 @@ static int run_errors(const char *host, int echo_port, int rst_port, int closed_
   check(r < 0 && errno == ECONNREFUSED, "udp: ECONNREFUSED after the port unreachable (%s)",
         r < 0 ? strerror(errno) : "data");
   close(u);
-  return failures > 100 ? 100 : failures;
+  return check_exit_status();
 }
 
 int main(int argc, char **argv)

@@ -23,6 +23,8 @@
  */
 #define _GNU_SOURCE
 
+#include "check_util.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,45 +46,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int failures;
-
-static void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(bool ok, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  printf("%s - ", ok ? "ok  " : "FAIL");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  fflush(stdout);
-  if (!ok)
-    failures++;
-}
-
-static struct sockaddr_in addr_of(const char *host, int port)
-{
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-    fprintf(stderr, "preload_events: bad IPv4 address '%s'\n", host);
-    exit(100);
-  }
-  return a;
-}
-
-static uint64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static int set_nonblock(int fd, bool on)
-{
-  int fl = fcntl(fd, F_GETFL);
-  return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
-}
 
 /* Byte i of stream `seed`: every stream differs, so a byte delivered to the wrong descriptor
  * fails the comparison. */
@@ -146,30 +109,6 @@ static size_t read_for(int fd, void *buf, size_t n, int timeout_ms)
   return k;
 }
 
-/* Events for `tag` (data.u32) from epoll set ep within timeout_ms; *mask gets their union. Events
- * of other tags are dropped (the callers only look at one descriptor at a time). */
-static int wait_tag(int ep, uint32_t tag, int timeout_ms, uint32_t *mask)
-{
-  struct epoll_event out[16];
-  int seen = 0;
-  uint64_t end = now_ms() + (uint64_t)timeout_ms;
-  if (mask)
-    *mask = 0;
-  for (;;) {
-    uint64_t now = now_ms();
-    int left = now >= end ? 0 : (int)(end - now);
-    int n = epoll_wait(ep, out, 16, left);
-    for (int i = 0; i < n; i++)
-      if (out[i].data.u32 == tag) {
-        seen++;
-        if (mask)
-          *mask |= out[i].events;
-      }
-    if (seen || left == 0)
-      return seen;
-  }
-}
-
 static int ep_set(int ep, int op, int fd, uint32_t events, uint32_t tag)
 {
   struct epoll_event ev = {.events = events, .data.u32 = tag};
@@ -228,8 +167,7 @@ static void *peer_sender(void *arg)
 
 static void peer_main(int cmd, int res, const char *netns, const char *addr, int port)
 {
-  int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
-  if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+  if (netns_enter(netns) < 0) {
     fprintf(stderr, "peer: cannot enter %s: %s\n", netns, strerror(errno));
     _exit(90);
   }
@@ -695,17 +633,6 @@ static void run_poll_select(int l, int t)
 /* ------------------------------------------------------------------------------------------ */
 /* dup, dup2, dup3                                                                            */
 
-static int tcp_connect(const char *host, int port)
-{
-  struct sockaddr_in a = addr_of(host, port);
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
-    close(s);
-    return -1;
-  }
-  return s;
-}
-
 /* Sends msg on `via` and reads its echo on `on`. */
 static bool echo_through(int via, int on, const char *msg)
 {
@@ -957,5 +884,5 @@ int main(int argc, char **argv)
   run_exec(host, echo);
   run_errors(host, rst, closed);
   close(l);
-  return failures > 100 ? 100 : failures;
+  return check_exit_status();
 }

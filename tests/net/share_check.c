@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 
+#include "check_util.h"
 #include "toe/toe.h"
 
 #include <arpa/inet.h>
@@ -33,29 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
 static const char *ctl, *dev_addr, *netns;
-
-static void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(bool ok, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  printf("%s - ", ok ? "ok  " : "FAIL");
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  fflush(stdout);
-  if (!ok)
-    failures++;
-}
-
-static uint64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static toe_dev *attach(void)
 {
@@ -93,8 +72,7 @@ static pid_t peer_connect(int port)
   pid_t pid = fork();
   if (pid != 0)
     return pid;
-  int nsfd = open(netns, O_RDONLY | O_CLOEXEC);
-  if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0)
+  if (netns_enter(netns) < 0)
     _exit(90);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   inet_pton(AF_INET, dev_addr, &a.sin_addr);
@@ -364,5 +342,5 @@ int main(int argc, char **argv)
   toe_close(d, l4);
   rc = toe_detach(d, 1000);
   check(rc == 0, "detach (%d)", rc);
-  return failures > 100 ? 100 : failures;
+  return check_exit_status();
 }

@@ -14,39 +14,15 @@
 # Usage: bash tests/net/test_preload_curl.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
 NET_REQUIRED_TOOLS="ip ping timeout curl sha256sum ss $NET_PY"
 net_init "$1" 400
 tr_init
-PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
-[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
+preload_init
 SIZE_MB=20
 [ "${TOE_TEST_BIG:-0}" = 1 ] && SIZE_MB=100
 PORT=8080
-
-# preload_env: the environment that preloads the library. A sanitizer build's library needs its
-# runtime loaded first (the programs under test are not built with it).
-PRELOAD_LIST=$PRELOAD
-ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
-[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
-UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
-[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
-PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0")
-if [ -n "$ASAN_RT" ]; then
-  # An uninstrumented curl with the ASan runtime preloaded deadlocks in glibc's setlocale before
-  # main (with or without this library): test_preload_epoll.sh covers the sanitizer build.
-  echo "skip - preloaded curl (a sanitizer build of the library: ASan cannot run inside curl)"
-  exit 0
-fi
-
-# no_sanitizer NAME FILE
-no_sanitizer() {
-  if grep -qE 'AddressSanitizer|runtime error:' "$2" 2>/dev/null; then
-    net_fail "$1: sanitizer report"
-    grep -E -A5 'AddressSanitizer|runtime error:' "$2" | head -20 | sed 's/^/#   /'
-  fi
-}
-# preload_lines FILE: lines the library wrote on stderr
-preload_lines() { grep -c '^toe-preload' "$1" 2>/dev/null; }
+preload_skip_under_asan curl
 
 net_setup
 start_toed_nopcap --ctl "$CTL"
@@ -66,7 +42,7 @@ URL=http://$NET_PEER_ADDR:$PORT
 # ---- 1. a preloaded curl through the device -----------------------------------------------------
 toectl_json "$NET_TMP/stats0.json" stats
 T0=$(date +%s%N)
-dev timeout -k 2 120 "${PRE[@]}" TOE_CTL="$CTL" TOE_STRICT=1 curl -sS --fail -o "$NET_TMP/got.bin" \
+dev timeout -k 2 120 "${PRE_BASE[@]}" TOE_CTL="$CTL" TOE_STRICT=1 curl -sS --fail -o "$NET_TMP/got.bin" \
   "$URL/data.bin" 2>"$NET_TMP/curl1.err"
 RC=$?
 MS=$(ms_since "$T0")
@@ -87,7 +63,7 @@ check_ge "device counters: transport.rx_bytes (to the host)" "$(d transport.rx_b
 
 # ---- 2. while it runs, the flow is curl's --------------------------------------------------------
 # (env execs curl: BG_PID is curl's own pid, which toectl shows)
-dev_bg "${PRE[@]}" TOE_CTL="$CTL" curl -sS --fail -m 60 --limit-rate 1M -o "$NET_TMP/slow.got" \
+dev_bg "${PRE_BASE[@]}" TOE_CTL="$CTL" curl -sS --fail -m 60 --limit-rate 1M -o "$NET_TMP/slow.got" \
   "$URL/slow.bin" 2>"$NET_TMP/curl2.err"
 CURL_PID=$BG_PID
 has_flow() {
@@ -109,14 +85,14 @@ check_eq "rate-limited preloaded curl: exit status" "$WAIT_STATUS" 0
 check_eq "rate-limited preloaded curl: SHA-256" "$(sha "$NET_TMP/slow.got" 2>/dev/null)" "$(sha "$WWW/slow.bin")"
 
 # ---- 3. a refused connect --------------------------------------------------------------------------
-dev timeout -k 2 20 "${PRE[@]}" TOE_CTL="$CTL" curl -v -sS -o /dev/null "http://$NET_PEER_ADDR:1/" \
+dev timeout -k 2 20 "${PRE_BASE[@]}" TOE_CTL="$CTL" curl -v -sS -o /dev/null "http://$NET_PEER_ADDR:1/" \
   2>"$NET_TMP/curl3.err"
 check_eq "preloaded curl to a closed port: exit 7 (couldn't connect)" "$?" 7
 check "  and curl saw ECONNREFUSED" grep -q 'failed: Connection refused' "$NET_TMP/curl3.err"
 
 # ---- 4. rules: a declined destination goes to the kernel -----------------------------------------
 toectl_json "$NET_TMP/stats2.json" stats
-peer timeout -k 2 60 "${PRE[@]}" TOE_CTL="$CTL" TOE_OFFLOAD="!tcp:$NET_PEER_ADDR:*,tcp:*:*" \
+peer timeout -k 2 60 "${PRE_BASE[@]}" TOE_CTL="$CTL" TOE_OFFLOAD="!tcp:$NET_PEER_ADDR:*,tcp:*:*" \
   TOE_PRELOAD_DEBUG=1 curl -sS --fail -o "$NET_TMP/got4.bin" "$URL/data.bin" 2>"$NET_TMP/curl4.err"
 check_eq "TOE_OFFLOAD declining the server: curl exit status" "$?" 0
 check_eq "  SHA-256" "$(sha "$NET_TMP/got4.bin" 2>/dev/null)" "$DATA_SHA"
@@ -127,20 +103,20 @@ check_eq "  device: no new connection" \
   "$(($(num "$(stat_get "$NET_TMP/stats3.json" tcp.active_opens)") - $(num "$(stat_get "$NET_TMP/stats2.json" tcp.active_opens)")))" 0
 
 # ---- 5. no device: the kernel, with one warning; TOE_STRICT=1 fails ------------------------------
-peer timeout -k 2 60 "${PRE[@]}" TOE_CTL="$NET_TMP/nothing.sock" curl -sS --fail \
+peer timeout -k 2 60 "${PRE_BASE[@]}" TOE_CTL="$NET_TMP/nothing.sock" curl -sS --fail \
   -o "$NET_TMP/got5.bin" "$URL/data.bin" "$URL/slow.bin" -o "$NET_TMP/got5b.bin" 2>"$NET_TMP/curl5.err"
 check_eq "no device: curl through the kernel, exit status" "$?" 0
 check_eq "  SHA-256" "$(sha "$NET_TMP/got5.bin" 2>/dev/null)" "$DATA_SHA"
 check_eq "  exactly one warning line (two connections)" "$(preload_lines "$NET_TMP/curl5.err")" 1
 check "  which names the control socket" grep -q "no device at $NET_TMP/nothing.sock" "$NET_TMP/curl5.err"
 check_eq "  and nothing else on stderr" "$(grep -vc '^toe-preload' "$NET_TMP/curl5.err")" 0
-peer timeout -k 2 60 "${PRE[@]}" TOE_CTL="$NET_TMP/nothing.sock" TOE_STRICT=1 curl -sS \
+peer timeout -k 2 60 "${PRE_BASE[@]}" TOE_CTL="$NET_TMP/nothing.sock" TOE_STRICT=1 curl -sS \
   -o /dev/null "$URL/slow.bin" 2>"$NET_TMP/curl6.err"
 check_eq "no device, TOE_STRICT=1: curl fails to connect (exit 7)" "$?" 7
 check "  with the library's explanation" grep -q "TOE_STRICT=1" "$NET_TMP/curl6.err"
 
 # toed stopped under a fresh preloaded curl: the transfer fails promptly instead of hanging.
-dev_bg "${PRE[@]}" TOE_CTL="$CTL" curl -sS -m 60 --limit-rate 256K -o /dev/null \
+dev_bg "${PRE_BASE[@]}" TOE_CTL="$CTL" curl -sS -m 60 --limit-rate 256K -o /dev/null \
   "$URL/slow.bin" 2>"$NET_TMP/curl7.err"
 CURL_PID=$BG_PID
 wait_for 10 has_flow || net_log "no flow seen for the last curl"

@@ -22,20 +22,13 @@
 # Usage: bash tests/net/test_preload_epoll.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
 NET_REQUIRED_TOOLS="ip ping timeout ss $NET_PY"
 net_init "$1" 300
 tr_init
-PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
+preload_init
 CHECK=$NET_BINDIR/preload_check
-[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
 [ -x "$CHECK" ] || net_die "no preload_check at $CHECK (build first)"
-PRELOAD_LIST=$PRELOAD
-ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
-[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
-UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
-[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
-PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
-  "TOE_CTL=$CTL" TOE_STRICT=1)
 ECHO=7100
 RST=7101
 CLOSED=7102
@@ -120,8 +113,7 @@ run_check kernel-mix peer timeout -k 2 90 "$CHECK" mix "$NET_PEER_ADDR" "$ECHO"
 # rule is reported once and skipped. nc -z tries 7100..7102 in turn.
 printf '%s\n' '# rules for the test' "!tcp:$NET_PEER_ADDR:$RST   # declined" \
   "tcp:198.18.0.0/24:$ECHO-$RST" 'tcp:bogus:*' >"$NET_TMP/rules.txt"
-dev timeout -k 2 20 env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0" \
-  "TOE_CTL=$CTL" "TOE_OFFLOAD_FILE=$NET_TMP/rules.txt" TOE_PRELOAD_DEBUG=1 \
+dev timeout -k 2 20 "${PRE_BASE[@]}" "TOE_CTL=$CTL" "TOE_OFFLOAD_FILE=$NET_TMP/rules.txt" TOE_PRELOAD_DEBUG=1 \
   nc -n -z -w 2 "$NET_PEER_ADDR" "$ECHO-$CLOSED" >/dev/null 2>"$NET_TMP/rules.err"
 check "rules: $ECHO matches the range -> device" \
   grep -q "connect $NET_PEER_ADDR:$ECHO -> device" "$NET_TMP/rules.err"

@@ -23,22 +23,13 @@
 # Usage: bash tests/net/test_preload_events.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
 NET_REQUIRED_TOOLS="ip timeout ss $NET_PY"
 net_init "$1" 300
 tr_init
-PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
+preload_init
 PROG=$NET_BINDIR/preload_events
-[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
 [ -x "$PROG" ] || net_die "no preload_events at $PROG (build first)"
-# In the sanitizer build the program and the library are instrumented: the ASan runtime must come
-# first in LD_PRELOAD (as in test_preload_epoll.sh).
-PRELOAD_LIST=$PRELOAD
-ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
-[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
-UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
-[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
-PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
-  "TOE_CTL=$CTL" TOE_STRICT=1)
 ECHO=7200
 RST=7201
 CLOSED=7202

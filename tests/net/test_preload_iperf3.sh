@@ -17,29 +17,16 @@
 # Usage: bash tests/net/test_preload_iperf3.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
 NET_REQUIRED_TOOLS="ip ping timeout ss iperf3 $NET_PY"
 net_init "$1" 180
 tr_init
-PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
-[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
+preload_init
 SECS=3
 # Floors far below what the device carries (gigabits), far above what a broken run would move.
 TCP_FLOOR=$((16 * 1048576))
 
-PRELOAD_LIST=$PRELOAD
-ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
-[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
-UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
-[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
-PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
-  "TOE_CTL=$CTL" TOE_STRICT=1 ${TOE_PRELOAD_DEBUG:+TOE_PRELOAD_DEBUG=1})
 
-no_sanitizer() {
-  if grep -qE 'AddressSanitizer|runtime error:' "$2" 2>/dev/null; then
-    net_fail "$1: sanitizer report"
-    grep -E -A5 'AddressSanitizer|runtime error:' "$2" | head -20 | sed 's/^/#   /'
-  fi
-}
 # j FILE EXPR: a value from an iperf3 JSON file
 j() { json_eval "$@"; }
 port_listening() { ip netns exec "$1" ss -Hltn "sport = :$2" 2>/dev/null | grep -q .; }

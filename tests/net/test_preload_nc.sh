@@ -14,31 +14,18 @@
 # Usage: bash tests/net/test_preload_nc.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
 grepq() { grep -q "$1" "$2" 2>/dev/null; }
 NET_REQUIRED_TOOLS="ip ping timeout nc curl sha256sum ss $NET_PY"
 net_init "$1" 400
 tr_init
-PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
-[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
+preload_init
 SIZE_MB=${TOE_TEST_BIG:+64}
 SIZE_MB=${SIZE_MB:-16}
 UDP_KB=128
 
-PRELOAD_LIST=$PRELOAD
-ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
-[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
-UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
-[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
-PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
-  "TOE_CTL=$CTL" TOE_STRICT=1)
 
 fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
-no_sanitizer() {
-  if grep -qE 'AddressSanitizer|runtime error:' "$2" 2>/dev/null; then
-    net_fail "$1: sanitizer report"
-    grep -E -A5 'AddressSanitizer|runtime error:' "$2" | head -20 | sed 's/^/#   /'
-  fi
-}
 
 net_setup
 net_sysctl "$NET_PEER_NS" net.core.rmem_default 4194304

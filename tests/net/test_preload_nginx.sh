@@ -15,17 +15,12 @@
 # Usage: bash tests/net/test_preload_nginx.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
 NET_REQUIRED_TOOLS="ip ping timeout curl wrk nginx sha256sum ss $NET_PY"
 net_init "$1" 300
 tr_init
-PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
-[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
-if ldd "$PRELOAD" 2>/dev/null | grep -q libasan; then
-  # nginx is not built with ASan and cannot load the sanitizer build of the library (see
-  # test_preload_curl.sh); the release build runs this test (make test runs both).
-  echo "skip - preloaded nginx (a sanitizer build of the library: nginx cannot run with ASan)"
-  exit 0
-fi
+preload_init
+preload_skip_under_asan nginx
 NGINX=$(command -v nginx)
 SIZE_MB=${TOE_NGINX_MB:-100}
 

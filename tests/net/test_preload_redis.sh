@@ -12,11 +12,11 @@
 # Usage: bash tests/net/test_preload_redis.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
 NET_REQUIRED_TOOLS="ip ping timeout ss redis-server redis-benchmark redis-cli $NET_PY"
 net_init "$1" 240
 tr_init
-PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
-[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
+preload_init
 PORT=6379
 N=${TOE_REDIS_N:-2000}
 CLIENTS=8
@@ -25,19 +25,7 @@ TESTS=ping,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,lrange_100,mset
 # "LRANGE_100 (first 100 elements)", "MSET (10 keys)")
 WANT="PING_INLINE PING_MBULK SET GET INCR LPUSH RPUSH LPOP RPOP SADD HSET SPOP LRANGE_100 MSET"
 
-PRELOAD_LIST=$PRELOAD
-ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
-[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
-UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
-[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
-PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0" "TOE_CTL=$CTL" TOE_STRICT=1 ${TOE_PRELOAD_DEBUG:+TOE_PRELOAD_DEBUG=1})
 
-no_sanitizer() {
-  if grep -qE 'AddressSanitizer|runtime error:' "$2" 2>/dev/null; then
-    net_fail "$1: sanitizer report"
-    grep -E -A5 'AddressSanitizer|runtime error:' "$2" | head -20 | sed 's/^/#   /'
-  fi
-}
 
 # check_bench NAME CSV ERR: every test of WANT in redis-benchmark's CSV with requests/s > 0, and
 # nothing on stderr.

@@ -12,28 +12,15 @@
 # Usage: bash tests/net/test_preload_sockperf.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
 NET_REQUIRED_TOOLS="ip ping timeout ss sockperf $NET_PY"
 net_init "$1" 150
 tr_init
-PRELOAD=$(cd "$NET_BINDIR/../lib" 2>/dev/null && pwd)/libtoe-preload.so
-[ -f "$PRELOAD" ] || net_die "no libtoe-preload.so at $PRELOAD (build first)"
+preload_init
 SECS=3
 MIN_MSGS=200 # a working ping-pong does thousands in 3 s, even under the sanitizers
 
-PRELOAD_LIST=$PRELOAD
-ASAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libasan/ {print $3; exit}')
-[ -n "$ASAN_RT" ] && PRELOAD_LIST="$ASAN_RT:$PRELOAD"
-UBSAN_RT=$(ldd "$PRELOAD" 2>/dev/null | awk '/libubsan/ {print $3; exit}')
-[ -n "$UBSAN_RT" ] && PRELOAD_LIST="$PRELOAD_LIST:$UBSAN_RT"
-PRE=(env "LD_PRELOAD=$PRELOAD_LIST" "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"
-  "TOE_CTL=$CTL" TOE_STRICT=1 ${TOE_PRELOAD_DEBUG:+TOE_PRELOAD_DEBUG=1})
 
-no_sanitizer() {
-  if grep -qE 'AddressSanitizer|runtime error:' "$2" 2>/dev/null; then
-    net_fail "$1: sanitizer report"
-    grep -E -A5 'AddressSanitizer|runtime error:' "$2" | head -20 | sed 's/^/#   /'
-  fi
-}
 # sockperf colours its output: strip the escape sequences
 plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
 # field FILE REGEX: the first number after REGEX in FILE

@@ -42,29 +42,10 @@ BIG_MB=64
 
 # ---- topology --------------------------------------------------------------------------------------
 
-NET_MID_NS=toe-$$-mid
-ip netns add "$NET_DEV_NS" || net_die "ip netns add $NET_DEV_NS"
-NET_NS_MADE=1
-ip netns add "$NET_PEER_NS" || net_die "ip netns add $NET_PEER_NS"
-ip netns add "$NET_MID_NS" || net_die "ip netns add $NET_MID_NS"
-NET_MID_MADE=1
-for ns in "$NET_DEV_NS" "$NET_MID_NS" "$NET_PEER_NS"; do
-  net_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
-  net_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
-  ip -n "$ns" link set lo up
-done
-ip -n "$NET_DEV_NS" link add "$NET_DEV_IF" type veth peer name ma netns "$NET_MID_NS" ||
-  net_die "veth pair device-router"
-ip -n "$NET_PEER_NS" link add "$NET_PEER_IF" type veth peer name mb netns "$NET_MID_NS" ||
-  net_die "veth pair peer-router"
-ip -n "$NET_DEV_NS" link set "$NET_DEV_IF" address "$NET_DEV_MAC" || net_die "device MAC"
+# lib.sh's three namespaces; the middle one is a router with an address on each side.
+net_setup_mid
 ip -n "$NET_MID_NS" addr add "$GW_DEV/24" dev ma || net_die "router address on ma"
 ip -n "$NET_MID_NS" addr add "$GW_PEER/24" dev mb || net_die "router address on mb"
-ip -n "$NET_PEER_NS" addr add "$NET_PEER_ADDR/24" dev "$NET_PEER_IF" || net_die "peer address"
-ip -n "$NET_DEV_NS" link set "$NET_DEV_IF" up
-ip -n "$NET_MID_NS" link set dev ma up
-ip -n "$NET_MID_NS" link set dev mb up
-ip -n "$NET_PEER_NS" link set "$NET_PEER_IF" up
 net_sysctl "$NET_MID_NS" net.ipv4.ip_forward 1
 # The narrow hop: forwarded datagrams over 1280 bytes get "fragmentation needed" (a forwarding
 # router honours a route's MTU, and "lock" keeps it from being changed by what it learns).
@@ -80,7 +61,6 @@ net_sysctl "$NET_MID_NS" net.ipv4.icmp_ratelimit 0
 tr_start_toed --gateway "$GW_DEV" --host-if toe0 --host-addr "$NET_DEV_ADDR/24"
 # The OS's own route to the peer's subnet, through the host interface and the router.
 dev ip route add 198.19.0.0/24 via "$GW_DEV" dev toe0 || net_die "OS route via toe0"
-NET_PEER_MAC=$(ip -n "$NET_PEER_NS" -br link show "$NET_PEER_IF" | awk '{print $3}')
 
 # (No large DF ping before the transfers: the peer's kernel would learn the path MTU from it and
 # announce a smaller MSS, and the device would never meet the narrow hop.)
@@ -92,12 +72,18 @@ dev_bg timeout -k 2 90 "$TOECTL" --ctl "$CTL" capture "$NET_TMP/icmp.pcap" --fil
 CAP=$BG_PID
 wait_for 10 grep -q "capturing on" "$NET_TMP/cap.err" || net_fail "capture did not start"
 
+# peer_sha_sink PORT SECS OUT: a kernel nc -l on the peer's PORT (for at most SECS) that writes the
+# SHA-256 of all it receives to OUT; RX is its pid (wait "$RX" waits for the checksum).
+peer_sha_sink() {
+  peer bash -c "exec timeout -k 2 $2 nc -l $NET_PEER_ADDR $1 </dev/null | sha256sum >$3" &
+  RX=$!
+  net_bg_add "$RX"
+  wait_for 5 peer_listening "$1" || net_fail "kernel nc -l on $1"
+}
+
 head -c $((BIG_MB * 1048576)) /dev/urandom >"$NET_TMP/data"
 DATA_SHA=$(sha256sum <"$NET_TMP/data" | cut -c1-64)
-peer bash -c "exec timeout -k 2 80 nc -l $NET_PEER_ADDR $PORT </dev/null | sha256sum >$NET_TMP/rx.sha" &
-RX=$!
-net_bg_add "$RX"
-wait_for 5 peer_listening "$PORT" || net_fail "kernel nc -l on $PORT"
+peer_sha_sink "$PORT" 80 "$NET_TMP/rx.sha"
 t0=$(date +%s%N)
 dev_bg "$TOE_NC" --ctl "$CTL" -N "$NET_PEER_ADDR" "$PORT" <"$NET_TMP/data" >/dev/null \
   2>"$NET_TMP/nc.err"
@@ -141,10 +127,7 @@ check_ge "... quoting the device's TCP segment to the peer" \
 
 # ---- a second connection to the same peer starts from the device's path MTU cache ---------------
 
-peer bash -c "exec timeout -k 2 60 nc -l $NET_PEER_ADDR $PORT </dev/null | sha256sum >$NET_TMP/rx2.sha" &
-RX=$!
-net_bg_add "$RX"
-wait_for 5 peer_listening "$PORT" || net_fail "kernel nc -l on $PORT (second)"
+peer_sha_sink "$PORT" 60 "$NET_TMP/rx2.sha"
 head -c 8388608 "$NET_TMP/data" >"$NET_TMP/data2"
 dev timeout -k 2 60 "$TOE_NC" --ctl "$CTL" -N "$NET_PEER_ADDR" "$PORT" <"$NET_TMP/data2" \
   >/dev/null 2>"$NET_TMP/nc2.err"
@@ -165,10 +148,7 @@ check_eq "ip.pmtu_lowered: one estimate for the peer" \
 # smaller MSS, and the OS's connection would never meet the narrow hop.)
 
 KPORT=5303
-peer bash -c "exec timeout -k 2 80 nc -l $NET_PEER_ADDR $KPORT </dev/null | sha256sum >$NET_TMP/krx.sha" &
-RX=$!
-net_bg_add "$RX"
-wait_for 5 peer_listening "$KPORT" || net_fail "kernel nc -l on $KPORT"
+peer_sha_sink "$KPORT" 80 "$NET_TMP/krx.sha"
 toectl_json "$NET_TMP/stats3.json" stats
 t0=$(date +%s%N)
 dev timeout -k 2 80 nc -N "$NET_PEER_ADDR" "$KPORT" <"$NET_TMP/data" >/dev/null 2>"$NET_TMP/knc.err"

@@ -68,17 +68,23 @@ CAP_TCP=$CAP_PID
 peer ping -c 5 -i 0.2 -q "$NET_DEV_ADDR" >"$NET_TMP/ping.out" 2>&1
 check "ping through the device: 5 replies" grep -q "5 received" "$NET_TMP/ping.out"
 
-# An offloaded connection: toe-nc (a client of the device) sends 1 MiB to a kernel nc on the peer.
-head -c 1048576 /dev/urandom >"$NET_TMP/data"
-peer_bg timeout -k 2 40 nc -l "$TCP_PORT" >"$NET_TMP/recv" 2>/dev/null </dev/null
-RECV=$BG_PID
-wait_for 5 peer_listening "$TCP_PORT" || net_fail "kernel nc listening on $TCP_PORT"
-dev timeout -k 2 30 "$TOE_NC" -N "$NET_PEER_ADDR" "$TCP_PORT" <"$NET_TMP/data" >/dev/null \
-  2>"$NET_TMP/nc.err"
-check_eq "toe-nc: exit 0" "$?" 0
-wait "$RECV" 2>/dev/null
-check_eq "the offloaded transfer arrived intact" "$(sha256sum <"$NET_TMP/recv" | cut -c1-64)" \
-  "$(sha256sum <"$NET_TMP/data" | cut -c1-64)"
+# offloaded_transfer NAME BYTES: an offloaded connection: toe-nc (a client of the device) sends
+# BYTES random bytes to a kernel nc on the peer's TCP_PORT; checks toe-nc's exit status and that
+# they arrived intact (files $NET_TMP/NAME.{data,recv,nc.err}, blanks in NAME as '_').
+offloaded_transfer() {
+  local name=$1 bytes=$2 recv f=$NET_TMP/${1// /_}
+  head -c "$bytes" /dev/urandom >"$f.data"
+  peer_bg timeout -k 2 40 nc -l "$TCP_PORT" >"$f.recv" 2>/dev/null </dev/null
+  recv=$BG_PID
+  wait_for 5 peer_listening "$TCP_PORT" || net_fail "$name: kernel nc listening on $TCP_PORT"
+  dev timeout -k 2 30 "$TOE_NC" -N "$NET_PEER_ADDR" "$TCP_PORT" <"$f.data" >/dev/null \
+    2>"$f.nc.err"
+  check_eq "$name: toe-nc exit 0" "$?" 0
+  wait "$recv" 2>/dev/null
+  check_eq "$name: the offloaded transfer of $bytes bytes arrived intact" \
+    "$(sha256sum <"$f.recv" | cut -c1-64)" "$(sha256sum <"$f.data" | cut -c1-64)"
+}
+offloaded_transfer transfer 1048576
 
 # The --count capture ended by itself after 3 ICMP frames.
 wait_for 10 bash -c "! kill -0 $CAP_ICMP 2>/dev/null"
@@ -166,16 +172,7 @@ exec 8<>"$NET_TMP/stuck.fifo" # held open, never read
 dev_bg "$TOECTL" --ctl "$CTL" capture - >"$NET_TMP/stuck.fifo" 2>"$NET_TMP/stuck.err" </dev/null
 STUCK=$BG_PID
 wait_for 10 grep -q "capturing on" "$NET_TMP/stuck.err" || net_fail "stuck capture did not start"
-head -c 16777216 /dev/urandom >"$NET_TMP/data16"
-peer_bg timeout -k 2 40 nc -l "$TCP_PORT" >"$NET_TMP/recv16" 2>/dev/null </dev/null
-RECV=$BG_PID
-wait_for 5 peer_listening "$TCP_PORT" || net_fail "kernel nc listening on $TCP_PORT"
-dev timeout -k 2 30 "$TOE_NC" -N "$NET_PEER_ADDR" "$TCP_PORT" <"$NET_TMP/data16" >/dev/null \
-  2>"$NET_TMP/nc16.err"
-check_eq "stuck capture: toe-nc exit 0" "$?" 0
-wait "$RECV" 2>/dev/null
-check_eq "stuck capture: the 16 MiB transfer arrived intact" \
-  "$(sha256sum <"$NET_TMP/recv16" | cut -c1-64)" "$(sha256sum <"$NET_TMP/data16" | cut -c1-64)"
+offloaded_transfer "stuck capture" 16777216
 toectl_json "$NET_TMP/stats2.json" stats
 check_ge "stuck capture: the device dropped captured frames and counted them" \
   "$(stat_get "$NET_TMP/stats2.json" transport.capture_dropped)" 1000
