@@ -38,44 +38,8 @@ net_setup
 start_toed_nopcap --ctl "$CTL"
 wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
 
-# The peer's servers: TCP echo (until EOF, then FIN), TCP that resets after the first bytes, UDP
-# echo.
-cat >"$NET_TMP/servers.py" <<'EOF'
-import socket, struct, sys, threading
-host, echo, rst = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-def serve_echo(c):
-    with c:
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            c.sendall(b)
-        c.shutdown(socket.SHUT_WR)
-def tcp_echo():
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind((host, echo)); l.listen(64)
-    while True:
-        c, _ = l.accept()
-        threading.Thread(target=serve_echo, args=(c,), daemon=True).start()
-def tcp_rst():
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind((host, rst)); l.listen(8)
-    while True:
-        c, _ = l.accept()
-        c.recv(100)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-        c.close()
-def udp_echo():
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((host, echo))
-    while True:
-        b, a = u.recvfrom(65536)
-        u.sendto(b, a)
-for f in (tcp_echo, tcp_rst, udp_echo):
-    threading.Thread(target=f, daemon=True).start()
-print("ready", flush=True)
-threading.Event().wait()
-EOF
-peer_bg timeout -k 2 280 "$NET_PY" "$NET_TMP/servers.py" "$NET_PEER_ADDR" "$ECHO" "$RST" \
+# The peer's servers (peer_servers.py): TCP echo, TCP that resets after the first bytes, UDP echo.
+peer_bg timeout -k 2 280 "$NET_PY" "$(dirname "$0")/peer_servers.py" "$NET_PEER_ADDR" "$ECHO" "$RST" \
   >"$NET_TMP/servers.log" 2>&1 </dev/null
 wait_for 10 peer_listening "$RST" || net_die "the peer's servers did not start"
 
