@@ -388,7 +388,7 @@ struct toe_abi_sqe {
     } stats;
     /* 1.2: SHARE has no arguments (every byte of u is reserved). */
     struct {
-      uint64_t token;     /* from a SHARE completion (of any session of the same uid) */
+      uint64_t token;     /* from a SHARE completion (same uid, or a root sharer) */
       uint64_t sock_data; /* echoed as user_data in every event of the adopted handle */
       uint8_t reserved[32];
     } adopt;

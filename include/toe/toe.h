@@ -243,13 +243,13 @@ int toe_accept(toe_dev *dev, int sd, struct sockaddr *peer, socklen_t *len);
  * a socket between sessions"): what fork() needs to give a child the parent's listener.
  *
  * toe_share: a one-time token for listener or UDP socket `sd` (*token, random, non-zero); any
- * session of the same uid may adopt it within a few seconds. The socket then lives until every
- * holder closed it (and the token was adopted or expired). A listener becomes *lazy*: its
- * posted ACCEPTs are handed back and ACCEPTs are posted again only once this process asks for
- * connections (toe_accept, or TOE_POLLIN interest in toe_poll_ctl), so connections go to the
- * holders that serve them. Returns 0, -TOE_EOPNOTSUPP (a TCP socket that is not listening; a
- * device without the capability), -TOE_EMFILE (the device's token table is full), -TOE_EBADF,
- * -TOE_ENETDOWN.
+ * session of the same uid (any session if the sharer is root) may adopt it within a few seconds.
+ * The socket then lives until every holder closed it (and the token was adopted or expired). A
+ * listener becomes *lazy*: its posted ACCEPTs are handed back and ACCEPTs are posted again only
+ * once this process asks for connections (toe_accept, or TOE_POLLIN interest in toe_poll_ctl), so
+ * connections go to the holders that serve them. Returns 0, -TOE_EOPNOTSUPP (a TCP socket that is
+ * not listening; a device without the capability), -TOE_EMFILE (the device's token table is full),
+ * -TOE_EBADF, -TOE_ENETDOWN.
  *
  * toe_adopt: a new sd in this session for the socket `token` names (a lazy listener, or a UDP
  * socket, bound or connected as the sharer's). Returns the sd, or -TOE_ENOENT (unknown, used,

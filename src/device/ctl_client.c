@@ -1135,7 +1135,8 @@ void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, size_t len
 }
 
 /*
- * SHARE: a token that lets a session of the same uid adopt k (a listener or a UDP socket). A
+ * SHARE: a token that lets a session of the same uid (any uid if the sharer is root) adopt k (a
+ * listener or a UDP socket). A
  * listener's posted ACCEPTs are handed back first (-ECONNABORTED): from now on connections go
  * only to holders that ask for them, so a process that shares a listener and never accepts on
  * it again (a pre-fork server's master) does not take connections nobody will serve.
@@ -1197,7 +1198,11 @@ static void op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   for (uint32_t i = 0; i < CTL_TOKENS && !t; i++)
     if (dev->tokens[i].token && dev->tokens[i].token == sqe->u.adopt.token)
       t = &dev->tokens[i];
-  if (!t || t->uid != cl->uid) {
+  /* A token is the adopter's only if it has the sharer's uid, or the sharer is root: a root
+   * daemon that forks workers and lets them drop privileges (nginx's "user nobody") hands them
+   * its sockets, as it would its kernel sockets. The token itself never leaves the processes
+   * forked from the sharer (it is random and lives in their memory). */
+  if (!t || (t->uid != cl->uid && t->uid != 0)) {
     /* Unknown and foreign tokens look the same: a client learns nothing of others'. */
     dev->stats.share_refused++;
     finish(cl, &cqe, sqe, -TOE_ENOENT);

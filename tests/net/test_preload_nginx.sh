@@ -26,21 +26,23 @@ SIZE_MB=${TOE_NGINX_MB:-100}
 
 
 net_setup
-start_toed_nopcap --ctl "$CTL"
+# nginx's workers run as nobody:nogroup, as in a default nginx set-up: the control socket is
+# opened to that group (toed --ctl-group), and the temp dir made traversable for it.
+chmod 711 "$NET_TMP"
+start_toed_nopcap --ctl "$CTL" --ctl-group nogroup
 wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
 
 # ---- nginx's files: everything under $NET_TMP ----------------------------------------------------
-# nginx_conf DIR ADDR WORKERS: writes DIR/nginx.conf serving DIR/www on ADDR:80. The workers keep
-# the master's user: a share token is adopted by a process of the sharer's uid only, and the
-# workers adopt at their first use of the listener, after nginx would have switched to "nobody"
-# (docs/interception.md "fork and exec").
+# nginx_conf DIR ADDR WORKERS: writes DIR/nginx.conf serving DIR/www on ADDR:80. The master runs
+# as root and the workers switch to nobody before their first use of the listener: they adopt a
+# root sharer's token, which the device allows (docs/interception.md "fork and exec").
 nginx_conf() {
   local d=$1 addr=$2 workers=$3
   mkdir -p "$d/www" "$d/logs" "$d/tmp"
   cat >"$d/nginx.conf" <<EOF
 daemon off;
 master_process on;
-user root root;
+user nobody nogroup;
 worker_processes $workers;
 pid $d/nginx.pid;
 error_log $d/logs/error.log info;
@@ -89,6 +91,8 @@ wait_for 15 up || {
 }
 WORKERS=$(ps -o pid= --ppid "$MASTER" | tr -d ' ' | sort -n | tr '\n' ' ')
 check_eq "nginx: 2 workers forked by the master" "$(wc -w <<<"$WORKERS")" 2
+check_eq "nginx: the workers run as nobody (user nobody nogroup)" \
+  "$(for w in $WORKERS; do ps -o user= -p "$w"; done | sort -u | tr -d ' ')" nobody
 check "nginx: the kernel of the device namespace does not listen on :80 (the device does)" \
   test -z "$(dev ss -Htln 'sport = :80')"
 
