@@ -130,6 +130,18 @@ demo_http_peer() {
   demo_listening "$1" || net_die "the peer's web server did not listen on $1"
 }
 
+# demo_wait_flow ORIGIN: waits (at most 3 s) until toectl flows shows a flow of that
+# origin (open or closing), so that the table shown next has it (the proxy's device leg may finish well before the
+# rate-limited curl does: the local leg's socket buffers hold the rest).
+demo_wait_flow() {
+  local _
+  for _ in $(seq 60); do
+    dev "$TOECTL_BIN" flows 2>/dev/null | grep -qE " $1 +[0-9]+ " && return 0
+    sleep 0.05
+  done
+  return 0
+}
+
 # The whole system: the OS's interface beside the engine, the preload and the proxy.
 demo_whole_system() {
   local preload=$NET_BINDIR/../lib/libtoe-preload.so proxyd=$NET_BINDIR/toe-proxyd pid
@@ -171,7 +183,7 @@ demo_whole_system() {
       timeout 20 curl -sS --limit-rate 1M -o "$NET_TMP/pre.bin" "http://$NET_PEER_ADDR:8000/file.bin" \
       2>&1 </dev/null | indent &
     pid=$!
-    sleep 0.7
+    demo_wait_flow preload
     run_dev "$TOECTL_BIN" flows
     wait "$pid"
     cmp -s "$NET_TMP/pre.bin" "$NET_TMP/www/file.bin" || net_die "the preloaded curl's file differs"
@@ -196,7 +208,7 @@ demo_whole_system() {
     ip netns exec "$NET_DEV_NS" timeout 20 curl -sS --limit-rate 1M -o "$NET_TMP/px.bin" \
       "http://$NET_PEER_ADDR:8000/file.bin" 2>&1 </dev/null | indent &
     pid=$!
-    sleep 0.7
+    demo_wait_flow proxy
     run_dev "$TOECTL_BIN" flows
     wait "$pid"
     cmp -s "$NET_TMP/px.bin" "$NET_TMP/www/file.bin" || net_die "the proxied curl's file differs"
