@@ -130,9 +130,9 @@ demo_http_peer() {
   demo_listening "$1" || net_die "the peer's web server did not listen on $1"
 }
 
-# demo_wait_flow ORIGIN: waits (at most 3 s) until toectl flows shows a flow of that
-# origin (open or closing), so that the table shown next has it (the proxy's device leg may finish well before the
-# rate-limited curl does: the local leg's socket buffers hold the rest).
+# demo_wait_flow ORIGIN: waits (at most 3 s) until toectl flows shows a flow of that origin (open
+# or closing), so that the table shown next has it (the proxy's device leg may finish well before
+# the rate-limited curl does: the local leg's socket buffers hold the rest).
 demo_wait_flow() {
   local _
   for _ in $(seq 60); do
