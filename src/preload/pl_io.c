@@ -699,11 +699,53 @@ static void refresh_sets(int nfds, const fd_set *r, const fd_set *w, const fd_se
   }
 }
 
+/* A socket whose device connection ended (a zombie: refused, reset, device lost) is writable in
+ * the kernel's sense: a kernel TCP socket shows POLLOUT with POLLERR/POLLHUP, all at once. The
+ * placeholder shows the end by closing its other half (pl_zombify), which sets the error and the
+ * hang-up and wakes the waiters first, and frees the fill that kept it unwritable a moment
+ * later, inside the same close(): a waiter that runs in that moment sees POLLERR|POLLHUP without
+ * POLLOUT. The waiting calls complete the picture for such a socket, as the kernel would show it.
+ */
+static bool ended_fd(int fd)
+{
+  struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
+  return ps && atomic_load(&ps->state) == PS_ZOMBIE;
+}
+
+static void complete_pollfds(struct pollfd *fds, nfds_t n)
+{
+  for (nfds_t i = 0; i < n; i++) {
+    short re = fds[i].revents;
+    if ((re & (POLLERR | POLLHUP)) && !(re & POLLOUT) && (fds[i].events & POLLOUT) &&
+        ended_fd(fds[i].fd))
+      fds[i].revents = (short)(re | POLLOUT);
+  }
+}
+
+/* select: an ended socket asked for writing is reported writable (see ended_fd). `asked` is the
+ * caller's write set before the call; rc the call's count, returned adjusted. */
+static int complete_sets(int nfds, const fd_set *asked, fd_set *w, int rc)
+{
+  if (rc < 0 || !w)
+    return rc;
+  if (nfds > FD_SETSIZE)
+    nfds = FD_SETSIZE;
+  for (int fd = 0; fd < nfds; fd++)
+    if (FD_ISSET(fd, asked) && !FD_ISSET(fd, w) && ended_fd(fd)) {
+      FD_SET(fd, w);
+      rc++;
+    }
+  return rc;
+}
+
 PL_API int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
   pl_init();
   refresh_pollfds(fds, n);
-  return R.poll(fds, n, timeout);
+  int rc = R.poll(fds, n, timeout);
+  if (rc > 0)
+    complete_pollfds(fds, n);
+  return rc;
 }
 
 PL_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
@@ -718,7 +760,10 @@ PL_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const
 {
   pl_init();
   refresh_pollfds(fds, n);
-  return R.ppoll(fds, n, tmo, mask);
+  int rc = R.ppoll(fds, n, tmo, mask);
+  if (rc > 0)
+    complete_pollfds(fds, n);
+  return rc;
 }
 
 PL_API int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
@@ -735,7 +780,11 @@ PL_API int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tmo
 {
   pl_init();
   refresh_sets(nfds, r, w, e);
-  return R.select(nfds, r, w, e, tmo);
+  fd_set asked;
+  if (w)
+    asked = *w;
+  int rc = R.select(nfds, r, w, e, tmo);
+  return rc > 0 ? complete_sets(nfds, &asked, w, rc) : rc;
 }
 
 PL_API int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *tmo,
@@ -743,5 +792,9 @@ PL_API int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct times
 {
   pl_init();
   refresh_sets(nfds, r, w, e);
-  return R.pselect(nfds, r, w, e, tmo, mask);
+  fd_set asked;
+  if (w)
+    asked = *w;
+  int rc = R.pselect(nfds, r, w, e, tmo, mask);
+  return rc > 0 ? complete_sets(nfds, &asked, w, rc) : rc;
 }

@@ -195,9 +195,10 @@ static int run_mix(const char *host, int port)
         "mix: %zu bytes echoed back through the device, identical", got);
   check(tcp_eof, "mix: EOF after the echo server saw our FIN");
   if (!rdhup) {
-    /* the FIN may have come with the last bytes, read before its edge was collected */
+    /* the FIN may have come with the last bytes, read before its edge was collected; it is
+     * level-triggered from then on (allow the preload's pump a moment to mirror it) */
     struct pollfd pf = {.fd = t, .events = POLLRDHUP};
-    rdhup = poll(&pf, 1, 0) == 1 && (pf.revents & POLLRDHUP);
+    rdhup = poll(&pf, 1, 2000) == 1 && (pf.revents & POLLRDHUP);
   }
   check(rdhup, "mix: EPOLLRDHUP with the peer's FIN");
   close(t);
