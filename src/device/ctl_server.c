@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HELLO_TIMEOUT TOE_SEC(2)
@@ -385,6 +386,11 @@ bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events)
 void toed_ctl_capture_(struct toed_ctl *c, const uint8_t *bytes, size_t len,
                        const struct toe_pbuf *chain, uint64_t ts_ns)
 {
+  if (!ts_ns) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  }
   for (uint32_t i = 0; i < c->dev.capturing; i++)
     ctl_session_capture(c->dev.capturers[i], bytes, len, chain, ts_ns);
 }

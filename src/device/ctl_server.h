@@ -79,8 +79,9 @@ bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events);
 
 /*
  * A frame the device saw on the wire, for the sessions capturing (1.2 CAPTURE): received
- * (`bytes`, `len`) or sent (the pbuf chain `chain`, bytes NULL), at `ts_ns` (CLOCK_REALTIME).
- * Costs one test when nobody captures; never blocks (a slow capturer loses frames, counted).
+ * (`bytes`, `len`) or sent (the pbuf chain `chain`, bytes NULL), at `ts_ns` (CLOCK_REALTIME; 0:
+ * now, read only when someone captures). Costs one test when nobody captures (no clock read);
+ * never blocks (a slow capturer loses frames, counted).
  */
 void toed_ctl_capture_(struct toed_ctl *c, const uint8_t *bytes, size_t len,
                        const struct toe_pbuf *chain, uint64_t ts_ns);
