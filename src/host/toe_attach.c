@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 
+#include "host/toe_hello.h"
 #include "host/toe_internal.h"
 #include "transport/abi_validate.h"
 
@@ -164,57 +165,7 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   h.buf_size = o->buf_size;
   h.max_handles = o->max_handles;
   own_comm(h.comm, o->comm);
-  if (send(ctl, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h))
-    return errno ? -errno : -TOE_EPROTO;
-
-  struct pollfd p = {.fd = ctl, .events = POLLIN};
-  int r = poll(&p, 1, (int)o->op_timeout_ms);
-  if (r < 0)
-    return -errno;
-  if (r == 0)
-    return -TOE_ETIMEDOUT;
-
-  /* Room for one more descriptor than expected: a device passing too many is refused. */
-  union {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int) * (TOE_ABI_FD_COUNT + 1))];
-  } cm;
-  struct toe_abi_hello_reply raw[2]; /* a longer reply (later minor) is accepted, truncated */
-  memset(raw, 0, sizeof(raw));
-  struct iovec iov = {.iov_base = raw, .iov_len = sizeof(raw)};
-  struct msghdr mh = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-  ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n < 0)
-    return -errno;
-  int nfds = 0;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-      continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    int *in = (int *)(void *)CMSG_DATA(c);
-    for (size_t i = 0; i < k; i++) {
-      if (nfds < TOE_ABI_FD_COUNT)
-        fds[nfds++] = in[i];
-      else
-        close(in[i]), nfds++;
-    }
-  }
-  *rep = raw[0];
-  int rc = 0;
-  if (n == 0)
-    rc = -TOE_ECONNREFUSED; /* closed without a reply */
-  else if (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
-    rc = -TOE_EPROTO;
-  else
-    rc = toe_abi_reply_check(rep, (size_t)n, h.caps);
-  if (rc == 0 && (rep->nfds != TOE_ABI_FD_COUNT || nfds != TOE_ABI_FD_COUNT))
-    rc = -TOE_EPROTO;
-  if (rc < 0) {
-    for (int i = 0; i < nfds && i < TOE_ABI_FD_COUNT; i++)
-      close(fds[i]), fds[i] = -1;
-  }
-  return rc;
+  return toe_hello_exchange(ctl, &h, (int)o->op_timeout_ms, rep, fds);
 }
 
 /* Maps the region and checks that the memfd can back all of it. */

@@ -8,6 +8,7 @@
  */
 #include "toectl_dev.h"
 
+#include "host/toe_hello.h"
 #include "transport/abi_validate.h"
 
 #include <errno.h>
@@ -72,60 +73,7 @@ static int handshake(struct tc_dev *d, int fds[TOE_ABI_FD_COUNT])
   h.buf_size = TC_BUF_SIZE;
   h.max_handles = TC_HANDLES;
   memcpy(h.comm, "toectl", 6);
-  if (send(d->ctl, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h))
-    return errno ? -errno : -EPROTO;
-
-  struct pollfd p = {.fd = d->ctl, .events = POLLIN};
-  int r = poll(&p, 1, d->timeout_ms);
-  if (r < 0)
-    return -errno;
-  if (r == 0)
-    return -ETIMEDOUT;
-
-  union {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int) * (TOE_ABI_FD_COUNT + 1))];
-  } cm;
-  struct toe_abi_hello_reply raw[2]; /* a longer reply (a later minor) is read in part */
-  memset(raw, 0, sizeof(raw));
-  struct iovec iov = {.iov_base = raw, .iov_len = sizeof(raw)};
-  struct msghdr mh = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-  ssize_t n = recvmsg(d->ctl, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n < 0)
-    return -errno;
-  int nfds = 0;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-      continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    int in[TOE_ABI_FD_COUNT + 1];
-    if (k > TOE_ABI_FD_COUNT + 1)
-      k = TOE_ABI_FD_COUNT + 1;
-    memcpy(in, CMSG_DATA(c), k * sizeof(int));
-    for (size_t i = 0; i < k; i++) {
-      if (nfds < TOE_ABI_FD_COUNT)
-        fds[nfds++] = in[i];
-      else {
-        close(in[i]); /* one too many: refused below */
-        nfds++;
-      }
-    }
-  }
-  d->rep = raw[0];
-  int rc;
-  if (n == 0)
-    rc = -ECONNREFUSED; /* closed without an answer */
-  else if (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
-    rc = -EPROTO;
-  else
-    rc = toe_abi_reply_check(&d->rep, (size_t)n, h.caps);
-  if (rc == 0 && (d->rep.nfds != TOE_ABI_FD_COUNT || nfds != TOE_ABI_FD_COUNT))
-    rc = -EPROTO;
-  if (rc < 0)
-    for (int i = 0; i < nfds && i < TOE_ABI_FD_COUNT; i++)
-      close_fd(&fds[i]);
-  return rc;
+  return toe_hello_exchange(d->ctl, &h, d->timeout_ms, &d->rep, fds);
 }
 
 int tc_attach(struct tc_dev *d, const char *path, int timeout_ms)

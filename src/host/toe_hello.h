@@ -1,0 +1,26 @@
+/*
+ * The host side of the transport's handshake on Linux (docs/transport.md "Attaching"): one
+ * SOCK_SEQPACKET message each way on the device's control socket, the reply carrying the
+ * region, kick and notify descriptors (SCM_RIGHTS). Shared by libtoe (toe_attach.c) and toectl,
+ * which builds its own hello but attaches the same way.
+ */
+#ifndef TOE_HOST_TOE_HELLO_H
+#define TOE_HOST_TOE_HELLO_H
+
+#include "toe/abi.h"
+
+/*
+ * Sends `h` on the connected control socket `ctl`, waits at most `timeout_ms` for the reply and
+ * receives it with its descriptors, then checks it against the capabilities `h` offered
+ * (toe_abi_reply_check). On success returns 0 with *rep filled and fds[TOE_ABI_FD_*] the
+ * caller's to close. A reply longer than ours (a later minor) is read in part.
+ * Errors (negative; TOE_E* values equal Linux's errno): a send, poll or recvmsg errno;
+ * -TOE_ETIMEDOUT no reply in time; -TOE_ECONNREFUSED the device closed without a reply (it
+ * refused the session); -TOE_EPROTO a truncated reply, too few or too many descriptors, or a
+ * reply toe_abi_reply_check rejects (or its own error). On error no received descriptor is left
+ * open and fds[] is untouched past what was received.
+ */
+int toe_hello_exchange(int ctl, const struct toe_abi_hello *h, int timeout_ms,
+                       struct toe_abi_hello_reply *rep, int fds[TOE_ABI_FD_COUNT]);
+
+#endif
