@@ -37,20 +37,6 @@ echo "# placement: the applications (nginx, redis-server, iperf3 -s, sockperf pi
   "toed and the load (wrk, redis-benchmark, iperf3 -c, sockperf server) on CPU $LOAD_CPU"
 echo "# ${BENCH_SECONDS} s per run, ${BENCH_REPEAT} runs per figure, device and kernel interleaved (shared machine: compare only figures from one run)"
 
-# toed with a control socket for the preload (lib-bench's own start has none), pinned.
-start_toed_ctl() {
-  NET_TOED_LOG=$NET_TMP/toed.log
-  NET_TOED_STATUS=
-  ip netns exec "$NET_DEV_NS" taskset -c "$BENCH_SERVER_CPU" "$NET_TOED" --wire "$NET_DEV_IF" \
-    --addr "$NET_DEV_ADDR/$NET_PREFIX" --mac "$NET_DEV_MAC" --ctl "$CTL" >"$NET_TOED_LOG" 2>&1 </dev/null &
-  NET_TOED_PID=$!
-  wait_toed_ready 10
-  for _ in $(seq 50); do
-    [ -S "$CTL" ] && return 0
-    sleep 0.1
-  done
-  net_die "toed made no control socket at $CTL"
-}
 
 # app_cmd MODE: sets APP to the prefix that runs a command in MODE's application namespace on the
 # application CPU, preloaded in "dev"; load_cmd MODE: LOAD, the peer namespace on the load CPU.
@@ -107,7 +93,7 @@ up() {
 
 bench_background
 net_setup
-start_toed_ctl
+bench_start_toed --ctl "$CTL"
 bench_kernel_setup
 echo "# polling: toed keeps polling a session's rings for $(sed -n 's/.*, poll \([0-9]*\) us.*/\1/p' "$NET_TOED_LOG") us" \
   "after its last activity (--poll-us), then sleeps in epoll ($(bench_toed_link)); the preload's pump" \

@@ -79,19 +79,30 @@ bench_kernel_setup() {
 }
 
 # bench_start_toed ARGS...: toed on the device pair, pinned to the server CPU, without a pcap (a
-# capture of a bulk transfer would cost more than the transfer). Waits for a ping.
+# capture of a bulk transfer would cost more than the transfer). Waits for a ping, and with
+# `--ctl PATH` among ARGS for the control socket too.
 bench_start_toed() {
   NET_TOED_LOG=$NET_TMP/toed.log
   NET_TOED_STATUS=
-  local ctl=()
-  # No control socket: the default path is per interface name, which other runs share.
-  if "$NET_TOED" --help 2>&1 | grep -q -- '--ctl PATH'; then ctl=(--ctl none); fi
+  local ctl=(--ctl none) want= prev= a
+  for a in "$@"; do
+    [ "$prev" = --ctl ] && want=$a && ctl=()
+    prev=$a
+  done
+  # No control socket unless asked: the default path is per interface name, which other runs share.
+  "$NET_TOED" --help 2>&1 | grep -q -- '--ctl PATH' || ctl=()
   # ip netns exec and taskset both exec: $! is toed's own PID.
   ip netns exec "$NET_DEV_NS" taskset -c "$BENCH_SERVER_CPU" "$NET_TOED" --wire "$NET_DEV_IF" \
     --addr "$NET_DEV_ADDR/$NET_PREFIX" --mac "$NET_DEV_MAC" "${ctl[@]}" "$@" >"$NET_TOED_LOG" 2>&1 \
     </dev/null &
   NET_TOED_PID=$!
   wait_toed_ready 10
+  [ -n "$want" ] || return 0
+  for _ in $(seq 50); do
+    [ -S "$want" ] && return 0
+    sleep 0.1
+  done
+  net_die "toed made no control socket at $want"
 }
 
 # toed's link and polling, from its start-up line ("link afpacket tpacket_v2 rx ring ..."): the

@@ -47,19 +47,7 @@ echo "# $NC_RUNS runs per case, interleaved; figures are medians of the runs"
 
 bench_background
 net_setup
-NET_TOED_LOG=$NET_TMP/toed.log
-NET_TOED_STATUS=
-# ip netns exec and taskset both exec: $! is toed's own PID. No pcap (it would cost toed time).
-ip netns exec "$NET_DEV_NS" taskset -c "$BENCH_SERVER_CPU" "$NET_TOED" --wire "$NET_DEV_IF" \
-  --addr "$NET_DEV_ADDR/$NET_PREFIX" --mac "$NET_DEV_MAC" --ctl "$CTL" \
-  --poll-us "$NC_TOED_POLL_US" >"$NET_TOED_LOG" 2>&1 </dev/null &
-NET_TOED_PID=$!
-wait_toed_ready 10
-for _ in $(seq 50); do
-  [ -S "$CTL" ] && break
-  sleep 0.1
-done
-[ -S "$CTL" ] || net_die "toed made no control socket at $CTL"
+bench_start_toed --ctl "$CTL" --poll-us "$NC_TOED_POLL_US"
 bench_kernel_setup
 echo "# $(grep -m1 'up on' "$NET_TOED_LOG" | cut -c1-300)"
 echo "# device pair: peer0 $(bench_offloads "$NET_PEER_NS" "$NET_PEER_IF") (the peer's kernel hands toed GSO super-frames over the veth)"

@@ -57,19 +57,7 @@ echo "# $PP_COUNT timed round trips after $PP_WARMUP untimed, $PP_RUNS runs per 
 
 bench_background
 net_setup
-NET_TOED_LOG=$NET_TMP/toed.log
-NET_TOED_STATUS=
-# ip netns exec and taskset both exec: $! is toed's own PID. No pcap (it would cost toed time).
-ip netns exec "$NET_DEV_NS" taskset -c "$BENCH_SERVER_CPU" "$NET_TOED" --wire "$NET_DEV_IF" \
-  --addr "$NET_DEV_ADDR/$NET_PREFIX" --mac "$NET_DEV_MAC" --ctl "$CTL" \
-  --poll-us "$PP_TOED_POLL_US" >"$NET_TOED_LOG" 2>&1 </dev/null &
-NET_TOED_PID=$!
-wait_toed_ready 10
-for _ in $(seq 50); do
-  [ -S "$CTL" ] && break
-  sleep 0.1
-done
-[ -S "$CTL" ] || net_die "toed made no control socket at $CTL"
+bench_start_toed --ctl "$CTL" --poll-us "$PP_TOED_POLL_US"
 bench_kernel_setup
 
 # pp_server NS VAR PORT [ARGS]: the kernel echo server in NS pinned to PP_PEER_CPU; its PID goes
