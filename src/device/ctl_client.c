@@ -626,7 +626,11 @@ static void op_bind(struct ctl_client *cl, struct ctl_sock *k, const struct toe_
   memset(&cqe, 0, sizeof(cqe));
   struct toe_sockaddr la;
   addr_to_engine(&sqe->u.addr.addr, &la);
-  int rc = toe_sock_bind(cl->dev->st, k->s, &la);
+  /* As the kernel does (inet_bind): a port below ip_unprivileged_port_start is root's. Binding
+   * is the only way to choose a source port, so this covers privileged source ports too. */
+  int rc = la.port && la.port < cl->priv_port_start && !cl->bind_priv
+               ? -TOE_EACCES
+               : toe_sock_bind(cl->dev->st, k->s, &la);
   if (rc == 0) {
     cl->slots[k->index].state = TOE_ABI_HS_BOUND;
     struct toe_sockaddr local;

@@ -219,6 +219,10 @@ struct ctl_client {
   gid_t gid;
   char comm[16];
   uint8_t origin; /* 1.2: the hello's TOE_ABI_ORIGIN_* */
+  /* Ports below this need bind_priv (the namespace's net.ipv4.ip_unprivileged_port_start when
+   * the client said hello); bind_priv: uid 0 or CAP_NET_BIND_SERVICE, as the kernel asks. */
+  uint16_t priv_port_start;
+  bool bind_priv;
   uint32_t client_id;
   toe_time_t since;          /* connected at */
   toe_time_t hello_deadline; /* CTL_CS_HELLO */

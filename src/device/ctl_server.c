@@ -72,9 +72,17 @@ static void device_limits(struct toe_abi_limits *lim, bool privileged)
       privileged ? TOE_ABI_CAPS_1_2 : (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN);
 }
 
-/* Closes descriptors a client passed with a message (nothing it sends carries any). */
+/*
+ * Closes descriptors a client passed with a message (nothing it sends carries any). Called after
+ * every recvmsg that returned, whatever it returned: on a SOCK_SEQPACKET socket a zero-length
+ * message with SCM_RIGHTS reads as 0 bytes (like the end of the stream) and still installs the
+ * descriptors in toed. Descriptors that did not fit the control buffer (MSG_CTRUNC) were never
+ * installed: the kernel drops those itself.
+ */
 static void close_passed_fds(struct msghdr *msg)
 {
+  if (msg->msg_controllen < sizeof(struct cmsghdr))
+    return; /* recvmsg failed or received no control data */
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
       continue;
@@ -125,6 +133,40 @@ static void refusal(struct toe_abi_hello_reply *rep, int status)
   rep->abi_minor = TOE_ABI_MINOR;
   rep->size = sizeof(*rep);
   rep->status = status;
+}
+
+/* The namespace's net.ipv4.ip_unprivileged_port_start (the kernel's default 1024 if unreadable). */
+static uint16_t unprivileged_port_start(void)
+{
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re");
+  int v = 1024;
+  if (f) {
+    if (fscanf(f, "%d", &v) != 1)
+      v = 1024;
+    fclose(f);
+  }
+  return v < 0 ? 0 : v > 65535 ? 65535 : (uint16_t)v;
+}
+
+/* Whether process `pid` has CAP_NET_BIND_SERVICE in its effective set (/proc/PID/status). The
+ * pid is SO_PEERCRED's, taken while its connection is open; unreadable means no. */
+static bool has_net_bind_service(pid_t pid)
+{
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return false;
+  bool yes = false;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "CapEff:", 7) == 0) {
+      unsigned long long caps = strtoull(line + 7, NULL, 16);
+      yes = (caps >> 10) & 1u; /* CAP_NET_BIND_SERVICE = 10 (linux/capability.h) */
+      break;
+    }
+  }
+  fclose(f);
+  return yes;
 }
 
 /* The process name for toectl: the hello's, printable, else /proc/PID/comm. */
@@ -257,16 +299,19 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
   msg.msg_control = cbuf.b;
   msg.msg_controllen = sizeof cbuf.b;
   ssize_t n = recvmsg(cl->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (n > 0)
+  int e = errno;
+  if (n >= 0)
     close_passed_fds(&msg);
+  errno = e;
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return;
   if (n <= 0) {
     drop(c, cl, 0, CTL_END_CLIENT, now); /* gone before saying hello */
     return;
   }
-  /* A truncated message cannot be a valid hello: its size field will not match. */
-  size_t len = (msg.msg_flags & MSG_TRUNC) ? sizeof buf.b + 1 : (size_t)n;
+  /* A truncated message cannot be a valid hello: its size field will not match. Nor can one
+   * that came with more descriptors than fit (MSG_CTRUNC): a hello carries none. */
+  size_t len = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? sizeof buf.b + 1 : (size_t)n;
   bool privileged = cl->uid == 0 || cl->uid == geteuid();
   struct toe_abi_limits lim;
   device_limits(&lim, privileged);
@@ -296,6 +341,19 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
   /* Checked by toe_abi_negotiate (<= TOE_ABI_ORIGIN_MAX); meaningful only if the client offered
    * the capability, as every 1.2 client does (an older one sends 0 here: native). */
   cl->origin = (rep.caps & TOE_ABI_CAP_ORIGIN) ? (uint8_t)buf.h.origin : TOE_ABI_ORIGIN_NATIVE;
+  /* The proxy origin lets a session tag its flows as other programs' (SO_OWNER_*): only root or
+   * toed's own user may claim it, as only they may see every flow; others are refused. */
+  if (cl->origin == TOE_ABI_ORIGIN_PROXY && !privileged) {
+    refusal(&rep, -TOE_EPERM);
+    send_reply(cl->fd, &rep, NULL);
+    if (++c->dev.stats.hello_refused <= LOG_SESSIONS)
+      ctl_log(c, "refused pid %d uid %d (%s): only root or toed's user may claim the proxy origin",
+              (int)cl->pid, (int)cl->uid, cl->comm);
+    drop(c, cl, 0, CTL_END_CLIENT, now);
+    return;
+  }
+  cl->priv_port_start = unprivileged_port_start();
+  cl->bind_priv = cl->uid == 0 || has_net_bind_service(cl->pid);
   cl->client_id = id;
   int fds[3];
   int rc = ctl_session_start(cl, &rep, fds, now);
@@ -349,8 +407,13 @@ static void on_control(struct toed_ctl *c, struct ctl_client *cl, uint32_t event
   msg.msg_control = cbuf.b;
   msg.msg_controllen = sizeof cbuf.b;
   ssize_t n = recvmsg(cl->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (n > 0) {
+  int e = errno;
+  if (n >= 0)
     close_passed_fds(&msg);
+  errno = e;
+  /* A message of any length, the empty one included (its descriptors are closed above), is a
+   * violation: the end of the stream comes with EPOLLRDHUP/EPOLLHUP, a message without it. */
+  if (n > 0) {
     drop(c, cl, -TOE_EPROTO, CTL_END_PROTOCOL, now);
     return;
   }
