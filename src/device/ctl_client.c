@@ -384,15 +384,20 @@ static void finish_res(struct ctl_client *cl, const struct toe_abi_sqe *sqe, int
   finish(cl, &cqe, sqe, res);
 }
 
-/* True if an event may be posted: a free CQ slot beyond the completions owed. */
-static bool ev_room(struct ctl_client *cl)
+/* True if an event may be posted: a free CQ slot beyond the completions owed and `keep` more. */
+static bool ev_room_keep(struct ctl_client *cl, uint32_t keep)
 {
-  int r = toe_ring_prod_reserve(&cl->cq, cl->cq_reserved + 1);
+  int r = toe_ring_prod_reserve(&cl->cq, cl->cq_reserved + 1 + keep);
   if (r < 0) {
     ctl_session_fail(cl, r, CTL_END_PROTOCOL);
     return false;
   }
-  return (uint32_t)r >= cl->cq_reserved + 1;
+  return (uint32_t)r >= cl->cq_reserved + 1 + keep;
+}
+
+static bool ev_room(struct ctl_client *cl)
+{
+  return ev_room_keep(cl, 0);
 }
 
 /* Posts an event of socket k (or of the session: k NULL). False if the CQ has no room. */
@@ -946,10 +951,12 @@ static void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe
     src = &ss;
     full = sizeof(ss);
     break;
-  case TOE_ABI_STATS_ENGINE:
-    full = ctl_counters_text(dev);
-    src = dev->scratch;
+  case TOE_ABI_STATS_ENGINE: { /* who may read what: ctl_stats.c */
+    const char *text = NULL;
+    full = ctl_engine_stats(dev, cl->privileged, cl->now, &text);
+    src = text;
     break;
+  }
   case TOE_ABI_STATS_FLOWS:
     full = ctl_flows_build(dev);
     src = dev->scratch;
@@ -992,7 +999,9 @@ static bool cap_post(struct ctl_client *cl)
   struct ctl_capture *cp = &cl->cap;
   if (cp->buf == CTL_NONE || cp->records == 0)
     return true;
-  if (!ev_room(cl))
+  /* A frame the engine sends from inside a receive (a window update from toe_tcp_recv) comes
+   * here between that receive's room check and its EV_DATA: the slot it checked is not ours. */
+  if (!ev_room_keep(cl, cl->rx_handoff ? 1u : 0u))
     return false;
   if (toe_abi_buf_give(&cl->abi, cp->buf) < 0)
     return true; /* not reached: the buffer is the device's while it is being filled */
@@ -1686,8 +1695,11 @@ static void sock_work(struct ctl_client *cl, struct ctl_sock *k)
     if (k->flags & SF_SEND_NOBUF)
       wait = true;
   }
-  if (k->flags & SF_RX)
+  if (k->flags & SF_RX) {
+    cl->rx_handoff = true; /* a capture keeps off the CQ slot a receive checked (cap_post) */
     wait = (k->proto == TOE_ABI_PROTO_TCP ? rx_tcp(cl, k) : rx_udp(cl, k)) || wait;
+    cl->rx_handoff = false;
+  }
   if (post_pending(cl, k))
     wait = true;
   if (wait && k->list == CTL_LIST_NONE)

@@ -114,6 +114,16 @@ struct ctl_token {
 #define CTL_TOKENS 256
 #define CTL_TOKEN_TTL_NS (10ull * 1000000000ull)
 
+/* The STATS ENGINE text, rebuilt at most every CTL_STATS_MAX_AGE (ctl_stats.c). */
+#define CTL_STATS_MAX_AGE (100ull * 1000000ull)
+struct ctl_stats_cache {
+  char *text;
+  size_t len, cap;
+  size_t public_len; /* the first public_len bytes are for any client */
+  toe_time_t built;
+  bool valid;
+};
+
 /* What all sessions share: the engine, the socket-record pool, counters, the event loop. */
 struct toed_ctl_dev {
   struct toe_stack *st;
@@ -131,6 +141,7 @@ struct toed_ctl_dev {
   bool stopping;
   struct ctl_token tokens[CTL_TOKENS];
   uint32_t tokens_live;
+  struct ctl_stats_cache stats_cache;
 };
 
 /* A session's capture (1.2 CAPTURE): frames matching `filter` are written as pcap records into
@@ -223,6 +234,7 @@ struct ctl_client {
    * the client said hello); bind_priv: uid 0 or CAP_NET_BIND_SERVICE, as the kernel asks. */
   uint16_t priv_port_start;
   bool bind_priv;
+  bool privileged; /* uid 0 or toed's own: every STATS line, the flow table, the proxy origin */
   uint32_t client_id;
   toe_time_t since;          /* connected at */
   toe_time_t hello_deadline; /* CTL_CS_HELLO */
@@ -254,7 +266,8 @@ struct ctl_client {
   toe_time_t retry_at; /* the wait list is looked at again (CQ room, engine pool) */
   toe_time_t sq_retry_at;
   struct ctl_capture cap;
-  int end_status; /* != 0: end the session (then end_kind says why) */
+  bool rx_handoff; /* delivering received data: one CQ slot is spoken for (cap_post) */
+  int end_status;  /* != 0: end the session (then end_kind says why) */
   enum ctl_end_kind end_kind;
   bool ending;
 };
@@ -332,6 +345,16 @@ size_t ctl_flows_build(struct toed_ctl_dev *dev);
 
 /* Writes the STATS ENGINE text (engine counters, then transport.*) into dev->scratch. */
 size_t ctl_counters_text(struct toed_ctl_dev *dev);
+
+/*
+ * The STATS ENGINE answer for a session (ctl_stats.c): every line for a privileged one, the
+ * public ones otherwise; built at most every CTL_STATS_MAX_AGE. Sets *text (valid until the next
+ * call) and returns its length, or SIZE_MAX if out of memory.
+ */
+size_t ctl_engine_stats(struct toed_ctl_dev *dev, bool privileged, toe_time_t now,
+                        const char **text);
+/* Frees the cached text. */
+void ctl_engine_stats_free(struct toed_ctl_dev *dev);
 
 /* The filter table as STATS FILTERS text (abi.h) in dev->scratch; its length, or SIZE_MAX. */
 size_t ctl_filters_text(struct toed_ctl_dev *dev);

@@ -33,6 +33,7 @@
 #define HELLO_BUF 4096u     /* a longer hello (a later minor) is read whole up to this */
 #define MAX_PASSED_FDS 16u  /* descriptors a hostile client may try to pass: all closed */
 #define LOG_SESSIONS 32u    /* session start/end lines logged; then only every 1000th */
+#define ACCEPT_BACKOFF TOE_MSEC(100) /* a failed accept (no descriptors) is retried after this */
 
 static void ctl_log(struct toed_ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ctl_log(struct toed_ctl *c, const char *fmt, ...)
@@ -238,14 +239,43 @@ static struct ctl_client *free_slot(struct toed_ctl *c)
   return NULL;
 }
 
+/*
+ * Out of descriptors or memory: the connection stays in the backlog and the listening socket
+ * stays readable, so a level-triggered epoll would wake toed at once, for ever (100 % CPU). The
+ * socket leaves the epoll set instead and comes back after ACCEPT_BACKOFF (toed_ctl_run).
+ */
+static void listen_pause(struct toed_ctl *c, toe_time_t now)
+{
+  if (c->listen_paused || c->lfd < 0)
+    return;
+  epoll_ctl(c->dev.epfd, EPOLL_CTL_DEL, c->lfd, NULL);
+  c->listen_paused = true;
+  c->listen_resume = now + ACCEPT_BACKOFF;
+  if (c->accept_backoffs++ < LOG_SESSIONS)
+    ctl_log(c, "cannot accept a client: %s; trying again in %llu ms", strerror(errno),
+            (unsigned long long)(ACCEPT_BACKOFF / TOE_MSEC(1)));
+}
+
+static void listen_resume(struct toed_ctl *c, toe_time_t now)
+{
+  if (!c->listen_paused || now < c->listen_resume)
+    return;
+  c->listen_paused = false;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ctl_tag(0, 0, CTL_TAG_LISTEN)};
+  if (c->lfd >= 0 && epoll_ctl(c->dev.epfd, EPOLL_CTL_ADD, c->lfd, &ev) < 0)
+    listen_pause(c, now); /* out of memory for epoll too: later */
+}
+
 static void on_listen(struct toed_ctl *c, toe_time_t now)
 {
-  for (uint32_t n = 0; n < ACCEPT_BUDGET && c->lfd >= 0; n++) {
+  for (uint32_t n = 0; n < ACCEPT_BUDGET && c->lfd >= 0 && !c->listen_paused; n++) {
     int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
-      return; /* EAGAIN; or out of descriptors: the connection waits in the backlog */
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        listen_pause(c, now);
+      return; /* EAGAIN: nothing more */
     }
     c->dev.stats.connects++;
     struct ctl_client *cl = free_slot(c);
@@ -352,6 +382,7 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
     drop(c, cl, 0, CTL_END_CLIENT, now);
     return;
   }
+  cl->privileged = privileged;
   cl->priv_port_start = unprivileged_port_start();
   cl->bind_priv = cl->uid == 0 || has_net_bind_service(cl->pid);
   cl->client_id = id;
@@ -462,6 +493,7 @@ void toed_ctl_run(struct toed_ctl *c, toe_time_t now)
 {
   if (!c->open)
     return;
+  listen_resume(c, now);
   /* Socket calls act at the engine's time: bring it to now before executing anything. */
   bool work = false;
   for (uint32_t i = 0; i < c->nslots && !work; i++)
@@ -495,6 +527,8 @@ toe_time_t toed_ctl_next_wake(const struct toed_ctl *c, toe_time_t now)
   if (!c->open)
     return TOE_TIME_NEVER;
   toe_time_t t = c->dev.stopping ? c->stop_deadline : TOE_TIME_NEVER;
+  if (c->listen_paused && c->listen_resume < t)
+    t = c->listen_resume;
   toe_time_t tk = ctl_tokens_next(&c->dev);
   if (tk < t)
     t = tk;
@@ -513,7 +547,9 @@ static void close_listener(struct toed_ctl *c)
 {
   if (c->lfd < 0)
     return;
-  epoll_ctl(c->dev.epfd, EPOLL_CTL_DEL, c->lfd, NULL);
+  if (!c->listen_paused)
+    epoll_ctl(c->dev.epfd, EPOLL_CTL_DEL, c->lfd, NULL);
+  c->listen_paused = false;
   close(c->lfd);
   c->lfd = -1;
   /* Only our own socket file: another toed may have taken the path since. */
@@ -558,6 +594,7 @@ void toed_ctl_close(struct toed_ctl *c)
   free(c->clients);
   free(c->dev.socks);
   free(c->dev.scratch);
+  ctl_engine_stats_free(&c->dev);
   c->clients = NULL;
   c->nslots = 0;
   c->dev.socks = NULL;
@@ -573,6 +610,7 @@ void toed_ctl_visit(const struct toed_ctl *c, toed_ctl_stat_fn fn, void *arg)
 #define VISIT_STAT_(name) fn(arg, "transport", #name, c->dev.stats.name);
   TOED_CTL_STATS(VISIT_STAT_)
 #undef VISIT_STAT_
+  fn(arg, "transport", "accept_backoffs", c->accept_backoffs);
 }
 
 void toed_ctl_describe(const struct toed_ctl *c, char *buf, size_t len)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -88,6 +89,41 @@ int toed_check_startup(const struct toed_args *a, char *err, size_t errlen)
     }
   }
   return 0;
+}
+
+uint64_t toed_nofile_need(const struct toed_args *a)
+{
+  uint64_t n = 64; /* stdio, epoll, timer, signalfd, packet socket, pcap, nft pipes, TAP */
+  n += 3ull * ((uint64_t)a->max_clients + 16u); /* control socket, kick, notify per client */
+  if (a->host_if)
+    n += TOED_PORT_SHARE_MAX; /* a shadow socket per explicit bind */
+  return n;
+}
+
+int toed_raise_nofile(uint64_t need, char *warn, size_t warnlen)
+{
+  warn[0] = 0;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+    return -1;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
+    return 0;
+  struct rlimit want = rl;
+  want.rlim_cur = need;
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+    want.rlim_max = need; /* root (CAP_SYS_RESOURCE) may raise the hard limit too */
+  if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+    return 0;
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max > rl.rlim_cur) {
+    want.rlim_cur = want.rlim_max = rl.rlim_max; /* as far as the hard limit goes */
+    setrlimit(RLIMIT_NOFILE, &want);
+  }
+  getrlimit(RLIMIT_NOFILE, &rl);
+  snprintf(warn, warnlen,
+           "its tables need %llu descriptors but RLIMIT_NOFILE stays at %llu (raise it: ulimit -n "
+           "%llu); clients beyond it wait for a free descriptor",
+           (unsigned long long)need, (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+  return -1;
 }
 
 /* ---- signals --------------------------------------------------------------------------------- */

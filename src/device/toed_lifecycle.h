@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define TOED_STATE_DIR "/run/toekit/state"
@@ -28,6 +29,15 @@
  * (no "toed: " prefix) in err: toed then exits with TOED_EXIT_USAGE.
  */
 int toed_check_startup(const struct toed_args *a, char *err, size_t errlen);
+
+/* Descriptors toed's tables can hold at once: sessions (3 each), shadow sockets, its own. */
+uint64_t toed_nofile_need(const struct toed_args *a);
+
+/*
+ * Raises RLIMIT_NOFILE (soft, and hard if needed and allowed) to `need`, so that a client cannot
+ * take toed to its limit before its tables are full. Returns 0, or -1 with a warning in warn.
+ */
+int toed_raise_nofile(uint64_t need, char *warn, size_t warnlen);
 
 /*
  * Fills `mask` with the signals toed takes through its signalfd: SIGUSR1 (dump the counters)

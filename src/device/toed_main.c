@@ -631,6 +631,8 @@ int main(int argc, char **argv)
     logmsg("%s", err);
     return TOED_EXIT_USAGE;
   }
+  if (toed_raise_nofile(toed_nofile_need(&d.args), err, sizeof err) < 0)
+    logmsg("warning: %s", err);
 
   /* Signals go to the signalfd; blocked from here on so none is lost during start-up: every
    * terminating one that can be handled stops toed cleanly (toed_lifecycle.h). */

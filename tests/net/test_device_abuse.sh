@@ -9,7 +9,9 @@
 #    connect from such a source port) is refused with EACCES, as the kernel refuses it; a port
 #    above it works; root may bind the privileged port;
 #  - the proxy origin and owner tags: the member cannot claim them (its flows show as native),
-#    root can.
+#    root can;
+#  - STATS ENGINE: the member reads the device's traffic counters and the transport's gauges, not
+#    the transport's record of what other clients did; root reads everything.
 #
 # Usage: bash tests/net/test_device_abuse.sh BINDIR
 source "$(dirname "$0")/lib.sh"
@@ -116,6 +118,22 @@ check_eq "6: a native member session cannot tag its flows (-EPERM)" "$(kv owner 
 out=$(dc "$DC" origin "$CTL" proxy)
 check_eq "6: root may claim the proxy origin" "$(kv attach "$out")" 0
 check_eq "6: ... and tag its flows" "$(kv owner "$out")" 0
+
+# ---- 9: who reads which counters (STATS ENGINE) ------------------------------------------------
+HC=$NET_BINDIR/hostile_client
+tr_need "$HC"
+dev timeout -k 2 20 "${MEMBER[@]}" "$HC" stats "$CTL" >"$NET_TMP/stats_member.out" 2>&1
+dev timeout -k 2 20 "$HC" stats "$CTL" >"$NET_TMP/stats_root.out" 2>&1
+check_ge "9: a member reads the device's traffic counters (link.rx_frames)" \
+  "$(awk '$1 == "link.rx_frames" {print $2}' "$NET_TMP/stats_member.out")" 1
+check_ge "9: ... and the transport's gauges (transport.clients_attached)" \
+  "$(awk '$1 == "transport.clients_attached" {print $2}' "$NET_TMP/stats_member.out")" 1
+check_eq "9: ... not what other clients did (no transport.hello_refused line)" \
+  "$(grep -c '^transport.hello_refused ' "$NET_TMP/stats_member.out")" 0
+check_eq "9: ... nor their bytes (no transport.rx_bytes line)" \
+  "$(grep -c '^transport.rx_bytes ' "$NET_TMP/stats_member.out")" 0
+check_ge "9: root reads every counter (transport.hello_refused)" \
+  "$(awk '$1 == "transport.hello_refused" {print $2}' "$NET_TMP/stats_root.out")" 1
 
 check "toed still answers ping" peer ping -c 2 -i 0.2 -W 2 -q "$NET_DEV_ADDR"
 check_toed_exit
