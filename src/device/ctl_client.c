@@ -281,6 +281,7 @@ void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now)
     if (!t->token || now < t->expires)
       continue;
     struct ctl_share *sh = t->sh;
+    ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
     memset(t, 0, sizeof(*t));
     dev->tokens_live--;
     dev->stats.share_expired++;
@@ -475,6 +476,8 @@ static void sock_release(struct ctl_client *cl, struct ctl_sock *k)
     cl->hs[k->index] = NULL;
     toe_abi_handle_free(&cl->abi, k->index);
   }
+  if (k->charged)
+    ctl_quota_give(cl->dev, cl->uid, k->proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP);
   sock_free(cl->dev, k);
   if (cl->dev->stats.socks_inuse)
     cl->dev->stats.socks_inuse--;
@@ -593,14 +596,21 @@ static void op_open(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     finish(cl, &cqe, sqe, -TOE_EMFILE);
     return;
   }
+  uint8_t proto = sqe->u.open.proto;
+  enum ctl_quota_kind qk = proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP;
+  int q = ctl_quota_take(dev, cl->uid, qk, true); /* the uid's fair share (ctl_quota.c) */
+  if (q < 0) {
+    finish(cl, &cqe, sqe, q);
+    return;
+  }
   struct ctl_sock *k = sock_alloc(dev);
   if (!k) {
+    ctl_quota_give(dev, cl->uid, qk);
     finish(cl, &cqe, sqe, -TOE_EMFILE); /* every engine socket is in use */
     return;
   }
   k->cl = cl;
   struct toe_sock *s = NULL;
-  uint8_t proto = sqe->u.open.proto;
   int rc = proto == TOE_ABI_PROTO_TCP ? toe_tcp_open(dev->st, k, &s) : toe_udp_open(dev->st, k, &s);
   uint32_t h = 0;
   if (rc == 0) {
@@ -610,9 +620,11 @@ static void op_open(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   }
   if (rc < 0) {
     sock_free(dev, k);
+    ctl_quota_give(dev, cl->uid, qk);
     finish(cl, &cqe, sqe, rc);
     return;
   }
+  k->charged = true;
   k->s = s;
   k->proto = proto;
   k->handle = h;
@@ -732,13 +744,23 @@ static bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
     if (cl->abi.handles_inuse >= cl->abi.layout.max_handles || !dev->sock_free)
       return true; /* retried when a handle comes free */
     uint32_t i = k->acceptq_head;
+    /* The engine made the connection's socket already: only the uid's share is checked. */
+    int q = ctl_quota_take(dev, cl->uid, CTL_Q_TCP, false);
+    if (q < 0) {
+      q_pop(cl, &k->acceptq_head, &k->acceptq_tail);
+      finish_res(cl, &cl->ops[i].sqe, q);
+      op_free(cl, i);
+      continue;
+    }
     struct ctl_sock *n = sock_alloc(dev);
     n->cl = cl; /* events of the new connection may come from inside the accept */
+    n->charged = true;
     struct toe_sock *s = NULL;
     int rc = toe_tcp_accept(dev->st, k->s, n, &s);
     if (rc == -TOE_EAGAIN) {
       list_remove(cl, n);
       sock_free(dev, n);
+      ctl_quota_give(dev, cl->uid, CTL_Q_TCP);
       return false;
     }
     q_pop(cl, &k->acceptq_head, &k->acceptq_tail);
@@ -753,6 +775,7 @@ static bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
     if (rc < 0) {
       list_remove(cl, n);
       sock_free(dev, n);
+      ctl_quota_give(dev, cl->uid, CTL_Q_TCP);
       finish(cl, &cqe, &cl->ops[i].sqe, rc);
       op_free(cl, i);
       continue;
@@ -1166,9 +1189,15 @@ static void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe
     finish_res(cl, sqe, -TOE_EMFILE);
     return;
   }
+  int q = ctl_quota_take(dev, cl->uid, CTL_Q_TOKEN, true); /* given back at adopt or expiry */
+  if (q < 0) {
+    finish_res(cl, sqe, q);
+    return;
+  }
   uint64_t tok = 0;
   while (!tok) {
     if (getrandom(&tok, sizeof(tok), 0) != (ssize_t)sizeof(tok)) {
+      ctl_quota_give(dev, cl->uid, CTL_Q_TOKEN);
       finish_res(cl, sqe, -TOE_EAGAIN);
       return;
     }
@@ -1176,6 +1205,7 @@ static void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe
   if (!k->sh) {
     struct ctl_share *sh = calloc(1, sizeof(*sh));
     if (!sh) {
+      ctl_quota_give(dev, cl->uid, CTL_Q_TOKEN);
       finish_res(cl, sqe, -TOE_ENOMEM);
       return;
     }
@@ -1226,15 +1256,24 @@ static void op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     return;
   }
   struct ctl_share *sh = t->sh;
+  enum ctl_quota_kind qk = sh->proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP;
+  int q = ctl_quota_take(dev, cl->uid, qk, false); /* the socket exists: the uid's share only */
+  if (q < 0) {
+    finish(cl, &cqe, sqe, q); /* the token stays */
+    return;
+  }
   uint32_t h = 0;
   struct ctl_sock *n = sock_alloc(dev);
   int rc = n ? toe_abi_handle_alloc(&cl->abi, sh->proto, TOE_ABI_AF_INET, &h) : -TOE_EMFILE;
   if (rc < 0) {
     if (n)
       sock_free(dev, n);
+    ctl_quota_give(dev, cl->uid, qk);
     finish(cl, &cqe, sqe, rc);
     return;
   }
+  n->charged = true;
+  ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
   memset(t, 0, sizeof(*t)); /* its reference goes to the new holder */
   dev->tokens_live--;
   n->cl = cl;

@@ -209,6 +209,7 @@ static void drop(struct toed_ctl *c, struct ctl_client *cl, int status, enum ctl
   if (cl->state == CTL_CS_ACTIVE) {
     cl->now = now;
     size_t rs = cl->region_size;
+    ctl_quota_give(&c->dev, cl->uid, CTL_Q_SESSION);
     ctl_session_end(cl, status, kind);
     if (c->sessions)
       c->sessions--;
@@ -383,12 +384,21 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
     return;
   }
   cl->privileged = privileged;
+  int q = ctl_quota_take(&c->dev, cl->uid, CTL_Q_SESSION, true); /* given back in drop() */
+  if (q < 0) {
+    refusal(&rep, q);
+    send_reply(cl->fd, &rep, NULL);
+    c->dev.stats.refused_full++;
+    drop(c, cl, 0, CTL_END_CLIENT, now);
+    return;
+  }
   cl->priv_port_start = unprivileged_port_start();
   cl->bind_priv = cl->uid == 0 || has_net_bind_service(cl->pid);
   cl->client_id = id;
   int fds[3];
   int rc = ctl_session_start(cl, &rep, fds, now);
   if (rc < 0) {
+    ctl_quota_give(&c->dev, cl->uid, CTL_Q_SESSION);
     refusal(&rep, rc);
     send_reply(cl->fd, &rep, NULL);
     c->dev.stats.setup_errors++;
@@ -605,12 +615,24 @@ void toed_ctl_close(struct toed_ctl *c)
   c->open = false;
 }
 
+struct visit_ctx {
+  toed_ctl_stat_fn fn;
+  void *arg;
+};
+static void visit_quota(void *arg, const char *name, uint64_t value)
+{
+  struct visit_ctx *v = arg;
+  v->fn(v->arg, "transport", name, value);
+}
+
 void toed_ctl_visit(const struct toed_ctl *c, toed_ctl_stat_fn fn, void *arg)
 {
 #define VISIT_STAT_(name) fn(arg, "transport", #name, c->dev.stats.name);
   TOED_CTL_STATS(VISIT_STAT_)
 #undef VISIT_STAT_
   fn(arg, "transport", "accept_backoffs", c->accept_backoffs);
+  struct visit_ctx v = {fn, arg};
+  ctl_quota_visit(&c->dev, visit_quota, &v);
 }
 
 void toed_ctl_describe(const struct toed_ctl *c, char *buf, size_t len)
@@ -700,6 +722,7 @@ int toed_ctl_open(struct toed_ctl *c, const struct toed_ctl_config *cfg, struct 
     return -TOE_EINVAL;
   }
 
+  ctl_quota_init(&c->dev, cfg->max_clients);
   /* One record per engine socket: a client can never hold more than the engine has. */
   const struct toe_config *ec = toe_stack_config(st);
   c->dev.nsocks = ec->tcp_socks + ec->udp_socks;

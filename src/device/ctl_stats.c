@@ -21,7 +21,9 @@
 /* The transport's counters any client may read. */
 static bool public_transport(const char *name)
 {
-  static const char *const names[] = {"clients_attached", "clients_max", "socks_inuse"};
+  static const char *const names[] = {
+      "clients_attached",  "clients_max",          "socks_inuse",           "limit_tcp_per_uid",
+      "limit_udp_per_uid", "limit_tokens_per_uid", "limit_sessions_per_uid"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcmp(names[i], name) == 0)
       return true;
@@ -66,6 +68,11 @@ static void add_transport(struct stats_text *t, const char *name, uint64_t value
     add(t, "transport", name, value);
 }
 
+static void add_quota(void *arg, const char *name, uint64_t value)
+{
+  add_transport(arg, name, value);
+}
+
 size_t ctl_engine_stats(struct toed_ctl_dev *dev, bool privileged, toe_time_t now,
                         const char **text)
 {
@@ -78,6 +85,7 @@ size_t ctl_engine_stats(struct toed_ctl_dev *dev, bool privileged, toe_time_t no
 #define STATS_LINE_(name) add_transport(&t, #name, dev->stats.name);
       TOED_CTL_STATS(STATS_LINE_)
 #undef STATS_LINE_
+      ctl_quota_visit(dev, add_quota, &t);
       if (t.pass == 0)
         c->public_len = c->len; /* everything before is for any client */
     }
