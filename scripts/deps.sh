@@ -16,6 +16,7 @@ pkgs=(
   redis-server redis-tools    # ... a real key-value server and redis-benchmark
   sockperf                    # ... latency ping-pong
   busybox-static              # ... a statically linked client (wget) for the proxy
+  libcap2-bin                 # setcap: an AT_SECURE program (tests/net/test_preload_secure.sh)
 )
 
 missing=()

@@ -17,6 +17,7 @@
 #define TOE_EBADF 9            /* bad handle */
 #define TOE_EAGAIN 11          /* nothing to read / no room now; try again later */
 #define TOE_ENOMEM 12          /* pool or table exhausted */
+#define TOE_EACCES 13          /* permission denied (a privileged port) */
 #define TOE_EFAULT 14          /* offset/length outside a caller-supplied region */
 #define TOE_EBUSY 16           /* resource in use */
 #define TOE_EEXIST 17          /* already exists */

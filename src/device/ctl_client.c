@@ -281,6 +281,7 @@ void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now)
     if (!t->token || now < t->expires)
       continue;
     struct ctl_share *sh = t->sh;
+    ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
     memset(t, 0, sizeof(*t));
     dev->tokens_live--;
     dev->stats.share_expired++;
@@ -384,15 +385,20 @@ static void finish_res(struct ctl_client *cl, const struct toe_abi_sqe *sqe, int
   finish(cl, &cqe, sqe, res);
 }
 
-/* True if an event may be posted: a free CQ slot beyond the completions owed. */
-static bool ev_room(struct ctl_client *cl)
+/* True if an event may be posted: a free CQ slot beyond the completions owed and `keep` more. */
+static bool ev_room_keep(struct ctl_client *cl, uint32_t keep)
 {
-  int r = toe_ring_prod_reserve(&cl->cq, cl->cq_reserved + 1);
+  int r = toe_ring_prod_reserve(&cl->cq, cl->cq_reserved + 1 + keep);
   if (r < 0) {
     ctl_session_fail(cl, r, CTL_END_PROTOCOL);
     return false;
   }
-  return (uint32_t)r >= cl->cq_reserved + 1;
+  return (uint32_t)r >= cl->cq_reserved + 1 + keep;
+}
+
+static bool ev_room(struct ctl_client *cl)
+{
+  return ev_room_keep(cl, 0);
 }
 
 /* Posts an event of socket k (or of the session: k NULL). False if the CQ has no room. */
@@ -470,6 +476,8 @@ static void sock_release(struct ctl_client *cl, struct ctl_sock *k)
     cl->hs[k->index] = NULL;
     toe_abi_handle_free(&cl->abi, k->index);
   }
+  if (k->charged)
+    ctl_quota_give(cl->dev, cl->uid, k->proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP);
   sock_free(cl->dev, k);
   if (cl->dev->stats.socks_inuse)
     cl->dev->stats.socks_inuse--;
@@ -588,14 +596,21 @@ static void op_open(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     finish(cl, &cqe, sqe, -TOE_EMFILE);
     return;
   }
+  uint8_t proto = sqe->u.open.proto;
+  enum ctl_quota_kind qk = proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP;
+  int q = ctl_quota_take(dev, cl->uid, qk, true); /* the uid's fair share (ctl_quota.c) */
+  if (q < 0) {
+    finish(cl, &cqe, sqe, q);
+    return;
+  }
   struct ctl_sock *k = sock_alloc(dev);
   if (!k) {
+    ctl_quota_give(dev, cl->uid, qk);
     finish(cl, &cqe, sqe, -TOE_EMFILE); /* every engine socket is in use */
     return;
   }
   k->cl = cl;
   struct toe_sock *s = NULL;
-  uint8_t proto = sqe->u.open.proto;
   int rc = proto == TOE_ABI_PROTO_TCP ? toe_tcp_open(dev->st, k, &s) : toe_udp_open(dev->st, k, &s);
   uint32_t h = 0;
   if (rc == 0) {
@@ -605,9 +620,11 @@ static void op_open(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   }
   if (rc < 0) {
     sock_free(dev, k);
+    ctl_quota_give(dev, cl->uid, qk);
     finish(cl, &cqe, sqe, rc);
     return;
   }
+  k->charged = true;
   k->s = s;
   k->proto = proto;
   k->handle = h;
@@ -626,7 +643,11 @@ static void op_bind(struct ctl_client *cl, struct ctl_sock *k, const struct toe_
   memset(&cqe, 0, sizeof(cqe));
   struct toe_sockaddr la;
   addr_to_engine(&sqe->u.addr.addr, &la);
-  int rc = toe_sock_bind(cl->dev->st, k->s, &la);
+  /* As the kernel does (inet_bind): a port below ip_unprivileged_port_start is root's. Binding
+   * is the only way to choose a source port, so this covers privileged source ports too. */
+  int rc = la.port && la.port < cl->priv_port_start && !cl->bind_priv
+               ? -TOE_EACCES
+               : toe_sock_bind(cl->dev->st, k->s, &la);
   if (rc == 0) {
     cl->slots[k->index].state = TOE_ABI_HS_BOUND;
     struct toe_sockaddr local;
@@ -723,13 +744,23 @@ static bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
     if (cl->abi.handles_inuse >= cl->abi.layout.max_handles || !dev->sock_free)
       return true; /* retried when a handle comes free */
     uint32_t i = k->acceptq_head;
+    /* The engine made the connection's socket already: only the uid's share is checked. */
+    int q = ctl_quota_take(dev, cl->uid, CTL_Q_TCP, false);
+    if (q < 0) {
+      q_pop(cl, &k->acceptq_head, &k->acceptq_tail);
+      finish_res(cl, &cl->ops[i].sqe, q);
+      op_free(cl, i);
+      continue;
+    }
     struct ctl_sock *n = sock_alloc(dev);
     n->cl = cl; /* events of the new connection may come from inside the accept */
+    n->charged = true;
     struct toe_sock *s = NULL;
     int rc = toe_tcp_accept(dev->st, k->s, n, &s);
     if (rc == -TOE_EAGAIN) {
       list_remove(cl, n);
       sock_free(dev, n);
+      ctl_quota_give(dev, cl->uid, CTL_Q_TCP);
       return false;
     }
     q_pop(cl, &k->acceptq_head, &k->acceptq_tail);
@@ -744,6 +775,7 @@ static bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
     if (rc < 0) {
       list_remove(cl, n);
       sock_free(dev, n);
+      ctl_quota_give(dev, cl->uid, CTL_Q_TCP);
       finish(cl, &cqe, &cl->ops[i].sqe, rc);
       op_free(cl, i);
       continue;
@@ -942,10 +974,12 @@ static void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe
     src = &ss;
     full = sizeof(ss);
     break;
-  case TOE_ABI_STATS_ENGINE:
-    full = ctl_counters_text(dev);
-    src = dev->scratch;
+  case TOE_ABI_STATS_ENGINE: { /* who may read what: ctl_stats.c */
+    const char *text = NULL;
+    full = ctl_engine_stats(dev, cl->privileged, cl->now, &text);
+    src = text;
     break;
+  }
   case TOE_ABI_STATS_FLOWS:
     full = ctl_flows_build(dev);
     src = dev->scratch;
@@ -988,7 +1022,9 @@ static bool cap_post(struct ctl_client *cl)
   struct ctl_capture *cp = &cl->cap;
   if (cp->buf == CTL_NONE || cp->records == 0)
     return true;
-  if (!ev_room(cl))
+  /* A frame the engine sends from inside a receive (a window update from toe_tcp_recv) comes
+   * here between that receive's room check and its EV_DATA: the slot it checked is not ours. */
+  if (!ev_room_keep(cl, cl->rx_handoff ? 1u : 0u))
     return false;
   if (toe_abi_buf_give(&cl->abi, cp->buf) < 0)
     return true; /* not reached: the buffer is the device's while it is being filled */
@@ -1153,9 +1189,15 @@ static void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe
     finish_res(cl, sqe, -TOE_EMFILE);
     return;
   }
+  int q = ctl_quota_take(dev, cl->uid, CTL_Q_TOKEN, true); /* given back at adopt or expiry */
+  if (q < 0) {
+    finish_res(cl, sqe, q);
+    return;
+  }
   uint64_t tok = 0;
   while (!tok) {
     if (getrandom(&tok, sizeof(tok), 0) != (ssize_t)sizeof(tok)) {
+      ctl_quota_give(dev, cl->uid, CTL_Q_TOKEN);
       finish_res(cl, sqe, -TOE_EAGAIN);
       return;
     }
@@ -1163,6 +1205,7 @@ static void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe
   if (!k->sh) {
     struct ctl_share *sh = calloc(1, sizeof(*sh));
     if (!sh) {
+      ctl_quota_give(dev, cl->uid, CTL_Q_TOKEN);
       finish_res(cl, sqe, -TOE_ENOMEM);
       return;
     }
@@ -1213,15 +1256,24 @@ static void op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     return;
   }
   struct ctl_share *sh = t->sh;
+  enum ctl_quota_kind qk = sh->proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP;
+  int q = ctl_quota_take(dev, cl->uid, qk, false); /* the socket exists: the uid's share only */
+  if (q < 0) {
+    finish(cl, &cqe, sqe, q); /* the token stays */
+    return;
+  }
   uint32_t h = 0;
   struct ctl_sock *n = sock_alloc(dev);
   int rc = n ? toe_abi_handle_alloc(&cl->abi, sh->proto, TOE_ABI_AF_INET, &h) : -TOE_EMFILE;
   if (rc < 0) {
     if (n)
       sock_free(dev, n);
+    ctl_quota_give(dev, cl->uid, qk);
     finish(cl, &cqe, sqe, rc);
     return;
   }
+  n->charged = true;
+  ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
   memset(t, 0, sizeof(*t)); /* its reference goes to the new holder */
   dev->tokens_live--;
   n->cl = cl;
@@ -1682,8 +1734,11 @@ static void sock_work(struct ctl_client *cl, struct ctl_sock *k)
     if (k->flags & SF_SEND_NOBUF)
       wait = true;
   }
-  if (k->flags & SF_RX)
+  if (k->flags & SF_RX) {
+    cl->rx_handoff = true; /* a capture keeps off the CQ slot a receive checked (cap_post) */
     wait = (k->proto == TOE_ABI_PROTO_TCP ? rx_tcp(cl, k) : rx_udp(cl, k)) || wait;
+    cl->rx_handoff = false;
+  }
   if (post_pending(cl, k))
     wait = true;
   if (wait && k->list == CTL_LIST_NONE)

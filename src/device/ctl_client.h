@@ -114,6 +114,34 @@ struct ctl_token {
 #define CTL_TOKENS 256
 #define CTL_TOKEN_TTL_NS (10ull * 1000000000ull)
 
+/* Fair shares of the device-wide tables (ctl_quota.c). */
+enum ctl_quota_kind { CTL_Q_TCP, CTL_Q_UDP, CTL_Q_TOKEN, CTL_Q_SESSION, CTL_Q_KINDS };
+#define CTL_QUOTA_UIDS 1024 /* distinct uids holding something at once (more: refused) */
+struct ctl_uid_use {
+  uid_t uid;
+  uint32_t refs; /* entries of all kinds: 0 means the slot is free */
+  uint32_t use[CTL_Q_KINDS];
+};
+struct ctl_quota {
+  uint32_t size[CTL_Q_KINDS];    /* the tables */
+  uint32_t per_uid[CTL_Q_KINDS]; /* what one uid other than root or toed's may hold */
+  uint32_t reserve[CTL_Q_KINDS]; /* what only root, toed's uid and the services may take */
+  uint32_t sessions;             /* sessions running (all uids) */
+  uint64_t refused_uid;          /* refused: the uid's share was used up (-EMFILE) */
+  uint64_t refused_reserve;      /* refused: only the reserve was left (-ENOBUFS) */
+  struct ctl_uid_use uids[CTL_QUOTA_UIDS];
+};
+
+/* The STATS ENGINE text, rebuilt at most every CTL_STATS_MAX_AGE (ctl_stats.c). */
+#define CTL_STATS_MAX_AGE (100ull * 1000000ull)
+struct ctl_stats_cache {
+  char *text;
+  size_t len, cap;
+  size_t public_len; /* the first public_len bytes are for any client */
+  toe_time_t built;
+  bool valid;
+};
+
 /* What all sessions share: the engine, the socket-record pool, counters, the event loop. */
 struct toed_ctl_dev {
   struct toe_stack *st;
@@ -131,6 +159,8 @@ struct toed_ctl_dev {
   bool stopping;
   struct ctl_token tokens[CTL_TOKENS];
   uint32_t tokens_live;
+  struct ctl_stats_cache stats_cache;
+  struct ctl_quota quota;
 };
 
 /* A session's capture (1.2 CAPTURE): frames matching `filter` are written as pcap records into
@@ -197,6 +227,7 @@ struct ctl_sock {
   uint32_t owner_pid;
   char owner_comm[16];
   bool owner_set;
+  bool charged; /* counted in its session's uid's share (ctl_quota_take) */
   struct ctl_sock *free_next;
 };
 
@@ -219,6 +250,11 @@ struct ctl_client {
   gid_t gid;
   char comm[16];
   uint8_t origin; /* 1.2: the hello's TOE_ABI_ORIGIN_* */
+  /* Ports below this need bind_priv (the namespace's net.ipv4.ip_unprivileged_port_start when
+   * the client said hello); bind_priv: uid 0 or CAP_NET_BIND_SERVICE, as the kernel asks. */
+  uint16_t priv_port_start;
+  bool bind_priv;
+  bool privileged; /* uid 0 or toed's own: every STATS line, the flow table, the proxy origin */
   uint32_t client_id;
   toe_time_t since;          /* connected at */
   toe_time_t hello_deadline; /* CTL_CS_HELLO */
@@ -250,7 +286,8 @@ struct ctl_client {
   toe_time_t retry_at; /* the wait list is looked at again (CQ room, engine pool) */
   toe_time_t sq_retry_at;
   struct ctl_capture cap;
-  int end_status; /* != 0: end the session (then end_kind says why) */
+  bool rx_handoff; /* delivering received data: one CQ slot is spoken for (cap_post) */
+  int end_status;  /* != 0: end the session (then end_kind says why) */
   enum ctl_end_kind end_kind;
   bool ending;
 };
@@ -328,6 +365,33 @@ size_t ctl_flows_build(struct toed_ctl_dev *dev);
 
 /* Writes the STATS ENGINE text (engine counters, then transport.*) into dev->scratch. */
 size_t ctl_counters_text(struct toed_ctl_dev *dev);
+
+/*
+ * The STATS ENGINE answer for a session (ctl_stats.c): every line for a privileged one, the
+ * public ones otherwise; built at most every CTL_STATS_MAX_AGE. Sets *text (valid until the next
+ * call) and returns its length, or SIZE_MAX if out of memory.
+ */
+size_t ctl_engine_stats(struct toed_ctl_dev *dev, bool privileged, toe_time_t now,
+                        const char **text);
+/* Frees the cached text. */
+void ctl_engine_stats_free(struct toed_ctl_dev *dev);
+
+/* ---- fair shares (ctl_quota.c) ------------------------------------------------------------ */
+
+/* Sizes the shares from the engine's configuration and --max-clients. */
+void ctl_quota_init(struct toed_ctl_dev *dev, uint32_t max_sessions);
+/*
+ * Charges one entry of table k to uid: 0, -TOE_EMFILE (the uid's share is used up) or
+ * -TOE_ENOBUFS (only the reserve is left; checked when `takes_entry`, i.e. the call takes a new
+ * entry of the table: not for an accepted connection, whose socket the engine made already).
+ * Root and toed's own uid are never refused here.
+ */
+int ctl_quota_take(struct toed_ctl_dev *dev, uid_t uid, enum ctl_quota_kind k, bool takes_entry);
+/* Gives back what ctl_quota_take charged. */
+void ctl_quota_give(struct toed_ctl_dev *dev, uid_t uid, enum ctl_quota_kind k);
+/* Visits the limits and refusal counters as (name, value), for STATS ENGINE and the summary. */
+void ctl_quota_visit(const struct toed_ctl_dev *dev, void (*fn)(void *, const char *, uint64_t),
+                     void *arg);
 
 /* The filter table as STATS FILTERS text (abi.h) in dev->scratch; its length, or SIZE_MAX. */
 size_t ctl_filters_text(struct toed_ctl_dev *dev);

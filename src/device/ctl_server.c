@@ -33,6 +33,7 @@
 #define HELLO_BUF 4096u     /* a longer hello (a later minor) is read whole up to this */
 #define MAX_PASSED_FDS 16u  /* descriptors a hostile client may try to pass: all closed */
 #define LOG_SESSIONS 32u    /* session start/end lines logged; then only every 1000th */
+#define ACCEPT_BACKOFF TOE_MSEC(100) /* a failed accept (no descriptors) is retried after this */
 
 static void ctl_log(struct toed_ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ctl_log(struct toed_ctl *c, const char *fmt, ...)
@@ -72,9 +73,17 @@ static void device_limits(struct toe_abi_limits *lim, bool privileged)
       privileged ? TOE_ABI_CAPS_1_2 : (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN);
 }
 
-/* Closes descriptors a client passed with a message (nothing it sends carries any). */
+/*
+ * Closes descriptors a client passed with a message (nothing it sends carries any). Called after
+ * every recvmsg that returned, whatever it returned: on a SOCK_SEQPACKET socket a zero-length
+ * message with SCM_RIGHTS reads as 0 bytes (like the end of the stream) and still installs the
+ * descriptors in toed. Descriptors that did not fit the control buffer (MSG_CTRUNC) were never
+ * installed: the kernel drops those itself.
+ */
 static void close_passed_fds(struct msghdr *msg)
 {
+  if (msg->msg_controllen < sizeof(struct cmsghdr))
+    return; /* recvmsg failed or received no control data */
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
       continue;
@@ -127,6 +136,40 @@ static void refusal(struct toe_abi_hello_reply *rep, int status)
   rep->status = status;
 }
 
+/* The namespace's net.ipv4.ip_unprivileged_port_start (the kernel's default 1024 if unreadable). */
+static uint16_t unprivileged_port_start(void)
+{
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re");
+  int v = 1024;
+  if (f) {
+    if (fscanf(f, "%d", &v) != 1)
+      v = 1024;
+    fclose(f);
+  }
+  return v < 0 ? 0 : v > 65535 ? 65535 : (uint16_t)v;
+}
+
+/* Whether process `pid` has CAP_NET_BIND_SERVICE in its effective set (/proc/PID/status). The
+ * pid is SO_PEERCRED's, taken while its connection is open; unreadable means no. */
+static bool has_net_bind_service(pid_t pid)
+{
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return false;
+  bool yes = false;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "CapEff:", 7) == 0) {
+      unsigned long long caps = strtoull(line + 7, NULL, 16);
+      yes = (caps >> 10) & 1u; /* CAP_NET_BIND_SERVICE = 10 (linux/capability.h) */
+      break;
+    }
+  }
+  fclose(f);
+  return yes;
+}
+
 /* The process name for toectl: the hello's, printable, else /proc/PID/comm. */
 static void client_comm(struct ctl_client *cl, const char *hello_comm)
 {
@@ -166,6 +209,7 @@ static void drop(struct toed_ctl *c, struct ctl_client *cl, int status, enum ctl
   if (cl->state == CTL_CS_ACTIVE) {
     cl->now = now;
     size_t rs = cl->region_size;
+    ctl_quota_give(&c->dev, cl->uid, CTL_Q_SESSION);
     ctl_session_end(cl, status, kind);
     if (c->sessions)
       c->sessions--;
@@ -196,14 +240,43 @@ static struct ctl_client *free_slot(struct toed_ctl *c)
   return NULL;
 }
 
+/*
+ * Out of descriptors or memory: the connection stays in the backlog and the listening socket
+ * stays readable, so a level-triggered epoll would wake toed at once, for ever (100 % CPU). The
+ * socket leaves the epoll set instead and comes back after ACCEPT_BACKOFF (toed_ctl_run).
+ */
+static void listen_pause(struct toed_ctl *c, toe_time_t now)
+{
+  if (c->listen_paused || c->lfd < 0)
+    return;
+  epoll_ctl(c->dev.epfd, EPOLL_CTL_DEL, c->lfd, NULL);
+  c->listen_paused = true;
+  c->listen_resume = now + ACCEPT_BACKOFF;
+  if (c->accept_backoffs++ < LOG_SESSIONS)
+    ctl_log(c, "cannot accept a client: %s; trying again in %llu ms", strerror(errno),
+            (unsigned long long)(ACCEPT_BACKOFF / TOE_MSEC(1)));
+}
+
+static void listen_resume(struct toed_ctl *c, toe_time_t now)
+{
+  if (!c->listen_paused || now < c->listen_resume)
+    return;
+  c->listen_paused = false;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ctl_tag(0, 0, CTL_TAG_LISTEN)};
+  if (c->lfd >= 0 && epoll_ctl(c->dev.epfd, EPOLL_CTL_ADD, c->lfd, &ev) < 0)
+    listen_pause(c, now); /* out of memory for epoll too: later */
+}
+
 static void on_listen(struct toed_ctl *c, toe_time_t now)
 {
-  for (uint32_t n = 0; n < ACCEPT_BUDGET && c->lfd >= 0; n++) {
+  for (uint32_t n = 0; n < ACCEPT_BUDGET && c->lfd >= 0 && !c->listen_paused; n++) {
     int fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
-      return; /* EAGAIN; or out of descriptors: the connection waits in the backlog */
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        listen_pause(c, now);
+      return; /* EAGAIN: nothing more */
     }
     c->dev.stats.connects++;
     struct ctl_client *cl = free_slot(c);
@@ -257,16 +330,19 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
   msg.msg_control = cbuf.b;
   msg.msg_controllen = sizeof cbuf.b;
   ssize_t n = recvmsg(cl->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (n > 0)
+  int e = errno;
+  if (n >= 0)
     close_passed_fds(&msg);
+  errno = e;
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return;
   if (n <= 0) {
     drop(c, cl, 0, CTL_END_CLIENT, now); /* gone before saying hello */
     return;
   }
-  /* A truncated message cannot be a valid hello: its size field will not match. */
-  size_t len = (msg.msg_flags & MSG_TRUNC) ? sizeof buf.b + 1 : (size_t)n;
+  /* A truncated message cannot be a valid hello: its size field will not match. Nor can one
+   * that came with more descriptors than fit (MSG_CTRUNC): a hello carries none. */
+  size_t len = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? sizeof buf.b + 1 : (size_t)n;
   bool privileged = cl->uid == 0 || cl->uid == geteuid();
   struct toe_abi_limits lim;
   device_limits(&lim, privileged);
@@ -296,10 +372,33 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
   /* Checked by toe_abi_negotiate (<= TOE_ABI_ORIGIN_MAX); meaningful only if the client offered
    * the capability, as every 1.2 client does (an older one sends 0 here: native). */
   cl->origin = (rep.caps & TOE_ABI_CAP_ORIGIN) ? (uint8_t)buf.h.origin : TOE_ABI_ORIGIN_NATIVE;
+  /* The proxy origin lets a session tag its flows as other programs' (SO_OWNER_*): only root or
+   * toed's own user may claim it, as only they may see every flow; others are refused. */
+  if (cl->origin == TOE_ABI_ORIGIN_PROXY && !privileged) {
+    refusal(&rep, -TOE_EPERM);
+    send_reply(cl->fd, &rep, NULL);
+    if (++c->dev.stats.hello_refused <= LOG_SESSIONS)
+      ctl_log(c, "refused pid %d uid %d (%s): only root or toed's user may claim the proxy origin",
+              (int)cl->pid, (int)cl->uid, cl->comm);
+    drop(c, cl, 0, CTL_END_CLIENT, now);
+    return;
+  }
+  cl->privileged = privileged;
+  int q = ctl_quota_take(&c->dev, cl->uid, CTL_Q_SESSION, true); /* given back in drop() */
+  if (q < 0) {
+    refusal(&rep, q);
+    send_reply(cl->fd, &rep, NULL);
+    c->dev.stats.refused_full++;
+    drop(c, cl, 0, CTL_END_CLIENT, now);
+    return;
+  }
+  cl->priv_port_start = unprivileged_port_start();
+  cl->bind_priv = cl->uid == 0 || has_net_bind_service(cl->pid);
   cl->client_id = id;
   int fds[3];
   int rc = ctl_session_start(cl, &rep, fds, now);
   if (rc < 0) {
+    ctl_quota_give(&c->dev, cl->uid, CTL_Q_SESSION);
     refusal(&rep, rc);
     send_reply(cl->fd, &rep, NULL);
     c->dev.stats.setup_errors++;
@@ -349,8 +448,13 @@ static void on_control(struct toed_ctl *c, struct ctl_client *cl, uint32_t event
   msg.msg_control = cbuf.b;
   msg.msg_controllen = sizeof cbuf.b;
   ssize_t n = recvmsg(cl->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (n > 0) {
+  int e = errno;
+  if (n >= 0)
     close_passed_fds(&msg);
+  errno = e;
+  /* A message of any length, the empty one included (its descriptors are closed above), is a
+   * violation: the end of the stream comes with EPOLLRDHUP/EPOLLHUP, a message without it. */
+  if (n > 0) {
     drop(c, cl, -TOE_EPROTO, CTL_END_PROTOCOL, now);
     return;
   }
@@ -399,6 +503,7 @@ void toed_ctl_run(struct toed_ctl *c, toe_time_t now)
 {
   if (!c->open)
     return;
+  listen_resume(c, now);
   /* Socket calls act at the engine's time: bring it to now before executing anything. */
   bool work = false;
   for (uint32_t i = 0; i < c->nslots && !work; i++)
@@ -432,6 +537,8 @@ toe_time_t toed_ctl_next_wake(const struct toed_ctl *c, toe_time_t now)
   if (!c->open)
     return TOE_TIME_NEVER;
   toe_time_t t = c->dev.stopping ? c->stop_deadline : TOE_TIME_NEVER;
+  if (c->listen_paused && c->listen_resume < t)
+    t = c->listen_resume;
   toe_time_t tk = ctl_tokens_next(&c->dev);
   if (tk < t)
     t = tk;
@@ -450,7 +557,9 @@ static void close_listener(struct toed_ctl *c)
 {
   if (c->lfd < 0)
     return;
-  epoll_ctl(c->dev.epfd, EPOLL_CTL_DEL, c->lfd, NULL);
+  if (!c->listen_paused)
+    epoll_ctl(c->dev.epfd, EPOLL_CTL_DEL, c->lfd, NULL);
+  c->listen_paused = false;
   close(c->lfd);
   c->lfd = -1;
   /* Only our own socket file: another toed may have taken the path since. */
@@ -495,6 +604,7 @@ void toed_ctl_close(struct toed_ctl *c)
   free(c->clients);
   free(c->dev.socks);
   free(c->dev.scratch);
+  ctl_engine_stats_free(&c->dev);
   c->clients = NULL;
   c->nslots = 0;
   c->dev.socks = NULL;
@@ -505,11 +615,24 @@ void toed_ctl_close(struct toed_ctl *c)
   c->open = false;
 }
 
+struct visit_ctx {
+  toed_ctl_stat_fn fn;
+  void *arg;
+};
+static void visit_quota(void *arg, const char *name, uint64_t value)
+{
+  struct visit_ctx *v = arg;
+  v->fn(v->arg, "transport", name, value);
+}
+
 void toed_ctl_visit(const struct toed_ctl *c, toed_ctl_stat_fn fn, void *arg)
 {
 #define VISIT_STAT_(name) fn(arg, "transport", #name, c->dev.stats.name);
   TOED_CTL_STATS(VISIT_STAT_)
 #undef VISIT_STAT_
+  fn(arg, "transport", "accept_backoffs", c->accept_backoffs);
+  struct visit_ctx v = {fn, arg};
+  ctl_quota_visit(&c->dev, visit_quota, &v);
 }
 
 void toed_ctl_describe(const struct toed_ctl *c, char *buf, size_t len)
@@ -599,6 +722,7 @@ int toed_ctl_open(struct toed_ctl *c, const struct toed_ctl_config *cfg, struct 
     return -TOE_EINVAL;
   }
 
+  ctl_quota_init(&c->dev, cfg->max_clients);
   /* One record per engine socket: a client can never hold more than the engine has. */
   const struct toe_config *ec = toe_stack_config(st);
   c->dev.nsocks = ec->tcp_socks + ec->udp_socks;

@@ -57,6 +57,9 @@ struct toed_ctl {
   uint32_t next_id;
   toe_time_t stop_deadline;
   bool open;
+  bool listen_paused;       /* out of descriptors: the listener is out of epoll until ... */
+  toe_time_t listen_resume; /* ... this time */
+  uint64_t accept_backoffs; /* times accepting failed for want of descriptors or memory */
 };
 
 /*

@@ -16,6 +16,8 @@
 
 #include "device/port_guard.h"
 
+#include "device/toed_lifecycle.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -141,17 +143,36 @@ static long live_owner(const char *table)
   if (!c)
     return 0;
   long pid = strtol(c + strlen(tag), NULL, 10);
-  if (pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) < 0 && errno != EPERM))
-    return 0;
-  char path[64], comm[32] = "";
-  snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-  FILE *f = fopen(path, "re");
-  if (f) {
-    if (!fgets(comm, sizeof comm, f))
-      comm[0] = 0;
-    fclose(f);
+  /* A zombie or a pid reused by another program owns nothing (toed_pid_alive). */
+  return pid > 0 && pid != (long)getpid() && toed_pid_alive((pid_t)pid) ? pid : 0;
+}
+
+/* The table's name for an interface: "toed_" and the name with non-alphanumerics as '_'. */
+static void table_name(const char *ifname, char *table, size_t len)
+{
+  int n = snprintf(table, len, "toed_");
+  for (const char *c = ifname; *c && (size_t)n < len - 1; c++)
+    table[n++] = isalnum((unsigned char)*c) ? *c : '_';
+  table[n] = 0;
+}
+
+int toed_port_guard_cleanup(const char *ifname, char *err, size_t errlen)
+{
+  char table[64], script[128], listing[4096];
+  table_name(ifname, table, sizeof table);
+  long owner = live_owner(table);
+  if (owner) {
+    snprintf(err, errlen, "toed (pid %ld) is running on %s; stop it instead (kill -TERM %ld)",
+             owner, ifname, owner);
+    return -1;
   }
-  return strncmp(comm, "toed", 4) == 0 ? pid : 0;
+  snprintf(script, sizeof script, "list table netdev %s\n", table);
+  if (run_nft_out(script, err, errlen, listing, sizeof listing) != 0)
+    return 0; /* no table */
+  snprintf(script, sizeof script, "delete table netdev %s\n", table);
+  if (run_nft(script, err, errlen) != 0)
+    return -1;
+  return 1;
 }
 
 static int if_flags(const char *ifname, short *flags, bool set)
@@ -243,10 +264,7 @@ int toed_port_guard_install(struct toed_port_guard *g, const char *ifname, uint3
   }
   snprintf(g->ifname, sizeof g->ifname, "%s", ifname);
   /* Table names are identifiers: keep letters and digits, map the rest to '_'. */
-  int n = snprintf(g->table, sizeof g->table, "toed_");
-  for (const char *c = ifname; *c && (size_t)n < sizeof g->table - 1; c++)
-    g->table[n++] = isalnum((unsigned char)*c) ? *c : '_';
-  g->table[n] = 0;
+  table_name(ifname, g->table, sizeof g->table);
 
   long owner = live_owner(g->table);
   if (owner) {

@@ -45,6 +45,13 @@ int toed_port_guard_install(struct toed_port_guard *g, const char *ifname, uint3
 int toed_port_guard_remove(struct toed_port_guard *g);
 
 /* A short description for the start-up log ("nft netdev toed_eth1 ingress+egress drop"). */
+/*
+ * For `toed --cleanup IFNAME`: removes the guard table a toed that died left on IFNAME. Returns 1
+ * if one was removed, 0 if there was none, -1 with a message in err if a live toed owns it (a
+ * zombie does not) or nft failed.
+ */
+int toed_port_guard_cleanup(const char *ifname, char *err, size_t errlen);
+
 void toed_port_guard_describe(const struct toed_port_guard *g, char *buf, size_t len);
 
 #endif

@@ -1,8 +1,12 @@
 /*
  * Ports shared between the device and the host OS on one address (docs/coexistence.md):
  *   - the device's ephemeral range is reserved from the OS (net.ipv4.ip_local_reserved_ports in
- *     toed's namespace, set at start and restored at exit), so the OS never picks a port the
- *     engine may hand out;
+ *     toed's namespace), so the OS never picks a port the engine may hand out. The range is
+ *     shared by every toed of the namespace: a registry (TOED_STATE_DIR/ports-NETNS-LO-HI, under
+ *     flock) lists the toeds relying on it and whether toekit added it; the last toed to go (or
+ *     `toed --cleanup` after a crash) removes exactly that range, and only if toekit added it,
+ *     leaving whatever else the list holds. A range that was there before any toed (an
+ *     administrator's) is never removed;
  *   - every explicit bind or listen of the engine is claimed: toed binds a shadow kernel socket of
  *     the same protocol on the shared address and port, which makes the OS's own bind of the port
  *     fail with EADDRINUSE; if that bind fails because the OS holds the port, the engine's bind
@@ -19,8 +23,8 @@
 
 struct toed_port_share {
   uint32_t addr;        /* the shared address, host order */
-  char saved[4096];     /* ip_local_reserved_ports before us */
-  bool reserved;        /* we changed it */
+  uint16_t lo, hi;      /* the reserved range */
+  bool reserved;        /* we hold a share of the range (registered) */
   uint32_t n;           /* shadow sockets held */
   uint64_t claims;      /* granted */
   uint64_t refused;     /* refused: the OS held the port */
@@ -44,6 +48,15 @@ int toed_port_share_open(struct toed_port_share *p, uint32_t addr, uint16_t lo, 
 int toed_port_share_claim(void *ctx, uint8_t proto, uint16_t port, bool claim);
 
 /* Closes every shadow socket and restores ip_local_reserved_ports. Returns 0 or -1. */
+/* Releases the shadow sockets and this instance's share of the range (removing the range if it
+ * was the last holder and toekit added it). Returns 0, or -1 if the sysctl could not be written. */
 int toed_port_share_close(struct toed_port_share *p);
+
+/*
+ * For `toed --cleanup`: drops the dead holders of every registered range of this namespace and
+ * removes the ranges left without a live one (if toekit added them). Writes what it did to
+ * `report` (a line per range, may be empty). Returns the number of ranges removed, or -1.
+ */
+int toed_port_share_cleanup(char *report, size_t len);
 
 #endif

@@ -52,7 +52,15 @@ void toed_args_usage(FILE *f)
       "  --quiet              log only errors and warnings (no start line, no summary)\n"
       "  --help               show this text\n"
       "\n"
-      "Exit status: 0 after SIGINT/SIGTERM, 1 on a runtime failure, 2 on a bad argument.\n",
+      "       toed --cleanup IFNAME\n"
+      "                       undo what a toed on IFNAME that died (SIGKILL, a crash) left in\n"
+      "                       this namespace: its nftables table, reserved ports, socket file\n"
+      "\n"
+      "Every terminating signal that can be handled (SIGHUP, SIGQUIT, SIGUSR2, ...) stops toed\n"
+      "as SIGTERM does; SIGUSR1 logs the counters and toed runs on.\n"
+      "Exit status: 0 after a stopping signal, 1 on a runtime failure, 2 on a bad argument,\n"
+      "a missing --ctl-group or --ctl directory, or missing privileges (root, or\n"
+      "CAP_NET_ADMIN and CAP_NET_RAW).\n",
       f);
 }
 

@@ -22,6 +22,7 @@
 #include "device/port_share.h"
 #include "device/services.h"
 #include "device/toed_args.h"
+#include "device/toed_lifecycle.h"
 #include "toe/engine.h"
 #include "toe/steer.h"
 
@@ -287,13 +288,8 @@ static void summary_service(void *arg, const char *label, const char *name, uint
   summary_add(arg, layer, name, value);
 }
 
-static void print_summary(struct toed *d)
+static void print_counters(struct toed *d)
 {
-  double secs = (double)(mono_now() - d->started) / 1e9;
-  const char *why = d->stop_signal == SIGINT    ? "on SIGINT"
-                    : d->stop_signal == SIGTERM ? "on SIGTERM"
-                                                : "because of an error";
-  logmsg("stopped %s after %.1f s; non-zero counters:", why, secs);
   struct summary s;
   memset(&s, 0, sizeof s);
   toe_counters_visit(toe_stack_counters(d->st), summary_add, &s);
@@ -325,6 +321,18 @@ static void print_summary(struct toed *d)
     summary_add(&s, "pcap", "write_errors", d->pcap.write_errors);
     summary_flush(&s);
   }
+}
+
+static void print_summary(struct toed *d)
+{
+  double secs = (double)(mono_now() - d->started) / 1e9;
+  char why[48], sig[24];
+  if (d->stop_signal)
+    snprintf(why, sizeof why, "on %s", toed_signal_name(d->stop_signal, sig, sizeof sig));
+  else
+    snprintf(why, sizeof why, "because of an error");
+  logmsg("stopped %s after %.1f s; non-zero counters:", why, secs);
+  print_counters(d);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -540,8 +548,14 @@ static int run_loop(struct toed *d)
       }
       case 2: {
         struct signalfd_siginfo si;
-        if (read(d->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        if (read(d->sfd, &si, sizeof si) != (ssize_t)sizeof si)
+          break;
+        if (toed_signal_is_dump((int)si.ssi_signo)) {
+          logmsg("counters after %.1f s (SIGUSR1):", (double)(d->now - d->started) / 1e9);
+          print_counters(d);
+        } else if (!d->stop_signal) {
           d->stop_signal = (int)si.ssi_signo;
+        }
         break;
       }
       case 3:
@@ -597,6 +611,13 @@ int main(int argc, char **argv)
   char err[512];
   d.epfd = d.tfd = d.sfd = -1;
 
+  if (argc >= 2 && strcmp(argv[1], "--cleanup") == 0) {
+    if (argc != 3) {
+      logmsg("--cleanup needs exactly one interface name (e.g. toed --cleanup eth1)");
+      return TOED_EXIT_USAGE;
+    }
+    return toed_cleanup_main(argv[2]);
+  }
   if (toed_args_parse(&d.args, argc, argv, err, sizeof err) < 0) {
     logmsg("%s", err);
     return TOED_EXIT_USAGE;
@@ -606,17 +627,17 @@ int main(int argc, char **argv)
     return 0;
   }
   quiet = d.args.quiet;
+  if (toed_check_startup(&d.args, err, sizeof err) < 0) {
+    logmsg("%s", err);
+    return TOED_EXIT_USAGE;
+  }
+  if (toed_raise_nofile(toed_nofile_need(&d.args), err, sizeof err) < 0)
+    logmsg("warning: %s", err);
 
-  /* Signals go to the signalfd; blocked from here on so none is lost during start-up. An ignored
-   * signal would never reach the signalfd, and a shell starts background jobs with SIGINT
-   * ignored: take the default disposition back so SIGINT always stops toed cleanly. */
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
+  /* Signals go to the signalfd; blocked from here on so none is lost during start-up: every
+   * terminating one that can be handled stops toed cleanly (toed_lifecycle.h). */
   sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigprocmask(SIG_BLOCK, &mask, NULL);
+  toed_signals_block(&mask);
   signal(SIGPIPE, SIG_IGN);
 
   if (query_interface(&d, err, sizeof err) < 0) {
@@ -783,6 +804,8 @@ int main(int argc, char **argv)
     }
   }
 
+  toed_state_write(d.args.wire, d.ctl_open ? d.ctl.path : NULL); /* for toed --cleanup */
+
   if (!quiet) {
     char a[16], g[16], m[18], svcs[256], gd[160], ld[200];
     toed_services_describe(d.args.services, d.args.n_services, svcs, sizeof svcs);
@@ -841,6 +864,7 @@ int main(int argc, char **argv)
     if (prc < 0)
       logmsg("cannot finish the pcap %s: %s", d.args.pcap, strerror(-prc));
   }
+  toed_state_remove(d.args.wire);
   if (!quiet)
     print_summary(&d);
   teardown(&d);

@@ -26,6 +26,8 @@ const char *toe_strerror(int err)
     return "try again";
   case TOE_ENOMEM:
     return "out of memory";
+  case TOE_EACCES:
+    return "permission denied";
   case TOE_EFAULT:
     return "bad offset or length";
   case TOE_EBUSY:

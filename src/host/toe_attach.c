@@ -57,7 +57,7 @@ int toe_ctl_default(char *buf, size_t len)
 {
   if (!buf || len == 0)
     return -TOE_EINVAL;
-  const char *env = getenv("TOE_CTL");
+  const char *env = secure_getenv("TOE_CTL"); /* not a set-user-ID caller's choice */
   if (env && *env) {
     if (strlen(env) >= len)
       return -TOE_E2BIG;

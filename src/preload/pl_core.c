@@ -114,20 +114,22 @@ static void load_rules_file(const char *path)
 
 static void load_config(void)
 {
-  const char *s = getenv("TOE_PRELOAD_DEBUG");
+  /* secure_getenv: in a set-user-ID or file-capability program (AT_SECURE) the environment is
+   * the caller's, not the program owner's: it must not choose the device or the rules. */
+  const char *s = secure_getenv("TOE_PRELOAD_DEBUG");
   pl_cfg.debug = s && *s && strcmp(s, "0") != 0;
-  s = getenv("TOE_STRICT");
+  s = secure_getenv("TOE_STRICT");
   pl_cfg.strict = s && *s && strcmp(s, "0") != 0;
-  s = getenv("TOE_CTL");
+  s = secure_getenv("TOE_CTL");
   if (s && *s)
     snprintf(pl_cfg.ctl, sizeof(pl_cfg.ctl), "%s", s);
   pl_cfg.linger_ms = 5000;
-  s = getenv("TOE_PRELOAD_LINGER_MS");
+  s = secure_getenv("TOE_PRELOAD_LINGER_MS");
   if (s && *s)
     pl_cfg.linger_ms = atoi(s);
 
-  const char *rules = getenv("TOE_OFFLOAD");
-  const char *file = getenv("TOE_OFFLOAD_FILE");
+  const char *rules = secure_getenv("TOE_OFFLOAD");
+  const char *file = secure_getenv("TOE_OFFLOAD_FILE");
   if (rules && (!strcmp(rules, "none") || !strcmp(rules, "off") || !strcmp(rules, "0"))) {
     pl_cfg.disabled = true;
     return;

@@ -67,7 +67,7 @@ void px_rule_str(const struct toe_rule *r, char *out, size_t len);
 struct px_net {
   uint32_t fwmark;      /* marks the proxy's own reply packets */
   uint32_t table;       /* routing table holding the `local` routes */
-  uint32_t pref;        /* first ip rule preference; the proxy owns pref .. pref + 199 */
+  uint32_t pref;        /* first ip rule preference; the proxy owns pref .. px_net_pref_last() */
   uint16_t tcp_port;    /* the TCP listener on 127.0.0.1 */
   uint16_t udp_port;    /* the UDP socket on 127.0.0.1 */
   const char *nft_name; /* the nftables table, family inet */
@@ -76,10 +76,18 @@ struct px_net {
 /* Prints every command install would run (dry run), one per line, to `out`. */
 void px_net_print(const struct px_net *n, const struct px_rules *rs, FILE *out);
 
-/* Removes what an earlier proxy (crashed, or this one) left: the nft table, our ip rules, our
- * routing table's routes. Returns 1 if something was found and removed, 0 if nothing was there,
- * -errno if nft or ip could not be run. */
+/* Removes what this proxy or a dead one installed (tagged: the nft table's owner comment, the ip
+ * rules' and the route's protocol), never anyone else's, nor a live proxy's. Returns 1 if
+ * something was found and removed, 0 if nothing was there, -errno if nft or ip could not be run. */
 int px_net_remove(const struct px_net *n);
+
+/* Before installing: -EEXIST with a hint in err if a live toe-proxyd owns the nft table, or the
+ * table, an ip rule in our preference range or a route in our routing table is someone else's;
+ * 0 if the way is clear (a dead proxy's leftovers are for px_net_remove). */
+int px_net_check(const struct px_net *n, char *err, size_t errlen);
+
+/* The last ip rule preference the proxy uses (its range is pref .. this). */
+uint32_t px_net_pref_last(const struct px_net *n);
 
 /* Installs the rules. Returns 0, or -errno (what failed is said on stderr; partial work is
  * undone). */
@@ -113,6 +121,8 @@ int px_owner_find(enum px_proto proto, const struct sockaddr_in *app, const stru
   X(udp_idle_closed) /* UDP flows closed after the idle timeout */                                 \
   X(udp_dropped)     /* datagrams dropped (device send space, reply send error) */                 \
   X(owner_unknown)   /* flows whose application could not be found */                              \
+  X(flows_refused)   /* flows refused: over --max-flows or --max-flows-per-uid */                  \
+  X(accept_backoffs) /* accepts that failed for want of descriptors or memory (then waited) */     \
   X(errors)          /* other errors (accept, socket calls, device calls) */
 
 #define PX_COUNTER_FIELD_(n) uint64_t n;
@@ -127,6 +137,25 @@ void px_counters_print(const struct px_counters *c, FILE *out, const char *when)
 struct px_tcp_flow;
 struct px_udp_flow;
 
+/* ---- flow limits (px_limits.c) ------------------------------------------------------------ */
+
+#define PX_UIDS_MAX 1024 /* distinct uids with flows at once */
+#define PX_DEFAULT_MAX_FLOWS 16384u
+#define PX_DEFAULT_MAX_FLOWS_PER_UID 1024u
+struct px_uid_count {
+  uid_t uid;
+  uint32_t flows; /* 0: the slot is free */
+};
+struct px_limits {
+  uint32_t max_total, max_per_uid;
+  uint32_t total;
+  uint32_t logged_total, logged_uid;
+  struct px_uid_count uids[PX_UIDS_MAX];
+};
+
+/* UDP flows are found by (application address, destination) in a hash table. */
+#define PX_UDP_HASH 4096u
+
 struct proxyd {
   toe_dev *dev;
   int epfd;
@@ -140,7 +169,20 @@ struct proxyd {
   bool verbose;
   struct px_tcp_flow *tcp_head;
   struct px_udp_flow *udp_head;
+  struct px_udp_flow *udp_hash[PX_UDP_HASH];
+  struct px_limits lim;
+  uint64_t tcp_resume_ms; /* != 0: the listener is out of epoll (no descriptors) until then */
 };
+
+/*
+ * A new flow of the application socket `app` to `dst`: charged to the socket's uid (*uid, or
+ * (uid_t)-1 if unknown) if within --max-flows and --max-flows-per-uid (root's flows count only
+ * against the total); false (counted, logged a few times) if over a limit.
+ */
+bool px_flow_admit(struct proxyd *p, enum px_proto proto, const struct sockaddr_in *app,
+                   const struct sockaddr_in *dst, uid_t *uid);
+/* A flow admitted for `uid` ended. */
+void px_flow_release(struct proxyd *p, uid_t uid);
 
 /* epoll tags: the low bits say what, the rest is the object's address (8-byte aligned). */
 #define PX_TAG_SIGNAL 1u
@@ -152,6 +194,9 @@ struct proxyd {
 /* px_tcp.c */
 int px_tcp_open_listener(struct proxyd *p);
 void px_tcp_accept(struct proxyd *p);
+/* The listener paused for want of descriptors: back in epoll once tcp_resume_ms has come; returns
+ * ms until then (-1: not paused). */
+int px_tcp_resume(struct proxyd *p, uint64_t now_ms);
 void px_tcp_kernel_event(struct proxyd *p, struct px_tcp_flow *f, uint32_t events);
 void px_tcp_device_event(struct proxyd *p, struct px_tcp_flow *f, uint32_t events);
 void px_tcp_close_all(struct proxyd *p);

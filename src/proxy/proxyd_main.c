@@ -61,6 +61,7 @@ static void usage(FILE *f)
           "usage: toe-proxyd [--ctl PATH] --include RULE [--include RULE...] [--exclude RULE...]\n"
           "                  [--dry-run] [--port N] [--udp-idle SECONDS] [--buffer BYTES]\n"
           "                  [--fwmark N] [--table N] [--pref N] [--nft-table NAME] [-v]\n"
+          "                  [--max-flows N] [--max-flows-per-uid N]\n"
           "\n"
           "Carries the outbound TCP and UDP flows of ordinary kernel sockets that the rules\n"
           "select over the toekit device (a transparent proxy: nftables TPROXY and policy\n"
@@ -76,12 +77,17 @@ static void usage(FILE *f)
           "  --buffer BYTES  per direction per TCP flow (default 65536)\n"
           "  --fwmark N, --table N, --pref N, --nft-table NAME\n"
           "                  the mark of the proxy's replies (default 0x%x), its routing table\n"
-          "                  (default %d), its ip rule preferences N..N+199 (default %d), its\n"
+          "                  (default %d), its ip rule preferences N..N+257 (default %d), its\n"
           "                  nftables table (inet, default %s)\n"
+          "  --max-flows N   flows open at once, all users together (default %u)\n"
+          "  --max-flows-per-uid N\n"
+          "                  flows open at once per user other than root (default %u); more\n"
+          "                  are refused (TCP: reset; UDP: dropped) and counted\n"
           "  -v              one line per flow\n"
           "Signals: TERM/INT stop (the rules are removed), USR1 prints the counters.\n"
           "Exit status: 0 after a signal, 1 no device or set-up failure, 2 bad arguments.\n",
-          DEFAULT_PORT, DEFAULT_FWMARK, DEFAULT_TABLE, DEFAULT_PREF, DEFAULT_NFT);
+          DEFAULT_PORT, DEFAULT_FWMARK, DEFAULT_TABLE, DEFAULT_PREF, DEFAULT_NFT,
+          PX_DEFAULT_MAX_FLOWS, PX_DEFAULT_MAX_FLOWS_PER_UID);
 }
 
 static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -141,6 +147,9 @@ static int serve(struct proxyd *p, int sfd)
   struct toe_event tev[64];
   for (;;) {
     int timeout = p->udp_head ? px_udp_expire(p, px_now_ms()) : -1;
+    int resume = px_tcp_resume(p, px_now_ms()); /* a listener paused for want of descriptors */
+    if (resume >= 0 && (timeout < 0 || resume < timeout))
+      timeout = resume;
     int n = epoll_wait(p->epfd, evs, 64, timeout);
     if (n < 0 && errno != EINTR) {
       px_log("epoll_wait: %s", strerror(errno));
@@ -208,9 +217,25 @@ int main(int argc, char **argv)
   p->net.pref = DEFAULT_PREF;
   p->net.tcp_port = p->net.udp_port = DEFAULT_PORT;
   p->net.nft_name = DEFAULT_NFT;
+  p->lim.max_total = PX_DEFAULT_MAX_FLOWS;
+  p->lim.max_per_uid = PX_DEFAULT_MAX_FLOWS_PER_UID;
   const char *ctl = NULL;
   bool dry = false;
-  enum { O_CTL = 256, O_INC, O_EXC, O_DRY, O_PORT, O_IDLE, O_BUF, O_MARK, O_TABLE, O_PREF, O_NFT };
+  enum {
+    O_CTL = 256,
+    O_INC,
+    O_EXC,
+    O_DRY,
+    O_PORT,
+    O_IDLE,
+    O_BUF,
+    O_MARK,
+    O_TABLE,
+    O_PREF,
+    O_NFT,
+    O_MAXF,
+    O_MAXU
+  };
   static const struct option opts[] = {{"ctl", required_argument, NULL, O_CTL},
                                        {"include", required_argument, NULL, O_INC},
                                        {"exclude", required_argument, NULL, O_EXC},
@@ -222,6 +247,8 @@ int main(int argc, char **argv)
                                        {"table", required_argument, NULL, O_TABLE},
                                        {"pref", required_argument, NULL, O_PREF},
                                        {"nft-table", required_argument, NULL, O_NFT},
+                                       {"max-flows", required_argument, NULL, O_MAXF},
+                                       {"max-flows-per-uid", required_argument, NULL, O_MAXU},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
@@ -265,6 +292,12 @@ int main(int argc, char **argv)
     case O_NFT:
       ok = nft_name_ok(optarg);
       p->net.nft_name = optarg;
+      break;
+    case O_MAXF:
+      ok = parse_u32(optarg, 1, 1u << 20, &p->lim.max_total);
+      break;
+    case O_MAXU:
+      ok = parse_u32(optarg, 1, 1u << 20, &p->lim.max_per_uid);
       break;
     case 'v':
       p->verbose = true;
@@ -322,6 +355,12 @@ int main(int argc, char **argv)
     return 1;
   }
   int status = 1;
+  char why[512];
+  rc = px_net_check(&p->net, why, sizeof why);
+  if (rc == -EEXIST) {
+    px_log("%s", why);
+    goto out_detach;
+  }
   int found = px_net_remove(&p->net);
   if (found < 0) {
     fprintf(stderr, "toe-proxyd: cannot run nft or ip (%s): install nftables and iproute2\n",
@@ -365,7 +404,7 @@ int main(int argc, char **argv)
   px_log("intercepting: %d include and %d exclude rules, port %u, nft table inet %s, ip rules "
          "%u..%u, routing table %u",
          p->rules.ninc, p->rules.nexc, p->net.tcp_port, p->net.nft_name, p->net.pref,
-         p->net.pref + 199, p->net.table);
+         px_net_pref_last(&p->net), p->net.table);
 
   status = serve(p, sfd) == 0 ? 0 : 1;
   /* Rules first: from now on new flows go to the kernel as if we had never been here. */

@@ -16,8 +16,11 @@
  *   - `ip rule fwmark M lookup T` first: the proxy's own replies (SO_MARK M, sent from the
  *     original destination's address) must be routed back through loopback too, and the
  *     prerouting chain lets marked packets pass instead of intercepting them again.
- * Everything is named (table `inet NAME`, ip rule preferences PREF..PREF+199, routing table T),
- * so that removal, also after a crash, finds exactly what a proxy installed.
+ * Everything is named (table `inet NAME`, ip rule preferences PREF..PREF+PX_PREF_SPAN, routing
+ * table T) and tagged: the nft table carries `comment "toe-proxyd pid N"`, the ip rules and the
+ * route carry protocol PX_RT_PROTO. So removal, also after a crash, finds exactly what a proxy
+ * installed and nothing of anyone else's, and a second proxy can tell a live one's rules (refuse
+ * to start) from a dead one's (remove them) and from foreign ones (refuse, naming them).
  */
 #include "proxy/proxyd.h"
 
@@ -25,14 +28,18 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PX_PREF_EXC 1   /* exclusions at pref + 1 .. */
-#define PX_PREF_INC 100 /* inclusions at pref + 100 .. */
-#define PX_PREF_END 199 /* the `nop` rule exclusions jump to */
+/* Every rule may have two lines (tcp and udp for '*'): each list has room for all of them, so an
+ * inclusion never lands among the exclusions nor one past the end. */
+#define PX_PREF_EXC 1                                /* exclusions at pref + 1 .. */
+#define PX_PREF_INC (PX_PREF_EXC + 2 * PX_RULES_MAX) /* inclusions at pref + 129 .. */
+#define PX_PREF_END (PX_PREF_INC + 2 * PX_RULES_MAX) /* the `nop` rule exclusions jump to */
+#define PX_RT_PROTO 116 /* the ip rules' and the route's protocol: toe-proxyd's (rt_protos) */
 
 /* A growing text buffer for the nft script and the printed commands. */
 struct txt {
@@ -120,6 +127,7 @@ static void nft_line(const struct px_net *n, const struct rule_line *l, struct t
 static void nft_script(const struct px_net *n, const struct px_rules *rs, struct txt *t)
 {
   add(t, "table inet %s {\n", n->nft_name);
+  add(t, "  comment \"toe-proxyd pid %ld\"\n", (long)getpid());
   add(t, "  chain prerouting {\n");
   add(t, "    type filter hook prerouting priority mangle; policy accept;\n");
   add(t, "    iifname != \"lo\" return\n");
@@ -136,18 +144,20 @@ static void ip_rule_line(const struct px_net *n, const struct rule_line *l, stru
   if (l->ports[0])
     add(t, " dport %s", l->ports);
   if (l->include)
-    add(t, " lookup %u\n", n->table);
+    add(t, " lookup %u protocol %u\n", n->table, PX_RT_PROTO);
   else
-    add(t, " goto %u\n", n->pref + PX_PREF_END);
+    add(t, " goto %u protocol %u\n", n->pref + PX_PREF_END, PX_RT_PROTO);
 }
 
 /* The ip commands, one argv per line in `t` (words separated by single blanks). */
 static void ip_cmds(const struct px_net *n, const struct px_rules *rs, struct txt *t)
 {
-  add(t, "ip rule add pref %u fwmark 0x%x lookup %u\n", n->pref, n->fwmark, n->table);
+  add(t, "ip rule add pref %u fwmark 0x%x lookup %u protocol %u\n", n->pref, n->fwmark, n->table,
+      PX_RT_PROTO);
   each_rule_line(n, rs, ip_rule_line, t);
-  add(t, "ip rule add pref %u nop\n", n->pref + PX_PREF_END);
-  add(t, "ip route add local 0.0.0.0/0 dev lo src 127.0.0.1 table %u\n", n->table);
+  add(t, "ip rule add pref %u nop protocol %u\n", n->pref + PX_PREF_END, PX_RT_PROTO);
+  add(t, "ip route add local 0.0.0.0/0 dev lo src 127.0.0.1 table %u proto %u\n", n->table,
+      PX_RT_PROTO);
 }
 
 void px_net_print(const struct px_net *n, const struct px_rules *rs, FILE *out)
@@ -251,45 +261,177 @@ static int split(char *line, char *argv[], int max)
   return n;
 }
 
-int px_net_remove(const struct px_net *n)
+uint32_t px_net_pref_last(const struct px_net *n)
 {
-  int found = 0;
-  char *list[] = {"nft", "list", "table", "inet", (char *)n->nft_name, NULL};
-  int rc = run(list, NULL, NULL, 0, false);
-  if (rc < 0)
-    return rc;
-  if (rc == 0) {
-    char *del[] = {"nft", "delete", "table", "inet", (char *)n->nft_name, NULL};
-    if (run(del, NULL, NULL, 0, true) == 0)
-      found = 1;
-  }
-  /* Our ip rules: every preference in our range (deleted one at a time: `ip rule del pref N`
-   * removes one rule). */
+  return n->pref + PX_PREF_END;
+}
+
+/* The pid in the nft table's owner tag (0: no table; -1: a table without our tag). */
+static long nft_owner(const struct px_net *n)
+{
   static char out[65536];
-  char *show[] = {"ip", "-4", "rule", "show", NULL};
-  rc = run(show, NULL, out, sizeof out, false);
-  if (rc < 0)
-    return rc;
+  char *list[] = {"nft", "list", "table", "inet", (char *)n->nft_name, NULL};
+  if (run(list, NULL, out, sizeof out, false) != 0)
+    return 0;
+  const char *tag = "comment \"toe-proxyd pid ";
+  const char *c = strstr(out, tag);
+  if (!c)
+    return -1;
+  long pid = strtol(c + strlen(tag), NULL, 10);
+  return pid > 0 ? pid : -1;
+}
+
+/* Whether pid is a running toe-proxyd (not a zombie, not a reused pid). */
+static bool proxyd_alive(long pid)
+{
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return false;
+  size_t len = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[len] = 0;
+  char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+  if (!open || !close || close < open || close[1] != ' ' || close[2] == 'Z' || close[2] == 'X')
+    return false;
+  return strncmp(open + 1, "toe-proxyd", 10) == 0;
+}
+
+/* Calls fn for each `ip -4 -d rule show` line whose preference is in our range. */
+static int each_rule_in_range(const struct px_net *n,
+                              void (*fn)(void *, unsigned long, bool, char *), void *arg)
+{
+  static char out[65536];
+  char *show[] = {"ip", "-4", "-d", "rule", "show", NULL};
+  int rc = run(show, NULL, out, sizeof out, false);
+  if (rc != 0)
+    return rc < 0 ? rc : -EIO;
+  char tag[32];
+  snprintf(tag, sizeof tag, " proto %u", PX_RT_PROTO);
   for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
     char *end;
     unsigned long pref = strtoul(line, &end, 10);
     if (end == line || *end != ':' || pref < n->pref || pref > n->pref + PX_PREF_END)
       continue;
-    char num[16];
-    snprintf(num, sizeof num, "%lu", pref);
-    char *del[] = {"ip", "-4", "rule", "del", "pref", num, NULL};
-    if (run(del, NULL, NULL, 0, false) == 0)
-      found = 1;
+    char *t = strstr(line, tag);
+    bool ours = t && (t[strlen(tag)] == 0 || t[strlen(tag)] == ' ');
+    fn(arg, pref, ours, line);
   }
+  return 0;
+}
+
+struct foreign {
+  unsigned long pref;
+  char line[160];
+};
+
+static void find_foreign(void *arg, unsigned long pref, bool ours, char *line)
+{
+  struct foreign *f = arg;
+  if (!ours && !f->pref) {
+    f->pref = pref;
+    snprintf(f->line, sizeof f->line, "%s", line);
+    for (char *c = f->line; *c; c++)
+      if (*c == '\t')
+        *c = ' ';
+  }
+}
+
+int px_net_check(const struct px_net *n, char *err, size_t errlen)
+{
+  long owner = nft_owner(n);
+  if (owner > 0 && owner != (long)getpid() && proxyd_alive(owner)) {
+    snprintf(err, errlen,
+             "toe-proxyd (pid %ld) is running here already (nft table inet %s); stop it first "
+             "(kill -TERM %ld), or give this one its own --nft-table, --pref, --table, --port "
+             "and --fwmark",
+             owner, n->nft_name, owner);
+    return -EEXIST;
+  }
+  if (owner < 0) {
+    snprintf(err, errlen,
+             "the nft table inet %s is not toe-proxyd's (it has no toe-proxyd owner tag): choose "
+             "another --nft-table, or delete it if it is stale (nft delete table inet %s)",
+             n->nft_name, n->nft_name);
+    return -EEXIST;
+  }
+  struct foreign f = {0, ""};
+  int rc = each_rule_in_range(n, find_foreign, &f);
+  if (rc < 0) {
+    snprintf(err, errlen, "cannot list the ip rules (%s): install iproute2", strerror(-rc));
+    return rc;
+  }
+  if (f.pref) {
+    snprintf(err, errlen,
+             "ip rule '%s' is in toe-proxyd's preference range %u..%u but is not its own: choose "
+             "another --pref, or delete that rule (ip rule del pref %lu)",
+             f.line, n->pref, n->pref + PX_PREF_END, f.pref);
+    return -EEXIST;
+  }
+  static char out[16384];
   char tab[16];
   snprintf(tab, sizeof tab, "%u", n->table);
   char *routes[] = {"ip", "-4", "route", "show", "table", tab, NULL};
   out[0] = 0;
-  if (run(routes, NULL, out, sizeof out, false) == 0 && out[0]) {
-    char *flush[] = {"ip", "-4", "route", "flush", "table", tab, NULL};
-    if (run(flush, NULL, NULL, 0, false) == 0)
-      found = 1;
+  if (run(routes, NULL, out, sizeof out, false) == 0) {
+    char tag[32];
+    snprintf(tag, sizeof tag, " proto %u", PX_RT_PROTO);
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+      if (!strstr(line, tag)) {
+        snprintf(err, errlen,
+                 "routing table %u holds a route that is not toe-proxyd's ('%s'): choose another "
+                 "--table",
+                 n->table, line);
+        return -EEXIST;
+      }
   }
+  return 0;
+}
+
+struct del_ctx {
+  int found;
+};
+
+static void del_ours(void *arg, unsigned long pref, bool ours, char *line)
+{
+  (void)line;
+  struct del_ctx *d = arg;
+  if (!ours)
+    return; /* someone else's: never ours to delete */
+  char num[16], proto[16];
+  snprintf(num, sizeof num, "%lu", pref);
+  snprintf(proto, sizeof proto, "%u", PX_RT_PROTO);
+  char *del[] = {"ip", "-4", "rule", "del", "pref", num, "protocol", proto, NULL};
+  if (run(del, NULL, NULL, 0, false) == 0)
+    d->found = 1;
+}
+
+int px_net_remove(const struct px_net *n)
+{
+  int found = 0;
+  long owner = nft_owner(n);
+  /* Only our table: this process's, or a dead toe-proxyd's. */
+  if (owner > 0 && (owner == (long)getpid() || !proxyd_alive(owner))) {
+    char *del[] = {"nft", "delete", "table", "inet", (char *)n->nft_name, NULL};
+    if (run(del, NULL, NULL, 0, true) == 0)
+      found = 1;
+  } else if (owner > 0) {
+    return 0; /* a live proxy's: nothing here is ours */
+  }
+  /* Our ip rules (tagged), one at a time: `ip rule del pref N protocol P` removes one. */
+  struct del_ctx d = {0};
+  int rc = each_rule_in_range(n, del_ours, &d);
+  if (rc < 0)
+    return rc;
+  found |= d.found;
+  char tab[16], proto[16];
+  snprintf(tab, sizeof tab, "%u", n->table);
+  snprintf(proto, sizeof proto, "%u", PX_RT_PROTO);
+  char *del[] = {"ip", "-4",    "route", "del",   "local", "0.0.0.0/0", "dev",
+                 "lo", "table", tab,     "proto", proto,   NULL};
+  if (run(del, NULL, NULL, 0, false) == 0)
+    found = 1;
   return found;
 }
 

@@ -37,6 +37,7 @@ struct px_tcp_flow {
   bool dev_eof;   /* the peer sent its FIN (through the device) */
   bool app_shut;  /* ... and it was passed on to the application */
   bool kreg;      /* fd is in the epoll set */
+  uid_t uid;      /* the flow is charged to this uid (px_flow_admit) */
   uint32_t kev;   /* with these events */
   uint32_t dint;  /* device poll interest set */
   size_t a2d_off, a2d_len, d2a_off, d2a_len;
@@ -72,6 +73,7 @@ static void flow_end(struct proxyd *p, struct px_tcp_flow *f, bool abort_app, bo
     toe_close(p->dev, f->sd);
   }
   flow_unlink(p, f);
+  px_flow_release(p, f->uid);
   p->ctr.tcp_active--;
   free(f->a2d);
   free(f);
@@ -250,23 +252,44 @@ void px_tcp_accept(struct proxyd *p)
     socklen_t alen = sizeof app;
     int fd = accept4(p->tcp_lfd, (struct sockaddr *)&app, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        /* The connection stays in the backlog and the listener readable: level-triggered, epoll
+         * would wake us at once for ever. Out of the set for 100 ms instead. */
+        epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->tcp_lfd, NULL);
+        p->tcp_resume_ms = px_now_ms() + 100;
+        p->ctr.accept_backoffs++;
+      } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
         p->ctr.errors++;
+      }
       return;
     }
     p->ctr.tcp_flows++;
     struct sockaddr_in dst;
     socklen_t dlen = sizeof dst;
+    uid_t uid;
+    /* TPROXY keeps the original destination as the accepted socket's local address. */
+    if (getsockname(fd, (struct sockaddr *)&dst, &dlen) < 0) {
+      p->ctr.errors++;
+      close(fd);
+      continue;
+    }
+    if (!px_flow_admit(p, PX_TCP, &app, &dst, &uid)) {
+      struct linger lg = {1, 0}; /* over a limit: the application sees a reset */
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      close(fd);
+      continue;
+    }
     struct px_tcp_flow *f = calloc(1, sizeof *f);
     char *bufs = malloc(2 * p->bufsize);
-    /* TPROXY keeps the original destination as the accepted socket's local address. */
-    if (!f || !bufs || getsockname(fd, (struct sockaddr *)&dst, &dlen) < 0) {
+    if (!f || !bufs) {
       p->ctr.errors++;
+      px_flow_release(p, uid);
       free(f);
       free(bufs);
       close(fd);
       continue;
     }
+    f->uid = uid;
     f->kind = PX_K_TCP;
     f->fd = fd;
     f->sd = -1;
@@ -305,6 +328,18 @@ void px_tcp_accept(struct proxyd *p)
     }
     set_interest(p, f);
   }
+}
+
+int px_tcp_resume(struct proxyd *p, uint64_t now_ms)
+{
+  if (!p->tcp_resume_ms)
+    return -1;
+  if (now_ms < p->tcp_resume_ms)
+    return (int)(p->tcp_resume_ms - now_ms);
+  p->tcp_resume_ms = 0;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = PX_TAG_TCP_LISTEN};
+  epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->tcp_lfd, &ev);
+  return -1;
 }
 
 void px_tcp_kernel_event(struct proxyd *p, struct px_tcp_flow *f, uint32_t events)

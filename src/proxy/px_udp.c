@@ -29,10 +29,27 @@ struct px_udp_flow {
   int sd;  /* device socket */
   int rfd; /* kernel reply socket, bound to dst */
   uint64_t last_ms;
+  struct px_udp_flow *hnext; /* in p->udp_hash[flow_hash(app, dst)] */
+  uid_t uid;                 /* charged to (px_flow_admit) */
 };
+
+/* The bucket of (app, dst): a datagram finds its flow without walking every flow. */
+static uint32_t flow_hash(const struct sockaddr_in *app, const struct sockaddr_in *dst)
+{
+  uint64_t k = (uint64_t)app->sin_addr.s_addr << 32 | dst->sin_addr.s_addr;
+  k ^= (uint64_t)app->sin_port << 16 ^ dst->sin_port;
+  k *= 0x9e3779b97f4a7c15ull; /* Fibonacci hashing: the high bits are well mixed */
+  return (uint32_t)(k >> 52) & (PX_UDP_HASH - 1u);
+}
 
 static void flow_free(struct proxyd *p, struct px_udp_flow *f)
 {
+  struct px_udp_flow **pp = &p->udp_hash[flow_hash(&f->app, &f->dst)];
+  while (*pp && *pp != f)
+    pp = &(*pp)->hnext;
+  if (*pp)
+    *pp = f->hnext;
+  px_flow_release(p, f->uid);
   if (f->prev)
     f->prev->next = f->next;
   else
@@ -74,9 +91,15 @@ static bool same(const struct sockaddr_in *x, const struct sockaddr_in *y)
 static struct px_udp_flow *flow_open(struct proxyd *p, const struct sockaddr_in *app,
                                      const struct sockaddr_in *dst)
 {
-  struct px_udp_flow *f = calloc(1, sizeof *f);
-  if (!f)
+  uid_t uid;
+  if (!px_flow_admit(p, PX_UDP, app, dst, &uid))
     return NULL;
+  struct px_udp_flow *f = calloc(1, sizeof *f);
+  if (!f) {
+    px_flow_release(p, uid);
+    return NULL;
+  }
+  f->uid = uid;
   f->kind = PX_K_UDP;
   f->app = *app;
   f->dst = *dst;
@@ -85,6 +108,7 @@ static struct px_udp_flow *flow_open(struct proxyd *p, const struct sockaddr_in 
   if (f->sd < 0 || toe_connect(p->dev, f->sd, (const struct sockaddr *)dst, sizeof *dst) < 0) {
     if (f->sd >= 0)
       toe_close(p->dev, f->sd);
+    px_flow_release(p, uid);
     free(f);
     return NULL;
   }
@@ -99,6 +123,7 @@ static struct px_udp_flow *flow_open(struct proxyd *p, const struct sockaddr_in 
     if (f->rfd >= 0)
       close(f->rfd);
     toe_close(p->dev, f->sd);
+    px_flow_release(p, uid);
     free(f);
     return NULL;
   }
@@ -106,6 +131,9 @@ static struct px_udp_flow *flow_open(struct proxyd *p, const struct sockaddr_in 
   if (p->udp_head)
     p->udp_head->prev = f;
   p->udp_head = f;
+  uint32_t h = flow_hash(app, dst);
+  f->hnext = p->udp_hash[h];
+  p->udp_hash[h] = f;
   p->ctr.udp_flows++;
   p->ctr.udp_active++;
   toe_poll_ctl(p->dev, f->sd, TOE_POLLIN, f);
@@ -157,13 +185,17 @@ void px_udp_receive(struct proxyd *p)
       p->ctr.errors++;
       continue;
     }
-    struct px_udp_flow *f = p->udp_head;
+    struct px_udp_flow *f = p->udp_hash[flow_hash(&app, &dst)];
     while (f && !(same(&f->app, &app) && same(&f->dst, &dst)))
-      f = f->next;
-    if (!f && !(f = flow_open(p, &app, &dst))) {
-      p->ctr.udp_dropped++;
-      p->ctr.errors++;
-      continue;
+      f = f->hnext;
+    if (!f) {
+      uint64_t refused = p->ctr.flows_refused;
+      if (!(f = flow_open(p, &app, &dst))) {
+        p->ctr.udp_dropped++;
+        if (p->ctr.flows_refused == refused)
+          p->ctr.errors++; /* not a limit: a socket call failed */
+        continue;
+      }
     }
     f->last_ms = px_now_ms();
     ssize_t s = toe_send(p->dev, f->sd, buf, (size_t)n, 0);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # toed's command line and its hold on the port.
 #  - bad arguments (missing or unknown interface, malformed --addr/--mac/--mtu/--gateway/--vlan,
-#    unknown service, ...): exit status 2, nothing on stdout, exactly one line on stderr that names
+#    unknown service, a missing --ctl-group or --ctl directory, no privileges, ...): exit status 2, nothing on stdout, exactly one line on stderr that names
 #    the offending value; --help: usage on stdout, status 0;
 #  - the port guard: the device namespace's kernel is given the SAME address as toed on the port
 #    (the coexistence case). Before toed runs, the kernel answers the peer (control: the checks
@@ -30,7 +30,7 @@ OKADDR=$NET_DEV_ADDR/$NET_PREFIX
 args_case() {
   local name=$1 want=$2 needle=$3 rc lines
   shift 3
-  dev timeout 10 "$NET_TOED" "$@" >"$NET_TMP/args.out" 2>"$NET_TMP/args.err" </dev/null
+  dev timeout 10 "${AS_USER[@]}" "$NET_TOED" "$@" >"$NET_TMP/args.out" 2>"$NET_TMP/args.err" </dev/null
   rc=$?
   lines=$(wc -l <"$NET_TMP/args.err")
   if [ "$rc" != "$want" ]; then
@@ -51,6 +51,7 @@ args_case() {
 }
 
 W=(--wire "$NET_DEV_IF")
+AS_USER=() # a command prefix (setpriv ...) that runs toed as another user
 args_case "no arguments" 2 "--wire"
 args_case "no --addr" 2 "--addr" "${W[@]}"
 args_case "missing interface" 2 "nosuch0" --wire nosuch0 --addr "$OKADDR"
@@ -82,6 +83,19 @@ args_case "unknown option" 2 "--frobnicate" "${W[@]}" --addr "$OKADDR" --frobnic
 args_case "stray argument" 2 "stray" "${W[@]}" --addr "$OKADDR" stray
 args_case "--addr twice" 2 "twice" "${W[@]}" --addr "$OKADDR" --addr "$OKADDR"
 args_case "--pcap in a missing directory" 2 "/nonexistent-dir/x.pcap" "${W[@]}" --addr "$OKADDR" --pcap /nonexistent-dir/x.pcap
+args_case "--ctl-group of a missing group" 2 "--ctl-group nosuchgroup$$: no such group" "${W[@]}" --addr "$OKADDR" --ctl "$NET_TMP/t.sock" --ctl-group nosuchgroup$$
+args_case "--ctl in a missing directory" 2 "the directory $NET_TMP/nosuchdir does not exist" "${W[@]}" --addr "$OKADDR" --ctl "$NET_TMP/nosuchdir/t.sock"
+args_case "--ctl-group of a missing group, default --ctl" 2 "nosuchgroup$$" "${W[@]}" --addr "$OKADDR" --ctl-group nosuchgroup$$
+# Not root: one line saying what it needs.
+AS_USER=(setpriv --reuid nobody --regid nogroup --clear-groups)
+if "${AS_USER[@]}" test -x "$NET_TOED"; then
+  args_case "as a user without privileges" 2 "needs root, or CAP_NET_ADMIN and CAP_NET_RAW" "${W[@]}" --addr "$OKADDR"
+  AS_USER+=(--inh-caps +net_raw --ambient-caps +net_raw)
+  args_case "as a user with CAP_NET_RAW only" 2 "needs root, or CAP_NET_ADMIN and CAP_NET_RAW" "${W[@]}" --addr "$OKADDR"
+else
+  net_log "skip - the unprivileged case (nobody cannot run $NET_TOED)"
+fi
+AS_USER=()
 args_case "--help" 0 "" --help
 check "--help prints usage on stdout" grep -q '^usage: toed --wire' "$NET_TMP/args.out"
 check "--help prints nothing on stderr" test ! -s "$NET_TMP/args.err"

@@ -108,6 +108,8 @@ static void link_tx(void *ctx, struct toe_pbuf *frame)
   const struct e2e_faults *fa = &l->faults[d];
   struct e2e_dir_stats *s = &l->stats[d];
   uint32_t len = frame->tot_len;
+  if (l->tx_tap)
+    l->tx_tap(l->tx_tap_ctx, d, frame);
   s->frames++;
   s->bytes += len;
   if (fa->queue_limit && l->queued[d] >= fa->queue_limit) {

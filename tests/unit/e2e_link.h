@@ -73,6 +73,10 @@ struct e2e_link {
   uint64_t order;
   e2e_event_fn on_event;
   void *event_ctx;
+  /* Optional: sees every frame a stack transmits, before the link takes it (a device's capture
+   * hook, as toed's transmit path calls it). */
+  void (*tx_tap)(void *ctx, int end, struct toe_pbuf *frame);
+  void *tx_tap_ctx;
 };
 
 /* The default config of an end (identity filled in, pools sized for bulk transfers). Adjust

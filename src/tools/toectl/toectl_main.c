@@ -839,6 +839,24 @@ static int cmd_status(struct tc_dev *d, const char *ctl, const struct counters *
     snprintf(buf, sizeof(buf), "%llu attached (this one included)", (unsigned long long)cl->value);
     tc_table_add(&t, (const char *const[]){"clients", buf});
   }
+  /* The device's fair shares (docs/transport.md "Limits"): what one user other than root may
+   * hold, and (for root) how often clients were refused. */
+  const struct counter *lt = counter_find(cs, "transport", "limit_tcp_per_uid"),
+                       *lu = counter_find(cs, "transport", "limit_udp_per_uid"),
+                       *lk = counter_find(cs, "transport", "limit_tokens_per_uid"),
+                       *ls = counter_find(cs, "transport", "limit_sessions_per_uid"),
+                       *ru = counter_find(cs, "transport", "limit_refused_uid"),
+                       *rr = counter_find(cs, "transport", "limit_refused_reserve");
+  if (lt && lu && lk && ls) {
+    int k = snprintf(buf, sizeof(buf),
+                     "per user: %llu tcp, %llu udp sockets, %llu share tokens, %llu sessions",
+                     (unsigned long long)lt->value, (unsigned long long)lu->value,
+                     (unsigned long long)lk->value, (unsigned long long)ls->value);
+    if (ru && rr && k > 0 && (size_t)k < sizeof(buf))
+      snprintf(buf + k, sizeof(buf) - (size_t)k, "; refused %llu over a share, %llu at the reserve",
+               (unsigned long long)ru->value, (unsigned long long)rr->value);
+    tc_table_add(&t, (const char *const[]){"limits", buf});
+  }
   if (!fl->granted) {
     tc_table_add(&t, (const char *const[]){
                          "flows", "not available (the flow table needs root or toed's user)"});

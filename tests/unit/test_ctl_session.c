@@ -1,0 +1,326 @@
+/*
+ * toed's session code (src/device/ctl_server.c, ctl_client.c) driven in-process on a virtual
+ * clock: the device engine is end 0 of an engine-to-engine link (e2e_link.c), a second engine at
+ * end 1 is the peer, and the host client is this test speaking the transport ABI itself over
+ * the real control socket and shared region.
+ *
+ * Covered (issue 12, item 8): a capture that runs in the same session as a TCP receive must
+ * never take the completion-queue slot the receive checked before handing its data over. The
+ * host keeps its CQ nearly full (it takes one completion at a time, now and then) while the peer
+ * streams a known pattern and the session captures every frame on the wire (the peer's
+ * full-sized segments fill a capture buffer at almost every frame): whenever a receive finds
+ * exactly one free slot, the window update the engine sends from inside that receive finds the
+ * capture's buffer full, and its EV_CAPTURE then wants the same slot. Every byte the peer sent
+ * must arrive, in order, through EV_DATA. (Without the fix 16 KiB of the 3 MiB went missing.)
+ */
+#define _GNU_SOURCE
+
+#include "device/ctl_server.h"
+#include "e2e_link.h"
+#include "testlib.h"
+#include "toe/abi.h"
+#include "toe/tcp.h"
+#include "transport/abi_validate.h"
+#include "transport/ring.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define PEER_PORT 5001
+#define STREAM_BYTES (3u << 20)
+
+static struct e2e_link L;
+static struct toed_ctl C;
+
+/* ---- the peer (end 1): accepts one connection and streams the pattern ------------------------ */
+
+static struct {
+  struct toe_sock *lsock, *conn;
+  uint64_t sent;
+} P;
+
+static uint8_t pattern(uint64_t i)
+{
+  return (uint8_t)((i * 2654435761u) >> 13);
+}
+
+static void peer_pump(void)
+{
+  struct toe_stack *st = L.end[1].st;
+  if (!P.conn) {
+    struct toe_sock *s = NULL;
+    if (toe_tcp_accept(st, P.lsock, &P, &s) == 0)
+      P.conn = s;
+    else
+      return;
+  }
+  uint8_t buf[8192];
+  while (P.sent < STREAM_BYTES) {
+    size_t n = STREAM_BYTES - P.sent < sizeof buf ? STREAM_BYTES - P.sent : sizeof buf;
+    for (size_t i = 0; i < n; i++)
+      buf[i] = pattern(P.sent + i);
+    int rc = toe_tcp_send(st, P.conn, buf, n, 0);
+    if (rc <= 0)
+      break;
+    P.sent += (uint64_t)rc;
+  }
+}
+
+static void on_event(void *ctx, int end, struct toe_sock *s, void *user, uint32_t events)
+{
+  (void)ctx;
+  (void)s;
+  if (end == 0)
+    toed_ctl_on_sock_event(&C, user, events);
+}
+
+/* Every frame on the wire goes to the captures, as toed's receive and transmit paths hand them
+ * over: the device's own as a chain, the peer's as bytes (here when the peer sends them). The
+ * peer's full-sized data frames fill a capture buffer at almost every frame. */
+static void tx_tap(void *ctx, int end, struct toe_pbuf *frame)
+{
+  (void)ctx;
+  if (end == 0) {
+    toed_ctl_capture(&C, NULL, 0, frame, L.now + 1);
+  } else {
+    static uint8_t bytes[65600];
+    uint32_t n = frame->tot_len < sizeof bytes ? frame->tot_len : (uint32_t)sizeof bytes;
+    toe_pbuf_copy_out(frame, 0, bytes, n);
+    toed_ctl_capture(&C, bytes, n, NULL, L.now + 1);
+  }
+}
+
+/* ---- the host client: the ABI spoken directly ----------------------------------------------- */
+
+static struct {
+  int fd, kick, notify;
+  uint8_t *region;
+  struct toe_abi_layout lay;
+  struct toe_ring sq, cq, fq;
+  uint32_t handle;
+  uint64_t received; /* stream bytes that arrived through EV_DATA, in order */
+  uint64_t bad_at;   /* first offset whose byte was wrong (UINT64_MAX: none) */
+  uint64_t captures; /* EV_CAPTURE buffers */
+  bool connected;
+} H;
+
+static void step(void)
+{
+  e2e_step(&L, L.now + TOE_MSEC(1));
+  peer_pump();
+  toed_ctl_on_epoll(&C, ctl_tag(0, 1, CTL_TAG_KICK), EPOLLIN, L.now);
+  toed_ctl_run(&C, L.now);
+}
+
+static void submit(struct toe_abi_sqe *e)
+{
+  CHECK_EQ(toe_ring_prod_write(&H.sq, e, 1), 1);
+  toe_ring_publish(&H.sq);
+  uint64_t one = 1;
+  CHECK(write(H.kick, &one, sizeof one) == (ssize_t)sizeof one);
+}
+
+static void give_buf(uint32_t id)
+{
+  CHECK_EQ(toe_ring_prod_write(&H.fq, &id, 1), 1);
+  toe_ring_publish(&H.fq);
+}
+
+/* Takes at most `max` CQEs; returns how many. */
+static int consume(int max)
+{
+  int n = 0;
+  struct toe_abi_cqe c;
+  while (n < max && toe_ring_consume(&H.cq, &c, 1) == 1) {
+    n++;
+    if (c.type == TOE_ABI_CQE_OP && c.opcode == TOE_ABI_OP_OPEN) {
+      CHECK_EQ(c.res, 0);
+      H.handle = c.handle;
+    } else if (c.type == TOE_ABI_CQE_OP && c.opcode == TOE_ABI_OP_CONNECT) {
+      CHECK_EQ(c.res, 0);
+      H.connected = true;
+    } else if (c.type == TOE_ABI_CQE_OP) {
+      CHECK_EQ(c.res, 0);
+    } else if (c.type == TOE_ABI_EV_DATA) {
+      const uint8_t *d =
+          H.region + H.lay.buf_off + (uint64_t)c.u.data.buf_id * H.lay.buf_size + c.u.data.offset;
+      for (uint32_t i = 0; i < c.u.data.len; i++)
+        if (d[i] != pattern(H.received + i) && H.bad_at == UINT64_MAX)
+          H.bad_at = H.received + i;
+      H.received += c.u.data.len;
+      give_buf(c.u.data.buf_id);
+    } else if (c.type == TOE_ABI_EV_CAPTURE) {
+      H.captures++;
+      give_buf(c.u.capture.buf_id);
+    }
+  }
+  return n;
+}
+
+static void attach(const char *path)
+{
+  H.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  CHECK(H.fd >= 0);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  CHECK_EQ(connect(H.fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  struct toe_abi_hello h;
+  memset(&h, 0, sizeof h);
+  h.magic = TOE_ABI_HELLO_MAGIC;
+  h.abi_major = TOE_ABI_MAJOR;
+  h.abi_minor = TOE_ABI_MINOR;
+  h.size = sizeof h;
+  h.caps = TOE_ABI_CAPS_1_2;
+  h.sq_entries = 8;
+  h.cq_entries = 16; /* small: the host keeps it nearly full */
+  h.buf_count = 64;
+  h.buf_size = 2048;
+  h.max_handles = 4;
+  memcpy(h.comm, "test_ctl", 8);
+  CHECK(send(H.fd, &h, sizeof h, 0) == (ssize_t)sizeof h);
+  /* toed's side: the connection (slot 0, generation 1), then its hello. */
+  toed_ctl_on_epoll(&C, ctl_tag(0, 0, CTL_TAG_LISTEN), EPOLLIN, L.now);
+  toed_ctl_on_epoll(&C, ctl_tag(0, 1, CTL_TAG_CONTROL), EPOLLIN, L.now);
+  struct toe_abi_hello_reply rep;
+  union {
+    char b[CMSG_SPACE(sizeof(int) * 3)];
+    struct cmsghdr align;
+  } cbuf;
+  struct iovec iov = {&rep, sizeof rep};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf.b;
+  msg.msg_controllen = sizeof cbuf.b;
+  ssize_t n = recvmsg(H.fd, &msg, MSG_CMSG_CLOEXEC);
+  CHECK(n > 0);
+  CHECK_EQ(toe_abi_reply_check(&rep, (size_t)n, h.caps), 0);
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  CHECK(cm && cm->cmsg_type == SCM_RIGHTS);
+  int fds[3];
+  memcpy(fds, CMSG_DATA(cm), sizeof fds);
+  H.lay = rep.layout;
+  H.region = mmap(NULL, H.lay.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+  CHECK(H.region != MAP_FAILED);
+  close(fds[0]);
+  H.kick = fds[1];
+  H.notify = fds[2];
+  CHECK_EQ(toe_ring_init_prod(&H.sq, (struct toe_abi_ring_ctl *)(H.region + H.lay.sq_ctl_off),
+                              H.region + H.lay.sq_off, H.lay.sq_entries, TOE_ABI_SQE_SIZE),
+           0);
+  CHECK_EQ(toe_ring_init_cons(&H.cq, (struct toe_abi_ring_ctl *)(H.region + H.lay.cq_ctl_off),
+                              H.region + H.lay.cq_off, H.lay.cq_entries, TOE_ABI_CQE_SIZE),
+           0);
+  CHECK_EQ(toe_ring_init_prod(&H.fq, (struct toe_abi_ring_ctl *)(H.region + H.lay.fq_ctl_off),
+                              H.region + H.lay.fq_off, H.lay.fq_entries, TOE_ABI_FQE_SIZE),
+           0);
+  for (uint32_t i = 0; i < H.lay.buf_count; i++)
+    give_buf(i);
+}
+
+TEST(capture_never_takes_the_slot_of_a_receive)
+{
+  memset(&H, 0, sizeof H);
+  memset(&P, 0, sizeof P);
+  H.bad_at = UINT64_MAX;
+  e2e_init(&L, NULL, NULL, 7, TOE_SEC(1));
+  L.on_event = on_event;
+  L.tx_tap = tx_tap;
+
+  /* The peer listens. */
+  struct toe_stack *st1 = L.end[1].st;
+  CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
+  struct toe_sockaddr la = {TOE_AF_INET, PEER_PORT, 0};
+  CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
+  CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
+
+  /* toed's control socket on the device engine. */
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/toe-test-ctl-%d.sock", (int)getpid());
+  unlink(path);
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  CHECK(epfd >= 0);
+  struct toed_ctl_config cc = {.path = path, .poll_us = 1000000, .max_clients = 2, .quiet = true};
+  char err[256];
+  int rc = toed_ctl_open(&C, &cc, L.end[0].st, epfd, err, sizeof err);
+  if (rc < 0)
+    fprintf(stderr, "toed_ctl_open: %s\n", err);
+  CHECK_EQ(rc, 0);
+  attach(path);
+  step();
+
+  /* A capture of every frame, then a TCP connection to the peer. */
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CAPTURE;
+  e.user_data = 1;
+  submit(&e);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_OPEN;
+  e.user_data = 2;
+  e.u.open.family = TOE_ABI_AF_INET;
+  e.u.open.proto = TOE_ABI_PROTO_TCP;
+  submit(&e);
+  for (int i = 0; i < 100 && !H.handle; i++) {
+    step();
+    consume(64);
+  }
+  CHECK(H.handle != 0);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CONNECT;
+  e.user_data = 3;
+  e.handle = H.handle;
+  e.u.addr.addr.family = TOE_ABI_AF_INET;
+  e.u.addr.addr.port = PEER_PORT;
+  uint32_t a1 = E2E_IP1;
+  e.u.addr.addr.addr[0] = (uint8_t)(a1 >> 24);
+  e.u.addr.addr.addr[1] = (uint8_t)(a1 >> 16);
+  e.u.addr.addr.addr[2] = (uint8_t)(a1 >> 8);
+  e.u.addr.addr.addr[3] = (uint8_t)a1;
+  submit(&e);
+  for (int i = 0; i < 1000 && !H.connected; i++) {
+    step();
+    consume(64);
+  }
+  CHECK(H.connected);
+
+  /* The stream, with the host taking one completion every few rounds: the CQ stays nearly full,
+   * so receives keep finding exactly one free slot. */
+  for (uint32_t i = 0; i < 200000 && H.received < STREAM_BYTES; i++) {
+    step();
+    if (i % 3 == 0)
+      consume(1);
+  }
+  /* Then a host that keeps up: everything still owed must arrive. */
+  for (uint32_t i = 0; i < 20000 && H.received < STREAM_BYTES; i++) {
+    step();
+    consume(64);
+  }
+  fprintf(stderr, "# received %llu of %llu bytes, %llu capture buffers, capture_dropped %llu\n",
+          (unsigned long long)H.received, (unsigned long long)P.sent,
+          (unsigned long long)H.captures, (unsigned long long)C.dev.stats.capture_dropped);
+  CHECK_EQ(H.bad_at, UINT64_MAX);
+  CHECK_EQ(P.sent, (uint64_t)STREAM_BYTES);
+  CHECK_EQ(H.received, (uint64_t)STREAM_BYTES);
+  CHECK(H.captures > 0);
+
+  toed_ctl_close(&C);
+  munmap(H.region, H.lay.region_size);
+  close(H.fd);
+  close(H.kick);
+  close(H.notify);
+  close(epfd);
+  e2e_fini(&L);
+}
+
+TEST_MAIN()
