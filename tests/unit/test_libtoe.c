@@ -53,8 +53,9 @@
 #define FD_QCAP (256u * 1024u) /* bytes a socket's receive queue holds in the device */
 #define FD_PENDING 256
 
-/* FD_SHORT: the region descriptor is smaller than the layout says (both ports refuse it). */
-enum fd_mode { FD_NORMAL, FD_REFUSE, FD_HANGUP, FD_BADMAGIC, FD_NOSEAL, FD_SHORT };
+/* FD_SHORT: the region descriptor is smaller than the layout says (both ports refuse it).
+ * FD_OLD: a 1.2 device, which does not grant the POSIX doorbells. */
+enum fd_mode { FD_NORMAL, FD_REFUSE, FD_HANGUP, FD_BADMAGIC, FD_NOSEAL, FD_SHORT, FD_OLD };
 
 struct fsock {
   bool used;
@@ -511,6 +512,8 @@ static int fd_handshake(struct fdev *f)
   struct toe_abi_limits lim;
   toe_abi_limits_default(&lim); /* every capability, the POSIX doorbells included */
   lim.handles_max = FD_HANDLES;
+  if (f->mode == FD_OLD)
+    lim.caps = TOE_ABI_CAPS_1_2;
   struct toe_abi_hello_reply rep;
   toe_abi_negotiate(&h, (size_t)n, &lim, 7, &rep);
   if (f->mode == FD_REFUSE) {
@@ -821,6 +824,21 @@ TEST(attach_errors)
   CHECK_EQ(toe_attach(f->path, &o, &d), -TOE_EPROTO);
   fd_stop(f);
   CHECK(d == NULL);
+  /* A 1.2 device: the Linux port attaches as ever (eventfds); the POSIX port cannot (it has no
+   * doorbell of its own to ring) and says so. */
+  f = fd_start(FD_OLD);
+#ifdef TOE_TEST_PORT_POSIX
+  CHECK_EQ(toe_attach(f->path, &o, &d), -TOE_EPROTONOSUPPORT);
+  CHECK(d == NULL);
+#else
+  CHECK_EQ(toe_attach(f->path, &o, &d), 0);
+  struct toe_dev_info info;
+  CHECK_EQ(toe_dev_info(d, &info), 0);
+  CHECK(!(info.caps & TOE_ABI_CAP_POSIX_BELLS));
+  toe_detach(d, 0);
+  d = NULL;
+#endif
+  fd_stop(f);
 }
 
 TEST(ctl_default)
