@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 2 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.2"
+#define TOE_ABI_MINOR 3 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.3"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -72,6 +72,14 @@
 #define TOE_ABI_CAPS_1_2                                                                           \
   (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_CAPTURE |               \
    TOE_ABI_CAP_FILTERS)
+/* 1.3 (portable hosts, docs/transport.md "1.3: POSIX doorbells"): doorbells that any POSIX system
+ * has instead of eventfds: the kick is a pipe, the notify a connected pair of stream sockets, and
+ * the reply passes a fourth descriptor, the device's end of that pair, with which the host makes
+ * its own event descriptor readable (POSIX has nothing like epoll to merge several). The region
+ * descriptor is any mappable file (a memfd, a POSIX shm object). Offered by libtoe's POSIX port
+ * (CMake TOE_HOST_PORT=posix); granted to every client. */
+#define TOE_ABI_CAP_POSIX_BELLS (1ull << 16)
+#define TOE_ABI_CAPS_1_3 (TOE_ABI_CAPS_1_2 | TOE_ABI_CAP_POSIX_BELLS)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -186,7 +194,7 @@ struct toe_abi_hello_reply {
   int32_t status;     /* 0, or -TOE_E* why the session is refused (then no fds follow) */
   uint64_t caps;      /* granted: client caps & device caps */
   uint32_t client_id; /* the device's number for this session (toectl shows it) */
-  uint32_t nfds;      /* file descriptors passed with the reply: TOE_ABI_FD_COUNT or 0 */
+  uint32_t nfds;      /* descriptors passed with the reply: TOE_ABI_NFDS(caps), or 0 */
   struct toe_abi_layout layout;
 };
 
@@ -195,6 +203,12 @@ struct toe_abi_hello_reply {
 #define TOE_ABI_FD_KICK 1   /* eventfd the host writes to wake the device (SQ, FQ) */
 #define TOE_ABI_FD_NOTIFY 2 /* eventfd the device writes to wake the host (CQ) */
 #define TOE_ABI_FD_COUNT 3
+/* 1.3, TOE_ABI_CAP_POSIX_BELLS granted: KICK is the write end of a pipe, NOTIFY the host's end of
+ * a connected pair of stream sockets, and a fourth descriptor follows: */
+#define TOE_ABI_FD_NOTIFY_SELF 3 /* the device's end of the notify pair (host's own wake-ups) */
+#define TOE_ABI_FD_MAX 4         /* most descriptors a reply passes */
+/* The number of descriptors a successful reply passes for the granted capabilities. */
+#define TOE_ABI_NFDS(caps) (((caps)&TOE_ABI_CAP_POSIX_BELLS) ? 4u : 3u)
 
 /* ---------------------------------------------------------------------------------------------
  * The shared region

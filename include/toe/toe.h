@@ -36,7 +36,8 @@
  *   -TOE_EPROTO       the device broke the transport protocol (the session is then ended)
  * toe_attach adds the errors of connect(2) on the control socket (-ENOENT: no such device socket,
  * -ECONNREFUSED: nobody serves it, -EACCES: not allowed to use it) and the device's refusals
- * (-EPROTONOSUPPORT: another ABI major, -EMFILE: too many clients, -EINVAL, -ENOMEM).
+ * (-EPROTONOSUPPORT: another ABI major, -EMFILE: too many clients, -EINVAL, -ENOMEM); built with
+ * the POSIX port, -EPROTONOSUPPORT also means a device older than ABI 1.3 (no POSIX doorbells).
  *
  * SOCKETS are small non-negative integers ("socket descriptors", sd), private to one toe_dev and
  * unrelated to file descriptors. A closed sd may be handed out again by a later toe_socket or
@@ -102,6 +103,15 @@
  * woken by any progress. The library never calls back into the application and never raises a
  * signal (no SIGPIPE). A forked child does not inherit a usable session: the region is mapped
  * MADV_DONTFORK and every descriptor is close-on-exec; the child must attach on its own.
+ * (libtoe closes the child's copy of each session's control socket at fork, so that a child never
+ * keeps its parent's session open.)
+ *
+ * PORTS. Built with the Linux port (default), libtoe makes its own system calls directly
+ * (syscall(2)): an LD_PRELOAD library's wrappers of socket, poll, read... never see them. Built
+ * with the POSIX port (CMake TOE_HOST_PORT=posix; macOS, the BSDs), it needs a device that grants
+ * the 1.3 POSIX doorbells, and toe_event_fd() is a socket that a blocking call sleeping in
+ * another thread may leave unreadable until that call wakes (docs/transport.md "The host port
+ * layer").
  */
 #ifndef TOE_TOE_H
 #define TOE_TOE_H

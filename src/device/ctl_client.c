@@ -22,6 +22,8 @@
 #include "device/ctl_client.h"
 
 #include "toe/steer.h"
+#include "transport/os/region_os.h"
+#include "transport/region.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -30,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -1829,8 +1830,7 @@ static void publish(struct ctl_client *cl)
   toe_ring_publish(&cl->cq);
   /* The host rings nothing when it drains the CQ; it said whether it sleeps. */
   if (toe_ring_prod_needs_wakeup(&cl->cq)) {
-    uint64_t one = 1;
-    if (write(cl->notify, &one, sizeof one) == (ssize_t)sizeof one) {
+    if (toe_bell_ring(cl->notify, cl->posix_bells)) {
       cl->abi.stats.notifies++;
       cl->dev->stats.notifies++;
     }
@@ -1973,57 +1973,30 @@ static void session_free(struct ctl_client *cl)
   cl->free_bufs = NULL;
 }
 
-/*
- * toe_abi_region_init() without its memset: a new memfd reads as zeros already, and writing every
- * byte would allocate the whole region (up to the per-client limit) at once. Only the header and
- * the ring control blocks are written.
- */
-static void region_init(uint8_t *region, const struct toe_abi_layout *l, uint64_t caps,
-                        uint32_t client_id)
-{
-  struct toe_abi_region_hdr *hdr = (struct toe_abi_region_hdr *)(void *)region;
-  hdr->magic = TOE_ABI_REGION_MAGIC;
-  hdr->abi_major = TOE_ABI_MAJOR;
-  hdr->abi_minor = TOE_ABI_MINOR;
-  hdr->hdr_size = sizeof(*hdr);
-  hdr->client_id = client_id;
-  hdr->caps = caps;
-  hdr->layout = *l;
-  hdr->dev_state = TOE_ABI_DEV_RUNNING;
-  toe_ring_ctl_reset((struct toe_abi_ring_ctl *)(void *)(region + l->sq_ctl_off), 0);
-  toe_ring_ctl_reset((struct toe_abi_ring_ctl *)(void *)(region + l->cq_ctl_off), 0);
-  toe_ring_ctl_reset((struct toe_abi_ring_ctl *)(void *)(region + l->fq_ctl_off), 0);
-}
-
-int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *rep, int fds[3],
-                      toe_time_t now)
+int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *rep,
+                      int fds[TOE_ABI_FD_MAX], toe_time_t now)
 {
   const struct toe_abi_layout *l = &rep->layout;
   struct toed_ctl_dev *dev = cl->dev;
   int rc = -TOE_ENOMEM;
-  fds[0] = fds[1] = fds[2] = -1;
+  for (int i = 0; i < TOE_ABI_FD_MAX; i++)
+    fds[i] = -1;
   cl->kick = cl->notify = -1;
   cl->region = NULL;
   memset(&cl->cap, 0, sizeof(cl->cap));
   cl->cap.buf = CTL_NONE;
 
-  int mfd = memfd_create("toekit-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (mfd < 0 || ftruncate(mfd, (off_t)l->region_size) < 0)
-    goto fail;
-  cl->region_size = (size_t)l->region_size;
-  void *m = mmap(NULL, cl->region_size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-  if (m == MAP_FAILED)
-    goto fail;
-  cl->region = m;
-  /* Without the seals the host could shrink the file and make toed fault on its next access. */
-  if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-    goto fail;
-  region_init(cl->region, l, rep->caps, rep->client_id);
-
-  cl->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  cl->notify = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (cl->kick < 0 || cl->notify < 0)
-    goto fail;
+  /* The region (header and rings written) and the doorbells: the transport's set-up. */
+  struct toe_region_os ro;
+  rc = toe_region_os_create_sealed(&ro, l, rep->caps, rep->client_id);
+  if (rc < 0)
+    return rc;
+  cl->region = ro.region;
+  cl->region_size = ro.region_size;
+  cl->kick = ro.kick;
+  cl->notify = ro.notify;
+  cl->posix_bells = ro.posix;
+  memcpy(fds, ro.host, sizeof(ro.host));
 
   cl->slots = calloc(l->max_handles, sizeof(*cl->slots));
   cl->bufs = calloc(l->buf_count, sizeof(*cl->bufs));
@@ -2035,16 +2008,13 @@ int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *r
   rc = toe_abi_client_init(&cl->abi, l, rep->caps, cl->slots, cl->bufs);
   if (rc < 0)
     goto fail;
-  rc = toe_ring_init_cons(&cl->sq, (struct toe_abi_ring_ctl *)(cl->region + l->sq_ctl_off),
-                          cl->region + l->sq_off, l->sq_entries, TOE_ABI_SQE_SIZE);
-  if (rc == 0)
-    rc = toe_ring_init_prod(&cl->cq, (struct toe_abi_ring_ctl *)(cl->region + l->cq_ctl_off),
-                            cl->region + l->cq_off, l->cq_entries, TOE_ABI_CQE_SIZE);
-  if (rc == 0)
-    rc = toe_ring_init_cons(&cl->fq, (struct toe_abi_ring_ctl *)(cl->region + l->fq_ctl_off),
-                            cl->region + l->fq_off, l->fq_entries, TOE_ABI_FQE_SIZE);
+  struct toe_region_rings rings;
+  rc = toe_region_rings_device(&rings, cl->region, l);
   if (rc < 0)
     goto fail;
+  cl->sq = rings.sq;
+  cl->cq = rings.cq;
+  cl->fq = rings.fq;
   for (uint32_t i = 0; i < l->sq_entries; i++)
     cl->ops[i].next = i + 1 < l->sq_entries ? i + 1 : CTL_NONE;
   cl->ops_free = 0;
@@ -2064,18 +2034,23 @@ int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *r
     rc = -TOE_ENOMEM;
     goto fail;
   }
-  fds[TOE_ABI_FD_REGION] = mfd;
-  fds[TOE_ABI_FD_KICK] = cl->kick;
-  fds[TOE_ABI_FD_NOTIFY] = cl->notify;
   return 0;
 
 fail:
   if (rc >= 0)
     rc = -TOE_ENOMEM;
-  if (mfd >= 0)
-    close(mfd);
+  ctl_session_handed(cl, fds, TOE_ABI_FD_MAX);
   session_free(cl);
   return rc;
+}
+
+void ctl_session_handed(struct ctl_client *cl, int fds[TOE_ABI_FD_MAX], uint32_t nfds)
+{
+  for (uint32_t i = 0; i < nfds && i < TOE_ABI_FD_MAX; i++) {
+    if (fds[i] >= 0 && fds[i] != cl->kick && fds[i] != cl->notify)
+      close(fds[i]);
+    fds[i] = -1;
+  }
 }
 
 void ctl_session_end(struct ctl_client *cl, int status, enum ctl_end_kind kind)

@@ -262,6 +262,7 @@ struct ctl_client {
   /* the session (CTL_CS_ACTIVE) */
   uint8_t *region;
   size_t region_size;
+  bool posix_bells;          /* 1.3 POSIX doorbells: notify is a socket (rung with toe_bell_ring) */
   struct toe_abi_client abi; /* layout copy, handle table, buffer ownership, strikes, stats */
   struct toe_abi_hslot *slots;
   uint32_t *bufs;
@@ -314,13 +315,19 @@ static inline uint64_t ctl_tag(uint32_t slot, uint32_t gen, uint32_t kind)
 /* ---- sessions ---------------------------------------------------------------------------- */
 
 /*
- * Sets up a session for a hello answered by `rep` (status 0): the sealed memfd region, the
- * eventfds, the private tables. On success fds[] holds the three descriptors to pass (region,
- * kick, notify; the caller closes fds[0] after sending, the session keeps kick and notify), and
- * the kick eventfd is in epoll. Returns 0 or a negative TOE_E* (everything undone).
+ * Sets up a session for a hello answered by `rep` (status 0): the region and doorbells of the kind
+ * the granted capabilities name (src/transport/os/region_os.h: a sealed memfd with eventfds, or
+ * with the POSIX doorbells of TOE_ABI_CAP_POSIX_BELLS), the rings (src/transport/region.h), the
+ * private tables. On success fds[0 .. rep->nfds) holds the descriptors to pass, in TOE_ABI_FD_*
+ * order; the caller sends them, then calls ctl_session_handed. The kick doorbell is in epoll.
+ * Returns 0 or a negative TOE_E* (everything undone).
  */
-int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *rep, int fds[3],
-                      toe_time_t now);
+int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *rep,
+                      int fds[TOE_ABI_FD_MAX], toe_time_t now);
+
+/* After the reply went out (or failed): closes the host's copies among fds[0 .. nfds) (those the
+ * session does not keep as its own kick and notify doorbells). */
+void ctl_session_handed(struct ctl_client *cl, int fds[TOE_ABI_FD_MAX], uint32_t nfds);
 
 /* One round: fill ring, submissions, socket work, completions, doorbell, sleep decision. */
 void ctl_session_run(struct ctl_client *cl, toe_time_t now);

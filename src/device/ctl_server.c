@@ -70,7 +70,9 @@ static void device_limits(struct toe_abi_limits *lim, bool privileged)
   /* The flow table shows every client's connections with their pids: only for root or toed's
    * own user. Sharing and the origin (1.2) are for everyone: they concern the client itself. */
   lim->caps =
-      privileged ? TOE_ABI_CAPS_1_2 : (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN);
+      privileged
+          ? TOE_ABI_CAPS_1_3
+          : (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_POSIX_BELLS);
 }
 
 /*
@@ -97,12 +99,12 @@ static void close_passed_fds(struct msghdr *msg)
   }
 }
 
-/* Sends the reply, with the three descriptors when `fds` is given. Returns 0 or -errno. */
+/* Sends the reply, with its rep->nfds descriptors when `fds` is given. Returns 0 or -errno. */
 static int send_reply(int fd, const struct toe_abi_hello_reply *rep, const int *fds)
 {
   struct iovec iov = {.iov_base = (void *)rep, .iov_len = sizeof(*rep)};
   union {
-    char buf[CMSG_SPACE(sizeof(int) * TOE_ABI_FD_COUNT)];
+    char buf[CMSG_SPACE(sizeof(int) * TOE_ABI_FD_MAX)];
     struct cmsghdr align;
   } cbuf;
   struct msghdr msg;
@@ -116,8 +118,10 @@ static int send_reply(int fd, const struct toe_abi_hello_reply *rep, const int *
     struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * TOE_ABI_FD_COUNT);
-    memcpy(CMSG_DATA(cm), fds, sizeof(int) * TOE_ABI_FD_COUNT);
+    size_t nfds = rep->nfds <= TOE_ABI_FD_MAX ? rep->nfds : TOE_ABI_FD_COUNT;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
   }
   ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n == (ssize_t)sizeof(*rep))
@@ -395,7 +399,7 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
   cl->priv_port_start = unprivileged_port_start();
   cl->bind_priv = cl->uid == 0 || has_net_bind_service(cl->pid);
   cl->client_id = id;
-  int fds[3];
+  int fds[TOE_ABI_FD_MAX];
   int rc = ctl_session_start(cl, &rep, fds, now);
   if (rc < 0) {
     ctl_quota_give(&c->dev, cl->uid, CTL_Q_SESSION);
@@ -414,7 +418,8 @@ static void on_hello(struct toed_ctl *c, struct ctl_client *cl, toe_time_t now)
   if (s->clients_attached > s->clients_max)
     s->clients_max = s->clients_attached;
   rc = send_reply(cl->fd, &rep, fds);
-  close(fds[TOE_ABI_FD_REGION]); /* the mapping keeps the memory; the host has its own fd */
+  /* The mapping keeps the memory and the session its doorbells; the host has its own copies. */
+  ctl_session_handed(cl, fds, rep.nfds);
   if (rc < 0) {
     drop(c, cl, rc, CTL_END_SETUP, now);
     return;

@@ -1,31 +1,33 @@
 /*
  * libtoe: attaching to a device and detaching (docs/transport.md "Session setup on Linux").
  *
- *   connect(ctl) -> hello -> reply + SCM_RIGHTS [memfd, kick, notify] -> toe_abi_reply_check ->
- *   mmap the region (MADV_DONTFORK) -> rings -> every receive buffer into the fill ring.
+ *   connect(ctl) -> hello -> reply + SCM_RIGHTS [region, kick, notify (, notify-self)] ->
+ *   toe_abi_reply_check -> map the region -> doorbells and event descriptor (port.h) -> rings ->
+ *   every receive buffer into the fill ring.
  *
  * The reply is checked completely before anything is trusted: magic, size, version, status,
  * granted capabilities a subset of our offer, the layout (every part inside the region, aligned,
- * not overlapping), the number of descriptors, and that the memfd really is as large as the
- * layout says and sealed against shrinking (a shrunk region would make us fault).
+ * not overlapping), the number of descriptors, and that the region descriptor really is as large
+ * as the layout says and (where the OS has seals) sealed against shrinking (a shrunk region would
+ * make us fault).
+ *
+ * Every operating-system call goes through the port layer (port.h, port_sys.h). A forked child
+ * drops its copies of the sessions' control sockets at once (toe_port_forked_child): a child's
+ * copy would keep a session open after its owner died.
  */
 #define _GNU_SOURCE
 
+#include "host/port_sys.h"
 #include "host/toe_hello.h"
 #include "host/toe_internal.h"
 #include "transport/abi_validate.h"
+#include "transport/region.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -94,23 +96,59 @@ int toe_ctl_default(char *buf, size_t len)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void close_fd(int *fd)
+/* Every attached device, for the fork handler (under g_devs_lock, taken across fork()). */
+static pthread_mutex_t g_devs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
+static struct toe_dev *g_devs;
+
+static void fork_prepare(void)
 {
-  if (*fd >= 0)
-    close(*fd);
-  *fd = -1;
+  pthread_mutex_lock(&g_devs_lock);
+}
+
+static void fork_parent(void)
+{
+  pthread_mutex_unlock(&g_devs_lock);
+}
+
+static void fork_child(void)
+{
+  for (struct toe_dev *d = g_devs; d; d = d->all_next)
+    toe_port_forked_child(d);
+  pthread_mutex_unlock(&g_devs_lock);
+}
+
+static void fork_init(void)
+{
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void devs_add(struct toe_dev *d)
+{
+  pthread_once(&g_fork_once, fork_init);
+  pthread_mutex_lock(&g_devs_lock);
+  d->all_next = g_devs;
+  g_devs = d;
+  pthread_mutex_unlock(&g_devs_lock);
+}
+
+static void devs_remove(struct toe_dev *d)
+{
+  pthread_mutex_lock(&g_devs_lock);
+  for (struct toe_dev **pp = &g_devs; *pp; pp = &(*pp)->all_next)
+    if (*pp == d) {
+      *pp = d->all_next;
+      break;
+    }
+  pthread_mutex_unlock(&g_devs_lock);
 }
 
 static void dev_free(struct toe_dev *d)
 {
+  devs_remove(d);
   if (d->region)
-    munmap(d->region, d->region_size);
-  close_fd(&d->ctl_fd);
-  close_fd(&d->kick_fd);
-  close_fd(&d->notify_fd);
-  close_fd(&d->self_fd);
-  close_fd(&d->wake_fd);
-  close_fd(&d->ep_fd);
+    toe_port_region_unmap(d->region, d->region_size);
+  toe_port_events_close(d);
   free(d->rxb);
   free(d->bstate);
   free(d->txmap);
@@ -130,23 +168,13 @@ static void own_comm(char out[16], const char *given)
     memcpy(out, given, strnlen(given, 16)); /* need not be NUL-terminated */
     return;
   }
-  int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return;
-  char tmp[32];
-  ssize_t n = read(fd, tmp, sizeof(tmp) - 1);
-  close(fd);
-  if (n <= 0)
-    return;
-  tmp[n] = 0;
-  tmp[strcspn(tmp, "\n")] = 0;
-  memcpy(out, tmp, strnlen(tmp, 16));
+  toe_port_comm(out);
 }
 
 /* Sends the hello and receives the reply with its descriptors. Returns 0 or -errno; on success
- * fds[0..2] are the region, kick and notify descriptors. */
+ * fds[0 .. rep->nfds) are the region, kick and notify descriptors (and NOTIFY_SELF). */
 static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_hello_reply *rep,
-                     int fds[TOE_ABI_FD_COUNT])
+                     int fds[TOE_ABI_FD_MAX])
 {
   struct toe_abi_hello h;
   memset(&h, 0, sizeof(h));
@@ -156,7 +184,7 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   h.size = sizeof(h);
   /* Everything we understand (the device grants what it allows); not packet capture, whose
    * EV_CAPTURE only toectl handles. */
-  h.caps = TOE_ABI_CAPS_1_2 & ~TOE_ABI_CAP_CAPTURE;
+  h.caps = (TOE_ABI_CAPS_1_2 & ~TOE_ABI_CAP_CAPTURE) | toe_port_caps();
   h.pid = (uint32_t)getpid();
   h.origin = o->origin;
   h.sq_entries = o->sq_entries;
@@ -165,61 +193,33 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   h.buf_size = o->buf_size;
   h.max_handles = o->max_handles;
   own_comm(h.comm, o->comm);
-  return toe_hello_exchange(ctl, &h, (int)o->op_timeout_ms, rep, fds);
+  return toe_hello_exchange_n(ctl, &h, (int)o->op_timeout_ms, rep, fds, TOE_ABI_FD_MAX);
 }
 
-/* Maps the region and checks that the memfd can back all of it. */
-static int map_region(struct toe_dev *d, int memfd)
+/* Maps the region (the port checks that the descriptor can back all of it). */
+static int map_region(struct toe_dev *d, int fd)
 {
-  struct stat st;
-  if (fstat(memfd, &st) < 0)
-    return -errno;
-  if ((uint64_t)st.st_size < d->layout.region_size)
-    return -TOE_EPROTO;
-  int seals = fcntl(memfd, F_GET_SEALS);
-  if (seals >= 0 && !(seals & F_SEAL_SHRINK))
-    return -TOE_EPROTO; /* it could be shrunk under us (SIGBUS) */
-  void *p = mmap(NULL, d->layout.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-  if (p == MAP_FAILED)
-    return -errno;
+  void *p;
+  int rc = toe_port_region_map(fd, d->layout.region_size, &p);
+  if (rc < 0)
+    return rc;
   d->region = p;
   d->region_size = d->layout.region_size;
-  /* A forked child must not become a second producer on our single-producer rings. */
-  madvise(p, d->region_size, MADV_DONTFORK);
   d->hdr = (const struct toe_abi_region_hdr *)(const void *)p;
   if (d->hdr->magic != TOE_ABI_REGION_MAGIC)
     return -TOE_EPROTO;
   return 0;
 }
 
-static int set_nonblock(int fd)
-{
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-    return -errno;
-  return 0;
-}
-
-static int ep_add(int ep, int fd, uint32_t events)
-{
-  struct epoll_event ev = {.events = events, .data.fd = fd};
-  return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
-
 static int dev_setup(struct toe_dev *d, const struct toe_attach_opts *o)
 {
   const struct toe_abi_layout *l = &d->layout;
-  int rc =
-      toe_ring_init_prod(&d->sq, (struct toe_abi_ring_ctl *)(void *)(d->region + l->sq_ctl_off),
-                         d->region + l->sq_off, l->sq_entries, TOE_ABI_SQE_SIZE);
-  if (rc == 0)
-    rc = toe_ring_init_cons(&d->cq, (struct toe_abi_ring_ctl *)(void *)(d->region + l->cq_ctl_off),
-                            d->region + l->cq_off, l->cq_entries, TOE_ABI_CQE_SIZE);
-  if (rc == 0)
-    rc = toe_ring_init_prod(&d->fq, (struct toe_abi_ring_ctl *)(void *)(d->region + l->fq_ctl_off),
-                            d->region + l->fq_off, l->fq_entries, TOE_ABI_FQE_SIZE);
-  if (rc < 0)
+  struct toe_region_rings rings;
+  if (toe_region_rings_host(&rings, d->region, l) < 0)
     return -TOE_EPROTO;
+  d->sq = rings.sq;
+  d->cq = rings.cq;
+  d->fq = rings.fq;
 
   uint32_t nb = l->buf_count;
   d->rx_count = o->rx_bufs ? o->rx_bufs : nb / 2;
@@ -292,7 +292,7 @@ int toe_attach(const char *ctl_path, const struct toe_attach_opts *opts, toe_dev
   if (o.op_timeout_ms == 0)
     o.op_timeout_ms = 5000;
 
-  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  struct sockaddr_un sun;
   char pathbuf[sizeof(sun.sun_path)];
   if (!ctl_path) {
     int rc = toe_ctl_default(pathbuf, sizeof(pathbuf));
@@ -302,57 +302,42 @@ int toe_attach(const char *ctl_path, const struct toe_attach_opts *opts, toe_dev
   }
   if (strlen(ctl_path) >= sizeof(sun.sun_path) || !*ctl_path)
     return -TOE_EINVAL;
-  strcpy(sun.sun_path, ctl_path);
 
   struct toe_dev *d = calloc(1, sizeof(*d));
   if (!d)
     return -TOE_ENOMEM;
   d->ctl_fd = d->kick_fd = d->notify_fd = d->self_fd = d->wake_fd = d->ep_fd = -1;
+  d->port.wake_wr = -1;
   pthread_mutex_init(&d->lock, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&d->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  toe_port_cond_init(d);
   d->spin_ns = (uint64_t)o.spin_us * 1000u;
   d->op_timeout_ms = o.op_timeout_ms;
 
-  int rc = 0;
-  d->ctl_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (d->ctl_fd < 0 || connect(d->ctl_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-    rc = -errno;
+  devs_add(d);
+  int rc = toe_port_ctl_connect(ctl_path);
+  if (rc < 0)
     goto fail;
-  }
+  d->ctl_fd = rc;
   struct toe_abi_hello_reply rep;
-  int fds[TOE_ABI_FD_COUNT] = {-1, -1, -1};
+  int fds[TOE_ABI_FD_MAX] = {-1, -1, -1, -1};
   rc = handshake(d->ctl_fd, &o, &rep, fds);
   if (rc < 0)
     goto fail;
-  d->kick_fd = fds[TOE_ABI_FD_KICK];
-  d->notify_fd = fds[TOE_ABI_FD_NOTIFY];
+  /* The doorbells and the event descriptor (the port owns kick and notify from here). */
+  rc = toe_port_events_open(d, fds, rep.nfds);
+  if (rc < 0) {
+    toe_sys_close(fds[TOE_ABI_FD_REGION]);
+    goto fail;
+  }
   d->layout = rep.layout;
   d->caps = rep.caps;
   d->client_id = rep.client_id;
   d->abi_major = rep.abi_major;
   d->abi_minor = rep.abi_minor;
   rc = map_region(d, fds[TOE_ABI_FD_REGION]);
-  close(fds[TOE_ABI_FD_REGION]); /* the mapping keeps the memory */
+  toe_sys_close(fds[TOE_ABI_FD_REGION]); /* the mapping keeps the memory */
   if (rc < 0)
     goto fail;
-  if ((rc = set_nonblock(d->notify_fd)) < 0 || (rc = set_nonblock(d->kick_fd)) < 0)
-    goto fail;
-  d->self_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  d->ep_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (d->self_fd < 0 || d->wake_fd < 0 || d->ep_fd < 0) {
-    rc = -errno;
-    goto fail;
-  }
-  if ((rc = ep_add(d->ep_fd, d->notify_fd, EPOLLIN)) < 0 ||
-      (rc = ep_add(d->ep_fd, d->ctl_fd, EPOLLIN | EPOLLRDHUP)) < 0 ||
-      (rc = ep_add(d->ep_fd, d->self_fd, EPOLLIN)) < 0)
-    goto fail;
-  d->ctl_in_ep = true;
   rc = dev_setup(d, &o);
   if (rc < 0)
     goto fail;

@@ -8,19 +8,18 @@
  * sleeps (NEED_WAKEUP on the ring it consumes). On the CQ we are the consumer: NEED_WAKEUP is set
  * at all times except while a waiting thread spins on the ring, so that an application sleeping
  * in epoll on toe_event_fd() is woken by the device's doorbell.
+ *
+ * Descriptors are touched only through the port layer (port.h) and its system calls
+ * (port_sys.h): the doorbells, the event descriptor and the sleep differ between ports.
  */
 #define _GNU_SOURCE
 
+#include "host/port_sys.h"
 #include "host/toe_internal.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -40,9 +39,7 @@
 
 uint64_t toe_mono_ns(void)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  return toe_port_mono_ns();
 }
 
 uint64_t toe_deadline(int timeout_ms)
@@ -50,20 +47,6 @@ uint64_t toe_deadline(int timeout_ms)
   if (timeout_ms < 0)
     return UINT64_MAX;
   return toe_mono_ns() + (uint64_t)timeout_ms * NS_PER_MS;
-}
-
-static void efd_write(int fd)
-{
-  uint64_t one = 1;
-  ssize_t r = write(fd, &one, sizeof(one));
-  (void)r; /* EAGAIN: the counter is saturated, which still means "readable" */
-}
-
-static void efd_drain(int fd)
-{
-  uint64_t v;
-  ssize_t r = read(fd, &v, sizeof(v));
-  (void)r; /* EAGAIN: it was not signalled */
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -159,7 +142,7 @@ static void self_arm(struct toe_dev *d)
 {
   bool want = d->ready_count > 0 || d->ev_dead_pending || d->ev_stop_pending;
   if (want && !d->self_armed) {
-    efd_write(d->self_fd);
+    toe_port_self_set(d);
     d->self_armed = true;
   }
 }
@@ -167,8 +150,8 @@ static void self_arm(struct toe_dev *d)
 static void self_disarm_if_idle(struct toe_dev *d)
 {
   if (d->self_armed && d->ready_count == 0 && !d->ev_dead_pending && !d->ev_stop_pending) {
-    efd_drain(d->self_fd);
     d->self_armed = false;
+    toe_port_self_clear(d);
   }
 }
 
@@ -281,7 +264,7 @@ static void dev_flush(struct toe_dev *d)
     kick |= toe_ring_prod_needs_wakeup(&d->fq);
   }
   if (kick && !d->status) {
-    efd_write(d->kick_fd);
+    toe_port_kick(d);
     d->info.kicks++;
   }
 }
@@ -462,7 +445,7 @@ void toe_dev_check_ctl(struct toe_dev *d)
   if (d->status)
     return;
   struct pollfd p = {.fd = d->ctl_fd, .events = POLLIN};
-  if (poll(&p, 1, 0) <= 0 || p.revents == 0)
+  if (toe_sys_poll(&p, 1, 0) <= 0 || p.revents == 0)
     return;
   /* Hang-up or error: the device is gone. Readable data is a protocol violation in 1.0 (the
    * control socket carries nothing after the reply): we end the session too. */
@@ -480,11 +463,8 @@ void toe_dev_die(struct toe_dev *d, int err)
     err = why;
   d->status = err;
   /* Our half: end the session so a device still alive tears it down as well. */
-  shutdown(d->ctl_fd, SHUT_RDWR);
-  if (d->ctl_in_ep) {
-    epoll_ctl(d->ep_fd, EPOLL_CTL_DEL, d->ctl_fd, NULL);
-    d->ctl_in_ep = false;
-  }
+  toe_sys_shutdown(d->ctl_fd, SHUT_RDWR);
+  toe_port_ctl_gone(d);
   /* Complete every waiting op locally (docs: "libtoe completes every waiting operation locally
    * with -ECONNABORTED"). CLOSEs last: they free their socket, which other ops still name. */
   struct toe_abi_cqe c;
@@ -524,7 +504,7 @@ void toe_dev_die(struct toe_dev *d, int err)
   }
   d->ev_dead_pending = true;
   if (d->waiter)
-    efd_write(d->wake_fd);
+    toe_port_wake(d);
   pthread_cond_broadcast(&d->cv);
 }
 
@@ -558,7 +538,7 @@ static void wake_others(struct toe_dev *d)
     if (d->cv_waiters)
       pthread_cond_broadcast(&d->cv);
     if (d->waiter)
-      efd_write(d->wake_fd);
+      toe_port_wake(d);
   }
   d->seq_at_lock = d->seq;
 }
@@ -573,10 +553,8 @@ void toe_dev_unlock(struct toe_dev *d)
 
 static void cv_wait_until(struct toe_dev *d, uint64_t until)
 {
-  struct timespec ts = {.tv_sec = (time_t)(until / 1000000000ull),
-                        .tv_nsec = (long)(until % 1000000000ull)};
   d->cv_waiters++;
-  pthread_cond_timedwait(&d->cv, &d->lock, &ts); /* the cv uses CLOCK_MONOTONIC */
+  toe_port_cond_wait_until(d, until);
   d->cv_waiters--;
 }
 
@@ -635,24 +613,8 @@ void toe_dev_wait(struct toe_dev *d, uint64_t deadline, bool for_poll)
     now = toe_mono_ns();
     if (until > now) {
       int ms = (int)((until - now + NS_PER_MS - 1) / NS_PER_MS);
-      struct pollfd p[4] = {
-          {.fd = d->notify_fd, .events = POLLIN},
-          {.fd = d->ctl_fd, .events = POLLIN},
-          {.fd = d->wake_fd, .events = POLLIN},
-          {.fd = d->self_fd, .events = POLLIN},
-      };
-      pthread_mutex_unlock(&d->lock);
-      int r = poll(p, for_poll ? 4 : 3, ms);
-      pthread_mutex_lock(&d->lock);
-      d->info.sleeps++;
-      if (r > 0) {
-        if (p[0].revents)
-          efd_drain(d->notify_fd);
-        if (p[2].revents)
-          efd_drain(d->wake_fd);
-        if (p[1].revents)
-          toe_dev_check_ctl(d);
-      }
+      if (toe_port_sleep(d, ms, for_poll))
+        toe_dev_check_ctl(d);
     }
   }
   d->waiter = false;
@@ -667,7 +629,7 @@ void toe_dev_wait(struct toe_dev *d, uint64_t deadline, bool for_poll)
 
 int toe_event_fd(toe_dev *d)
 {
-  return d ? d->ep_fd : -TOE_EBADF;
+  return d ? toe_port_event_fd(d) : -TOE_EBADF;
 }
 
 int toe_poll_ctl(toe_dev *d, int sd, uint32_t events, void *udata)
@@ -705,14 +667,8 @@ int toe_sock_events(toe_dev *d, int sd)
 /* Resets the doorbells that woke an epoll loop on toe_event_fd(), and notices a hang-up. */
 static void poll_drain(struct toe_dev *d)
 {
-  struct epoll_event ev[4];
-  int n = epoll_wait(d->ep_fd, ev, 4, 0);
-  for (int i = 0; i < n; i++) {
-    if (ev[i].data.fd == d->notify_fd)
-      efd_drain(d->notify_fd);
-    else if (ev[i].data.fd == d->ctl_fd)
-      toe_dev_check_ctl(d);
-  }
+  if (toe_port_events_drain(d))
+    toe_dev_check_ctl(d);
 }
 
 static int collect(struct toe_dev *d, struct toe_event *evs, int max)

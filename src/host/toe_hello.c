@@ -1,8 +1,12 @@
 /*
  * The handshake's message exchange on the control socket (toe_hello.h).
  */
+#if defined(TOE_SYS_RAW) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* syscall(2), for port_sys.h's raw calls */
+#endif
 #include "host/toe_hello.h"
 
+#include "host/port_sys.h"
 #include "toe/errno.h"
 #include "transport/abi_validate.h"
 
@@ -15,11 +19,19 @@
 int toe_hello_exchange(int ctl, const struct toe_abi_hello *h, int timeout_ms,
                        struct toe_abi_hello_reply *rep, int fds[TOE_ABI_FD_COUNT])
 {
-  if (send(ctl, h, sizeof(*h), MSG_NOSIGNAL) != (ssize_t)sizeof(*h))
+  return toe_hello_exchange_n(ctl, h, timeout_ms, rep, fds, TOE_ABI_FD_COUNT);
+}
+
+int toe_hello_exchange_n(int ctl, const struct toe_abi_hello *h, int timeout_ms,
+                         struct toe_abi_hello_reply *rep, int *fds, unsigned maxfds)
+{
+  if (maxfds > TOE_ABI_FD_MAX)
+    maxfds = TOE_ABI_FD_MAX;
+  if (toe_sys_send_nosig(ctl, h, sizeof(*h)) != (ssize_t)sizeof(*h))
     return errno ? -errno : -TOE_EPROTO;
 
   struct pollfd p = {.fd = ctl, .events = POLLIN};
-  int r = poll(&p, 1, timeout_ms);
+  int r = toe_sys_poll(&p, 1, timeout_ms);
   if (r < 0)
     return -errno;
   if (r == 0)
@@ -28,14 +40,14 @@ int toe_hello_exchange(int ctl, const struct toe_abi_hello *h, int timeout_ms,
   /* Room for one more descriptor than expected: a device passing too many is refused. */
   union {
     struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int) * (TOE_ABI_FD_COUNT + 1))];
+    char buf[CMSG_SPACE(sizeof(int) * (TOE_ABI_FD_MAX + 1))];
   } cm;
   struct toe_abi_hello_reply raw[2]; /* a longer reply (a later minor) is read in part */
   memset(raw, 0, sizeof(raw));
   struct iovec iov = {.iov_base = raw, .iov_len = sizeof(raw)};
   struct msghdr mh = {
       .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-  ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  ssize_t n = toe_sys_recvmsg_cloexec(ctl, &mh, 0); /* poll said readable: it does not block */
   if (n < 0)
     return -errno;
   int nfds = 0;
@@ -43,15 +55,15 @@ int toe_hello_exchange(int ctl, const struct toe_abi_hello *h, int timeout_ms,
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
       continue;
     size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    int in[TOE_ABI_FD_COUNT + 1];
-    if (k > TOE_ABI_FD_COUNT + 1)
-      k = TOE_ABI_FD_COUNT + 1;
+    int in[TOE_ABI_FD_MAX + 1];
+    if (k > TOE_ABI_FD_MAX + 1)
+      k = TOE_ABI_FD_MAX + 1;
     memcpy(in, CMSG_DATA(c), k * sizeof(int));
     for (size_t i = 0; i < k; i++) {
-      if (nfds < TOE_ABI_FD_COUNT)
+      if ((unsigned)nfds < maxfds)
         fds[nfds++] = in[i];
       else {
-        close(in[i]); /* one too many: refused below */
+        toe_sys_close(in[i]); /* one too many: refused below */
         nfds++;
       }
     }
@@ -64,11 +76,11 @@ int toe_hello_exchange(int ctl, const struct toe_abi_hello *h, int timeout_ms,
     rc = -TOE_EPROTO;
   else
     rc = toe_abi_reply_check(rep, (size_t)n, h->caps);
-  if (rc == 0 && (rep->nfds != TOE_ABI_FD_COUNT || nfds != TOE_ABI_FD_COUNT))
-    rc = -TOE_EPROTO;
+  if (rc == 0 && (rep->nfds != (uint32_t)nfds || (unsigned)nfds > maxfds))
+    rc = -TOE_EPROTO; /* toe_abi_reply_check made sure nfds is what the capabilities say */
   if (rc < 0)
-    for (int i = 0; i < nfds && i < TOE_ABI_FD_COUNT; i++) {
-      close(fds[i]);
+    for (int i = 0; i < nfds && (unsigned)i < maxfds; i++) {
+      toe_sys_close(fds[i]);
       fds[i] = -1;
     }
   return rc;

@@ -1,8 +1,8 @@
 /*
- * The host side of the transport's handshake on Linux (docs/transport.md "Attaching"): one
+ * The host side of the transport's handshake (docs/transport.md "Attaching"): one
  * SOCK_SEQPACKET message each way on the device's control socket, the reply carrying the
- * region, kick and notify descriptors (SCM_RIGHTS). Shared by libtoe (toe_attach.c) and toectl,
- * which builds its own hello but attaches the same way.
+ * region, kick and notify descriptors (SCM_RIGHTS). System calls go through port_sys.h. Shared by
+ * libtoe (toe_attach.c) and toectl, which builds its own hello but attaches the same way.
  */
 #ifndef TOE_HOST_TOE_HELLO_H
 #define TOE_HOST_TOE_HELLO_H
@@ -22,5 +22,13 @@
  */
 int toe_hello_exchange(int ctl, const struct toe_abi_hello *h, int timeout_ms,
                        struct toe_abi_hello_reply *rep, int fds[TOE_ABI_FD_COUNT]);
+
+/*
+ * The same for a hello that may be granted more descriptors (1.3, TOE_ABI_CAP_POSIX_BELLS: four):
+ * fds has room for `maxfds` (at most TOE_ABI_FD_MAX); a reply whose granted capabilities need
+ * more (TOE_ABI_NFDS) is -TOE_EPROTO. toe_hello_exchange is this with maxfds 3.
+ */
+int toe_hello_exchange_n(int ctl, const struct toe_abi_hello *h, int timeout_ms,
+                         struct toe_abi_hello_reply *rep, int *fds, unsigned maxfds);
 
 #endif

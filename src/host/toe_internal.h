@@ -27,6 +27,7 @@
 #ifndef TOE_HOST_INTERNAL_H
 #define TOE_HOST_INTERNAL_H
 
+#include "host/port.h"
 #include "toe/abi.h"
 #include "toe/toe.h"
 #include "transport/ring.h"
@@ -144,14 +145,16 @@ struct toe_dev {
   bool waiter;       /* a thread spins or sleeps on the doorbell */
   uint32_t cv_waiters;
 
+  /* Descriptors (port.h says what each is on each port; Linux in brackets) */
   int ctl_fd;    /* control socket: its hang-up ends the session */
-  int kick_fd;   /* eventfd: we wake the device */
-  int notify_fd; /* eventfd: the device wakes us */
-  int self_fd;   /* eventfd: readiness in the library (ready list, device events) */
-  int wake_fd;   /* eventfd: another thread woke the doorbell waiter */
-  int ep_fd;     /* toe_event_fd(): epoll of notify, ctl and self */
-  bool ctl_in_ep;
+  int kick_fd;   /* we wake the device [eventfd] */
+  int notify_fd; /* the device wakes us [eventfd] */
+  int self_fd;   /* readiness in the library (ready list, device events) [eventfd] */
+  int wake_fd;   /* another thread woke the doorbell waiter [eventfd] */
+  int ep_fd;     /* toe_event_fd() [epoll of notify, ctl and self] */
   bool self_armed;
+  struct toe_port port;     /* the port's own state */
+  struct toe_dev *all_next; /* every attached device (toe_attach.c, for fork) */
 
   uint8_t *region;
   size_t region_size;

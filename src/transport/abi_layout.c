@@ -3,6 +3,7 @@
  * it, and initialising a region (docs/transport.md "Handshake" and "The region").
  */
 #include "transport/abi_validate.h"
+#include "transport/region.h"
 #include "transport/ring.h"
 
 #include <string.h>
@@ -54,7 +55,7 @@ void toe_abi_limits_default(struct toe_abi_limits *lim)
   lim->buf_size_max = TOE_ABI_BUF_SIZE_MAX;
   lim->handles_max = TOE_ABI_HANDLES_MAX;
   lim->region_max = TOE_ABI_REGION_MAX;
-  lim->caps = TOE_ABI_CAPS_1_2;
+  lim->caps = TOE_ABI_CAPS_1_3;
 }
 
 int toe_abi_hello_check(const struct toe_abi_hello *h, size_t len)
@@ -209,7 +210,7 @@ int toe_abi_negotiate(const struct toe_abi_hello *h, size_t len, const struct to
     rep->status = rc;
     return rc;
   }
-  rep->nfds = TOE_ABI_FD_COUNT;
+  rep->nfds = TOE_ABI_NFDS(rep->caps);
   return 0;
 }
 
@@ -223,7 +224,7 @@ int toe_abi_reply_check(const struct toe_abi_hello_reply *rep, size_t len, uint6
     return -TOE_EPROTO;
   if (rep->status < 0)
     return rep->status;
-  if ((rep->caps & ~offered_caps) || rep->nfds != TOE_ABI_FD_COUNT)
+  if ((rep->caps & ~offered_caps) || rep->nfds != TOE_ABI_NFDS(rep->caps))
     return -TOE_EPROTO;
   return toe_abi_layout_check(&rep->layout);
 }
@@ -231,18 +232,6 @@ int toe_abi_reply_check(const struct toe_abi_hello_reply *rep, size_t len, uint6
 void toe_abi_region_init(void *region, const struct toe_abi_layout *layout, uint64_t caps,
                          uint32_t client_id, uint32_t ring_start)
 {
-  uint8_t *base = region;
-  memset(base, 0, layout->region_size);
-  struct toe_abi_region_hdr *hdr = region;
-  hdr->magic = TOE_ABI_REGION_MAGIC;
-  hdr->abi_major = TOE_ABI_MAJOR;
-  hdr->abi_minor = TOE_ABI_MINOR;
-  hdr->hdr_size = sizeof(*hdr);
-  hdr->client_id = client_id;
-  hdr->caps = caps;
-  hdr->layout = *layout;
-  hdr->dev_state = TOE_ABI_DEV_RUNNING;
-  toe_ring_ctl_reset((struct toe_abi_ring_ctl *)(base + layout->sq_ctl_off), ring_start);
-  toe_ring_ctl_reset((struct toe_abi_ring_ctl *)(base + layout->cq_ctl_off), ring_start);
-  toe_ring_ctl_reset((struct toe_abi_ring_ctl *)(base + layout->fq_ctl_off), ring_start);
+  memset(region, 0, layout->region_size);
+  toe_region_init_fresh(region, layout, caps, client_id, ring_start);
 }

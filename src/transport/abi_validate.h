@@ -87,7 +87,9 @@ int toe_abi_reply_check(const struct toe_abi_hello_reply *rep, size_t len, uint6
 /*
  * Initialises a new region of layout->region_size bytes (device side, before it is shared):
  * zeroes it, writes the header, and resets every ring's indices to `ring_start` (0 normally;
- * near UINT32_MAX to exercise wrap-around).
+ * near UINT32_MAX to exercise wrap-around). A region known to read as zeros already (a new memfd
+ * or shm object) is better initialised with toe_region_init_fresh (transport/region.h), which
+ * does not touch every page.
  */
 void toe_abi_region_init(void *region, const struct toe_abi_layout *layout, uint64_t caps,
                          uint32_t client_id, uint32_t ring_start);

@@ -13,6 +13,12 @@
  * soft errors, the pollable event descriptor (readable exactly while something is pending),
  * malformed completions from the device (counted, ignored), device loss (every call returns
  * promptly with the documented errors, within a second), and several threads sharing a device.
+ *
+ * Both ports of libtoe (src/host/port.h) run this file: with the POSIX port (TOE_TEST_PORT_POSIX,
+ * build-posix/) the fake device answers the 1.3 POSIX doorbells with the transport's POSIX
+ * region set-up (src/transport/os/region_posix.c: an shm object, a pipe, a socket pair). The
+ * test "own_syscalls" interposes the socket calls in this executable and checks that the Linux
+ * port's calls never reach them (raw system calls), while the POSIX port's do.
  */
 #define _GNU_SOURCE
 
@@ -20,9 +26,11 @@
 #include "toe/abi.h"
 #include "toe/toe.h"
 #include "transport/abi_validate.h"
+#include "transport/os/region_os.h"
 #include "transport/ring.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -45,7 +53,9 @@
 #define FD_QCAP (256u * 1024u) /* bytes a socket's receive queue holds in the device */
 #define FD_PENDING 256
 
-enum fd_mode { FD_NORMAL, FD_REFUSE, FD_HANGUP, FD_BADMAGIC, FD_NOSEAL };
+/* FD_SHORT: the region descriptor is smaller than the layout says (both ports refuse it).
+ * FD_OLD: a 1.2 device, which does not grant the POSIX doorbells. */
+enum fd_mode { FD_NORMAL, FD_REFUSE, FD_HANGUP, FD_BADMAGIC, FD_NOSEAL, FD_SHORT, FD_OLD };
 
 struct fsock {
   bool used;
@@ -70,6 +80,7 @@ struct fdev {
   char path[108];
   enum fd_mode mode;
   int lfd, cfd, kick, notify;
+  bool posix; /* the 1.3 POSIX doorbells (notify is a socket) */
   uint8_t *region;
   struct toe_abi_layout layout;
   struct toe_abi_client abi;
@@ -105,11 +116,8 @@ static void fd_flush(struct fdev *f)
     return; /* ring the host only for new entries */
   f->cqes_flushed = posted;
   toe_ring_publish(&f->cq);
-  if (toe_ring_prod_needs_wakeup(&f->cq)) {
-    uint64_t one = 1;
-    ssize_t r = write(f->notify, &one, sizeof(one));
-    (void)r;
-  }
+  if (toe_ring_prod_needs_wakeup(&f->cq))
+    toe_bell_ring(f->notify, f->posix);
 }
 
 static void fd_complete(struct fdev *f, const struct toe_abi_sqe *sqe, int res,
@@ -502,8 +510,10 @@ static int fd_handshake(struct fdev *f)
   if (f->mode == FD_HANGUP)
     return -1;
   struct toe_abi_limits lim;
-  toe_abi_limits_default(&lim);
+  toe_abi_limits_default(&lim); /* every capability, the POSIX doorbells included */
   lim.handles_max = FD_HANDLES;
+  if (f->mode == FD_OLD)
+    lim.caps = TOE_ABI_CAPS_1_2;
   struct toe_abi_hello_reply rep;
   toe_abi_negotiate(&h, (size_t)n, &lim, 7, &rep);
   if (f->mode == FD_REFUSE) {
@@ -515,33 +525,62 @@ static int fd_handshake(struct fdev *f)
     return -1;
   }
   f->layout = rep.layout;
-  int mfd = memfd_create("fake-toe", MFD_ALLOW_SEALING | MFD_CLOEXEC);
-  if (mfd < 0 || ftruncate(mfd, (off_t)f->layout.region_size) < 0)
+  /* The POSIX kind through the transport's own set-up (what a device on another POSIX system
+   * would use); the eventfd kind by hand, to make the broken regions below. */
+  struct toe_region_os ro;
+  toe_region_os_clear(&ro);
+  int mfd = -1;
+  f->posix = (rep.caps & TOE_ABI_CAP_POSIX_BELLS) != 0;
+  if (f->posix) {
+    if (toe_region_os_create_shm(&ro, &f->layout, rep.caps, 7) < 0)
+      return -1;
+    f->region = ro.region;
+    f->kick = ro.kick;
+    f->notify = ro.notify;
+    mfd = ro.host[TOE_ABI_FD_REGION];
+    toe_abi_region_init(f->region, &f->layout, rep.caps, 7, UINT32_MAX - 5); /* wrap-around */
+  } else {
+    mfd = memfd_create("fake-toe", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+    if (mfd < 0 || ftruncate(mfd, (off_t)f->layout.region_size) < 0)
+      return -1;
+    f->region = mmap(NULL, f->layout.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    toe_abi_region_init(f->region, &f->layout, rep.caps, 7, UINT32_MAX - 5);
+  }
+  if (f->mode == FD_SHORT && ftruncate(mfd, (off_t)f->layout.region_size / 2) < 0)
     return -1;
-  f->region = mmap(NULL, f->layout.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-  toe_abi_region_init(f->region, &f->layout, rep.caps, 7, UINT32_MAX - 5);
-  if (f->mode != FD_NOSEAL)
+  if (!f->posix && f->mode != FD_NOSEAL)
     fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
-  f->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  f->notify = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (!f->posix) {
+    f->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    f->notify = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  }
   if (f->mode == FD_BADMAGIC)
     rep.magic = 0;
-  int fds[3] = {mfd, f->kick, f->notify};
+  int fds[TOE_ABI_FD_MAX] = {mfd, f->kick, f->notify, -1};
+  if (f->posix)
+    memcpy(fds, ro.host, sizeof(fds));
+  size_t nfds = TOE_ABI_NFDS(rep.caps);
   union {
     struct cmsghdr h;
     char buf[CMSG_SPACE(sizeof(fds))];
   } cm;
+  memset(&cm, 0, sizeof(cm));
   struct iovec iov = {.iov_base = &rep, .iov_len = sizeof(rep)};
-  struct msghdr mh = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
+  struct msghdr mh = {.msg_iov = &iov,
+                      .msg_iovlen = 1,
+                      .msg_control = cm.buf,
+                      .msg_controllen = CMSG_SPACE(sizeof(int) * nfds)};
   struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(fds));
-  memcpy(CMSG_DATA(cmsg), fds, sizeof(fds));
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+  memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
   sendmsg(f->cfd, &mh, MSG_NOSIGNAL);
-  close(mfd);
-  if (rep.magic != TOE_ABI_REPLY_MAGIC)
+  if (f->posix)
+    toe_region_os_handed(&ro); /* the host's copies; the region, kick and notify stay ours */
+  else
+    close(mfd);
+  if (rep.magic != TOE_ABI_REPLY_MAGIC || f->mode == FD_SHORT)
     return -1;
   f->bufs = calloc(f->layout.buf_count, sizeof(uint32_t));
   f->freeb = calloc(f->layout.buf_count, sizeof(uint32_t));
@@ -775,10 +814,31 @@ TEST(attach_errors)
   f = fd_start(FD_BADMAGIC);
   CHECK_EQ(toe_attach(f->path, &o, &d), -TOE_EPROTO);
   fd_stop(f);
+#ifndef TOE_TEST_PORT_POSIX
+  /* Seals exist only on Linux; the POSIX port trusts the device not to shrink the region. */
   f = fd_start(FD_NOSEAL);
   CHECK_EQ(toe_attach(f->path, &o, &d), -TOE_EPROTO);
   fd_stop(f);
+#endif
+  f = fd_start(FD_SHORT);
+  CHECK_EQ(toe_attach(f->path, &o, &d), -TOE_EPROTO);
+  fd_stop(f);
   CHECK(d == NULL);
+  /* A 1.2 device: the Linux port attaches as ever (eventfds); the POSIX port cannot (it has no
+   * doorbell of its own to ring) and says so. */
+  f = fd_start(FD_OLD);
+#ifdef TOE_TEST_PORT_POSIX
+  CHECK_EQ(toe_attach(f->path, &o, &d), -TOE_EPROTONOSUPPORT);
+  CHECK(d == NULL);
+#else
+  CHECK_EQ(toe_attach(f->path, &o, &d), 0);
+  struct toe_dev_info info;
+  CHECK_EQ(toe_dev_info(d, &info), 0);
+  CHECK(!(info.caps & TOE_ABI_CAP_POSIX_BELLS));
+  toe_detach(d, 0);
+  d = NULL;
+#endif
+  fd_stop(f);
 }
 
 TEST(ctl_default)
@@ -790,6 +850,78 @@ TEST(ctl_default)
   CHECK_EQ(toe_ctl_default(buf, 4), -TOE_E2BIG);
   CHECK_EQ(toe_ctl_default(NULL, 4), -TOE_EINVAL);
   unsetenv("TOE_CTL");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* libtoe's own system calls (src/host/port_sys.h)                                            */
+
+/* Interposers, as an LD_PRELOAD library has them: this executable's definitions come first in
+ * symbol lookup, so every call libtoe makes through the C library lands here. They count the
+ * calls of the thread that set tl_counting, and pass everything on. */
+static __thread bool tl_counting;
+static atomic_int g_interposed;
+
+#define PASS_ON(ret, name, params, args)                                                           \
+  ret name params;                                                                                 \
+  ret name params                                                                                  \
+  {                                                                                                \
+    static ret(*real) params;                                                                      \
+    if (!real)                                                                                     \
+      *(void **)&real = dlsym(RTLD_NEXT, #name);                                                   \
+    if (tl_counting)                                                                               \
+      atomic_fetch_add(&g_interposed, 1);                                                          \
+    return real args;                                                                              \
+  }
+
+PASS_ON(int, socket, (int a, int b, int c), (a, b, c))
+PASS_ON(int, connect, (int a, const struct sockaddr *b, socklen_t c), (a, b, c))
+PASS_ON(int, poll, (struct pollfd * a, nfds_t b, int c), (a, b, c))
+PASS_ON(ssize_t, send, (int a, const void *b, size_t c, int d), (a, b, c, d))
+PASS_ON(ssize_t, recvmsg, (int a, struct msghdr *b, int c), (a, b, c))
+PASS_ON(int, shutdown, (int a, int b), (a, b))
+PASS_ON(int, epoll_ctl, (int a, int b, int c, struct epoll_event *d), (a, b, c, d))
+PASS_ON(int, epoll_create1, (int a), (a))
+
+/*
+ * Attach, a TCP connection through the fake device, data both ways, a wait that sleeps, device
+ * loss, detach: with the Linux port none of libtoe's calls reaches the interposers (it makes raw
+ * system calls, so a preload library needs no special case for it). With the POSIX port they do
+ * (plain POSIX calls): that is what shows the interposers work.
+ */
+TEST(own_syscalls)
+{
+  struct fdev *f = fd_start(FD_NORMAL);
+  struct toe_attach_opts o = small_opts();
+  toe_dev *d = NULL;
+  atomic_store(&g_interposed, 0);
+  tl_counting = true;
+  REQUIRE(toe_attach(f->path, &o, &d) == 0);
+  int c, s, l;
+  REQUIRE(tcp_pair(d, 7100, &c, &s, &l) == 0);
+  char b[8];
+  CHECK_EQ(toe_send(d, c, "own", 3, 0), 3);
+  struct toe_event ev[4];
+  CHECK_EQ(toe_poll_ctl(d, s, TOE_POLLIN, NULL), 0);
+  CHECK(toe_poll(d, ev, 4, 2000) >= 1);
+  CHECK_EQ(toe_recv(d, s, b, sizeof(b), 0), 3);
+  CHECK_EQ(toe_poll(d, ev, 4, 30), 0); /* sleeps on the doorbell */
+  atomic_store(&f->kill, true);
+  int n = 0;
+  for (int i = 0; i < 100 && toe_dev_status(d) == 0; i++)
+    n += toe_poll(d, ev, 4, 20) > 0;
+  CHECK(toe_dev_status(d) < 0);
+  toe_detach(d, 0);
+  tl_counting = false;
+  int seen = atomic_load(&g_interposed);
+  printf("# port %s: %d of libtoe's calls reached the interposers (%d events)\n",
+#ifdef TOE_TEST_PORT_POSIX
+         "posix", seen, n);
+  CHECK(seen > 0);
+#else
+         "linux", seen, n);
+  CHECK_EQ(seen, 0);
+#endif
+  fd_stop(f);
 }
 
 TEST(attach_detach)
