@@ -45,7 +45,7 @@
 #define PL_SA(x) (x)
 #endif
 
-/* ---- the real functions (dlsym RTLD_NEXT), pl_core.c ---------------------------------------- */
+/* ---- the real functions (dlsym RTLD_NEXT), pl_init.c ---------------------------------------- */
 
 struct pl_real {
   int (*socket)(int, int, int);
@@ -232,6 +232,24 @@ struct pdev {
 
 extern unsigned pl_fork_gen;
 
+/* The files of src/preload and what each owns:
+ *   pl_init.c    the real functions, the configuration (TOE_*), logging
+ *   pl_fdtab.c   the descriptor table, psock lifetime, entering a psock for a call
+ *   pl_dev.c     device sessions and their pump threads
+ *   pl_ready.c   placeholder readiness (show, reflect, zombify) and the blocking waits
+ *   pl_switch.c  the switch of a kernel socket to the device (placeholder pairs, option replay)
+ *   pl_fork.c    fork (share tokens, the child's reset) and exit (graceful detach)
+ *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
+ *   pl_io.c      the data calls and poll/select
+ *   pl_rules.c   the offload rules */
+
+/* pl_fork.c: the pthread_atfork handlers. */
+void pl_atfork_prepare(void);
+void pl_atfork_parent(void);
+void pl_atfork_child(void);
+/* pl_init.c: the child's notion of "our pid" (pl_foreign_child). */
+void pl_init_fork_child(void);
+
 /* True in a child made by vfork() or clone(CLONE_VM) (posix_spawn, Python's subprocess): it
  * shares our memory but no atfork handler ran, so it must not touch our state. */
 bool pl_foreign_child(void);
@@ -254,6 +272,12 @@ struct psock *pl_psock_new(int type, int state); /* table lock held */
 int pl_fd_next(int from);
 /* Drops one reference (table lock NOT held); the last one closes the socket and frees ps. */
 void pl_psock_unref(struct psock *ps);
+/* Every psock ever made (linked by all_next); the first takes the table lock, the second is for
+ * the forked child, where the lock is held by the fork. */
+struct psock *pl_psock_all(void);
+struct psock *pl_psock_first_unlocked(void);
+/* In the forked child: the table lock again usable. */
+void pl_tab_fork_child(void);
 
 /* devices */
 /* The current device (attaching if needed), registered for one more socket (live++), or NULL
@@ -261,6 +285,16 @@ void pl_psock_unref(struct psock *ps);
 struct pdev *pl_dev_acquire(int *err);
 /* Undoes pl_dev_acquire for a socket that did not become live. */
 void pl_dev_release(struct pdev *p);
+/* The attach lock (g_attach), taken before any psock lock; and the current session under it. */
+void pl_attach_lock(void);
+void pl_attach_unlock(void);
+struct pdev *pl_dev_current(void);
+/* In the forked child: no session, the parent's control sockets closed, the lock usable. */
+void pl_dev_fork_child(void);
+/* At exit: takes the current session (NULL if none); nothing attaches any more. */
+struct pdev *pl_dev_exit_take(void);
+/* Stops a session's pump thread and waits for it. */
+void pl_dev_stop_pump(struct pdev *p);
 /* Links a switched socket into its device's list (it counts in live already). */
 void pl_dev_link(struct pdev *p, struct psock *ps);
 /* Unlinks and releases (ps->mu held). */
@@ -289,6 +323,8 @@ int pl_switch(int fd, struct psock *ps);
  * Returns > 0 ready, 0 timeout, -EINTR when a signal interrupted and no handler asks for a
  * restart. */
 int pl_wait_fd(int fd, short events, int timeout_ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t pl_mono_ms(void);
 
 /* Converts a toe result: returns it if >= 0, else sets errno and returns -1. */
 static inline long pl_ret(long rc)
