@@ -5,7 +5,7 @@
  * Locks, in the order they are taken across the preload: g_attach (device attach, pl_dev.c) >
  * psock.mu > pdev.mu > g_tab (descriptor table, pl_fdtab.c). libtoe's own lock is taken inside
  * toe_* calls and never held across ours. A descriptor that is not ours is recognised without any
- * lock (one or two atomic loads), so calls on kernel descriptors, including those made in
+ * lock (one or two atomic loads, pl_ours), so calls on kernel descriptors, including those made in
  * signal handlers, never block on us and never allocate.
  */
 #define _GNU_SOURCE

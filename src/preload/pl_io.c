@@ -296,8 +296,7 @@ ssize_t pl_send_ps(int fd, struct psock *ps, const void *buf, size_t len, int fl
 
 PL_API ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.recv(fd, buf, len, flags);
   return recv_dispatch(fd, ps, buf, len, flags, NULL, NULL);
@@ -306,8 +305,7 @@ PL_API ssize_t recv(int fd, void *buf, size_t len, int flags)
 PL_API ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags, __SOCKADDR_ARG from_,
                         socklen_t *__restrict fromlen)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.recvfrom(fd, buf, len, flags, PL_SA(from_), fromlen);
   return recv_dispatch(fd, ps, buf, len, flags, PL_SA(from_), fromlen);
@@ -315,8 +313,7 @@ PL_API ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags, __S
 
 PL_API ssize_t read(int fd, void *buf, size_t len)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.read(fd, buf, len);
   return recv_dispatch(fd, ps, buf, len, 0, NULL, NULL);
@@ -324,8 +321,7 @@ PL_API ssize_t read(int fd, void *buf, size_t len)
 
 PL_API ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.send(fd, buf, len, flags);
   return pl_send_ps(fd, ps, buf, len, flags, NULL, 0);
@@ -334,8 +330,7 @@ PL_API ssize_t send(int fd, const void *buf, size_t len, int flags)
 PL_API ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG dst_,
                       socklen_t dstlen)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.sendto(fd, buf, len, flags, PL_SA(dst_), dstlen);
   return pl_send_ps(fd, ps, buf, len, flags, PL_SA(dst_), dstlen);
@@ -343,8 +338,7 @@ PL_API ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SO
 
 PL_API ssize_t write(int fd, const void *buf, size_t len)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.write(fd, buf, len);
   return pl_send_ps(fd, ps, buf, len, 0, NULL, 0);
@@ -436,30 +430,23 @@ static ssize_t recv_vec(int fd, struct psock *ps, const struct iovec *iov, int n
 
 PL_API ssize_t readv(int fd, const struct iovec *iov, int n)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours_decided(fd);
   if (!ps)
-    return R.readv(fd, iov, n);
-  if (atomic_load(&ps->state) == PS_CAND)
     return R.readv(fd, iov, n);
   return recv_vec(fd, ps, iov, n, 0, NULL, NULL);
 }
 
 PL_API ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours_decided(fd);
   if (!ps)
-    return R.writev(fd, iov, n);
-  if (atomic_load(&ps->state) == PS_CAND)
     return R.writev(fd, iov, n);
   return send_vec(fd, ps, iov, n, 0, NULL, 0);
 }
 
 PL_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.sendmsg(fd, msg, flags);
   if (!msg)
@@ -480,9 +467,8 @@ PL_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 PL_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
-  if (!ps || atomic_load(&ps->state) == PS_CAND)
+  struct psock *ps = pl_ours_decided(fd);
+  if (!ps)
     return R.recvmsg(fd, msg, flags);
   if (!msg)
     return set_errno(EFAULT);
@@ -500,8 +486,7 @@ PL_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 PL_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.sendmmsg(fd, vec, n, flags);
   unsigned i;
@@ -517,9 +502,8 @@ PL_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 PL_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
                     struct timespec *timeout)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
-  if (!ps || atomic_load(&ps->state) == PS_CAND)
+  struct psock *ps = pl_ours_decided(fd);
+  if (!ps)
     return R.recvmmsg(fd, vec, n, flags, timeout);
   unsigned i;
   int f = flags & ~MSG_WAITFORONE;
@@ -561,8 +545,7 @@ PL_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int 
 {
   if (len > buflen)
     abort();
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.recvfrom(fd, buf, len, flags, from, fromlen);
   return recv_dispatch(fd, ps, buf, len, flags, from, fromlen);

@@ -268,6 +268,20 @@ int pl_fd_map(int fd, struct psock *ps);
 /* Unmaps fd, table lock held; returns the psock it named (refs not yet dropped) or NULL. */
 struct psock *pl_fd_unmap(int fd);
 struct psock *pl_psock_new(int type, int state); /* table lock held */
+/* The prologue of every interposer taking a descriptor: initialises, and returns the descriptor's
+ * socket state, or NULL for a descriptor that is not ours (the caller hands the call to the
+ * kernel). Lock-free: a kernel descriptor costs one or two atomic loads. */
+static inline struct psock *pl_ours(int fd)
+{
+  pl_init();
+  return pl_fd_get(fd);
+}
+/* pl_ours for calls the kernel serves while the socket is undecided: NULL for a candidate too. */
+static inline struct psock *pl_ours_decided(int fd)
+{
+  struct psock *ps = pl_ours(fd);
+  return ps && atomic_load(&ps->state) != PS_CAND ? ps : NULL;
+}
 /* The lowest mapped descriptor >= from, or -1. */
 int pl_fd_next(int from);
 /* Drops one reference (table lock NOT held); the last one closes the socket and frees ps. */
