@@ -188,7 +188,7 @@ static void dev_drain(struct pdev *p)
 {
   pthread_mutex_lock(&p->mu);
   p->dead = true;
-  while (p->live > 0) {
+  while (p->live > 0 || p->spinners > 0) {
     struct psock *ps = p->head;
     if (!ps) {
       struct timespec ts;
@@ -227,13 +227,45 @@ static void dev_lost(struct pdev *p)
   /* The pdev itself is never freed: a racing thread may still look at p->dead. */
 }
 
-#define PUMP_BATCH 64
+#define PUMP_BATCH_MAX 256
+
+int pl_dev_process(struct pdev *p, bool *changed)
+{
+  struct toe_event ev[PUMP_BATCH_MAX];
+  int batch = pl_cfg.batch > 0 && pl_cfg.batch <= PUMP_BATCH_MAX ? pl_cfg.batch : 64;
+  int n, total = 0;
+  do {
+    n = toe_poll(p->dev, ev, batch, 0);
+    for (int i = 0; i < n; i++) {
+      if (ev[i].sd == TOE_SD_DEVICE) {
+        if (ev[i].events & TOE_POLLHUP)
+          atomic_store(&p->lost_seen, true);
+        else
+          PL_DBG("the device announced that it is stopping");
+        *changed = true;
+        continue;
+      }
+      struct psock *ps = ev[i].udata;
+      if (!ps)
+        continue;
+      pthread_mutex_lock(&ps->mu);
+      if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p && ps->sd == ev[i].sd) {
+        unsigned before = ps->shown;
+        pl_reflect(ps);
+        if (ps->shown != before || atomic_load(&ps->state) != PS_OFF)
+          *changed = true;
+      }
+      pthread_mutex_unlock(&ps->mu);
+    }
+    total += n > 0 ? n : 0;
+  } while (n == batch);
+  return total;
+}
 
 static void *pump_main(void *arg)
 {
   struct pdev *p = arg;
   int efd = toe_event_fd(p->dev);
-  struct toe_event ev[PUMP_BATCH];
   unsigned idle = 0;
   bool lost = false;
   while (!atomic_load(&p->stop) && !lost) {
@@ -246,32 +278,8 @@ static void *pump_main(void *arg)
       nanosleep(&ts, NULL);
     }
     bool changed = false;
-    int n, total = 0;
-    do {
-      n = toe_poll(p->dev, ev, PUMP_BATCH, 0);
-      for (int i = 0; i < n; i++) {
-        if (ev[i].sd == TOE_SD_DEVICE) {
-          if (ev[i].events & TOE_POLLHUP)
-            lost = true;
-          else
-            PL_DBG("the device announced that it is stopping");
-          changed = true;
-          continue;
-        }
-        struct psock *ps = ev[i].udata;
-        if (!ps)
-          continue;
-        pthread_mutex_lock(&ps->mu);
-        if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p && ps->sd == ev[i].sd) {
-          unsigned before = ps->shown;
-          pl_reflect(ps);
-          if (ps->shown != before || atomic_load(&ps->state) != PS_OFF)
-            changed = true;
-        }
-        pthread_mutex_unlock(&ps->mu);
-      }
-      total += n > 0 ? n : 0;
-    } while (n == PUMP_BATCH);
+    int total = pl_dev_process(p, &changed);
+    lost = atomic_load(&p->lost_seen);
     if (!lost && r == 0 && toe_dev_status(p->dev) < 0)
       lost = true;
     /* Insurance against a socket libtoe keeps reporting without anything for us to show (one
@@ -341,4 +349,33 @@ void pl_dev_stop_pump(struct pdev *p)
   ssize_t w = R.write(p->wake_fd, &one, sizeof(one));
   (void)w;
   pthread_join(p->thr, NULL);
+}
+
+struct pdev *pl_spin_acquire(void)
+{
+  pthread_mutex_lock(&g_attach);
+  struct pdev *p = g_dev;
+  if (p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->dead || !p->dev)
+      p = (pthread_mutex_unlock(&p->mu), NULL);
+    else
+      p->spinners++, pthread_mutex_unlock(&p->mu);
+  }
+  pthread_mutex_unlock(&g_attach);
+  return p;
+}
+
+void pl_spin_release(struct pdev *p)
+{
+  if (atomic_load(&p->lost_seen)) {
+    /* Seen by a waiting thread: the pump handles the loss (it drains and detaches). */
+    uint64_t one = 1;
+    ssize_t w = R.write(p->wake_fd, &one, sizeof(one));
+    (void)w;
+  }
+  pthread_mutex_lock(&p->mu);
+  p->spinners--;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------ */
@@ -94,12 +95,24 @@ __attribute__((destructor)) static void pl_fini(void)
 {
   if (!atomic_load(&pl_ready))
     return;
+  pl_spin_report();
   struct pdev *p = pl_dev_exit_take();
   if (!p)
     return;
   pl_dev_stop_pump(p);
   pthread_mutex_lock(&p->mu);
   p->dead = true;
+  /* Threads spinning on the session finish their spin (TOE_SPIN_US) before it is detached. */
+  for (int i = 0; i < 20 && p->spinners > 0; i++) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += 50 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+  }
   while (p->head) {
     struct psock *ps = p->head;
     pthread_mutex_unlock(&p->mu);

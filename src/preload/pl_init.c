@@ -102,6 +102,60 @@ static void load_rules_file(const char *path)
   }
 }
 
+/* TOE_PROFILE names a set of defaults for the waiting knobs; TOE_SPIN_US and TOE_BATCH override
+ * them one by one (docs/interception.md, "Spinning"). */
+static void load_wait_config(void)
+{
+  static const struct {
+    const char *name;
+    int spin_us, batch;
+    bool drain;
+  } profiles[] = {
+      {"default", 0, 64, false},    /* no host spinning: the pump wakes the waiters */
+      {"latency", 50, 16, true},    /* spin 50 us on the completion queue before sleeping */
+      {"throughput", 0, 256, true}, /* no spinning; completions in large batches, processed by
+                                     * the waiting thread before it sleeps */
+  };
+  const char *s = getenv("TOE_PROFILE");
+  unsigned pick = 0;
+  if (s && *s) {
+    unsigned i;
+    for (i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++)
+      if (!strcmp(s, profiles[i].name))
+        break;
+    if (i < sizeof(profiles) / sizeof(profiles[0]))
+      pick = i;
+    else
+      pl_log("TOE_PROFILE=%s is not a profile (default, latency, throughput): using default", s);
+  }
+  pl_cfg.profile = profiles[pick].name;
+  pl_cfg.spin_us = profiles[pick].spin_us;
+  pl_cfg.batch = profiles[pick].batch;
+  pl_cfg.drain = profiles[pick].drain;
+  s = getenv("TOE_SPIN_US");
+  if (s && *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > 1000000)
+      pl_log("TOE_SPIN_US=%s is not a number of microseconds (0..1000000): ignored", s);
+    else
+      pl_cfg.spin_us = (int)v;
+  }
+  s = getenv("TOE_BATCH");
+  if (s && *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 1 || v > 256)
+      pl_log("TOE_BATCH=%s is not a batch size (1..256): ignored", s);
+    else
+      pl_cfg.batch = (int)v;
+  }
+  if (pl_cfg.spin_us > 0)
+    pl_cfg.drain = true;
+  PL_DBG("profile %s: spin %d us, batch %d%s", pl_cfg.profile, pl_cfg.spin_us, pl_cfg.batch,
+         pl_cfg.drain ? ", waiting threads process completions" : "");
+}
+
 static void load_config(void)
 {
   const char *s = getenv("TOE_PRELOAD_DEBUG");
@@ -115,6 +169,8 @@ static void load_config(void)
   s = getenv("TOE_PRELOAD_LINGER_MS");
   if (s && *s)
     pl_cfg.linger_ms = atoi(s);
+
+  load_wait_config();
 
   const char *rules = getenv("TOE_OFFLOAD");
   const char *file = getenv("TOE_OFFLOAD_FILE");
@@ -173,6 +229,9 @@ static void init_once(void)
   SYM(select);
   SYM(pselect);
   SYM(epoll_ctl);
+  SYM(epoll_wait);
+  SYM(epoll_pwait);
+  SYM(epoll_pwait2);
   SYM(dup);
   SYM(dup2);
   SYM(dup3);

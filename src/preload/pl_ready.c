@@ -237,8 +237,112 @@ uint64_t pl_mono_ms(void)
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t pl_mono_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Spin-then-sleep (TOE_SPIN_US, TOE_PROFILE)                                                 */
+
+static atomic_ulong g_spun, g_spun_ready; /* TOE_PRELOAD_DEBUG's counters, at exit */
+
+void pl_spin_report(void)
+{
+  if (pl_cfg.drain)
+    PL_DBG("waits: %lu processed completions before sleeping, %lu of them found a ready descriptor",
+           atomic_load(&g_spun), atomic_load(&g_spun_ready));
+}
+
+int pl_spin_wait(int (*ready)(void *), void *arg)
+{
+  if (!pl_cfg.drain)
+    return 0;
+  struct pdev *p = pl_spin_acquire();
+  if (!p)
+    return 0;
+  atomic_fetch_add_explicit(&g_spun, 1, memory_order_relaxed);
+  uint64_t end = pl_mono_us() + (uint64_t)pl_cfg.spin_us;
+  int rc = 0;
+  for (;;) {
+    bool changed = false;
+    pl_dev_process(p, &changed);
+    if (atomic_load(&p->lost_seen))
+      break; /* the caller's own wait sees the sockets end */
+    rc = ready(arg);
+    if (rc != 0)
+      break;
+    uint64_t now = pl_mono_us();
+    if (now >= end)
+      break;
+    /* Returns 1 as soon as libtoe has something to report, 0 when the time ran out. */
+    if (toe_spin(p->dev, (int)(end - now)) <= 0)
+      break;
+  }
+  pl_spin_release(p);
+  if (rc > 0)
+    atomic_fetch_add_explicit(&g_spun_ready, 1, memory_order_relaxed);
+  return rc;
+}
+
+bool pl_fd_offloaded(int fd)
+{
+  struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
+  if (!ps)
+    return false;
+  int st = atomic_load(&ps->state);
+  return st == PS_OFF || st == PS_ZOMBIE || st == PS_INHERIT;
+}
+
+#define EP_MARKS 65536
+static atomic_uchar g_ep_marks[EP_MARKS];
+
+void pl_ep_mark(int epfd)
+{
+  if (epfd >= 0 && epfd < EP_MARKS)
+    atomic_store_explicit(&g_ep_marks[epfd], 1, memory_order_relaxed);
+}
+
+bool pl_ep_marked(int epfd)
+{
+  return epfd >= 0 && epfd < EP_MARKS &&
+         atomic_load_explicit(&g_ep_marks[epfd], memory_order_relaxed);
+}
+
+void pl_ep_forget(int epfd)
+{
+  /* A vfork child shares our memory but closes its own descriptors: it must not clear ours. */
+  if (epfd >= 0 && epfd < EP_MARKS &&
+      atomic_load_explicit(&g_ep_marks[epfd], memory_order_relaxed) && !pl_foreign_child())
+    atomic_store_explicit(&g_ep_marks[epfd], 0, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Blocking waits                                                                             */
+
+struct one_fd {
+  int fd;
+  short events;
+};
+
+static int one_fd_ready(void *arg)
+{
+  struct one_fd *o = arg;
+  struct pollfd pf = {.fd = o->fd, .events = o->events};
+  int r = R.poll(&pf, 1, 0);
+  return r < 0 ? -errno : r;
+}
+
 int pl_wait_fd(int fd, short events, int timeout_ms)
 {
+  if (timeout_ms != 0) {
+    struct one_fd o = {fd, events};
+    int r = pl_spin_wait(one_fd_ready, &o);
+    if (r > 0)
+      return r;
+  }
   uint64_t end = timeout_ms >= 0 ? pl_mono_ms() + (uint64_t)timeout_ms : 0;
   for (;;) {
     struct pollfd pf = {.fd = fd, .events = events};
@@ -257,5 +361,3 @@ int pl_wait_fd(int fd, short events, int timeout_ms)
       return -EINTR;
   }
 }
-
-/* ------------------------------------------------------------------------------------------ */

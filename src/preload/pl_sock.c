@@ -548,8 +548,10 @@ PL_API int shutdown(int fd, int how)
 
 PL_API int close(int fd)
 {
-  if (!pl_ours(fd) || pl_foreign_child())
+  if (!pl_ours(fd) || pl_foreign_child()) {
+    pl_ep_forget(fd);
     return R.close(fd);
+  }
   pl_tab_lock();
   struct psock *ps = pl_fd_unmap(fd);
   pl_tab_unlock();
@@ -1189,6 +1191,8 @@ PL_API int getpeername(int fd, __SOCKADDR_ARG addr_, socklen_t *__restrict len)
 PL_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
   struct psock *ps = pl_ours(fd);
+  if (op != EPOLL_CTL_DEL && (ps || pl_ep_marked(fd)))
+    pl_ep_mark(epfd); /* a set with an offloaded member (or a set holding one): waits spin */
   if (!ps)
     return R.epoll_ctl(epfd, op, fd, ev);
   int st = atomic_load(&ps->state);

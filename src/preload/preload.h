@@ -82,6 +82,9 @@ struct pl_real {
   int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
   int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
   int (*epoll_ctl)(int, int, int, struct epoll_event *);
+  int (*epoll_wait)(int, struct epoll_event *, int, int);
+  int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+  int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
   int (*dup)(int);
   int (*dup2)(int, int);
   int (*dup3)(int, int, int);
@@ -128,6 +131,11 @@ struct pl_config {
   int debug;     /* TOE_PRELOAD_DEBUG */
   char ctl[108]; /* TOE_CTL or "" (libtoe's default) */
   int linger_ms; /* at exit: wait this long for sent data to reach the device */
+  /* Waiting (TOE_PROFILE, TOE_SPIN_US, TOE_BATCH; docs/interception.md, "Spinning") */
+  const char *profile; /* "default", "latency" or "throughput" */
+  int spin_us;         /* a blocking wait on offloaded descriptors spins this long first */
+  int batch;           /* completions taken from libtoe per toe_poll call */
+  bool drain;          /* a wait first processes what arrived, in the waiting thread */
 };
 extern struct pl_config pl_cfg;
 
@@ -226,7 +234,9 @@ struct pdev {
   bool thr_started;
   int wake_fd; /* eventfd: stops the pump */
   atomic_bool stop;
-  int ctl_fd; /* libtoe's control socket (seen being made during the attach), or -1 */
+  atomic_bool lost_seen; /* the device's hang-up was reported (to the pump or a waiting thread) */
+  int spinners;          /* threads spinning on it (pl_spin_acquire); dev_drain waits for them */
+  int ctl_fd;            /* libtoe's control socket (seen being made during the attach), or -1 */
   struct pdev *all_next;
 };
 
@@ -307,6 +317,14 @@ struct pdev *pl_dev_current(void);
 void pl_dev_fork_child(void);
 /* At exit: takes the current session (NULL if none); nothing attaches any more. */
 struct pdev *pl_dev_exit_take(void);
+/* Processes what the device reported (toe_poll in batches of pl_cfg.batch) in the calling thread
+ * and shows it on the placeholders; *changed is set when anything shown changed. Returns the
+ * number of events. No lock held. */
+int pl_dev_process(struct pdev *p, bool *changed);
+/* The current session registered as spun on (it stays attached until pl_spin_release), or NULL
+ * when there is none. */
+struct pdev *pl_spin_acquire(void);
+void pl_spin_release(struct pdev *p);
 /* Stops a session's pump thread and waits for it. */
 void pl_dev_stop_pump(struct pdev *p);
 /* Links a switched socket into its device's list (it counts in live already). */
@@ -337,8 +355,27 @@ int pl_switch(int fd, struct psock *ps);
  * Returns > 0 ready, 0 timeout, -EINTR when a signal interrupted and no handler asks for a
  * restart. */
 int pl_wait_fd(int fd, short events, int timeout_ms);
-/* CLOCK_MONOTONIC in milliseconds. */
+/* CLOCK_MONOTONIC in milliseconds, in microseconds. */
 uint64_t pl_mono_ms(void);
+uint64_t pl_mono_us(void);
+
+/* Spin-then-sleep: called by a wait on offloaded descriptors before it sleeps. Processes what the
+ * device reported in this thread (no hand-off to the pump), then asks ready(arg) (a zero-timeout
+ * check of the wait's own descriptors); while it returns 0, busy-polls the device (toe_spin) for
+ * up to pl_cfg.spin_us microseconds in all. Returns ready()'s last non-zero value, or 0: then
+ * the caller sleeps as it would have. Does nothing (0) without TOE_SPIN_US / a profile that
+ * spins or drains, or without a session. */
+int pl_spin_wait(int (*ready)(void *), void *arg);
+/* At exit, with TOE_PRELOAD_DEBUG: how many waits processed completions, how many found a
+ * ready descriptor that way. */
+void pl_spin_report(void);
+/* True when a wait on these descriptors involves an offloaded one (poll, select). */
+bool pl_fd_offloaded(int fd);
+/* epoll sets known to hold (or have held) an offloaded descriptor: marked by epoll_ctl, forgotten
+ * at close. Only a hint for spinning. */
+void pl_ep_mark(int epfd);
+bool pl_ep_marked(int epfd);
+void pl_ep_forget(int epfd);
 
 /* Converts a toe result: returns it if >= 0, else sets errno and returns -1. */
 static inline long pl_ret(long rc)

@@ -18,6 +18,7 @@
 #  - non-blocking errno: EINPROGRESS then SO_ERROR 0, EAGAIN, ECONNREFUSED through SO_ERROR,
 #    ECONNRESET after the peer's RST, EPIPE with SIGPIPE and without it under MSG_NOSIGNAL,
 #    EADDRINUSE for a second listener.
+# It runs a second time on the device with TOE_PROFILE=latency (spin-then-sleep).
 # The same program then runs in the peer namespace on the kernel (TOE_OFFLOAD=none, its peer child
 # in the same namespace), so every check describes the kernel's behaviour, not just ours.
 # Usage: bash tests/net/test_preload_events.sh BINDIR
@@ -77,6 +78,11 @@ for c in tcp.passive_opens tcp.active_opens; do
   b=$(num "$(stat_get "$NET_TMP/stats1.json" "$c")")
   check_ge "device: $c grew by the program's connections" "$((b - a))" 2
 done
+# Again on the device with TOE_PROFILE=latency: every wait spins and processes the device's
+# completions in the waiting thread (docs/interception.md, "Spinning"); the behaviour must not
+# change.
+run_prog device_latency dev timeout -k 2 120 "${PRE[@]}" TOE_PROFILE=latency "$PROG" \
+  "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED" "$((LISTEN + 10))" "$NET_DEV_ADDR" "/var/run/netns/$NET_PEER_NS"
 # The same program on the kernel: preloaded with the library off, in the peer namespace (its peer
 # child connects to the listener in the same namespace).
 run_prog kernel peer timeout -k 2 120 "${PRE[@]}" TOE_OFFLOAD=none "$PROG" "$NET_PEER_ADDR" "$ECHO" \
