@@ -28,12 +28,15 @@
 
 static char g_zeros[4096];
 
+/* Empties our end of a placeholder. A short read means the queue is empty (a stream socket hands
+ * over all it holds up to the length asked), so the usual case (one token, or the fill) costs one
+ * or a few reads, not one more that returns EAGAIN. */
 static void drain_fd(int fd)
 {
   char buf[4096];
   for (int i = 0; i < 64; i++) {
     ssize_t r = R.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (r <= 0)
+    if (r < (ssize_t)sizeof(buf))
       break;
   }
 }
