@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,11 +101,15 @@ struct psock *pl_psock_new(int type, int state)
     ps->all_next = g_all;
     g_all = ps;
   }
-  /* Reset everything but the mutex and the list links. */
+  /* Reset everything but the mutex and the list links. The mutex is never copied or written
+   * here: a thread holding a stale pointer (the pump, or a waiting thread, with an event libtoe
+   * reported before the socket was closed) may hold it at this moment; it finds the state changed
+   * and lets go. Copying it back over a held lock corrupted it (glibc: "Assertion
+   * `mutex->__data.__owner == 0' failed" in an nginx worker). */
+  _Static_assert(offsetof(struct psock, mu) == 0, "the mutex comes first");
   struct psock *all_next = ps->all_next;
-  pthread_mutex_t mu = ps->mu;
-  memset(ps, 0, sizeof(*ps));
-  ps->mu = mu;
+  atomic_store(&ps->state, PS_FREE);
+  memset((char *)ps + sizeof(ps->mu), 0, sizeof(*ps) - sizeof(ps->mu));
   ps->all_next = all_next;
   ps->type = type;
   ps->sd = -1;
