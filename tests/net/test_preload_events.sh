@@ -10,6 +10,11 @@
 #    epoll descriptor inside another epoll set;
 #  - one epoll set, inside another, holding an AF_UNIX socketpair, a pipe (EPOLLET), the offloaded
 #    client and the accepted connection, 1 MiB arriving on each at once, every byte checked;
+#  - EPOLLRDHUP (only where asked) then EPOLLHUP after both directions shut; a socket and its dup
+#    in one set (both reported; the closed number's registration lives while the file is open;
+#    EBADF/ENOENT for DEL); a thread asleep on a shared set and a forked child asleep on an
+#    inherited set both woken by an arrival; EPOLLEXCLUSIVE (EINVAL with ONESHOT and for MOD, one
+#    arrival wakes at least one of two waiting sets);
 #  - dup, dup2, dup3, F_DUPFD_CLOEXEC from and onto offloaded descriptors: data through the
 #    duplicate, closing one number leaves the others working, dup2 over an offloaded connection
 #    closes it (the peer sees EOF), a pipe over an offloaded number and back;
