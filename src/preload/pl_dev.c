@@ -353,7 +353,9 @@ void pl_dev_stop_pump(struct pdev *p)
 
 struct pdev *pl_spin_acquire(void)
 {
-  pthread_mutex_lock(&g_attach);
+  /* Not while another thread attaches (that can take the device's round trip): no spin then. */
+  if (pthread_mutex_trylock(&g_attach) != 0)
+    return NULL;
   struct pdev *p = g_dev;
   if (p) {
     pthread_mutex_lock(&p->mu);

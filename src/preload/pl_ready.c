@@ -261,8 +261,8 @@ void pl_spin_report(void)
 
 int pl_spin_wait(int (*ready)(void *), void *arg)
 {
-  if (!pl_cfg.drain)
-    return 0;
+  if (!pl_cfg.drain || pl_foreign_child())
+    return 0; /* a vfork child must not touch the parent's session */
   struct pdev *p = pl_spin_acquire();
   if (!p)
     return 0;

@@ -322,7 +322,7 @@ struct pdev *pl_dev_exit_take(void);
  * number of events. No lock held. */
 int pl_dev_process(struct pdev *p, bool *changed);
 /* The current session registered as spun on (it stays attached until pl_spin_release), or NULL
- * when there is none. */
+ * when there is none or another thread is attaching one. */
 struct pdev *pl_spin_acquire(void);
 void pl_spin_release(struct pdev *p);
 /* Stops a session's pump thread and waits for it. */
