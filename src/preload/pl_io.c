@@ -714,6 +714,7 @@ struct select_args {
   const sigset_t *mask;
 };
 
+/* Only for nfds <= FD_SETSIZE: the copies are fd_sets (a caller may pass larger sets). */
 static int select_ready(void *arg)
 {
   struct select_args *a = arg;
@@ -842,7 +843,7 @@ PL_API int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tmo
   fd_set asked;
   if (w)
     asked = *w;
-  if (refresh_sets(nfds, r, w, e) && (!tmo || tmo->tv_sec || tmo->tv_usec)) {
+  if (refresh_sets(nfds, r, w, e) && nfds <= FD_SETSIZE && (!tmo || tmo->tv_sec || tmo->tv_usec)) {
     struct select_args a = {nfds, r, w, e, NULL};
     int s = pl_spin_wait(select_ready, &a);
     if (s != 0)
@@ -859,7 +860,7 @@ PL_API int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct times
   fd_set asked;
   if (w)
     asked = *w;
-  if (refresh_sets(nfds, r, w, e) && (!tmo || tmo->tv_sec || tmo->tv_nsec)) {
+  if (refresh_sets(nfds, r, w, e) && nfds <= FD_SETSIZE && (!tmo || tmo->tv_sec || tmo->tv_nsec)) {
     struct select_args a = {nfds, r, w, e, mask};
     int s = pl_spin_wait(select_ready, &a);
     if (s != 0)
