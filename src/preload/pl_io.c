@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int set_errno(int e)
@@ -296,8 +297,7 @@ ssize_t pl_send_ps(int fd, struct psock *ps, const void *buf, size_t len, int fl
 
 PL_API ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.recv(fd, buf, len, flags);
   return recv_dispatch(fd, ps, buf, len, flags, NULL, NULL);
@@ -306,8 +306,7 @@ PL_API ssize_t recv(int fd, void *buf, size_t len, int flags)
 PL_API ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags, __SOCKADDR_ARG from_,
                         socklen_t *__restrict fromlen)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.recvfrom(fd, buf, len, flags, PL_SA(from_), fromlen);
   return recv_dispatch(fd, ps, buf, len, flags, PL_SA(from_), fromlen);
@@ -315,8 +314,7 @@ PL_API ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags, __S
 
 PL_API ssize_t read(int fd, void *buf, size_t len)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.read(fd, buf, len);
   return recv_dispatch(fd, ps, buf, len, 0, NULL, NULL);
@@ -324,8 +322,7 @@ PL_API ssize_t read(int fd, void *buf, size_t len)
 
 PL_API ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.send(fd, buf, len, flags);
   return pl_send_ps(fd, ps, buf, len, flags, NULL, 0);
@@ -334,8 +331,7 @@ PL_API ssize_t send(int fd, const void *buf, size_t len, int flags)
 PL_API ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_ARG dst_,
                       socklen_t dstlen)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.sendto(fd, buf, len, flags, PL_SA(dst_), dstlen);
   return pl_send_ps(fd, ps, buf, len, flags, PL_SA(dst_), dstlen);
@@ -343,8 +339,7 @@ PL_API ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SO
 
 PL_API ssize_t write(int fd, const void *buf, size_t len)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.write(fd, buf, len);
   return pl_send_ps(fd, ps, buf, len, 0, NULL, 0);
@@ -436,30 +431,23 @@ static ssize_t recv_vec(int fd, struct psock *ps, const struct iovec *iov, int n
 
 PL_API ssize_t readv(int fd, const struct iovec *iov, int n)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours_decided(fd);
   if (!ps)
-    return R.readv(fd, iov, n);
-  if (atomic_load(&ps->state) == PS_CAND)
     return R.readv(fd, iov, n);
   return recv_vec(fd, ps, iov, n, 0, NULL, NULL);
 }
 
 PL_API ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours_decided(fd);
   if (!ps)
-    return R.writev(fd, iov, n);
-  if (atomic_load(&ps->state) == PS_CAND)
     return R.writev(fd, iov, n);
   return send_vec(fd, ps, iov, n, 0, NULL, 0);
 }
 
 PL_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.sendmsg(fd, msg, flags);
   if (!msg)
@@ -480,9 +468,8 @@ PL_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 PL_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
-  if (!ps || atomic_load(&ps->state) == PS_CAND)
+  struct psock *ps = pl_ours_decided(fd);
+  if (!ps)
     return R.recvmsg(fd, msg, flags);
   if (!msg)
     return set_errno(EFAULT);
@@ -500,8 +487,7 @@ PL_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 PL_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.sendmmsg(fd, vec, n, flags);
   unsigned i;
@@ -517,9 +503,8 @@ PL_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 PL_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags,
                     struct timespec *timeout)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
-  if (!ps || atomic_load(&ps->state) == PS_CAND)
+  struct psock *ps = pl_ours_decided(fd);
+  if (!ps)
     return R.recvmmsg(fd, vec, n, flags, timeout);
   unsigned i;
   int f = flags & ~MSG_WAITFORONE;
@@ -561,8 +546,7 @@ PL_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int 
 {
   if (len > buflen)
     abort();
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.recvfrom(fd, buf, len, flags, from, fromlen);
   return recv_dispatch(fd, ps, buf, len, flags, from, fromlen);
@@ -680,23 +664,86 @@ PL_API ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t l
  * date first, so the kernel sees their current state (and the calling thread, not just the
  * pump, processes what the device sent). */
 
-static void refresh_pollfds(const struct pollfd *fds, nfds_t n)
+/* Brings the offloaded descriptors of the set up to date; true if there is one. */
+static bool refresh_pollfds(const struct pollfd *fds, nfds_t n)
 {
+  bool any = false;
   for (nfds_t i = 0; i < n; i++)
-    if (fds[i].fd >= 0 && pl_fd_get(fds[i].fd))
+    if (fds[i].fd >= 0 && pl_fd_get(fds[i].fd)) {
       pl_refresh_fd(fds[i].fd);
+      any = any || pl_fd_offloaded(fds[i].fd);
+    }
+  return any;
 }
 
-static void refresh_sets(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
+static bool refresh_sets(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
 {
+  bool any = false;
   if (nfds > FD_SETSIZE)
     nfds = FD_SETSIZE;
   for (int fd = 0; fd < nfds; fd++) {
     if (!pl_fd_get(fd))
       continue;
-    if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
+    if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e))) {
       pl_refresh_fd(fd);
+      any = any || pl_fd_offloaded(fd);
+    }
   }
+  return any;
+}
+
+/* The zero-timeout checks pl_spin_wait makes between its spins (the caller's own descriptors, as
+ * the kernel sees them: kernel ones and placeholders alike). */
+struct poll_args {
+  struct pollfd *fds;
+  nfds_t n;
+  const sigset_t *mask;
+};
+
+static int poll_ready(void *arg)
+{
+  struct poll_args *a = arg;
+  struct timespec zero = {0, 0};
+  int r = R.ppoll(a->fds, a->n, &zero, a->mask);
+  return r < 0 ? -errno : r;
+}
+
+struct select_args {
+  int nfds;
+  fd_set *r, *w, *e;
+  const sigset_t *mask;
+};
+
+/* Only for nfds <= FD_SETSIZE: the copies are fd_sets (a caller may pass larger sets). */
+static int select_ready(void *arg)
+{
+  struct select_args *a = arg;
+  fd_set r, w, e;
+  if (a->r)
+    r = *a->r;
+  if (a->w)
+    w = *a->w;
+  if (a->e)
+    e = *a->e;
+  struct timespec zero = {0, 0};
+  int rc = R.pselect(a->nfds, a->r ? &r : NULL, a->w ? &w : NULL, a->e ? &e : NULL, &zero, a->mask);
+  if (rc > 0) {
+    /* Ready: these are the call's results (the sets are rewritten only now). */
+    if (a->r)
+      *a->r = r;
+    if (a->w)
+      *a->w = w;
+    if (a->e)
+      *a->e = e;
+  }
+  return rc < 0 ? -errno : rc;
+}
+
+/* What a spin that ended in an error returns, as the call would have. */
+static int spun_error(int r)
+{
+  errno = -r;
+  return -1;
 }
 
 /* A socket whose device connection ended (a zombie: refused, reset, device lost) is writable in
@@ -741,7 +788,14 @@ static int complete_sets(int nfds, const fd_set *asked, fd_set *w, int rc)
 PL_API int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
   pl_init();
-  refresh_pollfds(fds, n);
+  if (refresh_pollfds(fds, n) && timeout != 0) {
+    struct poll_args a = {fds, n, NULL};
+    int r = pl_spin_wait(poll_ready, &a);
+    if (r > 0)
+      complete_pollfds(fds, n);
+    if (r != 0)
+      return r > 0 ? r : spun_error(r);
+  }
   int rc = R.poll(fds, n, timeout);
   if (rc > 0)
     complete_pollfds(fds, n);
@@ -759,7 +813,14 @@ PL_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 PL_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
 {
   pl_init();
-  refresh_pollfds(fds, n);
+  if (refresh_pollfds(fds, n) && (!tmo || tmo->tv_sec || tmo->tv_nsec)) {
+    struct poll_args a = {fds, n, mask};
+    int r = pl_spin_wait(poll_ready, &a);
+    if (r > 0)
+      complete_pollfds(fds, n);
+    if (r != 0)
+      return r > 0 ? r : spun_error(r);
+  }
   int rc = R.ppoll(fds, n, tmo, mask);
   if (rc > 0)
     complete_pollfds(fds, n);
@@ -779,10 +840,15 @@ PL_API int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 PL_API int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tmo)
 {
   pl_init();
-  refresh_sets(nfds, r, w, e);
   fd_set asked;
   if (w)
     asked = *w;
+  if (refresh_sets(nfds, r, w, e) && nfds <= FD_SETSIZE && (!tmo || tmo->tv_sec || tmo->tv_usec)) {
+    struct select_args a = {nfds, r, w, e, NULL};
+    int s = pl_spin_wait(select_ready, &a);
+    if (s != 0)
+      return s > 0 ? complete_sets(nfds, &asked, w, s) : spun_error(s);
+  }
   int rc = R.select(nfds, r, w, e, tmo);
   return rc > 0 ? complete_sets(nfds, &asked, w, rc) : rc;
 }
@@ -791,10 +857,79 @@ PL_API int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct times
                    const sigset_t *mask)
 {
   pl_init();
-  refresh_sets(nfds, r, w, e);
   fd_set asked;
   if (w)
     asked = *w;
+  if (refresh_sets(nfds, r, w, e) && nfds <= FD_SETSIZE && (!tmo || tmo->tv_sec || tmo->tv_nsec)) {
+    struct select_args a = {nfds, r, w, e, mask};
+    int s = pl_spin_wait(select_ready, &a);
+    if (s != 0)
+      return s > 0 ? complete_sets(nfds, &asked, w, s) : spun_error(s);
+  }
   int rc = R.pselect(nfds, r, w, e, tmo, mask);
   return rc > 0 ? complete_sets(nfds, &asked, w, rc) : rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* epoll_wait, epoll_pwait, epoll_pwait2: the placeholders are ordinary pollable descriptors, so
+ * the kernel's epoll serves them; a set that holds offloaded descriptors (pl_ep_marked) spins
+ * first when TOE_SPIN_US or a profile asks for it. */
+
+struct epoll_args {
+  int epfd;
+  struct epoll_event *evs;
+  int max;
+  const sigset_t *mask;
+};
+
+static int epoll_ready(void *arg)
+{
+  struct epoll_args *a = arg;
+  int r = R.epoll_pwait(a->epfd, a->evs, a->max, 0, a->mask);
+  return r < 0 ? -errno : r;
+}
+
+static int epoll_spin(int epfd, struct epoll_event *evs, int max, const sigset_t *mask)
+{
+  if (!pl_cfg.drain || max <= 0 || !pl_ep_marked(epfd))
+    return 0;
+  struct epoll_args a = {epfd, evs, max, mask};
+  return pl_spin_wait(epoll_ready, &a);
+}
+
+PL_API int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
+{
+  pl_init();
+  if (timeout != 0) {
+    int r = epoll_spin(epfd, evs, max, NULL);
+    if (r != 0)
+      return r > 0 ? r : spun_error(r);
+  }
+  return R.epoll_wait(epfd, evs, max, timeout);
+}
+
+PL_API int epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout,
+                       const sigset_t *mask)
+{
+  pl_init();
+  if (timeout != 0) {
+    int r = epoll_spin(epfd, evs, max, mask);
+    if (r != 0)
+      return r > 0 ? r : spun_error(r);
+  }
+  return R.epoll_pwait(epfd, evs, max, timeout, mask);
+}
+
+PL_API int epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *tmo,
+                        const sigset_t *mask)
+{
+  pl_init();
+  if (!tmo || tmo->tv_sec || tmo->tv_nsec) {
+    int r = epoll_spin(epfd, evs, max, mask);
+    if (r != 0)
+      return r > 0 ? r : spun_error(r);
+  }
+  if (R.epoll_pwait2)
+    return R.epoll_pwait2(epfd, evs, max, tmo, mask);
+  return (int)syscall(SYS_epoll_pwait2, epfd, evs, max, tmo, mask, _NSIG / 8);
 }

@@ -116,9 +116,8 @@ PL_API int socket(int domain, int type, int protocol)
 
 PL_API int bind(int fd, __CONST_SOCKADDR_ARG addr_, socklen_t len)
 {
-  pl_init();
+  struct psock *ps = pl_ours(fd);
   const struct sockaddr *addr = PL_SA(addr_);
-  struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.bind(fd, addr, len);
   int st = pl_enter_fd(fd, ps);
@@ -197,8 +196,7 @@ static int off_listen(struct psock *ps, int backlog)
 
 PL_API int listen(int fd, int backlog)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.listen(fd, backlog);
   int st = pl_enter_fd(fd, ps);
@@ -306,9 +304,8 @@ static int off_connect(int fd, struct psock *ps, const struct sockaddr *addr, so
 
 PL_API int connect(int fd, __CONST_SOCKADDR_ARG addr_, socklen_t len)
 {
-  pl_init();
+  struct psock *ps = pl_ours(fd);
   const struct sockaddr *addr = PL_SA(addr_);
-  struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return R.connect(fd, addr, len);
   int st = pl_enter_fd(fd, ps);
@@ -518,8 +515,7 @@ PL_API int accept4(int fd, __SOCKADDR_ARG addr_, socklen_t *__restrict alen, int
 
 PL_API int shutdown(int fd, int how)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.shutdown(fd, how);
   int st = pl_enter_fd(fd, ps);
@@ -552,9 +548,10 @@ PL_API int shutdown(int fd, int how)
 
 PL_API int close(int fd)
 {
-  pl_init();
-  if (!pl_fd_get(fd) || pl_foreign_child())
+  if (!pl_ours(fd) || pl_foreign_child()) {
+    pl_ep_forget(fd);
     return R.close(fd);
+  }
   pl_tab_lock();
   struct psock *ps = pl_fd_unmap(fd);
   pl_tab_unlock();
@@ -821,8 +818,7 @@ static int tv_to_ms(const void *val, socklen_t len)
 
 PL_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.setsockopt(fd, level, name, val, len);
   int st = pl_enter_fd(fd, ps);
@@ -992,8 +988,7 @@ static int fill_tcp_info(struct psock *ps, int st, void *val, socklen_t *len)
 
 PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen_t *__restrict len)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
   if (!ps)
     return R.getsockopt(fd, level, name, val, len);
   int st = pl_enter_fd(fd, ps);
@@ -1195,8 +1190,9 @@ PL_API int getpeername(int fd, __SOCKADDR_ARG addr_, socklen_t *__restrict len)
 
 PL_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-  pl_init();
-  struct psock *ps = pl_fd_get(fd);
+  struct psock *ps = pl_ours(fd);
+  if (op != EPOLL_CTL_DEL && (ps || pl_ep_marked(fd)))
+    pl_ep_mark(epfd); /* a set with an offloaded member (or a set holding one): waits spin */
   if (!ps)
     return R.epoll_ctl(epfd, op, fd, ev);
   int st = atomic_load(&ps->state);

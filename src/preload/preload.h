@@ -45,7 +45,7 @@
 #define PL_SA(x) (x)
 #endif
 
-/* ---- the real functions (dlsym RTLD_NEXT), pl_core.c ---------------------------------------- */
+/* ---- the real functions (dlsym RTLD_NEXT), pl_init.c ---------------------------------------- */
 
 struct pl_real {
   int (*socket)(int, int, int);
@@ -82,6 +82,9 @@ struct pl_real {
   int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
   int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
   int (*epoll_ctl)(int, int, int, struct epoll_event *);
+  int (*epoll_wait)(int, struct epoll_event *, int, int);
+  int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+  int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
   int (*dup)(int);
   int (*dup2)(int, int);
   int (*dup3)(int, int, int);
@@ -128,6 +131,11 @@ struct pl_config {
   int debug;     /* TOE_PRELOAD_DEBUG */
   char ctl[108]; /* TOE_CTL or "" (libtoe's default) */
   int linger_ms; /* at exit: wait this long for sent data to reach the device */
+  /* Waiting (TOE_PROFILE, TOE_SPIN_US, TOE_BATCH; docs/interception.md, "Spinning") */
+  const char *profile; /* "default", "latency" or "throughput" */
+  int spin_us;         /* a blocking wait on offloaded descriptors spins this long first */
+  int batch;           /* completions taken from libtoe per toe_poll call */
+  bool drain;          /* a wait first processes what arrived, in the waiting thread */
 };
 extern struct pl_config pl_cfg;
 
@@ -226,11 +234,31 @@ struct pdev {
   bool thr_started;
   int wake_fd; /* eventfd: stops the pump */
   atomic_bool stop;
-  int ctl_fd; /* libtoe's control socket (seen being made during the attach), or -1 */
+  atomic_bool lost_seen; /* the device's hang-up was reported (to the pump or a waiting thread) */
+  int spinners;          /* threads spinning on it (pl_spin_acquire); dev_drain waits for them */
+  int ctl_fd;            /* libtoe's control socket (seen being made during the attach), or -1 */
   struct pdev *all_next;
 };
 
 extern unsigned pl_fork_gen;
+
+/* The files of src/preload and what each owns:
+ *   pl_init.c    the real functions, the configuration (TOE_*), logging
+ *   pl_fdtab.c   the descriptor table, psock lifetime, entering a psock for a call
+ *   pl_dev.c     device sessions and their pump threads
+ *   pl_ready.c   placeholder readiness (show, reflect, zombify) and the blocking waits
+ *   pl_switch.c  the switch of a kernel socket to the device (placeholder pairs, option replay)
+ *   pl_fork.c    fork (share tokens, the child's reset) and exit (graceful detach)
+ *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
+ *   pl_io.c      the data calls and poll/select
+ *   pl_rules.c   the offload rules */
+
+/* pl_fork.c: the pthread_atfork handlers. */
+void pl_atfork_prepare(void);
+void pl_atfork_parent(void);
+void pl_atfork_child(void);
+/* pl_init.c: the child's notion of "our pid" (pl_foreign_child). */
+void pl_init_fork_child(void);
 
 /* True in a child made by vfork() or clone(CLONE_VM) (posix_spawn, Python's subprocess): it
  * shares our memory but no atfork handler ran, so it must not touch our state. */
@@ -250,10 +278,30 @@ int pl_fd_map(int fd, struct psock *ps);
 /* Unmaps fd, table lock held; returns the psock it named (refs not yet dropped) or NULL. */
 struct psock *pl_fd_unmap(int fd);
 struct psock *pl_psock_new(int type, int state); /* table lock held */
+/* The prologue of every interposer taking a descriptor: initialises, and returns the descriptor's
+ * socket state, or NULL for a descriptor that is not ours (the caller hands the call to the
+ * kernel). Lock-free: a kernel descriptor costs one or two atomic loads. */
+static inline struct psock *pl_ours(int fd)
+{
+  pl_init();
+  return pl_fd_get(fd);
+}
+/* pl_ours for calls the kernel serves while the socket is undecided: NULL for a candidate too. */
+static inline struct psock *pl_ours_decided(int fd)
+{
+  struct psock *ps = pl_ours(fd);
+  return ps && atomic_load(&ps->state) != PS_CAND ? ps : NULL;
+}
 /* The lowest mapped descriptor >= from, or -1. */
 int pl_fd_next(int from);
 /* Drops one reference (table lock NOT held); the last one closes the socket and frees ps. */
 void pl_psock_unref(struct psock *ps);
+/* Every psock ever made (linked by all_next); the first takes the table lock, the second is for
+ * the forked child, where the lock is held by the fork. */
+struct psock *pl_psock_all(void);
+struct psock *pl_psock_first_unlocked(void);
+/* In the forked child: the table lock again usable. */
+void pl_tab_fork_child(void);
 
 /* devices */
 /* The current device (attaching if needed), registered for one more socket (live++), or NULL
@@ -261,6 +309,24 @@ void pl_psock_unref(struct psock *ps);
 struct pdev *pl_dev_acquire(int *err);
 /* Undoes pl_dev_acquire for a socket that did not become live. */
 void pl_dev_release(struct pdev *p);
+/* The attach lock (g_attach), taken before any psock lock; and the current session under it. */
+void pl_attach_lock(void);
+void pl_attach_unlock(void);
+struct pdev *pl_dev_current(void);
+/* In the forked child: no session, the parent's control sockets closed, the lock usable. */
+void pl_dev_fork_child(void);
+/* At exit: takes the current session (NULL if none); nothing attaches any more. */
+struct pdev *pl_dev_exit_take(void);
+/* Processes what the device reported (toe_poll in batches of pl_cfg.batch) in the calling thread
+ * and shows it on the placeholders; *changed is set when anything shown changed. Returns the
+ * number of events. No lock held. */
+int pl_dev_process(struct pdev *p, bool *changed);
+/* The current session registered as spun on (it stays attached until pl_spin_release), or NULL
+ * when there is none or another thread is attaching one. */
+struct pdev *pl_spin_acquire(void);
+void pl_spin_release(struct pdev *p);
+/* Stops a session's pump thread and waits for it. */
+void pl_dev_stop_pump(struct pdev *p);
 /* Links a switched socket into its device's list (it counts in live already). */
 void pl_dev_link(struct pdev *p, struct psock *ps);
 /* Unlinks and releases (ps->mu held). */
@@ -289,6 +355,27 @@ int pl_switch(int fd, struct psock *ps);
  * Returns > 0 ready, 0 timeout, -EINTR when a signal interrupted and no handler asks for a
  * restart. */
 int pl_wait_fd(int fd, short events, int timeout_ms);
+/* CLOCK_MONOTONIC in milliseconds, in microseconds. */
+uint64_t pl_mono_ms(void);
+uint64_t pl_mono_us(void);
+
+/* Spin-then-sleep: called by a wait on offloaded descriptors before it sleeps. Processes what the
+ * device reported in this thread (no hand-off to the pump), then asks ready(arg) (a zero-timeout
+ * check of the wait's own descriptors); while it returns 0, busy-polls the device (toe_spin) for
+ * up to pl_cfg.spin_us microseconds in all. Returns ready()'s last non-zero value, or 0: then
+ * the caller sleeps as it would have. Does nothing (0) without TOE_SPIN_US / a profile that
+ * spins or drains, or without a session. */
+int pl_spin_wait(int (*ready)(void *), void *arg);
+/* At exit, with TOE_PRELOAD_DEBUG: how many waits processed completions, how many found a
+ * ready descriptor that way. */
+void pl_spin_report(void);
+/* True when a wait on these descriptors involves an offloaded one (poll, select). */
+bool pl_fd_offloaded(int fd);
+/* epoll sets known to hold (or have held) an offloaded descriptor: marked by epoll_ctl, forgotten
+ * at close. Only a hint for spinning. */
+void pl_ep_mark(int epfd);
+bool pl_ep_marked(int epfd);
+void pl_ep_forget(int epfd);
 
 /* Converts a toe result: returns it if >= 0, else sets errno and returns -1. */
 static inline long pl_ret(long rc)

@@ -565,6 +565,183 @@ static void run_epoll_modes(int c, struct peer *p)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* more epoll: RDHUP and HUP, dup'ed and closed members, threads, fork, EXCLUSIVE              */
+
+/* wait_mask: waits up to timeout_ms until the events for `tag` include all of `want`; returns
+ * the union of the bits seen on the last report (0 when none came). */
+static uint32_t wait_mask(int ep, uint32_t tag, uint32_t want, int timeout_ms)
+{
+  uint64_t end = now_ms() + (uint64_t)timeout_ms;
+  uint32_t m = 0;
+  for (;;) {
+    uint64_t now = now_ms();
+    int left = now >= end ? 0 : (int)(end - now);
+    uint32_t got = 0;
+    if (wait_tag(ep, tag, left > 200 ? 200 : left, &got) > 0)
+      m = got;
+    if ((m & want) == want || left == 0)
+      return m;
+    usleep(20000);
+  }
+}
+
+struct ep_waiter {
+  int ep;
+  uint32_t tag;
+  int timeout_ms;
+  uint32_t mask; /* out */
+  int seen;      /* out */
+};
+
+static void *ep_waiter_main(void *arg)
+{
+  struct ep_waiter *w = arg;
+  w->seen = wait_tag(w->ep, w->tag, w->timeout_ms, &w->mask);
+  return NULL;
+}
+
+static void run_epoll_more(const char *host, int echo)
+{
+  char buf[64];
+  int ep = epoll_create1(EPOLL_CLOEXEC), ep2 = epoll_create1(EPOLL_CLOEXEC);
+
+  /* EPOLLRDHUP, then EPOLLHUP once both directions are shut (tcp_poll) */
+  int s = tcp_connect(host, echo);
+  check(s >= 0 && set_nonblock(s, true) == 0, "RDHUP: connected to the echo server");
+  check(ep_set(ep, EPOLL_CTL_ADD, s, EPOLLIN | EPOLLRDHUP, 1) == 0 &&
+            ep_set(ep2, EPOLL_CTL_ADD, s, EPOLLIN, 1) == 0,
+        "RDHUP: added with EPOLLRDHUP to one set, without it to another");
+  check(send(s, "bye", 3, 0) == 3 && shutdown(s, SHUT_WR) == 0, "RDHUP: sent, then SHUT_WR");
+  uint32_t m = wait_mask(ep, 1, EPOLLIN | EPOLLRDHUP, 5000);
+  check((m & (EPOLLIN | EPOLLRDHUP)) == (EPOLLIN | EPOLLRDHUP),
+        "RDHUP: the echo's FIN: EPOLLIN|EPOLLRDHUP (0x%x)", m);
+  m = wait_mask(ep2, 1, EPOLLIN, 2000);
+  check((m & EPOLLIN) && !(m & EPOLLRDHUP), "RDHUP: not reported where not asked (0x%x)", m);
+  m = wait_mask(ep, 1, EPOLLHUP, 3000);
+  check((m & EPOLLHUP) && !(m & EPOLLERR),
+        "HUP: both directions shut: EPOLLHUP without EPOLLERR (0x%x)", m);
+  size_t k = read_for(s, buf, sizeof(buf), 3000);
+  ssize_t r = recv(s, buf, sizeof(buf), 0);
+  check(k == 3 && !memcmp(buf, "bye", 3) && r == 0, "RDHUP: the data, then EOF (%zu, %zd)", k, r);
+  m = wait_mask(ep, 1, EPOLLIN | EPOLLRDHUP, 1000);
+  check((m & (EPOLLIN | EPOLLRDHUP)) == (EPOLLIN | EPOLLRDHUP),
+        "RDHUP: level-triggered: still reported after reading EOF (0x%x)", m);
+  close(s);
+  check(wait_tag(ep, 1, 200, NULL) == 0 && wait_tag(ep2, 1, 200, NULL) == 0,
+        "close: a closed member leaves both sets");
+
+  /* dup'ed descriptors: each number is its own registration of the same open file */
+  s = tcp_connect(host, echo);
+  int d = s >= 0 ? dup(s) : -1;
+  check(s >= 0 && d >= 0 && ep_set(ep, EPOLL_CTL_ADD, s, EPOLLIN, 2) == 0 &&
+            ep_set(ep, EPOLL_CTL_ADD, d, EPOLLIN, 3) == 0,
+        "dup: the original and its duplicate both added to one set");
+  send(s, "x", 1, 0);
+  struct epoll_event out[8];
+  uint64_t end = now_ms() + 5000;
+  bool t2 = false, t3 = false;
+  while ((!t2 || !t3) && now_ms() < end) {
+    int n = epoll_wait(ep, out, 8, 200);
+    for (int i = 0; i < n; i++) {
+      t2 = t2 || (out[i].data.u32 == 2 && (out[i].events & EPOLLIN));
+      t3 = t3 || (out[i].data.u32 == 3 && (out[i].events & EPOLLIN));
+    }
+  }
+  check(t2 && t3, "dup: one arrival reported for both numbers (%d, %d)", t2, t3);
+  check(read_for(d, buf, 1, 2000) == 1, "dup: read through the duplicate");
+  check(epoll_ctl(ep, EPOLL_CTL_DEL, d, NULL) == 0, "dup: the duplicate's registration removed");
+  check(close(s) == 0, "dup: the original number closed (the duplicate keeps the file open)");
+  send(d, "y", 1, 0);
+  check(wait_tag(ep, 2, 5000, &m) == 1 && (m & EPOLLIN),
+        "close: the closed number's registration lives on while the file is open (0x%x)", m);
+  int rc = epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL), e = errno;
+  check(rc < 0 && e == EBADF, "close: DEL by the closed number: EBADF (%s)", strerror(e));
+  rc = epoll_ctl(ep, EPOLL_CTL_DEL, d, NULL);
+  e = errno;
+  check(rc < 0 && e == ENOENT, "dup: DEL by the duplicate, not registered now: ENOENT (%s)",
+        strerror(e));
+  check(read_for(d, buf, 1, 2000) == 1, "close: the data read through the duplicate");
+  close(d);
+  check(wait_tag(ep, 2, 300, NULL) == 0, "close: the last descriptor closed: the registration "
+                                         "is gone");
+
+  /* a set shared between threads: a thread asleep in epoll_wait wakes for an arrival */
+  s = tcp_connect(host, echo);
+  check(s >= 0 && set_nonblock(s, true) == 0 && ep_set(ep, EPOLL_CTL_ADD, s, EPOLLIN, 4) == 0,
+        "threads: a connection added");
+  struct ep_waiter w = {.ep = ep, .tag = 4, .timeout_ms = 5000};
+  pthread_t th;
+  bool started = pthread_create(&th, NULL, ep_waiter_main, &w) == 0;
+  usleep(100000);
+  uint64_t t0 = now_ms();
+  send(s, "t", 1, 0);
+  if (started)
+    pthread_join(th, NULL);
+  check(started && w.seen == 1 && (w.mask & EPOLLIN) && now_ms() - t0 < 4000,
+        "threads: the sleeping thread woke with EPOLLIN (%d, 0x%x)", w.seen, w.mask);
+  read_for(s, buf, 1, 2000);
+
+  /* a set shared across fork: the child waits on the inherited set, the parent's data wakes it */
+  int sync[2];
+  check(pipe2(sync, O_CLOEXEC) == 0, "fork: pipe");
+  pid_t pid = fork();
+  if (pid == 0) {
+    char c;
+    ssize_t rr = read(sync[0], &c, 1);
+    (void)rr;
+    uint32_t cm = 0;
+    int seen = wait_tag(ep, 4, 5000, &cm);
+    _exit(seen >= 1 && (cm & EPOLLIN) ? 0 : 1);
+  }
+  ssize_t wr = write(sync[1], "g", 1);
+  (void)wr;
+  usleep(100000);
+  send(s, "f", 1, 0);
+  int st = -1;
+  waitpid(pid, &st, 0);
+  check(pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+        "fork: the child, asleep on the inherited set, saw the arrival (status 0x%x)", st);
+  check(wait_tag(ep, 4, 2000, &m) == 1 && (m & EPOLLIN), "fork: the parent sees it too (0x%x)", m);
+  check(read_for(s, buf, 1, 2000) == 1 && buf[0] == 'f', "fork: the parent reads it");
+  close(sync[0]);
+  close(sync[1]);
+  epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL);
+
+  /* EPOLLEXCLUSIVE: ADD only, no ONESHOT, no MOD; one wake-up for several waiting sets */
+  rc = ep_set(ep, EPOLL_CTL_ADD, s, EPOLLIN | EPOLLEXCLUSIVE | EPOLLONESHOT, 5);
+  e = errno;
+  check(rc < 0 && e == EINVAL, "EXCLUSIVE with ONESHOT: EINVAL (%s)", strerror(e));
+  check(ep_set(ep, EPOLL_CTL_ADD, s, EPOLLIN | EPOLLEXCLUSIVE, 5) == 0 &&
+            ep_set(ep2, EPOLL_CTL_ADD, s, EPOLLIN | EPOLLEXCLUSIVE, 5) == 0,
+        "EXCLUSIVE: added to two sets");
+  rc = ep_set(ep, EPOLL_CTL_MOD, s, EPOLLIN, 5);
+  e = errno;
+  check(rc < 0 && e == EINVAL, "EXCLUSIVE: MOD: EINVAL (%s)", strerror(e));
+  struct ep_waiter w1 = {.ep = ep, .tag = 5, .timeout_ms = 3000};
+  struct ep_waiter w2 = {.ep = ep2, .tag = 5, .timeout_ms = 3000};
+  pthread_t th1, th2;
+  bool s1 = pthread_create(&th1, NULL, ep_waiter_main, &w1) == 0;
+  bool s2 = pthread_create(&th2, NULL, ep_waiter_main, &w2) == 0;
+  usleep(100000);
+  send(s, "e", 1, 0);
+  if (s1)
+    pthread_join(th1, NULL);
+  if (s2)
+    pthread_join(th2, NULL);
+  check(s1 && s2 && (w1.seen + w2.seen) >= 1,
+        "EXCLUSIVE: an arrival wakes at least one of the two waiters (%d, %d)", w1.seen, w2.seen);
+  /* Only a woken registration is on its set's ready list: a set that was not woken may not
+   * report the socket at all (the kernel's exclusive wake-up stops at the first one). */
+  check((!w1.seen || wait_tag(ep, 5, 1000, NULL) == 1) &&
+            (!w2.seen || wait_tag(ep2, 5, 1000, NULL) == 1),
+        "EXCLUSIVE: a set that was woken keeps reporting the ready socket (level-triggered)");
+  check(read_for(s, buf, 1, 2000) == 1 && buf[0] == 'e', "EXCLUSIVE: the data read");
+  close(s);
+  close(ep2);
+  close(ep);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* poll and select on kernel and offloaded descriptors                                        */
 
 static void run_poll_select(int l, int t)
@@ -869,6 +1046,7 @@ int main(int argc, char **argv)
     return 100;
   }
   run_epoll_modes(c, &p);
+  run_epoll_more(host, echo);
 
   int inner = epoll_create1(EPOLL_CLOEXEC), outer = epoll_create(4);
   ep_set(outer, EPOLL_CTL_ADD, inner, EPOLLIN, T_INNER);

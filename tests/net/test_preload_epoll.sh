@@ -4,6 +4,7 @@
 #  - mix: one epoll set with an AF_UNIX socketpair (the kernel's) and offloaded TCP connections:
 #    4 MiB relayed AF_UNIX -> TCP -> kernel echo -> TCP and compared; EPOLLET (one edge per
 #    change, none after draining), EPOLLONESHOT (no event until re-armed), EPOLLRDHUP;
+#    the mix runs a second time under TOE_PROFILE=throughput (waits take the device's events);
 #  - errors: the kernel's errno behaviour through the device: EINPROGRESS then POLLERR and
 #    SO_ERROR = ECONNREFUSED, blocking ECONNREFUSED, EAGAIN, ECONNRESET then EOF, EPIPE with one
 #    SIGPIPE (none with MSG_NOSIGNAL), EADDRINUSE; options replayed at the switch, names,
@@ -12,6 +13,7 @@
 #    sendmsg and ECONNREFUSED from an ICMP port unreachable;
 #  - rules from TOE_OFFLOAD_FILE: first match, '!' declines, no match is the kernel, a malformed
 #    rule is reported;
+#  - bad TOE_PROFILE / TOE_SPIN_US / TOE_BATCH values are named on stderr and ignored;
 #  - a preloaded python runs a subprocess (vfork, and close_range in the child): its connection
 #    survives;
 #  - a preloaded process that forked a long-lived child is killed: its connection leaves the device
@@ -66,6 +68,10 @@ run_check() {
 }
 
 run_check mix dev timeout -k 2 90 "${PRE[@]}" "$CHECK" mix "$NET_PEER_ADDR" "$ECHO"
+# The same under TOE_PROFILE=throughput: every epoll_wait first takes the device's events in the
+# waiting thread (docs/interception.md, "Spinning").
+run_check mix-throughput dev timeout -k 2 90 "${PRE[@]}" TOE_PROFILE=throughput "$CHECK" mix \
+  "$NET_PEER_ADDR" "$ECHO"
 run_check errors dev timeout -k 2 90 "${PRE[@]}" "$CHECK" errors "$NET_PEER_ADDR" "$ECHO" "$RST" \
   "$CLOSED" "$LOCAL"
 # The same checks against the kernel itself: the library off, in the peer namespace.
@@ -102,6 +108,15 @@ print(a.decode(), r.returncode, b.decode())
 EOF
 out=$(dev timeout -k 2 20 "${PRE[@]}" "$NET_PY" "$NET_TMP/spawner.py" "$NET_PEER_ADDR" "$ECHO" 2>"$NET_TMP/spawner.err")
 check_eq "subprocess (vfork, close_range in the child): the connection survives" "$out" "one 0 two"
+
+# Bad waiting settings are named and ignored (docs/interception.md, "Spinning"): the same
+# connection works under the default profile.
+out=$(dev timeout -k 2 20 "${PRE[@]}" TOE_PROFILE=fast TOE_SPIN_US=lots TOE_BATCH=0 "$NET_PY" \
+  "$NET_TMP/spawner.py" "$NET_PEER_ADDR" "$ECHO" 2>"$NET_TMP/badprofile.err")
+check_eq "bad TOE_PROFILE/TOE_SPIN_US/TOE_BATCH: the program still works" "$out" "one 0 two"
+check "TOE_PROFILE=fast is named" grep -q 'TOE_PROFILE=fast is not a profile' "$NET_TMP/badprofile.err"
+check "TOE_SPIN_US=lots is named" grep -q 'TOE_SPIN_US=lots is not a number' "$NET_TMP/badprofile.err"
+check "TOE_BATCH=0 is named" grep -q 'TOE_BATCH=0 is not a batch size' "$NET_TMP/badprofile.err"
 
 # A preloaded process that forked a long-lived child dies: the device must still see the death
 # (the child holds no copy of the session) and drop its connection within about a second.

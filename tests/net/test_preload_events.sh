@@ -10,6 +10,11 @@
 #    epoll descriptor inside another epoll set;
 #  - one epoll set, inside another, holding an AF_UNIX socketpair, a pipe (EPOLLET), the offloaded
 #    client and the accepted connection, 1 MiB arriving on each at once, every byte checked;
+#  - EPOLLRDHUP (only where asked) then EPOLLHUP after both directions shut; a socket and its dup
+#    in one set (both reported; the closed number's registration lives while the file is open;
+#    EBADF/ENOENT for DEL); a thread asleep on a shared set and a forked child asleep on an
+#    inherited set both woken by an arrival; EPOLLEXCLUSIVE (EINVAL with ONESHOT and for MOD, one
+#    arrival wakes at least one of two waiting sets);
 #  - dup, dup2, dup3, F_DUPFD_CLOEXEC from and onto offloaded descriptors: data through the
 #    duplicate, closing one number leaves the others working, dup2 over an offloaded connection
 #    closes it (the peer sees EOF), a pipe over an offloaded number and back;
@@ -18,6 +23,7 @@
 #  - non-blocking errno: EINPROGRESS then SO_ERROR 0, EAGAIN, ECONNREFUSED through SO_ERROR,
 #    ECONNRESET after the peer's RST, EPIPE with SIGPIPE and without it under MSG_NOSIGNAL,
 #    EADDRINUSE for a second listener.
+# It runs a second time on the device with TOE_PROFILE=latency (spin-then-sleep).
 # The same program then runs in the peer namespace on the kernel (TOE_OFFLOAD=none, its peer child
 # in the same namespace), so every check describes the kernel's behaviour, not just ours.
 # Usage: bash tests/net/test_preload_events.sh BINDIR
@@ -77,6 +83,11 @@ for c in tcp.passive_opens tcp.active_opens; do
   b=$(num "$(stat_get "$NET_TMP/stats1.json" "$c")")
   check_ge "device: $c grew by the program's connections" "$((b - a))" 2
 done
+# Again on the device with TOE_PROFILE=latency: every wait spins and processes the device's
+# completions in the waiting thread (docs/interception.md, "Spinning"); the behaviour must not
+# change.
+run_prog device_latency dev timeout -k 2 120 "${PRE[@]}" TOE_PROFILE=latency "$PROG" \
+  "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED" "$((LISTEN + 10))" "$NET_DEV_ADDR" "/var/run/netns/$NET_PEER_NS"
 # The same program on the kernel: preloaded with the library off, in the peer namespace (its peer
 # child connects to the listener in the same namespace).
 run_prog kernel peer timeout -k 2 120 "${PRE[@]}" TOE_OFFLOAD=none "$PROG" "$NET_PEER_ADDR" "$ECHO" \

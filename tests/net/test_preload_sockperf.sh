@@ -5,6 +5,9 @@
 #  - a preloaded `sockperf ping-pong` against a kernel `sockperf server` in the peer, UDP and TCP;
 #  - the reverse: a kernel `sockperf ping-pong` in the peer against a preloaded `sockperf server`
 #    bound to 198.18.0.1 (an address only the device has), UDP and TCP.
+# Then the preloaded client again, UDP and TCP, with TOE_PROFILE=latency (spin 50 us before
+# sleeping, completions processed by the waiting thread): the same checks, and its exit report
+# (TOE_PRELOAD_DEBUG) must show that its waits went through the spin.
 # Each run's output must have the summary (average latency, the 50th and 99th percentiles), as
 # many messages received as sent (more than a floor), and zero dropped, duplicated and
 # out-of-order messages. Latency figures are printed, never asserted (shared 2-vCPU VM; see
@@ -32,10 +35,11 @@ dev_has() {
     [ "$(json_eval "$NET_TMP/lflows.json" "len([f for f in d['flows'] if f['proto'] == '$1' and f['local']['port'] == $2])")" -ge 1 ]
 }
 
-# run NAME SERVER_SIDE PROTO PORT: sockperf server on SERVER_SIDE ("peer": kernel; "dev":
-# preloaded), ping-pong from the other side, output in $NET_TMP/NAME.{s,c}.log; checks the output.
+# run NAME SERVER_SIDE PROTO PORT [VAR=VALUE...]: sockperf server on SERVER_SIDE ("peer": kernel;
+# "dev": preloaded), ping-pong from the other side, output in $NET_TMP/NAME.{s,c}.log; checks the
+# output. The variables are added to the preloaded program's environment.
 run() {
-  local name=$1 side=$2 proto=$3 port=$4 addr flag=()
+  local name=$1 side=$2 proto=$3 port=$4 addr flag=() extra=("${@:5}")
   [ "$proto" = tcp ] && flag=(--tcp)
   if [ "$side" = peer ]; then
     addr=$NET_PEER_ADDR
@@ -43,11 +47,11 @@ run() {
       >"$NET_TMP/$name.s.log" 2>&1 </dev/null
     local spid=$BG_PID
     wait_for 10 peer_listening "$port" "$proto" || net_fail "$name: kernel sockperf server not up"
-    dev timeout -k 2 40 "${PRE[@]}" sockperf ping-pong "${flag[@]}" -i "$addr" -p "$port" -t "$SECS" \
+    dev timeout -k 2 40 "${PRE[@]}" "${extra[@]}" sockperf ping-pong "${flag[@]}" -i "$addr" -p "$port" -t "$SECS" \
       -m 64 >"$NET_TMP/$name.c.log" 2>&1 </dev/null
   else
     addr=$NET_DEV_ADDR
-    dev_bg timeout -k 2 60 "${PRE[@]}" sockperf server "${flag[@]}" -i "$addr" -p "$port" \
+    dev_bg timeout -k 2 60 "${PRE[@]}" "${extra[@]}" sockperf server "${flag[@]}" -i "$addr" -p "$port" \
       >"$NET_TMP/$name.s.log" 2>&1 </dev/null
     local spid=$BG_PID
     wait_for 10 dev_has "$proto" "$port" || net_fail "$name: preloaded sockperf server not up"
@@ -84,6 +88,19 @@ run tcp_dev_client peer tcp 11112
 run udp_dev_server dev udp 11113
 run tcp_dev_server dev tcp 11114
 
+# The latency profile: spin-then-sleep. The client's exit report counts its waits that processed
+# completions themselves (before sleeping) and those that found their socket ready that way.
+for proto in udp tcp; do
+  [ "$proto" = udp ] && port=11115 || port=11116
+  run "latency_$proto" peer "$proto" "$port" TOE_PROFILE=latency TOE_PRELOAD_DEBUG=1
+  c=$NET_TMP/latency_$proto.c.log
+  check "latency_$proto: the profile was taken" grep -q 'profile latency: spin 50 us' "$c"
+  spun=$(sed -n 's/.*waits: \([0-9]*\) processed completions.*/\1/p' "$c")
+  hits=$(sed -n 's/.*, \([0-9]*\) of them found a ready descriptor.*/\1/p' "$c")
+  check_ge "latency_$proto: waits that spun" "${spun:-none}" "$MIN_MSGS"
+  net_log "latency_$proto: ${spun:-?} waits spun, ${hits:-?} of them found the reply while spinning"
+done
+
 toectl_json "$NET_TMP/stats1.json" stats
 d() { echo $(($(num "$(stat_get "$NET_TMP/stats1.json" "$1")") - $(num "$(stat_get "$NET_TMP/stats0.json" "$1")"))); }
 check_ge "device: udp.rx_delivered (both UDP runs)" "$(d udp.rx_delivered)" $((2 * MIN_MSGS))
@@ -91,6 +108,7 @@ check_ge "device: udp.tx_datagrams (both UDP runs)" "$(d udp.tx_datagrams)" $((2
 check_ge "device: tcp.active_opens" "$(d tcp.active_opens)" 1
 check_ge "device: tcp.passive_opens" "$(d tcp.passive_opens)" 1
 for f in "$NET_TMP"/*.log; do no_sanitizer "$(basename "$f")" "$f"; done
-check "the library said nothing" bash -c "! cat $NET_TMP/*.log | grep -q '^toe-preload'"
+check "the library said nothing (default profile)" \
+  bash -c "! cat \$(ls $NET_TMP/*.log | grep -v /latency_) | grep -q '^toe-preload'"
 check_toed_exit
 net_finish

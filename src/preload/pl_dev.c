@@ -1,0 +1,383 @@
+/*
+ * libtoe-preload: device sessions (one toe_dev per process, attached at the first offloaded
+ * socket, attached again after a loss), the sockets registered on each, and the pump thread that
+ * reflects the device's readiness changes onto the placeholders. docs/interception.md.
+ */
+#define _GNU_SOURCE
+
+#include "preload/preload.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Devices                                                                                    */
+
+static pthread_mutex_t g_attach = PTHREAD_MUTEX_INITIALIZER;
+static struct pdev *g_dev;
+static uint64_t g_retry_ms;
+static int g_last_err;
+static bool g_warned;
+static bool g_exiting;
+
+static void *pump_main(void *arg);
+
+__thread bool pl_attaching;
+__thread int pl_attach_unix_fd = -1;
+static struct pdev *g_pdevs; /* every session ever made (under g_attach) */
+
+static struct pdev *dev_open(int *err)
+{
+  struct toe_attach_opts o;
+  toe_attach_opts_init(&o);
+  o.origin = TOE_ORIGIN_PRELOAD; /* toectl flows: "preload" */
+  toe_dev *dev = NULL;
+  pl_attaching = true;
+  pl_attach_unix_fd = -1;
+  int rc = toe_attach(pl_cfg.ctl[0] ? pl_cfg.ctl : NULL, &o, &dev);
+  pl_attaching = false;
+  if (rc < 0) {
+    *err = rc;
+    return NULL;
+  }
+  struct pdev *p = calloc(1, sizeof(*p));
+  if (!p) {
+    toe_detach(dev, 0);
+    *err = -ENOMEM;
+    return NULL;
+  }
+  p->dev = dev;
+  p->ctl_fd = pl_attach_unix_fd;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  /* The pump takes no signals: they stay the application's. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int tr = pthread_create(&p->thr, NULL, pump_main, p);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (tr != 0 || p->wake_fd < 0) {
+    if (tr == 0) {
+      atomic_store(&p->stop, true);
+      pthread_join(p->thr, NULL);
+    }
+    if (p->wake_fd >= 0)
+      R.close(p->wake_fd);
+    toe_detach(dev, 0);
+    free(p);
+    *err = -ENOMEM;
+    return NULL;
+  }
+  p->thr_started = true;
+  p->all_next = g_pdevs;
+  g_pdevs = p;
+  struct toe_dev_info info;
+  if (toe_dev_info(dev, &info) == 0)
+    PL_DBG("attached to %s: client %u, %u buffers of %u bytes",
+           pl_cfg.ctl[0] ? pl_cfg.ctl : "(default)", info.client_id, info.buf_count, info.buf_size);
+  return p;
+}
+
+struct pdev *pl_dev_acquire(int *err)
+{
+  for (int attempt = 0; attempt < 2; attempt++) {
+    pthread_mutex_lock(&g_attach);
+    if (g_exiting) {
+      pthread_mutex_unlock(&g_attach);
+      *err = -ENETDOWN;
+      return NULL;
+    }
+    struct pdev *p = g_dev;
+    if (!p) {
+      uint64_t now = pl_mono_ms();
+      if (g_retry_ms && now < g_retry_ms) {
+        *err = g_last_err;
+        pthread_mutex_unlock(&g_attach);
+        return NULL;
+      }
+      p = dev_open(err);
+      if (!p) {
+        g_last_err = *err;
+        g_retry_ms = now + 1000;
+        if (!g_warned) {
+          g_warned = true;
+          char path[128];
+          if (pl_cfg.ctl[0])
+            snprintf(path, sizeof(path), "%s", pl_cfg.ctl);
+          else if (toe_ctl_default(path, sizeof(path)) < 0)
+            snprintf(path, sizeof(path), "/run/toekit/*.sock");
+          if (pl_cfg.strict)
+            pl_log("no device at %s (%s) and TOE_STRICT=1: offloaded socket calls fail", path,
+                   strerror(-*err));
+          else
+            pl_log("no device at %s (%s): running on the kernel's network stack", path,
+                   strerror(-*err));
+        }
+        pthread_mutex_unlock(&g_attach);
+        return NULL;
+      }
+      g_dev = p;
+      g_retry_ms = 0;
+    }
+    pthread_mutex_lock(&p->mu);
+    bool ok = !p->dead;
+    if (ok)
+      p->live++;
+    pthread_mutex_unlock(&p->mu);
+    if (!ok && g_dev == p)
+      g_dev = NULL; /* lost: the next attempt attaches again */
+    pthread_mutex_unlock(&g_attach);
+    if (ok)
+      return p;
+  }
+  *err = -ENETDOWN;
+  return NULL;
+}
+
+void pl_dev_release(struct pdev *p)
+{
+  pthread_mutex_lock(&p->mu);
+  p->live--;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void pl_dev_link(struct pdev *p, struct psock *ps)
+{
+  pthread_mutex_lock(&p->mu);
+  ps->dprev = NULL;
+  ps->dnext = p->head;
+  if (p->head)
+    p->head->dprev = ps;
+  p->head = ps;
+  pthread_mutex_unlock(&p->mu);
+}
+
+void pl_dev_unlink(struct psock *ps)
+{
+  struct pdev *p = ps->pdev;
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->mu);
+  if (ps->dprev)
+    ps->dprev->dnext = ps->dnext;
+  else if (p->head == ps)
+    p->head = ps->dnext;
+  if (ps->dnext)
+    ps->dnext->dprev = ps->dprev;
+  ps->dnext = ps->dprev = NULL;
+  p->live--;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  ps->pdev = NULL;
+}
+
+/* Turns every socket of a device into a zombie and waits until none is left (sockets being
+ * switched at the moment finish on it first). Then nothing can name the toe_dev any more. */
+static void dev_drain(struct pdev *p)
+{
+  pthread_mutex_lock(&p->mu);
+  p->dead = true;
+  while (p->live > 0 || p->spinners > 0) {
+    struct psock *ps = p->head;
+    if (!ps) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_nsec += 100 * 1000000;
+      if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+      }
+      pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+      continue;
+    }
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&ps->mu);
+    if (ps->pdev == p && atomic_load(&ps->state) == PS_OFF)
+      pl_zombify(ps);
+    pthread_mutex_unlock(&ps->mu);
+    pthread_mutex_lock(&p->mu);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void dev_lost(struct pdev *p)
+{
+  pthread_mutex_lock(&g_attach);
+  if (g_dev == p)
+    g_dev = NULL;
+  p->ctl_fd = -1; /* closed by toe_detach below: a child forked from now on leaves it alone */
+  pthread_mutex_unlock(&g_attach);
+  int st = toe_dev_status(p->dev);
+  pl_log("device lost (%s): its connections are reset; new sockets attach again",
+         strerror(st < 0 ? -st : ENETDOWN));
+  dev_drain(p);
+  toe_detach(p->dev, 0);
+  p->dev = NULL;
+  /* The pdev itself is never freed: a racing thread may still look at p->dead. */
+}
+
+#define PUMP_BATCH_MAX 256
+
+int pl_dev_process(struct pdev *p, bool *changed)
+{
+  struct toe_event ev[PUMP_BATCH_MAX];
+  int batch = pl_cfg.batch > 0 && pl_cfg.batch <= PUMP_BATCH_MAX ? pl_cfg.batch : 64;
+  int n, total = 0;
+  do {
+    n = toe_poll(p->dev, ev, batch, 0);
+    for (int i = 0; i < n; i++) {
+      if (ev[i].sd == TOE_SD_DEVICE) {
+        if (ev[i].events & TOE_POLLHUP)
+          atomic_store(&p->lost_seen, true);
+        else
+          PL_DBG("the device announced that it is stopping");
+        *changed = true;
+        continue;
+      }
+      struct psock *ps = ev[i].udata;
+      if (!ps)
+        continue;
+      pthread_mutex_lock(&ps->mu);
+      if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p && ps->sd == ev[i].sd) {
+        unsigned before = ps->shown;
+        pl_reflect(ps);
+        if (ps->shown != before || atomic_load(&ps->state) != PS_OFF)
+          *changed = true;
+      }
+      pthread_mutex_unlock(&ps->mu);
+    }
+    total += n > 0 ? n : 0;
+  } while (n == batch);
+  return total;
+}
+
+static void *pump_main(void *arg)
+{
+  struct pdev *p = arg;
+  int efd = toe_event_fd(p->dev);
+  unsigned idle = 0;
+  bool lost = false;
+  while (!atomic_load(&p->stop) && !lost) {
+    struct pollfd pf[2] = {{.fd = efd, .events = POLLIN}, {.fd = p->wake_fd, .events = POLLIN}};
+    int r = R.poll(pf, 2, 1000);
+    if (atomic_load(&p->stop))
+      break;
+    if (r < 0 && errno != EINTR) {
+      struct timespec ts = {0, 10 * 1000000};
+      nanosleep(&ts, NULL);
+    }
+    bool changed = false;
+    int total = pl_dev_process(p, &changed);
+    lost = atomic_load(&p->lost_seen);
+    if (!lost && r == 0 && toe_dev_status(p->dev) < 0)
+      lost = true;
+    /* Insurance against a socket libtoe keeps reporting without anything for us to show (one
+     * whose interest is not set yet): do not spin on it. */
+    if (total > 0 && !changed) {
+      if (++idle > 32) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+      }
+    } else {
+      idle = 0;
+    }
+  }
+  if (lost) {
+    pthread_detach(pthread_self());
+    dev_lost(p);
+  }
+  return NULL;
+}
+
+void pl_attach_lock(void)
+{
+  pthread_mutex_lock(&g_attach);
+}
+
+void pl_attach_unlock(void)
+{
+  pthread_mutex_unlock(&g_attach);
+}
+
+struct pdev *pl_dev_current(void)
+{
+  return g_dev;
+}
+
+void pl_dev_fork_child(void)
+{
+  g_dev = NULL;
+  g_retry_ms = 0;
+  /* The session's control socket: a child's copy would keep the session open after the parent
+   * died (the device notices a client's death by that socket's hang-up). libtoe's other
+   * descriptors are harmless copies and close on exec. */
+  for (struct pdev *p = g_pdevs; p; p = p->all_next) {
+    if (p->ctl_fd >= 0)
+      R.close(p->ctl_fd);
+    p->ctl_fd = -1;
+  }
+  pthread_mutex_init(&g_attach, NULL);
+}
+
+struct pdev *pl_dev_exit_take(void)
+{
+  pthread_mutex_lock(&g_attach);
+  struct pdev *p = g_dev;
+  g_dev = NULL;
+  g_exiting = true;
+  if (p)
+    p->ctl_fd = -1;
+  pthread_mutex_unlock(&g_attach);
+  return p;
+}
+
+void pl_dev_stop_pump(struct pdev *p)
+{
+  atomic_store(&p->stop, true);
+  uint64_t one = 1;
+  ssize_t w = R.write(p->wake_fd, &one, sizeof(one));
+  (void)w;
+  pthread_join(p->thr, NULL);
+}
+
+struct pdev *pl_spin_acquire(void)
+{
+  /* Not while another thread attaches (that can take the device's round trip): no spin then. */
+  if (pthread_mutex_trylock(&g_attach) != 0)
+    return NULL;
+  struct pdev *p = g_dev;
+  if (p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->dead || !p->dev)
+      p = (pthread_mutex_unlock(&p->mu), NULL);
+    else
+      p->spinners++, pthread_mutex_unlock(&p->mu);
+  }
+  pthread_mutex_unlock(&g_attach);
+  return p;
+}
+
+void pl_spin_release(struct pdev *p)
+{
+  if (atomic_load(&p->lost_seen)) {
+    /* Seen by a waiting thread: the pump handles the loss (it drains and detaches). */
+    uint64_t one = 1;
+    ssize_t w = R.write(p->wake_fd, &one, sizeof(one));
+    (void)w;
+  }
+  pthread_mutex_lock(&p->mu);
+  p->spinners--;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}

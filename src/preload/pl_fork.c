@@ -1,0 +1,138 @@
+/*
+ * libtoe-preload: fork and exit. Before a fork the shareable sockets get share tokens; the child
+ * starts with no session (inherited sockets become PS_INHERIT or PS_ORPHAN); at exit the session
+ * is detached gracefully. docs/interception.md.
+ */
+#define _GNU_SOURCE
+
+#include "preload/preload.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* fork                                                                                       */
+
+/* Before fork: a share token for every listener and UDP socket of the current session, so that
+ * the child can adopt them (PS_INHERIT). Connections are not shared: the child gets orphans. */
+void pl_atfork_prepare(void)
+{
+  pl_attach_lock();
+  struct pdev *p = pl_dev_current();
+  struct psock *all = pl_psock_all();
+  for (struct psock *ps = all; p && ps; ps = ps->all_next) {
+    pthread_mutex_lock(&ps->mu);
+    ps->share_token = 0;
+    if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p &&
+        (ps->listening || ps->type == SOCK_DGRAM)) {
+      uint64_t tok = 0;
+      int rc = toe_share(p->dev, ps->sd, &tok);
+      if (rc == 0) {
+        ps->share_token = tok;
+        if (ps->listening && !ps->acc_lazy) {
+          /* From now on this process takes connections only if it asks for them again. */
+          ps->acc_lazy = true;
+          ps->acc_demand = false;
+          ps->interest = UINT32_MAX;
+          pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
+        }
+      } else {
+        PL_DBG("sd %d: no share token for a child (%s)", ps->sd, strerror(-rc));
+      }
+    }
+    pthread_mutex_unlock(&ps->mu);
+  }
+  pl_tab_lock();
+}
+
+void pl_atfork_parent(void)
+{
+  pl_tab_unlock();
+  pl_attach_unlock();
+}
+
+/* The child has no session: libtoe's region is not mapped in it (MADV_DONTFORK) and the pump
+ * thread does not exist. Offloaded sockets it inherited become orphans (their calls fail with
+ * ENOTCONN); its own new sockets attach a session of its own. Our private ends of the
+ * placeholders are closed, so that the parent alone decides what its placeholders show. */
+void pl_atfork_child(void)
+{
+  pl_init_fork_child();
+  pl_fork_gen++;
+  pl_dev_fork_child();
+  for (struct psock *ps = pl_psock_first_unlocked(); ps; ps = ps->all_next) {
+    pthread_mutex_init(&ps->mu, NULL);
+    int st = atomic_load(&ps->state);
+    if (st == PS_OFF || st == PS_ZOMBIE) {
+      if (ps->afd >= 0)
+        R.close(ps->afd);
+      if (ps->bfd >= 0)
+        R.close(ps->bfd);
+      ps->afd = ps->bfd = -1;
+      ps->pdev = NULL;
+      ps->sd = -1;
+      free(ps->zbuf);
+      ps->zbuf = NULL;
+      ps->zlen = ps->zoff = 0;
+      ps->interest = UINT32_MAX;
+      atomic_store(&ps->state, st == PS_OFF && ps->share_token ? PS_INHERIT : PS_ORPHAN);
+    }
+  }
+  pl_tab_fork_child();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* exit                                                                                       */
+
+/* At exit: sockets still open are closed gracefully by toe_detach, which waits (at most
+ * TOE_PRELOAD_LINGER_MS) until the device has every byte already sent; the device then finishes
+ * those connections on its own. Without this, data still in the shared region would be lost
+ * when the session ends with the process. */
+__attribute__((destructor)) static void pl_fini(void)
+{
+  if (!atomic_load(&pl_ready))
+    return;
+  pl_spin_report();
+  struct pdev *p = pl_dev_exit_take();
+  if (!p)
+    return;
+  pl_dev_stop_pump(p);
+  pthread_mutex_lock(&p->mu);
+  p->dead = true;
+  /* Threads spinning on the session finish their spin (TOE_SPIN_US) before it is detached. */
+  for (int i = 0; i < 20 && p->spinners > 0; i++) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += 50 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+  }
+  while (p->head) {
+    struct psock *ps = p->head;
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&ps->mu);
+    if (ps->pdev == p) {
+      if (atomic_load(&ps->state) == PS_OFF) {
+        ps->sd = -1; /* toe_detach closes it */
+        ps->pend_err = EPIPE;
+        atomic_store(&ps->state, PS_ZOMBIE);
+      }
+      pl_dev_unlink(ps);
+    }
+    pthread_mutex_unlock(&ps->mu);
+    pthread_mutex_lock(&p->mu);
+    if (p->head == ps) /* not ours after all: cannot happen; do not loop on it */
+      p->head = ps->dnext;
+  }
+  pthread_mutex_unlock(&p->mu);
+  int rc = toe_detach(p->dev, pl_cfg.linger_ms);
+  if (rc < 0)
+    PL_DBG("detach: %s", strerror(-rc));
+  p->dev = NULL;
+}

@@ -1,0 +1,366 @@
+/*
+ * libtoe-preload: readiness. An offloaded socket's state, read from libtoe, is shown on its
+ * placeholder (pl_show, pl_reflect, pl_zombify), and the blocking calls wait on it (pl_wait_fd).
+ * docs/interception.md.
+ */
+#define _GNU_SOURCE
+
+#include "preload/preload.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Placeholder readiness                                                                      */
+/*
+ * A (the application's descriptor, and our duplicate afd) and B (bfd) are the two ends of an
+ * AF_UNIX stream socketpair. A's readiness as the kernel computes it (unix_poll):
+ *   readable   B sent bytes to A ("tokens"), or B shut down for writing (then also RDHUP)
+ *   writable   A's send-buffer use is under a quarter of its (minimal) SO_SNDBUF: we "fill" A by
+ *              sending from A to B, and "drain" B to make A writable again (which wakes A's
+ *              waiters, so epoll edge-triggered waiters see a new edge)
+ *   hang-up    B shut down both ways (or closed)
+ *   error      B closed while holding unread bytes from A (A gets ECONNRESET)
+ */
+
+static char g_zeros[4096];
+
+/* Empties our end of a placeholder. A short read means the queue is empty (a stream socket hands
+ * over all it holds up to the length asked), so the usual case (one token, or the fill) costs one
+ * or a few reads, not one more that returns EAGAIN. */
+static void drain_fd(int fd)
+{
+  char buf[4096];
+  for (int i = 0; i < 64; i++) {
+    ssize_t r = R.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r < (ssize_t)sizeof(buf))
+      break;
+  }
+}
+
+static bool fd_writable(int fd)
+{
+  struct pollfd pf = {.fd = fd, .events = POLLOUT};
+  return R.poll(&pf, 1, 0) == 1 && (pf.revents & POLLOUT);
+}
+
+static void fill_fd(int fd)
+{
+  for (int i = 0; i < 16 && fd_writable(fd); i++) {
+    ssize_t r = R.send(fd, g_zeros, sizeof(g_zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r < 0 && errno != EAGAIN && errno != EINTR)
+      break;
+  }
+}
+
+void pl_show(struct psock *ps, unsigned want)
+{
+  if (ps->shown & SH_TERM)
+    return;
+  int e = errno;
+  if ((want & SH_RDHUP) && !(ps->shown & SH_RDHUP)) {
+    /* The peer's FIN: A reads EOF from now on, so it stays readable for good. */
+    R.shutdown(ps->bfd, SHUT_WR);
+    ps->shown |= SH_RDHUP | SH_IN;
+  }
+  if (!(ps->shown & SH_RDHUP)) {
+    if ((want & SH_IN) && !(ps->shown & SH_IN)) {
+      ssize_t r = R.send(ps->bfd, "t", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      (void)r;
+      ps->shown |= SH_IN;
+    } else if (!(want & SH_IN) && (ps->shown & SH_IN)) {
+      drain_fd(ps->afd);
+      ps->shown &= ~SH_IN;
+    }
+  }
+  if ((want & SH_OUT) && !(ps->shown & SH_OUT)) {
+    drain_fd(ps->bfd);
+    ps->shown |= SH_OUT;
+  } else if (!(want & SH_OUT) && (ps->shown & SH_OUT)) {
+    fill_fd(ps->afd);
+    ps->shown &= ~SH_OUT;
+  }
+  /* Ask libtoe to report only what the placeholder does not show yet: its readiness is
+   * level-triggered, and a shown bit can only go away through one of our own calls (a read, a
+   * send, an accept), which reflects the state again. */
+  uint32_t in = 0;
+  if (!(ps->shown & SH_IN) && !(ps->acc_lazy && !ps->acc_demand))
+    in |= TOE_POLLIN; /* not for a shared listener this process does not serve */
+  if (!(ps->shown & SH_OUT))
+    in |= TOE_POLLOUT;
+  if (!(ps->shown & SH_RDHUP) && ps->type == SOCK_STREAM && !ps->listening)
+    in |= TOE_POLLRDHUP;
+  if (in != ps->interest && ps->sd >= 0) {
+    toe_poll_ctl(ps->pdev->dev, ps->sd, in, ps);
+    ps->interest = in;
+  }
+  errno = e;
+}
+
+void pl_reflect(struct psock *ps)
+{
+  if (atomic_load(&ps->state) != PS_OFF)
+    return;
+  toe_dev *dev = ps->pdev->dev;
+  int ev = toe_sock_events(dev, ps->sd);
+  if (ev < 0)
+    return;
+  if (ev & TOE_POLLHUP) {
+    pl_zombify(ps);
+    return;
+  }
+  if (ev & TOE_POLLERR) {
+    /* A soft error (UDP: ICMP port unreachable). libtoe reports it until it is read; we keep it
+     * for the application's next call instead, so the pump does not see it again and again. */
+    int64_t v = 0;
+    if (toe_getsockopt(dev, ps->sd, TOE_OPT_ERROR, &v) == 0 && v < 0)
+      ps->pend_err = (int)-v;
+  }
+  unsigned want = 0;
+  if ((ev & TOE_POLLIN) || ps->pend_err)
+    want |= SH_IN;
+  if (ev & TOE_POLLOUT)
+    want |= SH_OUT;
+  if (ev & TOE_POLLRDHUP)
+    want |= SH_RDHUP;
+  pl_show(ps, want);
+}
+
+void pl_zombify(struct psock *ps)
+{
+  if (atomic_load(&ps->state) != PS_OFF)
+    return;
+  int e = errno;
+  toe_dev *dev = ps->pdev->dev;
+  /* Keep what was received (it is bounded by the socket's receive buffers in libtoe), then the
+   * error, then EOF: the order in which a kernel socket would give them. */
+  if (ps->type == SOCK_STREAM && !ps->listening) {
+    for (;;) {
+      size_t cap = ps->zlen + 65536;
+      char *nb = realloc(ps->zbuf, cap);
+      if (!nb)
+        break;
+      ps->zbuf = nb;
+      ssize_t r = toe_recv(dev, ps->sd, ps->zbuf + ps->zlen, cap - ps->zlen, 0);
+      if (r > 0) {
+        ps->zlen += (size_t)r;
+        continue;
+      }
+      if (r < 0 && r != -TOE_EAGAIN && !ps->pend_err)
+        ps->pend_err = (int)-r;
+      break;
+    }
+  }
+  if (!ps->pend_err) {
+    int64_t v = 0;
+    if (toe_getsockopt(dev, ps->sd, TOE_OPT_ERROR, &v) == 0 && v < 0)
+      ps->pend_err = (int)-v;
+  }
+  socklen_t l = sizeof(ps->zlocal);
+  if (toe_getsockname(dev, ps->sd, (struct sockaddr *)&ps->zlocal, &l) < 0)
+    memset(&ps->zlocal, 0, sizeof(ps->zlocal));
+  l = sizeof(ps->zpeer);
+  ps->zhas_peer = toe_getpeername(dev, ps->sd, (struct sockaddr *)&ps->zpeer, &l) == 0;
+  PL_DBG("sd %d ends (%s), %zu bytes kept", ps->sd,
+         ps->pend_err ? strerror(ps->pend_err) : "closed", ps->zlen);
+  toe_close(dev, ps->sd);
+  ps->sd = -1;
+  pl_dev_unlink(ps);
+  atomic_store(&ps->state, PS_ZOMBIE);
+  /* Terminal readiness: readable, writable, hang-up; and error if there is one to report. A
+   * kernel TCP socket shows POLLERR, POLLHUP and POLLOUT at once (a refused connect), so the
+   * change must be one step: closing B sets A's error (B holds unread bytes from A) and its
+   * hang-up together, under one lock, before it wakes A's waiters. No shutdown(B) first: that
+   * would show the hang-up alone, and a waiter could see it before the error.
+   * With an error to report, B must hold a byte from A: the fill (A not writable yet: its bytes
+   * are freed, and A becomes writable, inside the same close) or one byte, which leaves A
+   * writable (one small buffer stays under a quarter of A's minimal send buffer). */
+  if (ps->bfd >= 0) {
+    if (ps->pend_err) {
+      if (ps->shown & SH_OUT) {
+        ssize_t r = R.send(ps->afd, "e", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)r;
+      }
+    } else {
+      drain_fd(ps->bfd);
+    }
+    R.close(ps->bfd);
+    ps->bfd = -1;
+  }
+  ps->shown = SH_IN | SH_OUT | SH_RDHUP | SH_TERM;
+  errno = e;
+}
+
+void pl_refresh_fd(int fd)
+{
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps)
+    return;
+  if (pl_enter_fd(fd, ps) == PS_OFF) {
+    if (ps->acc_lazy && !ps->acc_demand) {
+      /* This process polls its shared listener: it serves connections (toe_poll_ctl with
+       * TOE_POLLIN makes libtoe post ACCEPTs for it). */
+      ps->acc_demand = true;
+      pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
+    }
+    pl_reflect(ps);
+  }
+  int st = atomic_load(&ps->state);
+  if (st == PS_OFF || st == PS_ZOMBIE)
+    pthread_mutex_unlock(&ps->mu);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Blocking waits                                                                             */
+
+/* After EINTR: restart the wait (as SA_RESTART would restart the kernel's own) only if every
+ * installed handler asked for restarts; we cannot tell which signal interrupted us. */
+static bool restart_allowed(void)
+{
+  for (int sig = 1; sig < NSIG; sig++) {
+    struct sigaction sa;
+    if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+      continue;
+    bool handler = (sa.sa_flags & SA_SIGINFO)
+                       ? sa.sa_sigaction != NULL
+                       : (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN);
+    if (handler && !(sa.sa_flags & SA_RESTART))
+      return false;
+  }
+  return true;
+}
+
+uint64_t pl_mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t pl_mono_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Spin-then-sleep (TOE_SPIN_US, TOE_PROFILE)                                                 */
+
+static atomic_ulong g_spun, g_spun_ready; /* TOE_PRELOAD_DEBUG's counters, at exit */
+
+void pl_spin_report(void)
+{
+  if (pl_cfg.drain)
+    PL_DBG("waits: %lu processed completions before sleeping, %lu of them found a ready descriptor",
+           atomic_load(&g_spun), atomic_load(&g_spun_ready));
+}
+
+int pl_spin_wait(int (*ready)(void *), void *arg)
+{
+  if (!pl_cfg.drain || pl_foreign_child())
+    return 0; /* a vfork child must not touch the parent's session */
+  struct pdev *p = pl_spin_acquire();
+  if (!p)
+    return 0;
+  atomic_fetch_add_explicit(&g_spun, 1, memory_order_relaxed);
+  uint64_t end = pl_mono_us() + (uint64_t)pl_cfg.spin_us;
+  int rc = 0;
+  for (;;) {
+    bool changed = false;
+    pl_dev_process(p, &changed);
+    if (atomic_load(&p->lost_seen))
+      break; /* the caller's own wait sees the sockets end */
+    rc = ready(arg);
+    if (rc != 0)
+      break;
+    uint64_t now = pl_mono_us();
+    if (now >= end)
+      break;
+    /* Returns 1 as soon as libtoe has something to report, 0 when the time ran out. */
+    if (toe_spin(p->dev, (int)(end - now)) <= 0)
+      break;
+  }
+  pl_spin_release(p);
+  if (rc > 0)
+    atomic_fetch_add_explicit(&g_spun_ready, 1, memory_order_relaxed);
+  return rc;
+}
+
+bool pl_fd_offloaded(int fd)
+{
+  struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
+  if (!ps)
+    return false;
+  int st = atomic_load(&ps->state);
+  return st == PS_OFF || st == PS_ZOMBIE || st == PS_INHERIT;
+}
+
+#define EP_MARKS 65536
+static atomic_uchar g_ep_marks[EP_MARKS];
+
+void pl_ep_mark(int epfd)
+{
+  if (epfd >= 0 && epfd < EP_MARKS)
+    atomic_store_explicit(&g_ep_marks[epfd], 1, memory_order_relaxed);
+}
+
+bool pl_ep_marked(int epfd)
+{
+  return epfd >= 0 && epfd < EP_MARKS &&
+         atomic_load_explicit(&g_ep_marks[epfd], memory_order_relaxed);
+}
+
+void pl_ep_forget(int epfd)
+{
+  /* A vfork child shares our memory but closes its own descriptors: it must not clear ours. */
+  if (epfd >= 0 && epfd < EP_MARKS &&
+      atomic_load_explicit(&g_ep_marks[epfd], memory_order_relaxed) && !pl_foreign_child())
+    atomic_store_explicit(&g_ep_marks[epfd], 0, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Blocking waits                                                                             */
+
+struct one_fd {
+  int fd;
+  short events;
+};
+
+static int one_fd_ready(void *arg)
+{
+  struct one_fd *o = arg;
+  struct pollfd pf = {.fd = o->fd, .events = o->events};
+  int r = R.poll(&pf, 1, 0);
+  return r < 0 ? -errno : r;
+}
+
+int pl_wait_fd(int fd, short events, int timeout_ms)
+{
+  if (timeout_ms != 0) {
+    struct one_fd o = {fd, events};
+    int r = pl_spin_wait(one_fd_ready, &o);
+    if (r > 0)
+      return r;
+  }
+  uint64_t end = timeout_ms >= 0 ? pl_mono_ms() + (uint64_t)timeout_ms : 0;
+  for (;;) {
+    struct pollfd pf = {.fd = fd, .events = events};
+    int left = -1;
+    if (timeout_ms >= 0) {
+      uint64_t now = pl_mono_ms();
+      left = now >= end ? 0 : (int)(end - now);
+    }
+    int r = R.poll(&pf, 1, left);
+    if (r >= 0)
+      return r;
+    if (errno != EINTR)
+      return -errno;
+    /* A socket with a timeout is never restarted by the kernel either (sock_intr_errno). */
+    if (timeout_ms >= 0 || !restart_allowed())
+      return -EINTR;
+  }
+}
