@@ -42,7 +42,8 @@ struct toe_tcp_seg {
   uint16_t _pad;
   toe_time_t xmit_ts; /* time of the most recent transmission (RACK, RTT) */
   uint64_t delivered; /* tcb->delivered when it was (re)sent, for rate/RACK ordering */
-  uint64_t _spare;
+  uint32_t csum;      /* with TOE_SEG_CSUM: partial sum (wire/checksum.h) of the whole payload */
+  uint32_t _spare;
 };
 #define TOE_SEG_SACKED 0x01u  /* covered by a SACK block */
 #define TOE_SEG_LOST 0x02u    /* marked lost, waiting for retransmission */
@@ -52,6 +53,9 @@ struct toe_tcp_seg {
  * stays set while it is, so pipe = (snd_max - snd_una) - sacked_bytes - lost_bytes + retrans_out
  * counts a repaired segment once (RFC 6675 pipe with RFC 8985's lost marks). */
 #define TOE_SEG_RXMIT 0x10u
+/* `csum` holds the payload's partial sum, computed while the data was copied in; whatever changes
+ * the segment's bytes (split, fill, trim) clears the flag and output sums the payload itself. */
+#define TOE_SEG_CSUM 0x20u
 
 _Static_assert(sizeof(struct toe_tcp_seg) <= sizeof(((struct toe_pbuf *)0)->meta),
                "segment metadata must fit in pbuf meta");

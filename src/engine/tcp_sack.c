@@ -156,30 +156,6 @@ static void seg_delivered(struct toe_tcb *tp, struct ack_walk *w, const struct t
   }
 }
 
-/* Removes `n` bytes (fewer than the segment holds) from the front of segment `p`. */
-static void seg_pull_front(struct toe_stack *st, struct toe_pbuf *p, uint32_t n)
-{
-  uint16_t h = (uint16_t)(n < p->len ? n : p->len);
-  toe_pbuf_pull(p, h);
-  n -= h;
-  while (n && p->next) {
-    struct toe_pbuf *q = p->next;
-    if (n >= q->len) {
-      p->next = q->next;
-      q->next = NULL;
-      p->tot_len -= q->len;
-      n -= q->len;
-      toe_pbuf_free(st, q);
-    } else {
-      q->data += n;
-      q->len = (uint16_t)(q->len - n);
-      q->tot_len -= n;
-      p->tot_len -= n;
-      n = 0;
-    }
-  }
-}
-
 /* Cumulative acknowledgment: frees the segments below `ack`, trims a partly acked one. */
 static uint32_t ack_cumulative(struct toe_stack *st, struct toe_tcb *tp, struct ack_walk *w,
                                uint32_t ack)
@@ -209,13 +185,35 @@ static uint32_t ack_cumulative(struct toe_stack *st, struct toe_tcb *tp, struct 
       /* Partly acknowledged (the peer acked part of a segment, e.g. after a PMTU change):
        * keep the rest, with its marks. */
       uint32_t n = ack - seg->seq;
+      struct toe_pbuf *nh;
+      if (toe_pbuf_shared(p)) {
+        /* A frame still in flight references these buffers (segments go out without a payload
+         * copy): their descriptors are that frame's too and must not change. Keep a private
+         * copy of the rest instead; without a buffer for it, the trim waits for a later ACK
+         * (the segment stays whole and accounted as unacknowledged until then). */
+        nh = toe_pbuf_copy_range(st, p, n, len - n, 0);
+        if (nh == NULL)
+          break;
+        nh->qnext = p->qnext;
+        p->qnext = NULL;
+      } else {
+        nh = NULL;
+      }
       if (!(seg->flags & TOE_SEG_SACKED)) {
         tp->delivered += n;
         seg_delivered(tp, w, seg, ack, false);
       }
       seg_unaccount(tp, seg, n, false);
-      seg_pull_front(st, p, n);
-      seg->seq = ack;
+      if (nh != NULL) {
+        memcpy(nh->meta, p->meta, sizeof(nh->meta));
+        toe_pbuf_free(st, p);
+      } else
+        nh = toe_pbuf_drop_front(st, p, n);
+      toe_tcp_seg(nh)->seq = ack;
+      toe_tcp_seg(nh)->flags &= (uint8_t)~TOE_SEG_CSUM; /* fewer bytes: the kept sum is stale */
+      tp->sndq_head = nh;
+      if (tp->sndq_tail == p)
+        tp->sndq_tail = nh;
       tp->sndq_bytes = sub_sat(tp->sndq_bytes, n);
       freed += n;
     }
