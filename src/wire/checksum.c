@@ -124,7 +124,18 @@ static uint64_t sum_simd(uint8_t *dst, const uint8_t *p, size_t len)
   toe_v4si a0 = {0, 0, 0, 0}, a1 = {0, 0, 0, 0};
   size_t words = len / 2;
   if (dst) {
-    for (; len; len -= 32, p += 32, dst += 32) {
+    for (; len >= 64; len -= 64, p += 64, dst += 64) {
+      toe_v8hi v0 = loadv(p), v1 = loadv(p + 16), v2 = loadv(p + 32), v3 = loadv(p + 48);
+      memcpy(dst, &v0, 16);
+      memcpy(dst + 16, &v1, 16);
+      memcpy(dst + 32, &v2, 16);
+      memcpy(dst + 48, &v3, 16);
+      a0 += (toe_v4si)__builtin_ia32_pmaddwd128(v0 ^ flip, ones);
+      a1 += (toe_v4si)__builtin_ia32_pmaddwd128(v1 ^ flip, ones);
+      a0 += (toe_v4si)__builtin_ia32_pmaddwd128(v2 ^ flip, ones);
+      a1 += (toe_v4si)__builtin_ia32_pmaddwd128(v3 ^ flip, ones);
+    }
+    if (len) { /* 32 left */
       toe_v8hi v0 = loadv(p), v1 = loadv(p + 16);
       memcpy(dst, &v0, 16);
       memcpy(dst + 16, &v1, 16);
@@ -179,7 +190,8 @@ static uint64_t sum_block(uint8_t *dst, const uint8_t *p, size_t len)
   uint64_t acc = 0;
   if (big) {
 #ifdef TOE_CSUM_SIMD
-    acc = sum_simd(dst, p, big);
+    /* headers (20-60 bytes) are cheaper in words than with the vector set-up and reduction */
+    acc = big >= 128 ? sum_simd(dst, p, big) : sum_words(dst, p, big);
 #else
     acc = sum_words(dst, p, big);
 #endif
