@@ -172,6 +172,12 @@ static uint32_t ack_cumulative(struct toe_stack *st, struct toe_tcb *tp, struct 
         seg_delivered(tp, w, seg, end, false);
       }
       seg_unaccount(tp, seg, len, true);
+      if (p == tp->sack_run_start) {
+        if (p == tp->sack_run_end)
+          toe_tcp_sack_run_clear(tp);
+        else
+          tp->sack_run_start = p->qnext; /* still SACKed, up to the run's end */
+      }
       tp->sndq_head = p->qnext;
       if (!tp->sndq_head)
         tp->sndq_tail = NULL;
@@ -186,6 +192,8 @@ static uint32_t ack_cumulative(struct toe_stack *st, struct toe_tcb *tp, struct 
        * keep the rest, with its marks. */
       uint32_t n = ack - seg->seq;
       struct toe_pbuf *nh;
+      if (p == tp->sack_run_start || p == tp->sack_run_end)
+        toe_tcp_sack_run_clear(tp); /* the descriptor may be replaced below */
       if (toe_pbuf_shared(p)) {
         /* A frame still in flight references these buffers (segments go out without a payload
          * copy): their descriptors are that frame's too and must not change. Keep a private
@@ -256,6 +264,18 @@ static void dsack_received(struct toe_stack *st, struct toe_tcb *tp,
     tp->ack_flags |= TOE_ACKF_DSACK_TLP;
 }
 
+/* Grows the SACKed run by the newly SACKed segment `p` when it borders the run; else `p` starts
+ * a new run (the one growing now is the one worth jumping over). */
+static void run_add(struct toe_tcb *tp, struct toe_pbuf *p)
+{
+  if (tp->sack_run_end != NULL && tp->sack_run_end->qnext == p)
+    tp->sack_run_end = p;
+  else if (tp->sack_run_start != NULL && p->qnext == tp->sack_run_start)
+    tp->sack_run_start = p;
+  else
+    tp->sack_run_start = tp->sack_run_end = p;
+}
+
 /* Marks the sent segments that the (valid, sorted) blocks cover entirely. */
 static void sack_mark(struct toe_stack *st, struct toe_tcb *tp, struct ack_walk *w,
                       const struct toe_tcp_sack_block *blk, int n)
@@ -264,6 +284,14 @@ static void sack_mark(struct toe_stack *st, struct toe_tcb *tp, struct ack_walk 
   struct toe_pbuf *p = tp->sndq_head;
   for (int i = 0; i < n && p && p != tp->snd_next_seg; i++) {
     for (; p && p != tp->snd_next_seg; p = p->qnext) {
+      tp->sack_walk++;
+      if (p == tp->sack_run_start) {
+        /* Jump over the SACKed run when the block covers its end (nothing in it can change),
+         * landing on its last segment, which the checks below see as known already. */
+        struct toe_pbuf *e = tp->sack_run_end;
+        if (toe_seq_le(toe_tcp_seg(e)->seq + e->tot_len, blk[i].end))
+          p = e;
+      }
       struct toe_tcp_seg *seg = toe_tcp_seg(p);
       uint32_t end = seg->seq + p->tot_len;
       if (toe_seq_le(end, blk[i].start))
@@ -282,6 +310,7 @@ static void sack_mark(struct toe_stack *st, struct toe_tcb *tp, struct ack_walk 
         tp->retrans_out = sub_sat(tp->retrans_out, p->tot_len);
       }
       seg->flags |= TOE_SEG_SACKED;
+      run_add(tp, p);
       tp->sacked_bytes += p->tot_len;
       if (tp->sacked_segs < UINT16_MAX)
         tp->sacked_segs++;

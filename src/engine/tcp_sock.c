@@ -293,6 +293,7 @@ static void tcb_release(struct toe_stack *st, struct toe_tcb *tp, bool keep_rcvq
   acceptq_unlink(tp);
   toe_pbuf_free_queue(st, tp->sndq_head);
   tp->sndq_head = tp->sndq_tail = tp->snd_next_seg = NULL;
+  toe_tcp_sack_run_clear(tp);
   tp->sndq_bytes = 0;
   toe_tcp_reass_purge(st, tp);
   if (!keep_rcvq)
