@@ -45,6 +45,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (be_of(toe_csum(b + off, size)) != want)
       abort();
   }
+  /* The SIMD and portable paths and the fused copy agree with the byte loop (and copy exactly). */
+  if (be_of(toe_csum_fold(toe_csum_partial_portable(data, size, 0))) != want)
+    abort();
+  memset(b, 0, size + 8);
+  if (be_of(toe_csum_fold(toe_csum_copy(b + (k1 & 7), data, size, 0))) != want ||
+      memcmp(b + (k1 & 7), data, size) != 0)
+    abort();
+  if (toe_csum_fold(toe_csum_partial_portable(data, size, seed)) !=
+      toe_csum_fold(toe_csum_partial(data, size, seed)))
+    abort();
   /* Three pieces at fuzzer-chosen split points. */
   size_t i = size ? k1 % (size + 1) : 0;
   size_t j = i + (size - i ? k2 % (size - i + 1) : 0);

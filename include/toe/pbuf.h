@@ -121,6 +121,34 @@ int toe_pbuf_linearize_head(struct toe_stack *st, struct toe_pbuf *p, uint16_t n
 /* Appends chain `tail` to chain `head` (head's tot_len grows). */
 void toe_pbuf_cat(struct toe_pbuf *head, struct toe_pbuf *tail);
 
+/*
+ * Removes `n` bytes (n < tot_len) from the front of chain `p` and returns the new head: buffers
+ * that empty are freed (leading empty buffers too, so the head holds data afterwards) and the
+ * first remaining one is pulled. The new head takes over the old head's `qnext` and `meta`, so a
+ * queued packet or a send-queue segment keeps its place and its metadata. The buffers changed in
+ * place must be the caller's alone (refcnt 1): a shared buffer's descriptor is also the other
+ * holder's view (see toe_pbuf_shared()).
+ */
+struct toe_pbuf *toe_pbuf_drop_front(struct toe_stack *st, struct toe_pbuf *p, uint32_t n);
+
+/*
+ * Copies `len` bytes starting `off` bytes into chain `src` into a fresh chain whose head has
+ * `headroom` bytes reserved. Returns NULL if the pool ran out (nothing is leaked) or the chain is
+ * shorter than off + len.
+ */
+struct toe_pbuf *toe_pbuf_copy_range(struct toe_stack *st, const struct toe_pbuf *src, uint32_t off,
+                                     uint32_t len, uint16_t headroom);
+
+/* Number of buffers in chain `p` (0 for NULL). */
+uint32_t toe_pbuf_count(const struct toe_pbuf *p);
+
+/*
+ * True if any buffer of chain `p` has another holder (refcnt > 1): a frame in flight that
+ * references send-queue buffers (tcp_output.c sends segments without copying the payload). Such a
+ * chain must not be changed in place (its len, data, next).
+ */
+bool toe_pbuf_shared(const struct toe_pbuf *p);
+
 /* Number of buffers in the pool that are free now. */
 uint32_t toe_pbuf_pool_free_count(const struct toe_stack *st);
 

@@ -174,7 +174,7 @@ static void icmp_echo(struct toe_stack *st, struct toe_pbuf *pb, const struct to
   /* The reply reuses the request's buffers (a reassembled request is a chain; output fragments
    * the reply). Only the head's first 4 bytes change; a shared head is copied first. */
   if (pb->refcnt != 1) {
-    struct toe_pbuf *cp = toe_ipv4_copy_range(st, pb, 0, pb->tot_len, TOE_PBUF_HEADROOM);
+    struct toe_pbuf *cp = toe_pbuf_copy_range(st, pb, 0, pb->tot_len, TOE_PBUF_HEADROOM);
     toe_pbuf_free(st, pb);
     if (!cp) {
       st->ctr.link.tx_drop_nobuf++;

@@ -80,13 +80,6 @@ int toe_ipv4_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_
 /* True if `a` is on our link. */
 bool toe_ipv4_on_link(const struct toe_stack *st, uint32_t a);
 
-/*
- * Copies `len` bytes starting `off` bytes into chain `src` into a fresh chain whose head has
- * `headroom` bytes reserved. Returns NULL if the pool ran out (nothing is leaked).
- */
-struct toe_pbuf *toe_ipv4_copy_range(struct toe_stack *st, const struct toe_pbuf *src, uint32_t off,
-                                     uint32_t len, uint16_t headroom);
-
 /* ---- reassembly (ipv4_reass.c), used by ipv4_input.c ---- */
 
 /* Bytes of stack memory reassembly needs, and its layout into it. */

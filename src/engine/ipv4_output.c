@@ -16,39 +16,6 @@ bool toe_ipv4_on_link(const struct toe_stack *st, uint32_t a)
   return (a & m) == (st->cfg.addr & m);
 }
 
-struct toe_pbuf *toe_ipv4_copy_range(struct toe_stack *st, const struct toe_pbuf *src, uint32_t off,
-                                     uint32_t len, uint16_t headroom)
-{
-  struct toe_pbuf *head = NULL;
-  uint32_t done = 0;
-  do {
-    struct toe_pbuf *b = toe_pbuf_alloc(st, head ? 0 : headroom);
-    if (!b)
-      goto fail;
-    uint32_t n = len - done;
-    if (n > toe_pbuf_tailroom(b))
-      n = toe_pbuf_tailroom(b);
-    if (n == 0 && done < len) { /* a buffer with no room at all: cannot make progress */
-      toe_pbuf_free(st, b);
-      goto fail;
-    }
-    uint8_t *d = toe_pbuf_put(b, (uint16_t)n);
-    if (n && toe_pbuf_copy_out(src, off + done, d, n) != n) {
-      toe_pbuf_free(st, b);
-      goto fail;
-    }
-    done += n;
-    if (head)
-      toe_pbuf_cat(head, b);
-    else
-      head = b;
-  } while (done < len);
-  return head;
-fail:
-  toe_pbuf_free(st, head);
-  return NULL;
-}
-
 /*
  * Prepends the IP header. The header goes into the head buffer's headroom when it is ours alone
  * and has room; otherwise (a shared buffer, or one received with little headroom) into a fresh
@@ -186,7 +153,7 @@ int toe_ipv4_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_
   uint32_t nfrags = 0;
   for (uint32_t off = 0; off < plen; off += maxp) {
     uint32_t n = plen - off < maxp ? plen - off : maxp;
-    struct toe_pbuf *fp = toe_ipv4_copy_range(st, pb, off, n, TOE_PBUF_HEADROOM);
+    struct toe_pbuf *fp = toe_pbuf_copy_range(st, pb, off, n, TOE_PBUF_HEADROOM);
     if (fp) {
       f.total_len = (uint16_t)(n + TOE_IPV4_HLEN);
       f.frag_off = (uint16_t)off;

@@ -331,6 +331,79 @@ void toe_pbuf_cat(struct toe_pbuf *head, struct toe_pbuf *tail)
   p->next = tail;
 }
 
+/* ---- Chain helpers (the one copy of each, used by TCP's queues, IPv4 and ICMP) ---- */
+
+struct toe_pbuf *toe_pbuf_drop_front(struct toe_stack *st, struct toe_pbuf *p, uint32_t n)
+{
+  struct toe_pbuf *qn = p->qnext;
+  uint64_t meta[4];
+  memcpy(meta, p->meta, sizeof(meta));
+  struct toe_pbuf *head = p;
+  while (p->next && n >= p->len) {
+    struct toe_pbuf *nx = p->next;
+    n -= p->len;
+    p->next = NULL;
+    p->qnext = NULL;
+    toe_pbuf_free(st, p); /* nx->tot_len already counts from nx on (chain invariant) */
+    p = nx;
+  }
+  if (n > 0)
+    (void)toe_pbuf_pull(p, (uint16_t)n); /* n < p->len here, since n < tot_len */
+  if (p != head)
+    memcpy(p->meta, meta, sizeof(meta));
+  p->qnext = qn;
+  return p;
+}
+
+struct toe_pbuf *toe_pbuf_copy_range(struct toe_stack *st, const struct toe_pbuf *src, uint32_t off,
+                                     uint32_t len, uint16_t headroom)
+{
+  struct toe_pbuf *head = NULL;
+  uint32_t done = 0;
+  do {
+    struct toe_pbuf *b = toe_pbuf_alloc(st, head ? 0 : headroom);
+    if (!b)
+      goto fail;
+    uint32_t n = len - done;
+    if (n > toe_pbuf_tailroom(b))
+      n = toe_pbuf_tailroom(b);
+    if (n == 0 && done < len) { /* a buffer with no room at all: cannot make progress */
+      toe_pbuf_free(st, b);
+      goto fail;
+    }
+    uint8_t *d = toe_pbuf_put(b, (uint16_t)n);
+    if (n && toe_pbuf_copy_out(src, off + done, d, n) != n) {
+      toe_pbuf_free(st, b);
+      goto fail;
+    }
+    done += n;
+    if (head)
+      toe_pbuf_cat(head, b);
+    else
+      head = b;
+  } while (done < len);
+  return head;
+fail:
+  toe_pbuf_free(st, head);
+  return NULL;
+}
+
+uint32_t toe_pbuf_count(const struct toe_pbuf *p)
+{
+  uint32_t n = 0;
+  for (; p; p = p->next)
+    n++;
+  return n;
+}
+
+bool toe_pbuf_shared(const struct toe_pbuf *p)
+{
+  for (; p; p = p->next)
+    if (p->refcnt > 1)
+      return true;
+  return false;
+}
+
 uint32_t toe_pbuf_pool_free_count(const struct toe_stack *st)
 {
   return st->pool.nfree;

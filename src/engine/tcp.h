@@ -42,7 +42,8 @@ struct toe_tcp_seg {
   uint16_t _pad;
   toe_time_t xmit_ts; /* time of the most recent transmission (RACK, RTT) */
   uint64_t delivered; /* tcb->delivered when it was (re)sent, for rate/RACK ordering */
-  uint64_t _spare;
+  uint32_t csum;      /* with TOE_SEG_CSUM: partial sum (wire/checksum.h) of the whole payload */
+  uint32_t _spare;
 };
 #define TOE_SEG_SACKED 0x01u  /* covered by a SACK block */
 #define TOE_SEG_LOST 0x02u    /* marked lost, waiting for retransmission */
@@ -52,6 +53,9 @@ struct toe_tcp_seg {
  * stays set while it is, so pipe = (snd_max - snd_una) - sacked_bytes - lost_bytes + retrans_out
  * counts a repaired segment once (RFC 6675 pipe with RFC 8985's lost marks). */
 #define TOE_SEG_RXMIT 0x10u
+/* `csum` holds the payload's partial sum, computed while the data was copied in; whatever changes
+ * the segment's bytes (split, fill, trim) clears the flag and output sums the payload itself. */
+#define TOE_SEG_CSUM 0x20u
 
 _Static_assert(sizeof(struct toe_tcp_seg) <= sizeof(((struct toe_pbuf *)0)->meta),
                "segment metadata must fit in pbuf meta");
@@ -182,6 +186,14 @@ struct toe_tcb {
   struct toe_pbuf *sndq_head;
   struct toe_pbuf *sndq_tail;
   struct toe_pbuf *snd_next_seg;
+  /* A run of consecutive sent segments, all SACKed, from sack_run_start to sack_run_end
+   * (inclusive; both NULL when none): the walks of SACK marking, RACK and lost-segment
+   * retransmission jump over it, so a peer with a tiny MSS that SACKs thousands of segments
+   * behind one hole costs each ACK what changed, not the queue length (the CVE-2019-11478
+   * class). The run is the one most recently grown; tcp_sack.c keeps it exact. */
+  struct toe_pbuf *sack_run_start;
+  struct toe_pbuf *sack_run_end;
+  uint32_t sack_walk;  /* segments those walks visited (a work counter tests bound) */
   uint32_t sndq_bytes; /* unacked + unsent payload bytes */
   uint32_t sndbuf;     /* limit on sndq_bytes */
 
@@ -487,6 +499,19 @@ uint32_t toe_tcp_rto_initial_us(const struct toe_stack *st);
 
 /* ---- tcp_sack.c / tcp_recovery.c ---- */
 /* Processes an ACK's cumulative and SACK information against the send queue. */
+/* The segment a queue walk continues from after visiting `p`: the end of the SACKed run when `p`
+ * starts it (every segment in between is SACKed), else `p` itself. */
+static inline struct toe_pbuf *toe_tcp_sack_skip(const struct toe_tcb *tp, struct toe_pbuf *p)
+{
+  return p == tp->sack_run_start ? tp->sack_run_end : p;
+}
+
+/* Forgets the SACKed run (SACK marks cleared, or a segment of it replaced). */
+static inline void toe_tcp_sack_run_clear(struct toe_tcb *tp)
+{
+  tp->sack_run_start = tp->sack_run_end = NULL;
+}
+
 void toe_tcp_ack_process(struct toe_stack *st, struct toe_tcb *tp, uint32_t ack,
                          const struct toe_tcp_opts *opts, uint32_t ts_ecr);
 /* RACK-TLP detection/TLP, RFC 6675/NewReno recovery decisions, spurious undo: after an ACK. */

@@ -186,9 +186,9 @@ struct xmit {
   uint8_t flags;
   uint16_t window;
   const struct toe_tcp_opts *opts;
-  size_t opt_cap;              /* option bytes allowed (MTU) */
-  const struct toe_pbuf *data; /* payload source, NULL for none */
-  uint32_t len;                /* payload bytes from data */
+  size_t opt_cap;        /* option bytes allowed (MTU) */
+  struct toe_pbuf *data; /* payload: a whole send-queue segment (borrowed), NULL for none */
+  uint32_t len;          /* payload bytes from data */
 };
 
 /* Builds and sends the segment. Returns -TOE_ENOBUFS if no frame could be built (nothing left),
@@ -196,11 +196,34 @@ struct xmit {
 static int xmit_raw(struct toe_stack *st, const struct xmit *x)
 {
   struct toe_counters_tcp *c = &st->ctr.tcp;
-  struct toe_pbuf *frame = x->len ? toe_ipv4_copy_range(st, x->data, 0, x->len, TOE_PBUF_HEADROOM)
-                                  : toe_pbuf_alloc(st, TOE_PBUF_HEADROOM);
+  /*
+   * No payload copy (as lwIP does): the frame is a fresh header buffer chained to the segment's
+   * own send-queue buffers, each holding one more reference while the frame is in flight. The
+   * send queue keeps every segment at most one MSS and cut at segment boundaries when data is
+   * queued (tcp_sock.c sndq_append), so a (re)transmission always sends whole segments and never
+   * needs a view into the middle of a buffer. A shared buffer's descriptor is the frame's too, so
+   * the queue never changes a buffer in place while toe_pbuf_shared() says a frame holds it
+   * (tcp_sack.c copies the rest of a partly acknowledged busy segment; seg_split() waits).
+   */
+  struct toe_pbuf *frame = toe_pbuf_alloc(st, TOE_PBUF_HEADROOM);
   if (frame == NULL) {
     c->out_drop_nobuf++;
     return -TOE_ENOBUFS;
+  }
+  if (x->len) {
+    if (x->data->tot_len == x->len) {
+      toe_pbuf_ref(x->data);
+      toe_pbuf_cat(frame, x->data);
+    } else {
+      /* not a whole segment (no caller does this today): copy the range */
+      struct toe_pbuf *cp = toe_pbuf_copy_range(st, x->data, 0, x->len, 0);
+      if (cp == NULL) {
+        toe_pbuf_free(st, frame);
+        c->out_drop_nobuf++;
+        return -TOE_ENOBUFS;
+      }
+      toe_pbuf_cat(frame, cp);
+    }
   }
   uint8_t optbuf[40];
   size_t olen =
@@ -224,8 +247,17 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
   if (olen)
     memcpy(h + TOE_TCP_HLEN, optbuf, olen);
   uint32_t tot = frame->tot_len;
-  uint16_t csum =
-      toe_tcp_csum_finish(toe_pbuf_csum(frame, 0, tot), x->laddr, x->raddr, (uint16_t)tot);
+  uint32_t hlen = TOE_TCP_HLEN + (uint32_t)olen; /* even: options come in 4-byte words */
+  uint32_t sum = toe_csum_partial(h, hlen, 0);
+  if (x->len) {
+    /* the payload's sum kept since the copy-in, else computed now */
+    const struct toe_tcp_seg *m = toe_tcp_seg(x->data);
+    uint32_t psum = (x->data->tot_len == x->len && (m->flags & TOE_SEG_CSUM))
+                        ? m->csum
+                        : toe_pbuf_csum(frame->next, 0, x->len);
+    sum = toe_csum_add32(sum, psum);
+  }
+  uint16_t csum = toe_tcp_csum_finish(sum, x->laddr, x->raddr, (uint16_t)tot);
   memcpy(h + 16, &csum, 2);
 
   struct toe_ip_tx tx = {
@@ -279,7 +311,7 @@ static int xmit_ctl(struct toe_stack *st, const struct tcp_ctl *ctl)
  * and window told the peer. Returns as xmit_raw().
  */
 static int tcp_xmit(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, uint8_t flags,
-                    const struct toe_pbuf *data, uint32_t len)
+                    struct toe_pbuf *data, uint32_t len)
 {
   bool syn = (flags & TOE_TCP_SYN) != 0;
   struct toe_tcp_opts o;
@@ -374,15 +406,19 @@ static int tcp_xmit(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, uint
 /* The send queue */
 
 /* Splits segment `seg` after `n` bytes: the rest becomes a new segment right behind it with the
- * same history. Returns 0 or -TOE_ENOBUFS. */
+ * same history. Returns 0 or -TOE_ENOBUFS (no buffer, or a frame still in flight references the
+ * segment's buffers: only a sent segment can be busy, and the caller retries at the next RTO). */
 static int seg_split(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg, uint32_t n)
 {
   uint32_t len = seg->tot_len;
   if (n == 0 || n >= len)
     return 0;
-  struct toe_pbuf *rest = toe_ipv4_copy_range(st, seg, n, len - n, 0);
+  if (toe_pbuf_shared(seg))
+    return -TOE_ENOBUFS; /* a frame in flight still uses the buffers: try again later */
+  struct toe_pbuf *rest = toe_pbuf_copy_range(st, seg, n, len - n, 0);
   if (rest == NULL)
     return -TOE_ENOBUFS;
+  toe_tcp_seg(seg)->flags &= (uint8_t)~TOE_SEG_CSUM; /* the bytes of both halves change */
   memcpy(rest->meta, seg->meta, sizeof(rest->meta));
   toe_tcp_seg(rest)->seq = toe_tcp_seg(seg)->seq + n;
   rest->qnext = seg->qnext;
@@ -404,7 +440,7 @@ static bool seg_append_chain(struct toe_stack *st, struct toe_pbuf *seg, const s
   uint32_t room = toe_pbuf_tailroom(last);
   struct toe_pbuf *extra = NULL;
   if (room < n) {
-    extra = toe_ipv4_copy_range(st, src, room, n - room, 0);
+    extra = toe_pbuf_copy_range(st, src, room, n - room, 0);
     if (extra == NULL)
       return false;
   }
@@ -418,28 +454,6 @@ static bool seg_append_chain(struct toe_stack *st, struct toe_pbuf *seg, const s
   if (extra)
     toe_pbuf_cat(seg, extra);
   return true;
-}
-
-/* Removes `n` bytes (n < tot_len) from the front of an unsent segment, keeping its metadata;
- * returns the new head of the chain. */
-static struct toe_pbuf *seg_drop_front(struct toe_stack *st, struct toe_pbuf *p, uint32_t n)
-{
-  struct toe_pbuf *qn = p->qnext;
-  uint64_t meta[4];
-  memcpy(meta, p->meta, sizeof(meta));
-  while (p->next && n >= p->len) {
-    struct toe_pbuf *nx = p->next;
-    n -= p->len;
-    p->next = NULL;
-    p->qnext = NULL;
-    toe_pbuf_free(st, p); /* nx->tot_len already counts from nx on */
-    p = nx;
-  }
-  if (n > 0)
-    (void)toe_pbuf_pull(p, (uint16_t)n);
-  memcpy(p->meta, meta, sizeof(meta));
-  p->qnext = qn;
-  return p;
 }
 
 /*
@@ -456,6 +470,8 @@ static void seg_fill(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *
       k = nx->tot_len;
     if (!seg_append_chain(st, seg, nx, k))
       return; /* no buffer: send it as it is */
+    toe_tcp_seg(seg)->flags &= (uint8_t)~TOE_SEG_CSUM;
+    toe_tcp_seg(nx)->flags &= (uint8_t)~TOE_SEG_CSUM;
     if (k == nx->tot_len) {
       seg->qnext = nx->qnext;
       if (tp->sndq_tail == nx)
@@ -463,7 +479,7 @@ static void seg_fill(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *
       nx->qnext = NULL;
       toe_pbuf_free(st, nx);
     } else {
-      struct toe_pbuf *nh = seg_drop_front(st, nx, k);
+      struct toe_pbuf *nh = toe_pbuf_drop_front(st, nx, k);
       toe_tcp_seg(nh)->seq += k;
       seg->qnext = nh;
       if (tp->sndq_tail == nx)
@@ -505,7 +521,7 @@ static void send_new_seg(struct toe_stack *st, struct toe_tcb *tp, struct toe_pb
   (void)tcp_xmit(st, tp, m->seq, flags, seg, len);
   st->ctr.tcp.out_segs++;
   m->xmits = 1;
-  m->flags = 0;
+  m->flags &= TOE_SEG_CSUM; /* a fresh history; the payload's sum stays valid */
   if (len < toe_tcp_eff_mss(tp)) {
     tp->sml_out = 1;
     tp->snd_sml = m->seq + len;

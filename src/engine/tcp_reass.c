@@ -25,32 +25,6 @@ static inline uint32_t ent_end(const struct toe_pbuf *e)
   return ent_seq(e) + e->tot_len;
 }
 
-static uint32_t chain_bufs(const struct toe_pbuf *p)
-{
-  uint32_t n = 0;
-  for (; p; p = p->next)
-    n++;
-  return n;
-}
-
-/*
- * Removes `n` bytes (n < tot_len) from the front of chain `p`, freeing buffers that empty, and
- * returns the new head. Leading empty buffers go too, so the head holds data afterwards.
- */
-static struct toe_pbuf *chain_pull(struct toe_stack *st, struct toe_pbuf *p, uint32_t n)
-{
-  while (p->next && n >= p->len) {
-    struct toe_pbuf *nx = p->next;
-    n -= p->len;
-    p->next = NULL;
-    toe_pbuf_free(st, p); /* tot_len of `nx` already counts from nx on (chain invariant) */
-    p = nx;
-  }
-  if (n > 0)
-    (void)toe_pbuf_pull(p, (uint16_t)n); /* n < p->len here, since n < tot_len */
-  return p;
-}
-
 uint32_t toe_tcp_reass_max_bufs(const struct toe_stack *st)
 {
   /* A share of the pool per connection: enough for a window of full-sized segments on the
@@ -199,13 +173,13 @@ uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct t
         has_dup = true;
       }
       covered_bytes += e->tot_len;
-      covered_bufs += chain_bufs(e);
+      covered_bufs += toe_pbuf_count(e);
     }
   }
 
   /* The bound, counted as it will be once the covered entries are gone. */
   uint32_t new_len = e2 - s2;
-  uint32_t new_bufs = chain_bufs(pb);
+  uint32_t new_bufs = toe_pbuf_count(pb);
   uint64_t bytes = (uint64_t)tp->rcvq_bytes + tp->ooo_bytes - covered_bytes + new_len;
   uint64_t bufs = (uint64_t)tp->ooo_count - covered_bufs + new_bufs;
   if (bytes > rcvbuf_limit(st, tp) || bufs > toe_tcp_reass_max_bufs(st)) {
@@ -216,7 +190,7 @@ uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct t
 
   /* Cut the new segment down to [s2, e2). */
   if (s2 != seq)
-    pb = chain_pull(st, pb, s2 - seq);
+    pb = toe_pbuf_drop_front(st, pb, s2 - seq);
   if (pb->tot_len > new_len)
     toe_pbuf_trim(st, pb, new_len);
   pb->meta[0] = s2;
@@ -233,7 +207,7 @@ uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct t
     if (toe_seq_ge(es, s2) && toe_seq_le(ee, e2)) {
       *link = e->qnext;
       tp->ooo_bytes -= e->tot_len;
-      tp->ooo_count = (uint16_t)(tp->ooo_count - chain_bufs(e));
+      tp->ooo_count = (uint16_t)(tp->ooo_count - toe_pbuf_count(e));
       e->qnext = NULL;
       toe_pbuf_free(st, e);
       continue;
@@ -244,7 +218,7 @@ uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct t
   pb->qnext = *link;
   *link = pb;
   tp->ooo_bytes += new_len;
-  tp->ooo_count = (uint16_t)(tp->ooo_count + chain_bufs(pb));
+  tp->ooo_count = (uint16_t)(tp->ooo_count + toe_pbuf_count(pb));
 
   /* Merge with the neighbours it now touches: one entry per contiguous range. */
   struct toe_pbuf *cur = pb;
@@ -277,7 +251,7 @@ uint32_t toe_tcp_reass_pull(struct toe_stack *st, struct toe_tcb *tp)
     tp->ooo_head = e->qnext;
     e->qnext = NULL;
     tp->ooo_bytes -= e->tot_len;
-    tp->ooo_count = (uint16_t)(tp->ooo_count - chain_bufs(e));
+    tp->ooo_count = (uint16_t)(tp->ooo_count - toe_pbuf_count(e));
     if (es != tp->rcv_nxt) {
       /* In-order data that just arrived also carried these bytes: the later copy is the
        * duplicate (RFC 2883 4.1.1 reports it). */
@@ -289,7 +263,7 @@ uint32_t toe_tcp_reass_pull(struct toe_stack *st, struct toe_tcb *tp)
       continue;
     }
     if (es != tp->rcv_nxt)
-      e = chain_pull(st, e, tp->rcv_nxt - es);
+      e = toe_pbuf_drop_front(st, e, tp->rcv_nxt - es);
     uint32_t n = e->tot_len;
     tp->rcv_nxt += n;
     if (tp->flags & TOE_TF_SHUT_RD) {

@@ -114,8 +114,15 @@ static void send_lost(struct toe_stack *st, struct toe_tcb *tp)
 {
   if (!tp->lost_bytes)
     return;
-  for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg; p = p->qnext) {
+  /* lost_bytes is the sum over the LOST segments: once all of them were seen, stop (the rest of
+   * a long queue has nothing to send) */
+  uint32_t unseen = tp->lost_bytes;
+  for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg && unseen; p = p->qnext) {
+    tp->sack_walk++;
+    p = toe_tcp_sack_skip(tp, p); /* SACKed segments are never retransmitted here */
     uint8_t f = toe_tcp_seg(p)->flags;
+    if (f & TOE_SEG_LOST)
+      unseen = unseen > p->tot_len ? unseen - p->tot_len : 0;
     if ((f & (TOE_SEG_LOST | TOE_SEG_RXMIT | TOE_SEG_SACKED)) != TOE_SEG_LOST)
       continue;
     if ((uint64_t)toe_tcp_pipe(tp) + p->tot_len > tp->cwnd)
@@ -192,6 +199,12 @@ static bool rack_detect_loss(struct toe_stack *st, struct toe_tcb *tp)
   }
   toe_time_t wait = ((toe_time_t)tp->rack_rtt_us + rack_reo_wnd_us(tp)) * 1000u;
   for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg; p = p->qnext) {
+    tp->sack_walk++;
+    /* The SACKed run holds nothing to mark: go on from its last segment, which the checks below
+     * see like any other (the scan may still stop there). Only the scan's early stop can differ:
+     * it may now meet a retransmission beyond a stop point inside the run, which RFC 8985 6.2
+     * (every segment sent before RACK.segment) examines too. */
+    p = toe_tcp_sack_skip(tp, p);
     struct toe_tcp_seg *seg = toe_tcp_seg(p);
     uint32_t end = seg->seq + p->tot_len;
     bool before = rack_seg_sent_before(tp, seg, end);
@@ -483,6 +496,7 @@ void toe_tcp_on_rto(struct toe_stack *st, struct toe_tcb *tp)
       (toe_tcp_seg(tp->sndq_head)->flags & TOE_SEG_SACKED)) {
     for (struct toe_pbuf *p = tp->sndq_head; p && p != tp->snd_next_seg; p = p->qnext)
       toe_tcp_seg(p)->flags &= (uint8_t)~TOE_SEG_SACKED;
+    toe_tcp_sack_run_clear(tp);
     tp->sacked_bytes = 0;
     tp->sacked_segs = 0;
     tp->high_sacked = tp->snd_una;

@@ -156,30 +156,6 @@ static void seg_delivered(struct toe_tcb *tp, struct ack_walk *w, const struct t
   }
 }
 
-/* Removes `n` bytes (fewer than the segment holds) from the front of segment `p`. */
-static void seg_pull_front(struct toe_stack *st, struct toe_pbuf *p, uint32_t n)
-{
-  uint16_t h = (uint16_t)(n < p->len ? n : p->len);
-  toe_pbuf_pull(p, h);
-  n -= h;
-  while (n && p->next) {
-    struct toe_pbuf *q = p->next;
-    if (n >= q->len) {
-      p->next = q->next;
-      q->next = NULL;
-      p->tot_len -= q->len;
-      n -= q->len;
-      toe_pbuf_free(st, q);
-    } else {
-      q->data += n;
-      q->len = (uint16_t)(q->len - n);
-      q->tot_len -= n;
-      p->tot_len -= n;
-      n = 0;
-    }
-  }
-}
-
 /* Cumulative acknowledgment: frees the segments below `ack`, trims a partly acked one. */
 static uint32_t ack_cumulative(struct toe_stack *st, struct toe_tcb *tp, struct ack_walk *w,
                                uint32_t ack)
@@ -196,6 +172,12 @@ static uint32_t ack_cumulative(struct toe_stack *st, struct toe_tcb *tp, struct 
         seg_delivered(tp, w, seg, end, false);
       }
       seg_unaccount(tp, seg, len, true);
+      if (p == tp->sack_run_start) {
+        if (p == tp->sack_run_end)
+          toe_tcp_sack_run_clear(tp);
+        else
+          tp->sack_run_start = p->qnext; /* still SACKed, up to the run's end */
+      }
       tp->sndq_head = p->qnext;
       if (!tp->sndq_head)
         tp->sndq_tail = NULL;
@@ -209,13 +191,37 @@ static uint32_t ack_cumulative(struct toe_stack *st, struct toe_tcb *tp, struct 
       /* Partly acknowledged (the peer acked part of a segment, e.g. after a PMTU change):
        * keep the rest, with its marks. */
       uint32_t n = ack - seg->seq;
+      struct toe_pbuf *nh;
+      if (p == tp->sack_run_start || p == tp->sack_run_end)
+        toe_tcp_sack_run_clear(tp); /* the descriptor may be replaced below */
+      if (toe_pbuf_shared(p)) {
+        /* A frame still in flight references these buffers (segments go out without a payload
+         * copy): their descriptors are that frame's too and must not change. Keep a private
+         * copy of the rest instead; without a buffer for it, the trim waits for a later ACK
+         * (the segment stays whole and accounted as unacknowledged until then). */
+        nh = toe_pbuf_copy_range(st, p, n, len - n, 0);
+        if (nh == NULL)
+          break;
+        nh->qnext = p->qnext;
+        p->qnext = NULL;
+      } else {
+        nh = NULL;
+      }
       if (!(seg->flags & TOE_SEG_SACKED)) {
         tp->delivered += n;
         seg_delivered(tp, w, seg, ack, false);
       }
       seg_unaccount(tp, seg, n, false);
-      seg_pull_front(st, p, n);
-      seg->seq = ack;
+      if (nh != NULL) {
+        memcpy(nh->meta, p->meta, sizeof(nh->meta));
+        toe_pbuf_free(st, p);
+      } else
+        nh = toe_pbuf_drop_front(st, p, n);
+      toe_tcp_seg(nh)->seq = ack;
+      toe_tcp_seg(nh)->flags &= (uint8_t)~TOE_SEG_CSUM; /* fewer bytes: the kept sum is stale */
+      tp->sndq_head = nh;
+      if (tp->sndq_tail == p)
+        tp->sndq_tail = nh;
       tp->sndq_bytes = sub_sat(tp->sndq_bytes, n);
       freed += n;
     }
@@ -258,6 +264,18 @@ static void dsack_received(struct toe_stack *st, struct toe_tcb *tp,
     tp->ack_flags |= TOE_ACKF_DSACK_TLP;
 }
 
+/* Grows the SACKed run by the newly SACKed segment `p` when it borders the run; else `p` starts
+ * a new run (the one growing now is the one worth jumping over). */
+static void run_add(struct toe_tcb *tp, struct toe_pbuf *p)
+{
+  if (tp->sack_run_end != NULL && tp->sack_run_end->qnext == p)
+    tp->sack_run_end = p;
+  else if (tp->sack_run_start != NULL && p->qnext == tp->sack_run_start)
+    tp->sack_run_start = p;
+  else
+    tp->sack_run_start = tp->sack_run_end = p;
+}
+
 /* Marks the sent segments that the (valid, sorted) blocks cover entirely. */
 static void sack_mark(struct toe_stack *st, struct toe_tcb *tp, struct ack_walk *w,
                       const struct toe_tcp_sack_block *blk, int n)
@@ -266,6 +284,14 @@ static void sack_mark(struct toe_stack *st, struct toe_tcb *tp, struct ack_walk 
   struct toe_pbuf *p = tp->sndq_head;
   for (int i = 0; i < n && p && p != tp->snd_next_seg; i++) {
     for (; p && p != tp->snd_next_seg; p = p->qnext) {
+      tp->sack_walk++;
+      if (p == tp->sack_run_start) {
+        /* Jump over the SACKed run when the block covers its end (nothing in it can change),
+         * landing on its last segment, which the checks below see as known already. */
+        struct toe_pbuf *e = tp->sack_run_end;
+        if (toe_seq_le(toe_tcp_seg(e)->seq + e->tot_len, blk[i].end))
+          p = e;
+      }
       struct toe_tcp_seg *seg = toe_tcp_seg(p);
       uint32_t end = seg->seq + p->tot_len;
       if (toe_seq_le(end, blk[i].start))
@@ -284,6 +310,7 @@ static void sack_mark(struct toe_stack *st, struct toe_tcb *tp, struct ack_walk 
         tp->retrans_out = sub_sat(tp->retrans_out, p->tot_len);
       }
       seg->flags |= TOE_SEG_SACKED;
+      run_add(tp, p);
       tp->sacked_bytes += p->tot_len;
       if (tp->sacked_segs < UINT16_MAX)
         tp->sacked_segs++;

@@ -15,6 +15,7 @@
  */
 #include "engine/stack.h"
 #include "engine/tcp.h"
+#include "wire/checksum.h"
 
 #include <string.h>
 
@@ -292,6 +293,7 @@ static void tcb_release(struct toe_stack *st, struct toe_tcb *tp, bool keep_rcvq
   acceptq_unlink(tp);
   toe_pbuf_free_queue(st, tp->sndq_head);
   tp->sndq_head = tp->sndq_tail = tp->snd_next_seg = NULL;
+  toe_tcp_sack_run_clear(tp);
   tp->sndq_bytes = 0;
   toe_tcp_reass_purge(st, tp);
   if (!keep_rcvq)
@@ -689,8 +691,18 @@ static uint32_t seg_append(struct toe_stack *st, struct toe_pbuf *seg, const uin
       continue;
     }
     uint32_t k = min_u32(room, n - done);
+    uint32_t at = seg->tot_len; /* offset of these bytes in the segment's payload */
     uint8_t *d = toe_pbuf_put(last, (uint16_t)k);
-    memcpy(d, p + done, k);
+    /* Copy and checksum in one pass: output then only adds the header's sum (tcp_output.c). */
+    struct toe_tcp_seg *m = toe_tcp_seg(seg);
+    if (at == 0) {
+      m->csum = toe_csum_copy(d, p + done, k, 0);
+      m->flags |= TOE_SEG_CSUM;
+    } else if (m->flags & TOE_SEG_CSUM) {
+      m->csum = toe_csum_combine(m->csum, toe_csum_copy(d, p + done, k, 0), at);
+    } else {
+      memcpy(d, p + done, k);
+    }
     done += k;
     /* every buffer's tot_len counts to the end of its chain */
     for (struct toe_pbuf *q = seg; q != last; q = q->next)
@@ -783,24 +795,6 @@ int toe_tcp_send(struct toe_stack *st, struct toe_sock *s, const void *data, siz
   return (int)n;
 }
 
-/* Removes `n` bytes (n < tot_len) from the front of a received chain, returning its new head. */
-static struct toe_pbuf *chain_drop_front(struct toe_stack *st, struct toe_pbuf *p, uint32_t n)
-{
-  struct toe_pbuf *qn = p->qnext;
-  while (p->next && n >= p->len) {
-    struct toe_pbuf *nx = p->next;
-    n -= p->len;
-    p->next = NULL;
-    p->qnext = NULL;
-    toe_pbuf_free(st, p); /* nx->tot_len already counts from nx on */
-    p = nx;
-  }
-  if (n > 0)
-    (void)toe_pbuf_pull(p, (uint16_t)n);
-  p->qnext = qn;
-  return p;
-}
-
 /*
  * Receive-buffer auto-tuning (the idea of Linux's dynamic right-sizing): the application read
  * `rcv_space` bytes in the last smoothed RTT. The sender can deliver at most one window per RTT,
@@ -862,7 +856,7 @@ int toe_tcp_recv(struct toe_stack *st, struct toe_sock *s, void *buf, size_t cap
         pb->qnext = NULL;
         toe_pbuf_free(st, pb);
       } else {
-        struct toe_pbuf *nh = chain_drop_front(st, pb, k);
+        struct toe_pbuf *nh = toe_pbuf_drop_front(st, pb, k);
         tp->rcvq_head = nh;
         if (tp->rcvq_tail == pb)
           tp->rcvq_tail = nh;

@@ -154,9 +154,15 @@ static void tw_place(struct toe_timer_wheel *tw, struct toe_timer *t, uint64_t e
     uint64_t span_start = e & ~((1ull << REACH_BITS) - 1);
     if (span_start < tw->overflow_next)
       tw->overflow_next = span_start;
+    if (span_start < tw->next_ev)
+      tw->next_ev = span_start;
     return;
   }
   unsigned idx = (unsigned)(e >> (LVL_BITS * level)) & LVL_MASK;
+  /* the slot has work at its start at the earliest (a cascade), or at e on level 0 */
+  uint64_t at = (e >> (LVL_BITS * level)) << (LVL_BITS * level);
+  if (at < tw->next_ev)
+    tw->next_ev = at;
   list_push(&tw->slot[level][idx], t);
   tw->occupied[level][idx / 64] |= 1ull << (idx % 64);
 }
@@ -339,6 +345,12 @@ void toe_tw_run(struct toe_stack *st, toe_time_t now)
   }
 
   uint64_t cur = now / TOE_TW_TICK_NS;
+  /* Fastest path, taken by almost every received frame: nothing can be due before next_ev (a
+   * lower bound kept by tw_place, exact after each full run below). The wheel's now_tick may then
+   * lag behind: the wheel is consistent relative to now_tick (placement, levels), and the next
+   * full run skips the idle ticks in one step. */
+  if (cur < tw->next_ev)
+    return;
   /* Fast path for the many calls within one tick (every received frame runs the timers): a run
    * that ended at tick cur left no cascade pending there, and arming since can only have added to
    * level 0's slot for cur, so with that slot empty nothing can be due. */
@@ -368,4 +380,6 @@ void toe_tw_run(struct toe_stack *st, toe_time_t now)
       break; /* tick cur stays current: timers later within it fire at a later run */
     tw->now_tick = ev + 1;
   }
+  unsigned level;
+  tw->next_ev = tw_next_event(tw, &level);
 }

@@ -39,6 +39,7 @@ struct toe_timer_wheel {
   uint64_t overflow_next;     /* tick where the earliest overflow timer's span starts */
   struct toe_timer *due;      /* armed for a time already reached: fire at next run */
   toe_time_t due_min;         /* earliest expiry on the due list */
+  uint64_t next_ev;           /* lower bound on the next tick with work (see toe_tw_run) */
 };
 
 /* Prepares the wheel; `now` is the stack's start time. */

@@ -20,6 +20,20 @@
  */
 uint32_t toe_csum_partial(const void *data, size_t len, uint32_t sum);
 
+/*
+ * Copies `len` bytes from `src` to `dst` (not overlapping) and returns
+ * toe_csum_partial(src, len, sum): one pass over the bytes where they are copied anyway (the
+ * send path's copy-in keeps the payload's sum with the buffer).
+ */
+uint32_t toe_csum_copy(void *dst, const void *src, size_t len, uint32_t sum);
+
+/*
+ * toe_csum_partial() without the SIMD path (64-bit words with end-around carry): the portable
+ * code every target without SSE2 uses, kept callable on all of them so tests and the fuzzer can
+ * compare both.
+ */
+uint32_t toe_csum_partial_portable(const void *data, size_t len, uint32_t sum);
+
 /* Adds partial sum `b` of a piece starting at byte offset `offset` of the region to `a`. */
 uint32_t toe_csum_combine(uint32_t a, uint32_t b, size_t offset);
 

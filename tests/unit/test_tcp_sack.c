@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "testlib.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define SEG 1000u
@@ -216,7 +217,8 @@ TEST(partial_ack_of_chained_segment)
   for (uint32_t i = 0; i < 300; i++)
     bad += buf[i] != pat(700 + i);
   CHECK_EQ(bad, 0);
-  CHECK_EQ(toe_pbuf_pool_free_count(H.st), free0); /* the head buffer holds the segment's meta */
+  /* the emptied first buffer goes back to the pool; the segment's meta moved to the second */
+  CHECK_EQ(toe_pbuf_pool_free_count(H.st), free0 + 1);
   ack(BASE + 1000, 0, NULL);
   CHECK(T.sndq_head == NULL);
   CHECK_EQ(toe_pbuf_pool_free_count(H.st), free0 + 2);
@@ -442,6 +444,69 @@ TEST(writable_after_space_frees)
   CHECK(T.flags & TOE_TF_WRITABLE_WAIT);
   ack(S(5), 0, NULL); /* half free */
   CHECK(!(T.flags & TOE_TF_WRITABLE_WAIT));
+  teardown();
+}
+
+/*
+ * A peer with a tiny MSS (issue 12, the CVE-2019-11478 class): 4,000 sent segments of 48 bytes,
+ * the first one lost, and an ACK per arriving segment whose SACK block grows by one segment.
+ * Marking the new segment, RACK's loss scan and the lost-segment retransmission must cost each
+ * ACK a bounded number of segment visits (tp->sack_walk counts them), not the queue length, and
+ * the scoreboard must stay exact. On the old code each ACK walked the whole SACKed block.
+ */
+TEST(tiny_mss_sack_work_is_bounded)
+{
+  enum { N = 4000, LEN = 48 };
+  struct toe_config cfg;
+  h_default_cfg(&cfg);
+  cfg.pbuf_count = N + 512;
+  h_init_cfg(&H, &cfg);
+  memset(&T, 0, sizeof(T));
+  T.sk.proto = TOE_IPPROTO_TCP;
+  T.state = TOE_TCP_ESTABLISHED;
+  T.flags = TOE_TF_SACK_OK;
+  T.snd_mss = LEN;
+  T.iss = 1000;
+  T.sndbuf = 1u << 22;
+  T.snd_wnd = 1u << 22;
+  toe_tcp_timers_init(&T);
+  T.cc = &toe_cc_newreno;
+  toe_tcp_cc_init(H.st, &T);
+  BASE = T.iss + 1;
+  toe_time_t now = toe_stack_now(H.st);
+  for (uint32_t i = 0; i < N; i++) {
+    struct toe_pbuf *p = mkseg(BASE + i * LEN, i * LEN, LEN, now - TOE_MSEC(50) + i);
+    REQUIRE(p != NULL);
+    append(p);
+  }
+  T.snd_una = BASE;
+  T.snd_max = T.snd_nxt = BASE + N * LEN;
+  T.cwnd = N * LEN;
+
+  uint32_t worst = 0;
+  for (uint32_t k = 1; k < N; k++) {
+    uint32_t blk[1][2] = {{BASE + LEN, BASE + (k + 1) * LEN}};
+    uint32_t before = T.sack_walk;
+    ack(BASE, 1, blk);
+    toe_tcp_recovery_on_ack(H.st, &T, 0, true);
+    uint32_t w = T.sack_walk - before;
+    if (w > worst)
+      worst = w;
+  }
+  /* every segment but the first is SACKed, exactly once */
+  CHECK_EQ(T.sacked_bytes, (N - 1) * LEN);
+  CHECK_EQ(T.sacked_segs, N - 1);
+  CHECK(toe_tcp_seg(T.sndq_head)->flags & TOE_SEG_LOST);
+  CHECK(!(toe_tcp_seg(T.sndq_head)->flags & TOE_SEG_SACKED));
+  check_totals();
+  /* a handful of visits per ACK (the hole, the run's two ends, the new segment), whatever N */
+  CHECK(worst <= 12);
+  if (worst > 12)
+    fprintf(stderr, "  worst visits per ACK: %u (queue %d)\n", worst, N);
+  /* the repair: the cumulative ACK covers everything and frees the queue and the run */
+  ack(BASE + N * LEN, 0, NULL);
+  CHECK(T.sndq_head == NULL);
+  CHECK(T.sack_run_start == NULL && T.sack_run_end == NULL);
   teardown();
 }
 
