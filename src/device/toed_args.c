@@ -51,6 +51,12 @@ void toed_args_usage(FILE *f)
       "                       who answers pings to the shared address (default device)\n"
       "  --quiet              log only errors and warnings (no start line, no summary)\n"
       "  --help               show this text\n"
+      "  --version            show the versions (toekit, transport ABI)\n"
+      "  --config FILE        settings from FILE, \"key value\" lines with the keys of these "
+      "flags\n"
+      "                       (e.g. /etc/toekit/toed-eth1.conf); a flag given here wins\n"
+      "  --log-level LEVEL    error, warning, info or debug: timestamped lines with their level\n"
+      "                       (per-session lines are debug)\n"
       "\n"
       "Exit status: 0 after SIGINT/SIGTERM, 1 on a runtime failure, 2 on a bad argument.\n",
       f);

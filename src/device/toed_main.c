@@ -22,6 +22,7 @@
 #include "device/port_share.h"
 #include "device/services.h"
 #include "device/toed_args.h"
+#include "device/toed_ops.h"
 #include "toe/engine.h"
 #include "toe/steer.h"
 
@@ -597,6 +598,9 @@ int main(int argc, char **argv)
   char err[512];
   d.epfd = d.tfd = d.sfd = -1;
 
+  int early = toed_ops_early(&argc, &argv); /* --version, --config, --log-level (toed_ops.c) */
+  if (early >= 0)
+    return early;
   if (toed_args_parse(&d.args, argc, argv, err, sizeof err) < 0) {
     logmsg("%s", err);
     return TOED_EXIT_USAGE;
@@ -815,7 +819,9 @@ int main(int argc, char **argv)
   d.started = d.now = mono_now();
   d.next_pcap_flush = d.now + TOE_SEC(1);
   toe_stack_start(d.st, d.now); /* gratuitous ARP; sent by the first flush of the loop */
+  toed_ops_ready(d.args.wire);  /* systemd Type=notify: serving now */
   rc = run_loop(&d);
+  toed_ops_stopping();
 
   /* Connections still open are reset while the port is still ours (so the peers learn of it);
    * then the port goes back, then the report (the services' counters die with them). */

@@ -10,6 +10,7 @@
  * then the open flows are closed gracefully. SIGUSR1 prints the counters; so does the exit.
  */
 #include "proxy/proxyd.h"
+#include "tools/common/toe_cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -211,22 +212,18 @@ int main(int argc, char **argv)
   const char *ctl = NULL;
   bool dry = false;
   enum { O_CTL = 256, O_INC, O_EXC, O_DRY, O_PORT, O_IDLE, O_BUF, O_MARK, O_TABLE, O_PREF, O_NFT };
-  static const struct option opts[] = {{"ctl", required_argument, NULL, O_CTL},
-                                       {"include", required_argument, NULL, O_INC},
-                                       {"exclude", required_argument, NULL, O_EXC},
-                                       {"dry-run", no_argument, NULL, O_DRY},
-                                       {"port", required_argument, NULL, O_PORT},
-                                       {"udp-idle", required_argument, NULL, O_IDLE},
-                                       {"buffer", required_argument, NULL, O_BUF},
-                                       {"fwmark", required_argument, NULL, O_MARK},
-                                       {"table", required_argument, NULL, O_TABLE},
-                                       {"pref", required_argument, NULL, O_PREF},
-                                       {"nft-table", required_argument, NULL, O_NFT},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"ctl", required_argument, NULL, O_CTL},       {"include", required_argument, NULL, O_INC},
+      {"exclude", required_argument, NULL, O_EXC},   {"dry-run", no_argument, NULL, O_DRY},
+      {"port", required_argument, NULL, O_PORT},     {"udp-idle", required_argument, NULL, O_IDLE},
+      {"buffer", required_argument, NULL, O_BUF},    {"fwmark", required_argument, NULL, O_MARK},
+      {"table", required_argument, NULL, O_TABLE},   {"pref", required_argument, NULL, O_PREF},
+      {"nft-table", required_argument, NULL, O_NFT}, {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
   int c;
   uint32_t v;
-  while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+  opterr = 0; /* one line of our own (toe_cli_usage_error) */
+  while ((c = getopt_long(argc, argv, "hvV", opts, NULL)) != -1) {
     bool ok = true;
     switch (c) {
     case O_CTL:
@@ -272,9 +269,14 @@ int main(int argc, char **argv)
     case 'h':
       usage(stdout);
       return 0;
+    case 'V':
+      return toe_cli_version("toe-proxyd", toe_version());
     default:
-      usage(stderr);
-      return 2;
+      if (optopt && optopt < O_CTL && optopt != 'h' && optopt != 'v' && optopt != 'V')
+        return toe_cli_usage_error("toe-proxyd", "unknown option -%c", optopt);
+      if (optopt >= O_CTL)
+        return toe_cli_usage_error("toe-proxyd", "%s needs a value", argv[optind - 1]);
+      return toe_cli_usage_error("toe-proxyd", "unknown option %s", argv[optind - 1]);
     }
     if (!ok) {
       fprintf(stderr, "toe-proxyd: bad value '%s' for --%s (see --help)\n", optarg,

@@ -24,6 +24,7 @@
 #include "toectl_capture.h"
 #include "toectl_dev.h"
 #include "toectl_out.h"
+#include "tools/common/toe_cli.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -71,7 +72,8 @@ static void usage(FILE *f)
           "              in " TC_CTL_DIR "/)\n"
           "  --json      print one JSON object instead of text (stats: every counter)\n"
           "  -z, --zeros stats: show zero counters too\n"
-          "  -h, --help  show this text\n");
+          "  -h, --help  show this text\n"
+          "  -V, --version  show toectl's, the transport ABI's and libtoe's versions\n");
 }
 
 /* ---- the control socket's path -------------------------------------------------------------- */
@@ -918,10 +920,10 @@ int main(int argc, char **argv)
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;
+    } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+      return toe_cli_version(prog, NULL);
     } else if (a[0] == '-') {
-      fprintf(stderr, "%s: unknown option %s\n", prog, a);
-      usage(stderr);
-      return 2;
+      return toe_cli_usage_error(prog, "unknown option %s", a);
     } else if (cmd) {
       fprintf(stderr, "%s: one command at a time (%s, then %s)\n", prog, cmd, a);
       return 2;
