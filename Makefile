@@ -9,7 +9,7 @@
 #   make bench    release build into build/, then runs the benchmarks (bench/run-all.sh; root for
 #                 the namespace ones)
 #   make install  release build, installed under PREFIX (default /usr/local) inside DESTDIR
-#                 (e.g. make install DESTDIR=/tmp/stage PREFIX=/usr); make uninstall removes it
+#                 (e.g. make install DESTDIR=/tmp/stage PREFIX=/usr); make uninstall DESTDIR=... too
 #   make deb      release build, packaged as build/toekit_VERSION_ARCH.deb (CPack)
 
 JOBS ?= $(shell nproc)
@@ -65,14 +65,15 @@ install:
 	@cmake --build $(BUILD) -j $(JOBS)
 	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
-# Removes every file the last `make install` wrote ($(BUILD)/install_manifest.txt names them with
-# their DESTDIR), then the directories of toekit's own that are left empty.
+# Removes every file the last `make install` wrote ($(BUILD)/install_manifest.txt names them
+# without DESTDIR: give the same DESTDIR as to the install), then the directories of toekit's own
+# that are left empty.
 uninstall:
 	@test -f $(BUILD)/install_manifest.txt || { echo "make uninstall: nothing installed from $(BUILD)/"; exit 1; }
-	@xargs -r -d '\n' rm -f -- < $(BUILD)/install_manifest.txt
+	@sed 's,^,$(DESTDIR),' $(BUILD)/install_manifest.txt | xargs -r -d '\n' rm -f --
 	@for d in $$(sed -n 's,/toekit/.*,/toekit,p; s,/toe/[^/]*$$,/toe,p' $(BUILD)/install_manifest.txt | sort -u); do \
-	  [ -d "$$d" ] && find "$$d" -depth -type d -empty -delete; done
-	@echo "removed $$(wc -l < $(BUILD)/install_manifest.txt) files"
+	  if [ -d "$(DESTDIR)$$d" ]; then find "$(DESTDIR)$$d" -depth -type d -empty -delete; fi; done
+	@echo "removed $$(wc -l < $(BUILD)/install_manifest.txt) files from $(or $(DESTDIR),/)"
 
 deb: build
 	@cd $(BUILD) && cpack -G DEB
