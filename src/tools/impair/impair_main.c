@@ -697,20 +697,20 @@ static void parse_args(int argc, char **argv, struct config *c)
         for (const struct option *p = opts; p->name; p++)
           if (p->val == optopt)
             name = p->name;
-        fprintf(stderr, "%s: --%s needs a value (see --help)\n", prog, name ? name : "?");
+        fprintf(stderr, "%s: --%s needs a value (see toe-impair --help)\n", prog, name ? name : "?");
       } else {
-        fprintf(stderr, "%s: unknown or ambiguous option '%s' (see --help)\n", prog,
+        fprintf(stderr, "%s: unknown or ambiguous option '%s' (see toe-impair --help)\n", prog,
                 argv[optind - 1]);
       }
       exit(2);
     }
   }
   if (optind < argc) {
-    fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+    fprintf(stderr, "%s: unexpected argument '%s' (see toe-impair --help)\n", prog, argv[optind]);
     exit(2);
   }
   if (!c->ifname[0] || !c->ifname[1]) {
-    fprintf(stderr, "%s: both --a IF1 and --b IF2 are required (see --help)\n", prog);
+    fprintf(stderr, "%s: both --a IF1 and --b IF2 are required (see toe-impair --help)\n", prog);
     exit(2);
   }
   for (int i = 0; i < 2; i++) {

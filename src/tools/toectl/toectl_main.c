@@ -931,10 +931,8 @@ int main(int argc, char **argv)
       cmd = a;
     }
   }
-  if (!cmd) {
-    usage(stderr);
-    return 2;
-  }
+  if (!cmd)
+    return toe_cli_usage_error(prog, "no command (status, stats, flows, top, filters or capture)");
   if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0 && strcmp(cmd, "flows") != 0 &&
       strcmp(cmd, "filters") != 0 && strcmp(cmd, "capture") != 0) {
     fprintf(stderr, "%s: unknown command %s (status, stats, flows, filters or capture)\n", prog,
