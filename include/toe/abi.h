@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 2 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.2"
+#define TOE_ABI_MINOR 3 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.3"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -72,6 +72,11 @@
 #define TOE_ABI_CAPS_1_2                                                                           \
   (TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_CAPTURE |               \
    TOE_ABI_CAP_FILTERS)
+/* 1.3 (device identity): STATS DEVICE, what the device is (version, port, addresses, MAC, MTU,
+ * link driver, uptime) and, for a session also granted FLOWS, its attached clients; granted to
+ * every client. */
+#define TOE_ABI_CAP_DEVICE (1ull << 9)
+#define TOE_ABI_CAPS_1_3 (TOE_ABI_CAPS_1_2 | TOE_ABI_CAP_DEVICE)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -284,6 +289,11 @@ enum toe_abi_op {
  * timewait, addresses dotted quads, RADDR RPORT 0.0.0.0 0 for local filters); empty without a
  * host interface. */
 #define TOE_ABI_STATS_FILTERS 6
+/* 1.3, TOE_ABI_CAP_DEVICE (handle 0): the device's identity as text, "key value\n" lines (the
+ * value is the rest of the line; keys in docs/transport.md "1.3: device identity"), then, for a
+ * session granted TOE_ABI_CAP_FLOWS, one line per attached client:
+ * "client ID PID UID ORIGIN SOCKETS CONNECTED_MS COMM\n". */
+#define TOE_ABI_STATS_DEVICE 7
 
 /* ---- 1.2 capture (TOE_ABI_CAP_CAPTURE; docs/transport.md "Packet capture") ----------------
  * CAPTURE (handle 0) without STOP starts a capture for this session: u.capture names the filter

@@ -332,4 +332,8 @@ size_t ctl_counters_text(struct toed_ctl_dev *dev);
 /* The filter table as STATS FILTERS text (abi.h) in dev->scratch; its length, or SIZE_MAX. */
 size_t ctl_filters_text(struct toed_ctl_dev *dev);
 
+/* The STATS DEVICE text (abi.h, 1.3) in dev->scratch, with the client lines when with_clients;
+ * its length, or SIZE_MAX (ctl_info.c). */
+size_t ctl_device_text(struct toed_ctl_dev *dev, bool with_clients);
+
 #endif

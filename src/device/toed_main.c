@@ -771,6 +771,12 @@ int main(int argc, char **argv)
     cc.poll_us = d.args.poll_us;
     cc.max_clients = d.args.max_clients;
     cc.quiet = quiet;
+    static char identity[1024], drv[200]; /* STATS DEVICE (1.3); lives as long as toed */
+    d.link.ops->describe(&d.link, drv, sizeof drv);
+    toed_ops_identity(identity, sizeof identity, d.args.wire, drv, d.mac, d.args.addr,
+                      d.args.prefix_len, d.args.gateway, d.mtu, d.args.vlan,
+                      d.hif_open ? d.hif.name : NULL);
+    cc.identity = identity;
     if (!cc.path) {
       snprintf(path, sizeof path, "%s/%s.sock", TOED_CTL_DEFAULT_DIR, d.args.wire);
       cc.path = path;

@@ -302,3 +302,40 @@ void toed_ops_stopping(void)
 {
   notify("STOPPING=1\n");
 }
+
+/* ---- identity (STATS DEVICE) ------------------------------------------------------------- */
+
+static void ipv4_str(uint32_t a, char *out, size_t len)
+{
+  snprintf(out, len, "%u.%u.%u.%u", (unsigned)(a >> 24), (unsigned)(a >> 16 & 255),
+           (unsigned)(a >> 8 & 255), (unsigned)(a & 255));
+}
+
+static struct timespec started;
+
+unsigned long long toed_ops_uptime_ms(void)
+{
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (unsigned long long)(now.tv_sec - started.tv_sec) * 1000ull +
+         (unsigned long long)((now.tv_nsec - started.tv_nsec) / 1000000);
+}
+
+void toed_ops_identity(char *buf, size_t len, const char *wire, const char *driver,
+                       const uint8_t mac[6], uint32_t addr, unsigned prefix, uint32_t gateway,
+                       unsigned mtu, unsigned vlan, const char *host_if)
+{
+  char a[16], g[16] = "none", v[16] = "none";
+  clock_gettime(CLOCK_MONOTONIC, &started);
+  ipv4_str(addr, a, sizeof a);
+  if (gateway)
+    ipv4_str(gateway, g, sizeof g);
+  if (vlan)
+    snprintf(v, sizeof v, "%u", vlan);
+  snprintf(buf, len,
+           "version %s\nabi %u.%u\nwire %s\ndriver %s\nmac %02x:%02x:%02x:%02x:%02x:%02x\n"
+           "addr %s/%u\ngateway %s\nmtu %u\nvlan %s\nhost_if %s\npid %ld\n",
+           TOE_VERSION, (unsigned)TOE_ABI_MAJOR, (unsigned)TOE_ABI_MINOR, wire, driver, mac[0],
+           mac[1], mac[2], mac[3], mac[4], mac[5], a, prefix, g, mtu, v, host_if ? host_if : "none",
+           (long)getpid());
+}

@@ -13,6 +13,9 @@
 #ifndef TOED_OPS_H
 #define TOED_OPS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /*
  * Takes --version, --config and --log-level out of the command line and replaces *argc and *argv
  * with the config file's settings followed by what is left. Returns -1 to go on, or an exit
@@ -26,5 +29,16 @@ void toed_ops_ready(const char *status);
 
 /* Tells the service manager that toed is stopping (STOPPING=1). */
 void toed_ops_stopping(void);
+
+/*
+ * Formats the fixed part of STATS DEVICE (abi.h, 1.3) into buf: "key value" lines for version,
+ * abi, wire, driver, mac, addr, gateway, mtu, vlan, host_if, pid. Addresses in host order.
+ */
+void toed_ops_identity(char *buf, size_t len, const char *wire, const char *driver,
+                       const uint8_t mac[6], uint32_t addr, unsigned prefix, uint32_t gateway,
+                       unsigned mtu, unsigned vlan, const char *host_if);
+
+/* Milliseconds since toed_ops_identity() was called (toed's start-up), on the monotonic clock. */
+unsigned long long toed_ops_uptime_ms(void);
 
 #endif

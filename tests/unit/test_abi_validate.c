@@ -196,7 +196,7 @@ TEST(abi_constants_match_engine)
   CHECK_MEM(&m, "TOEW", 4);
   m = TOE_ABI_REGION_MAGIC;
   CHECK_MEM(&m, "TOER", 4);
-  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.2") == 0);
+  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.3") == 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
