@@ -54,6 +54,16 @@ toectl|--bogus status
 toectl|frobnicate
 toectl|status stats
 toectl|--ctl
+toectl|-i 0 stats
+toectl|-i 1 -c x stats
+toectl|-c 3 status
+toectl|-n 1 stats
+toectl|--prometheus flows
+toectl|flows state nosuch
+toectl|flows dport 70000
+toectl|flows src 1.2.3.4/40
+toectl|top -i x
+toectl|status extra
 toe-nc|
 toe-nc|--bogus 198.18.0.2 80
 toe-nc|-w x 198.18.0.2 80
