@@ -17,6 +17,7 @@
 
 #include "device/toed_ops.h"
 
+#include "device/toed_args.h"
 #include "tools/common/toe_cli.h"
 
 #include <errno.h>
@@ -201,6 +202,27 @@ static int config_read(const char *path, int argc, char **argv, struct argv_buf 
     }
     if (strcmp(key, "service") != 0 && cmdline_has(argc, argv, key))
       continue; /* the command line wins */
+    /* Checked now by toed's own parser, so a mistake names its file and line. */
+    char opt_buf[64], err[256];
+    snprintf(opt_buf, sizeof opt_buf, "--%s", key);
+    char *probe[8] = {"toed", opt_buf};
+    int np = 2;
+    if (*val)
+      probe[np++] = val;
+    if (strcmp(key, "wire") != 0) {
+      probe[np++] = "--wire";
+      probe[np++] = "probe0";
+    }
+    if (strcmp(key, "addr") != 0) {
+      probe[np++] = "--addr";
+      probe[np++] = "198.18.0.1/24";
+    }
+    struct toed_args tmp;
+    if (toed_args_parse(&tmp, np, probe, err, sizeof err) < 0) {
+      fprintf(stderr, "toed: %s:%d: %s\n", path, lineno, err);
+      rc = -1;
+      break;
+    }
     char *opt = malloc(strlen(key) + 3);
     if (!opt || (sprintf(opt, "--%s", key), argv_add(out, opt) < 0) ||
         (*val && argv_add(out, strdup(val)) < 0)) {
