@@ -697,7 +697,8 @@ static void parse_args(int argc, char **argv, struct config *c)
         for (const struct option *p = opts; p->name; p++)
           if (p->val == optopt)
             name = p->name;
-        fprintf(stderr, "%s: --%s needs a value (see toe-impair --help)\n", prog, name ? name : "?");
+        fprintf(stderr, "%s: --%s needs a value (see toe-impair --help)\n", prog,
+                name ? name : "?");
       } else {
         fprintf(stderr, "%s: unknown or ambiguous option '%s' (see toe-impair --help)\n", prog,
                 argv[optind - 1]);
