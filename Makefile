@@ -8,12 +8,19 @@
 #   make fuzz     builds the libFuzzer targets into build-fuzz/ (clang)
 #   make bench    release build into build/, then runs the benchmarks (bench/run-all.sh; root for
 #                 the namespace ones)
+#   make install  release build, installed under PREFIX (default /usr/local) inside DESTDIR
+#                 (e.g. make install DESTDIR=/tmp/stage PREFIX=/usr); make uninstall DESTDIR=... too
+#   make deb      release build, packaged as build/toekit_VERSION_ARCH.deb (CPack)
 
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 10
 FUZZ_ENGINE_SECONDS ?= 60
 
-.PHONY: all build san fuzz-build test unit demo fuzz deps format clean
+.PHONY: all build san fuzz-build test unit demo fuzz deps format clean install uninstall deb
+
+PREFIX ?= /usr/local
+# the build folder that install, uninstall and deb use
+BUILD ?= build
 
 all: build
 
@@ -52,6 +59,24 @@ fuzz: fuzz-build
 .PHONY: bench
 bench: build
 	@bash bench/run-all.sh build/bin
+
+install:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# Removes every file the last `make install` wrote ($(BUILD)/install_manifest.txt names them
+# without DESTDIR: give the same DESTDIR as to the install), then the directories of toekit's own
+# that are left empty.
+uninstall:
+	@test -f $(BUILD)/install_manifest.txt || { echo "make uninstall: nothing installed from $(BUILD)/"; exit 1; }
+	@sed 's,^,$(DESTDIR),' $(BUILD)/install_manifest.txt | xargs -r -d '\n' rm -f --
+	@for d in $$(sed -n 's,/toekit/.*,/toekit,p; s,/toe/[^/]*$$,/toe,p' $(BUILD)/install_manifest.txt | sort -u); do \
+	  if [ -d "$(DESTDIR)$$d" ]; then find "$(DESTDIR)$$d" -depth -type d -empty -delete; fi; done
+	@echo "removed $$(wc -l < $(BUILD)/install_manifest.txt) files from $(or $(DESTDIR),/)"
+
+deb: build
+	@cd $(BUILD) && cpack -G DEB
 
 format:
 	@find include src tests fuzz bench -name '*.[ch]' | xargs clang-format -i

@@ -79,7 +79,11 @@
  * descriptor is any mappable file (a memfd, a POSIX shm object). Offered by libtoe's POSIX port
  * (CMake TOE_HOST_PORT=posix); granted to every client. */
 #define TOE_ABI_CAP_POSIX_BELLS (1ull << 16)
-#define TOE_ABI_CAPS_1_3 (TOE_ABI_CAPS_1_2 | TOE_ABI_CAP_POSIX_BELLS)
+/* 1.3 (device identity): STATS DEVICE, what the device is (version, port, addresses, MAC, MTU,
+ * link driver, uptime) and, for a session also granted FLOWS, its attached clients; granted to
+ * every client. */
+#define TOE_ABI_CAP_DEVICE (1ull << 9)
+#define TOE_ABI_CAPS_1_3 (TOE_ABI_CAPS_1_2 | TOE_ABI_CAP_POSIX_BELLS | TOE_ABI_CAP_DEVICE)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -298,6 +302,11 @@ enum toe_abi_op {
  * timewait, addresses dotted quads, RADDR RPORT 0.0.0.0 0 for local filters); empty without a
  * host interface. */
 #define TOE_ABI_STATS_FILTERS 6
+/* 1.3, TOE_ABI_CAP_DEVICE (handle 0): the device's identity as text, "key value\n" lines (the
+ * value is the rest of the line; keys in docs/transport.md "1.3: device identity"), then, for a
+ * session granted TOE_ABI_CAP_FLOWS, one line per attached client:
+ * "client ID PID UID ORIGIN SOCKETS CONNECTED_MS COMM\n". */
+#define TOE_ABI_STATS_DEVICE 7
 
 /* ---- 1.2 capture (TOE_ABI_CAP_CAPTURE; docs/transport.md "Packet capture") ----------------
  * CAPTURE (handle 0) without STOP starts a capture for this session: u.capture names the filter

@@ -130,6 +130,24 @@ extern "C" {
 typedef struct toe_dev toe_dev;
 
 /* ---------------------------------------------------------------------------------------------
+ * Versions. toekit's release version (also the CMake project's and the packages': CMakeLists.txt
+ * reads it from these lines). TOE_VERSION_NUMBER compares: major * 10000 + minor * 100 + patch.
+ * The transport ABI has its own version (TOE_ABI_MAJOR/MINOR in toe/abi.h), and libtoe.so its
+ * soname (libtoe.so.1).
+ */
+#define TOE_VERSION_MAJOR 0
+#define TOE_VERSION_MINOR 1
+#define TOE_VERSION_PATCH 0
+#define TOE_VERSION "0.1.0"
+#define TOE_VERSION_NUMBER (TOE_VERSION_MAJOR * 10000 + TOE_VERSION_MINOR * 100 + TOE_VERSION_PATCH)
+
+/*
+ * The version of the libtoe that is loaded at run time ("0.1.0"), which may differ from the
+ * TOE_VERSION a program was compiled with. A static string; never fails.
+ */
+const char *toe_version(void);
+
+/* ---------------------------------------------------------------------------------------------
  * Attaching to a device
  */
 

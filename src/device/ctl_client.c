@@ -989,6 +989,10 @@ static void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe
     full = ctl_filters_text(dev);
     src = dev->scratch;
     break;
+  case TOE_ABI_STATS_DEVICE: /* 1.3 (ctl_info.c) */
+    full = ctl_device_text(dev, (cl->abi.caps & TOE_ABI_CAP_FLOWS) != 0);
+    src = dev->scratch;
+    break;
   default: /* refused by validation */
     break;
   }

@@ -403,4 +403,8 @@ void ctl_quota_visit(const struct toed_ctl_dev *dev, void (*fn)(void *, const ch
 /* The filter table as STATS FILTERS text (abi.h) in dev->scratch; its length, or SIZE_MAX. */
 size_t ctl_filters_text(struct toed_ctl_dev *dev);
 
+/* The STATS DEVICE text (abi.h, 1.3) in dev->scratch, with the client lines when with_clients;
+ * its length, or SIZE_MAX (ctl_info.c). */
+size_t ctl_device_text(struct toed_ctl_dev *dev, bool with_clients);
+
 #endif

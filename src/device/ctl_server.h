@@ -40,6 +40,9 @@ struct toed_ctl_config {
   uint32_t poll_us;
   uint32_t max_clients;
   bool quiet; /* no per-session log lines */
+  /* 1.3 STATS DEVICE: the device's fixed identity, "key value\n" lines (toed_ops_identity), or
+   * NULL; the control module adds uptime and the clients. Must outlive the control socket. */
+  const char *identity;
 };
 
 struct toed_ctl {

@@ -23,6 +23,7 @@
 #include "device/services.h"
 #include "device/toed_args.h"
 #include "device/toed_lifecycle.h"
+#include "device/toed_ops.h"
 #include "toe/engine.h"
 #include "toe/steer.h"
 
@@ -618,6 +619,9 @@ int main(int argc, char **argv)
     }
     return toed_cleanup_main(argv[2]);
   }
+  int early = toed_ops_early(&argc, &argv); /* --version, --config, --log-level (toed_ops.c) */
+  if (early >= 0)
+    return early;
   if (toed_args_parse(&d.args, argc, argv, err, sizeof err) < 0) {
     logmsg("%s", err);
     return TOED_EXIT_USAGE;
@@ -788,6 +792,12 @@ int main(int argc, char **argv)
     cc.poll_us = d.args.poll_us;
     cc.max_clients = d.args.max_clients;
     cc.quiet = quiet;
+    static char identity[1024], drv[200]; /* STATS DEVICE (1.3); lives as long as toed */
+    d.link.ops->describe(&d.link, drv, sizeof drv);
+    toed_ops_identity(identity, sizeof identity, d.args.wire, drv, d.mac, d.args.addr,
+                      d.args.prefix_len, d.args.gateway, d.mtu, d.args.vlan,
+                      d.hif_open ? d.hif.name : NULL);
+    cc.identity = identity;
     if (!cc.path) {
       snprintf(path, sizeof path, "%s/%s.sock", TOED_CTL_DEFAULT_DIR, d.args.wire);
       cc.path = path;
@@ -838,7 +848,9 @@ int main(int argc, char **argv)
   d.started = d.now = mono_now();
   d.next_pcap_flush = d.now + TOE_SEC(1);
   toe_stack_start(d.st, d.now); /* gratuitous ARP; sent by the first flush of the loop */
+  toed_ops_ready(d.args.wire);  /* systemd Type=notify: serving now */
   rc = run_loop(&d);
+  toed_ops_stopping();
 
   /* Connections still open are reset while the port is still ours (so the peers learn of it);
    * then the port goes back, then the report (the services' counters die with them). */

@@ -10,6 +10,7 @@
  * then the open flows are closed gracefully. SIGUSR1 prints the counters; so does the exit.
  */
 #include "proxy/proxyd.h"
+#include "tools/common/toe_cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -250,10 +251,12 @@ int main(int argc, char **argv)
                                        {"max-flows", required_argument, NULL, O_MAXF},
                                        {"max-flows-per-uid", required_argument, NULL, O_MAXU},
                                        {"help", no_argument, NULL, 'h'},
+                                       {"version", no_argument, NULL, 'V'},
                                        {NULL, 0, NULL, 0}};
   int c;
   uint32_t v;
-  while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+  opterr = 0; /* one line of our own (toe_cli_usage_error) */
+  while ((c = getopt_long(argc, argv, "hvV", opts, NULL)) != -1) {
     bool ok = true;
     switch (c) {
     case O_CTL:
@@ -305,9 +308,14 @@ int main(int argc, char **argv)
     case 'h':
       usage(stdout);
       return 0;
+    case 'V':
+      return toe_cli_version("toe-proxyd", toe_version());
     default:
-      usage(stderr);
-      return 2;
+      if (optopt && optopt < O_CTL && optopt != 'h' && optopt != 'v' && optopt != 'V')
+        return toe_cli_usage_error("toe-proxyd", "unknown option -%c", optopt);
+      if (optopt >= O_CTL)
+        return toe_cli_usage_error("toe-proxyd", "%s needs a value", argv[optind - 1]);
+      return toe_cli_usage_error("toe-proxyd", "unknown option %s", argv[optind - 1]);
     }
     if (!ok) {
       fprintf(stderr, "toe-proxyd: bad value '%s' for --%s (see --help)\n", optarg,

@@ -307,6 +307,13 @@ static int validate_stats(const struct toe_abi_client *c, const struct toe_abi_s
     if (sqe->handle != TOE_ABI_HANDLE_NONE)
       return -TOE_EINVAL;
     break;
+  case TOE_ABI_STATS_DEVICE:
+    /* 1.3: the device's identity, for a session granted it. */
+    if (!(c->caps & TOE_ABI_CAP_DEVICE))
+      return -TOE_EINVAL;
+    if (sqe->handle != TOE_ABI_HANDLE_NONE)
+      return -TOE_EINVAL;
+    break;
   case TOE_ABI_STATS_FLOWS:
     /* Other clients' flows: only for a session granted the capability (1.1); for any other it
      * is an unknown kind. */

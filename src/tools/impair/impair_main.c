@@ -12,6 +12,7 @@
  * (arrival + delay +/- jitter, never earlier than the frame ahead of it, so jitter alone does not
  * reorder) and leaves when that time has come and the token bucket is not in deficit. */
 #include "impair.h"
+#include "tools/common/toe_cli.h"
 
 #include <arpa/inet.h>
 #include <endian.h>
@@ -560,6 +561,8 @@ static void usage(FILE *out)
           "  --reorder-hold T   longest a frame waits to be overtaken (default 10ms)\n"
           "  --impair-arp       impair ARP and IPv6 neighbour discovery too (default: forwarded "
           "as is)\n"
+          "  -h, --help         show this text\n"
+          "  -V, --version      show the versions (toekit, transport ABI, libtoe)\n"
           "See docs/impair.md.\n",
           prog);
 }
@@ -608,6 +611,7 @@ static void parse_args(int argc, char **argv, struct config *c)
       {"impair-arp", no_argument, NULL, O_IMPAIR_ARP},
       {"burst", required_argument, NULL, O_BURST},
       {"help", no_argument, NULL, O_HELP},
+      {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
   };
   static const char *p_want = "a probability like 2% or 0.02";
@@ -618,7 +622,7 @@ static void parse_args(int argc, char **argv, struct config *c)
   c->reorder_hold_ns = 10000000;
   opterr = 0;
   int o;
-  while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+  while ((o = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
     const char *v = optarg;
     const char *name = NULL;
     for (const struct option *p = opts; p->name; p++)
@@ -683,27 +687,31 @@ static void parse_args(int argc, char **argv, struct config *c)
         bad_arg(name, v, "a byte count from 0 to 1073741824");
       break;
     case O_HELP:
+    case 'h':
       usage(stdout);
       exit(0);
+    case 'V':
+      exit(toe_cli_version(prog, NULL));
     default:
       if (optopt >= O_A && optopt <= O_HELP) {
         for (const struct option *p = opts; p->name; p++)
           if (p->val == optopt)
             name = p->name;
-        fprintf(stderr, "%s: --%s needs a value (see --help)\n", prog, name ? name : "?");
+        fprintf(stderr, "%s: --%s needs a value (see toe-impair --help)\n", prog,
+                name ? name : "?");
       } else {
-        fprintf(stderr, "%s: unknown or ambiguous option '%s' (see --help)\n", prog,
+        fprintf(stderr, "%s: unknown or ambiguous option '%s' (see toe-impair --help)\n", prog,
                 argv[optind - 1]);
       }
       exit(2);
     }
   }
   if (optind < argc) {
-    fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+    fprintf(stderr, "%s: unexpected argument '%s' (see toe-impair --help)\n", prog, argv[optind]);
     exit(2);
   }
   if (!c->ifname[0] || !c->ifname[1]) {
-    fprintf(stderr, "%s: both --a IF1 and --b IF2 are required (see --help)\n", prog);
+    fprintf(stderr, "%s: both --a IF1 and --b IF2 are required (see toe-impair --help)\n", prog);
     exit(2);
   }
   for (int i = 0; i < 2; i++) {

@@ -24,6 +24,7 @@
  * usage.
  */
 #include "toe/toe.h"
+#include "tools/common/toe_cli.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,12 +81,28 @@ static void die(int code, const char *fmt, ...)
   exit(code);
 }
 
-static void usage(void) __attribute__((noreturn));
-static void usage(void)
+static void help(void)
 {
-  fprintf(stderr, "usage: toe-nc [--ctl PATH] [-u] [-l] [-N] [-v] [-w SECS] HOST PORT\n"
-                  "       toe-nc [--ctl PATH] [-u] -l [-N] [-v] [-w SECS] [HOST] PORT\n");
-  exit(EXIT_USAGE);
+  printf("usage: toe-nc [--ctl PATH] [-u] [-N] [-v] [-w SECS] HOST PORT\n"
+         "       toe-nc [--ctl PATH] [-u] -l [-N] [-v] [-w SECS] [HOST] PORT\n"
+         "\n"
+         "netcat over a toekit device: stdin goes to the connection, what arrives goes to\n"
+         "stdout. The connection is the device's (libtoe), not the kernel's.\n"
+         "\n"
+         "  HOST            an IPv4 address or a name (resolved once, IPv4 only)\n"
+         "  PORT            a number (1..65535) or a service name from /etc/services (http)\n"
+         "  -l, --listen    listen on PORT (HOST: the local address; default any) and serve\n"
+         "                  one connection (TCP) or the first sender (UDP)\n"
+         "  -u, --udp       UDP instead of TCP\n"
+         "  -N, --shutdown  send FIN when stdin ends (TCP)\n"
+         "  -v, --verbose   say on stderr what happens (connected, accepted, closed)\n"
+         "  -w, --wait SECS end after SECS seconds without traffic (UDP has no end: use it)\n"
+         "  --ctl PATH      the device's control socket (default: $TOE_CTL, else the only\n"
+         "                  socket in /run/toekit/)\n"
+         "  -h, --help      show this text\n"
+         "  -V, --version   show the versions (toekit, transport ABI, libtoe)\n"
+         "\n"
+         "exit status: 0 done, 1 an error (one line on stderr), 2 bad usage\n");
 }
 
 static const char *err_str(int rc)
@@ -102,11 +119,19 @@ static uint64_t now_ms(void)
 
 static void parse_args(struct nc *nc, int argc, char **argv)
 {
-  static const struct option longs[] = {
-      {"ctl", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  static const struct option longs[] = {{"ctl", required_argument, NULL, 'c'},
+                                        {"help", no_argument, NULL, 'h'},
+                                        {"version", no_argument, NULL, 'V'},
+                                        {"listen", no_argument, NULL, 'l'},
+                                        {"udp", no_argument, NULL, 'u'},
+                                        {"shutdown", no_argument, NULL, 'N'},
+                                        {"verbose", no_argument, NULL, 'v'},
+                                        {"wait", required_argument, NULL, 'w'},
+                                        {NULL, 0, NULL, 0}};
   nc->idle_ms = -1;
   int c;
-  while ((c = getopt_long(argc, argv, "+ulNvw:h", longs, NULL)) != -1) {
+  opterr = 0; /* our own one-line messages */
+  while ((c = getopt_long(argc, argv, "+ulNvw:hV", longs, NULL)) != -1) {
     switch (c) {
     case 'c':
       nc->ctl = optarg;
@@ -127,16 +152,25 @@ static void parse_args(struct nc *nc, int argc, char **argv)
       char *end;
       errno = 0;
       long v = strtol(optarg, &end, 10);
-      if (errno || *end || v < 1 || v > INT_MAX / 1000) {
-        fprintf(stderr, "toe-nc: -w: not a number of seconds (1..%d): %s\n", INT_MAX / 1000,
-                optarg);
-        exit(EXIT_USAGE);
-      }
+      if (errno || *end || v < 1 || v > INT_MAX / 1000)
+        exit(toe_cli_usage_error("toe-nc", "-w: not a number of seconds (1..%d): %s",
+                                 INT_MAX / 1000, optarg));
       nc->idle_ms = (int)v * 1000;
       break;
     }
+    case 'h':
+      help();
+      exit(fflush(stdout) == 0 ? 0 : EXIT_FAIL);
+    case 'V':
+      exit(toe_cli_version("toe-nc", toe_version()));
+    case ':':
+    case '?':
     default:
-      usage();
+      if (optopt == 'w' || optopt == 'c')
+        exit(toe_cli_usage_error("toe-nc", "%s needs a value", argv[optind - 1]));
+      if (optopt)
+        exit(toe_cli_usage_error("toe-nc", "unknown option -%c", optopt));
+      exit(toe_cli_usage_error("toe-nc", "unknown option %s", argv[optind - 1]));
     }
   }
   int n = argc - optind;
@@ -146,15 +180,22 @@ static void parse_args(struct nc *nc, int argc, char **argv)
   } else if (n == 2) {
     nc->host = argv[optind];
     nc->port = argv[optind + 1];
+  } else if (n < (nc->listen ? 1 : 2)) {
+    exit(toe_cli_usage_error("toe-nc", nc->listen ? "no PORT to listen on" : "need HOST and PORT"));
   } else {
-    usage();
+    exit(toe_cli_usage_error("toe-nc", "unexpected argument '%s'", argv[optind + 2]));
   }
   char *end;
   errno = 0;
   long p = strtol(nc->port, &end, 10);
-  if (errno || *end || p < 1 || p > 65535) {
-    fprintf(stderr, "toe-nc: port out of range (1..65535): %s\n", nc->port);
-    exit(EXIT_USAGE);
+  if (*nc->port && *end) { /* a service name: /etc/services, for the protocol in use */
+    struct servent *se = getservbyname(nc->port, nc->udp ? "udp" : "tcp");
+    if (!se)
+      exit(toe_cli_usage_error("toe-nc", "unknown %s service name '%s' (see /etc/services)",
+                               nc->udp ? "udp" : "tcp", nc->port));
+    p = ntohs((uint16_t)se->s_port);
+  } else if (errno || *end || p < 1 || p > 65535) {
+    exit(toe_cli_usage_error("toe-nc", "port out of range (1..65535): %s", nc->port));
   }
   memset(&nc->addr, 0, sizeof(nc->addr));
   nc->addr.sin_family = AF_INET;
@@ -164,7 +205,8 @@ static void parse_args(struct nc *nc, int argc, char **argv)
     struct addrinfo hints = {.ai_family = AF_INET}, *res = NULL;
     int rc = getaddrinfo(nc->host, NULL, &hints, &res);
     if (rc != 0 || !res) {
-      fprintf(stderr, "toe-nc: %s: %s\n", nc->host, gai_strerror(rc));
+      fprintf(stderr, "toe-nc: %s: %s (give an IPv4 address or a name that resolves)\n", nc->host,
+              gai_strerror(rc));
       exit(EXIT_USAGE);
     }
     nc->addr.sin_addr = ((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;

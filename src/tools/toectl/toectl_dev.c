@@ -65,7 +65,7 @@ static int handshake(struct tc_dev *d, int fds[TOE_ABI_FD_COUNT])
   /* STATS is what we come for; FLOWS for the flow table. A device grants at least one socket
    * protocol or refuses the session, so offer both (we never open a socket). */
   h.caps = TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS | TOE_ABI_CAP_FLOWS |
-           TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_FILTERS | TOE_ABI_CAP_CAPTURE;
+           TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_FILTERS | TOE_ABI_CAP_CAPTURE | TOE_ABI_CAP_DEVICE;
   h.pid = (uint32_t)getpid();
   h.sq_entries = TC_SQ;
   h.cq_entries = TC_CQ;

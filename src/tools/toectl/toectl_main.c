@@ -1,11 +1,16 @@
 /*
  * toectl: what the device is doing, over the transport.
  *
- *   toectl [--ctl PATH] [--json] [-z] status|stats|flows
+ *   toectl [--ctl PATH] [--json] status
+ *   toectl [--ctl PATH] [--json] [-z] [--prometheus] [-i SECS [-c N]] stats [PATTERN...]
+ *   toectl [--ctl PATH] [--json] flows [FILTER...]
+ *   toectl [--ctl PATH] [--json] [-i SECS] [-n N] top [FILTER...]
  *   toectl [--ctl PATH] capture FILE [--count N] [--filter EXPR] [--seconds S] [--snaplen N]
  *
- * status  the session (ABI, granted capabilities), the flows by state, and every gauge (resources
- *         held now: sockets, buffers, clients)
+ * status  the device's identity (ABI 1.3 STATS DEVICE: version, port, link driver, addresses, MAC,
+ *         MTU, uptime, attached clients), the session (ABI, granted capabilities), the flows by
+ *         state, and every gauge (resources held now: sockets, buffers, clients)
+ * top     the flows by rate, refreshed (toectl_live.c); stats -i is the counters' live view
  * stats   the device's counters by layer (link, arp, ip, icmp, udp, tcp, pbuf, timer, transport,
  *         and whatever else it reports), from STATS ENGINE ("layer.name value" lines)
  * flows   the flow table like `ss -tan`, from STATS FLOWS (ABI 1.1, TOE_ABI_CAP_FLOWS): protocol,
@@ -22,12 +27,17 @@
  */
 #include "toe/tcp.h" /* enum toe_tcp_state: the ABI's tcp_state values */
 #include "toectl_capture.h"
+#include "toectl_data.h"
 #include "toectl_dev.h"
+#include "toectl_live.h"
 #include "toectl_out.h"
+#include "toectl_select.h"
+#include "tools/common/toe_cli.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,18 +53,27 @@ static const char *prog = "toectl";
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: toectl [--ctl PATH] [--json] [-z] COMMAND\n"
+          "usage: toectl [options] COMMAND [ARGS...]\n"
           "\n"
           "commands:\n"
-          "  status   the session, the flows by state, and the device's gauges (resources held)\n"
-          "  stats    the device's counters by layer (link, arp, ip, icmp, udp, tcp, pbuf, timer,\n"
-          "           transport, ...); zero counters are left out unless -z is given\n"
-          "  flows    the flow table, like ss -tan: protocol, state, receive and send queue\n"
+          "  status   the device (version, port, link driver, addresses, MAC, MTU, uptime, the\n"
+          "           attached clients), the session, the flows by state, the gauges\n"
+          "  stats [PATTERN...]\n"
+          "           the device's counters by layer (link, arp, ip, icmp, udp, tcp, pbuf, timer,\n"
+          "           transport, ...); zero counters are left out unless -z is given. PATTERN\n"
+          "           is a glob on layer.name (\"tcp.*\", \"*retrans*\") or a layer (\"tcp\")\n"
+          "  flows [FILTER...]\n"
+          "           the flow table, like ss -tan: protocol, state, receive and send queue\n"
           "           (bytes), local and peer address, cwnd (bytes), smoothed RTT (ms),\n"
           "           retransmitted segments, the owning client's id, how its flows come\n"
           "           (origin: libtoe, preload, proxy; device for the device's own), and the\n"
           "           owning program's pid and command (for a proxy's flows: the program\n"
-          "           whose flow it carries); needs root or toed's user\n"
+          "           whose flow it carries); needs root or toed's user. FILTER, like ss:\n"
+          "           tcp, udp, state S (established, listen, time-wait, ..., connected),\n"
+          "           sport N, dport N, port N, src A[/P], dst A[/P], comm NAME\n"
+          "  top [FILTER...]\n"
+          "           the flows by rate (bytes/s received and sent), refreshed every -i SECS\n"
+          "           (default 1); -n N: N refreshes, then exit\n"
           "  filters  the steering filter table (toed --host-if): protocol, kind (local: a\n"
           "           listener or bind; conn, timewait: one connection), local and peer\n"
           "           address, and the frames and bytes each steered to the engine; needs root\n"
@@ -67,11 +86,20 @@ static void usage(FILE *f)
           "           ( ); e.g. \"tcp port 80 or icmp\". Needs root or toed's user\n"
           "\n"
           "options:\n"
-          "  --ctl PATH  the device's control socket (default: $TOE_CTL, else the only socket\n"
-          "              in " TC_CTL_DIR "/)\n"
-          "  --json      print one JSON object instead of text (stats: every counter)\n"
-          "  -z, --zeros stats: show zero counters too\n"
-          "  -h, --help  show this text\n");
+          "  --ctl PATH         the device's control socket (default: $TOE_CTL, else the only\n"
+          "                     socket in " TC_CTL_DIR "/)\n"
+          "  -j, --json         print JSON instead of text (with a timestamp; stats: every\n"
+          "                     counter; -i: one object per report, one per line)\n"
+          "  -z, --zeros        stats: show zero (with -i: unchanged) counters too\n"
+          "  -i, --interval S   stats, top: report every S seconds (stats: the change of each\n"
+          "                     counter and its rate per second, like nstat -d)\n"
+          "  -c, --count N      stats -i: N reports, then exit (default: until Ctrl-C)\n"
+          "  -n, --iterations N top: N refreshes, then exit (default: until Ctrl-C)\n"
+          "  -P, --prometheus   stats: the Prometheus text exposition format\n"
+          "  -h, --help         show this text\n"
+          "  -V, --version      show toectl's, the transport ABI's and libtoe's versions\n"
+          "\n"
+          "exit status: 0; 1 when the device cannot be reached or refuses; 2 for bad usage\n");
 }
 
 /* ---- the control socket's path -------------------------------------------------------------- */
@@ -148,302 +176,6 @@ static const char *attach_hint(int err)
   default:
     return strerror(-err);
   }
-}
-
-/* ---- counters (STATS ENGINE) ------------------------------------------------------------------
- */
-
-struct counter {
-  char layer[32];
-  char name[64];
-  uint64_t value;
-};
-
-struct counters {
-  struct counter *v;
-  size_t n, cap;
-  size_t bad_lines; /* lines that are not "layer.name value" */
-};
-
-static bool ident_char(char c)
-{
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
-
-/* Parses one "layer.name value" line (without its newline). */
-static bool parse_line(const char *s, size_t len, struct counter *out)
-{
-  size_t i = 0, k = 0;
-  while (i < len && ident_char(s[i]) && k + 1 < sizeof(out->layer))
-    out->layer[k++] = s[i++];
-  out->layer[k] = 0;
-  if (k == 0 || i >= len || s[i] != '.')
-    return false;
-  i++;
-  k = 0;
-  while (i < len && (ident_char(s[i]) || s[i] == '.') && k + 1 < sizeof(out->name))
-    out->name[k++] = s[i++];
-  out->name[k] = 0;
-  if (k == 0 || i >= len || (s[i] != ' ' && s[i] != '\t'))
-    return false;
-  while (i < len && (s[i] == ' ' || s[i] == '\t'))
-    i++;
-  if (i >= len)
-    return false;
-  uint64_t v = 0;
-  for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-    uint64_t d = (uint64_t)(s[i] - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      return false;
-    v = v * 10 + d;
-  }
-  while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r'))
-    i++;
-  if (i != len)
-    return false;
-  out->value = v;
-  return true;
-}
-
-static int counters_parse(const char *text, size_t len, struct counters *cs)
-{
-  memset(cs, 0, sizeof(*cs));
-  size_t pos = 0;
-  while (pos < len) {
-    const char *nl = memchr(text + pos, '\n', len - pos);
-    size_t end = nl ? (size_t)(nl - text) : len;
-    if (end > pos) {
-      struct counter c;
-      if (!parse_line(text + pos, end - pos, &c)) {
-        cs->bad_lines++;
-      } else {
-        if (cs->n == cs->cap) {
-          size_t cap = cs->cap ? cs->cap * 2 : 256;
-          struct counter *v = realloc(cs->v, cap * sizeof(*v));
-          if (!v)
-            return -ENOMEM;
-          cs->v = v;
-          cs->cap = cap;
-        }
-        cs->v[cs->n++] = c;
-      }
-    }
-    pos = end + 1;
-  }
-  return 0;
-}
-
-static const struct counter *counter_find(const struct counters *cs, const char *layer,
-                                          const char *name)
-{
-  for (size_t i = 0; i < cs->n; i++)
-    if (strcmp(cs->v[i].layer, layer) == 0 && strcmp(cs->v[i].name, name) == 0)
-      return &cs->v[i];
-  return NULL;
-}
-
-/* The layers in order of first appearance (names point into cs). */
-static size_t layers_list(const struct counters *cs, const char **out, size_t max)
-{
-  size_t n = 0;
-  for (size_t i = 0; i < cs->n; i++) {
-    bool seen = false;
-    for (size_t k = 0; k < n && !seen; k++)
-      seen = strcmp(out[k], cs->v[i].layer) == 0;
-    if (!seen && n < max)
-      out[n++] = cs->v[i].layer;
-  }
-  return n;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-  size_t a = strlen(s), b = strlen(suffix);
-  return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* A gauge says how much of something is held now (counters.h: the *_inuse gauges and a few
- * others), as opposed to a counter that only grows. */
-static bool is_gauge(const struct counter *c)
-{
-  return ends_with(c->name, "inuse") || ends_with(c->name, "_max") ||
-         ends_with(c->name, "_attached") || strcmp(c->name, "curr_estab") == 0 ||
-         strcmp(c->name, "pending") == 0;
-}
-
-/* Fetches a STATS answer of `kind` into a malloc'ed buffer, growing it until the answer fits or
- * the buffer area is exhausted (then *truncated). Returns the bytes held (*out), or -errno. */
-static ssize_t fetch(struct tc_dev *d, uint32_t kind, char **out, size_t *full, bool *truncated)
-{
-  size_t max = tc_stats_max(d);
-  size_t cap = max < 65536 ? max : 65536;
-  *out = NULL;
-  *truncated = false;
-  for (int tries = 0;; tries++) {
-    char *buf = realloc(*out, cap + 1);
-    if (!buf) {
-      free(*out);
-      *out = NULL;
-      return -ENOMEM;
-    }
-    *out = buf;
-    ssize_t r = tc_stats(d, kind, buf, cap);
-    if (r < 0) {
-      free(*out);
-      *out = NULL;
-      return r;
-    }
-    *full = (size_t)r;
-    if ((size_t)r <= cap) {
-      buf[r] = 0;
-      return r;
-    }
-    if (cap == max || tries >= 4) { /* it keeps growing, or cannot fit: take what we have */
-      buf[cap] = 0;
-      *truncated = true;
-      return (ssize_t)cap;
-    }
-    cap = (size_t)r + (size_t)r / 4 + 4096; /* room for some growth between the two calls */
-    if (cap > max)
-      cap = max;
-  }
-}
-
-/* ---- flows (STATS FLOWS) ------------------------------------------------------------------- */
-
-struct flow {
-  struct toe_abi_flow f;
-  char comm[17]; /* printable copy */
-};
-
-struct flows {
-  struct flow *v;
-  size_t n;
-  uint32_t count; /* what the device said it has */
-  bool truncated; /* not every record fitted */
-  bool granted;   /* the device gave us the flow table */
-};
-
-static const char *tcp_state_ss(uint8_t s)
-{
-  /* enum toe_tcp_state (toe/tcp.h), with the names ss(8) prints. */
-  static const char *const names[] = {"CLOSE",   "LISTEN",     "SYN-SENT",   "SYN-RECV",
-                                      "ESTAB",   "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT",
-                                      "CLOSING", "LAST-ACK",   "TIME-WAIT"};
-  _Static_assert(sizeof(names) / sizeof(names[0]) == TOE_TCP_TIME_WAIT + 1, "tcp states");
-  return s < sizeof(names) / sizeof(names[0]) ? names[s] : "UNKNOWN";
-}
-
-static bool addr_zero(const struct toe_abi_sockaddr *a)
-{
-  static const struct toe_abi_sockaddr z;
-  return memcmp(a, &z, sizeof(z)) == 0;
-}
-
-static const char *flow_state(const struct toe_abi_flow *f)
-{
-  if (f->proto == TOE_ABI_PROTO_TCP)
-    return tcp_state_ss(f->tcp_state);
-  return addr_zero(&f->remote) ? "UNCONN" : "ESTAB";
-}
-
-static const char *proto_name(uint8_t p)
-{
-  return p == TOE_ABI_PROTO_TCP ? "tcp" : p == TOE_ABI_PROTO_UDP ? "udp" : "?";
-}
-
-/* The address part of a socket address ("198.18.0.1", "0.0.0.0" when none). */
-static void addr_str(const struct toe_abi_sockaddr *a, char *out, size_t len)
-{
-  if (a->family == TOE_ABI_AF_INET6) {
-    char tmp[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, a->addr, tmp, sizeof(tmp));
-    snprintf(out, len, "[%s]", tmp);
-  } else if (a->family == TOE_ABI_AF_INET) {
-    snprintf(out, len, "%u.%u.%u.%u", a->addr[0], a->addr[1], a->addr[2], a->addr[3]);
-  } else {
-    snprintf(out, len, "0.0.0.0");
-  }
-}
-
-/* "addr:port" like ss: "0.0.0.0:*" for no peer, "*" for port 0. */
-static void endpoint_str(const struct toe_abi_sockaddr *a, char *out, size_t len)
-{
-  char ad[64];
-  addr_str(a, ad, sizeof(ad));
-  if (a->port)
-    snprintf(out, len, "%s:%u", ad, a->port);
-  else
-    snprintf(out, len, "%s:*", ad);
-}
-
-static int flow_cmp(const void *pa, const void *pb)
-{
-  const struct toe_abi_flow *a = &((const struct flow *)pa)->f, *b = &((const struct flow *)pb)->f;
-  if (a->proto != b->proto)
-    return a->proto < b->proto ? -1 : 1;
-  int c = memcmp(a->local.addr, b->local.addr, 16);
-  if (c)
-    return c;
-  if (a->local.port != b->local.port)
-    return a->local.port < b->local.port ? -1 : 1;
-  c = memcmp(a->remote.addr, b->remote.addr, 16);
-  if (c)
-    return c;
-  if (a->remote.port != b->remote.port)
-    return a->remote.port < b->remote.port ? -1 : 1;
-  return a->client_id < b->client_id ? -1 : a->client_id > b->client_id;
-}
-
-/* Returns 0, or -errno (flows->granted false and 0 returned when the device refuses FLOWS). */
-static int flows_fetch(struct tc_dev *d, struct flows *fl)
-{
-  memset(fl, 0, sizeof(*fl));
-  if (!(d->rep.caps & TOE_ABI_CAP_FLOWS))
-    return 0;
-  char *buf;
-  size_t full;
-  bool trunc;
-  ssize_t got = fetch(d, TOE_ABI_STATS_FLOWS, &buf, &full, &trunc);
-  if (got < 0)
-    return (int)got;
-  fl->granted = true;
-  struct toe_abi_flows_hdr h;
-  if ((size_t)got < sizeof(h)) {
-    free(buf);
-    return -EPROTO;
-  }
-  memcpy(&h, buf, sizeof(h));
-  /* A record must at least hold the 1.1 fields up to comm; a later minor may add more. */
-  if (h.record_size < offsetof(struct toe_abi_flow, comm) || h.record_size > 65536) {
-    free(buf);
-    return -EPROTO;
-  }
-  size_t fit = ((size_t)got - sizeof(h)) / h.record_size;
-  size_t n = h.count < fit ? h.count : fit;
-  fl->count = h.count;
-  fl->truncated = trunc || n < h.count;
-  fl->v = calloc(n ? n : 1, sizeof(*fl->v));
-  if (!fl->v) {
-    free(buf);
-    return -ENOMEM;
-  }
-  for (size_t i = 0; i < n; i++) {
-    struct flow *f = &fl->v[i];
-    size_t take = h.record_size < sizeof(f->f) ? h.record_size : sizeof(f->f);
-    memcpy(&f->f, buf + sizeof(h) + i * h.record_size, take); /* rest stays zero */
-    size_t k = 0;
-    for (size_t j = 0; j < sizeof(f->f.comm) && f->f.comm[j]; j++) {
-      unsigned char ch = (unsigned char)f->f.comm[j];
-      f->comm[k++] = (ch >= 0x20 && ch < 0x7f && ch != ' ') ? (char)ch : '?';
-    }
-    f->comm[k] = 0;
-  }
-  fl->n = n;
-  qsort(fl->v, fl->n, sizeof(*fl->v), flow_cmp);
-  free(buf);
-  return 0;
 }
 
 /* ---- filters (STATS FILTERS text, abi.h) -------------------------------------------------- */
@@ -535,6 +267,142 @@ static int cmd_filters(struct tc_dev *d, const char *ctl, bool json)
   return 0;
 }
 
+/* ---- the device's identity (ABI 1.3 STATS DEVICE text, abi.h) ------------------------------ */
+
+/* The value of `key` in the "key value" lines (the rest of the line), into out; false if absent. */
+static bool dev_get(const char *text, const char *key, char *out, size_t len)
+{
+  size_t k = strlen(key);
+  for (const char *l = text; l && *l;) {
+    const char *nl = strchr(l, '\n');
+    size_t ll = nl ? (size_t)(nl - l) : strlen(l);
+    if (ll > k && strncmp(l, key, k) == 0 && l[k] == ' ') {
+      size_t v = ll - k - 1 < len - 1 ? ll - k - 1 : len - 1;
+      memcpy(out, l + k + 1, v);
+      out[v] = 0;
+      return true;
+    }
+    l = nl ? nl + 1 : NULL;
+  }
+  out[0] = 0;
+  return false;
+}
+
+struct dev_client {
+  unsigned id, uid, sockets;
+  int pid;
+  char origin[12], comm[32];
+  unsigned long long connected_ms;
+};
+
+/* The next "client ..." line from *pos; false when there is none left. */
+static bool dev_next_client(const char **pos, struct dev_client *c)
+{
+  while (*pos && **pos) {
+    const char *l = *pos, *nl = strchr(l, '\n');
+    *pos = nl ? nl + 1 : NULL;
+    if (strncmp(l, "client ", 7) == 0 &&
+        sscanf(l, "client %u %d %u %11s %u %llu %31s", &c->id, &c->pid, &c->uid, c->origin,
+               &c->sockets, &c->connected_ms, c->comm) == 7)
+      return true;
+  }
+  return false;
+}
+
+static void duration_str(unsigned long long ms, char *out, size_t len)
+{
+  unsigned long long s = ms / 1000;
+  if (s >= 86400)
+    snprintf(out, len, "%llud%02lluh%02llum", s / 86400, s / 3600 % 24, s / 60 % 60);
+  else if (s >= 3600)
+    snprintf(out, len, "%lluh%02llum%02llus", s / 3600, s / 60 % 60, s % 60);
+  else if (s >= 60)
+    snprintf(out, len, "%llum%02llus", s / 60, s % 60);
+  else
+    snprintf(out, len, "%llu.%03llus", s, ms % 1000);
+}
+
+static void json_device(struct tc_json *j, const char *text)
+{
+  static const char *const strs[] = {"version", "abi",     "wire", "driver", "mac",
+                                     "addr",    "gateway", "vlan", "host_if"};
+  static const char *const nums[] = {"mtu", "pid", "uptime_ms", "clients"};
+  char v[256];
+  tc_json_obj(j, "device");
+  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+    if (dev_get(text, strs[i], v, sizeof v))
+      tc_json_str(j, strs[i], v);
+  for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+    if (dev_get(text, nums[i], v, sizeof v))
+      tc_json_u64(j, nums[i], strtoull(v, NULL, 10));
+  tc_json_obj_end(j);
+  tc_json_arr(j, "clients");
+  struct dev_client c;
+  for (const char *pos = text; dev_next_client(&pos, &c);) {
+    tc_json_obj(j, NULL);
+    tc_json_u64(j, "client_id", c.id);
+    tc_json_i64(j, "pid", c.pid);
+    tc_json_u64(j, "uid", c.uid);
+    tc_json_str(j, "origin", c.origin);
+    tc_json_u64(j, "sockets", c.sockets);
+    tc_json_u64(j, "connected_ms", c.connected_ms);
+    tc_json_str(j, "comm", c.comm);
+    tc_json_obj_end(j);
+  }
+  tc_json_arr_end(j);
+}
+
+/* The identity rows of status's first table. */
+static void table_device(struct tc_table *t, const char *text)
+{
+  char a[256], b[256], c[64], e[64], buf[1024];
+  dev_get(text, "version", a, sizeof a);
+  dev_get(text, "pid", b, sizeof b);
+  dev_get(text, "uptime_ms", c, sizeof c);
+  duration_str(strtoull(c, NULL, 10), e, sizeof e);
+  snprintf(buf, sizeof buf, "toekit %s (toed pid %s), up %s", a, b, e);
+  tc_table_add(t, (const char *const[]){"version", buf});
+  dev_get(text, "wire", a, sizeof a);
+  dev_get(text, "driver", b, sizeof b);
+  snprintf(buf, sizeof buf, "%s: %s", a, b);
+  tc_table_add(t, (const char *const[]){"port", buf});
+  dev_get(text, "mac", a, sizeof a);
+  tc_table_add(t, (const char *const[]){"mac", a});
+  dev_get(text, "addr", a, sizeof a);
+  dev_get(text, "gateway", b, sizeof b);
+  dev_get(text, "mtu", c, sizeof c);
+  dev_get(text, "vlan", e, sizeof e);
+  snprintf(buf, sizeof buf, "%s, gateway %s, mtu %s, vlan %s", a, b, c, e);
+  tc_table_add(t, (const char *const[]){"address", buf});
+  if (dev_get(text, "host_if", a, sizeof a) && strcmp(a, "none") != 0)
+    tc_table_add(t, (const char *const[]){"host if", a});
+}
+
+/* The attached clients (privileged sessions only get the lines). */
+static void print_clients(const char *text)
+{
+  struct tc_table t;
+  const char *hdr[] = {">Client", ">PID", ">UID", "Origin", ">Sockets", ">Connected", "Command"};
+  if (tc_table_init(&t, 7, hdr) < 0)
+    return;
+  struct dev_client c;
+  size_t n = 0;
+  for (const char *pos = text; dev_next_client(&pos, &c); n++) {
+    char id[16], pid[16], uid[16], so[16], conn[32];
+    snprintf(id, sizeof id, "%u", c.id);
+    snprintf(pid, sizeof pid, "%d", c.pid);
+    snprintf(uid, sizeof uid, "%u", c.uid);
+    snprintf(so, sizeof so, "%u", c.sockets);
+    duration_str(c.connected_ms, conn, sizeof conn);
+    tc_table_add(&t, (const char *const[]){id, pid, uid, c.origin, so, conn, c.comm});
+  }
+  if (n) {
+    printf("\n");
+    tc_table_print(&t, stdout, 0);
+  }
+  tc_table_free(&t);
+}
+
 /* ---- output --------------------------------------------------------------------------------- */
 
 static void caps_str(uint64_t caps, char *out, size_t len)
@@ -542,11 +410,11 @@ static void caps_str(uint64_t caps, char *out, size_t len)
   static const struct {
     uint64_t bit;
     const char *name;
-  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},        {TOE_ABI_CAP_UDP, "udp"},
-               {TOE_ABI_CAP_IPV6, "ipv6"},      {TOE_ABI_CAP_STATS, "stats"},
-               {TOE_ABI_CAP_FLOWS, "flows"},    {TOE_ABI_CAP_SHARE, "share"},
-               {TOE_ABI_CAP_ORIGIN, "origin"},  {TOE_ABI_CAP_CAPTURE, "capture"},
-               {TOE_ABI_CAP_FILTERS, "filters"}};
+  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},         {TOE_ABI_CAP_UDP, "udp"},
+               {TOE_ABI_CAP_IPV6, "ipv6"},       {TOE_ABI_CAP_STATS, "stats"},
+               {TOE_ABI_CAP_FLOWS, "flows"},     {TOE_ABI_CAP_SHARE, "share"},
+               {TOE_ABI_CAP_ORIGIN, "origin"},   {TOE_ABI_CAP_CAPTURE, "capture"},
+               {TOE_ABI_CAP_FILTERS, "filters"}, {TOE_ABI_CAP_DEVICE, "device"}};
   out[0] = 0;
   size_t pos = 0;
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -559,7 +427,7 @@ static void caps_str(uint64_t caps, char *out, size_t len)
 
 static void json_caps(struct tc_json *j, uint64_t caps)
 {
-  char buf[64], *save = NULL;
+  char buf[128], *save = NULL;
   caps_str(caps, buf, sizeof(buf));
   tc_json_arr(j, "caps");
   for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
@@ -571,6 +439,7 @@ static void json_session(struct tc_json *j, const char *ctl, const struct tc_dev
 {
   char abi[16];
   snprintf(abi, sizeof(abi), "%u.%u", d->rep.abi_major, d->rep.abi_minor);
+  tc_json_now(j);
   tc_json_str(j, "ctl", ctl);
   tc_json_str(j, "abi", abi);
   tc_json_u64(j, "client_id", d->rep.client_id);
@@ -780,7 +649,7 @@ static size_t count_states(const struct flows *fl, struct state_count *out, size
 }
 
 static int cmd_status(struct tc_dev *d, const char *ctl, const struct counters *cs,
-                      const struct flows *fl, bool json)
+                      const struct flows *fl, const char *devinfo, bool json)
 {
   struct state_count sc[64];
   size_t nsc = count_states(fl, sc, 64);
@@ -794,6 +663,8 @@ static int cmd_status(struct tc_dev *d, const char *ctl, const struct counters *
     tc_json_init(&j, stdout);
     tc_json_obj(&j, NULL);
     json_session(&j, ctl, d);
+    if (devinfo)
+      json_device(&j, devinfo);
     tc_json_obj(&j, "flows");
     tc_json_bool(&j, "available", fl->granted);
     tc_json_u64(&j, "total", fl->granted ? fl->count : 0);
@@ -819,12 +690,14 @@ static int cmd_status(struct tc_dev *d, const char *ctl, const struct counters *
     tc_json_end(&j);
     return 0;
   }
-  char caps[64];
+  char caps[128];
   caps_str(d->rep.caps, caps, sizeof(caps));
   struct tc_table t;
   const char *hdr[] = {"device", ctl};
   if (tc_table_init(&t, 2, hdr) < 0)
     return -ENOMEM;
+  if (devinfo)
+    table_device(&t, devinfo);
   char buf[512];
   snprintf(buf, sizeof(buf), "toekit transport ABI %u.%u, this session is client %u (caps: %s)",
            d->rep.abi_major, d->rep.abi_minor, d->rep.client_id, caps);
@@ -874,6 +747,8 @@ static int cmd_status(struct tc_dev *d, const char *ctl, const struct counters *
   }
   tc_table_print(&t, stdout, 0);
   tc_table_free(&t);
+  if (devinfo)
+    print_clients(devinfo);
 
   const char *ghdr[] = {"gauge", ">now"};
   if (tc_table_init(&t, 2, ghdr) < 0)
@@ -893,74 +768,200 @@ static int cmd_status(struct tc_dev *d, const char *ctl, const struct counters *
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
+/* Keeps the counters that match the patterns (in order). */
+static void counters_select(struct counters *cs, const struct tc_patterns *p)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < cs->n; i++)
+    if (tc_pattern_match(p, cs->v[i].layer, cs->v[i].name))
+      cs->v[k++] = cs->v[i];
+  cs->n = k;
+}
+
+/* Keeps the flows that pass the filter (in order). */
+static void flows_select(struct flows *fl, const struct tc_flow_filter *f)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < fl->n; i++)
+    if (tc_flow_match(f, &fl->v[i].f, flow_state(&fl->v[i].f), fl->v[i].comm))
+      fl->v[k++] = fl->v[i];
+  fl->n = k;
+}
+
+/* A positive number of seconds (at least 1 ms, at most a day). */
+static bool parse_secs(const char *s, double *out)
+{
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (!*s || *end || errno || !(v >= 0.001 && v <= 86400))
+    return false;
+  *out = v;
+  return true;
+}
+
+static bool parse_count(const char *s, long *out)
+{
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (!*s || *end || errno || v < 1)
+    return false;
+  *out = v;
+  return true;
+}
+
+/* The STATS DEVICE text (1.3), or NULL when the device does not give it. */
+static char *fetch_devinfo(struct tc_dev *d)
+{
+  if (!(d->rep.caps & TOE_ABI_CAP_DEVICE))
+    return NULL;
+  char *text;
+  size_t full;
+  bool trunc;
+  ssize_t n = fetch(d, TOE_ABI_STATS_DEVICE, &text, &full, &trunc);
+  if (n < 0) {
+    fprintf(stderr, "%s: warning: STATS DEVICE: %s\n", prog, strerror((int)-n));
+    return NULL;
+  }
+  return text;
+}
+
 int main(int argc, char **argv)
 {
   const char *ctl_arg = NULL, *cmd = NULL;
-  bool json = false, zeros = false;
+  bool json = false, zeros = false, prometheus = false;
+  double interval = 0;
+  long count = 0, iterations = 0;
   struct tc_capture_args cap;
+
+  /* `capture` takes the rest of the line as its own (FILE, --count, ...), except --ctl. */
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!cmd && strcmp(a, "capture") == 0) {
-      /* Everything after it is the capture's own (its FILE, --count, ...), except --ctl. */
-      char **rest = calloc((size_t)argc, sizeof(char *));
-      int nrest = 0;
-      if (!rest)
-        return 1;
-      for (int k = i + 1; k < argc; k++) {
-        if (strcmp(argv[k], "--ctl") == 0 && k + 1 < argc)
-          ctl_arg = argv[++k];
-        else if (strncmp(argv[k], "--ctl=", 6) == 0)
-          ctl_arg = argv[k] + 6;
-        else
-          rest[nrest++] = argv[k];
-      }
-      int rc = tc_capture_parse(nrest, rest, &cap);
-      free(rest);
-      if (rc)
-        return rc;
-      cmd = a;
-      break;
+    if (strcmp(argv[i], "--ctl") == 0) {
+      i++;
+      continue;
     }
-    if (strcmp(a, "--ctl") == 0) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "%s: --ctl needs a PATH\n", prog);
-        return 2;
+    if (argv[i][0] == '-')
+      continue;
+    if (strcmp(argv[i], "capture") != 0)
+      break;
+    char **rest = calloc((size_t)argc, sizeof(char *));
+    int nrest = 0;
+    if (!rest)
+      return 1;
+    for (int k = 1; k < argc; k++) {
+      if (k == i)
+        continue;
+      if (strcmp(argv[k], "--ctl") == 0 && k + 1 < argc)
+        ctl_arg = argv[++k];
+      else if (strncmp(argv[k], "--ctl=", 6) == 0)
+        ctl_arg = argv[k] + 6;
+      else if (k > i)
+        rest[nrest++] = argv[k];
+      else if (strcmp(argv[k], "--json") == 0 || strcmp(argv[k], "-j") == 0)
+        continue; /* capture writes pcap */
+      else {
+        free(rest);
+        return toe_cli_usage_error(prog, "option %s before capture: give it after", argv[k]);
       }
-      ctl_arg = argv[++i];
-    } else if (strncmp(a, "--ctl=", 6) == 0) {
-      ctl_arg = a + 6;
-    } else if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0) {
+    }
+    int rc = tc_capture_parse(nrest, rest, &cap);
+    free(rest);
+    if (rc)
+      return rc;
+    cmd = "capture";
+    break;
+  }
+
+  enum { O_CTL = 256 };
+  static const struct option longs[] = {
+      {"ctl", required_argument, NULL, O_CTL}, {"json", no_argument, NULL, 'j'},
+      {"zeros", no_argument, NULL, 'z'},       {"interval", required_argument, NULL, 'i'},
+      {"count", required_argument, NULL, 'c'}, {"iterations", required_argument, NULL, 'n'},
+      {"prometheus", no_argument, NULL, 'P'},  {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
+  char **words = calloc((size_t)argc + 1, sizeof(char *));
+  int nwords = 0;
+  if (!words)
+    return 1;
+  opterr = 0;
+  int c;
+  while (!cmd && (c = getopt_long(argc, argv, "jzi:c:n:PhV", longs, NULL)) != -1) {
+    switch (c) {
+    case O_CTL:
+      ctl_arg = optarg;
+      break;
+    case 'j':
       json = true;
-    } else if (strcmp(a, "-z") == 0 || strcmp(a, "--zeros") == 0) {
+      break;
+    case 'z':
       zeros = true;
-    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      break;
+    case 'P':
+      prometheus = true;
+      break;
+    case 'i':
+      if (!parse_secs(optarg, &interval))
+        return toe_cli_usage_error(prog, "-i %s: not a number of seconds (0.001 to 86400)", optarg);
+      break;
+    case 'c':
+      if (!parse_count(optarg, &count))
+        return toe_cli_usage_error(prog, "-c %s: not a count of reports (1 or more)", optarg);
+      break;
+    case 'n':
+      if (!parse_count(optarg, &iterations))
+        return toe_cli_usage_error(prog, "-n %s: not a count of refreshes (1 or more)", optarg);
+      break;
+    case 'h':
       usage(stdout);
-      return 0;
-    } else if (a[0] == '-') {
-      fprintf(stderr, "%s: unknown option %s\n", prog, a);
-      usage(stderr);
-      return 2;
-    } else if (cmd) {
-      fprintf(stderr, "%s: one command at a time (%s, then %s)\n", prog, cmd, a);
-      return 2;
-    } else {
-      cmd = a;
+      return fflush(stdout) == 0 ? 0 : 1;
+    case 'V':
+      return toe_cli_version(prog, NULL);
+    default:
+      if (optopt == O_CTL || optopt == 'i' || optopt == 'c' || optopt == 'n')
+        return toe_cli_usage_error(prog, "%s needs a value", argv[optind - 1]);
+      if (optopt)
+        return toe_cli_usage_error(prog, "unknown option -%c", optopt);
+      return toe_cli_usage_error(prog, "unknown option %s", argv[optind - 1]);
     }
   }
   if (!cmd) {
-    usage(stderr);
-    return 2;
+    for (int i = optind; i < argc; i++)
+      words[nwords++] = argv[i];
+    if (nwords == 0)
+      return toe_cli_usage_error(prog,
+                                 "no command (status, stats, flows, top, filters or capture)");
+    cmd = words[0];
   }
-  if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stats") != 0 && strcmp(cmd, "flows") != 0 &&
-      strcmp(cmd, "filters") != 0 && strcmp(cmd, "capture") != 0) {
-    fprintf(stderr, "%s: unknown command %s (status, stats, flows, filters or capture)\n", prog,
-            cmd);
-    return 2;
-  }
-  if (ctl_arg && !*ctl_arg) {
-    fprintf(stderr, "%s: --ctl needs a PATH\n", prog);
-    return 2;
-  }
+  static const char *const cmds[] = {"status", "stats", "flows", "top", "filters", "capture"};
+  bool known = false;
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    known = known || strcmp(cmd, cmds[i]) == 0;
+  if (!known)
+    return toe_cli_usage_error(prog,
+                               "unknown command %s (status, stats, flows, top, filters or "
+                               "capture)",
+                               cmd);
+  bool is_stats = strcmp(cmd, "stats") == 0, is_top = strcmp(cmd, "top") == 0,
+       is_flows = strcmp(cmd, "flows") == 0;
+  /* What each command takes: patterns (stats), flow filters (flows, top), nothing (others). */
+  struct tc_patterns pat = {words + 1, nwords > 0 ? nwords - 1 : 0};
+  struct tc_flow_filter flt;
+  char ferr[256];
+  if ((is_flows || is_top) && tc_flow_filter_parse(pat.n, pat.v, &flt, ferr, sizeof ferr) < 0)
+    return toe_cli_usage_error(prog, "%s", ferr);
+  if (!is_stats && !is_flows && !is_top && pat.n > 0)
+    return toe_cli_usage_error(prog, "%s takes no arguments (got %s)", cmd, pat.v[0]);
+  if (count && !(is_stats && interval > 0))
+    return toe_cli_usage_error(prog, "-c goes with stats -i SECS");
+  if (interval > 0 && !is_stats && !is_top)
+    return toe_cli_usage_error(prog, "-i goes with stats or top");
+  if (iterations && !is_top)
+    return toe_cli_usage_error(prog, "-n goes with top");
+  if (prometheus && (!is_stats || interval > 0 || json))
+    return toe_cli_usage_error(prog, "--prometheus goes with stats (without -i and --json)");
+  if (ctl_arg && !*ctl_arg)
+    return toe_cli_usage_error(prog, "--ctl needs a PATH");
 
   char ctl[sizeof(((struct sockaddr_un *)0)->sun_path)];
   if (ctl_arg) {
@@ -990,6 +991,17 @@ int main(int argc, char **argv)
     tc_detach(&dev);
     return st;
   }
+  struct tc_live_opts lo = {.interval = interval > 0 ? interval : 1,
+                            .count = is_top ? iterations : count,
+                            .json = json,
+                            .zeros = zeros,
+                            .pat = pat,
+                            .filter = &flt};
+  if (is_top || (is_stats && interval > 0)) {
+    int st = is_top ? tc_top(&dev, ctl, &lo) : tc_stats_live(&dev, ctl, &lo);
+    tc_detach(&dev);
+    return st;
+  }
 
   int status = 1;
   if (strcmp(cmd, "filters") == 0) {
@@ -1002,7 +1014,8 @@ int main(int argc, char **argv)
   }
   struct counters cs = {0};
   struct flows fl = {0};
-  if (strcmp(cmd, "stats") == 0 || strcmp(cmd, "status") == 0) {
+  char *devinfo = NULL;
+  if (is_stats || strcmp(cmd, "status") == 0) {
     char *text;
     size_t full;
     bool trunc;
@@ -1024,13 +1037,15 @@ int main(int argc, char **argv)
       fprintf(stderr, "%s: warning: the counters were truncated (%zu bytes of %zu)\n", prog,
               (size_t)n, full);
   }
-  if (strcmp(cmd, "flows") == 0 || strcmp(cmd, "status") == 0) {
+  if (strcmp(cmd, "status") == 0 || prometheus)
+    devinfo = fetch_devinfo(&dev);
+  if (is_flows || strcmp(cmd, "status") == 0) {
     rc = flows_fetch(&dev, &fl);
     if (rc < 0) {
       fprintf(stderr, "%s: STATS FLOWS: %s\n", prog, strerror(-rc));
       goto out;
     }
-    if (!fl.granted && strcmp(cmd, "flows") == 0) {
+    if (!fl.granted && is_flows) {
       fprintf(stderr,
               "%s: the device at %s does not show its flow table to this user (needs root or "
               "toed's user)\n",
@@ -1038,12 +1053,23 @@ int main(int argc, char **argv)
       goto out;
     }
   }
-  if (strcmp(cmd, "stats") == 0)
+  if (prometheus) {
+    status = tc_prometheus(ctl, &cs, &pat, devinfo);
+    goto out;
+  }
+  if (is_stats) {
+    counters_select(&cs, &pat);
+    if (pat.n && cs.n == 0) {
+      fprintf(stderr, "%s: no counter matches %s%s\n", prog, pat.v[0], pat.n > 1 ? " ..." : "");
+      goto out;
+    }
     rc = cmd_stats(&dev, ctl, &cs, json, zeros);
-  else if (strcmp(cmd, "flows") == 0)
+  } else if (is_flows) {
+    flows_select(&fl, &flt);
     rc = cmd_flows(&dev, ctl, &fl, json);
-  else
-    rc = cmd_status(&dev, ctl, &cs, &fl, json);
+  } else {
+    rc = cmd_status(&dev, ctl, &cs, &fl, devinfo, json);
+  }
   if (rc < 0)
     fprintf(stderr, "%s: %s\n", prog, strerror(-rc));
   else if (fflush(stdout) != 0 || ferror(stdout))
@@ -1051,8 +1077,10 @@ int main(int argc, char **argv)
   else
     status = 0;
 out:
+  free(devinfo);
   free(cs.v);
   free(fl.v);
+  free(words);
   tc_detach(&dev);
   return status;
 }

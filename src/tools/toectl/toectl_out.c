@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- tables ------------------------------------------------------------------------------ */
 
@@ -186,6 +187,15 @@ void tc_json_i64(struct tc_json *j, const char *key, int64_t v)
   fprintf(j->f, "%lld", (long long)v);
 }
 
+void tc_json_f64(struct tc_json *j, const char *key, double v)
+{
+  json_key(j, key);
+  if (v != v || v > 1e300 || v < -1e300) /* JSON has no NaN or infinity */
+    fputs("null", j->f);
+  else
+    fprintf(j->f, "%.3f", v);
+}
+
 void tc_json_bool(struct tc_json *j, const char *key, bool v)
 {
   json_key(j, key);
@@ -201,4 +211,17 @@ void tc_json_null(struct tc_json *j, const char *key)
 void tc_json_end(struct tc_json *j)
 {
   fputc('\n', j->f);
+}
+
+void tc_json_now(struct tc_json *j)
+{
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  char buf[48], stamp[32];
+  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf, sizeof buf, "%s.%03ldZ", stamp, ts.tv_nsec / 1000000);
+  tc_json_str(j, "timestamp", buf);
+  tc_json_u64(j, "unix_ms", (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }

@@ -49,7 +49,11 @@ void tc_json_arr_end(struct tc_json *j);
 void tc_json_str(struct tc_json *j, const char *key, const char *v);
 void tc_json_u64(struct tc_json *j, const char *key, uint64_t v);
 void tc_json_i64(struct tc_json *j, const char *key, int64_t v);
+/* A number with three decimals (null for NaN or infinity). */
+void tc_json_f64(struct tc_json *j, const char *key, double v);
 void tc_json_bool(struct tc_json *j, const char *key, bool v);
+/* The wall-clock time now as "timestamp" (RFC 3339, UTC, milliseconds) and "unix_ms" members. */
+void tc_json_now(struct tc_json *j);
 void tc_json_null(struct tc_json *j, const char *key);
 /* Ends the document with a newline. */
 void tc_json_end(struct tc_json *j);
