@@ -16,6 +16,7 @@ pkgs=(
   redis-server redis-tools    # ... a real key-value server and redis-benchmark
   sockperf                    # ... latency ping-pong
   busybox-static              # ... a statically linked client (wget) for the proxy
+  libxdp-dev libbpf-dev pkg-config # toed's AF_XDP link driver (toed --link afxdp)
 )
 
 missing=()
