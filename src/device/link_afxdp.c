@@ -29,8 +29,9 @@
  * received TCP/UDP segment whose checksum does not verify but whose checksum field holds exactly
  * its folded pseudo-header sum (what Linux puts there, tcp_v4_send_check / udp4_hwcsum) is taken as
  * partial and completed (rx_csum_fixed); any other bad checksum is left for the engine to drop. On
- * a real wire no sender leaves a partial checksum, and a corrupted frame turns into exactly that
- * value with a chance of 2^-16 of the 2^-16 that a corruption already passes the checksum.
+ * a real wire no sender leaves a partial checksum; a damaged frame is taken for one only if the
+ * damage left exactly that value in its checksum field, odds of about 2^-16, the same order as
+ * the odds that a damage passes the Internet checksum at all.
  * Also no GSO: XDP takes only frames that fit one page, so while the program is attached the
  * kernel stops sending super-frames to the port (veth turns off its peer's TSO).
  */
@@ -90,6 +91,7 @@ struct afx {
   unsigned rx_bursts;
   uint16_t mtu;
   bool zerocopy;
+  int zc_err; /* why the zero-copy bind failed (errno), for describe() */
   bool promisc;
   int ifindex;
   char mode[48]; /* how the XDP program is attached, for describe() */
@@ -142,13 +144,14 @@ static bool fix_partial_l4(uint8_t *seg, size_t seg_len, uint8_t proto, uint32_t
   memcpy(&field, seg + off, 2);
   if (proto == TOE_IPPROTO_UDP && field == 0)
     return false; /* RFC 768: no checksum */
-  if (toe_csum_fold(toe_csum_partial(seg, seg_len, pseudo_sum)) == 0)
-    return false; /* verifies: complete already */
   /* What Linux leaves for the device: ~csum_tcpudp_magic(), the folded pseudo-header sum in
-   * network order, which toe_csum_fold() complements. */
+   * network order, which toe_csum_fold() complements. Compared first: a frame with any other
+   * value costs no checksum pass here (the engine verifies it). */
   uint16_t partial = (uint16_t)~toe_csum_fold(pseudo_sum);
   if (field != partial)
     return false;
+  if (toe_csum_fold(toe_csum_partial(seg, seg_len, pseudo_sum)) == 0)
+    return false; /* a complete checksum that happens to equal that value */
   seg[off] = 0;
   seg[off + 1] = 0;
   uint16_t c = toe_csum_fold(toe_csum_partial(seg, seg_len, pseudo_sum));
@@ -359,6 +362,24 @@ static int afx_fail(char *err, size_t errlen, int e, const char *what, const cha
   return -e;
 }
 
+/*
+ * libxdp detaches the program it loaded when its last socket goes, but not one it found attached
+ * (left by a toed that was killed, and reused by this one). toed owns the port, so libxdp's
+ * default XSK program still attached as a single program after our socket is gone is ours to
+ * remove: otherwise the port stays in XDP mode (a veth peer without TSO) after toed.
+ */
+static void afx_detach_leftover(int ifindex)
+{
+  struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+  if (!mp || libxdp_get_error(mp))
+    return;
+  struct xdp_program *main_prog = xdp_multiprog__main_prog(mp);
+  if (xdp_multiprog__is_legacy(mp) && main_prog &&
+      strcmp(xdp_program__name(main_prog), "xsk_def_prog") == 0)
+    (void)xdp_multiprog__detach(mp);
+  xdp_multiprog__close(mp);
+}
+
 static void afx_close(struct toed_link *l)
 {
   struct afx *a = afx_of(l);
@@ -367,7 +388,8 @@ static void afx_close(struct toed_link *l)
   if (a->xsk) {
     afx_flush(l);
     afx_read_kernel_stats(l);
-    xsk_socket__delete(a->xsk); /* detaches libxdp's program when it was the last user */
+    xsk_socket__delete(a->xsk);
+    afx_detach_leftover(a->ifindex);
   }
   if (a->umem)
     xsk_umem__delete(a->umem);
@@ -506,6 +528,7 @@ static int afx_open(struct toed_link *l, const struct toed_link_params *p, char 
   if (rc == 0) {
     a->zerocopy = true;
   } else {
+    a->zc_err = -rc;
     rc = afx_create(a, p->ifname, XDP_COPY | XDP_USE_NEED_WAKEUP);
     if (rc < 0) {
       const char *what = rc == -EBUSY || rc == -EEXIST
@@ -568,10 +591,13 @@ static int afx_fd(const struct toed_link *l)
 static void afx_describe(const struct toed_link *l, char *buf, size_t len)
 {
   const struct afx *a = afx_of(l);
+  char zc[80] = "zero-copy";
+  if (!a->zerocopy)
+    snprintf(zc, sizeof zc, "copy mode (zero-copy: %s)", strerror(a->zc_err));
   snprintf(buf, len,
-           "afxdp queue 0, %s (%s), umem %ux%u (%u MiB), rx/fill %u, tx/comp %u, need_wakeup%s",
-           a->zerocopy ? "zero-copy" : "copy mode", a->mode, UMEM_FRAMES, FRAME_SIZE,
-           (UMEM_FRAMES * FRAME_SIZE) >> 20, RX_FRAMES, TX_FRAMES, a->promisc ? ", promisc" : "");
+           "afxdp queue 0, %s, %s, umem %ux%u (%u MiB), rx/fill %u, tx/comp %u, need_wakeup%s", zc,
+           a->mode, UMEM_FRAMES, FRAME_SIZE, (UMEM_FRAMES * FRAME_SIZE) >> 20, RX_FRAMES, TX_FRAMES,
+           a->promisc ? ", promisc" : "");
 }
 
 const struct toed_link_ops toed_link_afxdp_ops = {
