@@ -32,6 +32,10 @@ bench_cleanup() {
     ip netns del "$BENCH_KDEV_NS" 2>/dev/null
     ip netns del "$BENCH_KPEER_NS" 2>/dev/null
   fi
+  if [ "${BENCH_XNS_MADE:-0}" = 1 ]; then
+    ip netns del "$BENCH_XDEV_NS" 2>/dev/null
+    ip netns del "$BENCH_XPEER_NS" 2>/dev/null
+  fi
   (exit $rc)
   net_cleanup
 }
@@ -245,3 +249,71 @@ ratio() {
 BENCH_SECONDS=${BENCH_SECONDS:-4}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_LIMIT=$((BENCH_SECONDS * 3 + 20))
+
+# ---- toed with the AF_XDP driver beside the AF_PACKET one ------------------------------------
+# A third pair, made like lib.sh's device pair: toe-$$-xpeer (kernel client, peer0 198.18.0.2)
+# <--veth--> toe-$$-xdev (a second toed with --link afxdp on wire0, 198.18.0.1), so that both
+# drivers and the kernel are measured interleaved in one run. Only one toed is busy at a time;
+# the other sleeps in epoll.
+BENCH_XDEV_NS=toe-$$-xdev
+BENCH_XPEER_NS=toe-$$-xpeer
+BENCH_XNS_MADE=0
+BENCH_XDP=0 # 1 once the AF_XDP toed answers
+BENCH_XTOED_PID=
+BENCH_XTOED_LOG=
+
+# bench_xdp_start_toed ARGS...: the pair and the AF_XDP toed (pinned to the server CPU, no pcap, no
+# control socket). Leaves BENCH_XDP=0 with a note when this toed was built without the driver.
+bench_xdp_start_toed() {
+  ip netns add "$BENCH_XDEV_NS" || net_die "ip netns add $BENCH_XDEV_NS"
+  BENCH_XNS_MADE=1
+  ip netns add "$BENCH_XPEER_NS" || net_die "ip netns add $BENCH_XPEER_NS"
+  local ns
+  for ns in "$BENCH_XDEV_NS" "$BENCH_XPEER_NS"; do
+    net_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
+    net_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
+    ip -n "$ns" link set lo up
+  done
+  ip -n "$BENCH_XDEV_NS" link add "$NET_DEV_IF" type veth peer name "$NET_PEER_IF" \
+    netns "$BENCH_XPEER_NS" || net_die "afxdp veth pair"
+  ip -n "$BENCH_XDEV_NS" link set "$NET_DEV_IF" address "$NET_DEV_MAC"
+  ip -n "$BENCH_XPEER_NS" addr add "$NET_PEER_ADDR/$NET_PREFIX" dev "$NET_PEER_IF" ||
+    net_die "xpeer addr"
+  ip -n "$BENCH_XDEV_NS" link set "$NET_DEV_IF" up
+  ip -n "$BENCH_XPEER_NS" link set "$NET_PEER_IF" up
+  BENCH_XTOED_LOG=$NET_TMP/toed.afxdp.log
+  ip netns exec "$BENCH_XDEV_NS" taskset -c "$BENCH_SERVER_CPU" "$NET_TOED" --wire "$NET_DEV_IF" \
+    --addr "$NET_DEV_ADDR/$NET_PREFIX" --mac "$NET_DEV_MAC" --ctl none --link afxdp "$@" \
+    >"$BENCH_XTOED_LOG" 2>&1 </dev/null &
+  BENCH_XTOED_PID=$!
+  net_bg_add "$BENCH_XTOED_PID"
+  for _ in $(seq 50); do
+    if ! kill -0 "$BENCH_XTOED_PID" 2>/dev/null; then
+      if grep -q 'built without the AF_XDP driver' "$BENCH_XTOED_LOG"; then
+        echo "# toed afxdp: not measured (this toed was built without the AF_XDP driver)"
+        return 0
+      fi
+      net_die "toed --link afxdp exited during start-up: $(tail -3 "$BENCH_XTOED_LOG")"
+    fi
+    if ip netns exec "$BENCH_XPEER_NS" ping -c1 -W1 -q "$NET_DEV_ADDR" >/dev/null 2>&1; then
+      BENCH_XDP=1
+      return 0
+    fi
+    sleep 0.2
+  done
+  net_die "toed --link afxdp did not answer ping: $(tail -3 "$BENCH_XTOED_LOG")"
+}
+
+# bench_xdp_stop_toed: SIGTERM to the AF_XDP toed and wait for its summary.
+bench_xdp_stop_toed() {
+  [ -n "$BENCH_XTOED_PID" ] || return 0
+  net_kill_pid "$BENCH_XTOED_PID"
+}
+
+# bench_xdp_link: the AF_XDP toed's link description from its start-up line.
+bench_xdp_link() {
+  grep -m1 'up on' "$BENCH_XTOED_LOG" | sed -n 's/.*; \(link [^;]*\).*/\1/p'
+}
+
+# xdp_counter LAYER.NAME: toed_counter for the AF_XDP toed.
+xdp_counter() { NET_TOED_LOG=$BENCH_XTOED_LOG toed_counter "$1"; }

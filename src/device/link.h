@@ -97,6 +97,9 @@ struct toed_link {
 /* The AF_PACKET TPACKET_V2 driver (link_afpacket.c). */
 extern const struct toed_link_ops toed_link_afpacket_ops;
 
+/* The AF_XDP driver (link_afxdp.c), built when libxdp and libbpf are (TOED_HAVE_AFXDP). */
+extern const struct toed_link_ops toed_link_afxdp_ops;
+
 /* Visits every driver counter with its name (for the summary). */
 typedef void (*toed_link_stat_fn)(void *arg, const char *name, uint64_t value);
 void toed_link_stats_visit(const struct toed_link_stats *s, toed_link_stat_fn fn, void *arg);

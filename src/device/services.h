@@ -65,6 +65,8 @@ struct toed_service_stats {
   uint64_t tx_datagrams;
   uint64_t tx_bytes;
   uint64_t tx_errors; /* sends the engine refused */
+  uint64_t bursts;    /* runs that found datagrams queued (each answered as one burst) */
+  uint64_t burst_max; /* most datagrams served in one run */
 };
 
 /* Per-service TCP counters (layer "svc_tcp_<name>_<port>" in the summary). */
@@ -139,10 +141,11 @@ static inline bool toed_services_stalled(const struct toed_services *s)
 }
 
 /*
- * Serves the ready sockets, at most `budget` datagrams per UDP socket and a bounded number of
- * bytes per TCP connection (so one flood or one fast stream does not starve the event loop);
- * sockets with more waiting stay ready. Stalled connections are retried. Returns the datagrams
- * and TCP operations handled.
+ * Serves the ready sockets: each UDP socket's whole queue (at least `budget` datagrams; the
+ * engine's per-socket limit bounds it, and the answers leave in one burst at the caller's next
+ * link flush), and a bounded number of bytes per TCP connection (so one fast stream does not
+ * starve the event loop); sockets with more waiting stay ready. Stalled connections are retried.
+ * Returns the datagrams and TCP operations handled.
  */
 unsigned toed_services_run(struct toed_services *s, unsigned budget);
 

@@ -49,6 +49,9 @@ void toed_args_usage(FILE *f)
       "                       also give the host interface this address (usually --addr's)\n"
       "  --icmp-echo device|host\n"
       "                       who answers pings to the shared address (default device)\n"
+      "  --link afpacket|afxdp\n"
+      "                       link driver: AF_PACKET rings (default) or an AF_XDP socket\n"
+      "                       (zero-copy where the NIC supports it; docs/operations.md)\n"
       "  --quiet              log only errors and warnings (no start line, no summary)\n"
       "  --help               show this text\n"
       "  --version            show the versions (toekit, transport ABI)\n"
@@ -255,6 +258,7 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         {"host-if", "--host-if toe0"},
         {"host-addr", "--host-addr 198.18.0.1/24"},
         {"icmp-echo", "--icmp-echo host"},
+        {"link", "--link afxdp"},
     };
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
@@ -370,6 +374,10 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         a->icmp_echo_host = true;
       else if (strcmp(v, "device") != 0)
         return fail(err, errlen, "--icmp-echo %s: expected 'device' or 'host'", v, NULL);
+    } else if (strcmp(name, "link") == 0) {
+      if (strcmp(v, "afpacket") != 0 && strcmp(v, "afxdp") != 0)
+        return fail(err, errlen, "--link %s: expected 'afpacket' or 'afxdp'", v, NULL);
+      a->link = v;
     }
   }
 

@@ -39,6 +39,7 @@ struct toed_args {
   uint32_t host_addr;    /* --host-addr A.B.C.D/N for it, host order, 0 = leave unconfigured */
   uint8_t host_prefix_len;
   bool icmp_echo_host; /* --icmp-echo host: pings are the OS's to answer */
+  const char *link;    /* --link afpacket|afxdp: the link driver (default afpacket) */
 };
 
 #define TOED_DEFAULT_POLL_US 50u

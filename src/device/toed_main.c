@@ -687,6 +687,12 @@ int main(int argc, char **argv)
   cfg.pbuf_count = d.args.pbufs;
   uint64_t socks = 2ull * d.args.max_conns + 2u * TOED_MAX_SERVICES;
   cfg.tcp_socks = socks < 16384u ? 16384u : (uint32_t)socks;
+  /* A UDP service's queue must hold what one drain of the link brings between two service runs
+   * (a full RX ring and more: the engine's default 256 overflowed under a flood, ~0.5 M drops in
+   * bench/udp_pps.sh), without letting one socket sit on much of the pool: 1/16 of it, at most
+   * 4096 datagrams (8 MiB), at least the default. Overflows count as udp.rx_drop_queue_full. */
+  uint32_t rcvq = d.args.pbufs / 16u;
+  cfg.udp_rcvq_len = (uint16_t)(rcvq > 4096u ? 4096u : rcvq < 256u ? 256u : rcvq);
   if (getrandom(&cfg.random_seed, sizeof cfg.random_seed, 0) != sizeof cfg.random_seed ||
       getrandom(cfg.secret, sizeof cfg.secret, 0) != sizeof cfg.secret) {
     logmsg("getrandom: %s", strerror(errno));
@@ -730,6 +736,17 @@ int main(int argc, char **argv)
     logmsg("warning: %s", warn);
 
   d.link.ops = &toed_link_afpacket_ops;
+  if (d.args.link && strcmp(d.args.link, "afxdp") == 0) {
+#ifdef TOED_HAVE_AFXDP
+    d.link.ops = &toed_link_afxdp_ops;
+#else
+    logmsg("--link afxdp: this toed was built without the AF_XDP driver (install libxdp-dev and "
+           "libbpf-dev, e.g. with 'make deps', and rebuild), or use --link afpacket");
+    teardown(&d);
+    toe_stack_free(d.st);
+    return TOED_EXIT_USAGE;
+#endif
+  }
   struct toed_link_params lp = {
       .ifname = d.args.wire,
       .ifindex = d.ifindex,

@@ -243,13 +243,24 @@ net_ctl_default() {
   printf '%s\n' --ctl "$NET_TMP/ctl.sock"
 }
 
+# net_link_args ARGS...: prints "--link $TOED_LINK" when the environment names a link driver
+# (TOED_LINK=afpacket|afxdp, e.g. to run the suite with the AF_XDP driver) and ARGS name none.
+net_link_args() {
+  local a
+  [ -n "${TOED_LINK:-}" ] || return 0
+  for a in "$@"; do
+    [ "$a" = --link ] && return 0
+  done
+  printf '%s\n' --link "$TOED_LINK"
+}
+
 start_toed() {
   NET_TOED_LOG=$NET_TMP/toed.log
   NET_PCAP=$NET_TMP/device.pcap
   NET_TOED_STATUS=
   # `ip netns exec` execs toed, so $! is toed's own PID and signals reach it directly.
   ip netns exec "$NET_DEV_NS" "$NET_TOED" --wire "$NET_DEV_IF" --addr "$NET_DEV_ADDR/$NET_PREFIX" \
-    --mac "$NET_DEV_MAC" --pcap "$NET_PCAP" $(net_ctl_default "$@") "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
+    --mac "$NET_DEV_MAC" --pcap "$NET_PCAP" $(net_ctl_default "$@") $(net_link_args "$@") "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
   NET_TOED_PID=$!
   wait_toed_ready 10
 }
@@ -449,7 +460,7 @@ start_toed_nopcap() {
   NET_PCAP=
   NET_TOED_STATUS=
   ip netns exec "$NET_DEV_NS" "$NET_TOED" --wire "$NET_DEV_IF" --addr "$NET_DEV_ADDR/$NET_PREFIX" \
-    --mac "$NET_DEV_MAC" $(net_ctl_default "$@") "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
+    --mac "$NET_DEV_MAC" $(net_ctl_default "$@") $(net_link_args "$@") "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
   NET_TOED_PID=$!
   wait_toed_ready 10
 }

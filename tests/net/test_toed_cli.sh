@@ -72,6 +72,8 @@ args_case "--mtu 9001" 2 "--mtu 9001" "${W[@]}" --addr "$OKADDR" --mtu 9001
 args_case "--mtu abc" 2 "--mtu abc" "${W[@]}" --addr "$OKADDR" --mtu abc
 args_case "--mtu 1500x" 2 "--mtu 1500x" "${W[@]}" --addr "$OKADDR" --mtu 1500x
 args_case "--mtu above the port's MTU" 2 "--mtu 9000" "${W[@]}" --addr "$OKADDR" --mtu 9000
+args_case "--link bogus" 2 "--link bogus" "${W[@]}" --addr "$OKADDR" --link bogus
+args_case "--link twice" 2 "--link given twice" "${W[@]}" --addr "$OKADDR" --link afxdp --link afpacket
 args_case "unknown service" 2 "bogus" "${W[@]}" --addr "$OKADDR" --service bogus:7
 args_case "service port 0" 2 "echo:0" "${W[@]}" --addr "$OKADDR" --service echo:0
 args_case "service port 65536" 2 "echo:65536" "${W[@]}" --addr "$OKADDR" --service echo:65536
