@@ -16,11 +16,8 @@ pkgs=(
   redis-server redis-tools    # ... a real key-value server and redis-benchmark
   sockperf                    # ... latency ping-pong
   busybox-static              # ... a statically linked client (wget) for the proxy
-<<<<<<< HEAD
   libcap2-bin                 # setcap: an AT_SECURE program (tests/net/test_preload_secure.sh)
-=======
   libxdp-dev libbpf-dev pkg-config # toed's AF_XDP link driver (toed --link afxdp)
->>>>>>> wt-afxdp
 )
 
 missing=()
