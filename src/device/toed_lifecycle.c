@@ -220,8 +220,8 @@ static long state_read(const char *ifname, char *ctl, size_t ctllen)
     line[strcspn(line, "\n")] = 0;
     if (strncmp(line, "pid ", 4) == 0)
       pid = strtol(line + 4, NULL, 10);
-    else if (strncmp(line, "ctl ", 4) == 0)
-      snprintf(ctl, ctllen, "%s", line + 4);
+    else if (strncmp(line, "ctl ", 4) == 0 && snprintf(ctl, ctllen, "%s", line + 4) >= (int)ctllen)
+      ctl[0] = 0; /* a path that does not fit is not the one toed wrote */
   }
   fclose(f);
   return pid;
