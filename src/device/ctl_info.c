@@ -8,7 +8,6 @@
  */
 #include "device/ctl_client.h"
 #include "device/ctl_server.h"
-#include "device/toed_ops.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,7 +76,8 @@ size_t ctl_device_text(struct toed_ctl_dev *dev, bool with_clients)
   if (c->cfg.identity)
     add(&t, "%s", c->cfg.identity);
   /* toed's own clock: the engine's may start anywhere */
-  add(&t, "uptime_ms %llu\n", toed_ops_uptime_ms());
+  if (c->cfg.uptime_ms)
+    add(&t, "uptime_ms %llu\n", c->cfg.uptime_ms());
   add(&t, "clients %u\n", c->sessions);
   for (uint32_t i = 0; with_clients && i < c->nslots; i++) {
     const struct ctl_client *cl = &c->clients[i];

@@ -43,6 +43,8 @@ struct toed_ctl_config {
   /* 1.3 STATS DEVICE: the device's fixed identity, "key value\n" lines (toed_ops_identity), or
    * NULL; the control module adds uptime and the clients. Must outlive the control socket. */
   const char *identity;
+  /* toed's uptime in ms for STATS DEVICE (the engine's clock may start anywhere), or NULL */
+  unsigned long long (*uptime_ms)(void);
 };
 
 struct toed_ctl {

@@ -815,6 +815,7 @@ int main(int argc, char **argv)
                       d.args.prefix_len, d.args.gateway, d.mtu, d.args.vlan,
                       d.hif_open ? d.hif.name : NULL);
     cc.identity = identity;
+    cc.uptime_ms = toed_ops_uptime_ms;
     if (!cc.path) {
       snprintf(path, sizeof path, "%s/%s.sock", TOED_CTL_DEFAULT_DIR, d.args.wire);
       cc.path = path;
