@@ -631,6 +631,13 @@ int main(int argc, char **argv)
     return 0;
   }
   quiet = d.args.quiet;
+#ifndef TOED_HAVE_AFXDP
+  if (d.args.link && strcmp(d.args.link, "afxdp") == 0) {
+    logmsg("--link afxdp: this toed was built without the AF_XDP driver (install libxdp-dev and "
+           "libbpf-dev, e.g. with 'make deps', and rebuild), or use --link afpacket");
+    return TOED_EXIT_USAGE;
+  }
+#endif
   if (toed_check_startup(&d.args, err, sizeof err) < 0) {
     logmsg("%s", err);
     return TOED_EXIT_USAGE;
@@ -736,17 +743,10 @@ int main(int argc, char **argv)
     logmsg("warning: %s", warn);
 
   d.link.ops = &toed_link_afpacket_ops;
-  if (d.args.link && strcmp(d.args.link, "afxdp") == 0) {
 #ifdef TOED_HAVE_AFXDP
+  if (d.args.link && strcmp(d.args.link, "afxdp") == 0)
     d.link.ops = &toed_link_afxdp_ops;
-#else
-    logmsg("--link afxdp: this toed was built without the AF_XDP driver (install libxdp-dev and "
-           "libbpf-dev, e.g. with 'make deps', and rebuild), or use --link afpacket");
-    teardown(&d);
-    toe_stack_free(d.st);
-    return TOED_EXIT_USAGE;
 #endif
-  }
   struct toed_link_params lp = {
       .ifname = d.args.wire,
       .ifindex = d.ifindex,
