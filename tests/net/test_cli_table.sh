@@ -64,6 +64,7 @@ toectl|flows dport 70000
 toectl|flows src 1.2.3.4/40
 toectl|top -i x
 toectl|status extra
+toectl|-c 5 capture x
 toe-nc|
 toe-nc|--bogus 198.18.0.2 80
 toe-nc|-w x 198.18.0.2 80

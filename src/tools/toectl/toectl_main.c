@@ -819,7 +819,12 @@ int main(int argc, char **argv)
 
   /* `capture` takes the rest of the line as its own (FILE, --count, ...), except --ctl. */
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--ctl") == 0) {
+    static const char *const with_value[] = {"--ctl",   "-i", "--interval",  "-c",
+                                             "--count", "-n", "--iterations"};
+    bool skip = false;
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+      skip = skip || strcmp(argv[i], with_value[k]) == 0;
+    if (skip) {
       i++;
       continue;
     }
@@ -916,6 +921,8 @@ int main(int argc, char **argv)
       return toe_cli_usage_error(prog,
                                  "no command (status, stats, flows, top, filters or capture)");
     cmd = words[0];
+    if (strcmp(cmd, "capture") == 0) /* found by the scan above unless something odd came first */
+      return toe_cli_usage_error(prog, "capture: give its options after the word capture");
   }
   static const char *const cmds[] = {"status", "stats", "flows", "top", "filters", "capture"};
   bool known = false;
