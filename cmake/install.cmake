@@ -60,10 +60,11 @@ set(TOE_BINDIR_REL ${CMAKE_INSTALL_BINDIR})
 toe_install_configured(${CMAKE_SOURCE_DIR}/packaging/systemd/toed@.service.in toed@.service
                        lib/systemd/system "PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ")
 install(FILES packaging/toed.conf.example DESTINATION ${CMAKE_INSTALL_DATADIR}/toekit)
-file(GLOB TOE_COMPLETIONS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/packaging/completion/*)
-if(TOE_COMPLETIONS)
-  install(FILES ${TOE_COMPLETIONS} DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
-endif()
+# One completion file for every program (bash-completion loads it by the program's name).
+foreach(p toed toectl toe-run toe-nc toe-impair toe-proxyd)
+  install(FILES packaging/completion/toekit
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME ${p})
+endforeach()
 file(GLOB TOE_MANPAGES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/packaging/man/*.1
      ${CMAKE_SOURCE_DIR}/packaging/man/*.8)
 foreach(m ${TOE_MANPAGES})

@@ -126,6 +126,11 @@ struct argv_buf {
   int n, cap;
 };
 
+/* The command line toed runs with (config settings and their strings included) lives as long as
+ * the process: kept here, so it stays reachable (no leak report at exit). */
+static struct argv_buf kept, kept_rest;
+static char *kept_level;
+
 static int argv_add(struct argv_buf *a, char *s)
 {
   if (a->n + 2 > a->cap) {
@@ -197,7 +202,7 @@ static int config_read(const char *path, int argc, char **argv, struct argv_buf 
     }
     if (strcmp(key, "log-level") == 0) {
       if (!*log_level)
-        *log_level = strdup(val);
+        *log_level = kept_level = strdup(val);
       continue;
     }
     if (strcmp(key, "service") != 0 && cmdline_has(argc, argv, key))
@@ -240,8 +245,8 @@ int toed_ops_early(int *argc, char ***argv)
   int ac = *argc;
   char **av = *argv;
   const char *config = NULL, *log_level = NULL;
-  struct argv_buf rest = {0}, out = {0};
-  if (argv_add(&out, av[0]) < 0)
+  struct argv_buf *rest = &kept_rest, *out = &kept;
+  if (argv_add(out, av[0]) < 0)
     return 1;
   for (int i = 1; i < ac; i++) {
     const char *a = av[i];
@@ -254,7 +259,7 @@ int toed_ops_early(int *argc, char ***argv)
                             ? &log_level
                             : NULL;
     if (!slot) {
-      if (argv_add(&rest, av[i]) < 0)
+      if (argv_add(rest, av[i]) < 0)
         return 1;
       continue;
     }
@@ -267,12 +272,11 @@ int toed_ops_early(int *argc, char ***argv)
                                  a);
     *slot = v;
   }
-  if (config && config_read(config, ac, av, &out, &log_level) < 0)
+  if (config && config_read(config, ac, av, out, &log_level) < 0)
     return 2;
-  for (int i = 0; i < rest.n; i++)
-    if (argv_add(&out, rest.v[i]) < 0)
+  for (int i = 0; i < rest->n; i++)
+    if (argv_add(out, rest->v[i]) < 0)
       return 1;
-  free(rest.v);
   if (log_level) {
     int lv = level_parse(log_level);
     if (lv < 0)
@@ -283,8 +287,8 @@ int toed_ops_early(int *argc, char ***argv)
     if (log_start(lv) < 0)
       return 1;
   }
-  *argc = out.n;
-  *argv = out.v;
+  *argc = out->n;
+  *argv = out->v;
   return -1;
 }
 

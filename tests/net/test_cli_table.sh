@@ -64,6 +64,7 @@ toectl|flows dport 70000
 toectl|flows src 1.2.3.4/40
 toectl|top -i x
 toectl|status extra
+toectl|-c 5 capture x
 toe-nc|
 toe-nc|--bogus 198.18.0.2 80
 toe-nc|-w x 198.18.0.2 80
@@ -98,6 +99,53 @@ while IFS='|' read -r t args; do
     sed 's/^/#   /' "$TMP/err" | head -5
   fi
 done <<<"$table"
+
+# ---- manual pages: generated from --help (scripts/gen-man.sh), committed, must match ------------
+if "$SRC/scripts/gen-man.sh" "$BIN" "$TMP/man" >"$TMP/gen.err" 2>&1; then
+  for page in "$SRC"/packaging/man/*.[18]; do
+    name=$(basename "$page")
+    if diff -u "$page" "$TMP/man/$name" >"$TMP/man.diff"; then
+      ok "man page $name matches ${name%.*} --help"
+    else
+      bad "man page $name differs from ${name%.*} --help: run scripts/gen-man.sh build/bin"
+      head -10 "$TMP/man.diff" | sed 's/^/#   /'
+    fi
+  done
+  for t in $TOOLS; do
+    if ls "$SRC"/packaging/man/"$t".[18] >/dev/null 2>&1; then ok "$t has a man page"; else bad "$t has no man page"; fi
+  done
+  if command -v groff >/dev/null; then
+    for page in "$SRC"/packaging/man/*.[18]; do
+      w=$(groff -man -Tutf8 -ww -z "$page" 2>&1 | wc -l)
+      if [ "$w" = 0 ]; then ok "$(basename "$page"): groff has no warning"; else bad "$(basename "$page"): groff warns"; fi
+    done
+  fi
+else
+  bad "scripts/gen-man.sh failed: $(cat "$TMP/gen.err")"
+fi
+
+# ---- bash completion (packaging/completion/toekit) ----------------------------------------------
+comp() {
+  bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _toekit; echo "${COMPREPLY[*]}"' \
+    _ "$SRC/packaging/completion/toekit" "$@"
+}
+export PATH="$BIN:$PATH"
+while IFS='|' read -r want words; do
+  [ -n "$want" ] || continue
+  # shellcheck disable=SC2086
+  got=$(comp $words)
+  if [ "$got" = "$want" ]; then ok "completion of '$words': $got"; else bad "completion of '$words': got '$got', want '$want'"; fi
+done <<'TABLE'
+flows|toectl fl
+--json|toectl --js
+state|toectl --ctl x flows st
+established|toectl flows state est
+latency|toe-run --profile l
+debug|toed --log-level d
+--verbose --version|toe-nc --ver
+--prometheus|toectl --prom
+--wire|toed --wi
+TABLE
 
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0 && PASS > 0))

@@ -56,6 +56,8 @@ check "libtoe.pc names the prefix /usr" grep -qx 'prefix=/usr' "$LIBDIR/pkgconfi
 check "CMake package installed" test -f "$LIBDIR/cmake/toekit/toekitConfig.cmake"
 check "systemd unit installed" test -f "$STAGE/usr/lib/systemd/system/toed@.service"
 check "toe-run profiles installed" test -f "$STAGE/usr/share/toekit/profiles/latency.conf"
+check "man pages installed (toed.8, toectl.1)" test -f "$STAGE/usr/share/man/man8/toed.8" -a -f "$STAGE/usr/share/man/man1/toectl.1"
+check "bash completion installed for toectl" test -f "$STAGE/usr/share/bash-completion/completions/toectl"
 check "unit names the installed toed" grep -q '^ExecStart=/usr/bin/toed ' \
   "$STAGE/usr/lib/systemd/system/toed@.service"
 check "staged toectl: RUNPATH relative to itself" \

