@@ -128,6 +128,9 @@ for p in "${NET_PIDS[@]}"; do
 done
 wait_for 10 bash -c "[ \"\$(ip netns exec $NET_DEV_NS $TOECTL --ctl $CTL stats --json | $NET_PY -c 'import json,sys; print(json.load(sys.stdin)[\"counters\"][\"transport\"][\"clients_attached\"])')\" = 1 ]" ||
   net_fail "the holders' sessions did not end"
+out=$(dev timeout -k 2 20 setpriv --reuid 65534 --regid nogroup --clear-groups "$DC" socks "$CTL" udp 1000 </dev/null)
+check_eq "5: once its sessions ended, the uid has its whole share again (nothing leaked)" \
+  "$(kv opened "$out") $(kv error "$out")" "256 -24"
 for i in 1 2 3 4 5; do hold s$i 65534 socks "$CTL" udp 1; done
 check_eq "5: a uid gets half of --max-clients 8 sessions" \
   "$(val s1 attach) $(val s2 attach) $(val s3 attach) $(val s4 attach)" "0 0 0 0"
