@@ -12,6 +12,8 @@
 #                 (build-firmware-<target>/), each checked by firmware/linkcheck.sh (docs/firmware.md)
 #   make test-cross  the unit tests cross-built for big-endian s390x (under qemu-user) and 32-bit
 #                 i686 (build-cross-<target>/, tests/cross/run.sh)
+#   make firmware-qemu  the bare-metal example (firmware/example) booted under qemu-system-arm,
+#                 answering ping and TCP echo from Linux over TAP in a namespace (root)
 
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 10
@@ -19,7 +21,7 @@ FUZZ_ENGINE_SECONDS ?= 60
 FIRMWARE_TARGETS ?= cortex-m7 cortex-a7 riscv64
 CROSS_TARGETS ?= s390x i686
 
-.PHONY: all build san fuzz-build test unit demo fuzz deps format clean firmware test-cross
+.PHONY: all build san fuzz-build test unit demo fuzz deps format clean firmware test-cross firmware-qemu
 
 all: build
 
@@ -50,7 +52,7 @@ test: deps build san fuzz-build
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_ENGINE_SECONDS)
 	@# The engine on device targets: freestanding builds and their link check, then the unit
 	@# tests on a big-endian and a 32-bit target (docs/firmware.md).
-	@$(MAKE) --no-print-directory firmware test-cross
+	@$(MAKE) --no-print-directory firmware test-cross firmware-qemu
 
 demo: deps build
 	@scripts/demo.sh build/bin
@@ -72,6 +74,10 @@ firmware: deps
 	  cmake -S firmware -B build-firmware-$$t -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-$$t.cmake >/dev/null && \
 	  cmake --build build-firmware-$$t -j $(JOBS) || exit 1; \
 	done
+
+# The bare-metal example under qemu-system-arm, pinged and echoed by Linux over TAP (root).
+firmware-qemu: firmware
+	@bash firmware/example/run-qemu.sh build-firmware-cortex-m7/example/fw_example.elf
 
 test-cross: deps
 	@for t in $(CROSS_TARGETS); do bash tests/cross/run.sh $$t $(JOBS) || exit 1; done

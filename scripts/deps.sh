@@ -21,6 +21,7 @@ pkgs=(
   crossbuild-essential-s390x crossbuild-essential-i386 # make test-cross: big-endian and 32-bit
   qemu-user                                            # ... unit tests, run under qemu-user
   file                                                 # ... names what was built in the log
+  qemu-system-arm                                      # make firmware-qemu: the bare-metal example
 )
 # (gcc-multilib would give 32-bit x86 too, but Debian makes it conflict with the cross compilers.)
 
