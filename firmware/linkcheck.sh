@@ -38,7 +38,7 @@ check() { # LIB.a... ; prints a verdict, returns 1 on a forbidden symbol
       "crept in; 'nm -u' on the objects shows which one uses it" >&2
     return 1
   fi
-  echo "linkcheck: ok (${prefix%-}): undefined symbols are only: $(echo $syms)"
+  echo "linkcheck: ok (${prefix%-}): undefined symbols are only: ${syms//$'\n'/ }"
 }
 
 if [ "${1:-}" = --self-test ]; then

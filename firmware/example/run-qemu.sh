@@ -19,6 +19,7 @@ command -v qemu-system-arm >/dev/null || { echo "run-qemu: qemu-system-arm missi
 ns=toefw$$
 tmp=$(mktemp -d /tmp/toefw.XXXXXX)
 qpid=""
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
   [ -n "$qpid" ] && kill "$qpid" 2>/dev/null && wait "$qpid" 2>/dev/null
   ip netns del "$ns" 2>/dev/null || true
