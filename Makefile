@@ -11,12 +11,20 @@
 #   make install  release build, installed under PREFIX (default /usr/local) inside DESTDIR
 #                 (e.g. make install DESTDIR=/tmp/stage PREFIX=/usr); make uninstall DESTDIR=... too
 #   make deb      release build, packaged as build/toekit_VERSION_ARCH.deb (CPack)
+#   make firmware the engine and wire layer cross-built freestanding for each FIRMWARE_TARGETS
+#                 (build-firmware-<target>/), each checked by firmware/linkcheck.sh (docs/firmware.md)
+#   make test-cross  the unit tests cross-built for big-endian s390x (under qemu-user) and 32-bit
+#                 i686 (build-cross-<target>/, tests/cross/run.sh)
+#   make firmware-qemu  the bare-metal example (firmware/example) booted under qemu-system-arm,
+#                 answering ping and TCP echo from Linux over TAP in a namespace (root)
 
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 10
 FUZZ_ENGINE_SECONDS ?= 60
+FIRMWARE_TARGETS ?= cortex-m7 cortex-a7 riscv64
+CROSS_TARGETS ?= s390x i686
 
-.PHONY: all build san fuzz-build test unit demo fuzz deps format clean install uninstall deb
+.PHONY: all build san fuzz-build test unit demo fuzz deps format clean install uninstall deb firmware test-cross firmware-qemu
 
 PREFIX ?= /usr/local
 # the build folder that install, uninstall and deb use
@@ -49,6 +57,9 @@ test: deps build san fuzz-build
 	@# library (curl deadlocks in the ASan runtime before main), so these also run on the release build.
 	@cd build && ctest -R 'net/test_preload' --output-on-failure
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_ENGINE_SECONDS)
+	@# The engine on device targets: freestanding builds and their link check, then the unit
+	@# tests on a big-endian and a 32-bit target (docs/firmware.md).
+	@$(MAKE) --no-print-directory firmware test-cross firmware-qemu
 
 demo: deps build
 	@scripts/demo.sh build/bin
@@ -81,5 +92,20 @@ deb: build
 format:
 	@find include src tests fuzz bench -name '*.[ch]' | xargs clang-format -i
 
+# The link check's own test first (it must reject a 64-bit division and a double), then each target.
+firmware: deps
+	@bash firmware/linkcheck.sh --self-test
+	@for t in $(FIRMWARE_TARGETS); do \
+	  cmake -S firmware -B build-firmware-$$t -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-$$t.cmake >/dev/null && \
+	  cmake --build build-firmware-$$t -j $(JOBS) || exit 1; \
+	done
+
+# The bare-metal example under qemu-system-arm, pinged and echoed by Linux over TAP (root).
+firmware-qemu: firmware
+	@bash firmware/example/run-qemu.sh build-firmware-cortex-m7/example/fw_example.elf
+
+test-cross: deps
+	@for t in $(CROSS_TARGETS); do bash tests/cross/run.sh $$t $(JOBS) || exit 1; done
+
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-firmware-* build-cross-*

@@ -18,7 +18,14 @@ pkgs=(
   busybox-static              # ... a statically linked client (wget) for the proxy
   libcap2-bin                 # setcap: an AT_SECURE program (tests/net/test_preload_secure.sh)
   libxdp-dev libbpf-dev pkg-config # toed's AF_XDP link driver (toed --link afxdp)
+  gcc-arm-none-eabi picolibc-arm-none-eabi            # make firmware: Cortex-M7 and Cortex-A7
+  gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf # ... and RISC-V 64 (docs/firmware.md)
+  crossbuild-essential-s390x crossbuild-essential-i386 # make test-cross: big-endian and 32-bit
+  qemu-user                                            # ... unit tests, run under qemu-user
+  file                                                 # ... names what was built in the log
+  qemu-system-arm                                      # make firmware-qemu: the bare-metal example
 )
+# (gcc-multilib would give 32-bit x86 too, but Debian makes it conflict with the cross compilers.)
 
 missing=()
 for p in "${pkgs[@]}"; do

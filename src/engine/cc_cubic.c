@@ -11,6 +11,7 @@
  *     K_ms^3         = (W_max - cwnd_epoch) * 2.5 * 10^9 / SMSS
  *   beta_cubic = 0.7, alpha_cubic = 3 * (1 - beta) / (1 + beta) = 9/17 (figure 4).
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
@@ -59,7 +60,7 @@ static struct cubic *cubic_of(struct toe_tcb *tp)
 
 static uint32_t now_ms(const struct toe_stack *st)
 {
-  return (uint32_t)(toe_stack_now(st) / 1000000u);
+  return (uint32_t)toe_div1000000(toe_stack_now(st));
 }
 
 /* floor(cbrt(x)) by binary search on the 22 bits the result can have (2642245^3 < 2^64). */
@@ -82,8 +83,8 @@ static uint64_t cubic_term(uint64_t d_ms, uint32_t mss)
   uint64_t d3 = d_ms * d_ms * d_ms; /* < 2^61 */
   uint64_t m4 = 4ull * mss;
   if (d3 <= UINT64_MAX / m4)
-    return d3 * m4 / 10000000000ull;
-  return d3 / 10000000000ull * m4;
+    return toe_div1e10(d3 * m4);
+  return toe_div1e10(d3) * m4;
 }
 
 /* W_cubic(t) in bytes, t in ms since the epoch began (RFC 9438 figure 1). */
@@ -134,7 +135,7 @@ static void cubic_start_epoch(struct toe_stack *st, struct toe_tcb *tp, struct c
     c->k_ms = 0;
     c->flags &= (uint8_t)~CUBIC_F_RESET_WM;
   } else {
-    uint64_t k3 = (uint64_t)(c->w_max - tp->cwnd) * 2500000000ull / mss;
+    uint64_t k3 = toe_udiv64((uint64_t)(c->w_max - tp->cwnd) * 2500000000ull, mss);
     c->k_ms = icbrt64(k3);
   }
   c->w_est = tp->cwnd;
@@ -156,7 +157,7 @@ static void cubic_ca(struct toe_stack *st, struct toe_tcb *tp, struct cubic *c, 
   uint32_t a_num = c->w_est >= tp->prior_cwnd ? 17u : 9u;
   uint64_t est = (uint64_t)c->est_acc + (uint64_t)acked * mss * a_num;
   uint64_t div = (uint64_t)tp->cwnd * 17u;
-  uint64_t inc = est / div;
+  uint64_t inc = toe_udiv64(est, div);
   est -= inc * div;
   c->est_acc = est <= UINT32_MAX ? (uint32_t)est : 0;
   uint64_t w_est = (uint64_t)c->w_est + inc;
@@ -178,7 +179,7 @@ static void cubic_ca(struct toe_stack *st, struct toe_tcb *tp, struct cubic *c, 
   if (target <= tp->cwnd)
     return;
   uint64_t acc = (uint64_t)tp->bytes_acked_ca + (uint64_t)(target - tp->cwnd) * acked;
-  uint64_t grow = acc / tp->cwnd;
+  uint64_t grow = toe_udiv64(acc, tp->cwnd);
   tp->bytes_acked_ca = (uint32_t)(acc - grow * tp->cwnd);
   uint64_t w = (uint64_t)tp->cwnd + grow;
   tp->cwnd = w > TOE_CC_CWND_MAX ? TOE_CC_CWND_MAX : (uint32_t)w;
@@ -273,10 +274,10 @@ static void cubic_reduce(struct toe_tcb *tp, struct cubic *c)
   uint32_t mss = toe_cc_mss(tp);
   c->w_max_undo = c->w_max;
   if (c->w_max && tp->cwnd < c->w_max)
-    c->w_max = (uint32_t)((uint64_t)tp->cwnd * 17u / 20u); /* cwnd * (1 + beta) / 2 */
+    c->w_max = toe_muldiv32(tp->cwnd, 17u, 20u); /* cwnd * (1 + beta) / 2 */
   else
     c->w_max = tp->cwnd;
-  uint32_t ss = (uint32_t)((uint64_t)tp->cwnd * 7u / 10u); /* cwnd * beta_cubic */
+  uint32_t ss = toe_muldiv32(tp->cwnd, 7u, 10u); /* cwnd * beta_cubic */
   tp->ssthresh = ss > 2u * mss ? ss : 2u * mss;
   c->flags &= (uint8_t) ~(CUBIC_F_EPOCH | CUBIC_F_RESET_WM);
   c->hs_state = HS_DONE;

@@ -3,6 +3,7 @@
  * error generation with the suppression rules of RFC 1122 3.2.2 / RFC 1812 4.3.2.7 and the token
  * bucket rate limit of RFC 1812 4.3.2.8.
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "wire/checksum.h"
@@ -36,13 +37,13 @@ static bool icmp_rate_ok(struct toe_stack *st)
   if (now > s->last_refill && rate != 0 && s->tokens_milli < cap) {
     toe_time_t el = now - s->last_refill;
     uint64_t add;
-    if (el > UINT64_MAX / rate)
+    if (el > toe_udiv64(UINT64_MAX, rate))
       add = cap;
     else
-      add = el * rate / 1000000u; /* ns * tokens/s * 1000 milli / 1e9 */
+      add = toe_div1000000(el * rate); /* ns * tokens/s * 1000 milli / 1e9 */
     if (add != 0) {
       s->tokens_milli += add;
-      s->last_refill += add * 1000000u / rate;
+      s->last_refill += toe_udiv64(add * 1000000u, rate);
       if (s->tokens_milli >= cap) {
         s->tokens_milli = cap;
         s->last_refill = now;

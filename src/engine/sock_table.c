@@ -3,6 +3,7 @@
  * conflict rules, ephemeral port selection (RFC 6056), and the socket calls common to every
  * protocol (notification, soft errors, names).
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "toe/steer.h"
 
@@ -142,7 +143,7 @@ uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t lad
    * free port. A random start keeps ports unpredictable to off-path attackers; the linear search
    * bounds the work to one pass over the range even when it is nearly full.
    */
-  uint32_t offset = (uint32_t)(toe_random(st) % num);
+  uint32_t offset = (uint32_t)toe_umod64(toe_random(st), num);
   for (uint32_t i = 0; i < num; i++) {
     uint16_t port = (uint16_t)(lo + (offset + i) % num);
     if (!toe_socktab_port_in_use(st, proto, laddr, port)) {

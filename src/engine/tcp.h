@@ -19,6 +19,7 @@
 #ifndef TOE_ENGINE_TCP_H
 #define TOE_ENGINE_TCP_H
 
+#include "engine/div64.h"
 #include "engine/sock.h"
 #include "engine/timer_wheel.h"
 #include "toe/tcp.h"
@@ -377,7 +378,7 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
  */
 static inline uint32_t toe_tcp_now_ms(const struct toe_stack *st)
 {
-  return (uint32_t)(toe_stack_now(st) / 1000000u);
+  return (uint32_t)toe_div1000000(toe_stack_now(st));
 }
 /* Changes tp->state, keeping the curr_estab gauge (ESTABLISHED + CLOSE_WAIT, RFC 4022). */
 void toe_tcp_set_state(struct toe_stack *st, struct toe_tcb *tp, uint8_t state);

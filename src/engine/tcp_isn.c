@@ -7,6 +7,7 @@
  * hash keeps them unpredictable to off-path attackers across different 4-tuples. F is the stack's
  * SipHash (toe_keyed_hash) under cfg.secret.
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
@@ -35,7 +36,7 @@ uint32_t toe_tcp_isn(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
                      uint16_t rport)
 {
   /* M: 4 us ticks of the stack clock (wraps every ~4.77 hours, as RFC 6528 expects) */
-  uint32_t m = (uint32_t)(toe_stack_now(st) / 4000u);
+  uint32_t m = (uint32_t)(toe_div1000(toe_stack_now(st)) >> 2); /* ns / 4000 */
   uint32_t f = (uint32_t)tuple_hash(st, 'I', laddr, lport, raddr, rport);
   return m + f;
 }

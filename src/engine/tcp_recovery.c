@@ -27,6 +27,7 @@
  *   - D-SACK: when every byte retransmitted in the episode came back as a duplicate (RFC 3708).
  *   Undoing restores cwnd/ssthresh (cc->undo), drops the lost marks and notes reordering.
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
@@ -290,7 +291,7 @@ static void prr_update(struct toe_stack *st, struct toe_tcb *tp, uint32_t delive
   if (pipe > tp->ssthresh) {
     /* Proportional rate reduction: ceil(prr_delivered * ssthresh / RecoverFS) - prr_out */
     uint64_t num = (uint64_t)tp->prr_delivered * tp->ssthresh + tp->recover_fs - 1u;
-    sndcnt = (int64_t)(num / tp->recover_fs) - (int64_t)tp->prr_out;
+    sndcnt = (int64_t)toe_udiv64(num, tp->recover_fs) - (int64_t)tp->prr_out;
   } else {
     /* Slow-start reduction bound: catch up to ssthresh, at most one SMSS beyond what left. */
     int64_t limit = (int64_t)tp->prr_delivered - (int64_t)tp->prr_out;

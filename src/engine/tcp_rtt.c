@@ -8,6 +8,7 @@
  * (tcp-rec): from timestamps (RFC 7323 4) or from segments never retransmitted (Karn's rule,
  * RFC 6298 3).
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
@@ -22,7 +23,7 @@ static uint32_t ns_to_us_clamped(toe_time_t ns, uint32_t fallback)
 {
   if (ns == 0)
     return fallback;
-  toe_time_t us = ns / 1000u;
+  toe_time_t us = toe_div1000(ns);
   if (us == 0)
     return 1;
   return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;

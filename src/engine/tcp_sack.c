@@ -13,6 +13,7 @@
  * takes the RTT sample (RFC 6298 with Karn's rule, RFC 7323 timestamps). The decisions that follow
  * (loss detection, recovery, congestion control) are toe_tcp_recovery_on_ack() in tcp_recovery.c.
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 
@@ -102,7 +103,7 @@ static uint32_t rtt_us_since(toe_time_t now, toe_time_t then)
 {
   if (now <= then)
     return 0;
-  uint64_t us = (now - then) / 1000u;
+  uint64_t us = toe_div1000(now - then);
   return us > RTT_MAX_US ? RTT_MAX_US : (uint32_t)us;
 }
 

@@ -13,6 +13,7 @@
  * calls and timers (and of segment input), never from inside protocol processing: a callback may
  * close or abort any socket, which must not free a tcb some caller is still working on.
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "wire/checksum.h"
@@ -112,7 +113,7 @@ static uint16_t secs_of(toe_time_t ns, uint16_t fallback)
 {
   if (ns == 0)
     return fallback;
-  toe_time_t s = ns / TOE_SEC(1);
+  toe_time_t s = toe_div1000(toe_div1000000(ns)); /* ns / TOE_SEC(1) */
   if (s == 0)
     s = 1;
   return (uint16_t)(s > MAX_KEEP_SECS ? MAX_KEEP_SECS : s);

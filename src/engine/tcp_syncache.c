@@ -30,6 +30,7 @@
  * remembered: the cookie SYN-ACK does not offer them (RFC 7323 2.2, RFC 2018 2: no option in the
  * SYN-ACK means the option is off for both).
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "wire/checksum.h"
@@ -397,7 +398,9 @@ static uint32_t cookie_mac(const struct toe_stack *st, const struct sc_conn *c, 
 
 static uint32_t cookie_count(const struct toe_stack *st)
 {
-  return (uint32_t)(toe_stack_now(st) / COOKIE_PERIOD);
+  /* now / COOKIE_PERIOD without a 64-bit divide: ns -> s, then 64 s units */
+  _Static_assert(COOKIE_PERIOD == TOE_SEC(64), "cookie_count divides by 64 s");
+  return (uint32_t)(toe_div1000(toe_div1000000(toe_stack_now(st))) >> 6);
 }
 
 /* The option bits a cookie carries in its TSval (and MACs), from the agreed flags. */
@@ -850,7 +853,7 @@ static struct toe_tcb *entry_ack(struct toe_stack *st, struct toe_tcb *listener,
   }
   if (!(e->flags & SC_F_RETRANS)) {
     toe_time_t rtt = toe_stack_now(st) - e->synack_time;
-    uint64_t us = rtt / 1000u;
+    uint64_t us = toe_div1000(rtt);
     c.rtt_us = us == 0 ? 1u : (us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
   }
   if (c.flags & SC_F_TS)

@@ -30,6 +30,7 @@
  * head they point back to through pprev, so cancelling or re-arming the next one in the same slot
  * (or the running one) is an ordinary unlink.
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 
 #include <string.h>
@@ -37,18 +38,30 @@
 #define LVL_BITS 8u
 #define LVL_MASK (TOE_TW_SLOTS - 1u)
 #define WORDS (TOE_TW_SLOTS / 64u)
+/* Ticks are computed with toe_div1000000() (no 64-bit divide on 32-bit cores). */
+_Static_assert(TOE_TW_TICK_NS == 1000000u, "timer_wheel.c divides by the tick with toe_div1000000");
 #define REACH_BITS (LVL_BITS * TOE_TW_LEVELS) /* ticks covered by the wheel: 2^40 */
 #define NO_TICK UINT64_MAX
 
+/* The builtins only where the target has the instructions for a 64-bit word; elsewhere (i386,
+ * 32-bit Arm, RISC-V without Zbb) they become libgcc calls (__ctzdi2), which firmware builds forbid
+ * (firmware/linkcheck.sh), so a six-step binary search instead. */
+#if (defined(__GNUC__) || defined(__clang__)) &&                                                   \
+    (defined(__x86_64__) || defined(__aarch64__) || defined(__riscv_zbb))
+#define TW_BUILTIN_BITOPS 1
+#endif
+
 static inline unsigned ctz64(uint64_t x)
 {
-#if defined(__GNUC__) || defined(__clang__)
+#ifdef TW_BUILTIN_BITOPS
   return (unsigned)__builtin_ctzll(x);
 #else
   unsigned n = 0;
-  while (!(x & 1u)) {
-    x >>= 1;
-    n++;
+  for (unsigned w = 32; w; w >>= 1) {
+    if (!(x & ((1ull << w) - 1u))) {
+      x >>= w;
+      n += w;
+    }
   }
   return n;
 #endif
@@ -56,19 +69,23 @@ static inline unsigned ctz64(uint64_t x)
 
 static inline unsigned msb64(uint64_t x)
 {
-#if defined(__GNUC__) || defined(__clang__)
+#ifdef TW_BUILTIN_BITOPS
   return 63u - (unsigned)__builtin_clzll(x);
 #else
   unsigned n = 0;
-  while (x >>= 1)
-    n++;
+  for (unsigned w = 32; w; w >>= 1) {
+    if (x >> w) {
+      x >>= w;
+      n += w;
+    }
+  }
   return n;
 #endif
 }
 
 static inline uint64_t tick_of(toe_time_t expires)
 {
-  return expires / TOE_TW_TICK_NS;
+  return toe_div1000000(expires); /* TOE_TW_TICK_NS */
 }
 
 static void sync_pending(struct toe_stack *st)
@@ -80,7 +97,7 @@ void toe_tw_init(struct toe_timer_wheel *tw, toe_time_t now)
 {
   memset(tw, 0, sizeof(*tw));
   /* Every tick before the one holding `now` counts as processed. */
-  tw->now_tick = now / TOE_TW_TICK_NS;
+  tw->now_tick = toe_div1000000(now); /* TOE_TW_TICK_NS */
   tw->due_min = TOE_TIME_NEVER;
   tw->overflow_next = NO_TICK;
 }
@@ -344,7 +361,7 @@ void toe_tw_run(struct toe_stack *st, toe_time_t now)
     tw_fire_list(st, &local, now);
   }
 
-  uint64_t cur = now / TOE_TW_TICK_NS;
+  uint64_t cur = toe_div1000000(now); /* TOE_TW_TICK_NS */
   /* Fastest path, taken by almost every received frame: nothing can be due before next_ev (a
    * lower bound kept by tw_place, exact after each full run below). The wheel's now_tick may then
    * lag behind: the wheel is consistent relative to now_tick (placement, levels), and the next

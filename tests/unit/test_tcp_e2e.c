@@ -97,8 +97,11 @@ static void sh_feed(struct shash *s, const uint8_t *p, size_t n)
     }
   }
   while (n - i >= 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
+    /* Little-endian like the byte-at-a-time path above, so the hash does not depend on where
+     * the stream was cut into chunks on a big-endian host (both ends cut it differently). */
+    uint64_t w = 0;
+    for (unsigned b = 0; b < 8; b++)
+      w |= (uint64_t)p[i + b] << (8 * b);
     sh_word(s, w);
     i += 8;
     s->pos += 8;
