@@ -11,10 +11,10 @@
  * cfg.sock_max_bufs, and no socket may dig into the reserve that ARP, ICMP, TCP's RST/ACK/SYN-ACK
  * and the driver's receive buffers use. Under pressure (half of what is above the reserve
  * charged) only sockets that move data (gave a buffer back within the last second) grow, to their
- * fair share or cfg.sock_min_bufs; the others stay at a floor of 8 buffers. So the sockets that
- * filled the pool stall while a well-behaved newcomer still gets buffers. (A limit, not a cure:
- * an attacker with thousands of connections can still fill the data part of the pool, 8 buffers
- * at a time; never the reserve, so ARP, ping and handshakes survive.)
+ * share of the rest (at most cfg.sock_min_bufs); the others stay at a floor of 8 buffers. So the
+ * sockets that filled the pool stall while a well-behaved newcomer still gets buffers. (A limit,
+ * not a cure: an attacker with thousands of connections can still fill the data part of the pool, 8
+ * buffers at a time; never the reserve, so ARP, ping and handshakes survive.)
  *
  * The charge lives in the buffer (pbuf.owner) and is dropped by the pool when the buffer's last
  * reference goes, so queues may move, split, share and hand buffers to the driver without any
@@ -26,7 +26,7 @@
 
 #include <string.h>
 
-#define DEFAULT_SOCK_MIN 64u
+#define DEFAULT_SOCK_MIN 128u
 /* What an owner that gives nothing back may hold under pressure: enough to start (an initial
  * window's worth of small segments, a few datagrams), little enough that it takes hundreds of
  * such sockets to fill the half of the pool above the pressure level. */
@@ -108,6 +108,24 @@ uint32_t toe_pbuf_bufs_for_bytes(const struct toe_stack *st, uint32_t bytes)
   return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
+/* What `owner` (holding `held`) may hold while the pool is under pressure: an owner that moves
+ * data (gave a buffer back lately) its share of what lies above the pressure level, divided among
+ * the owners holding buffers (at most sock_min, at least the floor); one that only takes, the
+ * floor. */
+static uint32_t pressure_share(const struct toe_stack *st, uint32_t owner, uint32_t held)
+{
+  const struct toe_pbuf_pool *pool = &st->pool;
+  uint32_t f = pool->freed_ms[owner];
+  if (f == 0 || now_ms(st) - f > PROGRESS_MS)
+    return PRESSURE_FLOOR;
+  uint32_t active = pool->active + (held == 0 ? 1u : 0u);
+  uint32_t zone = pool->count - pool->reserve - pool->pressure;
+  uint32_t share = zone / (active ? active : 1u);
+  if (share > pool->sock_min)
+    share = pool->sock_min;
+  return share < PRESSURE_FLOOR ? PRESSURE_FLOOR : share;
+}
+
 int toe_pbuf_charge_check(struct toe_stack *st, uint32_t owner, uint32_t n, uint32_t limit)
 {
   struct toe_pbuf_pool *pool = &st->pool;
@@ -124,24 +142,34 @@ int toe_pbuf_charge_check(struct toe_stack *st, uint32_t owner, uint32_t n, uint
     st->ctr.pbuf.refused_rsv++;
     return -TOE_ENOBUFS;
   }
-  if ((uint64_t)pool->charged + n > pool->pressure) {
-    /* Pressure: the owners that hold the pool stop growing. One that moves data (gave a buffer
-     * back lately) may still grow to its fair share of the pressure level or the minimum; one
-     * that only takes, to the floor. */
-    uint32_t share = PRESSURE_FLOOR;
-    uint32_t f = pool->freed_ms[owner];
-    if (f != 0 && now_ms(st) - f <= PROGRESS_MS) {
-      uint32_t active = pool->active + (held == 0 ? 1u : 0u);
-      share = pool->pressure / (active ? active : 1u);
-      if (share < pool->sock_min)
-        share = pool->sock_min;
-    }
-    if (held + n > share) {
-      st->ctr.pbuf.refused_press++;
-      return -TOE_ENOBUFS;
-    }
+  if ((uint64_t)pool->charged + n > pool->pressure && held + n > pressure_share(st, owner, held)) {
+    st->ctr.pbuf.refused_press++;
+    return -TOE_ENOBUFS;
   }
   return 0;
+}
+
+uint32_t toe_pbuf_charge_room(const struct toe_stack *st, uint32_t owner, uint32_t limit)
+{
+  const struct toe_pbuf_pool *pool = &st->pool;
+  if (owner == 0 || owner >= pool->owners)
+    return UINT32_MAX;
+  uint32_t held = pool->charge[owner];
+  if (limit > pool->sock_max)
+    limit = pool->sock_max;
+  uint32_t room = limit > held ? limit - held : 0;
+  uint32_t spare = pool->nfree > pool->reserve ? pool->nfree - pool->reserve : 0;
+  if (room > spare)
+    room = spare;
+  if (pool->charged >= pool->pressure) {
+    uint32_t share = pressure_share(st, owner, held);
+    uint32_t r = share > held ? share - held : 0;
+    if (room > r)
+      room = r;
+  } else if (room > pool->pressure - pool->charged + pressure_share(st, owner, held)) {
+    room = pool->pressure - pool->charged + pressure_share(st, owner, held);
+  }
+  return room;
 }
 
 void toe_pbuf_charge(struct toe_stack *st, struct toe_pbuf *p, uint32_t owner)

@@ -24,9 +24,9 @@ struct toe_pbuf_pool {
   uint32_t charged;   /* buffers charged to any owner */
   uint32_t active;    /* owners holding at least one buffer */
   uint32_t reserve;   /* free buffers no owner may take (control traffic only) */
-  uint32_t pressure;  /* charged above this: only owners under sock_min grow */
+  uint32_t pressure;  /* charged above this: the pressure rule applies */
   uint32_t sock_max;  /* most buffers one owner may hold */
-  uint32_t sock_min;  /* what an owner may grow to under pressure */
+  uint32_t sock_min;  /* the most a data-moving owner may grow to under pressure */
 };
 
 /* Bytes the pool needs for `cfg`. */
@@ -77,6 +77,10 @@ uint32_t toe_pbuf_bufs_for_bytes(const struct toe_stack *st, uint32_t bytes);
 /* May `owner` take `n` more buffers with `limit` as its own allowance (capped at sock_max)?
  * Returns 0, or -TOE_ENOBUFS with the reason counted. */
 int toe_pbuf_charge_check(struct toe_stack *st, uint32_t owner, uint32_t n, uint32_t limit);
+
+/* How many more buffers `owner` may take now (the same rules as toe_pbuf_charge_check, nothing
+ * counted): what a receive window may promise. UINT32_MAX for a non-owner. */
+uint32_t toe_pbuf_charge_room(const struct toe_stack *st, uint32_t owner, uint32_t limit);
 
 /* Charges every not yet charged buffer of chain `p` to `owner` (no check: call
  * toe_pbuf_charge_check first). */

@@ -383,6 +383,9 @@ int toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
 uint32_t toe_tcp_rx_owner(const struct toe_stack *st, const struct toe_tcb *tp);
 /* The receive side's allowance in buffers (from rcvbuf; the pool caps it at sock_max_bufs). */
 uint32_t toe_tcp_rx_buf_limit(const struct toe_stack *st, const struct toe_tcb *tp);
+/* Bytes the connection's receive side may still take in pool buffers now (allowance, pressure,
+ * reserve), at one received segment per buffer: the receive window never promises more. */
+uint32_t toe_tcp_rx_room_bytes(const struct toe_stack *st, const struct toe_tcb *tp);
 /* The largest receive buffer (window) a connection may have: cfg.tcp_rcvbuf_max, clamped to what
  * the per-socket buffer cap can hold at half a buffer per segment. */
 uint32_t toe_tcp_rcvbuf_max(const struct toe_stack *st);

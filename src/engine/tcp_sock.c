@@ -617,11 +617,31 @@ uint32_t toe_tcp_rx_buf_limit(const struct toe_stack *st, const struct toe_tcb *
 }
 
 /* The send queue's allowance in buffers: its byte allowance at half a buffer per segment, so a
- * peer that asks for 88-byte segments gets a send queue of 264 buffers (23 KB) out of a 256 KB
- * SO_SNDBUF, not 3,000 buffers. */
+ * peer that asks for 88-byte segments gets at most 264 buffers (23 KB) out of a 256 KB SO_SNDBUF,
+ * not 3,000; and no more than four of the largest windows the peer ever offered, in segments
+ * (queuing more than the peer takes buys nothing, the idea of sndbuf_expand below): a peer with a
+ * 2 KiB window and an 88-byte MSS holds about a hundred buffers, not 264. */
 static uint32_t tx_buf_limit(const struct toe_stack *st, const struct toe_tcb *tp)
 {
-  return toe_pbuf_bufs_for_bytes(st, tp->sndbuf);
+  uint32_t n = toe_pbuf_bufs_for_bytes(st, tp->sndbuf);
+  uint32_t mss = toe_tcp_eff_mss(tp);
+  if (mss == 0)
+    mss = 1;
+  uint64_t wsegs = 4ull * ((uint64_t)tp->max_sndwnd / mss + 1u);
+  if (wsegs < 16u)
+    wsegs = 16u;
+  return wsegs < n ? (uint32_t)wsegs : n;
+}
+
+uint32_t toe_tcp_rx_room_bytes(const struct toe_stack *st, const struct toe_tcb *tp)
+{
+  uint32_t room = toe_pbuf_charge_room(st, toe_tcp_rx_owner(st, tp), toe_tcp_rx_buf_limit(st, tp));
+  /* a buffer holds one of the peer's segments (small ones share buffers, which only helps) */
+  uint32_t per = tp->rcv_seg_max ? tp->rcv_seg_max : tp->rcv_mss;
+  if (per == 0)
+    per = 536;
+  uint64_t b = (uint64_t)room * per;
+  return b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
 }
 
 uint32_t toe_tcp_rcvbuf_max(const struct toe_stack *st)
