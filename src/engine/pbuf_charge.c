@@ -26,7 +26,7 @@
 
 #include <string.h>
 
-#define DEFAULT_SOCK_MIN 128u
+#define DEFAULT_SOCK_MIN 256u
 /* What an owner that gives nothing back may hold under pressure: enough to start (an initial
  * window's worth of small segments, a few datagrams), little enough that it takes hundreds of
  * such sockets to fill the half of the pool above the pressure level. */

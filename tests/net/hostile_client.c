@@ -1199,8 +1199,11 @@ static int mode_hoard(const char *host, uint16_t port, int conns, long long rcvb
   int rc = sess_attach(&s, &h);
   if (rc < 0)
     die("attach: %s", strerror(-rc));
-  for (uint32_t i = 0; i < s.L.buf_count; i++)
-    fill_push(&s, i);
+  /* With connections, every buffer is lent once (and never comes back); without, none is: the
+   * UDP socket's datagrams then have nowhere to go and stay in the device. */
+  if (conns > 0)
+    for (uint32_t i = 0; i < s.L.buf_count; i++)
+      fill_push(&s, i);
   sess_flush(&s);
   int ok = 0;
   for (int i = 0; i < conns; i++) {
