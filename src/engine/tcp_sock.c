@@ -636,8 +636,10 @@ static uint32_t tx_buf_limit(const struct toe_stack *st, const struct toe_tcb *t
 uint32_t toe_tcp_rx_room_bytes(const struct toe_stack *st, const struct toe_tcb *tp)
 {
   uint32_t room = toe_pbuf_charge_room(st, toe_tcp_rx_owner(st, tp), toe_tcp_rx_buf_limit(st, tp));
-  /* a buffer holds one of the peer's segments (small ones share buffers, which only helps) */
-  uint32_t per = tp->rcv_seg_max ? tp->rcv_seg_max : tp->rcv_mss;
+  /* a buffer holds one full segment of the MSS we announced, or several small ones (they are
+   * copied together): mid-sized segments can make this promise too much, and are then dropped
+   * and counted (tcp.rx_drop_nomem), never the pool */
+  uint32_t per = tp->rcv_mss;
   if (per == 0)
     per = 536;
   uint64_t b = (uint64_t)room * per;
