@@ -496,8 +496,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   const struct toe_counters *c = toe_stack_counters(f.st);
   uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
-  if (free_bufs != PBUFS || c->pbuf.inuse != 0 || c->tcp.socks_inuse != 0 ||
-      c->tcp.curr_estab != 0 || f.st->tcp.tw_inuse != 0 || f.st->tcp.conn_hashed != 0) {
+  if (free_bufs != PBUFS || c->pbuf.inuse != 0 || toe_pbuf_pool_charged(f.st) != 0 ||
+      c->tcp.socks_inuse != 0 || c->tcp.curr_estab != 0 || f.st->tcp.tw_inuse != 0 ||
+      f.st->tcp.conn_hashed != 0) {
     fprintf(stderr,
             "fuzz_tcp: leak: %u of %u buffers free, inuse %llu, tcbs %llu, estab %llu, "
             "time-wait %u, hashed %u\n",

@@ -113,7 +113,8 @@
   X(rx_drop_queue_full) /* socket receive queue full */                                            \
   X(tx_datagrams)       /* datagrams sent */                                                       \
   X(tx_errors)          /* sends that failed (no route, no buffers, too big) */                    \
-  X(socks_inuse)        /* gauge: open UDP sockets */
+  X(socks_inuse)        /* gauge: open UDP sockets */                                              \
+  X(rx_drop_nomem)      /* datagrams dropped: the socket's buffer allowance is used up */
 
 /* TCP (RFC 9293; names in the spirit of RFC 4022's MIB). Each TCP file appends its own. */
 #define TOE_COUNTERS_TCP(X)                                                                        \
@@ -212,7 +213,9 @@
   X(tw_reopened)            /* SYNs that reopened a TIME_WAIT 4-tuple (RFC 6191) */                \
   X(tw_reused)              /* TIME_WAIT entries released for a new outgoing connection */         \
   X(tw_inuse)               /* gauge: TIME_WAIT entries held */                                    \
-  X(syncache_inuse)         /* gauge: SYN-cache entries held */
+  X(syncache_inuse)         /* gauge: SYN-cache entries held */                                    \
+  X(rx_drop_nomem)          /* in-window data dropped: the socket's buffer allowance is used up */ \
+  X(snd_buf_limited)        /* sends cut short by the socket's buffer allowance or the pool */
 
 /* Packet buffer pool. */
 #define TOE_COUNTERS_PBUF(X)                                                                       \
@@ -221,7 +224,13 @@
   X(alloc_failures) /* allocations refused: pool empty */                                          \
   X(inuse)          /* gauge: buffers held now */                                                  \
   X(inuse_max)      /* high-water mark of inuse */                                                 \
-  X(double_free)    /* frees of a buffer nobody held (a bug elsewhere; ignored) */
+  X(double_free)    /* frees of a buffer nobody held (a bug elsewhere; ignored) */                 \
+  X(charged)        /* gauge: buffers charged to socket queues now */                              \
+  X(refused_sock)   /* charges refused: the socket's own allowance (or the cap) is used up */      \
+  X(refused_press)  /* refused: the pool is under pressure and the socket over its minimum */      \
+  X(refused_rsv)    /* refused: only the control reserve is left */                                \
+  X(compacted)      /* sparse chains (tiny segments, fragments) copied into full buffers */        \
+  X(compact_nobuf)  /* compactions that found no buffers (the chain kept as it was) */
 
 /* Timer facility. */
 #define TOE_COUNTERS_TIMER(X)                                                                      \

@@ -126,6 +126,13 @@ struct toe_config {
   uint16_t ephemeral_lo;         /* ephemeral port range, inclusive; default 49152..65535 */
   uint16_t ephemeral_hi;
 
+  /* Pool protection (docs/transport.md "Buffer accounting"): every buffer a socket's queues hold
+   * is charged to the socket, in buffers, whatever its payload. 0 = the default, computed from
+   * pbuf_count at creation (so a caller that only changes pbuf_count gets scaled values). */
+  uint32_t pbuf_reserve;  /* buffers only control traffic may use; default count/32, >= 16 */
+  uint32_t sock_max_bufs; /* most buffers one socket holds per direction; default count/8, >= 16 */
+  uint32_t sock_min_bufs; /* under pressure a socket moving data grows to <= this; default 256 */
+
   /* coexistence with a host interface (toe/steer.h, docs/coexistence.md) */
   uint8_t steering;       /* 1: keep the filter table and steer with toe_steer_frame(); default 0 */
   uint8_t icmp_echo_host; /* 1: echo requests are the OS's to answer (steered to the host) */

@@ -40,6 +40,8 @@ struct toe_pbuf {
   uint16_t refcnt;        /* holders of this buffer */
   uint16_t cap;           /* bytes of storage at `base` */
   uint32_t index;         /* slot in the pool, for debugging and pool checks */
+  uint32_t owner;         /* engine-internal: the socket queue this buffer is charged to, 0 = none
+                             (docs/transport.md "Buffer accounting"); cleared when it is freed */
   uint8_t *base;          /* start of the storage */
   uint64_t meta[4];       /* per-layer scratch while the packet is in flight (like skb->cb) */
 };
@@ -151,5 +153,14 @@ bool toe_pbuf_shared(const struct toe_pbuf *p);
 
 /* Number of buffers in the pool that are free now. */
 uint32_t toe_pbuf_pool_free_count(const struct toe_stack *st);
+
+/*
+ * Buffers kept for control traffic (ARP, ICMP, RST/ACK/SYN-ACK, the driver's receive buffers):
+ * no socket queue, IPv4 reassembly or send buffer may take the pool's free count below this.
+ */
+uint32_t toe_pbuf_pool_reserve(const struct toe_stack *st);
+
+/* Buffers charged to socket queues now (send, receive, out-of-order and UDP queues). */
+uint32_t toe_pbuf_pool_charged(const struct toe_stack *st);
 
 #endif

@@ -11,7 +11,9 @@
  * the whole datagram. Its slot then stays "poisoned" until its timeout so that later fragments
  * of the same datagram cannot start a fresh, attacker-shaped reassembly.
  *
- * Memory bound: at most cfg.reass_slots datagrams and cfg.reass_max_bufs pbufs in all. When
+ * Memory bound: at most cfg.reass_slots datagrams and cfg.reass_max_bufs pbufs in all, and
+ * nothing once the pool is down to its control reserve; a complete datagram is compacted into
+ * full buffers (tiny fragments would otherwise follow it into a socket queue one buffer each). When
  * either bound is hit the NEW fragment is dropped (reass_drop_nomem); existing reassemblies are
  * never evicted. Dropping is deterministic and keeps a flood of bogus first fragments from
  * destroying reassemblies already under way (an evicting policy lets every new bogus fragment
@@ -214,6 +216,11 @@ static struct toe_pbuf *reass_complete(struct toe_stack *st, struct toe_reass *r
   st->ip.reass_bufs -= r->nbufs;
   r->nbufs = 0;
   reass_release(st, r);
+  /* A datagram of tiny fragments holds a buffer per fragment: compact it into full buffers
+   * before it goes up and sits in a socket queue (a thousand 8-byte fragments would otherwise
+   * pin a thousand buffers per datagram). The IP header stays in front, with the headroom an
+   * ICMP error quoting it needs. */
+  head = toe_pbuf_compact(st, head, TOE_PBUF_HEADROOM);
 
   /* RFC 791 3.2 reassembly: total length = header + data, flags/offset cleared (DF kept as the
    * sender set it). */
@@ -264,7 +271,10 @@ struct toe_pbuf *toe_ipv4_reass(struct toe_stack *st, struct toe_pbuf *pb, struc
     goto drop;
   }
   uint32_t nb = chain_bufs(pb);
-  if (st->ip.reass_bufs + nb > st->cfg.reass_max_bufs) {
+  /* Its own bound, and never the control reserve (pbuf_charge.c): a fragment flood must not
+   * take the buffers ARP and ICMP answer with. */
+  if (st->ip.reass_bufs + nb > st->cfg.reass_max_bufs ||
+      toe_pbuf_pool_free_count(st) < toe_pbuf_pool_reserve(st)) {
     c->reass_drop_nomem++;
     goto drop;
   }

@@ -2,7 +2,7 @@
  * The packet buffer pool and the pbuf operations of include/toe/pbuf.h.
  *
  * Layout in the stack's memory (toe_pbuf_pool_mem_size() bytes, 64-byte aligned):
- *   [descriptors: count x struct toe_pbuf][pad to 64][storage: count x stride]
+ *   [descriptors: count x struct toe_pbuf][pad to 64][storage: count x stride][charge table]
  * where stride is pbuf_size rounded up to 64 bytes, so every buffer's storage starts on a cache
  * line (and an IPv4 header behind a 14-byte Ethernet header with 2 bytes of headroom is 4-byte
  * aligned).
@@ -39,7 +39,11 @@ size_t toe_pbuf_pool_mem_size(const struct toe_config *cfg)
   /* Overflow matters on 32-bit targets (firmware): refuse rather than wrap. */
   if (count > (SIZE_MAX / 2) / (sizeof(struct toe_pbuf) + stride))
     return 0;
-  return align_up(count * sizeof(struct toe_pbuf), POOL_ALIGN) + count * stride;
+  size_t charge = toe_pbuf_charge_mem_size(cfg);
+  if (charge == 0)
+    return 0;
+  return align_up(count * sizeof(struct toe_pbuf), POOL_ALIGN) + count * stride +
+         align_up(charge, POOL_ALIGN);
 }
 
 void toe_pbuf_pool_init(struct toe_stack *st, void *mem)
@@ -65,6 +69,8 @@ void toe_pbuf_pool_init(struct toe_stack *st, void *mem)
     p->next = pool->free;
     pool->free = p;
   }
+  /* the per-owner charge table follows the storage */
+  toe_pbuf_charge_init(st, pool->storage + (size_t)count * stride);
 }
 
 /* True if `p` is one of this pool's descriptors (anything else handed to free is a caller bug). */
@@ -92,6 +98,7 @@ struct toe_pbuf *toe_pbuf_alloc(struct toe_stack *st, uint16_t headroom)
   p->len = 0;
   p->flags = 0;
   p->refcnt = 1;
+  p->owner = 0;
   memset(p->meta, 0, sizeof(p->meta));
   st->ctr.pbuf.allocs++;
   st->ctr.pbuf.inuse++;
@@ -113,6 +120,8 @@ static bool pbuf_put_one(struct toe_stack *st, struct toe_pbuf *p)
     return false;
   }
   if (--p->refcnt == 0) {
+    if (p->owner)
+      toe_pbuf_uncharge(st, p); /* wherever a charged buffer ends, its socket's charge ends */
     p->qnext = NULL;
     p->next = pool->free;
     pool->free = p;
@@ -407,6 +416,16 @@ bool toe_pbuf_shared(const struct toe_pbuf *p)
 uint32_t toe_pbuf_pool_free_count(const struct toe_stack *st)
 {
   return st->pool.nfree;
+}
+
+uint32_t toe_pbuf_pool_reserve(const struct toe_stack *st)
+{
+  return st->pool.reserve;
+}
+
+uint32_t toe_pbuf_pool_charged(const struct toe_stack *st)
+{
+  return st->pool.charged;
 }
 
 uint32_t toe_pbuf_csum(const struct toe_pbuf *p, uint32_t off, uint32_t len)

@@ -101,6 +101,11 @@ static bool config_ok(const struct toe_config *c)
    * headroom, so an ordinary frame is never a chain. */
   if (c->pbuf_count == 0 || c->pbuf_size < TOE_PBUF_HEADROOM + 1518)
     return false;
+  /* The control reserve must leave most of the pool to data; a per-socket minimum above the
+   * per-socket cap means nothing (0 = the defaults, pbuf_charge.c). */
+  if (c->pbuf_reserve > c->pbuf_count / 2 ||
+      (c->sock_max_bufs && c->sock_min_bufs > c->sock_max_bufs))
+    return false;
   if (c->arp_entries == 0 || c->arp_queue_len == 0 || c->reass_slots == 0 ||
       c->reass_max_bufs == 0 || c->udp_socks == 0 || c->udp_rcvq_len == 0)
     return false;

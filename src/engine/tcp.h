@@ -383,9 +383,25 @@ static inline uint32_t toe_tcp_now_ms(const struct toe_stack *st)
 /* Changes tp->state, keeping the curr_estab gauge (ESTABLISHED + CLOSE_WAIT, RFC 4022). */
 void toe_tcp_set_state(struct toe_stack *st, struct toe_tcb *tp, uint8_t state);
 /* Appends in-order payload `pb` (data at the payload; consumed) to the receive queue. A small
- * payload is copied into the tail buffer when it fits, so tiny segments cannot pin a buffer each.
- */
-void toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb);
+ * payload is copied into the tail buffer when it fits (or into a fresh buffer of its own that the
+ * next small payloads fill), and a sparse chain is compacted, so tiny segments cannot pin a
+ * buffer each. Buffers not yet charged are charged to the connection's receive side; returns
+ * -TOE_ENOBUFS (pb freed, nothing queued: the caller must not advance rcv_nxt) when its allowance
+ * or the pool refuses them, else 0. Data already charged (from the out-of-order queue) is never
+ * refused. */
+int toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb);
+
+/* ---- buffer accounting (tcp_sock.c; engine/pbuf_pool.h) ---- */
+/* The owner id the connection's receive queues (in order and out of order) are charged to. */
+uint32_t toe_tcp_rx_owner(const struct toe_stack *st, const struct toe_tcb *tp);
+/* The receive side's allowance in buffers (from rcvbuf; the pool caps it at sock_max_bufs). */
+uint32_t toe_tcp_rx_buf_limit(const struct toe_stack *st, const struct toe_tcb *tp);
+/* Bytes the connection's receive side may still take in pool buffers now (allowance, pressure,
+ * reserve), at one received segment per buffer: the receive window never promises more. */
+uint32_t toe_tcp_rx_room_bytes(const struct toe_stack *st, const struct toe_tcb *tp);
+/* The largest receive buffer (window) a connection may have: cfg.tcp_rcvbuf_max, clamped to what
+ * the per-socket buffer cap can hold at half a buffer per segment. */
+uint32_t toe_tcp_rcvbuf_max(const struct toe_stack *st);
 
 /* ---- tcp_reass.c ---- */
 /*

@@ -36,12 +36,24 @@ void toe_tcp_set_state(struct toe_stack *st, struct toe_tcb *tp, uint8_t state)
   tp->state = state;
 }
 
-void toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb)
+/* Links `pb` at the end of the receive queue. */
+static void rcvq_link(struct toe_tcb *tp, struct toe_pbuf *pb, uint32_t len)
+{
+  pb->qnext = NULL;
+  if (tp->rcvq_tail)
+    tp->rcvq_tail->qnext = pb;
+  else
+    tp->rcvq_head = pb;
+  tp->rcvq_tail = pb;
+  tp->rcvq_bytes += len;
+}
+
+int toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *pb)
 {
   uint32_t len = pb->tot_len;
   if (len == 0) {
     toe_pbuf_free(st, pb);
-    return;
+    return 0;
   }
   /* Leading empty buffers (a reassembled datagram's header buffer) go first. */
   while (pb->len == 0 && pb->next) {
@@ -62,16 +74,28 @@ void toe_tcp_rcvq_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pb
         p->tot_len += len; /* every buffer's tot_len counts to the end of its chain */
       tp->rcvq_bytes += len;
       toe_pbuf_free(st, pb);
-      return;
+      return 0;
     }
   }
-  pb->qnext = NULL;
-  if (t)
-    t->qnext = pb;
-  else
-    tp->rcvq_head = pb;
-  tp->rcvq_tail = pb;
-  tp->rcvq_bytes += len;
+  uint32_t owner = toe_tcp_rx_owner(st, tp);
+  uint32_t limit = toe_tcp_rx_buf_limit(st, tp);
+  if (pb->owner != 0) {
+    /* From the out-of-order queue: charged (and admitted) when it arrived. */
+    rcvq_link(tp, pb, len);
+    return 0;
+  }
+  /* Fresh from the wire. A small payload in a buffer of its own is the tail that the next small
+   * payloads fill (the copy above), so tiny segments cost about one buffer per 1.8 KB; a sparse
+   * chain (tiny IPv4 fragments) is compacted into full buffers. */
+  if (pb->next != NULL)
+    pb = toe_pbuf_compact(st, pb, 0);
+  if (toe_pbuf_charge_check(st, owner, toe_pbuf_chain_bufs(pb), limit) < 0) {
+    toe_pbuf_free(st, pb);
+    return -TOE_ENOBUFS;
+  }
+  toe_pbuf_charge(st, pb, owner);
+  rcvq_link(tp, pb, len);
+  return 0;
 }
 
 /*
@@ -329,8 +353,14 @@ static void data_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
       c->rx_shut_rd_bytes += plen;
       toe_pbuf_free(st, pb);
       tp->rcv_nxt += plen;
+    } else if (toe_tcp_rcvq_append(st, tp, pb) < 0) {
+      /* The connection's buffer allowance (or the pool) is used up: not acknowledged, so the
+       * peer sends it again once the application has read (the duplicate ACK says where we
+       * are). A FIN riding on it comes again with it. */
+      c->rx_drop_nomem++;
+      tp->flags |= TOE_TF_ACK_NOW;
+      fin = false;
     } else {
-      toe_tcp_rcvq_append(st, tp, pb);
       tp->rcv_nxt += plen;
       tp->bytes_received += plen;
       c->rx_bytes += plen;

@@ -119,6 +119,9 @@ uint32_t toe_tcp_rcv_window(const struct toe_stack *st, const struct toe_tcb *tp
   uint32_t buf = tp->rcvbuf;
   uint32_t used = tp->rcvq_bytes + tp->ooo_bytes;
   uint32_t space = buf > used ? buf - used : 0;
+  /* no more than the pool lets this connection hold now (pbuf_charge.c): a window its buffers
+   * could not take would only be dropped on arrival */
+  space = min_u32(space, toe_tcp_rx_room_bytes(st, tp));
   if (tp->flags & TOE_TF_SHUT_RD)
     space = buf; /* data after SHUT_RD is dropped on arrival: never close the window on it */
   space = min_u32(space, max_wnd);

@@ -25,6 +25,30 @@ static inline uint32_t ent_end(const struct toe_pbuf *e)
   return ent_seq(e) + e->tot_len;
 }
 
+/*
+ * Copies the (small) range `pb` into the tailroom of the last buffer of the range `prev` it
+ * follows, like tcp_collapse, so in-order runs of tiny segments above a hole share buffers
+ * instead of holding one each. Returns false (nothing changed) if it does not fit; else `pb` is
+ * freed and the counts are fixed.
+ */
+static bool collapse_into(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *prev,
+                          struct toe_pbuf *pb)
+{
+  struct toe_pbuf *last = prev;
+  while (last->next)
+    last = last->next;
+  uint32_t n = pb->tot_len;
+  if (last->refcnt != 1 || toe_pbuf_tailroom(last) < n)
+    return false;
+  toe_pbuf_copy_out(pb, 0, last->data + last->len, n);
+  last->len = (uint16_t)(last->len + n);
+  for (struct toe_pbuf *p = prev; p; p = p->next)
+    p->tot_len += n; /* every buffer's tot_len counts to the end of its chain */
+  tp->ooo_count = (uint16_t)(tp->ooo_count - toe_pbuf_count(pb));
+  toe_pbuf_free(st, pb);
+  return true;
+}
+
 uint32_t toe_tcp_reass_max_bufs(const struct toe_stack *st)
 {
   /* A share of the pool per connection: enough for a window of full-sized segments on the
@@ -118,6 +142,10 @@ uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct t
     toe_pbuf_free(st, pb);
     return 0;
   }
+  /* A sparse chain (data in tiny IPv4 fragments) would hold a buffer per fragment here: compact
+   * it first, so the queue's buffers carry data (pbuf_charge.c). */
+  if (pb->next != NULL && pb->owner == 0)
+    pb = toe_pbuf_compact(st, pb, 0);
   uint32_t end = seq + len;
   /* Bytes past a FIN are not part of the stream (RFC 9293 3.10.7.4: the FIN ends it). */
   if (tp->ooo_fin && toe_seq_gt(end, tp->ooo_fin_seq)) {
@@ -187,6 +215,16 @@ uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct t
     toe_pbuf_free(st, pb);
     return 0;
   }
+  /* The buffers are charged to the connection with its in-order queue (one allowance for both,
+   * as Linux's sk_rmem_alloc): a peer's holes cannot hold more of the pool than its window. */
+  uint32_t owner = toe_tcp_rx_owner(st, tp);
+  if (new_bufs > covered_bufs &&
+      toe_pbuf_charge_check(st, owner, new_bufs - covered_bufs, toe_tcp_rx_buf_limit(st, tp)) < 0) {
+    c->rx_drop_nomem++;
+    toe_pbuf_free(st, pb);
+    return 0;
+  }
+  toe_pbuf_charge(st, pb, owner);
 
   /* Cut the new segment down to [s2, e2). */
   if (s2 != seq)
@@ -225,7 +263,8 @@ uint32_t toe_tcp_reass_insert(struct toe_stack *st, struct toe_tcb *tp, struct t
   if (prev && ent_end(prev) == s2) {
     prev->qnext = pb->qnext;
     pb->qnext = NULL;
-    toe_pbuf_cat(prev, pb);
+    if (!collapse_into(st, tp, prev, pb))
+      toe_pbuf_cat(prev, pb);
     cur = prev;
   }
   struct toe_pbuf *nx = cur->qnext;
@@ -272,7 +311,7 @@ uint32_t toe_tcp_reass_pull(struct toe_stack *st, struct toe_tcb *tp)
       toe_pbuf_free(st, e);
       continue;
     }
-    toe_tcp_rcvq_append(st, tp, e);
+    (void)toe_tcp_rcvq_append(st, tp, e); /* charged on arrival: never refused */
     tp->bytes_received += n;
     st->ctr.tcp.rx_bytes += n;
     moved += n;

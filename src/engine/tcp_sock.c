@@ -131,8 +131,8 @@ struct toe_tcb *toe_tcb_alloc(struct toe_stack *st)
   tp->sk.proto = TOE_IPPROTO_TCP;
   tp->state = TOE_TCP_CLOSED;
   toe_tcp_timers_init(tp);
-  uint32_t rmax = cfg->tcp_rcvbuf_max ? cfg->tcp_rcvbuf_max : DEFAULT_BUF_MAX;
-  tp->rcvbuf = cfg->tcp_rcvbuf ? cfg->tcp_rcvbuf : min_u32(DEFAULT_BUF, rmax);
+  uint32_t rmax = toe_tcp_rcvbuf_max(st);
+  tp->rcvbuf = min_u32(cfg->tcp_rcvbuf ? cfg->tcp_rcvbuf : DEFAULT_BUF, rmax);
   tp->sndbuf = cfg->tcp_sndbuf ? cfg->tcp_sndbuf : DEFAULT_BUF;
   tp->rto_us = toe_tcp_rto_initial_us(st);
   tp->pmtu = cfg->mtu;
@@ -594,10 +594,70 @@ int toe_tcp_accept(struct toe_stack *st, struct toe_sock *listener, void *user,
 /* ------------------------------------------------------------------------------------------ */
 /* Send and receive */
 
-/* Bytes a send could queue now, ignoring the state. */
+/* Bytes a send could queue now, ignoring the state (and the buffer allowance: toe_tcp_send). */
 static uint32_t snd_space(const struct toe_tcb *tp)
 {
   return tp->sndbuf > tp->sndq_bytes ? tp->sndbuf - tp->sndq_bytes : 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Buffer accounting (docs/transport.md "Buffer accounting", engine/pbuf_pool.h) */
+
+static uint32_t tcb_index(const struct toe_stack *st, const struct toe_tcb *tp)
+{
+  return (uint32_t)(tp - st->tcp.tcbs);
+}
+
+uint32_t toe_tcp_rx_owner(const struct toe_stack *st, const struct toe_tcb *tp)
+{
+  return toe_pbuf_owner_tcp_rx(tcb_index(st, tp));
+}
+
+uint32_t toe_tcp_rx_buf_limit(const struct toe_stack *st, const struct toe_tcb *tp)
+{
+  uint32_t b = tp->rcvbuf ? tp->rcvbuf : DEFAULT_BUF;
+  return toe_pbuf_bufs_for_bytes(st, b);
+}
+
+/* The send queue's allowance in buffers: its byte allowance at half a buffer per segment, so a
+ * peer that asks for 88-byte segments gets at most 264 buffers (23 KB) out of a 256 KB SO_SNDBUF,
+ * not 3,000; and no more than four of the largest windows the peer ever offered, in segments
+ * (queuing more than the peer takes buys nothing, the idea of sndbuf_expand below): a peer with a
+ * 2 KiB window and an 88-byte MSS holds about a hundred buffers, not 264. */
+static uint32_t tx_buf_limit(const struct toe_stack *st, const struct toe_tcb *tp)
+{
+  uint32_t n = toe_pbuf_bufs_for_bytes(st, tp->sndbuf);
+  uint32_t mss = toe_tcp_eff_mss(tp);
+  if (mss == 0)
+    mss = 1;
+  uint64_t wsegs = 4ull * ((uint64_t)tp->max_sndwnd / mss + 1u);
+  if (wsegs < 16u)
+    wsegs = 16u;
+  return wsegs < n ? (uint32_t)wsegs : n;
+}
+
+uint32_t toe_tcp_rx_room_bytes(const struct toe_stack *st, const struct toe_tcb *tp)
+{
+  uint32_t room = toe_pbuf_charge_room(st, toe_tcp_rx_owner(st, tp), toe_tcp_rx_buf_limit(st, tp));
+  /* a buffer holds one full segment of the MSS we announced, or several small ones (they are
+   * copied together): mid-sized segments can make this promise too much, and are then dropped
+   * and counted (tcp.rx_drop_nomem), never the pool */
+  uint32_t per = tp->rcv_mss;
+  if (per == 0)
+    per = 536;
+  uint64_t b = (uint64_t)room * per;
+  return b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
+}
+
+uint32_t toe_tcp_rcvbuf_max(const struct toe_stack *st)
+{
+  uint32_t max = st->cfg.tcp_rcvbuf_max ? st->cfg.tcp_rcvbuf_max : DEFAULT_BUF_MAX;
+  /* A window the socket's buffer cap could not hold even at half a buffer per segment would be
+   * a promise the pool cannot keep: the window is clamped instead (RFC 9293 3.8.6). */
+  uint64_t cap = (uint64_t)st->pool.sock_max * (st->pool.size / 2u);
+  if (cap < MIN_BUF)
+    cap = MIN_BUF;
+  return cap < max ? (uint32_t)cap : max;
 }
 
 /*
@@ -675,16 +735,18 @@ static int send_state_error(const struct toe_tcb *tp)
 
 /* Appends up to `n` bytes to segment chain `seg` (within its last buffer, then new ones).
  * Returns the bytes appended (fewer if the pool ran out). */
-static uint32_t seg_append(struct toe_stack *st, struct toe_pbuf *seg, const uint8_t *p, uint32_t n)
+static uint32_t seg_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg,
+                           const uint8_t *p, uint32_t n)
 {
   struct toe_pbuf *last = seg;
   while (last->next)
     last = last->next;
   uint32_t done = 0;
+  uint32_t owner = toe_pbuf_owner_tcp_tx(tcb_index(st, tp));
   while (done < n) {
     uint32_t room = toe_pbuf_tailroom(last);
     if (room == 0) {
-      struct toe_pbuf *b = toe_pbuf_alloc(st, 0);
+      struct toe_pbuf *b = toe_pbuf_alloc_charged(st, 0, owner, tx_buf_limit(st, tp));
       if (b == NULL)
         break;
       last->next = b;
@@ -725,18 +787,20 @@ static uint32_t sndq_append(struct toe_stack *st, struct toe_tcb *tp, const uint
   if (tail && tp->snd_next_seg != NULL && tail->tot_len < mss) {
     /* unsent segments are always at the end: the tail is unsent */
     uint32_t want = min_u32(n, mss - tail->tot_len);
-    uint32_t k = seg_append(st, tail, p, want);
+    uint32_t k = seg_append(st, tp, tail, p, want);
     done += k;
     if (k < want) {
       tp->sndq_bytes += done;
       return done;
     }
   }
+  uint32_t owner = toe_pbuf_owner_tcp_tx(tcb_index(st, tp));
   while (done < n) {
-    struct toe_pbuf *seg = toe_pbuf_alloc(st, 0);
+    /* every segment buffer is charged to the connection's send side (pbuf_charge.c) */
+    struct toe_pbuf *seg = toe_pbuf_alloc_charged(st, 0, owner, tx_buf_limit(st, tp));
     if (seg == NULL)
       break;
-    uint32_t k = seg_append(st, seg, p + done, min_u32(n - done, mss));
+    uint32_t k = seg_append(st, tp, seg, p + done, min_u32(n - done, mss));
     if (k == 0) {
       toe_pbuf_free(st, seg);
       break;
@@ -785,8 +849,18 @@ int toe_tcp_send(struct toe_stack *st, struct toe_sock *s, const void *data, siz
   if (want > 0x7fffffffu)
     want = 0x7fffffffu; /* the return value is an int */
   uint32_t n = sndq_append(st, tp, data, want);
-  if (n == 0)
+  if (n < want)
+    st->ctr.tcp.snd_buf_limited++;
+  if (n == 0) {
+    /* Out of buffers. If this connection holds some, its own ACKs free them: wait for
+     * WRITABLE like a full send buffer. If it holds none, the pool is short for everyone
+     * (pressure or the reserve) and no event of ours will say when that ends. */
+    if (toe_pbuf_owner_held(st, toe_pbuf_owner_tcp_tx(tcb_index(st, tp))) > 0) {
+      tp->flags |= TOE_TF_WRITABLE_WAIT;
+      return -TOE_EAGAIN;
+    }
     return -TOE_ENOBUFS;
+  }
   if (flags & TOE_SEND_MORE)
     tp->flags |= TOE_TF_MORE;
   else
@@ -804,7 +878,7 @@ int toe_tcp_send(struct toe_stack *st, struct toe_sock *s, const void *data, siz
  */
 static void rcvbuf_autotune(struct toe_stack *st, struct toe_tcb *tp, uint32_t copied)
 {
-  uint32_t max = st->cfg.tcp_rcvbuf_max ? st->cfg.tcp_rcvbuf_max : DEFAULT_BUF_MAX;
+  uint32_t max = toe_tcp_rcvbuf_max(st);
   if (tp->rcvbuf_locked || tp->rcvbuf >= max || tp->srtt_us == 0)
     return;
   toe_time_t now = toe_stack_now(st);
@@ -1058,7 +1132,7 @@ int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t v
   int rc = 0;
   switch (opt) {
   case TOE_SO_RCVBUF: {
-    uint32_t max = cfg->tcp_rcvbuf_max ? cfg->tcp_rcvbuf_max : DEFAULT_BUF_MAX;
+    uint32_t max = toe_tcp_rcvbuf_max(st);
     if (value < 0)
       return -TOE_EINVAL;
     uint32_t v = value > (int64_t)max ? max : (uint32_t)value;

@@ -371,6 +371,18 @@ void toe_udp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_i
     toe_pbuf_free(st, pb);
     return;
   }
+  /* The queue is charged in buffers too (pbuf_charge.c): a datagram count alone would let 256
+   * reassembled datagrams of a thousand buffers each sit in one socket. A sparse chain is
+   * compacted first, so a datagram costs what its bytes need. */
+  if (pb->next != NULL)
+    pb = toe_pbuf_compact(st, pb, 0);
+  uint32_t owner = toe_pbuf_owner_udp(st, (uint32_t)(us - st->udp.socks));
+  if (toe_pbuf_charge_check(st, owner, toe_pbuf_chain_bufs(pb), UINT32_MAX) < 0) {
+    c->rx_drop_nomem++;
+    toe_pbuf_free(st, pb);
+    return;
+  }
+  toe_pbuf_charge(st, pb, owner);
   toe_pbuf_pull(pb, TOE_UDP_HLEN); /* linearized above: cannot fail */
   pb->meta[0] = TOE_UDP_META_FROM(ip->src, v.src_port);
   pb->qnext = NULL;

@@ -24,6 +24,10 @@
  *                              receive buffers), close after the peer's FIN
  *   hold CTL HOST PORT         connect, send a little, then wait to be killed (client death)
  *   stats CTL                  STATS CLIENT/ENGINE/FLOWS
+ *   hoard CTL HOST PORT CONNS RCVBUF UPORT
+ *                              CONNS connections with SO_RCVBUF RCVBUF whose receive buffers are
+ *                              never returned (the CQ is never read after the connects), and a
+ *                              UDP socket bound to UPORT that is never read
  *
  * CTL is the control socket path. HOST is an IPv4 address.
  */
@@ -1181,6 +1185,54 @@ static int mode_hold(const char *host, uint16_t port)
     pause();
 }
 
+/*
+ * A client that never returns its receive buffers: lends every buffer on the fill ring once,
+ * opens CONNS connections to HOST:PORT with SO_RCVBUF RCVBUF, and from then on never reads its
+ * completion queue (so neither lent buffers nor CQ room ever come back). What its peers send
+ * then stays in the device: its sockets' windows must close without the device's pool running
+ * out (docs/transport.md "Buffer accounting").
+ */
+static int mode_hoard(const char *host, uint16_t port, int conns, long long rcvbuf, uint16_t uport)
+{
+  struct sess s;
+  struct toe_abi_hello h = hello_default();
+  int rc = sess_attach(&s, &h);
+  if (rc < 0)
+    die("attach: %s", strerror(-rc));
+  /* With connections, every buffer is lent once (and never comes back); without, none is: the
+   * UDP socket's datagrams then have nowhere to go and stay in the device. */
+  if (conns > 0)
+    for (uint32_t i = 0; i < s.L.buf_count; i++)
+      fill_push(&s, i);
+  sess_flush(&s);
+  int ok = 0;
+  for (int i = 0; i < conns; i++) {
+    uint32_t t = 0;
+    if (sess_open(&s, TOE_ABI_PROTO_TCP, (uint64_t)i + 1, &t) < 0)
+      continue;
+    struct toe_abi_sqe e = sqe_op(TOE_ABI_OP_SETSOCKOPT, t);
+    e.u.sockopt.opt = TOE_ABI_SO_RCVBUF;
+    e.u.sockopt.value = rcvbuf;
+    struct toe_abi_cqe c;
+    sess_call(&s, &e, &c, 3000);
+    e = sqe_op(TOE_ABI_OP_CONNECT, t);
+    e.u.addr.addr = inet_addr4(host, port);
+    if (sess_call(&s, &e, &c, 10000) == 0)
+      ok++;
+  }
+  out("hoard_connected", ok);
+  /* and a UDP socket on the device's port UPORT that is never read */
+  uint32_t u;
+  if (sess_open(&s, TOE_ABI_PROTO_UDP, 0xdd, &u) == 0) {
+    struct toe_abi_sqe e = sqe_op(TOE_ABI_OP_BIND, u);
+    e.u.addr.addr = inet_addr4("0.0.0.0", uport);
+    struct toe_abi_cqe c;
+    out("hoard_udp_bind", sess_call(&s, &e, &c, 3000));
+  }
+  for (;;)
+    pause();
+}
+
 static int mode_stats(void)
 {
   struct sess s;
@@ -1242,7 +1294,7 @@ static void usage(void)
 {
   fputs("usage: hostile_client MODE CTL [ARGS] (modes: hello, abuse HOST, kill-index, "
         "kill-ctlmsg, scribble SEED, tcp HOST PORT BYTES, udp HOST PORT COUNT, serve PORT CONNS, "
-        "hold HOST PORT, stats)\n",
+        "hold HOST PORT, stats, hoard HOST PORT CONNS RCVBUF UPORT)\n",
         stderr);
   exit(2);
 }
@@ -1275,5 +1327,8 @@ int main(int argc, char **argv)
     return mode_hold(argv[3], (uint16_t)atoi(argv[4]));
   if (strcmp(mode, "stats") == 0)
     return mode_stats();
+  if (strcmp(mode, "hoard") == 0 && argc == 8)
+    return mode_hoard(argv[3], (uint16_t)atoi(argv[4]), atoi(argv[5]), strtoll(argv[6], NULL, 10),
+                      (uint16_t)atoi(argv[7]));
   usage();
 }

@@ -415,7 +415,10 @@ TEST(options_roundtrip_and_errors)
   CHECK_EQ(v, 100000);
   CHECK_EQ(toe_sock_setopt(h.st, s, TOE_SO_RCVBUF, (int64_t)1 << 40), 0);
   CHECK_EQ(toe_sock_getopt(h.st, s, TOE_SO_RCVBUF, &v), 0);
-  CHECK_EQ(v, h.cfg.tcp_rcvbuf_max); /* clamped */
+  /* clamped to tcp_rcvbuf_max, and to what the per-socket buffer cap holds at half a buffer per
+   * segment (256 buffers of 2 KiB here: 256 KiB, below the 4 MiB maximum) */
+  CHECK_EQ(v, (int64_t)h.cfg.sock_max_bufs * (h.cfg.pbuf_size / 2));
+  CHECK(v < (int64_t)h.cfg.tcp_rcvbuf_max);
   CHECK_EQ(toe_sock_setopt(h.st, s, TOE_SO_SNDBUF, 1), 0);
   CHECK_EQ(toe_sock_getopt(h.st, s, TOE_SO_SNDBUF, &v), 0);
   CHECK(v >= 1024 && v <= 8192); /* raised to a floor */
@@ -515,7 +518,7 @@ TEST(send_buffer_full_eagain_then_writable)
   h_fini(&h);
 }
 
-TEST(send_without_buffers_is_enobufs)
+TEST(send_without_buffers_stops_at_the_reserve)
 {
   struct toe_config cfg;
   h_default_cfg(&cfg);
@@ -523,18 +526,25 @@ TEST(send_without_buffers_is_enobufs)
   h_init_cfg(&h, &cfg);
   struct h_conn c;
   REQUIRE(established(&c, 5009) == 0);
-  /* a window of 0 keeps everything queued; the pool drains */
+  /* a window of 0 keeps everything queued; the pool drains, but never into the control reserve
+   * (16 buffers): the send then waits for its own ACKs (-EAGAIN, WRITABLE later) */
   h_conn_send_raw(&c, c.snd_nxt, c.rcv_nxt, H_ACK, 0, NULL, NULL, 0);
   static uint8_t buf[200000];
   int total = 0, rc;
   while ((rc = toe_tcp_send(h.st, c.s, buf, sizeof(buf), 0)) > 0)
     total += rc;
   CHECK(total > 0);
-  CHECK_EQ(rc, -TOE_ENOBUFS);
-  CHECK(toe_pbuf_pool_free_count(h.st) < 2);
+  CHECK_EQ(rc, -TOE_EAGAIN);
+  CHECK(toe_pbuf_pool_free_count(h.st) >= toe_pbuf_pool_reserve(h.st));
+  /* it stopped at the pressure rule (a socket that frees nothing keeps 8 buffers beyond the
+   * pressure level) or the reserve, whichever came first */
+  CHECK(toe_stack_counters(h.st)->pbuf.refused_press + toe_stack_counters(h.st)->pbuf.refused_rsv >
+        0);
+  CHECK(toe_stack_counters(h.st)->tcp.snd_buf_limited > 0);
   /* abort gives everything back */
   toe_tcp_abort(h.st, c.s);
   CHECK_EQ(toe_pbuf_pool_free_count(h.st), 64);
+  CHECK_EQ(toe_pbuf_pool_charged(h.st), 0);
   h_fini(&h);
 }
 
