@@ -28,13 +28,16 @@
  * the warm-up; for instruction counts), --warmup N (segments before measuring, default 2000),
  * --mtu N, --cc cubic|newreno, --clock real|virtual, --step-ns N (virtual clock step, default
  * 2000), --pbufs N, --rcvbuf N, --sndbuf N, --chunk N (bytes per send/recv call), --rx-csum-offload
- * (frames arrive marked checksum-verified, as from a NIC that checks them), --verify (fill and
- * check a byte pattern; slower).
+ * (frames arrive marked checksum-verified, as from a NIC that checks them), --tx-csum-offload
+ * (the engines leave TCP checksums to the link, TOE_LINK_CAP_TX_CSUM; bench_dma completes them as
+ * the NIC would, which is the link's cost, not the engine's), --verify (fill and check a byte
+ * pattern; slower).
  */
 #define _GNU_SOURCE /* sched_getcpu, CPU_* */
 
 #include "toe/engine.h"
 #include "toe/tcp.h"
+#include "wire/checksum.h"
 
 #include <sched.h>
 #include <stdbool.h>
@@ -83,6 +86,7 @@ struct opts {
   unsigned rcvbuf, sndbuf;
   size_t chunk;
   bool csum_offload;
+  bool tx_csum_offload;
   bool verify;
 };
 
@@ -166,6 +170,11 @@ static NOINLINE struct toe_pbuf *bench_dma(struct bench *b, struct toe_stack *ds
   }
   /* 2 bytes of headroom align the IP header on 4 bytes, as the engine's own input_copy does. */
   struct toe_pbuf *p = toe_pbuf_from_bytes(dst, src, f->tot_len, 2);
+  if (p && (f->flags & TOE_PBUF_F_CSUM_PARTIAL) && f->csum_start + f->csum_offset + 2u <= p->len) {
+    /* the NIC's part of checksum offload: sum from csum_start on, store the complement */
+    uint16_t c = toe_csum((const uint8_t *)src + f->csum_start, f->tot_len - f->csum_start);
+    memcpy(p->data + f->csum_start + f->csum_offset, &c, 2);
+  }
   if (p && b->o.csum_offload)
     p->flags |= TOE_PBUF_F_L4_CSUM_OK | TOE_PBUF_F_IP_CSUM_OK;
   return p;
@@ -438,6 +447,8 @@ static void make_stack(struct bench *b, int i)
   c.tcp_cc = (uint8_t)b->o.cc;
   if (b->o.csum_offload)
     c.link_caps |= TOE_LINK_CAP_RX_CSUM;
+  if (b->o.tx_csum_offload)
+    c.link_caps |= TOE_LINK_CAP_TX_CSUM;
   c.random_seed = 77 + (uint64_t)i;
   for (int k = 0; k < 16; k++)
     c.secret[k] = (uint8_t)(k * 29 + i * 7 + 1);
@@ -458,7 +469,8 @@ static void usage(void)
 {
   fputs("usage: bench_engine_e2e [--mib N | --segments N] [--warmup N] [--mtu N]\n"
         "         [--cc cubic|newreno] [--clock real|virtual] [--step-ns N] [--pbufs N]\n"
-        "         [--rcvbuf N] [--sndbuf N] [--chunk N] [--rx-csum-offload] [--verify]\n",
+        "         [--rcvbuf N] [--sndbuf N] [--chunk N] [--rx-csum-offload] [--tx-csum-offload] "
+        "[--verify]\n",
         stderr);
   exit(2);
 }
@@ -477,6 +489,10 @@ static void parse(int argc, char **argv, struct opts *o)
     const char *k = argv[i];
     if (!strcmp(k, "--rx-csum-offload")) {
       o->csum_offload = true;
+      continue;
+    }
+    if (!strcmp(k, "--tx-csum-offload")) {
+      o->tx_csum_offload = true;
       continue;
     }
     if (!strcmp(k, "--verify")) {
@@ -614,11 +630,12 @@ int main(int argc, char **argv)
   memset(&ti, 0, sizeof(ti));
   char where[256];
   printf("bench_engine_e2e: %s one way over an in-memory link, MTU %u, cc %s, clock %s%s, "
-         "checksums %s\n",
+         "checksums %s%s\n",
          b->o.segments ? "N segments" : "bulk", b->o.mtu,
          b->o.cc == TOE_CC_NEWRENO ? "newreno" : "cubic", b->o.virtual_clock ? "virtual" : "real",
          b->o.virtual_clock ? "" : " (CLOCK_MONOTONIC)",
-         b->o.csum_offload ? "verified by the link (offload)" : "verified in software");
+         b->o.csum_offload ? "verified by the link (offload)" : "verified in software",
+         b->o.tx_csum_offload ? ", computed by the link (offload)" : "");
   printf("placement: one thread runs both stacks and the link (both ends on one core); %s\n",
          cpu_placement(where, sizeof(where)));
   printf("polling: busy loop, no sleeping, no system calls on the data path\n\n");

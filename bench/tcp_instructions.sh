@@ -11,7 +11,9 @@
 #   3. --toggle-collect on the receiver's: toe_stack_input of data segments (and the ACKs that
 #      input sends), toe_tcp_recv (copy out, window updates), toe_stack_poll;
 #   4. (short) run 1 again with the link marking frames checksum-verified, as a NIC with receive
-#      checksum offload would: the software checksum's share of the receive path.
+#      checksum offload would: the software checksum's share of the receive path;
+#   5./6. runs 2 and 3 with checksums offloaded both ways (--rx-csum-offload --tx-csum-offload:
+#      the engines leave TCP checksums to the link, which bench_dma completes as a NIC would).
 # The link's copy of each frame into the other stack's pool (bench_dma) is the benchmark's, not the
 # engine's, and is shown apart.
 #
@@ -84,6 +86,10 @@ cg_run sender --collect-atstart=no $(tog "${SENDER_FNS[@]}") -- || exit 0
 # shellcheck disable=SC2046
 cg_run receiver --collect-atstart=no $(tog "${RECEIVER_FNS[@]}") -- || exit 0
 cg_run offload -- --rx-csum-offload || true
+# shellcheck disable=SC2046
+cg_run sender_off --collect-atstart=no $(tog "${SENDER_FNS[@]}") -- --rx-csum-offload --tx-csum-offload || true
+# shellcheck disable=SC2046
+cg_run receiver_off --collect-atstart=no $(tog "${RECEIVER_FNS[@]}") -- --rx-csum-offload --tx-csum-offload || true
 
 S=$(segs_of all)
 for r in sender receiver; do
@@ -115,6 +121,12 @@ if [ -s "$T/offload.cg" ]; then
   printf "| %s | %s | %s |\n" "sender: ACK input, checksums verified by the link (run 4)" \
     "$(cg_incl offload bench_input_sender)" "$(per "$(cg_incl offload bench_input_sender)" "$OS")"
 fi
+for r in sender receiver; do
+  if [ -s "$T/${r}_off.cg" ]; then
+    printf "| %s | %s | %s |\n" "**$r total, checksums offloaded both ways** (run $([ $r = sender ] && echo 5 || echo 6))" \
+      "$(cg_total ${r}_off)" "$(per "$(cg_total ${r}_off)" "$(segs_of ${r}_off)")"
+  fi
+done
 echo
 echo "Engine functions by own (exclusive) instructions per data segment, run 1 (top 15):"
 echo

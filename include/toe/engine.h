@@ -38,7 +38,11 @@ struct toe_mac {
 
 /* Offload capabilities of the link the stack runs on (toe_config.link_caps). */
 #define TOE_LINK_CAP_RX_CSUM 0x0001u /* driver sets TOE_PBUF_F_*_CSUM_OK on verified frames */
-#define TOE_LINK_CAP_TX_CSUM 0x0002u /* reserved: link fills L4 checksums (engine still does) */
+/* The link completes L4 checksums: the engine leaves the pseudo-header sum in TCP segments and
+ * marks them TOE_PBUF_F_CSUM_PARTIAL with csum_start/csum_offset (include/toe/pbuf.h), as
+ * virtio-net's NEEDS_CSUM. Without it the engine computes every checksum itself (the software
+ * fallback). UDP, ICMP and IP header checksums are always computed by the engine. */
+#define TOE_LINK_CAP_TX_CSUM 0x0002u
 
 /*
  * Transmit callback. The engine hands over one complete Ethernet frame (a pbuf chain, consumed: the

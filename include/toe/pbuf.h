@@ -28,6 +28,12 @@ struct toe_stack;
                                         because the frame came from a trusted local sender) */
 #define TOE_PBUF_F_IP_CSUM_OK 0x0002u /* link verified the IPv4 header checksum */
 #define TOE_PBUF_F_BROADCAST 0x0004u  /* set by the engine: arrived as link broadcast */
+/* Set by the engine on a transmitted frame when the link has TOE_LINK_CAP_TX_CSUM: the L4
+ * checksum is not computed. The field at csum_start + csum_offset holds the pseudo-header's folded
+ * sum (not complemented); the link sums the bytes from csum_start to the end of the frame, with
+ * that field as it is, and stores the complement of the result there (virtio-net's NEEDS_CSUM,
+ * Linux's CHECKSUM_PARTIAL). */
+#define TOE_PBUF_F_CSUM_PARTIAL 0x0008u
 
 struct toe_pbuf {
   struct toe_pbuf *next;  /* next buffer of the same packet, NULL at the end of the chain */
@@ -44,6 +50,12 @@ struct toe_pbuf {
                              (docs/transport.md "Buffer accounting"); cleared when it is freed */
   uint8_t *base;          /* start of the storage */
   uint64_t meta[4];       /* per-layer scratch while the packet is in flight (like skb->cb) */
+  /* Transmit offload, on a frame's head buffer, meaningful only with TOE_PBUF_F_CSUM_PARTIAL:
+   * where the checksummed region starts, in bytes from the first byte of the frame as handed to
+   * the link (each layer that pushes a header adds its length), and where the checksum field is,
+   * in bytes from csum_start (16 for TCP). */
+  uint16_t csum_start;
+  uint16_t csum_offset;
 };
 
 /*

@@ -27,6 +27,12 @@
 #define TOED_LINK_CAP_RX_CSUM_FIX 0x0001u /* completes partial L4 checksums of local senders */
 #define TOED_LINK_CAP_TX_BATCH 0x0002u    /* tx() queues, flush() sends the batch */
 #define TOED_LINK_CAP_GSO_RX 0x0004u      /* may hand over frames larger than the MTU (GSO) */
+#define TOED_LINK_CAP_TX_CSUM 0x0008u     /* completes TOE_PBUF_F_CSUM_PARTIAL checksums in tx() */
+
+/* Receive callback flags. */
+#define TOED_RX_F_L4_CSUM_OK                                                                       \
+  0x1u /* the L4 checksum is known good (verified by the kernel or the                             \
+          NIC, or just completed by the driver for a local sender) */
 
 /* Driver counters. Printed in the exit summary under "driver". */
 #define TOED_LINK_STATS(X)                                                                         \
@@ -64,9 +70,10 @@ struct toed_link_params {
 
 /*
  * Per-frame receive callback. `ts_ns` is the kernel's receive time (CLOCK_REALTIME ns), 0 if
- * unknown.
+ * unknown; `flags` are TOED_RX_F_*.
  */
-typedef void (*toed_link_rx_fn)(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns);
+typedef void (*toed_link_rx_fn)(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns,
+                                unsigned flags);
 
 struct toed_link;
 

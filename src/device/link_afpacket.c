@@ -246,14 +246,21 @@ static void afp_deliver(struct toed_link *l, const struct tpacket2_hdr *h, uint8
     len += 4;
     l->stats.rx_vlan_restored++;
   }
-  if ((h->tp_status & TP_STATUS_CSUMNOTREADY) && fix_partial_csum(frame, len))
+  unsigned flags = 0;
+  if ((h->tp_status & TP_STATUS_CSUMNOTREADY) && fix_partial_csum(frame, len)) {
     l->stats.rx_csum_fixed++;
+    flags |= TOED_RX_F_L4_CSUM_OK; /* we just computed it over these very bytes */
+  }
+#ifdef TP_STATUS_CSUM_VALID
+  if (h->tp_status & TP_STATUS_CSUM_VALID)
+    flags |= TOED_RX_F_L4_CSUM_OK; /* the kernel (or the NIC) verified it (DATA_VALID) */
+#endif
   if (len > (size_t)a->mtu + TOE_ETH_VLAN_HLEN)
     l->stats.rx_gso_frames++;
 
   l->stats.rx_frames++;
   l->stats.rx_bytes += len;
-  cb(ctx, frame, len, (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec);
+  cb(ctx, frame, len, (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec, flags);
 }
 
 /* Slot i of the RX ring: slots never straddle a block (the kernel's own arithmetic). */
@@ -312,12 +319,35 @@ static struct tpacket2_hdr *tx_slot(struct afp *a, unsigned i)
                                          (size_t)in * a->tx_frame_size);
 }
 
+/*
+ * Copies the frame to dst. A frame the engine left with a partial checksum
+ * (TOE_PBUF_F_CSUM_PARTIAL, TOE_LINK_CAP_TX_CSUM) gets it completed on the way: the bytes from
+ * csum_start on are summed while they are copied (one pass), and the complement goes into the
+ * field at csum_start + csum_offset, which held the pseudo-header's sum. So the wire, the peer and
+ * any capture of the ring see an ordinary frame.
+ */
 static size_t copy_chain(uint8_t *dst, const struct toe_pbuf *p)
 {
   size_t n = 0;
+  bool partial = (p->flags & TOE_PBUF_F_CSUM_PARTIAL) != 0;
+  size_t start = p->csum_start, field = (size_t)p->csum_start + p->csum_offset;
+  uint32_t sum = 0;
+  if (partial && field + 2 > p->tot_len)
+    partial = false; /* cannot happen with the engine's frames: leave the frame as it is */
   for (; p; p = p->next) {
-    memcpy(dst + n, p->data, p->len);
+    if (!partial || n + p->len <= start) {
+      memcpy(dst + n, p->data, p->len);
+    } else {
+      size_t skip = n < start ? start - n : 0; /* header bytes before the summed region */
+      memcpy(dst + n, p->data, skip);
+      sum = toe_csum_combine(sum, toe_csum_copy(dst + n + skip, p->data + skip, p->len - skip, 0),
+                             n + skip - start);
+    }
     n += p->len;
+  }
+  if (partial) {
+    uint16_t c = toe_csum_fold(sum);
+    memcpy(dst + field, &c, 2);
   }
   return n;
 }
@@ -598,7 +628,8 @@ static void afp_describe(const struct toed_link *l, char *buf, size_t len)
 
 const struct toed_link_ops toed_link_afpacket_ops = {
     .name = "afpacket",
-    .caps = TOED_LINK_CAP_RX_CSUM_FIX | TOED_LINK_CAP_TX_BATCH | TOED_LINK_CAP_GSO_RX,
+    .caps = TOED_LINK_CAP_RX_CSUM_FIX | TOED_LINK_CAP_TX_BATCH | TOED_LINK_CAP_GSO_RX |
+            TOED_LINK_CAP_TX_CSUM,
     .open = afp_open,
     .fd = afp_fd,
     .rx_burst = afp_rx_burst,

@@ -231,11 +231,14 @@ static unsigned afx_rx_burst(struct toed_link *l, toed_link_rx_fn cb, void *ctx,
     }
     uint8_t *frame = xsk_umem__get_data(a->area, d->addr);
     size_t len = d->len;
-    if (fix_partial_csum(frame, len))
+    unsigned flags = 0;
+    if (fix_partial_csum(frame, len)) {
       l->stats.rx_csum_fixed++;
+      flags = TOED_RX_F_L4_CSUM_OK; /* a local sender's partial sum, just completed */
+    }
     l->stats.rx_frames++;
     l->stats.rx_bytes += len;
-    cb(ctx, frame, len, 0);
+    cb(ctx, frame, len, 0, flags);
   }
   xsk_ring_cons__release(&a->rx, n);
   /* The fill ring has room for every RX chunk, so the chunks just used always fit back. */

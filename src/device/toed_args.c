@@ -52,6 +52,9 @@ void toed_args_usage(FILE *f)
       "  --link afpacket|afxdp\n"
       "                       link driver: AF_PACKET rings (default) or an AF_XDP socket\n"
       "                       (zero-copy where the NIC supports it; docs/operations.md)\n"
+      "  --offload none|all|LIST\n"
+      "                       checksum work the engine leaves to the driver (default all); LIST\n"
+      "                       is comma-separated from rx-csum, tx-csum (csum = both)\n"
       "  --quiet              log only errors and warnings (no start line, no summary)\n"
       "  --help               show this text\n"
       "  --version            show the versions (toekit, transport ABI)\n"
@@ -111,6 +114,36 @@ static bool parse_ipv4(const char *s, uint32_t *out)
 }
 
 /* "A.B.C.D/N" with min_len <= N <= 32: the address (host order) and the prefix length. */
+/* --offload: "none", "all", or a comma-separated list of features. Returns 0 or -1. */
+static int parse_offload(const char *v, unsigned *out)
+{
+  if (strcmp(v, "none") == 0) {
+    *out = 0;
+    return 0;
+  }
+  if (strcmp(v, "all") == 0) {
+    *out = TOED_OFFLOAD_ALL;
+    return 0;
+  }
+  unsigned f = 0;
+  while (*v) {
+    size_t n = strcspn(v, ",");
+    if (n == 7 && strncmp(v, "rx-csum", n) == 0)
+      f |= TOED_OFFLOAD_RX_CSUM;
+    else if (n == 7 && strncmp(v, "tx-csum", n) == 0)
+      f |= TOED_OFFLOAD_TX_CSUM;
+    else if (n == 4 && strncmp(v, "csum", n) == 0)
+      f |= TOED_OFFLOAD_RX_CSUM | TOED_OFFLOAD_TX_CSUM;
+    else
+      return -1;
+    v += n;
+    if (*v == ',' && *++v == '\0')
+      return -1; /* a trailing comma */
+  }
+  *out = f;
+  return 0;
+}
+
 static bool parse_cidr(const char *v, unsigned long min_len, uint32_t *addr, uint8_t *len)
 {
   char buf[64];
@@ -218,6 +251,7 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
   a->max_conns = TOED_DEFAULT_MAX_CONNS;
   a->pbufs = TOED_DEFAULT_PBUFS;
   a->poll_us = TOED_DEFAULT_POLL_US;
+  a->offload = TOED_OFFLOAD_ALL;
   a->max_clients = TOED_DEFAULT_MAX_CLIENTS;
   bool have_addr = false, have_gw = false;
   const char *addr_text = NULL, *gw_text = NULL;
@@ -259,6 +293,7 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         {"host-addr", "--host-addr 198.18.0.1/24"},
         {"icmp-echo", "--icmp-echo host"},
         {"link", "--link afxdp"},
+        {"offload", "--offload none"},
     };
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
@@ -378,6 +413,12 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
       if (strcmp(v, "afpacket") != 0 && strcmp(v, "afxdp") != 0)
         return fail(err, errlen, "--link %s: expected 'afpacket' or 'afxdp'", v, NULL);
       a->link = v;
+    } else if (strcmp(name, "offload") == 0) {
+      if (parse_offload(v, &a->offload) < 0)
+        return fail(err, errlen,
+                    "--offload %s: expected none, all, or a comma-separated list of rx-csum, "
+                    "tx-csum, csum (e.g. %s)",
+                    v, "--offload rx-csum");
     }
   }
 

@@ -40,7 +40,13 @@ struct toed_args {
   uint8_t host_prefix_len;
   bool icmp_echo_host; /* --icmp-echo host: pings are the OS's to answer */
   const char *link;    /* --link afpacket|afxdp: the link driver (default afpacket) */
+  unsigned offload;    /* --offload: TOED_OFFLOAD_* the link may use (default all) */
 };
+
+/* --offload features (the link's checksum work, see src/device/link.h) */
+#define TOED_OFFLOAD_RX_CSUM 0x1u /* frames the driver knows are good go in checksum-verified */
+#define TOED_OFFLOAD_TX_CSUM 0x2u /* the driver sums TCP segments while copying them out */
+#define TOED_OFFLOAD_ALL (TOED_OFFLOAD_RX_CSUM | TOED_OFFLOAD_TX_CSUM)
 
 #define TOED_DEFAULT_POLL_US 50u
 #define TOED_MAX_POLL_US 1000000u

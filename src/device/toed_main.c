@@ -26,6 +26,8 @@
 #include "device/toed_ops.h"
 #include "toe/engine.h"
 #include "toe/steer.h"
+#include "wire/checksum.h"
+#include "wire/ethernet.h"
 
 #include <errno.h>
 #include <net/if.h>
@@ -143,6 +145,28 @@ static void ratelimited(struct ratelimit *rl, toe_time_t now, const char *fmt, .
 /* ------------------------------------------------------------------------------------------- */
 /* Engine callbacks                                                                              */
 
+/* Completes a TOE_PBUF_F_CSUM_PARTIAL checksum in the frame itself (the driver did so in its
+ * own copy): for the captures, which read the frame after tx(). The field is in the head buffer,
+ * which is the frame's own (a fresh header buffer). */
+static void csum_complete(struct toe_pbuf *frame)
+{
+  size_t start = frame->csum_start, field = start + frame->csum_offset;
+  if (field + 2 > frame->len)
+    return;
+  uint32_t sum = 0;
+  size_t n = 0;
+  for (const struct toe_pbuf *p = frame; p; p = p->next) {
+    size_t skip = n < start ? start - n : 0;
+    if (skip < p->len)
+      sum = toe_csum_combine(sum, toe_csum_partial(p->data + skip, p->len - skip, 0),
+                             n + skip - start);
+    n += p->len;
+  }
+  uint16_t c = toe_csum_fold(sum);
+  memcpy(frame->data + field, &c, 2);
+  frame->flags &= (uint16_t)~TOE_PBUF_F_CSUM_PARTIAL;
+}
+
 static void on_tx(void *ctx, struct toe_pbuf *frame)
 {
   struct toed *d = ctx;
@@ -152,6 +176,8 @@ static void on_tx(void *ctx, struct toe_pbuf *frame)
     return;
   }
   int rc = d->link.ops->tx(&d->link, frame);
+  if (rc == 0 && (frame->flags & TOE_PBUF_F_CSUM_PARTIAL) && (d->pcap.f || d->ctl_open))
+    csum_complete(frame); /* the capture shows what the wire carries */
   if (rc == 0) {
     if (d->pcap.f)
       toed_pcap_write_chain(&d->pcap, frame, real_now());
@@ -178,7 +204,23 @@ static int on_port_claim(void *ctx, uint8_t proto, uint16_t port, bool claim)
   return d->ports_open ? toed_port_share_claim(&d->ports, proto, port, claim) : 0;
 }
 
-static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns)
+/* Hands a received frame to the engine; with --offload rx-csum, one the driver knows is good
+ * goes in marked so (TOE_PBUF_F_L4_CSUM_OK: the engine skips its own L4 check). */
+static void input_frame(struct toed *d, const uint8_t *frame, size_t len, unsigned flags)
+{
+  if ((flags & TOED_RX_F_L4_CSUM_OK) && (d->args.offload & TOED_OFFLOAD_RX_CSUM) &&
+      len >= TOE_ETH_HLEN) {
+    struct toe_pbuf *p = toe_pbuf_from_bytes(d->st, frame, len, 2);
+    if (p) {
+      p->flags |= TOE_PBUF_F_L4_CSUM_OK;
+      toe_stack_input(d->st, p, d->now);
+      return;
+    }
+  }
+  (void)toe_stack_input_copy(d->st, frame, len, d->now); /* also counts a full pool */
+}
+
+static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns, unsigned flags)
 {
   struct toed *d = ctx;
   if (d->pcap.f)
@@ -194,7 +236,7 @@ static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns)
   if (to & TOE_STEER_HOST)
     toed_host_if_up(&d->hif, frame, len);
   if (to & TOE_STEER_ENGINE)
-    (void)toe_stack_input_copy(d->st, frame, len, d->now);
+    input_frame(d, frame, len, flags);
 }
 
 /* Frames the OS sent on the host interface: to the wire, unless a coexistence rule stops them. */
@@ -688,7 +730,18 @@ int main(int argc, char **argv)
   cfg.gateway = d.args.gateway;
   cfg.mtu = d.mtu;
   cfg.vlan_id = d.args.vlan;
-  cfg.link_caps = 0; /* the driver completes partial checksums but verifies nothing */
+  /* --offload: the checksums the driver takes over (src/device/link.h); receive verification is
+   * per frame (TOED_RX_F_L4_CSUM_OK in on_rx) */
+  d.link.ops = &toed_link_afpacket_ops;
+#ifdef TOED_HAVE_AFXDP
+  if (d.args.link && strcmp(d.args.link, "afxdp") == 0)
+    d.link.ops = &toed_link_afxdp_ops;
+#endif
+  cfg.link_caps = 0;
+  if ((d.args.offload & TOED_OFFLOAD_TX_CSUM) && (d.link.ops->caps & TOED_LINK_CAP_TX_CSUM))
+    cfg.link_caps |= TOE_LINK_CAP_TX_CSUM;
+  if (d.args.offload & TOED_OFFLOAD_RX_CSUM)
+    cfg.link_caps |= TOE_LINK_CAP_RX_CSUM;
   /* Pools for the TCP services: every window and send queue lives in pbufs; a connection that
    * ends holds its tcb until its FIN is acknowledged, hence room for twice the connections. */
   cfg.pbuf_count = d.args.pbufs;
@@ -742,11 +795,6 @@ int main(int argc, char **argv)
   if (warn[0])
     logmsg("warning: %s", warn);
 
-  d.link.ops = &toed_link_afpacket_ops;
-#ifdef TOED_HAVE_AFXDP
-  if (d.args.link && strcmp(d.args.link, "afxdp") == 0)
-    d.link.ops = &toed_link_afxdp_ops;
-#endif
   struct toed_link_params lp = {
       .ifname = d.args.wire,
       .ifindex = d.ifindex,

@@ -27,6 +27,8 @@ static struct toe_pbuf *push_header(struct toe_stack *st, struct toe_pbuf *pb,
   uint8_t *h = NULL;
   if (pb->refcnt == 1 && toe_pbuf_headroom(pb) >= TOE_IPV4_HLEN)
     h = toe_pbuf_push(pb, TOE_IPV4_HLEN);
+  /* a checksum the link completes starts behind this header (include/toe/pbuf.h) */
+  uint16_t cstart = (uint16_t)(pb->csum_start + TOE_IPV4_HLEN), coff = pb->csum_offset;
   if (!h) {
     struct toe_pbuf *nh = toe_pbuf_alloc(st, TOE_PBUF_HEADROOM);
     if (!nh || !(h = toe_pbuf_put(nh, TOE_IPV4_HLEN))) {
@@ -37,6 +39,10 @@ static struct toe_pbuf *push_header(struct toe_stack *st, struct toe_pbuf *pb,
     nh->flags = pb->flags;
     toe_pbuf_cat(nh, pb);
     pb = nh;
+  }
+  if (pb->flags & TOE_PBUF_F_CSUM_PARTIAL) {
+    pb->csum_start = cstart;
+    pb->csum_offset = coff;
   }
   toe_ipv4_write(h, f);
   return pb;

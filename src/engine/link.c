@@ -147,12 +147,16 @@ void toe_link_output(struct toe_stack *st, struct toe_pbuf *pb, const uint8_t *d
       return;
     }
     h->flags = pb->flags;
+    h->csum_start = pb->csum_start;
+    h->csum_offset = pb->csum_offset;
     h->tot_len = pb->tot_len;
     h->next = pb;
     pb->qnext = NULL;
     pb = h;
   }
   uint8_t *hdr = toe_pbuf_push(pb, hlen);
+  if (pb->flags & TOE_PBUF_F_CSUM_PARTIAL)
+    pb->csum_start = (uint16_t)(pb->csum_start + hlen);
   toe_eth_write(hdr, dst_mac, st->cfg.mac.b, ethertype, tagged, st->cfg.vlan_id);
   pb->qnext = NULL;
   st->ctr.link.tx_frames++;

@@ -250,6 +250,18 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
   if (olen)
     memcpy(h + TOE_TCP_HLEN, optbuf, olen);
   uint32_t tot = frame->tot_len;
+  if (st->cfg.link_caps & TOE_LINK_CAP_TX_CSUM) {
+    /* The link sums the segment (checksum offload): leave the pseudo-header's folded sum in the
+     * field, which its sum then includes (RFC 9293 3.1's checksum over pseudo-header and segment
+     * all the same). IPv4 and the link add their header lengths to csum_start. */
+    uint16_t ps = (uint16_t)~toe_csum_fold(
+        toe_csum_pseudo_v4(x->laddr, x->raddr, TOE_IPPROTO_TCP, (uint16_t)tot));
+    memcpy(h + 16, &ps, 2);
+    frame->flags |= TOE_PBUF_F_CSUM_PARTIAL;
+    frame->csum_start = 0;
+    frame->csum_offset = 16;
+    goto out;
+  }
   uint32_t hlen = TOE_TCP_HLEN + (uint32_t)olen; /* even: options come in 4-byte words */
   uint32_t sum = toe_csum_partial(h, hlen, 0);
   if (x->len) {
@@ -263,6 +275,7 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
   uint16_t csum = toe_tcp_csum_finish(sum, x->laddr, x->raddr, (uint16_t)tot);
   memcpy(h + 16, &csum, 2);
 
+out:;
   struct toe_ip_tx tx = {
       .src = x->laddr,
       .dst = x->raddr,

@@ -758,7 +758,9 @@ static uint32_t seg_append(struct toe_stack *st, struct toe_tcb *tp, struct toe_
     uint8_t *d = toe_pbuf_put(last, (uint16_t)k);
     /* Copy and checksum in one pass: output then only adds the header's sum (tcp_output.c). */
     struct toe_tcp_seg *m = toe_tcp_seg(seg);
-    if (at == 0) {
+    if (st->cfg.link_caps & TOE_LINK_CAP_TX_CSUM) {
+      memcpy(d, p + done, k); /* the link sums the segment: no sum to keep */
+    } else if (at == 0) {
       m->csum = toe_csum_copy(d, p + done, k, 0);
       m->flags |= TOE_SEG_CSUM;
     } else if (m->flags & TOE_SEG_CSUM) {

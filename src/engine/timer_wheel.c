@@ -155,6 +155,12 @@ static void due_push(struct toe_timer_wheel *tw, struct toe_timer *t)
     tw->due_min = t->expires;
 }
 
+static void set_next_ev(struct toe_timer_wheel *tw, uint64_t tick)
+{
+  tw->next_ev = tick;
+  tw->idle_until = tick > TOE_TIME_NEVER / TOE_TW_TICK_NS ? TOE_TIME_NEVER : tick * TOE_TW_TICK_NS;
+}
+
 /* Places `t` (not linked) due at tick `e` relative to now_tick. */
 static void tw_place(struct toe_timer_wheel *tw, struct toe_timer *t, uint64_t e)
 {
@@ -172,14 +178,14 @@ static void tw_place(struct toe_timer_wheel *tw, struct toe_timer *t, uint64_t e
     if (span_start < tw->overflow_next)
       tw->overflow_next = span_start;
     if (span_start < tw->next_ev)
-      tw->next_ev = span_start;
+      set_next_ev(tw, span_start);
     return;
   }
   unsigned idx = (unsigned)(e >> (LVL_BITS * level)) & LVL_MASK;
   /* the slot has work at its start at the earliest (a cascade), or at e on level 0 */
   uint64_t at = (e >> (LVL_BITS * level)) << (LVL_BITS * level);
   if (at < tw->next_ev)
-    tw->next_ev = at;
+    set_next_ev(tw, at);
   list_push(&tw->slot[level][idx], t);
   tw->occupied[level][idx / 64] |= 1ull << (idx % 64);
 }
@@ -398,5 +404,5 @@ void toe_tw_run(struct toe_stack *st, toe_time_t now)
     tw->now_tick = ev + 1;
   }
   unsigned level;
-  tw->next_ev = tw_next_event(tw, &level);
+  set_next_ev(tw, tw_next_event(tw, &level));
 }

@@ -40,7 +40,15 @@ struct toe_timer_wheel {
   struct toe_timer *due;      /* armed for a time already reached: fire at next run */
   toe_time_t due_min;         /* earliest expiry on the due list */
   uint64_t next_ev;           /* lower bound on the next tick with work (see toe_tw_run) */
+  toe_time_t idle_until;      /* next_ev in ns: before it, a run with no due timer does nothing */
 };
+
+/* True when toe_tw_run(now) would do nothing: no timer armed in the past and nothing due before
+ * the lower bound kept on the next tick with work. Lets the caller skip the call on every frame. */
+static inline bool toe_tw_idle(const struct toe_timer_wheel *tw, toe_time_t now)
+{
+  return tw->due == 0 && now < tw->idle_until;
+}
 
 /* Prepares the wheel; `now` is the stack's start time. */
 void toe_tw_init(struct toe_timer_wheel *tw, toe_time_t now);

@@ -60,7 +60,7 @@ static inline uint64_t add_carry64(uint64_t a, uint64_t b)
  * The tail under one vector/word block: whole 64-bit words with end-around carry, then 4, 2
  * and 1 bytes. Returns a 64-bit partial sum.
  */
-static uint64_t sum_tail(const uint8_t *p, size_t len, uint64_t acc)
+static inline uint64_t sum_tail(const uint8_t *p, size_t len, uint64_t acc)
 {
   while (len >= 8) {
     acc = add_carry64(acc, load64(p));
@@ -208,6 +208,8 @@ static uint64_t sum_block(uint8_t *dst, const uint8_t *p, size_t len)
 uint32_t toe_csum_partial(const void *data, size_t len, uint32_t sum)
 {
   const uint8_t *p = data;
+  if (len < 128) /* headers: words straight away, no block set-up */
+    return fold64(sum_tail(p, len, sum));
   uint64_t acc = sum;
   while (len > CSUM_CHUNK) {
     acc = add_carry64(acc, sum_block(NULL, p, CSUM_CHUNK));

@@ -232,7 +232,9 @@ net_setup() {
 }
 
 # start_toed [ARGS...]: runs toed on the device end with a pcap in the temp dir and waits until the
-# peer can ping it (at most ~10 s). Extra ARGS go to toed (e.g. --service echo:7).
+# peer can ping it (at most ~10 s). Extra ARGS go to toed (e.g. --service echo:7), after the words
+# of $NET_TOED_EXTRA_ARGS (from the environment, e.g. NET_TOED_EXTRA_ARGS='--offload none' to run
+# a test with the driver's offloads off).
 # net_ctl_default ARGS...: prints "--ctl $NET_TMP/ctl.sock" unless ARGS already name a control socket,
 # so that concurrent or leftover toeds never meet at the default /run/toekit/IFNAME.sock.
 net_ctl_default() {
@@ -260,7 +262,7 @@ start_toed() {
   NET_TOED_STATUS=
   # `ip netns exec` execs toed, so $! is toed's own PID and signals reach it directly.
   ip netns exec "$NET_DEV_NS" "$NET_TOED" --wire "$NET_DEV_IF" --addr "$NET_DEV_ADDR/$NET_PREFIX" \
-    --mac "$NET_DEV_MAC" --pcap "$NET_PCAP" $(net_ctl_default "$@") $(net_link_args "$@") "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
+    --mac "$NET_DEV_MAC" --pcap "$NET_PCAP" $(net_ctl_default "$@") $(net_link_args "$@") ${NET_TOED_EXTRA_ARGS:-} "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
   NET_TOED_PID=$!
   wait_toed_ready 10
 }
@@ -460,7 +462,7 @@ start_toed_nopcap() {
   NET_PCAP=
   NET_TOED_STATUS=
   ip netns exec "$NET_DEV_NS" "$NET_TOED" --wire "$NET_DEV_IF" --addr "$NET_DEV_ADDR/$NET_PREFIX" \
-    --mac "$NET_DEV_MAC" $(net_ctl_default "$@") $(net_link_args "$@") "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
+    --mac "$NET_DEV_MAC" $(net_ctl_default "$@") $(net_link_args "$@") ${NET_TOED_EXTRA_ARGS:-} "$@" >"$NET_TOED_LOG" 2>&1 </dev/null &
   NET_TOED_PID=$!
   wait_toed_ready 10
 }

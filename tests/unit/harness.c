@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "wire/checksum.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,17 @@ static void h_tx(void *ctx, struct toe_pbuf *frame)
     f->len = frame->tot_len;
     f->bytes = malloc(f->len ? f->len : 1);
     toe_pbuf_copy_out(frame, 0, f->bytes, f->len);
+    f->csum_partial = (frame->flags & TOE_PBUF_F_CSUM_PARTIAL) != 0;
+    if (f->csum_partial) {
+      f->csum_start = frame->csum_start;
+      f->csum_offset = frame->csum_offset;
+      size_t at = (size_t)f->csum_start + f->csum_offset;
+      if (at + 2 <= f->len && f->csum_start < f->len) {
+        memcpy(&f->csum_field_before, f->bytes + at, 2);
+        uint16_t c = toe_csum(f->bytes + f->csum_start, f->len - f->csum_start);
+        memcpy(f->bytes + at, &c, 2);
+      }
+    }
   } else {
     fprintf(stderr, "harness: tx capture full\n");
     abort();

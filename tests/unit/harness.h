@@ -28,6 +28,11 @@ extern const uint8_t H_BCAST_MAC[6];
 struct h_frame {
   size_t len;
   uint8_t *bytes;
+  /* transmit checksum offload as the engine marked the frame (TOE_PBUF_F_CSUM_PARTIAL): the
+   * capture completes the checksum as a NIC would, keeping the field's value from before */
+  bool csum_partial;
+  uint16_t csum_start, csum_offset;
+  uint16_t csum_field_before; /* packet representation */
 };
 
 struct h_event {

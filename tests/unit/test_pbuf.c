@@ -60,6 +60,63 @@ static void fill(uint8_t *b, size_t n, uint32_t seed)
     b[i] = (uint8_t)((i * 131u + seed) ^ (i >> 7));
 }
 
+/* The chain helpers (the one copy each): drop_front at every cut of a 3-buffer chain keeps the
+ * bytes, the invariant, the queue link and the metadata, and frees exactly the emptied buffers;
+ * copy_range copies any range; count and shared say what they should. */
+TEST(chain_helpers_drop_front_copy_range_count_shared)
+{
+  struct harness h;
+  h_init(&h);
+  static uint8_t src[5000], out[5000];
+  fill(src, sizeof src, 7);
+  for (uint32_t cut = 1; cut < sizeof src; cut += 97) {
+    struct toe_pbuf *p = toe_pbuf_from_bytes(h.st, src, sizeof src, 0);
+    REQUIRE(p != NULL);
+    int bufs = chain_bufs(p);
+    CHECK_EQ(toe_pbuf_count(p), (uint32_t)bufs);
+    struct toe_pbuf *mark = (struct toe_pbuf *)(uintptr_t)0x1234;
+    p->qnext = mark;
+    p->meta[2] = 0xabcdefu;
+    uint32_t free0 = toe_pbuf_pool_free_count(h.st);
+    /* copy_range of the part that will stay, before the cut */
+    struct toe_pbuf *cp = toe_pbuf_copy_range(h.st, p, cut, (uint32_t)sizeof src - cut, 16);
+    REQUIRE(cp != NULL);
+    CHECK_EQ(toe_pbuf_headroom(cp), 16);
+    check_chain(cp);
+    CHECK_EQ(toe_pbuf_copy_out(cp, 0, out, sizeof out), sizeof src - cut);
+    CHECK_MEM(out, src + cut, sizeof src - cut);
+    CHECK(!toe_pbuf_shared(p));
+    toe_pbuf_ref(p->next);
+    CHECK(toe_pbuf_shared(p));    /* one buffer with a second holder is enough */
+    toe_pbuf_free(h.st, p->next); /* drop the extra references again */
+    uint32_t free1 = toe_pbuf_pool_free_count(h.st);
+    int whole = 0;
+    uint32_t left = cut;
+    for (struct toe_pbuf *q = p; q && left >= q->len && q->next; q = q->next, whole++)
+      left -= q->len;
+    struct toe_pbuf *nh = toe_pbuf_drop_front(h.st, p, cut);
+    check_chain(nh);
+    CHECK_EQ(nh->tot_len, sizeof src - cut);
+    CHECK(nh->qnext == mark);
+    CHECK_EQ(nh->meta[2], 0xabcdefu);
+    CHECK_EQ(toe_pbuf_pool_free_count(h.st), free1 + (uint32_t)whole);
+    CHECK_EQ(toe_pbuf_copy_out(nh, 0, out, sizeof out), sizeof src - cut);
+    CHECK_MEM(out, src + cut, sizeof src - cut);
+    CHECK(free1 <= free0);
+    nh->qnext = NULL;
+    toe_pbuf_free(h.st, nh);
+    toe_pbuf_free(h.st, cp);
+  }
+  CHECK_EQ(toe_pbuf_count(NULL), 0);
+  /* copy_range past the end: NULL, nothing leaked */
+  struct toe_pbuf *p = toe_pbuf_from_bytes(h.st, src, 100, 0);
+  REQUIRE(p != NULL);
+  CHECK(toe_pbuf_copy_range(h.st, p, 50, 51, 0) == NULL);
+  toe_pbuf_free(h.st, p);
+  check_pool_whole(&h);
+  h_fini(&h);
+}
+
 TEST(alloc_free_basics)
 {
   struct harness h;
