@@ -116,7 +116,7 @@ static void load_wait_config(void)
       {"throughput", 0, 256, true}, /* no spinning; completions in large batches, processed by
                                      * the waiting thread before it sleeps */
   };
-  const char *s = getenv("TOE_PROFILE");
+  const char *s = secure_getenv("TOE_PROFILE");
   unsigned pick = 0;
   if (s && *s) {
     unsigned i;
@@ -132,7 +132,7 @@ static void load_wait_config(void)
   pl_cfg.spin_us = profiles[pick].spin_us;
   pl_cfg.batch = profiles[pick].batch;
   pl_cfg.drain = profiles[pick].drain;
-  s = getenv("TOE_SPIN_US");
+  s = secure_getenv("TOE_SPIN_US");
   if (s && *s) {
     char *end;
     long v = strtol(s, &end, 10);
@@ -141,7 +141,7 @@ static void load_wait_config(void)
     else
       pl_cfg.spin_us = (int)v;
   }
-  s = getenv("TOE_BATCH");
+  s = secure_getenv("TOE_BATCH");
   if (s && *s) {
     char *end;
     long v = strtol(s, &end, 10);
@@ -158,22 +158,25 @@ static void load_wait_config(void)
 
 static void load_config(void)
 {
-  const char *s = getenv("TOE_PRELOAD_DEBUG");
+  /* secure_getenv here and above: in a set-user-ID or file-capability program (AT_SECURE) the
+   * environment is the caller's, not the program owner's: it must not choose the device, the
+   * rules or how the process spins. */
+  const char *s = secure_getenv("TOE_PRELOAD_DEBUG");
   pl_cfg.debug = s && *s && strcmp(s, "0") != 0;
-  s = getenv("TOE_STRICT");
+  s = secure_getenv("TOE_STRICT");
   pl_cfg.strict = s && *s && strcmp(s, "0") != 0;
-  s = getenv("TOE_CTL");
+  s = secure_getenv("TOE_CTL");
   if (s && *s)
     snprintf(pl_cfg.ctl, sizeof(pl_cfg.ctl), "%s", s);
   pl_cfg.linger_ms = 5000;
-  s = getenv("TOE_PRELOAD_LINGER_MS");
+  s = secure_getenv("TOE_PRELOAD_LINGER_MS");
   if (s && *s)
     pl_cfg.linger_ms = atoi(s);
 
   load_wait_config();
 
-  const char *rules = getenv("TOE_OFFLOAD");
-  const char *file = getenv("TOE_OFFLOAD_FILE");
+  const char *rules = secure_getenv("TOE_OFFLOAD");
+  const char *file = secure_getenv("TOE_OFFLOAD_FILE");
   if (rules && (!strcmp(rules, "none") || !strcmp(rules, "off") || !strcmp(rules, "0"))) {
     pl_cfg.disabled = true;
     return;
