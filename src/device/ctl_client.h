@@ -287,7 +287,7 @@ struct ctl_client {
   toe_time_t retry_at; /* the wait list is looked at again (CQ room, engine pool) */
   toe_time_t sq_retry_at;
   struct ctl_capture cap;
-  bool rx_handoff; /* delivering received data: one CQ slot is spoken for (cap_post) */
+  bool rx_handoff; /* delivering received data: one CQ slot is spoken for (ses_cap_post) */
   int end_status;  /* != 0: end the session (then end_kind says why) */
   enum ctl_end_kind end_kind;
   bool ending;

@@ -12,7 +12,7 @@
 /* Capture (1.2): copies of the frames the device sees, as pcap records in lent buffers        */
 
 /* Takes the session off the device's list of captures. */
-void cap_unlist(struct ctl_client *cl)
+void ses_cap_unlist(struct ctl_client *cl)
 {
   struct toed_ctl_dev *dev = cl->dev;
   cl->cap.on = false;
@@ -24,14 +24,14 @@ void cap_unlist(struct ctl_client *cl)
 }
 
 /* Lends the buffer being filled with an EV_CAPTURE. False if the CQ has no room (it stays). */
-bool cap_post(struct ctl_client *cl)
+bool ses_cap_post(struct ctl_client *cl)
 {
   struct ctl_capture *cp = &cl->cap;
   if (cp->buf == CTL_NONE || cp->records == 0)
     return true;
   /* A frame the engine sends from inside a receive (a window update from toe_tcp_recv) comes
    * here between that receive's room check and its EV_DATA: the slot it checked is not ours. */
-  if (!ev_room_keep(cl, cl->rx_handoff ? 1u : 0u))
+  if (!ses_ev_room_keep(cl, cl->rx_handoff ? 1u : 0u))
     return false;
   if (toe_abi_buf_give(&cl->abi, cp->buf) < 0)
     return true; /* not reached: the buffer is the device's while it is being filled */
@@ -43,7 +43,7 @@ bool cap_post(struct ctl_client *cl)
   cqe.u.capture.records = cp->records;
   cqe.u.capture.frames = cp->frames;
   cqe.u.capture.dropped = cp->dropped;
-  post_event(cl, NULL, TOE_ABI_EV_CAPTURE, (int32_t)cp->used, 0, &cqe);
+  ses_post_event(cl, NULL, TOE_ABI_EV_CAPTURE, (int32_t)cp->used, 0, &cqe);
   cl->dev->stats.capture_frames += cp->pending;
   cl->dev->stats.bufs_lent++;
   cp->buf = CTL_NONE;
@@ -59,7 +59,7 @@ static void cap_end(struct ctl_client *cl)
   struct ctl_capture *cp = &cl->cap;
   if (!cp->on)
     return;
-  if (!cap_post(cl)) {
+  if (!ses_cap_post(cl)) {
     cp->dropped += cp->pending;
     cl->dev->stats.capture_dropped += cp->pending;
   }
@@ -68,27 +68,27 @@ static void cap_end(struct ctl_client *cl)
   cp->buf = CTL_NONE;
   cp->used = cp->records = 0;
   cp->pending = 0;
-  cap_unlist(cl);
+  ses_cap_unlist(cl);
 }
 
-void op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
+void ses_op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
 {
   struct ctl_capture *cp = &cl->cap;
   struct toe_abi_cqe cqe;
   memset(&cqe, 0, sizeof(cqe));
   if (sqe->u.capture.capture_flags & TOE_ABI_CAPTURE_F_STOP) {
     if (!cp->on) {
-      finish_res(cl, sqe, -TOE_ENOENT);
+      ses_finish_res(cl, sqe, -TOE_ENOENT);
       return;
     }
     cap_end(cl);
     cqe.u.capture.frames = cp->frames;
     cqe.u.capture.dropped = cp->dropped;
-    finish(cl, &cqe, sqe, 0);
+    ses_finish(cl, &cqe, sqe, 0);
     return;
   }
   if (cp->on || cl->dev->capturing >= TOED_CTL_CAPTURES_MAX) {
-    finish_res(cl, sqe, -TOE_EBUSY);
+    ses_finish_res(cl, sqe, -TOE_EBUSY);
     return;
   }
   /* The text is the host's and may change under us: compile a private copy. */
@@ -97,7 +97,7 @@ void op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   if (n)
     memcpy(text, cl->region + sqe->u.capture.buf_off, n);
   if (toe_capf_compile(&cp->filter, text, n, NULL, NULL) < 0) {
-    finish_res(cl, sqe, -TOE_EINVAL);
+    ses_finish_res(cl, sqe, -TOE_EINVAL);
     return;
   }
   uint32_t room = cl->abi.layout.buf_size - TOE_ABI_CAPTURE_REC_HDR;
@@ -109,7 +109,7 @@ void op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   cp->on = true;
   cl->dev->capturers[cl->dev->capturing++] = cl;
   cl->dev->stats.captures++;
-  finish_res(cl, sqe, 0);
+  ses_finish_res(cl, sqe, 0);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -146,7 +146,8 @@ void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, size_t len
   uint32_t incl = len < cp->snaplen ? (uint32_t)len : cp->snaplen;
   uint32_t need = TOE_ABI_CAPTURE_REC_HDR + incl;
   if (cp->buf != CTL_NONE && cp->used + need > bsize)
-    (void)cap_post(cl); /* full: lend it (if the CQ has no room, it stays and this frame drops) */
+    (void)ses_cap_post(
+        cl); /* full: lend it (if the CQ has no room, it stays and this frame drops) */
   if (cp->buf == CTL_NONE && cl->nfree_bufs)
     cp->buf = cl->free_bufs[--cl->nfree_bufs];
   if (cp->buf == CTL_NONE || cp->used + need > bsize) {

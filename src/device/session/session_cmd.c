@@ -58,26 +58,26 @@ static uint32_t q_pop(struct ctl_client *cl, uint32_t *head, uint32_t *tail)
 /* Closing sockets                                                                            */
 
 /* Completes every op still waiting on k with `err` (or drops them silently if `quiet`). */
-void cancel_ops(struct ctl_client *cl, struct ctl_sock *k, int err, bool sends, bool quiet)
+void ses_cancel_ops(struct ctl_client *cl, struct ctl_sock *k, int err, bool sends, bool quiet)
 {
   uint32_t i;
   if (k->connect_op != CTL_NONE) {
     i = k->connect_op;
     k->connect_op = CTL_NONE;
     if (!quiet)
-      finish_res(cl, &cl->ops[i].sqe, err);
+      ses_finish_res(cl, &cl->ops[i].sqe, err);
     op_free(cl, i);
   }
   while ((i = q_pop(cl, &k->acceptq_head, &k->acceptq_tail)) != CTL_NONE) {
     if (!quiet)
-      finish_res(cl, &cl->ops[i].sqe, err);
+      ses_finish_res(cl, &cl->ops[i].sqe, err);
     op_free(cl, i);
   }
   if (!sends)
     return;
   while ((i = q_pop(cl, &k->sendq_head, &k->sendq_tail)) != CTL_NONE) {
     if (!quiet)
-      finish_res(cl, &cl->ops[i].sqe, err);
+      ses_finish_res(cl, &cl->ops[i].sqe, err);
     op_free(cl, i);
   }
 }
@@ -85,14 +85,14 @@ void cancel_ops(struct ctl_client *cl, struct ctl_sock *k, int err, bool sends, 
 /* Frees k's handle and record (the engine socket is closed already). */
 static void sock_release(struct ctl_client *cl, struct ctl_sock *k)
 {
-  list_remove(cl, k);
+  ses_list_remove(cl, k);
   if (k->index < cl->abi.layout.max_handles && cl->hs[k->index] == k) {
     cl->hs[k->index] = NULL;
     toe_abi_handle_free(&cl->abi, k->index);
   }
   if (k->charged)
     ctl_quota_give(cl->dev, cl->uid, k->proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP);
-  sock_free(cl->dev, k);
+  ses_sock_free(cl->dev, k);
   if (cl->dev->stats.socks_inuse)
     cl->dev->stats.socks_inuse--;
   cl->resources = true; /* a handle came free: a waiting ACCEPT may proceed */
@@ -100,7 +100,7 @@ static void sock_release(struct ctl_client *cl, struct ctl_sock *k)
 
 /* Closes k in the engine: gracefully (FIN after queued data; RST if data is unread, RFC 9293
  * 3.6) or with a reset, and frees it. */
-void sock_close(struct ctl_client *cl, struct ctl_sock *k, bool abort)
+void ses_sock_close(struct ctl_client *cl, struct ctl_sock *k, bool abort)
 {
   struct toe_stack *st = cl->dev->st;
   struct toe_sock *s = k->s;
@@ -112,9 +112,9 @@ void sock_close(struct ctl_client *cl, struct ctl_sock *k, bool abort)
   struct ctl_share *sh = k->sh;
   if (sh) {
     /* One holder less: the socket lives on while another holder or a token has it. */
-    share_unlink(sh, k);
+    ses_share_unlink(sh, k);
     sock_release(cl, k);
-    share_put(cl->dev, sh);
+    ses_share_put(cl->dev, sh);
     return;
   }
   /* The record goes first: the engine may report other sockets' events from inside the close,
@@ -207,20 +207,20 @@ static void op_open(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   struct toe_abi_cqe cqe;
   memset(&cqe, 0, sizeof(cqe));
   if (cl->abi.handles_inuse >= cl->abi.layout.max_handles) {
-    finish(cl, &cqe, sqe, -TOE_EMFILE);
+    ses_finish(cl, &cqe, sqe, -TOE_EMFILE);
     return;
   }
   uint8_t proto = sqe->u.open.proto;
   enum ctl_quota_kind qk = proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP;
   int q = ctl_quota_take(dev, cl->uid, qk, true); /* the uid's fair share (ctl_quota.c) */
   if (q < 0) {
-    finish(cl, &cqe, sqe, q);
+    ses_finish(cl, &cqe, sqe, q);
     return;
   }
-  struct ctl_sock *k = sock_alloc(dev);
+  struct ctl_sock *k = ses_sock_alloc(dev);
   if (!k) {
     ctl_quota_give(dev, cl->uid, qk);
-    finish(cl, &cqe, sqe, -TOE_EMFILE); /* every engine socket is in use */
+    ses_finish(cl, &cqe, sqe, -TOE_EMFILE); /* every engine socket is in use */
     return;
   }
   k->cl = cl;
@@ -233,9 +233,9 @@ static void op_open(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
       toe_sock_close(dev->st, s);
   }
   if (rc < 0) {
-    sock_free(dev, k);
+    ses_sock_free(dev, k);
     ctl_quota_give(dev, cl->uid, qk);
-    finish(cl, &cqe, sqe, rc);
+    ses_finish(cl, &cqe, sqe, rc);
     return;
   }
   k->charged = true;
@@ -248,7 +248,7 @@ static void op_open(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   dev->stats.socks_inuse++;
   dev->stats.socks_opened++;
   cqe.handle = h;
-  finish(cl, &cqe, sqe, 0);
+  ses_finish(cl, &cqe, sqe, 0);
 }
 
 static void op_bind(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
@@ -268,7 +268,7 @@ static void op_bind(struct ctl_client *cl, struct ctl_sock *k, const struct toe_
     toe_sock_name(k->s, &local, NULL);
     addr_to_abi(&local, &cqe.u.addr.local);
   }
-  finish(cl, &cqe, sqe, rc);
+  ses_finish(cl, &cqe, sqe, rc);
 }
 
 static void op_listen(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
@@ -277,7 +277,7 @@ static void op_listen(struct ctl_client *cl, struct ctl_sock *k, const struct to
   int rc = toe_tcp_listen(cl->dev->st, k->s, b > 65535u ? 65535 : (int)b); /* engine clamps */
   if (rc == 0)
     cl->slots[k->index].state = TOE_ABI_HS_LISTENING;
-  finish_res(cl, sqe, rc);
+  ses_finish_res(cl, sqe, rc);
 }
 
 /* The completion of a CONNECT: res 0 with the local address, or the error. */
@@ -291,7 +291,7 @@ static void connect_done(struct ctl_client *cl, struct ctl_sock *k, const struct
     toe_sock_name(k->s, &local, NULL);
     addr_to_abi(&local, &cqe.u.addr.local);
   }
-  finish(cl, &cqe, sqe, rc);
+  ses_finish(cl, &cqe, sqe, rc);
 }
 
 static void op_connect(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
@@ -313,7 +313,7 @@ static void op_connect(struct ctl_client *cl, struct ctl_sock *k, const struct t
     return;
   }
   if (rc == -TOE_EINPROGRESS) {
-    /* The handshake runs; the completion comes with its end (sock_work). */
+    /* The handshake runs; the completion comes with its end (ses_sock_work). */
     sl->state = TOE_ABI_HS_CONNECTING;
     k->connect_op = op_alloc(cl, sqe);
     return;
@@ -324,7 +324,7 @@ static void op_connect(struct ctl_client *cl, struct ctl_sock *k, const struct t
 }
 
 /* A TCP CONNECT in progress: finished once the handshake is over, one way or the other. */
-void connect_check(struct ctl_client *cl, struct ctl_sock *k)
+void ses_connect_check(struct ctl_client *cl, struct ctl_sock *k)
 {
   struct toe_tcp_info info;
   if (toe_tcp_get_info(cl->dev->st, k->s, &info) < 0)
@@ -351,7 +351,7 @@ void connect_check(struct ctl_client *cl, struct ctl_sock *k)
 
 /* Takes connections from the engine for the waiting ACCEPTs, in submission order. Returns true
  * if one waits for a free handle. */
-bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
+bool ses_accept_run(struct ctl_client *cl, struct ctl_sock *k)
 {
   struct toed_ctl_dev *dev = cl->dev;
   while (k->acceptq_head != CTL_NONE) {
@@ -362,18 +362,18 @@ bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
     int q = ctl_quota_take(dev, cl->uid, CTL_Q_TCP, false);
     if (q < 0) {
       q_pop(cl, &k->acceptq_head, &k->acceptq_tail);
-      finish_res(cl, &cl->ops[i].sqe, q);
+      ses_finish_res(cl, &cl->ops[i].sqe, q);
       op_free(cl, i);
       continue;
     }
-    struct ctl_sock *n = sock_alloc(dev);
+    struct ctl_sock *n = ses_sock_alloc(dev);
     n->cl = cl; /* events of the new connection may come from inside the accept */
     n->charged = true;
     struct toe_sock *s = NULL;
     int rc = toe_tcp_accept(dev->st, k->s, n, &s);
     if (rc == -TOE_EAGAIN) {
-      list_remove(cl, n);
-      sock_free(dev, n);
+      ses_list_remove(cl, n);
+      ses_sock_free(dev, n);
       ctl_quota_give(dev, cl->uid, CTL_Q_TCP);
       return false;
     }
@@ -387,10 +387,10 @@ bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
         toe_tcp_abort(dev->st, s); /* not reached: a handle was checked free */
     }
     if (rc < 0) {
-      list_remove(cl, n);
-      sock_free(dev, n);
+      ses_list_remove(cl, n);
+      ses_sock_free(dev, n);
       ctl_quota_give(dev, cl->uid, CTL_Q_TCP);
-      finish(cl, &cqe, &cl->ops[i].sqe, rc);
+      ses_finish(cl, &cqe, &cl->ops[i].sqe, rc);
       op_free(cl, i);
       continue;
     }
@@ -405,12 +405,12 @@ bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
     dev->stats.socks_opened++;
     /* Data or a FIN may have arrived while it waited in the accept queue. */
     n->flags |= SF_RX;
-    list_add(cl, n, CTL_LIST_WORK);
+    ses_list_add(cl, n, CTL_LIST_WORK);
     struct toe_sockaddr peer;
     toe_sock_name(s, NULL, &peer);
     cqe.u.accept.handle = h;
     addr_to_abi(&peer, &cqe.u.accept.peer);
-    finish(cl, &cqe, &cl->ops[i].sqe, 0);
+    ses_finish(cl, &cqe, &cl->ops[i].sqe, 0);
     op_free(cl, i);
     if (k->sh && k->sh->holders != k->sh->holders->sh_next) {
       /* A shared listener: one connection per holder and round, so that every holder that
@@ -419,9 +419,9 @@ bool accept_run(struct ctl_client *cl, struct ctl_sock *k)
       k->sh->rr = k;
       for (struct ctl_sock *o = k->sh_next; o != k; o = o->sh_next)
         if (o->acceptq_head != CTL_NONE)
-          list_add(o->cl, o, CTL_LIST_WORK);
+          ses_list_add(o->cl, o, CTL_LIST_WORK);
       if (k->acceptq_head != CTL_NONE) {
-        list_add(cl, k, CTL_LIST_WAIT);
+        ses_list_add(cl, k, CTL_LIST_WAIT);
         cl->resources = true;
       }
       return false;
@@ -443,7 +443,7 @@ static void op_shutdown(struct ctl_client *cl, struct ctl_sock *k, const struct 
       k->flags |= SF_SHUT_RD; /* the engine discards what arrives; nothing more is delivered */
     }
   }
-  finish_res(cl, sqe, rc);
+  ses_finish_res(cl, sqe, rc);
 }
 
 /* Executes an op on socket k now (nothing ahead of it waits). */
@@ -462,21 +462,21 @@ static void exec_op(struct ctl_client *cl, struct ctl_sock *k, const struct toe_
   case TOE_ABI_OP_ACCEPT: {
     uint32_t i = op_alloc(cl, sqe);
     q_push(cl, &k->acceptq_head, &k->acceptq_tail, i);
-    if (accept_run(cl, k))
-      list_add(cl, k, CTL_LIST_WAIT);
+    if (ses_accept_run(cl, k))
+      ses_list_add(cl, k, CTL_LIST_WAIT);
     break;
   }
   case TOE_ABI_OP_SEND: {
     uint32_t done = 0;
     int res;
     if (send_try(cl, k, sqe, &done, &res)) {
-      finish_res(cl, sqe, res);
+      ses_finish_res(cl, sqe, res);
     } else {
       uint32_t i = op_alloc(cl, sqe);
       cl->ops[i].done = done;
       q_push(cl, &k->sendq_head, &k->sendq_tail, i);
       if (k->flags & SF_SEND_NOBUF)
-        list_add(cl, k, CTL_LIST_WAIT);
+        ses_list_add(cl, k, CTL_LIST_WAIT);
     }
     break;
   }
@@ -484,19 +484,19 @@ static void exec_op(struct ctl_client *cl, struct ctl_sock *k, const struct toe_
     op_shutdown(cl, k, sqe);
     break;
   case TOE_ABI_OP_SETSOCKOPT:
-    op_setsockopt(cl, k, sqe);
+    ses_op_setsockopt(cl, k, sqe);
     break;
   case TOE_ABI_OP_GETSOCKOPT:
-    op_getsockopt(cl, k, sqe);
+    ses_op_getsockopt(cl, k, sqe);
     break;
   case TOE_ABI_OP_STATS:
-    op_stats(cl, k, sqe);
+    ses_op_stats(cl, k, sqe);
     break;
   case TOE_ABI_OP_SHARE:
-    op_share(cl, k, sqe);
+    ses_op_share(cl, k, sqe);
     break;
   default:
-    finish_res(cl, sqe, -TOE_EOPNOTSUPP); /* not reached: validated */
+    ses_finish_res(cl, sqe, -TOE_EOPNOTSUPP); /* not reached: validated */
     break;
   }
 }
@@ -509,21 +509,21 @@ static void exec_op(struct ctl_client *cl, struct ctl_sock *k, const struct toe_
 static void op_close(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
 {
   bool abort = (sqe->u.close.close_flags & TOE_ABI_CLOSE_F_ABORT) != 0;
-  cancel_ops(cl, k, -TOE_ECONNABORTED, abort, false);
+  ses_cancel_ops(cl, k, -TOE_ECONNABORTED, abort, false);
   if (k->sendq_head != CTL_NONE) {
     k->flags |= SF_CLOSING;
     q_push(cl, &k->sendq_head, &k->sendq_tail, op_alloc(cl, sqe));
     return;
   }
-  sock_close(cl, k, abort);
-  finish_res(cl, sqe, 0);
+  ses_sock_close(cl, k, abort);
+  ses_finish_res(cl, sqe, 0);
 }
 
 /*
  * Runs k's send queue: SENDs in order as space allows, and the ops that waited behind them.
  * Returns true if a CLOSE in it freed k.
  */
-bool sendq_run(struct ctl_client *cl, struct ctl_sock *k)
+bool ses_sendq_run(struct ctl_client *cl, struct ctl_sock *k)
 {
   while (k->sendq_head != CTL_NONE) {
     uint32_t i = k->sendq_head;
@@ -533,7 +533,7 @@ bool sendq_run(struct ctl_client *cl, struct ctl_sock *k)
       if (!send_try(cl, k, &op->sqe, &op->done, &res))
         return false;
       q_pop(cl, &k->sendq_head, &k->sendq_tail);
-      finish_res(cl, &op->sqe, res);
+      ses_finish_res(cl, &op->sqe, res);
       op_free(cl, i);
       continue;
     }
@@ -542,9 +542,9 @@ bool sendq_run(struct ctl_client *cl, struct ctl_sock *k)
     op_free(cl, i);
     if (sqe.opcode == TOE_ABI_OP_CLOSE) {
       bool abort = (sqe.u.close.close_flags & TOE_ABI_CLOSE_F_ABORT) != 0;
-      cancel_ops(cl, k, -TOE_ECONNABORTED, true, false); /* nothing follows a CLOSE */
-      sock_close(cl, k, abort);
-      finish_res(cl, &sqe, 0);
+      ses_cancel_ops(cl, k, -TOE_ECONNABORTED, true, false); /* nothing follows a CLOSE */
+      ses_sock_close(cl, k, abort);
+      ses_finish_res(cl, &sqe, 0);
       return true;
     }
     exec_op(cl, k, &sqe);
@@ -560,7 +560,7 @@ static void refuse(struct ctl_client *cl, const struct toe_abi_sqe *sqe, int rc)
   toe_abi_cqe_error(&cqe, sqe, rc);
   if (cl->cq_reserved)
     cl->cq_reserved--;
-  cq_write(cl, &cqe);
+  ses_cq_write(cl, &cqe);
   cl->abi.stats.completions++;
   ds->completions++;
   cl->abi.stats.err_validation++;
@@ -587,7 +587,7 @@ static void refuse(struct ctl_client *cl, const struct toe_abi_sqe *sqe, int rc)
 }
 
 /* One SQE (a private copy), with its CQ entry reserved. */
-void submit(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
+void ses_submit(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
 {
   cl->abi.stats.sqes++;
   cl->dev->stats.sqes++;
@@ -608,22 +608,22 @@ void submit(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   }
   switch (sqe->opcode) {
   case TOE_ABI_OP_NOP:
-    finish_res(cl, sqe, 0);
+    ses_finish_res(cl, sqe, 0);
     return;
   case TOE_ABI_OP_OPEN:
     op_open(cl, sqe);
     return;
   case TOE_ABI_OP_ADOPT:
-    op_adopt(cl, sqe);
+    ses_op_adopt(cl, sqe);
     return;
   case TOE_ABI_OP_STATS:
     if (!k) {
-      op_stats(cl, NULL, sqe);
+      ses_op_stats(cl, NULL, sqe);
       return;
     }
     break;
   case TOE_ABI_OP_CAPTURE:
-    op_capture(cl, sqe);
+    ses_op_capture(cl, sqe);
     return;
   case TOE_ABI_OP_CLOSE:
     op_close(cl, k, sqe);

@@ -85,64 +85,57 @@ static inline void addr_to_abi(const struct toe_sockaddr *e, struct toe_abi_sock
   a->addr[3] = (uint8_t)e->addr;
 }
 
-/* ---- start and end (session_lifecycle.c) ------------------------------------------------------
- */
-void region_state(struct ctl_client *cl, uint32_t state, int32_t status);
+/* ---- start and end (session_lifecycle.c) ----------------------------------------------------- */
+void ses_region_state(struct ctl_client *cl, uint32_t state, int32_t status);
 
-/* ---- rounds (session_run.c) -------------------------------------------------------------------
- */
-uint32_t take_sqes(struct ctl_client *cl, uint32_t budget);
-void publish(struct ctl_client *cl);
+/* ---- rounds (session_run.c) ------------------------------------------------------------------ */
+uint32_t ses_take_sqes(struct ctl_client *cl, uint32_t budget);
+void ses_publish(struct ctl_client *cl);
 
-/* ---- socket work and receiving (session_rx.c) -------------------------------------------------
- */
-void list_remove(struct ctl_client *cl, struct ctl_sock *k);
-void list_add(struct ctl_client *cl, struct ctl_sock *k, uint8_t which);
-void requeue_waiting(struct ctl_client *cl);
-struct ctl_sock *sock_alloc(struct toed_ctl_dev *dev);
-void sock_free(struct toed_ctl_dev *dev, struct ctl_sock *k);
-void sock_work(struct ctl_client *cl, struct ctl_sock *k);
-uint32_t take_fill(struct ctl_client *cl);
+/* ---- socket work and receiving (session_rx.c) ------------------------------------------------ */
+void ses_list_remove(struct ctl_client *cl, struct ctl_sock *k);
+void ses_list_add(struct ctl_client *cl, struct ctl_sock *k, uint8_t which);
+void ses_requeue_waiting(struct ctl_client *cl);
+struct ctl_sock *ses_sock_alloc(struct toed_ctl_dev *dev);
+void ses_sock_free(struct toed_ctl_dev *dev, struct ctl_sock *k);
+void ses_sock_work(struct ctl_client *cl, struct ctl_sock *k);
+uint32_t ses_take_fill(struct ctl_client *cl);
 
-/* ---- commands (session_cmd.c) -----------------------------------------------------------------
- */
-void cancel_ops(struct ctl_client *cl, struct ctl_sock *k, int err, bool sends, bool quiet);
-void sock_close(struct ctl_client *cl, struct ctl_sock *k, bool abort);
-void connect_check(struct ctl_client *cl, struct ctl_sock *k);
-bool accept_run(struct ctl_client *cl, struct ctl_sock *k);
-bool sendq_run(struct ctl_client *cl, struct ctl_sock *k);
-void submit(struct ctl_client *cl, const struct toe_abi_sqe *sqe);
+/* ---- commands (session_cmd.c) ---------------------------------------------------------------- */
+void ses_cancel_ops(struct ctl_client *cl, struct ctl_sock *k, int err, bool sends, bool quiet);
+void ses_sock_close(struct ctl_client *cl, struct ctl_sock *k, bool abort);
+void ses_connect_check(struct ctl_client *cl, struct ctl_sock *k);
+bool ses_accept_run(struct ctl_client *cl, struct ctl_sock *k);
+bool ses_sendq_run(struct ctl_client *cl, struct ctl_sock *k);
+void ses_submit(struct ctl_client *cl, const struct toe_abi_sqe *sqe);
 
-/* ---- options and statistics (session_sockopt.c) -----------------------------------------------
- */
-void op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe);
-uint32_t sock_nread(const struct ctl_sock *k);
-void op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe);
-void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe);
+/* ---- options and statistics (session_sockopt.c) ---------------------------------------------- */
+void ses_op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe);
+uint32_t ses_sock_nread(const struct ctl_sock *k);
+void ses_op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe);
+void ses_op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe);
 
-/* ---- capture (session_capture.c) --------------------------------------------------------------
- */
-void cap_unlist(struct ctl_client *cl);
-bool cap_post(struct ctl_client *cl);
-void op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe);
+/* ---- capture (session_capture.c) ------------------------------------------------------------- */
+void ses_cap_unlist(struct ctl_client *cl);
+bool ses_cap_post(struct ctl_client *cl);
+void ses_op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe);
 
-/* ---- shared sockets (session_share.c) ---------------------------------------------------------
- */
-void share_unlink(struct ctl_share *sh, struct ctl_sock *k);
-void share_put(struct toed_ctl_dev *dev, struct ctl_share *sh);
-void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe);
-void op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe);
+/* ---- shared sockets (session_share.c) -------------------------------------------------------- */
+void ses_share_unlink(struct ctl_share *sh, struct ctl_sock *k);
+void ses_share_put(struct toed_ctl_dev *dev, struct ctl_share *sh);
+void ses_op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe);
+void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe);
 
-/* ---- completions and events (session_report.c) ------------------------------------------------
- */
-void cq_write(struct ctl_client *cl, const struct toe_abi_cqe *cqe);
-void finish(struct ctl_client *cl, struct toe_abi_cqe *cqe, const struct toe_abi_sqe *sqe, int res);
-void finish_res(struct ctl_client *cl, const struct toe_abi_sqe *sqe, int res);
-bool ev_room_keep(struct ctl_client *cl, uint32_t keep);
-bool ev_room(struct ctl_client *cl);
-bool post_event(struct ctl_client *cl, struct ctl_sock *k, uint8_t type, int32_t res,
-                uint16_t flags, struct toe_abi_cqe *cqe);
-bool wait_cq(struct ctl_client *cl, struct ctl_sock *k);
-bool cq_consumed(struct ctl_client *cl, uint32_t idx);
+/* ---- completions and events (session_report.c) ----------------------------------------------- */
+void ses_cq_write(struct ctl_client *cl, const struct toe_abi_cqe *cqe);
+void ses_finish(struct ctl_client *cl, struct toe_abi_cqe *cqe, const struct toe_abi_sqe *sqe,
+                int res);
+void ses_finish_res(struct ctl_client *cl, const struct toe_abi_sqe *sqe, int res);
+bool ses_ev_room_keep(struct ctl_client *cl, uint32_t keep);
+bool ses_ev_room(struct ctl_client *cl);
+bool ses_post_event(struct ctl_client *cl, struct ctl_sock *k, uint8_t type, int32_t res,
+                    uint16_t flags, struct toe_abi_cqe *cqe);
+bool ses_wait_cq(struct ctl_client *cl, struct ctl_sock *k);
+bool ses_cq_consumed(struct ctl_client *cl, uint32_t idx);
 
 #endif /* TOED_SESSION_INTERNAL_H */

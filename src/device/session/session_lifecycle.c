@@ -19,7 +19,7 @@
 /* Start and end                                                                              */
 
 /* The region header is informational for the host; the device only writes it. */
-void region_state(struct ctl_client *cl, uint32_t state, int32_t status)
+void ses_region_state(struct ctl_client *cl, uint32_t state, int32_t status)
 {
   if (!cl->region)
     return;
@@ -153,20 +153,20 @@ void ctl_session_end(struct ctl_client *cl, int status, enum ctl_end_kind kind)
     /* The host's last words: what it submitted before closing the control socket is executed,
      * so a CLOSE it sent on its way out is a graceful close, not a reset. */
     cl->awake = true;
-    take_fill(cl);
-    take_sqes(cl, cl->sq.size);
+    ses_take_fill(cl);
+    ses_take_sqes(cl, cl->sq.size);
     for (uint32_t budget = WORK_BUDGET; cl->work_head && budget && !cl->end_status; budget--) {
       struct ctl_sock *k = cl->work_head;
-      list_remove(cl, k);
-      sock_work(cl, k);
+      ses_list_remove(cl, k);
+      ses_sock_work(cl, k);
     }
   }
   if (cl->cap.on)
-    cap_unlist(cl); /* nobody will read the records */
+    ses_cap_unlist(cl); /* nobody will read the records */
   /* The completions written so far (the refusals that ended it, say) become visible. */
   if (!toe_ring_error(&cl->cq))
-    publish(cl);
-  region_state(cl, TOE_ABI_DEV_GONE, status);
+    ses_publish(cl);
+  ses_region_state(cl, TOE_ABI_DEV_GONE, status);
 
   /* What is left open is reset: its owner is gone and will read nothing (the issue: RST to the
    * peers). Waiting ops die without completions; nobody reads them. */
@@ -174,9 +174,9 @@ void ctl_session_end(struct ctl_client *cl, int status, enum ctl_end_kind kind)
     struct ctl_sock *k = cl->hs[i];
     if (!k)
       continue;
-    cancel_ops(cl, k, 0, true, true);
+    ses_cancel_ops(cl, k, 0, true, true);
     dev->stats.socks_reset_on_end++;
-    sock_close(cl, k, true);
+    ses_sock_close(cl, k, true);
   }
   cl->work_head = cl->work_tail = cl->wait_head = cl->wait_tail = NULL;
   session_free(cl);

@@ -16,7 +16,7 @@
 /* Completion queue                                                                           */
 
 /* Writes one CQE (its slot was reserved or checked free). */
-void cq_write(struct ctl_client *cl, const struct toe_abi_cqe *cqe)
+void ses_cq_write(struct ctl_client *cl, const struct toe_abi_cqe *cqe)
 {
   if (toe_ring_prod_write(&cl->cq, cqe, 1) != 1) {
     /* Reserved room that is not there means the host moved its consumer index backwards. */
@@ -27,7 +27,8 @@ void cq_write(struct ctl_client *cl, const struct toe_abi_cqe *cqe)
 }
 
 /* The completion of `sqe` with `res`; `cqe` carries the payload (or is zero). */
-void finish(struct ctl_client *cl, struct toe_abi_cqe *cqe, const struct toe_abi_sqe *sqe, int res)
+void ses_finish(struct ctl_client *cl, struct toe_abi_cqe *cqe, const struct toe_abi_sqe *sqe,
+                int res)
 {
   cqe->user_data = sqe->user_data;
   cqe->res = res;
@@ -37,7 +38,7 @@ void finish(struct ctl_client *cl, struct toe_abi_cqe *cqe, const struct toe_abi
   cqe->opcode = sqe->opcode;
   if (cl->cq_reserved)
     cl->cq_reserved--;
-  cq_write(cl, cqe);
+  ses_cq_write(cl, cqe);
   cl->abi.stats.completions++;
   cl->dev->stats.completions++;
   if (res < 0) {
@@ -46,15 +47,15 @@ void finish(struct ctl_client *cl, struct toe_abi_cqe *cqe, const struct toe_abi
   }
 }
 
-void finish_res(struct ctl_client *cl, const struct toe_abi_sqe *sqe, int res)
+void ses_finish_res(struct ctl_client *cl, const struct toe_abi_sqe *sqe, int res)
 {
   struct toe_abi_cqe cqe;
   memset(&cqe, 0, sizeof(cqe));
-  finish(cl, &cqe, sqe, res);
+  ses_finish(cl, &cqe, sqe, res);
 }
 
 /* True if an event may be posted: a free CQ slot beyond the completions owed and `keep` more. */
-bool ev_room_keep(struct ctl_client *cl, uint32_t keep)
+bool ses_ev_room_keep(struct ctl_client *cl, uint32_t keep)
 {
   int r = toe_ring_prod_reserve(&cl->cq, cl->cq_reserved + 1 + keep);
   if (r < 0) {
@@ -64,23 +65,23 @@ bool ev_room_keep(struct ctl_client *cl, uint32_t keep)
   return (uint32_t)r >= cl->cq_reserved + 1 + keep;
 }
 
-bool ev_room(struct ctl_client *cl)
+bool ses_ev_room(struct ctl_client *cl)
 {
-  return ev_room_keep(cl, 0);
+  return ses_ev_room_keep(cl, 0);
 }
 
 /* Posts an event of socket k (or of the session: k NULL). False if the CQ has no room. */
-bool post_event(struct ctl_client *cl, struct ctl_sock *k, uint8_t type, int32_t res,
-                uint16_t flags, struct toe_abi_cqe *cqe)
+bool ses_post_event(struct ctl_client *cl, struct ctl_sock *k, uint8_t type, int32_t res,
+                    uint16_t flags, struct toe_abi_cqe *cqe)
 {
-  if (!ev_room(cl))
+  if (!ses_ev_room(cl))
     return false;
   cqe->user_data = k ? k->sock_data : 0;
   cqe->handle = k ? k->handle : 0;
   cqe->type = type;
   cqe->res = res;
   cqe->flags = flags;
-  cq_write(cl, cqe);
+  ses_cq_write(cl, cqe);
   cl->abi.stats.events++;
   cl->dev->stats.events++;
   return true;
@@ -88,7 +89,7 @@ bool post_event(struct ctl_client *cl, struct ctl_sock *k, uint8_t type, int32_t
 
 /* Socket k waits for CQ room: nothing rings a doorbell when the host drains the CQ, so look
  * again shortly. */
-bool wait_cq(struct ctl_client *cl, struct ctl_sock *k)
+bool ses_wait_cq(struct ctl_client *cl, struct ctl_sock *k)
 {
   cl->abi.stats.cq_full_waits++;
   cl->dev->stats.cq_full_waits++;
@@ -99,7 +100,7 @@ bool wait_cq(struct ctl_client *cl, struct ctl_sock *k)
 }
 
 /* Has the host consumed CQ entry `idx`? (Re-reads its consumer index.) */
-bool cq_consumed(struct ctl_client *cl, uint32_t idx)
+bool ses_cq_consumed(struct ctl_client *cl, uint32_t idx)
 {
   if (toe_ring_prod_outstanding(&cl->cq) < 0) {
     ctl_session_fail(cl, -TOE_EPROTO, CTL_END_PROTOCOL);
@@ -292,7 +293,7 @@ size_t ctl_flows_build(struct toed_ctl_dev *dev)
       addr_to_abi(&l, &r->local);
       addr_to_abi(&rm, &r->remote);
     }
-    r->rx_queued = sock_nread(k);
+    r->rx_queued = ses_sock_nread(k);
     flow_owner(r, k);
   }
   free(f.owners);

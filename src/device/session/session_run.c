@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 /* Submissions, as far as free op slots and CQ room allow. Returns how many were taken. */
-uint32_t take_sqes(struct ctl_client *cl, uint32_t budget)
+uint32_t ses_take_sqes(struct ctl_client *cl, uint32_t budget)
 {
   struct toe_abi_sqe batch[SQ_BATCH];
   uint32_t total = 0;
@@ -45,7 +45,7 @@ uint32_t take_sqes(struct ctl_client *cl, uint32_t budget)
       break;
     for (int i = 0; i < n && !cl->end_status; i++) {
       cl->cq_reserved++;
-      submit(cl, &batch[i]);
+      ses_submit(cl, &batch[i]);
     }
     toe_ring_cons_release(&cl->sq, (uint32_t)n);
     total += (uint32_t)n;
@@ -53,7 +53,7 @@ uint32_t take_sqes(struct ctl_client *cl, uint32_t budget)
   return total;
 }
 
-void publish(struct ctl_client *cl)
+void ses_publish(struct ctl_client *cl)
 {
   if (!cl->cq_dirty)
     return;
@@ -96,29 +96,29 @@ void ctl_session_run(struct ctl_client *cl, toe_time_t now)
   cl->now = now;
   bool active = false;
   if (cl->awake || cl->resources || (cl->sq_blocked && now >= cl->sq_retry_at)) {
-    if (take_fill(cl))
+    if (ses_take_fill(cl))
       active = true;
-    if (take_sqes(cl, SQ_BUDGET))
+    if (ses_take_sqes(cl, SQ_BUDGET))
       active = true;
   }
   if (cl->wait_head && (cl->resources || now >= cl->retry_at)) {
-    requeue_waiting(cl);
+    ses_requeue_waiting(cl);
     cl->retry_at = TOE_TIME_NEVER;
   }
   cl->resources = false;
   for (uint32_t budget = WORK_BUDGET; cl->work_head && budget && !cl->end_status; budget--) {
     struct ctl_sock *k = cl->work_head;
-    list_remove(cl, k);
-    sock_work(cl, k);
+    ses_list_remove(cl, k);
+    ses_sock_work(cl, k);
   }
   if (cl->end_status)
     return;
   /* Captured frames go out once per round (a batch of the loop), not per frame. */
   if (cl->cap.records)
-    (void)cap_post(cl); /* no CQ room: looked at again in RETRY_NS (ctl_session_next_wake) */
+    (void)ses_cap_post(cl); /* no CQ room: looked at again in RETRY_NS (ctl_session_next_wake) */
   if (cl->cq_dirty)
     active = true;
-  publish(cl);
+  ses_publish(cl);
   if (active)
     cl->last_active = now;
 
@@ -167,11 +167,11 @@ void ctl_session_post_shutdown(struct ctl_client *cl)
 {
   if (cl->state != CTL_CS_ACTIVE || cl->shutdown_posted || cl->end_status)
     return;
-  region_state(cl, TOE_ABI_DEV_STOPPING, 0);
+  ses_region_state(cl, TOE_ABI_DEV_STOPPING, 0);
   struct toe_abi_cqe cqe;
   memset(&cqe, 0, sizeof(cqe));
-  if (post_event(cl, NULL, TOE_ABI_EV_SHUTDOWN, 0, 0, &cqe)) {
+  if (ses_post_event(cl, NULL, TOE_ABI_EV_SHUTDOWN, 0, 0, &cqe)) {
     cl->shutdown_posted = true;
-    publish(cl);
+    ses_publish(cl);
   }
 }

@@ -12,7 +12,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Work and wait lists (intrusive, doubly linked: a socket can leave either at any time)      */
 
-void list_remove(struct ctl_client *cl, struct ctl_sock *k)
+void ses_list_remove(struct ctl_client *cl, struct ctl_sock *k)
 {
   if (k->list == CTL_LIST_NONE)
     return;
@@ -30,11 +30,11 @@ void list_remove(struct ctl_client *cl, struct ctl_sock *k)
   k->list = CTL_LIST_NONE;
 }
 
-void list_add(struct ctl_client *cl, struct ctl_sock *k, uint8_t which)
+void ses_list_add(struct ctl_client *cl, struct ctl_sock *k, uint8_t which)
 {
   if (k->list == which)
     return;
-  list_remove(cl, k);
+  ses_list_remove(cl, k);
   struct ctl_sock **head = which == CTL_LIST_WORK ? &cl->work_head : &cl->wait_head;
   struct ctl_sock **tail = which == CTL_LIST_WORK ? &cl->work_tail : &cl->wait_tail;
   k->prev = *tail;
@@ -48,16 +48,16 @@ void list_add(struct ctl_client *cl, struct ctl_sock *k, uint8_t which)
 }
 
 /* Every waiting socket gets another look (buffers, credit, handles or CQ room came back). */
-void requeue_waiting(struct ctl_client *cl)
+void ses_requeue_waiting(struct ctl_client *cl)
 {
   while (cl->wait_head)
-    list_add(cl, cl->wait_head, CTL_LIST_WORK);
+    ses_list_add(cl, cl->wait_head, CTL_LIST_WORK);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Socket records                                                                             */
 
-struct ctl_sock *sock_alloc(struct toed_ctl_dev *dev)
+struct ctl_sock *ses_sock_alloc(struct toed_ctl_dev *dev)
 {
   struct ctl_sock *k = dev->sock_free;
   if (!k)
@@ -70,7 +70,7 @@ struct ctl_sock *sock_alloc(struct toed_ctl_dev *dev)
   return k;
 }
 
-void sock_free(struct toed_ctl_dev *dev, struct ctl_sock *k)
+void ses_sock_free(struct toed_ctl_dev *dev, struct ctl_sock *k)
 {
   memset(k, 0, sizeof(*k)); /* cl == NULL: a late event for it is ignored */
   k->free_next = dev->sock_free;
@@ -93,14 +93,14 @@ bool ctl_sock_event(struct toed_ctl_dev *dev, void *user, uint32_t events)
     if (h) {
       do {
         h->ev |= events;
-        list_add(h->cl, h, CTL_LIST_WORK);
+        ses_list_add(h->cl, h, CTL_LIST_WORK);
         h = h->sh_next;
       } while (h != k->sh->holders);
     }
     return true;
   }
   k->ev |= events;
-  list_add(k->cl, k, CTL_LIST_WORK);
+  ses_list_add(k->cl, k, CTL_LIST_WORK);
   return true;
 }
 
@@ -127,8 +127,8 @@ static bool rx_stall(struct ctl_client *cl, struct ctl_sock *k, bool credit)
 static bool rx_blocked(struct ctl_client *cl, struct ctl_sock *k)
 {
   const struct toe_abi_hslot *sl = &cl->slots[k->index];
-  if (!ev_room(cl))
-    return wait_cq(cl, k);
+  if (!ses_ev_room(cl))
+    return ses_wait_cq(cl, k);
   if (sl->rx_lent >= sl->rx_max)
     return rx_stall(cl, k, true);
   if (cl->nfree_bufs == 0)
@@ -148,7 +148,7 @@ static void rx_lend(struct ctl_client *cl, struct ctl_sock *k, uint32_t b, uint3
   cqe.u.data.len = n;
   if (from)
     addr_to_abi(from, &cqe.u.data.from);
-  post_event(cl, k, TOE_ABI_EV_DATA, (int32_t)n, flags, &cqe);
+  ses_post_event(cl, k, TOE_ABI_EV_DATA, (int32_t)n, flags, &cqe);
   k->rx_bytes += n;
   k->flags &= (uint16_t)~SF_STALLED;
   cl->abi.stats.rx_bytes += n;
@@ -246,20 +246,20 @@ static bool post_pending(struct ctl_client *cl, struct ctl_sock *k)
   struct toe_abi_cqe cqe;
   if (k->flags & SF_WRITABLE_PEND) {
     memset(&cqe, 0, sizeof(cqe));
-    if (!post_event(cl, k, TOE_ABI_EV_WRITABLE, 0, 0, &cqe))
-      return wait_cq(cl, k);
+    if (!ses_post_event(cl, k, TOE_ABI_EV_WRITABLE, 0, 0, &cqe))
+      return ses_wait_cq(cl, k);
     k->flags &= (uint16_t)~SF_WRITABLE_PEND;
   }
   if (k->flags & SF_ERR_PEND) {
     /* One soft error in the CQ at a time; a newer one merges into it (SO_ERROR keeps the
      * latest). */
-    if ((k->flags & SF_ERR_POSTED) && !cq_consumed(cl, k->err_cq_idx)) {
+    if ((k->flags & SF_ERR_POSTED) && !ses_cq_consumed(cl, k->err_cq_idx)) {
       k->flags &= (uint16_t)~SF_ERR_PEND;
     } else {
       uint32_t idx = cl->cq.local;
       memset(&cqe, 0, sizeof(cqe));
-      if (!post_event(cl, k, TOE_ABI_EV_ERROR, k->so_error ? k->so_error : -TOE_EIO, 0, &cqe))
-        return wait_cq(cl, k);
+      if (!ses_post_event(cl, k, TOE_ABI_EV_ERROR, k->so_error ? k->so_error : -TOE_EIO, 0, &cqe))
+        return ses_wait_cq(cl, k);
       k->err_cq_idx = idx;
       k->flags |= SF_ERR_POSTED;
       k->flags &= (uint16_t)~SF_ERR_PEND;
@@ -269,23 +269,23 @@ static bool post_pending(struct ctl_client *cl, struct ctl_sock *k)
     return false; /* data first: the end events follow the last EV_DATA */
   if ((k->flags & (SF_EOF | SF_EOF_POSTED | SF_SHUT_RD)) == SF_EOF) {
     memset(&cqe, 0, sizeof(cqe));
-    if (!post_event(cl, k, TOE_ABI_EV_PEER_CLOSED, 0, 0, &cqe))
-      return wait_cq(cl, k);
+    if (!ses_post_event(cl, k, TOE_ABI_EV_PEER_CLOSED, 0, 0, &cqe))
+      return ses_wait_cq(cl, k);
     k->flags |= SF_EOF_POSTED;
   }
   if ((k->flags & (SF_DEAD | SF_END_POSTED)) == SF_DEAD && k->fatal_err) {
     memset(&cqe, 0, sizeof(cqe));
     bool reset = k->fatal_err == -TOE_ECONNRESET;
-    if (!post_event(cl, k, reset ? TOE_ABI_EV_RESET : TOE_ABI_EV_ERROR, k->fatal_err,
-                    reset ? 0 : TOE_ABI_CQE_F_FATAL, &cqe))
-      return wait_cq(cl, k);
+    if (!ses_post_event(cl, k, reset ? TOE_ABI_EV_RESET : TOE_ABI_EV_ERROR, k->fatal_err,
+                        reset ? 0 : TOE_ABI_CQE_F_FATAL, &cqe))
+      return ses_wait_cq(cl, k);
     k->flags |= SF_END_POSTED;
   }
   return false;
 }
 
 /* Everything socket k has to do after engine events or a resource change. */
-void sock_work(struct ctl_client *cl, struct ctl_sock *k)
+void ses_sock_work(struct ctl_client *cl, struct ctl_sock *k)
 {
   struct toe_stack *st = cl->dev->st;
   uint32_t ev = k->ev;
@@ -307,7 +307,7 @@ void sock_work(struct ctl_client *cl, struct ctl_sock *k)
     if (ev & (TOE_EV_READABLE | TOE_EV_ERROR | TOE_EV_HUP))
       k->flags |= SF_RX;
     if (k->connect_op != CTL_NONE && ev)
-      connect_check(cl, k);
+      ses_connect_check(cl, k);
     if ((ev & TOE_EV_WRITABLE) && (k->flags & SF_WANT_WRITABLE)) {
       k->flags &= (uint16_t)~SF_WANT_WRITABLE;
       k->flags |= SF_WRITABLE_PEND;
@@ -325,29 +325,29 @@ void sock_work(struct ctl_client *cl, struct ctl_sock *k)
   }
   bool wait = false;
   if (k->acceptq_head != CTL_NONE)
-    wait = accept_run(cl, k);
+    wait = ses_accept_run(cl, k);
   if (k->sendq_head != CTL_NONE) {
-    if (sendq_run(cl, k))
+    if (ses_sendq_run(cl, k))
       return; /* closed */
     if (k->flags & SF_SEND_NOBUF)
       wait = true;
   }
   if (k->flags & SF_RX) {
-    cl->rx_handoff = true; /* a capture keeps off the CQ slot a receive checked (cap_post) */
+    cl->rx_handoff = true; /* a capture keeps off the CQ slot a receive checked (ses_cap_post) */
     wait = (k->proto == TOE_ABI_PROTO_TCP ? rx_tcp(cl, k) : rx_udp(cl, k)) || wait;
     cl->rx_handoff = false;
   }
   if (post_pending(cl, k))
     wait = true;
   if (wait && k->list == CTL_LIST_NONE)
-    list_add(cl, k, CTL_LIST_WAIT);
+    ses_list_add(cl, k, CTL_LIST_WAIT);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Rings                                                                                      */
 
 /* Buffers the host gives back on the fill ring. Returns how many entries were read. */
-uint32_t take_fill(struct ctl_client *cl)
+uint32_t ses_take_fill(struct ctl_client *cl)
 {
   uint32_t ids[FQ_BATCH];
   uint32_t total = 0;

@@ -28,7 +28,7 @@ static void share_link(struct ctl_share *sh, struct ctl_sock *k)
   }
 }
 
-void share_unlink(struct ctl_share *sh, struct ctl_sock *k)
+void ses_share_unlink(struct ctl_share *sh, struct ctl_sock *k)
 {
   if (k->sh_next == k) {
     sh->holders = NULL;
@@ -49,14 +49,14 @@ static void share_retarget(struct toed_ctl_dev *dev, struct ctl_share *sh)
 {
   if (sh->holders) {
     if (sh->anchor) {
-      sock_free(dev, sh->anchor);
+      ses_sock_free(dev, sh->anchor);
       sh->anchor = NULL;
     }
     toe_sock_set_user(sh->s, sh->holders);
     return;
   }
   if (!sh->anchor) {
-    sh->anchor = sock_alloc(dev); /* cl stays NULL: its events are dropped */
+    sh->anchor = ses_sock_alloc(dev); /* cl stays NULL: its events are dropped */
     if (sh->anchor)
       sh->anchor->s = sh->s;
   }
@@ -64,14 +64,14 @@ static void share_retarget(struct toed_ctl_dev *dev, struct ctl_share *sh)
 }
 
 /* One reference less; the last one closes the engine socket. */
-void share_put(struct toed_ctl_dev *dev, struct ctl_share *sh)
+void ses_share_put(struct toed_ctl_dev *dev, struct ctl_share *sh)
 {
   if (--sh->refs > 0) {
     share_retarget(dev, sh);
     return;
   }
   if (sh->anchor)
-    sock_free(dev, sh->anchor);
+    ses_sock_free(dev, sh->anchor);
   toe_sock_close(dev->st, sh->s); /* a listener resets what waits in its queue; UDP: closed */
   if (dev->stats.share_inuse)
     dev->stats.share_inuse--;
@@ -89,7 +89,7 @@ void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now)
     memset(t, 0, sizeof(*t));
     dev->tokens_live--;
     dev->stats.share_expired++;
-    share_put(dev, sh);
+    ses_share_put(dev, sh);
   }
 }
 
@@ -109,7 +109,7 @@ toe_time_t ctl_tokens_next(const struct toed_ctl_dev *dev)
  * only to holders that ask for them, so a process that shares a listener and never accepts on
  * it again (a pre-fork server's master) does not take connections nobody will serve.
  */
-void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
+void ses_op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
 {
   struct toed_ctl_dev *dev = cl->dev;
   ctl_tokens_expire(dev, cl->now);
@@ -118,19 +118,19 @@ void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sq
     if (!dev->tokens[i].token)
       t = &dev->tokens[i];
   if (!t) {
-    finish_res(cl, sqe, -TOE_EMFILE);
+    ses_finish_res(cl, sqe, -TOE_EMFILE);
     return;
   }
   int q = ctl_quota_take(dev, cl->uid, CTL_Q_TOKEN, true); /* given back at adopt or expiry */
   if (q < 0) {
-    finish_res(cl, sqe, q);
+    ses_finish_res(cl, sqe, q);
     return;
   }
   uint64_t tok = 0;
   while (!tok) {
     if (getrandom(&tok, sizeof(tok), 0) != (ssize_t)sizeof(tok)) {
       ctl_quota_give(dev, cl->uid, CTL_Q_TOKEN);
-      finish_res(cl, sqe, -TOE_EAGAIN);
+      ses_finish_res(cl, sqe, -TOE_EAGAIN);
       return;
     }
   }
@@ -138,7 +138,7 @@ void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sq
     struct ctl_share *sh = calloc(1, sizeof(*sh));
     if (!sh) {
       ctl_quota_give(dev, cl->uid, CTL_Q_TOKEN);
-      finish_res(cl, sqe, -TOE_ENOMEM);
+      ses_finish_res(cl, sqe, -TOE_ENOMEM);
       return;
     }
     sh->s = k->s;
@@ -148,7 +148,7 @@ void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sq
     dev->stats.share_inuse++;
   }
   if (k->proto == TOE_ABI_PROTO_TCP)
-    cancel_ops(cl, k, -TOE_ECONNABORTED, false, false);
+    ses_cancel_ops(cl, k, -TOE_ECONNABORTED, false, false);
   k->sh->refs++;
   t->token = tok;
   t->uid = cl->uid;
@@ -159,11 +159,11 @@ void op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sq
   struct toe_abi_cqe cqe;
   memset(&cqe, 0, sizeof(cqe));
   cqe.u.share.token = tok;
-  finish(cl, &cqe, sqe, 0);
+  ses_finish(cl, &cqe, sqe, 0);
 }
 
 /* ADOPT: a handle of this session to the socket a token names (the token is used up). */
-void op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
+void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
 {
   struct toed_ctl_dev *dev = cl->dev;
   struct toe_abi_cqe cqe;
@@ -180,28 +180,29 @@ void op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   if (!t || (t->uid != cl->uid && t->uid != 0)) {
     /* Unknown and foreign tokens look the same: a client learns nothing of others'. */
     dev->stats.share_refused++;
-    finish(cl, &cqe, sqe, -TOE_ENOENT);
+    ses_finish(cl, &cqe, sqe, -TOE_ENOENT);
     return;
   }
   if (cl->abi.handles_inuse >= cl->abi.layout.max_handles) {
-    finish(cl, &cqe, sqe, -TOE_EMFILE); /* the token stays: the client may close one and retry */
+    ses_finish(cl, &cqe, sqe,
+               -TOE_EMFILE); /* the token stays: the client may close one and retry */
     return;
   }
   struct ctl_share *sh = t->sh;
   enum ctl_quota_kind qk = sh->proto == TOE_ABI_PROTO_TCP ? CTL_Q_TCP : CTL_Q_UDP;
   int q = ctl_quota_take(dev, cl->uid, qk, false); /* the socket exists: the uid's share only */
   if (q < 0) {
-    finish(cl, &cqe, sqe, q); /* the token stays */
+    ses_finish(cl, &cqe, sqe, q); /* the token stays */
     return;
   }
   uint32_t h = 0;
-  struct ctl_sock *n = sock_alloc(dev);
+  struct ctl_sock *n = ses_sock_alloc(dev);
   int rc = n ? toe_abi_handle_alloc(&cl->abi, sh->proto, TOE_ABI_AF_INET, &h) : -TOE_EMFILE;
   if (rc < 0) {
     if (n)
-      sock_free(dev, n);
+      ses_sock_free(dev, n);
     ctl_quota_give(dev, cl->uid, qk);
-    finish(cl, &cqe, sqe, rc);
+    ses_finish(cl, &cqe, sqe, rc);
     return;
   }
   n->charged = true;
@@ -235,11 +236,11 @@ void op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   dev->stats.share_adopted++;
   if (sh->proto == TOE_ABI_PROTO_UDP) {
     n->flags |= SF_RX; /* datagrams may be waiting already */
-    list_add(cl, n, CTL_LIST_WORK);
+    ses_list_add(cl, n, CTL_LIST_WORK);
   }
   addr_to_abi(&local, &cqe.u.adopt.local);
   cqe.u.adopt.proto = sh->proto;
   cqe.u.adopt.state = state;
   cqe.handle = h;
-  finish(cl, &cqe, sqe, 0);
+  ses_finish(cl, &cqe, sqe, 0);
 }

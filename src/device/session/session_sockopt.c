@@ -14,7 +14,7 @@ static bool udp_local_opt(uint32_t opt)
   return opt == TOE_ABI_SO_RCVBUF || opt == TOE_ABI_SO_SNDBUF;
 }
 
-void op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
+void ses_op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
 {
   uint32_t opt = sqe->u.sockopt.opt;
   int64_t v = sqe->u.sockopt.value;
@@ -40,18 +40,18 @@ void op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_a
     sl->rx_max = (uint32_t)v; /* validated: 1..buf_count */
     if (more) {
       k->flags |= SF_RX; /* more credit: delivery may resume */
-      list_add(cl, k, CTL_LIST_WORK);
+      ses_list_add(cl, k, CTL_LIST_WORK);
     }
   } else if (k->proto == TOE_ABI_PROTO_UDP && udp_local_opt(opt)) {
     k->udp_opt[opt] = v;
   } else {
     rc = toe_sock_setopt(cl->dev->st, k->s, (int)opt, v);
   }
-  finish_res(cl, sqe, rc);
+  ses_finish_res(cl, sqe, rc);
 }
 
 /* Bytes the device holds for k that the host has not been lent. */
-uint32_t sock_nread(const struct ctl_sock *k)
+uint32_t ses_sock_nread(const struct ctl_sock *k)
 {
   if (k->proto == TOE_ABI_PROTO_TCP)
     return toe_tcp_rx_pending(k->s);
@@ -62,7 +62,7 @@ uint32_t sock_nread(const struct ctl_sock *k)
   return bytes;
 }
 
-void op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
+void ses_op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
 {
   struct toe_abi_cqe cqe;
   memset(&cqe, 0, sizeof(cqe));
@@ -83,7 +83,7 @@ void op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_a
     v = cl->slots[k->index].rx_max;
     break;
   case TOE_ABI_SO_NREAD:
-    v = sock_nread(k);
+    v = ses_sock_nread(k);
     break;
   case TOE_ABI_SO_OWNER_PID:
     v = k->owner_pid;
@@ -105,7 +105,7 @@ void op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct toe_a
     break;
   }
   cqe.u.sockopt.value = rc == 0 ? v : 0;
-  finish(cl, &cqe, sqe, rc);
+  ses_finish(cl, &cqe, sqe, rc);
 }
 
 static void sock_stats(struct ctl_client *cl, struct ctl_sock *k, struct toe_abi_sock_stats *ss)
@@ -120,7 +120,7 @@ static void sock_stats(struct ctl_client *cl, struct ctl_sock *k, struct toe_abi
   }
   ss->rx_bytes = k->rx_bytes;
   ss->tx_bytes = k->tx_bytes;
-  ss->rx_queued = sock_nread(k);
+  ss->rx_queued = ses_sock_nread(k);
   struct toe_tcp_info info;
   if (k->proto == TOE_ABI_PROTO_TCP && toe_tcp_get_info(cl->dev->st, k->s, &info) == 0) {
     ss->tcp_state = info.state;
@@ -133,7 +133,7 @@ static void sock_stats(struct ctl_client *cl, struct ctl_sock *k, struct toe_abi
   }
 }
 
-void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
+void ses_op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sqe *sqe)
 {
   struct toed_ctl_dev *dev = cl->dev;
   const void *src = NULL;
@@ -171,11 +171,11 @@ void op_stats(struct ctl_client *cl, struct ctl_sock *k, const struct toe_abi_sq
     break;
   }
   if (!src || full == SIZE_MAX) {
-    finish_res(cl, sqe, -TOE_ENOMEM);
+    ses_finish_res(cl, sqe, -TOE_ENOMEM);
     return;
   }
   /* The range was validated inside the buffer area. */
   size_t n = full < sqe->u.stats.len ? full : sqe->u.stats.len;
   memcpy(cl->region + sqe->u.stats.buf_off, src, n);
-  finish_res(cl, sqe, full > INT32_MAX ? INT32_MAX : (int)full);
+  ses_finish_res(cl, sqe, full > INT32_MAX ? INT32_MAX : (int)full);
 }
