@@ -15,7 +15,8 @@
  * after the engine call returned, so nothing re-enters the engine from a callback.
  *
  * The server side (ctl_server.c) owns the listening socket, the handshake and the list of
- * sessions; it calls these functions from toed's single event loop.
+ * sessions; it calls these functions from toed's single event loop. They are implemented in
+ * src/device/session/ (session_internal.h says which file does what).
  */
 #ifndef TOED_CTL_CLIENT_H
 #define TOED_CTL_CLIENT_H
