@@ -15,7 +15,8 @@
  * after the engine call returned, so nothing re-enters the engine from a callback.
  *
  * The server side (ctl_server.c) owns the listening socket, the handshake and the list of
- * sessions; it calls these functions from toed's single event loop.
+ * sessions; it calls these functions from toed's single event loop. They are implemented in
+ * src/device/session/ (session_internal.h says which file does what).
  */
 #ifndef TOED_CTL_CLIENT_H
 #define TOED_CTL_CLIENT_H
@@ -287,7 +288,7 @@ struct ctl_client {
   toe_time_t retry_at; /* the wait list is looked at again (CQ room, engine pool) */
   toe_time_t sq_retry_at;
   struct ctl_capture cap;
-  bool rx_handoff; /* delivering received data: one CQ slot is spoken for (cap_post) */
+  bool rx_handoff; /* delivering received data: one CQ slot is spoken for (ses_cap_post) */
   int end_status;  /* != 0: end the session (then end_kind says why) */
   enum ctl_end_kind end_kind;
   bool ending;

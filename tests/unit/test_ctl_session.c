@@ -1,5 +1,5 @@
 /*
- * toed's session code (src/device/ctl_server.c, ctl_client.c) driven in-process on a virtual
+ * toed's session code (src/device/ctl_server.c, session/) driven in-process on a virtual
  * clock: the device engine is end 0 of an engine-to-engine link (e2e_link.c), a second engine at
  * end 1 is the peer, and the host client is this test speaking the transport ABI itself over
  * the real control socket and shared region.
