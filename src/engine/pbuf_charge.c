@@ -22,6 +22,7 @@
  * closes) is uncharged from whatever socket took the slot since; the counts saturate at zero,
  * so at worst a new socket briefly holds a few buffers more than its allowance.
  */
+#include "engine/div64.h"
 #include "engine/stack.h"
 
 #include <string.h>
@@ -49,7 +50,7 @@ size_t toe_pbuf_charge_mem_size(const struct toe_config *cfg)
 
 static uint32_t now_ms(const struct toe_stack *st)
 {
-  return (uint32_t)(st->now / 1000000u);
+  return (uint32_t)toe_div1000000(st->now); /* no 64-bit division on 32-bit targets */
 }
 
 void toe_pbuf_charge_init(struct toe_stack *st, void *mem)
@@ -104,7 +105,7 @@ uint32_t toe_pbuf_bufs_for_bytes(const struct toe_stack *st, uint32_t bytes)
   if (per == 0)
     per = 1;
   /* + 8: the partly filled buffers at the edges of a queue (tail, head, out-of-order ranges) */
-  uint64_t n = (uint64_t)bytes / per + 8u;
+  uint64_t n = (uint64_t)(bytes / per) + 8u; /* a 32-bit division: no libgcc helper */
   return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
