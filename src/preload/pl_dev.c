@@ -27,20 +27,15 @@ static bool g_exiting;
 
 static void *pump_main(void *arg);
 
-__thread bool pl_attaching;
-__thread int pl_attach_unix_fd = -1;
-static struct pdev *g_pdevs; /* every session ever made (under g_attach) */
-
 static struct pdev *dev_open(int *err)
 {
   struct toe_attach_opts o;
   toe_attach_opts_init(&o);
   o.origin = TOE_ORIGIN_PRELOAD; /* toectl flows: "preload" */
   toe_dev *dev = NULL;
-  pl_attaching = true;
-  pl_attach_unix_fd = -1;
+  /* libtoe makes its own system calls (src/host/port_linux.c): none of its descriptors passes
+   * through our interposers, and it closes a forked child's copy of its control socket itself. */
   int rc = toe_attach(pl_cfg.ctl[0] ? pl_cfg.ctl : NULL, &o, &dev);
-  pl_attaching = false;
   if (rc < 0) {
     *err = rc;
     return NULL;
@@ -52,7 +47,6 @@ static struct pdev *dev_open(int *err)
     return NULL;
   }
   p->dev = dev;
-  p->ctl_fd = pl_attach_unix_fd;
   pthread_mutex_init(&p->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -79,8 +73,6 @@ static struct pdev *dev_open(int *err)
     return NULL;
   }
   p->thr_started = true;
-  p->all_next = g_pdevs;
-  g_pdevs = p;
   struct toe_dev_info info;
   if (toe_dev_info(dev, &info) == 0)
     PL_DBG("attached to %s: client %u, %u buffers of %u bytes",
@@ -216,7 +208,6 @@ static void dev_lost(struct pdev *p)
   pthread_mutex_lock(&g_attach);
   if (g_dev == p)
     g_dev = NULL;
-  p->ctl_fd = -1; /* closed by toe_detach below: a child forked from now on leaves it alone */
   pthread_mutex_unlock(&g_attach);
   int st = toe_dev_status(p->dev);
   pl_log("device lost (%s): its connections are reset; new sockets attach again",
@@ -319,14 +310,7 @@ void pl_dev_fork_child(void)
 {
   g_dev = NULL;
   g_retry_ms = 0;
-  /* The session's control socket: a child's copy would keep the session open after the parent
-   * died (the device notices a client's death by that socket's hang-up). libtoe's other
-   * descriptors are harmless copies and close on exec. */
-  for (struct pdev *p = g_pdevs; p; p = p->all_next) {
-    if (p->ctl_fd >= 0)
-      R.close(p->ctl_fd);
-    p->ctl_fd = -1;
-  }
+  /* The session's control socket is libtoe's to close in a child (its own atfork handler). */
   pthread_mutex_init(&g_attach, NULL);
 }
 
@@ -336,8 +320,6 @@ struct pdev *pl_dev_exit_take(void)
   struct pdev *p = g_dev;
   g_dev = NULL;
   g_exiting = true;
-  if (p)
-    p->ctl_fd = -1;
   pthread_mutex_unlock(&g_attach);
   return p;
 }

@@ -92,8 +92,6 @@ PL_API int socket(int domain, int type, int protocol)
   if (fd < 0)
     return fd;
   forget_stale(fd);
-  if (pl_attaching && domain == AF_UNIX)
-    pl_attach_unix_fd = fd; /* libtoe's control socket */
   if (pl_cfg.disabled || domain != AF_INET)
     return fd;
   int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);

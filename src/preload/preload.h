@@ -236,8 +236,6 @@ struct pdev {
   atomic_bool stop;
   atomic_bool lost_seen; /* the device's hang-up was reported (to the pump or a waiting thread) */
   int spinners;          /* threads spinning on it (pl_spin_acquire); dev_drain waits for them */
-  int ctl_fd;            /* libtoe's control socket (seen being made during the attach), or -1 */
-  struct pdev *all_next;
 };
 
 extern unsigned pl_fork_gen;
@@ -263,11 +261,6 @@ void pl_init_fork_child(void);
 /* True in a child made by vfork() or clone(CLONE_VM) (posix_spawn, Python's subprocess): it
  * shares our memory but no atfork handler ran, so it must not touch our state. */
 bool pl_foreign_child(void);
-
-/* Set while this thread attaches: socket() notes the AF_UNIX socket libtoe makes (its control
- * socket), so that a forked child can close its copy (see atfork_child). */
-extern __thread bool pl_attaching;
-extern __thread int pl_attach_unix_fd;
 
 /* descriptor table (lock-free lookup; changes under the table lock) */
 struct psock *pl_fd_get(int fd);
