@@ -142,7 +142,7 @@ static int run_mix(const char *host, int port)
 
   /* relay: unix -> tcp (buffered), tcp -> back[] */
   static unsigned char pend[1 << 16];
-  size_t plen = 0, poff = 0, sent = 0, got = 0;
+  size_t plen = 0, poff = 0, sent = 0, got = 0, extra = 0;
   bool unix_eof = false, tcp_shut = false, tcp_eof = false, rdhup = false;
   end = now_ms() + 60000;
   while (!tcp_eof && now_ms() < end) {
@@ -177,11 +177,19 @@ static int run_mix(const char *host, int port)
       if (out[i].data.u32 == 2 && (out[i].events & EPOLLRDHUP))
         rdhup = true;
     for (;;) {
-      ssize_t r = recv(t, back + got, MIX_TOTAL - got > 65536 ? 65536 : MIX_TOTAL - got, 0);
-      if (r > 0) {
+      /* Never a zero-length recv once everything is back: it returns 0 at once (as the kernel
+       * does), which is not the end of the stream; read into a spare byte instead, so that only
+       * the server's FIN (sent after it saw ours) counts as EOF, and a byte too many shows. */
+      unsigned char spare;
+      size_t room = MIX_TOTAL - got;
+      ssize_t r =
+          room ? recv(t, back + got, room > 65536 ? 65536 : room, 0) : recv(t, &spare, 1, 0);
+      if (r > 0 && room) {
         got += (size_t)r;
-        if (got == MIX_TOTAL)
-          continue; /* then EOF */
+        continue;
+      }
+      if (r > 0) {
+        extra += (size_t)r;
         continue;
       }
       if (r == 0)
@@ -191,14 +199,17 @@ static int run_mix(const char *host, int port)
   }
   pthread_join(th, NULL);
   check(sent == MIX_TOTAL, "mix: %zu bytes from the AF_UNIX socket sent on TCP", sent);
-  check(got == MIX_TOTAL && memcmp(back, data, MIX_TOTAL) == 0,
-        "mix: %zu bytes echoed back through the device, identical", got);
-  check(tcp_eof, "mix: EOF after the echo server saw our FIN");
+  check(got == MIX_TOTAL && extra == 0 && memcmp(back, data, MIX_TOTAL) == 0,
+        "mix: %zu bytes echoed back through the device, identical (%zu too many)", got, extra);
+  check(tcp_eof && tcp_shut, "mix: EOF after the echo server saw our FIN");
   if (!rdhup) {
     /* the FIN may have come with the last bytes, read before its edge was collected; it is
      * level-triggered from then on (allow the preload's pump a moment to mirror it) */
     struct pollfd pf = {.fd = t, .events = POLLRDHUP};
-    rdhup = poll(&pf, 1, 2000) == 1 && (pf.revents & POLLRDHUP);
+    int pr = poll(&pf, 1, 2000);
+    rdhup = pr == 1 && (pf.revents & POLLRDHUP);
+    if (!rdhup)
+      printf("# poll for POLLRDHUP after EOF: %d, revents 0x%x\n", pr, (unsigned)pf.revents);
   }
   check(rdhup, "mix: EPOLLRDHUP with the peer's FIN");
   close(t);
