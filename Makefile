@@ -6,6 +6,8 @@
 #                 (unit and namespace interop tests), then builds and runs the fuzzers briefly
 #   make demo     installs missing packages, builds, runs the demo (scripts/demo.sh)
 #   make fuzz     builds the libFuzzer targets into build-fuzz/ (clang)
+#   make bench-scale  a million connections held by one toed, and the connection rate (bench/scale.sh)
+#   make soak     an hour of impaired mixed traffic, clients killed, toed restarted (tests/soak/soak.sh)
 #   make bench    release build into build/, then runs the benchmarks (bench/run-all.sh; root for
 #                 the namespace ones)
 #   make install  release build, installed under PREFIX (default /usr/local) inside DESTDIR
@@ -67,9 +69,16 @@ demo: deps build
 fuzz: fuzz-build
 	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_ENGINE_SECONDS)
 
-.PHONY: bench
+.PHONY: bench bench-scale soak
 bench: build
 	@bash bench/run-all.sh build/bin
+
+bench-scale: build
+	@bash bench/scale.sh build/bin
+
+# An hour of mixed, impaired traffic with clients killed and toed restarted (SOAK_MINUTES).
+soak: build
+	@bash tests/soak/soak.sh build/bin
 
 install:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null

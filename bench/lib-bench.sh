@@ -100,7 +100,7 @@ bench_start_toed() {
     --addr "$NET_DEV_ADDR/$NET_PREFIX" --mac "$NET_DEV_MAC" "${ctl[@]}" "$@" >"$NET_TOED_LOG" 2>&1 \
     </dev/null &
   NET_TOED_PID=$!
-  wait_toed_ready 10
+  wait_toed_ready "${BENCH_TOED_WAIT:-10}" # a toed sized for a million connections takes longer
   [ -n "$want" ] || return 0
   for _ in $(seq 50); do
     [ -S "$want" ] && return 0
