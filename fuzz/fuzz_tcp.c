@@ -495,6 +495,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     toe_stack_poll(f.st, f.now);
   }
   const struct toe_counters *c = toe_stack_counters(f.st);
+  if (getenv("FUZZ_POOL_STATS")) /* whether the input reached the pool's limits */
+    fprintf(stderr,
+            "%s: pool of %u: inuse_max %llu alloc_failures %llu refused sock %llu "
+            "press %llu rsv %llu\n",
+            "fuzz_tcp", PBUFS, (unsigned long long)c->pbuf.inuse_max,
+            (unsigned long long)c->pbuf.alloc_failures, (unsigned long long)c->pbuf.refused_sock,
+            (unsigned long long)c->pbuf.refused_press, (unsigned long long)c->pbuf.refused_rsv);
   uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
   if (free_bufs != PBUFS || c->pbuf.inuse != 0 || toe_pbuf_pool_charged(f.st) != 0 ||
       c->tcp.socks_inuse != 0 || c->tcp.curr_estab != 0 || f.st->tcp.tw_inuse != 0 ||
