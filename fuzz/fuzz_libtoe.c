@@ -232,6 +232,12 @@ static void *dev_main(void *arg)
   return NULL;
 }
 
+static void remove_socket(void)
+{
+  if (D.path[0])
+    unlink(D.path);
+}
+
 static struct sockaddr_in sin_of(uint8_t last, uint16_t port)
 {
   struct sockaddr_in a;
@@ -254,6 +260,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", D.path);
     if (D.lfd < 0 || bind(D.lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(D.lfd, 4) < 0)
       abort();
+    atexit(remove_socket);
   }
   int lfd = D.lfd;
   char path[108];
