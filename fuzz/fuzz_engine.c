@@ -31,8 +31,9 @@
 #define NSOCK 3
 #define PBUFS 64
 /* fuzz_pool_engine.c builds this file with FUZZ_POOL_BOUND 1: queues longer than the pool
- * (receive queues, reassembly, ARP) and a third socket that never reads, so the pool's own
- * limits (per-socket buffer allowance, control reserve, exhaustion) are what the input meets. */
+ * (receive queues, reassembly, ARP) and two sockets that never read (the second and the third),
+ * so the pool's own limits are what the input meets: each socket's buffer allowance, and with
+ * two sockets full the pool's pressure rule. */
 #ifndef FUZZ_POOL_BOUND
 #define FUZZ_POOL_BOUND 0
 #endif
@@ -131,13 +132,15 @@ static void fz_drain(struct fz *f)
         if (n > (int)sizeof(buf))
           n = (int)sizeof(buf);
         (void)toe_udp_sendto(f->st, s, buf, (size_t)n, &from);
+      } else if (FUZZ_POOL_BOUND) {
+        break; /* sockets 1 and 2 never read */
       } else if (i == 1) {
         struct toe_pbuf *pb = toe_udp_recv_pbuf(f->st, s, &from);
         if (pb == NULL)
           break;
         /* usually refused for lack of headroom; consumed either way */
         (void)toe_udp_send_pbuf(f->st, s, pb, &from);
-      } else if (!FUZZ_POOL_BOUND) {
+      } else {
         if (toe_udp_recvfrom(f->st, s, buf, 4, &from) < 0)
           break;
       }

@@ -16,8 +16,12 @@ import make_tcp_corpus as T  # noqa: E402
 
 def engine_seeds():
     yield from E.seeds()
-    # socket 2 (port 5000, connected to the peer's 6000) never reads in the pool-bound build
+    # sockets 1 (port 9) and 2 (port 5000, connected to the peer's 6000) never read in the
+    # pool-bound build: both full put the pool under pressure
     yield "unread_flood", b"".join(E.rec(E.udp(6000, 5000, bytes([i]) * 40), 0) for i in range(80))
+    yield "two_unread_floods", b"".join(E.rec(E.udp(6000, 5000, bytes([i]) * 40), 0) +
+                                        E.rec(E.udp(40000 + i, 9, bytes([i]) * 40), 0)
+                                        for i in range(60))
     # eight datagrams of tiny fragments, each missing its last piece
     payload = bytes(range(256)) * 2
     frames = []
@@ -30,6 +34,10 @@ def tcp_seeds():
     yield from T.SEEDS.items()
     yield "tiny_segments_unread", b"".join(T.seg(0, T.ACK, seq=6 * i, dlen=1, t=0)
                                            for i in range(120))
+    # out of order (a hole before each): nothing to compact, one buffer each
+    yield "two_connections_holes", b"".join(T.seg(0, T.ACK, seq=12 * i + 6, dlen=1, t=0) +
+                                            T.seg(1, T.ACK, seq=12 * i + 6, dlen=1, t=0)
+                                            for i in range(60))
     yield "send_queue_unacked", b"".join(T.app(T.SEND, 127) for _ in range(40)) + T.app(T.WAIT, 3)
 
 
