@@ -30,6 +30,13 @@
 #define BCAST_IP 0xc61200ffu /* 198.18.0.255 */
 #define NSOCK 3
 #define PBUFS 64
+/* fuzz_pool_engine.c builds this file with FUZZ_POOL_BOUND 1: queues longer than the pool
+ * (receive queues, reassembly, ARP) and two sockets that never read (the second and the third),
+ * so the pool's own limits are what the input meets: each socket's buffer allowance, and with
+ * two sockets full the pool's pressure rule. */
+#ifndef FUZZ_POOL_BOUND
+#define FUZZ_POOL_BOUND 0
+#endif
 
 static const uint8_t OUR_MAC[6] = {0x02, 0, 0, 0, 0, 0x01};
 static const uint8_t PEER_MAC[6] = {0x02, 0, 0, 0, 0, 0x02};
@@ -125,6 +132,8 @@ static void fz_drain(struct fz *f)
         if (n > (int)sizeof(buf))
           n = (int)sizeof(buf);
         (void)toe_udp_sendto(f->st, s, buf, (size_t)n, &from);
+      } else if (FUZZ_POOL_BOUND) {
+        break; /* sockets 1 and 2 never read */
       } else if (i == 1) {
         struct toe_pbuf *pb = toe_udp_recv_pbuf(f->st, s, &from);
         if (pb == NULL)
@@ -222,6 +231,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   cfg.tcp_syncache = 4;
   cfg.tcp_timewait = 4;
   cfg.tcp_max_backlog = 2;
+#if FUZZ_POOL_BOUND
+  cfg.udp_rcvq_len = 256;
+  cfg.reass_slots = 8;
+  cfg.reass_max_bufs = 256;
+  cfg.arp_queue_len = 64;
+#endif
   cfg.icmp_rate_per_sec = 1000;
   cfg.icmp_burst = 50;
   cfg.random_seed = 1;
@@ -276,6 +291,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     toe_stack_poll(f.st, f.now);
   }
   const struct toe_counters *c = toe_stack_counters(f.st);
+  if (getenv("FUZZ_POOL_STATS")) /* whether the input reached the pool's limits */
+    fprintf(stderr,
+            "%s: pool of %u: inuse_max %llu alloc_failures %llu refused sock %llu "
+            "press %llu rsv %llu\n",
+            FUZZ_POOL_BOUND ? "fuzz_pool_engine" : "fuzz_engine", PBUFS,
+            (unsigned long long)c->pbuf.inuse_max, (unsigned long long)c->pbuf.alloc_failures,
+            (unsigned long long)c->pbuf.refused_sock, (unsigned long long)c->pbuf.refused_press,
+            (unsigned long long)c->pbuf.refused_rsv);
   uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
   if (free_bufs != PBUFS || c->pbuf.inuse != 0 || toe_pbuf_pool_charged(f.st) != 0 ||
       c->udp.socks_inuse != 0 || c->ip.reass_inuse != 0) {

@@ -42,7 +42,14 @@
 
 #define OUR_IP 0xc6120001u  /* 198.18.0.1/24 */
 #define PEER_IP 0xc6120002u /* 198.18.0.2, known neighbour */
-#define PBUFS 96
+/* fuzz_pool_tcp.c builds this file with FUZZ_POOL_BOUND 1: the sockets' byte limits are larger
+ * than the pool and nothing is read unless an application record says so, so the pool's own
+ * limits are what the input meets: each connection's buffer allowance, and with 64 buffers
+ * (reserve 16) two full connections put the pool under pressure. */
+#ifndef FUZZ_POOL_BOUND
+#define FUZZ_POOL_BOUND 0
+#endif
+#define PBUFS (FUZZ_POOL_BOUND ? 64 : 96)
 #define LPORT 80
 
 static const uint8_t OUR_MAC[6] = {0x02, 0, 0, 0, 0, 0x01};
@@ -429,6 +436,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   cfg.tcp_rcvbuf_max = 32768;
   cfg.tcp_sndbuf = 16384;
   cfg.tcp_sndbuf_max = 32768;
+#if FUZZ_POOL_BOUND
+  /* Windows larger than the pool in bytes: what a segment costs in buffers, not the bytes it
+   * carries, decides (tiny segments into a window nobody reads, a send queue nobody acks). */
+  cfg.tcp_rcvbuf = cfg.tcp_rcvbuf_max = 512u * 1024;
+  cfg.tcp_sndbuf = cfg.tcp_sndbuf_max = 512u * 1024;
+#endif
   cfg.icmp_rate_per_sec = 1000;
   cfg.icmp_burst = 50;
   cfg.random_seed = 1;
@@ -477,7 +490,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       data += used;
       size -= used;
     }
-    fz_drain(&f);
+#if !FUZZ_POOL_BOUND
+    fz_drain(&f); /* (the pool-bound variant reads only when an application record says so) */
+#endif
   }
 
   /* tear down: close everything, then let every timer (retransmissions, FIN_WAIT_2, TIME_WAIT,
@@ -495,6 +510,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     toe_stack_poll(f.st, f.now);
   }
   const struct toe_counters *c = toe_stack_counters(f.st);
+  if (getenv("FUZZ_POOL_STATS")) /* whether the input reached the pool's limits */
+    fprintf(stderr,
+            "%s: pool of %u: inuse_max %llu alloc_failures %llu refused sock %llu "
+            "press %llu rsv %llu\n",
+            FUZZ_POOL_BOUND ? "fuzz_pool_tcp" : "fuzz_tcp", PBUFS,
+            (unsigned long long)c->pbuf.inuse_max, (unsigned long long)c->pbuf.alloc_failures,
+            (unsigned long long)c->pbuf.refused_sock, (unsigned long long)c->pbuf.refused_press,
+            (unsigned long long)c->pbuf.refused_rsv);
   uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
   if (free_bufs != PBUFS || c->pbuf.inuse != 0 || toe_pbuf_pool_charged(f.st) != 0 ||
       c->tcp.socks_inuse != 0 || c->tcp.curr_estab != 0 || f.st->tcp.tw_inuse != 0 ||

@@ -129,7 +129,21 @@ struct argv_buf {
 /* The command line toed runs with (config settings and their strings included) lives as long as
  * the process: kept here, so it stays reachable (no leak report at exit). */
 static struct argv_buf kept, kept_rest;
+static struct argv_buf kept_owned; /* the strings of the config file's settings (ours to free) */
 static char *kept_level;
+
+/* Forgets what an earlier call kept: each call builds its command line afresh (a second call
+ * used to append to the first one's and hand back its stale words). */
+static void kept_reset(void)
+{
+  for (int i = 0; i < kept_owned.n; i++)
+    free(kept_owned.v[i]);
+  kept_owned.n = 0;
+  free(kept_level);
+  kept_level = NULL;
+  kept.n = 0;
+  kept_rest.n = 0;
+}
 
 static int argv_add(struct argv_buf *a, char *s)
 {
@@ -228,9 +242,17 @@ static int config_read(const char *path, int argc, char **argv, struct argv_buf 
       rc = -1;
       break;
     }
-    char *opt = malloc(strlen(key) + 3);
-    if (!opt || (sprintf(opt, "--%s", key), argv_add(out, opt) < 0) ||
-        (*val && argv_add(out, strdup(val)) < 0)) {
+    char *opt = malloc(strlen(key) + 3), *v = *val ? strdup(val) : NULL;
+    if (opt && argv_add(&kept_owned, opt) < 0) {
+      free(opt);
+      opt = NULL;
+    }
+    if (v && argv_add(&kept_owned, v) < 0) {
+      free(v);
+      v = NULL;
+    }
+    if (!opt || (*val && !v) || (sprintf(opt, "--%s", key), argv_add(out, opt) < 0) ||
+        (v && argv_add(out, v) < 0)) {
       fprintf(stderr, "toed: --config %s: out of memory\n", path);
       rc = -1;
     }
@@ -246,6 +268,7 @@ int toed_ops_early(int *argc, char ***argv)
   char **av = *argv;
   const char *config = NULL, *log_level = NULL;
   struct argv_buf *rest = &kept_rest, *out = &kept;
+  kept_reset();
   if (argv_add(out, av[0]) < 0)
     return 1;
   for (int i = 1; i < ac; i++) {
