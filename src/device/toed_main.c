@@ -182,7 +182,7 @@ static void on_tx(void *ctx, struct toe_pbuf *frame)
     if (d->pcap.f)
       toed_pcap_write_chain(&d->pcap, frame, real_now());
     if (d->ctl_open)
-      toed_ctl_capture(&d->ctl, NULL, 0, frame, 0); /* toectl capture */
+      toed_ctl_capture(&d->ctl, NULL, 0, frame, 0, TOE_ABI_CAPTURE_DIR_OUT); /* toectl capture */
   } else {
     ratelimited(&d->rl_tx, d->now, "transmit failed on %s: %s (frame dropped)", d->args.wire,
                 strerror(-rc));
@@ -226,7 +226,7 @@ static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns, u
   if (d->pcap.f)
     toed_pcap_write(&d->pcap, frame, len, ts_ns ? ts_ns : real_now());
   if (d->ctl_open)
-    toed_ctl_capture(&d->ctl, frame, len, NULL, ts_ns); /* toectl capture */
+    toed_ctl_capture(&d->ctl, frame, len, NULL, ts_ns, TOE_ABI_CAPTURE_DIR_IN); /* toectl capture */
   /* Each frame at the time it is handled: a burst can take milliseconds (tens under ASan), and a
    * stale engine clock arms timers in the past (a segment sent at a time already gone gets its
    * tail-loss probe at once). A full pool is counted by the engine (link.rx_drop_nobuf). */
@@ -261,7 +261,8 @@ static void drain_host_if(struct toed *d)
       if (d->pcap.f)
         toed_pcap_write(&d->pcap, f, pb.len, real_now());
       if (d->ctl_open)
-        toed_ctl_capture(&d->ctl, f, pb.len, NULL, 0); /* the OS's frames too */
+        toed_ctl_capture(&d->ctl, f, pb.len, NULL, 0,
+                         TOE_ABI_CAPTURE_DIR_OUT); /* the OS's frames too */
     } else {
       d->hif.stats.drop_tx_error++;
     }

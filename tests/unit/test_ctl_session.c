@@ -88,12 +88,12 @@ static void tx_tap(void *ctx, int end, struct toe_pbuf *frame)
 {
   (void)ctx;
   if (end == 0) {
-    toed_ctl_capture(&C, NULL, 0, frame, L.now + 1);
+    toed_ctl_capture(&C, NULL, 0, frame, L.now + 1, TOE_ABI_CAPTURE_DIR_OUT);
   } else {
     static uint8_t bytes[65600];
     uint32_t n = frame->tot_len < sizeof bytes ? frame->tot_len : (uint32_t)sizeof bytes;
     toe_pbuf_copy_out(frame, 0, bytes, n);
-    toed_ctl_capture(&C, bytes, n, NULL, L.now + 1);
+    toed_ctl_capture(&C, bytes, n, NULL, L.now + 1, TOE_ABI_CAPTURE_DIR_IN);
   }
 }
 
