@@ -104,7 +104,8 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libc6 (>= 2.34)")
+# toectl capture compiles tcpdump expressions with libpcap.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libc6 (>= 2.34), libpcap0.8 (>= 1.10)")
 # libtoe.so.1 in /usr/lib: run ldconfig after install and removal (a dpkg trigger, no scripts).
 file(WRITE ${TOE_GEN_DIR}/deb/triggers "activate-noawait ldconfig\n")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${TOE_GEN_DIR}/deb/triggers)

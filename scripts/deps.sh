@@ -9,6 +9,7 @@ pkgs=(
   iproute2 nftables ethtool   # namespaces, veth, keeping the kernel off the device's port
   iputils-ping netcat-openbsd # interop peers
   tshark tcpdump              # pcap checks
+  libpcap-dev                 # toectl capture: tcpdump expressions compiled by pcap_compile
   python3 python3-scapy       # hand-made frames in interop tests
   hping3 iperf3               # floods and throughput
   curl                        # libtoe-preload tests (tests/net/test_preload_*.sh)

@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 3 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.3"
+#define TOE_ABI_MINOR 4 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.4"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -84,6 +84,11 @@
  * every client. */
 #define TOE_ABI_CAP_DEVICE (1ull << 9)
 #define TOE_ABI_CAPS_1_3 (TOE_ABI_CAPS_1_2 | TOE_ABI_CAP_POSIX_BELLS | TOE_ABI_CAP_DEVICE)
+/* 1.4 (capture as tcpdump, docs/transport.md "1.4: BPF capture filters"): CAPTURE may carry a
+ * classic BPF program (TOE_ABI_CAPTURE_F_BPF) instead of the 1.2 filter text, and may ask for
+ * records that say each frame's direction (TOE_ABI_CAPTURE_F_DIR). Granted with CAPTURE. */
+#define TOE_ABI_CAP_CAPTURE_BPF (1ull << 10)
+#define TOE_ABI_CAPS_1_4 (TOE_ABI_CAPS_1_3 | TOE_ABI_CAP_CAPTURE_BPF)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -321,9 +326,31 @@ enum toe_abi_op {
  * capture runs) with the totals in u.capture.
  */
 #define TOE_ABI_CAPTURE_F_STOP 0x1u
-#define TOE_ABI_CAPTURE_F_ALL TOE_ABI_CAPTURE_F_STOP
+/* 1.4, TOE_ABI_CAP_CAPTURE_BPF: [buf_off, buf_off + len) is a classic BPF program, len / 8
+ * struct toe_abi_bpf_insn (1..TOE_ABI_CAPTURE_BPF_MAX), instead of filter text. The device checks
+ * it (forward in-range jumps, known opcodes, no constant division by zero, a RET last: -TOE_EINVAL
+ * otherwise) and keeps min(its answer, snaplen) bytes of each frame; an answer of 0 drops it. */
+#define TOE_ABI_CAPTURE_F_BPF 0x2u
+/* 1.4, TOE_ABI_CAP_CAPTURE_BPF: every record carries a 4-byte flags word after the 16-byte pcap
+ * record header (TOE_ABI_CAPTURE_REC_HDR_DIR bytes in all): the direction in bits 0-1, as
+ * pcapng's epb_flags (TOE_ABI_CAPTURE_DIR_*). */
+#define TOE_ABI_CAPTURE_F_DIR 0x4u
+#define TOE_ABI_CAPTURE_F_ALL                                                                      \
+  (TOE_ABI_CAPTURE_F_STOP | TOE_ABI_CAPTURE_F_BPF | TOE_ABI_CAPTURE_F_DIR)
 #define TOE_ABI_CAPTURE_FILTER_MAX 256u
-#define TOE_ABI_CAPTURE_REC_HDR 16u /* bytes of a pcap record header */
+#define TOE_ABI_CAPTURE_REC_HDR 16u     /* bytes of a pcap record header */
+#define TOE_ABI_CAPTURE_REC_HDR_DIR 20u /* ... followed by the flags word (F_DIR) */
+#define TOE_ABI_CAPTURE_DIR_IN 1u       /* received from the wire */
+#define TOE_ABI_CAPTURE_DIR_OUT 2u      /* sent to the wire (by the engine or the host OS) */
+#define TOE_ABI_CAPTURE_BPF_MAX 4096u   /* instructions (Linux's BPF_MAXINSNS) */
+
+/* 1.4: one classic BPF instruction, the layout of struct bpf_insn / struct sock_filter. */
+struct toe_abi_bpf_insn {
+  uint16_t code;
+  uint8_t jt;
+  uint8_t jf;
+  uint32_t k;
+};
 
 /*
  * Socket options. 1..11 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;
@@ -417,7 +444,8 @@ struct toe_abi_sqe {
     } adopt;
     struct {                  /* 1.2 CAPTURE */
       uint64_t buf_off;       /* filter expression: [buf_off, buf_off + len) in the buffer area */
-      uint32_t len;           /* 0: every frame; at most TOE_ABI_CAPTURE_FILTER_MAX */
+      uint32_t len;           /* 0: every frame; at most TOE_ABI_CAPTURE_FILTER_MAX (F_BPF:
+                                 8 * instructions, 8 .. 8 * TOE_ABI_CAPTURE_BPF_MAX) */
       uint32_t snaplen;       /* bytes kept of a frame; 0: as many as a buffer holds */
       uint32_t capture_flags; /* TOE_ABI_CAPTURE_F_* */
       uint8_t reserved[28];
@@ -599,6 +627,7 @@ struct toe_abi_flow {
 #else
 #define TOE_ABI_ASSERT_(cond, msg) _Static_assert(cond, msg)
 #endif
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_bpf_insn) == 8, "bpf_insn");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_sockaddr) == 24, "sockaddr");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_hello) == 128, "hello");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_hello, comm) == 64, "hello.comm");

@@ -25,6 +25,7 @@
 #include "toe/engine.h"
 #include "toe/tcp.h"
 #include "transport/abi_validate.h"
+#include "transport/capture_bpf.h"
 #include "transport/capture_filter.h"
 #include "transport/ring.h"
 
@@ -91,6 +92,10 @@ struct ctl_sock;
 /* Captures running at once, device-wide (more are refused with -EBUSY): each costs a filter
  * evaluation and maybe a copy per frame on toed's one thread. */
 #define TOED_CTL_CAPTURES_MAX 8u
+/* A sent frame held in a pbuf chain is gathered into one buffer of this size before the captures
+ * look at it (a BPF program may load from any offset); anything longer is seen truncated, with its
+ * real length. Covers any Ethernet frame with a 64 KiB IP datagram. */
+#define TOED_CTL_CAP_FRAME_MAX (65536u + 64u)
 /*
  * An engine socket held by several handles, in one or several sessions (SHARE/ADOPT, ABI 1.2).
  * It lives until the last holder closes it and the last token naming it is adopted or expired,
@@ -157,6 +162,12 @@ struct toed_ctl_dev {
   toe_time_t started;
   uint32_t capturing; /* sessions with a capture running: 0 keeps the frame path free of it */
   struct ctl_client *capturers[TOED_CTL_CAPTURES_MAX]; /* they, so a frame visits only them */
+  /* 1.4 BPF captures: one program slot of TOE_BPF_MAXINSNS per capture (cap_progs_used: a bit per
+   * slot), and the buffer a chained frame is gathered in; both allocated with the session tables.
+   */
+  struct toe_bpf_insn *cap_progs;
+  uint32_t cap_progs_used;
+  uint8_t *cap_frame;
   bool stopping;
   struct ctl_token tokens[CTL_TOKENS];
   uint32_t tokens_live;
@@ -169,7 +180,12 @@ struct toed_ctl_dev {
  * round. A frame that finds no buffer (or no room, the CQ being full) is dropped and counted. */
 struct ctl_capture {
   bool on;
-  struct toe_capf filter;
+  bool dir;               /* 1.4 F_DIR: records carry a direction word */
+  struct toe_capf filter; /* the 1.2 text filter, or ... */
+  struct toe_bpf_insn
+      *prog; /* ... 1.4: a checked BPF program (a slot of dev->cap_progs), or NULL */
+  uint32_t prog_len;
+  uint32_t prog_slot;
   uint32_t snaplen; /* bytes kept of a frame (<= buf_size - record header) */
   uint32_t buf;     /* buffer being filled, or CTL_NONE */
   uint32_t used;    /* bytes of records in it */
@@ -360,11 +376,11 @@ bool ctl_sock_event(struct toed_ctl_dev *dev, void *user, uint32_t events);
 
 /* ---- capture (1.2) ------------------------------------------------------------------------ */
 
-/* A frame the device saw on the wire (received, or sent: `bytes` or the pbuf chain `chain`),
- * stamped `ts_ns` (CLOCK_REALTIME), for this session's capture. Never blocks, never fails: a
- * frame that does not fit is counted as dropped. */
-void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, size_t len,
-                         const struct toe_pbuf *chain, uint64_t ts_ns);
+/* A frame the device saw on the wire, its first `buflen` bytes at `bytes` and `wirelen` in all,
+ * received or sent (`dir`: TOE_ABI_CAPTURE_DIR_*), stamped `ts_ns` (CLOCK_REALTIME), for this
+ * session's capture. Never blocks, never fails: a frame that does not fit is counted as dropped. */
+void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, uint32_t buflen,
+                         uint32_t wirelen, unsigned dir, uint64_t ts_ns);
 
 /* ---- introspection ----------------------------------------------------------------------- */
 

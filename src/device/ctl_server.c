@@ -70,7 +70,7 @@ static void device_limits(struct toe_abi_limits *lim, bool privileged)
   /* The flow table shows every client's connections with their pids: only for root or toed's
    * own user. Sharing and the origin (1.2) are for everyone: they concern the client itself. */
   lim->caps = privileged
-                  ? TOE_ABI_CAPS_1_3
+                  ? TOE_ABI_CAPS_1_4
                   : (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN |
                      TOE_ABI_CAP_POSIX_BELLS | TOE_ABI_CAP_DEVICE); /* 1.3: identity is no secret */
 }
@@ -493,15 +493,28 @@ bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events)
 }
 
 void toed_ctl_capture_(struct toed_ctl *c, const uint8_t *bytes, size_t len,
-                       const struct toe_pbuf *chain, uint64_t ts_ns)
+                       const struct toe_pbuf *chain, uint64_t ts_ns, unsigned dir)
 {
   if (!ts_ns) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
   }
+  /* The filters read the frame as one run of bytes: a chain is gathered once for all captures. */
+  uint32_t wirelen = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len, buflen = wirelen;
+  if (chain) {
+    wirelen = chain->tot_len;
+    buflen = 0;
+    for (const struct toe_pbuf *b = chain; b && buflen < TOED_CTL_CAP_FRAME_MAX; b = b->next) {
+      uint32_t k =
+          b->len < TOED_CTL_CAP_FRAME_MAX - buflen ? b->len : TOED_CTL_CAP_FRAME_MAX - buflen;
+      memcpy(c->dev.cap_frame + buflen, b->data, k);
+      buflen += k;
+    }
+    bytes = c->dev.cap_frame;
+  }
   for (uint32_t i = 0; i < c->dev.capturing; i++)
-    ctl_session_capture(c->dev.capturers[i], bytes, len, chain, ts_ns);
+    ctl_session_capture(c->dev.capturers[i], bytes, buflen, wirelen, dir, ts_ns);
 }
 
 void toed_ctl_run(struct toed_ctl *c, toe_time_t now)
@@ -609,6 +622,10 @@ void toed_ctl_close(struct toed_ctl *c)
   free(c->clients);
   free(c->dev.socks);
   free(c->dev.scratch);
+  free(c->dev.cap_progs);
+  free(c->dev.cap_frame);
+  c->dev.cap_progs = NULL;
+  c->dev.cap_frame = NULL;
   ctl_engine_stats_free(&c->dev);
   c->clients = NULL;
   c->nslots = 0;
@@ -734,7 +751,11 @@ int toed_ctl_open(struct toed_ctl *c, const struct toed_ctl_config *cfg, struct 
   c->dev.socks = calloc(c->dev.nsocks, sizeof(*c->dev.socks));
   c->nslots = cfg->max_clients + HANDSHAKE_SLOTS;
   c->clients = calloc(c->nslots, sizeof(*c->clients));
-  if (!c->dev.socks || !c->clients) {
+  c->dev.cap_progs = calloc((size_t)TOED_CTL_CAPTURES_MAX * TOE_BPF_MAXINSNS,
+                            sizeof(*c->dev.cap_progs)); /* touched only by BPF captures */
+  c->dev.cap_progs_used = 0;
+  c->dev.cap_frame = malloc(TOED_CTL_CAP_FRAME_MAX);
+  if (!c->dev.socks || !c->clients || !c->dev.cap_progs || !c->dev.cap_frame) {
     snprintf(err, errlen, "control socket: out of memory");
     goto fail_mem;
   }
@@ -795,7 +816,11 @@ fail_sock:
 fail_mem:
   free(c->dev.socks);
   free(c->clients);
+  free(c->dev.cap_progs);
+  free(c->dev.cap_frame);
   c->dev.socks = NULL;
   c->clients = NULL;
+  c->dev.cap_progs = NULL;
+  c->dev.cap_frame = NULL;
   return -TOE_EINVAL;
 }

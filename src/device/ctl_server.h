@@ -87,17 +87,17 @@ bool toed_ctl_on_sock_event(struct toed_ctl *c, void *user, uint32_t events);
 
 /*
  * A frame the device saw on the wire, for the sessions capturing (1.2 CAPTURE): received
- * (`bytes`, `len`) or sent (the pbuf chain `chain`, bytes NULL), at `ts_ns` (CLOCK_REALTIME; 0:
- * now, read only when someone captures). Costs one test when nobody captures (no clock read);
- * never blocks (a slow capturer loses frames, counted).
+ * (`dir` TOE_ABI_CAPTURE_DIR_IN) or sent (DIR_OUT), as `bytes`/`len` or as the pbuf chain `chain`
+ * (bytes NULL), at `ts_ns` (CLOCK_REALTIME; 0: now, read only when someone captures). Costs one
+ * test when nobody captures (no clock read); never blocks (a slow capturer loses frames, counted).
  */
 void toed_ctl_capture_(struct toed_ctl *c, const uint8_t *bytes, size_t len,
-                       const struct toe_pbuf *chain, uint64_t ts_ns);
+                       const struct toe_pbuf *chain, uint64_t ts_ns, unsigned dir);
 static inline void toed_ctl_capture(struct toed_ctl *c, const uint8_t *bytes, size_t len,
-                                    const struct toe_pbuf *chain, uint64_t ts_ns)
+                                    const struct toe_pbuf *chain, uint64_t ts_ns, unsigned dir)
 {
   if (c->open && c->dev.capturing)
-    toed_ctl_capture_(c, bytes, len, chain, ts_ns);
+    toed_ctl_capture_(c, bytes, len, chain, ts_ns, dir);
 }
 
 /* One round over every session: fill rings, submissions, socket work, completions, doorbells. */

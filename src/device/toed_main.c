@@ -14,10 +14,10 @@
  */
 #define _GNU_SOURCE
 
+#include "capture/pcap_writer.h"
 #include "device/ctl_server.h"
 #include "device/host_if.h"
 #include "device/link.h"
-#include "device/pcap_writer.h"
 #include "device/port_guard.h"
 #include "device/port_share.h"
 #include "device/services.h"
@@ -72,7 +72,7 @@ struct toed {
   bool link_open;
   struct toed_port_guard guard;
   bool guard_on;
-  struct toed_pcap pcap;
+  struct toe_pcapw pcap; /* --pcap */
   struct toed_services svc;
   bool svc_open;
   struct toed_ctl ctl; /* the control socket: host clients (libtoe) */
@@ -167,6 +167,15 @@ static void csum_complete(struct toe_pbuf *frame)
   frame->flags &= (uint16_t)~TOE_PBUF_F_CSUM_PARTIAL;
 }
 
+/* A sent frame held in a pbuf chain, into the --pcap file. */
+static void pcap_write_chain(struct toe_pcapw *w, const struct toe_pbuf *frame, uint64_t ts_ns)
+{
+  toe_pcapw_begin(w, ts_ns, frame->tot_len, frame->tot_len, TOE_PCAPW_DIR_OUT);
+  for (const struct toe_pbuf *b = frame; b; b = b->next)
+    toe_pcapw_data(w, b->data, b->len);
+  toe_pcapw_end(w);
+}
+
 static void on_tx(void *ctx, struct toe_pbuf *frame)
 {
   struct toed *d = ctx;
@@ -180,9 +189,9 @@ static void on_tx(void *ctx, struct toe_pbuf *frame)
     csum_complete(frame); /* the capture shows what the wire carries */
   if (rc == 0) {
     if (d->pcap.f)
-      toed_pcap_write_chain(&d->pcap, frame, real_now());
+      pcap_write_chain(&d->pcap, frame, real_now());
     if (d->ctl_open)
-      toed_ctl_capture(&d->ctl, NULL, 0, frame, 0); /* toectl capture */
+      toed_ctl_capture(&d->ctl, NULL, 0, frame, 0, TOE_ABI_CAPTURE_DIR_OUT); /* toectl capture */
   } else {
     ratelimited(&d->rl_tx, d->now, "transmit failed on %s: %s (frame dropped)", d->args.wire,
                 strerror(-rc));
@@ -224,9 +233,10 @@ static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns, u
 {
   struct toed *d = ctx;
   if (d->pcap.f)
-    toed_pcap_write(&d->pcap, frame, len, ts_ns ? ts_ns : real_now());
+    toe_pcapw_write(&d->pcap, ts_ns ? ts_ns : real_now(), frame, (uint32_t)len, (uint32_t)len,
+                    TOE_PCAPW_DIR_IN);
   if (d->ctl_open)
-    toed_ctl_capture(&d->ctl, frame, len, NULL, ts_ns); /* toectl capture */
+    toed_ctl_capture(&d->ctl, frame, len, NULL, ts_ns, TOE_ABI_CAPTURE_DIR_IN); /* toectl capture */
   /* Each frame at the time it is handled: a burst can take milliseconds (tens under ASan), and a
    * stale engine clock arms timers in the past (a segment sent at a time already gone gets its
    * tail-loss probe at once). A full pool is counted by the engine (link.rx_drop_nobuf). */
@@ -259,9 +269,10 @@ static void drain_host_if(struct toed *d)
     if (d->link.ops->tx(&d->link, &pb) == 0) {
       d->hif.stats.to_wire++;
       if (d->pcap.f)
-        toed_pcap_write(&d->pcap, f, pb.len, real_now());
+        toe_pcapw_write(&d->pcap, real_now(), f, pb.len, pb.len, TOE_PCAPW_DIR_OUT);
       if (d->ctl_open)
-        toed_ctl_capture(&d->ctl, f, pb.len, NULL, 0); /* the OS's frames too */
+        toed_ctl_capture(&d->ctl, f, pb.len, NULL, 0,
+                         TOE_ABI_CAPTURE_DIR_OUT); /* the OS's frames too */
     } else {
       d->hif.stats.drop_tx_error++;
     }
@@ -528,7 +539,7 @@ static int run_loop(struct toed *d)
     if (frc < 0)
       ratelimited(&d->rl_tx, d->now, "transmit failed on %s: %s", d->args.wire, strerror(-frc));
     if (d->pcap.f && d->now >= d->next_pcap_flush) {
-      toed_pcap_flush(&d->pcap);
+      toe_pcapw_flush(&d->pcap);
       d->next_pcap_flush = d->now + TOE_SEC(1);
     }
     report_errors(d);
@@ -635,7 +646,7 @@ static void teardown(struct toed *d)
            d->args.wire, d->args.wire);
   d->guard_on = false;
   if (d->pcap.f) {
-    int rc = toed_pcap_close(&d->pcap);
+    int rc = toe_pcapw_close(&d->pcap);
     if (rc < 0)
       logmsg("cannot finish the pcap %s: %s", d->args.pcap, strerror(-rc));
   }
@@ -714,7 +725,7 @@ int main(int argc, char **argv)
     return TOED_EXIT_USAGE;
   }
   if (d.args.pcap) {
-    int rc = toed_pcap_open(&d.pcap, d.args.pcap);
+    int rc = toe_pcapw_open(&d.pcap, d.args.pcap, TOE_PCAPW_PCAP, TOE_PCAPW_SNAPLEN_MAX, 1u << 20);
     if (rc < 0) {
       logmsg("--pcap %s: cannot create it: %s", d.args.pcap, strerror(-rc));
       return TOED_EXIT_USAGE;
@@ -938,7 +949,7 @@ int main(int argc, char **argv)
            d.args.wire, d.args.wire);
   d.guard_on = false;
   if (d.pcap.f) {
-    int prc = toed_pcap_close(&d.pcap);
+    int prc = toe_pcapw_close(&d.pcap);
     if (prc < 0)
       logmsg("cannot finish the pcap %s: %s", d.args.pcap, strerror(-prc));
   }

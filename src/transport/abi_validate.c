@@ -338,8 +338,9 @@ static int validate_stats(const struct toe_abi_client *c, const struct toe_abi_s
 }
 
 /* 1.2 CAPTURE: device-wide (no handle), for a session granted the capability; START names the
- * filter text in the buffer area, STOP nothing. (The filter's syntax is the device's to check:
- * a bad expression is an engine-style error, not a strike.) */
+ * filter text (1.4: or a BPF program) in the buffer area, STOP nothing. (The filter's syntax and
+ * the program's instructions are the device's to check: a bad one is an engine-style error, not a
+ * strike.) */
 static int validate_capture(const struct toe_abi_client *c, const struct toe_abi_sqe *sqe)
 {
   if (!(c->caps & TOE_ABI_CAP_CAPTURE))
@@ -348,8 +349,23 @@ static int validate_capture(const struct toe_abi_client *c, const struct toe_abi
       !all_zero(sqe->u.capture.reserved, sizeof(sqe->u.capture.reserved)) ||
       (sqe->u.capture.capture_flags & ~TOE_ABI_CAPTURE_F_ALL))
     return -TOE_EINVAL;
-  if (sqe->u.capture.capture_flags & TOE_ABI_CAPTURE_F_STOP)
-    return sqe->u.capture.buf_off || sqe->u.capture.len || sqe->u.capture.snaplen ? -TOE_EINVAL : 0;
+  uint32_t flags = sqe->u.capture.capture_flags;
+  if (flags & TOE_ABI_CAPTURE_F_STOP)
+    return flags != TOE_ABI_CAPTURE_F_STOP || sqe->u.capture.buf_off || sqe->u.capture.len ||
+                   sqe->u.capture.snaplen
+               ? -TOE_EINVAL
+               : 0;
+  /* 1.4: a BPF program and direction-tagged records, only for a session granted them. */
+  if ((flags & (TOE_ABI_CAPTURE_F_BPF | TOE_ABI_CAPTURE_F_DIR)) &&
+      !(c->caps & TOE_ABI_CAP_CAPTURE_BPF))
+    return -TOE_EOPNOTSUPP;
+  if (flags & TOE_ABI_CAPTURE_F_BPF) {
+    uint32_t len = sqe->u.capture.len;
+    if (len == 0 || len % sizeof(struct toe_abi_bpf_insn) ||
+        len > TOE_ABI_CAPTURE_BPF_MAX * sizeof(struct toe_abi_bpf_insn))
+      return -TOE_EINVAL;
+    return toe_abi_check_range(c, sqe->u.capture.buf_off, len);
+  }
   if (sqe->u.capture.len > TOE_ABI_CAPTURE_FILTER_MAX)
     return -TOE_EINVAL;
   if (sqe->u.capture.len == 0)

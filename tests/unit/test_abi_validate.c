@@ -196,7 +196,7 @@ TEST(abi_constants_match_engine)
   CHECK_MEM(&m, "TOEW", 4);
   m = TOE_ABI_REGION_MAGIC;
   CHECK_MEM(&m, "TOER", 4);
-  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.3") == 0);
+  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.4") == 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1191,8 +1191,12 @@ TEST(capture_op_validation)
     CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
   }
   t = s;
-  t.u.capture.capture_flags = 2;
+  t.u.capture.capture_flags = 8; /* unknown */
   CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t.u.capture.capture_flags = TOE_ABI_CAPTURE_F_BPF; /* 1.4, not granted */
+  CHECK_EQ(validate(&f, &t), -TOE_EOPNOTSUPP);
+  t.u.capture.capture_flags = TOE_ABI_CAPTURE_F_DIR;
+  CHECK_EQ(validate(&f, &t), -TOE_EOPNOTSUPP);
   t = s;
   t.u.capture.len = TOE_ABI_CAPTURE_FILTER_MAX + 1;
   CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
@@ -1213,6 +1217,48 @@ TEST(capture_op_validation)
   t.u.capture.capture_flags = TOE_ABI_CAPTURE_F_STOP;
   CHECK_EQ(validate(&f, &t), 0);
   t.u.capture.snaplen = 100;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+}
+
+/* 1.4 CAPTURE with a BPF program: only with TOE_ABI_CAP_CAPTURE_BPF, whole instructions, 1 to
+ * 4096 of them, inside the buffer area; direction-tagged records likewise only when granted. */
+TEST(capture_bpf_op_validation)
+{
+  struct fixture f;
+  REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_1 | TOE_ABI_CAP_CAPTURE) == 0);
+  struct toe_abi_sqe s;
+  memset(&s, 0, sizeof(s));
+  s.opcode = TOE_ABI_OP_CAPTURE;
+  s.u.capture.buf_off = f.layout.buf_off;
+  s.u.capture.len = 8 * 4;
+  s.u.capture.capture_flags = TOE_ABI_CAPTURE_F_BPF | TOE_ABI_CAPTURE_F_DIR;
+  CHECK_EQ(validate(&f, &s), -TOE_EOPNOTSUPP);
+  f.c.caps |= TOE_ABI_CAP_CAPTURE_BPF;
+  CHECK_EQ(validate(&f, &s), 0);
+  struct toe_abi_sqe t = s;
+  t.u.capture.len = 8 * 4 + 3; /* part of an instruction */
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t.u.capture.len = 0; /* a program has at least its RET */
+  t.u.capture.buf_off = 0;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t = s;
+  t.u.capture.len = 8 * (TOE_ABI_CAPTURE_BPF_MAX + 1);
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t.u.capture.len = 8 * TOE_ABI_CAPTURE_BPF_MAX; /* the most; must still fit the area */
+  CHECK_EQ(validate(&f, &t),
+           (uint64_t)f.layout.buf_count * f.layout.buf_size >= 8 * TOE_ABI_CAPTURE_BPF_MAX
+               ? 0
+               : -TOE_EFAULT);
+  t = s;
+  t.u.capture.buf_off = f.layout.buf_off + (uint64_t)f.layout.buf_count * f.layout.buf_size - 8;
+  CHECK_EQ(validate(&f, &t), -TOE_EFAULT); /* runs past the buffer area */
+  t = s;                                   /* direction-tagged records with the 1.2 text filter */
+  t.u.capture.capture_flags = TOE_ABI_CAPTURE_F_DIR;
+  t.u.capture.len = 3;
+  CHECK_EQ(validate(&f, &t), 0);
+  t.u.capture.capture_flags = TOE_ABI_CAPTURE_F_STOP | TOE_ABI_CAPTURE_F_DIR; /* STOP is alone */
+  t.u.capture.len = 0;
+  t.u.capture.buf_off = 0;
   CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
 }
 

@@ -12,6 +12,10 @@
  * exactly one free slot, the window update the engine sends from inside that receive finds the
  * capture's buffer full, and its EV_CAPTURE then wants the same slot. Every byte the peer sent
  * must arrive, in order, through EV_DATA. (Without the fix 16 KiB of the 3 MiB went missing.)
+ *
+ * Also (issue 14, item 6): an ABI 1.4 capture with a classic BPF program and direction-tagged
+ * records, in the session: a looping program refused, the SYN and SYN-ACK picked and cut at the
+ * program's answer with their directions, and the 1.2 text filter still working beside it.
  */
 #define _GNU_SOURCE
 
@@ -88,12 +92,12 @@ static void tx_tap(void *ctx, int end, struct toe_pbuf *frame)
 {
   (void)ctx;
   if (end == 0) {
-    toed_ctl_capture(&C, NULL, 0, frame, L.now + 1);
+    toed_ctl_capture(&C, NULL, 0, frame, L.now + 1, TOE_ABI_CAPTURE_DIR_OUT);
   } else {
     static uint8_t bytes[65600];
     uint32_t n = frame->tot_len < sizeof bytes ? frame->tot_len : (uint32_t)sizeof bytes;
     toe_pbuf_copy_out(frame, 0, bytes, n);
-    toed_ctl_capture(&C, bytes, n, NULL, L.now + 1);
+    toed_ctl_capture(&C, bytes, n, NULL, L.now + 1, TOE_ABI_CAPTURE_DIR_IN);
   }
 }
 
@@ -109,6 +113,15 @@ static struct {
   uint64_t bad_at;   /* first offset whose byte was wrong (UINT64_MAX: none) */
   uint64_t captures; /* EV_CAPTURE buffers */
   bool connected;
+  uint64_t caps;    /* offered in the hello (0: TOE_ABI_CAPS_1_2) */
+  int cap_res;      /* result of the last CAPTURE op */
+  int cap_done;     /* CAPTURE completions */
+  uint32_t rec_hdr; /* record header size to parse EV_CAPTURE buffers with (0: don't) */
+  struct {
+    uint32_t incl, orig, dir;
+    uint8_t tcp_flags;
+  } recs[64];
+  uint32_t nrecs;
 } H;
 
 static void step(void)
@@ -146,6 +159,9 @@ static int consume(int max)
     } else if (c.type == TOE_ABI_CQE_OP && c.opcode == TOE_ABI_OP_CONNECT) {
       CHECK_EQ(c.res, 0);
       H.connected = true;
+    } else if (c.type == TOE_ABI_CQE_OP && c.opcode == TOE_ABI_OP_CAPTURE) {
+      H.cap_res = c.res;
+      H.cap_done++;
     } else if (c.type == TOE_ABI_CQE_OP) {
       CHECK_EQ(c.res, 0);
     } else if (c.type == TOE_ABI_EV_DATA) {
@@ -158,6 +174,22 @@ static int consume(int max)
       give_buf(c.u.data.buf_id);
     } else if (c.type == TOE_ABI_EV_CAPTURE) {
       H.captures++;
+      const uint8_t *b = H.region + H.lay.buf_off + (uint64_t)c.u.capture.buf_id * H.lay.buf_size;
+      for (uint32_t off = 0; H.rec_hdr && off + H.rec_hdr <= c.u.capture.len;) {
+        uint32_t incl, orig, dir = 0;
+        memcpy(&incl, b + off + 8, 4);
+        memcpy(&orig, b + off + 12, 4);
+        if (H.rec_hdr > 16)
+          memcpy(&dir, b + off + 16, 4);
+        if (H.nrecs < 64) {
+          H.recs[H.nrecs].incl = incl;
+          H.recs[H.nrecs].orig = orig;
+          H.recs[H.nrecs].dir = dir;
+          H.recs[H.nrecs].tcp_flags = incl > 47 ? b[off + H.rec_hdr + 47] : 0;
+        }
+        H.nrecs++;
+        off += H.rec_hdr + incl;
+      }
       give_buf(c.u.capture.buf_id);
     }
   }
@@ -179,7 +211,7 @@ static void attach(const char *path)
   h.abi_major = TOE_ABI_MAJOR;
   h.abi_minor = TOE_ABI_MINOR;
   h.size = sizeof h;
-  h.caps = TOE_ABI_CAPS_1_2;
+  h.caps = H.caps ? H.caps : TOE_ABI_CAPS_1_2;
   h.sq_entries = 8;
   h.cq_entries = 16; /* small: the host keeps it nearly full */
   h.buf_count = 64;
@@ -293,6 +325,8 @@ TEST(capture_never_takes_the_slot_of_a_receive)
     consume(64);
   }
   CHECK(H.connected);
+  CHECK_EQ(H.cap_done, 1);
+  CHECK_EQ(H.cap_res, 0);
 
   /* The stream, with the host taking one completion every few rounds: the CQ stays nearly full,
    * so receives keep finding exactly one free slot. */
@@ -313,6 +347,155 @@ TEST(capture_never_takes_the_slot_of_a_receive)
   CHECK_EQ(P.sent, (uint64_t)STREAM_BYTES);
   CHECK_EQ(H.received, (uint64_t)STREAM_BYTES);
   CHECK(H.captures > 0);
+
+  toed_ctl_close(&C);
+  munmap(H.region, H.lay.region_size);
+  close(H.fd);
+  close(H.kick);
+  close(H.notify);
+  close(epfd);
+  e2e_fini(&L);
+}
+
+/* Starts a capture: `prog` (n instructions, ABI 1.4 F_BPF) or the 1.2 `text`, from buffer 0. */
+static void start_capture(const struct toe_abi_bpf_insn *prog, uint32_t n, const char *text,
+                          uint32_t flags, uint32_t snaplen)
+{
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CAPTURE;
+  e.user_data = 10;
+  uint32_t len = prog ? n * 8 : (uint32_t)strlen(text);
+  memcpy(H.region + H.lay.buf_off, prog ? (const void *)prog : (const void *)text, len);
+  e.u.capture.buf_off = len ? H.lay.buf_off : 0;
+  e.u.capture.len = len;
+  e.u.capture.snaplen = snaplen;
+  e.u.capture.capture_flags = flags | (prog ? TOE_ABI_CAPTURE_F_BPF : 0);
+  int done = H.cap_done;
+  submit(&e);
+  for (int i = 0; i < 100 && H.cap_done == done; i++) {
+    step();
+    consume(64);
+  }
+  CHECK_EQ(H.cap_done, done + 1);
+}
+
+static void stop_capture(void)
+{
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CAPTURE;
+  e.user_data = 11;
+  e.u.capture.capture_flags = TOE_ABI_CAPTURE_F_STOP;
+  int done = H.cap_done;
+  submit(&e);
+  for (int i = 0; i < 100 && H.cap_done == done; i++) {
+    step();
+    consume(64);
+  }
+  CHECK_EQ(H.cap_res, 0);
+}
+
+/* ABI 1.4 in the session: a BPF program picks the TCP frames with SYN set and keeps 40 bytes of
+ * each (its answer); records carry the direction. A program with a backward jump is refused and
+ * leaves no capture running; the 1.2 text filter still works beside it. */
+TEST(bpf_capture_with_directions)
+{
+  memset(&H, 0, sizeof H);
+  memset(&P, 0, sizeof P);
+  H.bad_at = UINT64_MAX;
+  H.caps = TOE_ABI_CAPS_1_4 & ~TOE_ABI_CAP_POSIX_BELLS;
+  e2e_init(&L, NULL, NULL, 7, TOE_SEC(1));
+  L.on_event = on_event;
+  L.tx_tap = tx_tap;
+  struct toe_stack *st1 = L.end[1].st;
+  CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
+  struct toe_sockaddr la = {TOE_AF_INET, PEER_PORT, 0};
+  CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
+  CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/toe-test-ctl-%d.sock", (int)getpid());
+  unlink(path);
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  CHECK(epfd >= 0);
+  struct toed_ctl_config cc = {.path = path, .poll_us = 1000000, .max_clients = 2, .quiet = true};
+  char err[256];
+  REQUIRE(toed_ctl_open(&C, &cc, L.end[0].st, epfd, err, sizeof err) == 0);
+  attach(path);
+  step();
+
+  /* ja -1: a loop. Refused, and nothing runs. */
+  static const struct toe_abi_bpf_insn loop[] = {{0x05, 0, 0, 0xffffffffu}, {0x06, 0, 0, 0}};
+  start_capture(loop, 2, NULL, 0, 0);
+  CHECK_EQ(H.cap_res, -TOE_EINVAL);
+  CHECK_EQ(C.dev.capturing, 0);
+  CHECK_EQ(C.dev.cap_progs_used, 0);
+
+  /* IPv4 (ethertype at 12), TCP (protocol at 23), SYN (flags at 14 + 20 + 13 = 47): keep 40. */
+  static const struct toe_abi_bpf_insn syn[] = {
+      {0x28, 0, 0, 12}, {0x15, 0, 5, 0x0800}, {0x30, 0, 0, 23}, {0x15, 0, 3, 6},
+      {0x30, 0, 0, 47}, {0x45, 0, 1, 0x02},   {0x06, 0, 0, 40}, {0x06, 0, 0, 0},
+  };
+  H.rec_hdr = TOE_ABI_CAPTURE_REC_HDR_DIR;
+  start_capture(syn, 8, NULL, TOE_ABI_CAPTURE_F_DIR, 0);
+  CHECK_EQ(H.cap_res, 0);
+  CHECK_EQ(C.dev.cap_progs_used, 1);
+
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_OPEN;
+  e.user_data = 2;
+  e.u.open.family = TOE_ABI_AF_INET;
+  e.u.open.proto = TOE_ABI_PROTO_TCP;
+  submit(&e);
+  for (int i = 0; i < 100 && !H.handle; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.handle != 0);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CONNECT;
+  e.user_data = 3;
+  e.handle = H.handle;
+  e.u.addr.addr.family = TOE_ABI_AF_INET;
+  e.u.addr.addr.port = PEER_PORT;
+  uint32_t a1 = E2E_IP1;
+  for (int i = 0; i < 4; i++)
+    e.u.addr.addr.addr[i] = (uint8_t)(a1 >> (24 - 8 * i));
+  submit(&e);
+  for (int i = 0; i < 1000 && !H.connected; i++) {
+    step();
+    consume(64);
+  }
+  CHECK(H.connected);
+  for (int i = 0; i < 50; i++) { /* data flows; none of it has SYN */
+    step();
+    consume(64);
+  }
+  stop_capture();
+  CHECK_EQ(C.dev.cap_progs_used, 0);
+  /* Exactly the SYN (sent: outbound) and the SYN-ACK (received: inbound), cut at 40 bytes. */
+  REQUIRE(H.nrecs == 2);
+  CHECK_EQ(H.recs[0].dir, TOE_ABI_CAPTURE_DIR_OUT);
+  CHECK_EQ(H.recs[1].dir, TOE_ABI_CAPTURE_DIR_IN);
+  for (int i = 0; i < 2; i++) {
+    CHECK_EQ(H.recs[i].incl, 40);
+    CHECK(H.recs[i].orig >= 54 + 4); /* Ethernet, IPv4, TCP and at least the MSS option */
+  }
+
+  /* The 1.2 text filter, classic 16-byte records: the data frames of the stream. */
+  H.rec_hdr = TOE_ABI_CAPTURE_REC_HDR;
+  H.nrecs = 0;
+  start_capture(NULL, 0, "tcp", 0, 0);
+  CHECK_EQ(H.cap_res, 0);
+  for (int i = 0; i < 50; i++) {
+    step();
+    consume(64);
+  }
+  stop_capture();
+  CHECK(H.nrecs > 10);
+  for (uint32_t i = 0; i < H.nrecs && i < 64; i++)
+    CHECK(H.recs[i].incl == H.recs[i].orig && H.recs[i].incl >= 54);
 
   toed_ctl_close(&C);
   munmap(H.region, H.lay.region_size);

@@ -11,11 +11,16 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Capture (1.2): copies of the frames the device sees, as pcap records in lent buffers        */
 
-/* Takes the session off the device's list of captures. */
+/* Takes the session off the device's list of captures (and gives back its program slot). */
 void ses_cap_unlist(struct ctl_client *cl)
 {
   struct toed_ctl_dev *dev = cl->dev;
   cl->cap.on = false;
+  if (cl->cap.prog) {
+    dev->cap_progs_used &= ~(1u << cl->cap.prog_slot);
+    cl->cap.prog = NULL;
+    cl->cap.prog_len = 0;
+  }
   for (uint32_t i = 0; i < dev->capturing; i++)
     if (dev->capturers[i] == cl) {
       dev->capturers[i] = dev->capturers[--dev->capturing];
@@ -71,6 +76,50 @@ static void cap_end(struct ctl_client *cl)
   ses_cap_unlist(cl);
 }
 
+/* Bytes of record header: the pcap record's 16, and the direction word if asked for (1.4). */
+static uint32_t cap_rec_hdr(const struct ctl_capture *cp)
+{
+  return cp->dir ? TOE_ABI_CAPTURE_REC_HDR_DIR : TOE_ABI_CAPTURE_REC_HDR;
+}
+
+/* 1.2: the filter text. The host's and may change under us: a private copy is compiled. */
+static int cap_load_text(struct ctl_client *cl, uint64_t off, uint32_t n)
+{
+  char text[TOE_ABI_CAPTURE_FILTER_MAX];
+  if (n)
+    memcpy(text, cl->region + off, n);
+  return toe_capf_compile(&cl->cap.filter, text, n, NULL, NULL) < 0 ? -TOE_EINVAL : 0;
+}
+
+/* 1.4: a BPF program, copied (decoded from the ABI's little-endian records) into a free slot and
+ * checked there, so the host cannot change what was checked. -TOE_EINVAL if the checker refuses
+ * it (toectl checks with the same code first and says why). */
+static int cap_load_prog(struct ctl_client *cl, uint64_t off, uint32_t len)
+{
+  struct toed_ctl_dev *dev = cl->dev;
+  uint32_t slot = 0;
+  while (slot < TOED_CTL_CAPTURES_MAX && (dev->cap_progs_used & (1u << slot)))
+    slot++;
+  if (slot == TOED_CTL_CAPTURES_MAX)
+    return -TOE_EBUSY; /* not reached: a slot per capture, and the captures are counted */
+  struct toe_bpf_insn *prog = dev->cap_progs + (size_t)slot * TOE_BPF_MAXINSNS;
+  uint32_t n = len / (uint32_t)sizeof(struct toe_abi_bpf_insn);
+  const uint8_t *p = cl->region + off;
+  for (uint32_t i = 0; i < n; i++, p += 8) {
+    prog[i].code = (uint16_t)(p[0] | p[1] << 8);
+    prog[i].jt = p[2];
+    prog[i].jf = p[3];
+    prog[i].k = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+  }
+  if (toe_bpf_check(prog, n, NULL, NULL) < 0)
+    return -TOE_EINVAL;
+  dev->cap_progs_used |= 1u << slot;
+  cl->cap.prog = prog;
+  cl->cap.prog_len = n;
+  cl->cap.prog_slot = slot;
+  return 0;
+}
+
 void ses_op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
 {
   struct ctl_capture *cp = &cl->cap;
@@ -91,16 +140,16 @@ void ses_op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     ses_finish_res(cl, sqe, -TOE_EBUSY);
     return;
   }
-  /* The text is the host's and may change under us: compile a private copy. */
-  char text[TOE_ABI_CAPTURE_FILTER_MAX];
-  uint32_t n = sqe->u.capture.len; /* validated: <= the maximum, inside the buffer area */
-  if (n)
-    memcpy(text, cl->region + sqe->u.capture.buf_off, n);
-  if (toe_capf_compile(&cp->filter, text, n, NULL, NULL) < 0) {
-    ses_finish_res(cl, sqe, -TOE_EINVAL);
+  uint32_t flags = sqe->u.capture.capture_flags;
+  uint32_t n = sqe->u.capture.len; /* validated: bounded, inside the buffer area */
+  int rc = (flags & TOE_ABI_CAPTURE_F_BPF) ? cap_load_prog(cl, sqe->u.capture.buf_off, n)
+                                           : cap_load_text(cl, sqe->u.capture.buf_off, n);
+  if (rc < 0) {
+    ses_finish_res(cl, sqe, rc);
     return;
   }
-  uint32_t room = cl->abi.layout.buf_size - TOE_ABI_CAPTURE_REC_HDR;
+  cp->dir = (flags & TOE_ABI_CAPTURE_F_DIR) != 0;
+  uint32_t room = cl->abi.layout.buf_size - cap_rec_hdr(cp);
   cp->snaplen =
       sqe->u.capture.snaplen && sqe->u.capture.snaplen < room ? sqe->u.capture.snaplen : room;
   cp->buf = CTL_NONE;
@@ -120,31 +169,26 @@ static void put_le32(uint8_t *p, uint32_t v)
   p[3] = (uint8_t)(v >> 24);
 }
 
-void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, size_t len,
-                         const struct toe_pbuf *chain, uint64_t ts_ns)
+void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, uint32_t buflen,
+                         uint32_t wirelen, unsigned dir, uint64_t ts_ns)
 {
   struct ctl_capture *cp = &cl->cap;
   if (!cp->on || cl->end_status)
     return;
-  /* The filter reads headers only: a chain's first bytes are gathered into one place. */
-  uint8_t head[TOE_CAPF_HEADER_BYTES];
-  const uint8_t *hp = bytes;
-  size_t hlen = len;
-  if (chain) {
-    len = chain->tot_len;
-    hlen = 0;
-    for (const struct toe_pbuf *b = chain; b && hlen < sizeof(head); b = b->next) {
-      size_t k = b->len < sizeof(head) - hlen ? b->len : sizeof(head) - hlen;
-      memcpy(head + hlen, b->data, k);
-      hlen += k;
-    }
-    hp = head;
-  }
-  if (!toe_capf_match(&cp->filter, hp, hlen))
+  uint32_t incl = buflen < cp->snaplen ? buflen : cp->snaplen;
+  if (cp->prog) {
+    /* Classic BPF's answer is the snap length: 0 drops, less than the frame cuts it. */
+    uint32_t want = toe_bpf_run(cp->prog, cp->prog_len, bytes, wirelen, buflen);
+    if (want == 0)
+      return;
+    if (want < incl)
+      incl = want;
+  } else if (!toe_capf_match(&cp->filter, bytes, buflen)) {
     return;
+  }
   const uint32_t bsize = cl->abi.layout.buf_size;
-  uint32_t incl = len < cp->snaplen ? (uint32_t)len : cp->snaplen;
-  uint32_t need = TOE_ABI_CAPTURE_REC_HDR + incl;
+  const uint32_t hdr = cap_rec_hdr(cp);
+  uint32_t need = hdr + incl;
   if (cp->buf != CTL_NONE && cp->used + need > bsize)
     (void)ses_cap_post(
         cl); /* full: lend it (if the CQ has no room, it stays and this frame drops) */
@@ -160,19 +204,10 @@ void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, size_t len
   put_le32(p, (uint32_t)(ts_ns / 1000000000ull));
   put_le32(p + 4, (uint32_t)(ts_ns % 1000000000ull));
   put_le32(p + 8, incl);
-  put_le32(p + 12, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
-  p += TOE_ABI_CAPTURE_REC_HDR;
-  if (chain) {
-    uint32_t left = incl;
-    for (const struct toe_pbuf *b = chain; b && left; b = b->next) {
-      uint32_t k = b->len < left ? b->len : left;
-      memcpy(p, b->data, k);
-      p += k;
-      left -= k;
-    }
-  } else {
-    memcpy(p, bytes, incl);
-  }
+  put_le32(p + 12, wirelen);
+  if (cp->dir)
+    put_le32(p + 16, dir & 3u); /* pcapng epb_flags' direction bits */
+  memcpy(p + hdr, bytes, incl);
   cp->used += need;
   cp->records++;
   cp->pending++;

@@ -1,16 +1,22 @@
 /*
- * toectl capture: streams the device's EV_CAPTURE buffers into a classic pcap file (nanosecond
- * timestamps, LINKTYPE_ETHERNET), returning each buffer to the device as soon as it is written.
- * The device drops (and counts) frames while we are slow; we never slow it down.
+ * toectl capture: compiles the tcpdump expression with libpcap (pcap_open_dead + pcap_compile for
+ * Ethernet at the snap length), checks the program with the device's own checker
+ * (transport/capture_bpf.h) so a program the device would refuse is explained here, ships it in
+ * CAPTURE (ABI 1.4), and streams the device's EV_CAPTURE buffers into a pcap or pcapng file
+ * (capture/pcap_writer.h: pcapng records each frame's direction), returning each buffer to the
+ * device as soon as it is written. The device drops (and counts) frames while we are slow; we never
+ * slow it down.
  *
  * Every record the device hands over is checked against its buffer before it is written: a
  * record header whose length runs past the buffer ends the capture as a protocol error.
  */
 #include "toectl_capture.h"
 
+#include "capture/pcap_writer.h"
 #include "transport/capture_filter.h"
 
 #include <errno.h>
+#include <pcap/pcap.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PCAP_MAGIC_NSEC 0xa1b23c4du
-#define LINKTYPE_ETHERNET 1u
 #define WAIT_SLICE_MS 200
 #define STOP_TIMEOUT_MS 5000
 
 static volatile sig_atomic_t stop_requested;
+
+/* The compiled program and the joined expression live here (one capture per process). */
+static struct toe_bpf_insn prog_store[TOE_BPF_MAXINSNS];
+static char filter_store[TC_FILTER_MAX + 1];
 
 static void on_signal(int sig)
 {
@@ -51,9 +59,69 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
   return true;
 }
 
+static bool ends_with(const char *s, const char *tail)
+{
+  size_t n = strlen(s), k = strlen(tail);
+  return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+/* Compiles a->filter with libpcap into prog_store and checks it as the device will. */
+static int compile_filter(struct tc_capture_args *a)
+{
+  a->prog = NULL;
+  a->prog_len = 0;
+  if (!a->filter[0])
+    return 0; /* every frame: no program at all */
+  pcap_t *p = pcap_open_dead(DLT_EN10MB, (int)a->snaplen);
+  if (!p) {
+    fprintf(stderr, "toectl: capture: libpcap cannot compile filters here (pcap_open_dead)\n");
+    return 2;
+  }
+  struct bpf_program bp;
+  if (pcap_compile(p, &bp, a->filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+    fprintf(stderr,
+            "toectl: capture: bad filter \"%s\": %s (the language is tcpdump's, "
+            "pcap-filter(7))\n",
+            a->filter, pcap_geterr(p));
+    pcap_close(p);
+    return 2;
+  }
+  pcap_close(p);
+  if (bp.bf_len > TOE_BPF_MAXINSNS) {
+    fprintf(stderr,
+            "toectl: capture: the filter \"%s\" compiles to %u instructions; the device runs at "
+            "most %u: simplify it\n",
+            a->filter, (unsigned)bp.bf_len, TOE_BPF_MAXINSNS);
+    pcap_freecode(&bp);
+    return 2;
+  }
+  for (unsigned i = 0; i < bp.bf_len; i++)
+    prog_store[i] = (struct toe_bpf_insn){bp.bf_insns[i].code, bp.bf_insns[i].jt, bp.bf_insns[i].jf,
+                                          bp.bf_insns[i].k};
+  uint32_t n = (uint32_t)bp.bf_len, bad = 0;
+  pcap_freecode(&bp);
+  const char *why = NULL;
+  if (toe_bpf_check(prog_store, n, &bad, &why) < 0) {
+    fprintf(stderr,
+            "toectl: capture: the filter \"%s\" compiles to a program the device does not run "
+            "(instruction %u: %s); the device runs only programs that jump forward (\"protochain\" "
+            "loops)\n",
+            a->filter, (unsigned)bad, why ? why : "refused");
+    return 2;
+  }
+  a->prog = prog_store;
+  a->prog_len = n;
+  return 0;
+}
+
 int tc_capture_parse(int argc, char **argv, struct tc_capture_args *a)
 {
   memset(a, 0, sizeof(*a));
+  a->snaplen = TC_SNAPLEN_MAX;
+  const char *format = NULL, *filter = NULL;
+  size_t flen = 0;
+  filter_store[0] = 0;
+  bool words = false, file_by_w = false;
   for (int i = 0; i < argc; i++) {
     const char *w = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -72,50 +140,85 @@ int tc_capture_parse(int argc, char **argv, struct tc_capture_args *a)
       }
       a->seconds = n;
       i++;
-    } else if (strcmp(w, "--snaplen") == 0) {
-      if (!parse_u64(v, 65535, &n) || n < 64) {
-        fprintf(stderr, "toectl: capture: --snaplen needs a number of bytes, 64..65535\n");
+    } else if (strcmp(w, "--snaplen") == 0 || strcmp(w, "-s") == 0) {
+      if (!parse_u64(v, TC_SNAPLEN_MAX, &n)) {
+        fprintf(stderr,
+                "toectl: capture: --snaplen needs a number of bytes, 0..%u (0: the whole frame, "
+                "as tcpdump -s 0)\n",
+                TC_SNAPLEN_MAX);
         return 2;
       }
-      a->snaplen = (uint32_t)n;
+      a->snaplen = n ? (uint32_t)n : TC_SNAPLEN_MAX;
+      a->snaplen_set = n != 0;
+      i++;
+    } else if (strcmp(w, "--format") == 0) {
+      if (!v || toe_pcapw_parse_format(v, &a->format) < 0) {
+        fprintf(stderr, "toectl: capture: --format needs pcap or pcapng\n");
+        return 2;
+      }
+      format = v;
+      i++;
+    } else if (strcmp(w, "-w") == 0) {
+      if (!v) {
+        fprintf(stderr, "toectl: capture: -w needs a FILE (\"-\" for standard output)\n");
+        return 2;
+      }
+      if (a->file) {
+        fprintf(stderr, "toectl: capture: one FILE only (%s, then %s)\n", a->file, v);
+        return 2;
+      }
+      a->file = v;
+      file_by_w = true;
       i++;
     } else if (strcmp(w, "--filter") == 0 || strcmp(w, "-f") == 0) {
       if (!v) {
         fprintf(stderr, "toectl: capture: --filter needs an expression (e.g. \"tcp port 80\")\n");
         return 2;
       }
-      a->filter = v;
+      filter = v;
       i++;
     } else if (w[0] == '-' && w[1]) {
       fprintf(stderr, "toectl: capture: unknown option %s\n", w);
       return 2;
-    } else if (a->file) {
-      fprintf(stderr, "toectl: capture: one FILE only (%s, then %s)\n", a->file, w);
-      return 2;
-    } else {
+    } else if (!a->file && !file_by_w) {
       a->file = w;
+    } else {
+      /* The rest of the line is the expression, as tcpdump takes it. */
+      size_t k = strlen(w);
+      if (flen + k + 1 > TC_FILTER_MAX) {
+        fprintf(stderr, "toectl: capture: the filter is longer than %u bytes\n", TC_FILTER_MAX);
+        return 2;
+      }
+      if (flen)
+        filter_store[flen++] = ' ';
+      memcpy(filter_store + flen, w, k);
+      flen += k;
+      filter_store[flen] = 0;
+      words = true;
     }
   }
   if (!a->file) {
     fprintf(stderr, "toectl: capture needs a FILE to write (\"-\" for standard output)\n");
     return 2;
   }
-  if (a->filter) {
-    size_t len = strlen(a->filter), pos = 0;
-    const char *msg = NULL;
-    struct toe_capf f;
-    if (len > TOE_ABI_CAPTURE_FILTER_MAX) {
-      fprintf(stderr, "toectl: capture: the filter is longer than %u bytes\n",
-              TOE_ABI_CAPTURE_FILTER_MAX);
-      return 2;
-    }
-    if (toe_capf_compile(&f, a->filter, len, &pos, &msg) < 0) {
-      fprintf(stderr, "toectl: capture: bad filter at byte %zu: expected %s\n  %s\n  %*s^\n", pos,
-              msg ? msg : "something else", a->filter, (int)pos, "");
-      return 2;
-    }
+  if (filter && words) {
+    fprintf(stderr,
+            "toectl: capture: give the filter once: --filter \"%s\" or words after FILE, "
+            "not both\n",
+            filter);
+    return 2;
   }
-  return 0;
+  if (filter) {
+    if (strlen(filter) > TC_FILTER_MAX) {
+      fprintf(stderr, "toectl: capture: the filter is longer than %u bytes\n", TC_FILTER_MAX);
+      return 2;
+    }
+    strcpy(filter_store, filter);
+  }
+  a->filter = filter_store;
+  if (!format) /* like tcpdump's readers: the name says which */
+    a->format = ends_with(a->file, ".pcapng") ? TOE_PCAPW_PCAPNG : TOE_PCAPW_PCAP;
+  return compile_filter(a);
 }
 
 static uint32_t le32(const uint8_t *p)
@@ -123,24 +226,30 @@ static uint32_t le32(const uint8_t *p)
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Writes the records of one EV_CAPTURE buffer, up to the count. Returns records written, or -1 for
- * a malformed buffer. */
-static int64_t write_records(FILE *out, const uint8_t *p, uint32_t len, uint64_t room)
+/* Writes the records of one EV_CAPTURE buffer (headers of `hdr` bytes), up to `room` of them.
+ * Returns records written, -1 for a malformed buffer, -2 for a write error. */
+static int64_t write_records(struct toe_pcapw *w, const uint8_t *p, uint32_t len, uint32_t hdr,
+                             uint64_t room)
 {
   int64_t n = 0;
   uint32_t off = 0;
   while (off < len) {
-    if (len - off < TOE_ABI_CAPTURE_REC_HDR)
+    if (len - off < hdr)
       return -1;
-    uint32_t incl = le32(p + off + 8), orig = le32(p + off + 12);
-    if (incl > len - off - TOE_ABI_CAPTURE_REC_HDR || incl > orig)
+    const uint8_t *r = p + off;
+    uint32_t incl = le32(r + 8), orig = le32(r + 12);
+    if (incl > len - off - hdr || incl > orig)
       return -1;
-    uint32_t rec = TOE_ABI_CAPTURE_REC_HDR + incl;
-    if ((uint64_t)n < room && fwrite(p + off, 1, rec, out) != rec)
-      return -2;
-    if ((uint64_t)n < room)
+    unsigned dir = hdr == TOE_ABI_CAPTURE_REC_HDR_DIR ? le32(r + 16) & 3u : TOE_PCAPW_DIR_UNKNOWN;
+    if ((uint64_t)n < room) {
+      uint64_t ts = (uint64_t)le32(r) * 1000000000ull + le32(r + 4);
+      uint64_t errs = w->write_errors;
+      toe_pcapw_write(w, ts, r + hdr, incl, orig, dir);
+      if (w->write_errors != errs)
+        return -2;
       n++;
-    off += rec;
+    }
+    off += hdr + incl;
   }
   return n;
 }
@@ -154,23 +263,46 @@ int tc_capture_run(struct tc_dev *d, const char *ctl, const struct tc_capture_ar
             ctl, (unsigned)geteuid());
     return 1;
   }
-  bool to_stdout = strcmp(a->file, "-") == 0;
-  FILE *out = to_stdout ? stdout : fopen(a->file, "wbe");
-  if (!out) {
-    fprintf(stderr, "toectl: capture: cannot create %s: %s\n", a->file, strerror(errno));
+  /* What to send: the BPF program (1.4), or for an older device the 1.2 filter text, which the
+   * simple expressions (arp, ip, icmp, tcp, udp, host, port, and, or, not) are written in too. */
+  bool bpf = (d->rep.caps & TOE_ABI_CAP_CAPTURE_BPF) != 0;
+  const void *fdata = NULL;
+  size_t flen = 0;
+  uint32_t flags = 0;
+  if (bpf) {
+    flags = TOE_ABI_CAPTURE_F_DIR | (a->prog ? TOE_ABI_CAPTURE_F_BPF : 0);
+    fdata = a->prog;
+    flen = a->prog ? a->prog_len * sizeof(struct toe_abi_bpf_insn) : 0;
+  } else if (a->filter[0]) {
+    struct toe_capf f;
+    size_t len = strlen(a->filter);
+    if (len > TOE_ABI_CAPTURE_FILTER_MAX || toe_capf_compile(&f, a->filter, len, NULL, NULL) < 0) {
+      fprintf(stderr,
+              "toectl: capture: the device at %s (an older one: no BPF filters) runs only simple "
+              "filters (arp, ip, icmp, tcp, udp, [src|dst] host, [src|dst] port, and, or, not); "
+              "\"%s\" is not one\n",
+              ctl, a->filter);
+      return 1;
+    }
+    fdata = a->filter;
+    flen = len;
+  }
+  const uint32_t hdr = bpf ? TOE_ABI_CAPTURE_REC_HDR_DIR : TOE_ABI_CAPTURE_REC_HDR;
+  /* The device keeps at most a buffer's worth of a frame; the file says what it will hold. */
+  uint32_t snaplen = d->rep.layout.buf_size - hdr;
+  if (a->snaplen < snaplen)
+    snaplen = a->snaplen;
+  if (a->snaplen_set && a->snaplen > snaplen)
+    fprintf(stderr,
+            "toectl: capture: the device keeps at most %u bytes of a frame: snap length %u\n",
+            snaplen, snaplen);
+  struct toe_pcapw w;
+  int rc = toe_pcapw_open(&w, a->file, a->format, snaplen, 0);
+  if (rc < 0) {
+    fprintf(stderr, "toectl: capture: cannot create %s: %s\n", a->file, strerror(-rc));
     return 1;
   }
-  uint32_t snaplen = d->rep.layout.buf_size - TOE_ABI_CAPTURE_REC_HDR;
-  if (a->snaplen && a->snaplen < snaplen)
-    snaplen = a->snaplen;
-  /* The pcap global header (https://www.tcpdump.org/manpages/pcap-savefile.5.html), in our byte
-   * order, which is the ABI's: the records from the device are written as they come. */
-  uint32_t g[6] = {PCAP_MAGIC_NSEC, 2u | 4u << 16, 0, 0, snaplen, LINKTYPE_ETHERNET};
   int status = 1;
-  if (fwrite(g, sizeof(g), 1, out) != 1 || fflush(out) != 0) {
-    fprintf(stderr, "toectl: capture: cannot write %s: %s\n", a->file, strerror(errno));
-    goto done;
-  }
 
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
@@ -178,8 +310,8 @@ int tc_capture_run(struct tc_dev *d, const char *ctl, const struct tc_capture_ar
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
 
-  const char *filter = a->filter ? a->filter : "";
-  int rc = tc_capture_start(d, filter, strlen(filter), a->snaplen);
+  const char *filter = a->filter;
+  rc = tc_capture_start(d, fdata, flen, snaplen, flags);
   if (rc < 0) {
     if (rc == -EPERM)
       fprintf(stderr,
@@ -195,8 +327,8 @@ int tc_capture_run(struct tc_dev *d, const char *ctl, const struct tc_capture_ar
       fprintf(stderr, "toectl: capture: cannot start: %s\n", strerror(-rc));
     goto done;
   }
-  fprintf(stderr, "toectl: capturing on %s into %s (filter: %s)\n", ctl, a->file,
-          *filter ? filter : "every frame");
+  fprintf(stderr, "toectl: capturing on %s into %s (%s, snap length %u; filter: %s)\n", ctl,
+          a->file, toe_pcapw_format_name(a->format), snaplen, *filter ? filter : "every frame");
 
   uint64_t written = 0, dev_frames = 0, dev_dropped = 0;
   int64_t deadline = a->seconds ? mono_ms() + (int64_t)a->seconds * 1000 : 0;
@@ -232,11 +364,11 @@ int tc_capture_run(struct tc_dev *d, const char *ctl, const struct tc_capture_ar
     }
     if (cqe.type == TOE_ABI_EV_CAPTURE) {
       const uint8_t *recs = tc_capture_records(d, &cqe);
-      int64_t n = recs ? write_records(out, recs, cqe.u.capture.len,
+      int64_t n = recs ? write_records(&w, recs, cqe.u.capture.len, hdr,
                                        a->count ? a->count - written : UINT64_MAX)
                        : -1;
       if (n == -2) {
-        fprintf(stderr, "toectl: capture: cannot write %s: %s\n", a->file, strerror(errno));
+        fprintf(stderr, "toectl: capture: cannot write %s: %s\n", a->file, strerror(w.last_errno));
         goto done;
       }
       if (n < 0) {
@@ -246,8 +378,8 @@ int tc_capture_run(struct tc_dev *d, const char *ctl, const struct tc_capture_ar
       written += (uint64_t)n;
       dev_frames = cqe.u.capture.frames;
       dev_dropped = cqe.u.capture.dropped;
-      if (fflush(out) != 0) {
-        fprintf(stderr, "toectl: capture: cannot write %s: %s\n", a->file, strerror(errno));
+      if (toe_pcapw_flush(&w) < 0) {
+        fprintf(stderr, "toectl: capture: cannot write %s: %s\n", a->file, strerror(w.last_errno));
         goto done;
       }
       rc = tc_fill_return(d, cqe.u.capture.buf_id);
@@ -272,12 +404,8 @@ int tc_capture_run(struct tc_dev *d, const char *ctl, const struct tc_capture_ar
           (unsigned long long)dev_dropped);
   status = 0;
 done:
-  if (!to_stdout) {
-    if (fclose(out) != 0 && status == 0) {
-      fprintf(stderr, "toectl: capture: cannot finish %s: %s\n", a->file, strerror(errno));
-      status = 1;
-    }
-  } else if (fflush(out) != 0) {
+  if (toe_pcapw_close(&w) < 0 && status == 0) {
+    fprintf(stderr, "toectl: capture: cannot finish %s: %s\n", a->file, strerror(w.last_errno));
     status = 1;
   }
   return status;

@@ -65,7 +65,8 @@ static int handshake(struct tc_dev *d, int fds[TOE_ABI_FD_COUNT])
   /* STATS is what we come for; FLOWS for the flow table. A device grants at least one socket
    * protocol or refuses the session, so offer both (we never open a socket). */
   h.caps = TOE_ABI_CAP_TCP | TOE_ABI_CAP_UDP | TOE_ABI_CAP_STATS | TOE_ABI_CAP_FLOWS |
-           TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_FILTERS | TOE_ABI_CAP_CAPTURE | TOE_ABI_CAP_DEVICE;
+           TOE_ABI_CAP_ORIGIN | TOE_ABI_CAP_FILTERS | TOE_ABI_CAP_CAPTURE | TOE_ABI_CAP_DEVICE |
+           TOE_ABI_CAP_CAPTURE_BPF;
   h.pid = (uint32_t)getpid();
   h.sq_entries = TC_SQ;
   h.cq_entries = TC_CQ;
@@ -272,20 +273,23 @@ int tc_fill_return(struct tc_dev *d, uint32_t buf_id)
   return 0;
 }
 
-int tc_capture_start(struct tc_dev *d, const char *filter, size_t len, uint32_t snaplen)
+int tc_capture_start(struct tc_dev *d, const void *filter, size_t len, uint32_t snaplen,
+                     uint32_t flags)
 {
   const struct toe_abi_layout *l = &d->rep.layout;
   if (!(d->rep.caps & TOE_ABI_CAP_CAPTURE))
     return -EPERM;
-  if (len > TOE_ABI_CAPTURE_FILTER_MAX || len > l->buf_size || l->buf_count < 2)
+  /* The filter (text, or a BPF program of up to 32 KiB) sits in the first buffers; every other
+   * buffer is the device's to fill. */
+  uint32_t held = len ? (uint32_t)((len + l->buf_size - 1) / l->buf_size) : 0;
+  if (len > (uint64_t)l->buf_size * l->buf_count || l->buf_count < held + 2)
     return -EINVAL;
   uint8_t *base = d->region;
   int rc = toe_ring_init_prod(&d->fq, (struct toe_abi_ring_ctl *)(void *)(base + l->fq_ctl_off),
                               base + l->fq_off, l->fq_entries, TOE_ABI_FQE_SIZE);
   if (rc < 0)
     return -EPROTO;
-  /* Buffer 0 carries the filter text; every other buffer is the device's to fill. */
-  for (uint32_t b = 1; b < l->buf_count; b++)
+  for (uint32_t b = held ? held : 1; b < l->buf_count; b++)
     if (toe_ring_prod_write(&d->fq, &b, 1) != 1)
       return -EPROTO;
   toe_ring_publish(&d->fq);
@@ -298,6 +302,7 @@ int tc_capture_start(struct tc_dev *d, const char *filter, size_t len, uint32_t 
   sqe.u.capture.buf_off = len ? l->buf_off : 0;
   sqe.u.capture.len = (uint32_t)len;
   sqe.u.capture.snaplen = snaplen;
+  sqe.u.capture.capture_flags = flags;
   rc = submit(d, &sqe);
   if (rc < 0)
     return rc;

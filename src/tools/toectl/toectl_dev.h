@@ -56,12 +56,14 @@ ssize_t tc_stats(struct tc_dev *d, uint32_t kind, void *out, size_t len);
 int tc_next(struct tc_dev *d, struct toe_abi_cqe *out, int timeout_ms);
 
 /*
- * Starts a capture (ABI 1.2, TOE_ABI_CAP_CAPTURE): gives every buffer but the first to the
- * device on the fill ring, puts the filter text in the first, submits CAPTURE and waits for its
+ * Starts a capture (ABI 1.2, TOE_ABI_CAP_CAPTURE): puts the filter (`len` bytes: text, or with
+ * TOE_ABI_CAPTURE_F_BPF in `flags` a 1.4 BPF program) in the first buffers, gives every other
+ * buffer to the device on the fill ring, submits CAPTURE with `flags` and waits for its
  * completion. Returns 0, -EPERM (capture not granted to this user), -EINVAL (the device refused
  * the filter), -EBUSY, or the errors of tc_stats.
  */
-int tc_capture_start(struct tc_dev *d, const char *filter, size_t len, uint32_t snaplen);
+int tc_capture_start(struct tc_dev *d, const void *filter, size_t len, uint32_t snaplen,
+                     uint32_t flags);
 
 /* Submits CAPTURE STOP; its completion (user_data *ud) follows the last EV_CAPTURE. */
 int tc_capture_stop(struct tc_dev *d, uint64_t *ud);

@@ -5,7 +5,8 @@
  *   toectl [--ctl PATH] [--json] [-z] [--prometheus] [-i SECS [-c N]] stats [PATTERN...]
  *   toectl [--ctl PATH] [--json] flows [FILTER...]
  *   toectl [--ctl PATH] [--json] [-i SECS] [-n N] top [FILTER...]
- *   toectl [--ctl PATH] capture FILE [--count N] [--filter EXPR] [--seconds S] [--snaplen N]
+ *   toectl [--ctl PATH] capture FILE|-w FILE [--format pcap|pcapng] [--count N] [--seconds S]
+ *          [--snaplen N] [--filter EXPR | EXPR...]
  *
  * status  the device's identity (ABI 1.3 STATS DEVICE: version, port, link driver, addresses, MAC,
  *         MTU, uptime, attached clients), the session (ABI, granted capabilities), the flows by
@@ -18,8 +19,8 @@
  *         (ABI 1.2: libtoe, preload, proxy) and the owning program's pid and command
  * filters the device's steering filter table (ABI 1.2, TOE_ABI_CAP_FILTERS): what the engine owns
  *         and every other frame goes to the host interface; per filter its frames and bytes
- * capture a pcap of what the device sees on the wire, both directions, offloaded flows included
- *         (ABI 1.2, TOE_ABI_CAP_CAPTURE; toectl_capture.c)
+ * capture a pcap or pcapng of what the device sees on the wire, both directions, offloaded flows
+ *         included, filtered by a tcpdump expression (ABI 1.2 CAPTURE, 1.4 BPF; toectl_capture.c)
  *
  * toectl attaches as a client of its own (comm "toectl") and opens no sockets. Human output is
  * aligned columns; --json prints one JSON object. Exit status: 0, 1 when the device cannot be
@@ -78,12 +79,15 @@ static void usage(FILE *f)
           "           listener or bind; conn, timewait: one connection), local and peer\n"
           "           address, and the frames and bytes each steered to the engine; needs root\n"
           "           or toed's user\n"
-          "  capture FILE [--count N] [--filter EXPR] [--seconds S] [--snaplen N]\n"
-          "           a pcap of what the device sees on the wire (both directions, offloaded\n"
-          "           flows included) until N frames, S seconds or Ctrl-C; FILE \"-\" is stdout.\n"
-          "           EXPR (evaluated in the device): arp, ip, icmp, tcp, udp,\n"
-          "           [src|dst] host A.B.C.D, [src|dst] port N, combined with and, or, not,\n"
-          "           ( ); e.g. \"tcp port 80 or icmp\". Needs root or toed's user\n"
+          "  capture FILE|-w FILE [--format pcap|pcapng] [-c|--count N] [--seconds S]\n"
+          "          [-s|--snaplen N] [-f|--filter EXPR | EXPR...]\n"
+          "           a pcap or pcapng file of what the device sees on the wire (both\n"
+          "           directions, offloaded flows included) until N frames, S seconds or\n"
+          "           Ctrl-C; FILE \"-\" is stdout; pcapng (the default for FILE.pcapng)\n"
+          "           records each frame's direction. EXPR: tcpdump's filter language\n"
+          "           (pcap-filter(7)), compiled by libpcap, run in the device; e.g.\n"
+          "           \"tcp port 80 or icmp\". N bytes of a frame kept: 0..262144 (0, the\n"
+          "           default: all the device keeps, 65516). Needs root or toed's user\n"
           "\n"
           "options:\n"
           "  --ctl PATH         the device's control socket (default: $TOE_CTL, else the only\n"
@@ -410,11 +414,17 @@ static void caps_str(uint64_t caps, char *out, size_t len)
   static const struct {
     uint64_t bit;
     const char *name;
-  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},         {TOE_ABI_CAP_UDP, "udp"},
-               {TOE_ABI_CAP_IPV6, "ipv6"},       {TOE_ABI_CAP_STATS, "stats"},
-               {TOE_ABI_CAP_FLOWS, "flows"},     {TOE_ABI_CAP_SHARE, "share"},
-               {TOE_ABI_CAP_ORIGIN, "origin"},   {TOE_ABI_CAP_CAPTURE, "capture"},
-               {TOE_ABI_CAP_FILTERS, "filters"}, {TOE_ABI_CAP_DEVICE, "device"}};
+  } names[] = {{TOE_ABI_CAP_TCP, "tcp"},
+               {TOE_ABI_CAP_UDP, "udp"},
+               {TOE_ABI_CAP_IPV6, "ipv6"},
+               {TOE_ABI_CAP_STATS, "stats"},
+               {TOE_ABI_CAP_FLOWS, "flows"},
+               {TOE_ABI_CAP_SHARE, "share"},
+               {TOE_ABI_CAP_ORIGIN, "origin"},
+               {TOE_ABI_CAP_CAPTURE, "capture"},
+               {TOE_ABI_CAP_CAPTURE_BPF, "capture-bpf"},
+               {TOE_ABI_CAP_FILTERS, "filters"},
+               {TOE_ABI_CAP_DEVICE, "device"}};
   out[0] = 0;
   size_t pos = 0;
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
