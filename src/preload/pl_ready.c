@@ -200,11 +200,13 @@ void pl_refresh_fd(int fd)
   if (!ps)
     return;
   if (pl_enter_fd(fd, ps) == PS_OFF) {
-    if (ps->acc_lazy && !ps->acc_demand) {
-      /* This process polls its shared listener: it serves connections (toe_poll_ctl with
-       * TOE_POLLIN makes libtoe post ACCEPTs for it). */
+    if (ps->listening && !ps->acc_demand) {
+      /* This process polls its listener: it serves connections (on a shared one, toe_poll_ctl
+       * with TOE_POLLIN makes libtoe post ACCEPTs for it; on one not shared yet, it is noted
+       * for the next fork, pl_atfork_prepare). */
       ps->acc_demand = true;
-      pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
+      if (ps->acc_lazy)
+        pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
     }
     pl_reflect(ps);
   }
@@ -288,6 +290,15 @@ int pl_spin_wait(int (*ready)(void *), void *arg)
   if (rc > 0)
     atomic_fetch_add_explicit(&g_spun_ready, 1, memory_order_relaxed);
   return rc;
+}
+
+void pl_wait_mark(int fd, int d)
+{
+  /* psocks are recycled, never freed, so a late -1 on a reused one stays a valid access; a wait
+   * counts only while the counter is positive. */
+  struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
+  if (ps)
+    atomic_fetch_add_explicit(&ps->waiters, d, memory_order_relaxed);
 }
 
 bool pl_fd_offloaded(int fd)

@@ -90,6 +90,7 @@ struct pl_real {
   int (*dup3)(int, int, int);
   ssize_t (*sendfile)(int, int, off_t *, size_t);
   ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
+  long (*syscall)(long, ...); /* the library's own raw calls: never back through pl_syscall.c */
 };
 extern struct pl_real R;
 
@@ -208,10 +209,13 @@ struct psock {
   bool listening;
   bool connected; /* TCP connect done / UDP default peer */
   bool shut_wr;
-  int pend_err;                 /* positive errno kept for the application (SO_ERROR, next call) */
-  uint64_t share_token;         /* fork: the device's token for the child (PS_INHERIT), 0 if none */
-  bool acc_lazy;                /* a shared listener: connections only once this process asks */
-  bool acc_demand;              /* ... and it asked (accept, poll, select, epoll_ctl on it) */
+  int pend_err;         /* positive errno kept for the application (SO_ERROR, next call) */
+  uint64_t share_token; /* fork: the device's token for the child (PS_INHERIT), 0 if none */
+  bool acc_lazy;        /* a shared listener: connections only once this process asks */
+  bool acc_demand;    /* this process asked for connections (accept, poll, select, epoll_ctl on the
+                       * listener); kept across a fork only while it still waits for them: */
+  atomic_int waiters; /* threads blocked in accept/poll/select on it now (pl_wait_mark) */
+  bool in_epoll;      /* registered for EPOLLIN in an epoll set (a waiter that stays) */
   int rcvtimeo_ms, sndtimeo_ms; /* -1: none */
   struct psock *dnext, *dprev;  /* the device's list of live sockets */
 
@@ -249,7 +253,8 @@ extern unsigned pl_fork_gen;
  *   pl_fork.c    fork (share tokens, the child's reset) and exit (graceful detach)
  *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
  *   pl_io.c      the data calls and poll/select
- *   pl_rules.c   the offload rules */
+ *   pl_rules.c   the offload rules
+ *   pl_syscall.c libc's syscall(): the socket numbers routed to the functions above */
 
 /* pl_fork.c: the pthread_atfork handlers. */
 void pl_atfork_prepare(void);
@@ -362,6 +367,9 @@ int pl_spin_wait(int (*ready)(void *), void *arg);
 /* At exit, with TOE_PRELOAD_DEBUG: how many waits processed completions, how many found a
  * ready descriptor that way. */
 void pl_spin_report(void);
+/* A thread starts (+1) or ends (-1) a blocking wait on fd, if it is ours: a listener keeps
+ * serving connections across a fork while someone waits on it (pl_atfork_prepare). */
+void pl_wait_mark(int fd, int d);
 /* True when a wait on these descriptors involves an offloaded one (poll, select). */
 bool pl_fd_offloaded(int fd);
 /* epoll sets known to hold (or have held) an offloaded descriptor: marked by epoll_ctl, forgotten
