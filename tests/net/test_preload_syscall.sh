@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# libtoe-preload and raw system calls (docs/interception.md, "Raw system calls"): a program making
+# its socket calls through libc's syscall() (as libuv does for sendmmsg/recvmmsg) is carried by the
+# device, not lost in the placeholder. tests/net/preload_syscall.c, in the device namespace with
+# TOE_STRICT=1 against the peer's TCP and UDP echo (peer_servers.py); the debug log must show
+# each socket going to the device. The same checks then run on the kernel (not preloaded, in the
+# peer namespace), so they describe the kernel's behaviour.
+# Usage: bash tests/net/test_preload_syscall.sh BINDIR
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/transport_lib.sh"
+source "$(dirname "$0")/preload_lib.sh"
+NET_REQUIRED_TOOLS="ip ping timeout $NET_PY"
+net_init "$1" 120
+tr_init
+preload_init
+PS=$NET_BINDIR/preload_syscall
+[ -x "$PS" ] || net_die "no preload_syscall at $PS (build first)"
+ECHO=7110
+RST=7111
+
+net_setup
+start_toed_nopcap --ctl "$CTL"
+wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
+peer_bg timeout -k 2 110 "$NET_PY" "$(dirname "$0")/peer_servers.py" "$NET_PEER_ADDR" "$ECHO" "$RST" \
+  >"$NET_TMP/servers.log" 2>&1 </dev/null
+wait_for 10 peer_listening "$RST" || net_die "the peer's servers did not start"
+
+# run_ps NAME CMD...: runs preload_syscall, passes its ok/FAIL lines on (prefixed), counts them.
+run_ps() {
+  local name=$1 out=$NET_TMP/$1.out
+  shift
+  "$@" >"$out" 2>"$NET_TMP/$name.err"
+  local rc=$?
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+    "ok   - "*) net_ok "$name: ${line#ok   - }" ;;
+    "FAIL - "*) net_fail "$name: ${line#FAIL - }" ;;
+    esac
+  done <"$out"
+  check_eq "$name: exit status" "$rc" 0
+  no_sanitizer "$name" "$NET_TMP/$name.err"
+  [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$name.err" | head -10
+}
+
+run_ps dev dev timeout -k 2 60 "${PRE[@]}" TOE_PRELOAD_DEBUG=1 "$PS" "$NET_PEER_ADDR" "$ECHO"
+check_eq "dev: the C library's UDP connect went to the device (debug log)" \
+  "$(grep -c "udp connect $NET_PEER_ADDR:$ECHO -> device" "$NET_TMP/dev.err")" 1
+check_eq "dev: the raw UDP socket's first sendto went to the device (debug log)" \
+  "$(grep -c "udp sendto -> device" "$NET_TMP/dev.err")" 1
+check_eq "dev: the TCP connection went to the device (debug log)" \
+  "$(grep -c "tcp connect $NET_PEER_ADDR:$ECHO -> device" "$NET_TMP/dev.err")" 1
+run_ps kernel peer timeout -k 2 60 "$PS" "$NET_PEER_ADDR" "$ECHO"
+
+check_toed_exit
+net_finish
