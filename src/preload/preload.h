@@ -205,6 +205,9 @@ struct psock {
   int afd, bfd; /* our duplicate of the placeholder A, and its peer B (-1 once closed) */
   unsigned shown;
   uint32_t interest; /* toe_poll_ctl interest given */
+  size_t fill_bytes; /* bytes our fill sent from A to B, not drained yet */
+  size_t foreign;    /* bytes B got from A that were not our fill: the application wrote to the
+                      * placeholder behind our back (pl_bypass_check) */
   bool nonblock;     /* O_NONBLOCK of the open file description */
   bool listening;
   bool connected; /* TCP connect done / UDP default peer */
@@ -237,6 +240,7 @@ struct pdev {
   pthread_t thr;
   bool thr_started;
   int wake_fd; /* eventfd: stops the pump */
+  int bep;     /* epoll set of the placeholders' B ends: the pump sees bytes arriving on them */
   atomic_bool stop;
   atomic_bool lost_seen; /* the device's hang-up was reported (to the pump or a waiting thread) */
   int spinners;          /* threads spinning on it (pl_spin_acquire); dev_drain waits for them */
@@ -338,6 +342,11 @@ void pl_reflect(struct psock *ps);
 void pl_show(struct psock *ps, unsigned want);
 /* Turns an OFF socket into a zombie (see PS_ZOMBIE). */
 void pl_zombify(struct psock *ps);
+/* Bytes on B that are not our fill mean the application wrote to the placeholder through a call
+ * the library did not see (a raw system call, io_uring): they can never reach the network. Then
+ * the socket ends with EIO (A shows the error, ECONNRESET/EPIPE for calls made on it directly)
+ * and a warning is written once. True if it did. */
+bool pl_bypass_check(struct psock *ps);
 
 /* A new placeholder: *a is the application's end (close-on-exec and non-blocking as asked),
  * *afd our duplicate of it, *bfd the other end (both private, close-on-exec). 0 or -errno. */

@@ -12,6 +12,12 @@
  *            write/read, getsockname/getpeername, ppoll, close;
  * tcp-raw:   the same for TCP: socket, setsockopt, connect, write/read, writev/readv,
  *            sendto/recvfrom, 256 KiB both ways, poll, shutdown (EOF from the echo), close.
+ *
+ *   preload_syscall HOST PORT carried|refused
+ *
+ * bypass:    a write made with the syscall instruction itself (x86_64), which nothing can
+ *            interpose: on the kernel it is carried; under the library it must not be lost
+ *            silently (the socket fails with EIO).
  */
 #define _GNU_SOURCE
 
@@ -205,14 +211,82 @@ static void tcp_raw(const char *host, int port)
   check(rc == 0, "tcp-raw: syscall(SYS_close) (%s)", err_of(rc));
 }
 
+/* bypass: a write that no interposition can see (the syscall instruction itself, as a static
+ * binary or a Go program makes it) on a socket made through the C library. On the kernel it is
+ * carried (the echo comes back); under the library it cannot be, so it must not be lost
+ * silently: the socket fails with EIO soon after (and the library warns, which the script checks).
+ * want: "carried" or "refused". */
+#if defined(__x86_64__)
+static long insn_write(int fd, const void *buf, size_t len)
+{
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"((long)SYS_write), "D"((long)fd), "S"(buf), "d"(len)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+
+static void bypass_one(const char *host, int port, int type, const char *want)
+{
+  const char *what = type == SOCK_STREAM ? "bypass-tcp" : "bypass-udp";
+  int s = tcp_connect(host, port);
+  if (type == SOCK_DGRAM) {
+    struct sockaddr_in peer = addr_of(host, port);
+    s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s >= 0 && connect(s, (struct sockaddr *)&peer, sizeof(peer)) < 0) {
+      close(s);
+      s = -1;
+    }
+  }
+  check(s >= 0, "%s: socket connected through the C library (%s)", what,
+        s >= 0 ? "ok" : strerror(errno));
+  if (s < 0)
+    return;
+  long w = insn_write(s, "hidden", 6);
+  check(w == 6, "%s: the raw write instruction returns 6 (%ld)", what, w);
+  struct pollfd pf = {.fd = s, .events = POLLIN};
+  int pr = poll(&pf, 1, 3000);
+  char buf[16] = {0};
+  ssize_t r = pr == 1 ? recv(s, buf, sizeof(buf), MSG_DONTWAIT) : -1;
+  int e = errno;
+  if (strcmp(want, "carried") == 0)
+    check(r == 6 && memcmp(buf, "hidden", 6) == 0, "%s: the data is carried: the echo comes back",
+          what);
+  else
+    check(pr == 1 && r < 0 && e == EIO,
+          "%s: not lost silently: the socket fails with EIO within 3 s (poll %d, revents 0x%x, "
+          "recv %zd, %s)",
+          what, pr, (unsigned)pf.revents, r, r < 0 ? strerror(e) : "data");
+  close(s);
+}
+#endif
+
+static void bypass(const char *host, int port, const char *want)
+{
+#if defined(__x86_64__)
+  bypass_one(host, port, SOCK_DGRAM, want);
+  bypass_one(host, port, SOCK_STREAM, want);
+#else
+  (void)host;
+  (void)port;
+  (void)want;
+  check(true, "bypass: skipped (the raw write instruction is only written for x86_64)");
+#endif
+}
+
 int main(int argc, char **argv)
 {
-  if (argc != 3) {
-    fprintf(stderr, "usage: preload_syscall HOST PORT\n");
+  if (argc != 3 && !(argc == 4 && (!strcmp(argv[3], "carried") || !strcmp(argv[3], "refused")))) {
+    fprintf(stderr, "usage: preload_syscall HOST PORT [carried|refused]\n");
     return 100;
   }
   signal(SIGPIPE, SIG_IGN);
   int port = atoi(argv[2]);
+  if (argc == 4) {
+    bypass(argv[1], port, argv[3]);
+    return check_exit_status();
+  }
   udp_libuv(argv[1], port);
   udp_raw(argv[1], port);
   tcp_raw(argv[1], port);

@@ -52,5 +52,16 @@ check_eq "dev: the TCP connection went to the device (debug log)" \
   "$(grep -c "tcp connect $NET_PEER_ADDR:$ECHO -> device" "$NET_TMP/dev.err")" 1
 run_ps kernel peer timeout -k 2 60 "$PS" "$NET_PEER_ADDR" "$ECHO"
 
+# A write no interposition can see (the syscall instruction): carried on the kernel; under the
+# library the socket fails with EIO and the library says why, once.
+run_ps dev-bypass dev timeout -k 2 60 "${PRE[@]}" "$PS" "$NET_PEER_ADDR" "$ECHO" refused
+if grep -q '^ok   - bypass: skipped' "$NET_TMP/dev-bypass.out"; then
+  net_ok "dev-bypass: no warning to look for (not x86_64)"
+else
+  check_eq "dev-bypass: one warning names what happened" \
+    "$(grep -c 'written to through a call the library did not see' "$NET_TMP/dev-bypass.err")" 1
+fi
+run_ps kernel-bypass peer timeout -k 2 60 "$PS" "$NET_PEER_ADDR" "$ECHO" carried
+
 check_toed_exit
 net_finish
