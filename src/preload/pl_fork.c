@@ -80,6 +80,9 @@ void pl_atfork_child(void)
       if (ps->bfd >= 0)
         R.close(ps->bfd);
       ps->afd = ps->bfd = -1;
+      ps->fill_bytes = ps->foreign = 0; /* they were the parent's placeholder's */
+      atomic_store(&ps->waiters, 0);    /* the parent's other threads, not here */
+      ps->in_epoll = false;             /* its sets hold the parent's placeholder */
       ps->pdev = NULL;
       ps->sd = -1;
       free(ps->zbuf);
