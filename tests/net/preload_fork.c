@@ -22,6 +22,10 @@
  *                         every connection is accepted and greeted
  *   child-accepts         a child made after the parent accepted polls the inherited listener
  *                         and accepts one connection itself; then the parent accepts again
+ *   sigchld               the postgres postmaster's way: SIGCHLD is blocked except inside
+ *                         pselect() on the listener, and its handler forks the next child (which
+ *                         exits at once, so the handler runs again): after each fork made there,
+ *                         a new connection must wake pselect
  */
 #define _GNU_SOURCE
 
@@ -427,13 +431,89 @@ static void run_child_accepts(int l)
   }
 }
 
+/* sigchld: the handler reaps, then forks another short-lived child while forks remain. */
+static volatile sig_atomic_t g_sig_forks_left, g_sig_forks_done;
+
+static void on_sigchld(int sig)
+{
+  (void)sig;
+  int e = errno;
+  while (waitpid(-1, NULL, WNOHANG) > 0)
+    ;
+  if (g_sig_forks_left > 0) {
+    g_sig_forks_left--;
+    pid_t pid = fork();
+    if (pid == 0)
+      _exit(0);
+    if (pid > 0)
+      g_sig_forks_done++;
+  }
+  errno = e;
+}
+
+static void run_sigchld(int l)
+{
+  sigset_t chld, waitmask;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, &waitmask);
+  sigdelset(&waitmask, SIGCHLD);
+  struct sigaction sa = {.sa_handler = on_sigchld};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGCHLD, &sa, NULL);
+  for (int round = 0; round < 3; round++) {
+    char what[64], tag[16];
+    snprintf(what, sizeof(what), "sigchld round %d", round + 1);
+    snprintf(tag, sizeof(tag), "s%d", round);
+    /* Two forks from the handler per round: the first child's exit starts the chain. */
+    g_sig_forks_left = 1;
+    int before = g_sig_forks_done;
+    pid_t pid = fork();
+    if (pid == 0)
+      _exit(0);
+    /* pselect until the handler has forked (each fork interrupts it with EINTR) */
+    uint64_t end = now_ms() + WAIT_MS;
+    while (g_sig_forks_done == before && now_ms() < end) {
+      fd_set r;
+      FD_ZERO(&r);
+      FD_SET(l, &r);
+      struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+      pselect(l + 1, &r, NULL, NULL, &ts, &waitmask);
+    }
+    check(g_sig_forks_done > before, "%s: the SIGCHLD handler forked while pselect waited", what);
+    connector_go();
+    bool ready = false;
+    uint64_t t0 = now_ms();
+    end = t0 + WAIT_MS;
+    while (!ready && now_ms() < end) {
+      fd_set r;
+      FD_ZERO(&r);
+      FD_SET(l, &r);
+      struct timespec ts = {.tv_sec = 1};
+      int n = pselect(l + 1, &r, NULL, NULL, &ts, &waitmask);
+      ready = n == 1 && FD_ISSET(l, &r);
+    }
+    check(ready, "%s: pselect wakes for a new connection (%llu ms)", what,
+          (unsigned long long)(now_ms() - t0));
+    int c = ready ? accept(l, NULL, NULL) : -1;
+    check(c >= 0, "%s: accept (%s)", what, c >= 0 ? "a connection" : strerror(errno));
+    if (c >= 0) {
+      greet(c, tag);
+      close(c);
+    }
+    check_greeting(what, tag);
+  }
+  sigprocmask(SIG_UNBLOCK, &chld, NULL);
+  signal(SIGCHLD, SIG_DFL);
+}
+
 int main(int argc, char **argv)
 {
   if (argc == 4 && strcmp(argv[1], "connector") == 0)
     return connector_main(argv[2], atoi(argv[3]));
   if (argc != 5) {
     fprintf(stderr, "usage: preload_fork select|poll|epoll|blocked-accept|blocked-poll|per-conn|"
-                    "child-accepts HOST PORT NETNS\n");
+                    "child-accepts|sigchld HOST PORT NETNS\n");
     return 100;
   }
   const char *mode = argv[1];
@@ -449,6 +529,8 @@ int main(int argc, char **argv)
     run_per_conn(l);
   else if (!strcmp(mode, "child-accepts"))
     run_child_accepts(l);
+  else if (!strcmp(mode, "sigchld"))
+    run_sigchld(l);
   else {
     fprintf(stderr, "preload_fork: unknown mode %s\n", mode);
     return 100;

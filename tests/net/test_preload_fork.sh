@@ -9,7 +9,8 @@
 #  - blocked-accept, blocked-poll: a thread asleep in accept()/poll() on the listener while the
 #    process forks gets the next connection (it used to sleep for ever);
 #  - per-conn: a fork-per-connection server keeps accepting while its children come and go;
-#  - child-accepts: a child that polls the inherited listener accepts too, and the parent after it.
+#  - child-accepts: a child that polls the inherited listener accepts too, and the parent after it;
+#  - sigchld: the postgres postmaster's way, forking from the SIGCHLD handler while in pselect().
 # Usage: bash tests/net/test_preload_fork.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
@@ -45,7 +46,7 @@ run_pf() {
 
 # Each mode its own port: a closed shared listener may hold its port a few seconds (issue 13).
 port=7200
-for mode in select poll epoll blocked-accept blocked-poll per-conn child-accepts; do
+for mode in select poll epoll blocked-accept blocked-poll per-conn child-accepts sigchld; do
   run_pf "dev-$mode" dev timeout -k 2 60 "${PRE[@]}" "$PF" "$mode" "$NET_DEV_ADDR" "$port" \
     "/var/run/netns/$NET_PEER_NS"
   run_pf "kernel-$mode" peer timeout -k 2 60 "$PF" "$mode" "$NET_PEER_ADDR" "$((port + 100))" -
