@@ -25,6 +25,7 @@ pkgs=(
   qemu-user                                            # ... unit tests, run under qemu-user
   file                                                 # ... names what was built in the log
   qemu-system-arm                                      # make firmware-qemu: the bare-metal example
+  bind9-dnsutils # dig: a libuv program's raw syscall(SYS_sendmmsg) (test_preload_syscall.sh)
 )
 # (gcc-multilib would give 32-bit x86 too, but Debian makes it conflict with the cross compilers.)
 

@@ -54,19 +54,22 @@ static struct pdev *dev_open(int *err)
   pthread_cond_init(&p->cv, &ca);
   pthread_condattr_destroy(&ca);
   p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  p->bep = epoll_create1(EPOLL_CLOEXEC);
   /* The pump takes no signals: they stay the application's. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int tr = pthread_create(&p->thr, NULL, pump_main, p);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (tr != 0 || p->wake_fd < 0) {
+  if (tr != 0 || p->wake_fd < 0 || p->bep < 0) {
     if (tr == 0) {
       atomic_store(&p->stop, true);
       pthread_join(p->thr, NULL);
     }
     if (p->wake_fd >= 0)
       R.close(p->wake_fd);
+    if (p->bep >= 0)
+      R.close(p->bep);
     toe_detach(dev, 0);
     free(p);
     *err = -ENOMEM;
@@ -146,6 +149,11 @@ void pl_dev_release(struct pdev *p)
 
 void pl_dev_link(struct pdev *p, struct psock *ps)
 {
+  /* Every byte arriving on B (our fill, or the application's write behind our back) wakes the
+   * pump, which tells them apart (pl_bypass_check). B leaves the set when it is closed. */
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = ps};
+  if (ps->bfd >= 0)
+    R.epoll_ctl(p->bep, EPOLL_CTL_ADD, ps->bfd, &ev);
   pthread_mutex_lock(&p->mu);
   ps->dprev = NULL;
   ps->dnext = p->head;
@@ -253,6 +261,22 @@ int pl_dev_process(struct pdev *p, bool *changed)
   return total;
 }
 
+/* Bytes arrived on placeholders' B ends: each is our fill or the application's write behind
+ * our back (pl_bypass_check). psocks are recycled, never freed: a stale pointer is checked
+ * against the socket's current state under its lock. */
+static void check_placeholders(struct pdev *p)
+{
+  struct epoll_event ev[64];
+  int n = R.epoll_wait(p->bep, ev, 64, 0);
+  for (int i = 0; i < n; i++) {
+    struct psock *ps = ev[i].data.ptr;
+    pthread_mutex_lock(&ps->mu);
+    if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p)
+      pl_bypass_check(ps);
+    pthread_mutex_unlock(&ps->mu);
+  }
+}
+
 static void *pump_main(void *arg)
 {
   struct pdev *p = arg;
@@ -260,14 +284,18 @@ static void *pump_main(void *arg)
   unsigned idle = 0;
   bool lost = false;
   while (!atomic_load(&p->stop) && !lost) {
-    struct pollfd pf[2] = {{.fd = efd, .events = POLLIN}, {.fd = p->wake_fd, .events = POLLIN}};
-    int r = R.poll(pf, 2, 1000);
+    struct pollfd pf[3] = {{.fd = efd, .events = POLLIN},
+                           {.fd = p->wake_fd, .events = POLLIN},
+                           {.fd = p->bep, .events = POLLIN}};
+    int r = R.poll(pf, 3, 1000);
     if (atomic_load(&p->stop))
       break;
     if (r < 0 && errno != EINTR) {
       struct timespec ts = {0, 10 * 1000000};
       nanosleep(&ts, NULL);
     }
+    if (r > 0 && (pf[2].revents & POLLIN))
+      check_placeholders(p);
     bool changed = false;
     int total = pl_dev_process(p, &changed);
     lost = atomic_load(&p->lost_seen);

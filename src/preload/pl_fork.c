@@ -32,10 +32,18 @@ void pl_atfork_prepare(void)
       int rc = toe_share(p->dev, ps->sd, &tok);
       if (rc == 0) {
         ps->share_token = tok;
-        if (ps->listening && !ps->acc_lazy) {
-          /* From now on this process takes connections only if it asks for them again. */
+        if (ps->listening) {
+          /* libtoe made the listener lazy again on this share (every share, not only the first):
+           * its posted ACCEPTs are handed back and none is posted until this process asks again
+           * (its next accept, poll or select on it: pl_refresh_fd), so that connections go to
+           * the holders that serve them and not to one busy elsewhere. Our view must follow on
+           * every share. But a process waiting for connections right now (a thread asleep in
+           * accept, poll or select on it, or the listener in an epoll set) must go on getting
+           * them, as with the kernel, where fork does not change the parent's listener: then
+           * the interest is given to libtoe again at once (TOE_POLLIN, unless a connection is
+           * already shown), which posts ACCEPTs again. */
           ps->acc_lazy = true;
-          ps->acc_demand = false;
+          ps->acc_demand = ps->acc_demand && (atomic_load(&ps->waiters) > 0 || ps->in_epoll);
           ps->interest = UINT32_MAX;
           pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
         }
@@ -72,6 +80,9 @@ void pl_atfork_child(void)
       if (ps->bfd >= 0)
         R.close(ps->bfd);
       ps->afd = ps->bfd = -1;
+      ps->fill_bytes = ps->foreign = 0; /* they were the parent's placeholder's */
+      atomic_store(&ps->waiters, 0);    /* the parent's other threads, not here */
+      ps->in_epoll = false;             /* its sets hold the parent's placeholder */
       ps->pdev = NULL;
       ps->sd = -1;
       free(ps->zbuf);

@@ -240,6 +240,7 @@ static void init_once(void)
   SYM(dup3);
   SYM(sendfile);
   SYM(splice);
+  SYM(syscall);
   if (!R.fcntl64)
     R.fcntl64 = R.fcntl;
   g_pid = getpid();

@@ -785,16 +785,46 @@ static int complete_sets(int nfds, const fd_set *asked, fd_set *w, int rc)
   return rc;
 }
 
+/* A blocking wait on offloaded descriptors: counted on each of them while it lasts
+ * (pl_wait_mark), so that a fork meanwhile leaves a listener serving its waiter. */
+static void mark_pollfds(const struct pollfd *fds, nfds_t n, int d)
+{
+  for (nfds_t i = 0; i < n; i++)
+    if (fds[i].fd >= 0)
+      pl_wait_mark(fds[i].fd, d);
+}
+
+static void mark_sets(int nfds, const fd_set *r, int d)
+{
+  if (nfds > FD_SETSIZE)
+    nfds = FD_SETSIZE;
+  for (int fd = 0; r && fd < nfds; fd++)
+    if (FD_ISSET(fd, r))
+      pl_wait_mark(fd, d);
+}
+
+static int poll_off(struct pollfd *fds, nfds_t n, int timeout)
+{
+  struct poll_args a = {fds, n, NULL};
+  int r = pl_spin_wait(poll_ready, &a);
+  if (r > 0)
+    complete_pollfds(fds, n);
+  if (r != 0)
+    return r > 0 ? r : spun_error(r);
+  int rc = R.poll(fds, n, timeout);
+  if (rc > 0)
+    complete_pollfds(fds, n);
+  return rc;
+}
+
 PL_API int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
   pl_init();
   if (refresh_pollfds(fds, n) && timeout != 0) {
-    struct poll_args a = {fds, n, NULL};
-    int r = pl_spin_wait(poll_ready, &a);
-    if (r > 0)
-      complete_pollfds(fds, n);
-    if (r != 0)
-      return r > 0 ? r : spun_error(r);
+    mark_pollfds(fds, n, 1);
+    int rc = poll_off(fds, n, timeout);
+    mark_pollfds(fds, n, -1);
+    return rc;
   }
   int rc = R.poll(fds, n, timeout);
   if (rc > 0)
@@ -810,16 +840,28 @@ PL_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
   return poll(fds, n, timeout);
 }
 
+static int ppoll_off(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
+{
+  struct poll_args a = {fds, n, mask};
+  int r = pl_spin_wait(poll_ready, &a);
+  if (r > 0)
+    complete_pollfds(fds, n);
+  if (r != 0)
+    return r > 0 ? r : spun_error(r);
+  int rc = R.ppoll(fds, n, tmo, mask);
+  if (rc > 0)
+    complete_pollfds(fds, n);
+  return rc;
+}
+
 PL_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
 {
   pl_init();
   if (refresh_pollfds(fds, n) && (!tmo || tmo->tv_sec || tmo->tv_nsec)) {
-    struct poll_args a = {fds, n, mask};
-    int r = pl_spin_wait(poll_ready, &a);
-    if (r > 0)
-      complete_pollfds(fds, n);
-    if (r != 0)
-      return r > 0 ? r : spun_error(r);
+    mark_pollfds(fds, n, 1);
+    int rc = ppoll_off(fds, n, tmo, mask);
+    mark_pollfds(fds, n, -1);
+    return rc;
   }
   int rc = R.ppoll(fds, n, tmo, mask);
   if (rc > 0)
@@ -843,13 +885,25 @@ PL_API int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tmo
   fd_set asked;
   if (w)
     asked = *w;
+  bool wait = false;
+  fd_set rd;
   if (refresh_sets(nfds, r, w, e) && nfds <= FD_SETSIZE && (!tmo || tmo->tv_sec || tmo->tv_usec)) {
+    wait = r != NULL;
+    if (wait) {
+      rd = *r; /* the sets are rewritten with the result */
+      mark_sets(nfds, &rd, 1);
+    }
     struct select_args a = {nfds, r, w, e, NULL};
     int s = pl_spin_wait(select_ready, &a);
-    if (s != 0)
+    if (s != 0) {
+      if (wait)
+        mark_sets(nfds, &rd, -1);
       return s > 0 ? complete_sets(nfds, &asked, w, s) : spun_error(s);
+    }
   }
   int rc = R.select(nfds, r, w, e, tmo);
+  if (wait)
+    mark_sets(nfds, &rd, -1);
   return rc > 0 ? complete_sets(nfds, &asked, w, rc) : rc;
 }
 
@@ -860,13 +914,25 @@ PL_API int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct times
   fd_set asked;
   if (w)
     asked = *w;
+  bool wait = false;
+  fd_set rd;
   if (refresh_sets(nfds, r, w, e) && nfds <= FD_SETSIZE && (!tmo || tmo->tv_sec || tmo->tv_nsec)) {
+    wait = r != NULL;
+    if (wait) {
+      rd = *r;
+      mark_sets(nfds, &rd, 1);
+    }
     struct select_args a = {nfds, r, w, e, mask};
     int s = pl_spin_wait(select_ready, &a);
-    if (s != 0)
+    if (s != 0) {
+      if (wait)
+        mark_sets(nfds, &rd, -1);
       return s > 0 ? complete_sets(nfds, &asked, w, s) : spun_error(s);
+    }
   }
   int rc = R.pselect(nfds, r, w, e, tmo, mask);
+  if (wait)
+    mark_sets(nfds, &rd, -1);
   return rc > 0 ? complete_sets(nfds, &asked, w, rc) : rc;
 }
 
@@ -931,5 +997,5 @@ PL_API int epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct
   }
   if (R.epoll_pwait2)
     return R.epoll_pwait2(epfd, evs, max, tmo, mask);
-  return (int)syscall(SYS_epoll_pwait2, epfd, evs, max, tmo, mask, _NSIG / 8);
+  return (int)R.syscall(SYS_epoll_pwait2, epfd, evs, max, tmo, mask, _NSIG / 8);
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,14 +32,18 @@ static char g_zeros[4096];
 /* Empties our end of a placeholder. A short read means the queue is empty (a stream socket hands
  * over all it holds up to the length asked), so the usual case (one token, or the fill) costs one
  * or a few reads, not one more that returns EAGAIN. */
-static void drain_fd(int fd)
+static size_t drain_fd(int fd)
 {
   char buf[4096];
+  size_t n = 0;
   for (int i = 0; i < 64; i++) {
     ssize_t r = R.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r > 0)
+      n += (size_t)r;
     if (r < (ssize_t)sizeof(buf))
       break;
   }
+  return n;
 }
 
 static bool fd_writable(int fd)
@@ -47,13 +52,17 @@ static bool fd_writable(int fd)
   return R.poll(&pf, 1, 0) == 1 && (pf.revents & POLLOUT);
 }
 
-static void fill_fd(int fd)
+static size_t fill_fd(int fd)
 {
+  size_t n = 0;
   for (int i = 0; i < 16 && fd_writable(fd); i++) {
     ssize_t r = R.send(fd, g_zeros, sizeof(g_zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r > 0)
+      n += (size_t)r;
     if (r < 0 && errno != EAGAIN && errno != EINTR)
       break;
   }
+  return n;
 }
 
 void pl_show(struct psock *ps, unsigned want)
@@ -77,10 +86,13 @@ void pl_show(struct psock *ps, unsigned want)
     }
   }
   if ((want & SH_OUT) && !(ps->shown & SH_OUT)) {
-    drain_fd(ps->bfd);
+    size_t n = drain_fd(ps->bfd);
+    if (n > ps->fill_bytes) /* not all ours: pl_bypass_check (the pump) reports it */
+      ps->foreign += n - ps->fill_bytes;
+    ps->fill_bytes = 0;
     ps->shown |= SH_OUT;
   } else if (!(want & SH_OUT) && (ps->shown & SH_OUT)) {
-    fill_fd(ps->afd);
+    ps->fill_bytes += fill_fd(ps->afd);
     ps->shown &= ~SH_OUT;
   }
   /* Ask libtoe to report only what the placeholder does not show yet: its readiness is
@@ -194,17 +206,41 @@ void pl_zombify(struct psock *ps)
   errno = e;
 }
 
+bool pl_bypass_check(struct psock *ps)
+{
+  if (atomic_load(&ps->state) != PS_OFF || ps->bfd < 0)
+    return false;
+  int n = 0;
+  if (R.ioctl(ps->bfd, FIONREAD, &n) == 0 && n > 0 && (size_t)n > ps->fill_bytes)
+    ps->foreign += (size_t)n - ps->fill_bytes;
+  if (!ps->foreign)
+    return false;
+  static atomic_bool warned;
+  if (!atomic_exchange(&warned, true))
+    pl_log("an offloaded %s socket was written to through a call the library did not see (a "
+           "raw system call, io_uring?): %zu bytes that cannot reach the network; the socket "
+           "fails with EIO (run such calls through the C library, or keep the socket on the "
+           "kernel with a '!' rule in TOE_OFFLOAD)",
+           ps->type == SOCK_STREAM ? "TCP" : "UDP", ps->foreign);
+  PL_DBG("sd %d: %zu bytes written behind the library's back: EIO", ps->sd, ps->foreign);
+  ps->pend_err = EIO;
+  pl_zombify(ps);
+  return true;
+}
+
 void pl_refresh_fd(int fd)
 {
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return;
   if (pl_enter_fd(fd, ps) == PS_OFF) {
-    if (ps->acc_lazy && !ps->acc_demand) {
-      /* This process polls its shared listener: it serves connections (toe_poll_ctl with
-       * TOE_POLLIN makes libtoe post ACCEPTs for it). */
+    if (ps->listening && !ps->acc_demand) {
+      /* This process polls its listener: it serves connections (on a shared one, toe_poll_ctl
+       * with TOE_POLLIN makes libtoe post ACCEPTs for it; on one not shared yet, it is noted
+       * for the next fork, pl_atfork_prepare). */
       ps->acc_demand = true;
-      pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
+      if (ps->acc_lazy)
+        pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
     }
     pl_reflect(ps);
   }
@@ -288,6 +324,15 @@ int pl_spin_wait(int (*ready)(void *), void *arg)
   if (rc > 0)
     atomic_fetch_add_explicit(&g_spun_ready, 1, memory_order_relaxed);
   return rc;
+}
+
+void pl_wait_mark(int fd, int d)
+{
+  /* psocks are recycled, never freed, so a late -1 on a reused one stays a valid access; a wait
+   * counts only while the counter is positive. */
+  struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
+  if (ps)
+    atomic_fetch_add_explicit(&ps->waiters, d, memory_order_relaxed);
 }
 
 bool pl_fd_offloaded(int fd)

@@ -391,9 +391,10 @@ static int pl_accept_impl(int fd, struct sockaddr *addr, socklen_t *alen, int fl
   }
   if (st != PS_OFF)
     return set_errno(EBADF);
-  if (ps->acc_lazy && !ps->acc_demand) {
-    ps->acc_demand = true; /* a shared listener this process serves again (toe_accept asks) */
-    ps->interest = UINT32_MAX;
+  if (!ps->acc_demand) {
+    ps->acc_demand = true; /* this process serves its listener (shared: toe_accept asks) */
+    if (ps->acc_lazy)
+      ps->interest = UINT32_MAX;
   }
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
     pthread_mutex_unlock(&ps->mu);
@@ -479,7 +480,9 @@ static int pl_accept_impl(int fd, struct sockaddr *addr, socklen_t *alen, int fl
     pthread_mutex_unlock(&ps->mu);
     if (nb)
       return set_errno(EAGAIN);
+    pl_wait_mark(fd, 1); /* a fork meanwhile leaves the listener serving us (pl_fork.c) */
     int w = pl_wait_fd(fd, POLLIN, tmo);
+    pl_wait_mark(fd, -1);
     if (w == 0)
       return set_errno(EAGAIN);
     if (w < 0)
@@ -577,7 +580,7 @@ PL_API int close_range(unsigned int first, unsigned int last, int flags)
 {
   pl_init();
   int rc = R.close_range ? R.close_range(first, last, flags)
-                         : (int)syscall(SYS_close_range, first, last, flags);
+                         : (int)R.syscall(SYS_close_range, first, last, flags);
   if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !pl_foreign_child())
     forget_range(first, last);
   return rc;
@@ -592,7 +595,7 @@ PL_API void closefrom(int lowfd)
   if (real_closefrom)
     real_closefrom(lowfd);
   else
-    syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0);
+    R.syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0);
   if (lowfd >= 0 && !pl_foreign_child())
     forget_range((unsigned)lowfd, ~0u);
 }
@@ -1221,5 +1224,13 @@ PL_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
   }
   if (op != EPOLL_CTL_DEL)
     pl_refresh_fd(fd);
-  return R.epoll_ctl(epfd, op, fd, ev);
+  int rc = R.epoll_ctl(epfd, op, fd, ev);
+  int st2 = rc == 0 ? pl_enter_fd(fd, ps) : PS_FREE;
+  /* A listener in an epoll set is waited on for as long as it stays there: it keeps serving
+   * connections across forks (pl_atfork_prepare). */
+  if (st2 == PS_OFF && ps->listening)
+    ps->in_epoll = op != EPOLL_CTL_DEL && ev && (ev->events & EPOLLIN);
+  if (st2 == PS_OFF || st2 == PS_ZOMBIE)
+    pthread_mutex_unlock(&ps->mu);
+  return rc;
 }

@@ -90,6 +90,7 @@ struct pl_real {
   int (*dup3)(int, int, int);
   ssize_t (*sendfile)(int, int, off_t *, size_t);
   ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
+  long (*syscall)(long, ...); /* the library's own raw calls: never back through pl_syscall.c */
 };
 extern struct pl_real R;
 
@@ -204,14 +205,20 @@ struct psock {
   int afd, bfd; /* our duplicate of the placeholder A, and its peer B (-1 once closed) */
   unsigned shown;
   uint32_t interest; /* toe_poll_ctl interest given */
+  size_t fill_bytes; /* bytes our fill sent from A to B, not drained yet */
+  size_t foreign;    /* bytes B got from A that were not our fill: the application wrote to the
+                      * placeholder behind our back (pl_bypass_check) */
   bool nonblock;     /* O_NONBLOCK of the open file description */
   bool listening;
   bool connected; /* TCP connect done / UDP default peer */
   bool shut_wr;
-  int pend_err;                 /* positive errno kept for the application (SO_ERROR, next call) */
-  uint64_t share_token;         /* fork: the device's token for the child (PS_INHERIT), 0 if none */
-  bool acc_lazy;                /* a shared listener: connections only once this process asks */
-  bool acc_demand;              /* ... and it asked (accept, poll, select, epoll_ctl on it) */
+  int pend_err;         /* positive errno kept for the application (SO_ERROR, next call) */
+  uint64_t share_token; /* fork: the device's token for the child (PS_INHERIT), 0 if none */
+  bool acc_lazy;        /* a shared listener: connections only once this process asks */
+  bool acc_demand;    /* this process asked for connections (accept, poll, select, epoll_ctl on the
+                       * listener); kept across a fork only while it still waits for them: */
+  atomic_int waiters; /* threads blocked in accept/poll/select on it now (pl_wait_mark) */
+  bool in_epoll;      /* registered for EPOLLIN in an epoll set (a waiter that stays) */
   int rcvtimeo_ms, sndtimeo_ms; /* -1: none */
   struct psock *dnext, *dprev;  /* the device's list of live sockets */
 
@@ -233,6 +240,7 @@ struct pdev {
   pthread_t thr;
   bool thr_started;
   int wake_fd; /* eventfd: stops the pump */
+  int bep;     /* epoll set of the placeholders' B ends: the pump sees bytes arriving on them */
   atomic_bool stop;
   atomic_bool lost_seen; /* the device's hang-up was reported (to the pump or a waiting thread) */
   int spinners;          /* threads spinning on it (pl_spin_acquire); dev_drain waits for them */
@@ -249,7 +257,8 @@ extern unsigned pl_fork_gen;
  *   pl_fork.c    fork (share tokens, the child's reset) and exit (graceful detach)
  *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
  *   pl_io.c      the data calls and poll/select
- *   pl_rules.c   the offload rules */
+ *   pl_rules.c   the offload rules
+ *   pl_syscall.c libc's syscall(): the socket numbers routed to the functions above */
 
 /* pl_fork.c: the pthread_atfork handlers. */
 void pl_atfork_prepare(void);
@@ -333,6 +342,11 @@ void pl_reflect(struct psock *ps);
 void pl_show(struct psock *ps, unsigned want);
 /* Turns an OFF socket into a zombie (see PS_ZOMBIE). */
 void pl_zombify(struct psock *ps);
+/* Bytes on B that are not our fill mean the application wrote to the placeholder through a call
+ * the library did not see (a raw system call, io_uring): they can never reach the network. Then
+ * the socket ends with EIO (A shows the error, ECONNRESET/EPIPE for calls made on it directly)
+ * and a warning is written once. True if it did. */
+bool pl_bypass_check(struct psock *ps);
 
 /* A new placeholder: *a is the application's end (close-on-exec and non-blocking as asked),
  * *afd our duplicate of it, *bfd the other end (both private, close-on-exec). 0 or -errno. */
@@ -362,6 +376,9 @@ int pl_spin_wait(int (*ready)(void *), void *arg);
 /* At exit, with TOE_PRELOAD_DEBUG: how many waits processed completions, how many found a
  * ready descriptor that way. */
 void pl_spin_report(void);
+/* A thread starts (+1) or ends (-1) a blocking wait on fd, if it is ours: a listener keeps
+ * serving connections across a fork while someone waits on it (pl_atfork_prepare). */
+void pl_wait_mark(int fd, int d);
 /* True when a wait on these descriptors involves an offloaded one (poll, select). */
 bool pl_fd_offloaded(int fd);
 /* epoll sets known to hold (or have held) an offloaded descriptor: marked by epoll_ctl, forgotten
