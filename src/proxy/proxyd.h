@@ -89,6 +89,10 @@ int px_net_check(const struct px_net *n, char *err, size_t errlen);
 /* The last ip rule preference the proxy uses (its range is pref .. this). */
 uint32_t px_net_pref_last(const struct px_net *n);
 
+/* The mark that lets the replies of connections this host did not open bypass the proxy's
+ * routing (fwmark + 1; --fwmark must leave it free). */
+uint32_t px_net_reply_mark(const struct px_net *n);
+
 /* Installs the rules. Returns 0, or -errno (what failed is said on stderr; partial work is
  * undone). */
 int px_net_install(const struct px_net *n, const struct px_rules *rs);

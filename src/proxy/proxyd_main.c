@@ -77,8 +77,9 @@ static void usage(FILE *f)
           "  --udp-idle S    close a UDP flow idle this long (default 60)\n"
           "  --buffer BYTES  per direction per TCP flow (default 65536)\n"
           "  --fwmark N, --table N, --pref N, --nft-table NAME\n"
-          "                  the mark of the proxy's replies (default 0x%x), its routing table\n"
-          "                  (default %d), its ip rule preferences N..N+257 (default %d), its\n"
+          "                  the mark of the proxy's replies (default 0x%x; N+1 marks the\n"
+          "                  replies of inbound flows, which bypass the proxy), its routing table\n"
+          "                  (default %d), its ip rule preferences N..N+258 (default %d), its\n"
           "                  nftables table (inet, default %s)\n"
           "  --max-flows N   flows open at once, all users together (default %u)\n"
           "  --max-flows-per-uid N\n"
@@ -283,7 +284,7 @@ int main(int argc, char **argv)
       p->bufsize = v;
       break;
     case O_MARK:
-      ok = parse_u32(optarg, 1, UINT32_MAX, &p->net.fwmark);
+      ok = parse_u32(optarg, 1, UINT32_MAX - 1, &p->net.fwmark); /* N+1: the bypass */
       break;
     case O_TABLE:
       ok = parse_u32(optarg, 1, 0x7fffffff, &p->net.table) && p->net.table != 253 &&

@@ -42,7 +42,7 @@ no_sanitizer() {
 }
 proxy_rules_gone() {
   ! dev nft list table inet toe_proxyd >/dev/null 2>&1 &&
-    [ "$(dev ip -4 rule show | awk -F: '$1 >= 10000 && $1 <= 10257' | wc -l)" = 0 ] &&
+    [ "$(dev ip -4 rule show | awk -F: '$1 >= 10000 && $1 <= 10258' | wc -l)" = 0 ] &&
     [ -z "$(dev ip -4 route show table 7399)" ]
 }
 
@@ -57,9 +57,9 @@ check "--dry-run: TPROXY for the UDP include (any port)" \
   grep -q "meta l4proto udp ip daddr 198.18.0.0/15 tproxy ip to 127.0.0.1:7399 accept" "$NET_TMP/dry.txt"
 check "--dry-run: the exclude returns before" grep -q "meta l4proto tcp ip daddr $KERN_PEER/32 return" "$NET_TMP/dry.txt"
 check "--dry-run: ip rule for the exclude jumps past the includes" \
-  grep -q "^ip rule add pref 10001 to $KERN_PEER/32 ipproto tcp goto 10257 protocol 116$" "$NET_TMP/dry.txt"
+  grep -q "^ip rule add pref 10002 to $KERN_PEER/32 ipproto tcp goto 10258 protocol 116$" "$NET_TMP/dry.txt"
 check "--dry-run: ip rule for the TCP include" \
-  grep -q "^ip rule add pref 10129 to 198.18.0.0/15 ipproto tcp dport $PORT lookup 7399 protocol 116$" "$NET_TMP/dry.txt"
+  grep -q "^ip rule add pref 10130 to 198.18.0.0/15 ipproto tcp dport $PORT iif lo lookup 7399 protocol 116$" "$NET_TMP/dry.txt"
 check "--dry-run: the local route" grep -q '^ip route add local 0.0.0.0/0 dev lo src 127.0.0.1 table 7399 proto 116$' "$NET_TMP/dry.txt"
 "$PROXYD" --dry-run --include "tcp:198.18.0.0/33:80" >/dev/null 2>"$NET_TMP/bad.err"
 check_eq "a bad rule: exit 2" "$?" 2
