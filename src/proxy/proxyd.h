@@ -102,11 +102,12 @@ int px_net_install(const struct px_net *n, const struct px_rules *rs);
 /*
  * The program whose kernel socket has local address `app` and (TCP: peer `dst`; UDP: any peer or
  * `dst`): /proc/net/tcp or /proc/net/udp gives the socket's inode, a scan of /proc/PID/fd finds
- * the process. Sets *pid and comm (NUL-terminated, up to 15 characters). Returns 0, or -ENOENT
- * (not found: the application may have gone already), -errno.
+ * the process. *hint (0: none) is asked first, and set to the process found by a full scan.
+ * Sets *pid and comm (NUL-terminated, up to 15 characters). Returns 0, or -ENOENT (not found:
+ * the application may have gone already), -errno.
  */
 int px_owner_find(enum px_proto proto, const struct sockaddr_in *app, const struct sockaddr_in *dst,
-                  pid_t *pid, char comm[16]);
+                  pid_t *hint, pid_t *pid, char comm[16]);
 
 /* ---- counters ------------------------------------------------------------------------------ */
 
@@ -157,6 +158,11 @@ struct px_limits {
   struct px_uid_count uids[PX_UIDS_MAX];
 };
 
+/* The device session's geometry (toe_attach_opts) and the default --buffer: see proxyd_main.c. */
+#define PX_DEV_BUF_SIZE 65536u
+#define PX_DEV_BUF_COUNT 1024u
+#define PX_DEFAULT_BUFFER (512u << 10)
+
 /* UDP flows are found by (application address, destination) in a hash table. */
 #define PX_UDP_HASH 4096u
 
@@ -176,6 +182,7 @@ struct proxyd {
   struct px_udp_flow *udp_hash[PX_UDP_HASH];
   struct px_limits lim;
   uint64_t tcp_resume_ms; /* != 0: the listener is out of epoll (no descriptors) until then */
+  pid_t owner_hint;       /* the owner of the last flow: asked first (px_owner_find) */
 };
 
 /*
