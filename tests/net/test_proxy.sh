@@ -140,17 +140,19 @@ has_flow() {
     [[ "$(flow_get "$NET_TMP/flows.json" "$CURL_PID" tcp state)" =~ ^(ESTAB|CLOSE-WAIT|LAST-ACK)$ ]]
 }
 if wait_for 20 has_flow; then
+  # Snapshots first, checks after: on a loaded machine the checks take long enough for the
+  # rate-limited curl to finish meanwhile.
+  dev ss -Htn state connected | awk '$1 != "TIME-WAIT"' >"$NET_TMP/ss.txt"
+  toectl_run flows >"$NET_TMP/flows.txt"
   F=$NET_TMP/flows.json
   check_eq "toectl flows: the proxied connection is curl's (pid)" "$(flow_get "$F" "$CURL_PID" tcp pid)" "$CURL_PID"
   check_eq "  comm" "$(flow_get "$F" "$CURL_PID" tcp comm)" curl
   check_eq "  origin" "$(flow_get "$F" "$CURL_PID" tcp origin)" proxy
   check_eq "  remote: the original destination" "$(flow_get "$F" "$CURL_PID" tcp remote)" "$NET_PEER_ADDR:$PORT"
-  toectl_run flows >"$NET_TMP/flows.txt"
   check "  the table shows it too" grep -qE "[A-Z-]+ .* proxy +$CURL_PID +curl" "$NET_TMP/flows.txt"
   # Kernel TCP sockets of the device namespace (TIME-WAIT left aside: earlier flows' remains):
   # each one's peer is another socket of this namespace (curl <-> the proxy over loopback); none
   # talks to the network.
-  dev ss -Htn state connected | awk '$1 != "TIME-WAIT"' >"$NET_TMP/ss.txt"
   check_ge "  the kernel holds the local leg (curl and the proxy's end)" "$(wc -l <"$NET_TMP/ss.txt")" 2
   NONLOCAL=$(awk '{loc[$4] = 1; peer[NR] = $5} END {for (i in peer) if (!(peer[i] in loc)) print peer[i]}' "$NET_TMP/ss.txt")
   [ -n "$NONLOCAL" ] && sed 's/^/#   ss: /' "$NET_TMP/ss.txt"
