@@ -4,10 +4,11 @@
  * and the process's descriptor table maps the inode to the process:
  *   /proc/net/tcp (udp): "sl local rem st ... inode" with addresses as the hex of the raw 32-bit
  *   network-order value and ports in host order; /proc/PID/fd/N -> "socket:[INODE]".
- * A full scan reads every process's descriptor table: on a busy host that takes milliseconds
- * per flow, in the event loop. So the process that owned the last flow is asked first (`hint`):
- * a client opening many connections (a browser, wrk, a download manager) costs one scan, not one
- * per connection. It runs once, when the flow opens. A program that already exited, or whose
+ * A full scan reads every process's descriptor table: on a busy host that takes milliseconds to
+ * seconds per flow, in the event loop. So the process that owned the last flow is asked first
+ * (`hint`: a client opening many connections, a browser, wrk, a download manager, costs one
+ * scan, not one per connection), then the processes in the proxy's network namespace, and only
+ * then the rest. It runs once, when the flow opens. A program that already exited, or whose
  * socket was passed on, gives -ENOENT: the flow is then untagged (the device shows the proxy
  * itself as its owner).
  */
@@ -115,25 +116,44 @@ int px_owner_find(enum px_proto proto, const struct sockaddr_in *app, const stru
       return 0;
     }
   }
-  DIR *d = opendir("/proc");
-  if (!d)
-    return -errno;
+  /* Two passes: first the processes in the proxy's own network namespace (the application's
+   * socket lives here, and its owner almost always too), then the rest (a socket passed to a
+   * process elsewhere). A host may hold hundreds of thousands of descriptors in other
+   * namespaces (containers, test harnesses): reading them all is seconds of work. */
+  char self_ns[64] = "";
+  ssize_t sn = readlink("/proc/self/ns/net", self_ns, sizeof self_ns - 1);
+  self_ns[sn > 0 ? sn : 0] = 0;
   pid_t self = getpid();
   int rc = -ENOENT;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    char *end;
-    long v = strtol(e->d_name, &end, 10);
-    if (*end || v <= 0 || v == self || v == *hint)
-      continue;
-    if (!pid_has_inode(e->d_name, want))
-      continue;
-    *pid = (pid_t)v;
-    *hint = (pid_t)v;
-    read_comm(v, comm);
-    rc = 0;
-    break;
+  for (int pass = 0; pass < 2 && rc == -ENOENT; pass++) {
+    DIR *d = opendir("/proc");
+    if (!d)
+      return -errno;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      char *end;
+      long v = strtol(e->d_name, &end, 10);
+      if (*end || v <= 0 || v == self || v == *hint)
+        continue;
+      if (self_ns[0]) {
+        char path[64], ns[64];
+        snprintf(path, sizeof path, "/proc/%ld/ns/net", v);
+        ssize_t n = readlink(path, ns, sizeof ns - 1);
+        ns[n > 0 ? n : 0] = 0;
+        if ((strcmp(ns, self_ns) == 0) != (pass == 0))
+          continue;
+      } else if (pass == 1) {
+        break; /* no namespace to tell them apart: the first pass saw everyone */
+      }
+      if (!pid_has_inode(e->d_name, want))
+        continue;
+      *pid = (pid_t)v;
+      *hint = (pid_t)v;
+      read_comm(v, comm);
+      rc = 0;
+      break;
+    }
+    closedir(d);
   }
-  closedir(d);
   return rc;
 }
