@@ -100,6 +100,15 @@ int px_net_install(const struct px_net *n, const struct px_rules *rs);
 /* ---- owner lookup (px_owner.c) ------------------------------------------------------------ */
 
 /*
+ * The kernel socket whose local address is `app` (TCP: connected to `dst`; UDP: bound there,
+ * connected to dst or not): its owner's uid and its inode, by one sock_diag lookup (/proc/net/tcp
+ * or udp if there is no sock_diag). Returns 0, -ENOENT (no such socket: the application closed
+ * it), or -errno.
+ */
+int px_sock_find(enum px_proto proto, const struct sockaddr_in *app, const struct sockaddr_in *dst,
+                 uid_t *uid, unsigned long *inode);
+
+/*
  * The program whose kernel socket has local address `app` and (TCP: peer `dst`; UDP: any peer or
  * `dst`): /proc/net/tcp or /proc/net/udp gives the socket's inode, a scan of /proc/PID/fd finds
  * the process. *hint (0: none) is asked first, and set to the process found by a full scan.
