@@ -480,8 +480,8 @@ int px_net_install(const struct px_net *n, const struct px_rules *rs)
   int rc = run(nft, t.buf, NULL, 0, true);
   if (rc != 0) {
     fprintf(stderr,
-            "toe-proxyd: nft could not load the interception table (%s); is nftables with "
-            "TPROXY (nft_tproxy) available, and are we root?\n",
+            "toe-proxyd: nft could not load the interception table (%s); are nftables with "
+            "TPROXY (nft_tproxy) and conntrack (nf_conntrack) available, and are we root?\n",
             rc < 0 ? strerror(-rc) : "nft failed, see above");
     return rc < 0 ? rc : -EPERM;
   }
