@@ -7,6 +7,7 @@
 #   5. transport_nc.sh       toe-nc through the device vs kernel nc              (root)
 #   6. transport_pingpong.sh 64-byte ping-pong: libtoe vs kernel sockets         (root)
 #   7. interception.sh       nginx, redis, sockperf, iperf3 preloaded vs kernel  (root)
+#   8. proxy.sh              curl bulk and wrk through toe-proxyd vs kernel      (root)
 # Each is bounded in time; the whole run takes about 5 minutes with the defaults. The namespace
 # benchmarks are skipped (with a note) when not running as root.
 #
@@ -48,8 +49,10 @@ if [ "$(id -u)" = 0 ]; then
   bash "$HERE/transport_pingpong.sh" "$BINDIR" || status=1
   echo
   bash "$HERE/interception.sh" "$BINDIR" || status=1
+  echo
+  bash "$HERE/proxy.sh" "$BINDIR" || status=1
 else
-  echo "== tcp_bulk, udp_pps, transport_nc, transport_pingpong, interception: skipped (they need root for network namespaces)"
+  echo "== tcp_bulk, udp_pps, transport_nc, transport_pingpong, interception, proxy: skipped (they need root for network namespaces)"
 fi
 echo
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

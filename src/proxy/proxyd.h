@@ -89,6 +89,10 @@ int px_net_check(const struct px_net *n, char *err, size_t errlen);
 /* The last ip rule preference the proxy uses (its range is pref .. this). */
 uint32_t px_net_pref_last(const struct px_net *n);
 
+/* The mark that lets the replies of connections this host did not open bypass the proxy's
+ * routing (fwmark + 1; --fwmark must leave it free). */
+uint32_t px_net_reply_mark(const struct px_net *n);
+
 /* Installs the rules. Returns 0, or -errno (what failed is said on stderr; partial work is
  * undone). */
 int px_net_install(const struct px_net *n, const struct px_rules *rs);
@@ -96,13 +100,23 @@ int px_net_install(const struct px_net *n, const struct px_rules *rs);
 /* ---- owner lookup (px_owner.c) ------------------------------------------------------------ */
 
 /*
+ * The kernel socket whose local address is `app` (TCP: connected to `dst`; UDP: bound there,
+ * connected to dst or not): its owner's uid and its inode, by one sock_diag lookup (/proc/net/tcp
+ * or udp if there is no sock_diag). Returns 0, -ENOENT (no such socket: the application closed
+ * it), or -errno.
+ */
+int px_sock_find(enum px_proto proto, const struct sockaddr_in *app, const struct sockaddr_in *dst,
+                 uid_t *uid, unsigned long *inode);
+
+/*
  * The program whose kernel socket has local address `app` and (TCP: peer `dst`; UDP: any peer or
  * `dst`): /proc/net/tcp or /proc/net/udp gives the socket's inode, a scan of /proc/PID/fd finds
- * the process. Sets *pid and comm (NUL-terminated, up to 15 characters). Returns 0, or -ENOENT
- * (not found: the application may have gone already), -errno.
+ * the process. *hint (0: none) is asked first, and set to the process found by a full scan.
+ * Sets *pid and comm (NUL-terminated, up to 15 characters). Returns 0, or -ENOENT (not found:
+ * the application may have gone already), -errno.
  */
 int px_owner_find(enum px_proto proto, const struct sockaddr_in *app, const struct sockaddr_in *dst,
-                  pid_t *pid, char comm[16]);
+                  pid_t *hint, pid_t *pid, char comm[16]);
 
 /* ---- counters ------------------------------------------------------------------------------ */
 
@@ -153,6 +167,11 @@ struct px_limits {
   struct px_uid_count uids[PX_UIDS_MAX];
 };
 
+/* The device session's geometry (toe_attach_opts) and the default --buffer: see proxyd_main.c. */
+#define PX_DEV_BUF_SIZE 65536u
+#define PX_DEV_BUF_COUNT 1024u
+#define PX_DEFAULT_BUFFER (512u << 10)
+
 /* UDP flows are found by (application address, destination) in a hash table. */
 #define PX_UDP_HASH 4096u
 
@@ -172,6 +191,7 @@ struct proxyd {
   struct px_udp_flow *udp_hash[PX_UDP_HASH];
   struct px_limits lim;
   uint64_t tcp_resume_ms; /* != 0: the listener is out of epoll (no descriptors) until then */
+  pid_t owner_hint;       /* the owner of the last flow: asked first (px_owner_find) */
 };
 
 /*

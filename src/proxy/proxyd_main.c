@@ -75,10 +75,12 @@ static void usage(FILE *f)
           "  --dry-run       print the nft and ip commands that would be run, and exit\n"
           "  --port N        the proxy's TCP and UDP port on 127.0.0.1 (default %d)\n"
           "  --udp-idle S    close a UDP flow idle this long (default 60)\n"
-          "  --buffer BYTES  per direction per TCP flow (default 65536)\n"
+          "  --buffer BYTES  per direction per TCP flow: most read from the application in\n"
+          "                  one call, most held for it (default %u)\n"
           "  --fwmark N, --table N, --pref N, --nft-table NAME\n"
-          "                  the mark of the proxy's replies (default 0x%x), its routing table\n"
-          "                  (default %d), its ip rule preferences N..N+257 (default %d), its\n"
+          "                  the mark of the proxy's replies (default 0x%x; N+1 marks the\n"
+          "                  replies of inbound flows, which bypass the proxy), its routing table\n"
+          "                  (default %d), its ip rule preferences N..N+258 (default %d), its\n"
           "                  nftables table (inet, default %s)\n"
           "  --max-flows N   flows open at once, all users together (default %u)\n"
           "  --max-flows-per-uid N\n"
@@ -87,7 +89,7 @@ static void usage(FILE *f)
           "  -v              one line per flow\n"
           "Signals: TERM/INT stop (the rules are removed), USR1 prints the counters.\n"
           "Exit status: 0 after a signal, 1 no device or set-up failure, 2 bad arguments.\n",
-          DEFAULT_PORT, DEFAULT_FWMARK, DEFAULT_TABLE, DEFAULT_PREF, DEFAULT_NFT,
+          DEFAULT_PORT, PX_DEFAULT_BUFFER, DEFAULT_FWMARK, DEFAULT_TABLE, DEFAULT_PREF, DEFAULT_NFT,
           PX_DEFAULT_MAX_FLOWS, PX_DEFAULT_MAX_FLOWS_PER_UID);
 }
 
@@ -212,7 +214,7 @@ int main(int argc, char **argv)
   memset(p, 0, sizeof *p);
   p->tcp_lfd = p->udp_fd = p->epfd = -1;
   p->udp_idle_ms = 60000;
-  p->bufsize = 65536;
+  p->bufsize = PX_DEFAULT_BUFFER;
   p->net.fwmark = DEFAULT_FWMARK;
   p->net.table = DEFAULT_TABLE;
   p->net.pref = DEFAULT_PREF;
@@ -283,7 +285,7 @@ int main(int argc, char **argv)
       p->bufsize = v;
       break;
     case O_MARK:
-      ok = parse_u32(optarg, 1, UINT32_MAX, &p->net.fwmark);
+      ok = parse_u32(optarg, 1, UINT32_MAX - 1, &p->net.fwmark); /* N+1: the bypass */
       break;
     case O_TABLE:
       ok = parse_u32(optarg, 1, 0x7fffffff, &p->net.table) && p->net.table != 253 &&
@@ -351,6 +353,11 @@ int main(int argc, char **argv)
   toe_attach_opts_init(&ao);
   ao.origin = TOE_ORIGIN_PROXY;
   ao.comm = "toe-proxyd";
+  /* Large buffers: a send run (TOE_SEND_RUN_MAX buffers) is then 512 KiB and a received piece up
+   * to 64 KiB, so one read() or sendmsg() on the local leg moves that much (the device clamps
+   * what it cannot give). 1024 of them: a 64 MiB region, half of it for receiving. */
+  ao.buf_size = PX_DEV_BUF_SIZE;
+  ao.buf_count = PX_DEV_BUF_COUNT;
   int rc = toe_attach(ctl, &ao, &p->dev);
   if (rc < 0) {
     char def[256] = "(none found)";

@@ -2,7 +2,7 @@
  * Flow limits of toe-proxyd (docs/interception.md "toe-proxyd", "Limits"). The proxy runs as
  * root and every local user's selected flows come to it: without limits one user could make it
  * open descriptors, buffers and device sockets without end. Each flow is charged to the uid of
- * the application's kernel socket (/proc/net/tcp or udp): at most max_per_uid flows per uid
+ * the application's kernel socket (px_sock_find: sock_diag): at most max_per_uid flows per uid
  * (root's own flows only count against the total) and max_total in all. A flow over a limit is
  * refused: a TCP connection reset, a UDP datagram dropped, counted in flows_refused.
  */
@@ -12,38 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The uid of the kernel socket (app, dst), from /proc/net/tcp (udp); (uid_t)-1 if not found. */
+/* The uid of the kernel socket (app, dst); (uid_t)-1 if not found. */
 static uid_t socket_uid(enum px_proto proto, const struct sockaddr_in *app,
                         const struct sockaddr_in *dst)
 {
-  FILE *f = fopen(proto == PX_TCP ? "/proc/net/tcp" : "/proc/net/udp", "re");
-  if (!f)
-    return (uid_t)-1;
-  char line[512];
-  uid_t found = (uid_t)-1;
-  if (!fgets(line, sizeof line, f)) {
-    fclose(f);
-    return found;
-  }
-  while (found == (uid_t)-1 && fgets(line, sizeof line, f)) {
-    unsigned la, lp, ra, rp;
-    unsigned long uid;
-    /* sl: local rem st tx:rx tr:when retrnsmt uid ... */
-    if (sscanf(line, " %*u: %x:%x %x:%x %*x %*x:%*x %*x:%*x %*x %lu", &la, &lp, &ra, &rp, &uid) !=
-        5)
-      continue;
-    if (lp != ntohs(app->sin_port))
-      continue;
-    bool match =
-        proto == PX_TCP
-            ? la == app->sin_addr.s_addr && ra == dst->sin_addr.s_addr && rp == ntohs(dst->sin_port)
-            : (la == app->sin_addr.s_addr || la == 0) &&
-                  (ra == 0 || (ra == dst->sin_addr.s_addr && rp == ntohs(dst->sin_port)));
-    if (match)
-      found = (uid_t)uid;
-  }
-  fclose(f);
-  return found;
+  uid_t uid;
+  unsigned long inode;
+  return px_sock_find(proto, app, dst, &uid, &inode) == 0 ? uid : (uid_t)-1;
 }
 
 static struct px_uid_count *slot(struct proxyd *p, uid_t uid, bool make)

@@ -16,6 +16,16 @@
  *   - `ip rule fwmark M lookup T` first: the proxy's own replies (SO_MARK M, sent from the
  *     original destination's address) must be routed back through loopback too, and the
  *     prerouting chain lets marked packets pass instead of intercepting them again.
+ *   - Only flows this host originates: a destination rule cannot tell a connect() from the reply
+ *     of a kernel listener (a web server on the host answering 198.18.0.2 matches `to
+ *     198.18.0.0/15` just the same), and a route lookup has no packet to look at yet. So the
+ *     inclusions say `iif lo` (locally generated, never forwarded traffic), and an nftables
+ *     `route` chain on output marks the reply-direction packets of connections the host did not
+ *     open (`ct direction reply`: conntrack saw the peer's packet first) with M+1: the kernel
+ *     routes a packet again when a route chain changes its mark, and `ip rule fwmark M+1` jumps
+ *     past the inclusions, so those replies leave by the main table as if the proxy did not run.
+ *     Packets that already carry a mark (the proxy's own, or another program's SO_MARK) are left
+ *     alone.
  * Everything is named (table `inet NAME`, ip rule preferences PREF..PREF+PX_PREF_SPAN, routing
  * table T) and tagged: the nft table carries `comment "toe-proxyd pid N"`, the ip rules and the
  * route carry protocol PX_RT_PROTO. So removal, also after a crash, finds exactly what a proxy
@@ -36,8 +46,9 @@
 
 /* Every rule may have two lines (tcp and udp for '*'): each list has room for all of them, so an
  * inclusion never lands among the exclusions nor one past the end. */
-#define PX_PREF_EXC 1                                /* exclusions at pref + 1 .. */
-#define PX_PREF_INC (PX_PREF_EXC + 2 * PX_RULES_MAX) /* inclusions at pref + 129 .. */
+#define PX_PREF_REPLY 1                              /* the replies' bypass at pref + 1 */
+#define PX_PREF_EXC 2                                /* exclusions at pref + 2 .. */
+#define PX_PREF_INC (PX_PREF_EXC + 2 * PX_RULES_MAX) /* inclusions at pref + 130 .. */
 #define PX_PREF_END (PX_PREF_INC + 2 * PX_RULES_MAX) /* the `nop` rule exclusions jump to */
 #define PX_RT_PROTO 116 /* the ip rules' and the route's protocol: toe-proxyd's (rt_protos) */
 
@@ -123,11 +134,29 @@ static void nft_line(const struct px_net *n, const struct rule_line *l, struct t
     add(t, " return\n");
 }
 
+/* The output chain's line for an inclusion: a reply of a connection this host did not open,
+ * which the inclusion's ip rule would route into the proxy's table, gets the bypass mark. */
+static void nft_reply_line(const struct px_net *n, const struct rule_line *l, struct txt *t)
+{
+  if (!l->include)
+    return;
+  add(t, "    ct direction reply meta l4proto %s ip daddr %s", proto_name(l->proto), l->addr);
+  if (l->ports[0])
+    add(t, " th dport %s", l->ports);
+  add(t, " meta mark set 0x%x\n", px_net_reply_mark(n));
+}
+
 /* The nftables script (for `nft -f -`). */
 static void nft_script(const struct px_net *n, const struct px_rules *rs, struct txt *t)
 {
   add(t, "table inet %s {\n", n->nft_name);
   add(t, "  comment \"toe-proxyd pid %ld\"\n", (long)getpid());
+  add(t, "  chain output {\n");
+  add(t, "    type route hook output priority mangle; policy accept;\n");
+  add(t, "    meta mark != 0 return\n");
+  add(t, "    ip daddr 127.0.0.0/8 return\n");
+  each_rule_line(n, rs, nft_reply_line, t);
+  add(t, "  }\n");
   add(t, "  chain prerouting {\n");
   add(t, "    type filter hook prerouting priority mangle; policy accept;\n");
   add(t, "    iifname != \"lo\" return\n");
@@ -144,7 +173,7 @@ static void ip_rule_line(const struct px_net *n, const struct rule_line *l, stru
   if (l->ports[0])
     add(t, " dport %s", l->ports);
   if (l->include)
-    add(t, " lookup %u protocol %u\n", n->table, PX_RT_PROTO);
+    add(t, " iif lo lookup %u protocol %u\n", n->table, PX_RT_PROTO);
   else
     add(t, " goto %u protocol %u\n", n->pref + PX_PREF_END, PX_RT_PROTO);
 }
@@ -154,6 +183,8 @@ static void ip_cmds(const struct px_net *n, const struct px_rules *rs, struct tx
 {
   add(t, "ip rule add pref %u fwmark 0x%x lookup %u protocol %u\n", n->pref, n->fwmark, n->table,
       PX_RT_PROTO);
+  add(t, "ip rule add pref %u fwmark 0x%x goto %u protocol %u\n", n->pref + PX_PREF_REPLY,
+      px_net_reply_mark(n), n->pref + PX_PREF_END, PX_RT_PROTO);
   each_rule_line(n, rs, ip_rule_line, t);
   add(t, "ip rule add pref %u nop protocol %u\n", n->pref + PX_PREF_END, PX_RT_PROTO);
   add(t, "ip route add local 0.0.0.0/0 dev lo src 127.0.0.1 table %u proto %u\n", n->table,
@@ -264,6 +295,11 @@ static int split(char *line, char *argv[], int max)
 uint32_t px_net_pref_last(const struct px_net *n)
 {
   return n->pref + PX_PREF_END;
+}
+
+uint32_t px_net_reply_mark(const struct px_net *n)
+{
+  return n->fwmark + 1;
 }
 
 /* The pid in the nft table's owner tag (0: no table; -1: a table without our tag). */
@@ -444,8 +480,8 @@ int px_net_install(const struct px_net *n, const struct px_rules *rs)
   int rc = run(nft, t.buf, NULL, 0, true);
   if (rc != 0) {
     fprintf(stderr,
-            "toe-proxyd: nft could not load the interception table (%s); is nftables with "
-            "TPROXY (nft_tproxy) available, and are we root?\n",
+            "toe-proxyd: nft could not load the interception table (%s); are nftables with "
+            "TPROXY (nft_tproxy) and conntrack (nf_conntrack) available, and are we root?\n",
             rc < 0 ? strerror(-rc) : "nft failed, see above");
     return rc < 0 ? rc : -EPERM;
   }

@@ -2,17 +2,29 @@
  * TCP flows (docs/interception.md "toe-proxyd"): the kernel hands the proxy the application's
  * connection on its IP_TRANSPARENT listener (TPROXY), with the original destination as the
  * accepted socket's local address. The proxy opens a device connection to that destination and
- * splices the two byte streams through two bounded buffers, one per direction:
+ * relays the two byte streams without a buffer of its own, straight between the kernel socket
+ * and the shared region of the device:
  *
- *   app --read--> a2d --toe_send--> device          device --toe_recv--> d2a --send--> app
+ *   app --read()--> send space reserved in the region (toe_send_buf_get) --commit--> device
+ *   device --toe_recv_zc--> pieces lent in place (up to PX_ZC_MAX) --sendmsg(iovec)--> app
  *
- * A full buffer stops reading its side (the kernel's window to the application closes, or the
- * device's window to the peer does: end-to-end flow control, nothing is dropped). A FIN is
- * passed on once everything before it was (shutdown(SHUT_WR) on the other side, RFC 9293 3.6
- * half-close); a reset or error on one side resets the other (SO_LINGER 0 on the kernel socket,
+ * So each byte is copied once per direction by the kernel (into or out of the region) and never
+ * by the proxy, and one system call moves up to a whole send run (TOE_SEND_RUN_MAX buffers) or
+ * every piece held (up to --buffer bytes). Flow control is end to end: without send space the
+ * proxy does not read the application (the kernel's window to it closes); while it holds
+ * --buffer bytes the application has not taken, it takes no more pieces (the device's window to
+ * the peer closes once the socket's receive buffers are all lent). A FIN is passed on once
+ * everything before it was (shutdown(SHUT_WR) on the other side, RFC 9293 3.6 half-close); a
+ * reset or error on one side resets the other (SO_LINGER 0 on the kernel socket,
  * TOE_OPT_LINGER_ABORT on the device socket). The application's connect() has already succeeded
  * when the proxy learns of it (the kernel completed the handshake), so a device connection that
  * fails shows to the application as a reset, not as a refused connect.
+ *
+ * Wake-ups: the kernel socket is in the epoll set once, edge-triggered (EPOLLIN | EPOLLOUT), so
+ * no epoll_ctl per change of interest; every event runs pump(), which tries every direction
+ * until none moves (a short read means the socket was drained: Linux reports each later arrival
+ * as a new edge). The device side is level-triggered (toe_poll_ctl) and asks only for what
+ * blocks: POLLOUT only after send space ran out, POLLIN only while under --buffer.
  */
 #include "proxy/proxyd.h"
 
@@ -23,7 +35,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/* Received pieces a flow may hold (lent by toe_recv_zc, not yet taken by the application):
+ * at the default 8 KiB buffers, 512 KiB in one sendmsg. */
+#define PX_ZC_MAX 64
 
 struct px_tcp_flow {
   enum px_kind kind; /* PX_K_TCP: first, for the device event dispatch */
@@ -37,11 +54,14 @@ struct px_tcp_flow {
   bool dev_eof;   /* the peer sent its FIN (through the device) */
   bool app_shut;  /* ... and it was passed on to the application */
   bool kreg;      /* fd is in the epoll set */
+  bool tx_wait;   /* the device had no send space: wait for TOE_POLLOUT */
   uid_t uid;      /* the flow is charged to this uid (px_flow_admit) */
-  uint32_t kev;   /* with these events */
   uint32_t dint;  /* device poll interest set */
-  size_t a2d_off, a2d_len, d2a_off, d2a_len;
-  char *a2d, *d2a; /* p->bufsize each */
+  /* device -> application: pieces lent in place, a ring of zc_n from zc_head; zc_off bytes of
+   * the first were sent already; zc_bytes not yet sent in all */
+  unsigned zc_head, zc_n;
+  size_t zc_off, zc_bytes;
+  struct toe_zc zc[PX_ZC_MAX];
 };
 
 static void flow_unlink(struct proxyd *p, struct px_tcp_flow *f)
@@ -52,6 +72,14 @@ static void flow_unlink(struct proxyd *p, struct px_tcp_flow *f)
     p->tcp_head = f->next;
   if (f->next)
     f->next->prev = f->prev;
+}
+
+/* Gives every held piece back to the device. */
+static void zc_release_all(struct proxyd *p, struct px_tcp_flow *f)
+{
+  for (; f->zc_n; f->zc_n--, f->zc_head = (f->zc_head + 1) % PX_ZC_MAX)
+    toe_recv_zc_release(p->dev, &f->zc[f->zc_head]);
+  f->zc_off = f->zc_bytes = 0;
 }
 
 /* Ends a flow. abort_app: reset the application's connection; abort_dev: reset the device's. */
@@ -67,6 +95,7 @@ static void flow_end(struct proxyd *p, struct px_tcp_flow *f, bool abort_app, bo
     }
     close(f->fd); /* also leaves the epoll set */
   }
+  zc_release_all(p, f);
   if (f->sd >= 0) {
     if (abort_dev)
       toe_setsockopt(p->dev, f->sd, TOE_OPT_LINGER_ABORT, 1);
@@ -75,27 +104,21 @@ static void flow_end(struct proxyd *p, struct px_tcp_flow *f, bool abort_app, bo
   flow_unlink(p, f);
   px_flow_release(p, f->uid);
   p->ctr.tcp_active--;
-  free(f->a2d);
   free(f);
 }
 
 static void set_interest(struct proxyd *p, struct px_tcp_flow *f)
 {
-  uint32_t kev = 0;
-  if (f->connected && !f->app_eof && f->a2d_len < p->bufsize)
-    kev |= EPOLLIN;
-  if (f->d2a_len > f->d2a_off)
-    kev |= EPOLLOUT;
   /* Once the application's side is shut both ways the kernel reports EPOLLHUP for good: stop
    * watching it (nothing more can come from it). */
   bool watch = f->fd >= 0 && !(f->app_eof && f->app_shut);
-  if (watch && (!f->kreg || kev != f->kev)) {
-    /* registered even with no events: EPOLLERR (the application's reset) is always reported */
-    struct epoll_event ev = {.events = kev, .data.ptr = f};
-    if (epoll_ctl(p->epfd, f->kreg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, f->fd, &ev) < 0)
+  if (watch && !f->kreg) {
+    /* Edge-triggered, both directions, once: pump() tries everything on every event. EPOLLERR
+     * (the application's reset) is always reported. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = f};
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, f->fd, &ev) < 0)
       p->ctr.errors++;
     f->kreg = true;
-    f->kev = kev;
   } else if (!watch && f->kreg) {
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, f->fd, NULL);
     f->kreg = false;
@@ -105,14 +128,126 @@ static void set_interest(struct proxyd *p, struct px_tcp_flow *f)
     if (!f->connected)
       dint = TOE_POLLOUT; /* the connect's completion */
     else {
-      if (!f->dev_eof && f->d2a_len < p->bufsize)
+      if (!f->dev_eof && f->zc_n < PX_ZC_MAX && f->zc_bytes < p->bufsize)
         dint |= TOE_POLLIN;
-      if (f->a2d_len > f->a2d_off)
+      if (f->tx_wait && !f->app_eof)
         dint |= TOE_POLLOUT;
     }
     if (dint != f->dint && toe_poll_ctl(p->dev, f->sd, dint, f) == 0)
       f->dint = dint;
   }
+}
+
+/* application -> device: reads the application's bytes straight into reserved send space and
+ * commits them. Returns 1 if something moved, 0 if not, -1 if the flow was ended. */
+static int app_to_dev(struct proxyd *p, struct px_tcp_flow *f)
+{
+  int moved = 0;
+  while (!f->app_eof && f->sd >= 0) {
+    struct toe_txbuf tb;
+    int rc = toe_send_buf_get(p->dev, f->sd, p->bufsize, &tb);
+    if (rc == -TOE_EAGAIN) {
+      f->tx_wait = true;
+      break;
+    }
+    if (rc < 0) {
+      flow_end(p, f, true, false); /* the device connection is gone */
+      return -1;
+    }
+    f->tx_wait = false;
+    ssize_t n = read(f->fd, tb.data, tb.cap);
+    if (n <= 0) {
+      int e = errno;
+      toe_send_buf_cancel(p->dev, &tb);
+      if (n == 0) {
+        f->app_eof = true;
+        moved = 1;
+      } else if (e != EAGAIN && e != EINTR) {
+        flow_end(p, f, false, true); /* the application reset: so does the peer */
+        return -1;
+      }
+      break;
+    }
+    ssize_t c = toe_send_buf_commit(p->dev, &tb, (size_t)n, 0, NULL, 0);
+    if (c < 0) {
+      flow_end(p, f, true, false);
+      return -1;
+    }
+    p->ctr.bytes_to_dev += (uint64_t)n;
+    moved = 1;
+    if ((size_t)n < tb.cap)
+      break; /* drained: a later arrival is a new edge */
+  }
+  if (f->app_eof && !f->dev_shut && f->sd >= 0) {
+    toe_shutdown(p->dev, f->sd, TOE_SHUT_WR); /* the FIN follows the bytes sent */
+    f->dev_shut = true;
+    moved = 1;
+  }
+  return moved;
+}
+
+/* device -> application: takes pieces in place while under --buffer, then hands every held
+ * piece to one sendmsg. Returns 1 if something moved, 0 if not, -1 if the flow was ended. */
+static int dev_to_app(struct proxyd *p, struct px_tcp_flow *f)
+{
+  int moved = 0;
+  while (!f->dev_eof && f->sd >= 0 && f->zc_n < PX_ZC_MAX && f->zc_bytes < p->bufsize) {
+    struct toe_zc *z = &f->zc[(f->zc_head + f->zc_n) % PX_ZC_MAX];
+    ssize_t n = toe_recv_zc(p->dev, f->sd, z);
+    if (n > 0) {
+      f->zc_n++;
+      f->zc_bytes += (size_t)n;
+      p->ctr.bytes_from_dev += (uint64_t)n;
+      moved = 1;
+    } else if (n == 0) {
+      f->dev_eof = true;
+      moved = 1;
+    } else if (n == -TOE_EAGAIN) {
+      break;
+    } else {
+      flow_end(p, f, true, false); /* the peer reset (or the device went) */
+      return -1;
+    }
+  }
+  if (f->zc_n) {
+    struct iovec iov[PX_ZC_MAX];
+    for (unsigned i = 0; i < f->zc_n; i++) {
+      const struct toe_zc *z = &f->zc[(f->zc_head + i) % PX_ZC_MAX];
+      size_t off = i == 0 ? f->zc_off : 0;
+      iov[i].iov_base = (char *)z->data + off;
+      iov[i].iov_len = z->len - off;
+    }
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = f->zc_n};
+    ssize_t n = sendmsg(f->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      flow_end(p, f, false, true);
+      return -1;
+    }
+    if (n > 0) {
+      moved = 1;
+      f->zc_bytes -= (size_t)n;
+      size_t left = (size_t)n;
+      while (left) {
+        struct toe_zc *z = &f->zc[f->zc_head];
+        size_t rest = z->len - f->zc_off;
+        if (left < rest) {
+          f->zc_off += left;
+          break;
+        }
+        left -= rest;
+        toe_recv_zc_release(p->dev, z);
+        f->zc_head = (f->zc_head + 1) % PX_ZC_MAX;
+        f->zc_n--;
+        f->zc_off = 0;
+      }
+    }
+  }
+  if (!f->zc_n && f->dev_eof && !f->app_shut) {
+    shutdown(f->fd, SHUT_WR);
+    f->app_shut = true;
+    moved = 1;
+  }
+  return moved;
 }
 
 /* Moves whatever can move; ends the flow when both directions are done. Returns false if the
@@ -121,76 +256,13 @@ static bool pump(struct proxyd *p, struct px_tcp_flow *f)
 {
   bool progress = true;
   while (progress && f->connected) {
-    progress = false;
-    /* application -> a2d */
-    if (!f->app_eof && f->a2d_len < p->bufsize) {
-      ssize_t n = read(f->fd, f->a2d + f->a2d_len, p->bufsize - f->a2d_len);
-      if (n > 0) {
-        f->a2d_len += (size_t)n;
-        progress = true;
-      } else if (n == 0) {
-        f->app_eof = true;
-        progress = true;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        flow_end(p, f, false, true); /* the application reset: so does the peer */
-        return false;
-      }
-    }
-    /* a2d -> device */
-    if (f->a2d_len > f->a2d_off && f->sd >= 0) {
-      ssize_t n = toe_send(p->dev, f->sd, f->a2d + f->a2d_off, f->a2d_len - f->a2d_off, 0);
-      if (n > 0) {
-        f->a2d_off += (size_t)n;
-        p->ctr.bytes_to_dev += (uint64_t)n;
-        progress = true;
-      } else if (n != -TOE_EAGAIN) {
-        flow_end(p, f, true, false); /* the device connection is gone */
-        return false;
-      }
-    }
-    if (f->a2d_off == f->a2d_len) {
-      f->a2d_off = f->a2d_len = 0;
-      if (f->app_eof && !f->dev_shut && f->sd >= 0) {
-        toe_shutdown(p->dev, f->sd, TOE_SHUT_WR); /* the FIN follows the bytes sent */
-        f->dev_shut = true;
-        progress = true;
-      }
-    }
-    /* device -> d2a */
-    if (!f->dev_eof && f->d2a_len < p->bufsize && f->sd >= 0) {
-      ssize_t n = toe_recv(p->dev, f->sd, f->d2a + f->d2a_len, p->bufsize - f->d2a_len, 0);
-      if (n > 0) {
-        f->d2a_len += (size_t)n;
-        p->ctr.bytes_from_dev += (uint64_t)n;
-        progress = true;
-      } else if (n == 0) {
-        f->dev_eof = true;
-        progress = true;
-      } else if (n != -TOE_EAGAIN) {
-        flow_end(p, f, true, false); /* the peer reset (or the device went) */
-        return false;
-      }
-    }
-    /* d2a -> application */
-    if (f->d2a_len > f->d2a_off) {
-      ssize_t n =
-          send(f->fd, f->d2a + f->d2a_off, f->d2a_len - f->d2a_off, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        f->d2a_off += (size_t)n;
-        progress = true;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        flow_end(p, f, false, true);
-        return false;
-      }
-    }
-    if (f->d2a_off == f->d2a_len) {
-      f->d2a_off = f->d2a_len = 0;
-      if (f->dev_eof && !f->app_shut) {
-        shutdown(f->fd, SHUT_WR);
-        f->app_shut = true;
-        progress = true;
-      }
-    }
+    int a = app_to_dev(p, f);
+    if (a < 0)
+      return false;
+    int d = dev_to_app(p, f);
+    if (d < 0)
+      return false;
+    progress = a || d;
     /* The device side is finished both ways: close it now (graceful; everything was read), or
      * it would report POLLHUP for as long as it exists. */
     if (f->sd >= 0 && f->dev_eof && f->dev_shut) {
@@ -235,7 +307,7 @@ static void tag_owner(struct proxyd *p, enum px_proto proto, int sd, const struc
 {
   pid_t pid;
   char comm[16];
-  if (px_owner_find(proto, app, dst, &pid, comm) < 0) {
+  if (px_owner_find(proto, app, dst, &p->owner_hint, &pid, comm) < 0) {
     p->ctr.owner_unknown++;
     return;
   }
@@ -280,12 +352,9 @@ void px_tcp_accept(struct proxyd *p)
       continue;
     }
     struct px_tcp_flow *f = calloc(1, sizeof *f);
-    char *bufs = malloc(2 * p->bufsize);
-    if (!f || !bufs) {
+    if (!f) {
       p->ctr.errors++;
       px_flow_release(p, uid);
-      free(f);
-      free(bufs);
       close(fd);
       continue;
     }
@@ -295,8 +364,6 @@ void px_tcp_accept(struct proxyd *p)
     f->sd = -1;
     f->app = app;
     f->dst = dst;
-    f->a2d = bufs;
-    f->d2a = bufs + p->bufsize;
     f->next = p->tcp_head;
     if (p->tcp_head)
       p->tcp_head->prev = f;
@@ -377,10 +444,13 @@ void px_tcp_close_all(struct proxyd *p)
    * finishes its connections on its own; toe_detach's linger waits for the data). */
   while (p->tcp_head) {
     struct px_tcp_flow *f = p->tcp_head;
-    if (f->connected && f->a2d_len > f->a2d_off && f->sd >= 0)
-      toe_send(p->dev, f->sd, f->a2d + f->a2d_off, f->a2d_len - f->a2d_off, 0);
-    if (f->d2a_len > f->d2a_off)
-      send(f->fd, f->d2a + f->d2a_off, f->d2a_len - f->d2a_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    for (unsigned i = 0; i < f->zc_n; i++) {
+      const struct toe_zc *z = &f->zc[(f->zc_head + i) % PX_ZC_MAX];
+      size_t off = i == 0 ? f->zc_off : 0;
+      if (send(f->fd, (const char *)z->data + off, z->len - off, MSG_NOSIGNAL | MSG_DONTWAIT) <
+          (ssize_t)(z->len - off))
+        break;
+    }
     flow_end(p, f, !f->connected, false);
   }
 }

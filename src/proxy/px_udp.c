@@ -139,7 +139,7 @@ static struct px_udp_flow *flow_open(struct proxyd *p, const struct sockaddr_in 
   toe_poll_ctl(p->dev, f->sd, TOE_POLLIN, f);
   pid_t pid;
   char comm[16];
-  if (px_owner_find(PX_UDP, app, dst, &pid, comm) == 0) {
+  if (px_owner_find(PX_UDP, app, dst, &p->owner_hint, &pid, comm) == 0) {
     if (toe_set_owner(p->dev, f->sd, (uint32_t)pid, comm) < 0)
       p->ctr.errors++;
   } else {
