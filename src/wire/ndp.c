@@ -291,7 +291,7 @@ int toe_nd_write_redirect(uint8_t *p, size_t cap, const struct toe_in6_addr *tar
   memcpy(p + 8, target->b, 16);
   memcpy(p + 24, dest->b, 16);
   if (tll)
-    n += opt_lladdr(p + n, TOE_ND_OPT_TLLA, tll) - 8; /* n already counted it */
+    opt_lladdr(p + TOE_ND_REDIRECT_LEN, TOE_ND_OPT_TLLA, tll);
   if (invoking && invoking_len) {
     /* RFC 4861 4.6.3, 8.2: as much of the packet as keeps the redirect within the minimum MTU;
      * the option is whole 8-byte units, so round the quote down and pad the last unit. */

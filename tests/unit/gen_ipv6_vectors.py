@@ -87,7 +87,7 @@ add("na_unsolicited", IPv6(src=B, dst="ff02::1", hlim=255) / ICMPv6ND_NA(tgt=B, 
     ICMPv6NDOptDstLLAddr(lladdr=MAC_B))
 add("rs", IPv6(src=LL_B, dst="ff02::2", hlim=255) / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=MAC_B))
 add("ra", IPv6(src=LL_A, dst="ff02::1", hlim=255) /
-    ICMPv6ND_RA(chlim=64, M=0, O=1, routerlifetime=1800, reachabletime=30000, retranstimer=1000) /
+    ICMPv6ND_RA(chlim=64, M=0, O=1, prf=0, routerlifetime=1800, reachabletime=30000, retranstimer=1000) /
     ICMPv6NDOptSrcLLAddr(lladdr=MAC_A) / ICMPv6NDOptMTU(mtu=1500) /
     ICMPv6NDOptPrefixInfo(prefixlen=64, L=1, A=1, validlifetime=86400, preferredlifetime=14400,
                           prefix="2001:db8:1::") /
