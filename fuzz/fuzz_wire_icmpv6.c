@@ -1,8 +1,9 @@
 /*
  * Fuzzes the ICMPv6 parser (checksum against a byte loop), the quoted-packet parser, the Neighbor
- * Discovery parser with its prefix iterator, and the builders on what they parsed. Input: one
- * control byte (hop limit 255 or not, fragmented, source/destination classes), 32 bytes of source
- * and destination address, then the ICMPv6 message, copied to a buffer of exactly its size.
+ * Discovery parser with its prefix iterator, the MLD query parser, and the builders on what they
+ * parsed. Input: one control byte (hop limit 255, 1 or from the input; fragmented; router alert;
+ * source/destination classes), 32 bytes of source and destination address, then the ICMPv6
+ * message, copied to a buffer of exactly its size.
  */
 #include "toe/errno.h"
 #include "wire/icmpv6.h"
@@ -101,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   if (ctl & 0x10)
     toe_in6_solicited_node(&ip.dst, &ip.dst);
-  ip.hop_limit = (ctl & 1) ? 255 : data[1];
+  ip.hop_limit = (ctl & 1) ? 255 : (ctl & 0x40) ? 1 : data[1];
   bool frag = (ctl & 2) != 0;
   data += 33;
   size -= 33;
@@ -152,6 +153,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n < 8 || n > 1280 - 40 || memcmp(err + 8, m, (size_t)n - 8))
       abort();
     sink = toe_icmpv6_error_allowed(ctl & 3 ? 4 : 2, ctl >> 6, &ip, ctl & 0x20, v.type);
+  }
+  struct toe_mld_query q;
+  if (toe_mld_parse_query(&q, &ip, ctl & 0x80, m, size) == 0) {
+    if (size < 24 || m[0] != TOE_ICMPV6_MLD_QUERY || ip.hop_limit != 1 || !(ctl & 0x80) ||
+        (q.v2 && q.sources + (size_t)q.n_sources * 16 > m + size) || (!q.v2 && size != 24))
+      abort();
+    sink = q.max_resp_ms + q.qqi_s + q.qrv;
   }
   if (size >= 4)
     check_nd(&ip, m, size, frag);

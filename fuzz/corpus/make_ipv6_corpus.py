@@ -28,5 +28,5 @@ for name, b in vec.items():
     # message after its 8-byte hop-by-hop header): control (hop limit 255 kept), addresses, message.
     off = 40 if b[6] == 58 else 48 if b[6] == 0 and b[40] == 58 else None
     if off is not None:
-        ctl = 0x01 if b[7] == 255 else 0x00
+        ctl = 0x01 if b[7] == 255 else 0xc0 if b[7] == 1 else 0x00  # 0xc0: hop limit 1, router alert
         write("fuzz_wire_icmpv6", name, bytes([ctl]) + b[8:40] + b[off:])

@@ -54,3 +54,47 @@ int toe_mld2_build_packet(uint8_t *pkt, size_t cap, const struct toe_in6_addr *s
   toe_icmpv6_finish(pkt + hdrs, (size_t)len, src, &f.dst);
   return (int)(hdrs + (size_t)len);
 }
+
+/* RFC 3810 5.1.3 and 5.1.9: small values are literal; large ones a 3-bit exponent and a mantissa
+ * with an implicit leading one, shifted by exp + 3. */
+static uint32_t float_code(uint32_t code, unsigned bits)
+{
+  if (code < (1u << (bits - 1)))
+    return code;
+  unsigned mant_bits = bits - 4;
+  uint32_t exp = (code >> mant_bits) & 7;
+  uint32_t mant = code & ((1u << mant_bits) - 1);
+  return (mant | (1u << mant_bits)) << (exp + 3);
+}
+
+int toe_mld_parse_query(struct toe_mld_query *q, const struct toe_ipv6_view *ip, bool router_alert,
+                        const uint8_t *msg, size_t len)
+{
+  memset(q, 0, sizeof *q);
+  if (len < 24 || msg[0] != TOE_ICMPV6_MLD_QUERY)
+    return -TOE_EINVAL;
+  /* RFC 3810 5.1.14: a query from a non-link-local source is discarded; MLD travels with hop
+   * limit 1 and a Router Alert (RFC 3810 5, RFC 2710 3). */
+  if (!toe_in6_is_link_local(&ip->src) || ip->hop_limit != 1 || !router_alert)
+    return -TOE_EINVAL;
+  memcpy(q->group.b, msg + 8, 16);
+  if (!toe_in6_is_multicast(&q->group) && !toe_in6_is_unspecified(&q->group))
+    return -TOE_EINVAL;
+  uint16_t mrc = toe_load_be16(msg + 4);
+  if (len == 24) { /* MLDv1: the delay in milliseconds (RFC 2710 3.4) */
+    q->max_resp_ms = mrc;
+    return 0;
+  }
+  if (len < 28)
+    return -TOE_EINVAL;
+  q->v2 = true;
+  q->max_resp_ms = float_code(mrc, 16);
+  q->suppress = (msg[24] & 0x08) != 0;
+  q->qrv = msg[24] & 0x07;
+  q->qqi_s = float_code(msg[25], 8);
+  q->n_sources = toe_load_be16(msg + 26);
+  if ((size_t)q->n_sources * 16 > len - 28)
+    return -TOE_EINVAL;
+  q->sources = msg + 28;
+  return 0;
+}

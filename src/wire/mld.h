@@ -7,6 +7,7 @@
 
 #include "wire/ipv6.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +38,28 @@ int toe_mld2_write_report(uint8_t *p, size_t cap, uint8_t rec_type,
  */
 int toe_mld2_build_packet(uint8_t *pkt, size_t cap, const struct toe_in6_addr *src,
                           uint8_t rec_type, const struct toe_in6_addr *groups, unsigned n);
+
+/* A checked MLD query (RFC 2710 3 for version 1, RFC 3810 5.1 for version 2). */
+struct toe_mld_query {
+  bool v2;                   /* MLDv2 query (28 bytes or more) */
+  uint32_t max_resp_ms;      /* Maximum Response Delay, decoded (RFC 3810 5.1.3) */
+  struct toe_in6_addr group; /* :: for a general query */
+  bool suppress;             /* S flag: routers skip timer updates (v2) */
+  uint8_t qrv;               /* Querier's Robustness Variable, 0 = unset (v2) */
+  uint32_t qqi_s;            /* Querier's Query Interval in seconds, decoded (v2, RFC 3810 5.1.9) */
+  uint16_t n_sources;        /* source addresses, 16 bytes each at `sources` (v2) */
+  const uint8_t *sources;
+};
+
+/*
+ * Checks and decodes the MLD query `msg` (`len` bytes, ICMPv6 type 130, checksum already verified)
+ * carried by `ip`; `router_alert` says the walk found a hop-by-hop Router Alert with value 0.
+ * Checks (RFC 3810 5.1.14, 6.2; RFC 2710 3): a link-local source, hop limit 1, the Router Alert,
+ * a multicast or unspecified group, a length of 24 (v1) or 28 plus 16 per source (v2). Lengths
+ * 25..27 are neither and are refused (RFC 3810 8.1 says to ignore them).
+ * Returns 0 or -TOE_EINVAL.
+ */
+int toe_mld_parse_query(struct toe_mld_query *q, const struct toe_ipv6_view *ip, bool router_alert,
+                        const uint8_t *msg, size_t len);
 
 #endif

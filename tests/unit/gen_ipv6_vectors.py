@@ -15,7 +15,7 @@ from scapy.all import (IPv6, UDP, TCP, Raw, ICMPv6EchoRequest, ICMPv6EchoReply,
                        ICMPv6NDOptPrefixInfo, ICMPv6NDOptMTU, ICMPv6NDOptRedirectedHdr,
                        ICMPv6NDOptUnknown, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt,
                        IPv6ExtHdrRouting, IPv6ExtHdrFragment, RouterAlert, PadN,
-                       ICMPv6MLReport2, ICMPv6MLDMultAddrRec, fragment6, in6_getnsma,
+                       ICMPv6MLReport2, ICMPv6MLDMultAddrRec, ICMPv6MLQuery, ICMPv6MLQuery2, fragment6, in6_getnsma,
                        in6_getnsmac, in6_mactoifaceid)
 from socket import inet_pton, inet_ntop, AF_INET6
 
@@ -103,6 +103,17 @@ add("redirect", IPv6(src=LL_A, dst=A, hlim=255) /
 add("mld2_report", IPv6(src=LL_B, dst="ff02::16", hlim=1) /
     IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) /
     ICMPv6MLReport2(records=[ICMPv6MLDMultAddrRec(rtype=4, dst=nsma(B))]))
+
+# MLD queries: v2 general query with a large (floating-point coded) delay and interval, v2 group
+# and source specific, v1.
+add("mld2_query", IPv6(src=LL_A, dst="ff02::1", hlim=1) /
+    IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) /
+    ICMPv6MLQuery2(mrd=0x8a12, mladdr="::", S=0, QRV=2, QQIC=0x9c))
+add("mld2_query_src", IPv6(src=LL_A, dst=nsma(B), hlim=1) /
+    IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) /
+    ICMPv6MLQuery2(mrd=1000, mladdr=nsma(B), S=1, QRV=3, QQIC=125, sources=["2001:db8::7", "2001:db8::8"]))
+add("mld1_query", IPv6(src=LL_A, dst="ff02::1", hlim=1) /
+    IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) / ICMPv6MLQuery(mrd=10000, mladdr="::"))
 
 # Address derivations.
 vectors.append(("nsma_b", in6_getnsma(inet_pton(AF_INET6, B))))

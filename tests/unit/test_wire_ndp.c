@@ -374,4 +374,75 @@ TEST(mld2_report_scapy)
   CHECK_EQ(toe_mld2_build_packet(p, 47, &src, 4, &g, 0), -TOE_EMSGSIZE);
 }
 
+/* Parses a scapy query packet through the walk and the ICMPv6 checksum, then the query. */
+static int query(struct toe_mld_query *q, uint8_t *p, size_t len)
+{
+  struct toe_ipv6_view ip;
+  struct toe_ipv6_ext x;
+  struct toe_icmpv6_view v;
+  if (toe_ipv6_parse(&ip, p, len, len) != 0 || toe_ipv6_ext_walk(&x, &ip, p, len) != 0 ||
+      x.proto != TOE_IPPROTO_ICMPV6 ||
+      toe_icmpv6_parse(&v, p + x.offset, len - x.offset, &ip.src, &ip.dst, false) != 0)
+    return 1000;
+  return toe_mld_parse_query(q, &ip, x.router_alert && x.ra_value == 0, p + x.offset,
+                             len - x.offset);
+}
+
+TEST(mld_query_scapy)
+{
+  struct toe_mld_query q;
+  uint8_t p[128];
+  memcpy(p, v_mld2_query, sizeof v_mld2_query);
+  REQUIRE(query(&q, p, sizeof v_mld2_query) == 0);
+  CHECK(q.v2);
+  CHECK(toe_in6_is_unspecified(&q.group));
+  CHECK_EQ(q.max_resp_ms, (0xa12 | 0x1000) << 3); /* exponent 0, mantissa 0xa12 */
+  CHECK_EQ(q.qqi_s, (0xc | 0x10) << 4);           /* exponent 1, mantissa 0xc */
+  CHECK_EQ(q.qrv, 2);
+  CHECK(!q.suppress);
+  CHECK_EQ(q.n_sources, 0);
+
+  memcpy(p, v_mld2_query_src, sizeof v_mld2_query_src);
+  REQUIRE(query(&q, p, sizeof v_mld2_query_src) == 0);
+  CHECK_MEM(q.group.b, v_nsma_b, 16);
+  CHECK_EQ(q.max_resp_ms, 1000);
+  CHECK_EQ(q.qqi_s, 125);
+  CHECK_EQ(q.qrv, 3);
+  CHECK(q.suppress);
+  REQUIRE(q.n_sources == 2);
+  CHECK_EQ(q.sources[15], 7);
+  CHECK_EQ(q.sources[31], 8);
+
+  memcpy(p, v_mld1_query, sizeof v_mld1_query);
+  REQUIRE(query(&q, p, sizeof v_mld1_query) == 0);
+  CHECK(!q.v2);
+  CHECK_EQ(q.max_resp_ms, 10000);
+
+  /* Refused: hop limit 2, a global source, no router alert, a unicast group, a source count
+   * past the end, a length between v1 and v2. */
+  struct toe_ipv6_view ip;
+  REQUIRE(toe_ipv6_parse(&ip, v_mld2_query_src, sizeof v_mld2_query_src, sizeof v_mld2_query_src) ==
+          0);
+  const uint8_t *m = v_mld2_query_src + 48;
+  size_t n = sizeof v_mld2_query_src - 48;
+  CHECK_EQ(toe_mld_parse_query(&q, &ip, true, m, n), 0);
+  CHECK_EQ(toe_mld_parse_query(&q, &ip, false, m, n), -TOE_EINVAL);
+  ip.hop_limit = 2;
+  CHECK_EQ(toe_mld_parse_query(&q, &ip, true, m, n), -TOE_EINVAL);
+  ip.hop_limit = 1;
+  ip.src.b[0] = 0x20;
+  CHECK_EQ(toe_mld_parse_query(&q, &ip, true, m, n), -TOE_EINVAL);
+  ip.src.b[0] = 0xfe;
+  CHECK_EQ(toe_mld_parse_query(&q, &ip, true, m, n - 1), -TOE_EINVAL);
+  for (size_t k = 25; k < 28; k++)
+    CHECK_EQ(toe_mld_parse_query(&q, &ip, true, m, k), -TOE_EINVAL);
+  CHECK_EQ(toe_mld_parse_query(&q, &ip, true, m, 23), -TOE_EINVAL);
+  memcpy(p, m, n);
+  p[8] = 0x20; /* group 2001:... */
+  CHECK_EQ(toe_mld_parse_query(&q, &ip, true, p, n), -TOE_EINVAL);
+  p[8] = m[8];
+  p[0] = TOE_ICMPV6_MLD2_REPORT;
+  CHECK_EQ(toe_mld_parse_query(&q, &ip, true, p, n), -TOE_EINVAL);
+}
+
 TEST_MAIN()
