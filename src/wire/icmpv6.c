@@ -15,7 +15,7 @@ uint16_t toe_icmpv6_csum(const uint8_t *p, size_t len, const struct toe_in6_addr
   /* RFC 4443 2.3: the checksum covers the pseudo-header (RFC 8200 8.1, next header 58) and the
    * message with the checksum field taken as zero: sum around it. */
   uint32_t s = toe_ipv6_pseudo_csum(src, dst, (uint32_t)len, TOE_IPPROTO_ICMPV6);
-  s = toe_csum_add32(s, toe_csum_partial(p, 2, 0));
+  s = toe_csum_add32(s, toe_csum_partial(p, len < 2 ? len : 2, 0));
   if (len > 4)
     s = toe_csum_add32(s, toe_csum_partial(p + 4, len - 4, 0));
   return toe_csum_fold(s);

@@ -57,7 +57,8 @@ static int walk_opts(struct toe_nd_view *v, const uint8_t *o, size_t len, bool *
         v->tll = d + 2;
       break;
     case TOE_ND_OPT_PREFIX:
-      if (olen == 32 && v->n_prefix < 255)
+      /* RFC 4861 4.6.2: 32 bytes, prefix length 0..128; others are ignored. */
+      if (olen == 32 && d[2] <= 128 && v->n_prefix < 255)
         v->n_prefix++;
       break;
     case TOE_ND_OPT_MTU:
@@ -165,11 +166,11 @@ bool toe_nd_prefix_next(const struct toe_nd_view *v, size_t *cursor, struct toe_
     if (olen == 0 || olen > v->opts_len - i)
       break;
     i += olen;
-    if (d[0] != TOE_ND_OPT_PREFIX || olen != 32)
-      continue;
+    if (d[0] != TOE_ND_OPT_PREFIX || olen != 32 || d[2] > 128)
+      continue; /* ignored, as toe_nd_parse() did */
     /* RFC 4861 4.6.2: type, length, prefix length, L|A flags, valid and preferred lifetimes,
      * 4 reserved bytes, prefix. Bits after the prefix length are ignored by receivers. */
-    out->len = d[2] > 128 ? 128 : d[2];
+    out->len = d[2];
     out->on_link = (d[3] & PI_ONLINK) != 0;
     out->autonomous = (d[3] & PI_AUTO) != 0;
     out->valid = toe_load_be32(d + 4);

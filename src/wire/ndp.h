@@ -85,8 +85,9 @@ struct toe_nd_view {
 int toe_nd_parse(struct toe_nd_view *v, const struct toe_ipv6_view *ip, const uint8_t *msg,
                  size_t len, bool fragmented);
 
-/* The next prefix information option of an RA after `*cursor` (start with 0). Returns true and
- * fills `out`, or false at the end. */
+/* The next prefix information option of an RA after `*cursor` (start with 0), skipping those of
+ * the wrong size or with a prefix length over 128 (not counted in n_prefix either). Returns true
+ * and fills `out`, or false at the end. */
 bool toe_nd_prefix_next(const struct toe_nd_view *v, size_t *cursor, struct toe_nd_prefix *out);
 
 /* Router solicitation with an optional source link-layer address (`sll`, NULL from ::). */

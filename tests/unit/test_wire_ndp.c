@@ -226,6 +226,17 @@ TEST(ra_scapy)
   CHECK_EQ(toe_nd_write_ra(m, 95, &f), -TOE_EMSGSIZE);
   CHECK_EQ(toe_nd_write_ra(m, 10, &f), -TOE_EMSGSIZE);
 
+  /* A prefix length over 128 makes the option ignored, by the count and by the iterator. */
+  REQUIRE(load(&k, v_ra, sizeof v_ra) == 0);
+  k.b[40 + 32 + 2] = 129; /* the first prefix option follows SLLA and MTU */
+  fix(&k);
+  REQUIRE(nd(&k) == 0);
+  CHECK_EQ(k.nd.n_prefix, 1);
+  cur = 0;
+  REQUIRE(toe_nd_prefix_next(&k.nd, &cur, &pf[0]));
+  CHECK_EQ(pf[0].len, 48);
+  CHECK(!toe_nd_prefix_next(&k.nd, &cur, &pf[0]));
+
   /* From a global address (6.1.2). */
   REQUIRE(load(&k, v_ra, sizeof v_ra) == 0);
   memcpy(k.b + 8, v_ns + 8, 16);
