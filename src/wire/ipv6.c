@@ -225,6 +225,8 @@ static int first_frag_chain(struct toe_ipv6_ext *r, const uint8_t *pkt, size_t o
                             size_t avail, uint8_t nh, unsigned n_hdrs)
 {
   while (is_ext(nh)) {
+    if (off >= end)
+      return pp(r, TOE_IPV6_PP_FIRST_FRAG, 0);
     if (++n_hdrs > TOE_IPV6_MAX_EXT_HDRS)
       return pp(r, TOE_IPV6_PP_TOO_MANY_EXT, off);
     size_t hlen = nh == TOE_IPPROTO_FRAGMENT ? TOE_IPV6_FRAG_HLEN : 0;
@@ -288,6 +290,9 @@ int toe_ipv6_ext_walk(struct toe_ipv6_ext *r, const struct toe_ipv6_view *v, con
      * treated as an unrecognized Next Header (RFC 8200 4.3 note). */
     if (nh == TOE_IPPROTO_HOPOPTS && off != TOE_IPV6_HLEN)
       return pp(r, TOE_IPV6_PP_NEXT_HEADER, nh_off);
+    /* A header named but not there: truncated, before any limit (whose pointer would name it). */
+    if (off >= end)
+      return -TOE_EINVAL;
     if (r->n_hdrs >= TOE_IPV6_MAX_EXT_HDRS)
       return pp(r, TOE_IPV6_PP_TOO_MANY_EXT, off);
     size_t hlen;

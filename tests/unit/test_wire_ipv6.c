@@ -415,6 +415,17 @@ TEST(header_limits)
   opts_hdr(p + 40 + 56, 59, 8, NULL, 0);
   CHECK_EQ(walk(&r, p, 40 + 64), 0);
   CHECK_EQ(r.n_hdrs, 8);
+  /* Eight, the last naming a ninth that is not there: truncated (silent), not "too many" with a
+   * pointer past the packet (found by fuzz_wire_ipv6). */
+  p[40 + 56] = 60;
+  CHECK_EQ(walk(&r, p, 40 + 64), -TOE_EINVAL);
+  /* The same inside a first fragment: its header chain is incomplete (RFC 7112). */
+  hdr(p, 44, 8 + 8, NULL);
+  toe_ipv6_write_frag(p + 40, 60, 0, true, 9);
+  opts_hdr(p + 48, 60, 8, NULL, 0);
+  CHECK_EQ(walk(&r, p, 40 + 16), -TOE_EPROTO);
+  CHECK_EQ(r.pp_code, TOE_IPV6_PP_FIRST_FRAG);
+  CHECK_EQ(r.pp_pointer, 0);
   /* One header of 2048 bytes: the chain is too long (code 7 at its start). Its options would be
    * far too much padding too; the length limit comes first. */
   hdr(p, 60, 2048, NULL);
