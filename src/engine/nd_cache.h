@@ -61,10 +61,11 @@ struct toe_nd_entry {
 #define TOE_ND_ACT_UCAST_NS 0x08u /* send an NS for `ip` to `ip`, at `mac` */
 #define TOE_ND_ACT_FLUSH 0x10u    /* send the queued packets to `mac`, in order */
 #define TOE_ND_ACT_FAIL                                                                            \
-  0x20u                              /* resolution failed: drop the queue with address unreachable \
-                                        errors (RFC 4861 7.2.2), free the entry (state is NONE) */
-#define TOE_ND_ACT_ROUTER_LOST 0x40u /* IsRouter went false: drop it as a default router (7.2.5)   \
-                                      */
+  0x20u /* resolution failed: drop the queue with address unreachable                              \
+           errors (RFC 4861 7.2.2), free the entry (state is NONE) */
+#define TOE_ND_ACT_ROUTER_LOST                                                                     \
+  0x40u /* IsRouter went false: drop it as a default router (7.2.5)                                \
+         */
 
 /* Starts an entry for `ip` in state NONE. */
 void toe_nd_entry_init(struct toe_nd_entry *e, const struct toe_in6_addr *ip);
