@@ -351,6 +351,11 @@ void toe_tcp_pmtu_raise(struct toe_stack *st, uint32_t dst, uint16_t mtu);
 /* ICMP error quoting a TCP segment we sent (RFC 5927 validation). Returns true if delivered. */
 bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
                         int err, uint16_t next_mtu);
+/* ARP gave up on the peer of a segment we queued (`qip`, `ql4` as for an ICMP error): a
+ * connection in SYN-SENT ends with -TOE_EHOSTUNREACH, a synchronized one keeps it as its soft
+ * error. Returns true if a connection took it. */
+bool toe_tcp_link_failure(struct toe_stack *st, const struct toe_ipv4_view *qip,
+                          const uint8_t *ql4);
 /* The 4-tuple hash's memory (called by toe_tcp_mem_size/toe_tcp_init in tcp_sock.c). */
 size_t toe_tcp_demux_mem_size(const struct toe_config *cfg);
 void toe_tcp_demux_init(struct toe_stack *st, void *mem);

@@ -449,6 +449,13 @@ static int check_destination(const struct toe_stack *st, uint32_t raddr)
     return -TOE_ENETUNREACH;
   if (!toe_ipv4_on_link(st, raddr) && cfg->gateway == 0)
     return -TOE_ENETUNREACH;
+  /* ARP gave up on the next hop moments ago (arp.h: FAILED is remembered for as long as the
+   * resolution took): the SYN would be refused by toe_arp_output() and the connect would only
+   * learn it from retransmissions. Say so now. */
+  const struct toe_neigh *e =
+      toe_arp_lookup(st, toe_ipv4_on_link(st, raddr) ? raddr : cfg->gateway);
+  if (e && e->state == TOE_NEIGH_FAILED)
+    return -TOE_EHOSTUNREACH;
   return 0;
 }
 
