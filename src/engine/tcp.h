@@ -668,6 +668,11 @@ bool toe_tcp_syncache_rst(struct toe_stack *st, struct toe_tcb *listener,
  * drops the entry if the quoted sequence is its ISS (RFC 5927). Returns true if one matched. */
 bool toe_tcp_syncache_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip,
                                  const uint8_t *ql4, int err);
+/* The listener whose SYN cache holds the handshake of this 4-tuple, or NULL: the rest of a
+ * handshake goes to the listener that answered its SYN even if a SO_REUSEPORT group changed
+ * meanwhile (Linux finds it by its request socket). */
+struct toe_tcb *toe_tcp_syncache_listener(const struct toe_stack *st, uint32_t laddr,
+                                          uint16_t lport, uint32_t raddr, uint16_t rport);
 /* A listener is closing: forgets its SYN-cache entries (tcp_sock.c calls it). */
 void toe_tcp_syncache_listener_closed(struct toe_stack *st, struct toe_tcb *listener);
 /* SYN-cache entries held for `listener` (NULL: all listeners). */

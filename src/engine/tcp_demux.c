@@ -226,7 +226,16 @@ static void tcp_dispatch(struct toe_stack *st, struct toe_pbuf *pb, const struct
   struct toe_sock *s =
       toe_socktab_lookup(st, TOE_IPPROTO_TCP, ip->dst, th.dst_port, ip->src, th.src_port);
   if (s && toe_tcb(s)->state == TOE_TCP_LISTEN) {
-    listen_input(st, toe_tcb(s), pb, ip, &th, &opts);
+    struct toe_tcb *l = toe_tcb(s);
+    if ((s->flags & TOE_SOCK_F_REUSEPORT) && !(th.flags & TOE_TCP_SYN)) {
+      /* The ACK (or RST) of a handshake belongs to the group member that answered its SYN, even
+       * if a member joined or left since and the flow hash now picks another. */
+      struct toe_tcb *owner =
+          toe_tcp_syncache_listener(st, ip->dst, th.dst_port, ip->src, th.src_port);
+      if (owner)
+        l = owner;
+    }
+    listen_input(st, l, pb, ip, &th, &opts);
     return;
   }
   /* No connection (RFC 9293 3.10.7.1, CLOSED): a RST unless this is one. */

@@ -1118,18 +1118,26 @@ static int set_flag(struct toe_tcb *tp, uint32_t flag, int64_t value)
   return 0;
 }
 
-/* The one option a UDP socket has in the engine: SO_REUSEADDR (port sharing, sock_table.c). */
-static int udp_setopt(struct toe_sock *s, int opt, int64_t value)
+/* A 0/1 option kept in the common socket flags (port sharing, sock_table.c). */
+static int set_sock_flag(struct toe_sock *s, uint8_t flag, int64_t value)
 {
-  if (opt != TOE_SO_REUSEADDR)
-    return -TOE_ENOPROTOOPT;
   if (value != 0 && value != 1)
     return -TOE_EINVAL;
   if (value)
-    s->flags |= TOE_SOCK_F_REUSEADDR;
+    s->flags |= flag;
   else
-    s->flags &= (uint8_t)~TOE_SOCK_F_REUSEADDR;
+    s->flags &= (uint8_t)~flag;
   return 0;
+}
+
+/* The options a UDP socket has in the engine: SO_REUSEADDR and SO_REUSEPORT (port sharing). */
+static int udp_setopt(struct toe_sock *s, int opt, int64_t value)
+{
+  if (opt == TOE_SO_REUSEADDR)
+    return set_sock_flag(s, TOE_SOCK_F_REUSEADDR, value);
+  if (opt == TOE_SO_REUSEPORT)
+    return set_sock_flag(s, TOE_SOCK_F_REUSEPORT, value);
+  return -TOE_ENOPROTOOPT;
 }
 
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value)
@@ -1137,6 +1145,8 @@ int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t v
   struct toe_tcb *tp = app_tcb(st, s);
   if (tp == NULL)
     return (s && s->proto == TOE_IPPROTO_UDP) ? udp_setopt(s, opt, value) : -TOE_EBADF;
+  if (opt == TOE_SO_REUSEPORT)
+    return set_sock_flag(s, TOE_SOCK_F_REUSEPORT, value); /* bind and lookup read it */
   const struct toe_config *cfg = &st->cfg;
   int rc = 0;
   switch (opt) {
@@ -1236,17 +1246,22 @@ int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int op
 {
   const struct toe_tcb *tp = app_tcb(st, s);
   if (tp == NULL && s && s->proto == TOE_IPPROTO_UDP) {
-    if (opt != TOE_SO_REUSEADDR)
+    if (opt != TOE_SO_REUSEADDR && opt != TOE_SO_REUSEPORT)
       return -TOE_ENOPROTOOPT;
     if (value == NULL)
       return -TOE_EINVAL;
-    *value = (s->flags & TOE_SOCK_F_REUSEADDR) ? 1 : 0;
+    uint8_t flag = opt == TOE_SO_REUSEADDR ? TOE_SOCK_F_REUSEADDR : TOE_SOCK_F_REUSEPORT;
+    *value = (s->flags & flag) ? 1 : 0;
     return 0;
   }
   if (tp == NULL)
     return -TOE_EBADF;
   if (value == NULL)
     return -TOE_EINVAL;
+  if (opt == TOE_SO_REUSEPORT) {
+    *value = (s->flags & TOE_SOCK_F_REUSEPORT) ? 1 : 0;
+    return 0;
+  }
   switch (opt) {
   case TOE_SO_RCVBUF:
     *value = tp->rcvbuf;
