@@ -218,7 +218,7 @@ bool toe_ipv4_link_failure(struct toe_stack *st, const struct toe_pbuf *pb)
   case TOE_IPPROTO_TCP:
     return toe_tcp_link_failure(st, &q, buf + hl);
   case TOE_IPPROTO_UDP:
-    return toe_udp_icmp_error(st, &q, buf + hl, -TOE_EHOSTUNREACH);
+    return toe_udp_link_failure(st, &q, buf + hl);
   default:
     return false;
   }

@@ -22,6 +22,8 @@
 #define TOE_SOCK_F_CLAIMED 0x08u    /* cfg.port_claim granted the port: release it on unbind */
 #define TOE_SOCK_F_REUSEADDR                                                                       \
   0x10u /* UDP: SO_REUSEADDR, the port may be shared (toe_sock_bind_local) */
+#define TOE_SOCK_F_RECVERR                                                                         \
+  0x40u /* UDP: IP_RECVERR, told of errors that are not fatal (toe_udp_link_failure) */
 #define TOE_SOCK_F_REUSEPORT                                                                       \
   0x20u /* SO_REUSEPORT: one of a group sharing the port, flows spread by hash (sock_table.c) */
 

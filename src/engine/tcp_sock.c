@@ -1130,14 +1130,26 @@ static int set_sock_flag(struct toe_sock *s, uint8_t flag, int64_t value)
   return 0;
 }
 
-/* The options a UDP socket has in the engine: SO_REUSEADDR and SO_REUSEPORT (port sharing). */
+/* The options a UDP socket has in the engine: SO_REUSEADDR and SO_REUSEPORT (port sharing),
+ * IP_RECVERR (which errors it hears of). */
+static uint8_t udp_opt_flag(int opt)
+{
+  switch (opt) {
+  case TOE_SO_REUSEADDR:
+    return TOE_SOCK_F_REUSEADDR;
+  case TOE_SO_REUSEPORT:
+    return TOE_SOCK_F_REUSEPORT;
+  case TOE_IP_RECVERR:
+    return TOE_SOCK_F_RECVERR;
+  default:
+    return 0;
+  }
+}
+
 static int udp_setopt(struct toe_sock *s, int opt, int64_t value)
 {
-  if (opt == TOE_SO_REUSEADDR)
-    return set_sock_flag(s, TOE_SOCK_F_REUSEADDR, value);
-  if (opt == TOE_SO_REUSEPORT)
-    return set_sock_flag(s, TOE_SOCK_F_REUSEPORT, value);
-  return -TOE_ENOPROTOOPT;
+  uint8_t flag = udp_opt_flag(opt);
+  return flag ? set_sock_flag(s, flag, value) : -TOE_ENOPROTOOPT;
 }
 
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value)
@@ -1246,11 +1258,11 @@ int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int op
 {
   const struct toe_tcb *tp = app_tcb(st, s);
   if (tp == NULL && s && s->proto == TOE_IPPROTO_UDP) {
-    if (opt != TOE_SO_REUSEADDR && opt != TOE_SO_REUSEPORT)
+    uint8_t flag = udp_opt_flag(opt);
+    if (flag == 0)
       return -TOE_ENOPROTOOPT;
     if (value == NULL)
       return -TOE_EINVAL;
-    uint8_t flag = opt == TOE_SO_REUSEADDR ? TOE_SOCK_F_REUSEADDR : TOE_SOCK_F_REUSEPORT;
     *value = (s->flags & flag) ? 1 : 0;
     return 0;
   }
