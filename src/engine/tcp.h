@@ -716,9 +716,12 @@ bool toe_tcp_timewait_input(struct toe_stack *st, struct toe_pbuf *pb,
 int toe_tcp_timewait_connect(struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
                              uint16_t rport, uint32_t *iss_floor);
 /* True if some TIME_WAIT entry holds local port `lport` (on laddr, 0 = any): bind without
- * TOE_SO_REUSEADDR fails then, as on Linux. Linear in the entries: for bind, not for ephemeral
- * port searches. */
-bool toe_tcp_timewait_port_used(const struct toe_stack *st, uint32_t laddr, uint16_t lport);
+ * TOE_SO_REUSEADDR fails then, as on Linux. With `reuseport` (the binding socket set
+ * SO_REUSEPORT) entries of connections that had it too do not count (Linux's
+ * inet_csk_bind_conflict): a SO_REUSEPORT server restarts at once. Linear in the entries: for
+ * bind, not for ephemeral port searches. */
+bool toe_tcp_timewait_port_used(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
+                                bool reuseport);
 /* Visits every TIME_WAIT entry for toe_tcp_visit (s == NULL). */
 void toe_tcp_timewait_visit(const struct toe_stack *st, toe_tcp_visit_fn fn, void *arg);
 /* Memory of the TIME_WAIT table (called by toe_tcp_mem_size/toe_tcp_init in tcp_sock.c). */

@@ -432,7 +432,8 @@ int toe_tcp_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_sock
     return -TOE_EINVAL;
   /* a port held by TIME_WAIT connections is taken unless TOE_SO_REUSEADDR (as Linux) */
   if (local->port != 0 && !(tp->flags & TOE_TF_REUSEADDR) &&
-      toe_tcp_timewait_port_used(st, local->addr, local->port))
+      toe_tcp_timewait_port_used(st, local->addr, local->port,
+                                 (s->flags & TOE_SOCK_F_REUSEPORT) != 0))
     return -TOE_EADDRINUSE;
   return toe_sock_bind_local(st, s, local->addr, local->port);
 }

@@ -522,6 +522,10 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
 
   tp->sk.proto = TOE_IPPROTO_TCP;
   tp->sk.flags |= TOE_SOCK_F_BOUND | TOE_SOCK_F_CONNECTED;
+  /* Linux clones sk_reuseport into the child: its TIME_WAIT then lets the group's port be bound
+   * again by SO_REUSEPORT sockets (toe_tcp_timewait_port_used). */
+  tp->sk.flags |= (uint8_t)(listener->sk.flags & TOE_SOCK_F_REUSEPORT);
+  tp->sk.owner = listener->sk.owner;
   tp->sk.laddr = c->laddr;
   tp->sk.lport = c->lport;
   tp->sk.raddr = c->raddr;

@@ -9,8 +9,8 @@ or under libtoe-preload (the same code both ways, so the checks describe the ker
                           ADDR:PORT; answers N connections (a line back for the line each sends)
                           and N datagrams (each echoed), or gives up after T seconds; prints
                           "ready" once bound and at the end "tcp A B udp C D"
-  client ADDR PORT N      N TCP connections (from ports 21000+i) and N datagrams (from ports
-                          31000+i), one after the other;
+  client ADDR PORT N BASE N TCP connections (from ports BASE+i) and N datagrams (from ports
+                          BASE+N+i), one after the other;
                           prints "tcp_ok X udp_ok Y ports Z" (replies seen, distinct ports used)
 """
 import errno
@@ -98,14 +98,15 @@ def cmd_serve(addr, port, n, limit):
     print("tcp %d %d udp %d %d" % (tcp[0], tcp[1], udp[0], udp[1]), flush=True)
 
 
-def cmd_client(addr, port, n):
-    n = int(n)
+def cmd_client(addr, port, n, base):
+    n, base = int(n), int(base)
     ports = set()
     tcp_ok = 0
     for i in range(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.settimeout(10)
-        s.bind(("0.0.0.0", 21000 + i))  # distinct flows, whatever the ephemeral choice
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past an earlier TIME_WAIT
+        s.bind(("0.0.0.0", base + i))  # distinct flows, whatever the ephemeral choice
         s.connect((addr, int(port)))
         ports.add(("tcp", s.getsockname()[1]))
         line = b"conn %d\n" % i
@@ -122,7 +123,7 @@ def cmd_client(addr, port, n):
     socks = []
     for i in range(n):
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("0.0.0.0", 31000 + i))
+        u.bind(("0.0.0.0", base + n + i))
         ports.add(("udp", u.getsockname()[1]))
         u.sendto(b"dgram %d" % i, (addr, int(port)))
         socks.append((u, b"dgram %d" % i))

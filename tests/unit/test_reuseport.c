@@ -318,4 +318,32 @@ TEST(udp_datagrams_spread_and_each_flow_sticks)
   h_fini(&h);
 }
 
+/* A SO_REUSEPORT server restarts at once: its connections' TIME_WAIT keeps out an ordinary bind
+ * but not a SO_REUSEPORT one (Linux: the children inherit sk_reuseport). */
+TEST(time_wait_of_the_group_lets_reuseport_bind_again)
+{
+  start();
+  struct toe_sock *l = tcp_listener();
+  REQUIRE(l != NULL);
+  uint16_t p = peer_port(1);
+  uint32_t seq = send_syn(p);
+  REQUIRE(seq != 0);
+  send_ack(p, seq);
+  struct toe_sock *c = NULL;
+  REQUIRE(toe_tcp_accept(h.st, l, NULL, &c) == 0);
+  toe_sock_close(h.st, c); /* our FIN first: we hold TIME_WAIT */
+  size_t n = h_build_tcp(frame, H_PEER_IP, p, H_OUR_IP, PORT, 1001, seq + 2, H_FIN | H_ACK, 65535,
+                         NULL, 0, NULL, 0);
+  h_input(&h, frame, n);
+  REQUIRE(h.st->tcp.tw_inuse == 1);
+  toe_sock_close(h.st, l);
+  int rc = 0;
+  CHECK(tcp_bound(false, 0, &rc) == NULL);
+  CHECK_EQ(rc, -TOE_EADDRINUSE);
+  struct toe_sock *again = tcp_bound(true, 0, &rc);
+  CHECK(again != NULL);
+  CHECK_EQ(rc, 0);
+  h_fini(&h);
+}
+
 TEST_MAIN()
