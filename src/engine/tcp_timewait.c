@@ -29,8 +29,7 @@
 #include <string.h>
 
 #define TW_F_TS 0x01u        /* timestamps were in use */
-#define TW_F_REUSEPORT 0x02u /* the connection's socket had SO_REUSEPORT (a bind with it passes)   \
-                              */
+#define TW_F_REUSEPORT 0x02u /* its socket had SO_REUSEPORT: a bind with it passes */
 
 struct toe_tw_entry {
   struct toe_tw_entry *hnext; /* hash chain, or the free list */
