@@ -353,7 +353,7 @@ struct toe_abi_bpf_insn {
 };
 
 /*
- * Socket options. 1..11 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;
+ * Socket options. 1..12 are the engine's enum toe_sockopt values (toe/tcp.h), passed through;
  * 0x100 and up belong to the transport.
  */
 #define TOE_ABI_SO_RCVBUF 1
@@ -367,6 +367,9 @@ struct toe_abi_bpf_insn {
 #define TOE_ABI_TCP_CONGESTION 9
 #define TOE_ABI_SO_LINGER_ABORT 10
 #define TOE_ABI_TCP_MAXSEG 11
+/* 0/1, TCP and UDP, before bind: share the port with the sockets of the same uid that set it
+ * (SO_REUSEPORT). A device from before it answers -TOE_ENOPROTOOPT. */
+#define TOE_ABI_SO_REUSEPORT 12
 #define TOE_ABI_SO_ERROR 0x100 /* get only: pending socket error (and clear it), 0 or -TOE_E* */
 #define TOE_ABI_SO_RXBUFS                                                                          \
   0x101 /* buffers the device may lend this socket at once (1..buf_count)                          \

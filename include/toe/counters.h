@@ -50,7 +50,8 @@
   X(queue_drop_failed)    /* queued packets dropped because resolution failed */                   \
   X(drop_no_entry)        /* packets dropped: neighbour table full, nothing to evict */            \
   X(drop_unreachable)     /* packets refused: neighbour FAILED (-TOE_EHOSTUNREACH) */              \
-  X(rx_drop_unsolicited)  /* replies about a host not in the table (RFC 826: not learned) */
+  X(rx_drop_unsolicited)  /* replies about a host not in the table (RFC 826: not learned) */       \
+  X(fail_notified)        /* dropped queued packets whose socket was told EHOSTUNREACH */
 
 /* IPv4 (RFC 791, RFC 1122), fragmentation and reassembly. */
 #define TOE_COUNTERS_IP(X)                                                                         \

@@ -302,6 +302,11 @@ int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local,
 /* Closes the socket and frees its queued data. The pointer is invalid afterwards. */
 void toe_sock_close(struct toe_stack *st, struct toe_sock *s);
 
+/* Sets who owns the socket for SO_REUSEPORT (TOE_SO_REUSEPORT, toe/tcp.h): sockets share a port
+ * only with sockets of the same owner, as Linux asks for the same uid. 0 at open; the device
+ * sets its client's uid. Takes effect at the next bind. */
+void toe_sock_set_owner(struct toe_sock *s, uint32_t owner);
+
 /* Replaces the `user` pointer given at open: later events carry the new one (the device hands a
  * socket shared by several clients over from one holder to another). */
 void toe_sock_set_user(struct toe_sock *s, void *user);

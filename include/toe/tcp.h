@@ -120,11 +120,16 @@ enum toe_sockopt {
   TOE_TCP_CONGESTION,  /* TOE_CC_NEWRENO / TOE_CC_CUBIC */
   TOE_SO_LINGER_ABORT, /* 0/1: close() aborts with RST (SO_LINGER with timeout 0) */
   TOE_TCP_MAXSEG,      /* read: current send MSS; write: clamp it (before connect) */
+  TOE_SO_REUSEPORT,    /* 0/1 (TCP and UDP; set before bind): sockets of one owner that all set
+                          it share a port, new flows spread by a hash of the 4-tuple */
+  TOE_IP_RECVERR,      /* 0/1, UDP only: also be told of errors Linux reports only with IP_RECVERR
+                          (a failed neighbour resolution's EHOSTUNREACH), as the pending error */
 };
 #define TOE_CC_NEWRENO 1
 #define TOE_CC_CUBIC 2
 
-/* Errors: -TOE_ENOPROTOOPT unknown option (on UDP: all but TOE_SO_REUSEADDR), -TOE_EINVAL bad
+/* Errors: -TOE_ENOPROTOOPT unknown option (on UDP: all but TOE_SO_REUSEADDR, TOE_SO_REUSEPORT
+ * and TOE_IP_RECVERR; TOE_IP_RECVERR on TCP), -TOE_EINVAL bad
  * value or state, -TOE_EBADF not an open socket. */
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value);
 int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int opt, int64_t *value);

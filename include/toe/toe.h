@@ -368,6 +368,7 @@ int toe_close(toe_dev *dev, int sd);
 #define TOE_OPT_CONGESTION 9    /* 1 NewReno, 2 CUBIC */
 #define TOE_OPT_LINGER_ABORT 10 /* 0/1: close resets (SO_LINGER with a zero timeout) */
 #define TOE_OPT_MAXSEG 11       /* get: the send MSS; set: clamp it (before connect) */
+#define TOE_OPT_REUSEPORT 12    /* 0/1 before bind: SO_REUSEPORT (one uid's sockets share) */
 #define TOE_OPT_ERROR 0x100     /* get: the pending error (0 or -TOE_E*), which is cleared */
 #define TOE_OPT_RXBUFS 0x101    /* receive buffers the device may lend this socket at once */
 #define TOE_OPT_NREAD 0x102     /* get: bytes queued to read (here and in the device) */

@@ -129,17 +129,33 @@ static void enter_reachable(struct toe_stack *st, struct toe_neigh *e, const uin
     flush_queue(st, e);
 }
 
-/* Resolution or re-validation ran out of requests. */
+/*
+ * Resolution or re-validation ran out of requests. Every queued packet is dropped, and the socket
+ * that sent it is told the host is unreachable (RFC 1122 2.3.2.2 leaves the queue to the
+ * implementation; like Linux, which reports ICMP host unreachable to the sender of each packet it
+ * gives up on, a connect in SYN-SENT then ends with EHOSTUNREACH instead of retrying for
+ * minutes). The entry is FAILED before anyone hears of it, so a socket that sends again from
+ * its callback fails fast instead of queueing on this entry.
+ */
 static void enter_failed(struct toe_stack *st, struct toe_neigh *e)
 {
+  struct toe_pbuf *q = e->qhead;
   st->ctr.arp.resolve_failed++;
   st->ctr.arp.queue_drop_failed += e->qlen;
-  toe_pbuf_free_queue(st, e->qhead);
   e->qhead = e->qtail = NULL;
   e->qlen = 0;
   e->state = TOE_NEIGH_FAILED;
   e->updated = st->now;
   toe_timer_arm(st, &e->timer, st->now + failed_hold(st));
+  /* The list is detached: whatever the callbacks do to `e` (even evict it) cannot touch it. */
+  while (q) {
+    struct toe_pbuf *next = q->qnext;
+    q->qnext = NULL;
+    if (toe_ipv4_link_failure(st, q))
+      st->ctr.arp.fail_notified++;
+    toe_pbuf_free(st, q);
+    q = next;
+  }
 }
 
 void toe_arp_timer_expired(struct toe_stack *st, struct toe_timer *t)

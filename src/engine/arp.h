@@ -7,7 +7,8 @@
  *   FREE -> INCOMPLETE  toe_arp_output() to an unknown next hop: a broadcast request is sent and
  *                       the packet queued (at most arp_queue_len; over that the OLDEST is dropped).
  *   INCOMPLETE          a request every arp_retry_interval, arp_max_retries requests in all; then
- *                       -> FAILED, and the queued packets are dropped.
+ *                       -> FAILED, and the queued packets are dropped, each sender told the host
+ *                       is unreachable (toe_ipv4_link_failure: a connect ends, as on Linux).
  *   any -> REACHABLE    a reply or a request from the neighbour (RFC 826 merge); an INCOMPLETE
  *                       entry flushes its queue, in order. A request to us from an unknown sender
  *                       creates a REACHABLE entry; a reply or gratuitous ARP never creates one.

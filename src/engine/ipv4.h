@@ -77,6 +77,16 @@ struct toe_ip_tx {
  */
 int toe_ipv4_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip_tx *tx);
 
+/*
+ * ARP gave up on the next hop of `pb` (one of our datagrams, data at its IP header; not consumed):
+ * tells the socket that sent it, as Linux does with a local ICMP host unreachable. A TCP
+ * connection in SYN-SENT ends with -TOE_EHOSTUNREACH; a synchronized one keeps it as its soft
+ * error and goes on retransmitting (RFC 1122 4.2.3.9); a UDP socket gets it as its pending error
+ * (the next call reports it once) only with TOE_IP_RECVERR, as on Linux. Returns true if a
+ * socket was told.
+ */
+bool toe_ipv4_link_failure(struct toe_stack *st, const struct toe_pbuf *pb);
+
 /* True if `a` is on our link. */
 bool toe_ipv4_on_link(const struct toe_stack *st, uint32_t a);
 

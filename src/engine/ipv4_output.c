@@ -197,3 +197,29 @@ drop:
   toe_pbuf_free(st, pb);
   return rc;
 }
+
+bool toe_ipv4_link_failure(struct toe_stack *st, const struct toe_pbuf *pb)
+{
+  /* Our own header (options are never sent, but allow them) and the first 8 transport bytes, the
+   * same view an ICMP error would quote (RFC 792). Copied out: the chain's layout is not ours to
+   * assume (a header buffer may be chained in front of the payload). */
+  uint8_t buf[60 + 8];
+  size_t n = toe_pbuf_copy_out(pb, 0, buf, sizeof(buf));
+  if (n < TOE_IPV4_HLEN)
+    return false;
+  size_t hl = (size_t)(buf[0] & 0x0f) * 4u;
+  struct toe_ipv4_view q;
+  if (hl < TOE_IPV4_HLEN || n < hl + 8u || toe_ipv4_parse(&q, buf, hl, 0xffff, true) != 0)
+    return false;
+  /* Only a first fragment carries the ports; the other fragments of the datagram tell nobody. */
+  if (q.src != st->cfg.addr || q.frag_off != 0)
+    return false;
+  switch (q.proto) {
+  case TOE_IPPROTO_TCP:
+    return toe_tcp_link_failure(st, &q, buf + hl);
+  case TOE_IPPROTO_UDP:
+    return toe_udp_link_failure(st, &q, buf + hl);
+  default:
+    return false;
+  }
+}

@@ -22,6 +22,10 @@
 #define TOE_SOCK_F_CLAIMED 0x08u    /* cfg.port_claim granted the port: release it on unbind */
 #define TOE_SOCK_F_REUSEADDR                                                                       \
   0x10u /* UDP: SO_REUSEADDR, the port may be shared (toe_sock_bind_local) */
+#define TOE_SOCK_F_RECVERR                                                                         \
+  0x40u /* UDP: IP_RECVERR, told of errors that are not fatal (toe_udp_link_failure) */
+#define TOE_SOCK_F_REUSEPORT                                                                       \
+  0x20u /* SO_REUSEPORT: one of a group sharing the port, flows spread by hash (sock_table.c) */
 
 /* Embedded first in each protocol's socket. */
 struct toe_sock {
@@ -32,6 +36,7 @@ struct toe_sock {
   uint16_t lport;
   uint16_t rport;
   uint32_t raddr;
+  uint32_t owner; /* who may share a SO_REUSEPORT port with it (toe_sock_set_owner; 0 default) */
   void *user;
   struct toe_sock *hnext; /* socket table chain (free list while the slot is free) */
 };
@@ -55,7 +60,10 @@ void toe_socktab_remove(struct toe_stack *st, struct toe_sock *s);
 /*
  * Best match for a datagram to (laddr, lport) from (raddr, rport): a connected socket with exact
  * remote beats an unconnected one; a socket bound to laddr beats one bound to any. Sockets bound to
- * another address, or connected to another remote, never match. NULL if none.
+ * another address, or connected to another remote, never match. When the best match belongs to a
+ * SO_REUSEPORT group (UDP sockets, or TCP listeners, of one owner with the same best score), one
+ * member is chosen by a keyed hash of the 4-tuple: a flow keeps going to the same member while the
+ * group is unchanged (as Linux's reuseport_select_sock). NULL if none.
  */
 struct toe_sock *toe_socktab_lookup(const struct toe_stack *st, uint8_t proto, uint32_t laddr,
                                     uint16_t lport, uint32_t raddr, uint16_t rport);
@@ -74,10 +82,10 @@ uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t lad
  * Binds `s` (proto set, not yet bound) to `laddr` (0 or our address) and `lport` (0 = ephemeral)
  * and inserts it in the table. The conflict rule is Linux's: a port is held once per protocol,
  * unless both binds name different specific addresses, or (UDP) both sockets set SO_REUSEADDR
- * (TOE_SOCK_F_REUSEADDR). An explicit port is first claimed with cfg.port_claim, if set (released
- * on removal).
- * Returns 0, -TOE_EINVAL (already bound), -TOE_EADDRNOTAVAIL (address not ours, or no ephemeral
- * port left) or -TOE_EADDRINUSE (taken here, or by the host OS according to port_claim).
+ * (TOE_SOCK_F_REUSEADDR), or both set SO_REUSEPORT (TOE_SOCK_F_REUSEPORT) and have the same owner.
+ * An explicit port is first claimed with cfg.port_claim, if set (released on removal). Returns 0,
+ * -TOE_EINVAL (already bound), -TOE_EADDRNOTAVAIL (address not ours, or no ephemeral port left) or
+ * -TOE_EADDRINUSE (taken here, or by the host OS according to port_claim).
  */
 int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr, uint16_t lport);
 

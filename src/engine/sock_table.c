@@ -85,35 +85,102 @@ void toe_socktab_remove(struct toe_stack *st, struct toe_sock *s)
   }
 }
 
+/*
+ * How well `s` matches a datagram to (laddr, lport) from (raddr, rport): -1 not at all, else 0..3
+ * (+1 bound to laddr itself, +2 connected to exactly that remote).
+ */
+static int match_score(const struct toe_sock *s, uint8_t proto, uint32_t laddr, uint16_t lport,
+                       uint32_t raddr, uint16_t rport)
+{
+  if (s->proto != proto || s->lport != lport)
+    return -1;
+  int score = 0;
+  if (s->laddr != 0) {
+    if (s->laddr != laddr)
+      return -1;
+    score += 1;
+  }
+  if (s->flags & TOE_SOCK_F_CONNECTED) {
+    /* RFC 1122 4.1.3.4 leaves filtering to the application; a connected socket asks for it */
+    if (s->raddr != raddr || s->rport != rport)
+      return -1;
+    score += 2;
+  }
+  /* A TCP socket of a SO_REUSEPORT group takes new flows only once it listens (Linux adds it to
+   * the group at listen()); until then its bind must not hide the listening members. */
+  if ((s->flags & TOE_SOCK_F_REUSEPORT) && proto == TOE_IPPROTO_TCP &&
+      toe_tcb((struct toe_sock *)(uintptr_t)s)->state != TOE_TCP_LISTEN)
+    return -1;
+  return score;
+}
+
+/* Whether `s` may be chosen in place of `best`, a member of a SO_REUSEPORT group. */
+static bool same_group(const struct toe_sock *best, const struct toe_sock *s)
+{
+  return (s->flags & TOE_SOCK_F_REUSEPORT) && s->owner == best->owner;
+}
+
+/*
+ * The flow hash that picks a group member: MurmurHash3's finalizer over the 4-tuple, keyed with
+ * the device secret (bytes 8..15, unused by the other tables) so a peer cannot choose ports that
+ * all land on one member.
+ */
+static uint32_t mix32(uint32_t h)
+{
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+static uint32_t flow_hash(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
+                          uint32_t raddr, uint16_t rport)
+{
+  const uint8_t *k = st->cfg.secret + 8;
+  uint32_t k0 = (uint32_t)k[0] | (uint32_t)k[1] << 8 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 24;
+  uint32_t k1 = (uint32_t)k[4] | (uint32_t)k[5] << 8 | (uint32_t)k[6] << 16 | (uint32_t)k[7] << 24;
+  uint32_t h = mix32(raddr ^ k0);
+  h = mix32(h ^ ((uint32_t)rport << 16 | lport) ^ k1);
+  return mix32(h ^ laddr);
+}
+
 struct toe_sock *toe_socktab_lookup(const struct toe_stack *st, uint8_t proto, uint32_t laddr,
                                     uint16_t lport, uint32_t raddr, uint16_t rport)
 {
   const struct toe_socktab *t = &st->socks;
+  struct toe_sock *const *head = &t->bind_hash[socktab_bucket(t, proto, lport)];
   struct toe_sock *best = NULL;
   int best_score = -1;
-  for (struct toe_sock *s = t->bind_hash[socktab_bucket(t, proto, lport)]; s; s = s->hnext) {
-    if (s->proto != proto || s->lport != lport)
+  uint32_t group = 0; /* members of best's SO_REUSEPORT group with best_score, best included */
+  for (struct toe_sock *s = *head; s; s = s->hnext) {
+    int score = match_score(s, proto, laddr, lport, raddr, rport);
+    if (score < 0)
       continue;
-    int score = 0;
-    if (s->laddr != 0) {
-      if (s->laddr != laddr)
-        continue;
-      score += 1;
-    }
-    if (s->flags & TOE_SOCK_F_CONNECTED) {
-      /* RFC 1122 4.1.3.4 leaves filtering to the application; a connected socket asks for it */
-      if (s->raddr != raddr || s->rport != rport)
-        continue;
-      score += 2;
-    }
     if (score > best_score) {
       best = s;
       best_score = score;
+      group = (s->flags & TOE_SOCK_F_REUSEPORT) ? 1u : 0u;
       if (score == 3)
         break; /* nothing beats an exact 4-tuple */
+    } else if (score == best_score && group != 0 && same_group(best, s)) {
+      group++;
     }
   }
-  return best;
+  if (group <= 1)
+    return best;
+  /* Member index h * group / 2^32 (a multiply, no division, for 32-bit firmware), counted in
+   * chain order: fixed while no member joins or leaves. */
+  uint32_t pick = (uint32_t)(((uint64_t)flow_hash(st, laddr, lport, raddr, rport) * group) >> 32);
+  const struct toe_sock *leader = best;
+  for (struct toe_sock *s = *head; s; s = s->hnext) {
+    if (match_score(s, proto, laddr, lport, raddr, rport) != best_score || !same_group(leader, s))
+      continue;
+    if (pick-- == 0)
+      return s;
+  }
+  return best; /* not reached: the second pass sees the same members */
 }
 
 bool toe_socktab_port_in_use(const struct toe_stack *st, uint8_t proto, uint32_t laddr,
@@ -155,16 +222,27 @@ uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t lad
 }
 
 /*
- * True if binding `s` to (laddr, lport) conflicts with a bound socket. UDP sockets that both set
- * SO_REUSEADDR share a port, as on Linux (udp_lib_lport_inuse): a UDP server may bind a fresh
- * socket to its port while an earlier one, connected to a client, still holds it (iperf3 does);
+ * True if `s` may hold a port together with `o`, which holds it already: UDP sockets that both set
+ * SO_REUSEADDR, as on Linux (udp_lib_lport_inuse): a UDP server may bind a fresh socket to its port
+ * while an earlier one, connected to a client, still holds it (iperf3 does);
  * toe_socktab_lookup then gives each datagram to the connected socket of its 4-tuple first. For TCP
- * SO_REUSEADDR only lets bind take a port held by TIME_WAIT (tcp_sock.c).
+ * SO_REUSEADDR only lets bind take a port held by TIME_WAIT (tcp_sock.c). Sockets of either
+ * protocol that both set SO_REUSEPORT and have the same owner form a group (Linux asks for the
+ * same effective uid, so one user cannot steal another's traffic; here the device passes its
+ * client's uid as the owner).
  */
+static bool shares_port(const struct toe_sock *s, const struct toe_sock *o)
+{
+  if ((s->flags & o->flags & TOE_SOCK_F_REUSEPORT) && s->owner == o->owner)
+    return true;
+  return s->proto == TOE_IPPROTO_UDP && (s->flags & o->flags & TOE_SOCK_F_REUSEADDR);
+}
+
+/* True if binding `s` to (laddr, lport) conflicts with a bound socket. */
 static bool bind_conflict(const struct toe_stack *st, const struct toe_sock *s, uint32_t laddr,
                           uint16_t lport)
 {
-  if (s->proto != TOE_IPPROTO_UDP || !(s->flags & TOE_SOCK_F_REUSEADDR))
+  if (!(s->flags & (TOE_SOCK_F_REUSEADDR | TOE_SOCK_F_REUSEPORT)))
     return toe_socktab_port_in_use(st, s->proto, laddr, lport);
   const struct toe_socktab *t = &st->socks;
   for (const struct toe_sock *o = t->bind_hash[socktab_bucket(t, s->proto, lport)]; o;
@@ -173,7 +251,7 @@ static bool bind_conflict(const struct toe_stack *st, const struct toe_sock *s, 
       continue;
     if (o->laddr != 0 && laddr != 0 && o->laddr != laddr)
       continue;
-    if (!(o->flags & TOE_SOCK_F_REUSEADDR))
+    if (!shares_port(s, o))
       return true;
   }
   return false;
@@ -224,6 +302,12 @@ int toe_sock_error(struct toe_stack *st, struct toe_sock *s)
   int err = s->soft_err;
   s->soft_err = 0;
   return err;
+}
+
+void toe_sock_set_owner(struct toe_sock *s, uint32_t owner)
+{
+  if (s != NULL && s->proto != 0)
+    s->owner = owner;
 }
 
 void toe_sock_set_user(struct toe_sock *s, void *user)

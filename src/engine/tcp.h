@@ -351,6 +351,11 @@ void toe_tcp_pmtu_raise(struct toe_stack *st, uint32_t dst, uint16_t mtu);
 /* ICMP error quoting a TCP segment we sent (RFC 5927 validation). Returns true if delivered. */
 bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
                         int err, uint16_t next_mtu);
+/* ARP gave up on the peer of a segment we queued (`qip`, `ql4` as for an ICMP error): a
+ * connection in SYN-SENT ends with -TOE_EHOSTUNREACH, a synchronized one keeps it as its soft
+ * error. Returns true if a connection took it. */
+bool toe_tcp_link_failure(struct toe_stack *st, const struct toe_ipv4_view *qip,
+                          const uint8_t *ql4);
 /* The 4-tuple hash's memory (called by toe_tcp_mem_size/toe_tcp_init in tcp_sock.c). */
 size_t toe_tcp_demux_mem_size(const struct toe_config *cfg);
 void toe_tcp_demux_init(struct toe_stack *st, void *mem);
@@ -663,6 +668,11 @@ bool toe_tcp_syncache_rst(struct toe_stack *st, struct toe_tcb *listener,
  * drops the entry if the quoted sequence is its ISS (RFC 5927). Returns true if one matched. */
 bool toe_tcp_syncache_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip,
                                  const uint8_t *ql4, int err);
+/* The listener whose SYN cache holds the handshake of this 4-tuple, or NULL: the rest of a
+ * handshake goes to the listener that answered its SYN even if a SO_REUSEPORT group changed
+ * meanwhile (Linux finds it by its request socket). */
+struct toe_tcb *toe_tcp_syncache_listener(const struct toe_stack *st, uint32_t laddr,
+                                          uint16_t lport, uint32_t raddr, uint16_t rport);
 /* A listener is closing: forgets its SYN-cache entries (tcp_sock.c calls it). */
 void toe_tcp_syncache_listener_closed(struct toe_stack *st, struct toe_tcb *listener);
 /* SYN-cache entries held for `listener` (NULL: all listeners). */
@@ -706,9 +716,12 @@ bool toe_tcp_timewait_input(struct toe_stack *st, struct toe_pbuf *pb,
 int toe_tcp_timewait_connect(struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
                              uint16_t rport, uint32_t *iss_floor);
 /* True if some TIME_WAIT entry holds local port `lport` (on laddr, 0 = any): bind without
- * TOE_SO_REUSEADDR fails then, as on Linux. Linear in the entries: for bind, not for ephemeral
- * port searches. */
-bool toe_tcp_timewait_port_used(const struct toe_stack *st, uint32_t laddr, uint16_t lport);
+ * TOE_SO_REUSEADDR fails then, as on Linux. With `reuseport` (the binding socket set
+ * SO_REUSEPORT) entries of connections that had it too do not count (Linux's
+ * inet_csk_bind_conflict): a SO_REUSEPORT server restarts at once. Linear in the entries: for
+ * bind, not for ephemeral port searches. */
+bool toe_tcp_timewait_port_used(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
+                                bool reuseport);
 /* Visits every TIME_WAIT entry for toe_tcp_visit (s == NULL). */
 void toe_tcp_timewait_visit(const struct toe_stack *st, toe_tcp_visit_fn fn, void *arg);
 /* Memory of the TIME_WAIT table (called by toe_tcp_mem_size/toe_tcp_init in tcp_sock.c). */

@@ -226,7 +226,16 @@ static void tcp_dispatch(struct toe_stack *st, struct toe_pbuf *pb, const struct
   struct toe_sock *s =
       toe_socktab_lookup(st, TOE_IPPROTO_TCP, ip->dst, th.dst_port, ip->src, th.src_port);
   if (s && toe_tcb(s)->state == TOE_TCP_LISTEN) {
-    listen_input(st, toe_tcb(s), pb, ip, &th, &opts);
+    struct toe_tcb *l = toe_tcb(s);
+    if ((s->flags & TOE_SOCK_F_REUSEPORT) && !(th.flags & TOE_TCP_SYN)) {
+      /* The ACK (or RST) of a handshake belongs to the group member that answered its SYN, even
+       * if a member joined or left since and the flow hash now picks another. */
+      struct toe_tcb *owner =
+          toe_tcp_syncache_listener(st, ip->dst, th.dst_port, ip->src, th.src_port);
+      if (owner)
+        l = owner;
+    }
+    listen_input(st, l, pb, ip, &th, &opts);
     return;
   }
   /* No connection (RFC 9293 3.10.7.1, CLOSED): a RST unless this is one. */
@@ -345,5 +354,28 @@ bool toe_tcp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, c
    * 4.2.3.9). */
   tp->icmp_soft_err = (int16_t)err;
   c->icmp_soft_errors++;
+  return true;
+}
+
+bool toe_tcp_link_failure(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4)
+{
+  uint16_t sport = (uint16_t)(ql4[0] << 8 | ql4[1]);
+  uint16_t dport = (uint16_t)(ql4[2] << 8 | ql4[3]);
+  uint32_t seq = toe_load_be32(ql4 + 4);
+  struct toe_tcb *tp = toe_tcp_lookup(st, qip->src, sport, qip->dst, dport);
+  /* A segment of an earlier incarnation of the 4-tuple, or a pure ACK, is about nobody's data. */
+  if (!tp || !(toe_seq_ge(seq, tp->snd_una) && toe_seq_lt(seq, tp->snd_max)))
+    return false;
+  if (tp->state == TOE_TCP_SYN_SENT) {
+    /* Unlike an ICMP host unreachable from the wire, which RFC 1122 4.2.3.9 makes a soft error
+     * because a router may be wrong for a moment, this is our own link failing to find the
+     * peer after every ARP request: the attempt ends, as on Linux (EHOSTUNREACH after ~3 s). */
+    toe_tcp_drop(st, tp, -TOE_EHOSTUNREACH);
+    toe_tcp_notify_flush(st);
+    return true;
+  }
+  /* Synchronized: keep retransmitting (the neighbour may come back); if the connection times
+   * out, this is the reason it gives (RFC 1122 4.2.3.9). */
+  tp->icmp_soft_err = -TOE_EHOSTUNREACH; /* counted as arp.fail_notified */
   return true;
 }

@@ -432,7 +432,8 @@ int toe_tcp_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_sock
     return -TOE_EINVAL;
   /* a port held by TIME_WAIT connections is taken unless TOE_SO_REUSEADDR (as Linux) */
   if (local->port != 0 && !(tp->flags & TOE_TF_REUSEADDR) &&
-      toe_tcp_timewait_port_used(st, local->addr, local->port))
+      toe_tcp_timewait_port_used(st, local->addr, local->port,
+                                 (s->flags & TOE_SOCK_F_REUSEPORT) != 0))
     return -TOE_EADDRINUSE;
   return toe_sock_bind_local(st, s, local->addr, local->port);
 }
@@ -449,6 +450,13 @@ static int check_destination(const struct toe_stack *st, uint32_t raddr)
     return -TOE_ENETUNREACH;
   if (!toe_ipv4_on_link(st, raddr) && cfg->gateway == 0)
     return -TOE_ENETUNREACH;
+  /* ARP gave up on the next hop moments ago (arp.h: FAILED is remembered for as long as the
+   * resolution took): the SYN would be refused by toe_arp_output() and the connect would only
+   * learn it from retransmissions. Say so now. */
+  const struct toe_neigh *e =
+      toe_arp_lookup(st, toe_ipv4_on_link(st, raddr) ? raddr : cfg->gateway);
+  if (e && e->state == TOE_NEIGH_FAILED)
+    return -TOE_EHOSTUNREACH;
   return 0;
 }
 
@@ -1111,18 +1119,38 @@ static int set_flag(struct toe_tcb *tp, uint32_t flag, int64_t value)
   return 0;
 }
 
-/* The one option a UDP socket has in the engine: SO_REUSEADDR (port sharing, sock_table.c). */
-static int udp_setopt(struct toe_sock *s, int opt, int64_t value)
+/* A 0/1 option kept in the common socket flags (port sharing, sock_table.c). */
+static int set_sock_flag(struct toe_sock *s, uint8_t flag, int64_t value)
 {
-  if (opt != TOE_SO_REUSEADDR)
-    return -TOE_ENOPROTOOPT;
   if (value != 0 && value != 1)
     return -TOE_EINVAL;
   if (value)
-    s->flags |= TOE_SOCK_F_REUSEADDR;
+    s->flags |= flag;
   else
-    s->flags &= (uint8_t)~TOE_SOCK_F_REUSEADDR;
+    s->flags &= (uint8_t)~flag;
   return 0;
+}
+
+/* The options a UDP socket has in the engine: SO_REUSEADDR and SO_REUSEPORT (port sharing),
+ * IP_RECVERR (which errors it hears of). */
+static uint8_t udp_opt_flag(int opt)
+{
+  switch (opt) {
+  case TOE_SO_REUSEADDR:
+    return TOE_SOCK_F_REUSEADDR;
+  case TOE_SO_REUSEPORT:
+    return TOE_SOCK_F_REUSEPORT;
+  case TOE_IP_RECVERR:
+    return TOE_SOCK_F_RECVERR;
+  default:
+    return 0;
+  }
+}
+
+static int udp_setopt(struct toe_sock *s, int opt, int64_t value)
+{
+  uint8_t flag = udp_opt_flag(opt);
+  return flag ? set_sock_flag(s, flag, value) : -TOE_ENOPROTOOPT;
 }
 
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value)
@@ -1130,6 +1158,8 @@ int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t v
   struct toe_tcb *tp = app_tcb(st, s);
   if (tp == NULL)
     return (s && s->proto == TOE_IPPROTO_UDP) ? udp_setopt(s, opt, value) : -TOE_EBADF;
+  if (opt == TOE_SO_REUSEPORT)
+    return set_sock_flag(s, TOE_SOCK_F_REUSEPORT, value); /* bind and lookup read it */
   const struct toe_config *cfg = &st->cfg;
   int rc = 0;
   switch (opt) {
@@ -1229,17 +1259,22 @@ int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int op
 {
   const struct toe_tcb *tp = app_tcb(st, s);
   if (tp == NULL && s && s->proto == TOE_IPPROTO_UDP) {
-    if (opt != TOE_SO_REUSEADDR)
+    uint8_t flag = udp_opt_flag(opt);
+    if (flag == 0)
       return -TOE_ENOPROTOOPT;
     if (value == NULL)
       return -TOE_EINVAL;
-    *value = (s->flags & TOE_SOCK_F_REUSEADDR) ? 1 : 0;
+    *value = (s->flags & flag) ? 1 : 0;
     return 0;
   }
   if (tp == NULL)
     return -TOE_EBADF;
   if (value == NULL)
     return -TOE_EINVAL;
+  if (opt == TOE_SO_REUSEPORT) {
+    *value = (s->flags & TOE_SOCK_F_REUSEPORT) ? 1 : 0;
+    return 0;
+  }
   switch (opt) {
   case TOE_SO_RCVBUF:
     *value = tp->rcvbuf;

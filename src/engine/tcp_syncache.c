@@ -365,6 +365,13 @@ uint32_t toe_tcp_syncache_count(const struct toe_stack *st, const struct toe_tcb
   return listener ? listener->synq_len : st->tcp.sc_inuse;
 }
 
+struct toe_tcb *toe_tcp_syncache_listener(const struct toe_stack *st, uint32_t laddr,
+                                          uint16_t lport, uint32_t raddr, uint16_t rport)
+{
+  const struct toe_syncache_entry *e = sc_lookup(st, laddr, lport, raddr, rport);
+  return e ? e->listener : NULL;
+}
+
 void toe_tcp_syncache_listener_closed(struct toe_stack *st, struct toe_tcb *listener)
 {
   for (uint32_t i = 0; i < st->tcp.sc_count && listener->synq_len; i++) {
@@ -515,6 +522,10 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
 
   tp->sk.proto = TOE_IPPROTO_TCP;
   tp->sk.flags |= TOE_SOCK_F_BOUND | TOE_SOCK_F_CONNECTED;
+  /* Linux clones sk_reuseport into the child: its TIME_WAIT then lets the group's port be bound
+   * again by SO_REUSEPORT sockets (toe_tcp_timewait_port_used). */
+  tp->sk.flags |= (uint8_t)(listener->sk.flags & TOE_SOCK_F_REUSEPORT);
+  tp->sk.owner = listener->sk.owner;
   tp->sk.laddr = c->laddr;
   tp->sk.lport = c->lport;
   tp->sk.raddr = c->raddr;

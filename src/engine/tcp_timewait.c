@@ -28,7 +28,8 @@
 
 #include <string.h>
 
-#define TW_F_TS 0x01u /* timestamps were in use */
+#define TW_F_TS 0x01u        /* timestamps were in use */
+#define TW_F_REUSEPORT 0x02u /* its socket had SO_REUSEPORT: a bind with it passes */
 
 struct toe_tw_entry {
   struct toe_tw_entry *hnext; /* hash chain, or the free list */
@@ -219,7 +220,8 @@ void toe_tcp_enter_timewait(struct toe_stack *st, struct toe_tcb *tp)
   e->rport = s->rport;
   e->snd_nxt = tp->snd_max;
   e->rcv_nxt = tp->rcv_nxt;
-  e->flags = (tp->flags & TOE_TF_TS_OK) ? TW_F_TS : 0;
+  e->flags = (uint8_t)(((tp->flags & TOE_TF_TS_OK) ? TW_F_TS : 0) |
+                       ((s->flags & TOE_SOCK_F_REUSEPORT) ? TW_F_REUSEPORT : 0));
   e->ts_recent = tp->ts_recent;
   e->ts_recent_age = tp->ts_recent_age ? tp->ts_recent_age : now_ms;
   e->ts_base = toe_tcp_ts_now(st, tp);
@@ -391,9 +393,12 @@ int toe_tcp_timewait_connect(struct toe_stack *st, uint32_t laddr, uint16_t lpor
   return -TOE_EADDRINUSE;
 }
 
-bool toe_tcp_timewait_port_used(const struct toe_stack *st, uint32_t laddr, uint16_t lport)
+bool toe_tcp_timewait_port_used(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
+                                bool reuseport)
 {
   for (const struct toe_tw_entry *e = st->tcp.tw_oldest; e; e = e->newer) {
+    if (reuseport && (e->flags & TW_F_REUSEPORT))
+      continue;
     if (e->lport == lport && (laddr == 0 || e->laddr == 0 || e->laddr == laddr))
       return true;
   }

@@ -418,3 +418,14 @@ bool toe_udp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, c
   toe_sock_set_error(st, s, err);
   return true;
 }
+
+bool toe_udp_link_failure(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4)
+{
+  uint16_t sport = (uint16_t)(ql4[0] << 8 | ql4[1]);
+  uint16_t dport = (uint16_t)(ql4[2] << 8 | ql4[3]);
+  struct toe_sock *s = toe_socktab_lookup(st, TOE_IPPROTO_UDP, qip->src, sport, qip->dst, dport);
+  if (s == NULL || !(s->flags & TOE_SOCK_F_RECVERR))
+    return false;
+  toe_sock_set_error(st, s, -TOE_EHOSTUNREACH);
+  return true;
+}

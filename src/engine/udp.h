@@ -49,4 +49,13 @@ void toe_udp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_i
 bool toe_udp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,
                         int err);
 
+/*
+ * ARP gave up on the destination of a datagram we queued (`qip`, `ql4` as above). Linux counts
+ * host unreachable as a soft error that UDP reports only to a socket with IP_RECVERR (connected or
+ * not: udp_err sets sk_err either way then); so here only a socket with TOE_IP_RECVERR set gets
+ * -TOE_EHOSTUNREACH as its pending error. Returns true if one did.
+ */
+bool toe_udp_link_failure(struct toe_stack *st, const struct toe_ipv4_view *qip,
+                          const uint8_t *ql4);
+
 #endif

@@ -37,7 +37,7 @@
 /* toe.h's option numbers are the ABI's (docs/transport.md "Socket options"). */
 _Static_assert(TOE_OPT_RCVBUF == TOE_ABI_SO_RCVBUF && TOE_OPT_MAXSEG == TOE_ABI_TCP_MAXSEG &&
                    TOE_OPT_ERROR == TOE_ABI_SO_ERROR && TOE_OPT_RXBUFS == TOE_ABI_SO_RXBUFS &&
-                   TOE_OPT_NREAD == TOE_ABI_SO_NREAD,
+                   TOE_OPT_NREAD == TOE_ABI_SO_NREAD && TOE_OPT_REUSEPORT == TOE_ABI_SO_REUSEPORT,
                "option numbers");
 _Static_assert(TOE_SHUT_RD == TOE_ABI_SHUT_RD && TOE_SHUT_WR == TOE_ABI_SHUT_WR &&
                    TOE_SHUT_RDWR == TOE_ABI_SHUT_RDWR,

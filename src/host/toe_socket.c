@@ -725,7 +725,7 @@ void toe_on_close_done(struct toe_dev *d, struct op *op, const struct toe_abi_cq
 
 static bool opt_known(int opt)
 {
-  return (opt >= TOE_OPT_RCVBUF && opt <= TOE_OPT_MAXSEG) || opt == TOE_OPT_RXBUFS ||
+  return (opt >= TOE_OPT_RCVBUF && opt <= TOE_OPT_REUSEPORT) || opt == TOE_OPT_RXBUFS ||
          opt == TOE_OPT_NREAD || opt == TOE_OPT_ERROR || opt == TOE_OPT_TXBUFS;
 }
 

@@ -1041,11 +1041,13 @@ PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen
     case SO_RCVBUF:
     case SO_SNDBUF:
     case SO_KEEPALIVE:
-    case SO_REUSEADDR: {
+    case SO_REUSEADDR:
+    case SO_REUSEPORT: {
       int opt = name == SO_RCVBUF      ? TOE_OPT_RCVBUF
                 : name == SO_SNDBUF    ? TOE_OPT_SNDBUF
                 : name == SO_KEEPALIVE ? TOE_OPT_KEEPALIVE
-                                       : TOE_OPT_REUSEADDR;
+                : name == SO_REUSEADDR ? TOE_OPT_REUSEADDR
+                                       : TOE_OPT_REUSEPORT;
       int r = dev ? toe_getsockopt(dev, ps->sd, opt, &v) : -TOE_ENOPROTOOPT;
       if (r < 0) {
         struct pl_opt *o = pl_opt_find(ps, level, name);

@@ -144,6 +144,9 @@ int pl_toe_opt_of(int level, int name, const struct pl_opt *o, int64_t *v)
     case SO_REUSEADDR:
       *v = iv != 0;
       return TOE_OPT_REUSEADDR;
+    case SO_REUSEPORT:
+      *v = iv != 0;
+      return TOE_OPT_REUSEPORT;
     case SO_LINGER: {
       struct linger lg = {0, 0};
       if (o->len >= sizeof(lg))

@@ -261,6 +261,7 @@ static int check_opt(const struct toe_abi_hslot *s, uint32_t opt, bool set, int6
   case TOE_ABI_SO_RCVBUF:
   case TOE_ABI_SO_SNDBUF:
   case TOE_ABI_SO_REUSEADDR:
+  case TOE_ABI_SO_REUSEPORT:
     return 0;
   case TOE_ABI_SO_KEEPALIVE:
   case TOE_ABI_TCP_NODELAY:

@@ -184,6 +184,7 @@ TEST(abi_constants_match_engine)
   CHECK_EQ(TOE_ABI_TCP_CONGESTION, TOE_TCP_CONGESTION);
   CHECK_EQ(TOE_ABI_SO_LINGER_ABORT, TOE_SO_LINGER_ABORT);
   CHECK_EQ(TOE_ABI_TCP_MAXSEG, TOE_TCP_MAXSEG);
+  CHECK_EQ(TOE_ABI_SO_REUSEPORT, TOE_SO_REUSEPORT);
   CHECK_EQ(TOE_ABI_SHUT_RD, TOE_SHUT_RD);
   CHECK_EQ(TOE_ABI_SHUT_WR, TOE_SHUT_WR);
   CHECK_EQ(TOE_ABI_SHUT_RDWR, TOE_SHUT_RDWR);
@@ -1066,13 +1067,14 @@ TEST(op_arguments)
       CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT);
     }
   }
-  const uint32_t both[] = {TOE_ABI_SO_RCVBUF, TOE_ABI_SO_SNDBUF, TOE_ABI_SO_REUSEADDR};
+  const uint32_t both[] = {TOE_ABI_SO_RCVBUF, TOE_ABI_SO_SNDBUF, TOE_ABI_SO_REUSEADDR,
+                           TOE_ABI_SO_REUSEPORT};
   for (size_t k = 0; k < sizeof(both) / sizeof(both[0]); k++) {
     s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, u, 0);
     s.u.sockopt.opt = both[k];
     CHECK_EQ(validate(&f, &s), 0);
   }
-  const uint32_t unknown[] = {0, 12, 0xff, 0x103, 0x200, 0xffffffffu};
+  const uint32_t unknown[] = {0, 13, 0xff, 0x103, 0x200, 0xffffffffu};
   for (size_t k = 0; k < sizeof(unknown) / sizeof(unknown[0]); k++) {
     s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, t, 0);
     s.u.sockopt.opt = unknown[k];

@@ -327,8 +327,10 @@ TEST(connect_may_reuse_after_a_second_with_timestamps)
   CHECK_EQ(toe_tcp_timewait_connect(t.h.st, H_OUR_IP, t.c.lport, H_PEER_IP, 5200, &floor),
            -TOE_EADDRINUSE);
   CHECK_EQ(toe_tcp_timewait_connect(t.h.st, H_OUR_IP, t.c.lport, H_PEER_IP, 5201, &floor), 0);
-  CHECK(toe_tcp_timewait_port_used(t.h.st, 0, t.c.lport));
-  CHECK(!toe_tcp_timewait_port_used(t.h.st, 0, (uint16_t)(t.c.lport + 1)));
+  CHECK(toe_tcp_timewait_port_used(t.h.st, 0, t.c.lport, false));
+  CHECK(!toe_tcp_timewait_port_used(t.h.st, 0, (uint16_t)(t.c.lport + 1), false));
+  /* the connection had no SO_REUSEPORT: a SO_REUSEPORT bind is held back as well */
+  CHECK(toe_tcp_timewait_port_used(t.h.st, 0, t.c.lport, true));
   h_advance(&t.h, TOE_MSEC(1500));
   CHECK_EQ(toe_tcp_timewait_connect(t.h.st, H_OUR_IP, t.c.lport, H_PEER_IP, 5200, &floor), 1);
   CHECK_EQ(floor, t.our_fin + 1 + 65537);

@@ -45,6 +45,10 @@ void ses_op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct t
   } else if (k->proto == TOE_ABI_PROTO_UDP && udp_local_opt(opt)) {
     k->udp_opt[opt] = v;
   } else {
+    /* SO_REUSEPORT groups only form between sockets of one uid (Linux's rule): the engine
+     * compares owners at bind, and the owner is the uid the kernel gave for this client. */
+    if (opt == TOE_ABI_SO_REUSEPORT)
+      toe_sock_set_owner(k->s, (uint32_t)cl->uid);
     rc = toe_sock_setopt(cl->dev->st, k->s, (int)opt, v);
   }
   ses_finish_res(cl, sqe, rc);
