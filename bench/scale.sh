@@ -126,7 +126,7 @@ for ((p = 0; p < procs; p++)); do
   done
 done
 echo_s=$((SECONDS - t1))
-for pid in "${pids[@]}"; do wait "$pid"; done
+wait "${pids[@]}" 2>/dev/null
 sum() { for ((p = 0; p < procs; p++)); do awk -v k="$1" '$1 == k { print $2 }' "$NET_TMP/hold.$p"; done | awk '{ s += $1 } END { print s + 0 }'; }
 est=$(sum established)
 ans=$(sum echo_answered)
@@ -143,4 +143,14 @@ echo "  toed RSS                  $((rss0 / 1024)) MiB before (its tables are si
   "$(((rss_held - rss0) * 1024 / N)) of them added while held"
 echo "  after the closes          tcp.socks_inuse $(toed_counter tcp.socks_inuse) (the listener)," \
   "pbuf.inuse $(toed_counter pbuf.inuse), tcp.passive_opens $(toed_counter tcp.passive_opens)"
+line=
+for c in tcp.syncache_adds tcp.syncache_completed tcp.syncache_overflow tcp.syncache_timeouts \
+  tcp.synack_retrans tcp.syncookies_sent tcp.syncookies_recv tcp.syncookies_failed \
+  tcp.syncache_bad_acks tcp.out_rsts tcp.rx_resets driver.rx_drop_kernel link.rx_drop_nobuf; do
+  line="$line $c=$(toed_counter "$c")"
+done
+echo "  toed's handshake counters$line"
+for ((p = 0; p < procs; p++)); do
+  grep -h '^bench_conn_scale' "$NET_TMP/hold.$p"
+done | sort | uniq -c | sed 's/^/  client: /' | head -5
 net_finish

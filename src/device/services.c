@@ -589,7 +589,7 @@ static int open_one(struct toed_services *s, struct toed_service *v, const char 
     if (rc == 0)
       rc = toe_sock_bind(s->st, v->lsock, &local);
     if (rc == 0)
-      rc = toe_tcp_listen(s->st, v->lsock, TOED_SVC_BACKLOG);
+      rc = toe_tcp_listen(s->st, v->lsock, toed_svc_backlog(s->max_conns));
   }
   return rc;
 }

@@ -48,8 +48,18 @@ struct toed_service_spec {
 /* Default size of the TCP connection pool (--max-conns). */
 #define TOED_DEFAULT_MAX_CONNS 4096u
 #define TOED_MAX_MAX_CONNS 1048576u
-/* Listen backlog of each TCP service (the engine clamps it to cfg.tcp_max_backlog). */
-#define TOED_SVC_BACKLOG 1024
+/* Listen backlog of each TCP service, and the engine's SYN cache and backlog limit, for a pool of
+ * max_conns connections: 1024 up to the default pool, then one per 64 connections (at most
+ * 65535), as Linux's SYN queue grows with the machine. A million-connection toed with a 1024-entry
+ * SYN cache answered most SYNs of a connect burst with cookies, and a cookie connection whose
+ * handshake ACK was lost (a receive-ring drop under load) cannot be recovered by a SYN-ACK
+ * retransmission: the client believed in it, the device reset it at the first data minutes later
+ * (bench/scale.sh, ~2 % of a million). */
+static inline uint16_t toed_svc_backlog(uint32_t max_conns)
+{
+  uint32_t b = max_conns / 64u;
+  return (uint16_t)(b < 1024u ? 1024u : b > 65535u ? 65535u : b);
+}
 
 /* Name of a kind ("echo"), its well-known port, lookup by name (-1 if unknown). */
 const char *toed_service_name(enum toed_service_kind k);

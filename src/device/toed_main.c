@@ -758,6 +758,8 @@ int main(int argc, char **argv)
   cfg.pbuf_count = d.args.pbufs;
   uint64_t socks = 2ull * d.args.max_conns + 2u * TOED_MAX_SERVICES;
   cfg.tcp_socks = socks < 16384u ? 16384u : (uint32_t)socks;
+  cfg.tcp_syncache = toed_svc_backlog(d.args.max_conns);
+  cfg.tcp_max_backlog = toed_svc_backlog(d.args.max_conns);
   /* A UDP service's queue must hold what one drain of the link brings between two service runs
    * (a full RX ring and more: the engine's default 256 overflowed under a flood, ~0.5 M drops in
    * bench/udp_pps.sh), without letting one socket sit on much of the pool: 1/16 of it, at most
