@@ -51,10 +51,12 @@ attempt=0
 while :; do
   attempt=$((attempt + 1))
   start_toed --service echo --service discard --service chargen
+  peer_capture_start "$NET_TMP/peer.pcap" || net_log "no peer-side capture"
   echo_out=$(tool1 90 echo "$NET_DEV_ADDR" 7 --bytes $((8 * MIB)) --seed 7)
   discard_out=$(tool1 60 discard "$NET_DEV_ADDR" 9 --bytes $((4 * MIB)))
   chargen_out=$(tool1 60 chargen "$NET_DEV_ADDR" 19 --bytes $MIB)
   sleep 0.5 # the last ACKs of the closes
+  peer_capture_stop
   stop_toed
   bad=$(tshark_count "$NET_PCAP" "$TCP_BAD_FILTER")
   hard=$(tshark_count "$NET_PCAP" "$HARD_FILTER")
@@ -119,6 +121,22 @@ check_eq "device pcap: no malformed frame, expert warning, lost or unseen segmen
 if [ "$bad" != 0 ]; then
   tshark -n -r "$NET_PCAP" "${NET_TSHARK_PREFS[@]}" -Y "$TCP_BAD_FILTER" 2>/dev/null | head -10 |
     sed 's/^/#   /'
+fi
+# The peer's side (tcpdump in its namespace): with TSO (toed --offload tso, the default) the
+# device's super-segments arrive whole, as from the kernel's own TCP, and nothing is malformed.
+# Frames of at most one MTU carry checksums the device completed; a super-frame still carries
+# the pseudo-header sum the receiving kernel accepts (CHECKSUM_PARTIAL), as between two kernels.
+if [ -s "$NET_TMP/peer.pcap" ]; then
+  D_MAC=$NET_DEV_MAC
+  check_eq "peer capture: no malformed frame, no bad IPv4 header checksum" \
+    "$(tshark_count "$NET_TMP/peer.pcap" "_ws.malformed || ip.checksum.status == 0")" 0
+  check_eq "peer capture: MTU-sized TCP frames from the device have valid checksums" \
+    "$(tshark_count "$NET_TMP/peer.pcap" "eth.src == $D_MAC && tcp && frame.len <= 1514 && tcp.checksum.status == 0")" 0
+  gso=$(toed_counter driver.tx_gso_frames)
+  if [ "${gso:-0}" -gt 0 ]; then
+    check_ge "peer capture: super-frames from the device (driver.tx_gso_frames $gso)" \
+      "$(tshark_count "$NET_TMP/peer.pcap" "eth.src == $D_MAC && tcp && frame.len > 1514")" 1
+  fi
 fi
 check_eq "device pcap: the device sent no RST" \
   "$(tshark_count "$NET_PCAP" "ip.src == $NET_DEV_ADDR && tcp.flags.reset == 1")" 0
