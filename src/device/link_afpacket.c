@@ -42,8 +42,9 @@
  * super-frame, as from the kernel's own TCP) and cuts it where it must. A separate socket because
  * PACKET_VNET_HDR changes the layout of both rings of a socket, and the receive ring is better
  * off without it; the TX ring is kicked before each super-segment so frames leave in order.
- * (PACKET_VNET_HDR also works on a TPACKET_V2 TX ring since Linux 4.7, but a ring slot would
- * have to hold 64 KiB, and the copy into it is the same copy the sendmsg() does.)
+ * (The kernel's TX ring code reads a vnet header from each slot too, since Linux 4.7; not used
+ * here, nor verified on this kernel: a slot would have to hold 64 KiB, and the copy into it is the
+ * same copy the sendmsg() does.)
  *
  * Frames that a local sender left with a partial L4 checksum (CHECKSUM_PARTIAL, reported as
  * TP_STATUS_CSUMNOTREADY) get the checksum completed here, so the engine and the pcap see what a
