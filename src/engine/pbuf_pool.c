@@ -120,16 +120,17 @@ static bool pbuf_put_one(struct toe_stack *st, struct toe_pbuf *p)
     st->ctr.pbuf.double_free++;
     return false;
   }
-  if (--p->refcnt == 0) {
+  /* A loop, not a recursion, for a view's viewed buffer (which is never a view itself): this
+   * stays small enough to inline into toe_pbuf_free(). */
+  while (--p->refcnt == 0) {
     if (p->owner)
       toe_pbuf_uncharge(st, p); /* wherever a charged buffer ends, its socket's charge ends */
-    if (p->ref) {
-      /* a view (toe_pbuf_ref_range): give its storage back and drop the viewed buffer */
-      struct toe_pbuf *t = p->ref;
+    struct toe_pbuf *viewed = p->ref;
+    if (viewed) {
+      /* a view (toe_pbuf_ref_range): its own storage again, then drop the viewed buffer */
       p->ref = NULL;
       p->base = pool->storage + (size_t)p->index * pool_stride(pool->size);
       p->cap = pool->size;
-      (void)pbuf_put_one(st, t);
     }
     p->qnext = NULL;
     p->next = pool->free;
@@ -137,6 +138,9 @@ static bool pbuf_put_one(struct toe_stack *st, struct toe_pbuf *p)
     pool->nfree++;
     st->ctr.pbuf.frees++;
     st->ctr.pbuf.inuse--;
+    if (!viewed)
+      break;
+    p = viewed;
   }
   return true;
 }

@@ -552,7 +552,8 @@ static uint8_t new_seg_flags(const struct toe_pbuf *seg, bool fin)
 }
 
 /* Records that the never-sent segment at snd_next_seg left (with the FIN if `fin`). */
-static void new_seg_sent(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg, bool fin)
+static inline void new_seg_sent(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg,
+                                bool fin)
 {
   struct toe_tcp_seg *m = toe_tcp_seg(seg);
   uint32_t len = seg->tot_len;
@@ -831,9 +832,9 @@ enum block_reason { BLOCK_NONE, BLOCK_WND, BLOCK_CWND, BLOCK_NAGLE, BLOCK_NOBUF 
 
 /* Sends new data from snd_next_seg as the windows and Nagle allow (gathering it into `b` for
  * TSO). */
-static enum block_reason output_segs(struct toe_stack *st, struct toe_tcb *tp, struct tso_batch *b)
+static enum block_reason output_segs(struct toe_stack *st, struct toe_tcb *tp, struct tso_batch *b,
+                                     uint32_t mss)
 {
-  uint32_t mss = toe_tcp_eff_mss(tp);
   if (tp->cwnd == 0) {
     /* congestion control not set up (should not happen once ESTABLISHED): RFC 6928 */
     tp->cwnd = initial_cwnd(tp);
@@ -898,8 +899,9 @@ static enum block_reason output_data(struct toe_stack *st, struct toe_tcb *tp)
 {
   uint32_t mss = toe_tcp_eff_mss(tp);
   struct tso_batch b = {.first = NULL, .segs = 0, .max_segs = tso_max_segs(st, mss), .flags = 0};
-  enum block_reason why = output_segs(st, tp, &b);
-  tso_flush(st, tp, &b, mss);
+  enum block_reason why = output_segs(st, tp, &b, mss);
+  if (b.segs)
+    tso_flush(st, tp, &b, mss);
   return why;
 }
 
