@@ -30,8 +30,10 @@
  * 2000), --pbufs N, --rcvbuf N, --sndbuf N, --chunk N (bytes per send/recv call), --rx-csum-offload
  * (frames arrive marked checksum-verified, as from a NIC that checks them), --tx-csum-offload
  * (the engines leave TCP checksums to the link, TOE_LINK_CAP_TX_CSUM; bench_dma completes them as
- * the NIC would, which is the link's cost, not the engine's), --verify (fill and check a byte
- * pattern; slower).
+ * the NIC would, which is the link's cost, not the engine's), --tso (TOE_LINK_CAP_TSO with the
+ * checksum offload: the sender hands over super-segments of up to 64 KiB, which the link delivers
+ * whole, as a veth hands a GSO super-frame to its peer; the receiver takes them like toed takes
+ * the kernel's), --verify (fill and check a byte pattern; slower).
  */
 #define _GNU_SOURCE /* sched_getcpu, CPU_* */
 
@@ -87,6 +89,7 @@ struct opts {
   size_t chunk;
   bool csum_offload;
   bool tx_csum_offload;
+  bool tso;
   bool verify;
 };
 
@@ -449,6 +452,8 @@ static void make_stack(struct bench *b, int i)
     c.link_caps |= TOE_LINK_CAP_RX_CSUM;
   if (b->o.tx_csum_offload)
     c.link_caps |= TOE_LINK_CAP_TX_CSUM;
+  if (b->o.tso)
+    c.link_caps |= TOE_LINK_CAP_TX_CSUM | TOE_LINK_CAP_TSO;
   c.random_seed = 77 + (uint64_t)i;
   for (int k = 0; k < 16; k++)
     c.secret[k] = (uint8_t)(k * 29 + i * 7 + 1);
@@ -470,7 +475,7 @@ static void usage(void)
   fputs("usage: bench_engine_e2e [--mib N | --segments N] [--warmup N] [--mtu N]\n"
         "         [--cc cubic|newreno] [--clock real|virtual] [--step-ns N] [--pbufs N]\n"
         "         [--rcvbuf N] [--sndbuf N] [--chunk N] [--rx-csum-offload] [--tx-csum-offload] "
-        "[--verify]\n",
+        "[--tso]\n         [--verify]\n",
         stderr);
   exit(2);
 }
@@ -493,6 +498,10 @@ static void parse(int argc, char **argv, struct opts *o)
     }
     if (!strcmp(k, "--tx-csum-offload")) {
       o->tx_csum_offload = true;
+      continue;
+    }
+    if (!strcmp(k, "--tso")) {
+      o->tso = true;
       continue;
     }
     if (!strcmp(k, "--verify")) {
@@ -630,12 +639,13 @@ int main(int argc, char **argv)
   memset(&ti, 0, sizeof(ti));
   char where[256];
   printf("bench_engine_e2e: %s one way over an in-memory link, MTU %u, cc %s, clock %s%s, "
-         "checksums %s%s\n",
+         "checksums %s%s%s\n",
          b->o.segments ? "N segments" : "bulk", b->o.mtu,
          b->o.cc == TOE_CC_NEWRENO ? "newreno" : "cubic", b->o.virtual_clock ? "virtual" : "real",
          b->o.virtual_clock ? "" : " (CLOCK_MONOTONIC)",
          b->o.csum_offload ? "verified by the link (offload)" : "verified in software",
-         b->o.tx_csum_offload ? ", computed by the link (offload)" : "");
+         b->o.tx_csum_offload || b->o.tso ? ", computed by the link (offload)" : "",
+         b->o.tso ? ", TSO (super-segments of up to 64 KiB, delivered whole)" : "");
   printf("placement: one thread runs both stacks and the link (both ends on one core); %s\n",
          cpu_placement(where, sizeof(where)));
   printf("polling: busy loop, no sleeping, no system calls on the data path\n\n");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in sequence against one build (see bench/README.md):
-#   1. bench_engine_e2e      engine to engine in memory, 1 GiB one way (both ends on one core)
+#   1. bench_engine_e2e      engine to engine in memory, 1 GiB one way (both ends on one core),
+#                            then again with TSO (64 KiB super-segments)
 #   2. tcp_instructions.sh   instructions per segment, sender and receiver side (callgrind)
 #   3. tcp_bulk.sh           TCP bulk throughput, toed vs kernel over veth        (root)
 #   4. udp_pps.sh            UDP echo datagrams/s, toed vs kernel over veth      (root)
@@ -32,6 +33,13 @@ echo
 echo "== engine_e2e: two engine stacks, in-memory link, ${MIB} MiB one way (pinned to CPU $CPU)"
 if ! timeout -k 5 600 taskset -c "$CPU" "$BINDIR/bench_engine_e2e" --mib "$MIB"; then
   echo "# engine_e2e failed"
+  status=1
+fi
+echo
+echo "== engine_e2e with TSO: super-segments of up to 64 KiB on the in-memory link, delivered whole"
+if ! timeout -k 5 600 taskset -c "$CPU" "$BINDIR/bench_engine_e2e" --mib "$MIB" --tso --rx-csum-offload \
+  --warmup 100; then
+  echo "# engine_e2e --tso failed"
   status=1
 fi
 echo

@@ -43,14 +43,42 @@ struct toe_mac {
  * virtio-net's NEEDS_CSUM. Without it the engine computes every checksum itself (the software
  * fallback). UDP, ICMP and IP header checksums are always computed by the engine. */
 #define TOE_LINK_CAP_TX_CSUM 0x0002u
+/* TCP segmentation offload (with TOE_LINK_CAP_TX_CSUM, which it needs: the link completes each
+ * piece's checksum). TCP output then hands the link one super-segment for what would have left as
+ * back-to-back full-sized segments in one output call: one Ethernet + IPv4 + TCP header and up to
+ * toe_config.tso_max bytes of IP datagram, marked TOE_PBUF_F_GSO_TCPV4 | TOE_PBUF_F_CSUM_PARTIAL
+ * with gso_size = the MSS (include/toe/pbuf.h). The link cuts it into segments of gso_size payload
+ * bytes, the last possibly shorter: each piece gets the header with the sequence number advanced,
+ * the IPv4 id advanced by one per piece (the engine reserves that many ids), IPv4 total length and
+ * checksum recomputed, FIN and PSH cleared on all but the last piece, and its TCP checksum (the
+ * field holds the pseudo-header sum over the whole super-segment's TCP length, as Linux's
+ * CHECKSUM_PARTIAL GSO skbs; toe_gso_segment() shows the exact rules). Window, congestion
+ * window, Nagle, the path MTU and the peer's MSS are applied per MSS exactly as without TSO: the
+ * pieces are the segments that would have gone out. Without the capability every segment is its
+ * own frame (the software fallback). */
+#define TOE_LINK_CAP_TSO 0x0004u
 
 /*
  * Transmit callback. The engine hands over one complete Ethernet frame (a pbuf chain, consumed: the
  * callee owns it and must release it with toe_pbuf_free() once the bytes are on the wire or
  * copied). It is called from inside toe_stack_input()/poll()/socket calls; the callee must not call
- * back into the engine, except toe_pbuf_free().
+ * back into the engine, except toe_pbuf_free() and toe_gso_segment().
  */
 typedef void (*toe_tx_fn)(void *ctx, struct toe_pbuf *frame);
+
+/*
+ * The software cut of a TSO super-segment (TOE_PBUF_F_GSO_TCPV4, see TOE_LINK_CAP_TSO), for a link
+ * (or a test) that takes super-segments but must put single segments on the wire. `frame` is
+ * consumed. On success *out is a qnext-linked list of complete frames, the pieces in order; each
+ * payload is a zero-copy view of the super-segment's buffers (toe_pbuf_ref_range()). With
+ * `sw_csum` every piece's TCP checksum is computed; without, each piece stays
+ * TOE_PBUF_F_CSUM_PARTIAL with its own pseudo-header sum (for a link with checksum offload only).
+ * A frame without the GSO flag comes back as the only element. May be called from the tx
+ * callback. Returns 0, -TOE_EINVAL for a frame that is not a well-formed untagged or 802.1Q-tagged
+ * TCP/IPv4 super-segment (freed), or -TOE_ENOBUFS (freed; the pool ran out).
+ */
+int toe_gso_segment(struct toe_stack *st, struct toe_pbuf *frame, bool sw_csum,
+                    struct toe_pbuf **out);
 
 /* Socket events (bit mask) for the sock_event callback. */
 #define TOE_EV_READABLE 0x01u /* data (or an EOF/error) can be received */
@@ -83,6 +111,8 @@ struct toe_config {
   uint16_t mtu;       /* IP MTU of the link, 68..9000; default 1500 */
   uint16_t vlan_id;   /* 0: untagged; else frames must carry this 802.1Q VID (and are sent so) */
   uint32_t link_caps; /* TOE_LINK_CAP_* */
+  uint32_t tso_max;   /* TOE_LINK_CAP_TSO: largest super-segment (IPv4 datagram bytes, headers
+                         included) the link cuts, 0 = 65535 (also the most it may be) */
 
   /* pools and tables (all memory is sized from these at creation) */
   uint32_t pbuf_count;        /* packet buffers; default 4096 */

@@ -34,6 +34,12 @@ struct toe_stack;
  * that field as it is, and stores the complement of the result there (virtio-net's NEEDS_CSUM,
  * Linux's CHECKSUM_PARTIAL). */
 #define TOE_PBUF_F_CSUM_PARTIAL 0x0008u
+/* Set by the engine on a transmitted TCP/IPv4 super-segment when the link has TOE_LINK_CAP_TSO
+ * (include/toe/engine.h): one Ethernet + IPv4 + TCP header followed by more payload than one
+ * segment may carry; the link cuts it into pieces of gso_size payload bytes (the last may be
+ * shorter), as virtio-net's VIRTIO_NET_HDR_GSO_TCPV4 or a NIC's TSO does. Always together with
+ * TOE_PBUF_F_CSUM_PARTIAL. toe_gso_segment() is the software cut. */
+#define TOE_PBUF_F_GSO_TCPV4 0x0010u
 
 struct toe_pbuf {
   struct toe_pbuf *next;  /* next buffer of the same packet, NULL at the end of the chain */
@@ -56,6 +62,11 @@ struct toe_pbuf {
    * in bytes from csum_start (16 for TCP). */
   uint16_t csum_start;
   uint16_t csum_offset;
+  /* With TOE_PBUF_F_GSO_TCPV4 on a frame's head: the payload bytes per piece (the MSS). */
+  uint16_t gso_size;
+  /* Engine-internal: set on a reference buffer (toe_pbuf_ref_range()), whose data and len are a
+   * view into this other buffer's storage, held by one reference until the view is freed. */
+  struct toe_pbuf *ref;
 };
 
 /*
@@ -152,6 +163,16 @@ struct toe_pbuf *toe_pbuf_drop_front(struct toe_stack *st, struct toe_pbuf *p, u
  */
 struct toe_pbuf *toe_pbuf_copy_range(struct toe_stack *st, const struct toe_pbuf *src, uint32_t off,
                                      uint32_t len, uint16_t headroom);
+
+/*
+ * Zero-copy view of `len` bytes starting `off` bytes into chain `src`: a fresh chain of reference
+ * buffers whose data points into src's buffers, each holding one reference on the buffer it views
+ * (so toe_pbuf_shared(src) is true while the view lives). A view has no headroom or tailroom:
+ * nothing may be pushed or put into it. Returns NULL if the pool ran out (nothing is leaked) or
+ * the chain is shorter than off + len, or len is 0.
+ */
+struct toe_pbuf *toe_pbuf_ref_range(struct toe_stack *st, struct toe_pbuf *src, uint32_t off,
+                                    uint32_t len);
 
 /* Number of buffers in chain `p` (0 for NULL). */
 uint32_t toe_pbuf_count(const struct toe_pbuf *p);

@@ -28,6 +28,8 @@
 #define TOED_LINK_CAP_TX_BATCH 0x0002u    /* tx() queues, flush() sends the batch */
 #define TOED_LINK_CAP_GSO_RX 0x0004u      /* may hand over frames larger than the MTU (GSO) */
 #define TOED_LINK_CAP_TX_CSUM 0x0008u     /* completes TOE_PBUF_F_CSUM_PARTIAL checksums in tx() */
+/* tx() takes TOE_PBUF_F_GSO_TCPV4 super-segments (TOE_LINK_CAP_TSO) when opened with tso set */
+#define TOED_LINK_CAP_TSO 0x0010u
 
 /* Receive callback flags. */
 #define TOED_RX_F_L4_CSUM_OK                                                                       \
@@ -50,7 +52,8 @@
   X(tx_kicks)          /* send() calls that pushed the TX ring */                                  \
   X(tx_drop_ring_full) /* no free TX slot even after a flush */                                    \
   X(tx_drop_too_big)   /* frame larger than a TX slot */                                           \
-  X(tx_drop_error)     /* the kernel refused a frame (send error or a discarded ring slot) */
+  X(tx_drop_error)     /* the kernel refused a frame (send error or a discarded ring slot) */      \
+  X(tx_gso_frames)     /* TSO super-segments handed to the kernel to cut (PACKET_VNET_HDR) */
 
 #define TOED_LINK_STAT_FIELD_(name) uint64_t name;
 struct toed_link_stats {
@@ -66,6 +69,8 @@ struct toed_link_params {
   uint32_t fwmark;    /* SO_MARK on transmitted frames, 0 = none (lets the port guard pass them) */
   unsigned rx_tov_ms; /* RX ring block retire timeout, 0 = driver default (unused by afpacket,
                          whose TPACKET_V2 ring hands over each frame at once) */
+  bool tso;           /* TOED_LINK_CAP_TSO drivers: set up for super-segments (open fails if the
+                         kernel refuses) */
 };
 
 /*

@@ -34,6 +34,18 @@
  * buffer: slower, same semantics. Chosen over sendmmsg() as the primary path because the ring costs
  * no system call per frame and no per-frame copy into the kernel beyond the ring itself.
  *
+ * TSO (toed --offload tso, TOE_LINK_CAP_TSO): a super-segment (one header, up to 64 KiB of payload,
+ * TOE_PBUF_F_GSO_TCPV4) goes out through a second packet socket with PACKET_VNET_HDR: a struct
+ * virtio_net_hdr (GSO_TCPV4, gso_size, hdr_len, NEEDS_CSUM with csum_start/csum_offset) in front
+ * of the frame, sent with one sendmsg() whose iovec points at the pbuf chain (the kernel's copy is
+ * the only one). The kernel keeps it whole as far as it can (a veth peer receives the 64 KiB
+ * super-frame, as from the kernel's own TCP) and cuts it where it must. A separate socket because
+ * PACKET_VNET_HDR changes the layout of both rings of a socket, and the receive ring is better
+ * off without it; the TX ring is kicked before each super-segment so frames leave in order.
+ * (The kernel's TX ring code reads a vnet header from each slot too, since Linux 4.7; not used
+ * here, nor verified on this kernel: a slot would have to hold 64 KiB, and the copy into it is the
+ * same copy the sendmsg() does.)
+ *
  * Frames that a local sender left with a partial L4 checksum (CHECKSUM_PARTIAL, reported as
  * TP_STATUS_CSUMNOTREADY) get the checksum completed here, so the engine and the pcap see what a
  * real wire would carry. 802.1Q tags that the kernel moved into metadata (TP_STATUS_VLAN_VALID) are
@@ -52,6 +64,7 @@
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +119,7 @@ struct afp {
   unsigned fb_count;
   uint32_t fwmark;
   bool promisc;
+  int gso_fd; /* TSO: the PACKET_VNET_HDR socket for super-segments, -1 without */
 };
 
 static struct afp *afp_of(const struct toed_link *l)
@@ -391,10 +405,77 @@ static int afp_fallback_flush(struct toed_link *l)
   return err;
 }
 
+static int afp_flush(struct toed_link *l);
+
+#define GSO_IOV_MAX 128u /* buffers of a super-segment: 64 KiB in >= 1 KiB buffers, and headers */
+
+/* A TSO super-segment: the virtio-net header and the chain, one sendmsg() on the GSO socket. */
+static int afp_tx_gso(struct toed_link *l, const struct toe_pbuf *frame)
+{
+  struct afp *a = afp_of(l);
+  size_t len = frame->tot_len;
+  size_t l4 = frame->csum_start;
+  uint8_t th[TOE_TCP_HLEN];
+  /* the Ethernet, IPv4 and TCP headers are what each piece repeats: hdr_len */
+  if (a->gso_fd < 0 || !(frame->flags & TOE_PBUF_F_CSUM_PARTIAL) ||
+      toe_pbuf_copy_out(frame, (uint32_t)l4, th, sizeof th) != sizeof th) {
+    l->stats.tx_drop_error++;
+    return -EINVAL;
+  }
+  size_t hdr_len = l4 + (size_t)(th[12] >> 4) * 4u;
+  /* Fields in the host's byte order: a packet socket's virtio-net header is "legacy" virtio,
+   * native-endian (the kernel's vio_le() is the CPU's order for it). */
+  struct virtio_net_hdr vh;
+  memset(&vh, 0, sizeof vh);
+  vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+  vh.hdr_len = (uint16_t)hdr_len;
+  vh.gso_size = frame->gso_size;
+  vh.csum_start = frame->csum_start;
+  vh.csum_offset = frame->csum_offset;
+  struct iovec iov[GSO_IOV_MAX];
+  unsigned n = 0;
+  iov[n].iov_base = &vh;
+  iov[n++].iov_len = sizeof vh;
+  for (const struct toe_pbuf *p = frame; p; p = p->next) {
+    if (p->len == 0)
+      continue;
+    if (n == GSO_IOV_MAX) {
+      l->stats.tx_drop_too_big++;
+      return -EMSGSIZE;
+    }
+    iov[n].iov_base = p->data;
+    iov[n++].iov_len = p->len;
+  }
+  /* frames queued on the TX ring go first: the order on the wire is the engine's */
+  (void)afp_flush(l);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = n;
+  ssize_t r;
+  do
+    r = sendmsg(a->gso_fd, &msg, MSG_DONTWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int e = errno;
+    l->stats.tx_drop_error++;
+    return -e;
+  }
+  l->stats.tx_kicks++;
+  l->stats.tx_gso_frames++;
+  l->stats.tx_frames++;
+  l->stats.tx_bytes += len;
+  return 0;
+}
+
 static int afp_tx(struct toed_link *l, const struct toe_pbuf *frame)
 {
   struct afp *a = afp_of(l);
   size_t len = frame->tot_len;
+
+  if (frame->flags & TOE_PBUF_F_GSO_TCPV4)
+    return afp_tx_gso(l, frame);
 
   if (len > a->tx_frame_size - TX_DATA_OFF) {
     l->stats.tx_drop_too_big++;
@@ -471,6 +552,8 @@ static void afp_close(struct toed_link *l)
     munmap(a->map, a->map_len);
   if (a->fd >= 0)
     close(a->fd); /* also drops the promiscuous membership */
+  if (a->gso_fd >= 0)
+    close(a->gso_fd);
   free(a->scratch);
   free(a->fb_buf);
   free(a);
@@ -486,6 +569,7 @@ static int afp_open(struct toed_link *l, const struct toed_link_params *p, char 
   }
   l->priv = a;
   a->fd = -1;
+  a->gso_fd = -1;
   a->mtu = p->mtu;
   a->fwmark = p->fwmark;
   a->promisc = p->promisc;
@@ -590,6 +674,30 @@ static int afp_open(struct toed_link *l, const struct toed_link_params *p, char 
     rc = afp_fail(err, errlen, errno, "cannot bind the packet socket", p->ifname);
     goto fail;
   }
+  if (p->tso) {
+    /* Protocol 0: this socket only sends (it receives nothing). */
+    a->gso_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int sndbuf = 4 << 20;
+    if (a->gso_fd < 0 || setsockopt(a->gso_fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0 ||
+        (p->fwmark &&
+         setsockopt(a->gso_fd, SOL_SOCKET, SO_MARK, &p->fwmark, sizeof p->fwmark) < 0)) {
+      rc = afp_fail(err, errlen, errno,
+                    "cannot set up the PACKET_VNET_HDR socket for TSO (try --offload csum)",
+                    p->ifname);
+      goto fail;
+    }
+    (void)setsockopt(a->gso_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+    (void)setsockopt(a->gso_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    struct sockaddr_ll gl;
+    memset(&gl, 0, sizeof gl);
+    gl.sll_family = AF_PACKET;
+    gl.sll_protocol = 0;
+    gl.sll_ifindex = p->ifindex;
+    if (bind(a->gso_fd, (struct sockaddr *)&gl, sizeof gl) < 0) {
+      rc = afp_fail(err, errlen, errno, "cannot bind the TSO packet socket", p->ifname);
+      goto fail;
+    }
+  }
   if (p->promisc) {
     struct packet_mreq mr;
     memset(&mr, 0, sizeof mr);
@@ -617,9 +725,9 @@ static void afp_describe(const struct toed_link *l, char *buf, size_t len)
   const struct afp *a = afp_of(l);
   if (a->tx_ring)
     snprintf(buf, len,
-             "afpacket tpacket_v2 rx ring %ux%uKiB (%u MiB), tx ring %ux%u, qdisc bypass%s",
+             "afpacket tpacket_v2 rx ring %ux%uKiB (%u MiB), tx ring %ux%u, qdisc bypass%s%s",
              RX_FRAME_NR, RX_FRAME_SIZE / 1024, (RX_BLOCK_NR * RX_BLOCK_SIZE) >> 20, a->tx_frame_nr,
-             a->tx_frame_size, a->promisc ? ", promisc" : "");
+             a->tx_frame_size, a->promisc ? ", promisc" : "", a->gso_fd >= 0 ? ", tso" : "");
   else
     snprintf(buf, len, "afpacket tpacket_v2 rx ring %ux%uKiB (%u MiB), tx sendmmsg x%u%s",
              RX_FRAME_NR, RX_FRAME_SIZE / 1024, (RX_BLOCK_NR * RX_BLOCK_SIZE) >> 20, FALLBACK_BATCH,
@@ -629,7 +737,7 @@ static void afp_describe(const struct toed_link *l, char *buf, size_t len)
 const struct toed_link_ops toed_link_afpacket_ops = {
     .name = "afpacket",
     .caps = TOED_LINK_CAP_RX_CSUM_FIX | TOED_LINK_CAP_TX_BATCH | TOED_LINK_CAP_GSO_RX |
-            TOED_LINK_CAP_TX_CSUM,
+            TOED_LINK_CAP_TX_CSUM | TOED_LINK_CAP_TSO,
     .open = afp_open,
     .fd = afp_fd,
     .rx_burst = afp_rx_burst,

@@ -53,8 +53,9 @@ void toed_args_usage(FILE *f)
       "                       link driver: AF_PACKET rings (default) or an AF_XDP socket\n"
       "                       (zero-copy where the NIC supports it; docs/operations.md)\n"
       "  --offload none|all|LIST\n"
-      "                       checksum work the engine leaves to the driver (default all); LIST\n"
-      "                       is comma-separated from rx-csum, tx-csum (csum = both)\n"
+      "                       work the engine leaves to the driver and kernel (default all);\n"
+      "                       LIST is comma-separated from rx-csum, tx-csum (csum = both) and\n"
+      "                       tso (64 KiB TCP super-segments, cut by the kernel; needs tx-csum)\n"
       "  --quiet              log only errors and warnings (no start line, no summary)\n"
       "  --help               show this text\n"
       "  --version            show the versions (toekit, transport ABI)\n"
@@ -134,6 +135,8 @@ static int parse_offload(const char *v, unsigned *out)
       f |= TOED_OFFLOAD_TX_CSUM;
     else if (n == 4 && strncmp(v, "csum", n) == 0)
       f |= TOED_OFFLOAD_RX_CSUM | TOED_OFFLOAD_TX_CSUM;
+    else if (n == 3 && strncmp(v, "tso", n) == 0)
+      f |= TOED_OFFLOAD_TSO;
     else
       return -1;
     v += n;
@@ -417,7 +420,7 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
       if (parse_offload(v, &a->offload) < 0)
         return fail(err, errlen,
                     "--offload %s: expected none, all, or a comma-separated list of rx-csum, "
-                    "tx-csum, csum (e.g. %s)",
+                    "tx-csum, csum, tso (e.g. %s)",
                     v, "--offload rx-csum");
     }
   }

@@ -46,7 +46,8 @@ struct toed_args {
 /* --offload features (the link's checksum work, see src/device/link.h) */
 #define TOED_OFFLOAD_RX_CSUM 0x1u /* frames the driver knows are good go in checksum-verified */
 #define TOED_OFFLOAD_TX_CSUM 0x2u /* the driver sums TCP segments while copying them out */
-#define TOED_OFFLOAD_ALL (TOED_OFFLOAD_RX_CSUM | TOED_OFFLOAD_TX_CSUM)
+#define TOED_OFFLOAD_TSO 0x4u     /* TCP super-segments go to the kernel to cut (PACKET_VNET_HDR) */
+#define TOED_OFFLOAD_ALL (TOED_OFFLOAD_RX_CSUM | TOED_OFFLOAD_TX_CSUM | TOED_OFFLOAD_TSO)
 
 #define TOED_DEFAULT_POLL_US 50u
 #define TOED_MAX_POLL_US 1000000u

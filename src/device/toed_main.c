@@ -753,6 +753,10 @@ int main(int argc, char **argv)
     cfg.link_caps |= TOE_LINK_CAP_TX_CSUM;
   if (d.args.offload & TOED_OFFLOAD_RX_CSUM)
     cfg.link_caps |= TOE_LINK_CAP_RX_CSUM;
+  /* TSO rides on the checksum offload: the kernel completes each piece's checksum */
+  if ((d.args.offload & TOED_OFFLOAD_TSO) && (cfg.link_caps & TOE_LINK_CAP_TX_CSUM) &&
+      (d.link.ops->caps & TOED_LINK_CAP_TSO))
+    cfg.link_caps |= TOE_LINK_CAP_TSO;
   /* Pools for the TCP services: every window and send queue lives in pbufs; a connection that
    * ends holds its tcb until its FIN is acknowledged, hence room for twice the connections. */
   cfg.pbuf_count = d.args.pbufs;
@@ -815,6 +819,7 @@ int main(int argc, char **argv)
       .promisc = memcmp(d.mac, d.if_mac, 6) != 0,
       .fwmark = d.guard.egress ? TOED_FWMARK : 0,
       .rx_tov_ms = 0,
+      .tso = (cfg.link_caps & TOE_LINK_CAP_TSO) != 0,
   };
   rc = d.link.ops->open(&d.link, &lp, err, sizeof err);
   if (rc < 0) {

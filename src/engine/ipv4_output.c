@@ -37,6 +37,7 @@ static struct toe_pbuf *push_header(struct toe_stack *st, struct toe_pbuf *pb,
       return NULL;
     }
     nh->flags = pb->flags;
+    nh->gso_size = pb->gso_size;
     toe_pbuf_cat(nh, pb);
     pb = nh;
   }
@@ -133,7 +134,19 @@ int toe_ipv4_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_
       .dst = tx->dst,
   };
 
-  if (plen + TOE_IPV4_HLEN <= cfg->mtu) {
+  /* A TSO super-segment (TOE_LINK_CAP_TSO) is larger than the MTU by design: the link cuts it into
+   * MTU-sized pieces, each with the next IP id, so the ids of all its pieces are taken now. */
+  bool gso = (pb->flags & TOE_PBUF_F_GSO_TCPV4) && pb->gso_size != 0;
+  if (gso) {
+    /* pieces = the TCP payload (behind the header in the head buffer) in gso_size steps; the
+     * first takes f.id, the others the ids reserved here */
+    uint32_t thl = pb->len >= 20u ? (uint32_t)(pb->data[12] >> 4) * 4u : plen;
+    uint32_t payload = plen > thl ? plen - thl : 0;
+    uint32_t pieces = (payload + pb->gso_size - 1u) / pb->gso_size;
+    if (pieces > 1u)
+      st->ip.next_id = (uint16_t)(st->ip.next_id + pieces - 1u);
+  }
+  if (plen + TOE_IPV4_HLEN <= cfg->mtu || gso) {
     pb = push_header(st, pb, &f);
     if (!pb) {
       c->tx_drop_nobuf++;

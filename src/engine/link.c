@@ -149,6 +149,7 @@ void toe_link_output(struct toe_stack *st, struct toe_pbuf *pb, const uint8_t *d
     h->flags = pb->flags;
     h->csum_start = pb->csum_start;
     h->csum_offset = pb->csum_offset;
+    h->gso_size = pb->gso_size;
     h->tot_len = pb->tot_len;
     h->next = pb;
     pb->qnext = NULL;

@@ -99,6 +99,7 @@ struct toe_pbuf *toe_pbuf_alloc(struct toe_stack *st, uint16_t headroom)
   p->flags = 0;
   p->refcnt = 1;
   p->owner = 0;
+  p->gso_size = 0;
   memset(p->meta, 0, sizeof(p->meta));
   st->ctr.pbuf.allocs++;
   st->ctr.pbuf.inuse++;
@@ -119,15 +120,27 @@ static bool pbuf_put_one(struct toe_stack *st, struct toe_pbuf *p)
     st->ctr.pbuf.double_free++;
     return false;
   }
-  if (--p->refcnt == 0) {
+  /* A loop, not a recursion, for a view's viewed buffer (which is never a view itself): this
+   * stays small enough to inline into toe_pbuf_free(). */
+  while (--p->refcnt == 0) {
     if (p->owner)
       toe_pbuf_uncharge(st, p); /* wherever a charged buffer ends, its socket's charge ends */
+    struct toe_pbuf *viewed = p->ref;
+    if (viewed) {
+      /* a view (toe_pbuf_ref_range): its own storage again, then drop the viewed buffer */
+      p->ref = NULL;
+      p->base = pool->storage + (size_t)p->index * pool_stride(pool->size);
+      p->cap = pool->size;
+    }
     p->qnext = NULL;
     p->next = pool->free;
     pool->free = p;
     pool->nfree++;
     st->ctr.pbuf.frees++;
     st->ctr.pbuf.inuse--;
+    if (!viewed)
+      break;
+    p = viewed;
   }
   return true;
 }
@@ -391,6 +404,46 @@ struct toe_pbuf *toe_pbuf_copy_range(struct toe_stack *st, const struct toe_pbuf
     else
       head = b;
   } while (done < len);
+  return head;
+fail:
+  toe_pbuf_free(st, head);
+  return NULL;
+}
+
+struct toe_pbuf *toe_pbuf_ref_range(struct toe_stack *st, struct toe_pbuf *src, uint32_t off,
+                                    uint32_t len)
+{
+  struct toe_pbuf *head = NULL, *tail = NULL;
+  if (len == 0)
+    return NULL;
+  for (; src && off >= src->len; src = src->next)
+    off -= src->len;
+  uint32_t done = 0;
+  for (; src && done < len; src = src->next, off = 0) {
+    uint32_t n = src->len - off;
+    if (n == 0)
+      continue;
+    if (n > len - done)
+      n = len - done;
+    struct toe_pbuf *v = toe_pbuf_alloc(st, 0);
+    if (!v)
+      goto fail;
+    /* a view of a view views the buffer that owns the storage */
+    struct toe_pbuf *t = src->ref ? src->ref : src;
+    t->refcnt++;
+    v->ref = t;
+    v->base = v->data = src->data + off;
+    v->cap = v->len = (uint16_t)n;
+    v->tot_len = len - done; /* every buffer counts to the end of the finished chain */
+    if (tail)
+      tail->next = v;
+    else
+      head = v;
+    tail = v;
+    done += n;
+  }
+  if (done < len)
+    goto fail;
   return head;
 fail:
   toe_pbuf_free(st, head);

@@ -192,6 +192,9 @@ struct xmit {
   size_t opt_cap;        /* option bytes allowed (MTU) */
   struct toe_pbuf *data; /* payload: a whole send-queue segment (borrowed), NULL for none */
   uint32_t len;          /* payload bytes from data */
+  struct toe_pbuf *gso;  /* or a TSO super-segment's payload: views of several segments
+                            (consumed), cut by the link at gso_size bytes */
+  uint16_t gso_size;
 };
 
 /* Builds and sends the segment. Returns -TOE_ENOBUFS if no frame could be built (nothing left),
@@ -210,10 +213,15 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
    */
   struct toe_pbuf *frame = toe_pbuf_alloc(st, TOE_PBUF_HEADROOM);
   if (frame == NULL) {
+    toe_pbuf_free(st, x->gso);
     c->out_drop_nobuf++;
     return -TOE_ENOBUFS;
   }
-  if (x->len) {
+  if (x->gso) {
+    toe_pbuf_cat(frame, x->gso);
+    frame->flags |= TOE_PBUF_F_GSO_TCPV4;
+    frame->gso_size = x->gso_size;
+  } else if (x->len) {
     if (x->data->tot_len == x->len) {
       toe_pbuf_ref(x->data);
       toe_pbuf_cat(frame, x->data);
@@ -250,7 +258,7 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
   if (olen)
     memcpy(h + TOE_TCP_HLEN, optbuf, olen);
   uint32_t tot = frame->tot_len;
-  if (st->cfg.link_caps & TOE_LINK_CAP_TX_CSUM) {
+  if ((st->cfg.link_caps & TOE_LINK_CAP_TX_CSUM) || x->gso) {
     /* The link sums the segment (checksum offload): leave the pseudo-header's folded sum in the
      * field, which its sum then includes (RFC 9293 3.1's checksum over pseudo-header and segment
      * all the same). IPv4 and the link add their header lengths to csum_start. */
@@ -326,8 +334,8 @@ static int xmit_ctl(struct toe_stack *st, const struct tcp_ctl *ctl)
  * Adds the options the connection uses and the current window, and records what the ACK field
  * and window told the peer. Returns as xmit_raw().
  */
-static int tcp_xmit(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, uint8_t flags,
-                    struct toe_pbuf *data, uint32_t len)
+static int tcp_xmit_ex(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, uint8_t flags,
+                       struct toe_pbuf *data, uint32_t len, struct toe_pbuf *gso, uint16_t gso_size)
 {
   bool syn = (flags & TOE_TCP_SYN) != 0;
   struct toe_tcp_opts o;
@@ -380,7 +388,8 @@ static int tcp_xmit(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, uint
   }
 
   uint32_t mtu = tp->pmtu ? tp->pmtu : st->cfg.mtu;
-  uint32_t room = mtu > 40u + len ? mtu - 40u - len : 0;
+  uint32_t piece = gso ? gso_size : len; /* a super-segment's options go with every piece */
+  uint32_t room = mtu > 40u + piece ? mtu - 40u - piece : 0;
   struct xmit x = {
       .laddr = laddr_of(st, tp),
       .raddr = tp->sk.raddr,
@@ -394,6 +403,8 @@ static int tcp_xmit(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, uint
       .opt_cap = min_u32(room, 40u),
       .data = data,
       .len = len,
+      .gso = gso,
+      .gso_size = gso_size,
   };
   int rc = xmit_raw(st, &x);
   if (rc == -TOE_ENOBUFS)
@@ -416,6 +427,12 @@ static int tcp_xmit(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, uint
   if (rc == -TOE_EHOSTUNREACH || rc == -TOE_ENETUNREACH)
     tp->icmp_soft_err = (int16_t)rc; /* reported if the connection times out (RFC 1122 4.2.3.9) */
   return rc;
+}
+
+static int tcp_xmit(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, uint8_t flags,
+                    struct toe_pbuf *data, uint32_t len)
+{
+  return tcp_xmit_ex(st, tp, seq, flags, data, len, NULL, 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -523,18 +540,23 @@ static void fin_sent(struct toe_stack *st, struct toe_tcb *tp)
     toe_tcp_set_state(st, tp, TOE_TCP_LAST_ACK);
 }
 
-/* Sends the never-sent segment at snd_next_seg (with the FIN if `fin`). */
-static void send_new_seg(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg, bool fin)
+/* The flags of the never-sent segment `seg` (with the FIN if `fin`). */
+static uint8_t new_seg_flags(const struct toe_pbuf *seg, bool fin)
 {
-  struct toe_tcp_seg *m = toe_tcp_seg(seg);
-  uint32_t len = seg->tot_len;
   uint8_t flags = TOE_TCP_ACK;
   if (seg->qnext == NULL)
     flags |= TOE_TCP_PSH; /* the last queued data: deliver it (RFC 9293 3.9.1 PUSH) */
   if (fin)
     flags |= TOE_TCP_FIN;
-  /* a frame that could not be built counts as lost: the RTO repairs it like any loss */
-  (void)tcp_xmit(st, tp, m->seq, flags, seg, len);
+  return flags;
+}
+
+/* Records that the never-sent segment at snd_next_seg left (with the FIN if `fin`). */
+static inline void new_seg_sent(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg,
+                                bool fin)
+{
+  struct toe_tcp_seg *m = toe_tcp_seg(seg);
+  uint32_t len = seg->tot_len;
   st->ctr.tcp.out_segs++;
   m->xmits = 1;
   m->flags &= TOE_SEG_CSUM; /* a fresh history; the payload's sum stays valid */
@@ -550,6 +572,99 @@ static void send_new_seg(struct toe_stack *st, struct toe_tcb *tp, struct toe_pb
   if (fin)
     fin_sent(st, tp);
   arm_rto_if_idle(st, tp);
+}
+
+/* Sends the never-sent segment at snd_next_seg (with the FIN if `fin`). */
+static void send_new_seg(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf *seg, bool fin)
+{
+  /* a frame that could not be built counts as lost: the RTO repairs it like any loss */
+  (void)tcp_xmit(st, tp, toe_tcp_seg(seg)->seq, new_seg_flags(seg, fin), seg, seg->tot_len);
+  new_seg_sent(st, tp, seg, fin);
+}
+
+/*
+ * TSO (TOE_LINK_CAP_TSO): the new segments one output call lets go back to back are gathered and
+ * leave as one super-segment, which the link cuts at the MSS into exactly these segments. Every
+ * rule (window, congestion window, Nagle, the MSS from the path MTU) has been applied per segment
+ * before a segment joins; the batch only changes how many frames carry them.
+ */
+struct tso_batch {
+  struct toe_pbuf *first; /* first segment (the others follow it in the send queue) */
+  uint32_t segs;          /* segments gathered */
+  uint32_t max_segs;      /* most a super-segment may carry; < 2: no TSO */
+  uint8_t flags;          /* the last segment's flags (PSH, FIN: the link keeps them last) */
+};
+
+/* Segments of `mss` bytes one super-segment may carry: tso_max less the IPv4 header and the
+ * largest TCP header. */
+static uint32_t tso_max_segs(const struct toe_stack *st, uint32_t mss)
+{
+  const uint32_t need = TOE_LINK_CAP_TSO | TOE_LINK_CAP_TX_CSUM;
+  if ((st->cfg.link_caps & need) != need || mss == 0)
+    return 0;
+  uint32_t max = st->cfg.tso_max && st->cfg.tso_max < 65535u ? st->cfg.tso_max : 65535u;
+  uint32_t hdrs = 20u + 60u;
+  return max > hdrs ? (max - hdrs) / mss : 0;
+}
+
+/* Sends what the batch gathered (its segments are already accounted as sent). */
+static void tso_flush(struct toe_stack *st, struct toe_tcb *tp, struct tso_batch *b, uint32_t mss)
+{
+  struct toe_pbuf *seg = b->first;
+  uint32_t n = b->segs;
+  b->first = NULL;
+  b->segs = 0;
+  if (n == 0)
+    return;
+  uint32_t seq = toe_tcp_seg(seg)->seq;
+  if (n == 1) {
+    (void)tcp_xmit(st, tp, seq, b->flags, seg, seg->tot_len);
+    return;
+  }
+  /* The payload: zero-copy views of the segments (each holds a reference on the buffers it
+   * views, as a single segment's frame does). */
+  struct toe_pbuf *chain = NULL;
+  struct toe_pbuf *s = seg;
+  for (uint32_t i = 0; i < n; i++, s = s->qnext) {
+    struct toe_pbuf *v = toe_pbuf_ref_range(st, s, 0, s->tot_len);
+    if (v == NULL) {
+      /* no buffer for the views: send the segments one by one instead (those that cannot be
+       * built count as lost, as always) */
+      toe_pbuf_free(st, chain);
+      st->ctr.tcp.out_drop_nobuf++;
+      s = seg;
+      for (uint32_t k = 0; k < n; k++, s = s->qnext) {
+        uint8_t fl = k + 1 == n ? b->flags : TOE_TCP_ACK;
+        (void)tcp_xmit(st, tp, toe_tcp_seg(s)->seq, fl, s, s->tot_len);
+      }
+      return;
+    }
+    if (chain)
+      toe_pbuf_cat(chain, v);
+    else
+      chain = v;
+  }
+  st->ctr.tcp.out_tso_frames++;
+  (void)tcp_xmit_ex(st, tp, seq, b->flags, NULL, 0, chain, (uint16_t)mss);
+}
+
+/* Sends the segment `seg` now, or gathers it into the TSO batch. */
+static void send_or_batch(struct toe_stack *st, struct toe_tcb *tp, struct tso_batch *b,
+                          struct toe_pbuf *seg, bool fin, uint32_t mss)
+{
+  if (b->max_segs < 2) {
+    send_new_seg(st, tp, seg, fin);
+    return;
+  }
+  uint32_t len = seg->tot_len;
+  if (b->segs == 0)
+    b->first = seg;
+  b->segs++;
+  b->flags = new_seg_flags(seg, fin);
+  new_seg_sent(st, tp, seg, fin);
+  /* a short segment or the FIN ends a super-segment: only its last piece may be short */
+  if (b->segs >= b->max_segs || len != mss || fin)
+    tso_flush(st, tp, b, mss);
 }
 
 /* Sends a FIN without data (all data already sent), or again (retransmission). */
@@ -715,10 +830,11 @@ void toe_tcp_send_reset(struct toe_stack *st, const struct toe_ipv4_view *ip,
 
 enum block_reason { BLOCK_NONE, BLOCK_WND, BLOCK_CWND, BLOCK_NAGLE, BLOCK_NOBUF };
 
-/* Sends new data from snd_next_seg as the windows and Nagle allow. */
-static enum block_reason output_data(struct toe_stack *st, struct toe_tcb *tp)
+/* Sends new data from snd_next_seg as the windows and Nagle allow (gathering it into `b` for
+ * TSO). */
+static enum block_reason output_segs(struct toe_stack *st, struct toe_tcb *tp, struct tso_batch *b,
+                                     uint32_t mss)
 {
-  uint32_t mss = toe_tcp_eff_mss(tp);
   if (tp->cwnd == 0) {
     /* congestion control not set up (should not happen once ESTABLISHED): RFC 6928 */
     tp->cwnd = initial_cwnd(tp);
@@ -775,8 +891,18 @@ static enum block_reason output_data(struct toe_stack *st, struct toe_tcb *tp)
         return BLOCK_NAGLE;
     }
     bool fin = last && closing && !(tp->flags & TOE_TF_FIN_SENT);
-    send_new_seg(st, tp, seg, fin);
+    send_or_batch(st, tp, b, seg, fin, mss);
   }
+}
+
+static enum block_reason output_data(struct toe_stack *st, struct toe_tcb *tp)
+{
+  uint32_t mss = toe_tcp_eff_mss(tp);
+  struct tso_batch b = {.first = NULL, .segs = 0, .max_segs = tso_max_segs(st, mss), .flags = 0};
+  enum block_reason why = output_segs(st, tp, &b, mss);
+  if (b.segs)
+    tso_flush(st, tp, &b, mss);
+  return why;
 }
 
 /* Keeps the timers in line with what is outstanding and waiting. */

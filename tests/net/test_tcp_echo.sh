@@ -51,16 +51,18 @@ HARD_FILTER="_ws.malformed || _ws.expert.severity >= \"error\" || (_ws.expert.se
 
 net_tshark_prefs
 start_toed --service echo --service discard --service chargen
+peer_capture_start "$NET_TMP/peer.pcap" || net_log "no peer-side capture"
 echo_out=$(tool1 90 echo "$NET_DEV_ADDR" 7 --bytes $((8 * MIB)) --seed 7)
 discard_out=$(tool1 60 discard "$NET_DEV_ADDR" 9 --bytes $((4 * MIB)))
 chargen_out=$(tool1 60 chargen "$NET_DEV_ADDR" 19 --bytes $MIB)
 sleep 0.5 # the last ACKs of the closes
+peer_capture_stop
 stop_toed
 hard=$(tshark_count "$NET_PCAP" "$HARD_FILTER")
 gaps=$(tshark_count "$NET_PCAP" "$GAP_FILTER")
 spurious=$(tshark_count "$NET_PCAP" "$SPURIOUS")
 drops=0
-for c in driver.rx_drop_kernel driver.tx_drop_ring_full driver.tx_drop_error; do
+for c in driver.rx_drop_kernel driver.tx_drop_ring_full driver.tx_drop_too_big driver.tx_drop_error; do
   v=$(toed_counter "$c")
   [ -n "$v" ] || net_fail "toed's exit summary has no $c"
   drops=$((drops + ${v:-0}))
@@ -121,6 +123,22 @@ check "device pcap: every gap in the capture is a counted ring drop ($gaps gaps,
 if [ "$hard" != 0 ] || [ "$gaps" -gt "$drops" ]; then
   tshark -n -r "$NET_PCAP" "${NET_TSHARK_PREFS[@]}" -Y "$HARD_FILTER || $GAP_FILTER" 2>/dev/null | head -10 |
     sed 's/^/#   /'
+fi
+# The peer's side (tcpdump in its namespace): with TSO (toed --offload tso, the default) the
+# device's super-segments arrive whole, as from the kernel's own TCP, and nothing is malformed.
+# Frames of at most one MTU carry checksums the device completed; a super-frame still carries
+# the pseudo-header sum the receiving kernel accepts (CHECKSUM_PARTIAL), as between two kernels.
+if [ -s "$NET_TMP/peer.pcap" ]; then
+  D_MAC=$NET_DEV_MAC
+  check_eq "peer capture: no malformed frame, no bad IPv4 header checksum" \
+    "$(tshark_count "$NET_TMP/peer.pcap" "_ws.malformed || ip.checksum.status == 0")" 0
+  check_eq "peer capture: MTU-sized TCP frames from the device have valid checksums" \
+    "$(tshark_count "$NET_TMP/peer.pcap" "eth.src == $D_MAC && tcp && frame.len <= 1514 && tcp.checksum.status == 0")" 0
+  gso=$(toed_counter driver.tx_gso_frames)
+  if [ "${gso:-0}" -gt 0 ]; then
+    check_ge "peer capture: super-frames from the device (driver.tx_gso_frames $gso)" \
+      "$(tshark_count "$NET_TMP/peer.pcap" "eth.src == $D_MAC && tcp && frame.len > 1514")" 1
+  fi
 fi
 check_eq "device pcap: the device sent no RST" \
   "$(tshark_count "$NET_PCAP" "ip.src == $NET_DEV_ADDR && tcp.flags.reset == 1")" 0

@@ -10,9 +10,8 @@ const uint8_t H_OUR_MAC[6] = {0x02, 0, 0, 0, 0, 0x01};
 const uint8_t H_PEER_MAC[6] = {0x02, 0, 0, 0, 0, 0x02};
 const uint8_t H_BCAST_MAC[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-static void h_tx(void *ctx, struct toe_pbuf *frame)
+static void h_capture(struct harness *h, struct toe_pbuf *frame)
 {
-  struct harness *h = ctx;
   if (h->ntx < H_MAX_FRAMES) {
     struct h_frame *f = &h->tx[h->ntx++];
     f->len = frame->tot_len;
@@ -34,6 +33,36 @@ static void h_tx(void *ctx, struct toe_pbuf *frame)
     abort();
   }
   toe_pbuf_free(h->st, frame);
+}
+
+static void h_tx(void *ctx, struct toe_pbuf *frame)
+{
+  struct harness *h = ctx;
+  if (!h->gso_cut || !(frame->flags & TOE_PBUF_F_GSO_TCPV4)) {
+    h_capture(h, frame);
+    return;
+  }
+  if (h->ngso >= H_MAX_GSO) {
+    fprintf(stderr, "harness: gso log full\n");
+    abort();
+  }
+  struct h_gso *g = &h->gso[h->ngso++];
+  g->len = frame->tot_len;
+  g->gso_size = frame->gso_size;
+  g->first = h->ntx;
+  struct toe_pbuf *list = NULL;
+  int rc = toe_gso_segment(h->st, frame, h->gso_sw_csum, &list);
+  if (rc != 0) {
+    fprintf(stderr, "harness: toe_gso_segment failed: %d\n", rc);
+    abort();
+  }
+  while (list) {
+    struct toe_pbuf *n = list->qnext;
+    list->qnext = NULL;
+    h_capture(h, list);
+    list = n;
+  }
+  g->pieces = h->ntx - g->first;
 }
 
 static void h_sock_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
@@ -88,6 +117,7 @@ void h_clear(struct harness *h)
     free(h->tx[i].bytes);
   h->ntx = 0;
   h->nev = 0;
+  h->ngso = 0;
 }
 
 void h_fini(struct harness *h)

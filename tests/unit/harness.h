@@ -41,6 +41,14 @@ struct h_event {
   uint32_t events;
 };
 
+/* A TSO super-segment the engine handed over (TOE_LINK_CAP_TSO), when the harness cuts them. */
+struct h_gso {
+  size_t len;        /* the super-frame's length */
+  uint16_t gso_size; /* its MSS */
+  int first, pieces; /* the pieces in tx[] (first index and count) */
+};
+#define H_MAX_GSO 1024
+
 struct harness {
   struct toe_stack *st;
   struct toe_config cfg;
@@ -49,6 +57,12 @@ struct harness {
   int ntx;
   struct h_event ev[H_MAX_FRAMES];
   int nev;
+  /* Set before traffic to capture TSO super-segments as the link would send them: cut with
+   * toe_gso_segment() (checksums by it when gso_sw_csum, else completed as a NIC would), each
+   * piece captured in tx[]; the super-segment itself is logged in gso[]. */
+  bool gso_cut, gso_sw_csum;
+  struct h_gso gso[H_MAX_GSO];
+  int ngso;
 };
 
 /* Fills `cfg` with the harness defaults (small pools, our identity). Callers may adjust it and
