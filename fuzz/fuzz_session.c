@@ -166,7 +166,7 @@ static void tx_tap(void *ctx, int end, struct toe_pbuf *frame)
 {
   (void)ctx;
   if (end == 0)
-    toed_ctl_capture(&C, NULL, 0, frame, L.now + 1);
+    toed_ctl_capture(&C, NULL, 0, frame, L.now + 1, TOE_ABI_CAPTURE_DIR_OUT);
 }
 
 /* ---- the host client ---------------------------------------------------------------------- */
