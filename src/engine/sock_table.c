@@ -121,19 +121,10 @@ static bool same_group(const struct toe_sock *best, const struct toe_sock *s)
 }
 
 /*
- * The flow hash that picks a group member: MurmurHash3's finalizer over the 4-tuple, keyed with
- * the device secret (bytes 8..15, unused by the other tables) so a peer cannot choose ports that
- * all land on one member.
+ * The flow hash that picks a group member: MurmurHash3's finalizer (toe_mix32) over the 4-tuple,
+ * keyed with the device secret (bytes 8..15, unused by the other tables) so a peer cannot choose
+ * ports that all land on one member.
  */
-static uint32_t mix32(uint32_t h)
-{
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
 
 static uint32_t flow_hash(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
                           uint32_t raddr, uint16_t rport)
@@ -141,9 +132,9 @@ static uint32_t flow_hash(const struct toe_stack *st, uint32_t laddr, uint16_t l
   const uint8_t *k = st->cfg.secret + 8;
   uint32_t k0 = (uint32_t)k[0] | (uint32_t)k[1] << 8 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 24;
   uint32_t k1 = (uint32_t)k[4] | (uint32_t)k[5] << 8 | (uint32_t)k[6] << 16 | (uint32_t)k[7] << 24;
-  uint32_t h = mix32(raddr ^ k0);
-  h = mix32(h ^ ((uint32_t)rport << 16 | lport) ^ k1);
-  return mix32(h ^ laddr);
+  uint32_t h = toe_mix32(raddr ^ k0);
+  h = toe_mix32(h ^ ((uint32_t)rport << 16 | lport) ^ k1);
+  return toe_mix32(h ^ laddr);
 }
 
 struct toe_sock *toe_socktab_lookup(const struct toe_stack *st, uint8_t proto, uint32_t laddr,

@@ -46,6 +46,18 @@ void toe_random_seed(struct toe_stack *st, uint64_t seed);
  * step of every entry point that takes a time (input, poll, start). */
 void toe_stack_advance(struct toe_stack *st, toe_time_t now);
 
+/* MurmurHash3's 32-bit finalizer: every input bit affects every output bit. Spreads a keyed
+ * 4-tuple over a hash table (tcp_demux.c) or a SO_REUSEPORT group (sock_table.c). */
+static inline uint32_t toe_mix32(uint32_t h)
+{
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
 /* A 64-bit pseudo-random number (not for secrets; see toe_keyed_hash for those). */
 uint64_t toe_random(struct toe_stack *st);
 

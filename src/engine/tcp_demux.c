@@ -41,17 +41,6 @@ void toe_tcp_demux_init(struct toe_stack *st, void *mem)
   st->tcp.conn_hashed = 0;
 }
 
-static uint32_t mix32(uint32_t h)
-{
-  /* MurmurHash3's finalizer: every input bit affects every output bit. */
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-
 static uint32_t hash_tuple(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
                            uint32_t raddr, uint16_t rport)
 {
@@ -60,9 +49,9 @@ static uint32_t hash_tuple(const struct toe_stack *st, uint32_t laddr, uint16_t 
                   (uint32_t)st->cfg.secret[2] << 16 | (uint32_t)st->cfg.secret[3] << 24;
   uint32_t seed2 = (uint32_t)st->cfg.secret[4] | (uint32_t)st->cfg.secret[5] << 8 |
                    (uint32_t)st->cfg.secret[6] << 16 | (uint32_t)st->cfg.secret[7] << 24;
-  uint32_t h = mix32(raddr ^ seed);
-  h = mix32(h ^ ((uint32_t)rport << 16 | lport) ^ seed2);
-  h = mix32(h ^ laddr);
+  uint32_t h = toe_mix32(raddr ^ seed);
+  h = toe_mix32(h ^ ((uint32_t)rport << 16 | lport) ^ seed2);
+  h = toe_mix32(h ^ laddr);
   return h;
 }
 
