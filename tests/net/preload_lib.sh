@@ -49,3 +49,23 @@ no_sanitizer() {
 
 # preload_lines FILE: how many lines the library wrote in FILE (a preloaded program's stderr).
 preload_lines() { grep -c '^toe-preload' "$1" 2>/dev/null; }
+
+# preload_run NAME CMD...: runs CMD (one of our check programs, which print "ok   - " and
+# "FAIL - " lines), passes its lines on prefixed with NAME and counts them, then checks its exit
+# status and that no sanitizer spoke; shows the start of its stderr when it failed.
+preload_run() {
+  local name=$1 out=$NET_TMP/$1.out
+  shift
+  "$@" >"$out" 2>"$NET_TMP/$name.err"
+  local rc=$?
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+    "ok   - "*) net_ok "$name: ${line#ok   - }" ;;
+    "FAIL - "*) net_fail "$name: ${line#FAIL - }" ;;
+    esac
+  done <"$out"
+  check_eq "$name: exit status" "$rc" 0
+  no_sanitizer "$name" "$NET_TMP/$name.err"
+  [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$name.err" | head -10
+}

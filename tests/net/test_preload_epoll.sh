@@ -47,25 +47,7 @@ wait_for 10 peer_listening "$RST" || net_die "the peer's servers did not start"
 
 # run_check NAME NS ENV... -- ARGS...: runs preload_check, passes its ok/FAIL lines on (prefixed)
 # and counts them.
-run_check() {
-  local name=$1 out=$NET_TMP/$1.out
-  shift
-  "$@" >"$out" 2>"$NET_TMP/$name.err"
-  local rc=$?
-  local line
-  while IFS= read -r line; do
-    case "$line" in
-    "ok   - "*) net_ok "$name: ${line#ok   - }" ;;
-    "FAIL - "*) net_fail "$name: ${line#FAIL - }" ;;
-    esac
-  done <"$out"
-  check_eq "$name: exit status" "$rc" 0
-  if grep -qE 'AddressSanitizer|runtime error:' "$NET_TMP/$name.err"; then
-    net_fail "$name: sanitizer report"
-    head -20 "$NET_TMP/$name.err" | sed 's/^/#   /'
-  fi
-  [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$name.err" | head -10
-}
+run_check() { preload_run "$@"; }
 
 run_check mix dev timeout -k 2 90 "${PRE[@]}" "$CHECK" mix "$NET_PEER_ADDR" "$ECHO"
 # The same under TOE_PROFILE=throughput: every epoll_wait first takes the device's events in the

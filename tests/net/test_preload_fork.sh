@@ -27,22 +27,7 @@ start_toed_nopcap --ctl "$CTL"
 wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
 
 # run_pf NAME CMD...: runs preload_fork, passes its ok/FAIL lines on (prefixed) and counts them.
-run_pf() {
-  local name=$1 out=$NET_TMP/$1.out
-  shift
-  "$@" >"$out" 2>"$NET_TMP/$name.err"
-  local rc=$?
-  local line
-  while IFS= read -r line; do
-    case "$line" in
-    "ok   - "*) net_ok "$name: ${line#ok   - }" ;;
-    "FAIL - "*) net_fail "$name: ${line#FAIL - }" ;;
-    esac
-  done <"$out"
-  check_eq "$name: exit status" "$rc" 0
-  no_sanitizer "$name" "$NET_TMP/$name.err"
-  [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$name.err" | head -10
-}
+run_pf() { preload_run "$@"; }
 
 # Each mode its own port: a closed shared listener may hold its port a few seconds (issue 13).
 port=7200

@@ -28,22 +28,7 @@ peer_bg timeout -k 2 110 "$NET_PY" "$(dirname "$0")/peer_servers.py" "$NET_PEER_
 wait_for 10 peer_listening "$RST" || net_die "the peer's servers did not start"
 
 # run_ps NAME CMD...: runs preload_syscall, passes its ok/FAIL lines on (prefixed), counts them.
-run_ps() {
-  local name=$1 out=$NET_TMP/$1.out
-  shift
-  "$@" >"$out" 2>"$NET_TMP/$name.err"
-  local rc=$?
-  local line
-  while IFS= read -r line; do
-    case "$line" in
-    "ok   - "*) net_ok "$name: ${line#ok   - }" ;;
-    "FAIL - "*) net_fail "$name: ${line#FAIL - }" ;;
-    esac
-  done <"$out"
-  check_eq "$name: exit status" "$rc" 0
-  no_sanitizer "$name" "$NET_TMP/$name.err"
-  [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$name.err" | head -10
-}
+run_ps() { preload_run "$@"; }
 
 run_ps dev dev timeout -k 2 60 "${PRE[@]}" TOE_PRELOAD_DEBUG=1 "$PS" "$NET_PEER_ADDR" "$ECHO"
 check_eq "dev: the C library's UDP connect went to the device (debug log)" \
