@@ -129,6 +129,11 @@ void toe_pcapw_begin(struct toe_pcapw *w, uint64_t ts_ns, uint32_t len, uint32_t
   if (!w->f)
     return;
   uint32_t incl = len < w->snaplen ? len : w->snaplen;
+  if (ts_ns < w->last_ts_ns) { /* in time order: see the header */
+    ts_ns = w->last_ts_ns;
+    w->ts_raised++;
+  }
+  w->last_ts_ns = ts_ns;
   if (orig_len < len)
     orig_len = len;
   w->rec_failed = false;

@@ -42,6 +42,8 @@ struct toe_pcapw {
   uint64_t bytes;        /* frame bytes written */
   uint64_t write_errors; /* records lost or damaged by a failed write */
   int last_errno;        /* of the last failed write or flush, 0 if none */
+  uint64_t last_ts_ns;   /* the stamp of the last record written */
+  uint64_t ts_raised;    /* records stamped later than asked, to keep the file in time order */
   /* The record being written (toe_pcapw_begin .. toe_pcapw_end). */
   uint32_t rec_incl; /* frame bytes in the record (the first ones given, up to snaplen) */
   uint32_t rec_done; /* of which written so far */
@@ -62,6 +64,12 @@ int toe_pcapw_open(struct toe_pcapw *w, const char *path, int format, uint32_t s
  * Appends one frame: `len` bytes at `frame` (at most snaplen of them are kept), `orig_len` its
  * length on the wire (>= len), captured at `ts_ns` (CLOCK_REALTIME nanoseconds), `dir` one of
  * TOE_PCAPW_DIR_* (pcap files cannot say it and drop it).
+ *
+ * Records are written in the order they come, and their stamps never go backwards: a stamp
+ * earlier than the last record's is raised to it (counted in ts_raised). That happens when a
+ * received frame, stamped by the kernel at its arrival, is handled after a frame the device sent
+ * meanwhile (stamped when sent): the file keeps the order in which the device saw the frames,
+ * and tools that read it (tcptrace, mergecap, Wireshark's time deltas) see time in that order.
  */
 void toe_pcapw_write(struct toe_pcapw *w, uint64_t ts_ns, const void *frame, uint32_t len,
                      uint32_t orig_len, unsigned dir);

@@ -373,6 +373,7 @@ static void print_counters(struct toed *d)
     summary_add(&s, "pcap", "frames", d->pcap.frames);
     summary_add(&s, "pcap", "bytes", d->pcap.bytes);
     summary_add(&s, "pcap", "write_errors", d->pcap.write_errors);
+    summary_add(&s, "pcap", "ts_raised", d->pcap.ts_raised);
     summary_flush(&s);
   }
 }

@@ -136,6 +136,35 @@ TEST(pcapng_reads_back_with_directions)
   CHECK_EQ(off, n);
 }
 
+/* A stamp earlier than the last record's is raised to it (a received frame stamped at its
+ * arrival, handled after a frame the device sent meanwhile): the file stays in time order. */
+TEST(stamps_never_go_backwards)
+{
+  tmpfile_name("pcap");
+  struct toe_pcapw w;
+  REQUIRE(toe_pcapw_open(&w, path, TOE_PCAPW_PCAP, 200, 0) == 0);
+  uint8_t f[60];
+  frame_bytes(f, sizeof f, 4);
+  toe_pcapw_write(&w, 1700000005000000000ull, f, 60, 60, TOE_PCAPW_DIR_OUT);
+  toe_pcapw_write(&w, 1700000004999000000ull, f, 60, 60, TOE_PCAPW_DIR_IN); /* 1 ms earlier */
+  toe_pcapw_write(&w, 1700000005000000007ull, f, 60, 60, TOE_PCAPW_DIR_OUT);
+  CHECK_EQ(w.ts_raised, 1);
+  CHECK_EQ(toe_pcapw_close(&w), 0);
+  char err[PCAP_ERRBUF_SIZE];
+  pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+  REQUIRE(p != NULL);
+  static const uint32_t nsec[] = {0, 0, 7};
+  struct pcap_pkthdr *h;
+  const u_char *data;
+  for (int i = 0; i < 3; i++) {
+    REQUIRE(pcap_next_ex(p, &h, &data) == 1);
+    CHECK_EQ(h->ts.tv_sec, 1700000005);
+    CHECK_EQ(h->ts.tv_usec, nsec[i]);
+  }
+  pcap_close(p);
+  unlink(path);
+}
+
 TEST(bad_arguments_and_write_errors)
 {
   struct toe_pcapw w;
