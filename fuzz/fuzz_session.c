@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 
+#include "ctl_host.h"
 #include "device/ctl_server.h"
 #include "e2e_link.h"
 #include "toe/abi.h"
@@ -39,9 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -66,10 +64,7 @@ static struct {
 } P;
 
 static struct {
-  int fd, kick, notify;
-  uint8_t *region;
-  struct toe_abi_layout lay;
-  struct toe_ring sq, cq, fq;
+  struct ctl_host abi; /* descriptors, region and rings */
   uint32_t handles[NHANDLES];
   uint32_t nhandles;
   uint8_t *lent; /* per buffer: 1 while the host holds it lent (EV_DATA, EV_CAPTURE) */
@@ -176,7 +171,8 @@ static void kick(void)
   /* An eventfd, or with the POSIX doorbells a pipe whose reader is gone once the session ended
    * (EPIPE: SIGPIPE is ignored, as toed and libtoe's users do). */
   uint64_t one = 1;
-  if (write(H.kick, &one, sizeof one) != (ssize_t)sizeof one && errno != EAGAIN && errno != EPIPE)
+  if (write(H.abi.kick, &one, sizeof one) != (ssize_t)sizeof one && errno != EAGAIN &&
+      errno != EPIPE)
     FAIL("kick: %s", strerror(errno));
 }
 
@@ -192,8 +188,7 @@ static void step(uint32_t ms)
 
 static void give_buf(uint32_t id)
 {
-  if (toe_ring_prod_write(&H.fq, &id, 1) == 1)
-    toe_ring_publish(&H.fq);
+  (void)ctl_host_give_buf(&H.abi, id); /* a full ring is the input's doing */
 }
 
 static void check_cqe(const struct toe_abi_cqe *c, bool give)
@@ -213,14 +208,14 @@ static void check_cqe(const struct toe_abi_cqe *c, bool give)
     if (c->u.data.len == 0)
       return; /* end of a datagram of zero bytes, nothing lent */
     buf = c->u.data.buf_id;
-    if (buf >= H.lay.buf_count || c->u.data.offset > H.lay.buf_size ||
-        c->u.data.len > H.lay.buf_size - c->u.data.offset)
+    if (buf >= H.abi.lay.buf_count || c->u.data.offset > H.abi.lay.buf_size ||
+        c->u.data.len > H.abi.lay.buf_size - c->u.data.offset)
       FAIL("EV_DATA outside the buffer area: buf %u offset %u len %u", buf, c->u.data.offset,
            c->u.data.len);
     break;
   case TOE_ABI_EV_CAPTURE:
     buf = c->u.capture.buf_id;
-    if (buf >= H.lay.buf_count || c->res < 0 || (uint32_t)c->res > H.lay.buf_size)
+    if (buf >= H.abi.lay.buf_count || c->res < 0 || (uint32_t)c->res > H.abi.lay.buf_size)
       FAIL("EV_CAPTURE buf %u res %d", buf, c->res);
     break;
   case TOE_ABI_EV_WRITABLE:
@@ -241,74 +236,21 @@ static void check_cqe(const struct toe_abi_cqe *c, bool give)
   }
 }
 
+/* Returns 0, or -1 if the device refused the hello (no protocol left of the caps offered). */
 static int attach(const char *path, uint64_t caps)
 {
-  H.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (H.fd < 0)
-    FAIL("socket: %s", strerror(errno));
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  if (connect(H.fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-    FAIL("connect: %s", strerror(errno));
   struct toe_abi_hello h;
-  memset(&h, 0, sizeof h);
-  h.magic = TOE_ABI_HELLO_MAGIC;
-  h.abi_major = TOE_ABI_MAJOR;
-  h.abi_minor = TOE_ABI_MINOR;
-  h.size = sizeof h;
-  h.caps = caps;
-  h.sq_entries = 8;
-  h.cq_entries = 16;
-  h.buf_count = 16;
-  h.buf_size = 2048;
-  h.max_handles = 4;
-  memcpy(h.comm, "fuzz", 4);
-  if (send(H.fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-    FAIL("send hello: %s", strerror(errno));
-  toed_ctl_on_epoll(&C, ctl_tag(0, 0, CTL_TAG_LISTEN), EPOLLIN, L.now);
-  toed_ctl_on_epoll(&C, ctl_tag(0, 1, CTL_TAG_CONTROL), EPOLLIN, L.now);
-  struct toe_abi_hello_reply rep;
-  union {
-    char b[CMSG_SPACE(sizeof(int) * TOE_ABI_FD_MAX)];
-    struct cmsghdr align;
-  } cbuf;
-  struct iovec iov = {&rep, sizeof rep};
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf.b;
-  msg.msg_controllen = sizeof cbuf.b;
-  ssize_t n = recvmsg(H.fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n <= 0 || toe_abi_reply_check(&rep, (size_t)n, h.caps) != 0)
-    return -1; /* refused (no protocol left of the caps offered) */
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-  if (!cm || cm->cmsg_type != SCM_RIGHTS)
-    FAIL("no descriptors with the reply");
-  int fds[TOE_ABI_FD_MAX];
-  memcpy(fds, CMSG_DATA(cm), sizeof(int) * rep.nfds);
-  H.lay = rep.layout;
-  H.region = mmap(NULL, H.lay.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
-  if (H.region == MAP_FAILED)
-    FAIL("mmap: %s", strerror(errno));
-  close(fds[0]);
-  H.kick = fds[1];
-  H.notify = fds[2];
-  for (uint32_t i = 3; i < rep.nfds; i++)
-    close(fds[i]);
-  if (toe_ring_init_prod(&H.sq, (struct toe_abi_ring_ctl *)(H.region + H.lay.sq_ctl_off),
-                         H.region + H.lay.sq_off, H.lay.sq_entries, TOE_ABI_SQE_SIZE) != 0 ||
-      toe_ring_init_cons(&H.cq, (struct toe_abi_ring_ctl *)(H.region + H.lay.cq_ctl_off),
-                         H.region + H.lay.cq_off, H.lay.cq_entries, TOE_ABI_CQE_SIZE) != 0 ||
-      toe_ring_init_prod(&H.fq, (struct toe_abi_ring_ctl *)(H.region + H.lay.fq_ctl_off),
-                         H.region + H.lay.fq_off, H.lay.fq_entries, TOE_ABI_FQE_SIZE) != 0)
-    FAIL("the region's rings do not attach");
-  H.lent = calloc(H.lay.buf_count, 1);
+  ctl_host_hello(&h, caps, 16, "fuzz");
+  char err[256];
+  int rc = ctl_host_attach(&H.abi, &C, path, &h, L.now, err, sizeof err);
+  if (rc == -ECONNREFUSED)
+    return -1;
+  if (rc != 0)
+    FAIL("attach: %s", err);
+  H.lent = calloc(H.abi.lay.buf_count, 1);
   if (!H.lent)
     abort();
-  for (uint32_t i = 0; i < H.lay.buf_count; i++)
+  for (uint32_t i = 0; i < H.abi.lay.buf_count; i++)
     give_buf(i);
   return 0;
 }
@@ -323,20 +265,20 @@ static void submit(struct in *in, uint8_t tag)
     e.handle = H.handles[e.handle % H.nhandles];
   if (tag & 0x40) {
     /* SEND's and STATS' offsets (and CAPTURE's filter) inside the buffer area, mostly. */
-    uint64_t span = (uint64_t)H.lay.buf_count * H.lay.buf_size;
+    uint64_t span = (uint64_t)H.abi.lay.buf_count * H.abi.lay.buf_size;
     if (e.opcode == TOE_ABI_OP_SEND) {
-      e.u.send.buf_off = H.lay.buf_off + e.u.send.buf_off % span;
+      e.u.send.buf_off = H.abi.lay.buf_off + e.u.send.buf_off % span;
       e.u.send.len %= 4096;
     } else if (e.opcode == TOE_ABI_OP_STATS) {
-      e.u.stats.buf_off = H.lay.buf_off + e.u.stats.buf_off % span;
+      e.u.stats.buf_off = H.abi.lay.buf_off + e.u.stats.buf_off % span;
       e.u.stats.len %= 8192;
     } else if (e.opcode == TOE_ABI_OP_CAPTURE) {
-      e.u.capture.buf_off = H.lay.buf_off + e.u.capture.buf_off % span;
+      e.u.capture.buf_off = H.abi.lay.buf_off + e.u.capture.buf_off % span;
       e.u.capture.len %= 64;
     }
   }
-  if (toe_ring_prod_write(&H.sq, &e, 1) == 1)
-    toe_ring_publish(&H.sq);
+  if (toe_ring_prod_write(&H.abi.sq, &e, 1) == 1)
+    toe_ring_publish(&H.abi.sq);
   kick();
 }
 
@@ -374,19 +316,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   L.tx_tap = tx_tap;
   peer_open();
 
-  char path[108];
-  snprintf(path, sizeof path, "/tmp/toe-fuzz-session-%d.sock", (int)getpid());
-  unlink(path);
-  int epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd < 0)
-    FAIL("epoll_create1: %s", strerror(errno));
-  struct toed_ctl_config cc = {.path = path, .poll_us = 0, .max_clients = 2, .quiet = true};
+  static struct ctl_host_server srv; /* its path must outlive the control socket */
   char err[256];
-  if (toed_ctl_open(&C, &cc, L.end[0].st, epfd, err, sizeof err) < 0)
+  if (ctl_host_listen(&C, L.end[0].st, "fuzz-session", 0, 2, &srv, err, sizeof err) < 0)
     FAIL("toed_ctl_open: %s", err);
   uint64_t caps = TOE_ABI_CAPS_1_3 & ~((uint64_t)(cfgb >> 1 & 7) << 1);
-  if (attach(path, caps) < 0) {
-    close(H.fd);
+  if (attach(srv.path, caps) < 0) {
+    ctl_host_detach(&H.abi);
     goto out;
   }
   step(1);
@@ -404,22 +340,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2: {
       uint32_t n = u8(&in);
       struct toe_abi_cqe c;
-      for (uint32_t i = 0; i < n && toe_ring_consume(&H.cq, &c, 1) == 1; i++)
+      for (uint32_t i = 0; i < n && toe_ring_consume(&H.abi.cq, &c, 1) == 1; i++)
         check_cqe(&c, tag & 0x80);
       break;
     }
     case 3: {
       uint32_t id = u16(&in);
-      if (id < H.lay.buf_count)
+      if (id < H.abi.lay.buf_count)
         H.lent[id] = 0;
       give_buf(id);
       break;
     }
     case 4: {
       uint32_t v = u16(&in) | u16(&in) << 16;
-      struct toe_abi_ring_ctl *rc = (tag & 0x08) ? H.sq.ctl : (tag & 0x10) ? H.fq.ctl : H.cq.ctl;
-      if (rc == H.cq.ctl)
-        rc->cons = (tag & 0x20) ? H.cq.local + (v & 31) : v;
+      struct toe_abi_ring_ctl *rc = (tag & 0x08)   ? H.abi.sq.ctl
+                                    : (tag & 0x10) ? H.abi.fq.ctl
+                                                   : H.abi.cq.ctl;
+      if (rc == H.abi.cq.ctl)
+        rc->cons = (tag & 0x20) ? H.abi.cq.local + (v & 31) : v;
       else
         rc->prod = (tag & 0x20) ? rc->prod + (v & 31) : v;
       kick();
@@ -456,10 +394,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (unsigned long long)C.dev.stats.rx_stall_nobuf,
             (unsigned long long)C.dev.stats.rx_stall_credit, toe_pbuf_pool_free_count(L.end[0].st));
   /* The client goes (exit or crash): the device must give back everything it held for it. */
-  munmap(H.region, H.lay.region_size);
-  close(H.fd);
-  close(H.kick);
-  close(H.notify);
+  ctl_host_detach(&H.abi);
   toed_ctl_on_epoll(&C, ctl_tag(0, 1, CTL_TAG_CONTROL), EPOLLIN | EPOLLHUP | EPOLLRDHUP, L.now);
   toed_ctl_run(&C, L.now);
   if (C.sessions != 0 || C.dev.stats.clients_attached != 0 || C.dev.stats.socks_inuse != 0 ||
@@ -484,7 +419,7 @@ out:
   if (H.lent)
     free(H.lent);
   toed_ctl_close(&C);
-  close(epfd);
+  close(srv.epfd);
   e2e_fini(&L);
   return 0;
 }
