@@ -26,9 +26,11 @@
  */
 #define _GNU_SOURCE
 
+#define FZ_NAME "fuzz_session"
 #include "ctl_host.h"
 #include "device/ctl_server.h"
 #include "e2e_link.h"
+#include "fz_input.h"
 #include "toe/abi.h"
 #include "toe/tcp.h"
 #include "transport/abi_validate.h"
@@ -49,13 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NHANDLES 8
 #define NPEER 4
 
-#define FAIL(...)                                                                                  \
-  do {                                                                                             \
-    fprintf(stderr, "fuzz_session: " __VA_ARGS__);                                                 \
-    fprintf(stderr, "\n");                                                                         \
-    abort();                                                                                       \
-  } while (0)
-
 static struct e2e_link L;
 static struct toed_ctl C;
 
@@ -69,25 +64,6 @@ static struct {
   uint32_t nhandles;
   uint8_t *lent; /* per buffer: 1 while the host holds it lent (EV_DATA, EV_CAPTURE) */
 } H;
-
-struct in {
-  const uint8_t *p;
-  size_t n;
-};
-
-static uint8_t u8(struct in *in)
-{
-  if (!in->n)
-    return 0;
-  in->n--;
-  return *in->p++;
-}
-
-static uint32_t u16(struct in *in)
-{
-  uint32_t lo = u8(in);
-  return lo | (uint32_t)u8(in) << 8;
-}
 
 /* ---- the peer (end 1) --------------------------------------------------------------------- */
 
@@ -173,7 +149,7 @@ static void kick(void)
   uint64_t one = 1;
   if (write(H.abi.kick, &one, sizeof one) != (ssize_t)sizeof one && errno != EAGAIN &&
       errno != EPIPE)
-    FAIL("kick: %s", strerror(errno));
+    FZ_FAIL("kick: %s", strerror(errno));
 }
 
 static void step(uint32_t ms)
@@ -204,19 +180,19 @@ static void check_cqe(const struct toe_abi_cqe *c, bool give)
     return;
   case TOE_ABI_EV_DATA:
     if (c->res < 0 || (uint32_t)c->res != c->u.data.len)
-      FAIL("EV_DATA res %d len %u", c->res, c->u.data.len);
+      FZ_FAIL("EV_DATA res %d len %u", c->res, c->u.data.len);
     if (c->u.data.len == 0)
       return; /* end of a datagram of zero bytes, nothing lent */
     buf = c->u.data.buf_id;
     if (buf >= H.abi.lay.buf_count || c->u.data.offset > H.abi.lay.buf_size ||
         c->u.data.len > H.abi.lay.buf_size - c->u.data.offset)
-      FAIL("EV_DATA outside the buffer area: buf %u offset %u len %u", buf, c->u.data.offset,
-           c->u.data.len);
+      FZ_FAIL("EV_DATA outside the buffer area: buf %u offset %u len %u", buf, c->u.data.offset,
+              c->u.data.len);
     break;
   case TOE_ABI_EV_CAPTURE:
     buf = c->u.capture.buf_id;
     if (buf >= H.abi.lay.buf_count || c->res < 0 || (uint32_t)c->res > H.abi.lay.buf_size)
-      FAIL("EV_CAPTURE buf %u res %d", buf, c->res);
+      FZ_FAIL("EV_CAPTURE buf %u res %d", buf, c->res);
     break;
   case TOE_ABI_EV_WRITABLE:
   case TOE_ABI_EV_PEER_CLOSED:
@@ -225,10 +201,10 @@ static void check_cqe(const struct toe_abi_cqe *c, bool give)
   case TOE_ABI_EV_SHUTDOWN:
     return;
   default:
-    FAIL("completion of unknown type %u", c->type);
+    FZ_FAIL("completion of unknown type %u", c->type);
   }
   if (H.lent[buf])
-    FAIL("buffer %u lent twice without being returned", buf);
+    FZ_FAIL("buffer %u lent twice without being returned", buf);
   H.lent[buf] = 1;
   if (give) {
     H.lent[buf] = 0;
@@ -246,7 +222,7 @@ static int attach(const char *path, uint64_t caps)
   if (rc == -ECONNREFUSED)
     return -1;
   if (rc != 0)
-    FAIL("attach: %s", err);
+    FZ_FAIL("attach: %s", err);
   H.lent = calloc(H.abi.lay.buf_count, 1);
   if (!H.lent)
     abort();
@@ -255,12 +231,12 @@ static int attach(const char *path, uint64_t caps)
   return 0;
 }
 
-static void submit(struct in *in, uint8_t tag)
+static void submit(struct fz_in *in, uint8_t tag)
 {
   struct toe_abi_sqe e;
   memset(&e, 0, sizeof e);
   for (size_t i = 0; i < sizeof e; i++)
-    ((uint8_t *)&e)[i] = u8(in);
+    ((uint8_t *)&e)[i] = fz_u8(in);
   if ((tag & 0x80) && H.nhandles)
     e.handle = H.handles[e.handle % H.nhandles];
   if (tag & 0x40) {
@@ -289,8 +265,8 @@ static uint64_t socks_live(const struct toe_counters *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  struct in in = {data, size};
-  uint8_t cfgb = u8(&in);
+  struct fz_in in = {data, size};
+  uint8_t cfgb = fz_u8(&in);
   signal(SIGPIPE, SIG_IGN);
   memset(&H, 0, sizeof H);
   memset(&P, 0, sizeof P);
@@ -319,7 +295,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   static struct ctl_host_server srv; /* its path must outlive the control socket */
   char err[256];
   if (ctl_host_listen(&C, L.end[0].st, "fuzz-session", 0, 2, &srv, err, sizeof err) < 0)
-    FAIL("toed_ctl_open: %s", err);
+    FZ_FAIL("toed_ctl_open: %s", err);
   uint64_t caps = TOE_ABI_CAPS_1_3 & ~((uint64_t)(cfgb >> 1 & 7) << 1);
   if (attach(srv.path, caps) < 0) {
     ctl_host_detach(&H.abi);
@@ -329,30 +305,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   bool crashed = false;
   while (in.n && !crashed) {
-    uint8_t tag = u8(&in);
+    uint8_t tag = fz_u8(&in);
     switch (tag & 7) {
     case 0:
       submit(&in, tag);
       break;
     case 1:
-      step(u8(&in));
+      step(fz_u8(&in));
       break;
     case 2: {
-      uint32_t n = u8(&in);
+      uint32_t n = fz_u8(&in);
       struct toe_abi_cqe c;
       for (uint32_t i = 0; i < n && toe_ring_consume(&H.abi.cq, &c, 1) == 1; i++)
         check_cqe(&c, tag & 0x80);
       break;
     }
     case 3: {
-      uint32_t id = u16(&in);
+      uint32_t id = fz_u16(&in);
       if (id < H.abi.lay.buf_count)
         H.lent[id] = 0;
       give_buf(id);
       break;
     }
     case 4: {
-      uint32_t v = u16(&in) | u16(&in) << 16;
+      uint32_t v = fz_u16(&in) | fz_u16(&in) << 16;
       struct toe_abi_ring_ctl *rc = (tag & 0x08)   ? H.abi.sq.ctl
                                     : (tag & 0x10) ? H.abi.fq.ctl
                                                    : H.abi.cq.ctl;
@@ -364,14 +340,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       break;
     }
     case 5:
-      peer_act(u8(&in));
+      peer_act(fz_u8(&in));
       break;
     case 6: {
       struct e2e_faults f;
       memset(&f, 0, sizeof f);
-      f.loss_ppm = u8(&in) * 3906u;
-      f.dup_ppm = u8(&in) * 3906u;
-      f.reorder_ppm = u8(&in) * 3906u;
+      f.loss_ppm = fz_u8(&in) * 3906u;
+      f.dup_ppm = fz_u8(&in) * 3906u;
+      f.reorder_ppm = fz_u8(&in) * 3906u;
       f.reorder_delay = TOE_MSEC(5);
       e2e_set_faults(&L, &f);
       break;
@@ -399,9 +375,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   toed_ctl_run(&C, L.now);
   if (C.sessions != 0 || C.dev.stats.clients_attached != 0 || C.dev.stats.socks_inuse != 0 ||
       C.region_bytes != 0)
-    FAIL("after the session ended: %u sessions, %llu attached, %llu sockets, %llu region bytes",
-         C.sessions, (unsigned long long)C.dev.stats.clients_attached,
-         (unsigned long long)C.dev.stats.socks_inuse, (unsigned long long)C.region_bytes);
+    FZ_FAIL("after the session ended: %u sessions, %llu attached, %llu sockets, %llu region bytes",
+            C.sessions, (unsigned long long)C.dev.stats.clients_attached,
+            (unsigned long long)C.dev.stats.socks_inuse, (unsigned long long)C.region_bytes);
   /* Shared sockets live on until their tokens expire; then the clock runs past every timeout. */
   e2e_set_faults(&L, &(struct e2e_faults){0});
   for (int i = 0; i < NPEER; i++)
@@ -413,8 +389,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   const struct toe_counters *k = toe_stack_counters(L.end[0].st);
   if (socks_live(k) != 0 || toe_pbuf_pool_free_count(L.end[0].st) != c0.pbuf_count)
-    FAIL("device engine after the end: %llu sockets, %u of %u packet buffers free",
-         (unsigned long long)socks_live(k), toe_pbuf_pool_free_count(L.end[0].st), c0.pbuf_count);
+    FZ_FAIL("device engine after the end: %llu sockets, %u of %u packet buffers free",
+            (unsigned long long)socks_live(k), toe_pbuf_pool_free_count(L.end[0].st),
+            c0.pbuf_count);
 out:
   if (H.lent)
     free(H.lent);
