@@ -21,7 +21,7 @@
 #                 answering ping and TCP echo from Linux over TAP in a namespace (root)
 
 JOBS ?= $(shell nproc)
-# Seconds per fuzz target in make test (22 targets: about 5 minutes); the two whole-engine
+# Seconds per fuzz target in make test (23 targets: about 5 minutes); the two whole-engine
 # targets get longer. `make fuzz FUZZ_SECONDS=600` for a real session.
 FUZZ_SECONDS ?= 10
 FUZZ_ENGINE_SECONDS ?= 40

@@ -32,53 +32,40 @@ SP_TCP=11111
 SP_UDP=11112
 
 echo "== interception: unmodified applications, preloaded onto toed vs the kernel"
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+bench_machine
 echo "# placement: the applications (nginx, redis-server, iperf3 -s, sockperf ping-pong) on CPU $APP_CPU;" \
   "toed and the load (wrk, redis-benchmark, iperf3 -c, sockperf server) on CPU $LOAD_CPU"
 echo "# ${BENCH_SECONDS} s per run, ${BENCH_REPEAT} runs per figure, device and kernel interleaved (shared machine: compare only figures from one run)"
 
 
-# app_cmd MODE: sets APP to the prefix that runs a command in MODE's application namespace on the
-# application CPU, preloaded in "dev"; load_cmd MODE: LOAD, the peer namespace on the load CPU.
-# (ip netns exec, taskset and env all exec: a background job's $! is the program's own pid.)
-app_cmd() {
-  if [ "$1" = dev ]; then
-    APP=(ip netns exec "$NET_DEV_NS" taskset -c "$APP_CPU" env LD_PRELOAD="$PRELOAD" TOE_CTL="$CTL"
-      TOE_STRICT=1)
-  else
-    APP=(ip netns exec "$BENCH_KDEV_NS" taskset -c "$APP_CPU")
-  fi
-}
-load_cmd() {
-  local ns=$NET_PEER_NS
-  [ "$1" = kern ] && ns=$BENCH_KPEER_NS
-  LOAD=(ip netns exec "$ns" taskset -c "$LOAD_CPU")
-}
+# app MODE CMD... / load MODE CMD...: CMD in MODE's application namespace on the application CPU
+# (preloaded onto toed in "dev") / in the peer namespace on the load CPU, bounded in time.
+# app_bg MODE CMD... / load_bg MODE CMD...: the same in the background, registered for the teardown.
+PRELOAD_ENV=(env LD_PRELOAD="$PRELOAD" TOE_CTL="$CTL" TOE_STRICT=1)
+app_env() { [ "$1" = dev ] && APP_ENV=("${PRELOAD_ENV[@]}") || APP_ENV=(); }
 app() {
-  app_cmd "$1"
+  local mode=$1
   shift
-  "${APP[@]}" "$@"
+  app_env "$mode"
+  bench_in "$mode" app "$APP_CPU" "${APP_ENV[@]}" "$@"
 }
 load() {
-  load_cmd "$1"
+  local mode=$1
   shift
-  "${LOAD[@]}" timeout -k 2 "$BENCH_LIMIT" "$@"
+  bench_in "$mode" peer "$LOAD_CPU" "$@"
 }
-# app_bg MODE CMD... / load_bg MODE CMD...: in the background, registered for the teardown
-DEV_PIDS=()
+DEV_PIDS=() # the preloaded servers: they end before toed
 app_bg() {
   local mode=$1
-  app_cmd "$mode"
   shift
-  "${APP[@]}" "$@" </dev/null &
-  net_bg_add "$!"
-  [ "$mode" = dev ] && DEV_PIDS+=("$!")
+  app_env "$mode"
+  bench_bg "$mode" app "$APP_CPU" "${APP_ENV[@]}" "$@"
+  [ "$mode" = dev ] && DEV_PIDS+=("$BENCH_BG_PID")
 }
 load_bg() {
-  load_cmd "$1"
+  local mode=$1
   shift
-  "${LOAD[@]}" "$@" </dev/null &
-  net_bg_add "$!"
+  bench_bg "$mode" peer "$LOAD_CPU" "$@"
 }
 # up MODE CMD...: retries CMD (in the peer namespace) for up to 10 s
 up() {
@@ -106,26 +93,7 @@ mkdir -p "$WWW"
 head -c 1024 /dev/urandom >"$WWW/1k.bin"
 for mode in dev kern; do
   d=$NET_TMP/nginx.$mode
-  mkdir -p "$d/tmp"
-  # master_process off: one process serves, the same on both sides of the comparison
-  cat >"$d/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $d/tmp;
-  proxy_temp_path $d/tmp;
-  fastcgi_temp_path $d/tmp;
-  uwsgi_temp_path $d/tmp;
-  scgi_temp_path $d/tmp;
-  keepalive_requests 1000000;
-  server { listen $NET_DEV_ADDR:$WEB_PORT; root $WWW; }
-}
-EOF
+  bench_nginx_conf "$d" "$NET_DEV_ADDR:$WEB_PORT" "$WWW"
   app_bg "$mode" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" >"$d/out" 2>&1
   mkdir -p "$NET_TMP/redis.$mode"
   app_bg "$mode" redis-server --port "$REDIS_PORT" --bind "$NET_DEV_ADDR" --save '' --appendonly no \
@@ -147,10 +115,7 @@ run_wrk() { # NAME MODE R [ARGS]
   local out=$NET_TMP/$1.$2.r$3 mode=$2
   shift 3
   load "$mode" wrk -t1 -c32 -d"${S}s" "$@" "http://$NET_DEV_ADDR:$WEB_PORT/1k.bin" >"$out.raw" 2>&1
-  awk '/^Requests\/sec:/ { print $2 }' "$out.raw" >"$out"
-  if grep -q 'Socket errors\|Non-2xx' "$out.raw"; then
-    echo "# $(basename "$out"): $(grep 'Socket errors\|Non-2xx' "$out.raw" | tr '\n' ' ')"
-  fi
+  bench_wrk_result "$out.raw" "$out"
 }
 run_redis() { # MODE R
   local raw=$NET_TMP/redis.$1.r$2.raw
@@ -163,7 +128,7 @@ run_sockperf() { # PROTO MODE R
   local proto=$1 mode=$2 r=$3 flag=() port=$SP_UDP raw
   [ "$proto" = tcp ] && flag=(--tcp) && port=$SP_TCP
   raw=$NET_TMP/sp_$proto.$mode.r$r.raw
-  app "$mode" timeout -k 2 "$BENCH_LIMIT" sockperf ping-pong "${flag[@]}" -i "$NET_PEER_ADDR" -p "$port" \
+  app "$mode" sockperf ping-pong "${flag[@]}" -i "$NET_PEER_ADDR" -p "$port" \
     -t "$S" -m 64 </dev/null >"$raw" 2>&1
   sed 's/\x1b\[[0-9;]*m//g' "$raw" | sed -n 's/.*avg-latency=\([0-9.]*\).*/\1/p' \
     >"$NET_TMP/sp_avg_$proto.$mode.r$r"
@@ -190,35 +155,22 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
   done
 done
 
-# med NAME MODE: the median of the runs' numbers ("" if none); rng NAME MODE: "min..max"
-vals() { for ((r = 1; r <= BENCH_REPEAT; r++)); do cat "$NET_TMP/$1.$2.r$r" 2>/dev/null; done | grep -E '^[0-9.]+$' | sort -g; }
-med() { vals "$1" "$2" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
-rng() { vals "$1" "$2" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR > 1) printf "%s..%s", lo, hi }'; }
-
-row() { # NAME LABEL UNIT BETTER
-  local d k
-  d=$(med "$1" dev)
-  k=$(med "$1" kern)
-  printf "| %-44s | %s | %s (%s) | %s (%s) | %s |\n" "$2" "$3" "${d:-n/a}" "$(rng "$1" dev)" \
-    "${k:-n/a}" "$(rng "$1" kern)" "$(ratio "$d" "$k")"
-}
-
 echo
 echo "Median of $BENCH_REPEAT runs (range in brackets); ratio = preloaded / kernel (above 1 is better for"
 echo "rates, worse for latencies):"
 echo
 echo "| test | unit | preloaded on toed | kernel | ratio |"
 echo "|---|---|---|---|---|"
-row web_ka "nginx + wrk -c32, keep-alive" "requests/s"
-row web_close "nginx + wrk -c32, Connection: close" "requests/s"
-row redis_set "redis-benchmark -c32 SET" "ops/s"
-row redis_get "redis-benchmark -c32 GET" "ops/s"
-row sp_avg_tcp "sockperf ping-pong TCP 64 B, average" "us half-RTT"
-row sp_p99_tcp "sockperf ping-pong TCP 64 B, p99" "us half-RTT"
-row sp_avg_udp "sockperf ping-pong UDP 64 B, average" "us half-RTT"
-row sp_p99_udp "sockperf ping-pong UDP 64 B, p99" "us half-RTT"
-row iperf_up "iperf3 TCP, peer -> application" "Gbit/s"
-row iperf_down "iperf3 TCP, application -> peer (-R)" "Gbit/s"
+bench_row web_ka "nginx + wrk -c32, keep-alive" "requests/s"
+bench_row web_close "nginx + wrk -c32, Connection: close" "requests/s"
+bench_row redis_set "redis-benchmark -c32 SET" "ops/s"
+bench_row redis_get "redis-benchmark -c32 GET" "ops/s"
+bench_row sp_avg_tcp "sockperf ping-pong TCP 64 B, average" "us half-RTT"
+bench_row sp_p99_tcp "sockperf ping-pong TCP 64 B, p99" "us half-RTT"
+bench_row sp_avg_udp "sockperf ping-pong UDP 64 B, average" "us half-RTT"
+bench_row sp_p99_udp "sockperf ping-pong UDP 64 B, p99" "us half-RTT"
+bench_row iperf_up "iperf3 TCP, peer -> application" "Gbit/s"
+bench_row iperf_down "iperf3 TCP, application -> peer (-R)" "Gbit/s"
 echo
 echo "# sockperf: the ping-pong client is the application (CPU $APP_CPU, blocking recvfrom), the server is the kernel's on CPU $LOAD_CPU;" \
   "on different CPUs; in the kernel baseline every round trip wakes a sleeping CPU, over toed the device's 50 us polling window often spares one wake-up"

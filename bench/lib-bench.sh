@@ -1,4 +1,5 @@
-# Shared code of the network benchmarks (bench/tcp_bulk.sh, bench/udp_pps.sh). Sourced, never run.
+# Shared code of the network benchmarks (bench/*.sh but run-all.sh and tcp_instructions.sh).
+# Sourced, never run.
 #
 # Two identical topologies side by side, each a veth pair between two namespaces:
 #
@@ -55,20 +56,27 @@ bench_init() {
   fi
 }
 
-# bench_kernel_setup: the kernel pair, made like lib.sh's net_setup (IPv6 off, same addresses and
-# device MAC), with the address on the "device" end because the kernel is the device here.
-bench_kernel_setup() {
-  ip netns add "$BENCH_KDEV_NS" || net_die "ip netns add $BENCH_KDEV_NS"
-  BENCH_KNS_MADE=1
-  ip netns add "$BENCH_KPEER_NS" || net_die "ip netns add $BENCH_KPEER_NS"
-  local ns
-  for ns in "$BENCH_KDEV_NS" "$BENCH_KPEER_NS"; do
+# bench_pair_make FLAG DEV_NS PEER_NS: two namespaces (IPv6 off, lo up) joined by a veth pair named
+# as lib.sh's (NET_DEV_IF in DEV_NS, NET_PEER_IF in PEER_NS), no addresses yet. FLAG (the name of
+# a variable) is set to 1 as soon as a namespace exists, so that bench_cleanup deletes them.
+bench_pair_make() {
+  local dev=$2 peer=$3 ns
+  ip netns add "$dev" || net_die "ip netns add $dev"
+  printf -v "$1" 1
+  ip netns add "$peer" || net_die "ip netns add $peer"
+  for ns in "$dev" "$peer"; do
     net_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
     net_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
     ip -n "$ns" link set lo up
   done
-  ip -n "$BENCH_KDEV_NS" link add "$NET_DEV_IF" type veth peer name "$NET_PEER_IF" \
-    netns "$BENCH_KPEER_NS" || net_die "kernel veth pair"
+  ip -n "$dev" link add "$NET_DEV_IF" type veth peer name "$NET_PEER_IF" netns "$peer" ||
+    net_die "veth pair $dev <-> $peer"
+}
+
+# bench_kernel_setup: the kernel pair, made like lib.sh's net_setup (IPv6 off, same addresses and
+# device MAC), with the address on the "device" end because the kernel is the device here.
+bench_kernel_setup() {
+  bench_pair_make BENCH_KNS_MADE "$BENCH_KDEV_NS" "$BENCH_KPEER_NS"
   ip -n "$BENCH_KDEV_NS" link set "$NET_DEV_IF" address "$NET_DEV_MAC"
   ip -n "$BENCH_KDEV_NS" addr add "$NET_DEV_ADDR/$NET_PREFIX" dev "$NET_DEV_IF" || net_die "kdev addr"
   ip -n "$BENCH_KPEER_NS" addr add "$NET_PEER_ADDR/$NET_PREFIX" dev "$NET_PEER_IF" ||
@@ -115,13 +123,13 @@ bench_toed_link() {
   grep -m1 'up on' "$NET_TOED_LOG" | sed -n 's/.*; \(link [^;]*\).*/\1/p'
 }
 
-# bench_kstart VAR CMD...: starts CMD in the kernel "device" namespace pinned to the server CPU, in
-# the background; its PID goes to VAR. Waits until it prints "listening".
-bench_kstart() {
-  local var=$1 log
-  shift
-  log=$NET_TMP/kserver.$RANDOM.log
-  ip netns exec "$BENCH_KDEV_NS" taskset -c "$BENCH_SERVER_CPU" "$@" >"$log" 2>&1 </dev/null &
+# bench_start_listening VAR NS CPU CMD...: starts CMD in namespace NS pinned to CPU, in the
+# background, registered for the teardown; its PID goes to VAR. Waits until it prints "listening".
+bench_start_listening() {
+  local var=$1 ns=$2 cpu=$3 log
+  shift 3
+  log=$NET_TMP/server.$RANDOM.log
+  ip netns exec "$ns" taskset -c "$cpu" "$@" >"$log" 2>&1 </dev/null &
   local pid=$!
   net_bg_add "$pid"
   printf -v "$var" %s "$pid"
@@ -129,7 +137,14 @@ bench_kstart() {
     grep -q listening "$log" && return 0
     sleep 0.1
   done
-  net_die "kernel server did not start: $* ($(cat "$log"))"
+  net_die "server in $ns did not start: $* ($(cat "$log"))"
+}
+
+# bench_kstart VAR CMD...: bench_start_listening in the kernel "device" namespace on the server CPU.
+bench_kstart() {
+  local var=$1
+  shift
+  bench_start_listening "$var" "$BENCH_KDEV_NS" "$BENCH_SERVER_CPU" "$@"
 }
 
 # Offload settings of an interface in a namespace, short: "tso on, gso on, gro off".
@@ -244,6 +259,11 @@ ratio() {
                                     else printf "%.2f", a / b }'
 }
 
+# bench_machine: the "# date, kernel, CPUs (model)" line every benchmark's output starts with.
+bench_machine() {
+  echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+}
+
 # Seconds of wall time per client run, and runs per figure (the median is reported; the runs of all
 # tests are interleaved, so a change in the background load spreads over all of them alike).
 BENCH_SECONDS=${BENCH_SECONDS:-4}
@@ -265,17 +285,7 @@ BENCH_XTOED_LOG=
 # bench_xdp_start_toed ARGS...: the pair and the AF_XDP toed (pinned to the server CPU, no pcap, no
 # control socket). Leaves BENCH_XDP=0 with a note when this toed was built without the driver.
 bench_xdp_start_toed() {
-  ip netns add "$BENCH_XDEV_NS" || net_die "ip netns add $BENCH_XDEV_NS"
-  BENCH_XNS_MADE=1
-  ip netns add "$BENCH_XPEER_NS" || net_die "ip netns add $BENCH_XPEER_NS"
-  local ns
-  for ns in "$BENCH_XDEV_NS" "$BENCH_XPEER_NS"; do
-    net_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
-    net_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
-    ip -n "$ns" link set lo up
-  done
-  ip -n "$BENCH_XDEV_NS" link add "$NET_DEV_IF" type veth peer name "$NET_PEER_IF" \
-    netns "$BENCH_XPEER_NS" || net_die "afxdp veth pair"
+  bench_pair_make BENCH_XNS_MADE "$BENCH_XDEV_NS" "$BENCH_XPEER_NS"
   ip -n "$BENCH_XDEV_NS" link set "$NET_DEV_IF" address "$NET_DEV_MAC"
   ip -n "$BENCH_XPEER_NS" addr add "$NET_PEER_ADDR/$NET_PREFIX" dev "$NET_PEER_IF" ||
     net_die "xpeer addr"
@@ -317,3 +327,98 @@ bench_xdp_link() {
 
 # xdp_counter LAYER.NAME: toed_counter for the AF_XDP toed.
 xdp_counter() { NET_TOED_LOG=$BENCH_XTOED_LOG toed_counter "$1"; }
+
+# ---- the same program on the device and on the kernel ------------------------------------------
+# The application benchmarks (interception.sh, proxy.sh) run one program twice: MODE "dev" in the
+# device pair (toed has the address), MODE "kern" in the kernel pair (that namespace's kernel has
+# it). Side "app" is the namespace with the device's address, "peer" the one across the veth.
+
+# bench_ns MODE app|peer: the namespace of that side of MODE's pair.
+bench_ns() {
+  case "$1.$2" in
+  dev.app) echo "$NET_DEV_NS" ;;
+  dev.peer) echo "$NET_PEER_NS" ;;
+  kern.app) echo "$BENCH_KDEV_NS" ;;
+  kern.peer) echo "$BENCH_KPEER_NS" ;;
+  *) net_die "bench_ns: no side '$2' of mode '$1'" ;;
+  esac
+}
+
+# bench_in MODE app|peer CPU CMD...: CMD in that namespace pinned to CPU, bounded by BENCH_LIMIT.
+bench_in() {
+  local ns cpu=$3
+  ns=$(bench_ns "$1" "$2")
+  shift 3
+  ip netns exec "$ns" taskset -c "$cpu" timeout -k 2 "$BENCH_LIMIT" "$@"
+}
+
+# bench_bg MODE app|peer CPU CMD...: CMD in that namespace pinned to CPU, in the background with
+# stdin closed, registered for the teardown; its PID is left in BENCH_BG_PID (ip netns exec,
+# taskset and env all exec: it is the program's own PID).
+bench_bg() {
+  local ns cpu=$3
+  ns=$(bench_ns "$1" "$2")
+  shift 3
+  ip netns exec "$ns" taskset -c "$cpu" "$@" </dev/null &
+  BENCH_BG_PID=$!
+  net_bg_add "$BENCH_BG_PID"
+}
+
+# bench_nginx_conf DIR ADDR:PORT ROOT [DIRECTIVE...]: DIR/nginx.conf for one nginx process
+# (master_process off: one process serves, the same on both sides of a comparison) serving ROOT,
+# without an access log, with its temporary files and error log in DIR; each DIRECTIVE (such as
+# "sendfile on;") goes into the http block.
+bench_nginx_conf() {
+  local d=$1 listen=$2 root=$3 extra=
+  shift 3
+  [ $# -gt 0 ] && extra=$(printf '  %s\n' "$@")
+  mkdir -p "$d/tmp"
+  cat >"$d/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$extra
+  client_body_temp_path $d/tmp;
+  proxy_temp_path $d/tmp;
+  fastcgi_temp_path $d/tmp;
+  uwsgi_temp_path $d/tmp;
+  scgi_temp_path $d/tmp;
+  keepalive_requests 1000000;
+  server { listen $listen; root $root; }
+}
+EOF
+}
+
+# bench_wrk_result RAW OUT: wrk's requests/s from its output RAW into OUT (empty if it has none);
+# socket errors and non-2xx answers are reported on a "# " line.
+bench_wrk_result() {
+  awk '/^Requests\/sec:/ { print $2 }' "$1" >"$2"
+  if grep -q 'Socket errors\|Non-2xx' "$1"; then
+    echo "# $(basename "$2"): $(grep 'Socket errors\|Non-2xx' "$1" | tr '\n' ' ')"
+  fi
+}
+
+# The results of such runs: each run writes one number (or nothing) to $NET_TMP/NAME.MODE.rN.
+# bench_vals NAME MODE: the runs' numbers, sorted; bench_med: their median ("" if none);
+# bench_rng: "min..max" ("" for fewer than two).
+bench_vals() {
+  local r
+  for ((r = 1; r <= BENCH_REPEAT; r++)); do cat "$NET_TMP/$1.$2.r$r" 2>/dev/null; done |
+    grep -E '^[0-9.]+$' | sort -g
+}
+bench_med() { bench_vals "$1" "$2" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+bench_rng() { bench_vals "$1" "$2" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR > 1) printf "%s..%s", lo, hi }'; }
+
+# bench_row NAME LABEL UNIT: "| LABEL | UNIT | dev (range) | kern (range) | dev/kern |".
+bench_row() {
+  local d k
+  d=$(bench_med "$1" dev)
+  k=$(bench_med "$1" kern)
+  printf "| %-44s | %s | %s (%s) | %s (%s) | %s |\n" "$2" "$3" "${d:-n/a}" "$(bench_rng "$1" dev)" \
+    "${k:-n/a}" "$(bench_rng "$1" kern)" "$(ratio "$d" "$k")"
+}

@@ -28,17 +28,17 @@ SRV_CPU=$BENCH_SERVER_CPU
 WEB_PORT=8080
 
 echo "== proxy: curl and wrk through toe-proxyd (carried by toed) vs the kernel"
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+bench_machine
 echo "# placement: the clients (curl, wrk) and toe-proxyd on CPU $CLI_CPU; toed and nginx (in the peer) on CPU $SRV_CPU"
 echo "# curl: ${MIB} MiB once per run; wrk: ${BENCH_SECONDS} s per run; ${BENCH_REPEAT} runs per figure," \
   "proxy and kernel interleaved (shared machine: compare only figures from one run)"
 
-# cli MODE CMD...: CMD in MODE's client namespace on the client CPU, bounded in time.
+# cli MODE CMD...: CMD in MODE's client namespace (the one with the device's address) on the
+# client CPU, bounded in time.
 cli() {
-  local ns=$NET_DEV_NS
-  [ "$1" = kern ] && ns=$BENCH_KDEV_NS
+  local mode=$1
   shift
-  ip netns exec "$ns" taskset -c "$CLI_CPU" timeout -k 2 "$BENCH_LIMIT" "$@"
+  bench_in "$mode" app "$CLI_CPU" "$@"
 }
 
 bench_background
@@ -54,32 +54,9 @@ mkdir -p "$WWW"
 head -c 1024 /dev/urandom >"$WWW/1k.bin"
 truncate -s "${MIB}M" "$WWW/bulk.bin" # sparse: no disk, nginx sends it with sendfile
 for mode in dev kern; do
-  ns=$NET_PEER_NS
-  [ "$mode" = kern ] && ns=$BENCH_KPEER_NS
   d=$NET_TMP/nginx.$mode
-  mkdir -p "$d/tmp"
-  cat >"$d/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $d/tmp;
-  proxy_temp_path $d/tmp;
-  fastcgi_temp_path $d/tmp;
-  uwsgi_temp_path $d/tmp;
-  scgi_temp_path $d/tmp;
-  keepalive_requests 1000000;
-  server { listen $NET_PEER_ADDR:$WEB_PORT; root $WWW; }
-}
-EOF
-  ip netns exec "$ns" taskset -c "$SRV_CPU" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" \
-    >"$d/out" 2>&1 </dev/null &
-  net_bg_add "$!"
+  bench_nginx_conf "$d" "$NET_PEER_ADDR:$WEB_PORT" "$WWW" "sendfile on;"
+  bench_bg "$mode" peer "$SRV_CPU" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" >"$d/out" 2>&1
 done
 ip netns exec "$NET_DEV_NS" taskset -c "$CLI_CPU" "$PROXYD" --ctl "$CTL" \
   --include "tcp:$NET_PEER_ADDR/32:$WEB_PORT" 2>"$NET_TMP/proxyd.log" </dev/null &
@@ -122,10 +99,7 @@ run_curl() { # MODE R
 run_wrk() { # MODE R
   local out=$NET_TMP/wrk.$1.r$2
   cli "$1" wrk -t1 -c32 -d"${BENCH_SECONDS}s" "http://$NET_PEER_ADDR:$WEB_PORT/1k.bin" >"$out.raw" 2>&1
-  awk '/^Requests\/sec:/ { print $2 }' "$out.raw" >"$out"
-  if grep -q 'Socket errors\|Non-2xx' "$out.raw"; then
-    echo "# $(basename "$out"): $(grep 'Socket errors\|Non-2xx' "$out.raw" | tr '\n' ' ')"
-  fi
+  bench_wrk_result "$out.raw" "$out"
 }
 # toe-proxyd's CPU time (user + system ticks) during its curl and its wrk runs
 PT_CURL=0
@@ -144,24 +118,13 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
   done
 done
 
-vals() { for ((r = 1; r <= BENCH_REPEAT; r++)); do cat "$NET_TMP/$1.$2.r$r" 2>/dev/null; done | grep -E '^[0-9.]+$' | sort -g; }
-med() { vals "$1" "$2" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
-rng() { vals "$1" "$2" | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR > 1) printf "%s..%s", lo, hi }'; }
-row() { # NAME LABEL UNIT
-  local d k
-  d=$(med "$1" dev)
-  k=$(med "$1" kern)
-  printf "| %-40s | %s | %s (%s) | %s (%s) | %s |\n" "$2" "$3" "${d:-n/a}" "$(rng "$1" dev)" \
-    "${k:-n/a}" "$(rng "$1" kern)" "$(ratio "$d" "$k")"
-}
-
 echo
 echo "Median of $BENCH_REPEAT runs (range in brackets); ratio = through toe-proxyd / kernel (above 1: the proxy is faster):"
 echo
 echo "| test | unit | through toe-proxyd | kernel | ratio |"
 echo "|---|---|---|---|---|"
-row curl "curl ${MIB} MiB from nginx" "Gbit/s"
-row wrk "nginx + wrk -c32, keep-alive" "requests/s"
+bench_row curl "curl ${MIB} MiB from nginx" "Gbit/s"
+bench_row wrk "nginx + wrk -c32, keep-alive" "requests/s"
 echo
 kill -USR1 "$PROXY_PID" 2>/dev/null
 sleep 0.3

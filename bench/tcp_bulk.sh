@@ -17,7 +17,7 @@ source "$(dirname "$0")/lib-bench.sh"
 bench_init "$1" $(((BENCH_SECONDS + 3) * 8 * BENCH_REPEAT + 210))
 
 echo "== tcp_bulk: single-connection TCP bulk throughput, toed vs kernel over veth"
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+bench_machine
 echo "# placement: kernel clients on CPU $BENCH_CLIENT_CPU; toed and the kernel servers on CPU $BENCH_SERVER_CPU"
 echo "# ${BENCH_SECONDS} s per run, ${BENCH_REPEAT} runs per figure, interleaved (shared machine: compare only figures from one run)"
 

@@ -40,7 +40,7 @@ CTL=$NET_TMP/toed.sock
 XFER_LIMIT=$((60 + NC_MIB / 5))
 
 echo "== transport_nc: TCP bulk, toe-nc through toed vs kernel nc over veth, ${NC_MIB} MiB each way"
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+bench_machine
 echo "# placement: device side's nc (toe-nc or kernel nc) on CPU $BENCH_CLIENT_CPU; toed on CPU $BENCH_SERVER_CPU; peer's kernel nc on CPU $NC_PEER_CPU"
 echo "# polling: toe-nc spin-then-sleep (toe_spin for libtoe's default spin_us, then epoll on toe_event_fd); toed --poll-us $NC_TOED_POLL_US; kernel nc: poll(2), blocking"
 echo "# $NC_RUNS runs per case, interleaved; figures are medians of the runs"

@@ -48,7 +48,7 @@ CTL=$NET_TMP/toed.sock
 PP_LIMIT=$((PP_COUNT / 200 + 60))
 
 echo "== transport_pingpong: ${PP_SIZE}-byte TCP ping-pong, libtoe through toed vs kernel sockets over veth"
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+bench_machine
 echo "# placement: clients on CPU $BENCH_CLIENT_CPU; toed on CPU $BENCH_SERVER_CPU; kernel echo servers (peer namespaces) on CPU $PP_PEER_CPU"
 echo "# polling: libtoe client spin_us $PP_SPIN_US (toe_spin, then poll(2) on toe_event_fd); toed --poll-us $PP_TOED_POLL_US (spins on the host rings after activity, else epoll on its packet socket)"
 echo "#          kernel client: blocking recv (kernel), or recv(MSG_DONTWAIT) for $PP_SPIN_US us then blocking recv (kernel-spin, kernel-spin2)"
@@ -63,18 +63,9 @@ bench_kernel_setup
 # pp_server NS VAR PORT [ARGS]: the kernel echo server in NS pinned to PP_PEER_CPU; its PID goes
 # to VAR.
 pp_server() {
-  local ns=$1 var=$2 port=$3 log=$NET_TMP/server.$1.$3.log
+  local ns=$1 var=$2 port=$3
   shift 3
-  ip netns exec "$ns" taskset -c "$PP_PEER_CPU" "$PP" --server --port "$port" \
-    --size "$PP_SIZE" "$@" >"$log" 2>&1 </dev/null &
-  local pid=$!
-  net_bg_add "$pid"
-  printf -v "$var" %s "$pid"
-  for _ in $(seq 50); do
-    grep -q listening "$log" && return 0
-    sleep 0.1
-  done
-  net_die "echo server in $ns did not start ($(cat "$log"))"
+  bench_start_listening "$var" "$ns" "$PP_PEER_CPU" "$PP" --server --port "$port" --size "$PP_SIZE" "$@"
 }
 pp_server "$NET_PEER_NS" DEV_SERVER "$PP_PORT"
 pp_server "$BENCH_KPEER_NS" KERN_SERVER "$PP_PORT"

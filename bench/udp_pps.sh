@@ -18,7 +18,7 @@ bench_init "$1" $(((BENCH_SECONDS + 1) * 6 * BENCH_REPEAT + 150))
 SIZE=${BENCH_UDP_SIZE:-64}
 
 echo "== udp_pps: UDP echo of ${SIZE}-byte datagrams, toed (afpacket, afxdp) vs kernel over veth"
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), ${NCPU} CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+bench_machine
 echo "# placement: kernel client on CPU $BENCH_CLIENT_CPU; toed and the kernel echo server on CPU $BENCH_SERVER_CPU"
 echo "# ${BENCH_SECONDS} s per run, ${BENCH_REPEAT} runs per figure, interleaved (shared machine: compare only figures from one run)"
 

@@ -15,6 +15,7 @@
  *
  * The seed corpus (fuzz/corpus/fuzz_engine/) comes from fuzz/corpus/make_engine_corpus.py.
  */
+#include "fz_stack.h"
 #include "toe/engine.h"
 
 #include <stddef.h>
@@ -23,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUR_IP 0xc6120001u   /* 198.18.0.1/24 */
-#define PEER_IP 0xc6120002u  /* 198.18.0.2, known neighbour */
 #define GW_IP 0xc61200feu    /* 198.18.0.254 */
 #define FAR_IP 0xc6130001u   /* 198.19.0.1, off-link: via the gateway */
 #define BCAST_IP 0xc61200ffu /* 198.18.0.255 */
@@ -37,9 +36,6 @@
 #ifndef FUZZ_POOL_BOUND
 #define FUZZ_POOL_BOUND 0
 #endif
-
-static const uint8_t OUR_MAC[6] = {0x02, 0, 0, 0, 0, 0x01};
-static const uint8_t PEER_MAC[6] = {0x02, 0, 0, 0, 0, 0x02};
 
 struct fz {
   struct toe_stack *st;
@@ -82,7 +78,7 @@ static void fz_open(struct fz *f, int i)
     l = addr(0, 7); /* echo, bound to any: also sees broadcasts */
     break;
   case 1:
-    l = addr(OUR_IP, 9); /* zero-copy echo, bound to our address */
+    l = addr(FZ_OUR_IP, 9); /* zero-copy echo, bound to our address */
     break;
   default:
     l = addr(0, 5000); /* connected to the peer */
@@ -93,27 +89,10 @@ static void fz_open(struct fz *f, int i)
     (void)toe_sock_bind(f->st, s, &l);
   }
   if (i == 2) {
-    struct toe_sockaddr r = addr(PEER_IP, 6000);
+    struct toe_sockaddr r = addr(FZ_PEER_IP, 6000);
     (void)toe_sock_connect(f->st, s, &r);
   }
   f->s[i] = s;
-}
-
-static void fz_learn_peer(struct fz *f)
-{
-  uint8_t a[42];
-  memset(a, 0xff, 6);
-  memcpy(a + 6, PEER_MAC, 6);
-  a[12] = 0x08;
-  a[13] = 0x06;
-  const uint8_t hdr[8] = {0, 1, 8, 0, 6, 4, 0, 1};
-  memcpy(a + 14, hdr, 8);
-  memcpy(a + 22, PEER_MAC, 6);
-  const uint8_t spa[4] = {198, 18, 0, 2}, tpa[4] = {198, 18, 0, 1};
-  memcpy(a + 28, spa, 4);
-  memset(a + 32, 0, 6);
-  memcpy(a + 38, tpa, 4);
-  (void)toe_stack_input_copy(f->st, a, sizeof(a), f->now);
 }
 
 static void fz_drain(struct fz *f)
@@ -157,7 +136,7 @@ static void fz_op(struct fz *f, uint8_t t)
   switch (t % 8) {
   case 0:
     if (f->s[2]) {
-      d = addr(PEER_IP, (uint16_t)(6000 + t));
+      d = addr(FZ_PEER_IP, (uint16_t)(6000 + t));
       (void)toe_sock_connect(f->st, f->s[2], &d);
     }
     break;
@@ -174,7 +153,7 @@ static void fz_op(struct fz *f, uint8_t t)
     break;
   case 3:
     if (f->s[0]) {
-      d = addr(PEER_IP, 7);
+      d = addr(FZ_PEER_IP, 7);
       (void)toe_udp_sendto(f->st, f->s[0], big, sizeof(big), &d);
     }
     break;
@@ -215,13 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   struct fz f;
   memset(&f, 0, sizeof(f));
   struct toe_config cfg;
-  toe_config_defaults(&cfg);
-  memcpy(cfg.mac.b, OUR_MAC, 6);
-  cfg.addr = OUR_IP;
-  cfg.prefix_len = 24;
+  fz_config(&cfg, PBUFS, fz_tx, fz_event, &f);
   cfg.gateway = GW_IP;
-  cfg.pbuf_count = PBUFS;
-  cfg.arp_entries = 8;
   cfg.arp_queue_len = 4;
   cfg.reass_slots = 4;
   cfg.reass_max_bufs = 16;
@@ -239,17 +213,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #endif
   cfg.icmp_rate_per_sec = 1000;
   cfg.icmp_burst = 50;
-  cfg.random_seed = 1;
-  for (int i = 0; i < 16; i++)
-    cfg.secret[i] = (uint8_t)(i + 1);
-  cfg.tx = fz_tx;
-  cfg.sock_event = fz_event;
-  cfg.ctx = &f;
-  if (toe_stack_new(&cfg, &f.st) != 0)
-    abort();
   f.now = TOE_SEC(1);
-  toe_stack_start(f.st, f.now);
-  fz_learn_peer(&f);
+  fz_stack_start(&cfg, f.now, &f.st);
+  fz_learn_peer(f.st, f.now, 0);
   for (int i = 0; i < NSOCK; i++)
     fz_open(&f, i);
 
@@ -283,22 +249,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   for (int i = 0; i < NSOCK; i++)
     if (f.s[i])
       toe_sock_close(f.st, f.s[i]);
-  for (int i = 0; i < 200; i++) {
-    toe_time_t d = toe_stack_next_deadline(f.st);
-    if (d == TOE_TIME_NEVER)
-      break;
-    f.now = (d > f.now ? d : f.now) + TOE_SEC(10);
-    toe_stack_poll(f.st, f.now);
-  }
+  fz_run_out(f.st, &f.now, 200);
   const struct toe_counters *c = toe_stack_counters(f.st);
-  if (getenv("FUZZ_POOL_STATS")) /* whether the input reached the pool's limits */
-    fprintf(stderr,
-            "%s: pool of %u: inuse_max %llu alloc_failures %llu refused sock %llu "
-            "press %llu rsv %llu\n",
-            FUZZ_POOL_BOUND ? "fuzz_pool_engine" : "fuzz_engine", PBUFS,
-            (unsigned long long)c->pbuf.inuse_max, (unsigned long long)c->pbuf.alloc_failures,
-            (unsigned long long)c->pbuf.refused_sock, (unsigned long long)c->pbuf.refused_press,
-            (unsigned long long)c->pbuf.refused_rsv);
+  fz_pool_stats(FUZZ_POOL_BOUND ? "fuzz_pool_engine" : "fuzz_engine", f.st, PBUFS);
   uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
   if (free_bufs != PBUFS || c->pbuf.inuse != 0 || toe_pbuf_pool_charged(f.st) != 0 ||
       c->udp.socks_inuse != 0 || c->ip.reass_inuse != 0) {

@@ -26,8 +26,11 @@
  */
 #define _GNU_SOURCE
 
+#define FZ_NAME "fuzz_session"
+#include "ctl_host.h"
 #include "device/ctl_server.h"
 #include "e2e_link.h"
+#include "fz_input.h"
 #include "toe/abi.h"
 #include "toe/tcp.h"
 #include "transport/abi_validate.h"
@@ -39,9 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -51,13 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NHANDLES 8
 #define NPEER 4
 
-#define FAIL(...)                                                                                  \
-  do {                                                                                             \
-    fprintf(stderr, "fuzz_session: " __VA_ARGS__);                                                 \
-    fprintf(stderr, "\n");                                                                         \
-    abort();                                                                                       \
-  } while (0)
-
 static struct e2e_link L;
 static struct toed_ctl C;
 
@@ -66,33 +59,11 @@ static struct {
 } P;
 
 static struct {
-  int fd, kick, notify;
-  uint8_t *region;
-  struct toe_abi_layout lay;
-  struct toe_ring sq, cq, fq;
+  struct ctl_host abi; /* descriptors, region and rings */
   uint32_t handles[NHANDLES];
   uint32_t nhandles;
   uint8_t *lent; /* per buffer: 1 while the host holds it lent (EV_DATA, EV_CAPTURE) */
 } H;
-
-struct in {
-  const uint8_t *p;
-  size_t n;
-};
-
-static uint8_t u8(struct in *in)
-{
-  if (!in->n)
-    return 0;
-  in->n--;
-  return *in->p++;
-}
-
-static uint32_t u16(struct in *in)
-{
-  uint32_t lo = u8(in);
-  return lo | (uint32_t)u8(in) << 8;
-}
 
 /* ---- the peer (end 1) --------------------------------------------------------------------- */
 
@@ -176,8 +147,9 @@ static void kick(void)
   /* An eventfd, or with the POSIX doorbells a pipe whose reader is gone once the session ended
    * (EPIPE: SIGPIPE is ignored, as toed and libtoe's users do). */
   uint64_t one = 1;
-  if (write(H.kick, &one, sizeof one) != (ssize_t)sizeof one && errno != EAGAIN && errno != EPIPE)
-    FAIL("kick: %s", strerror(errno));
+  if (write(H.abi.kick, &one, sizeof one) != (ssize_t)sizeof one && errno != EAGAIN &&
+      errno != EPIPE)
+    FZ_FAIL("kick: %s", strerror(errno));
 }
 
 static void step(uint32_t ms)
@@ -192,8 +164,7 @@ static void step(uint32_t ms)
 
 static void give_buf(uint32_t id)
 {
-  if (toe_ring_prod_write(&H.fq, &id, 1) == 1)
-    toe_ring_publish(&H.fq);
+  (void)ctl_host_give_buf(&H.abi, id); /* a full ring is the input's doing */
 }
 
 static void check_cqe(const struct toe_abi_cqe *c, bool give)
@@ -209,19 +180,19 @@ static void check_cqe(const struct toe_abi_cqe *c, bool give)
     return;
   case TOE_ABI_EV_DATA:
     if (c->res < 0 || (uint32_t)c->res != c->u.data.len)
-      FAIL("EV_DATA res %d len %u", c->res, c->u.data.len);
+      FZ_FAIL("EV_DATA res %d len %u", c->res, c->u.data.len);
     if (c->u.data.len == 0)
       return; /* end of a datagram of zero bytes, nothing lent */
     buf = c->u.data.buf_id;
-    if (buf >= H.lay.buf_count || c->u.data.offset > H.lay.buf_size ||
-        c->u.data.len > H.lay.buf_size - c->u.data.offset)
-      FAIL("EV_DATA outside the buffer area: buf %u offset %u len %u", buf, c->u.data.offset,
-           c->u.data.len);
+    if (buf >= H.abi.lay.buf_count || c->u.data.offset > H.abi.lay.buf_size ||
+        c->u.data.len > H.abi.lay.buf_size - c->u.data.offset)
+      FZ_FAIL("EV_DATA outside the buffer area: buf %u offset %u len %u", buf, c->u.data.offset,
+              c->u.data.len);
     break;
   case TOE_ABI_EV_CAPTURE:
     buf = c->u.capture.buf_id;
-    if (buf >= H.lay.buf_count || c->res < 0 || (uint32_t)c->res > H.lay.buf_size)
-      FAIL("EV_CAPTURE buf %u res %d", buf, c->res);
+    if (buf >= H.abi.lay.buf_count || c->res < 0 || (uint32_t)c->res > H.abi.lay.buf_size)
+      FZ_FAIL("EV_CAPTURE buf %u res %d", buf, c->res);
     break;
   case TOE_ABI_EV_WRITABLE:
   case TOE_ABI_EV_PEER_CLOSED:
@@ -230,10 +201,10 @@ static void check_cqe(const struct toe_abi_cqe *c, bool give)
   case TOE_ABI_EV_SHUTDOWN:
     return;
   default:
-    FAIL("completion of unknown type %u", c->type);
+    FZ_FAIL("completion of unknown type %u", c->type);
   }
   if (H.lent[buf])
-    FAIL("buffer %u lent twice without being returned", buf);
+    FZ_FAIL("buffer %u lent twice without being returned", buf);
   H.lent[buf] = 1;
   if (give) {
     H.lent[buf] = 0;
@@ -241,102 +212,49 @@ static void check_cqe(const struct toe_abi_cqe *c, bool give)
   }
 }
 
+/* Returns 0, or -1 if the device refused the hello (no protocol left of the caps offered). */
 static int attach(const char *path, uint64_t caps)
 {
-  H.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (H.fd < 0)
-    FAIL("socket: %s", strerror(errno));
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  if (connect(H.fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-    FAIL("connect: %s", strerror(errno));
   struct toe_abi_hello h;
-  memset(&h, 0, sizeof h);
-  h.magic = TOE_ABI_HELLO_MAGIC;
-  h.abi_major = TOE_ABI_MAJOR;
-  h.abi_minor = TOE_ABI_MINOR;
-  h.size = sizeof h;
-  h.caps = caps;
-  h.sq_entries = 8;
-  h.cq_entries = 16;
-  h.buf_count = 16;
-  h.buf_size = 2048;
-  h.max_handles = 4;
-  memcpy(h.comm, "fuzz", 4);
-  if (send(H.fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-    FAIL("send hello: %s", strerror(errno));
-  toed_ctl_on_epoll(&C, ctl_tag(0, 0, CTL_TAG_LISTEN), EPOLLIN, L.now);
-  toed_ctl_on_epoll(&C, ctl_tag(0, 1, CTL_TAG_CONTROL), EPOLLIN, L.now);
-  struct toe_abi_hello_reply rep;
-  union {
-    char b[CMSG_SPACE(sizeof(int) * TOE_ABI_FD_MAX)];
-    struct cmsghdr align;
-  } cbuf;
-  struct iovec iov = {&rep, sizeof rep};
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf.b;
-  msg.msg_controllen = sizeof cbuf.b;
-  ssize_t n = recvmsg(H.fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n <= 0 || toe_abi_reply_check(&rep, (size_t)n, h.caps) != 0)
-    return -1; /* refused (no protocol left of the caps offered) */
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-  if (!cm || cm->cmsg_type != SCM_RIGHTS)
-    FAIL("no descriptors with the reply");
-  int fds[TOE_ABI_FD_MAX];
-  memcpy(fds, CMSG_DATA(cm), sizeof(int) * rep.nfds);
-  H.lay = rep.layout;
-  H.region = mmap(NULL, H.lay.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
-  if (H.region == MAP_FAILED)
-    FAIL("mmap: %s", strerror(errno));
-  close(fds[0]);
-  H.kick = fds[1];
-  H.notify = fds[2];
-  for (uint32_t i = 3; i < rep.nfds; i++)
-    close(fds[i]);
-  if (toe_ring_init_prod(&H.sq, (struct toe_abi_ring_ctl *)(H.region + H.lay.sq_ctl_off),
-                         H.region + H.lay.sq_off, H.lay.sq_entries, TOE_ABI_SQE_SIZE) != 0 ||
-      toe_ring_init_cons(&H.cq, (struct toe_abi_ring_ctl *)(H.region + H.lay.cq_ctl_off),
-                         H.region + H.lay.cq_off, H.lay.cq_entries, TOE_ABI_CQE_SIZE) != 0 ||
-      toe_ring_init_prod(&H.fq, (struct toe_abi_ring_ctl *)(H.region + H.lay.fq_ctl_off),
-                         H.region + H.lay.fq_off, H.lay.fq_entries, TOE_ABI_FQE_SIZE) != 0)
-    FAIL("the region's rings do not attach");
-  H.lent = calloc(H.lay.buf_count, 1);
+  ctl_host_hello(&h, caps, 16, "fuzz");
+  char err[256];
+  int rc = ctl_host_attach(&H.abi, &C, path, &h, L.now, err, sizeof err);
+  if (rc == -ECONNREFUSED)
+    return -1;
+  if (rc != 0)
+    FZ_FAIL("attach: %s", err);
+  H.lent = calloc(H.abi.lay.buf_count, 1);
   if (!H.lent)
     abort();
-  for (uint32_t i = 0; i < H.lay.buf_count; i++)
+  for (uint32_t i = 0; i < H.abi.lay.buf_count; i++)
     give_buf(i);
   return 0;
 }
 
-static void submit(struct in *in, uint8_t tag)
+static void submit(struct fz_in *in, uint8_t tag)
 {
   struct toe_abi_sqe e;
   memset(&e, 0, sizeof e);
   for (size_t i = 0; i < sizeof e; i++)
-    ((uint8_t *)&e)[i] = u8(in);
+    ((uint8_t *)&e)[i] = fz_u8(in);
   if ((tag & 0x80) && H.nhandles)
     e.handle = H.handles[e.handle % H.nhandles];
   if (tag & 0x40) {
     /* SEND's and STATS' offsets (and CAPTURE's filter) inside the buffer area, mostly. */
-    uint64_t span = (uint64_t)H.lay.buf_count * H.lay.buf_size;
+    uint64_t span = (uint64_t)H.abi.lay.buf_count * H.abi.lay.buf_size;
     if (e.opcode == TOE_ABI_OP_SEND) {
-      e.u.send.buf_off = H.lay.buf_off + e.u.send.buf_off % span;
+      e.u.send.buf_off = H.abi.lay.buf_off + e.u.send.buf_off % span;
       e.u.send.len %= 4096;
     } else if (e.opcode == TOE_ABI_OP_STATS) {
-      e.u.stats.buf_off = H.lay.buf_off + e.u.stats.buf_off % span;
+      e.u.stats.buf_off = H.abi.lay.buf_off + e.u.stats.buf_off % span;
       e.u.stats.len %= 8192;
     } else if (e.opcode == TOE_ABI_OP_CAPTURE) {
-      e.u.capture.buf_off = H.lay.buf_off + e.u.capture.buf_off % span;
+      e.u.capture.buf_off = H.abi.lay.buf_off + e.u.capture.buf_off % span;
       e.u.capture.len %= 64;
     }
   }
-  if (toe_ring_prod_write(&H.sq, &e, 1) == 1)
-    toe_ring_publish(&H.sq);
+  if (toe_ring_prod_write(&H.abi.sq, &e, 1) == 1)
+    toe_ring_publish(&H.abi.sq);
   kick();
 }
 
@@ -347,8 +265,8 @@ static uint64_t socks_live(const struct toe_counters *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  struct in in = {data, size};
-  uint8_t cfgb = u8(&in);
+  struct fz_in in = {data, size};
+  uint8_t cfgb = fz_u8(&in);
   signal(SIGPIPE, SIG_IGN);
   memset(&H, 0, sizeof H);
   memset(&P, 0, sizeof P);
@@ -374,66 +292,62 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   L.tx_tap = tx_tap;
   peer_open();
 
-  char path[108];
-  snprintf(path, sizeof path, "/tmp/toe-fuzz-session-%d.sock", (int)getpid());
-  unlink(path);
-  int epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (epfd < 0)
-    FAIL("epoll_create1: %s", strerror(errno));
-  struct toed_ctl_config cc = {.path = path, .poll_us = 0, .max_clients = 2, .quiet = true};
+  static struct ctl_host_server srv; /* its path must outlive the control socket */
   char err[256];
-  if (toed_ctl_open(&C, &cc, L.end[0].st, epfd, err, sizeof err) < 0)
-    FAIL("toed_ctl_open: %s", err);
+  if (ctl_host_listen(&C, L.end[0].st, "fuzz-session", 0, 2, &srv, err, sizeof err) < 0)
+    FZ_FAIL("toed_ctl_open: %s", err);
   uint64_t caps = TOE_ABI_CAPS_1_3 & ~((uint64_t)(cfgb >> 1 & 7) << 1);
-  if (attach(path, caps) < 0) {
-    close(H.fd);
+  if (attach(srv.path, caps) < 0) {
+    ctl_host_detach(&H.abi);
     goto out;
   }
   step(1);
 
   bool crashed = false;
   while (in.n && !crashed) {
-    uint8_t tag = u8(&in);
+    uint8_t tag = fz_u8(&in);
     switch (tag & 7) {
     case 0:
       submit(&in, tag);
       break;
     case 1:
-      step(u8(&in));
+      step(fz_u8(&in));
       break;
     case 2: {
-      uint32_t n = u8(&in);
+      uint32_t n = fz_u8(&in);
       struct toe_abi_cqe c;
-      for (uint32_t i = 0; i < n && toe_ring_consume(&H.cq, &c, 1) == 1; i++)
+      for (uint32_t i = 0; i < n && toe_ring_consume(&H.abi.cq, &c, 1) == 1; i++)
         check_cqe(&c, tag & 0x80);
       break;
     }
     case 3: {
-      uint32_t id = u16(&in);
-      if (id < H.lay.buf_count)
+      uint32_t id = fz_u16(&in);
+      if (id < H.abi.lay.buf_count)
         H.lent[id] = 0;
       give_buf(id);
       break;
     }
     case 4: {
-      uint32_t v = u16(&in) | u16(&in) << 16;
-      struct toe_abi_ring_ctl *rc = (tag & 0x08) ? H.sq.ctl : (tag & 0x10) ? H.fq.ctl : H.cq.ctl;
-      if (rc == H.cq.ctl)
-        rc->cons = (tag & 0x20) ? H.cq.local + (v & 31) : v;
+      uint32_t v = fz_u16(&in) | fz_u16(&in) << 16;
+      struct toe_abi_ring_ctl *rc = (tag & 0x08)   ? H.abi.sq.ctl
+                                    : (tag & 0x10) ? H.abi.fq.ctl
+                                                   : H.abi.cq.ctl;
+      if (rc == H.abi.cq.ctl)
+        rc->cons = (tag & 0x20) ? H.abi.cq.local + (v & 31) : v;
       else
         rc->prod = (tag & 0x20) ? rc->prod + (v & 31) : v;
       kick();
       break;
     }
     case 5:
-      peer_act(u8(&in));
+      peer_act(fz_u8(&in));
       break;
     case 6: {
       struct e2e_faults f;
       memset(&f, 0, sizeof f);
-      f.loss_ppm = u8(&in) * 3906u;
-      f.dup_ppm = u8(&in) * 3906u;
-      f.reorder_ppm = u8(&in) * 3906u;
+      f.loss_ppm = fz_u8(&in) * 3906u;
+      f.dup_ppm = fz_u8(&in) * 3906u;
+      f.reorder_ppm = fz_u8(&in) * 3906u;
       f.reorder_delay = TOE_MSEC(5);
       e2e_set_faults(&L, &f);
       break;
@@ -456,17 +370,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (unsigned long long)C.dev.stats.rx_stall_nobuf,
             (unsigned long long)C.dev.stats.rx_stall_credit, toe_pbuf_pool_free_count(L.end[0].st));
   /* The client goes (exit or crash): the device must give back everything it held for it. */
-  munmap(H.region, H.lay.region_size);
-  close(H.fd);
-  close(H.kick);
-  close(H.notify);
+  ctl_host_detach(&H.abi);
   toed_ctl_on_epoll(&C, ctl_tag(0, 1, CTL_TAG_CONTROL), EPOLLIN | EPOLLHUP | EPOLLRDHUP, L.now);
   toed_ctl_run(&C, L.now);
   if (C.sessions != 0 || C.dev.stats.clients_attached != 0 || C.dev.stats.socks_inuse != 0 ||
       C.region_bytes != 0)
-    FAIL("after the session ended: %u sessions, %llu attached, %llu sockets, %llu region bytes",
-         C.sessions, (unsigned long long)C.dev.stats.clients_attached,
-         (unsigned long long)C.dev.stats.socks_inuse, (unsigned long long)C.region_bytes);
+    FZ_FAIL("after the session ended: %u sessions, %llu attached, %llu sockets, %llu region bytes",
+            C.sessions, (unsigned long long)C.dev.stats.clients_attached,
+            (unsigned long long)C.dev.stats.socks_inuse, (unsigned long long)C.region_bytes);
   /* Shared sockets live on until their tokens expire; then the clock runs past every timeout. */
   e2e_set_faults(&L, &(struct e2e_faults){0});
   for (int i = 0; i < NPEER; i++)
@@ -478,13 +389,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   const struct toe_counters *k = toe_stack_counters(L.end[0].st);
   if (socks_live(k) != 0 || toe_pbuf_pool_free_count(L.end[0].st) != c0.pbuf_count)
-    FAIL("device engine after the end: %llu sockets, %u of %u packet buffers free",
-         (unsigned long long)socks_live(k), toe_pbuf_pool_free_count(L.end[0].st), c0.pbuf_count);
+    FZ_FAIL("device engine after the end: %llu sockets, %u of %u packet buffers free",
+            (unsigned long long)socks_live(k), toe_pbuf_pool_free_count(L.end[0].st),
+            c0.pbuf_count);
 out:
   if (H.lent)
     free(H.lent);
   toed_ctl_close(&C);
-  close(epfd);
+  close(srv.epfd);
   e2e_fini(&L);
   return 0;
 }

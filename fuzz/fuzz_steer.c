@@ -15,6 +15,7 @@
  * the end everything closes and every buffer is back in the pool.
  */
 #include "device/host_if.h"
+#include "fz_stack.h"
 #include "toe/engine.h"
 #include "toe/steer.h"
 #include "toe/tcp.h"
@@ -26,13 +27,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define OUR_IP 0xc6120001u  /* 198.18.0.1/24 */
-#define PEER_IP 0xc6120002u /* 198.18.0.2 */
 #define PBUFS 64
 #define NACC 4
-
-static const uint8_t OUR_MAC[6] = {0x02, 0, 0, 0, 0, 0x01};
-static const uint8_t PEER_MAC[6] = {0x02, 0, 0, 0, 0, 0x02};
 
 static struct toed_host_if hif; /* 64 KiB of frame buffer: not on the stack */
 
@@ -51,7 +47,7 @@ static void fz_tx(void *ctx, struct toe_pbuf *frame)
   toe_pbuf_free(f->st, frame);
   /* The engine's own frames, as if the OS had sent them: realistic headers from the shared
    * address, most of them of flows the engine owns. */
-  (void)toed_host_if_may_send(&hif, f->st, OUR_IP, b, n);
+  (void)toed_host_if_may_send(&hif, f->st, FZ_OUR_IP, b, n);
 }
 
 static void fz_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
@@ -62,36 +58,11 @@ static void fz_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
   (void)events;
 }
 
-static void learn_peer(struct fz *f, uint16_t vlan)
-{
-  uint8_t a[46];
-  size_t o = 0;
-  memset(a, 0xff, 6);
-  memcpy(a + 6, PEER_MAC, 6);
-  o = 12;
-  if (vlan) {
-    a[o++] = 0x81;
-    a[o++] = 0x00;
-    a[o++] = (uint8_t)(vlan >> 8);
-    a[o++] = (uint8_t)vlan;
-  }
-  a[o++] = 0x08;
-  a[o++] = 0x06;
-  const uint8_t hdr[8] = {0, 1, 8, 0, 6, 4, 0, 1};
-  memcpy(a + o, hdr, 8);
-  memcpy(a + o + 8, PEER_MAC, 6);
-  const uint8_t spa[4] = {198, 18, 0, 2}, tpa[4] = {198, 18, 0, 1};
-  memcpy(a + o + 14, spa, 4);
-  memset(a + o + 18, 0, 6);
-  memcpy(a + o + 24, tpa, 4);
-  (void)toe_stack_input_copy(f->st, a, o + 28, f->now);
-}
-
 static void open_socks(struct fz *f)
 {
   struct toe_sockaddr any7000 = {TOE_AF_INET, 7000, 0}, l5353 = {TOE_AF_INET, 5353, 0};
-  struct toe_sockaddr peer53 = {TOE_AF_INET, 53, PEER_IP}, l80 = {TOE_AF_INET, 80, 0};
-  struct toe_sockaddr peer8080 = {TOE_AF_INET, 8080, PEER_IP};
+  struct toe_sockaddr peer53 = {TOE_AF_INET, 53, FZ_PEER_IP}, l80 = {TOE_AF_INET, 80, 0};
+  struct toe_sockaddr peer8080 = {TOE_AF_INET, 8080, FZ_PEER_IP};
   if (toe_udp_open(f->st, f, &f->udp_any) == 0)
     (void)toe_sock_bind(f->st, f->udp_any, &any7000);
   if (toe_udp_open(f->st, f, &f->udp_conn) == 0) {
@@ -123,30 +94,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   memset(&hif, 0, sizeof hif);
   hif.fd = -1;
   struct toe_config cfg;
-  toe_config_defaults(&cfg);
-  memcpy(cfg.mac.b, OUR_MAC, 6);
-  cfg.addr = OUR_IP;
-  cfg.prefix_len = 24;
-  cfg.pbuf_count = PBUFS;
-  cfg.arp_entries = 8;
+  fz_config(&cfg, PBUFS, fz_tx, fz_event, &f);
   cfg.udp_socks = 4;
   cfg.tcp_socks = 8;
   cfg.tcp_syncache = 4;
   cfg.tcp_timewait = 4;
   cfg.tcp_max_backlog = 2;
   cfg.reass_slots = 2;
-  cfg.random_seed = 1;
   cfg.steering = (mode & 4) ? 0 : 1;
   cfg.icmp_echo_host = mode & 1;
   cfg.vlan_id = (mode & 2) ? 5 : 0;
-  cfg.tx = fz_tx;
-  cfg.sock_event = fz_event;
-  cfg.ctx = &f;
-  if (toe_stack_new(&cfg, &f.st) != 0)
-    abort();
   f.now = TOE_SEC(1);
-  toe_stack_start(f.st, f.now);
-  learn_peer(&f, cfg.vlan_id);
+  fz_stack_start(&cfg, f.now, &f.st);
+  fz_learn_peer(f.st, f.now, cfg.vlan_id);
   open_socks(&f);
 
   const struct toe_counters *ctr = toe_stack_counters(f.st);
@@ -173,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       abort();
     }
     uint64_t drops = hif.stats.drop_owned_flow;
-    (void)toed_host_if_may_send(&hif, f.st, OUR_IP, data, len);
+    (void)toed_host_if_may_send(&hif, f.st, FZ_OUR_IP, data, len);
     if (hif.stats.drop_owned_flow != drops && toe_filter_count(f.st) == 0) {
       fprintf(stderr, "fuzz_steer: an OS frame refused as an owned flow with no filter\n");
       abort();
@@ -197,13 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   for (size_t i = 0; i < sizeof tcp / sizeof tcp[0]; i++)
     if (tcp[i])
       toe_tcp_abort(f.st, tcp[i]);
-  for (int i = 0; i < 200; i++) {
-    toe_time_t d = toe_stack_next_deadline(f.st);
-    if (d == TOE_TIME_NEVER)
-      break;
-    f.now = (d > f.now ? d : f.now) + TOE_SEC(10);
-    toe_stack_poll(f.st, f.now);
-  }
+  fz_run_out(f.st, &f.now, 200);
   if (toe_pbuf_pool_free_count(f.st) != PBUFS || toe_filter_count(f.st) != 0) {
     fprintf(stderr, "fuzz_steer: %u of %u buffers free, %u filters left\n",
             toe_pbuf_pool_free_count(f.st), PBUFS, toe_filter_count(f.st));

@@ -31,6 +31,7 @@
  */
 #include "engine/stack.h"
 #include "engine/tcp.h"
+#include "fz_stack.h"
 #include "toe/engine.h"
 #include "toe/tcp.h"
 
@@ -40,8 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUR_IP 0xc6120001u  /* 198.18.0.1/24 */
-#define PEER_IP 0xc6120002u /* 198.18.0.2, known neighbour */
 /* fuzz_pool_tcp.c builds this file with FUZZ_POOL_BOUND 1: the sockets' byte limits are larger
  * than the pool and nothing is read unless an application record says so, so the pool's own
  * limits are what the input meets: each connection's buffer allowance, and with 64 buffers
@@ -51,9 +50,6 @@
 #endif
 #define PBUFS (FUZZ_POOL_BOUND ? 64 : 96)
 #define LPORT 80
-
-static const uint8_t OUR_MAC[6] = {0x02, 0, 0, 0, 0, 0x01};
-static const uint8_t PEER_MAC[6] = {0x02, 0, 0, 0, 0, 0x02};
 
 struct fz {
   struct toe_stack *st;
@@ -150,8 +146,8 @@ static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t se
   if (dlen > 1530)
     dlen = 1530;
   uint8_t *ip = fr + 14, *t = fr + 34;
-  memcpy(fr, OUR_MAC, 6);
-  memcpy(fr + 6, PEER_MAC, 6);
+  memcpy(fr, FZ_OUR_MAC, 6);
+  memcpy(fr + 6, FZ_PEER_MAC, 6);
   put16(fr + 12, 0x0800);
   size_t tl = 20 + olen + dlen;
   ip[0] = 0x45;
@@ -162,8 +158,8 @@ static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t se
   ip[8] = 64;
   ip[9] = 6;
   put16(ip + 10, 0);
-  put32(ip + 12, PEER_IP);
-  put32(ip + 16, OUR_IP);
+  put32(ip + 12, FZ_PEER_IP);
+  put32(ip + 16, FZ_OUR_IP);
   put16(ip + 10, csum(ip, 20, 0));
   put16(t, sport);
   put16(t + 2, dport);
@@ -177,8 +173,8 @@ static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t se
   memcpy(t + 20, opts, olen);
   for (size_t i = 0; i < dlen; i++)
     t[20 + olen + i] = (uint8_t)(seq + i);
-  uint32_t ps =
-      (PEER_IP >> 16) + (PEER_IP & 0xffff) + (OUR_IP >> 16) + (OUR_IP & 0xffff) + 6 + (uint32_t)tl;
+  uint32_t ps = (FZ_PEER_IP >> 16) + (FZ_PEER_IP & 0xffff) + (FZ_OUR_IP >> 16) +
+                (FZ_OUR_IP & 0xffff) + 6 + (uint32_t)tl;
   uint16_t c = csum(t, tl, ps);
   if (bad_csum)
     c ^= 0x1234;
@@ -200,22 +196,6 @@ static size_t syn_opts(struct fz *f, uint8_t *o, uint32_t tsecr)
   return 20;
 }
 
-static void fz_learn_peer(struct fz *f)
-{
-  uint8_t a[42];
-  memset(a, 0xff, 6);
-  memcpy(a + 6, PEER_MAC, 6);
-  a[12] = 0x08;
-  a[13] = 0x06;
-  const uint8_t hdr[8] = {0, 1, 8, 0, 6, 4, 0, 1};
-  memcpy(a + 14, hdr, 8);
-  memcpy(a + 22, PEER_MAC, 6);
-  put32(a + 28, PEER_IP);
-  memset(a + 32, 0, 6);
-  put32(a + 38, OUR_IP);
-  (void)toe_stack_input_copy(f->st, a, sizeof(a), f->now);
-}
-
 /* Opens connection i afresh: 0 by connect() and the peer's SYN-ACK, 1 by the peer's SYN to the
  * listener, our SYN-ACK, the peer's ACK and accept(). */
 static void fz_open(struct fz *f, int i)
@@ -231,7 +211,7 @@ static void fz_open(struct fz *f, int i)
     struct toe_sock *s = NULL;
     if (toe_tcp_open(f->st, f, &s) != 0)
       return;
-    struct toe_sockaddr r = {TOE_AF_INET, pport, PEER_IP};
+    struct toe_sockaddr r = {TOE_AF_INET, pport, FZ_PEER_IP};
     (void)toe_sock_connect(f->st, s, &r);
     f->conn[0] = s;
     if (f->last_dport != pport || f->last_flags != 0x02)
@@ -422,12 +402,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   static struct fz f;
   memset(&f, 0, sizeof(f));
   struct toe_config cfg;
-  toe_config_defaults(&cfg);
-  memcpy(cfg.mac.b, OUR_MAC, 6);
-  cfg.addr = OUR_IP;
-  cfg.prefix_len = 24;
-  cfg.pbuf_count = PBUFS;
-  cfg.arp_entries = 8;
+  fz_config(&cfg, PBUFS, fz_tx, fz_event, &f);
   cfg.tcp_socks = 8;
   cfg.tcp_syncache = 4;
   cfg.tcp_timewait = 4;
@@ -444,19 +419,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #endif
   cfg.icmp_rate_per_sec = 1000;
   cfg.icmp_burst = 50;
-  cfg.random_seed = 1;
-  for (int i = 0; i < 16; i++)
-    cfg.secret[i] = (uint8_t)(i + 1);
-  cfg.tx = fz_tx;
-  cfg.sock_event = fz_event;
-  cfg.ctx = &f;
-  if (toe_stack_new(&cfg, &f.st) != 0)
-    abort();
   f.now = TOE_SEC(1);
   f.peer_ts = 1000;
   f.next_pport = 5000;
-  toe_stack_start(f.st, f.now);
-  fz_learn_peer(&f);
+  fz_stack_start(&cfg, f.now, &f.st);
+  fz_learn_peer(f.st, f.now, 0);
   struct toe_sockaddr l = {TOE_AF_INET, LPORT, 0};
   if (toe_tcp_open(f.st, &f, &f.ls) == 0 &&
       (toe_sock_bind(f.st, f.ls, &l) != 0 || toe_tcp_listen(f.st, f.ls, 2) != 0)) {
@@ -502,22 +469,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       toe_sock_close(f.st, f.conn[i]);
   if (f.ls)
     toe_sock_close(f.st, f.ls);
-  for (int i = 0; i < 400; i++) {
-    toe_time_t d = toe_stack_next_deadline(f.st);
-    if (d == TOE_TIME_NEVER)
-      break;
-    f.now = (d > f.now ? d : f.now) + TOE_SEC(10);
-    toe_stack_poll(f.st, f.now);
-  }
+  fz_run_out(f.st, &f.now, 400);
   const struct toe_counters *c = toe_stack_counters(f.st);
-  if (getenv("FUZZ_POOL_STATS")) /* whether the input reached the pool's limits */
-    fprintf(stderr,
-            "%s: pool of %u: inuse_max %llu alloc_failures %llu refused sock %llu "
-            "press %llu rsv %llu\n",
-            FUZZ_POOL_BOUND ? "fuzz_pool_tcp" : "fuzz_tcp", PBUFS,
-            (unsigned long long)c->pbuf.inuse_max, (unsigned long long)c->pbuf.alloc_failures,
-            (unsigned long long)c->pbuf.refused_sock, (unsigned long long)c->pbuf.refused_press,
-            (unsigned long long)c->pbuf.refused_rsv);
+  fz_pool_stats(FUZZ_POOL_BOUND ? "fuzz_pool_tcp" : "fuzz_tcp", f.st, PBUFS);
   uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
   if (free_bufs != PBUFS || c->pbuf.inuse != 0 || toe_pbuf_pool_charged(f.st) != 0 ||
       c->tcp.socks_inuse != 0 || c->tcp.curr_estab != 0 || f.st->tcp.tw_inuse != 0 ||

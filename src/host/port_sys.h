@@ -5,7 +5,8 @@
  * With TOE_SYS_RAW (libtoe's Linux port) each is a raw syscall(2): an LD_PRELOAD library that
  * interposes those functions (src/preload) never sees libtoe's own calls, so it needs no special
  * case for them and cannot mistake libtoe's descriptors for the application's. Without it (the
- * POSIX port, and toectl, which compiles toe_hello.c in) they are the plain POSIX calls.
+ * POSIX port, and toectl: src/transport/os/hello.c in its toe_hello build) they are the plain
+ * POSIX calls.
  *
  * Each returns what the C library's function returns: a result, or -1 with errno set.
  */

@@ -18,9 +18,9 @@
 #define _GNU_SOURCE
 
 #include "host/port_sys.h"
-#include "host/toe_hello.h"
 #include "host/toe_internal.h"
 #include "transport/abi_validate.h"
+#include "transport/os/hello.h"
 #include "transport/region.h"
 
 #include <dirent.h>

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 
+#include "preload/pl_msg.h"
 #include "preload/preload.h"
 
 #include <errno.h>
@@ -347,35 +348,6 @@ PL_API ssize_t write(int fd, const void *buf, size_t len)
 
 /* ---- vectors ---- */
 
-static size_t iov_total(const struct iovec *iov, int n)
-{
-  size_t t = 0;
-  for (int i = 0; i < n; i++)
-    t += iov[i].iov_len;
-  return t;
-}
-
-static size_t gather(char *dst, size_t cap, const struct iovec *iov, int n)
-{
-  size_t k = 0;
-  for (int i = 0; i < n && k < cap; i++) {
-    size_t c = iov[i].iov_len < cap - k ? iov[i].iov_len : cap - k;
-    memcpy(dst + k, iov[i].iov_base, c);
-    k += c;
-  }
-  return k;
-}
-
-static void scatter(const char *src, size_t len, const struct iovec *iov, int n)
-{
-  size_t k = 0;
-  for (int i = 0; i < n && k < len; i++) {
-    size_t c = iov[i].iov_len < len - k ? iov[i].iov_len : len - k;
-    memcpy(iov[i].iov_base, src + k, c);
-    k += c;
-  }
-}
-
 /* Sends a vector on fd (ours). Streams: piece by piece (a blocking socket sends them all; a
  * non-blocking one stops at the first short write). Datagrams: gathered into one. */
 static ssize_t send_vec(int fd, struct psock *ps, const struct iovec *iov, int n, int flags,
@@ -385,14 +357,16 @@ static ssize_t send_vec(int fd, struct psock *ps, const struct iovec *iov, int n
     return set_errno(EINVAL);
   if (n == 1)
     return pl_send_ps(fd, ps, iov[0].iov_base, iov[0].iov_len, flags, dst, dstlen);
-  size_t total = iov_total(iov, n);
-  if (ps->type == SOCK_DGRAM || total <= BOUNCE_SIZE) {
+  ssize_t total = pl_iov_total(iov, n);
+  if (total < 0)
+    return set_errno(EINVAL);
+  if (ps->type == SOCK_DGRAM || total <= (ssize_t)BOUNCE_SIZE) {
     char *b = bounce();
     if (!b)
       return set_errno(ENOMEM);
-    if (total > BOUNCE_SIZE)
+    if (total > (ssize_t)BOUNCE_SIZE)
       return set_errno(EMSGSIZE);
-    size_t k = gather(b, BOUNCE_SIZE, iov, n);
+    size_t k = pl_iov_gather(b, BOUNCE_SIZE, iov, n);
     return pl_send_ps(fd, ps, b, k, flags, dst, dstlen);
   }
   size_t done = 0;
@@ -418,14 +392,16 @@ static ssize_t recv_vec(int fd, struct psock *ps, const struct iovec *iov, int n
     return set_errno(EINVAL);
   if (n == 1)
     return recv_dispatch(fd, ps, iov[0].iov_base, iov[0].iov_len, flags, from, fromlen);
-  size_t total = iov_total(iov, n);
+  ssize_t total = pl_iov_total(iov, n);
+  if (total < 0)
+    return set_errno(EINVAL);
   char *b = bounce();
   if (!b)
     return set_errno(ENOMEM);
-  size_t want = total < BOUNCE_SIZE ? total : BOUNCE_SIZE;
+  size_t want = (size_t)total < BOUNCE_SIZE ? (size_t)total : BOUNCE_SIZE;
   ssize_t r = recv_dispatch(fd, ps, b, want, flags, from, fromlen);
   if (r > 0)
-    scatter(b, (size_t)r, iov, n);
+    (void)pl_iov_scatter(b, (size_t)r, iov, n);
   return r;
 }
 

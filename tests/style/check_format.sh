@@ -9,6 +9,13 @@ command -v clang-format >/dev/null || {
   exit 2
 }
 mapfile -t files < <(git ls-files '*.c' '*.h' 2>/dev/null || find include src tests fuzz bench -name '*.[ch]')
+# One clang-format for every file: starting it once per file cost 15 times the CPU (295 files:
+# 25 s of user time instead of 1.6 s) and ran past the test's time limit on a loaded machine.
+# Only when that finds something is each file checked alone, to name the ones to fix.
+if clang-format --dry-run -Werror "${files[@]}" >/dev/null 2>&1; then
+  echo "${#files[@]} passed, 0 failed"
+  exit 0
+fi
 bad=0
 for f in "${files[@]}"; do
   if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then

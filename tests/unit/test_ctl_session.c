@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 
+#include "ctl_host.h"
 #include "device/ctl_server.h"
 #include "e2e_link.h"
 #include "testlib.h"
@@ -32,9 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define PEER_PORT 5001
@@ -104,10 +102,7 @@ static void tx_tap(void *ctx, int end, struct toe_pbuf *frame)
 /* ---- the host client: the ABI spoken directly ----------------------------------------------- */
 
 static struct {
-  int fd, kick, notify;
-  uint8_t *region;
-  struct toe_abi_layout lay;
-  struct toe_ring sq, cq, fq;
+  struct ctl_host abi; /* descriptors, region and rings */
   uint32_t handle;
   uint64_t received; /* stream bytes that arrived through EV_DATA, in order */
   uint64_t bad_at;   /* first offset whose byte was wrong (UINT64_MAX: none) */
@@ -134,16 +129,15 @@ static void step(void)
 
 static void submit(struct toe_abi_sqe *e)
 {
-  CHECK_EQ(toe_ring_prod_write(&H.sq, e, 1), 1);
-  toe_ring_publish(&H.sq);
+  CHECK_EQ(toe_ring_prod_write(&H.abi.sq, e, 1), 1);
+  toe_ring_publish(&H.abi.sq);
   uint64_t one = 1;
-  CHECK(write(H.kick, &one, sizeof one) == (ssize_t)sizeof one);
+  CHECK(write(H.abi.kick, &one, sizeof one) == (ssize_t)sizeof one);
 }
 
 static void give_buf(uint32_t id)
 {
-  CHECK_EQ(toe_ring_prod_write(&H.fq, &id, 1), 1);
-  toe_ring_publish(&H.fq);
+  CHECK(ctl_host_give_buf(&H.abi, id));
 }
 
 /* Takes at most `max` CQEs; returns how many. */
@@ -151,7 +145,7 @@ static int consume(int max)
 {
   int n = 0;
   struct toe_abi_cqe c;
-  while (n < max && toe_ring_consume(&H.cq, &c, 1) == 1) {
+  while (n < max && toe_ring_consume(&H.abi.cq, &c, 1) == 1) {
     n++;
     if (c.type == TOE_ABI_CQE_OP && c.opcode == TOE_ABI_OP_OPEN) {
       CHECK_EQ(c.res, 0);
@@ -165,8 +159,8 @@ static int consume(int max)
     } else if (c.type == TOE_ABI_CQE_OP) {
       CHECK_EQ(c.res, 0);
     } else if (c.type == TOE_ABI_EV_DATA) {
-      const uint8_t *d =
-          H.region + H.lay.buf_off + (uint64_t)c.u.data.buf_id * H.lay.buf_size + c.u.data.offset;
+      const uint8_t *d = H.abi.region + H.abi.lay.buf_off +
+                         (uint64_t)c.u.data.buf_id * H.abi.lay.buf_size + c.u.data.offset;
       for (uint32_t i = 0; i < c.u.data.len; i++)
         if (d[i] != pattern(H.received + i) && H.bad_at == UINT64_MAX)
           H.bad_at = H.received + i;
@@ -174,7 +168,8 @@ static int consume(int max)
       give_buf(c.u.data.buf_id);
     } else if (c.type == TOE_ABI_EV_CAPTURE) {
       H.captures++;
-      const uint8_t *b = H.region + H.lay.buf_off + (uint64_t)c.u.capture.buf_id * H.lay.buf_size;
+      const uint8_t *b =
+          H.abi.region + H.abi.lay.buf_off + (uint64_t)c.u.capture.buf_id * H.abi.lay.buf_size;
       for (uint32_t off = 0; H.rec_hdr && off + H.rec_hdr <= c.u.capture.len;) {
         uint32_t incl, orig, dir = 0;
         memcpy(&incl, b + off + 8, 4);
@@ -198,65 +193,14 @@ static int consume(int max)
 
 static void attach(const char *path)
 {
-  H.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  CHECK(H.fd >= 0);
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  CHECK_EQ(connect(H.fd, (struct sockaddr *)&sa, sizeof sa), 0);
   struct toe_abi_hello h;
-  memset(&h, 0, sizeof h);
-  h.magic = TOE_ABI_HELLO_MAGIC;
-  h.abi_major = TOE_ABI_MAJOR;
-  h.abi_minor = TOE_ABI_MINOR;
-  h.size = sizeof h;
-  h.caps = H.caps ? H.caps : TOE_ABI_CAPS_1_2;
-  h.sq_entries = 8;
-  h.cq_entries = 16; /* small: the host keeps it nearly full */
-  h.buf_count = 64;
-  h.buf_size = 2048;
-  h.max_handles = 4;
-  memcpy(h.comm, "test_ctl", 8);
-  CHECK(send(H.fd, &h, sizeof h, 0) == (ssize_t)sizeof h);
-  /* toed's side: the connection (slot 0, generation 1), then its hello. */
-  toed_ctl_on_epoll(&C, ctl_tag(0, 0, CTL_TAG_LISTEN), EPOLLIN, L.now);
-  toed_ctl_on_epoll(&C, ctl_tag(0, 1, CTL_TAG_CONTROL), EPOLLIN, L.now);
-  struct toe_abi_hello_reply rep;
-  union {
-    char b[CMSG_SPACE(sizeof(int) * 3)];
-    struct cmsghdr align;
-  } cbuf;
-  struct iovec iov = {&rep, sizeof rep};
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf.b;
-  msg.msg_controllen = sizeof cbuf.b;
-  ssize_t n = recvmsg(H.fd, &msg, MSG_CMSG_CLOEXEC);
-  CHECK(n > 0);
-  CHECK_EQ(toe_abi_reply_check(&rep, (size_t)n, h.caps), 0);
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-  CHECK(cm && cm->cmsg_type == SCM_RIGHTS);
-  int fds[3];
-  memcpy(fds, CMSG_DATA(cm), sizeof fds);
-  H.lay = rep.layout;
-  H.region = mmap(NULL, H.lay.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
-  CHECK(H.region != MAP_FAILED);
-  close(fds[0]);
-  H.kick = fds[1];
-  H.notify = fds[2];
-  CHECK_EQ(toe_ring_init_prod(&H.sq, (struct toe_abi_ring_ctl *)(H.region + H.lay.sq_ctl_off),
-                              H.region + H.lay.sq_off, H.lay.sq_entries, TOE_ABI_SQE_SIZE),
-           0);
-  CHECK_EQ(toe_ring_init_cons(&H.cq, (struct toe_abi_ring_ctl *)(H.region + H.lay.cq_ctl_off),
-                              H.region + H.lay.cq_off, H.lay.cq_entries, TOE_ABI_CQE_SIZE),
-           0);
-  CHECK_EQ(toe_ring_init_prod(&H.fq, (struct toe_abi_ring_ctl *)(H.region + H.lay.fq_ctl_off),
-                              H.region + H.lay.fq_off, H.lay.fq_entries, TOE_ABI_FQE_SIZE),
-           0);
-  for (uint32_t i = 0; i < H.lay.buf_count; i++)
+  ctl_host_hello(&h, H.caps ? H.caps : TOE_ABI_CAPS_1_2, 64, "test_ctl");
+  char err[256];
+  int rc = ctl_host_attach(&H.abi, &C, path, &h, L.now, err, sizeof err);
+  if (rc != 0)
+    fprintf(stderr, "attach: %s\n", err);
+  CHECK_EQ(rc, 0);
+  for (uint32_t i = 0; i < H.abi.lay.buf_count; i++)
     give_buf(i);
 }
 
@@ -277,18 +221,13 @@ TEST(capture_never_takes_the_slot_of_a_receive)
   CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
 
   /* toed's control socket on the device engine. */
-  char path[108];
-  snprintf(path, sizeof path, "/tmp/toe-test-ctl-%d.sock", (int)getpid());
-  unlink(path);
-  int epfd = epoll_create1(EPOLL_CLOEXEC);
-  CHECK(epfd >= 0);
-  struct toed_ctl_config cc = {.path = path, .poll_us = 1000000, .max_clients = 2, .quiet = true};
+  static struct ctl_host_server srv; /* its path must outlive the control socket */
   char err[256];
-  int rc = toed_ctl_open(&C, &cc, L.end[0].st, epfd, err, sizeof err);
+  int rc = ctl_host_listen(&C, L.end[0].st, "test-ctl", 1000000, 2, &srv, err, sizeof err);
   if (rc < 0)
     fprintf(stderr, "toed_ctl_open: %s\n", err);
-  CHECK_EQ(rc, 0);
-  attach(path);
+  REQUIRE(rc == 0);
+  attach(srv.path);
   step();
 
   /* A capture of every frame, then a TCP connection to the peer. */
@@ -349,11 +288,8 @@ TEST(capture_never_takes_the_slot_of_a_receive)
   CHECK(H.captures > 0);
 
   toed_ctl_close(&C);
-  munmap(H.region, H.lay.region_size);
-  close(H.fd);
-  close(H.kick);
-  close(H.notify);
-  close(epfd);
+  ctl_host_detach(&H.abi);
+  close(srv.epfd);
   e2e_fini(&L);
 }
 
@@ -366,8 +302,8 @@ static void start_capture(const struct toe_abi_bpf_insn *prog, uint32_t n, const
   e.opcode = TOE_ABI_OP_CAPTURE;
   e.user_data = 10;
   uint32_t len = prog ? n * 8 : (uint32_t)strlen(text);
-  memcpy(H.region + H.lay.buf_off, prog ? (const void *)prog : (const void *)text, len);
-  e.u.capture.buf_off = len ? H.lay.buf_off : 0;
+  memcpy(H.abi.region + H.abi.lay.buf_off, prog ? (const void *)prog : (const void *)text, len);
+  e.u.capture.buf_off = len ? H.abi.lay.buf_off : 0;
   e.u.capture.len = len;
   e.u.capture.snaplen = snaplen;
   e.u.capture.capture_flags = flags | (prog ? TOE_ABI_CAPTURE_F_BPF : 0);
@@ -413,15 +349,13 @@ TEST(bpf_capture_with_directions)
   struct toe_sockaddr la = {TOE_AF_INET, PEER_PORT, 0};
   CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
   CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
-  char path[108];
-  snprintf(path, sizeof path, "/tmp/toe-test-ctl-%d.sock", (int)getpid());
-  unlink(path);
-  int epfd = epoll_create1(EPOLL_CLOEXEC);
-  CHECK(epfd >= 0);
-  struct toed_ctl_config cc = {.path = path, .poll_us = 1000000, .max_clients = 2, .quiet = true};
+  static struct ctl_host_server srv; /* its path must outlive the control socket */
   char err[256];
-  REQUIRE(toed_ctl_open(&C, &cc, L.end[0].st, epfd, err, sizeof err) == 0);
-  attach(path);
+  int rc = ctl_host_listen(&C, L.end[0].st, "test-ctl", 1000000, 2, &srv, err, sizeof err);
+  if (rc < 0)
+    fprintf(stderr, "toed_ctl_open: %s\n", err);
+  REQUIRE(rc == 0);
+  attach(srv.path);
   step();
 
   /* ja -1: a loop. Refused, and nothing runs. */
@@ -498,11 +432,8 @@ TEST(bpf_capture_with_directions)
     CHECK(H.recs[i].incl == H.recs[i].orig && H.recs[i].incl >= 54);
 
   toed_ctl_close(&C);
-  munmap(H.region, H.lay.region_size);
-  close(H.fd);
-  close(H.kick);
-  close(H.notify);
-  close(epfd);
+  ctl_host_detach(&H.abi);
+  close(srv.epfd);
   e2e_fini(&L);
 }
 

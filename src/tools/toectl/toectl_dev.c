@@ -8,8 +8,8 @@
  */
 #include "toectl_dev.h"
 
-#include "host/toe_hello.h"
 #include "transport/abi_validate.h"
+#include "transport/os/hello.h"
 
 #include <errno.h>
 #include <poll.h>

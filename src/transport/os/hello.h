@@ -1,11 +1,15 @@
 /*
  * The host side of the transport's handshake (docs/transport.md "Attaching"): one
  * SOCK_SEQPACKET message each way on the device's control socket, the reply carrying the
- * region, kick and notify descriptors (SCM_RIGHTS). System calls go through port_sys.h. Shared by
- * libtoe (toe_attach.c) and toectl, which builds its own hello but attaches the same way.
+ * region, kick and notify descriptors (SCM_RIGHTS). Part of the transport's OS layer, in two
+ * builds (src/transport/os/CMakeLists.txt): toe_hello_raw, whose system calls are raw syscall(2)s
+ * (libtoe's Linux port: an LD_PRELOAD library never sees them), and toe_hello, with the C
+ * library's calls (libtoe's POSIX port, toectl). Both go through the host port layer's
+ * port_sys.h. Used by libtoe (toe_attach.c) and toectl, which builds its own hello but attaches
+ * the same way.
  */
-#ifndef TOE_HOST_TOE_HELLO_H
-#define TOE_HOST_TOE_HELLO_H
+#ifndef TOE_TRANSPORT_OS_HELLO_H
+#define TOE_TRANSPORT_OS_HELLO_H
 
 #include "toe/abi.h"
 

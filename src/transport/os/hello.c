@@ -1,10 +1,10 @@
 /*
- * The handshake's message exchange on the control socket (toe_hello.h).
+ * The handshake's message exchange on the control socket (hello.h).
  */
 #if defined(TOE_SYS_RAW) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* syscall(2), for port_sys.h's raw calls */
 #endif
-#include "host/toe_hello.h"
+#include "transport/os/hello.h"
 
 #include "host/port_sys.h"
 #include "toe/errno.h"
