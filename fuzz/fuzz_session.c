@@ -384,7 +384,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char err[256];
   if (toed_ctl_open(&C, &cc, L.end[0].st, epfd, err, sizeof err) < 0)
     FAIL("toed_ctl_open: %s", err);
-  uint64_t caps = TOE_ABI_CAPS_1_3 & ~((uint64_t)(cfgb >> 1 & 7) << 1);
+  /* 1.5: the per-datagram metadata too (SO_RXMETA is one of the options the SQEs may set) */
+  uint64_t caps = (TOE_ABI_CAPS_1_3 | TOE_ABI_CAP_RXMETA) & ~((uint64_t)(cfgb >> 1 & 7) << 1);
   if (attach(path, caps) < 0) {
     close(H.fd);
     goto out;

@@ -254,6 +254,7 @@ extern unsigned pl_fork_gen;
  *   pl_dev.c     device sessions and their pump threads
  *   pl_ready.c   placeholder readiness (show, reflect, zombify) and the blocking waits
  *   pl_switch.c  the switch of a kernel socket to the device (placeholder pairs, option replay)
+ *   pl_opts.c    each socket option's fate on the device, and recvmsg/sendmsg control messages
  *   pl_fork.c    fork (share tokens, the child's reset) and exit (graceful detach)
  *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
  *   pl_io.c      the data calls and poll/select
