@@ -121,7 +121,6 @@ static const struct pl_keep keeps[] = {
     {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 0, 1}, /* accept completes at the handshake */
     {IPPROTO_TCP, TCP_QUICKACK, 1, 1, 1},     /* the device acknowledges promptly */
     {IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 0, 1}, /* the engine's retransmission limits */
-    {IPPROTO_TCP, TCP_FASTOPEN, 0, 0, 1},
     {IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 0, 0, 1},
     {IPPROTO_TCP, TCP_WINDOW_CLAMP, 0, 0, 1},
     {IPPROTO_UDP, UDP_CORK, 0, 0, 2},
@@ -167,6 +166,11 @@ int pl_opt_class(int type, int level, int name, const void *val, socklen_t len)
     if (k->level == level && k->name == name && (k->types & t))
       return iv == k->ok1 || iv == k->ok2 ? PL_OC_KEEP : PL_OC_REFUSE;
   }
+  /* A listener's fast-open queue: Linux accepts it and, with its default net.ipv4.tcp_fastopen
+   * (1: client side only), never uses it; the device has no server fast open either, so a SYN's
+   * data is acknowledged and sent again by the client (RFC 7413 section 4.1.3), the same. */
+  if (level == IPPROTO_TCP && name == TCP_FASTOPEN && t == 1)
+    return iv >= 0 ? PL_OC_KEEP : PL_OC_REFUSE;
   if (level == SOL_SOCKET && name == SO_BINDTODEVICE)
     return (!val || len == 0 || !*(const char *)val) ? PL_OC_KEEP : PL_OC_REFUSE;
   return PL_OC_REFUSE;
