@@ -91,41 +91,43 @@ struct pl_keep {
   int level, name;
   int ok1, ok2;   /* accepted values */
   unsigned types; /* 1: SOCK_STREAM, 2: SOCK_DGRAM */
+  int ok3;        /* a third accepted value (-2: none) */
 };
 
 static const struct pl_keep keeps[] = {
-    {SOL_SOCKET, SO_BROADCAST, 0, 0, 3}, /* the device sends no broadcast */
-    {SOL_SOCKET, SO_DEBUG, 0, 0, 3},     /* */
-    {SOL_SOCKET, SO_DONTROUTE, 0, 0, 3}, /* the device routes every datagram */
-    {SOL_SOCKET, SO_OOBINLINE, 0, 0, 3}, /* urgent data is not supported (MSG_OOB: EOPNOTSUPP) */
-    {SOL_SOCKET, SO_PRIORITY, 0, 0, 3},  /* no queueing discipline on the device */
-    {SOL_SOCKET, SO_MARK, 0, 0, 3},      /* the host's firewall never sees offloaded traffic */
-    {SOL_SOCKET, SO_RCVLOWAT, 0, 1, 3},  /* 0 means 1, as on Linux */
-    {SOL_SOCKET, SO_ZEROCOPY, 0, 0, 3},  /* MSG_ZEROCOPY is not supported */
-    {SOL_SOCKET, SO_BUSY_POLL, 0, 0, 3}, /* TOE_SPIN_US is the preload's busy polling */
-    {SOL_SOCKET, SO_PASSCRED, 0, 0, 3},  /* */
-    {IPPROTO_IP, IP_TOS, 0, 0, 3},       /* the device sends TOS 0 */
-    {IPPROTO_IP, IP_TTL, -1, -1, 3},     /* -1: the default TTL (the device's) */
-    {IPPROTO_IP, IP_RECVERR, 0, 0, 1},   /* TCP: off only (UDP: carried, TOE_OPT_RECVERR) */
-    {IPPROTO_IP, IP_FREEBIND, 0, 0, 3},  /* only the device's address can be bound */
-    {IPPROTO_IP, IP_TRANSPARENT, 0, 0, 3},
-    {IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 0, 0, 3},
-    {IPPROTO_IP, IP_RECVORIGDSTADDR, 0, 0, 3},
-    {IPPROTO_IP, IP_RECVOPTS, 0, 0, 3},
-    {IPPROTO_IP, IP_RETOPTS, 0, 0, 3},
-    /* path MTU discovery: TCP segments always carry DF (RFC 1191), UDP datagrams never; WANT is
-     * the kernel's default and is accepted on both */
-    {IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_WANT, IP_PMTUDISC_DO, 1},
-    {IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_WANT, IP_PMTUDISC_DONT, 2},
-    {IPPROTO_TCP, TCP_CORK, 0, 0, 1},         /* MSG_MORE is carried; the cork is not */
-    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 0, 1}, /* accept completes at the handshake */
-    {IPPROTO_TCP, TCP_QUICKACK, 1, 1, 1},     /* the device acknowledges promptly */
-    {IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 0, 1}, /* the engine's retransmission limits */
-    {IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 0, 0, 1},
-    {IPPROTO_TCP, TCP_WINDOW_CLAMP, 0, 0, 1},
-    {IPPROTO_UDP, UDP_CORK, 0, 0, 2},
-    {IPPROTO_UDP, UDP_SEGMENT, 0, 0, 2},
-    {IPPROTO_UDP, UDP_GRO, 0, 0, 2},
+    {SOL_SOCKET, SO_BROADCAST, 0, 0, 3, -2}, /* the device sends no broadcast */
+    {SOL_SOCKET, SO_DEBUG, 0, 0, 3, -2},     /* */
+    {SOL_SOCKET, SO_DONTROUTE, 0, 0, 3, -2}, /* the device routes every datagram */
+    {SOL_SOCKET, SO_OOBINLINE, 0, 0, 3,
+     -2},                                   /* urgent data is not supported (MSG_OOB: EOPNOTSUPP) */
+    {SOL_SOCKET, SO_PRIORITY, 0, 0, 3, -2}, /* no queueing discipline on the device */
+    {SOL_SOCKET, SO_MARK, 0, 0, 3, -2},     /* the host's firewall never sees offloaded traffic */
+    {SOL_SOCKET, SO_RCVLOWAT, 0, 1, 3, -2}, /* 0 means 1, as on Linux */
+    {SOL_SOCKET, SO_ZEROCOPY, 0, 0, 3, -2}, /* MSG_ZEROCOPY is not supported */
+    {SOL_SOCKET, SO_BUSY_POLL, 0, 0, 3, -2}, /* TOE_SPIN_US is the preload's busy polling */
+    {SOL_SOCKET, SO_PASSCRED, 0, 0, 3, -2},  /* */
+    {IPPROTO_IP, IP_TOS, 0, 0, 3, -2},       /* the device sends TOS 0 */
+    {IPPROTO_IP, IP_TTL, -1, -1, 3, -2},     /* -1: the default TTL (the device's) */
+    {IPPROTO_IP, IP_RECVERR, 0, 0, 1, -2},   /* TCP: off only (UDP: carried, TOE_OPT_RECVERR) */
+    {IPPROTO_IP, IP_FREEBIND, 0, 0, 3, -2},  /* only the device's address can be bound */
+    {IPPROTO_IP, IP_TRANSPARENT, 0, 0, 3, -2},
+    {IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 0, 0, 3, -2},
+    {IPPROTO_IP, IP_RECVORIGDSTADDR, 0, 0, 3, -2},
+    {IPPROTO_IP, IP_RECVOPTS, 0, 0, 3, -2},
+    {IPPROTO_IP, IP_RETOPTS, 0, 0, 3, -2},
+    /* path MTU discovery: TCP segments always carry DF (RFC 1191), UDP datagrams never (OMIT,
+     * BIND's choice, asks for that too); WANT is the kernel's default and is accepted on both */
+    {IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_WANT, IP_PMTUDISC_DO, 1, -2},
+    {IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_WANT, IP_PMTUDISC_DONT, 2, IP_PMTUDISC_OMIT},
+    {IPPROTO_TCP, TCP_CORK, 0, 0, 1, -2},         /* MSG_MORE is carried; the cork is not */
+    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 0, 1, -2}, /* accept completes at the handshake */
+    {IPPROTO_TCP, TCP_QUICKACK, 1, 1, 1, -2},     /* the device acknowledges promptly */
+    {IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 0, 1, -2}, /* the engine's retransmission limits */
+    {IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 0, 0, 1, -2},
+    {IPPROTO_TCP, TCP_WINDOW_CLAMP, 0, 0, 1, -2},
+    {IPPROTO_UDP, UDP_CORK, 0, 0, 2, -2},
+    {IPPROTO_UDP, UDP_SEGMENT, 0, 0, 2, -2},
+    {IPPROTO_UDP, UDP_GRO, 0, 0, 2, -2},
 };
 
 int pl_opt_class(int type, int level, int name, const void *val, socklen_t len)
@@ -164,7 +166,7 @@ int pl_opt_class(int type, int level, int name, const void *val, socklen_t len)
   for (size_t i = 0; i < sizeof(keeps) / sizeof(keeps[0]); i++) {
     const struct pl_keep *k = &keeps[i];
     if (k->level == level && k->name == name && (k->types & t))
-      return iv == k->ok1 || iv == k->ok2 ? PL_OC_KEEP : PL_OC_REFUSE;
+      return iv == k->ok1 || iv == k->ok2 || iv == k->ok3 ? PL_OC_KEEP : PL_OC_REFUSE;
   }
   /* A listener's fast-open queue: Linux accepts it and, with its default net.ipv4.tcp_fastopen
    * (1: client side only), never uses it; the device has no server fast open either, so a SYN's
@@ -176,11 +178,28 @@ int pl_opt_class(int type, int level, int name, const void *val, socklen_t len)
   return PL_OC_REFUSE;
 }
 
-bool pl_opts_offloadable(const struct psock *ps, int *level, int *name)
+/* Options a kernel socket may carry to the device although the device cannot do them, because
+ * they only bound how long a failing connection lingers, never what data is delivered: the
+ * device's own limits apply instead, and the switch says so on stderr (pl_switch). An offloaded
+ * socket that sets one gets ENOPROTOOPT. TCP_USER_TIMEOUT: libuv's and BIND's clients set it
+ * before connect. */
+static bool soft_at_switch(int level, int name)
 {
+  return level == IPPROTO_TCP && name == TCP_USER_TIMEOUT;
+}
+
+bool pl_opts_offloadable(const struct psock *ps, int *level, int *name, int *soft_level,
+                         int *soft_name)
+{
+  *soft_level = *soft_name = -1;
   for (int i = 0; i < ps->nopts; i++) {
     const struct pl_opt *o = &ps->opts[i];
     if (pl_opt_class(ps->type, o->level, o->name, o->val, o->len) == PL_OC_REFUSE) {
+      if (soft_at_switch(o->level, o->name)) {
+        *soft_level = o->level;
+        *soft_name = o->name;
+        continue;
+      }
       *level = o->level;
       *name = o->name;
       return false;

@@ -66,8 +66,8 @@ int pl_pair(int *a, int *afd, int *bfd, bool cloexec, bool nonblock)
 
 int pl_switch(int fd, struct psock *ps)
 {
-  int olevel, oname;
-  if (!pl_opts_offloadable(ps, &olevel, &oname)) {
+  int olevel, oname, slevel, sname;
+  if (!pl_opts_offloadable(ps, &olevel, &oname, &slevel, &sname)) {
     /* An option the device cannot honour (pl_opts.c): the kernel keeps the socket, rather than
      * the option being dropped on the way. */
     if (pl_cfg.strict || pl_cfg.debug)
@@ -75,6 +75,10 @@ int pl_switch(int fd, struct psock *ps)
              pl_cfg.strict ? "refused (TOE_STRICT)" : "the socket stays on the kernel");
     return pl_cfg.strict ? -ENOPROTOOPT : 1;
   }
+  if (slevel >= 0)
+    pl_log("fd %d: option %d/%d was set while a kernel socket; on the device its own limits apply "
+           "instead",
+           fd, slevel, sname);
   int err = 0;
   struct pdev *p = pl_dev_acquire(&err);
   if (!p)

@@ -441,9 +441,11 @@ enum {
 unsigned pl_cmsg_bit(int level, int name);
 /* PL_OC_* of setting (level, name) to val on a socket of `type`. */
 int pl_opt_class(int type, int level, int name, const void *val, socklen_t len);
-/* True if every option set on ps can be honoured by the device; else names the first that
- * cannot. */
-bool pl_opts_offloadable(const struct psock *ps, int *level, int *name);
+/* True if every option set on ps can be honoured by the device (soft_level and soft_name name one
+ * that only bounds a failing connection's life and is left to the device's own limits, else
+ * -1); else names the first that cannot. */
+bool pl_opts_offloadable(const struct psock *ps, int *level, int *name, int *soft_level,
+                         int *soft_name);
 /* The control messages ps asked for (PL_CM_*), from its options. */
 unsigned pl_cmsg_mask(const struct psock *ps);
 /* Fills msg's control buffer with what `mask` asks of meta m (msg_controllen = bytes used;
