@@ -1,7 +1,8 @@
 /*
  * Per-socket work and receive delivery: the engine's socket events recorded (ctl_sock_event),
  * the work and wait lists, received data lent to the host in the buffers of the fill ring within
- * the socket's credit (SO_RXBUFS), and the events owed to each socket.
+ * the socket's credit (SO_RXBUFS) with, when asked (1.5 SO_RXMETA), a metadata record before
+ * each datagram, and the events owed to each socket.
  */
 #define _GNU_SOURCE
 
