@@ -157,7 +157,7 @@ static int dev_handshake(void)
     return -1;
   struct toe_abi_limits lim;
   toe_abi_limits_default(&lim);
-  lim.caps = TOE_ABI_CAPS_1_2;
+  lim.caps = TOE_ABI_CAPS_1_5;
   lim.handles_max = 16;
   struct toe_abi_hello_reply rep;
   if (toe_abi_negotiate(&h, (size_t)n, &lim, 7, &rep) < 0)
@@ -370,9 +370,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       break;
     }
     case 12: {
+      /* 1.5: a datagram's metadata record, whatever the device wrote before the data (odd
+       * arguments read it back through toe_recvmsg) */
       struct sockaddr_in from;
       socklen_t fl = sizeof from;
-      (void)toe_recvfrom(d, s, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+      struct toe_rxmeta meta;
+      if (arg & 1)
+        (void)toe_recvmsg(d, s, buf, (size_t)arg * 8u, (arg & 2) ? TOE_MSG_PEEK : 0,
+                          (struct sockaddr *)&from, &fl, &meta);
+      else
+        (void)toe_recvfrom(d, s, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
       break;
     }
     case 13: {

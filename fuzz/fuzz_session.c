@@ -296,7 +296,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char err[256];
   if (ctl_host_listen(&C, L.end[0].st, "fuzz-session", 0, 2, &srv, err, sizeof err) < 0)
     FZ_FAIL("toed_ctl_open: %s", err);
-  uint64_t caps = TOE_ABI_CAPS_1_3 & ~((uint64_t)(cfgb >> 1 & 7) << 1);
+  /* 1.5: the per-datagram metadata too (SO_RXMETA is one of the options the SQEs may set) */
+  uint64_t caps = (TOE_ABI_CAPS_1_3 | TOE_ABI_CAP_RXMETA) & ~((uint64_t)(cfgb >> 1 & 7) << 1);
   if (attach(srv.path, caps) < 0) {
     ctl_host_detach(&H.abi);
     goto out;

@@ -26,6 +26,7 @@ pkgs=(
   file                                                 # ... names what was built in the log
   qemu-system-arm                                      # make firmware-qemu: the bare-metal example
   bind9-dnsutils # dig: a libuv program's raw syscall(SYS_sendmmsg) (test_preload_syscall.sh)
+  dnsmasq-base   # a DNS server in its default (wildcard, IP_PKTINFO) mode, preloaded (test_preload_cmsg.sh)
 )
 # (gcc-multilib would give 32-bit x86 too, but Debian makes it conflict with the cross compilers.)
 

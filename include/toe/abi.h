@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 4 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.4"
+#define TOE_ABI_MINOR 5 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.5"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -89,6 +89,12 @@
  * records that say each frame's direction (TOE_ABI_CAPTURE_F_DIR). Granted with CAPTURE. */
 #define TOE_ABI_CAP_CAPTURE_BPF (1ull << 10)
 #define TOE_ABI_CAPS_1_4 (TOE_ABI_CAPS_1_3 | TOE_ABI_CAP_CAPTURE_BPF)
+/* 1.5 (ancillary data, docs/transport.md "1.5: per-datagram metadata"): a UDP socket may ask
+ * (TOE_ABI_SO_RXMETA) for a struct toe_abi_rx_meta with each datagram: the address it was sent
+ * to, its TOS and TTL and when it arrived, for IP_PKTINFO, IP_TOS, IP_TTL and SO_TIMESTAMP(NS).
+ * The option TOE_ABI_IP_RECVERR passes through too. Granted to every client. */
+#define TOE_ABI_CAP_RXMETA (1ull << 11)
+#define TOE_ABI_CAPS_1_5 (TOE_ABI_CAPS_1_4 | TOE_ABI_CAP_RXMETA)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -370,6 +376,10 @@ struct toe_abi_bpf_insn {
 /* 0/1, TCP and UDP, before bind: share the port with the sockets of the same uid that set it
  * (SO_REUSEPORT). A device from before it answers -TOE_ENOPROTOOPT. */
 #define TOE_ABI_SO_REUSEPORT 12
+/* 1.5: 0/1, UDP only: also report errors Linux reports only to a socket with IP_RECVERR (ICMP
+ * errors on an unconnected socket, a failed neighbour resolution) as the pending error
+ * (EV_ERROR, SO_ERROR). An older device answers -TOE_ENOPROTOOPT. */
+#define TOE_ABI_IP_RECVERR 13
 #define TOE_ABI_SO_ERROR 0x100 /* get only: pending socket error (and clear it), 0 or -TOE_E* */
 #define TOE_ABI_SO_RXBUFS                                                                          \
   0x101 /* buffers the device may lend this socket at once (1..buf_count)                          \
@@ -377,6 +387,11 @@ struct toe_abi_bpf_insn {
 #define TOE_ABI_SO_NREAD                                                                           \
   0x102 /* get only: bytes the device holds for this socket, not yet lent                          \
          */
+/* 1.5, TOE_ABI_CAP_RXMETA: 0/1, UDP only: the first EV_DATA of each datagram received from now
+ * on carries TOE_ABI_CQE_F_META and a struct toe_abi_rx_meta in its buffer just before the data
+ * (docs/transport.md "1.5: per-datagram metadata"). -TOE_EINVAL for other values,
+ * -TOE_ENOPROTOOPT on TCP or without the capability. */
+#define TOE_ABI_SO_RXMETA 0x103
 /* 1.2, TOE_ABI_CAP_ORIGIN: the owner tag of a socket carried for another program (0x300..0x3ff).
  * Set only by a session whose hello said TOE_ABI_ORIGIN_PROXY (others get -EPERM); STATS FLOWS
  * then shows the tag instead of the session's own pid and name. */
@@ -482,6 +497,28 @@ enum toe_abi_cqe_type {
 #define TOE_ABI_CQE_F_MORE 0x1u       /* EV_DATA: the datagram continues in the next EV_DATA */
 #define TOE_ABI_CQE_F_FATAL 0x2u      /* EV_ERROR: the connection is gone (only CLOSE remains) */
 #define TOE_ABI_CQE_F_VALIDATION 0x4u /* an error completion from descriptor validation */
+/* 1.5, EV_DATA on a socket with TOE_ABI_SO_RXMETA: the first piece of a datagram; a struct
+ * toe_abi_rx_meta lies at [offset - TOE_ABI_RX_META_SIZE, offset) of the lent buffer (so offset
+ * is at least TOE_ABI_RX_META_SIZE). */
+#define TOE_ABI_CQE_F_META 0x8u
+
+/* 1.5: what the device saw of one received datagram (TOE_ABI_CQE_F_META). A later minor may
+ * grow it at its end: `size` says how many bytes this device wrote (>= 32), and they all lie
+ * before the data; a host reads the fields it knows. */
+#define TOE_ABI_RX_META_SIZE 32u
+#define TOE_ABI_RX_META_F_DST 0x1u  /* dst holds the destination address */
+#define TOE_ABI_RX_META_F_TOS 0x2u  /* tos is the IP header's TOS byte (DSCP and ECN) */
+#define TOE_ABI_RX_META_F_TTL 0x4u  /* ttl is the IP header's TTL */
+#define TOE_ABI_RX_META_F_TIME 0x8u /* time_ns is the arrival time */
+struct toe_abi_rx_meta {
+  uint16_t size;    /* bytes of this record (TOE_ABI_RX_META_SIZE in 1.5) */
+  uint16_t family;  /* TOE_ABI_AF_INET (the address family of dst) */
+  uint8_t tos;      /* IPv4 TOS byte as received */
+  uint8_t ttl;      /* IPv4 TTL as received */
+  uint16_t flags;   /* TOE_ABI_RX_META_F_*: which fields are set */
+  uint64_t time_ns; /* arrival, nanoseconds since the Unix epoch (the host's CLOCK_REALTIME) */
+  uint8_t dst[16];  /* the datagram's destination address, network order (IPv4: 4 bytes) */
+};
 
 struct toe_abi_cqe {
   uint64_t user_data; /* the SQE's user_data (completions) or the socket's sock_data (events) */
@@ -659,6 +696,8 @@ TOE_ABI_ASSERT_(sizeof(struct toe_abi_sock_stats) == 104, "sock_stats");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_sqe, u.capture.capture_flags) == 32, "sqe.capture");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_cqe, u.capture.dropped) == 48, "cqe.capture.dropped");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flows_hdr) == 16, "flows_hdr");
+TOE_ABI_ASSERT_(sizeof(struct toe_abi_rx_meta) == TOE_ABI_RX_META_SIZE, "rx_meta");
+TOE_ABI_ASSERT_(offsetof(struct toe_abi_rx_meta, dst) == 16, "rx_meta.dst");
 TOE_ABI_ASSERT_(sizeof(struct toe_abi_flow) == 128, "flow");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, local) == 16, "flow.local");
 TOE_ABI_ASSERT_(offsetof(struct toe_abi_flow, origin) == 2, "flow.origin");

@@ -316,6 +316,21 @@ int toe_udp_recvfrom(struct toe_stack *st, struct toe_sock *s, void *buf, size_t
 struct toe_pbuf *toe_udp_recv_pbuf(struct toe_stack *st, struct toe_sock *s,
                                    struct toe_sockaddr *from);
 
+/*
+ * What the stack kept of a received datagram besides its source: the destination address it was
+ * sent to (the socket may be bound to the wildcard), the IPv4 header's TOS and TTL (of the first
+ * fragment for a reassembled one) and the stack's clock when it arrived (the `now` given to
+ * toe_stack_input). For the host's IP_PKTINFO, IP_TOS, IP_TTL and SO_TIMESTAMP ancillary data.
+ */
+struct toe_udp_rxinfo {
+  uint32_t dst; /* host order */
+  uint8_t tos;
+  uint8_t ttl;
+  toe_time_t at;
+};
+/* Fills *ri for a chain returned by toe_udp_recv_pbuf() (until it is freed or modified). */
+void toe_udp_pbuf_rxinfo(const struct toe_pbuf *pb, struct toe_udp_rxinfo *ri);
+
 /* Datagrams / bytes waiting in the receive queue. */
 uint32_t toe_udp_rx_pending(const struct toe_sock *s, uint32_t *bytes);
 

@@ -334,6 +334,31 @@ ssize_t toe_sendto(toe_dev *dev, int sd, const void *buf, size_t len, unsigned f
 ssize_t toe_recvfrom(toe_dev *dev, int sd, void *buf, size_t len, unsigned flags,
                      struct sockaddr *from, socklen_t *fromlen);
 
+/*
+ * What toe_recvmsg tells of a datagram beyond its bytes and sender (the ancillary data of
+ * recvmsg(2)). The address, TOS, TTL and time are there (flag set) only if TOE_OPT_RXMETA was on
+ * when the device took the datagram off its queue.
+ */
+#define TOE_RXMETA_DST 0x1u  /* dst: the address the datagram was sent to (IP_PKTINFO) */
+#define TOE_RXMETA_TOS 0x2u  /* tos: its IPv4 TOS byte (IP_RECVTOS) */
+#define TOE_RXMETA_TTL 0x4u  /* ttl: its IPv4 TTL (IP_RECVTTL) */
+#define TOE_RXMETA_TIME 0x8u /* time_ns: its arrival, ns since the epoch (SO_TIMESTAMP) */
+struct toe_rxmeta {
+  unsigned flags;   /* TOE_RXMETA_* */
+  uint32_t dst;     /* network order, as sin_addr.s_addr */
+  uint8_t tos, ttl; /* as in the IP header */
+  uint64_t time_ns; /* CLOCK_REALTIME nanoseconds */
+  size_t full_len;  /* UDP: the datagram's whole size (more than returned: it was truncated,
+                       MSG_TRUNC); TCP: the bytes returned */
+};
+
+/*
+ * As toe_recvfrom, and fills *meta (if not NULL; cleared when nothing is returned) with what the
+ * device said of the datagram. Returns the bytes copied, or the errors of toe_recvfrom.
+ */
+ssize_t toe_recvmsg(toe_dev *dev, int sd, void *buf, size_t len, unsigned flags,
+                    struct sockaddr *from, socklen_t *fromlen, struct toe_rxmeta *meta);
+
 #define TOE_SHUT_RD 0
 #define TOE_SHUT_WR 1
 #define TOE_SHUT_RDWR 2
@@ -372,6 +397,12 @@ int toe_close(toe_dev *dev, int sd);
 #define TOE_OPT_ERROR 0x100     /* get: the pending error (0 or -TOE_E*), which is cleared */
 #define TOE_OPT_RXBUFS 0x101    /* receive buffers the device may lend this socket at once */
 #define TOE_OPT_NREAD 0x102     /* get: bytes queued to read (here and in the device) */
+/* 0/1, UDP: errors Linux reports only with IP_RECVERR (ICMP errors on an unconnected socket, a
+ * failed neighbour resolution) become the pending error (ABI 1.5; -TOE_ENOPROTOOPT before) */
+#define TOE_OPT_RECVERR 13
+/* 0/1, UDP: the device describes each datagram received from now on (destination address, TOS,
+ * TTL, arrival time) for toe_recvmsg (ABI 1.5; -TOE_ENOPROTOOPT from a device without it) */
+#define TOE_OPT_RXMETA 0x103
 /* send buffers this socket may fill (the library's limit; default a quarter of the send
  * buffers, at most 64) */
 #define TOE_OPT_TXBUFS 0x200
@@ -549,6 +580,8 @@ int toe_wait(toe_dev *dev, int sd, uint32_t events, int timeout_ms);
 #define TOE_STATS_SOCKET 2 /* struct toe_abi_sock_stats of socket sd */
 #define TOE_STATS_ENGINE 3 /* the engine's counters, "layer.name value\n" lines */
 #define TOE_STATS_FLOWS 4  /* the device's flow table (ABI 1.1; only privileged clients get it) */
+/* the device's identity, "key value\n" lines (ABI 1.3, docs/transport.md "1.3: device identity") */
+#define TOE_STATS_DEVICE 7
 /*
  * Copies up to len bytes of the answer into out and returns the size of the whole answer
  * (larger than len: call again with more room), or -TOE_EOPNOTSUPP (not granted), -TOE_EBADF,

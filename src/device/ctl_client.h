@@ -245,6 +245,7 @@ struct ctl_sock {
   char owner_comm[16];
   bool owner_set;
   bool charged; /* counted in its session's uid's share (ctl_quota_take) */
+  bool rxmeta;  /* 1.5 TOE_ABI_SO_RXMETA: a struct toe_abi_rx_meta before each datagram */
   struct ctl_sock *free_next;
 };
 

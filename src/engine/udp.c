@@ -309,6 +309,14 @@ struct toe_pbuf *toe_udp_recv_pbuf(struct toe_stack *st, struct toe_sock *s,
   return udp_dequeue(us, from);
 }
 
+void toe_udp_pbuf_rxinfo(const struct toe_pbuf *pb, struct toe_udp_rxinfo *ri)
+{
+  ri->dst = (uint32_t)pb->meta[1];
+  ri->tos = (uint8_t)(pb->meta[1] >> 32);
+  ri->ttl = (uint8_t)(pb->meta[1] >> 40);
+  ri->at = pb->meta[2];
+}
+
 uint32_t toe_udp_rx_pending(const struct toe_sock *s, uint32_t *bytes)
 {
   if (s == NULL || s->proto != TOE_IPPROTO_UDP) {
@@ -385,6 +393,8 @@ void toe_udp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_i
   toe_pbuf_charge(st, pb, owner);
   toe_pbuf_pull(pb, TOE_UDP_HLEN); /* linearized above: cannot fail */
   pb->meta[0] = TOE_UDP_META_FROM(ip->src, v.src_port);
+  pb->meta[1] = TOE_UDP_META_RX(ip->dst, ip->tos, ip->ttl);
+  pb->meta[2] = st->now;
   pb->qnext = NULL;
   bool was_empty = us->rxq_head == NULL;
   if (us->rxq_tail)
@@ -410,10 +420,10 @@ bool toe_udp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, c
   struct toe_sock *s = toe_socktab_lookup(st, TOE_IPPROTO_UDP, qip->src, sport, qip->dst, dport);
   /*
    * RFC 1122 4.1.3.3 passes ICMP errors up to the application layer; only a connected socket has
-   * a single peer the error can be about (Linux reports to unconnected sockets only with
-   * IP_RECVERR).
+   * a single peer the error can be about, so Linux reports to an unconnected socket only when it
+   * asked with IP_RECVERR (udp_err: then sk_err is set either way).
    */
-  if (s == NULL || !(s->flags & TOE_SOCK_F_CONNECTED))
+  if (s == NULL || !(s->flags & (TOE_SOCK_F_CONNECTED | TOE_SOCK_F_RECVERR)))
     return false;
   toe_sock_set_error(st, s, err);
   return true;

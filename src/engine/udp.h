@@ -26,6 +26,10 @@ struct toe_udp_sock {
 #define TOE_UDP_META_FROM(addr, port) (((uint64_t)(addr) << 16) | (uint64_t)(port))
 #define TOE_UDP_META_ADDR(m) ((uint32_t)((m) >> 16))
 #define TOE_UDP_META_PORT(m) ((uint16_t)((m)&0xffffu))
+/* pb->meta[1] keeps the destination address, TOS and TTL (toe_udp_pbuf_rxinfo), meta[2] the
+ * arrival time. */
+#define TOE_UDP_META_RX(dst, tos, ttl)                                                             \
+  ((uint64_t)(dst) | ((uint64_t)(tos) << 32) | ((uint64_t)(ttl) << 40))
 
 struct toe_udp_state {
   struct toe_udp_sock *socks; /* udp_socks slots */

@@ -184,7 +184,8 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   h.size = sizeof(h);
   /* Everything we understand (the device grants what it allows); not packet capture, whose
    * EV_CAPTURE only toectl handles. */
-  h.caps = (TOE_ABI_CAPS_1_2 & ~TOE_ABI_CAP_CAPTURE) | toe_port_caps();
+  h.caps = (TOE_ABI_CAPS_1_2 & ~TOE_ABI_CAP_CAPTURE) | TOE_ABI_CAP_DEVICE | TOE_ABI_CAP_RXMETA |
+           toe_port_caps();
   h.pid = (uint32_t)getpid();
   h.origin = o->origin;
   h.sq_entries = o->sq_entries;

@@ -48,12 +48,15 @@ enum {
 
 /* One receive buffer lent by the device (EV_DATA). */
 struct rxb {
-  uint32_t next; /* next buffer on the socket's queue, TOE_NONE at the tail */
-  uint32_t off;  /* unread data starts here in the buffer */
-  uint32_t len;  /* unread bytes */
-  uint16_t more; /* UDP: the datagram continues in the next buffer */
-  uint16_t reserved;
+  uint32_t next;   /* next buffer on the socket's queue, TOE_NONE at the tail */
+  uint32_t off;    /* unread data starts here in the buffer */
+  uint32_t len;    /* unread bytes */
+  uint16_t more;   /* UDP: the datagram continues in the next buffer */
+  uint16_t mflags; /* 1.5: TOE_RXMETA_* of the fields below (UDP, first piece; 0: none came) */
   struct toe_abi_sockaddr from; /* UDP: the sender */
+  uint32_t mdst;                /* 1.5: the datagram's destination (network order) */
+  uint8_t mtos, mttl;           /* its TOS and TTL */
+  uint64_t mtime;               /* its arrival, realtime ns */
 };
 
 /* Socket states (the library's view). */

@@ -518,6 +518,34 @@ int toe_send_buf_cancel(toe_dev *d, struct toe_txbuf *tb)
 /* ------------------------------------------------------------------------------------------ */
 /* Receive                                                                                    */
 
+_Static_assert(TOE_RXMETA_DST == TOE_ABI_RX_META_F_DST && TOE_RXMETA_TOS == TOE_ABI_RX_META_F_TOS &&
+                   TOE_RXMETA_TTL == TOE_ABI_RX_META_F_TTL &&
+                   TOE_RXMETA_TIME == TOE_ABI_RX_META_F_TIME,
+               "libtoe's meta flags are the ABI's");
+_Static_assert(TOE_OPT_RXMETA == TOE_ABI_SO_RXMETA && TOE_OPT_RECVERR == TOE_ABI_IP_RECVERR,
+               "libtoe's options are the ABI's");
+
+/* 1.5: the record the device put before a datagram's first piece (TOE_ABI_CQE_F_META). One
+ * that does not fit before the data, or says it is smaller than 1.5's, is not believed. */
+static void rx_meta_read(struct toe_dev *d, uint32_t id, struct rxb *b)
+{
+  struct toe_abi_rx_meta m;
+  if (b->off < sizeof(m)) {
+    d->info.bad_cqes++;
+    return;
+  }
+  memcpy(&m, toe_buf_ptr(d, id) + b->off - sizeof(m), sizeof(m));
+  if (m.size < sizeof(m) || m.size > b->off || m.family != TOE_ABI_AF_INET) {
+    d->info.bad_cqes++;
+    return;
+  }
+  b->mflags = m.flags & (TOE_RXMETA_DST | TOE_RXMETA_TOS | TOE_RXMETA_TTL | TOE_RXMETA_TIME);
+  memcpy(&b->mdst, m.dst, 4);
+  b->mtos = m.tos;
+  b->mttl = m.ttl;
+  b->mtime = m.time_ns;
+}
+
 void toe_on_data(struct toe_dev *d, struct sock *s, const struct toe_abi_cqe *c)
 {
   uint32_t id = c->u.data.buf_id, off = c->u.data.offset, len = c->u.data.len;
@@ -538,6 +566,9 @@ void toe_on_data(struct toe_dev *d, struct sock *s, const struct toe_abi_cqe *c)
   b->len = len;
   b->more = s->type == TOE_SOCK_DGRAM && (c->flags & TOE_ABI_CQE_F_MORE);
   b->from = c->u.data.from;
+  b->mflags = 0;
+  if ((c->flags & TOE_ABI_CQE_F_META) && s->type == TOE_SOCK_DGRAM)
+    rx_meta_read(d, id, b);
   d->bstate[id] = B_QUEUED;
   if (s->rx_tail != TOE_NONE)
     d->rxb[s->rx_tail].next = id;
@@ -644,17 +675,27 @@ static ssize_t stream_recv(struct toe_dev *d, struct sock *s, uint8_t *buf, size
 }
 
 static ssize_t dgram_recv(struct toe_dev *d, struct sock *s, uint8_t *buf, size_t len,
-                          unsigned flags, struct sockaddr *from, socklen_t *fromlen)
+                          unsigned flags, struct sockaddr *from, socklen_t *fromlen,
+                          struct toe_rxmeta *meta)
 {
-  size_t done = 0;
+  size_t done = 0, full = 0;
   uint32_t id = s->rx_head;
   toe_sa_out(&d->rxb[id].from, from, fromlen);
+  if (meta) {
+    const struct rxb *h = &d->rxb[id];
+    meta->flags = h->mflags;
+    meta->dst = h->mdst;
+    meta->tos = h->mtos;
+    meta->ttl = h->mttl;
+    meta->time_ns = h->mtime;
+  }
   for (;;) {
     struct rxb *b = &d->rxb[id];
     size_t k = b->len < len - done ? b->len : len - done;
     if (k)
       memcpy(buf + done, toe_buf_ptr(d, id) + b->off, k);
     done += k;
+    full += b->len;
     bool last = !b->more;
     uint32_t next = b->next;
     if (!(flags & TOE_MSG_PEEK)) {
@@ -665,17 +706,27 @@ static ssize_t dgram_recv(struct toe_dev *d, struct sock *s, uint8_t *buf, size_
       break;
     id = next;
   }
+  if (meta)
+    meta->full_len = full;
   return (ssize_t)done;
 }
 
 ssize_t toe_recv(toe_dev *d, int sd, void *buf, size_t len, unsigned flags)
 {
-  return toe_recvfrom(d, sd, buf, len, flags, NULL, NULL);
+  return toe_recvmsg(d, sd, buf, len, flags, NULL, NULL, NULL);
 }
 
 ssize_t toe_recvfrom(toe_dev *d, int sd, void *buf, size_t len, unsigned flags,
                      struct sockaddr *from, socklen_t *fromlen)
 {
+  return toe_recvmsg(d, sd, buf, len, flags, from, fromlen, NULL);
+}
+
+ssize_t toe_recvmsg(toe_dev *d, int sd, void *buf, size_t len, unsigned flags,
+                    struct sockaddr *from, socklen_t *fromlen, struct toe_rxmeta *meta)
+{
+  if (meta)
+    memset(meta, 0, sizeof(*meta));
   if (!d)
     return -TOE_EBADF;
   if (len && !buf)
@@ -692,11 +743,13 @@ ssize_t toe_recvfrom(toe_dev *d, int sd, void *buf, size_t len, unsigned flags,
       rc = stream_recv(d, s, buf, len, flags);
       if (from && fromlen)
         toe_sa_out(&s->peer, from, fromlen);
+      if (meta)
+        meta->full_len = (size_t)rc;
     }
   } else {
     rc = dgram_empty_result(s);
     if (rc > 0)
-      rc = dgram_recv(d, s, buf, len, flags, from, fromlen);
+      rc = dgram_recv(d, s, buf, len, flags, from, fromlen, meta);
   }
   if (s)
     toe_sock_update(d, s);

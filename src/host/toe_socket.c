@@ -726,7 +726,8 @@ void toe_on_close_done(struct toe_dev *d, struct op *op, const struct toe_abi_cq
 static bool opt_known(int opt)
 {
   return (opt >= TOE_OPT_RCVBUF && opt <= TOE_OPT_REUSEPORT) || opt == TOE_OPT_RXBUFS ||
-         opt == TOE_OPT_NREAD || opt == TOE_OPT_ERROR || opt == TOE_OPT_TXBUFS;
+         opt == TOE_OPT_NREAD || opt == TOE_OPT_ERROR || opt == TOE_OPT_TXBUFS ||
+         opt == TOE_OPT_RECVERR || opt == TOE_OPT_RXMETA; /* 1.5: the device decides */
 }
 
 static bool opt_tcp_only(int opt)
@@ -879,9 +880,11 @@ static ssize_t stats_locked(struct toe_dev *d, struct sock *s, int kind, void *o
   if (!(d->caps & TOE_ABI_CAP_STATS))
     return -TOE_EOPNOTSUPP;
   if (kind != TOE_STATS_CLIENT && kind != TOE_STATS_SOCKET && kind != TOE_STATS_ENGINE &&
-      kind != TOE_STATS_FLOWS)
+      kind != TOE_STATS_FLOWS && kind != TOE_STATS_DEVICE)
     return -TOE_EINVAL;
   if (kind == TOE_STATS_FLOWS && !(d->caps & TOE_ABI_CAP_FLOWS))
+    return -TOE_EOPNOTSUPP;
+  if (kind == TOE_STATS_DEVICE && !(d->caps & TOE_ABI_CAP_DEVICE))
     return -TOE_EOPNOTSUPP;
   if (kind == TOE_STATS_SOCKET && !s)
     return -TOE_EBADF;

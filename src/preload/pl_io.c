@@ -64,9 +64,18 @@ static ssize_t zombie_recv(struct psock *ps, void *buf, size_t len, int flags)
   return ps->type == SOCK_STREAM ? 0 : -ECONNRESET;
 }
 
-ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
-                   struct sockaddr *from, socklen_t *fromlen)
+/* pl_recv_ps, and what the device said of the datagram in *meta (cleared first; NULL: not
+ * wanted). *cmask gets the control messages the socket asked for (recvmsg), read under its lock. */
+static ssize_t recv_ps_meta(int fd, struct psock *ps, void *buf, size_t len, int flags,
+                            struct sockaddr *from, socklen_t *fromlen, struct toe_rxmeta *meta,
+                            unsigned *cmask)
 {
+  struct toe_rxmeta mbuf;
+  if (!meta)
+    meta = &mbuf;
+  memset(meta, 0, sizeof(*meta));
+  if (cmask)
+    *cmask = 0;
   int st = pl_enter_fd(fd, ps);
   if (st == PS_CAND)
     return R.recvfrom(fd, buf, len, flags, from, fromlen);
@@ -96,11 +105,16 @@ ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
     } else if (stream && len == 0) {
       r = 0;
     } else {
-      r = toe_recvfrom(ps->pdev->dev, ps->sd, (char *)buf + got, len - got, tf,
-                       stream ? NULL : from, stream ? NULL : fromlen);
+      r = toe_recvmsg(ps->pdev->dev, ps->sd, (char *)buf + got, len - got, tf, stream ? NULL : from,
+                      stream ? NULL : fromlen, meta);
       pl_reflect(ps);
+      /* recv(MSG_TRUNC) on a datagram socket returns its real length, as Linux's UDP does */
+      if (r >= 0 && !stream && (flags & MSG_TRUNC) && meta->full_len > (size_t)r)
+        r = (ssize_t)meta->full_len;
     }
     bool may_wait = !ps->nonblock && !(flags & MSG_DONTWAIT);
+    if (r >= 0 && !stream && cmask)
+      *cmask = pl_cmsg_mask(ps);
     if (r > 0) {
       got += (size_t)r;
       if (!(flags & MSG_WAITALL) || !stream || (flags & MSG_PEEK) || got >= len)
@@ -136,6 +150,12 @@ ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
   }
   pthread_mutex_unlock(&ps->mu);
   return (ssize_t)got;
+}
+
+ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
+                   struct sockaddr *from, socklen_t *fromlen)
+{
+  return recv_ps_meta(fd, ps, buf, len, flags, from, fromlen, NULL, NULL);
 }
 
 static ssize_t recv_dispatch(int fd, struct psock *ps, void *buf, size_t len, int flags,
@@ -384,14 +404,15 @@ static ssize_t send_vec(int fd, struct psock *ps, const struct iovec *iov, int n
   return (ssize_t)done;
 }
 
-/* Receives into a vector on fd (ours). */
+/* Receives into a vector on fd (ours); *meta and *cmask as recv_ps_meta. */
 static ssize_t recv_vec(int fd, struct psock *ps, const struct iovec *iov, int n, int flags,
-                        struct sockaddr *from, socklen_t *fromlen)
+                        struct sockaddr *from, socklen_t *fromlen, struct toe_rxmeta *meta,
+                        unsigned *cmask)
 {
   if (n < 0 || n > IOV_MAX)
     return set_errno(EINVAL);
   if (n == 1)
-    return recv_dispatch(fd, ps, iov[0].iov_base, iov[0].iov_len, flags, from, fromlen);
+    return recv_ps_meta(fd, ps, iov[0].iov_base, iov[0].iov_len, flags, from, fromlen, meta, cmask);
   ssize_t total = pl_iov_total(iov, n);
   if (total < 0)
     return set_errno(EINVAL);
@@ -399,9 +420,9 @@ static ssize_t recv_vec(int fd, struct psock *ps, const struct iovec *iov, int n
   if (!b)
     return set_errno(ENOMEM);
   size_t want = (size_t)total < BOUNCE_SIZE ? (size_t)total : BOUNCE_SIZE;
-  ssize_t r = recv_dispatch(fd, ps, b, want, flags, from, fromlen);
-  if (r > 0)
-    (void)pl_iov_scatter(b, (size_t)r, iov, n);
+  ssize_t r = recv_ps_meta(fd, ps, b, want, flags, from, fromlen, meta, cmask);
+  if (r > 0) /* r may be the datagram's whole length (MSG_TRUNC): scatter what was copied */
+    (void)pl_iov_scatter(b, (size_t)r < want ? (size_t)r : want, iov, n);
   return r;
 }
 
@@ -410,7 +431,7 @@ PL_API ssize_t readv(int fd, const struct iovec *iov, int n)
   struct psock *ps = pl_ours_decided(fd);
   if (!ps)
     return R.readv(fd, iov, n);
-  return recv_vec(fd, ps, iov, n, 0, NULL, NULL);
+  return recv_vec(fd, ps, iov, n, 0, NULL, NULL, NULL, NULL);
 }
 
 PL_API ssize_t writev(int fd, const struct iovec *iov, int n)
@@ -438,7 +459,20 @@ PL_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
       return R.sendmsg(fd, msg, flags); /* control messages and all */
     pthread_mutex_unlock(&ps->mu);
   }
-  /* Control messages (IP_PKTINFO, ...) are not carried to the device. */
+  if (msg->msg_control && msg->msg_controllen) {
+    /* Control messages: what the device does anyway passes (IP_PKTINFO naming its address),
+     * the rest is refused, never dropped on the way (pl_opts.c). */
+    int st = pl_enter_fd(fd, ps);
+    int rc = 0;
+    if (st == PS_OFF || st == PS_ZOMBIE) {
+      rc = pl_send_cmsg_check(ps, msg);
+      pthread_mutex_unlock(&ps->mu);
+    } else if (st == PS_CAND) {
+      return R.sendmsg(fd, msg, flags);
+    }
+    if (rc < 0)
+      return pl_ret(rc);
+  }
   return send_vec(fd, ps, msg->msg_iov, (int)msg->msg_iovlen, flags, dst, dst ? dstlen : 0);
 }
 
@@ -450,13 +484,22 @@ PL_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
   if (!msg)
     return set_errno(EFAULT);
   socklen_t nl = msg->msg_name ? msg->msg_namelen : 0;
-  ssize_t r =
-      recv_vec(fd, ps, msg->msg_iov, (int)msg->msg_iovlen, flags,
-               msg->msg_name ? (struct sockaddr *)msg->msg_name : NULL, msg->msg_name ? &nl : NULL);
+  struct toe_rxmeta meta;
+  unsigned cmask = 0;
+  /* MSG_TRUNC as a flag would make the return value the datagram's length: recvmsg reports
+   * truncation in msg_flags instead, so the bytes copied are what is scattered */
+  ssize_t r = recv_vec(fd, ps, msg->msg_iov, (int)msg->msg_iovlen, flags & ~MSG_TRUNC,
+                       msg->msg_name ? (struct sockaddr *)msg->msg_name : NULL,
+                       msg->msg_name ? &nl : NULL, &meta, &cmask);
   if (r >= 0) {
     msg->msg_namelen = msg->msg_name ? nl : 0;
-    msg->msg_controllen = 0;
     msg->msg_flags = 0;
+    if (ps->type == SOCK_DGRAM && meta.full_len > (size_t)r) {
+      msg->msg_flags |= MSG_TRUNC; /* the rest of the datagram was discarded */
+      if (flags & MSG_TRUNC)
+        r = (ssize_t)meta.full_len;
+    }
+    pl_cmsg_build(cmask, &meta, msg); /* IP_PKTINFO, ...; MSG_CTRUNC when they do not fit */
   }
   return r;
 }

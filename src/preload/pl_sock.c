@@ -789,6 +789,14 @@ struct pl_opt *pl_opt_find(struct psock *ps, int level, int name)
 
 void pl_opt_store(struct psock *ps, int level, int name, const void *val, socklen_t len)
 {
+  /* SO_TIMESTAMP and SO_TIMESTAMPNS are one switch in two formats: setting either replaces the
+   * other (Linux's sock_set_timestamp), so only the last one set counts. */
+  const unsigned ts = PL_CM_TS | PL_CM_TS_NEW | PL_CM_TSNS | PL_CM_TSNS_NEW;
+  if (pl_cmsg_bit(level, name) & ts) {
+    for (int i = 0; i < ps->nopts; i++)
+      if ((pl_cmsg_bit(ps->opts[i].level, ps->opts[i].name) & ts) && ps->opts[i].name != name)
+        memset(ps->opts[i].val, 0, sizeof(ps->opts[i].val));
+  }
   struct pl_opt *o = pl_opt_find(ps, level, name);
   if (!o) {
     if (ps->nopts >= PL_OPTS_MAX)
@@ -815,6 +823,30 @@ static int tv_to_ms(const void *val, socklen_t len)
     return -1; /* no timeout */
   long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
   return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+/* Says once per process and option that an option was refused (ENOPROTOOPT): the program may
+ * carry on without it, and whoever reads its log should know why. */
+static void refused_once(int fd, int level, int name, const char *why)
+{
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static int seen[32][2];
+  static int nseen;
+  bool say = true;
+  pthread_mutex_lock(&mu);
+  for (int i = 0; i < nseen; i++)
+    if (seen[i][0] == level && seen[i][1] == name)
+      say = false;
+  if (say && nseen < 32) {
+    seen[nseen][0] = level;
+    seen[nseen][1] = name;
+    nseen++;
+  }
+  pthread_mutex_unlock(&mu);
+  if (say || pl_cfg.debug)
+    pl_log("fd %d: setsockopt level %d option %d refused with ENOPROTOOPT: %s (offloaded socket; "
+           "docs/interception.md \"Socket options\")",
+           fd, level, name, why);
 }
 
 PL_API int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
@@ -844,6 +876,7 @@ PL_API int setsockopt(int fd, int level, int name, const void *val, socklen_t le
   if (st != PS_OFF && st != PS_ZOMBIE)
     return R.setsockopt(fd, level, name, val, len);
   int rc = 0;
+  bool cmsg_switch = false;
   if (!val && len) {
     rc = -EFAULT;
   } else if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
@@ -857,6 +890,8 @@ PL_API int setsockopt(int fd, int level, int name, const void *val, socklen_t le
   } else if (level != SOL_SOCKET && level != IPPROTO_IP && level != IPPROTO_TCP &&
              level != IPPROTO_UDP) {
     rc = -ENOPROTOOPT;
+  } else if (level == IPPROTO_UDP && ps->type != SOCK_DGRAM) {
+    rc = -ENOPROTOOPT;
   } else {
     struct pl_opt o = {.level = level, .name = name};
     o.len = len > (socklen_t)sizeof(o.val) ? (socklen_t)sizeof(o.val) : len;
@@ -864,17 +899,52 @@ PL_API int setsockopt(int fd, int level, int name, const void *val, socklen_t le
       memcpy(o.val, val, o.len);
     int64_t v;
     int opt = pl_toe_opt_of(level, name, &o, &v);
-    if (level == IPPROTO_TCP && name == TCP_CONGESTION && !opt)
+    int cls = pl_opt_class(ps->type, level, name, val, len);
+    if (cls == PL_OC_CMSG) {
+      if (len < (socklen_t)sizeof(int))
+        rc = -EINVAL;
+      else
+        cmsg_switch = true; /* the device's TOE_OPT_RXMETA follows below */
+    } else if (cls == PL_OC_REFUSE) {
+      rc = -ENOPROTOOPT;
+      refused_once(fd, level, name, "the device cannot do what it asks");
+    } else if (cls == PL_OC_KEEP) {
+      rc = len < (socklen_t)sizeof(int) && !(level == SOL_SOCKET && name == SO_BINDTODEVICE)
+               ? -EINVAL
+               : 0;
+    } else if (level == IPPROTO_TCP && name == TCP_CONGESTION && !opt) {
       rc = -ENOENT; /* an algorithm the device does not have */
-    else if (opt && len < (socklen_t)sizeof(int))
+    } else if (opt && len < (socklen_t)sizeof(int)) {
       rc = -EINVAL;
-    else if (opt && st == PS_OFF)
+    } else if (opt && st == PS_OFF) {
       rc = toe_setsockopt(ps->pdev->dev, ps->sd, opt, v);
-    if (rc == -TOE_ENOPROTOOPT && level == SOL_SOCKET)
-      rc = 0; /* e.g. SO_KEEPALIVE on UDP: the kernel accepts and ignores it */
+    }
+    /* SO_KEEPALIVE and SO_LINGER on UDP: the kernel accepts them, and they mean nothing there */
+    if (rc == -TOE_ENOPROTOOPT && level == SOL_SOCKET && ps->type == SOCK_DGRAM &&
+        (name == SO_KEEPALIVE || name == SO_LINGER))
+      rc = 0;
   }
+  struct pl_opt old;
+  struct pl_opt *prev = cmsg_switch ? pl_opt_find(ps, level, name) : NULL;
+  if (prev)
+    old = *prev;
   if (rc == 0)
     pl_opt_store(ps, level, name, val, len);
+  if (rc == 0 && cmsg_switch && st == PS_OFF && ps->type == SOCK_DGRAM) {
+    /* The device describes datagrams while any of recvmsg's switches is on; one that cannot
+     * (an older device) refuses the switch rather than leave it without effect. */
+    int64_t want = pl_cmsg_mask(ps) ? 1 : 0;
+    int r = toe_setsockopt(ps->pdev->dev, ps->sd, TOE_OPT_RXMETA, want);
+    if (r < 0) {
+      struct pl_opt *o = pl_opt_find(ps, level, name);
+      if (o && prev)
+        *o = old;
+      else if (o)
+        o->len = 0, memset(o->val, 0, sizeof(o->val));
+      rc = r == -TOE_ENOPROTOOPT ? -ENOPROTOOPT : r;
+      refused_once(fd, level, name, "the device cannot describe datagrams");
+    }
+  }
   pthread_mutex_unlock(&ps->mu);
   if (rc < 0)
     PL_DBG("fd %d: setsockopt %d/%d: %s", fd, level, name, strerror(-rc));

@@ -66,6 +66,19 @@ int pl_pair(int *a, int *afd, int *bfd, bool cloexec, bool nonblock)
 
 int pl_switch(int fd, struct psock *ps)
 {
+  int olevel, oname, slevel, sname;
+  if (!pl_opts_offloadable(ps, &olevel, &oname, &slevel, &sname)) {
+    /* An option the device cannot honour (pl_opts.c): the kernel keeps the socket, rather than
+     * the option being dropped on the way. */
+    if (pl_cfg.strict || pl_cfg.debug)
+      pl_log("fd %d: option %d/%d is set and the device cannot do it: %s", fd, olevel, oname,
+             pl_cfg.strict ? "refused (TOE_STRICT)" : "the socket stays on the kernel");
+    return pl_cfg.strict ? -ENOPROTOOPT : 1;
+  }
+  if (slevel >= 0)
+    pl_log("fd %d: option %d/%d was set while a kernel socket; on the device its own limits apply "
+           "instead",
+           fd, slevel, sname);
   int err = 0;
   struct pdev *p = pl_dev_acquire(&err);
   if (!p)
@@ -155,8 +168,25 @@ int pl_toe_opt_of(int level, int name, const struct pl_opt *o, int64_t *v)
       return TOE_OPT_LINGER_ABORT;
     }
     default:
+      /* recvmsg's timestamps: the device describes each datagram (pl_opts.c) */
+      if (iv && pl_cmsg_bit(level, name)) {
+        *v = 1;
+        return TOE_OPT_RXMETA;
+      }
       return 0;
     }
+  }
+  if (level == IPPROTO_IP) {
+    if (name == IP_RECVERR) {
+      *v = iv != 0;
+      return TOE_OPT_RECVERR;
+    }
+    /* IP_PKTINFO, IP_RECVTOS, IP_RECVTTL: the device describes each datagram */
+    if (iv && pl_cmsg_bit(level, name)) {
+      *v = 1;
+      return TOE_OPT_RXMETA;
+    }
+    return 0;
   }
   if (level == IPPROTO_TCP) {
     switch (name) {

@@ -254,6 +254,7 @@ extern unsigned pl_fork_gen;
  *   pl_dev.c     device sessions and their pump threads
  *   pl_ready.c   placeholder readiness (show, reflect, zombify) and the blocking waits
  *   pl_switch.c  the switch of a kernel socket to the device (placeholder pairs, option replay)
+ *   pl_opts.c    each socket option's fate on the device, and recvmsg/sendmsg control messages
  *   pl_fork.c    fork (share tokens, the child's reset) and exit (graceful detach)
  *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
  *   pl_io.c      the data calls and poll/select
@@ -416,5 +417,46 @@ ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
                    struct sockaddr *from, socklen_t *fromlen);
 /* Refreshes the placeholder of fd if it is offloaded (used before poll/select/epoll_ctl). */
 void pl_refresh_fd(int fd);
+
+/* pl_opts.c: what an offloaded socket does with each option, and recvmsg's control messages */
+enum {
+  PL_OC_REFUSE = 0, /* ENOPROTOOPT: the device cannot do what it asks */
+  PL_OC_DEVICE,     /* carried by the device (pl_toe_opt_of, or TOE_OPT_RECVERR) */
+  PL_OC_LOCAL,      /* served by the preload (timeouts) */
+  PL_OC_CMSG,       /* a switch of recvmsg's control messages (pl_cmsg_mask) */
+  PL_OC_KEEP,       /* a value that describes what the device does anyway */
+};
+#define PL_CM_PKTINFO 0x1u     /* IP_PKTINFO */
+#define PL_CM_TOS 0x2u         /* IP_RECVTOS */
+#define PL_CM_TTL 0x4u         /* IP_RECVTTL */
+#define PL_CM_TS 0x8u          /* SO_TIMESTAMP_OLD */
+#define PL_CM_TS_NEW 0x10u     /* SO_TIMESTAMP_NEW */
+#define PL_CM_TSNS 0x20u       /* SO_TIMESTAMPNS_OLD */
+#define PL_CM_TSNS_NEW 0x40u   /* SO_TIMESTAMPNS_NEW */
+#define PL_CM_TSING 0x80u      /* SO_TIMESTAMPING_OLD (software receive stamps) */
+#define PL_CM_TSING_NEW 0x100u /* SO_TIMESTAMPING_NEW */
+#define PL_CM_TSING_ANY (PL_CM_TSING | PL_CM_TSING_NEW)
+#define PL_CM_TS_ANY (PL_CM_TS | PL_CM_TS_NEW | PL_CM_TSNS | PL_CM_TSNS_NEW | PL_CM_TSING_ANY)
+/* The PL_CM_* bit of an option, 0 if it is not one of recvmsg's switches. */
+unsigned pl_cmsg_bit(int level, int name);
+/* PL_OC_* of setting (level, name) to val on a socket of `type`. */
+int pl_opt_class(int type, int level, int name, const void *val, socklen_t len);
+/* True if every option set on ps can be honoured by the device (soft_level and soft_name name one
+ * that only bounds a failing connection's life and is left to the device's own limits, else
+ * -1); else names the first that cannot. */
+bool pl_opts_offloadable(const struct psock *ps, int *level, int *name, int *soft_level,
+                         int *soft_name);
+/* The control messages ps asked for (PL_CM_*), from its options. */
+unsigned pl_cmsg_mask(const struct psock *ps);
+/* Fills msg's control buffer with what `mask` asks of meta m (msg_controllen = bytes used;
+ * MSG_CTRUNC added to msg_flags when one did not fit). */
+void pl_cmsg_build(unsigned mask, const struct toe_rxmeta *m, struct msghdr *msg);
+/* Checks sendmsg's control messages for offloaded ps: 0 (IP_PKTINFO naming the device's own
+ * address or none and its interface or none, IP_TOS 0), or the kernel's errno for what the
+ * device cannot do: -ENETUNREACH (a source address or interface not the device's), -ENODEV (no
+ * such interface), -EINVAL (any other control message). */
+int pl_send_cmsg_check(struct psock *ps, const struct msghdr *msg);
+/* The index of the interface holding IPv4 address addr_be (0 if none). */
+unsigned pl_ifindex_of(uint32_t addr_be);
 
 #endif

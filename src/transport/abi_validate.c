@@ -288,6 +288,13 @@ static int check_opt(const struct toe_abi_hslot *s, uint32_t opt, bool set, int6
   case TOE_ABI_SO_OWNER_COMM_LO:
   case TOE_ABI_SO_OWNER_COMM_HI:
     return caps & TOE_ABI_CAP_ORIGIN ? 0 : -TOE_ENOPROTOOPT;
+  case TOE_ABI_SO_RXMETA: /* 1.5: datagrams only (a stream has no datagram to describe) */
+  case TOE_ABI_IP_RECVERR:
+    if (!(caps & TOE_ABI_CAP_RXMETA) || s->proto != TOE_ABI_PROTO_UDP)
+      return -TOE_ENOPROTOOPT;
+    if (set && value != 0 && value != 1)
+      return -TOE_EINVAL;
+    return 0;
   default:
     return -TOE_ENOPROTOOPT;
   }

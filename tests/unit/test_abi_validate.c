@@ -197,7 +197,8 @@ TEST(abi_constants_match_engine)
   CHECK_MEM(&m, "TOEW", 4);
   m = TOE_ABI_REGION_MAGIC;
   CHECK_MEM(&m, "TOER", 4);
-  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.4") == 0);
+  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.5") == 0);
+  CHECK_EQ(TOE_ABI_IP_RECVERR, TOE_IP_RECVERR); /* 1.5: passed through to the engine */
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1224,6 +1225,46 @@ TEST(capture_op_validation)
 
 /* 1.4 CAPTURE with a BPF program: only with TOE_ABI_CAP_CAPTURE_BPF, whole instructions, 1 to
  * 4096 of them, inside the buffer area; direction-tagged records likewise only when granted. */
+/* 1.5 (TOE_ABI_CAP_RXMETA): SO_RXMETA and IP_RECVERR exist only with the capability, only on
+ * UDP sockets, and take 0 or 1. */
+TEST(rxmeta_options)
+{
+  struct fixture f;
+  REQUIRE(fx_init(&f, TOE_ABI_CAPS_1_4) == 0);
+  uint32_t t = fx_sock(&f, TOE_ABI_PROTO_TCP, TOE_ABI_HS_CONNECTED);
+  uint32_t u = fx_sock(&f, TOE_ABI_PROTO_UDP, TOE_ABI_HS_BOUND);
+  const uint32_t opts[] = {TOE_ABI_SO_RXMETA, TOE_ABI_IP_RECVERR};
+  struct toe_abi_sqe s;
+  for (size_t k = 0; k < 2; k++) {
+    s = sqe_of(&f, TOE_ABI_OP_SETSOCKOPT, u, 0);
+    s.u.sockopt.opt = opts[k];
+    s.u.sockopt.value = 1;
+    f.c.caps &= ~TOE_ABI_CAP_RXMETA;
+    CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT); /* a 1.4 session: unknown */
+    f.c.caps |= TOE_ABI_CAP_RXMETA;
+    CHECK_EQ(validate(&f, &s), 0);
+    s.u.sockopt.value = 0;
+    CHECK_EQ(validate(&f, &s), 0);
+    const int64_t bad[] = {2, -1, INT64_MIN, INT64_MAX};
+    for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+      s.u.sockopt.value = bad[b];
+      CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
+    }
+    s.opcode = TOE_ABI_OP_GETSOCKOPT;
+    s.u.sockopt.value = 0;
+    CHECK_EQ(validate(&f, &s), 0);
+    s.handle = t; /* a stream has no datagrams to describe */
+    CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT);
+    s.opcode = TOE_ABI_OP_SETSOCKOPT;
+    s.u.sockopt.value = 1;
+    CHECK_EQ(validate(&f, &s), -TOE_ENOPROTOOPT);
+  }
+  /* The meta record's layout is pinned (abi.h asserts it too). */
+  CHECK_EQ(sizeof(struct toe_abi_rx_meta), TOE_ABI_RX_META_SIZE);
+  CHECK_EQ(offsetof(struct toe_abi_rx_meta, time_ns), 8);
+  CHECK_EQ(offsetof(struct toe_abi_rx_meta, dst), 16);
+}
+
 TEST(capture_bpf_op_validation)
 {
   struct fixture f;

@@ -16,6 +16,9 @@
  * Also (issue 14, item 6): an ABI 1.4 capture with a classic BPF program and direction-tagged
  * records, in the session: a looping program refused, the SYN and SYN-ACK picked and cut at the
  * program's answer with their directions, and the 1.2 text filter still working beside it.
+ *
+ * And (issue 13, item 4): ABI 1.5 per-datagram metadata (TOE_ABI_SO_RXMETA) on a UDP socket,
+ * from hand-built frames with chosen TOS and TTL (rxmeta_in_the_session).
  */
 #define _GNU_SOURCE
 
@@ -33,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PEER_PORT 5001
@@ -117,6 +121,15 @@ static struct {
     uint8_t tcp_flags;
   } recs[64];
   uint32_t nrecs;
+  /* 1.5 EV_DATA of a UDP socket (rxmeta_in_the_session) */
+  struct {
+    uint32_t offset, len;
+    uint16_t flags;
+    struct toe_abi_rx_meta meta; /* when F_META */
+    uint8_t first;               /* the first data byte */
+  } data[16];
+  uint32_t ndata;
+  bool udp; /* EV_DATA carries datagrams, not the stream pattern */
 } H;
 
 static void step(void)
@@ -158,6 +171,20 @@ static int consume(int max)
       H.cap_done++;
     } else if (c.type == TOE_ABI_CQE_OP) {
       CHECK_EQ(c.res, 0);
+    } else if (c.type == TOE_ABI_EV_DATA && H.udp) {
+      const uint8_t *b =
+          H.abi.region + H.abi.lay.buf_off + (uint64_t)c.u.data.buf_id * H.abi.lay.buf_size;
+      if (H.ndata < 16) {
+        H.data[H.ndata].offset = c.u.data.offset;
+        H.data[H.ndata].len = c.u.data.len;
+        H.data[H.ndata].flags = c.flags;
+        H.data[H.ndata].first = c.u.data.len ? b[c.u.data.offset] : 0;
+        if ((c.flags & TOE_ABI_CQE_F_META) && c.u.data.offset >= TOE_ABI_RX_META_SIZE)
+          memcpy(&H.data[H.ndata].meta, b + c.u.data.offset - TOE_ABI_RX_META_SIZE,
+                 sizeof(struct toe_abi_rx_meta));
+      }
+      H.ndata++;
+      give_buf(c.u.data.buf_id);
     } else if (c.type == TOE_ABI_EV_DATA) {
       const uint8_t *d = H.abi.region + H.abi.lay.buf_off +
                          (uint64_t)c.u.data.buf_id * H.abi.lay.buf_size + c.u.data.offset;
@@ -430,6 +457,215 @@ TEST(bpf_capture_with_directions)
   CHECK(H.nrecs > 10);
   for (uint32_t i = 0; i < H.nrecs && i < 64; i++)
     CHECK(H.recs[i].incl == H.recs[i].orig && H.recs[i].incl >= 54);
+
+  toed_ctl_close(&C);
+  ctl_host_detach(&H.abi);
+  close(srv.epfd);
+  e2e_fini(&L);
+}
+
+/* One IPv4 frame from the peer's address to the device's, with the header's TOS and TTL chosen
+ * (the peer engine always sends TOS 0): `l4` (len bytes) at fragment offset `frag_off` bytes,
+ * MF if `more`. */
+static void inject_ip(uint8_t tos, uint8_t ttl, const uint8_t *l4, uint32_t len, uint32_t frag_off,
+                      bool more)
+{
+  static uint8_t f[14 + 20 + 1480];
+  REQUIRE(len <= 1480);
+  memcpy(f, L.end[0].cfg.mac.b, 6);
+  memcpy(f + 6, L.end[1].cfg.mac.b, 6);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  uint8_t *ip = f + 14;
+  uint32_t tot = 20 + len;
+  memset(ip, 0, 20);
+  ip[0] = 0x45;
+  ip[1] = tos;
+  ip[2] = (uint8_t)(tot >> 8);
+  ip[3] = (uint8_t)tot;
+  ip[4] = 0x12; /* identification */
+  ip[5] = 0x34;
+  uint32_t fo = frag_off / 8 | (more ? 0x2000u : 0);
+  ip[6] = (uint8_t)(fo >> 8);
+  ip[7] = (uint8_t)fo;
+  ip[8] = ttl;
+  ip[9] = 17;
+  for (int i = 0; i < 4; i++) {
+    ip[12 + i] = (uint8_t)(E2E_IP1 >> (24 - 8 * i));
+    ip[16 + i] = (uint8_t)(E2E_IP0 >> (24 - 8 * i));
+  }
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2)
+    sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+  while (sum >> 16)
+    sum = (sum & 0xffff) + (sum >> 16);
+  ip[10] = (uint8_t)(~sum >> 8);
+  ip[11] = (uint8_t)~sum;
+  memcpy(ip + 20, l4, len);
+  CHECK_EQ(toe_stack_input_copy(L.end[0].st, f, 14 + tot, L.now), 0);
+}
+
+/* A UDP datagram of plen bytes `fill` to dport (no UDP checksum: RFC 768 allows 0), in
+ * fragments of 1480 bytes when it does not fit one frame (RFC 791). */
+static void inject_udp(uint16_t dport, uint8_t tos, uint8_t ttl, uint8_t fill, uint32_t plen)
+{
+  static uint8_t d[8 + 4096];
+  REQUIRE(plen <= 4096);
+  uint8_t *u = d;
+  u[0] = 0x9c; /* source port 40000 */
+  u[1] = 0x40;
+  u[2] = (uint8_t)(dport >> 8);
+  u[3] = (uint8_t)dport;
+  u[4] = (uint8_t)((8 + plen) >> 8);
+  u[5] = (uint8_t)(8 + plen);
+  u[6] = u[7] = 0;
+  memset(u + 8, fill, plen);
+  for (uint32_t off = 0; off < 8 + plen; off += 1480) {
+    uint32_t n = 8 + plen - off < 1480 ? 8 + plen - off : 1480;
+    inject_ip(tos, ttl, d + off, n, off, off + n < 8 + plen);
+  }
+}
+
+static uint64_t real_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sockopt(uint32_t op, uint32_t opt, int64_t v)
+{
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = (uint8_t)op;
+  e.user_data = 9;
+  e.handle = H.handle;
+  e.u.sockopt.opt = opt;
+  e.u.sockopt.value = v;
+  submit(&e);
+  step();
+}
+
+/* ABI 1.5 in the session (issue 13 item 4): a UDP socket bound to the wildcard address asks for
+ * per-datagram metadata (TOE_ABI_SO_RXMETA). Datagrams with TOS 0x28 and TTL 33 then come with
+ * TOE_ABI_CQE_F_META and the record before the data: the destination address, TOS, TTL and an
+ * arrival time on the realtime clock, placed before the data (offset 32); a datagram larger than
+ * one buffer has the record on its first piece only; with the option off (before, and after
+ * clearing it) no record and offset 0. */
+TEST(rxmeta_in_the_session)
+{
+  memset(&H, 0, sizeof H);
+  memset(&P, 0, sizeof P);
+  H.bad_at = UINT64_MAX;
+  H.udp = true;
+  H.caps = TOE_ABI_CAPS_1_5 & ~TOE_ABI_CAP_POSIX_BELLS;
+  e2e_init(&L, NULL, NULL, 7, TOE_SEC(1));
+  L.on_event = on_event;
+  static struct ctl_host_server srv; /* its path must outlive the control socket */
+  char err[256];
+  int rc = ctl_host_listen(&C, L.end[0].st, "test-ctl-meta", 1000000, 2, &srv, err, sizeof err);
+  if (rc < 0)
+    fprintf(stderr, "toed_ctl_open: %s\n", err);
+  REQUIRE(rc == 0);
+  attach(srv.path);
+  step();
+
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_OPEN;
+  e.user_data = 2;
+  e.u.open.family = TOE_ABI_AF_INET;
+  e.u.open.proto = TOE_ABI_PROTO_UDP;
+  submit(&e);
+  for (int i = 0; i < 100 && !H.handle; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.handle != 0);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_BIND;
+  e.user_data = 3;
+  e.handle = H.handle;
+  e.u.addr.addr.family = TOE_ABI_AF_INET;
+  e.u.addr.addr.port = 7000; /* 0.0.0.0: the destination is not the socket's own address */
+  submit(&e);
+  step();
+  consume(64);
+
+  /* Off: a plain datagram. */
+  inject_udp(7000, 0x28, 33, 'a', 100);
+  for (int i = 0; i < 5; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.ndata == 1);
+  CHECK_EQ(H.data[0].offset, 0);
+  CHECK_EQ(H.data[0].len, 100);
+  CHECK_EQ(H.data[0].flags & TOE_ABI_CQE_F_META, 0);
+  CHECK_EQ(H.data[0].first, 'a');
+
+  /* On, then a small datagram and one of 4096 bytes (three fragments; three buffers of 2048). */
+  sockopt(TOE_ABI_OP_SETSOCKOPT, TOE_ABI_SO_RXMETA, 1);
+  consume(64);
+  uint64_t rt0 = real_ns();
+  toe_time_t in_at = L.now;
+  inject_udp(7000, 0x28, 33, 'b', 100);
+  inject_udp(7000, 0xb8, 1, 'c', 4096);
+  int steps = 0;
+  for (; steps < 10 && H.ndata < 5; steps++) {
+    step();
+    consume(64);
+  }
+  uint64_t rt1 = real_ns();
+  if (H.ndata != 5)
+    fprintf(stderr, "# %u EV_DATA, udp rx_delivered %llu\n", H.ndata,
+            (unsigned long long)toe_stack_counters(L.end[0].st)->udp.rx_delivered);
+  REQUIRE(H.ndata == 5);
+  CHECK_EQ(H.data[1].flags, TOE_ABI_CQE_F_META);
+  CHECK_EQ(H.data[1].offset, TOE_ABI_RX_META_SIZE);
+  CHECK_EQ(H.data[1].len, 100);
+  CHECK_EQ(H.data[1].first, 'b');
+  const struct toe_abi_rx_meta *m = &H.data[1].meta;
+  CHECK_EQ(m->size, TOE_ABI_RX_META_SIZE);
+  CHECK_EQ(m->family, TOE_ABI_AF_INET);
+  CHECK_EQ(m->flags, TOE_ABI_RX_META_F_DST | TOE_ABI_RX_META_F_TOS | TOE_ABI_RX_META_F_TTL |
+                         TOE_ABI_RX_META_F_TIME);
+  CHECK_EQ(m->tos, 0x28);
+  CHECK_EQ(m->ttl, 33);
+  static const uint8_t dev_addr[4] = {198, 18, 0, 1};
+  CHECK_MEM(m->dst, dev_addr, 4);
+  /* Arrival on the realtime clock: the session places it (now - arrival) of virtual time before
+   * realtime now; virtual time advanced `steps` ms between the frame and its delivery. */
+  uint64_t age_max = (uint64_t)steps * 1000000ull + (L.now - in_at);
+  CHECK(m->time_ns + age_max >= rt0);
+  CHECK(m->time_ns <= rt1);
+  /* The large datagram: 2016 bytes after the record, then the rest in pieces of up to 2048
+   * without one, F_MORE on all but the last. */
+  CHECK_EQ(H.data[2].flags, TOE_ABI_CQE_F_META | TOE_ABI_CQE_F_MORE);
+  CHECK_EQ(H.data[2].offset, TOE_ABI_RX_META_SIZE);
+  CHECK_EQ(H.data[2].len, 2048 - TOE_ABI_RX_META_SIZE);
+  CHECK_EQ(H.data[2].meta.tos, 0xb8);
+  CHECK_EQ(H.data[2].meta.ttl, 1);
+  CHECK_EQ(H.data[3].flags, TOE_ABI_CQE_F_MORE);
+  CHECK_EQ(H.data[3].offset, 0);
+  CHECK_EQ(H.data[3].len, 2048);
+  CHECK_EQ(H.data[4].flags, 0);
+  CHECK_EQ(H.data[4].offset, 0);
+  CHECK_EQ(H.data[4].len, 4096 - 2 * 2048 + TOE_ABI_RX_META_SIZE);
+  CHECK_EQ(H.data[4].first, 'c');
+
+  /* Off again: no record. */
+  sockopt(TOE_ABI_OP_SETSOCKOPT, TOE_ABI_SO_RXMETA, 0);
+  consume(64);
+  inject_udp(7000, 0x28, 33, 'd', 10);
+  for (int i = 0; i < 5 && H.ndata < 6; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.ndata == 6);
+  CHECK_EQ(H.data[5].flags, 0);
+  CHECK_EQ(H.data[5].offset, 0);
+  CHECK_EQ(H.data[5].first, 'd');
 
   toed_ctl_close(&C);
   ctl_host_detach(&H.abi);

@@ -10,9 +10,10 @@
  * connect/accept/send/recv both copying and zero-copy, EOF, reset on close with unread data,
  * flow control (a reader that stops makes the writer see EAGAIN, and holds at most RXBUFS
  * buffers), UDP datagrams larger than one buffer (F_MORE pieces), empty and truncated datagrams,
- * soft errors, the pollable event descriptor (readable exactly while something is pending),
- * malformed completions from the device (counted, ignored), device loss (every call returns
- * promptly with the documented errors, within a second), and several threads sharing a device.
+ * soft errors, ABI 1.5 per-datagram metadata (toe_recvmsg), the pollable event descriptor (readable
+ * exactly while something is pending), malformed completions from the device (counted, ignored),
+ * device loss (every call returns promptly with the documented errors, within a second), and
+ * several threads sharing a device.
  *
  * Both ports of libtoe (src/host/port.h) run this file: with the POSIX port (TOE_TEST_PORT_POSIX,
  * build-posix/) the fake device answers the 1.3 POSIX doorbells with the transport's POSIX
@@ -73,12 +74,14 @@ struct fsock {
   uint8_t *q; /* TCP: bytes; UDP: records [u32 len][u16 port][data] */
   uint32_t qlen;
   int64_t opts[16];
+  bool rxmeta;      /* 1.5 SO_RXMETA: a struct toe_abi_rx_meta before each datagram */
   int32_t soft_err; /* UDP: an error to post as a soft EV_ERROR */
 };
 
 struct fdev {
   char path[108];
   enum fd_mode mode;
+  _Atomic uint16_t meta_size; /* the size written in meta records (0: TOE_ABI_RX_META_SIZE) */
   int lfd, cfd, kick, notify;
   bool posix; /* the 1.3 POSIX doorbells (notify is a socket) */
   uint8_t *region;
@@ -376,6 +379,8 @@ static void fd_sqe(struct fdev *f, const struct toe_abi_sqe *sqe)
   case TOE_ABI_OP_SETSOCKOPT:
     if (sqe->u.sockopt.opt == TOE_ABI_SO_RXBUFS)
       sl->rx_max = (uint32_t)sqe->u.sockopt.value;
+    else if (sqe->u.sockopt.opt == TOE_ABI_SO_RXMETA)
+      k->rxmeta = sqe->u.sockopt.value != 0;
     else if (sqe->u.sockopt.opt < 15)
       k->opts[sqe->u.sockopt.opt] = sqe->u.sockopt.value;
     fd_complete(f, sqe, 0, NULL);
@@ -417,14 +422,34 @@ static void fd_deliver(struct fdev *f)
         memcpy(&len, k->q, 4);
         memcpy(&port, k->q + 4, 2);
         skip = 6;
-        /* a datagram larger than a buffer goes in pieces, each lent on its own */
-        uint32_t pieces = len ? (len + bs - 1) / bs : 1;
+        /* a datagram larger than a buffer goes in pieces, each lent on its own; with
+         * SO_RXMETA the first starts with the 32-byte record (TOS 0x2e, TTL 17, to 10.0.0.1,
+         * at 1234.000000567 s) */
+        uint32_t mo = k->rxmeta ? TOE_ABI_RX_META_SIZE : 0;
+        uint32_t pieces = len + mo > bs ? 1 + (len - (bs - mo) + bs - 1) / bs : 1;
         if (pieces > f->nfree || sl->rx_lent + pieces > sl->rx_max)
           break;
         for (uint32_t p = 0; p < pieces; p++) {
           uint32_t id = f->freeb[--f->nfree];
-          uint32_t n = len - from < bs ? len - from : bs;
-          memcpy(f->region + toe_abi_buf_offset(&f->abi, id), k->q + skip + from, n);
+          uint32_t off = p == 0 ? mo : 0;
+          uint32_t n = len - from < bs - off ? len - from : bs - off;
+          uint8_t *buf = f->region + toe_abi_buf_offset(&f->abi, id);
+          if (off) {
+            struct toe_abi_rx_meta m;
+            memset(&m, 0, sizeof(m));
+            uint16_t ms = atomic_load(&f->meta_size);
+            m.size = ms ? ms : TOE_ABI_RX_META_SIZE;
+            m.family = TOE_ABI_AF_INET;
+            m.tos = 0x2e;
+            m.ttl = 17;
+            m.flags = TOE_ABI_RX_META_F_DST | TOE_ABI_RX_META_F_TOS | TOE_ABI_RX_META_F_TTL |
+                      TOE_ABI_RX_META_F_TIME;
+            m.time_ns = 1234000000567ull;
+            m.dst[0] = 10;
+            m.dst[3] = 1;
+            memcpy(buf, &m, sizeof(m));
+          }
+          memcpy(buf + off, k->q + skip + from, n);
           toe_abi_buf_lend(&f->abi, id, k->handle);
           struct toe_abi_cqe c;
           memset(&c, 0, sizeof(c));
@@ -432,9 +457,10 @@ static void fd_deliver(struct fdev *f)
           c.res = (int)n;
           c.handle = k->handle;
           c.type = TOE_ABI_EV_DATA;
-          c.flags = p + 1 < pieces ? TOE_ABI_CQE_F_MORE : 0;
+          c.flags = (uint16_t)((p + 1 < pieces ? TOE_ABI_CQE_F_MORE : 0) |
+                               (off ? TOE_ABI_CQE_F_META : 0));
           c.u.data.buf_id = id;
-          c.u.data.offset = 0;
+          c.u.data.offset = off;
           c.u.data.len = n;
           if (p == 0) {
             c.u.data.from.family = TOE_ABI_AF_INET;
@@ -1285,6 +1311,82 @@ TEST(udp_datagrams)
   CHECK(toe_wait(d, a, TOE_POLLIN, 2000) & TOE_POLLERR);
   CHECK_EQ(toe_recv(d, a, rbuf, 10, 0), -TOE_ECONNREFUSED);
   CHECK_EQ(toe_recv(d, a, rbuf, 10, 0), -TOE_EAGAIN);
+  CHECK_EQ(toe_detach(d, 1000), 0);
+  fd_stop(f);
+}
+
+/* ABI 1.5: per-datagram metadata. With TOE_OPT_RXMETA the device writes a record before the
+ * first piece of each datagram; toe_recvmsg hands it out with the datagram's whole length (also
+ * when it was cut short, and for a datagram in three pieces); without the option, or for a record
+ * that claims a size below 1.5's, none (the bad one counted). */
+TEST(udp_rxmeta)
+{
+  struct fdev *f = fd_start(FD_NORMAL);
+  struct toe_attach_opts o = small_opts();
+  toe_dev *d = NULL;
+  REQUIRE(toe_attach(f->path, &o, &d) == 0);
+  int a = toe_socket(d, TOE_SOCK_DGRAM), b = toe_socket(d, TOE_SOCK_DGRAM);
+  struct sockaddr_in aa = sin_of("0.0.0.0", 9011), ba = sin_of("10.0.0.1", 9012);
+  CHECK_EQ(toe_bind(d, a, SA(aa), sizeof(aa)), 0);
+  CHECK_EQ(toe_bind(d, b, SA(ba), sizeof(ba)), 0);
+  static uint8_t big[10000], rbuf[12000];
+  fill_pattern(big, sizeof(big), 3);
+  struct toe_rxmeta m;
+  struct sockaddr_in from;
+  socklen_t fl = sizeof(from);
+
+  /* off: nothing but the length */
+  CHECK_EQ(toe_sendto(d, a, big, 100, 0, SA(ba), sizeof(ba)), 100);
+  CHECK(toe_wait(d, b, TOE_POLLIN, 2000) & TOE_POLLIN);
+  CHECK_EQ(toe_recvmsg(d, b, rbuf, sizeof(rbuf), 0, SA(from), &fl, &m), 100);
+  CHECK_EQ(m.flags, 0);
+  CHECK_EQ(m.full_len, 100);
+
+  /* on */
+  CHECK_EQ(toe_setsockopt(d, b, TOE_OPT_RXMETA, 1), 0);
+  CHECK_EQ(toe_sendto(d, a, big, 100, 0, SA(ba), sizeof(ba)), 100);
+  CHECK_EQ(toe_sendto(d, a, big, sizeof(big), 0, SA(ba), sizeof(ba)), (ssize_t)sizeof(big));
+  CHECK(toe_wait(d, b, TOE_POLLIN, 2000) & TOE_POLLIN);
+  fl = sizeof(from);
+  CHECK_EQ(toe_recvmsg(d, b, rbuf, 10, TOE_MSG_PEEK, SA(from), &fl, &m), 10);
+  CHECK_EQ(m.full_len, 100); /* cut short: MSG_TRUNC's length */
+  CHECK_EQ(toe_recvmsg(d, b, rbuf, sizeof(rbuf), 0, SA(from), &fl, &m), 100);
+  CHECK(memcmp(rbuf, big, 100) == 0);
+  CHECK_EQ(ntohs(from.sin_port), 9011);
+  CHECK_EQ(m.flags, TOE_RXMETA_DST | TOE_RXMETA_TOS | TOE_RXMETA_TTL | TOE_RXMETA_TIME);
+  CHECK_EQ(m.dst, inet_addr("10.0.0.1"));
+  CHECK_EQ(m.tos, 0x2e);
+  CHECK_EQ(m.ttl, 17);
+  CHECK_EQ(m.time_ns, 1234000000567ull);
+  CHECK_EQ(m.full_len, 100);
+  CHECK(toe_wait(d, b, TOE_POLLIN, 2000) & TOE_POLLIN);
+  CHECK_EQ(toe_recvmsg(d, b, rbuf, sizeof(rbuf), 0, NULL, NULL, &m), (ssize_t)sizeof(big));
+  CHECK(memcmp(rbuf, big, sizeof(big)) == 0); /* three pieces, the first after the record */
+  CHECK_EQ(m.ttl, 17);
+  CHECK_EQ(m.full_len, sizeof(big));
+
+  /* a record that says it is smaller than 1.5's: not believed, counted */
+  struct toe_dev_info before, after;
+  CHECK_EQ(toe_dev_info(d, &before), 0);
+  atomic_store(&f->meta_size, 8);
+  CHECK_EQ(toe_sendto(d, a, big, 50, 0, SA(ba), sizeof(ba)), 50);
+  CHECK(toe_wait(d, b, TOE_POLLIN, 2000) & TOE_POLLIN);
+  CHECK_EQ(toe_recvmsg(d, b, rbuf, sizeof(rbuf), 0, NULL, NULL, &m), 50);
+  CHECK(memcmp(rbuf, big, 50) == 0);
+  CHECK_EQ(m.flags, 0);
+  CHECK_EQ(toe_dev_info(d, &after), 0);
+  CHECK_EQ(after.bad_cqes, before.bad_cqes + 1);
+  atomic_store(&f->meta_size, 0);
+
+  /* off again */
+  CHECK_EQ(toe_setsockopt(d, b, TOE_OPT_RXMETA, 0), 0);
+  CHECK_EQ(toe_sendto(d, a, big, 20, 0, SA(ba), sizeof(ba)), 20);
+  CHECK(toe_wait(d, b, TOE_POLLIN, 2000) & TOE_POLLIN);
+  CHECK_EQ(toe_recvmsg(d, b, rbuf, sizeof(rbuf), 0, NULL, NULL, &m), 20);
+  CHECK_EQ(m.flags, 0);
+  /* not on a stream (the fake device validates as toed does) */
+  int t = toe_socket(d, TOE_SOCK_STREAM);
+  CHECK_EQ(toe_setsockopt(d, t, TOE_OPT_RXMETA, 1), -TOE_ENOPROTOOPT);
   CHECK_EQ(toe_detach(d, 1000), 0);
   fd_stop(f);
 }

@@ -622,6 +622,13 @@ TEST(icmp_port_unreachable_to_connected_socket)
   h_input(&h, frame, n2);
   CHECK_EQ(count_ev(u, TOE_EV_ERROR), 0);
   CHECK_EQ(toe_sock_error(h.st, u), 0);
+  /* ... unless it asked with IP_RECVERR: then it is, as Linux's udp_err tells it (issue 13
+   * item 4) */
+  CHECK_EQ(toe_sock_setopt(h.st, u, TOE_IP_RECVERR, 1), 0);
+  h_input(&h, frame, n2);
+  CHECK_EQ(count_ev(u, TOE_EV_ERROR), 1);
+  CHECK_EQ(toe_sock_error(h.st, u), -TOE_ECONNREFUSED);
+  CHECK_EQ(toe_sock_error(h.st, u), 0);
 
   /* after disconnecting, errors about the old peer are ignored too */
   struct toe_sockaddr unspec = {0, 0, 0};

@@ -1,13 +1,15 @@
 /*
  * Per-socket work and receive delivery: the engine's socket events recorded (ctl_sock_event),
  * the work and wait lists, received data lent to the host in the buffers of the fill ring within
- * the socket's credit (SO_RXBUFS), and the events owed to each socket.
+ * the socket's credit (SO_RXBUFS) with, when asked (1.5 SO_RXMETA), a metadata record before
+ * each datagram, and the events owed to each socket.
  */
 #define _GNU_SOURCE
 
 #include "device/session/session_internal.h"
 
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------------------------------ */
 /* Work and wait lists (intrusive, doubly linked: a socket can leave either at any time)      */
@@ -137,14 +139,14 @@ static bool rx_blocked(struct ctl_client *cl, struct ctl_sock *k)
 }
 
 /* Lends buffer b holding n bytes of k's data with an EV_DATA (room was checked). */
-static void rx_lend(struct ctl_client *cl, struct ctl_sock *k, uint32_t b, uint32_t n,
+static void rx_lend(struct ctl_client *cl, struct ctl_sock *k, uint32_t b, uint32_t off, uint32_t n,
                     uint16_t flags, const struct toe_sockaddr *from)
 {
   toe_abi_buf_lend(&cl->abi, b, k->handle);
   struct toe_abi_cqe cqe;
   memset(&cqe, 0, sizeof(cqe));
   cqe.u.data.buf_id = b;
-  cqe.u.data.offset = 0;
+  cqe.u.data.offset = off;
   cqe.u.data.len = n;
   if (from)
     addr_to_abi(from, &cqe.u.data.from);
@@ -178,7 +180,7 @@ static bool rx_tcp(struct ctl_client *cl, struct ctl_sock *k)
       b = cl->free_bufs[--cl->nfree_bufs];
       n = toe_tcp_recv(st, k->s, cl->region + toe_abi_buf_offset(&cl->abi, b), bsize);
       if (n > 0) {
-        rx_lend(cl, k, b, (uint32_t)n, 0, NULL);
+        rx_lend(cl, k, b, 0, (uint32_t)n, 0, NULL);
         continue;
       }
       cl->free_bufs[cl->nfree_bufs++] = b;
@@ -198,6 +200,45 @@ static bool rx_tcp(struct ctl_client *cl, struct ctl_sock *k)
     }
   }
   return false;
+}
+
+/* The buffer the next lend takes (rx_blocked said there is one). */
+static uint32_t b_peek(const struct ctl_client *cl)
+{
+  return cl->free_bufs[cl->nfree_bufs - 1];
+}
+
+/* Nanoseconds since the Unix epoch of the host's realtime clock. */
+static uint64_t realtime_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* 1.5: the record before a datagram's first piece (TOE_ABI_SO_RXMETA). The engine's clock is
+ * toed's CLOCK_MONOTONIC (or a test's virtual one), but SO_TIMESTAMP speaks the realtime clock:
+ * the arrival is placed that long before realtime now, as the session's clock measures it. */
+static void rx_meta_write(const struct ctl_client *cl, const struct toe_pbuf *pb, uint8_t *dst)
+{
+  struct toe_udp_rxinfo ri;
+  toe_udp_pbuf_rxinfo(pb, &ri);
+  struct toe_abi_rx_meta m;
+  memset(&m, 0, sizeof(m));
+  m.size = TOE_ABI_RX_META_SIZE;
+  m.family = TOE_ABI_AF_INET;
+  m.tos = ri.tos;
+  m.ttl = ri.ttl;
+  m.flags = TOE_ABI_RX_META_F_DST | TOE_ABI_RX_META_F_TOS | TOE_ABI_RX_META_F_TTL |
+            TOE_ABI_RX_META_F_TIME;
+  uint64_t rt = realtime_ns();
+  uint64_t age = cl->now > ri.at ? cl->now - ri.at : 0;
+  m.time_ns = rt > age ? rt - age : 0;
+  m.dst[0] = (uint8_t)(ri.dst >> 24);
+  m.dst[1] = (uint8_t)(ri.dst >> 16);
+  m.dst[2] = (uint8_t)(ri.dst >> 8);
+  m.dst[3] = (uint8_t)ri.dst;
+  memcpy(dst, &m, sizeof(m));
 }
 
 /* UDP: datagrams -> lent buffers, in pieces of buf_size (F_MORE on all but the last). */
@@ -224,13 +265,23 @@ static bool rx_udp(struct ctl_client *cl, struct ctl_sock *k)
       if (rx_blocked(cl, k))
         return true;
       uint32_t tot = k->held->tot_len;
-      uint32_t n = min_u32(tot - k->held_off, bsize);
-      uint32_t b = cl->free_bufs[--cl->nfree_bufs];
-      toe_pbuf_copy_out(k->held, k->held_off, cl->region + toe_abi_buf_offset(&cl->abi, b), n);
       bool first = k->held_off == 0;
+      uint8_t *dst = cl->region + toe_abi_buf_offset(&cl->abi, b_peek(cl));
+      uint32_t off = 0;
+      uint16_t flags = 0;
+      if (first && k->rxmeta) {
+        rx_meta_write(cl, k->held, dst);
+        off = TOE_ABI_RX_META_SIZE;
+        flags = TOE_ABI_CQE_F_META;
+      }
+      uint32_t n = min_u32(tot - k->held_off, bsize - off);
+      uint32_t b = cl->free_bufs[--cl->nfree_bufs];
+      toe_pbuf_copy_out(k->held, k->held_off, dst + off, n);
       k->held_off += n;
       bool last = k->held_off >= tot;
-      rx_lend(cl, k, b, n, last ? 0 : TOE_ABI_CQE_F_MORE, first ? &k->held_from : NULL);
+      if (!last)
+        flags |= TOE_ABI_CQE_F_MORE;
+      rx_lend(cl, k, b, off, n, flags, first ? &k->held_from : NULL);
       if (last) {
         toe_pbuf_free(st, k->held);
         k->held = NULL;

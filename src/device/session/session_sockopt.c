@@ -42,6 +42,8 @@ void ses_op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct t
       k->flags |= SF_RX; /* more credit: delivery may resume */
       ses_list_add(cl, k, CTL_LIST_WORK);
     }
+  } else if (opt == TOE_ABI_SO_RXMETA) {
+    k->rxmeta = v != 0; /* validated: 0/1, UDP; from the next datagram taken off the engine */
   } else if (k->proto == TOE_ABI_PROTO_UDP && udp_local_opt(opt)) {
     k->udp_opt[opt] = v;
   } else {
@@ -88,6 +90,9 @@ void ses_op_getsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct t
     break;
   case TOE_ABI_SO_NREAD:
     v = ses_sock_nread(k);
+    break;
+  case TOE_ABI_SO_RXMETA:
+    v = k->rxmeta;
     break;
   case TOE_ABI_SO_OWNER_PID:
     v = k->owner_pid;
