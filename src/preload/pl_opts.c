@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 
+#include "preload/pl_msg.h"
 #include "preload/preload.h"
 #include "toe/abi.h"
 
@@ -272,28 +273,6 @@ unsigned pl_ifindex_of(uint32_t addr_be)
 
 /* ---- recvmsg's control messages ------------------------------------------------------------ */
 
-/* Appends one control message; sets MSG_CTRUNC (and stops) when it does not fit, as the kernel's
- * put_cmsg does. */
-static void put_cmsg(struct msghdr *msg, size_t *used, int level, int type, const void *data,
-                     size_t len)
-{
-  if (msg->msg_flags & MSG_CTRUNC)
-    return;
-  size_t room = msg->msg_control ? msg->msg_controllen : 0;
-  size_t need = CMSG_LEN(len);
-  if (*used + CMSG_LEN(0) > room || (*used + need > room)) {
-    msg->msg_flags |= MSG_CTRUNC;
-    return;
-  }
-  struct cmsghdr *c = (struct cmsghdr *)(void *)((char *)msg->msg_control + *used);
-  c->cmsg_level = level;
-  c->cmsg_type = type;
-  c->cmsg_len = need;
-  memcpy(CMSG_DATA(c), data, len);
-  size_t step = CMSG_SPACE(len);
-  *used += step < room - *used ? step : room - *used;
-}
-
 void pl_cmsg_build(unsigned mask, const struct toe_rxmeta *m, struct msghdr *msg)
 {
   size_t used = 0;
@@ -303,26 +282,26 @@ void pl_cmsg_build(unsigned mask, const struct toe_rxmeta *m, struct msghdr *msg
       long long nsec = (long long)(m->time_ns % 1000000000ull);
       if (mask & PL_CM_TSNS) {
         struct timespec ts = {.tv_sec = (time_t)sec, .tv_nsec = (long)nsec};
-        put_cmsg(msg, &used, SOL_SOCKET, SO_TIMESTAMPNS_OLD, &ts, sizeof(ts));
+        (void)pl_cmsg_put(msg, &used, SOL_SOCKET, SO_TIMESTAMPNS_OLD, &ts, sizeof(ts));
       } else if (mask & PL_CM_TSNS_NEW) {
         long long ts[2] = {sec, nsec}; /* struct __kernel_timespec */
-        put_cmsg(msg, &used, SOL_SOCKET, SO_TIMESTAMPNS_NEW, ts, sizeof(ts));
+        (void)pl_cmsg_put(msg, &used, SOL_SOCKET, SO_TIMESTAMPNS_NEW, ts, sizeof(ts));
       } else if (mask & PL_CM_TS) {
         struct timeval tv = {.tv_sec = (time_t)sec, .tv_usec = (suseconds_t)(nsec / 1000)};
-        put_cmsg(msg, &used, SOL_SOCKET, SO_TIMESTAMP_OLD, &tv, sizeof(tv));
+        (void)pl_cmsg_put(msg, &used, SOL_SOCKET, SO_TIMESTAMP_OLD, &tv, sizeof(tv));
       } else if (mask & PL_CM_TS_NEW) {
         long long tv[2] = {sec, nsec / 1000}; /* struct __kernel_sock_timeval */
-        put_cmsg(msg, &used, SOL_SOCKET, SO_TIMESTAMP_NEW, tv, sizeof(tv));
+        (void)pl_cmsg_put(msg, &used, SOL_SOCKET, SO_TIMESTAMP_NEW, tv, sizeof(tv));
       }
       if (mask & PL_CM_TSING) {
         struct timespec ts[3];
         memset(ts, 0, sizeof(ts));
         ts[0].tv_sec = (time_t)sec;
         ts[0].tv_nsec = (long)nsec;
-        put_cmsg(msg, &used, SOL_SOCKET, SO_TIMESTAMPING_OLD, ts, sizeof(ts));
+        (void)pl_cmsg_put(msg, &used, SOL_SOCKET, SO_TIMESTAMPING_OLD, ts, sizeof(ts));
       } else if (mask & PL_CM_TSING_NEW) {
         long long ts[6] = {sec, nsec, 0, 0, 0, 0}; /* struct scm_timestamping64 */
-        put_cmsg(msg, &used, SOL_SOCKET, SO_TIMESTAMPING_NEW, ts, sizeof(ts));
+        (void)pl_cmsg_put(msg, &used, SOL_SOCKET, SO_TIMESTAMPING_NEW, ts, sizeof(ts));
       }
     }
     /* in the kernel's order (ip_cmsg_recv_offset): PKTINFO, TTL, TOS */
@@ -332,15 +311,15 @@ void pl_cmsg_build(unsigned mask, const struct toe_rxmeta *m, struct msghdr *msg
       pi.ipi_ifindex = (int)pl_ifindex_of(m->dst);
       pi.ipi_spec_dst.s_addr = m->dst; /* the local address a reply would come from */
       pi.ipi_addr.s_addr = m->dst;
-      put_cmsg(msg, &used, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+      (void)pl_cmsg_put(msg, &used, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
     }
     if ((mask & PL_CM_TTL) && (m->flags & TOE_RXMETA_TTL)) {
       int ttl = m->ttl;
-      put_cmsg(msg, &used, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+      (void)pl_cmsg_put(msg, &used, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
     }
     if ((mask & PL_CM_TOS) && (m->flags & TOE_RXMETA_TOS)) {
       unsigned char tos = m->tos; /* one byte, as the kernel sends it */
-      put_cmsg(msg, &used, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+      (void)pl_cmsg_put(msg, &used, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
     }
   }
   msg->msg_controllen = used;
