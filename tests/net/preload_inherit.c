@@ -8,7 +8,8 @@
  *                       puts the connection on stdin and stdout and execs `cat`
  *   bind ADDR PORT      binds and listens on ADDR:PORT once (the restart check)
  *   client ADDR PORT IN OUT  (not preloaded) connects, sends file IN while writing what comes
- *                       back to OUT, half-closes after IN, and stops at EOF
+ *                       back to OUT, half-closes after IN (and after file $PI_HOLD exists, if
+ *                       set), and stops at EOF
  * Lines "ok   - ..." and "FAIL - ..." for preload_run; "child PID" on stderr for each fork.
  */
 #define _GNU_SOURCE
@@ -168,6 +169,11 @@ static void *send_file(void *arg)
     }
   if (f >= 0)
     close(f);
+  /* PI_HOLD=PATH: the connection stays open (before the half-close) until PATH exists, so that
+   * the test looks at it while the server still serves it (at most 60 s). */
+  const char *hold = getenv("PI_HOLD");
+  for (int i = 0; hold && i < 6000 && access(hold, F_OK) != 0; i++)
+    usleep(10000);
   shutdown(s->fd, SHUT_WR);
   return NULL;
 }

@@ -34,16 +34,25 @@ one() {
   dev_bg timeout -k 2 120 "${PRE[@]}" "$PI" "$mode" "$NET_DEV_ADDR" "$port" 1 \
     >"$NET_TMP/$mode.out" 2>"$NET_TMP/$mode.err" </dev/null
   srv=$BG_PID
-  peer_bg timeout -k 2 120 "$PI" client "$NET_DEV_ADDR" "$port" "$NET_TMP/in.bin" \
+  rm -f "$NET_TMP/$mode.go"
+  peer_bg timeout -k 2 120 env PI_HOLD="$NET_TMP/$mode.go" "$PI" client "$NET_DEV_ADDR" "$port" "$NET_TMP/in.bin" \
     "$NET_TMP/$mode.got" </dev/null 2>"$NET_TMP/$mode.client.err"
   local cli=$BG_PID
-  # The owner while the transfer runs: the pid and command of the connection's row.
-  for _ in $(seq 100); do
+  # The owner while the connection is served (the client keeps it open until $mode.go exists):
+  # the pid and command of its row. Until the child's first read it is the parent's (the only
+  # holder then) or the device's (the parent closed, the child has not adopted yet); once the
+  # child (or the cat it became) adopted it, it is the child's.
+  local comm=$3 row child
+  for _ in $(seq 200); do
     "$TOECTL" --ctl "$CTL" --json flows >"$NET_TMP/flows.json" 2>/dev/null
-    seen=$(json_eval "$NET_TMP/flows.json" "next(('%s %s' % (f['pid'], f['comm']) for f in d['flows'] if f['state'] == 'ESTAB' and f['local'] and f['local']['port'] == $port), 'none')")
-    [ "$seen" != none ] && [ "$seen" != error ] && break
+    row=$(json_eval "$NET_TMP/flows.json" "next(('%s %s' % (f['pid'], f['comm']) for f in d['flows'] if f['state'] == 'ESTAB' and f['local'] and f['local']['port'] == $port), 'none')")
+    [ "$row" != none ] && [ "$row" != error ] && seen=$row
+    child=$(awk '$1 == "child" {print $2; exit}' "$NET_TMP/$mode.err")
+    [ -n "$child" ] && [ "$seen" = "$child $comm" ] && break
+    kill -0 "$cli" 2>/dev/null || break
     sleep 0.05
   done
+  touch "$NET_TMP/$mode.go"
   wait "$cli"
   check_eq "$mode: the client finished" "$?" 0
   wait "$srv"
@@ -58,19 +67,15 @@ one() {
   no_sanitizer "$mode" "$NET_TMP/$mode.err"
   [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$mode.err" | head -10
   check_eq "$mode: 64 MiB echoed, SHA-256 equal" "$(sha "$NET_TMP/$mode.got")" "$IN_SHA"
-  local child
   child=$(awk '$1 == "child" {print $2; exit}' "$NET_TMP/$mode.err")
-  if [ "$mode" = fork ]; then
-    check_eq "$mode: toectl flows names the child as the owner" "${seen%% *}" "$child"
-  else
-    check_eq "$mode: toectl flows names the exec'd cat (pid $child) as the owner" "$seen" "$child cat"
-  fi
+  check_eq "$mode: toectl flows names the child ($comm) as the connection's owner" "$seen" \
+    "$child $comm"
   # The restart: the same port, at once.
   preload_run "$mode-restart" dev timeout -k 2 20 "${PRE[@]}" "$PI" bind "$NET_DEV_ADDR" "$port"
 }
 
-one fork 7301
-one inetd 7302
+one fork 7301 preload_inherit
+one inetd 7302 cat
 
 check_toed_exit
 net_finish
