@@ -622,7 +622,7 @@ static void inherit_entry(const char *s)
 
 void pl_inh_init(void)
 {
-  const char *v = getenv(ENV_NAME);
+  const char *v = getenv("TOE_INHERIT"); /* ENV_NAME; listed by toe-run --help */
   if (!v)
     return;
   char *copy = strdup(v);
