@@ -203,6 +203,10 @@ void pl_inh_fork_child(struct psock *ps)
 
 void pl_inh_close(struct psock *ps)
 {
+  /* Nothing of ours (most sockets): no lock. Both fields change only in this process's calls
+   * on the socket, and this is the last descriptor's close. */
+  if (!ps->stash && !(atomic_load(&ps->state) == PS_INHERIT && ps->share_token))
+    return;
   pl_attach_lock();
   struct pdev *p = pl_dev_current();
   pthread_mutex_lock(&ps->mu);
