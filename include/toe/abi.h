@@ -281,7 +281,7 @@ enum toe_abi_op {
   TOE_ABI_OP_GETSOCKOPT = 11,
   TOE_ABI_OP_STATS = 12, /* writes statistics into the buffer area */
   /* 1.2, TOE_ABI_CAP_SHARE: */
-  TOE_ABI_OP_SHARE = 13,   /* a one-time token for `handle` (a listener or a UDP socket) */
+  TOE_ABI_OP_SHARE = 13,   /* a one-time token for `handle` (a listener, a connection, UDP) */
   TOE_ABI_OP_ADOPT = 14,   /* a handle in this session to the socket a token names */
   TOE_ABI_OP_CAPTURE = 15, /* 1.2, CAP_CAPTURE: start or stop streaming frames (EV_CAPTURE) */
   TOE_ABI_OP__COUNT
@@ -456,9 +456,12 @@ struct toe_abi_sqe {
     } stats;
     /* 1.2: SHARE has no arguments (every byte of u is reserved). */
     struct {
-      uint64_t token;     /* from a SHARE completion (same uid, or a root sharer) */
-      uint64_t sock_data; /* echoed as user_data in every event of the adopted handle */
-      uint8_t reserved[32];
+      uint64_t token;       /* from a SHARE completion (same uid, or a root sharer) */
+      uint64_t sock_data;   /* echoed as user_data in every event of the adopted handle (0 with
+                               a TOE_ABI_ADOPT_F_* flag) */
+      uint32_t adopt_flags; /* 0: adopt; TOE_ABI_ADOPT_F_BIND or _F_DROP: act on the token */
+      uint32_t pid;         /* F_BIND: the process that holds the token (0: this client's) */
+      uint8_t reserved[24];
     } adopt;
     struct {                  /* 1.2 CAPTURE */
       uint64_t buf_off;       /* filter expression: [buf_off, buf_off + len) in the buffer area */
@@ -472,9 +475,21 @@ struct toe_abi_sqe {
 };
 
 /* ADOPT completion: what the adopted socket is (u.adopt.state). */
-#define TOE_ABI_ADOPT_LISTENING 1 /* a TCP listener */
-#define TOE_ABI_ADOPT_BOUND 2     /* a UDP socket without a default peer */
-#define TOE_ABI_ADOPT_CONNECTED 3 /* a UDP socket with a default peer */
+#define TOE_ABI_ADOPT_LISTENING 1     /* a TCP listener */
+#define TOE_ABI_ADOPT_BOUND 2         /* a UDP socket without a default peer */
+#define TOE_ABI_ADOPT_CONNECTED 3     /* a UDP socket with a default peer */
+#define TOE_ABI_ADOPT_TCP_CONNECTED 4 /* a TCP connection (u.adopt.peer_* name its peer) */
+
+/*
+ * ADOPT flags (connections inherited across fork and exec, docs/transport.md "Sharing a socket
+ * between sessions"). With a flag the ADOPT makes no handle (sock_data 0, res 0 or an error):
+ *   F_BIND: the token is held by process `pid` (the client's own, or a child of it): it no
+ *           longer expires after a few seconds but when that process ends (an exec keeps it);
+ *   F_DROP: the token is given up now (a process closed what it inherited without using it).
+ * Both only for a token the client could adopt (-TOE_ENOENT otherwise).
+ */
+#define TOE_ABI_ADOPT_F_BIND 0x1u
+#define TOE_ABI_ADOPT_F_DROP 0x2u
 
 /* ---------------------------------------------------------------------------------------------
  * Completion queue entries (device -> host)
@@ -557,9 +572,11 @@ struct toe_abi_cqe {
     } share;
     struct { /* 1.2: completion of ADOPT (cqe.handle is the new handle) */
       struct toe_abi_sockaddr local;
-      uint8_t proto; /* TOE_ABI_PROTO_* */
-      uint8_t state; /* TOE_ABI_ADOPT_* */
-      uint8_t reserved[14];
+      uint8_t proto;        /* TOE_ABI_PROTO_* */
+      uint8_t state;        /* TOE_ABI_ADOPT_* */
+      uint16_t peer_port;   /* ADOPT_TCP_CONNECTED: the peer's port (IPv4) */
+      uint8_t peer_addr[4]; /* and address, network order */
+      uint8_t reserved[8];
     } adopt;
     struct {            /* 1.2: EV_CAPTURE, and the completion of CAPTURE STOP (buf_id 0) */
       uint32_t buf_id;  /* lent buffer of pcap records (the host returns it on the fill ring) */

@@ -285,6 +285,22 @@ int toe_accept(toe_dev *dev, int sd, struct sockaddr *peer, socklen_t *len);
  */
 int toe_share(toe_dev *dev, int sd, uint64_t *token);
 int toe_adopt(toe_dev *dev, uint64_t token);
+/*
+ * Connections and tokens across fork and exec (docs/transport.md "Sharing a socket between
+ * sessions"). toe_share also takes a connected TCP socket: its token adopts as a connection
+ * (TOE_ABI_ADOPT_TCP_CONNECTED, getpeername works), both sessions may then send and receive on
+ * it, and the device closes it when the last holder closes. Sharing a connection stops the
+ * device's deliveries to the sharer until it sets TOE_OPT_RXBUFS again (what it had received
+ * before the share stays readable), so that bytes go to the process that reads them.
+ *
+ * toe_token_bind: the token is held by process `pid` (0: this process; else a child of it)
+ * instead of expiring after a few seconds: it stays adoptable until that process ends (an exec
+ * keeps the pid) and is given up then. toe_token_drop: gives a token up now. Both return 0,
+ * -TOE_ENOENT (unknown, adopted or expired), -TOE_EPERM (bind: pid is neither this process nor
+ * its child, e.g. in another pid namespace), -TOE_EOPNOTSUPP, -TOE_ENETDOWN, -TOE_EBADF.
+ */
+int toe_token_bind(toe_dev *dev, uint64_t token, pid_t pid);
+int toe_token_drop(toe_dev *dev, uint64_t token);
 
 /*
  * TCP: starts the three-way handshake and returns -TOE_EINPROGRESS; TOE_POLLOUT says when it is

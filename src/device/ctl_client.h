@@ -107,16 +107,23 @@ struct ctl_share {
   struct ctl_sock *holders; /* ring of the holders (sh_next/sh_prev), or NULL */
   struct ctl_sock *anchor;  /* with no holder left: a record without client that gets events */
   struct ctl_sock *rr;      /* listener: the holder served last */
+  struct ctl_sock *active;  /* connection: the holder that last adopted or asked for data
+                             * (toectl flows names its process as the owner) */
   uint8_t proto;
 };
 
-/* A SHARE token: random, adoptable once, by a client of the same uid, until `expires`. */
+/* A SHARE token: random, adoptable once, by a client of the same uid, until `expires`, or,
+ * once bound to a process (ADOPT F_BIND), until that process ends (pidfd readable). */
 struct ctl_token {
   uint64_t token; /* 0: free */
   uid_t uid;
   toe_time_t expires;
   struct ctl_share *sh;
+  bool bound; /* held by process pid (pidfd) instead of expiring */
+  int pidfd;
+  pid_t pid;
 };
+#define CTL_TOKEN_PID_CHECK_NS (100ull * 1000000ull) /* bound tokens' processes looked at */
 #define CTL_TOKENS 256
 #define CTL_TOKEN_TTL_NS (10ull * 1000000000ull)
 
@@ -196,6 +203,10 @@ struct ctl_capture {
 };
 /* Drops the tokens that expired by `now` (and the sockets only they held). */
 void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now);
+/* Frees the tokens bound to a process that has ended (and what only they held, such as a
+ * listener's port); returns how many. Called before a bind is refused with EADDRINUSE, so
+ * that a server restarted at once gets its port back (docs/transport.md). */
+int ctl_tokens_reap(struct toed_ctl_dev *dev);
 /* When the next token expires (TOE_TIME_NEVER if none is live). */
 toe_time_t ctl_tokens_next(const struct toed_ctl_dev *dev);
 

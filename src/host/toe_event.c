@@ -323,6 +323,14 @@ static void complete_op(struct toe_dev *d, struct op *op, const struct toe_abi_c
   case TOE_ABI_OP_ADOPT:
     if (abandoned && c->res >= 0 && c->handle != TOE_ABI_HANDLE_NONE)
       close_orphan(d, c->handle);
+    if (!abandoned && op->opcode == TOE_ABI_OP_ADOPT && c->res >= 0 &&
+        c->handle != TOE_ABI_HANDLE_NONE && op->sock < d->nsocks) {
+      /* The adopted socket's data may follow right behind (the device looks at what waits at
+       * once), in this same batch, before toe_adopt's thread runs: it must find its socket. */
+      d->socks[op->sock].handle = c->handle;
+      if (c->u.adopt.proto == TOE_ABI_PROTO_UDP)
+        d->socks[op->sock].type = TOE_SOCK_DGRAM;
+    }
     break;
   case TOE_ABI_OP_STATS:
     if (abandoned && op->buf_first != TOE_NONE) {

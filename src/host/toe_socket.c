@@ -424,13 +424,14 @@ int toe_share(toe_dev *d, int sd, uint64_t *token)
     rc = -TOE_ENETDOWN;
   } else if (!(d->caps & TOE_ABI_CAP_SHARE)) {
     rc = -TOE_EOPNOTSUPP;
-  } else if (s->type == TOE_SOCK_STREAM && s->state != S_LISTEN) {
+  } else if (s->type == TOE_SOCK_STREAM && s->state != S_LISTEN && s->state != S_CONNECTED) {
     rc = -TOE_EOPNOTSUPP;
   } else {
     /* The device hands back our posted ACCEPTs (-ECONNABORTED, before the SHARE completes):
-     * no reposting until this process asks for connections again. */
+     * no reposting until this process asks for connections again. A connection's delivery to
+     * us stops instead, until TOE_OPT_RXBUFS is set again (the device's side, transport.md). */
     uint16_t old = s->flags;
-    if (s->type == TOE_SOCK_STREAM)
+    if (s->type == TOE_SOCK_STREAM && s->state == S_LISTEN)
       s->flags = (uint16_t)((s->flags | F_ACC_LAZY) & ~F_ACC_WANT);
     struct toe_abi_sqe sqe;
     struct toe_abi_cqe cqe;
@@ -483,7 +484,15 @@ int toe_adopt(toe_dev *d, uint64_t token)
       s->handle = cqe.handle;
       s->local = cqe.u.adopt.local;
       s->flags |= F_BOUND;
-      if (cqe.u.adopt.proto == TOE_ABI_PROTO_TCP) {
+      if (cqe.u.adopt.proto == TOE_ABI_PROTO_TCP &&
+          cqe.u.adopt.state == TOE_ABI_ADOPT_TCP_CONNECTED) {
+        s->type = TOE_SOCK_STREAM;
+        s->state = S_CONNECTED;
+        memset(&s->peer, 0, sizeof(s->peer));
+        s->peer.family = TOE_ABI_AF_INET;
+        s->peer.port = cqe.u.adopt.peer_port;
+        memcpy(s->peer.addr, cqe.u.adopt.peer_addr, sizeof(cqe.u.adopt.peer_addr));
+      } else if (cqe.u.adopt.proto == TOE_ABI_PROTO_TCP) {
         s->type = TOE_SOCK_STREAM;
         s->state = S_LISTEN;
         s->backlog = TOE_ACCEPTS_POSTED;
@@ -498,6 +507,45 @@ int toe_adopt(toe_dev *d, uint64_t token)
   }
   toe_dev_unlock(d);
   return rc;
+}
+
+/* ADOPT with a flag (F_BIND, F_DROP): acts on a token, makes no socket. */
+static int token_op(toe_dev *d, uint64_t token, uint32_t flags, pid_t pid)
+{
+  if (!d)
+    return -TOE_EBADF;
+  toe_dev_lock(d);
+  toe_dev_progress(d);
+  int rc;
+  if (d->status) {
+    rc = -TOE_ENETDOWN;
+  } else if (!(d->caps & TOE_ABI_CAP_SHARE)) {
+    rc = -TOE_EOPNOTSUPP;
+  } else if (!token || pid < 0) {
+    rc = token ? -TOE_EINVAL : -TOE_ENOENT;
+  } else {
+    struct toe_abi_sqe sqe;
+    struct toe_abi_cqe cqe;
+    memset(&sqe, 0, sizeof(sqe));
+    sqe.u.adopt.token = token;
+    sqe.u.adopt.adopt_flags = flags;
+    sqe.u.adopt.pid = (uint32_t)pid;
+    rc = toe_op_sync(d, &sqe, TOE_ABI_OP_ADOPT, TOE_NONE, TOE_NONE, 0, &cqe);
+    if (rc > 0)
+      rc = 0;
+  }
+  toe_dev_unlock(d);
+  return rc;
+}
+
+int toe_token_bind(toe_dev *d, uint64_t token, pid_t pid)
+{
+  return token_op(d, token, TOE_ABI_ADOPT_F_BIND, pid);
+}
+
+int toe_token_drop(toe_dev *d, uint64_t token)
+{
+  return token_op(d, token, TOE_ABI_ADOPT_F_DROP, 0);
 }
 
 int toe_connect(toe_dev *d, int sd, const struct sockaddr *addr, socklen_t len)

@@ -135,6 +135,7 @@ void pl_psock_unref(struct psock *ps)
   pl_tab_unlock();
   if (left > 0)
     return;
+  pl_inh_close(ps); /* its stash; an inherited token never used is given up */
   /* The last descriptor naming it is gone: close the socket. */
   pthread_mutex_lock(&ps->mu);
   int st = atomic_load(&ps->state);
@@ -200,7 +201,10 @@ static void adopt(int fd, struct psock *ps)
     return;
   }
   PL_DBG("fd %d: inherited %s adopted (sd %d)", fd,
-         ps->type == SOCK_STREAM ? "listener" : "UDP socket", sd);
+         ps->type != SOCK_STREAM ? "UDP socket"
+         : ps->listening         ? "listener"
+                                 : "connection",
+         sd);
   ps->pdev = p;
   ps->sd = sd;
   ps->afd = afd;

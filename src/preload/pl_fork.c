@@ -16,8 +16,9 @@
 /* ------------------------------------------------------------------------------------------ */
 /* fork                                                                                       */
 
-/* Before fork: a share token for every listener and UDP socket of the current session, so that
- * the child can adopt them (PS_INHERIT). Connections are not shared: the child gets orphans. */
+/* Before fork: a share token for every listener, connection and UDP socket of the current
+ * session, so that the child can adopt them (PS_INHERIT); the fork wrapper (pl_inherit.c) then
+ * binds them to the child's pid. */
 void pl_atfork_prepare(void)
 {
   pl_attach_lock();
@@ -50,6 +51,8 @@ void pl_atfork_prepare(void)
       } else {
         PL_DBG("sd %d: no share token for a child (%s)", ps->sd, strerror(-rc));
       }
+    } else if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p) {
+      pl_inh_share_conn(p, ps); /* a connection: both processes may use it (pl_inherit.c) */
     }
     pthread_mutex_unlock(&ps->mu);
   }
@@ -63,8 +66,9 @@ void pl_atfork_parent(void)
 }
 
 /* The child has no session: libtoe's region is not mapped in it (MADV_DONTFORK) and the pump
- * thread does not exist. Offloaded sockets it inherited become orphans (their calls fail with
- * ENOTCONN); its own new sockets attach a session of its own. Our private ends of the
+ * thread does not exist. Offloaded sockets it inherited with a token are adopted at their first
+ * use; the others become orphans (their calls fail with ENOTCONN); its own new sockets attach a
+ * session of its own. Our private ends of the
  * placeholders are closed, so that the parent alone decides what its placeholders show. */
 void pl_atfork_child(void)
 {
@@ -89,6 +93,7 @@ void pl_atfork_child(void)
       ps->zbuf = NULL;
       ps->zlen = ps->zoff = 0;
       ps->interest = UINT32_MAX;
+      pl_inh_fork_child(ps);
       atomic_store(&ps->state, st == PS_OFF && ps->share_token ? PS_INHERIT : PS_ORPHAN);
     }
   }

@@ -246,6 +246,7 @@ static void init_once(void)
   g_pid = getpid();
   load_config();
   pthread_atfork(pl_atfork_prepare, pl_atfork_parent, pl_atfork_child);
+  pl_inh_init(); /* sockets the image before an exec handed on */
   atomic_store_explicit(&pl_ready, true, memory_order_release);
 }
 

@@ -94,7 +94,9 @@ static ssize_t recv_ps_meta(int fd, struct psock *ps, void *buf, size_t len, int
   size_t got = 0;
   for (;;) {
     ssize_t r;
-    if (atomic_load(&ps->state) == PS_ZOMBIE) {
+    if (stream && (r = pl_inh_read(ps, (char *)buf + got, len - got, flags)) > 0) {
+      /* received before a fork or exec shared the connection (pl_inherit.c) */
+    } else if (atomic_load(&ps->state) == PS_ZOMBIE) {
       r = zombie_recv(ps, (char *)buf + got, len - got, flags);
     } else if (ps->pend_err) {
       r = -ps->pend_err;
@@ -141,7 +143,9 @@ static ssize_t recv_ps_meta(int fd, struct psock *ps, void *buf, size_t len, int
     }
     int tmo = ps->rcvtimeo_ms;
     pthread_mutex_unlock(&ps->mu);
+    pl_wait_mark(fd, 1); /* a fork meanwhile keeps the data coming to this reader */
     int w = pl_wait_fd(fd, POLLIN, tmo);
+    pl_wait_mark(fd, -1);
     if (w <= 0)
       return got ? (ssize_t)got : set_errno(w == 0 ? EAGAIN : -w);
     st = pl_enter_fd(fd, ps);

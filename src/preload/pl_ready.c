@@ -132,7 +132,7 @@ void pl_reflect(struct psock *ps)
       ps->pend_err = (int)-v;
   }
   unsigned want = 0;
-  if ((ev & TOE_POLLIN) || ps->pend_err)
+  if ((ev & TOE_POLLIN) || ps->pend_err || pl_inh_stashed(ps))
     want |= SH_IN;
   if (ev & TOE_POLLOUT)
     want |= SH_OUT;
@@ -234,6 +234,7 @@ void pl_refresh_fd(int fd)
   if (!ps)
     return;
   if (pl_enter_fd(fd, ps) == PS_OFF) {
+    pl_inh_demand(ps); /* a shared connection polled: its data comes to us again */
     if (ps->listening && !ps->acc_demand) {
       /* This process polls its listener: it serves connections (on a shared one, toe_poll_ctl
        * with TOE_POLLIN makes libtoe post ACCEPTs for it; on one not shared yet, it is noted

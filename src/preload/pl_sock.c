@@ -1298,9 +1298,10 @@ PL_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     pl_refresh_fd(fd);
   int rc = R.epoll_ctl(epfd, op, fd, ev);
   int st2 = rc == 0 ? pl_enter_fd(fd, ps) : PS_FREE;
-  /* A listener in an epoll set is waited on for as long as it stays there: it keeps serving
-   * connections across forks (pl_atfork_prepare). */
-  if (st2 == PS_OFF && ps->listening)
+  /* A socket in an epoll set is waited on for as long as it stays there: a listener keeps
+   * serving connections across forks (pl_atfork_prepare), a connection keeps its data coming
+   * (pl_inh_share_conn). */
+  if (st2 == PS_OFF)
     ps->in_epoll = op != EPOLL_CTL_DEL && ev && (ev->events & EPOLLIN);
   if (st2 == PS_OFF || st2 == PS_ZOMBIE)
     pthread_mutex_unlock(&ps->mu);

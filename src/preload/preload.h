@@ -214,7 +214,13 @@ struct psock {
   bool shut_wr;
   int pend_err;         /* positive errno kept for the application (SO_ERROR, next call) */
   uint64_t share_token; /* fork: the device's token for the child (PS_INHERIT), 0 if none */
-  bool acc_lazy;        /* a shared listener: connections only once this process asks */
+  /* a shared connection (pl_inherit.c) */
+  struct pl_stash *stash; /* bytes it had received when it was shared, read first by whichever
+                           * process reads (a MAP_SHARED memfd), or NULL */
+  int stash_fd;           /* the stash's memfd (while stash) */
+  bool rx_paused;         /* the device delivers to this process only once it asks again */
+  int64_t rx_credit;      /* TOE_OPT_RXBUFS to ask with */
+  bool acc_lazy;          /* a shared listener: connections only once this process asks */
   bool acc_demand;    /* this process asked for connections (accept, poll, select, epoll_ctl on the
                        * listener); kept across a fork only while it still waits for them: */
   atomic_int waiters; /* threads blocked in accept/poll/select on it now (pl_wait_mark) */
@@ -256,6 +262,7 @@ extern unsigned pl_fork_gen;
  *   pl_switch.c  the switch of a kernel socket to the device (placeholder pairs, option replay)
  *   pl_opts.c    each socket option's fate on the device, and recvmsg/sendmsg control messages
  *   pl_fork.c    fork (share tokens, the child's reset) and exit (graceful detach)
+ *   pl_inherit.c connections across fork and exec (the stash, fork/exec wrappers, TOE_INHERIT)
  *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
  *   pl_io.c      the data calls and poll/select
  *   pl_rules.c   the offload rules
@@ -409,6 +416,26 @@ int pl_enter_fd(int fd, struct psock *ps);
 /* pl_sock.c: option store */
 struct pl_opt *pl_opt_find(struct psock *ps, int level, int name);
 void pl_opt_store(struct psock *ps, int level, int name, const void *val, socklen_t len);
+
+/* pl_inherit.c: connections across fork and exec (docs/interception.md "fork and exec") */
+struct pl_stash;
+/* atfork prepare, ps locked, PS_OFF in the current session p: a token for a connected TCP
+ * socket, its received bytes moved to the stash, the device's delivery paused. */
+void pl_inh_share_conn(struct pdev *p, struct psock *ps);
+/* In the child: inherited connections are not paused (adopting gives a fresh handle). */
+void pl_inh_fork_child(struct psock *ps);
+/* A read on ps (locked): bytes from the stash (>0), or 0 when it has none; asks the device for
+ * data again if it was paused. */
+ssize_t pl_inh_read(struct psock *ps, void *buf, size_t len, int flags);
+/* Bytes waiting in ps's stash (readiness). */
+size_t pl_inh_stashed(const struct psock *ps);
+/* ps (locked) is polled or waited on: ask the device for data again if paused. */
+void pl_inh_demand(struct psock *ps);
+/* The last descriptor of ps is gone (ps locked): unmaps its stash; an inherited token that was
+ * never used is given up (if this process has a session; else it goes when the process ends). */
+void pl_inh_close(struct psock *ps);
+/* At start: adopts what the previous program image left (TOE_INHERIT, written at exec). */
+void pl_inh_init(void);
 
 /* pl_io.c */
 ssize_t pl_send_ps(int fd, struct psock *ps, const void *buf, size_t len, int flags,

@@ -449,6 +449,14 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
       return -TOE_EINVAL;
     if (!(c->caps & TOE_ABI_CAP_SHARE))
       return -TOE_EOPNOTSUPP;
+    /* At most one flag; a pid only with F_BIND; a flagged ADOPT makes no handle. */
+    if (sqe->u.adopt.adopt_flags != 0 && sqe->u.adopt.adopt_flags != TOE_ABI_ADOPT_F_BIND &&
+        sqe->u.adopt.adopt_flags != TOE_ABI_ADOPT_F_DROP)
+      return -TOE_EINVAL;
+    if (sqe->u.adopt.adopt_flags != TOE_ABI_ADOPT_F_BIND && sqe->u.adopt.pid)
+      return -TOE_EINVAL;
+    if (sqe->u.adopt.pid > INT32_MAX)
+      return -TOE_EINVAL;
     return sqe->u.adopt.token ? 0 : -TOE_EINVAL;
   default:
     break;
@@ -499,12 +507,13 @@ int toe_abi_validate_sqe(const struct toe_abi_client *c, const struct toe_abi_sq
                    sqe->u.sockopt.value, c->layout.buf_count, c->caps);
     break;
   case TOE_ABI_OP_SHARE:
-    /* Listeners and UDP sockets: their state is the device's alone. A connection is not
-     * shared (docs/interception.md "fork and exec"). */
+    /* Listeners, connections and UDP sockets: their state is the device's alone. A connection
+     * being made is not (its CONNECT completes in this session only). */
     if (!(c->caps & TOE_ABI_CAP_SHARE))
       rc = -TOE_EOPNOTSUPP;
     else if (tcp)
-      rc = s->state == TOE_ABI_HS_LISTENING ? 0 : -TOE_EOPNOTSUPP;
+      rc = s->state == TOE_ABI_HS_LISTENING || s->state == TOE_ABI_HS_CONNECTED ? 0
+                                                                                : -TOE_EOPNOTSUPP;
     else
       rc = 0;
     break;

@@ -698,8 +698,8 @@ TEST(reserved_fields_nonzero)
   CHECK_EQ(validate(&f, &s), -TOE_EINVAL);
 }
 
-/* 1.2: SHARE (a listener or a UDP socket, no arguments) and ADOPT (no handle, a non-zero
- * token), both only with TOE_ABI_CAP_SHARE. */
+/* 1.2: SHARE (a listener, a connection or a UDP socket, no arguments) and ADOPT (no handle, a
+ * non-zero token, the token flags), both only with TOE_ABI_CAP_SHARE. */
 TEST(share_adopt)
 {
   struct fixture f;
@@ -726,8 +726,14 @@ TEST(share_adopt)
   CHECK_EQ(idx, TOE_ABI_HANDLE_INDEX(lis));
   s.handle = udp;
   CHECK_EQ(validate(&f, &s), 0);
-  s.handle = conn; /* a connection is not shared */
+  s.handle = conn; /* a connection is shared (fork and exec) */
+  CHECK_EQ(validate(&f, &s), 0);
+  struct toe_abi_hslot *cs = &f.c.slots[TOE_ABI_HANDLE_INDEX(conn)];
+  cs->state = TOE_ABI_HS_CONNECTING; /* one being made is not (its CONNECT is one session's) */
   CHECK_EQ(validate(&f, &s), -TOE_EOPNOTSUPP);
+  cs->state = TOE_ABI_HS_OPEN; /* nor one that neither listens nor is connected */
+  CHECK_EQ(validate(&f, &s), -TOE_EOPNOTSUPP);
+  cs->state = TOE_ABI_HS_CONNECTED;
   s.handle = TOE_ABI_HANDLE(40, 1); /* not open */
   CHECK_EQ(validate(&f, &s), -TOE_EBADF);
   s.handle = lis;
@@ -749,6 +755,28 @@ TEST(share_adopt)
     t.u.adopt.reserved[b] = 0xff;
     CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
   }
+  /* The token flags: one at a time, a pid only with F_BIND, and a pid the kernel could have. */
+  t = a;
+  t.u.adopt.adopt_flags = TOE_ABI_ADOPT_F_BIND;
+  t.u.adopt.pid = 4242;
+  CHECK_EQ(validate(&f, &t), 0);
+  t.u.adopt.pid = 0; /* the client's own process */
+  CHECK_EQ(validate(&f, &t), 0);
+  t.u.adopt.pid = 0x80000000u;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t = a;
+  t.u.adopt.adopt_flags = TOE_ABI_ADOPT_F_DROP;
+  CHECK_EQ(validate(&f, &t), 0);
+  t.u.adopt.pid = 1;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t = a;
+  t.u.adopt.pid = 1; /* a pid with a plain ADOPT */
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t = a;
+  t.u.adopt.adopt_flags = TOE_ABI_ADOPT_F_BIND | TOE_ABI_ADOPT_F_DROP;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
+  t.u.adopt.adopt_flags = 0x4;
+  CHECK_EQ(validate(&f, &t), -TOE_EINVAL);
 }
 
 TEST(bad_handles_every_op)

@@ -262,6 +262,8 @@ static void op_bind(struct ctl_client *cl, struct ctl_sock *k, const struct toe_
   int rc = la.port && la.port < cl->priv_port_start && !cl->bind_priv
                ? -TOE_EACCES
                : toe_sock_bind(cl->dev->st, k->s, &la);
+  if (rc == -TOE_EADDRINUSE && ctl_tokens_reap(cl->dev) > 0)
+    rc = toe_sock_bind(cl->dev->st, k->s, &la); /* a dead process's token held the port */
   if (rc == 0) {
     cl->slots[k->index].state = TOE_ABI_HS_BOUND;
     struct toe_sockaddr local;
@@ -275,6 +277,8 @@ static void op_listen(struct ctl_client *cl, struct ctl_sock *k, const struct to
 {
   uint32_t b = sqe->u.listen.backlog;
   int rc = toe_tcp_listen(cl->dev->st, k->s, b > 65535u ? 65535 : (int)b); /* engine clamps */
+  if (rc == -TOE_EADDRINUSE && ctl_tokens_reap(cl->dev) > 0)
+    rc = toe_tcp_listen(cl->dev->st, k->s, b > 65535u ? 65535 : (int)b);
   if (rc == 0)
     cl->slots[k->index].state = TOE_ABI_HS_LISTENING;
   ses_finish_res(cl, sqe, rc);

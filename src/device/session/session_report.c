@@ -258,8 +258,8 @@ static void flow_tcp(void *arg, const struct toe_sock *s, const struct toe_socka
   if (s && f->nowners) {
     struct owner key = {(uintptr_t)s, NULL};
     const struct owner *o = bsearch(&key, f->owners, f->nowners, sizeof(*o), owner_cmp);
-    if (o)
-      flow_owner(r, o->k);
+    if (o) /* a shared connection's owner: the holder that uses it (toe-share: any) */
+      flow_owner(r, o->k->sh && o->k->sh->active ? o->k->sh->active : o->k);
   }
 }
 
@@ -284,6 +284,8 @@ size_t ctl_flows_build(struct toed_ctl_dev *dev)
     const struct ctl_sock *k = &dev->socks[i];
     if (!k->cl || !k->s || k->proto != TOE_ABI_PROTO_UDP)
       continue;
+    if (k->sh && k != (k->sh->active ? k->sh->active : k->sh->holders))
+      continue; /* one row per socket: a shared one's active (else first) holder */
     struct toe_abi_flow *r = flow_next(&f);
     if (!r)
       break;

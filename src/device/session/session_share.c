@@ -6,9 +6,13 @@
 
 #include "device/session/session_internal.h"
 
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------ */
 /* Shared sockets (SHARE/ADOPT, ABI 1.2)                                                      */
@@ -40,6 +44,8 @@ void ses_share_unlink(struct ctl_share *sh, struct ctl_sock *k)
   }
   if (sh->rr == k)
     sh->rr = NULL;
+  if (sh->active == k)
+    sh->active = NULL;
   k->sh = NULL;
   k->sh_next = k->sh_prev = NULL;
 }
@@ -78,19 +84,53 @@ void ses_share_put(struct toed_ctl_dev *dev, struct ctl_share *sh)
   free(sh);
 }
 
+/* Frees token t (expired, dropped, or its process ended) and the reference it held. */
+static void token_free(struct toed_ctl_dev *dev, struct ctl_token *t)
+{
+  struct ctl_share *sh = t->sh;
+  ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
+  if (t->bound)
+    close(t->pidfd);
+  memset(t, 0, sizeof(*t));
+  dev->tokens_live--;
+  ses_share_put(dev, sh);
+}
+
+/* Whether the process behind a bound token has ended (a pidfd polls readable when it exits,
+ * zombie or reaped). */
+static bool token_holder_gone(const struct ctl_token *t)
+{
+  struct pollfd p = {.fd = t->pidfd, .events = POLLIN};
+  return poll(&p, 1, 0) != 0;
+}
+
 void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now)
 {
   for (uint32_t i = 0; dev->tokens_live && i < CTL_TOKENS; i++) {
     struct ctl_token *t = &dev->tokens[i];
     if (!t->token || now < t->expires)
       continue;
-    struct ctl_share *sh = t->sh;
-    ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
-    memset(t, 0, sizeof(*t));
-    dev->tokens_live--;
+    if (t->bound && !token_holder_gone(t)) {
+      t->expires = now + CTL_TOKEN_PID_CHECK_NS; /* its process lives: look again later */
+      continue;
+    }
     dev->stats.share_expired++;
-    ses_share_put(dev, sh);
+    token_free(dev, t);
   }
+}
+
+int ctl_tokens_reap(struct toed_ctl_dev *dev)
+{
+  int n = 0;
+  for (uint32_t i = 0; dev->tokens_live && i < CTL_TOKENS; i++) {
+    struct ctl_token *t = &dev->tokens[i];
+    if (t->token && t->bound && token_holder_gone(t)) {
+      dev->stats.share_expired++;
+      token_free(dev, t);
+      n++;
+    }
+  }
+  return n;
 }
 
 toe_time_t ctl_tokens_next(const struct toed_ctl_dev *dev)
@@ -147,8 +187,20 @@ void ses_op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_ab
     share_link(sh, k);
     dev->stats.share_inuse++;
   }
-  if (k->proto == TOE_ABI_PROTO_TCP)
+  struct toe_tcp_info info;
+  bool conn = k->proto == TOE_ABI_PROTO_TCP &&
+              !(toe_tcp_get_info(dev->st, k->s, &info) == 0 && info.state == TOE_TCP_LISTEN);
+  if (conn) {
+    /* A connection: from now on the sharer gets received data only once it asks again (a
+     * SETSOCKOPT RXBUFS gives its credit back), so that bytes go to the process that reads
+     * them and not into the buffers of one that forked and will close its copy (a
+     * fork-per-connection server's parent). What was lent before this completion is the
+     * sharer's to hand on (docs/interception.md "fork and exec"). */
+    cl->slots[k->index].rx_max = 0;
+    k->sh->active = NULL;
+  } else if (k->proto == TOE_ABI_PROTO_TCP) {
     ses_cancel_ops(cl, k, -TOE_ECONNABORTED, false, false);
+  }
   k->sh->refs++;
   t->token = tok;
   t->uid = cl->uid;
@@ -162,7 +214,49 @@ void ses_op_share(struct ctl_client *cl, struct ctl_sock *k, const struct toe_ab
   ses_finish(cl, &cqe, sqe, 0);
 }
 
-/* ADOPT: a handle of this session to the socket a token names (the token is used up). */
+/* The parent process id of `pid` (/proc/PID/stat), or -1. */
+static pid_t parent_of(pid_t pid)
+{
+  char path[64], buf[512];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return -1;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *c = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
+  int ppid;
+  if (!c || sscanf(c + 1, " %*c %d", &ppid) != 1)
+    return -1;
+  return (pid_t)ppid;
+}
+
+/*
+ * ADOPT F_BIND: token t is held by process pid (0: the client's own) until it ends. Only the
+ * client itself or a child of it (a fork the token was made for), seen in toed's pid namespace:
+ * a client in another one gets -EPERM and its token keeps the few seconds' expiry.
+ */
+static int token_bind(struct ctl_client *cl, struct ctl_token *t, pid_t pid)
+{
+  if (pid == 0)
+    pid = cl->pid;
+  if (pid <= 0 || (pid != cl->pid && parent_of(pid) != cl->pid))
+    return -TOE_EPERM;
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0)
+    return -TOE_EPERM;
+  if (t->bound)
+    close(t->pidfd);
+  t->bound = true;
+  t->pidfd = fd;
+  t->pid = pid;
+  t->expires = cl->now + CTL_TOKEN_PID_CHECK_NS;
+  return 0;
+}
+
+/* ADOPT: a handle of this session to the socket a token names (the token is used up); with a
+ * flag, F_BIND or F_DROP on the token instead. */
 void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
 {
   struct toed_ctl_dev *dev = cl->dev;
@@ -181,6 +275,15 @@ void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     /* Unknown and foreign tokens look the same: a client learns nothing of others'. */
     dev->stats.share_refused++;
     ses_finish(cl, &cqe, sqe, -TOE_ENOENT);
+    return;
+  }
+  if (sqe->u.adopt.adopt_flags == TOE_ABI_ADOPT_F_BIND) {
+    ses_finish(cl, &cqe, sqe, token_bind(cl, t, (pid_t)sqe->u.adopt.pid));
+    return;
+  }
+  if (sqe->u.adopt.adopt_flags == TOE_ABI_ADOPT_F_DROP) {
+    token_free(dev, t);
+    ses_finish(cl, &cqe, sqe, 0);
     return;
   }
   if (cl->abi.handles_inuse >= cl->abi.layout.max_handles) {
@@ -207,6 +310,8 @@ void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   }
   n->charged = true;
   ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
+  if (t->bound)
+    close(t->pidfd);
   memset(t, 0, sizeof(*t)); /* its reference goes to the new holder */
   dev->tokens_live--;
   n->cl = cl;
@@ -221,7 +326,23 @@ void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   struct toe_sockaddr local, remote;
   toe_sock_name(sh->s, &local, &remote);
   uint8_t state;
-  if (sh->proto == TOE_ABI_PROTO_TCP) {
+  struct toe_tcp_info info;
+  if (sh->proto == TOE_ABI_PROTO_TCP &&
+      !(toe_tcp_get_info(dev->st, sh->s, &info) == 0 && info.state == TOE_TCP_LISTEN)) {
+    /* A connection: this holder is the one that uses it now. Whatever the engine holds (data,
+     * the peer's FIN, an error) is looked at for it at once. */
+    state = TOE_ABI_ADOPT_TCP_CONNECTED;
+    cl->slots[n->index].state = TOE_ABI_HS_CONNECTED;
+    sh->active = n;
+    cqe.u.adopt.peer_port = remote.port;
+    cqe.u.adopt.peer_addr[0] = (uint8_t)(remote.addr >> 24);
+    cqe.u.adopt.peer_addr[1] = (uint8_t)(remote.addr >> 16);
+    cqe.u.adopt.peer_addr[2] = (uint8_t)(remote.addr >> 8);
+    cqe.u.adopt.peer_addr[3] = (uint8_t)remote.addr;
+    n->flags |= SF_RX;
+    n->ev |= TOE_EV_READABLE | TOE_EV_WRITABLE;
+    ses_list_add(cl, n, CTL_LIST_WORK);
+  } else if (sh->proto == TOE_ABI_PROTO_TCP) {
     state = TOE_ABI_ADOPT_LISTENING;
     cl->slots[n->index].state = TOE_ABI_HS_LISTENING;
   } else if (remote.family) {

@@ -38,6 +38,8 @@ void ses_op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct t
     struct toe_abi_hslot *sl = &cl->slots[k->index];
     bool more = (uint32_t)v > sl->rx_max;
     sl->rx_max = (uint32_t)v; /* validated: 1..buf_count */
+    if (k->sh && k->proto == TOE_ABI_PROTO_TCP)
+      k->sh->active = k; /* a holder of a shared connection asks for its data again */
     if (more) {
       k->flags |= SF_RX; /* more credit: delivery may resume */
       ses_list_add(cl, k, CTL_LIST_WORK);

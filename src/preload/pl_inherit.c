@@ -1,0 +1,648 @@
+/*
+ * libtoe-preload: connections inherited across fork and exec (docs/interception.md "fork and
+ * exec").
+ *
+ * fork: a connected TCP socket is shared like a listener (a token the child adopts at its first
+ * use), and both processes may use it. Sharing stops the device's deliveries to the parent until
+ * it reads or polls the socket again, so that bytes go to the process that reads them; what the
+ * parent had received already is moved into a *stash*, a MAP_SHARED memfd both processes see,
+ * read first by whichever reads first. The parent then binds the child's tokens to the child's
+ * pid: they stay adoptable while the child lives (an exec keeps the pid) and are given up the
+ * moment it ends, so nothing holds a port after its processes are gone.
+ *
+ * exec: the program image about to be replaced shares every offloaded socket whose descriptor
+ * survives the exec (not close-on-exec), binds the tokens to its own pid and writes them into the
+ * new image's environment (TOE_INHERIT=PID;TOKEN:KIND:STASHFD:FD.FD...;...). The preload in the
+ * new image adopts them at their first use, behind the same descriptor numbers.
+ */
+#define _GNU_SOURCE
+
+#include "preload/preload.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ENV_NAME "TOE_INHERIT"
+
+/* The stash: a header and the bytes, in a memfd mapped MAP_SHARED by every process holding it. */
+struct pl_stash {
+  _Atomic uint32_t lock; /* a spin lock between processes (held for one memcpy) */
+  uint32_t len;          /* bytes in data */
+  uint32_t off;          /* bytes read (by any process) */
+  uint32_t pad;
+  char data[];
+};
+
+static void stash_lock(struct pl_stash *s)
+{
+  uint32_t z = 0;
+  while (!atomic_compare_exchange_weak(&s->lock, &z, 1u)) {
+    z = 0;
+    sched_yield();
+  }
+}
+
+static void stash_unlock(struct pl_stash *s)
+{
+  atomic_store(&s->lock, 0u);
+}
+
+static void stash_unmap(struct psock *ps)
+{
+  if (!ps->stash)
+    return;
+  munmap(ps->stash, sizeof(*ps->stash) + ps->stash->len);
+  R.close(ps->stash_fd);
+  ps->stash = NULL;
+  ps->stash_fd = -1;
+}
+
+size_t pl_inh_stashed(const struct psock *ps)
+{
+  struct pl_stash *s = ps->stash;
+  if (!s)
+    return 0;
+  stash_lock(s);
+  size_t n = s->len - s->off;
+  stash_unlock(s);
+  return n;
+}
+
+/* Moves what libtoe holds for ps (received before the share) into a new stash, after what the
+ * old one still has. Without memory the bytes stay in libtoe: this process alone can read them. */
+static void stash_fill(struct pdev *p, struct psock *ps)
+{
+  size_t old = pl_inh_stashed(ps);
+  size_t cap = old + 65536, len = 0;
+  char *buf = malloc(cap);
+  if (!buf)
+    return;
+  if (old) {
+    stash_lock(ps->stash);
+    memcpy(buf, ps->stash->data + ps->stash->off, old);
+    ps->stash->off = ps->stash->len; /* moved: the new stash replaces it here */
+    stash_unlock(ps->stash);
+    len = old;
+  }
+  for (;;) {
+    if (cap - len < 16384) {
+      char *nb = realloc(buf, cap * 2);
+      if (!nb)
+        break;
+      buf = nb;
+      cap *= 2;
+    }
+    ssize_t r = toe_recv(p->dev, ps->sd, buf + len, cap - len, 0);
+    if (r <= 0)
+      break; /* -EAGAIN: all of it; EOF and errors stay with libtoe for the adopter to see */
+    len += (size_t)r;
+  }
+  PL_DBG("sd %d: %zu received bytes stashed for the holders", ps->sd, len);
+  if (len == 0 || len > UINT32_MAX - sizeof(struct pl_stash)) {
+    free(buf);
+    return;
+  }
+  int fd = memfd_create("toe-stash", MFD_CLOEXEC);
+  struct pl_stash *s = MAP_FAILED;
+  if (fd >= 0 && ftruncate(fd, (off_t)(sizeof(*s) + len)) == 0)
+    s = mmap(NULL, sizeof(*s) + len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (s == MAP_FAILED) {
+    pl_log("fd of sd %d: %zu received bytes cannot be handed on (%s): only this process reads "
+           "them",
+           ps->sd, len, strerror(errno));
+    if (fd >= 0)
+      R.close(fd);
+    free(buf);
+    return;
+  }
+  memcpy(s->data, buf, len);
+  s->len = (uint32_t)len;
+  free(buf);
+  stash_unmap(ps);
+  ps->stash = s;
+  ps->stash_fd = fd;
+}
+
+static void unpause(struct psock *ps)
+{
+  if (!ps->rx_paused || atomic_load(&ps->state) != PS_OFF)
+    return;
+  ps->rx_paused = false;
+  int rc =
+      toe_setsockopt(ps->pdev->dev, ps->sd, TOE_OPT_RXBUFS, ps->rx_credit > 0 ? ps->rx_credit : 16);
+  if (rc < 0)
+    PL_DBG("sd %d: delivery not resumed (%s)", ps->sd, strerror(-rc));
+}
+
+void pl_inh_demand(struct psock *ps)
+{
+  unpause(ps);
+}
+
+ssize_t pl_inh_read(struct psock *ps, void *buf, size_t len, int flags)
+{
+  unpause(ps);
+  struct pl_stash *s = ps->stash;
+  if (!s || len == 0)
+    return 0;
+  stash_lock(s);
+  size_t n = s->len - s->off;
+  if (n > len)
+    n = len;
+  memcpy(buf, s->data + s->off, n);
+  if (!(flags & MSG_PEEK))
+    s->off += (uint32_t)n;
+  stash_unlock(s);
+  return (ssize_t)n;
+}
+
+/* Shares connected TCP socket ps (locked, PS_OFF in session p); 0 or a negative errno. */
+static int share_conn(struct pdev *p, struct psock *ps, uint64_t *tok)
+{
+  int64_t cr = 0;
+  if (!ps->rx_paused && toe_getsockopt(p->dev, ps->sd, TOE_OPT_RXBUFS, &cr) == 0 && cr > 0)
+    ps->rx_credit = cr;
+  int rc = toe_share(p->dev, ps->sd, tok);
+  if (rc < 0)
+    return rc;
+  ps->rx_paused = true; /* the device stopped delivering to us with the SHARE */
+  stash_fill(p, ps);
+  return 0;
+}
+
+void pl_inh_share_conn(struct pdev *p, struct psock *ps)
+{
+  if (ps->type != SOCK_STREAM || ps->listening || !ps->connected)
+    return;
+  uint64_t tok = 0;
+  int rc = share_conn(p, ps, &tok);
+  if (rc < 0) {
+    PL_DBG("sd %d: connection not shared with a child (%s)", ps->sd, strerror(-rc));
+    return;
+  }
+  ps->share_token = tok;
+  /* A thread of ours waits on it now, or an epoll set holds it: it reads on, as with the
+   * kernel, where fork changes nothing for the parent. */
+  if (atomic_load(&ps->waiters) > 0 || ps->in_epoll)
+    unpause(ps);
+}
+
+void pl_inh_fork_child(struct psock *ps)
+{
+  ps->rx_paused = false; /* adopting gives this process a handle of its own, not paused */
+}
+
+void pl_inh_close(struct psock *ps)
+{
+  /* Nothing of ours (most sockets): no lock. Both fields change only in this process's calls
+   * on the socket, and this is the last descriptor's close. */
+  if (!ps->stash && !(atomic_load(&ps->state) == PS_INHERIT && ps->share_token))
+    return;
+  pl_attach_lock();
+  struct pdev *p = pl_dev_current();
+  pthread_mutex_lock(&ps->mu);
+  if (atomic_load(&ps->state) == PS_INHERIT && ps->share_token && p && !p->dead) {
+    int rc = toe_token_drop(p->dev, ps->share_token);
+    PL_DBG("inherited token given up: %s", rc < 0 ? strerror(-rc) : "done");
+    ps->share_token = 0;
+  }
+  stash_unmap(ps);
+  pthread_mutex_unlock(&ps->mu);
+  pl_attach_unlock();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* fork: the child's tokens bound to the child                                                 */
+
+PL_API pid_t fork(void)
+{
+  static pid_t (*real_fork)(void);
+  if (!real_fork)
+    real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+  pl_init();
+  pid_t pid = real_fork();
+  if (pid <= 0)
+    return pid;
+  int e = errno;
+  pl_attach_lock();
+  struct pdev *p = pl_dev_current();
+  for (struct psock *ps = pl_psock_all(); p && ps; ps = ps->all_next) {
+    pthread_mutex_lock(&ps->mu);
+    if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p && ps->share_token) {
+      /* Made for this child by pl_atfork_prepare. A child that adopted it already: -ENOENT. */
+      int rc = toe_token_bind(p->dev, ps->share_token, pid);
+      if (rc < 0 && rc != -TOE_ENOENT)
+        PL_DBG("sd %d: the child's token keeps its expiry (%s)", ps->sd, strerror(-rc));
+      ps->share_token = 0;
+    }
+    pthread_mutex_unlock(&ps->mu);
+  }
+  pl_attach_unlock();
+  errno = e;
+  return pid;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* exec                                                                                        */
+
+#define INH_MAX 64 /* sockets handed to the new image */
+#define INH_FDS 8  /* descriptor numbers per socket */
+
+struct inh {
+  struct psock *ps;
+  uint64_t tok;
+  char kind; /* c: connection, l: listener, u: UDP, U: UDP with a default peer */
+  bool made; /* a token made for this exec (given up if the exec fails) */
+  int nfd;
+  int fds[INH_FDS];
+};
+
+struct inh_set {
+  struct inh v[INH_MAX];
+  int n;
+  char *env; /* "TOE_INHERIT=..." */
+};
+
+static char kind_of(const struct psock *ps)
+{
+  if (ps->type == SOCK_DGRAM)
+    return ps->connected ? 'U' : 'u';
+  return ps->listening ? 'l' : 'c';
+}
+
+/* Shares the sockets that survive the exec; fills set (set->n 0: nothing to hand on). */
+static void exec_prepare(struct inh_set *set)
+{
+  set->n = 0;
+  set->env = NULL;
+  pl_attach_lock();
+  struct pdev *p = pl_dev_current();
+  for (int fd = pl_fd_next(0); fd >= 0; fd = pl_fd_next(fd + 1)) {
+    struct psock *ps = pl_fd_get(fd);
+    int fl = R.fcntl(fd, F_GETFD);
+    if (!ps || fl < 0 || (fl & FD_CLOEXEC))
+      continue;
+    struct inh *e = NULL;
+    for (int i = 0; i < set->n && !e; i++)
+      if (set->v[i].ps == ps)
+        e = &set->v[i];
+    if (e) {
+      if (e->nfd < INH_FDS)
+        e->fds[e->nfd++] = fd;
+      continue;
+    }
+    if (set->n == INH_MAX)
+      continue;
+    pthread_mutex_lock(&ps->mu);
+    int st = atomic_load(&ps->state);
+    uint64_t tok = 0;
+    bool made = false;
+    if (st == PS_INHERIT) {
+      tok = ps->share_token; /* still ours to adopt: passed on as it is */
+    } else if (st == PS_OFF && p && ps->pdev == p) {
+      int rc = ps->type == SOCK_STREAM && !ps->listening ? share_conn(p, ps, &tok)
+                                                         : toe_share(p->dev, ps->sd, &tok);
+      if (rc == 0) {
+        made = true;
+        rc = toe_token_bind(p->dev, tok, 0); /* ours until we end: the pid survives the exec */
+        if (rc < 0)
+          PL_DBG("sd %d: token for the new program keeps its expiry (%s)", ps->sd, strerror(-rc));
+      } else {
+        pl_log("fd %d: not handed to the new program (%s): it sees a socket that carries "
+               "nothing",
+               fd, strerror(-rc));
+      }
+    }
+    if (tok) {
+      e = &set->v[set->n++];
+      memset(e, 0, sizeof(*e));
+      e->ps = ps;
+      e->tok = tok;
+      e->kind = kind_of(ps);
+      e->made = made;
+      e->fds[e->nfd++] = fd;
+    }
+    pthread_mutex_unlock(&ps->mu);
+  }
+  pl_attach_unlock();
+  if (set->n == 0)
+    return;
+  size_t cap = 64 + (size_t)set->n * (48 + INH_FDS * 12), len = 0;
+  char *env = malloc(cap);
+  if (!env) {
+    set->n = 0; /* the tokens expire with us */
+    return;
+  }
+  len += (size_t)snprintf(env, cap, "%s=%d", ENV_NAME, (int)getpid());
+  for (int i = 0; i < set->n; i++) {
+    struct inh *e = &set->v[i];
+    int sfd = -1;
+    if (e->ps->stash) {
+      sfd = e->ps->stash_fd;
+      int f = R.fcntl(sfd, F_GETFD);
+      if (f >= 0)
+        R.fcntl(sfd, F_SETFD, f & ~FD_CLOEXEC); /* the new image maps it */
+    }
+    len += (size_t)snprintf(env + len, cap - len, ";%llx:%c:%d:", (unsigned long long)e->tok,
+                            e->kind, sfd);
+    for (int k = 0; k < e->nfd; k++)
+      len += (size_t)snprintf(env + len, cap - len, "%s%d", k ? "." : "", e->fds[k]);
+  }
+  set->env = env;
+}
+
+/* The exec failed: what was made for it is undone (the tokens given up, delivery resumed). */
+static void exec_undo(struct inh_set *set)
+{
+  pl_attach_lock();
+  struct pdev *p = pl_dev_current();
+  for (int i = 0; i < set->n; i++) {
+    struct inh *e = &set->v[i];
+    pthread_mutex_lock(&e->ps->mu);
+    if (e->made && p)
+      toe_token_drop(p->dev, e->tok);
+    if (e->ps->stash) {
+      int f = R.fcntl(e->ps->stash_fd, F_GETFD);
+      if (f >= 0)
+        R.fcntl(e->ps->stash_fd, F_SETFD, f | FD_CLOEXEC);
+    }
+    unpause(e->ps);
+    pthread_mutex_unlock(&e->ps->mu);
+  }
+  pl_attach_unlock();
+  free(set->env);
+  set->env = NULL;
+  set->n = 0;
+}
+
+/* envp without any TOE_INHERIT, plus set->env; NULL: use envp as it is. */
+static char **exec_envp(struct inh_set *set, char *const envp[])
+{
+  size_t n = 0;
+  while (envp && envp[n])
+    n++;
+  if (!set->env) {
+    bool stale = false;
+    for (size_t i = 0; i < n && !stale; i++)
+      stale = strncmp(envp[i], ENV_NAME "=", sizeof(ENV_NAME)) == 0;
+    if (!stale)
+      return NULL;
+  }
+  char **v = malloc((n + 2) * sizeof(*v));
+  if (!v)
+    return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(envp[i], ENV_NAME "=", sizeof(ENV_NAME)) != 0)
+      v[k++] = envp[i];
+  if (set->env)
+    v[k++] = set->env;
+  v[k] = NULL;
+  return v;
+}
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+
+/* Runs exec (a real execve/execvpe/fexecve-like call) with the inherited sockets handed on. */
+static int exec_with(int (*call)(void *ctx, char *const envp[]), void *ctx, char *const envp[])
+{
+  pl_init();
+  if (pl_foreign_child()) /* vfork: the parent's sessions are not ours to touch */
+    return call(ctx, envp);
+  struct inh_set set;
+  exec_prepare(&set);
+  char **nv = exec_envp(&set, envp);
+  int rc = call(ctx, nv ? nv : envp);
+  int e = errno;
+  free(nv);
+  if (set.n)
+    exec_undo(&set);
+  errno = e;
+  return rc;
+}
+
+struct exec_ctx {
+  const char *path;
+  char *const *argv;
+  int dirfd;
+  int flags;
+  int kind; /* 0 execve, 1 execvpe, 2 execveat */
+};
+
+static int exec_call(void *c, char *const envp[])
+{
+  struct exec_ctx *x = c;
+  static execve_fn real_execve, real_execvpe;
+  static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
+  switch (x->kind) {
+  case 1:
+    if (!real_execvpe)
+      real_execvpe = (execve_fn)dlsym(RTLD_NEXT, "execvpe");
+    return real_execvpe(x->path, x->argv, envp);
+  case 2:
+    if (!real_execveat)
+      real_execveat = (int (*)(int, const char *, char *const[], char *const[], int))dlsym(
+          RTLD_NEXT, "execveat");
+    return real_execveat(x->dirfd, x->path, x->argv, envp, x->flags);
+  default:
+    if (!real_execve)
+      real_execve = (execve_fn)dlsym(RTLD_NEXT, "execve");
+    return real_execve(x->path, x->argv, envp);
+  }
+}
+
+PL_API int execve(const char *path, char *const argv[], char *const envp[])
+{
+  struct exec_ctx x = {path, argv, -1, 0, 0};
+  return exec_with(exec_call, &x, envp);
+}
+
+PL_API int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+  struct exec_ctx x = {file, argv, -1, 0, 1};
+  return exec_with(exec_call, &x, envp);
+}
+
+PL_API int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+  struct exec_ctx x = {path, argv, dirfd, flags, 2};
+  return exec_with(exec_call, &x, envp);
+}
+
+PL_API int fexecve(int fd, char *const argv[], char *const envp[])
+{
+  return execveat(fd, "", argv, envp, AT_EMPTY_PATH);
+}
+
+PL_API int execv(const char *path, char *const argv[])
+{
+  return execve(path, argv, environ);
+}
+
+PL_API int execvp(const char *file, char *const argv[])
+{
+  return execvpe(file, argv, environ);
+}
+
+/* execl, execlp, execle: their arguments as a vector (at most 4096, as a sanity bound). */
+static char **args_of(const char *arg0, va_list ap, char ***envp)
+{
+  size_t n = 1, cap = 16;
+  char **v = malloc(cap * sizeof(*v));
+  if (!v)
+    return NULL;
+  v[0] = (char *)arg0;
+  for (char *a = arg0 ? va_arg(ap, char *) : NULL;; a = va_arg(ap, char *)) {
+    if (n + 1 >= cap) {
+      char **nv = cap < 4096 ? realloc(v, cap * 2 * sizeof(*v)) : NULL;
+      if (!nv) {
+        free(v);
+        return NULL;
+      }
+      v = nv;
+      cap *= 2;
+    }
+    v[n++] = a;
+    if (!a)
+      break;
+  }
+  if (!arg0)
+    v[0] = NULL;
+  if (envp)
+    *envp = va_arg(ap, char **);
+  return v;
+}
+
+PL_API int execl(const char *path, const char *arg, ...)
+{
+  va_list ap;
+  va_start(ap, arg);
+  char **v = args_of(arg, ap, NULL);
+  va_end(ap);
+  if (!v)
+    return errno = ENOMEM, -1;
+  int rc = execve(path, v, environ);
+  free(v);
+  return rc;
+}
+
+PL_API int execlp(const char *file, const char *arg, ...)
+{
+  va_list ap;
+  va_start(ap, arg);
+  char **v = args_of(arg, ap, NULL);
+  va_end(ap);
+  if (!v)
+    return errno = ENOMEM, -1;
+  int rc = execvpe(file, v, environ);
+  free(v);
+  return rc;
+}
+
+PL_API int execle(const char *path, const char *arg, ...)
+{
+  va_list ap;
+  va_start(ap, arg);
+  char **envp = NULL;
+  char **v = args_of(arg, ap, &envp);
+  va_end(ap);
+  if (!v)
+    return errno = ENOMEM, -1;
+  int rc = execve(path, v, envp);
+  free(v);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the new image                                                                               */
+
+/* One "TOKEN:KIND:STASHFD:FD.FD" entry: a PS_INHERIT psock for its descriptors. */
+static void inherit_entry(const char *s)
+{
+  unsigned long long tok;
+  char kind;
+  int sfd, used = 0;
+  if (sscanf(s, "%llx:%c:%d:%n", &tok, &kind, &sfd, &used) != 3 || !tok || !used)
+    return;
+  int fds[INH_FDS], nfd = 0;
+  for (const char *c = s + used; *c && *c != ';' && nfd < INH_FDS;) {
+    char *end;
+    long fd = strtol(c, &end, 10);
+    if (end == c)
+      break;
+    struct stat sb;
+    /* The descriptor must still be the placeholder socket (a plain AF_UNIX socket here). */
+    if (fd >= 0 && fd < 1 << 20 && fstat((int)fd, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
+        !pl_fd_get((int)fd))
+      fds[nfd++] = (int)fd;
+    c = *end == '.' ? end + 1 : end;
+  }
+  struct pl_stash *st = NULL;
+  if (sfd >= 0) {
+    struct stat sb;
+    if (fstat(sfd, &sb) == 0 && (size_t)sb.st_size >= sizeof(*st)) {
+      void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+      if (m != MAP_FAILED && ((struct pl_stash *)m)->len + sizeof(*st) == (size_t)sb.st_size)
+        st = m;
+      else if (m != MAP_FAILED)
+        munmap(m, (size_t)sb.st_size);
+    }
+    if (st)
+      R.fcntl(sfd, F_SETFD, FD_CLOEXEC);
+    else
+      R.close(sfd);
+  }
+  if (nfd == 0) {
+    if (st)
+      munmap(st, sizeof(*st) + st->len), R.close(sfd);
+    return; /* the token goes when this process ends */
+  }
+  pl_tab_lock();
+  struct psock *ps =
+      pl_psock_new(kind == 'u' || kind == 'U' ? SOCK_DGRAM : SOCK_STREAM, PS_INHERIT);
+  if (ps) {
+    ps->share_token = tok;
+    ps->listening = kind == 'l';
+    ps->connected = kind == 'c' || kind == 'U';
+    ps->stash = st;
+    ps->stash_fd = st ? sfd : -1;
+    st = NULL;
+    for (int i = 0; i < nfd; i++)
+      pl_fd_map(fds[i], ps);
+  }
+  pl_tab_unlock();
+  if (st)
+    munmap(st, sizeof(*st) + st->len), R.close(sfd);
+}
+
+void pl_inh_init(void)
+{
+  const char *v = getenv("TOE_INHERIT"); /* ENV_NAME; listed by toe-run --help */
+  if (!v)
+    return;
+  char *copy = strdup(v);
+  unsetenv(ENV_NAME); /* for us alone, not for what we start */
+  if (!copy)
+    return;
+  char *end;
+  long pid = strtol(copy, &end, 10);
+  if (pid == (long)getpid() && *end == ';') {
+    /* Written by the image we replace (same pid): not a stale value from an ancestor. */
+    for (char *e = end + 1; e && *e;) {
+      inherit_entry(e);
+      e = strchr(e, ';');
+      if (e)
+        e++;
+    }
+  }
+  free(copy);
+}
