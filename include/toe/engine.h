@@ -102,6 +102,9 @@ typedef void (*toe_sock_event_fn)(void *ctx, struct toe_sock *s, void *user, uin
  */
 typedef int (*toe_port_claim_fn)(void *ctx, uint8_t proto, uint16_t port, bool claim);
 
+/* Global IPv6 addresses a stack holds besides its link-local one (toe_config.addr6). */
+#define TOE_MAX_ADDR6 4
+
 struct toe_config {
   /* interface */
   struct toe_mac mac; /* our MAC address */
@@ -180,6 +183,18 @@ struct toe_config {
   toe_sock_event_fn sock_event; /* may be NULL */
   toe_port_claim_fn port_claim; /* may be NULL: no claims */
   void *ctx;                    /* passed to every callback */
+
+  /* IPv6 (docs/ipv6.md). With ipv6 set the stack terminates IPv6 on the link: it takes the
+   * link-local address fe80::/64 + the modified EUI-64 of `mac` (RFC 4291 2.5.1, RFC 4862 5.3)
+   * and the addr6_count global addresses below, listens to their solicited-node groups and
+   * ff02::1, answers Neighbor Solicitations and ICMPv6 echo. Without it IPv6 frames are dropped as
+   * an unterminated ethertype (link.rx_drop_ethertype). Not yet with cfg.steering (the OS then
+   * keeps all of IPv6). */
+  uint8_t ipv6;                            /* 1: terminate IPv6; default 0 */
+  uint8_t addr6_count;                     /* global addresses in addr6, 0..TOE_MAX_ADDR6 */
+  uint8_t addr6[TOE_MAX_ADDR6][16];        /* network order; unicast, not link-local */
+  uint8_t addr6_prefix_len[TOE_MAX_ADDR6]; /* on-link prefix of each, 1..128 */
+  uint32_t nd_entries;                     /* IPv6 neighbour cache entries; default 64 */
 };
 
 /* Fills `cfg` with the defaults above (addresses zero, callbacks NULL). */
