@@ -741,6 +741,13 @@ int main(int argc, char **argv)
   cfg.gateway = d.args.gateway;
   cfg.mtu = d.mtu;
   cfg.vlan_id = d.args.vlan;
+  _Static_assert(TOED_MAX_ADDR6 == TOE_MAX_ADDR6, "toed's --addr6 limit is the engine's");
+  if (d.args.n_addr6) {
+    cfg.ipv6 = 1;
+    cfg.addr6_count = (uint8_t)d.args.n_addr6;
+    memcpy(cfg.addr6, d.args.addr6, sizeof cfg.addr6);
+    memcpy(cfg.addr6_prefix_len, d.args.addr6_prefix_len, sizeof cfg.addr6_prefix_len);
+  }
   /* --offload: the checksums the driver takes over (src/device/link.h); receive verification is
    * per frame (TOED_RX_F_L4_CSUM_OK in on_rx) */
   d.link.ops = &toed_link_afpacket_ops;
@@ -794,7 +801,9 @@ int main(int argc, char **argv)
   }
   int rc = toe_stack_new(&cfg, &d.st);
   if (rc < 0) {
-    logmsg("cannot create the engine: %s (check --addr, --gateway and --mtu)", toe_strerror(rc));
+    logmsg("cannot create the engine: %s (check --addr, --gateway and --mtu; with --addr6 the MTU "
+           "must be at least 1280)",
+           toe_strerror(rc));
     teardown(&d);
     return EXIT_RUNTIME;
   }
