@@ -302,23 +302,29 @@
 
 /* Neighbor Discovery (RFC 4861) and the IPv6 neighbour cache. */
 #define TOE_COUNTERS_ND(X)                                                                         \
-  X(rx_ns)               /* valid neighbor solicitations received */                               \
-  X(rx_na)               /* valid neighbor advertisements received */                              \
-  X(rx_drop_invalid)     /* ND messages failing RFC 4861's validity checks */                      \
-  X(rx_ns_not_ours)      /* solicitations for a target that is not our address */                  \
-  X(rx_dad_probe)        /* DAD probes (NS from ::) for one of our addresses: defended */          \
-  X(rx_na_conflict)      /* advertisements from another node claiming one of our addresses */      \
-  X(tx_na)               /* advertisements sent */                                                 \
-  X(tx_ns)               /* solicitations sent (multicast and unicast, retries included) */        \
-  X(entries_inuse)       /* gauge: neighbour entries in use */                                     \
-  X(entries_created)     /* entries created */                                                     \
-  X(entries_evicted)     /* entries reclaimed for a new one (least recently used) */               \
-  X(resolve_failed)      /* resolutions or probes that ran out of solicitations */                 \
-  X(queued)              /* packets queued awaiting resolution */                                  \
-  X(queue_drop_full)     /* packets dropped: per-entry queue full (the oldest goes) */             \
-  X(queue_drop_failed)   /* queued packets dropped because resolution failed */                    \
-  X(drop_no_entry)       /* packets dropped: table full of entries still resolving */              \
-  X(unsolicited_ignored) /* link-layer addresses not learned: table full of entries in use */
+  X(rx_ns)                /* valid neighbor solicitations received */                              \
+  X(rx_na)                /* valid neighbor advertisements received */                             \
+  X(rx_drop_invalid)      /* ND messages failing RFC 4861's validity checks */                     \
+  X(rx_ns_not_ours)       /* solicitations for a target that is not our address */                 \
+  X(rx_dad_probe)         /* DAD probes (NS from ::) for one of our addresses: defended */         \
+  X(rx_na_conflict)       /* advertisements from another node claiming one of our addresses */     \
+  X(tx_na)                /* advertisements sent */                                                \
+  X(tx_ns)                /* solicitations sent (multicast and unicast, retries included) */       \
+  X(entries_inuse)        /* gauge: neighbour entries in use */                                    \
+  X(entries_created)      /* entries created */                                                    \
+  X(entries_evicted)      /* entries reclaimed for a new one (least recently used) */              \
+  X(resolve_failed)       /* resolutions or probes that ran out of solicitations */                \
+  X(queued)               /* packets queued awaiting resolution */                                 \
+  X(queue_drop_full)      /* packets dropped: per-entry queue full (the oldest goes) */            \
+  X(queue_drop_failed)    /* queued packets dropped because resolution failed */                   \
+  X(drop_no_entry)        /* packets dropped: table full of entries still resolving */             \
+  X(unsolicited_ignored)  /* link-layer addresses not learned: table full of entries in use */     \
+  X(tx_dad_ns)            /* DAD probes sent for our tentative addresses (RFC 4862 5.4.2) */       \
+  X(dad_completed)        /* addresses that passed DAD and became usable */                        \
+  X(dad_duplicates)       /* addresses found duplicate by DAD: never used (see toectl stats) */    \
+  X(dad_own_looped)       /* our own DAD probes seen again (same nonce, RFC 7527): ignored */      \
+  X(rx_tentative_ignored) /* solicitations for a tentative address from a unicast source */        \
+  X(tx_mld_reports)       /* MLDv2 reports joining our solicited-node groups (RFC 3810) */
 
 #define TOE_COUNTER_FIELD_(name) uint64_t name;
 

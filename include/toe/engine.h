@@ -195,6 +195,9 @@ struct toe_config {
   uint8_t addr6[TOE_MAX_ADDR6][16];        /* network order; unicast, not link-local */
   uint8_t addr6_prefix_len[TOE_MAX_ADDR6]; /* on-link prefix of each, 1..128 */
   uint32_t nd_entries;                     /* IPv6 neighbour cache entries; default 64 */
+  uint8_t dad_transmits; /* DupAddrDetectTransmits (RFC 4862 5.1): DAD probes per address at
+                            toe_stack_start(), addresses tentative until they pass; default 1;
+                            0 = no DAD, addresses usable at once */
 };
 
 /* Fills `cfg` with the defaults above (addresses zero, callbacks NULL). */

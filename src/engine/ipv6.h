@@ -22,10 +22,20 @@
 /* Index 0 is the link-local address; 1.. the configured global ones. */
 #define TOE_IP6_MAX_ADDRS (1 + TOE_MAX_ADDR6)
 
+/* Address states (RFC 4862 2): tentative while DAD runs, then preferred, or duplicate for good. */
+enum toe_ip6_addr_state {
+  TOE_IP6_PREFERRED = 0,
+  TOE_IP6_TENTATIVE,
+  TOE_IP6_DUPLICATE,
+};
+
 struct toe_ip6_ifaddr {
   struct toe_in6_addr addr;
   struct toe_in6_addr snm; /* its solicited-node group (RFC 4291 2.7.1) */
   uint8_t prefix_len;      /* on-link prefix: /64 for the link-local address (RFC 4291 2.5.6) */
+  uint8_t state;           /* enum toe_ip6_addr_state */
+  uint8_t dad_left;        /* DAD probes still to send */
+  uint8_t nonce[6];        /* of our last DAD probe (RFC 7527) */
 };
 
 /* One neighbour cache entry: the RFC 4861 state machine (nd_cache.c) plus what the table needs. */
@@ -46,8 +56,10 @@ struct toe_ipv6_state {
   struct toe_ip6_ifaddr addrs[TOE_IP6_MAX_ADDRS];
   struct toe_icmp_state icmp6_bucket; /* RFC 4443 2.4 (f) rate limit, separate from IPv4's */
   struct toe_nd_params nd_params;
-  struct toe_nd_slot *nd; /* cfg.nd_entries of them */
-  uint32_t nd_count;      /* entries in use */
+  struct toe_nd_slot *nd;     /* cfg.nd_entries of them */
+  uint32_t nd_count;          /* entries in use */
+  struct toe_timer dad_timer; /* DAD and the MLD report's repetition (ipv6_dad.c) */
+  bool dad_waiting;           /* the timer ends a probe's wait (else: the initial delay) */
 };
 
 /* Memory for the neighbour table (0 without cfg.ipv6), and the layout of the IPv6 state in it. */
@@ -58,8 +70,18 @@ void toe_ipv6_init(struct toe_stack *st, void *mem);
  * unspecified, prefixes 1..128, no duplicates, not with steering. */
 bool toe_ipv6_config_ok(const struct toe_config *cfg);
 
-/* Index into addrs[] of our unicast address `a`, or -1. */
+/* Index into addrs[] of our usable (preferred) unicast address `a`, or -1. */
 int toe_ip6_addr_index(const struct toe_stack *st, const struct toe_in6_addr *a);
+
+/* Index into addrs[] of `a` whatever its state (tentative, duplicate), or -1. */
+int toe_ip6_addr_find(const struct toe_stack *st, const struct toe_in6_addr *a);
+
+/* Starts DAD for every address (RFC 4862 5.4) and joins the solicited-node groups with an MLDv2
+ * report (RFC 3810 6.1); called by toe_stack_start(). */
+void toe_ipv6_start(struct toe_stack *st);
+
+/* DAD found `idx` (tentative) in use by another node (RFC 4862 5.4.3, 5.4.4): never used. */
+void toe_ip6_dad_duplicate(struct toe_stack *st, unsigned idx);
 
 /* True if `dst` is for us: one of our addresses, their solicited-node groups, or ff02::1. */
 bool toe_ip6_dst_is_ours(const struct toe_stack *st, const struct toe_in6_addr *dst);

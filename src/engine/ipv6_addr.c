@@ -47,6 +47,7 @@ static void add_addr(struct toe_ipv6_state *s, const struct toe_in6_addr *a, uin
   ia->addr = *a;
   ia->prefix_len = plen;
   toe_in6_solicited_node(&ia->snm, a);
+  ia->state = TOE_IP6_PREFERRED;
 }
 
 size_t toe_ipv6_mem_size(const struct toe_config *cfg)
@@ -71,6 +72,10 @@ void toe_ipv6_init(struct toe_stack *st, void *mem)
     memcpy(a.b, st->cfg.addr6[i], 16);
     add_addr(s, &a, st->cfg.addr6_prefix_len[i]);
   }
+  /* RFC 4862 5.4: every address is tentative until DAD (at toe_stack_start) passes. */
+  if (st->cfg.dad_transmits)
+    for (unsigned i = 0; i < s->naddr; i++)
+      s->addrs[i].state = TOE_IP6_TENTATIVE;
   toe_icmp_bucket_init(st, &s->icmp6_bucket);
   toe_nd_params_default(&s->nd_params);
   /* RFC 4861 6.3.2: ReachableTime is drawn uniformly from 0.5..1.5 x BaseReachableTime, so that
@@ -80,13 +85,19 @@ void toe_ipv6_init(struct toe_stack *st, void *mem)
   s->nd = mem;
 }
 
-int toe_ip6_addr_index(const struct toe_stack *st, const struct toe_in6_addr *a)
+int toe_ip6_addr_find(const struct toe_stack *st, const struct toe_in6_addr *a)
 {
   const struct toe_ipv6_state *s = &st->ip6;
   for (unsigned i = 0; i < s->naddr; i++)
     if (toe_in6_equal(&s->addrs[i].addr, a))
       return (int)i;
   return -1;
+}
+
+int toe_ip6_addr_index(const struct toe_stack *st, const struct toe_in6_addr *a)
+{
+  int i = toe_ip6_addr_find(st, a);
+  return i >= 0 && st->ip6.addrs[i].state == TOE_IP6_PREFERRED ? i : -1;
 }
 
 bool toe_ip6_dst_is_ours(const struct toe_stack *st, const struct toe_in6_addr *dst)
@@ -134,10 +145,16 @@ const struct toe_in6_addr *toe_ip6_src_for(const struct toe_stack *st,
       toe_in6_is_link_local(dst) || (toe_in6_is_multicast(dst) && toe_in6_mc_scope(dst) <= 2);
   if (link_scope || s->naddr < 2)
     return &s->addrs[0].addr;
-  for (unsigned i = 1; i < s->naddr; i++)
+  const struct toe_in6_addr *any = NULL;
+  for (unsigned i = 1; i < s->naddr; i++) {
+    if (s->addrs[i].state != TOE_IP6_PREFERRED)
+      continue; /* RFC 4862 5.4: a tentative address is no source; a duplicate never */
     if (toe_in6_prefix_match(&s->addrs[i].addr, dst, s->addrs[i].prefix_len))
       return &s->addrs[i].addr;
-  return &s->addrs[1].addr;
+    if (!any)
+      any = &s->addrs[i].addr;
+  }
+  return any ? any : &s->addrs[0].addr;
 }
 
 bool toe_ip6_on_link(const struct toe_stack *st, const struct toe_in6_addr *dst)

@@ -259,8 +259,21 @@ void toe_nd_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip
   }
   if (nd.type == TOE_ICMPV6_ND_NS) {
     c->rx_ns++;
-    if (toe_ip6_addr_index(st, &nd.target) < 0) {
+    int idx = toe_ip6_addr_find(st, &nd.target);
+    if (idx < 0 || st->ip6.addrs[idx].state == TOE_IP6_DUPLICATE) {
       c->rx_ns_not_ours++;
+      goto done;
+    }
+    if (st->ip6.addrs[idx].state == TOE_IP6_TENTATIVE) {
+      /* RFC 4862 5.4.3: while ours is tentative, another node's probe for it means a duplicate
+       * (unless it is our own probe come back: the same nonce, RFC 7527 4.2); a solicitation
+       * from a unicast source is not answered. */
+      if (!toe_in6_is_unspecified(&ip->src))
+        c->rx_tentative_ignored++;
+      else if (nd.nonce && nd.nonce_len >= 6 && memcmp(nd.nonce, st->ip6.addrs[idx].nonce, 6) == 0)
+        c->dad_own_looped++;
+      else
+        toe_ip6_dad_duplicate(st, (unsigned)idx);
       goto done;
     }
     if (toe_in6_is_unspecified(&ip->src)) {
@@ -279,10 +292,15 @@ void toe_nd_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip
   }
   /* Neighbor advertisement. */
   c->rx_na++;
-  if (toe_ip6_addr_index(st, &nd.target) >= 0) {
-    /* Another node claims one of our addresses (RFC 4862 5.4.4 after DAD): a configuration
-     * error for the operator; counted, never learned. */
-    c->rx_na_conflict++;
+  int mine = toe_ip6_addr_find(st, &nd.target);
+  if (mine >= 0) {
+    if (st->ip6.addrs[mine].state == TOE_IP6_TENTATIVE) {
+      toe_ip6_dad_duplicate(st, (unsigned)mine); /* RFC 4862 5.4.4: the address is in use */
+    } else {
+      /* Another node claims one of our addresses after DAD: a configuration error for the
+       * operator; counted, never learned. */
+      c->rx_na_conflict++;
+    }
     goto done;
   }
   struct toe_nd_slot *sl = slot_find(st, &nd.target);

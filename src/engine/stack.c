@@ -69,6 +69,7 @@ void toe_config_defaults(struct toe_config *cfg)
   cfg->ephemeral_lo = 49152;
   cfg->ephemeral_hi = 65535;
   cfg->nd_entries = 64;
+  cfg->dad_transmits = 1;
 }
 
 /*
@@ -269,6 +270,7 @@ void toe_stack_start(struct toe_stack *st, toe_time_t now)
 {
   toe_stack_advance(st, now);
   toe_arp_announce(st);
+  toe_ipv6_start(st);
 }
 
 void toe_stack_poll(struct toe_stack *st, toe_time_t now)

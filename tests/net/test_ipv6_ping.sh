@@ -7,11 +7,14 @@
 #  - an address that is not the device's stays unresolved (no NA for it); a TCP connect over IPv6
 #    is refused at once (ICMPv6 port unreachable: no IPv6 transport yet); a fragmented ping is
 #    dropped and counted (no reassembly yet);
-#  - the device's pcap: every IPv6 frame it sent is from one of its two addresses, to the peer or a
-#    link-scope group (nothing leaves the link), hop limit 255 on ND, and tshark finds nothing wrong.
+#  - the device's pcap: every IPv6 frame it sent is from one of its two addresses (or :: for its DAD
+#    probes), to the peer or a link-scope group (nothing leaves the link), hop limit 255 on ND, MLDv2
+#    reports joining its solicited-node group, and tshark finds nothing wrong;
+#  - DAD: toed given the peer's own address finds it duplicate (the kernel defends it) and never
+#    sends from it.
 # Usage: bash tests/net/test_ipv6_ping.sh BINDIR
 source "$(dirname "$0")/lib.sh"
-net_init "$1" 90
+net_init "$1" 120
 net_setup
 
 DEV6=2001:db8::2
@@ -30,6 +33,18 @@ ip -n "$NET_PEER_NS" -6 addr add "$PEER6/64" dev "$NET_PEER_IF" nodad || net_die
 start_toed --addr6 "$DEV6/64"
 
 ping_received() { sed -n 's/.* \([0-9]\+\) received.*/\1/p' | head -1; }
+
+# The device's addresses are tentative until DAD passes (RFC 4862: a random delay of up to 1 s,
+# then one probe and 1 s of waiting): poll until the global address answers, at most 6 s.
+ready6=no
+for _ in $(seq 12); do
+  if peer ping -6 -c 1 -W 1 -q "$DEV6" >/dev/null 2>&1; then
+    ready6=yes
+    break
+  fi
+  sleep 0.4
+done
+check_eq "the device answers on $DEV6 once DAD has passed" "$ready6" yes
 
 out=$(peer ping -6 -c 5 -i 0.2 -W 2 "$DEV6" 2>&1)
 check_eq "ping -6 $DEV6: replies" "$(ping_received <<<"$out")" 5
@@ -90,10 +105,26 @@ check_ge "pcap: echo replies from the device" \
 check_ge "pcap: neighbor advertisements from the device (solicited, override)" \
   "$(tshark_count "$P" "$mine && icmpv6.type == 136 && icmpv6.nd.na.flag.s == 1 && icmpv6.nd.na.flag.o == 1")" 2
 check_eq "pcap: device frames from another source address" \
-  "$(tshark_count "$P" "$mine && !(ipv6.src == $DEV6 || ipv6.src == $DEV_LL)")" 0
+  "$(tshark_count "$P" "$mine && !(ipv6.src == $DEV6 || ipv6.src == $DEV_LL || ipv6.src == ::)")" 0
 check_eq "pcap: device frames leaving the link (not to the peer or ff02::/16)" \
   "$(tshark_count "$P" "$mine && !(ipv6.dst == $PEER6 || ipv6.dst == fe80::/10 || ipv6.dst == ff02::/16)")" 0
 check_eq "pcap: device ND without hop limit 255" \
   "$(tshark_count "$P" "$mine && icmpv6.type >= 133 && icmpv6.type <= 137 && ipv6.hlim != 255")" 0
+check_eq "pcap: DAD probes from :: for both addresses, with a nonce" \
+  "$(tshark_count "$P" "$mine && icmpv6.type == 135 && ipv6.src == :: && icmpv6.opt.type == 14")" 2
+check_ge "pcap: MLDv2 reports joining the solicited-node group" \
+  "$(tshark_count "$P" "$mine && icmpv6.type == 143 && ipv6.dst == ff02::16 && ipv6.hlim == 1")" 2
 check_pcap_clean "pcap" "$P"
+
+# DAD against the kernel: a device given the peer's own address finds it taken (the kernel answers
+# the probe) and never uses it; its link-local address still passes.
+start_toed --addr6 "$PEER6/64"
+sleep 3
+check_toed_exit
+if engine_only "DAD counters"; then
+  check_eq "DAD: the peer's address found duplicate" "$(toed_counter nd.dad_duplicates)" 1
+  check_eq "DAD: the link-local address passed" "$(toed_counter nd.dad_completed)" 1
+  check_eq "DAD: no echo reply from the duplicate address" \
+    "$(tshark_count "$NET_PCAP" "eth.src == $M && ipv6.src == $PEER6")" 0
+fi
 net_finish

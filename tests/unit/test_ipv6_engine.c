@@ -42,6 +42,7 @@ static void setup_cfg(struct harness *h, uint32_t nd_entries)
   cfg.addr6_prefix_len[0] = 64;
   if (nd_entries)
     cfg.nd_entries = nd_entries;
+  cfg.dad_transmits = 0; /* addresses usable at once; the DAD tests turn it on */
   h_init_cfg(h, &cfg);
 }
 
@@ -660,6 +661,139 @@ TEST(table_full_unsolicited_cannot_evict_neighbours_in_use)
                   (const uint8_t[]){0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 3}, 255);
   CHECK_EQ(m[0], 135);
   (void)d;
+  h_fini(&h);
+}
+
+/* ---- duplicate address detection (RFC 4862 5.4) and the MLD join ---- */
+
+static void setup_dad(struct harness *h)
+{
+  struct toe_config cfg;
+  h_default_cfg(&cfg);
+  cfg.ipv6 = 1;
+  cfg.addr6_count = 1;
+  memcpy(cfg.addr6[0], OUR6, 16);
+  cfg.addr6_prefix_len[0] = 64;
+  h_init_cfg(h, &cfg); /* dad_transmits: the default, 1 */
+  toe_stack_start(h->st, h->now);
+}
+
+/* Index of the n-th captured frame to `mac`, or -1. */
+static int find_to(const struct harness *h, const uint8_t *mac, int nth)
+{
+  for (int i = 0; i < h->ntx; i++)
+    if (memcmp(h->tx[i].bytes, mac, 6) == 0 && nth-- == 0)
+      return i;
+  return -1;
+}
+
+static const uint8_t MLD_MAC[6] = {0x33, 0x33, 0, 0, 0, 0x16};
+static const uint8_t ALL_MLD[16] = {0xff, 0x02, [15] = 0x16};
+
+TEST(dad_probes_then_addresses_usable_mld_join)
+{
+  struct harness h;
+  setup_dad(&h);
+  /* The join goes out at once: from :: (RFC 3590), hop limit 1, Router Alert, one record for
+   * the one solicited-node group both addresses share. */
+  int i = find_to(&h, MLD_MAC, 0);
+  REQUIRE(i >= 0);
+  const uint8_t *ip = h.tx[i].bytes + 14;
+  CHECK_EQ(ip[6], 0); /* hop-by-hop */
+  CHECK_EQ(ip[7], 1);
+  CHECK_MEM(ip + 8, UNSPEC, 16);
+  CHECK_MEM(ip + 24, ALL_MLD, 16);
+  CHECK_EQ(ip[40], 58);
+  CHECK_EQ(ip[42], 5); /* Router Alert */
+  const uint8_t *m = ip + 48;
+  CHECK_EQ(m[0], 143);
+  CHECK_EQ(h_be16(m + 6), 1);
+  CHECK_EQ(m[8], 4); /* CHANGE_TO_EXCLUDE: a join */
+  CHECK_MEM(m + 12, SNM_1, 16);
+  CHECK_EQ(h_csum(m, 28, pseudo6(ip + 8, ip + 24, 28, 58)), 0);
+  CHECK_EQ(ctr(&h)->nd.tx_mld_reports, 1);
+
+  /* Tentative: echo to the address is not for us, a unicast-source NS is not answered. */
+  uint8_t f[256], d[4] = {1, 2, 3, 4};
+  h_clear(&h);
+  h_input(&h, f, build_echo6(f, H_OUR_MAC, PEER6, OUR6, 1, 1, d, sizeof d));
+  CHECK_EQ(ctr(&h)->ip6.rx_drop_not_for_us, 1);
+  h_input(&h, f, build_ns(f, SNM_1_MAC, PEER6, SNM_1, OUR6));
+  CHECK_EQ(ctr(&h)->nd.rx_tentative_ignored, 1);
+  CHECK_EQ(h.ntx, 0);
+
+  /* After the random delay (at most 1 s): one probe per address and the repeated report. */
+  h_advance(&h, TOE_MSEC(1001));
+  CHECK_EQ(ctr(&h)->nd.tx_dad_ns, 2);
+  CHECK_EQ(ctr(&h)->nd.tx_mld_reports, 2);
+  for (int k = 0; k < 2; k++) {
+    i = find_to(&h, SNM_1_MAC, k);
+    REQUIRE(i >= 0);
+    m = check_icmp6(&h.tx[i], SNM_1_MAC, UNSPEC, SNM_1, 255);
+    CHECK_EQ(m[0], 135);
+    CHECK_MEM(m + 8, k == 0 ? OUR_LL : OUR6, 16);
+    CHECK_EQ(h_be16(h.tx[i].bytes + 18), 32); /* NS + nonce option, no SLLA */
+    CHECK_EQ(m[24], 14);
+    CHECK_EQ(m[25], 1);
+  }
+  CHECK_EQ(ctr(&h)->nd.dad_completed, 0);
+  /* RetransTimer later with no answer: both addresses preferred. */
+  h_advance(&h, TOE_MSEC(1001));
+  CHECK_EQ(ctr(&h)->nd.dad_completed, 2);
+  CHECK_EQ(ctr(&h)->nd.dad_duplicates, 0);
+  learn_peer6(&h);
+  h_input(&h, f, build_echo6(f, H_OUR_MAC, PEER6, OUR6, 1, 2, d, sizeof d));
+  CHECK_EQ(ctr(&h)->icmp6.tx_echo_replies, 1);
+  h_fini(&h);
+}
+
+TEST(dad_na_marks_address_duplicate_for_good)
+{
+  struct harness h;
+  setup_dad(&h);
+  h_advance(&h, TOE_MSEC(1001));
+  REQUIRE(ctr(&h)->nd.tx_dad_ns == 2);
+  uint8_t f[256], d[4] = {0};
+  /* Another node answers for the global address (RFC 4862 5.4.4). */
+  h_input(&h, f, build_na(f, PEER6, ALL_NODES, OUR6, 0x20, H_PEER_MAC));
+  CHECK_EQ(ctr(&h)->nd.dad_duplicates, 1);
+  h_advance(&h, TOE_MSEC(1001));
+  CHECK_EQ(ctr(&h)->nd.dad_completed, 1); /* the link-local one */
+  CHECK_EQ(h.st->ip6.addrs[1].state, TOE_IP6_DUPLICATE);
+  h_clear(&h);
+  /* Never used: not answered by ND, not a destination, not a source. */
+  h_input(&h, f, build_ns(f, SNM_1_MAC, PEER6, SNM_1, OUR6));
+  CHECK_EQ(ctr(&h)->nd.rx_ns_not_ours, 1);
+  h_input(&h, f, build_echo6(f, H_OUR_MAC, PEER6, OUR6, 1, 1, d, sizeof d));
+  CHECK_EQ(ctr(&h)->ip6.rx_drop_not_for_us, 1);
+  CHECK_EQ(h.ntx, 0);
+  /* The link-local address works. */
+  h_input(&h, f, build_ns(f, SNM_1_MAC, PEER_LL, SNM_1, OUR_LL));
+  CHECK_EQ(ctr(&h)->nd.tx_na, 1);
+  h_fini(&h);
+}
+
+TEST(dad_own_probe_ignored_foreign_probe_is_duplicate)
+{
+  struct harness h;
+  setup_dad(&h);
+  h_advance(&h, TOE_MSEC(1001));
+  int i = find_to(&h, SNM_1_MAC, 1); /* the global address's probe */
+  REQUIRE(i >= 0);
+  uint8_t own[128];
+  size_t n = h.tx[i].len;
+  REQUIRE(n <= sizeof own);
+  memcpy(own, h.tx[i].bytes, n);
+  /* Our own probe, looped back by the link (same nonce, RFC 7527): not a duplicate. */
+  h_input(&h, own, n);
+  CHECK_EQ(ctr(&h)->nd.dad_own_looped, 1);
+  CHECK_EQ(ctr(&h)->nd.dad_duplicates, 0);
+  /* Another node probing for the same address at the same time (no nonce): duplicate. */
+  uint8_t f[256];
+  h_input(&h, f, build_ns(f, SNM_1_MAC, UNSPEC, SNM_1, OUR6));
+  CHECK_EQ(ctr(&h)->nd.dad_duplicates, 1);
+  h_advance(&h, TOE_MSEC(1001));
+  CHECK_EQ(ctr(&h)->nd.dad_completed, 1);
   h_fini(&h);
 }
 
