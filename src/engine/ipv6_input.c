@@ -65,7 +65,12 @@ void toe_ipv6_input(struct toe_stack *st, struct toe_pbuf *pb)
   bool ll_group = (pb->flags & TOE_PBUF_F_BROADCAST) != 0;
 
   int rc = walk(st, pb, &v, &ext);
-  if (rc != 0 || toe_ipv6_parse(&v, pb->data, pb->len, pb->tot_len) != 0) {
+  /* The walk may have moved bytes into the head buffer: the view is taken again. */
+  if (toe_ipv6_parse(&v, pb->data, pb->len, pb->tot_len) != 0) {
+    c->rx_drop_malformed++; /* not reached: the header parsed before */
+    goto drop;
+  }
+  if (rc != 0) {
     if (rc == -TOE_EPROTO) {
       c->rx_drop_param++;
       toe_icmp6_send_error(st, pb, &v, ll_group, TOE_ICMPV6_PARAM_PROBLEM, ext.pp_code,
