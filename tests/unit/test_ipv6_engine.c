@@ -8,6 +8,7 @@
 #include "engine/stack.h"
 #include "harness.h"
 #include "testlib.h"
+#include "toe/steer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -661,6 +662,30 @@ TEST(table_full_unsolicited_cannot_evict_neighbours_in_use)
                   (const uint8_t[]){0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 3}, 255);
   CHECK_EQ(m[0], 135);
   (void)d;
+  h_fini(&h);
+}
+
+/* ---- coexistence with a host interface (docs/ipv6.md): the OS keeps IPv6 ---- */
+
+TEST(steering_sends_ipv6_to_the_host_and_the_engine_stays_silent)
+{
+  struct toe_config cfg;
+  h_default_cfg(&cfg);
+  cfg.steering = 1;
+  struct harness h;
+  h_init_cfg(&h, &cfg);
+  uint8_t f[256], d[4] = {0};
+  size_t n = build_ns(f, SNM_1_MAC, PEER6, SNM_1, OUR6);
+  CHECK_EQ(toe_steer_frame(h.st, f, n), TOE_STEER_HOST);
+  /* Even if a driver handed it to the engine as well, the solicitation is answered once: by
+   * the OS. */
+  h_input(&h, f, n);
+  n = build_echo6(f, H_OUR_MAC, PEER6, OUR6, 1, 1, d, sizeof d);
+  CHECK_EQ(toe_steer_frame(h.st, f, n), TOE_STEER_HOST);
+  h_input(&h, f, n);
+  CHECK_EQ(ctr(&h)->steer.not_ours, 2);
+  CHECK_EQ(ctr(&h)->ip6.rx_packets, 0);
+  CHECK_EQ(h.ntx, 0);
   h_fini(&h);
 }
 
