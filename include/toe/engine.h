@@ -260,6 +260,18 @@ const struct toe_counters *toe_stack_counters(const struct toe_stack *st);
 /* The config the stack was created with (after defaults were applied). */
 const struct toe_config *toe_stack_config(const struct toe_stack *st);
 
+/* IPv6 address states (RFC 4862 2), as toe_stack_addr6() reports them. */
+#define TOE_ADDR6_PREFERRED 0 /* usable */
+#define TOE_ADDR6_TENTATIVE 1 /* DAD still running: only Neighbor Discovery uses it */
+#define TOE_ADDR6_DUPLICATE 2 /* DAD found another node using it: never used */
+
+/*
+ * The i-th IPv6 address of the stack (0: the link-local one, then cfg.addr6 in order): copies it
+ * to `addr` (16 bytes, network order) and returns its TOE_ADDR6_* state, or -TOE_ENOENT past the
+ * last one (or with IPv6 off).
+ */
+int toe_stack_addr6(const struct toe_stack *st, unsigned i, uint8_t addr[16]);
+
 /* ---------------------------------------------------------------------------------------------
  * Sockets
  *

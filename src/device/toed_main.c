@@ -29,6 +29,7 @@
 #include "wire/checksum.h"
 #include "wire/ethernet.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -92,6 +93,7 @@ struct toed {
 
   struct ratelimit rl_tx, rl_svc, rl_pcap, rl_link;
   uint64_t pcap_errors_seen;
+  uint64_t dad_seen; /* nd.dad_completed + nd.dad_duplicates already reported */
 };
 
 static bool quiet;
@@ -508,6 +510,33 @@ static int link_error(struct toed *d)
   return 0;
 }
 
+/* Says when IPv6 duplicate address detection has decided about the device's addresses: a
+ * duplicate is an operator's mistake to fix, so it is a warning naming the address. */
+static void report_dad(struct toed *d)
+{
+  const struct toe_counters_nd *c = &toe_stack_counters(d->st)->nd;
+  uint64_t decided = c->dad_completed + c->dad_duplicates;
+  if (decided == d->dad_seen)
+    return;
+  d->dad_seen = decided;
+  uint8_t a[16];
+  char text[INET6_ADDRSTRLEN];
+  int state;
+  for (unsigned i = 0; (state = toe_stack_addr6(d->st, i, a)) >= 0; i++) {
+    if (state == TOE_ADDR6_TENTATIVE)
+      return; /* not all decided yet: report once they are */
+  }
+  for (unsigned i = 0; (state = toe_stack_addr6(d->st, i, a)) >= 0; i++) {
+    inet_ntop(AF_INET6, a, text, sizeof text);
+    if (state == TOE_ADDR6_DUPLICATE)
+      logmsg("warning: IPv6 address %s is already in use on %s (duplicate address detection, "
+             "RFC 4862): the device will not use it; give --addr6 another address",
+             text, d->args.wire);
+    else if (!quiet)
+      logmsg("IPv6 address %s ready", text);
+  }
+}
+
 /* Brings the engine's clock up to now (socket calls act at the engine's time). */
 static void toed_poll_now(struct toed *d)
 {
@@ -527,6 +556,8 @@ static int run_loop(struct toed *d)
      * time, which must be now, not the time of the last frame or poll (engine.h). */
     d->now = mono_now();
     toe_stack_poll(d->st, d->now);
+    if (d->args.n_addr6)
+      report_dad(d);
     if (toed_services_pending(&d->svc) || toed_services_stalled(&d->svc))
       toed_services_run(&d->svc, SVC_BUDGET);
     if (d->ctl_open)

@@ -169,3 +169,17 @@ bool toe_ip6_on_link(const struct toe_stack *st, const struct toe_in6_addr *dst)
       return true;
   return false;
 }
+
+_Static_assert(TOE_ADDR6_PREFERRED == TOE_IP6_PREFERRED &&
+                   TOE_ADDR6_TENTATIVE == TOE_IP6_TENTATIVE &&
+                   TOE_ADDR6_DUPLICATE == TOE_IP6_DUPLICATE,
+               "the public address states are the engine's");
+
+int toe_stack_addr6(const struct toe_stack *st, unsigned i, uint8_t addr[16])
+{
+  const struct toe_ipv6_state *s = &st->ip6;
+  if (!s->enabled || i >= s->naddr)
+    return -TOE_ENOENT;
+  memcpy(addr, s->addrs[i].addr.b, 16);
+  return s->addrs[i].state;
+}

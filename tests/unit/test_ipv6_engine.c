@@ -785,6 +785,13 @@ TEST(dad_na_marks_address_duplicate_for_good)
   h_advance(&h, TOE_MSEC(1001));
   CHECK_EQ(ctr(&h)->nd.dad_completed, 1); /* the link-local one */
   CHECK_EQ(h.st->ip6.addrs[1].state, TOE_IP6_DUPLICATE);
+  /* What toed reports from (toe_stack_addr6). */
+  uint8_t a[16];
+  CHECK_EQ(toe_stack_addr6(h.st, 0, a), TOE_ADDR6_PREFERRED);
+  CHECK_MEM(a, OUR_LL, 16);
+  CHECK_EQ(toe_stack_addr6(h.st, 1, a), TOE_ADDR6_DUPLICATE);
+  CHECK_MEM(a, OUR6, 16);
+  CHECK_EQ(toe_stack_addr6(h.st, 2, a), -TOE_ENOENT);
   h_clear(&h);
   /* Never used: not answered by ND, not a destination, not a source. */
   h_input(&h, f, build_ns(f, SNM_1_MAC, PEER6, SNM_1, OUR6));
