@@ -74,6 +74,45 @@ def fragments(sport, dport, data, ident, chunk=1480, reverse=False):
     return frames[::-1] if reverse else frames
 
 
+# IPv6 (fuzz_engine.c turns it on with 2001:db8::1/64; the link-local address is fe80::ff:fe00:1).
+OUR6 = bytes.fromhex("20010db8000000000000000000000001")
+PEER6 = bytes.fromhex("20010db8000000000000000000000002")
+OTHER6 = bytes.fromhex("20010db8000000000000000000000003")
+OUR_LL = bytes.fromhex("fe80000000000000000000fffe000001")
+PEER_LL = bytes.fromhex("fe80000000000000000000fffe000002")
+SNM_OUR = bytes.fromhex("ff0200000000000000000001ff000001")
+SNM_OUR_MAC = bytes([0x33, 0x33, 0xFF, 0, 0, 1])
+ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
+ALL_NODES_MAC = bytes([0x33, 0x33, 0, 0, 0, 1])
+
+
+def ipv6(src, dst, nh, payload, hop=64, dst_mac=OUR_MAC, l4=58, l4_off=0):
+    """An IPv6 frame; when the upper layer (at l4_off in payload) is ICMPv6, its checksum is set."""
+    if l4 == 58:
+        msg = payload[l4_off:]
+        pseudo = src + dst + struct.pack("!IxxxB", len(msg), 58)
+        c = csum(pseudo + msg[:2] + b"\0\0" + msg[4:])
+        payload = payload[:l4_off] + msg[:2] + struct.pack("!H", c) + msg[4:]
+    hdr = struct.pack("!IHBB16s16s", 6 << 28, len(payload), nh, hop, src, dst)
+    return eth(dst_mac, PEER_MAC, 0x86DD, hdr + payload)
+
+
+def echo6(src, dst, data, dst_mac=OUR_MAC):
+    return ipv6(src, dst, 58, struct.pack("!BBHHH", 128, 0, 0, 7, 1) + data, dst_mac=dst_mac)
+
+
+def ns6(src, target, dst=SNM_OUR, dst_mac=SNM_OUR_MAC):
+    body = struct.pack("!BBHI", 135, 0, 0, 0) + target
+    if src != bytes(16):
+        body += bytes([1, 1]) + PEER_MAC
+    return ipv6(src, dst, 58, body, hop=255, dst_mac=dst_mac)
+
+
+def na6(src, target, flags=0x60):
+    body = struct.pack("!BBHI", 136, 0, 0, flags << 24) + target + bytes([2, 1]) + PEER_MAC
+    return ipv6(src, OUR6, 58, body, hop=255)
+
+
 def rec(frame, t=1):
     return struct.pack("!HB", len(frame), t) + frame
 
@@ -101,6 +140,23 @@ def seeds():
         rec(f) for f in fragments(40005, 9, payload, 0x4343, chunk=512, reverse=True))
     yield "udp_fragment_timeout", rec(fragments(40006, 7, payload, 0x4444)[0], 220)
     yield "ops", b"".join(op(c) for c in range(8)) + rec(udp(6003, 5000, b"after connect"), 3)
+    yield "ipv6_ns_echo", rec(ns6(PEER6, OUR6)) + rec(echo6(PEER6, OUR6, b"ping6 data"))
+    yield "ipv6_echo_resolve", (rec(echo6(PEER_LL, OUR_LL, b"x" * 40)) +
+                                rec(na6(PEER_LL, PEER_LL), 250) + rec(echo6(OTHER6, OUR6, b"y"), 220))
+    yield "ipv6_echo_all_nodes", rec(echo6(PEER_LL, ALL_NODES, b"mc", dst_mac=ALL_NODES_MAC))
+    yield "ipv6_dad_probe", rec(ns6(bytes(16), OUR6)) + rec(na6(PEER6, OUR6, 0x20))
+    hbh = bytes([58, 0, 0x9E, 4, 0, 0, 0, 0])
+    rh0 = bytes([58, 2, 0, 1, 0, 0, 0, 0]) + PEER6
+    frag = bytes([58, 0, 0, 1, 0, 0, 0, 9])
+    atomic = bytes([58, 0, 0, 0, 0, 0, 0, 9])
+    ping = struct.pack("!BBHHH", 128, 0, 0, 1, 1) + b"ext"
+    yield "ipv6_ext_headers", (rec(ns6(PEER6, OUR6)) +
+                               rec(ipv6(PEER6, OUR6, 0, hbh + ping, l4_off=8)) +
+                               rec(ipv6(PEER6, OUR6, 43, rh0 + ping, l4_off=24)) +
+                               rec(ipv6(PEER6, OUR6, 44, frag + ping, l4_off=8)) +
+                               rec(ipv6(PEER6, OUR6, 44, atomic + ping, l4_off=8)) +
+                               rec(ipv6(PEER6, OUR6, 253, b"unknown", l4=253)) +
+                               rec(ipv6(PEER6, OUR6, 6, bytes(20), l4=6)))
     yield "mixed", (rec(arp_req) + rec(icmp_echo(1, 2, b"abc")) + op(3) + rec(udp(1, 7, b"e")) +
                     b"".join(rec(f, 0) for f in fragments(2, 7, payload[:2000], 9)) + op(6) +
                     rec(udp(3, 4444, b"closed"), 240))

@@ -265,6 +265,67 @@
   X(filters_removed) /* filters removed */                                                         \
   X(filter_full)     /* filters that found the table full (a sizing bug: never expected) */
 
+/* IPv6 (RFC 8200) input and output. */
+#define TOE_COUNTERS_IP6(X)                                                                        \
+  X(rx_packets)         /* packets received (before validation) */                                 \
+  X(rx_delivered)       /* packets handed to ICMPv6 */                                             \
+  X(rx_drop_malformed)  /* truncated, bad version, payload length lies */                          \
+  X(rx_drop_not_for_us) /* destination neither one of our addresses nor a group we listen to */    \
+  X(rx_drop_bad_source) /* source is ours, loopback or v4-mapped */                                \
+  X(rx_drop_ext)        /* extension headers refused silently (truncated, option says discard) */  \
+  X(rx_drop_param)      /* extension headers refused with a Parameter Problem (RFC 8200 4) */      \
+  X(rx_drop_proto)      /* upper layer we do not serve: Parameter Problem code 1 */                \
+  X(rx_drop_no_transport) /* TCP/UDP over IPv6: not served yet, port unreachable */                \
+  X(rx_drop_frag)         /* fragments: no reassembly yet (atomic fragments are accepted) */       \
+  X(rx_drop_no_next)      /* Next Header 59: nothing to deliver */                                 \
+  X(tx_packets)           /* packets sent */                                                       \
+  X(tx_drop_no_route)     /* destination off-link (no default router yet) */                       \
+  X(tx_drop_too_big)      /* packet over the link MTU (no fragmentation yet) */                    \
+  X(tx_drop_nobuf)        /* no buffer for a header or a message */                                \
+  X(tx_drop_no_src)       /* no address of ours to send from */
+
+/* ICMPv6 (RFC 4443). */
+#define TOE_COUNTERS_ICMP6(X)                                                                      \
+  X(rx_msgs)           /* messages received */                                                     \
+  X(rx_drop_malformed) /* too short */                                                             \
+  X(rx_drop_checksum)  /* bad checksum */                                                          \
+  X(rx_echo_requests)  /* echo requests received */                                                \
+  X(rx_echo_multicast) /* of which to a multicast group (answered from a unicast address) */       \
+  X(rx_echo_replies)   /* echo replies received (no ping sockets yet) */                           \
+  X(rx_errors)         /* error messages received (types 1..4) */                                  \
+  X(rx_drop_type)      /* types we neither answer nor use (RS, RA, redirect, MLD, ...) */          \
+  X(tx_echo_replies)   /* echo replies sent */                                                     \
+  X(tx_param_problem)  /* parameter problems sent */                                               \
+  X(tx_dest_unreach)   /* destination unreachable sent */                                          \
+  X(tx_rate_limited)   /* errors suppressed by the rate limit (RFC 4443 2.4 (f)) */                \
+  X(tx_suppressed)     /* errors not sent by rule (RFC 4443 2.4 (e)) */
+
+/* Neighbor Discovery (RFC 4861) and the IPv6 neighbour cache. */
+#define TOE_COUNTERS_ND(X)                                                                         \
+  X(rx_ns)                /* valid neighbor solicitations received */                              \
+  X(rx_na)                /* valid neighbor advertisements received */                             \
+  X(rx_drop_invalid)      /* ND messages failing RFC 4861's validity checks */                     \
+  X(rx_ns_not_ours)       /* solicitations for a target that is not our address */                 \
+  X(rx_dad_probe)         /* DAD probes (NS from ::) for one of our addresses: defended */         \
+  X(rx_na_conflict)       /* advertisements from another node claiming one of our addresses */     \
+  X(tx_na)                /* advertisements sent */                                                \
+  X(tx_ns)                /* solicitations sent (multicast and unicast, retries included) */       \
+  X(entries_inuse)        /* gauge: neighbour entries in use */                                    \
+  X(entries_created)      /* entries created */                                                    \
+  X(entries_evicted)      /* entries reclaimed for a new one (least recently used) */              \
+  X(resolve_failed)       /* resolutions or probes that ran out of solicitations */                \
+  X(queued)               /* packets queued awaiting resolution */                                 \
+  X(queue_drop_full)      /* packets dropped: per-entry queue full (the oldest goes) */            \
+  X(queue_drop_failed)    /* queued packets dropped because resolution failed */                   \
+  X(drop_no_entry)        /* packets dropped: table full of entries still resolving */             \
+  X(unsolicited_ignored)  /* link-layer addresses not learned: table full of entries in use */     \
+  X(tx_dad_ns)            /* DAD probes sent for our tentative addresses (RFC 4862 5.4.2) */       \
+  X(dad_completed)        /* addresses that passed DAD and became usable */                        \
+  X(dad_duplicates)       /* addresses found duplicate by DAD: never used (see toectl stats) */    \
+  X(dad_own_looped)       /* our own DAD probes seen again (same nonce, RFC 7527): ignored */      \
+  X(rx_tentative_ignored) /* solicitations for a tentative address from a unicast source */        \
+  X(tx_mld_reports)       /* MLDv2 reports joining our solicited-node groups (RFC 3810) */
+
 #define TOE_COUNTER_FIELD_(name) uint64_t name;
 
 struct toe_counters_link {
@@ -294,6 +355,15 @@ struct toe_counters_timer {
 struct toe_counters_steer {
   TOE_COUNTERS_STEER(TOE_COUNTER_FIELD_)
 };
+struct toe_counters_ip6 {
+  TOE_COUNTERS_IP6(TOE_COUNTER_FIELD_)
+};
+struct toe_counters_icmp6 {
+  TOE_COUNTERS_ICMP6(TOE_COUNTER_FIELD_)
+};
+struct toe_counters_nd {
+  TOE_COUNTERS_ND(TOE_COUNTER_FIELD_)
+};
 
 /* All of a stack's counters. Read with toe_stack_counters(). */
 struct toe_counters {
@@ -306,6 +376,9 @@ struct toe_counters {
   struct toe_counters_pbuf pbuf;
   struct toe_counters_timer timer;
   struct toe_counters_steer steer;
+  struct toe_counters_ip6 ip6;
+  struct toe_counters_icmp6 icmp6;
+  struct toe_counters_nd nd;
 };
 
 /*

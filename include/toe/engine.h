@@ -102,6 +102,9 @@ typedef void (*toe_sock_event_fn)(void *ctx, struct toe_sock *s, void *user, uin
  */
 typedef int (*toe_port_claim_fn)(void *ctx, uint8_t proto, uint16_t port, bool claim);
 
+/* Global IPv6 addresses a stack holds besides its link-local one (toe_config.addr6). */
+#define TOE_MAX_ADDR6 4
+
 struct toe_config {
   /* interface */
   struct toe_mac mac; /* our MAC address */
@@ -180,6 +183,21 @@ struct toe_config {
   toe_sock_event_fn sock_event; /* may be NULL */
   toe_port_claim_fn port_claim; /* may be NULL: no claims */
   void *ctx;                    /* passed to every callback */
+
+  /* IPv6 (docs/ipv6.md). With ipv6 set the stack terminates IPv6 on the link: it takes the
+   * link-local address fe80::/64 + the modified EUI-64 of `mac` (RFC 4291 2.5.1, RFC 4862 5.3)
+   * and the addr6_count global addresses below, listens to their solicited-node groups and
+   * ff02::1, answers Neighbor Solicitations and ICMPv6 echo. Without it IPv6 frames are dropped as
+   * an unterminated ethertype (link.rx_drop_ethertype). Not yet with cfg.steering (the OS then
+   * keeps all of IPv6). */
+  uint8_t ipv6;                            /* 1: terminate IPv6; default 0 */
+  uint8_t addr6_count;                     /* global addresses in addr6, 0..TOE_MAX_ADDR6 */
+  uint8_t addr6[TOE_MAX_ADDR6][16];        /* network order; unicast, not link-local */
+  uint8_t addr6_prefix_len[TOE_MAX_ADDR6]; /* on-link prefix of each, 1..128 */
+  uint32_t nd_entries;                     /* IPv6 neighbour cache entries; default 64 */
+  uint8_t dad_transmits; /* DupAddrDetectTransmits (RFC 4862 5.1): DAD probes per address at
+                            toe_stack_start(), addresses tentative until they pass; default 1;
+                            0 = no DAD, addresses usable at once */
 };
 
 /* Fills `cfg` with the defaults above (addresses zero, callbacks NULL). */
@@ -241,6 +259,18 @@ const struct toe_counters *toe_stack_counters(const struct toe_stack *st);
 
 /* The config the stack was created with (after defaults were applied). */
 const struct toe_config *toe_stack_config(const struct toe_stack *st);
+
+/* IPv6 address states (RFC 4862 2), as toe_stack_addr6() reports them. */
+#define TOE_ADDR6_PREFERRED 0 /* usable */
+#define TOE_ADDR6_TENTATIVE 1 /* DAD still running: only Neighbor Discovery uses it */
+#define TOE_ADDR6_DUPLICATE 2 /* DAD found another node using it: never used */
+
+/*
+ * The i-th IPv6 address of the stack (0: the link-local one, then cfg.addr6 in order): copies it
+ * to `addr` (16 bytes, network order) and returns its TOE_ADDR6_* state, or -TOE_ENOENT past the
+ * last one (or with IPv6 off).
+ */
+int toe_stack_addr6(const struct toe_stack *st, unsigned i, uint8_t addr[16]);
 
 /* ---------------------------------------------------------------------------------------------
  * Sockets

@@ -21,6 +21,10 @@ void toed_args_usage(FILE *f)
       "  --wire IFNAME        network interface to own (required)\n"
       "  --addr ADDR/PREFIX   the device's IPv4 address and on-link prefix, e.g. 198.18.0.1/24\n"
       "                       (required)\n"
+      "  --addr6 ADDR/PREFIX  also an IPv6 address, e.g. 2001:db8::2/64 (repeatable, up to 4);\n"
+      "                       turns IPv6 on: the device answers Neighbor Discovery and ping at\n"
+      "                       these and its link-local address (from the MAC); not with --host-if\n"
+      "                       yet (docs/ipv6.md)\n"
       "  --mac MAC            station address, e.g. 02:00:00:00:00:01 (default: the interface's)\n"
       "  --gateway ADDR       default gateway, on-link (default: none)\n"
       "  --mtu N              IP MTU, 68..9000, at most the interface's (default: the "
@@ -248,6 +252,46 @@ static int parse_service(struct toed_args *a, const char *v, char *err, size_t e
   return 0;
 }
 
+/* --addr6 ADDR/PREFIX: a global unicast IPv6 address (RFC 4291 2.4) with its on-link prefix. */
+static int parse_addr6(struct toed_args *a, const char *v, char *err, size_t errlen)
+{
+  char buf[64];
+  const char *slash = strchr(v, '/');
+  unsigned long plen;
+  if (!slash || (size_t)(slash - v) >= sizeof buf || !parse_uint(slash + 1, 1, 128, &plen))
+    return fail(err, errlen,
+                "--addr6 %s: not an IPv6 address/prefix (expected e.g. 2001:db8::2/64)", v, NULL);
+  memcpy(buf, v, (size_t)(slash - v));
+  buf[slash - v] = 0;
+  struct in6_addr in6;
+  if (inet_pton(AF_INET6, buf, &in6) != 1)
+    return fail(err, errlen,
+                "--addr6 %s: not an IPv6 address/prefix (expected e.g. 2001:db8::2/64)", v, NULL);
+  const uint8_t *b = in6.s6_addr;
+  static const uint8_t zero[16];
+  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  bool loopback = memcmp(b, zero, 15) == 0 && b[15] == 1;
+  if (memcmp(b, zero, 16) == 0 || loopback || b[0] == 0xff || memcmp(b, v4mapped, 12) == 0)
+    return fail(err, errlen,
+                "--addr6 %s: not a usable unicast address (not ::, ::1, multicast or "
+                "v4-mapped; e.g. 2001:db8::2/64)",
+                v, NULL);
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+    return fail(err, errlen,
+                "--addr6 %s: the link-local address comes from the MAC (modified EUI-64); give "
+                "a global one (e.g. 2001:db8::2/64)",
+                v, NULL);
+  for (unsigned i = 0; i < a->n_addr6; i++)
+    if (memcmp(a->addr6[i], b, 16) == 0)
+      return fail(err, errlen, "--addr6 %s: given twice (give each address once)", v, NULL);
+  if (a->n_addr6 >= TOED_MAX_ADDR6)
+    return fail(err, errlen, "--addr6 %s: at most 4 IPv6 addresses (drop one)", v, NULL);
+  memcpy(a->addr6[a->n_addr6], b, 16);
+  a->addr6_prefix_len[a->n_addr6] = (uint8_t)plen;
+  a->n_addr6++;
+  return 0;
+}
+
 int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_t errlen)
 {
   memset(a, 0, sizeof *a);
@@ -297,6 +341,7 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         {"icmp-echo", "--icmp-echo host"},
         {"link", "--link afxdp"},
         {"offload", "--offload none"},
+        {"addr6", "--addr6 2001:db8::2/64"},
     };
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
@@ -312,7 +357,7 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
       return -1;
     }
     const char *name = opts[which].name;
-    if (strcmp(name, "service") != 0) {
+    if (strcmp(name, "service") != 0 && strcmp(name, "addr6") != 0) {
       if (seen & (1u << which)) {
         snprintf(err, errlen, "--%s given twice (give it once)", name);
         return -1;
@@ -416,6 +461,9 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
       if (strcmp(v, "afpacket") != 0 && strcmp(v, "afxdp") != 0)
         return fail(err, errlen, "--link %s: expected 'afpacket' or 'afxdp'", v, NULL);
       a->link = v;
+    } else if (strcmp(name, "addr6") == 0) {
+      if (parse_addr6(a, v, err, errlen) < 0)
+        return -1;
     } else if (strcmp(name, "offload") == 0) {
       if (parse_offload(v, &a->offload) < 0)
         return fail(err, errlen,
@@ -425,6 +473,11 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
     }
   }
 
+  if (a->n_addr6 && a->host_if)
+    return fail(err, errlen,
+                "--addr6 with --host-if is not supported yet: the host interface keeps IPv6 "
+                "(drop --addr6, or configure IPv6 on %s; docs/ipv6.md)",
+                a->host_if, NULL);
   if ((a->host_addr || a->icmp_echo_host) && !a->host_if)
     return fail(err, errlen, "--host-addr and --icmp-echo need --host-if (e.g. --host-if toe0)",
                 NULL, NULL);

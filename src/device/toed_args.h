@@ -14,6 +14,8 @@
 
 #define TOED_EXIT_USAGE 2
 
+#define TOED_MAX_ADDR6 4 /* TOE_MAX_ADDR6 */
+
 struct toed_args {
   const char *wire; /* --wire IFNAME */
   uint32_t addr;    /* --addr A.B.C.D/N, host order */
@@ -41,6 +43,11 @@ struct toed_args {
   bool icmp_echo_host; /* --icmp-echo host: pings are the OS's to answer */
   const char *link;    /* --link afpacket|afxdp: the link driver (default afpacket) */
   unsigned offload;    /* --offload: TOED_OFFLOAD_* the link may use (default all) */
+  /* --addr6 ADDR/PREFIX, repeatable: global IPv6 addresses (network order); any --addr6 turns
+   * IPv6 on (the link-local address then comes from the MAC) */
+  uint8_t addr6[TOED_MAX_ADDR6][16];
+  uint8_t addr6_prefix_len[TOED_MAX_ADDR6];
+  unsigned n_addr6;
 };
 
 /* --offload features (the link's checksum work, see src/device/link.h) */

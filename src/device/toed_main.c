@@ -29,6 +29,7 @@
 #include "wire/checksum.h"
 #include "wire/ethernet.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -92,6 +93,7 @@ struct toed {
 
   struct ratelimit rl_tx, rl_svc, rl_pcap, rl_link;
   uint64_t pcap_errors_seen;
+  uint64_t dad_seen; /* nd.dad_completed + nd.dad_duplicates already reported */
 };
 
 static bool quiet;
@@ -509,6 +511,33 @@ static int link_error(struct toed *d)
   return 0;
 }
 
+/* Says when IPv6 duplicate address detection has decided about the device's addresses: a
+ * duplicate is an operator's mistake to fix, so it is a warning naming the address. */
+static void report_dad(struct toed *d)
+{
+  const struct toe_counters_nd *c = &toe_stack_counters(d->st)->nd;
+  uint64_t decided = c->dad_completed + c->dad_duplicates;
+  if (decided == d->dad_seen)
+    return;
+  d->dad_seen = decided;
+  uint8_t a[16];
+  char text[INET6_ADDRSTRLEN];
+  int state;
+  for (unsigned i = 0; (state = toe_stack_addr6(d->st, i, a)) >= 0; i++) {
+    if (state == TOE_ADDR6_TENTATIVE)
+      return; /* not all decided yet: report once they are */
+  }
+  for (unsigned i = 0; (state = toe_stack_addr6(d->st, i, a)) >= 0; i++) {
+    inet_ntop(AF_INET6, a, text, sizeof text);
+    if (state == TOE_ADDR6_DUPLICATE)
+      logmsg("warning: IPv6 address %s is already in use on %s (duplicate address detection, "
+             "RFC 4862): the device will not use it; give --addr6 another address",
+             text, d->args.wire);
+    else if (!quiet)
+      logmsg("IPv6 address %s ready", text);
+  }
+}
+
 /* Brings the engine's clock up to now (socket calls act at the engine's time). */
 static void toed_poll_now(struct toed *d)
 {
@@ -528,6 +557,8 @@ static int run_loop(struct toed *d)
      * time, which must be now, not the time of the last frame or poll (engine.h). */
     d->now = mono_now();
     toe_stack_poll(d->st, d->now);
+    if (d->args.n_addr6)
+      report_dad(d);
     if (toed_services_pending(&d->svc) || toed_services_stalled(&d->svc))
       toed_services_run(&d->svc, SVC_BUDGET);
     if (d->ctl_open)
@@ -742,6 +773,13 @@ int main(int argc, char **argv)
   cfg.gateway = d.args.gateway;
   cfg.mtu = d.mtu;
   cfg.vlan_id = d.args.vlan;
+  _Static_assert(TOED_MAX_ADDR6 == TOE_MAX_ADDR6, "toed's --addr6 limit is the engine's");
+  if (d.args.n_addr6) {
+    cfg.ipv6 = 1;
+    cfg.addr6_count = (uint8_t)d.args.n_addr6;
+    memcpy(cfg.addr6, d.args.addr6, sizeof cfg.addr6);
+    memcpy(cfg.addr6_prefix_len, d.args.addr6_prefix_len, sizeof cfg.addr6_prefix_len);
+  }
   /* --offload: the checksums the driver takes over (src/device/link.h); receive verification is
    * per frame (TOED_RX_F_L4_CSUM_OK in on_rx) */
   d.link.ops = &toed_link_afpacket_ops;
@@ -795,7 +833,9 @@ int main(int argc, char **argv)
   }
   int rc = toe_stack_new(&cfg, &d.st);
   if (rc < 0) {
-    logmsg("cannot create the engine: %s (check --addr, --gateway and --mtu)", toe_strerror(rc));
+    logmsg("cannot create the engine: %s (check --addr, --gateway and --mtu; with --addr6 the MTU "
+           "must be at least 1280)",
+           toe_strerror(rc));
     teardown(&d);
     return EXIT_RUNTIME;
   }

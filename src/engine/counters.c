@@ -20,6 +20,9 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
 #define VISIT_PBUF_(name) VISIT_("pbuf", pbuf, name)
 #define VISIT_TIMER_(name) VISIT_("timer", timer, name)
 #define VISIT_STEER_(name) VISIT_("steer", steer, name)
+#define VISIT_IP6_(name) VISIT_("ip6", ip6, name)
+#define VISIT_ICMP6_(name) VISIT_("icmp6", icmp6, name)
+#define VISIT_ND_(name) VISIT_("nd", nd, name)
   TOE_COUNTERS_LINK(VISIT_LINK_)
   TOE_COUNTERS_ARP(VISIT_ARP_)
   TOE_COUNTERS_IP(VISIT_IP_)
@@ -29,6 +32,9 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
   TOE_COUNTERS_PBUF(VISIT_PBUF_)
   TOE_COUNTERS_TIMER(VISIT_TIMER_)
   TOE_COUNTERS_STEER(VISIT_STEER_)
+  TOE_COUNTERS_IP6(VISIT_IP6_)
+  TOE_COUNTERS_ICMP6(VISIT_ICMP6_)
+  TOE_COUNTERS_ND(VISIT_ND_)
 #undef VISIT_
 #undef VISIT_LINK_
 #undef VISIT_ARP_
@@ -39,4 +45,7 @@ void toe_counters_visit(const struct toe_counters *c, toe_counter_visit_fn fn, v
 #undef VISIT_PBUF_
 #undef VISIT_TIMER_
 #undef VISIT_STEER_
+#undef VISIT_IP6_
+#undef VISIT_ICMP6_
+#undef VISIT_ND_
 }

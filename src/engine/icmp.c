@@ -18,8 +18,13 @@
 
 void toe_icmp_init(struct toe_stack *st)
 {
-  st->icmp.tokens_milli = (uint64_t)st->cfg.icmp_burst * MILLI;
-  st->icmp.last_refill = st->now;
+  toe_icmp_bucket_init(st, &st->icmp);
+}
+
+void toe_icmp_bucket_init(struct toe_stack *st, struct toe_icmp_state *s)
+{
+  s->tokens_milli = (uint64_t)st->cfg.icmp_burst * MILLI;
+  s->last_refill = st->now;
 }
 
 /*
@@ -27,9 +32,8 @@ void toe_icmp_init(struct toe_stack *st)
  * Tokens are kept in thousandths; the refill moves last_refill forward only by the time it turned
  * into tokens, so frequent calls never lose the fractions.
  */
-static bool icmp_rate_ok(struct toe_stack *st)
+bool toe_icmp_bucket_take(struct toe_stack *st, struct toe_icmp_state *s)
 {
-  struct toe_icmp_state *s = &st->icmp;
   uint64_t cap = (uint64_t)st->cfg.icmp_burst * MILLI;
   uint64_t rate = st->cfg.icmp_rate_per_sec;
   toe_time_t now = st->now;
@@ -127,7 +131,7 @@ void toe_icmp_send_error(struct toe_stack *st, const struct toe_pbuf *orig, uint
     c->tx_suppressed++;
     return;
   }
-  if (!icmp_rate_ok(st)) {
+  if (!toe_icmp_bucket_take(st, &st->icmp)) {
     c->tx_rate_limited++;
     return;
   }

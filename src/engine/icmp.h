@@ -8,6 +8,7 @@
 #include "toe/engine.h"
 #include "wire/ipv4.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct toe_icmp_state {
@@ -16,6 +17,11 @@ struct toe_icmp_state {
 };
 
 void toe_icmp_init(struct toe_stack *st);
+
+/* A token bucket of icmp_rate_per_sec tokens a second, icmp_burst deep (RFC 1812 4.3.2.8; RFC 4443
+ * 2.4 (f) for ICMPv6, which keeps its own): init fills it; take returns false when it is empty. */
+void toe_icmp_bucket_init(struct toe_stack *st, struct toe_icmp_state *s);
+bool toe_icmp_bucket_take(struct toe_stack *st, struct toe_icmp_state *s);
 
 /* Handles a received ICMP message (data at the ICMP header; consumed). `ip` is its IP header. */
 void toe_icmp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip);

@@ -3,8 +3,10 @@
  *
  * Input accepts frames addressed to our MAC or to broadcast, untagged when no VLAN is configured
  * (or priority-tagged: VID 0, IEEE 802.1Q 9.6) and tagged with exactly cfg.vlan_id otherwise,
- * carrying ARP or IPv4. Everything else is dropped and counted in exactly one link.rx_drop_*
- * counter. Multicast destinations are dropped for now (no IGMP membership to accept them by).
+ * carrying ARP or IPv4, or IPv6 when cfg.ipv6 is set. Everything else is dropped and counted in
+ * exactly one link.rx_drop_* counter. IPv4 multicast destinations are dropped (no IGMP membership
+ * to accept them by); IPv6 ones are taken for the groups we listen to (ff02::1 and our
+ * solicited-node groups, RFC 2464 7) and marked like broadcasts (link-layer group).
  */
 #include "engine/stack.h"
 #include "wire/ethernet.h"
@@ -52,8 +54,11 @@ static void link_input(struct toe_stack *st, struct toe_pbuf *frame)
 
   const uint8_t *dst = toe_eth_dst(&eth);
   bool bcast = toe_mac_is_broadcast(dst);
+  bool ip6 = eth.ethertype == TOE_ETHERTYPE_IPV6 && st->ip6.enabled;
   if (bcast) {
     c->rx_broadcast++;
+  } else if (ip6 && toe_ip6_mc_mac_is_ours(st, dst)) {
+    bcast = true; /* a link-layer group: the same rules as broadcast (RFC 4443 2.4 (e.3)) */
   } else if (memcmp(dst, st->cfg.mac.b, TOE_ETH_ALEN) != 0) {
     /* Foreign unicast (a promiscuous port or a bridge flooding) or a multicast group. */
     c->rx_drop_not_for_us++;
@@ -66,8 +71,8 @@ static void link_input(struct toe_stack *st, struct toe_pbuf *frame)
     goto drop;
   }
 
-  if (eth.ethertype != TOE_ETHERTYPE_ARP && eth.ethertype != TOE_ETHERTYPE_IPV4) {
-    /* IPv6, LLDP, 802.3 length-field frames, ... */
+  if (eth.ethertype != TOE_ETHERTYPE_ARP && eth.ethertype != TOE_ETHERTYPE_IPV4 && !ip6) {
+    /* IPv6 without cfg.ipv6, LLDP, 802.3 length-field frames, ... */
     c->rx_drop_ethertype++;
     goto drop;
   }
@@ -80,6 +85,8 @@ static void link_input(struct toe_stack *st, struct toe_pbuf *frame)
   toe_pbuf_pull(frame, eth.hdr_len);
   if (type == TOE_ETHERTYPE_ARP)
     toe_arp_input(st, frame);
+  else if (ip6)
+    toe_ipv6_input(st, frame);
   else
     toe_ipv4_input(st, frame);
   return;

@@ -4,7 +4,7 @@
  *
  * Memory layout in the caller's block (each region 64-byte aligned):
  *   struct toe_stack | pbuf pool | ARP table | IPv4 reassembly | socket table | UDP sockets |
- *   TCP tables | filter table (only with cfg.steering)
+ *   TCP tables | filter table (only with cfg.steering) | IPv6 neighbour table (only with cfg.ipv6)
  * Every module sizes its own region (toe_*_mem_size) and lays itself out in it (toe_*_init).
  */
 #include "engine/stack.h"
@@ -68,6 +68,8 @@ void toe_config_defaults(struct toe_config *cfg)
   /* RFC 6335 6: the dynamic/private range. */
   cfg->ephemeral_lo = 49152;
   cfg->ephemeral_hi = 65535;
+  cfg->nd_entries = 64;
+  cfg->dad_transmits = 1;
 }
 
 /*
@@ -127,7 +129,7 @@ static bool config_ok(const struct toe_config *c)
   static const uint8_t zero[6];
   if ((c->mac.b[0] & 1u) || memcmp(c->mac.b, zero, 6) == 0)
     return false;
-  return true;
+  return toe_ipv6_config_ok(c);
 }
 
 static size_t align_up(size_t v)
@@ -145,7 +147,7 @@ static bool add_region(size_t *total, size_t n)
 }
 
 struct layout {
-  size_t pool, arp, ip, socks, udp, tcp, filt, total;
+  size_t pool, arp, ip, socks, udp, tcp, filt, ip6, total;
 };
 
 static bool compute_layout(const struct toe_config *cfg, struct layout *l)
@@ -176,6 +178,9 @@ static bool compute_layout(const struct toe_config *cfg, struct layout *l)
     return false;
   l->filt = off;
   if (!add_region(&off, toe_filt_mem_size(cfg)))
+    return false;
+  l->ip6 = off;
+  if (!add_region(&off, toe_ipv6_mem_size(cfg)))
     return false;
   l->total = off;
   return true;
@@ -219,6 +224,7 @@ int toe_stack_create(const struct toe_config *cfg, void *mem, size_t mem_len,
   toe_udp_init(st, base + l.udp);
   toe_tcp_init(st, base + l.tcp);
   toe_filt_init(st, base + l.filt);
+  toe_ipv6_init(st, base + l.ip6);
   *out = st;
   return 0;
 }
@@ -264,6 +270,7 @@ void toe_stack_start(struct toe_stack *st, toe_time_t now)
 {
   toe_stack_advance(st, now);
   toe_arp_announce(st);
+  toe_ipv6_start(st);
 }
 
 void toe_stack_poll(struct toe_stack *st, toe_time_t now)

@@ -8,6 +8,7 @@
 #include "engine/filter_table.h"
 #include "engine/icmp.h"
 #include "engine/ipv4.h"
+#include "engine/ipv6.h"
 #include "engine/pbuf_pool.h"
 #include "engine/pmtu.h"
 #include "engine/sock.h"
@@ -36,6 +37,7 @@ struct toe_stack {
   struct toe_tcp_tables tcp;    /* TCP tables (engine/tcp.h; laid out by toe_tcp_init) */
   struct toe_filter_table filt; /* steering filters (engine/filter_table.h), if cfg.steering */
   struct toe_pmtu_cache pmtu;   /* path MTU estimates per destination (engine/pmtu.h) */
+  struct toe_ipv6_state ip6;    /* IPv6 addresses, ICMPv6, neighbour table (engine/ipv6.h) */
   void *mem_to_free;            /* set by toe_stack_new() */
 };
 

@@ -487,13 +487,14 @@ TEST(counters_visit)
   int expected = 0 TOE_COUNTERS_LINK(COUNT_ONE_) TOE_COUNTERS_ARP(COUNT_ONE_)
       TOE_COUNTERS_IP(COUNT_ONE_) TOE_COUNTERS_ICMP(COUNT_ONE_) TOE_COUNTERS_UDP(COUNT_ONE_)
           TOE_COUNTERS_TCP(COUNT_ONE_) TOE_COUNTERS_PBUF(COUNT_ONE_) TOE_COUNTERS_TIMER(COUNT_ONE_)
-              TOE_COUNTERS_STEER(COUNT_ONE_);
+              TOE_COUNTERS_STEER(COUNT_ONE_) TOE_COUNTERS_IP6(COUNT_ONE_)
+                  TOE_COUNTERS_ICMP6(COUNT_ONE_) TOE_COUNTERS_ND(COUNT_ONE_);
   CHECK_EQ(v.n, expected);
   CHECK(v.saw_first);
   CHECK(v.saw_double_free);
   CHECK(v.saw_timer_pending);
   CHECK_EQ(v.rx_frames, 2);
-  CHECK(v.last_layer && strcmp(v.last_layer, "steer") == 0);
+  CHECK(v.last_layer && strcmp(v.last_layer, "nd") == 0);
   toe_counters_visit(NULL, visit, &v); /* harmless */
   h_fini(&h);
 }

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 
+#include "device/toed_args.h"
 #include "device/toed_ops.h"
 #include "testlib.h"
 
@@ -47,6 +48,66 @@ TEST(config_then_a_second_call_starts_afresh)
   static const char *const w2[] = {"toed", "--wire", "eth2"};
   CHECK(argv_is(ac, av, w2, 3));
   unlink(path);
+}
+
+/* --addr6: repeatable, global unicast only, and not with a host interface yet. */
+TEST(addr6_parsed_and_refused_with_reasons)
+{
+  struct toed_args a;
+  char err[256];
+  char *ok[] = {"toed",
+                "--wire",
+                "eth1",
+                "--addr",
+                "198.18.0.1/24",
+                "--addr6",
+                "2001:db8::2/64",
+                "--addr6=2001:db8:1::5/48",
+                NULL};
+  CHECK_EQ(toed_args_parse(&a, 8, ok, err, sizeof err), 0);
+  CHECK_EQ(a.n_addr6, 2);
+  static const uint8_t want0[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 2};
+  static const uint8_t want1[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 1, [15] = 5};
+  CHECK_MEM(a.addr6[0], want0, 16);
+  CHECK_MEM(a.addr6[1], want1, 16);
+  CHECK_EQ(a.addr6_prefix_len[0], 64);
+  CHECK_EQ(a.addr6_prefix_len[1], 48);
+
+  static const struct {
+    const char *value, *says;
+  } bad[] = {
+      {"2001:db8::2", "not an IPv6 address/prefix"},
+      {"2001:db8::2/0", "not an IPv6 address/prefix"},
+      {"2001:db8::2/129", "not an IPv6 address/prefix"},
+      {"198.18.0.1/24", "not an IPv6 address/prefix"},
+      {"fe80::1/64", "link-local address comes from the MAC"},
+      {"ff02::1/64", "not a usable unicast address"},
+      {"::1/128", "not a usable unicast address"},
+      {"::/64", "not a usable unicast address"},
+      {"::ffff:198.18.0.1/96", "not a usable unicast address"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char *argv[] = {
+        "toed", "--wire", "eth1", "--addr", "198.18.0.1/24", "--addr6", (char *)bad[i].value, NULL};
+    err[0] = 0;
+    CHECK_EQ(toed_args_parse(&a, 7, argv, err, sizeof err), -1);
+    if (!strstr(err, bad[i].says))
+      testlib_fail(__FILE__, __LINE__, "--addr6 %s: '%s'", bad[i].value, err);
+  }
+  char *twice[] = {"toed",    "--wire",         "eth1",    "--addr",         "198.18.0.1/24",
+                   "--addr6", "2001:db8::2/64", "--addr6", "2001:db8::2/64", NULL};
+  CHECK_EQ(toed_args_parse(&a, 9, twice, err, sizeof err), -1);
+  CHECK(strstr(err, "given twice") != NULL);
+  char *five[] = {"toed",           "--wire",  "eth1",           "--addr",
+                  "198.18.0.1/24",  "--addr6", "2001:db8::1/64", "--addr6",
+                  "2001:db8::2/64", "--addr6", "2001:db8::3/64", "--addr6",
+                  "2001:db8::4/64", "--addr6", "2001:db8::5/64", NULL};
+  CHECK_EQ(toed_args_parse(&a, 15, five, err, sizeof err), -1);
+  CHECK(strstr(err, "at most 4") != NULL);
+  char *hostif[] = {"toed",    "--wire",         "eth1",      "--addr", "198.18.0.1/24",
+                    "--addr6", "2001:db8::2/64", "--host-if", "toe0",   NULL};
+  CHECK_EQ(toed_args_parse(&a, 9, hostif, err, sizeof err), -1);
+  CHECK(strstr(err, "not supported yet") != NULL);
 }
 
 TEST_MAIN()

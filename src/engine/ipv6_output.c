@@ -1,0 +1,79 @@
+/*
+ * IPv6 output (RFC 8200): the fixed header, the next hop (on link only for now) and the link
+ * address (RFC 2464 7 for groups, the neighbour cache for unicast).
+ */
+#include "engine/ipv6.h"
+#include "engine/stack.h"
+#include "wire/ethernet.h"
+
+#include <string.h>
+
+/* Puts the 40-byte header in front of `pb` (a fresh head buffer if there is no room or the head is
+ * shared). Returns the packet, or NULL with `pb` freed and the drop counted. */
+static struct toe_pbuf *push_header(struct toe_stack *st, struct toe_pbuf *pb,
+                                    const struct toe_ip6_tx *tx)
+{
+  uint32_t plen = pb->tot_len;
+  if (toe_pbuf_headroom(pb) < TOE_IPV6_HLEN || pb->refcnt > 1) {
+    struct toe_pbuf *h = toe_pbuf_alloc(st, TOE_PBUF_HEADROOM);
+    if (!h) {
+      st->ctr.ip6.tx_drop_nobuf++;
+      toe_pbuf_free(st, pb);
+      return NULL;
+    }
+    h->tot_len = pb->tot_len;
+    h->next = pb;
+    pb->qnext = NULL;
+    pb = h;
+  }
+  struct toe_ipv6_fields f = {
+      .tclass = tx->tclass,
+      .flow = tx->flow,
+      .payload_len = (uint16_t)plen,
+      .next_hdr = tx->next_hdr,
+      .hop_limit = tx->hop_limit ? tx->hop_limit : st->cfg.default_ttl,
+      .src = tx->src,
+      .dst = tx->dst,
+  };
+  toe_ipv6_write(toe_pbuf_push(pb, TOE_IPV6_HLEN), &f);
+  pb->flags = 0; /* receive-side flags (a reused request) mean nothing on the way out */
+  return pb;
+}
+
+int toe_ipv6_output_mac(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx,
+                        const uint8_t mac[6])
+{
+  pb = push_header(st, pb, tx);
+  if (!pb)
+    return -TOE_ENOBUFS;
+  st->ctr.ip6.tx_packets++;
+  toe_link_output(st, pb, mac, TOE_ETHERTYPE_IPV6);
+  return 0;
+}
+
+int toe_ipv6_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx)
+{
+  struct toe_counters_ip6 *c = &st->ctr.ip6;
+  if (pb->tot_len > 0xffffu - TOE_IPV6_HLEN || pb->tot_len + TOE_IPV6_HLEN > st->cfg.mtu) {
+    /* No fragmentation yet (docs/ipv6.md step 7): nothing we send today comes near 1280. */
+    c->tx_drop_too_big++;
+    toe_pbuf_free(st, pb);
+    return -TOE_EMSGSIZE;
+  }
+  if (!toe_ip6_on_link(st, &tx->dst)) {
+    /* No default router until router discovery (docs/ipv6.md step 5). */
+    c->tx_drop_no_route++;
+    toe_pbuf_free(st, pb);
+    return -TOE_EHOSTUNREACH;
+  }
+  if (toe_in6_is_multicast(&tx->dst)) {
+    uint8_t mac[6];
+    toe_in6_mc_mac(mac, &tx->dst);
+    return toe_ipv6_output_mac(st, pb, tx, mac);
+  }
+  pb = push_header(st, pb, tx);
+  if (!pb)
+    return -TOE_ENOBUFS;
+  c->tx_packets++;
+  return toe_nd_resolve(st, pb, &tx->dst);
+}
