@@ -157,31 +157,27 @@ sleep 0.2
 peer_capture_stop
 T0_S=$(awk -v t="$T0" 'BEGIN { printf "%.6f", t / 1e9 }')
 TC_S=$(awk -v t="$TC" 'BEGIN { printf "%.6f", t / 1e9 }')
-for x in A:$PA B:$PB; do
-  name=${x%%:*}
-  port=${x#*:}
-  first=$(tshark_fields "$NET_TMP/peer.pcap" \
-    "ip.src == $NET_DEV_ADDR && tcp.port == $port && tcp.flags.reset == 1" frame.time_epoch |
-    head -1)
+# One tshark pass for every RST (a tshark start took 8 s of wall clock at load 18: five of them
+# ran this test into its watchdog). Lines: "SRCPORT DSTPORT EPOCH", in capture order.
+RSTS=$(tshark_fields "$NET_TMP/peer.pcap" "ip.src == $NET_DEV_ADDR && tcp.flags.reset == 1" \
+  tcp.srcport tcp.dstport frame.time_epoch)
+# first_rst PORT [BEFORE]: stamp of the first RST on PORT (before BEFORE, if given).
+first_rst() {
+  awk -v p="$1" -v before="${2:-}" '($1 == p || $2 == p) && (before == "" || $3 < before) {
+    print $3; exit }' <<<"$RSTS"
+}
+for x in A:$PA:$T0_S B:$PB:$T0_S C:$PC:$TC_S; do
+  IFS=: read -r name port t <<<"$x"
+  first=$(first_rst "$port")
   if [ -z "$first" ]; then
     net_fail "RST from the device to the peer of $name (port $port): none captured"
     continue
   fi
-  ms=$(awk -v a="$first" -v b="$T0_S" 'BEGIN { printf "%d", (a - b) * 1000 }')
+  ms=$(awk -v a="$first" -v b="$t" 'BEGIN { printf "%d", (a - b) * 1000 }')
   check_range "RST from the device to the peer of $name within a second (ms after the kill)" \
     "$ms" 0 1000
 done
-check_eq "no RST to C's peer before C was killed" "$(tshark_count "$NET_TMP/peer.pcap" \
-  "ip.src == $NET_DEV_ADDR && tcp.port == $PC && tcp.flags.reset == 1 && frame.time_epoch < $TC_S")" 0
-first=$(tshark_fields "$NET_TMP/peer.pcap" \
-  "ip.src == $NET_DEV_ADDR && tcp.port == $PC && tcp.flags.reset == 1" frame.time_epoch | head -1)
-if [ -z "$first" ]; then
-  net_fail "a RST to C's peer after C was killed: none captured"
-else
-  ms=$(awk -v a="$first" -v b="$TC_S" 'BEGIN { printf "%d", (a - b) * 1000 }')
-  check_range "RST from the device to the peer of C within a second (ms after the kill)" \
-    "$ms" 0 1000
-fi
+check_eq "no RST to C's peer before C was killed" "$(first_rst "$PC" "$TC_S")" ""
 # The device's segments are well-formed with correct checksums (only the device's: the peer's own
 # outgoing ones carry offloaded, partial checksums; and no expert check here, which flags every
 # RST and, in a capture of control segments only, "ACKed unseen segment").
