@@ -8,7 +8,13 @@
 # A and B are killed with SIGKILL. Checks (docs/transport.md "Death"):
 #   - each kernel peer sees a RST from the device within a second of the kill (tcpdump in the
 #     peer namespace), and its nc exits;
-#   - toectl flows lists nothing of A and B within a second; the session and socket gauges drop;
+#   - once both peers have their RSTs, one toectl flows lists nothing of A and B; the session and
+#     socket gauges drop;
+# The one time bound is the product's ("well within a second", docs/transport.md "Death"), taken
+# from the peer capture's kernel stamps of the RSTs. How long nc or toectl take to be scheduled,
+# start and answer on a loaded machine is not the device's doing and is not timed: an earlier
+# version timed "flows gone" including the toectl runs and failed at 1989 ms on a loaded machine
+# while the RSTs had left 65 and 93 ms after the kill.
 #   - C is untouched: no RST, its transfer keeps going;
 #   - after C is killed too: no flows, only toectl attached, no client socket held, and the
 #     engine's packet buffers back to their idle level (pbuf.inuse as before any client).
@@ -81,23 +87,19 @@ T0=$(date +%s%N)
   wait "$A" "$B"
 } 2>/dev/null
 
-# The kernel peers notice the reset: their nc's exit.
-wait_exit "$PEER_A" 3000 "$T0"
-check_range "peer of A (nc sinking its stream) exits after the reset (ms after the kill)" \
-  "$WAIT_MS" 0 1000
-wait_exit "$PEER_B" 3000 "$T0"
-check_range "peer of B (nc sending to it) exits after the reset (ms after the kill)" \
-  "$WAIT_MS" 0 1000
+# The kernel peers notice the reset: their nc's exit. When is timed from the capture below (the
+# RSTs' kernel stamps); the limit here only keeps a broken device from hanging the test.
+wait_exit "$PEER_A" 20000 "$T0"
+check "peer of A (nc sinking its stream) exits after the reset" test "$WAIT_MS" != timeout
+wait_exit "$PEER_B" 20000 "$T0"
+check "peer of B (nc sending to it) exits after the reset" test "$WAIT_MS" != timeout
+net_log "the peers' nc exited ${WAIT_MS} ms after the kill (scheduling included; not a bound)"
 
-a_b_gone() {
-  toectl_json "$F" flows && [ "$(flows_of "$F" "$A")" = 0 ] && [ "$(flows_of "$F" "$B")" = 0 ]
-}
-wait_for 3 a_b_gone
-GONE_MS=$(ms_since "$T0")
-check_eq "flows: nothing of A and B left" \
+# The device aborts all of a dead client's connections in one clean-up, the RSTs included
+# (docs/transport.md "Death"): both peers have theirs, so a single look must find nothing left.
+toectl_json "$F" flows
+check_eq "flows: nothing of A and B left once their peers had the RSTs" \
   "$(json_eval "$F" "len([f for f in d['flows'] if f['pid'] in ($A, $B) or f['client_id'] == $CLIENT_A])")" 0
-check_range "flows: A and B gone within a second (ms after the kill, incl. toectl runs)" \
-  "$GONE_MS" 0 1000
 check_eq "flows: only C's connection left" \
   "$(json_eval "$F" "[f['pid'] for f in d['flows']]")" "[$C]"
 
@@ -134,7 +136,12 @@ all_idle() {
     [ "$(stat_get "$NET_TMP/stats2.json" pbuf.inuse)" = "$IDLE_PBUF" ] &&
     [ "$(stat_get "$NET_TMP/stats2.json" transport.socks_inuse)" = 0 ]
 }
-wait_for 3 all_idle
+# The peer of C has its RST: the device has cleaned up C (timed from the capture below). The
+# packet buffers go back as the link's transmit ring completes, so look until they have (the
+# limit only bounds a broken device).
+wait_exit "$PEER_C" 20000 "$TC"
+check "peer of C exits after its reset" test "$WAIT_MS" != timeout
+wait_for 10 all_idle
 S=$NET_TMP/stats2.json
 check_eq "pbuf.inuse back to its idle level" "$(stat_get "$S" pbuf.inuse)" "$IDLE_PBUF"
 check_eq "transport.socks_inuse: none" "$(stat_get "$S" transport.socks_inuse)" 0
@@ -143,8 +150,6 @@ check_eq "tcp.socks_inuse: none" "$(stat_get "$S" tcp.socks_inuse)" 0
 check_eq "tcp.curr_estab: none" "$(stat_get "$S" tcp.curr_estab)" 0
 toectl_json "$F" flows
 check_eq "flows: empty" "$(json_eval "$F" "d['count']")" 0
-wait_exit "$PEER_C" 3000
-check_range "peer of C exits after its reset (ms)" "$WAIT_MS" 0 1000
 
 # ---- the resets on the wire (the peer's capture) -----------------------------------------------------
 
@@ -152,24 +157,27 @@ sleep 0.2
 peer_capture_stop
 T0_S=$(awk -v t="$T0" 'BEGIN { printf "%.6f", t / 1e9 }')
 TC_S=$(awk -v t="$TC" 'BEGIN { printf "%.6f", t / 1e9 }')
-for x in A:$PA B:$PB; do
-  name=${x%%:*}
-  port=${x#*:}
-  first=$(tshark_fields "$NET_TMP/peer.pcap" \
-    "ip.src == $NET_DEV_ADDR && tcp.port == $port && tcp.flags.reset == 1" frame.time_epoch |
-    head -1)
+# One tshark pass for every RST (a tshark start took 8 s of wall clock at load 18: five of them
+# ran this test into its watchdog). Lines: "SRCPORT DSTPORT EPOCH", in capture order.
+RSTS=$(tshark_fields "$NET_TMP/peer.pcap" "ip.src == $NET_DEV_ADDR && tcp.flags.reset == 1" \
+  tcp.srcport tcp.dstport frame.time_epoch)
+# first_rst PORT [BEFORE]: stamp of the first RST on PORT (before BEFORE, if given).
+first_rst() {
+  awk -v p="$1" -v before="${2:-}" '($1 == p || $2 == p) && (before == "" || $3 < before) {
+    print $3; exit }' <<<"$RSTS"
+}
+for x in A:$PA:$T0_S B:$PB:$T0_S C:$PC:$TC_S; do
+  IFS=: read -r name port t <<<"$x"
+  first=$(first_rst "$port")
   if [ -z "$first" ]; then
     net_fail "RST from the device to the peer of $name (port $port): none captured"
     continue
   fi
-  ms=$(awk -v a="$first" -v b="$T0_S" 'BEGIN { printf "%d", (a - b) * 1000 }')
+  ms=$(awk -v a="$first" -v b="$t" 'BEGIN { printf "%d", (a - b) * 1000 }')
   check_range "RST from the device to the peer of $name within a second (ms after the kill)" \
     "$ms" 0 1000
 done
-check_eq "no RST to C's peer before C was killed" "$(tshark_count "$NET_TMP/peer.pcap" \
-  "ip.src == $NET_DEV_ADDR && tcp.port == $PC && tcp.flags.reset == 1 && frame.time_epoch < $TC_S")" 0
-check_ge "a RST to C's peer after C was killed" "$(tshark_count "$NET_TMP/peer.pcap" \
-  "ip.src == $NET_DEV_ADDR && tcp.port == $PC && tcp.flags.reset == 1")" 1
+check_eq "no RST to C's peer before C was killed" "$(first_rst "$PC" "$TC_S")" ""
 # The device's segments are well-formed with correct checksums (only the device's: the peer's own
 # outgoing ones carry offloaded, partial checksums; and no expert check here, which flags every
 # RST and, in a capture of control segments only, "ACKed unseen segment").
