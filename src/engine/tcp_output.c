@@ -945,6 +945,8 @@ static void sync_timers(struct toe_stack *st, struct toe_tcb *tp, enum block_rea
 /* The ACK we owe, if it should go now; else the delayed-ACK timer. */
 static void output_ack(struct toe_stack *st, struct toe_tcb *tp)
 {
+  uint32_t read = tp->flags & TOE_TF_READ;
+  tp->flags &= ~TOE_TF_READ;
   if (tp->flags & TOE_TF_ACK_NOW) {
     toe_tcp_send_ack(st, tp);
     return;
@@ -964,6 +966,16 @@ static void output_ack(struct toe_stack *st, struct toe_tcb *tp)
     uint32_t unacked = tp->rcv_nxt - tp->last_ack_sent;
     bool quick = tp->bytes_received <= (uint64_t)QUICKACK_SEGS * full;
     if (unacked >= 2u * full || quick) {
+      toe_tcp_send_ack(st, tp);
+      return;
+    }
+    /* A read that opened the window enough for an update (below) does not wait for the timer
+     * either: the ACK we owe carries the news (RFC 9293 3.8.6.2.2; Linux's tcp_cleanup_rbuf
+     * likewise). Otherwise a sender that filled the window and is waiting for it to open stalls
+     * for the whole delayed-ACK timeout whenever the last segment before the read left an ACK
+     * delayed -- every window with TSO, whose super-segments fill it in a few frames. */
+    if ((read & TOE_TF_READ) && window_update_due(st, tp)) {
+      st->ctr.tcp.out_win_updates++;
       toe_tcp_send_ack(st, tp);
       return;
     }
