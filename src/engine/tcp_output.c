@@ -118,11 +118,9 @@ uint32_t toe_tcp_rcv_window(const struct toe_stack *st, const struct toe_tcb *tp
   uint32_t max_wnd = 65535u << ws;
   uint32_t buf = tp->rcvbuf;
   uint32_t used = tp->rcvq_bytes + tp->ooo_bytes;
+  bool shut_rd = (tp->flags & TOE_TF_SHUT_RD) != 0;
   uint32_t space = buf > used ? buf - used : 0;
-  /* no more than the pool lets this connection hold now (pbuf_charge.c): a window its buffers
-   * could not take would only be dropped on arrival */
-  space = min_u32(space, toe_tcp_rx_room_bytes(st, tp));
-  if (tp->flags & TOE_TF_SHUT_RD)
+  if (shut_rd)
     space = buf; /* data after SHUT_RD is dropped on arrival: never close the window on it */
   space = min_u32(space, max_wnd);
 
@@ -137,6 +135,12 @@ uint32_t toe_tcp_rcv_window(const struct toe_stack *st, const struct toe_tcb *tp
    * at least min(RCV.BUFF / 2, Eff.snd.MSS) */
   uint32_t mss = tp->rcv_mss ? tp->rcv_mss : DEFAULT_MSS;
   uint32_t thresh = min_u32(buf / 2u, mss);
+  /* no more than the pool lets this connection hold now (pbuf_charge.c): a window its buffers
+   * could not take would only be dropped on arrival. The clamp only ever lowers `space`, so it
+   * is computed only when `space` would move the edge (most segments sent or received leave the
+   * edge where it is, and skip the pool arithmetic). */
+  if (!shut_rd && space > cur && space - cur >= thresh)
+    space = min_u32(space, toe_tcp_rx_room_bytes(st, tp));
   uint32_t wnd;
   if (space <= cur || space - cur < thresh)
     wnd = cur;
