@@ -34,6 +34,11 @@
  * checksum offload: the sender hands over super-segments of up to 64 KiB, which the link delivers
  * whole, as a veth hands a GSO super-frame to its peer; the receiver takes them like toed takes
  * the kernel's), --verify (fill and check a byte pattern; slower).
+ *
+ * Besides throughput it reports how the loop spent the measured part: iterations in which neither
+ * application nor the link had anything to do (the engines were waiting for a timer) and the
+ * share of engine time they spanned, the receiver's window updates and delayed-ACK timer ACKs, and
+ * the timers fired. An idle share above a few percent means a stall, not a slow engine.
  */
 #define _GNU_SOURCE /* sched_getcpu, CPU_* */
 
@@ -116,6 +121,9 @@ struct bench {
   bool eof, failed;
   uint8_t *txbuf, *rxbuf;
   uint64_t mismatches;
+  uint64_t loops;      /* iterations of run_until */
+  uint64_t idle_loops; /* ... in which neither application nor the link had anything to do */
+  uint64_t idle_ns;    /* engine time those idle iterations spanned */
 };
 
 static uint64_t mono_ns(void)
@@ -377,9 +385,15 @@ static bool run_until(struct bench *b, bool (*cond)(struct bench *), const char 
   toe_time_t last_progress = b->now;
   uint64_t last_rx = b->received, last_tx = b->sent;
   while (!cond(b)) {
+    toe_time_t t = b->now;
     bool did = iterate(b, false);
     if (!did)
       did = iterate(b, true);
+    b->loops++;
+    if (!did) {
+      b->idle_loops++;
+      b->idle_ns += b->now - t;
+    }
     if (b->failed) {
       dump_state(b, "failed");
       return false;
@@ -604,6 +618,8 @@ int main(int argc, char **argv)
   const struct toe_counters *cs = toe_stack_counters(ss), *cr = toe_stack_counters(rs);
   struct toe_counters s0 = *cs, r0 = *cr;
   uint64_t rx0 = b->received, fr0[2] = {b->e[0].frames, b->e[1].frames};
+  uint64_t loops0 = b->loops, idle0 = b->idle_loops, idle_ns0 = b->idle_ns;
+  toe_time_t eng0 = b->now;
   measure_target = measure_segs ? rx_segs(b) + measure_segs : 0;
   uint64_t t0 = mono_ns(), c0 = cpu_ns();
   CALLGRIND_ZERO_STATS;
@@ -612,6 +628,8 @@ int main(int argc, char **argv)
   CALLGRIND_STOP_INSTRUMENTATION;
   uint64_t t1 = mono_ns(), c1 = cpu_ns();
   struct toe_counters s1 = *cs, r1 = *cr;
+  uint64_t loops = b->loops - loops0, idle = b->idle_loops - idle0, idle_ns = b->idle_ns - idle_ns0;
+  toe_time_t eng_ns = b->now - eng0;
   uint64_t bytes = b->received - rx0;
   if (!ok)
     return 1;
@@ -665,6 +683,17 @@ int main(int argc, char **argv)
          (unsigned long long)frames_s, (unsigned long long)acks,
          dsegs ? (double)acks / (double)dsegs : 0);
   printf("| retransmitted segments | %llu |\n", (unsigned long long)retrans);
+  printf("| loop iterations / idle (nothing to do) | %llu / %llu (%.1f %% of engine time idle) |\n",
+         (unsigned long long)loops, (unsigned long long)idle,
+         eng_ns ? 100.0 * (double)idle_ns / (double)eng_ns : 0);
+  printf("| receiver: frames to the sender / of them window updates / delayed-ACK timer ACKs | "
+         "%llu / %llu / %llu |\n",
+         (unsigned long long)acks,
+         (unsigned long long)(r1.tcp.out_win_updates - r0.tcp.out_win_updates),
+         (unsigned long long)(r1.tcp.out_acks_delayed - r0.tcp.out_acks_delayed));
+  printf("| timers fired (sender / receiver) | %llu / %llu |\n",
+         (unsigned long long)(s1.timer.fired - s0.timer.fired),
+         (unsigned long long)(r1.timer.fired - r0.timer.fired));
   printf("| pbuf pool, per stack | %u x %u bytes |\n", toe_stack_config(ss)->pbuf_count,
          toe_stack_config(ss)->pbuf_size);
   printf("| pbufs in use, high-water (sender / receiver) | %llu / %llu |\n",
@@ -682,10 +711,12 @@ int main(int argc, char **argv)
     printf("| pattern mismatches | %llu |\n", (unsigned long long)b->mismatches);
   /* Machine-readable lines for the scripts. */
   printf("\nkv bytes %llu\nkv wall_s %.6f\nkv cpu_s %.6f\nkv data_segments %llu\n"
-         "kv acks %llu\nkv retrans %llu\nkv gbps_wall %.4f\nkv gbps_cpu %.4f\n",
+         "kv acks %llu\nkv retrans %llu\nkv gbps_wall %.4f\nkv gbps_cpu %.4f\n"
+         "kv loops %llu\nkv idle_loops %llu\nkv idle_ns %llu\nkv engine_ns %llu\n",
          (unsigned long long)bytes, wall, cpu, (unsigned long long)dsegs, (unsigned long long)acks,
          (unsigned long long)retrans, wall > 0 ? (double)bytes * 8 / wall / 1e9 : 0,
-         cpu > 0 ? (double)bytes * 8 / cpu / 1e9 : 0);
+         cpu > 0 ? (double)bytes * 8 / cpu / 1e9 : 0, (unsigned long long)loops,
+         (unsigned long long)idle, (unsigned long long)idle_ns, (unsigned long long)eng_ns);
   toe_stack_free(ss);
   toe_stack_free(rs);
   free(b->txbuf);

@@ -98,6 +98,7 @@ enum toe_tcp_timer_kind {
 #define TOE_TF_PASSIVE 0x00020000u       /* created by a listener */
 #define TOE_TF_WRITABLE_WAIT 0x00040000u /* the application saw -EAGAIN: notify when space */
 #define TOE_TF_CC_UNDO_OK 0x00080000u    /* the current recovery may be undone if spurious */
+#define TOE_TF_READ 0x00100000u          /* the application read: output checks the window */
 
 #define TOE_TCP_MAX_SACK_GEN 4 /* SACK blocks we remember to send (RFC 2018 4) */
 

@@ -138,16 +138,42 @@ static void challenge_ack(struct toe_stack *st, struct toe_tcb *tp)
   }
 }
 
-/* The window a segment is tested against: what we advertised (the right edge never moves back,
- * RFC 9293 3.8.6.2.2), or more if there is room for it now. */
-static uint32_t acceptable_window(const struct toe_stack *st, const struct toe_tcb *tp)
+/* What is left of the window we advertised (the right edge never moves back, RFC 9293
+ * 3.8.6.2.2). */
+static uint32_t advertised_window(const struct toe_tcb *tp)
 {
   uint32_t adv = toe_seq_gt(tp->rcv_adv, tp->rcv_nxt) ? tp->rcv_adv - tp->rcv_nxt : 0;
   uint32_t most = 65535u << (tp->rcv_wscale > 14 ? 14 : tp->rcv_wscale);
   if (adv > most) /* an edge never advertised (set before rcv_nxt was known) */
     adv = most;
+  return adv;
+}
+
+/* The window a segment is tested against: what we advertised, or more if there is room for it
+ * now. The tests against it only ever ask whether something lies inside, so callers test against
+ * advertised_window() first, which nearly every segment fits, and compute this (the buffer and
+ * pool arithmetic of toe_tcp_rcv_window) only for a segment that does not. */
+static uint32_t acceptable_window(const struct toe_stack *st, const struct toe_tcb *tp)
+{
+  uint32_t adv = advertised_window(tp);
   uint32_t now = toe_tcp_rcv_window(st, tp);
   return adv > now ? adv : now;
+}
+
+/* RFC 9293 3.10.7.4's acceptability test of a segment of `seglen` (text, SYN and FIN) at `seq`
+ * against the receive window [rnxt, rnxt + wnd). A segment acceptable in a window is acceptable
+ * in any larger one. */
+static bool seq_acceptable(uint32_t seq, uint32_t seglen, uint32_t rnxt, uint32_t wnd)
+{
+  if (seglen == 0)
+    return wnd == 0 ? seq == rnxt : toe_seq_ge(seq, rnxt) && toe_seq_lt(seq, rnxt + wnd);
+  /* "special allowance should be made to accept valid ACKs, URGs, and RSTs": with a zero window
+   * a segment at rcv_nxt is taken for its controls; its text is cut off by text_input(). */
+  if (wnd == 0)
+    return seq == rnxt;
+  uint32_t last = seq + seglen - 1;
+  return (toe_seq_ge(seq, rnxt) && toe_seq_lt(seq, rnxt + wnd)) ||
+         (toe_seq_ge(last, rnxt) && toe_seq_lt(last, rnxt + wnd));
 }
 
 /* RFC 7323 4.1 (RTTM): the ACK of our SYN echoing our TSval gives the first RTT sample (later
@@ -468,7 +494,7 @@ static void text_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
                        bool fin, struct in_ctx *cx)
 {
   uint32_t rnxt = tp->rcv_nxt;
-  uint32_t wnd = acceptable_window(st, tp);
+  uint32_t wnd = advertised_window(tp); /* acceptable_window() if the text does not fit */
   uint32_t plen = pb->tot_len;
   if (toe_seq_lt(seq, rnxt)) {
     uint32_t d = rnxt - seq;
@@ -496,6 +522,8 @@ static void text_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
     }
     seq = rnxt;
   }
+  if (plen > 0 && toe_seq_gt(seq + plen, rnxt + wnd))
+    wnd = acceptable_window(st, tp);
   if (plen > 0 && toe_seq_gt(seq + plen, rnxt + wnd)) {
     /* Past the window (a zero window included): not kept, and the FIN with it. */
     uint32_t keep = toe_seq_gt(rnxt + wnd, seq) ? rnxt + wnd - seq : 0;
@@ -629,21 +657,11 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
     return;
   }
 
-  /* first: the sequence number (RFC 9293 3.10.7.4, the four cases) */
-  uint32_t wnd = acceptable_window(st, tp);
+  /* first: the sequence number (RFC 9293 3.10.7.4, the four cases); against the advertised
+   * window first: acceptable there, acceptable in the larger window too */
   uint32_t rnxt = tp->rcv_nxt;
-  bool ok;
-  if (seglen == 0) {
-    ok = wnd == 0 ? seq == rnxt : toe_seq_ge(seq, rnxt) && toe_seq_lt(seq, rnxt + wnd);
-  } else if (wnd == 0) {
-    /* "special allowance should be made to accept valid ACKs, URGs, and RSTs": a segment at
-     * rcv_nxt is taken for its controls; its text is cut off by text_input(). */
-    ok = seq == rnxt;
-  } else {
-    uint32_t last = seq + seglen - 1;
-    ok = (toe_seq_ge(seq, rnxt) && toe_seq_lt(seq, rnxt + wnd)) ||
-         (toe_seq_ge(last, rnxt) && toe_seq_lt(last, rnxt + wnd));
-  }
+  bool ok = seq_acceptable(seq, seglen, rnxt, advertised_window(tp)) ||
+            seq_acceptable(seq, seglen, rnxt, acceptable_window(st, tp));
   if (!ok) {
     toe_pbuf_free(st, pb);
     if (fl & TOE_TCP_RST) {

@@ -118,11 +118,9 @@ uint32_t toe_tcp_rcv_window(const struct toe_stack *st, const struct toe_tcb *tp
   uint32_t max_wnd = 65535u << ws;
   uint32_t buf = tp->rcvbuf;
   uint32_t used = tp->rcvq_bytes + tp->ooo_bytes;
+  bool shut_rd = (tp->flags & TOE_TF_SHUT_RD) != 0;
   uint32_t space = buf > used ? buf - used : 0;
-  /* no more than the pool lets this connection hold now (pbuf_charge.c): a window its buffers
-   * could not take would only be dropped on arrival */
-  space = min_u32(space, toe_tcp_rx_room_bytes(st, tp));
-  if (tp->flags & TOE_TF_SHUT_RD)
+  if (shut_rd)
     space = buf; /* data after SHUT_RD is dropped on arrival: never close the window on it */
   space = min_u32(space, max_wnd);
 
@@ -137,6 +135,12 @@ uint32_t toe_tcp_rcv_window(const struct toe_stack *st, const struct toe_tcb *tp
    * at least min(RCV.BUFF / 2, Eff.snd.MSS) */
   uint32_t mss = tp->rcv_mss ? tp->rcv_mss : DEFAULT_MSS;
   uint32_t thresh = min_u32(buf / 2u, mss);
+  /* no more than the pool lets this connection hold now (pbuf_charge.c): a window its buffers
+   * could not take would only be dropped on arrival. The clamp only ever lowers `space`, so it
+   * is computed only when `space` would move the edge (most segments sent or received leave the
+   * edge where it is, and skip the pool arithmetic). */
+  if (!shut_rd && space > cur && space - cur >= thresh)
+    space = min_u32(space, toe_tcp_rx_room_bytes(st, tp));
   uint32_t wnd;
   if (space <= cur || space - cur < thresh)
     wnd = cur;
@@ -945,6 +949,8 @@ static void sync_timers(struct toe_stack *st, struct toe_tcb *tp, enum block_rea
 /* The ACK we owe, if it should go now; else the delayed-ACK timer. */
 static void output_ack(struct toe_stack *st, struct toe_tcb *tp)
 {
+  uint32_t read = tp->flags & TOE_TF_READ;
+  tp->flags &= ~TOE_TF_READ;
   if (tp->flags & TOE_TF_ACK_NOW) {
     toe_tcp_send_ack(st, tp);
     return;
@@ -964,6 +970,16 @@ static void output_ack(struct toe_stack *st, struct toe_tcb *tp)
     uint32_t unacked = tp->rcv_nxt - tp->last_ack_sent;
     bool quick = tp->bytes_received <= (uint64_t)QUICKACK_SEGS * full;
     if (unacked >= 2u * full || quick) {
+      toe_tcp_send_ack(st, tp);
+      return;
+    }
+    /* A read that opened the window enough for an update (below) does not wait for the timer
+     * either: the ACK we owe carries the news (RFC 9293 3.8.6.2.2; Linux's tcp_cleanup_rbuf
+     * likewise). Otherwise a sender that filled the window and is waiting for it to open stalls
+     * for the whole delayed-ACK timeout whenever the last segment before the read left an ACK
+     * delayed -- every window with TSO, whose super-segments fill it in a few frames. */
+    if ((read & TOE_TF_READ) && window_update_due(st, tp)) {
+      st->ctr.tcp.out_win_updates++;
       toe_tcp_send_ack(st, tp);
       return;
     }

@@ -951,7 +951,9 @@ int toe_tcp_recv(struct toe_stack *st, struct toe_sock *s, void *buf, size_t cap
     if (tp->rcvq_bytes == 0)
       tp->ev_seen &= (uint8_t)~TOE_EV_READABLE; /* drained: the next data is news */
     rcvbuf_autotune(st, tp, done);
-    /* the window may have opened enough for an update (RFC 9293 3.8.6.2.2) */
+    /* the window may have opened enough for an update (RFC 9293 3.8.6.2.2), even while an ACK
+     * is delayed (TOE_TF_READ: output looks at the window then too) */
+    tp->flags |= TOE_TF_READ;
     toe_tcp_output(st, tp);
     toe_tcp_notify_flush(st);
     return (int)done;

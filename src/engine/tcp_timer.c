@@ -56,7 +56,11 @@ void toe_tcp_timer_set(struct toe_stack *st, struct toe_tcb *tp, enum toe_tcp_ti
 
 void toe_tcp_timer_clear(struct toe_stack *st, struct toe_tcb *tp, enum toe_tcp_timer_kind k)
 {
-  if ((unsigned)k >= TOE_TT_COUNT)
+  /* Not armed: nothing changes. (The wheel timer is never pending with every deadline clear:
+   * clearing the last one cancels it, and a firing one re-arms only for a deadline left.) Most
+   * calls are of this kind -- every ACK clears timers that are not set -- and the scan of the
+   * deadlines below is what they would cost. */
+  if ((unsigned)k >= TOE_TT_COUNT || tp->deadline[k] == 0)
     return;
   tp->deadline[k] = 0;
   /* the wheel timer stays (lazily) unless nothing is armed at all */

@@ -454,6 +454,65 @@ TEST(delayed_ack_every_second_segment_or_timer)
   h_fini(&h);
 }
 
+/* A read that opens the window sends the ACK owed at once, even while it is delayed: a sender
+ * that filled the window waits for exactly that ACK, and the delayed-ACK timer would stall it for
+ * 40 ms (the engine_e2e TSO stall: every window ended with one lone segment). A read too small
+ * to be worth an update still leaves the ACK to the timer. */
+TEST(read_sends_the_delayed_ack_with_the_window_update)
+{
+  struct toe_config cfg;
+  h_default_cfg(&cfg);
+  cfg.tcp_rcvbuf = 16384;
+  cfg.tcp_wscale = 0;
+  h_init_cfg(&h, &cfg);
+  fill_pattern();
+  struct h_conn c;
+  h_conn_init(&c, &h, 6019);
+  REQUIRE(h_conn_connect(&c, 0) == 0);
+  /* a fixed buffer (no auto-tuning), so that the window is the buffer less what is queued */
+  REQUIRE(toe_sock_setopt(h.st, c.s, TOE_SO_RCVBUF, 16384) == 0);
+  static uint8_t buf[1 << 16];
+  /* past the quick ACKs of the start */
+  for (int i = 0; i < 16; i++) {
+    h_conn_send(&c, H_ACK, pattern, 1448);
+    h_conn_read(&c, buf, sizeof(buf));
+  }
+  h_advance(&h, TOE_MSEC(100));
+  h_clear(&h);
+  uint64_t delayed0 = tc()->out_acks_delayed, upd0 = tc()->out_win_updates;
+  /* the peer fills most of the window with an odd number of segments: the last one's ACK is
+   * delayed */
+  for (int i = 0; i < 11; i++)
+    h_conn_send(&c, H_ACK, pattern, 1448);
+  CHECK_EQ(h_tcp_count(&h), 5);
+  struct h_tcp a;
+  REQUIRE(h_conn_last(&c, &a));
+  CHECK_EQ(a.ack, c.snd_nxt - 1448);
+  CHECK(a.ack + a.win - c.snd_nxt < 1448); /* what is left is no room for another segment */
+  /* a read under the SWS threshold: no update, the ACK still waits */
+  CHECK_EQ(toe_tcp_recv(h.st, c.s, buf, 100), 100);
+  CHECK_EQ(h_tcp_count(&h), 5);
+  /* reading the rest: one ACK at once, for everything, with the open window */
+  CHECK_EQ(h_conn_read(&c, buf, sizeof(buf)), 11u * 1448u - 100u);
+  REQUIRE(h_tcp_count(&h) == 6);
+  REQUIRE(h_conn_last(&c, &a));
+  CHECK_EQ(a.flags, H_ACK);
+  CHECK_EQ(a.ack, c.snd_nxt);
+  CHECK_EQ(a.win, 16384);
+  CHECK_EQ(tc()->out_win_updates, upd0 + 1);
+  /* nothing is owed any more: the timer sends nothing */
+  h_advance(&h, TOE_MSEC(100));
+  CHECK_EQ(h_tcp_count(&h), 6);
+  CHECK_EQ(tc()->out_acks_delayed, delayed0);
+  /* the control: a lone segment and no read still waits for the timer */
+  h_conn_send(&c, H_ACK, pattern, 1448);
+  CHECK_EQ(h_tcp_count(&h), 6);
+  h_advance(&h, TOE_MSEC(40));
+  CHECK_EQ(h_tcp_count(&h), 7);
+  CHECK_EQ(tc()->out_acks_delayed, delayed0 + 1);
+  h_fini(&h);
+}
+
 TEST(sack_and_dsack_blocks_in_acks)
 {
   h_init(&h);
