@@ -138,6 +138,9 @@ void pl_psock_unref(struct psock *ps)
   /* The last descriptor naming it is gone: close the socket. */
   pthread_mutex_lock(&ps->mu);
   int st = atomic_load(&ps->state);
+  /* Bytes written to the placeholder behind our back are lost: say so (it becomes a zombie). */
+  if (st == PS_OFF && pl_bypass_check(ps))
+    st = atomic_load(&ps->state);
   if (st == PS_OFF) {
     toe_close(ps->pdev->dev, ps->sd);
     ps->sd = -1;

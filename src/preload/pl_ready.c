@@ -87,7 +87,7 @@ void pl_show(struct psock *ps, unsigned want)
   }
   if ((want & SH_OUT) && !(ps->shown & SH_OUT)) {
     size_t n = drain_fd(ps->bfd);
-    if (n > ps->fill_bytes) /* not all ours: pl_bypass_check (the pump) reports it */
+    if (n > ps->fill_bytes) /* not all ours: pl_reflect reports it (pl_bypass_check) */
       ps->foreign += n - ps->fill_bytes;
     ps->fill_bytes = 0;
     ps->shown |= SH_OUT;
@@ -139,6 +139,8 @@ void pl_reflect(struct psock *ps)
   if (ev & TOE_POLLRDHUP)
     want |= SH_RDHUP;
   pl_show(ps, want);
+  if (ps->foreign) /* the drain of B found bytes that were not our fill */
+    pl_bypass_check(ps);
 }
 
 void pl_zombify(struct psock *ps)

@@ -208,6 +208,7 @@ struct psock {
   size_t fill_bytes; /* bytes our fill sent from A to B, not drained yet */
   size_t foreign;    /* bytes B got from A that were not our fill: the application wrote to the
                       * placeholder behind our back (pl_bypass_check) */
+  bool bypass_seen;  /* the pump's scan found such bytes (pl_dev.c, under the device lock) */
   bool nonblock;     /* O_NONBLOCK of the open file description */
   bool listening;
   bool connected; /* TCP connect done / UDP default peer */
@@ -240,7 +241,6 @@ struct pdev {
   pthread_t thr;
   bool thr_started;
   int wake_fd; /* eventfd: stops the pump */
-  int bep;     /* epoll set of the placeholders' B ends: the pump sees bytes arriving on them */
   atomic_bool stop;
   atomic_bool lost_seen; /* the device's hang-up was reported (to the pump or a waiting thread) */
   int spinners;          /* threads spinning on it (pl_spin_acquire); dev_drain waits for them */
