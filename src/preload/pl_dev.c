@@ -145,8 +145,31 @@ void pl_dev_release(struct pdev *p)
   pthread_mutex_unlock(&p->mu);
 }
 
+static void pin_count(struct pdev *p, struct psock *ps)
+{
+  if (ps->pin_counted)
+    return;
+  ps->pin_counted = true;
+  atomic_fetch_add(&p->npinned, 1);
+  if (atomic_load(&p->noefd)) {
+    uint64_t one = 1; /* the pump sleeps without the device's descriptor: it must take it again */
+    ssize_t w = R.write(p->wake_fd, &one, sizeof(one));
+    (void)w;
+  }
+}
+
+void pl_dev_pin(struct psock *ps)
+{
+  ps->pinned = true;
+  if (atomic_load(&ps->state) == PS_OFF && ps->pdev)
+    pin_count(ps->pdev, ps);
+}
+
 void pl_dev_link(struct pdev *p, struct psock *ps)
 {
+  ps->pin_counted = false; /* (a forked child's copy may say otherwise) */
+  if (ps->pinned)
+    pin_count(p, ps);
   pthread_mutex_lock(&p->mu);
   ps->dprev = NULL;
   ps->dnext = p->head;
@@ -161,6 +184,10 @@ void pl_dev_unlink(struct psock *ps)
   struct pdev *p = ps->pdev;
   if (!p)
     return;
+  if (ps->pin_counted) {
+    ps->pin_counted = false;
+    atomic_fetch_sub(&p->npinned, 1);
+  }
   pthread_mutex_lock(&p->mu);
   if (ps->dprev)
     ps->dprev->dnext = ps->dnext;
@@ -242,9 +269,10 @@ int pl_dev_process(struct pdev *p, bool *changed)
         continue;
       pthread_mutex_lock(&ps->mu);
       if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p && ps->sd == ev[i].sd) {
-        unsigned before = ps->shown;
+        unsigned before = ps->shown, rdy = atomic_load(&ps->rdy);
         pl_reflect(ps);
-        if (ps->shown != before || atomic_load(&ps->state) != PS_OFF)
+        if (ps->shown != before || atomic_load(&ps->rdy) != rdy ||
+            atomic_load(&ps->state) != PS_OFF)
           *changed = true;
       }
       pthread_mutex_unlock(&ps->mu);
@@ -302,11 +330,25 @@ static void *pump_main(void *arg)
   bool lost = false;
   uint64_t next_scan = pl_mono_ms() + PL_BYPASS_SCAN_MS;
   while (!atomic_load(&p->stop) && !lost) {
-    struct pollfd pf[2] = {{.fd = efd, .events = POLLIN}, {.fd = p->wake_fd, .events = POLLIN}};
+    /* libtoe's event descriptor only while a pinned socket needs the pump: the sockets served
+     * in the process are processed by the threads waiting on them (no hand-off, and no second
+     * thread woken by every event). noefd is set before npinned is read again, and a pin counts
+     * before it reads noefd: one of the two sees the other. */
+    struct pollfd pf[2] = {{.fd = p->wake_fd, .events = POLLIN}, {.fd = efd, .events = POLLIN}};
+    atomic_store(&p->noefd, true);
+    nfds_t nf = atomic_load(&p->npinned) > 0 ? 2 : 1;
+    if (nf == 2)
+      atomic_store(&p->noefd, false);
     uint64_t now = pl_mono_ms();
-    int r = R.poll(pf, 2, now >= next_scan ? 0 : (int)(next_scan - now));
+    int r = R.poll(pf, nf, now >= next_scan ? 0 : (int)(next_scan - now));
+    atomic_store(&p->noefd, false);
     if (atomic_load(&p->stop))
       break;
+    if (r > 0 && (pf[0].revents & POLLIN)) {
+      uint64_t v;
+      ssize_t rd = R.read(p->wake_fd, &v, sizeof(v));
+      (void)rd;
+    }
     if (r < 0 && errno != EINTR) {
       struct timespec ts = {0, 10 * 1000000};
       nanosleep(&ts, NULL);
