@@ -80,6 +80,8 @@ static int wake_fd(void)
   fd = atomic_load(&g_wake_fd);
   if (fd < 0) {
     fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd >= 0)
+      fd = pl_move_high(fd);
     atomic_store(&g_wake_fd, fd);
   }
   pthread_mutex_unlock(&g_sets_mu);
@@ -319,17 +321,19 @@ static int ctl_served(int epfd, struct eps *s, int op, int fd, struct psock *ps,
   pthread_mutex_unlock(&s->mu);
   if (rc == 0)
     pl_ep_mark(epfd);
-  if (joined || (rc == 0 && op == EPOLL_CTL_MOD))
+  if (joined || (rc == 0 && op == EPOLL_CTL_MOD)) {
     pl_ipc_join(ps, ev->events, joined);
-  else if (left)
+    /* Ready already: a thread asleep in this set must see it now, as the kernel's ep_insert and
+     * ep_modify wake the set's waiters. */
+    if (sock_events(ps) & (ev->events | EPOLLERR | EPOLLHUP))
+      pl_eps_raise();
+  } else if (left)
     pl_ipc_leave(ps, gen, false);
   return rc;
 }
 
 int pl_eps_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-  if (pl_foreign_child())
-    return 1;
   struct eps *s = set_of(epfd);
   /* A set inside another set: the outer waiter sleeps in the kernel on the inner set, which must
    * then show its offloaded members itself. */
@@ -338,7 +342,7 @@ int pl_eps_ctl(int epfd, int op, int fd, struct epoll_event *ev)
   if (!s || !atomic_load(&s->inproc))
     return 1;
   struct psock *ps = pl_fd_get(fd);
-  if (!ps)
+  if (!ps || pl_foreign_child()) /* (getpid: a system call, so only here) */
     return 1;
   int st = pl_enter_fd(fd, ps); /* adopts an inherited shared socket */
   if (st == PS_OFF || st == PS_ZOMBIE)
@@ -444,8 +448,108 @@ void pl_eps_fallback_all(void)
   }
 }
 
+/* ---- blocking calls (pl_wait_fd) ----------------------------------------------------------- */
+
+/* Each thread's own epoll set for its blocking waits: the wake eventfd and the session's event
+ * descriptor, under the cookies. Closed when the thread ends. */
+static __thread int t_ep = -1;
+static __thread toe_dev *t_dev;
+static pthread_key_t g_tkey;
+static pthread_once_t g_tkey_once = PTHREAD_ONCE_INIT;
+
+static void thread_set_close(void *unused)
+{
+  (void)unused;
+  if (t_ep >= 0)
+    R.close(t_ep);
+  t_ep = -1;
+  t_dev = NULL;
+}
+
+static void thread_key(void)
+{
+  pthread_key_create(&g_tkey, thread_set_close);
+}
+
+static int thread_set(void)
+{
+  if (t_ep >= 0)
+    return t_ep;
+  int wfd = wake_fd();
+  int ep = R.epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0 || wfd < 0) {
+    if (ep >= 0)
+      R.close(ep);
+    return -1;
+  }
+  ep = pl_move_high(ep);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = COOKIE_WAKE};
+  if (R.epoll_ctl(ep, EPOLL_CTL_ADD, wfd, &ev) < 0) {
+    R.close(ep);
+    return -1;
+  }
+  pthread_once(&g_tkey_once, thread_key);
+  pthread_setspecific(g_tkey, (void *)1); /* (the destructor runs for non-NULL values only) */
+  t_ep = ep;
+  return ep;
+}
+
+bool pl_sock_ready(struct psock *ps, short events)
+{
+  uint32_t want = EPOLLERR | EPOLLHUP;
+  if (events & POLLIN)
+    want |= EPOLLIN;
+  if (events & POLLOUT)
+    want |= EPOLLOUT;
+  return (sock_events(ps) & want) != 0;
+}
+
+int pl_eps_wait_sock(struct psock *ps, unsigned gen, short events, int left_ms)
+{
+  int ep = thread_set();
+  if (ep < 0)
+    return -ENOTSUP;
+  bool slept = false;
+  for (;;) {
+    struct pdev *p = pl_spin_acquire();
+    if (p) {
+      bool changed = false;
+      pl_dev_process(p, &changed);
+      if (t_dev != p->dev) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = COOKIE_DEV};
+        int efd = toe_event_fd(p->dev);
+        if (efd >= 0 && (R.epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) == 0 || errno == EEXIST))
+          t_dev = p->dev;
+      }
+      pl_spin_release(p);
+    }
+    unsigned g = atomic_load(&g_rgen);
+    if (atomic_load(&ps->gen) != gen || atomic_load(&ps->state) != PS_OFF)
+      return 1; /* closed or ended meanwhile: the caller's call finds out */
+    if (pl_sock_ready(ps, events))
+      return 1;
+    if (slept || left_ms == 0)
+      return 0;
+    /* Without the session's descriptor in the set (another thread was attaching), sleep briefly. */
+    int tmo = left_ms;
+    if ((!p || t_dev != p->dev) && (tmo < 0 || tmo > 10))
+      tmo = 10;
+    atomic_fetch_add(&g_sleepers, 1);
+    int k = 0;
+    struct epoll_event evs[4];
+    if (atomic_load(&g_rgen) == g)
+      k = R.epoll_wait(ep, evs, 4, tmo);
+    int e = errno;
+    atomic_fetch_sub(&g_sleepers, 1);
+    if (k < 0)
+      return -e;
+    slept = true;
+  }
+}
+
 void pl_eps_fork_child(void)
 {
+  thread_set_close(NULL); /* the parent's thread set, shared with it: this thread makes its own */
   /* The child's own wake eventfd: sharing the parent's would wake each other's sets. */
   int fd = atomic_exchange(&g_wake_fd, -1);
   if (fd >= 0)

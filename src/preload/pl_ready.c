@@ -97,7 +97,7 @@ static void ready_set(struct psock *ps, unsigned bits)
     atomic_fetch_add(&ps->rseq_in, 1);
   if (up & (SH_OUT | SH_HUP))
     atomic_fetch_add(&ps->rseq_out, 1);
-  if (up && atomic_load(&ps->ipc) > 0)
+  if (up) /* (cheap unless a thread sleeps in a served wait) */
     pl_eps_raise();
 }
 
@@ -105,7 +105,10 @@ static void ready_set(struct psock *ps, unsigned bits)
  * the library does not serve may look at it (pinned). */
 static bool mirrored(const struct psock *ps)
 {
-  return ps->pinned || atomic_load(&ps->ipc) <= 0;
+  /* Every waiter on the placeholder that the library does not serve pins the socket first (poll,
+   * select, a kernel epoll set, SCM_RIGHTS, fork); epoll sets made through the library and the
+   * blocking calls are served from psock.rdy. So only a pinned socket is mirrored. */
+  return ps->pinned;
 }
 
 void pl_show(struct psock *ps, unsigned want)
@@ -345,6 +348,11 @@ static bool restart_allowed(void)
     struct sigaction sa;
     if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
       continue;
+    /* Faults are raised by an instruction of the thread itself, never while it waits in a system
+     * call: their handlers (a sanitizer's, a JIT's) do not decide a restart. */
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+        sig == SIGSYS)
+      continue;
     bool handler = (sa.sa_flags & SA_SIGINFO)
                        ? sa.sa_sigaction != NULL
                        : (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN);
@@ -469,8 +477,51 @@ static int one_fd_ready(void *arg)
   return r < 0 ? -errno : r;
 }
 
+struct one_sock {
+  struct psock *ps;
+  short events;
+};
+
+static int one_sock_ready(void *arg)
+{
+  struct one_sock *o = arg;
+  return pl_sock_ready(o->ps, o->events) || atomic_load(&o->ps->state) != PS_OFF;
+}
+
 int pl_wait_fd(int fd, short events, int timeout_ms)
 {
+  /* An unpinned offloaded socket: served in the process, no placeholder involved. */
+  struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
+  if (ps && !ps->pinned && atomic_load(&ps->state) == PS_OFF && !pl_foreign_child()) {
+    unsigned gen = atomic_load(&ps->gen);
+    if (timeout_ms != 0) {
+      struct one_sock o = {ps, events};
+      if (pl_spin_wait(one_sock_ready, &o) > 0)
+        return 1;
+    }
+    uint64_t end = timeout_ms >= 0 ? pl_mono_ms() + (uint64_t)timeout_ms : 0;
+    for (;;) {
+      int left = -1;
+      if (timeout_ms >= 0) {
+        uint64_t now = pl_mono_ms();
+        left = now >= end ? 0 : (int)(end - now);
+      }
+      int r = pl_eps_wait_sock(ps, gen, events, left);
+      if (r > 0)
+        return r;
+      if (r == -ENOTSUP)
+        break;
+      if (r < 0) {
+        if (r != -EINTR)
+          return r;
+        if (timeout_ms >= 0 || !restart_allowed())
+          return -EINTR;
+        continue;
+      }
+      if (left == 0)
+        return 0;
+    }
+  }
   pl_pin_fd(fd); /* the wait below is on the placeholder */
   if (timeout_ms != 0) {
     struct one_fd o = {fd, events};

@@ -29,7 +29,7 @@ static int high_base(void)
   return base;
 }
 
-static int move_high(int fd)
+int pl_move_high(int fd)
 {
   int nfd = R.fcntl(fd, F_DUPFD_CLOEXEC, high_base());
   if (nfd < 0)
@@ -60,7 +60,7 @@ int pl_pair(int *a, int *afd, int *bfd, bool cloexec, bool nonblock)
     R.fcntl(sv[0], F_SETFL, O_NONBLOCK);
   *a = sv[0];
   *afd = d;
-  *bfd = move_high(sv[1]);
+  *bfd = pl_move_high(sv[1]);
   return 0;
 }
 

@@ -375,6 +375,9 @@ bool pl_bypass_check(struct psock *ps);
 /* A new placeholder: *a is the application's end (close-on-exec and non-blocking as asked),
  * *afd our duplicate of it, *bfd the other end (both private, close-on-exec). 0 or -errno. */
 int pl_pair(int *a, int *afd, int *bfd, bool cloexec, bool nonblock);
+/* Moves a private descriptor of the library to a high number (close-on-exec); returns the new
+ * number, or fd itself when it cannot. */
+int pl_move_high(int fd);
 /* Maps a socket option onto libtoe's (TOE_OPT_*, with *v), or 0 if libtoe has none. */
 int pl_toe_opt_of(int level, int name, const struct pl_opt *o, int64_t *v);
 
@@ -433,6 +436,14 @@ void pl_eps_fork_child(void);
 bool pl_eps_served(int epfd);
 int pl_eps_wait(int epfd, struct epoll_event *evs, int max, int64_t tmo_ms, const sigset_t *mask);
 void pl_eps_raise(void);
+/* A blocking call's wait on an unpinned offloaded socket, served in the process: takes the
+ * device's events, checks the socket (gen: its generation when the wait began), and sleeps at most
+ * once (left_ms, -1: no limit) on a per-thread epoll set holding libtoe's event descriptor and the
+ * wake eventfd. > 0 ready (or the socket changed state: the caller looks again), 0 not ready,
+ * -EINTR and other -errno from the sleep, -ENOTSUP: not possible (then wait on the placeholder). */
+int pl_eps_wait_sock(struct psock *ps, unsigned gen, short events, int left_ms);
+/* True when the socket polls ready for `events` (POLLIN/POLLOUT; errors and hang-up count). */
+bool pl_sock_ready(struct psock *ps, short events);
 void pl_eps_report(void);
 /* pl_ready.c, for pl_epoll.c: ps joins a served set (count) or changed its registration there;
  * leaves one (if still the socket of generation gen; to_kernel: its registration moves to the

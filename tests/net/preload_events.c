@@ -817,6 +817,78 @@ static int pass_fd(int a, int b, int fd)
   return got;
 }
 
+static void on_usr1(int sig)
+{
+  (void)sig;
+}
+
+/* A helper thread: after 200 ms, SIGUSR1 to the blocked thread, then (if fd >= 0) one byte on fd
+ * 200 ms later. */
+struct poker {
+  pthread_t target;
+  int fd;
+};
+
+static void *poker_main(void *arg)
+{
+  struct poker *k = arg;
+  usleep(200000);
+  pthread_kill(k->target, SIGUSR1);
+  if (k->fd >= 0) {
+    usleep(200000);
+    send(k->fd, "r", 1, MSG_NOSIGNAL);
+  }
+  return NULL;
+}
+
+/* Blocking recv on a socket waited on only through blocking calls (served in the process by the
+ * library): SO_RCVTIMEO, a signal without SA_RESTART (EINTR), and with it (restarted, the data
+ * that comes afterwards returned). */
+static void run_blocking_served(int s)
+{
+  char buf[8];
+  check(set_nonblock(s, false) == 0, "blocking: the socket made blocking");
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 300000};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  uint64_t t0 = now_ms();
+  ssize_t r = recv(s, buf, sizeof(buf), 0);
+  int e = errno;
+  uint64_t dt = now_ms() - t0;
+  check(r < 0 && e == EAGAIN && dt >= 250 && dt < 3000,
+        "blocking: SO_RCVTIMEO 300 ms: EAGAIN after %llu ms (%s)", (unsigned long long)dt,
+        r < 0 ? strerror(e) : "data");
+  tv.tv_usec = 0;
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, &old);
+  struct poker k = {pthread_self(), -1};
+  pthread_t th;
+  bool started = pthread_create(&th, NULL, poker_main, &k) == 0;
+  r = recv(s, buf, sizeof(buf), 0);
+  e = errno;
+  if (started)
+    pthread_join(th, NULL);
+  check(started && r < 0 && e == EINTR, "blocking: a signal without SA_RESTART: EINTR (%zd, %s)", r,
+        r < 0 ? strerror(e) : "data");
+
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, NULL);
+  k.fd = s;
+  started = pthread_create(&th, NULL, poker_main, &k) == 0;
+  r = recv(s, buf, sizeof(buf), 0);
+  e = errno;
+  if (started)
+    pthread_join(th, NULL);
+  check(started && r == 1 && buf[0] == 'r',
+        "blocking: a signal with SA_RESTART: restarted, the echo returned (%zd, %s)", r,
+        r < 0 ? strerror(e) : "data");
+  sigaction(SIGUSR1, &old, NULL);
+  set_nonblock(s, true);
+}
+
 static void run_epoll_served(const char *host, int echo)
 {
   char buf[64];
@@ -943,7 +1015,34 @@ static void run_epoll_served(const char *host, int echo)
         w2.seen);
   check(read_for(x, buf, 1, 2000) == 1 && buf[0] == 'x', "served EXCLUSIVE: the data read");
 
-  /* close of a member: it leaves both sets; the other member still reported */
+  /* a member added while a thread sleeps in the set, already readable: the sleeper wakes */
+  int ep3 = epoll_create1(EPOLL_CLOEXEC), ep4 = epoll_create1(EPOLL_CLOEXEC);
+  epoll_ctl(ep, EPOLL_CTL_DEL, x, NULL);
+  epoll_ctl(ep2, EPOLL_CTL_DEL, x, NULL);
+  ok = send(x, "q", 1, 0) == 1 && ep_set(ep3, EPOLL_CTL_ADD, x, EPOLLIN, 1) == 0 &&
+       wait_tag(ep3, 1, 5000, NULL) == 1;
+  check(ok, "served ADD: the socket is readable");
+  struct ep_waiter wa = {.ep = ep4, .tag = 8, .timeout_ms = 5000};
+  pthread_t tha;
+  bool sa = pthread_create(&tha, NULL, ep_waiter_main, &wa) == 0;
+  usleep(150000);
+  uint64_t ta = now_ms();
+  ep_set(ep4, EPOLL_CTL_ADD, x, EPOLLIN, 8);
+  if (sa)
+    pthread_join(tha, NULL);
+  check(sa && wa.seen == 1 && now_ms() - ta < 3000,
+        "served ADD: a thread asleep in the set wakes for a ready member added (%d)", wa.seen);
+  check(read_for(x, buf, 1, 2000) == 1 && buf[0] == 'q', "served ADD: the data read");
+  close(ep4);
+  close(ep3);
+
+  run_blocking_served(y);
+
+  /* close of a member with data waiting: it leaves both sets; the other member still reported */
+  ok = ep_set(ep, EPOLL_CTL_ADD, x, EPOLLIN, 5) == 0 &&
+       ep_set(ep2, EPOLL_CTL_ADD, x, EPOLLIN, 5) == 0 && send(x, "c", 1, 0) == 1 &&
+       wait_tag(ep, 5, 5000, NULL) == 1 && wait_tag(ep2, 5, 2000, NULL) == 1;
+  check(ok, "served close: a member with data waiting, in two sets");
   close(x);
   send(y, "z", 1, 0);
   check(ep_set(ep, EPOLL_CTL_ADD, y, EPOLLIN, 7) == 0 && wait_tag(ep, 7, 5000, NULL) == 1 &&

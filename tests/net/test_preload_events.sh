@@ -17,8 +17,10 @@
 #    arrival wakes at least one of two waiting sets);
 #  - epoll sets served in the process (offloaded sockets waited on through epoll only): EPOLLOUT
 #    and EPOLLIN edges, ET|ONESHOT re-armed by MOD, max 1 with two ready members, a dup of the
-#    set, no lost wake-up between two threads asleep on two sets, EPOLLEXCLUSIVE with two threads,
-#    a closed member; the library's counter shows the waits were served in the process;
+#    set and one passed over SCM_RIGHTS, no lost wake-up between two threads asleep on two sets,
+#    a sleeper woken by a ready member added, EPOLLEXCLUSIVE with two threads, a closed member;
+#    blocking recv with SO_RCVTIMEO and signals (EINTR, SA_RESTART); the library's counter shows
+#    the waits were served in the process;
 #  - dup, dup2, dup3, F_DUPFD_CLOEXEC from and onto offloaded descriptors: data through the
 #    duplicate, closing one number leaves the others working, dup2 over an offloaded connection
 #    closes it (the peer sees EOF), a pipe over an offloaded number and back;
