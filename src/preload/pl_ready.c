@@ -492,7 +492,7 @@ int pl_wait_fd(int fd, short events, int timeout_ms)
 {
   /* An unpinned offloaded socket: served in the process, no placeholder involved. */
   struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
-  if (ps && !ps->pinned && atomic_load(&ps->state) == PS_OFF && !pl_foreign_child()) {
+  if (ps && !ps->pinned && atomic_load(&ps->state) == PS_OFF) {
     unsigned gen = atomic_load(&ps->gen);
     if (timeout_ms != 0) {
       struct one_sock o = {ps, events};
