@@ -11,6 +11,9 @@
  * before a fork (the child shares the kernel set), when the set is duplicated, nested in another
  * set, or passed over SCM_RIGHTS.
  *
+ * The blocking calls' waits (pl_wait_fd) are served the same way, each thread sleeping on an epoll
+ * set of its own that holds the same two descriptors (pl_eps_wait_sock).
+ *
  * Locks: a set's mutex is never held while a socket's is taken (the switch of a candidate holds
  * the socket's and then takes the set's). Readiness is read from atomics (psock.rdy, rseq_in,
  * rseq_out); sets are recycled, never freed (a thread racing a close sees an inactive set).
@@ -88,6 +91,8 @@ static int wake_fd(void)
   return fd;
 }
 
+static void ensure_cookies(int epfd, struct eps *s, struct pdev *p);
+
 void pl_eps_new(int epfd)
 {
   if (epfd < 0 || epfd >= EPS_MAX || pl_foreign_child())
@@ -106,7 +111,11 @@ void pl_eps_new(int epfd)
   s->cookies = false;
   s->dev_in = NULL;
   s->rot = 0;
-  atomic_store(&s->inproc, true);
+  atomic_store(&s->inproc, !pl_cfg.disabled);
+  /* The wake eventfd from the start: every wait on the set is served (a thread asleep in it when
+   * the first offloaded member comes must be woken, and must never see a cookie). */
+  if (!pl_cfg.disabled)
+    ensure_cookies(epfd, s, NULL);
   atomic_store(&s->active, true);
   pthread_mutex_unlock(&s->mu);
 }
