@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,22 +55,19 @@ static struct pdev *dev_open(int *err)
   pthread_cond_init(&p->cv, &ca);
   pthread_condattr_destroy(&ca);
   p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  p->bep = epoll_create1(EPOLL_CLOEXEC);
   /* The pump takes no signals: they stay the application's. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int tr = pthread_create(&p->thr, NULL, pump_main, p);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (tr != 0 || p->wake_fd < 0 || p->bep < 0) {
+  if (tr != 0 || p->wake_fd < 0) {
     if (tr == 0) {
       atomic_store(&p->stop, true);
       pthread_join(p->thr, NULL);
     }
     if (p->wake_fd >= 0)
       R.close(p->wake_fd);
-    if (p->bep >= 0)
-      R.close(p->bep);
     toe_detach(dev, 0);
     free(p);
     *err = -ENOMEM;
@@ -147,13 +145,31 @@ void pl_dev_release(struct pdev *p)
   pthread_mutex_unlock(&p->mu);
 }
 
+static void pin_count(struct pdev *p, struct psock *ps)
+{
+  if (ps->pin_counted)
+    return;
+  ps->pin_counted = true;
+  atomic_fetch_add(&p->npinned, 1);
+  if (atomic_load(&p->noefd)) {
+    uint64_t one = 1; /* the pump sleeps without the device's descriptor: it must take it again */
+    ssize_t w = R.write(p->wake_fd, &one, sizeof(one));
+    (void)w;
+  }
+}
+
+void pl_dev_pin(struct psock *ps)
+{
+  ps->pinned = true;
+  if (atomic_load(&ps->state) == PS_OFF && ps->pdev)
+    pin_count(ps->pdev, ps);
+}
+
 void pl_dev_link(struct pdev *p, struct psock *ps)
 {
-  /* Every byte arriving on B (our fill, or the application's write behind our back) wakes the
-   * pump, which tells them apart (pl_bypass_check). B leaves the set when it is closed. */
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = ps};
-  if (ps->bfd >= 0)
-    R.epoll_ctl(p->bep, EPOLL_CTL_ADD, ps->bfd, &ev);
+  ps->pin_counted = false; /* (a forked child's copy may say otherwise) */
+  if (ps->pinned)
+    pin_count(p, ps);
   pthread_mutex_lock(&p->mu);
   ps->dprev = NULL;
   ps->dnext = p->head;
@@ -168,6 +184,10 @@ void pl_dev_unlink(struct psock *ps)
   struct pdev *p = ps->pdev;
   if (!p)
     return;
+  if (ps->pin_counted) {
+    ps->pin_counted = false;
+    atomic_fetch_sub(&p->npinned, 1);
+  }
   pthread_mutex_lock(&p->mu);
   if (ps->dprev)
     ps->dprev->dnext = ps->dnext;
@@ -249,9 +269,10 @@ int pl_dev_process(struct pdev *p, bool *changed)
         continue;
       pthread_mutex_lock(&ps->mu);
       if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p && ps->sd == ev[i].sd) {
-        unsigned before = ps->shown;
+        unsigned before = ps->shown, rdy = atomic_load(&ps->rdy);
         pl_reflect(ps);
-        if (ps->shown != before || atomic_load(&ps->state) != PS_OFF)
+        if (ps->shown != before || atomic_load(&ps->rdy) != rdy ||
+            atomic_load(&ps->state) != PS_OFF)
           *changed = true;
       }
       pthread_mutex_unlock(&ps->mu);
@@ -261,19 +282,43 @@ int pl_dev_process(struct pdev *p, bool *changed)
   return total;
 }
 
-/* Bytes arrived on placeholders' B ends: each is our fill or the application's write behind
- * our back (pl_bypass_check). psocks are recycled, never freed: a stale pointer is checked
- * against the socket's current state under its lock. */
-static void check_placeholders(struct pdev *p)
+/* Bytes on a placeholder's B end beyond our fill are the application's writes behind our back
+ * (pl_bypass_check). They are found when B is drained (pl_show, pl_reflect), when the socket
+ * closes, and by this scan every PL_BYPASS_SCAN_MS of the pump's life: never on the per-message
+ * path (each fill used to wake the pump for an epoll_wait, a lock and a FIONREAD). A socket whose
+ * lock is busy is checked at the next scan (a trylock: the device lock is held, and the lock
+ * order is socket first). */
+#define PL_BYPASS_SCAN_MS 500
+
+static void scan_placeholders(struct pdev *p)
 {
-  struct epoll_event ev[64];
-  int n = R.epoll_wait(p->bep, ev, 64, 0);
-  for (int i = 0; i < n; i++) {
-    struct psock *ps = ev[i].data.ptr;
-    pthread_mutex_lock(&ps->mu);
-    if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p)
-      pl_bypass_check(ps);
+  pthread_mutex_lock(&p->mu);
+  for (struct psock *ps = p->head; ps; ps = ps->dnext) {
+    if (pthread_mutex_trylock(&ps->mu) != 0)
+      continue;
+    if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p && ps->bfd >= 0) {
+      int n = 0;
+      if (R.ioctl(ps->bfd, FIONREAD, &n) == 0 && n > 0 && (size_t)n > ps->fill_bytes)
+        ps->bypass_seen = true; /* reported below, without the device lock */
+    }
     pthread_mutex_unlock(&ps->mu);
+  }
+  /* Reporting zombifies, which unlinks (taking p->mu): one socket at a time, outside the walk. */
+  for (;;) {
+    struct psock *hit = NULL;
+    for (struct psock *ps = p->head; ps && !hit; ps = ps->dnext)
+      if (ps->bypass_seen)
+        hit = ps;
+    if (hit)
+      hit->bypass_seen = false;
+    pthread_mutex_unlock(&p->mu);
+    if (!hit)
+      return;
+    pthread_mutex_lock(&hit->mu);
+    if (atomic_load(&hit->state) == PS_OFF && hit->pdev == p)
+      pl_bypass_check(hit);
+    pthread_mutex_unlock(&hit->mu);
+    pthread_mutex_lock(&p->mu);
   }
 }
 
@@ -283,19 +328,36 @@ static void *pump_main(void *arg)
   int efd = toe_event_fd(p->dev);
   unsigned idle = 0;
   bool lost = false;
+  uint64_t next_scan = pl_mono_ms() + PL_BYPASS_SCAN_MS;
   while (!atomic_load(&p->stop) && !lost) {
-    struct pollfd pf[3] = {{.fd = efd, .events = POLLIN},
-                           {.fd = p->wake_fd, .events = POLLIN},
-                           {.fd = p->bep, .events = POLLIN}};
-    int r = R.poll(pf, 3, 1000);
+    /* libtoe's event descriptor only while a pinned socket needs the pump: the sockets served
+     * in the process are processed by the threads waiting on them (no hand-off, and no second
+     * thread woken by every event). noefd is set before npinned is read again, and a pin counts
+     * before it reads noefd: one of the two sees the other. */
+    struct pollfd pf[2] = {{.fd = p->wake_fd, .events = POLLIN}, {.fd = efd, .events = POLLIN}};
+    atomic_store(&p->noefd, true);
+    nfds_t nf = atomic_load(&p->npinned) > 0 ? 2 : 1;
+    if (nf == 2)
+      atomic_store(&p->noefd, false);
+    uint64_t now = pl_mono_ms();
+    int r = R.poll(pf, nf, now >= next_scan ? 0 : (int)(next_scan - now));
+    atomic_store(&p->noefd, false);
     if (atomic_load(&p->stop))
       break;
+    if (r > 0 && (pf[0].revents & POLLIN)) {
+      uint64_t v;
+      ssize_t rd = R.read(p->wake_fd, &v, sizeof(v));
+      (void)rd;
+    }
     if (r < 0 && errno != EINTR) {
       struct timespec ts = {0, 10 * 1000000};
       nanosleep(&ts, NULL);
     }
-    if (r > 0 && (pf[2].revents & POLLIN))
-      check_placeholders(p);
+    now = pl_mono_ms();
+    if (now >= next_scan) {
+      scan_placeholders(p);
+      next_scan = now + PL_BYPASS_SCAN_MS;
+    }
     bool changed = false;
     int total = pl_dev_process(p, &changed);
     lost = atomic_load(&p->lost_seen);

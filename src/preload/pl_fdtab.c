@@ -108,9 +108,11 @@ struct psock *pl_psock_new(int type, int state)
    * `mutex->__data.__owner == 0' failed" in an nginx worker). */
   _Static_assert(offsetof(struct psock, mu) == 0, "the mutex comes first");
   struct psock *all_next = ps->all_next;
+  unsigned gen = atomic_load(&ps->gen);
   atomic_store(&ps->state, PS_FREE);
   memset((char *)ps + sizeof(ps->mu), 0, sizeof(*ps) - sizeof(ps->mu));
   ps->all_next = all_next;
+  atomic_store(&ps->gen, gen + 1); /* epoll registrations of the previous socket are stale */
   ps->type = type;
   ps->sd = -1;
   ps->afd = ps->bfd = -1;
@@ -123,6 +125,7 @@ static void psock_recycle(struct psock *ps)
 {
   pl_tab_lock();
   atomic_store(&ps->state, PS_FREE);
+  atomic_fetch_add(&ps->gen, 1); /* its epoll registrations are gone with it */
   ps->free_next = g_free;
   g_free = ps;
   pl_tab_unlock();
@@ -139,6 +142,9 @@ void pl_psock_unref(struct psock *ps)
   /* The last descriptor naming it is gone: close the socket. */
   pthread_mutex_lock(&ps->mu);
   int st = atomic_load(&ps->state);
+  /* Bytes written to the placeholder behind our back are lost: say so (it becomes a zombie). */
+  if (st == PS_OFF && pl_bypass_check(ps))
+    st = atomic_load(&ps->state);
   if (st == PS_OFF) {
     toe_close(ps->pdev->dev, ps->sd);
     ps->sd = -1;

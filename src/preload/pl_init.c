@@ -231,6 +231,8 @@ static void init_once(void)
   SYM(ppoll);
   SYM(select);
   SYM(pselect);
+  SYM(epoll_create);
+  SYM(epoll_create1);
   SYM(epoll_ctl);
   SYM(epoll_wait);
   SYM(epoll_pwait);
@@ -246,6 +248,9 @@ static void init_once(void)
   g_pid = getpid();
   load_config();
   pthread_atfork(pl_atfork_prepare, pl_atfork_parent, pl_atfork_child);
+  /* Registered last, so it runs first before a fork (prepare handlers run in reverse order):
+   * every served epoll set goes back to the kernel, as the child shares the kernel sets. */
+  pthread_atfork(pl_eps_fallback_all, NULL, pl_eps_fork_child);
   pl_inh_init(); /* sockets the image before an exec handed on */
   atomic_store_explicit(&pl_ready, true, memory_order_release);
 }

@@ -446,11 +446,34 @@ PL_API ssize_t writev(int fd, const struct iovec *iov, int n)
   return send_vec(fd, ps, iov, n, 0, NULL, 0);
 }
 
+/* Descriptors about to be passed to another process (SCM_RIGHTS): a waiter there cannot be served
+ * here, so an epoll set goes back to the kernel and an offloaded socket is mirrored for good. */
+static void passing_fds(const struct msghdr *msg)
+{
+  if (!msg || !msg->msg_control || msg->msg_controllen < sizeof(struct cmsghdr))
+    return;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c;
+       c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+      continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int pfd;
+      memcpy(&pfd, CMSG_DATA(c) + i * sizeof(int), sizeof(pfd));
+      pl_eps_fallback(pfd);
+      pl_pin_fd(pfd);
+    }
+  }
+}
+
 PL_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
   struct psock *ps = pl_ours(fd);
-  if (!ps)
+  if (!ps) {
+    if (msg && msg->msg_controllen)
+      passing_fds(msg);
     return R.sendmsg(fd, msg, flags);
+  }
   if (!msg)
     return set_errno(EFAULT);
   const struct sockaddr *dst = msg->msg_name;
@@ -511,8 +534,12 @@ PL_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 PL_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 {
   struct psock *ps = pl_ours(fd);
-  if (!ps)
+  if (!ps) {
+    for (unsigned i = 0; vec && i < n; i++)
+      if (vec[i].msg_hdr.msg_controllen)
+        passing_fds(&vec[i].msg_hdr);
     return R.sendmmsg(fd, vec, n, flags);
+  }
   unsigned i;
   for (i = 0; i < n; i++) {
     ssize_t r = sendmsg(fd, &vec[i].msg_hdr, flags | (i ? MSG_DONTWAIT : 0));
@@ -989,6 +1016,8 @@ static int epoll_spin(int epfd, struct epoll_event *evs, int max, const sigset_t
 PL_API int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
 {
   pl_init();
+  if (pl_eps_served(epfd))
+    return pl_eps_wait(epfd, evs, max, timeout < 0 ? -1 : timeout, NULL);
   if (timeout != 0) {
     int r = epoll_spin(epfd, evs, max, NULL);
     if (r != 0)
@@ -1001,6 +1030,8 @@ PL_API int epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout,
                        const sigset_t *mask)
 {
   pl_init();
+  if (pl_eps_served(epfd))
+    return pl_eps_wait(epfd, evs, max, timeout < 0 ? -1 : timeout, mask);
   if (timeout != 0) {
     int r = epoll_spin(epfd, evs, max, mask);
     if (r != 0)
@@ -1013,6 +1044,18 @@ PL_API int epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct
                         const sigset_t *mask)
 {
   pl_init();
+  if (pl_eps_served(epfd)) {
+    if (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000)) {
+      errno = EINVAL;
+      return -1;
+    }
+    /* Milliseconds, rounded up (a served wait sleeps in epoll_pwait). */
+    int64_t ms = !tmo ? -1
+                 : tmo->tv_sec > INT32_MAX / 1000
+                     ? INT32_MAX
+                     : (int64_t)tmo->tv_sec * 1000 + (tmo->tv_nsec + 999999) / 1000000;
+    return pl_eps_wait(epfd, evs, max, ms, mask);
+  }
   if (!tmo || tmo->tv_sec || tmo->tv_nsec) {
     int r = epoll_spin(epfd, evs, max, mask);
     if (r != 0)

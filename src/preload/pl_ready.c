@@ -65,6 +65,52 @@ static size_t fill_fd(int fd)
   return n;
 }
 
+/* Asks libtoe to report only what is not known yet (`have`: what the placeholder shows, or for a
+ * socket served in the process what its readiness says): libtoe's readiness is level-triggered,
+ * and a known bit can only go away through one of our own calls (a read, a send, an accept),
+ * which reflects the state again. */
+static void give_interest(struct psock *ps, unsigned have)
+{
+  uint32_t in = 0;
+  if (!(have & SH_IN) && !(ps->acc_lazy && !ps->acc_demand))
+    in |= TOE_POLLIN; /* not for a shared listener this process does not serve */
+  if (!(have & SH_OUT))
+    in |= TOE_POLLOUT;
+  if (!(have & SH_RDHUP) && ps->type == SOCK_STREAM && !ps->listening)
+    in |= TOE_POLLRDHUP;
+  if (in != ps->interest && ps->sd >= 0) {
+    toe_poll_ctl(ps->pdev->dev, ps->sd, in, ps);
+    ps->interest = in;
+  }
+}
+
+/* The readiness served in the process (psock.rdy): a bit that appears counts as a new edge of
+ * its kind and wakes the threads asleep in served epoll sets. */
+static void ready_set(struct psock *ps, unsigned bits)
+{
+  unsigned old = atomic_load_explicit(&ps->rdy, memory_order_relaxed);
+  if (old == bits)
+    return;
+  atomic_store_explicit(&ps->rdy, bits, memory_order_release);
+  unsigned up = bits & ~old;
+  if (up & (SH_IN | SH_RDHUP | SH_HUP))
+    atomic_fetch_add(&ps->rseq_in, 1);
+  if (up & (SH_OUT | SH_HUP))
+    atomic_fetch_add(&ps->rseq_out, 1);
+  if (up) /* (cheap unless a thread sleeps in a served wait) */
+    pl_eps_raise();
+}
+
+/* The placeholder shows the state while no served epoll set holds the socket, or once a waiter
+ * the library does not serve may look at it (pinned). */
+static bool mirrored(const struct psock *ps)
+{
+  /* Every waiter on the placeholder that the library does not serve pins the socket first (poll,
+   * select, a kernel epoll set, SCM_RIGHTS, fork); epoll sets made through the library and the
+   * blocking calls are served from psock.rdy. So only a pinned socket is mirrored. */
+  return ps->pinned;
+}
+
 void pl_show(struct psock *ps, unsigned want)
 {
   if (ps->shown & SH_TERM)
@@ -87,7 +133,7 @@ void pl_show(struct psock *ps, unsigned want)
   }
   if ((want & SH_OUT) && !(ps->shown & SH_OUT)) {
     size_t n = drain_fd(ps->bfd);
-    if (n > ps->fill_bytes) /* not all ours: pl_bypass_check (the pump) reports it */
+    if (n > ps->fill_bytes) /* not all ours: pl_reflect reports it (pl_bypass_check) */
       ps->foreign += n - ps->fill_bytes;
     ps->fill_bytes = 0;
     ps->shown |= SH_OUT;
@@ -95,20 +141,7 @@ void pl_show(struct psock *ps, unsigned want)
     ps->fill_bytes += fill_fd(ps->afd);
     ps->shown &= ~SH_OUT;
   }
-  /* Ask libtoe to report only what the placeholder does not show yet: its readiness is
-   * level-triggered, and a shown bit can only go away through one of our own calls (a read, a
-   * send, an accept), which reflects the state again. */
-  uint32_t in = 0;
-  if (!(ps->shown & SH_IN) && !(ps->acc_lazy && !ps->acc_demand))
-    in |= TOE_POLLIN; /* not for a shared listener this process does not serve */
-  if (!(ps->shown & SH_OUT))
-    in |= TOE_POLLOUT;
-  if (!(ps->shown & SH_RDHUP) && ps->type == SOCK_STREAM && !ps->listening)
-    in |= TOE_POLLRDHUP;
-  if (in != ps->interest && ps->sd >= 0) {
-    toe_poll_ctl(ps->pdev->dev, ps->sd, in, ps);
-    ps->interest = in;
-  }
+  give_interest(ps, ps->shown);
   errno = e;
 }
 
@@ -138,7 +171,13 @@ void pl_reflect(struct psock *ps)
     want |= SH_OUT;
   if (ev & TOE_POLLRDHUP)
     want |= SH_RDHUP;
-  pl_show(ps, want);
+  ready_set(ps, want);
+  if (mirrored(ps))
+    pl_show(ps, want);
+  else
+    give_interest(ps, want);
+  if (ps->foreign) /* the drain of B found bytes that were not our fill */
+    pl_bypass_check(ps);
 }
 
 void pl_zombify(struct psock *ps)
@@ -203,6 +242,7 @@ void pl_zombify(struct psock *ps)
     ps->bfd = -1;
   }
   ps->shown = SH_IN | SH_OUT | SH_RDHUP | SH_TERM;
+  ready_set(ps, SH_IN | SH_OUT | SH_RDHUP | SH_HUP);
   errno = e;
 }
 
@@ -235,6 +275,7 @@ void pl_refresh_fd(int fd)
     return;
   if (pl_enter_fd(fd, ps) == PS_OFF) {
     pl_inh_demand(ps); /* a shared connection polled: its data comes to us again */
+    pl_dev_pin(ps);    /* poll, select or a kernel epoll set waits on the placeholder itself */
     if (ps->listening && !ps->acc_demand) {
       /* This process polls its listener: it serves connections (on a shared one, toe_poll_ctl
        * with TOE_POLLIN makes libtoe post ACCEPTs for it; on one not shared yet, it is noted
@@ -250,6 +291,53 @@ void pl_refresh_fd(int fd)
     pthread_mutex_unlock(&ps->mu);
 }
 
+void pl_ipc_join(struct psock *ps, uint32_t events, bool count)
+{
+  pthread_mutex_lock(&ps->mu);
+  if (count)
+    atomic_fetch_add(&ps->ipc, 1);
+  if (atomic_load(&ps->state) == PS_OFF) {
+    if (ps->listening) {
+      /* Waited on for connections while it stays in the set (pl_atfork_prepare), and served
+       * now (a shared listener posts ACCEPTs only once asked). */
+      ps->in_epoll = (events & EPOLLIN) != 0;
+      ps->acc_demand = true;
+    }
+    pl_reflect(ps);
+  }
+  pthread_mutex_unlock(&ps->mu);
+}
+
+void pl_ipc_leave(struct psock *ps, unsigned gen, bool to_kernel)
+{
+  pthread_mutex_lock(&ps->mu);
+  if (atomic_load(&ps->gen) == gen && atomic_fetch_sub(&ps->ipc, 1) == 1) {
+    if (!to_kernel) /* (moved to the kernel set: a listener is still waited on there) */
+      ps->in_epoll = false;
+    if (atomic_load(&ps->state) == PS_OFF)
+      pl_reflect(ps); /* mirrored again: the placeholder catches up */
+  }
+  pthread_mutex_unlock(&ps->mu);
+}
+
+void pl_pin(struct psock *ps, unsigned gen)
+{
+  pthread_mutex_lock(&ps->mu);
+  if (atomic_load(&ps->gen) == gen && !ps->pinned) {
+    pl_dev_pin(ps);
+    if (atomic_load(&ps->state) == PS_OFF)
+      pl_reflect(ps);
+  }
+  pthread_mutex_unlock(&ps->mu);
+}
+
+void pl_pin_fd(int fd)
+{
+  struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
+  if (ps && !ps->pinned)
+    pl_pin(ps, atomic_load(&ps->gen));
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Blocking waits                                                                             */
 
@@ -260,6 +348,11 @@ static bool restart_allowed(void)
   for (int sig = 1; sig < NSIG; sig++) {
     struct sigaction sa;
     if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+      continue;
+    /* Faults are raised by an instruction of the thread itself, never while it waits in a system
+     * call: their handlers (a sanitizer's, a JIT's) do not decide a restart. */
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP ||
+        sig == SIGSYS)
       continue;
     bool handler = (sa.sa_flags & SA_SIGINFO)
                        ? sa.sa_sigaction != NULL
@@ -291,6 +384,7 @@ static atomic_ulong g_spun, g_spun_ready; /* TOE_PRELOAD_DEBUG's counters, at ex
 
 void pl_spin_report(void)
 {
+  pl_eps_report();
   if (pl_cfg.drain)
     PL_DBG("waits: %lu processed completions before sleeping, %lu of them found a ready descriptor",
            atomic_load(&g_spun), atomic_load(&g_spun_ready));
@@ -384,8 +478,52 @@ static int one_fd_ready(void *arg)
   return r < 0 ? -errno : r;
 }
 
+struct one_sock {
+  struct psock *ps;
+  short events;
+};
+
+static int one_sock_ready(void *arg)
+{
+  struct one_sock *o = arg;
+  return pl_sock_ready(o->ps, o->events) || atomic_load(&o->ps->state) != PS_OFF;
+}
+
 int pl_wait_fd(int fd, short events, int timeout_ms)
 {
+  /* An unpinned offloaded socket: served in the process, no placeholder involved. */
+  struct psock *ps = fd >= 0 ? pl_fd_get(fd) : NULL;
+  if (ps && !ps->pinned && atomic_load(&ps->state) == PS_OFF) {
+    unsigned gen = atomic_load(&ps->gen);
+    if (timeout_ms != 0) {
+      struct one_sock o = {ps, events};
+      if (pl_spin_wait(one_sock_ready, &o) > 0)
+        return 1;
+    }
+    uint64_t end = timeout_ms >= 0 ? pl_mono_ms() + (uint64_t)timeout_ms : 0;
+    for (;;) {
+      int left = -1;
+      if (timeout_ms >= 0) {
+        uint64_t now = pl_mono_ms();
+        left = now >= end ? 0 : (int)(end - now);
+      }
+      int r = pl_eps_wait_sock(ps, gen, events, left);
+      if (r > 0)
+        return r;
+      if (r == -ENOTSUP)
+        break;
+      if (r < 0) {
+        if (r != -EINTR)
+          return r;
+        if (timeout_ms >= 0 || !restart_allowed())
+          return -EINTR;
+        continue;
+      }
+      if (left == 0)
+        return 0;
+    }
+  }
+  pl_pin_fd(fd); /* the wait below is on the placeholder */
   if (timeout_ms != 0) {
     struct one_fd o = {fd, events};
     int r = pl_spin_wait(one_fd_ready, &o);

@@ -551,6 +551,7 @@ PL_API int close(int fd)
 {
   if (!pl_ours(fd) || pl_foreign_child()) {
     pl_ep_forget(fd);
+    pl_eps_forget(fd);
     return R.close(fd);
   }
   pl_tab_lock();
@@ -581,8 +582,10 @@ PL_API int close_range(unsigned int first, unsigned int last, int flags)
   pl_init();
   int rc = R.close_range ? R.close_range(first, last, flags)
                          : (int)R.syscall(SYS_close_range, first, last, flags);
-  if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !pl_foreign_child())
+  if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !pl_foreign_child()) {
     forget_range(first, last);
+    pl_eps_forget_range(first, last);
+  }
   return rc;
 }
 
@@ -596,14 +599,19 @@ PL_API void closefrom(int lowfd)
     real_closefrom(lowfd);
   else
     R.syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0);
-  if (lowfd >= 0 && !pl_foreign_child())
+  if (lowfd >= 0 && !pl_foreign_child()) {
     forget_range((unsigned)lowfd, ~0u);
+    pl_eps_forget_range((unsigned)lowfd, ~0u);
+  }
 }
 
 /* A new number for the same open file: maps it to the same socket. A candidate is given to the
  * kernel first (a switch could not follow both numbers). */
 static void before_dup(int oldfd)
 {
+  /* A served epoll set under a second number: the kernel serves it from now on (the library
+   * keeps its offloaded members per number). */
+  pl_eps_fallback(oldfd);
   struct psock *ps = pl_fd_get(oldfd);
   if (!ps || atomic_load(&ps->state) != PS_CAND || pl_foreign_child())
     return;
@@ -619,6 +627,8 @@ static void before_dup(int oldfd)
 
 static void after_dup(int oldfd, int newfd)
 {
+  if (newfd != oldfd)
+    pl_eps_forget(newfd); /* an epoll set there was closed by the dup */
   struct psock *ps = pl_fd_get(oldfd);
   if ((!ps && !pl_fd_get(newfd)) || pl_foreign_child())
     return;
@@ -670,6 +680,8 @@ PL_API int dup3(int oldfd, int newfd, int flags)
 static int pl_fcntl_impl(int (*real)(int, int, ...), int fd, int cmd, unsigned long arg)
 {
   struct psock *ps = pl_fd_get(fd);
+  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+    pl_eps_fallback(fd); /* as before_dup, for an epoll set */
   if (!ps)
     return real(fd, cmd, arg);
   switch (cmd) {
@@ -1266,12 +1278,21 @@ PL_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
   struct psock *ps = pl_ours(fd);
   if (op != EPOLL_CTL_DEL && (ps || pl_ep_marked(fd)))
     pl_ep_mark(epfd); /* a set with an offloaded member (or a set holding one): waits spin */
-  if (!ps)
-    return R.epoll_ctl(epfd, op, fd, ev);
+  /* A set served in the process keeps its offloaded members itself (pl_epoll.c). */
+  int served = pl_eps_ctl(epfd, op, fd, ev);
+  if (served <= 0)
+    return served == 0 ? 0 : set_errno(-served);
+  if (!ps) {
+    int rc = R.epoll_ctl(epfd, op, fd, ev);
+    if (rc == 0)
+      pl_eps_kernel_member(epfd, op);
+    return rc;
+  }
   int st = atomic_load(&ps->state);
   if (st == PS_CAND) {
     int rc = R.epoll_ctl(epfd, op, fd, ev);
     if (rc == 0) {
+      pl_eps_kernel_member(epfd, op);
       pthread_mutex_lock(&ps->mu);
       if (atomic_load(&ps->state) == PS_CAND) {
         int i;

@@ -29,7 +29,7 @@ static int high_base(void)
   return base;
 }
 
-static int move_high(int fd)
+int pl_move_high(int fd)
 {
   int nfd = R.fcntl(fd, F_DUPFD_CLOEXEC, high_base());
   if (nfd < 0)
@@ -60,7 +60,7 @@ int pl_pair(int *a, int *afd, int *bfd, bool cloexec, bool nonblock)
     R.fcntl(sv[0], F_SETFL, O_NONBLOCK);
   *a = sv[0];
   *afd = d;
-  *bfd = move_high(sv[1]);
+  *bfd = pl_move_high(sv[1]);
   return 0;
 }
 
@@ -120,21 +120,27 @@ int pl_switch(int fd, struct psock *ps)
     return -e;
   }
   R.close(a);
-  for (int i = 0; i < ps->neps; i++) {
-    if (R.epoll_ctl(ps->eps[i].epfd, EPOLL_CTL_ADD, fd, &ps->eps[i].ev) < 0)
-      PL_DBG("fd %d: re-adding to epoll %d: %s", fd, ps->eps[i].epfd, strerror(errno));
-  }
-  ps->neps = 0;
   ps->pdev = p;
   ps->sd = sd;
   ps->afd = afd;
   ps->bfd = bfd;
   ps->nonblock = nonblock;
-  ps->shown = SH_OUT;        /* a fresh socketpair end is writable and not readable */
-  ps->interest = UINT32_MAX; /* not given yet: the first pl_show sets it */
+  ps->shown = SH_OUT;         /* a fresh socketpair end is writable and not readable */
+  ps->interest = UINT32_MAX;  /* not given yet: the first pl_show sets it */
+  atomic_store(&ps->rdy, 0u); /* the first pl_reflect (the switching call's, or a join) sets it */
   atomic_store(&ps->state, PS_OFF);
   pl_dev_link(p, ps);
   pl_show(ps, SH_OUT);
+  /* The candidate's epoll registrations (epoll forgot the closed kernel socket): a set served in
+   * the process takes the socket as an offloaded member, a kernel set its placeholder. */
+  for (int i = 0; i < ps->neps; i++) {
+    if (pl_eps_switched(ps->eps[i].epfd, fd, ps, &ps->eps[i].ev))
+      continue;
+    pl_dev_pin(ps);
+    if (R.epoll_ctl(ps->eps[i].epfd, EPOLL_CTL_ADD, fd, &ps->eps[i].ev) < 0)
+      PL_DBG("fd %d: re-adding to epoll %d: %s", fd, ps->eps[i].epfd, strerror(errno));
+  }
+  ps->neps = 0;
   return 0;
 }
 

@@ -14,7 +14,9 @@
  * us drive A's readiness (readable, writable, read-hang-up, hang-up, error) so that unmodified
  * poll/select/epoll on the application's descriptor see the device socket's state. A "pump"
  * thread waits on libtoe's event descriptor and reflects every change. Data calls on the
- * descriptor are served by libtoe; everything else goes to the kernel untouched.
+ * descriptor are served by libtoe; everything else goes to the kernel untouched. epoll sets made
+ * through the library serve their offloaded members' readiness themselves (pl_epoll.c): such a
+ * socket's placeholder is left alone until a waiter the library does not serve appears.
  */
 #ifndef TOE_PRELOAD_H
 #define TOE_PRELOAD_H
@@ -81,6 +83,8 @@ struct pl_real {
   int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
   int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
   int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+  int (*epoll_create)(int);
+  int (*epoll_create1)(int);
   int (*epoll_ctl)(int, int, int, struct epoll_event *);
   int (*epoll_wait)(int, struct epoll_event *, int, int);
   int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
@@ -165,6 +169,7 @@ enum {
 #define SH_OUT 0x2u
 #define SH_RDHUP 0x4u
 #define SH_TERM 0x8u /* hang-up shown, B closed: nothing more to show */
+#define SH_HUP 0x10u /* psock.rdy only: hung up (a zombie) */
 
 /* A socket option set by the application, kept for replay at the switch and for getsockopt. */
 struct pl_opt {
@@ -189,6 +194,7 @@ struct psock {
   int refs;               /* descriptor numbers naming it (under the table lock) */
   int type;               /* SOCK_STREAM or SOCK_DGRAM */
   struct psock *all_next; /* every psock ever made (fork handler) */
+  atomic_uint gen;        /* bumped at each reuse: an epoll registration names one socket */
   struct psock *free_next;
 
   /* candidate */
@@ -208,7 +214,17 @@ struct psock {
   size_t fill_bytes; /* bytes our fill sent from A to B, not drained yet */
   size_t foreign;    /* bytes B got from A that were not our fill: the application wrote to the
                       * placeholder behind our back (pl_bypass_check) */
-  bool nonblock;     /* O_NONBLOCK of the open file description */
+  bool bypass_seen;  /* the pump's scan found such bytes (pl_dev.c, under the device lock) */
+  /* Readiness served in the process (pl_epoll.c): the socket's state as SH_* bits (SH_HUP too),
+   * updated by every pl_reflect whether or not the placeholder shows it; rseq_in / rseq_out count
+   * the times an input / output readiness appeared (edge-triggered waiters); ipc counts the
+   * in-process epoll registrations. The placeholder is mirrored while ipc is 0 or once pinned (a
+   * waiter the library does not serve: poll, select, a blocking call, a kernel epoll set). */
+  atomic_uint rdy, rseq_in, rseq_out;
+  atomic_int ipc;
+  bool pinned;
+  bool pin_counted; /* counted in its device's npinned (pl_dev_pin) */
+  bool nonblock;    /* O_NONBLOCK of the open file description */
   bool listening;
   bool connected; /* TCP connect done / UDP default peer */
   bool shut_wr;
@@ -246,10 +262,14 @@ struct pdev {
   pthread_t thr;
   bool thr_started;
   int wake_fd; /* eventfd: stops the pump */
-  int bep;     /* epoll set of the placeholders' B ends: the pump sees bytes arriving on them */
   atomic_bool stop;
   atomic_bool lost_seen; /* the device's hang-up was reported (to the pump or a waiting thread) */
   int spinners;          /* threads spinning on it (pl_spin_acquire); dev_drain waits for them */
+  /* Pinned sockets (mirrored for a waiter the library does not serve): while there are none, the
+   * pump does not wait on libtoe's event descriptor (the threads waiting in served epoll sets
+   * process the device's events themselves), and says so in noefd. */
+  atomic_int npinned;
+  atomic_bool noefd;
 };
 
 extern unsigned pl_fork_gen;
@@ -265,6 +285,7 @@ extern unsigned pl_fork_gen;
  *   pl_inherit.c connections across fork and exec (the stash, fork/exec wrappers, TOE_INHERIT)
  *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
  *   pl_io.c      the data calls and poll/select
+ *   pl_epoll.c   epoll sets served in the process (offloaded members without placeholders)
  *   pl_rules.c   the offload rules
  *   pl_syscall.c libc's syscall(): the socket numbers routed to the functions above */
 
@@ -339,6 +360,9 @@ void pl_spin_release(struct pdev *p);
 void pl_dev_stop_pump(struct pdev *p);
 /* Links a switched socket into its device's list (it counts in live already). */
 void pl_dev_link(struct pdev *p, struct psock *ps);
+/* ps (locked) gets a waiter the library does not serve: its placeholder is mirrored for good,
+ * and the pump waits on the device's events for it. */
+void pl_dev_pin(struct psock *ps);
 /* Unlinks and releases (ps->mu held). */
 void pl_dev_unlink(struct psock *ps);
 
@@ -359,6 +383,9 @@ bool pl_bypass_check(struct psock *ps);
 /* A new placeholder: *a is the application's end (close-on-exec and non-blocking as asked),
  * *afd our duplicate of it, *bfd the other end (both private, close-on-exec). 0 or -errno. */
 int pl_pair(int *a, int *afd, int *bfd, bool cloexec, bool nonblock);
+/* Moves a private descriptor of the library to a high number (close-on-exec); returns the new
+ * number, or fd itself when it cannot. */
+int pl_move_high(int fd);
 /* Maps a socket option onto libtoe's (TOE_OPT_*, with *v), or 0 if libtoe has none. */
 int pl_toe_opt_of(int level, int name, const struct pl_opt *o, int64_t *v);
 
@@ -394,6 +421,46 @@ bool pl_fd_offloaded(int fd);
 void pl_ep_mark(int epfd);
 bool pl_ep_marked(int epfd);
 void pl_ep_forget(int epfd);
+
+/* pl_epoll.c: epoll served in the process ("Readiness served in user space").
+ * pl_eps_new: epoll_create made set epfd. pl_eps_forget(_range): it was closed.
+ * pl_eps_ctl: epoll_ctl on a served set for an offloaded descriptor; 0 or -errno when served, 1
+ *   when the kernel's epoll_ctl is the one to call (any other case).
+ * pl_eps_kernel_member: the kernel accepted (op) for a kernel member of epfd.
+ * pl_eps_switched: a candidate registered in epfd was switched (ps->mu held): true if it is now a
+ *   served member (else the caller adds its placeholder to the kernel set).
+ * pl_eps_fallback(_all): the set(s) go back to the kernel for good (fork, dup, nesting).
+ * pl_eps_served / pl_eps_wait: a wait on a served set (count, or -1 and errno).
+ * pl_eps_raise: a socket in a served set became ready for something new (wakes sleepers). */
+void pl_eps_new(int epfd);
+void pl_eps_forget(int epfd);
+void pl_eps_forget_range(unsigned first, unsigned last);
+int pl_eps_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+void pl_eps_kernel_member(int epfd, int op);
+bool pl_eps_switched(int epfd, int fd, struct psock *ps, struct epoll_event *ev);
+void pl_eps_fallback(int epfd);
+void pl_eps_fallback_all(void);
+void pl_eps_fork_child(void);
+bool pl_eps_served(int epfd);
+int pl_eps_wait(int epfd, struct epoll_event *evs, int max, int64_t tmo_ms, const sigset_t *mask);
+void pl_eps_raise(void);
+/* A blocking call's wait on an unpinned offloaded socket, served in the process: takes the
+ * device's events, checks the socket (gen: its generation when the wait began), and sleeps at most
+ * once (left_ms, -1: no limit) on a per-thread epoll set holding libtoe's event descriptor and the
+ * wake eventfd. > 0 ready (or the socket changed state: the caller looks again), 0 not ready,
+ * -EINTR and other -errno from the sleep, -ENOTSUP: not possible (then wait on the placeholder). */
+int pl_eps_wait_sock(struct psock *ps, unsigned gen, short events, int left_ms);
+/* True when the socket polls ready for `events` (POLLIN/POLLOUT; errors and hang-up count). */
+bool pl_sock_ready(struct psock *ps, short events);
+void pl_eps_report(void);
+/* pl_ready.c, for pl_epoll.c: ps joins a served set (count) or changed its registration there;
+ * leaves one (if still the socket of generation gen; to_kernel: its registration moves to the
+ * kernel set); is pinned (mirrored for good). */
+void pl_ipc_join(struct psock *ps, uint32_t events, bool count);
+void pl_ipc_leave(struct psock *ps, unsigned gen, bool to_kernel);
+void pl_pin(struct psock *ps, unsigned gen);
+/* Pins fd's socket if it is ours (a waiter on its placeholder the library does not serve). */
+void pl_pin_fd(int fd);
 
 /* Converts a toe result: returns it if >= 0, else sets errno and returns -1. */
 static inline long pl_ret(long rc)

@@ -755,6 +755,305 @@ static void run_epoll_more(const char *host, int echo)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* epoll sets served in the process (docs/interception.md, "Readiness served in user space"):   */
+/* sockets connected without a blocking call, waited on only through epoll, so the library      */
+/* serves their readiness itself; every check also runs on the kernel.                          */
+
+/* A non-blocking connection made and awaited through epoll only (no blocking call, no poll). */
+static int served_connect(const char *host, int port)
+{
+  struct sockaddr_in a = addr_of(host, port);
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (s < 0 || ep < 0)
+    goto fail;
+  if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS)
+    goto fail;
+  if (ep_set(ep, EPOLL_CTL_ADD, s, EPOLLOUT, 1) < 0 || wait_tag(ep, 1, 5000, NULL) != 1)
+    goto fail;
+  int e = 0;
+  socklen_t el = sizeof(e);
+  if (getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0)
+    goto fail;
+  close(ep);
+  return s;
+fail:
+  if (s >= 0)
+    close(s);
+  if (ep >= 0)
+    close(ep);
+  return -1;
+}
+
+/* Sends fd over the AF_UNIX socket a and receives it on b: the new number (as another process would
+ * get it), or -1. */
+static int pass_fd(int a, int b, int fd)
+{
+  char c = 'f';
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof(u));
+  struct iovec iov = {.iov_base = &c, .iov_len = 1};
+  struct msghdr mh = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  if (sendmsg(a, &mh, 0) != 1)
+    return -1;
+  memset(&u, 0, sizeof(u));
+  mh.msg_controllen = sizeof(u.buf);
+  if (recvmsg(b, &mh, MSG_CMSG_CLOEXEC) != 1)
+    return -1;
+  cm = CMSG_FIRSTHDR(&mh);
+  if (!cm || cm->cmsg_type != SCM_RIGHTS)
+    return -1;
+  int got;
+  memcpy(&got, CMSG_DATA(cm), sizeof(int));
+  return got;
+}
+
+static void on_usr1(int sig)
+{
+  (void)sig;
+}
+
+/* A helper thread: after 200 ms, SIGUSR1 to the blocked thread, then (if fd >= 0) one byte on fd
+ * 200 ms later. */
+struct poker {
+  pthread_t target;
+  int fd;
+};
+
+static void *poker_main(void *arg)
+{
+  struct poker *k = arg;
+  usleep(200000);
+  pthread_kill(k->target, SIGUSR1);
+  if (k->fd >= 0) {
+    usleep(200000);
+    send(k->fd, "r", 1, MSG_NOSIGNAL);
+  }
+  return NULL;
+}
+
+/* Blocking recv on a socket waited on only through blocking calls (served in the process by the
+ * library): SO_RCVTIMEO, a signal without SA_RESTART (EINTR), and with it (restarted, the data
+ * that comes afterwards returned). */
+static void run_blocking_served(int s)
+{
+  char buf[8];
+  check(set_nonblock(s, false) == 0, "blocking: the socket made blocking");
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 300000};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  uint64_t t0 = now_ms();
+  ssize_t r = recv(s, buf, sizeof(buf), 0);
+  int e = errno;
+  uint64_t dt = now_ms() - t0;
+  check(r < 0 && e == EAGAIN && dt >= 250 && dt < 3000,
+        "blocking: SO_RCVTIMEO 300 ms: EAGAIN after %llu ms (%s)", (unsigned long long)dt,
+        r < 0 ? strerror(e) : "data");
+  tv.tv_usec = 0;
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, &old);
+  struct poker k = {pthread_self(), -1};
+  pthread_t th;
+  bool started = pthread_create(&th, NULL, poker_main, &k) == 0;
+  r = recv(s, buf, sizeof(buf), 0);
+  e = errno;
+  if (started)
+    pthread_join(th, NULL);
+  check(started && r < 0 && e == EINTR, "blocking: a signal without SA_RESTART: EINTR (%zd, %s)", r,
+        r < 0 ? strerror(e) : "data");
+
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, NULL);
+  k.fd = s;
+  started = pthread_create(&th, NULL, poker_main, &k) == 0;
+  r = recv(s, buf, sizeof(buf), 0);
+  e = errno;
+  if (started)
+    pthread_join(th, NULL);
+  check(started && r == 1 && buf[0] == 'r',
+        "blocking: a signal with SA_RESTART: restarted, the echo returned (%zd, %s)", r,
+        r < 0 ? strerror(e) : "data");
+  sigaction(SIGUSR1, &old, NULL);
+  set_nonblock(s, true);
+}
+
+static void run_epoll_served(const char *host, int echo)
+{
+  char buf[64];
+  uint32_t m = 0;
+  int x = served_connect(host, echo), y = served_connect(host, echo);
+  int ep = epoll_create1(EPOLL_CLOEXEC), ep2 = epoll_create1(EPOLL_CLOEXEC);
+  check(x >= 0 && y >= 0 && ep >= 0 && ep2 >= 0, "served: two connections made through epoll");
+
+  /* EPOLLOUT|EPOLLET: one edge for the writable socket, none again without a change */
+  /* (each result is taken before check() prints it: its arguments have no order) */
+  bool ok = ep_set(ep, EPOLL_CTL_ADD, x, EPOLLOUT | EPOLLET, 1) == 0 &&
+            wait_tag(ep, 1, 2000, &m) == 1 && (m & EPOLLOUT);
+  check(ok, "served ET: EPOLLOUT reported once when added (0x%x)", m);
+  check(wait_tag(ep, 1, 200, NULL) == 0, "served ET: no second EPOLLOUT edge without a change");
+
+  /* EPOLLIN|EPOLLET|EPOLLONESHOT: one report, none for more data, MOD re-arms (data waiting) */
+  ok = ep_set(ep, EPOLL_CTL_MOD, x, EPOLLIN | EPOLLET | EPOLLONESHOT, 1) == 0 &&
+       send(x, "a", 1, 0) == 1 && wait_tag(ep, 1, 5000, &m) == 1 && (m & EPOLLIN);
+  check(ok, "served ET|ONESHOT: the echo reported (0x%x)", m);
+  check(send(x, "b", 1, 0) == 1 && wait_tag(ep, 1, 500, NULL) == 0,
+        "served ET|ONESHOT: disarmed: more data is not reported");
+  ok = ep_set(ep, EPOLL_CTL_MOD, x, EPOLLIN | EPOLLET | EPOLLONESHOT, 1) == 0 &&
+       wait_tag(ep, 1, 2000, &m) == 1 && (m & EPOLLIN);
+  check(ok, "served ET|ONESHOT: MOD re-arms, the waiting data is reported (0x%x)", m);
+  check(read_for(x, buf, 2, 2000) == 2 && !memcmp(buf, "ab", 2), "served: both bytes read");
+
+  /* level-triggered, more ready members than max: successive waits report each of them */
+  check(ep_set(ep, EPOLL_CTL_MOD, x, EPOLLIN, 1) == 0 &&
+            ep_set(ep, EPOLL_CTL_ADD, y, EPOLLIN, 2) == 0,
+        "served LT: two members");
+  send(x, "c", 1, 0);
+  send(y, "d", 1, 0);
+  bool t1 = false, t2 = false;
+  uint64_t end = now_ms() + 5000;
+  while ((!t1 || !t2) && now_ms() < end) {
+    struct epoll_event ev[1];
+    if (epoll_wait(ep, ev, 1, 200) == 1) {
+      t1 = t1 || ev[0].data.u32 == 1;
+      t2 = t2 || ev[0].data.u32 == 2;
+    }
+  }
+  check(t1 && t2, "served LT: epoll_wait with max 1 reports both ready members in turn (%d, %d)",
+        t1, t2);
+  check(read_for(x, buf, 1, 2000) == 1 && read_for(y, buf, 1, 2000) == 1, "served LT: data read");
+
+  /* a duplicate of the set's descriptor (the library hands such a set to the kernel) */
+  int d = dup(ep);
+  send(x, "e", 1, 0);
+  ok = d >= 0 && wait_tag(d, 1, 5000, &m) == 1 && (m & EPOLLIN);
+  check(ok, "served: the set's dup reports the offloaded member (0x%x)", m);
+  check(wait_tag(ep, 1, 2000, &m) == 1, "served: so does the original number");
+  close(d);
+  check(read_for(x, buf, 1, 2000) == 1, "served: data read after the dup");
+  epoll_ctl(ep, EPOLL_CTL_DEL, x, NULL);
+  epoll_ctl(ep, EPOLL_CTL_DEL, y, NULL);
+  close(ep);
+
+  /* the set's descriptor passed over SCM_RIGHTS (to ourselves: a new number for the same set, as
+   * another process would get it) */
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  int sp[2] = {-1, -1};
+  ok = ep >= 0 && ep_set(ep, EPOLL_CTL_ADD, x, EPOLLIN, 1) == 0 &&
+       socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0;
+  int got = ok ? pass_fd(sp[0], sp[1], ep) : -1;
+  send(x, "p", 1, 0);
+  ok = got >= 0 && wait_tag(got, 1, 5000, &m) == 1 && (m & EPOLLIN);
+  check(ok, "served: the set passed over SCM_RIGHTS reports the offloaded member (0x%x)", m);
+  check(read_for(x, buf, 1, 2000) == 1 && buf[0] == 'p', "served: data read after the pass");
+  if (got >= 0)
+    close(got);
+  close(sp[0]);
+  close(sp[1]);
+  epoll_ctl(ep, EPOLL_CTL_DEL, x, NULL);
+  close(ep);
+
+  /* no lost wake-up: a thread asleep on one set, the main thread asleep on another set while the
+   * device's news for the first arrives (whichever thread takes it must wake the other) */
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  check(ep_set(ep, EPOLL_CTL_ADD, x, EPOLLIN, 1) == 0 &&
+            ep_set(ep2, EPOLL_CTL_ADD, y, EPOLLIN, 2) == 0,
+        "served wake-up: one member in each of two sets");
+  int woke = 0, rounds = 5;
+  for (int i = 0; i < rounds; i++) {
+    struct ep_waiter w = {.ep = ep, .tag = 1, .timeout_ms = 5000};
+    pthread_t th;
+    if (pthread_create(&th, NULL, ep_waiter_main, &w) != 0)
+      break;
+    usleep(50000);
+    uint64_t t0 = now_ms();
+    send(x, "w", 1, 0);
+    wait_tag(ep2, 2, 300, NULL); /* asleep on the other set while the echo comes back */
+    pthread_join(th, NULL);
+    if (w.seen == 1 && now_ms() - t0 < 3000)
+      woke++;
+    read_for(x, buf, 1, 2000);
+  }
+  check(woke == rounds, "served wake-up: the thread asleep on its set woke every time (%d of %d)",
+        woke, rounds);
+  epoll_ctl(ep, EPOLL_CTL_DEL, x, NULL);
+  epoll_ctl(ep2, EPOLL_CTL_DEL, y, NULL);
+
+  /* EPOLLEXCLUSIVE with two threads waiting in two sets */
+  check(ep_set(ep, EPOLL_CTL_ADD, x, EPOLLIN | EPOLLEXCLUSIVE, 5) == 0 &&
+            ep_set(ep2, EPOLL_CTL_ADD, x, EPOLLIN | EPOLLEXCLUSIVE, 5) == 0,
+        "served EXCLUSIVE: added to two sets");
+  int rc = ep_set(ep, EPOLL_CTL_MOD, x, EPOLLIN, 5), e = errno;
+  check(rc < 0 && e == EINVAL, "served EXCLUSIVE: MOD: EINVAL (%s)", strerror(e));
+  rc = ep_set(ep, EPOLL_CTL_ADD, y, EPOLLIN | EPOLLEXCLUSIVE | EPOLLRDHUP, 6);
+  e = errno;
+  check(rc < 0 && e == EINVAL, "served EXCLUSIVE: with EPOLLRDHUP: EINVAL (%s)", strerror(e));
+  struct ep_waiter w1 = {.ep = ep, .tag = 5, .timeout_ms = 3000};
+  struct ep_waiter w2 = {.ep = ep2, .tag = 5, .timeout_ms = 3000};
+  pthread_t th1, th2;
+  bool s1 = pthread_create(&th1, NULL, ep_waiter_main, &w1) == 0;
+  bool s2 = pthread_create(&th2, NULL, ep_waiter_main, &w2) == 0;
+  usleep(100000);
+  send(x, "x", 1, 0);
+  if (s1)
+    pthread_join(th1, NULL);
+  if (s2)
+    pthread_join(th2, NULL);
+  check(s1 && s2 && (w1.seen + w2.seen) >= 1,
+        "served EXCLUSIVE: an arrival wakes at least one of the two waiters (%d, %d)", w1.seen,
+        w2.seen);
+  check(read_for(x, buf, 1, 2000) == 1 && buf[0] == 'x', "served EXCLUSIVE: the data read");
+
+  /* a member added while a thread sleeps in the set, already readable: the sleeper wakes */
+  int ep3 = epoll_create1(EPOLL_CLOEXEC), ep4 = epoll_create1(EPOLL_CLOEXEC);
+  epoll_ctl(ep, EPOLL_CTL_DEL, x, NULL);
+  epoll_ctl(ep2, EPOLL_CTL_DEL, x, NULL);
+  ok = send(x, "q", 1, 0) == 1 && ep_set(ep3, EPOLL_CTL_ADD, x, EPOLLIN, 1) == 0 &&
+       wait_tag(ep3, 1, 5000, NULL) == 1;
+  check(ok, "served ADD: the socket is readable");
+  struct ep_waiter wa = {.ep = ep4, .tag = 8, .timeout_ms = 5000};
+  pthread_t tha;
+  bool sa = pthread_create(&tha, NULL, ep_waiter_main, &wa) == 0;
+  usleep(150000);
+  uint64_t ta = now_ms();
+  ep_set(ep4, EPOLL_CTL_ADD, x, EPOLLIN, 8);
+  if (sa)
+    pthread_join(tha, NULL);
+  check(sa && wa.seen == 1 && now_ms() - ta < 3000,
+        "served ADD: a thread asleep in the set wakes for a ready member added (%d)", wa.seen);
+  check(read_for(x, buf, 1, 2000) == 1 && buf[0] == 'q', "served ADD: the data read");
+  close(ep4);
+  close(ep3);
+
+  run_blocking_served(y);
+
+  /* close of a member with data waiting: it leaves both sets; the other member still reported */
+  ok = ep_set(ep, EPOLL_CTL_ADD, x, EPOLLIN, 5) == 0 &&
+       ep_set(ep2, EPOLL_CTL_ADD, x, EPOLLIN, 5) == 0 && send(x, "c", 1, 0) == 1 &&
+       wait_tag(ep, 5, 5000, NULL) == 1 && wait_tag(ep2, 5, 2000, NULL) == 1;
+  check(ok, "served close: a member with data waiting, in two sets");
+  close(x);
+  send(y, "z", 1, 0);
+  check(ep_set(ep, EPOLL_CTL_ADD, y, EPOLLIN, 7) == 0 && wait_tag(ep, 7, 5000, NULL) == 1 &&
+            wait_tag(ep, 5, 200, NULL) == 0 && wait_tag(ep2, 5, 200, NULL) == 0,
+        "served close: a closed member is gone from both sets, the other is reported");
+  close(y);
+  close(ep2);
+  close(ep);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* poll and select on kernel and offloaded descriptors                                        */
 
 static void run_poll_select(int l, int t)
@@ -1059,6 +1358,7 @@ int main(int argc, char **argv)
     return 100;
   }
   run_epoll_modes(c, &p);
+  run_epoll_served(host, echo); /* before run_epoll_more's fork hands every set to the kernel */
   run_epoll_more(host, echo);
 
   int inner = epoll_create1(EPOLL_CLOEXEC), outer = epoll_create(4);

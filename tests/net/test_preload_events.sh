@@ -15,6 +15,12 @@
 #    EBADF/ENOENT for DEL); a thread asleep on a shared set and a forked child asleep on an
 #    inherited set both woken by an arrival; EPOLLEXCLUSIVE (EINVAL with ONESHOT and for MOD, one
 #    arrival wakes at least one of two waiting sets);
+#  - epoll sets served in the process (offloaded sockets waited on through epoll only): EPOLLOUT
+#    and EPOLLIN edges, ET|ONESHOT re-armed by MOD, max 1 with two ready members, a dup of the
+#    set and one passed over SCM_RIGHTS, no lost wake-up between two threads asleep on two sets,
+#    a sleeper woken by a ready member added, EPOLLEXCLUSIVE with two threads, a closed member;
+#    blocking recv with SO_RCVTIMEO and signals (EINTR, SA_RESTART); the library's counter shows
+#    the waits were served in the process;
 #  - dup, dup2, dup3, F_DUPFD_CLOEXEC from and onto offloaded descriptors: data through the
 #    duplicate, closing one number leaves the others working, dup2 over an offloaded connection
 #    closes it (the peer sees EOF), a pipe over an offloaded number and back;
@@ -73,8 +79,12 @@ run_prog() {
 }
 
 toectl_json "$NET_TMP/stats0.json" stats
-run_prog device dev timeout -k 2 120 "${PRE[@]}" "$PROG" "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED" \
-  "$LISTEN" "$NET_DEV_ADDR" "/var/run/netns/$NET_PEER_NS"
+# TOE_PRELOAD_DEBUG=1: the library's counters at exit say whether epoll waits were served in the
+# process (docs/interception.md, "Readiness served in user space") rather than by the kernel.
+run_prog device dev timeout -k 2 120 "${PRE[@]}" TOE_PRELOAD_DEBUG=1 "$PROG" "$NET_PEER_ADDR" "$ECHO" \
+  "$RST" "$CLOSED" "$LISTEN" "$NET_DEV_ADDR" "/var/run/netns/$NET_PEER_NS"
+served=$(sed -n 's/.*epoll: \([0-9]*\) waits served in the process.*/\1/p' "$NET_TMP/device.err" | tail -1)
+check_ge "device: epoll waits served in the process" "$(num "$served")" 50
 # The program's sockets really were the device's: the engine accepted the peer's connections and
 # opened the connections to the echo and reset servers.
 toectl_json "$NET_TMP/stats1.json" stats

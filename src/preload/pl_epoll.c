@@ -1,0 +1,728 @@
+/*
+ * libtoe-preload: epoll served in the process (docs/interception.md, "Readiness served in user
+ * space"). An epoll set made by epoll_create/epoll_create1 is a real kernel set; the library keeps
+ * beside it the list of its offloaded members and serves their readiness itself, from libtoe's
+ * state, without mirroring it onto the placeholders. The kernel set holds the kernel members and
+ * two private descriptors under cookies: libtoe's event descriptor (the device has news) and a
+ * per-process eventfd (another thread made a member ready), so one sleep in the kernel covers both.
+ *
+ * A set falls back to the kernel for good (its offloaded members' placeholders are added to the
+ * kernel set and mirrored again, as before) when a waiter the library cannot serve might exist:
+ * before a fork (the child shares the kernel set), when the set is duplicated, nested in another
+ * set, or passed over SCM_RIGHTS.
+ *
+ * The blocking calls' waits (pl_wait_fd) are served the same way, each thread sleeping on an epoll
+ * set of its own that holds the same two descriptors (pl_eps_wait_sock).
+ *
+ * Locks: a set's mutex is never held while a socket's is taken (the switch of a candidate holds
+ * the socket's and then takes the set's). Readiness is read from atomics (psock.rdy, rseq_in,
+ * rseq_out); sets are recycled, never freed (a thread racing a close sees an inactive set).
+ */
+#define _GNU_SOURCE
+
+#include "preload/preload.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The cookies of the library's own descriptors in a kernel set (epoll_data.u64). */
+#define COOKIE_DEV 0x746f656b69745f31ull  /* libtoe's event descriptor */
+#define COOKIE_WAKE 0x746f656b69745f32ull /* the process's wake eventfd */
+
+#define EPS_MAX 65536 /* sets at descriptors above this are left to the kernel */
+
+struct epm {
+  int fd;
+  struct psock *ps;
+  unsigned gen; /* ps->gen when registered: a recycled psock is another socket */
+  uint32_t events;
+  epoll_data_t data;
+  bool armed; /* EPOLLONESHOT: false once reported, until EPOLL_CTL_MOD */
+  bool fresh; /* ADD/MOD: the current readiness is reported once, edge-triggered or not */
+  unsigned seq_in, seq_out; /* the socket's rseq_in/rseq_out at the last report (EPOLLET) */
+};
+
+struct eps {
+  pthread_mutex_t mu;
+  atomic_bool active; /* a set made by epoll_create* at this number, not closed */
+  atomic_bool inproc; /* its offloaded members are served here (false: fallback) */
+  bool cookies;       /* COOKIE_WAKE is in the kernel set */
+  toe_dev *dev_in;    /* the session whose event descriptor is in the kernel set */
+  int nkern;          /* kernel members added through epoll_ctl */
+  struct epm *m;
+  int n, cap;
+  unsigned rot; /* where the next collection starts (fairness when max is small) */
+};
+
+static _Atomic(struct eps *) g_sets[EPS_MAX];
+static pthread_mutex_t g_sets_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int g_wake_fd = -1;
+static atomic_uint g_rgen;    /* bumped at every new readiness of a socket in a served set */
+static atomic_int g_sleepers; /* threads asleep in a served set */
+static atomic_ulong g_served; /* TOE_PRELOAD_DEBUG: waits served in the process */
+
+static struct eps *set_of(int epfd)
+{
+  if (epfd < 0 || epfd >= EPS_MAX)
+    return NULL;
+  struct eps *s = atomic_load_explicit(&g_sets[epfd], memory_order_acquire);
+  return s && atomic_load(&s->active) ? s : NULL;
+}
+
+static int wake_fd(void)
+{
+  int fd = atomic_load(&g_wake_fd);
+  if (fd >= 0)
+    return fd;
+  pthread_mutex_lock(&g_sets_mu);
+  fd = atomic_load(&g_wake_fd);
+  if (fd < 0) {
+    fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd >= 0)
+      fd = pl_move_high(fd);
+    atomic_store(&g_wake_fd, fd);
+  }
+  pthread_mutex_unlock(&g_sets_mu);
+  return fd;
+}
+
+static void ensure_cookies(int epfd, struct eps *s, struct pdev *p);
+
+void pl_eps_new(int epfd)
+{
+  if (epfd < 0 || epfd >= EPS_MAX || pl_foreign_child())
+    return;
+  struct eps *s = atomic_load(&g_sets[epfd]);
+  if (!s) {
+    s = calloc(1, sizeof(*s));
+    if (!s)
+      return; /* the set stays the kernel's alone */
+    pthread_mutex_init(&s->mu, NULL);
+    atomic_store_explicit(&g_sets[epfd], s, memory_order_release);
+  }
+  pthread_mutex_lock(&s->mu);
+  s->n = 0;
+  s->nkern = 0;
+  s->cookies = false;
+  s->dev_in = NULL;
+  s->rot = 0;
+  atomic_store(&s->inproc, !pl_cfg.disabled);
+  /* The wake eventfd from the start: every wait on the set is served (a thread asleep in it when
+   * the first offloaded member comes must be woken, and must never see a cookie). */
+  if (!pl_cfg.disabled)
+    ensure_cookies(epfd, s, NULL);
+  atomic_store(&s->active, true);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void pl_eps_forget(int epfd)
+{
+  if (epfd < 0 || epfd >= EPS_MAX || pl_foreign_child())
+    return;
+  struct eps *s = atomic_load(&g_sets[epfd]);
+  if (!s || !atomic_load(&s->active))
+    return;
+  pthread_mutex_lock(&s->mu);
+  atomic_store(&s->active, false);
+  int n = s->n;
+  struct epm *copy = n > 0 ? malloc((size_t)n * sizeof(*copy)) : NULL;
+  if (copy)
+    memcpy(copy, s->m, (size_t)n * sizeof(*copy));
+  s->n = 0;
+  pthread_mutex_unlock(&s->mu);
+  /* The members are in one set fewer: a socket in none is mirrored on its placeholder again. */
+  for (int i = 0; copy && i < n; i++)
+    pl_ipc_leave(copy[i].ps, copy[i].gen, false);
+  free(copy);
+}
+
+void pl_eps_forget_range(unsigned first, unsigned last)
+{
+  for (unsigned fd = first; fd < EPS_MAX && fd <= last; fd++)
+    if (atomic_load_explicit(&g_sets[fd], memory_order_relaxed))
+      pl_eps_forget((int)fd);
+}
+
+/* The readiness of a member's socket as epoll bits (what a kernel socket would show). */
+static uint32_t sock_events(struct psock *ps)
+{
+  unsigned r = atomic_load_explicit(&ps->rdy, memory_order_acquire);
+  uint32_t ev = 0;
+  if (r & SH_IN)
+    ev |= EPOLLIN | EPOLLRDNORM;
+  if (r & SH_OUT)
+    ev |= EPOLLOUT | EPOLLWRNORM;
+  if (r & SH_RDHUP)
+    ev |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
+  if (r & SH_HUP)
+    ev |= EPOLLHUP;
+  if (__atomic_load_n(&ps->pend_err, __ATOMIC_RELAXED))
+    ev |= EPOLLERR;
+  return ev;
+}
+
+/* Reports the ready members into evs (at most max), s->mu held. Drops members whose socket is
+ * gone (its last descriptor closed: the kernel forgets such a registration too). */
+static int collect(struct eps *s, struct epoll_event *evs, int max)
+{
+  int out = 0;
+  int n = s->n;
+  if (n == 0)
+    return 0;
+  unsigned start = s->rot % (unsigned)n;
+  for (int k = 0; k < n && out < max; k++) {
+    int i = (int)((start + (unsigned)k) % (unsigned)n);
+    struct epm *m = &s->m[i];
+    if (atomic_load(&m->ps->gen) != m->gen || !m->armed)
+      continue; /* a closed socket's is removed below */
+    uint32_t ev = sock_events(m->ps) & (m->events | EPOLLERR | EPOLLHUP);
+    if (!ev)
+      continue;
+    unsigned si = atomic_load(&m->ps->rseq_in), so = atomic_load(&m->ps->rseq_out);
+    if ((m->events & EPOLLET) && !m->fresh) {
+      /* A new edge only: a readiness change of a kind this member waits for (the kernel's
+       * wake-up keys: an output-only wake-up does not wake an input-only waiter). */
+      bool edge = ((m->events & (EPOLLIN | EPOLLRDHUP)) && si != m->seq_in) ||
+                  ((m->events & EPOLLOUT) && so != m->seq_out) ||
+                  ((ev & (EPOLLERR | EPOLLHUP)) && (si != m->seq_in || so != m->seq_out));
+      if (!edge)
+        continue;
+    }
+    m->seq_in = si;
+    m->seq_out = so;
+    m->fresh = false;
+    if (m->events & EPOLLONESHOT)
+      m->armed = false;
+    evs[out].events = ev;
+    evs[out].data = m->data;
+    out++;
+  }
+  s->rot = start + 1;
+  /* Compact away the members of closed sockets. */
+  int w = 0;
+  for (int i = 0; i < s->n; i++)
+    if (atomic_load(&s->m[i].ps->gen) == s->m[i].gen)
+      s->m[w++] = s->m[i];
+  s->n = w;
+  return out;
+}
+
+/* Drops the cookie events of the kernel's answer; *dev is set when the device's was there. */
+static int strip_cookies(struct epoll_event *evs, int n, bool *dev)
+{
+  int w = 0;
+  for (int i = 0; i < n; i++) {
+    if (evs[i].data.u64 == COOKIE_DEV) {
+      *dev = true;
+      continue;
+    }
+    if (evs[i].data.u64 == COOKIE_WAKE)
+      continue;
+    evs[w++] = evs[i];
+  }
+  return w;
+}
+
+/* The kernel set holds the wake eventfd and the device's event descriptor (s->mu held). */
+static void ensure_cookies(int epfd, struct eps *s, struct pdev *p)
+{
+  if (!s->cookies) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = COOKIE_WAKE};
+    int wfd = wake_fd();
+    if (wfd >= 0 && (R.epoll_ctl(epfd, EPOLL_CTL_ADD, wfd, &ev) == 0 || errno == EEXIST))
+      s->cookies = true;
+  }
+  if (p && p->dev && s->dev_in != p->dev) {
+    /* A session attached again after a loss has a new descriptor; the old one left the kernel set
+     * when it was closed. */
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = COOKIE_DEV};
+    int efd = toe_event_fd(p->dev);
+    if (efd >= 0 && (R.epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev) == 0 || errno == EEXIST))
+      s->dev_in = p->dev;
+  }
+}
+
+static struct epm *find(struct eps *s, int fd, struct psock *ps)
+{
+  for (int i = 0; i < s->n; i++) {
+    struct epm *m = &s->m[i];
+    if (m->fd == fd && m->ps == ps && atomic_load(&ps->gen) == m->gen)
+      return m;
+  }
+  return NULL;
+}
+
+static int add_member(struct eps *s, int fd, struct psock *ps, const struct epoll_event *ev)
+{
+  if (s->n == s->cap) {
+    int cap = s->cap ? s->cap * 2 : 16;
+    struct epm *nm = realloc(s->m, (size_t)cap * sizeof(*nm));
+    if (!nm)
+      return -ENOMEM;
+    s->m = nm;
+    s->cap = cap;
+  }
+  struct epm *m = &s->m[s->n++];
+  memset(m, 0, sizeof(*m));
+  m->fd = fd;
+  m->ps = ps;
+  m->gen = atomic_load(&ps->gen);
+  m->events = ev->events;
+  m->data = ev->data;
+  m->armed = true;
+  m->fresh = true;
+  return 0;
+}
+
+/* The kernel's checks of EPOLLEXCLUSIVE (fs/eventpoll.c): only with IN, OUT, ERR, HUP, WAKEUP
+ * and ET, and never for EPOLL_CTL_MOD. */
+#define EXCL_OK (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE)
+
+/* epoll_ctl on a served set for an offloaded descriptor (OFF or ZOMBIE; its lock not held).
+ * Returns 0, -errno, or 1 when the set is the kernel's after all. */
+static int ctl_served(int epfd, struct eps *s, int op, int fd, struct psock *ps,
+                      struct epoll_event *ev)
+{
+  if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD && op != EPOLL_CTL_DEL)
+    return -EINVAL;
+  if (op != EPOLL_CTL_DEL && !ev)
+    return -EFAULT;
+  if (op != EPOLL_CTL_DEL && (ev->events & EPOLLEXCLUSIVE) &&
+      (op == EPOLL_CTL_MOD || (ev->events & ~(uint32_t)EXCL_OK)))
+    return -EINVAL;
+  struct pdev *p = ps->pdev;
+  pthread_mutex_lock(&s->mu);
+  if (!atomic_load(&s->inproc)) {
+    pthread_mutex_unlock(&s->mu);
+    return 1; /* became a fallback set meanwhile: the kernel's */
+  }
+  struct epm *m = find(s, fd, ps);
+  int rc = 0;
+  bool joined = false, left = false;
+  if (op == EPOLL_CTL_ADD) {
+    if (m)
+      rc = -EEXIST;
+    else if ((rc = add_member(s, fd, ps, ev)) == 0)
+      joined = true;
+  } else if (!m) {
+    rc = -ENOENT;
+  } else if (op == EPOLL_CTL_MOD) {
+    if (m->events & EPOLLEXCLUSIVE) {
+      rc = -EINVAL;
+    } else {
+      m->events = ev->events;
+      m->data = ev->data;
+      m->armed = true;
+      m->fresh = true;
+    }
+  } else {
+    *m = s->m[--s->n];
+    left = true;
+  }
+  if (rc == 0 && op != EPOLL_CTL_DEL)
+    ensure_cookies(epfd, s, p);
+  unsigned gen = atomic_load(&ps->gen);
+  pthread_mutex_unlock(&s->mu);
+  if (rc == 0)
+    pl_ep_mark(epfd);
+  if (joined || (rc == 0 && op == EPOLL_CTL_MOD)) {
+    pl_ipc_join(ps, ev->events, joined);
+    /* Ready already: a thread asleep in this set must see it now, as the kernel's ep_insert and
+     * ep_modify wake the set's waiters. */
+    if (sock_events(ps) & (ev->events | EPOLLERR | EPOLLHUP))
+      pl_eps_raise();
+  } else if (left)
+    pl_ipc_leave(ps, gen, false);
+  return rc;
+}
+
+int pl_eps_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+  struct eps *s = set_of(epfd);
+  /* A set inside another set: the outer waiter sleeps in the kernel on the inner set, which must
+   * then show its offloaded members itself. */
+  if (op == EPOLL_CTL_ADD && fd != epfd && set_of(fd))
+    pl_eps_fallback(fd);
+  if (!s || !atomic_load(&s->inproc))
+    return 1;
+  struct psock *ps = pl_fd_get(fd);
+  if (!ps || pl_foreign_child()) /* (getpid: a system call, so only here) */
+    return 1;
+  int st = pl_enter_fd(fd, ps); /* adopts an inherited shared socket */
+  if (st == PS_OFF || st == PS_ZOMBIE)
+    pthread_mutex_unlock(&ps->mu);
+  if (st != PS_OFF && st != PS_ZOMBIE)
+    return 1; /* candidates and orphans: the kernel's */
+  return ctl_served(epfd, s, op, fd, ps, ev);
+}
+
+void pl_eps_kernel_member(int epfd, int op)
+{
+  struct eps *s = set_of(epfd);
+  if (!s)
+    return;
+  pthread_mutex_lock(&s->mu);
+  if (op == EPOLL_CTL_ADD)
+    s->nkern++;
+  else if (op == EPOLL_CTL_DEL && s->nkern > 0)
+    s->nkern--;
+  pthread_mutex_unlock(&s->mu);
+}
+
+bool pl_eps_switched(int epfd, int fd, struct psock *ps, struct epoll_event *ev)
+{
+  struct eps *s = set_of(epfd);
+  if (!s || !atomic_load(&s->inproc))
+    return false;
+  pthread_mutex_lock(&s->mu);
+  bool ok = atomic_load(&s->inproc) && !find(s, fd, ps) && add_member(s, fd, ps, ev) == 0;
+  if (ok) {
+    ensure_cookies(epfd, s, ps->pdev);
+    if (s->nkern > 0)
+      s->nkern--; /* it was counted as a kernel member while a candidate */
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (ok) {
+    atomic_fetch_add(&ps->ipc, 1); /* ps->mu is held by the switch: no pl_ipc_join */
+    if (ps->listening && (ev->events & EPOLLIN))
+      ps->in_epoll = true;
+  }
+  return ok;
+}
+
+void pl_eps_fallback(int epfd)
+{
+  struct eps *s = set_of(epfd);
+  if (!s || pl_foreign_child())
+    return;
+  pthread_mutex_lock(&s->mu);
+  if (!atomic_load(&s->inproc)) {
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  atomic_store(&s->inproc, false);
+  int n = s->n;
+  struct epm *copy = n > 0 ? malloc((size_t)n * sizeof(*copy)) : NULL;
+  if (copy)
+    memcpy(copy, s->m, (size_t)n * sizeof(*copy));
+  s->n = 0;
+  if (s->cookies) {
+    int wfd = atomic_load(&g_wake_fd);
+    if (wfd >= 0)
+      R.epoll_ctl(epfd, EPOLL_CTL_DEL, wfd, NULL);
+  }
+  if (s->dev_in)
+    R.epoll_ctl(epfd, EPOLL_CTL_DEL, toe_event_fd(s->dev_in), NULL);
+  s->cookies = false;
+  s->dev_in = NULL;
+  pthread_mutex_unlock(&s->mu);
+  /* Every member goes into the kernel set on its placeholder, mirrored from now on. */
+  for (int i = 0; copy && i < n; i++) {
+    struct epm *m = &copy[i];
+    if (atomic_load(&m->ps->gen) != m->gen)
+      continue;
+    pl_pin(m->ps, m->gen);
+    struct epoll_event ev = {.events = m->armed ? m->events : (m->events & EPOLLONESHOT),
+                             .data = m->data};
+    if (R.epoll_ctl(epfd, EPOLL_CTL_ADD, m->fd, &ev) < 0)
+      PL_DBG("epoll %d: fd %d back to the kernel set: %s", epfd, m->fd, strerror(errno));
+    pl_ipc_leave(m->ps, m->gen, true);
+  }
+  if (n > 0 && !copy)
+    pl_log("epoll %d: out of memory while handing the set to the kernel: its offloaded members "
+           "are not reported any more (re-add them)",
+           epfd);
+  free(copy);
+  PL_DBG("epoll %d: served by the kernel from now on (%d offloaded members)", epfd, n);
+}
+
+void pl_eps_fallback_all(void)
+{
+  for (int fd = 0; fd < EPS_MAX; fd++)
+    if (atomic_load_explicit(&g_sets[fd], memory_order_relaxed))
+      pl_eps_fallback(fd);
+  /* A child may wait on any inherited placeholder: every offloaded socket is mirrored from now. */
+  for (struct psock *ps = pl_psock_all(); ps; ps = ps->all_next) {
+    pthread_mutex_lock(&ps->mu);
+    if (atomic_load(&ps->state) == PS_OFF && !ps->pinned) {
+      pl_dev_pin(ps);
+      pl_reflect(ps);
+    }
+    pthread_mutex_unlock(&ps->mu);
+  }
+}
+
+/* ---- blocking calls (pl_wait_fd) ----------------------------------------------------------- */
+
+/* Each thread's own epoll set for its blocking waits: the wake eventfd and the session's event
+ * descriptor, under the cookies. Closed when the thread ends. */
+static __thread int t_ep = -1;
+static __thread toe_dev *t_dev;
+static pthread_key_t g_tkey;
+static pthread_once_t g_tkey_once = PTHREAD_ONCE_INIT;
+
+static void thread_set_close(void *unused)
+{
+  (void)unused;
+  if (t_ep >= 0)
+    R.close(t_ep);
+  t_ep = -1;
+  t_dev = NULL;
+}
+
+static void thread_key(void)
+{
+  pthread_key_create(&g_tkey, thread_set_close);
+}
+
+static int thread_set(void)
+{
+  if (t_ep >= 0)
+    return t_ep;
+  int wfd = wake_fd();
+  int ep = R.epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0 || wfd < 0) {
+    if (ep >= 0)
+      R.close(ep);
+    return -1;
+  }
+  ep = pl_move_high(ep);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = COOKIE_WAKE};
+  if (R.epoll_ctl(ep, EPOLL_CTL_ADD, wfd, &ev) < 0) {
+    R.close(ep);
+    return -1;
+  }
+  pthread_once(&g_tkey_once, thread_key);
+  pthread_setspecific(g_tkey, (void *)1); /* (the destructor runs for non-NULL values only) */
+  t_ep = ep;
+  return ep;
+}
+
+bool pl_sock_ready(struct psock *ps, short events)
+{
+  uint32_t want = EPOLLERR | EPOLLHUP;
+  if (events & POLLIN)
+    want |= EPOLLIN;
+  if (events & POLLOUT)
+    want |= EPOLLOUT;
+  return (sock_events(ps) & want) != 0;
+}
+
+int pl_eps_wait_sock(struct psock *ps, unsigned gen, short events, int left_ms)
+{
+  int ep = thread_set();
+  if (ep < 0)
+    return -ENOTSUP;
+  bool slept = false;
+  for (;;) {
+    struct pdev *p = pl_spin_acquire();
+    if (p) {
+      bool changed = false;
+      pl_dev_process(p, &changed);
+      if (t_dev != p->dev) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = COOKIE_DEV};
+        int efd = toe_event_fd(p->dev);
+        if (efd >= 0 && (R.epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) == 0 || errno == EEXIST))
+          t_dev = p->dev;
+      }
+      pl_spin_release(p);
+    }
+    unsigned g = atomic_load(&g_rgen);
+    if (atomic_load(&ps->gen) != gen || atomic_load(&ps->state) != PS_OFF)
+      return 1; /* closed or ended meanwhile: the caller's call finds out */
+    if (pl_sock_ready(ps, events))
+      return 1;
+    if (slept || left_ms == 0)
+      return 0;
+    /* Without the session's descriptor in the set (another thread was attaching), sleep briefly. */
+    int tmo = left_ms;
+    if ((!p || t_dev != p->dev) && (tmo < 0 || tmo > 10))
+      tmo = 10;
+    atomic_fetch_add(&g_sleepers, 1);
+    int k = 0;
+    struct epoll_event evs[4];
+    if (atomic_load(&g_rgen) == g)
+      k = R.epoll_wait(ep, evs, 4, tmo);
+    int e = errno;
+    atomic_fetch_sub(&g_sleepers, 1);
+    if (k < 0)
+      return -e;
+    slept = true;
+  }
+}
+
+void pl_eps_fork_child(void)
+{
+  thread_set_close(NULL); /* the parent's thread set, shared with it: this thread makes its own */
+  /* The child's own wake eventfd: sharing the parent's would wake each other's sets. */
+  int fd = atomic_exchange(&g_wake_fd, -1);
+  if (fd >= 0)
+    R.close(fd);
+  atomic_store(&g_sleepers, 0);
+  pthread_mutex_init(&g_sets_mu, NULL);
+}
+
+void pl_eps_raise(void)
+{
+  atomic_fetch_add(&g_rgen, 1);
+  if (atomic_load(&g_sleepers) > 0) {
+    int fd = atomic_load(&g_wake_fd);
+    uint64_t one = 1;
+    if (fd >= 0) {
+      ssize_t w = R.write(fd, &one, sizeof(one));
+      (void)w;
+    }
+  }
+}
+
+bool pl_eps_served(int epfd)
+{
+  /* (No pl_foreign_child here: getpid is a system call, and this is every wait's path.) */
+  struct eps *s = set_of(epfd);
+  return s && atomic_load(&s->inproc) && s->cookies;
+}
+
+/* Processes what the device reported, in this thread. */
+static void process(void)
+{
+  struct pdev *p = pl_spin_acquire();
+  if (!p)
+    return;
+  bool changed = false;
+  pl_dev_process(p, &changed);
+  pl_spin_release(p);
+}
+
+struct served_args {
+  int epfd;
+  struct eps *s;
+  struct epoll_event *evs;
+  int max;
+  const sigset_t *mask;
+  bool kernel_asked; /* the kernel set was just asked (a sleep that woke for our descriptors) */
+};
+
+/* The members ready now, then (when some are, and the set has kernel members) the kernel's with
+ * a zero timeout. > 0 events, 0 none, or -errno. */
+static int ready_now(void *arg)
+{
+  struct served_args *a = arg;
+  pthread_mutex_lock(&a->s->mu);
+  int n = collect(a->s, a->evs, a->max);
+  int nk = a->s->nkern;
+  pthread_mutex_unlock(&a->s->mu);
+  if (n > 0 && n < a->max && nk > 0 && !a->kernel_asked) {
+    int k = R.epoll_pwait(a->epfd, a->evs + n, a->max - n, 0, a->mask);
+    if (k > 0) {
+      bool dev = false;
+      n += strip_cookies(a->evs + n, k, &dev);
+    }
+  }
+  return n;
+}
+
+static int served_wait(int epfd, struct eps *s, struct epoll_event *evs, int max, int64_t tmo_ms,
+                       const sigset_t *mask)
+{
+  atomic_fetch_add_explicit(&g_served, 1, memory_order_relaxed);
+  struct served_args a = {epfd, s, evs, max, mask, false};
+  uint64_t end = tmo_ms > 0 ? pl_mono_ms() + (uint64_t)tmo_ms : 0;
+  bool first = true;
+  unsigned idle = 0;
+  for (;;) {
+    process();
+    unsigned gen = atomic_load(&g_rgen);
+    int n = ready_now(&a);
+    a.kernel_asked = false;
+    if (n != 0)
+      return n;
+    if (tmo_ms == 0)
+      return 0;
+    if (first && pl_cfg.drain && pl_cfg.spin_us > 0) {
+      first = false;
+      n = pl_spin_wait(ready_now, &a);
+      if (n > 0)
+        return n;
+      gen = atomic_load(&g_rgen) - 1; /* check again below: the spin processed events */
+    }
+    int left = -1;
+    if (tmo_ms > 0) {
+      uint64_t now = pl_mono_ms();
+      if (now >= end)
+        return 0;
+      left = (int)(end - now);
+    }
+    /* Asleep in the kernel set: libtoe's event descriptor and the wake eventfd are in it. A
+     * readiness raised after our collection either sees us counted (and writes the eventfd) or is
+     * seen here (g_rgen moved): no lost wake-up. */
+    atomic_fetch_add(&g_sleepers, 1);
+    int k = 0;
+    if (atomic_load(&g_rgen) == gen)
+      k = R.epoll_pwait(epfd, evs, max, left, mask);
+    atomic_fetch_sub(&g_sleepers, 1);
+    if (k < 0)
+      return -1; /* EINTR and the rest: errno as the kernel set it */
+    bool dev = false;
+    int real = strip_cookies(evs, k, &dev);
+    a.kernel_asked = k < max; /* it had nothing else to give this moment */
+    if (real > 0) {
+      if (real < max && dev) {
+        /* The device spoke too: add what became ready, after the kernel's. */
+        process();
+        pthread_mutex_lock(&s->mu);
+        real += collect(s, evs + real, max - real);
+        pthread_mutex_unlock(&s->mu);
+      }
+      return real;
+    }
+    /* Only our own descriptors: insurance against a device descriptor that stays readable with
+     * nothing for us (the pump's rule). */
+    if (dev && ++idle > 32) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    } else if (!dev) {
+      idle = 0;
+    }
+  }
+}
+
+int pl_eps_wait(int epfd, struct epoll_event *evs, int max, int64_t tmo_ms, const sigset_t *mask)
+{
+  struct eps *s = set_of(epfd);
+  if (!s)
+    return R.epoll_pwait(epfd, evs, max, (int)tmo_ms, mask);
+  if (max <= 0 || max > (int)(INT32_MAX / sizeof(struct epoll_event))) {
+    errno = EINVAL;
+    return -1;
+  }
+  return served_wait(epfd, s, evs, max, tmo_ms, mask);
+}
+
+void pl_eps_report(void)
+{
+  if (atomic_load(&g_served))
+    PL_DBG("epoll: %lu waits served in the process", atomic_load(&g_served));
+}
+
+PL_API int epoll_create1(int flags)
+{
+  pl_init();
+  int fd = R.epoll_create1(flags);
+  if (fd >= 0)
+    pl_eps_new(fd);
+  return fd;
+}
+
+PL_API int epoll_create(int size)
+{
+  pl_init();
+  int fd = R.epoll_create(size);
+  if (fd >= 0)
+    pl_eps_new(fd);
+  return fd;
+}
