@@ -431,6 +431,15 @@ void pl_eps_fallback(int epfd)
                              .data = m->data};
     if (R.epoll_ctl(epfd, EPOLL_CTL_ADD, m->fd, &ev) < 0)
       PL_DBG("epoll %d: fd %d back to the kernel set: %s", epfd, m->fd, strerror(errno));
+    else if (m->events & EPOLLIN) {
+      /* A waiter that stays, as epoll_ctl through the library notes it: a fork's share
+       * (pl_atfork_prepare, which runs after this) keeps the data of a connection in the set
+       * coming to this process (pl_inh_share_conn) and a listener serving connections. */
+      pthread_mutex_lock(&m->ps->mu);
+      if (atomic_load(&m->ps->gen) == m->gen)
+        m->ps->in_epoll = true;
+      pthread_mutex_unlock(&m->ps->mu);
+    }
     pl_ipc_leave(m->ps, m->gen, true);
   }
   if (n > 0 && !copy)
