@@ -14,9 +14,15 @@
  * The blocking calls' waits (pl_wait_fd) are served the same way, each thread sleeping on an epoll
  * set of its own that holds the same two descriptors (pl_eps_wait_sock).
  *
- * Locks: a set's mutex is never held while a socket's is taken (the switch of a candidate holds
- * the socket's and then takes the set's). Readiness is read from atomics (psock.rdy, rseq_in,
- * rseq_out); sets are recycled, never freed (a thread racing a close sees an inactive set).
+ * A wait costs O(ready members), not O(members): a socket's readiness change (pl_reflect, from
+ * libtoe's completions: data, space, EOF, error, a connection to accept) queues its registrations
+ * on their sets' ready lists, and a wait looks at those only (as the kernel's ep_poll_callback and
+ * ep_send_events do).
+ *
+ * Locks: a set's mutex is never held while a socket's is taken (a socket's is taken first: the
+ * switch of a candidate, epoll_ctl, a readiness change queueing the registrations). Readiness is
+ * read from atomics (psock.rdy, rseq_in, rseq_out); sets are recycled, never freed (a thread
+ * racing a close sees an inactive set).
  */
 #define _GNU_SOURCE
 
@@ -36,35 +42,53 @@
 
 #define EPS_MAX 65536 /* sets at descriptors above this are left to the kernel */
 
-struct epm {
-  int fd;
+/* A registration of an offloaded socket in a served set. The socket lists its registrations
+ * (psock.eregs, under the socket's lock), so that a readiness change of the socket queues them on
+ * their sets' ready lists (pl_eps_ready): a wait visits the ready members only, not every member.
+ * Freed by whoever takes it out of the set (DEL, the socket's last close, the set's close or
+ * fallback), once it is out of the socket's list too. */
+struct pl_epm {
+  struct eps *s; /* its set (sets are recycled, never freed) */
   struct psock *ps;
+  int fd;
   unsigned gen; /* ps->gen when registered: a recycled psock is another socket */
+  /* under s->mu: */
   uint32_t events;
   epoll_data_t data;
   bool armed; /* EPOLLONESHOT: false once reported, until EPOLL_CTL_MOD */
   bool fresh; /* ADD/MOD: the current readiness is reported once, edge-triggered or not */
-  unsigned seq_in, seq_out; /* the socket's rseq_in/rseq_out at the last report (EPOLLET) */
+  unsigned seq_in, seq_out;     /* the socket's rseq_in/rseq_out at the last report (EPOLLET) */
+  bool live;                    /* in s's member list */
+  bool queued;                  /* on s's ready list */
+  struct pl_epm *next, *prev;   /* s's members */
+  struct pl_epm *rnext, *rprev; /* s's ready list */
+  /* under ps->mu: */
+  struct pl_epm *pnext; /* ps's registrations */
 };
 
 struct eps {
   pthread_mutex_t mu;
-  atomic_bool active; /* a set made by epoll_create* at this number, not closed */
-  atomic_bool inproc; /* its offloaded members are served here (false: fallback) */
-  bool cookies;       /* COOKIE_WAKE is in the kernel set */
-  toe_dev *dev_in;    /* the session whose event descriptor is in the kernel set */
-  int nkern;          /* kernel members added through epoll_ctl */
-  struct epm *m;
-  int n, cap;
-  unsigned rot; /* where the next collection starts (fairness when max is small) */
+  atomic_bool active;  /* a set made by epoll_create* at this number, not closed */
+  atomic_bool inproc;  /* its offloaded members are served here (false: fallback) */
+  bool cookies;        /* COOKIE_WAKE is in the kernel set */
+  toe_dev *dev_in;     /* the session whose event descriptor is in the kernel set */
+  int nkern;           /* kernel members added through epoll_ctl */
+  struct pl_epm *head; /* the offloaded members */
+  int n;
+  /* The ready list: members whose socket became ready for something since they were last looked
+   * at (a level-triggered member stays on it while it is reported: ep_send_events re-queues it
+   * the same way), in the order they became ready. */
+  struct pl_epm *rhead, *rtail;
+  int nready;
 };
 
 static _Atomic(struct eps *) g_sets[EPS_MAX];
 static pthread_mutex_t g_sets_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int g_wake_fd = -1;
-static atomic_uint g_rgen;    /* bumped at every new readiness of a socket in a served set */
-static atomic_int g_sleepers; /* threads asleep in a served set */
-static atomic_ulong g_served; /* TOE_PRELOAD_DEBUG: waits served in the process */
+static atomic_uint g_rgen;     /* bumped at every new readiness of a socket in a served set */
+static atomic_int g_sleepers;  /* threads asleep in a served set */
+static atomic_ulong g_served;  /* TOE_PRELOAD_DEBUG: waits served in the process */
+static atomic_ulong g_visited; /* ... and the ready-list entries those waits looked at */
 
 static struct eps *set_of(int epfd)
 {
@@ -91,6 +115,112 @@ static int wake_fd(void)
   return fd;
 }
 
+/* ---- the member and ready lists (s->mu held) ---------------------------------------------- */
+
+static void rq_push(struct eps *s, struct pl_epm *m)
+{
+  if (m->queued)
+    return;
+  m->queued = true;
+  m->rnext = NULL;
+  m->rprev = s->rtail;
+  if (s->rtail)
+    s->rtail->rnext = m;
+  else
+    s->rhead = m;
+  s->rtail = m;
+  s->nready++;
+}
+
+static void rq_remove(struct eps *s, struct pl_epm *m)
+{
+  if (!m->queued)
+    return;
+  m->queued = false;
+  if (m->rprev)
+    m->rprev->rnext = m->rnext;
+  else
+    s->rhead = m->rnext;
+  if (m->rnext)
+    m->rnext->rprev = m->rprev;
+  else
+    s->rtail = m->rprev;
+  s->nready--;
+}
+
+/* Takes m out of its set (members and ready list); it stays on its socket's list. */
+static void member_unlink(struct eps *s, struct pl_epm *m)
+{
+  rq_remove(s, m);
+  if (m->prev)
+    m->prev->next = m->next;
+  else
+    s->head = m->next;
+  if (m->next)
+    m->next->prev = m->prev;
+  m->live = false;
+  s->n--;
+}
+
+/* Takes every member out of s: returns them chained by `next` (nobody else follows those links
+ * once a member is not live), s->mu held. */
+static struct pl_epm *detach_all(struct eps *s)
+{
+  struct pl_epm *all = s->head;
+  for (struct pl_epm *m = all; m; m = m->next) {
+    m->live = false;
+    m->queued = false;
+  }
+  s->head = s->rhead = s->rtail = NULL;
+  s->n = s->nready = 0;
+  return all;
+}
+
+/* Takes m (detached from its set) off its socket's list if it is still there (the socket's last
+ * close may have taken it off already), ps->mu held. */
+static void sock_list_remove(struct pl_epm *m)
+{
+  for (struct pl_epm **pp = &m->ps->eregs; *pp; pp = &(*pp)->pnext)
+    if (*pp == m) {
+      *pp = m->pnext;
+      return;
+    }
+}
+
+void pl_eps_ready(struct psock *ps)
+{
+  for (struct pl_epm *m = ps->eregs; m; m = m->pnext) {
+    pthread_mutex_lock(&m->s->mu);
+    if (m->live)
+      rq_push(m->s, m);
+    pthread_mutex_unlock(&m->s->mu);
+  }
+}
+
+void pl_eps_sock_gone(struct psock *ps)
+{
+  struct pl_epm *m = ps->eregs, *own = NULL;
+  ps->eregs = NULL;
+  while (m) {
+    struct pl_epm *next = m->pnext;
+    pthread_mutex_lock(&m->s->mu);
+    bool mine = m->live; /* (not live: a set's close or fallback took it and frees it) */
+    if (mine)
+      member_unlink(m->s, m);
+    pthread_mutex_unlock(&m->s->mu);
+    if (mine) {
+      m->pnext = own;
+      own = m;
+    }
+    m = next;
+  }
+  while (own) {
+    struct pl_epm *next = own->pnext;
+    free(own);
+    own = next;
+  }
+}
+
 static void ensure_cookies(int epfd, struct eps *s, struct pdev *p);
 
 void pl_eps_new(int epfd)
@@ -106,11 +236,11 @@ void pl_eps_new(int epfd)
     atomic_store_explicit(&g_sets[epfd], s, memory_order_release);
   }
   pthread_mutex_lock(&s->mu);
-  s->n = 0;
+  s->head = s->rhead = s->rtail = NULL;
+  s->n = s->nready = 0;
   s->nkern = 0;
   s->cookies = false;
   s->dev_in = NULL;
-  s->rot = 0;
   atomic_store(&s->inproc, !pl_cfg.disabled);
   /* The wake eventfd from the start: every wait on the set is served (a thread asleep in it when
    * the first offloaded member comes must be woken, and must never see a cookie). */
@@ -129,16 +259,18 @@ void pl_eps_forget(int epfd)
     return;
   pthread_mutex_lock(&s->mu);
   atomic_store(&s->active, false);
-  int n = s->n;
-  struct epm *copy = n > 0 ? malloc((size_t)n * sizeof(*copy)) : NULL;
-  if (copy)
-    memcpy(copy, s->m, (size_t)n * sizeof(*copy));
-  s->n = 0;
+  struct pl_epm *m = detach_all(s);
   pthread_mutex_unlock(&s->mu);
   /* The members are in one set fewer: a socket in none is mirrored on its placeholder again. */
-  for (int i = 0; copy && i < n; i++)
-    pl_ipc_leave(copy[i].ps, copy[i].gen, false);
-  free(copy);
+  while (m) {
+    struct pl_epm *next = m->next;
+    pthread_mutex_lock(&m->ps->mu);
+    sock_list_remove(m);
+    pthread_mutex_unlock(&m->ps->mu);
+    pl_ipc_leave(m->ps, m->gen, false);
+    free(m);
+    m = next;
+  }
 }
 
 void pl_eps_forget_range(unsigned first, unsigned last)
@@ -166,23 +298,23 @@ static uint32_t sock_events(struct psock *ps)
   return ev;
 }
 
-/* Reports the ready members into evs (at most max), s->mu held. Drops members whose socket is
- * gone (its last descriptor closed: the kernel forgets such a registration too). */
+/* Reports the ready members into evs (at most max), s->mu held: looks at the ready list only.
+ * A member leaves the list when it is found not ready (or, edge-triggered, without a new edge),
+ * when it is edge-triggered or one-shot and reported; a level-triggered member reported goes to
+ * the list's end (re-checked at the next wait, and the others come first: in turn when more are
+ * ready than asked for). */
 static int collect(struct eps *s, struct epoll_event *evs, int max)
 {
-  int out = 0;
-  int n = s->n;
-  if (n == 0)
-    return 0;
-  unsigned start = s->rot % (unsigned)n;
-  for (int k = 0; k < n && out < max; k++) {
-    int i = (int)((start + (unsigned)k) % (unsigned)n);
-    struct epm *m = &s->m[i];
+  int out = 0, visited = 0;
+  for (int budget = s->nready; budget > 0 && out < max && s->rhead; budget--) {
+    struct pl_epm *m = s->rhead;
+    rq_remove(s, m);
+    visited++;
     if (atomic_load(&m->ps->gen) != m->gen || !m->armed)
-      continue; /* a closed socket's is removed below */
+      continue; /* ONESHOT disarmed: MOD queues it again */
     uint32_t ev = sock_events(m->ps) & (m->events | EPOLLERR | EPOLLHUP);
     if (!ev)
-      continue;
+      continue; /* queued again when the socket becomes ready (pl_eps_ready) */
     unsigned si = atomic_load(&m->ps->rseq_in), so = atomic_load(&m->ps->rseq_out);
     if ((m->events & EPOLLET) && !m->fresh) {
       /* A new edge only: a readiness change of a kind this member waits for (the kernel's
@@ -198,17 +330,13 @@ static int collect(struct eps *s, struct epoll_event *evs, int max)
     m->fresh = false;
     if (m->events & EPOLLONESHOT)
       m->armed = false;
+    else if (!(m->events & EPOLLET))
+      rq_push(s, m);
     evs[out].events = ev;
     evs[out].data = m->data;
     out++;
   }
-  s->rot = start + 1;
-  /* Compact away the members of closed sockets. */
-  int w = 0;
-  for (int i = 0; i < s->n; i++)
-    if (atomic_load(&s->m[i].ps->gen) == s->m[i].gen)
-      s->m[w++] = s->m[i];
-  s->n = w;
+  atomic_fetch_add_explicit(&g_visited, (unsigned long)visited, memory_order_relaxed);
   return out;
 }
 
@@ -247,35 +375,38 @@ static void ensure_cookies(int epfd, struct eps *s, struct pdev *p)
   }
 }
 
-static struct epm *find(struct eps *s, int fd, struct psock *ps)
+/* ps's live registration in s under number fd, or NULL (ps->mu and s->mu held). */
+static struct pl_epm *find(struct eps *s, int fd, struct psock *ps)
 {
-  for (int i = 0; i < s->n; i++) {
-    struct epm *m = &s->m[i];
-    if (m->fd == fd && m->ps == ps && atomic_load(&ps->gen) == m->gen)
+  for (struct pl_epm *m = ps->eregs; m; m = m->pnext)
+    if (m->s == s && m->live && m->fd == fd && m->gen == atomic_load(&ps->gen))
       return m;
-  }
   return NULL;
 }
 
+/* A new member (ps->mu and s->mu held), queued: ADD reports the current readiness once. */
 static int add_member(struct eps *s, int fd, struct psock *ps, const struct epoll_event *ev)
 {
-  if (s->n == s->cap) {
-    int cap = s->cap ? s->cap * 2 : 16;
-    struct epm *nm = realloc(s->m, (size_t)cap * sizeof(*nm));
-    if (!nm)
-      return -ENOMEM;
-    s->m = nm;
-    s->cap = cap;
-  }
-  struct epm *m = &s->m[s->n++];
-  memset(m, 0, sizeof(*m));
-  m->fd = fd;
+  struct pl_epm *m = calloc(1, sizeof(*m));
+  if (!m)
+    return -ENOMEM;
+  m->s = s;
   m->ps = ps;
+  m->fd = fd;
   m->gen = atomic_load(&ps->gen);
   m->events = ev->events;
   m->data = ev->data;
   m->armed = true;
   m->fresh = true;
+  m->live = true;
+  m->next = s->head;
+  if (s->head)
+    s->head->prev = m;
+  s->head = m;
+  s->n++;
+  m->pnext = ps->eregs;
+  ps->eregs = m;
+  rq_push(s, m);
   return 0;
 }
 
@@ -296,14 +427,17 @@ static int ctl_served(int epfd, struct eps *s, int op, int fd, struct psock *ps,
       (op == EPOLL_CTL_MOD || (ev->events & ~(uint32_t)EXCL_OK)))
     return -EINVAL;
   struct pdev *p = ps->pdev;
+  /* The socket's lock, then the set's: its list of registrations changes with the set's. */
+  pthread_mutex_lock(&ps->mu);
   pthread_mutex_lock(&s->mu);
   if (!atomic_load(&s->inproc)) {
     pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&ps->mu);
     return 1; /* became a fallback set meanwhile: the kernel's */
   }
-  struct epm *m = find(s, fd, ps);
+  struct pl_epm *m = find(s, fd, ps), *gone = NULL;
   int rc = 0;
-  bool joined = false, left = false;
+  bool joined = false;
   if (op == EPOLL_CTL_ADD) {
     if (m)
       rc = -EEXIST;
@@ -319,15 +453,19 @@ static int ctl_served(int epfd, struct eps *s, int op, int fd, struct psock *ps,
       m->data = ev->data;
       m->armed = true;
       m->fresh = true;
+      rq_push(s, m);
     }
   } else {
-    *m = s->m[--s->n];
-    left = true;
+    member_unlink(s, m);
+    sock_list_remove(m);
+    gone = m;
   }
   if (rc == 0 && op != EPOLL_CTL_DEL)
     ensure_cookies(epfd, s, p);
   unsigned gen = atomic_load(&ps->gen);
   pthread_mutex_unlock(&s->mu);
+  pthread_mutex_unlock(&ps->mu);
+  free(gone);
   if (rc == 0)
     pl_ep_mark(epfd);
   if (joined || (rc == 0 && op == EPOLL_CTL_MOD)) {
@@ -336,7 +474,7 @@ static int ctl_served(int epfd, struct eps *s, int op, int fd, struct psock *ps,
      * ep_modify wake the set's waiters. */
     if (sock_events(ps) & (ev->events | EPOLLERR | EPOLLHUP))
       pl_eps_raise();
-  } else if (left)
+  } else if (gone)
     pl_ipc_leave(ps, gen, false);
   return rc;
 }
@@ -380,6 +518,7 @@ bool pl_eps_switched(int epfd, int fd, struct psock *ps, struct epoll_event *ev)
   if (!s || !atomic_load(&s->inproc))
     return false;
   pthread_mutex_lock(&s->mu);
+  /* (ps->mu is held by the switch: the socket's lock, then the set's, as in ctl_served.) */
   bool ok = atomic_load(&s->inproc) && !find(s, fd, ps) && add_member(s, fd, ps, ev) == 0;
   if (ok) {
     ensure_cookies(epfd, s, ps->pdev);
@@ -407,10 +546,7 @@ void pl_eps_fallback(int epfd)
   }
   atomic_store(&s->inproc, false);
   int n = s->n;
-  struct epm *copy = n > 0 ? malloc((size_t)n * sizeof(*copy)) : NULL;
-  if (copy)
-    memcpy(copy, s->m, (size_t)n * sizeof(*copy));
-  s->n = 0;
+  struct pl_epm *list = detach_all(s);
   if (s->cookies) {
     int wfd = atomic_load(&g_wake_fd);
     if (wfd >= 0)
@@ -422,10 +558,16 @@ void pl_eps_fallback(int epfd)
   s->dev_in = NULL;
   pthread_mutex_unlock(&s->mu);
   /* Every member goes into the kernel set on its placeholder, mirrored from now on. */
-  for (int i = 0; copy && i < n; i++) {
-    struct epm *m = &copy[i];
-    if (atomic_load(&m->ps->gen) != m->gen)
+  while (list) {
+    struct pl_epm *m = list;
+    list = m->next;
+    pthread_mutex_lock(&m->ps->mu);
+    sock_list_remove(m);
+    pthread_mutex_unlock(&m->ps->mu);
+    if (atomic_load(&m->ps->gen) != m->gen) {
+      free(m);
       continue;
+    }
     pl_pin(m->ps, m->gen);
     struct epoll_event ev = {.events = m->armed ? m->events : (m->events & EPOLLONESHOT),
                              .data = m->data};
@@ -441,12 +583,8 @@ void pl_eps_fallback(int epfd)
       pthread_mutex_unlock(&m->ps->mu);
     }
     pl_ipc_leave(m->ps, m->gen, true);
+    free(m);
   }
-  if (n > 0 && !copy)
-    pl_log("epoll %d: out of memory while handing the set to the kernel: its offloaded members "
-           "are not reported any more (re-add them)",
-           epfd);
-  free(copy);
   PL_DBG("epoll %d: served by the kernel from now on (%d offloaded members)", epfd, n);
 }
 
@@ -512,6 +650,51 @@ static int thread_set(void)
   return ep;
 }
 
+/* The session's event descriptor is in the thread's set (p spun on by the caller). */
+static void thread_set_dev(int ep, struct pdev *p)
+{
+  if (t_dev != p->dev) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = COOKIE_DEV};
+    int efd = toe_event_fd(p->dev);
+    if (efd >= 0 && (R.epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) == 0 || errno == EEXIST))
+      t_dev = p->dev;
+  }
+}
+
+int pl_eps_thread_wait_fd(bool *with_dev)
+{
+  *with_dev = false;
+  int ep = thread_set();
+  if (ep < 0)
+    return -1;
+  struct pdev *p = pl_spin_acquire();
+  if (p) {
+    bool changed = false;
+    pl_dev_process(p, &changed);
+    thread_set_dev(ep, p);
+    *with_dev = t_dev == p->dev;
+    pl_spin_release(p);
+  }
+  return ep;
+}
+
+void pl_eps_thread_consume(void)
+{
+  struct epoll_event evs[4];
+  if (t_ep >= 0)
+    R.epoll_wait(t_ep, evs, 4, 0); /* (the wake eventfd is edge-triggered: taken off the list) */
+}
+
+unsigned pl_eps_gen(void)
+{
+  return atomic_load(&g_rgen);
+}
+
+void pl_eps_sleeping(int d)
+{
+  atomic_fetch_add(&g_sleepers, d);
+}
+
 bool pl_sock_ready(struct psock *ps, short events)
 {
   uint32_t want = EPOLLERR | EPOLLHUP;
@@ -533,12 +716,7 @@ int pl_eps_wait_sock(struct psock *ps, unsigned gen, short events, int left_ms)
     if (p) {
       bool changed = false;
       pl_dev_process(p, &changed);
-      if (t_dev != p->dev) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = COOKIE_DEV};
-        int efd = toe_event_fd(p->dev);
-        if (efd >= 0 && (R.epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) == 0 || errno == EEXIST))
-          t_dev = p->dev;
-      }
+      thread_set_dev(ep, p);
       pl_spin_release(p);
     }
     unsigned g = atomic_load(&g_rgen);
@@ -715,7 +893,8 @@ int pl_eps_wait(int epfd, struct epoll_event *evs, int max, int64_t tmo_ms, cons
 void pl_eps_report(void)
 {
   if (atomic_load(&g_served))
-    PL_DBG("epoll: %lu waits served in the process", atomic_load(&g_served));
+    PL_DBG("epoll: %lu waits served in the process, %lu ready-list entries looked at",
+           atomic_load(&g_served), atomic_load(&g_visited));
 }
 
 PL_API int epoll_create1(int flags)

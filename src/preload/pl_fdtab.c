@@ -157,6 +157,8 @@ void pl_psock_unref(struct psock *ps)
   ps->afd = ps->bfd = -1;
   free(ps->zbuf);
   ps->zbuf = NULL;
+  pl_eps_sock_gone(
+      ps); /* out of the served epoll sets, as the kernel's ep_remove at the last fput */
   atomic_store(&ps->state, PS_FREE);
   pthread_mutex_unlock(&ps->mu);
   psock_recycle(ps);

@@ -88,6 +88,8 @@ static void give_interest(struct psock *ps, unsigned have)
  * its kind and wakes the threads asleep in served epoll sets. */
 static void ready_set(struct psock *ps, unsigned bits)
 {
+  if (ps->pend_err)
+    bits |= SH_ERR; /* (EPOLLERR appears: the socket's registrations must be looked at) */
   unsigned old = atomic_load_explicit(&ps->rdy, memory_order_relaxed);
   if (old == bits)
     return;
@@ -97,8 +99,15 @@ static void ready_set(struct psock *ps, unsigned bits)
     atomic_fetch_add(&ps->rseq_in, 1);
   if (up & (SH_OUT | SH_HUP))
     atomic_fetch_add(&ps->rseq_out, 1);
-  if (up) /* (cheap unless a thread sleeps in a served wait) */
+  if (up) {
+    /* Onto the ready lists of the sets holding it (after the store above: a wait that takes a
+     * registration off a list reads rdy under the set's lock, so it either sees the new bits or
+     * finds the registration queued again), then wake the sleepers (cheap unless a thread sleeps
+     * in a served wait). */
+    if (ps->eregs)
+      pl_eps_ready(ps);
     pl_eps_raise();
+  }
 }
 
 /* The placeholder shows the state while no served epoll set holds the socket, or once a waiter

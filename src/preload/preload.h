@@ -170,6 +170,7 @@ enum {
 #define SH_RDHUP 0x4u
 #define SH_TERM 0x8u /* hang-up shown, B closed: nothing more to show */
 #define SH_HUP 0x10u /* psock.rdy only: hung up (a zombie) */
+#define SH_ERR 0x20u /* psock.rdy only: an error was pending (pend_err) at the last reflect */
 
 /* A socket option set by the application, kept for replay at the switch and for getsockopt. */
 struct pl_opt {
@@ -187,6 +188,7 @@ struct pl_epreg {
 #define PL_EPREGS_MAX 4
 
 struct pdev;
+struct pl_epm;
 
 struct psock {
   pthread_mutex_t mu;
@@ -222,6 +224,7 @@ struct psock {
    * waiter the library does not serve: poll, select, a blocking call, a kernel epoll set). */
   atomic_uint rdy, rseq_in, rseq_out;
   atomic_int ipc;
+  struct pl_epm *eregs; /* its registrations in served sets (pl_epoll.c), under mu */
   bool pinned;
   bool pin_counted; /* counted in its device's npinned (pl_dev_pin) */
   bool nonblock;    /* O_NONBLOCK of the open file description */
@@ -444,12 +447,27 @@ void pl_eps_fork_child(void);
 bool pl_eps_served(int epfd);
 int pl_eps_wait(int epfd, struct epoll_event *evs, int max, int64_t tmo_ms, const sigset_t *mask);
 void pl_eps_raise(void);
+/* ps (locked) became ready for something new: its registrations go on their sets' ready lists. */
+void pl_eps_ready(struct psock *ps);
+/* ps's last descriptor is gone (ps locked): its registrations leave their sets. */
+void pl_eps_sock_gone(struct psock *ps);
 /* A blocking call's wait on an unpinned offloaded socket, served in the process: takes the
  * device's events, checks the socket (gen: its generation when the wait began), and sleeps at most
  * once (left_ms, -1: no limit) on a per-thread epoll set holding libtoe's event descriptor and the
  * wake eventfd. > 0 ready (or the socket changed state: the caller looks again), 0 not ready,
  * -EINTR and other -errno from the sleep, -ENOTSUP: not possible (then wait on the placeholder). */
 int pl_eps_wait_sock(struct psock *ps, unsigned gen, short events, int left_ms);
+/* For a wait served in the process that sleeps in poll (pl_poll.c): the calling thread's own
+ * epoll set (libtoe's event descriptor and the wake eventfd; *with_dev false when the session's
+ * descriptor is not in it: sleep briefly), after taking the device's events in this thread; -1
+ * when there is none. Pollable: readable when either has news. pl_eps_thread_consume takes the
+ * news off it after a wake. pl_eps_gen: the readiness generation (read before the last look, and
+ * compared after pl_eps_sleeping(1), before sleeping: no lost wake-up); pl_eps_sleeping(+1/-1)
+ * counts the thread asleep (a readiness change then writes the wake eventfd). */
+int pl_eps_thread_wait_fd(bool *with_dev);
+void pl_eps_thread_consume(void);
+unsigned pl_eps_gen(void);
+void pl_eps_sleeping(int d);
 /* True when the socket polls ready for `events` (POLLIN/POLLOUT; errors and hang-up count). */
 bool pl_sock_ready(struct psock *ps, short events);
 void pl_eps_report(void);
