@@ -394,6 +394,7 @@ static atomic_ulong g_spun, g_spun_ready; /* TOE_PRELOAD_DEBUG's counters, at ex
 void pl_spin_report(void)
 {
   pl_eps_report();
+  pl_poll_report();
   if (pl_cfg.drain)
     PL_DBG("waits: %lu processed completions before sleeping, %lu of them found a ready descriptor",
            atomic_load(&g_spun), atomic_load(&g_spun_ready));

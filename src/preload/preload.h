@@ -287,7 +287,8 @@ extern unsigned pl_fork_gen;
  *   pl_fork.c    fork (share tokens, the child's reset) and exit (graceful detach)
  *   pl_inherit.c connections across fork and exec (the stash, fork/exec wrappers, TOE_INHERIT)
  *   pl_sock.c    socket, bind, listen, connect, accept, close, dup, fcntl, options, epoll_ctl
- *   pl_io.c      the data calls and poll/select
+ *   pl_io.c      the data calls (and epoll_wait on the sets the kernel serves)
+ *   pl_poll.c    poll, ppoll, select, pselect (served in the process when they can be)
  *   pl_epoll.c   epoll sets served in the process (offloaded members without placeholders)
  *   pl_rules.c   the offload rules
  *   pl_syscall.c libc's syscall(): the socket numbers routed to the functions above */
@@ -471,6 +472,8 @@ void pl_eps_sleeping(int d);
 /* True when the socket polls ready for `events` (POLLIN/POLLOUT; errors and hang-up count). */
 bool pl_sock_ready(struct psock *ps, short events);
 void pl_eps_report(void);
+/* pl_poll.c: at exit, with TOE_PRELOAD_DEBUG: how many poll/select calls were served here. */
+void pl_poll_report(void);
 /* pl_ready.c, for pl_epoll.c: ps joins a served set (count) or changed its registration there;
  * leaves one (if still the socket of generation gen; to_kernel: its registration moves to the
  * kernel set); is pinned (mirrored for good). */

@@ -29,6 +29,10 @@
 #  - non-blocking errno: EINPROGRESS then SO_ERROR 0, EAGAIN, ECONNREFUSED through SO_ERROR,
 #    ECONNRESET after the peer's RST, EPIPE with SIGPIPE and without it under MSG_NOSIGNAL,
 #    EADDRINUSE for a second listener.
+#  - poll, ppoll, select, pselect served in the process (tests/net/preload_poll.c): timeouts,
+#    wake-ups (another thread's too), POLLNVAL, ppoll's signal mask and EINTR, select's timeval
+#    (time left), EBADF, the exact revents of TCP (writable, RDHUP/HUP, reset, refused) and UDP;
+#    on the device, with TOE_PROFILE=latency, and on the kernel.
 # It runs a second time on the device with TOE_PROFILE=latency (spin-then-sleep).
 # The same program then runs in the peer namespace on the kernel (TOE_OFFLOAD=none, its peer child
 # in the same namespace), so every check describes the kernel's behaviour, not just ours.
@@ -102,6 +106,20 @@ run_prog device_latency dev timeout -k 2 120 "${PRE[@]}" TOE_PROFILE=latency "$P
 # child connects to the listener in the same namespace).
 run_prog kernel peer timeout -k 2 120 "${PRE[@]}" TOE_OFFLOAD=none "$PROG" "$NET_PEER_ADDR" "$ECHO" \
   "$RST" "$CLOSED" "$LISTEN" "$NET_PEER_ADDR" "/var/run/netns/$NET_PEER_NS"
+
+# poll, ppoll, select, pselect on offloaded sockets (tests/net/preload_poll.c): served in the
+# process on the device (the library's counter says so), and the same checks on the kernel.
+POLLPROG=$NET_BINDIR/preload_poll
+[ -x "$POLLPROG" ] || net_die "no preload_poll at $POLLPROG (build first)"
+preload_run poll-device dev timeout -k 2 60 "${PRE[@]}" TOE_PRELOAD_DEBUG=1 "$POLLPROG" \
+  "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED"
+served=$(sed -n 's/.*poll\/select: \([0-9]*\) calls served in the process.*/\1/p' \
+  "$NET_TMP/poll-device.err" | tail -1)
+check_ge "poll-device: poll/select calls served in the process" "$(num "$served")" 20
+preload_run poll-device-latency dev timeout -k 2 60 "${PRE[@]}" TOE_PROFILE=latency "$POLLPROG" \
+  "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED"
+preload_run poll-kernel peer timeout -k 2 60 "${PRE[@]}" TOE_OFFLOAD=none "$POLLPROG" \
+  "$NET_PEER_ADDR" "$ECHO" "$RST" "$CLOSED"
 
 check_toed_exit
 net_finish
