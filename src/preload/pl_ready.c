@@ -114,9 +114,10 @@ static void ready_set(struct psock *ps, unsigned bits)
  * the library does not serve may look at it (pinned). */
 static bool mirrored(const struct psock *ps)
 {
-  /* Every waiter on the placeholder that the library does not serve pins the socket first (poll,
-   * select, a kernel epoll set, SCM_RIGHTS, fork); epoll sets made through the library and the
-   * blocking calls are served from psock.rdy. So only a pinned socket is mirrored. */
+  /* Every waiter on the placeholder that the library does not serve pins the socket first (a
+   * kernel epoll set, SCM_RIGHTS, fork); epoll sets made through the library, poll and select
+   * (pl_poll.c) and the blocking calls are served from psock.rdy. So only a pinned socket is
+   * mirrored. */
   return ps->pinned;
 }
 
@@ -284,7 +285,7 @@ void pl_refresh_fd(int fd)
     return;
   if (pl_enter_fd(fd, ps) == PS_OFF) {
     pl_inh_demand(ps); /* a shared connection polled: its data comes to us again */
-    pl_dev_pin(ps);    /* poll, select or a kernel epoll set waits on the placeholder itself */
+    pl_dev_pin(ps);    /* a kernel epoll set (or poll, select) waits on the placeholder itself */
     if (ps->listening && !ps->acc_demand) {
       /* This process polls its listener: it serves connections (on a shared one, toe_poll_ctl
        * with TOE_POLLIN makes libtoe post ACCEPTs for it; on one not shared yet, it is noted

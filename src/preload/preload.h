@@ -220,8 +220,8 @@ struct psock {
   /* Readiness served in the process (pl_epoll.c): the socket's state as SH_* bits (SH_HUP too),
    * updated by every pl_reflect whether or not the placeholder shows it; rseq_in / rseq_out count
    * the times an input / output readiness appeared (edge-triggered waiters); ipc counts the
-   * in-process epoll registrations. The placeholder is mirrored while ipc is 0 or once pinned (a
-   * waiter the library does not serve: poll, select, a blocking call, a kernel epoll set). */
+   * in-process epoll registrations. The placeholder is mirrored only once pinned (a waiter the
+   * library does not serve: a kernel epoll set, SCM_RIGHTS, a fork). */
   atomic_uint rdy, rseq_in, rseq_out;
   atomic_int ipc;
   struct pl_epm *eregs; /* its registrations in served sets (pl_epoll.c), under mu */
