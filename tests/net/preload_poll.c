@@ -10,11 +10,12 @@
  * HOST runs a TCP and a UDP echo on ECHO_PORT and a TCP server that resets after the first bytes
  * on RST_PORT; nothing listens on CLOSED_PORT.
  *
- * Covered: the timeout and an arrival that ends it (another thread's too), POLLNVAL for a closed
- * number and a negative one ignored, ppoll's signal mask (a pending signal and one arriving while
- * asleep: EINTR), select's timeval updated with the time left, EBADF with the sets left alone,
- * exceptional conditions, the exact revents of TCP (writable, RDHUP/HUP after both directions
- * shut, ERR/HUP/IN/OUT after a reset and after SO_ERROR, a refused connect) and UDP (WRBAND).
+ * Covered: the timeout and an arrival that ends it (another thread's too, while this one sleeps in
+ * epoll_wait), POLLNVAL for a closed number and a negative one ignored, ppoll's signal mask (a
+ * pending signal and one arriving while asleep: EINTR), select's timeval updated with the time
+ * left, EBADF with the sets left alone, exceptional conditions, the exact revents of TCP (writable,
+ * RDHUP/HUP after both directions shut, ERR/HUP/IN/OUT after a reset and after SO_ERROR, a refused
+ * connect) and UDP (WRBAND).
  */
 #define _GNU_SOURCE
 
@@ -121,6 +122,32 @@ static void run_timeouts(const char *host, int echo)
         "poll in another thread: woken by the echo (%d, 0x%x, %llu ms)", pt.rc, pt.revents,
         (unsigned long long)pt.ms);
   recv(t, buf, sizeof(buf), 0);
+
+  /* No lost wake-up between a poll and an epoll wait: while this thread sleeps in epoll_wait on
+   * another connection, a thread asleep in poll on t must wake for each echo, whichever of the
+   * two takes the device's news. */
+  int t2 = tcp_connect(host, echo);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 1};
+  check(t2 >= 0 && ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, t2, &ev) == 0,
+        "a second connection in an epoll set");
+  int woke = 0;
+  for (int i = 0; i < 5; i++) {
+    struct poller pw = {.fd = t};
+    pthread_create(&th, NULL, poller_main, &pw);
+    struct later lw = {.fd = t, .delay_ms = 100};
+    pthread_create(&th2, NULL, later_main, &lw);
+    struct epoll_event got;
+    epoll_wait(ep, &got, 1, 400); /* (nothing comes on t2: asleep while the echo arrives) */
+    pthread_join(th2, NULL);
+    pthread_join(th, NULL);
+    woke += pw.rc == 1 && pw.revents == POLLIN;
+    recv(t, buf, sizeof(buf), 0);
+  }
+  check(woke == 5,
+        "poll in one thread, epoll_wait in another: the poller woke every time (%d of 5)", woke);
+  close(ep);
+  close(t2);
 
   /* POLLNVAL for a closed number, a negative one ignored (its revents cleared) */
   int d = dup(t);
