@@ -25,7 +25,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
 source "$(dirname "$0")/preload_lib.sh"
-NET_REQUIRED_TOOLS="ip ping timeout ss $NET_PY"
+NET_REQUIRED_TOOLS="ip ping timeout ss tcpdump $NET_PY"
 net_init "$1" 300
 tr_init
 preload_init
@@ -101,7 +101,7 @@ check "TOE_SPIN_US=lots is named" grep -q 'TOE_SPIN_US=lots is not a number' "$N
 check "TOE_BATCH=0 is named" grep -q 'TOE_BATCH=0 is not a batch size' "$NET_TMP/badprofile.err"
 
 # A preloaded process that forked a long-lived child dies: the device must still see the death
-# (the child holds no copy of the session) and drop its connection within about a second.
+# (the child holds no copy of the session).
 cat >"$NET_TMP/forker.py" <<'EOF'
 import os, socket, sys, time
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
@@ -122,12 +122,27 @@ CHILD=$(head -1 "$NET_TMP/forker.out")
 [[ "$CHILD" =~ ^[0-9]+$ ]] && net_bg_add "$CHILD"
 toectl_json "$NET_TMP/fflows0.json" flows
 check_eq "fork: the parent's connection is on the device" "$(flows_of "$NET_TMP/fflows0.json" "$FORKER")" 1
+# The parent's death must reach the device (its session ends and the parent no longer owns the
+# flow), but the connection itself lives on, as on the kernel: the child still holds the
+# descriptor (issue 13's inheritance), so the device keeps it for the child's share and sends
+# the peer nothing. No wall-clock bound here: toectl's own start-up under load took 2.4 s
+# (load 18), which timed the tool, not the device.
+FPORT=$(json_eval "$NET_TMP/fflows0.json" "[f['local']['port'] for f in d['flows'] if f['pid'] == $FORKER][0]")
+peer_bg tcpdump -i "$NET_PEER_IF" -n -U --immediate-mode -s 128 -w "$NET_TMP/frst.pcap" \
+  "src host $NET_DEV_ADDR and tcp port $FPORT and tcp[tcpflags] & (tcp-rst|tcp-fin) != 0" \
+  >"$NET_TMP/frst.log" 2>&1 </dev/null
+FRST_PID=$BG_PID
+wait_for 5 grep -q 'listening on' "$NET_TMP/frst.log" || net_die "tcpdump in the peer namespace"
 { kill -KILL "$FORKER" && wait "$FORKER"; } 2>/dev/null
-T0=$(date +%s%N)
 gone() { toectl_json "$NET_TMP/fflows1.json" flows && [ "$(flows_of "$NET_TMP/fflows1.json" "$FORKER")" = 0 ]; }
-wait_for 5 gone
-check_range "fork: the parent killed, its connection is gone though its child lives (ms)" \
-  "$(ms_since "$T0")" 0 1500
+# The limit only keeps a broken device from hanging the test.
+check "fork: the parent killed, the device no longer counts it as the connection's owner" wait_for 20 gone
+check_eq "fork: the connection stays established for the child that holds it" \
+  "$(json_eval "$NET_TMP/fflows1.json" "[f['state'] for f in d['flows'] if f['local']['port'] == $FPORT]")" \
+  "['ESTAB']"
+net_kill_pid "$FRST_PID"
+check_eq "fork: no RST or FIN to the peer while the child holds the connection" \
+  "$(tcpdump -r "$NET_TMP/frst.pcap" -n 2>/dev/null | wc -l)" 0
 if [[ "$CHILD" =~ ^[0-9]+$ ]]; then
   check "  (the child is still alive)" kill -0 "$CHILD"
   net_kill_pid "$CHILD"
