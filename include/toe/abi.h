@@ -259,6 +259,10 @@ struct toe_abi_ring_ctl {
 
 /* The consumer sleeps: the producer must ring the doorbell after publishing (docs: "Doorbells"). */
 #define TOE_ABI_RING_F_NEED_WAKEUP 0x1u
+/* 1.6: bits 8..31 of flags may count the consumer's sleeps (1, 2, ..., never 0): a producer rings
+ * once per count; 0 means "ring on every publish while NEED_WAKEUP is set" (docs/transport.md). */
+#define TOE_ABI_RING_SLEEP_SHIFT 8u
+#define TOE_ABI_RING_SLEEP_MASK 0xffffffu
 
 /* Device states in the region header. */
 #define TOE_ABI_DEV_RUNNING 1
