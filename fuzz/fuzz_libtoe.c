@@ -157,7 +157,7 @@ static int dev_handshake(void)
     return -1;
   struct toe_abi_limits lim;
   toe_abi_limits_default(&lim);
-  lim.caps = TOE_ABI_CAPS_1_5;
+  lim.caps = TOE_ABI_CAPS_1_6;
   lim.handles_max = 16;
   struct toe_abi_hello_reply rep;
   if (toe_abi_negotiate(&h, (size_t)n, &lim, 7, &rep) < 0)

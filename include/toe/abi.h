@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 5 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.5"
+#define TOE_ABI_MINOR 6 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.6"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -95,6 +95,14 @@
  * The option TOE_ABI_IP_RECVERR passes through too. Granted to every client. */
 #define TOE_ABI_CAP_RXMETA (1ull << 11)
 #define TOE_ABI_CAPS_1_5 (TOE_ABI_CAPS_1_4 | TOE_ABI_CAP_RXMETA)
+/* 1.6 (a leaner transport, docs/transport.md "1.6: large buffers"): the client takes whatever
+ * buffer size the layout gives it, so a hello that leaves buf_size (and buf_count) 0 gets the
+ * large default geometry (TOE_ABI_DEFAULT_BUF_SIZE_LARGE, halved while the region limit would
+ * leave fewer than TOE_ABI_LARGE_MIN_BUFS of them) instead of 1.0's 8 KiB. A client without the
+ * bit keeps 1.0's defaults (it may have sized its own copies for 8 KiB). Granted to every client.
+ */
+#define TOE_ABI_CAP_LARGE_BUFS (1ull << 12)
+#define TOE_ABI_CAPS_1_6 (TOE_ABI_CAPS_1_5 | TOE_ABI_CAP_LARGE_BUFS)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -118,6 +126,16 @@
 #define TOE_ABI_DEFAULT_BUF_SIZE 8192u
 #define TOE_ABI_DEFAULT_BUF_COUNT 2048u
 #define TOE_ABI_DEFAULT_HANDLES 1024u
+/* 1.6, TOE_ABI_CAP_LARGE_BUFS granted and buf_size/buf_count 0 in the hello: 512 x 64 KiB (32 MiB
+ * of region, touched only as used). Each buffer carries up to 64 KiB of one socket per EV_DATA
+ * and a whole UDP datagram, and a SEND of TOE_SEND_RUN_MAX buffers up to 512 KiB. */
+#define TOE_ABI_DEFAULT_BUF_SIZE_LARGE 65536u
+#define TOE_ABI_DEFAULT_BUF_COUNT_LARGE 512u
+#define TOE_ABI_LARGE_MIN_BUFS 256u /* below this many, the large default halves its size */
+/* The default receive credit (SO_RXBUFS) in bytes: min(64, buf_count / 4) buffers, but no more
+ * than this many bytes' worth of them (and at least 8), so large buffers do not multiply what one
+ * socket may hold. */
+#define TOE_ABI_RXBUFS_DEFAULT_BYTES (1u << 20)
 
 /* Entry sizes. */
 #define TOE_ABI_SQE_SIZE 64u
@@ -241,6 +259,10 @@ struct toe_abi_ring_ctl {
 
 /* The consumer sleeps: the producer must ring the doorbell after publishing (docs: "Doorbells"). */
 #define TOE_ABI_RING_F_NEED_WAKEUP 0x1u
+/* 1.6: bits 8..31 of flags may count the consumer's sleeps (1, 2, ..., never 0): a producer rings
+ * once per count; 0 means "ring on every publish while NEED_WAKEUP is set" (docs/transport.md). */
+#define TOE_ABI_RING_SLEEP_SHIFT 8u
+#define TOE_ABI_RING_SLEEP_MASK 0xffffffu
 
 /* Device states in the region header. */
 #define TOE_ABI_DEV_RUNNING 1

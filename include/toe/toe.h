@@ -326,6 +326,21 @@ int toe_connect(toe_dev *dev, int sd, const struct sockaddr *addr, socklen_t len
 ssize_t toe_send(toe_dev *dev, int sd, const void *buf, size_t len, unsigned flags);
 
 /*
+ * Scatter-gather send (writev(2), sendmsg(2)): as toe_sendto of the concatenation of the iovcnt
+ * pieces (0..TOE_IOV_MAX; iov_base may be NULL only for an empty piece), gathered straight into
+ * the shared region with one copy. TCP: the bytes go out in as few SENDs (SQEs) as the send
+ * buffers allow, each naming up to 8 consecutive buffers (512 KiB with ABI 1.6's 64 KiB ones)
+ * whatever pieces they came from; returns the bytes taken (a prefix of the whole, 1..total), 0 for
+ * an empty total, or an error as toe_send. UDP: one datagram of the total (`dst` as toe_sendto).
+ * -TOE_EINVAL for a bad count, a NULL base of a non-empty piece or a total over SSIZE_MAX. The
+ * iovec array and the pieces are the caller's; nothing is kept after the call.
+ */
+#define TOE_IOV_MAX 1024
+struct iovec;
+ssize_t toe_sendv(toe_dev *dev, int sd, const struct iovec *iov, int iovcnt, unsigned flags,
+                  const struct sockaddr *dst, socklen_t dstlen);
+
+/*
  * TCP: copies up to `len` received bytes into buf; returns 1..len, 0 at end of stream (the peer
  * closed and everything was read), or -TOE_EAGAIN, -TOE_ENOTCONN, a pending error once
  * (-TOE_ECONNRESET). After device loss: queued bytes, then -TOE_ECONNRESET.

@@ -69,6 +69,7 @@
   X(cq_full_waits)      /* times an event waited because a CQ had no free slot */                  \
   X(rx_stall_nobuf)     /* times delivery stopped: no fill buffer */                               \
   X(rx_stall_credit)    /* times delivery stopped: the socket's RXBUFS lent */                     \
+  X(rx_held)            /* times a partial EV_DATA waited for the host to see the last one */      \
   X(socks_inuse)        /* gauge: engine sockets held by clients */                                \
   X(socks_opened)       /* sockets opened or accepted for clients */                               \
   X(socks_reset_on_end) /* sockets reset because their session ended */                            \
@@ -244,6 +245,8 @@ struct ctl_sock {
   int32_t fatal_err;     /* the connection ended with this error */
   int32_t so_error;      /* latest soft error, for SO_ERROR */
   uint32_t err_cq_idx;   /* CQ index of the last soft EV_ERROR (coalescing) */
+  uint32_t data_cq_idx;  /* CQ index of the last EV_DATA (receive coalescing, SF_DATA_POSTED) */
+  toe_time_t held_since; /* when the data waiting now was first held (SF_HELD) */
   struct toe_pbuf *held; /* UDP: datagram being delivered in pieces */
   uint32_t held_off;
   struct toe_sockaddr held_from;
@@ -307,6 +310,7 @@ struct ctl_client {
   struct ctl_sock *wait_head, *wait_tail; /* sockets waiting for buffers, credit or CQ room */
   int wait_cq_free; /* CQ free slots when a socket last waited for CQ room, -1: none did */
   bool resources;   /* buffers, credit or handles came back: retry the waiting sockets */
+  bool rx_holding;  /* a socket's data is held for the host to catch up (rx_hold): retry */
   bool awake;       /* polling SQ/FQ (NEED_WAKEUP clear) */
   bool cq_dirty;    /* CQ entries written, not yet published */
   bool shutdown_posted;

@@ -185,7 +185,7 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   /* Everything we understand (the device grants what it allows); not packet capture, whose
    * EV_CAPTURE only toectl handles. */
   h.caps = (TOE_ABI_CAPS_1_2 & ~TOE_ABI_CAP_CAPTURE) | TOE_ABI_CAP_DEVICE | TOE_ABI_CAP_RXMETA |
-           toe_port_caps();
+           TOE_ABI_CAP_LARGE_BUFS | toe_port_caps();
   h.pid = (uint32_t)getpid();
   h.origin = o->origin;
   h.sq_entries = o->sq_entries;
@@ -230,6 +230,11 @@ static int dev_setup(struct toe_dev *d, const struct toe_attach_opts *o)
     d->rx_count = 1;
   uint32_t tx_count = nb - d->rx_count;
   d->tx_default = tx_count / 4 < 64 ? tx_count / 4 : 64;
+  /* Large buffers (1.6) must not multiply what one socket may hold unsent: 1 MiB's worth, as the
+   * device bounds the receive credit (TOE_ABI_RXBUFS_DEFAULT_BYTES). */
+  uint32_t by_bytes = TOE_ABI_RXBUFS_DEFAULT_BYTES / l->buf_size;
+  if (d->tx_default > by_bytes && by_bytes >= 8)
+    d->tx_default = by_bytes;
   if (d->tx_default < 2)
     d->tx_default = tx_count < 2 ? tx_count : 2;
 

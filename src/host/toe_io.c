@@ -19,7 +19,9 @@
 
 #include "host/toe_internal.h"
 
+#include <limits.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #define UDP_MAX 65507u
 
@@ -195,8 +197,36 @@ void toe_on_send_done(struct toe_dev *d, struct op *op, const struct toe_abi_cqe
   toe_sock_update(d, s);
 }
 
-/* TCP: copies and submits up to len bytes; returns bytes taken or an error. */
-static ssize_t stream_send(struct toe_dev *d, struct sock *s, const uint8_t *buf, size_t len,
+/* Where a send's bytes come from: one caller buffer, or a caller's iovec array (toe_sendv),
+ * gathered straight into the region: one copy whatever the number of pieces. */
+struct src {
+  const struct iovec *iov;
+  int n;      /* pieces left, from iov[0] */
+  size_t off; /* bytes of iov[0] already taken */
+};
+
+static void src_copy(struct src *src, uint8_t *dst, size_t len)
+{
+  while (len) {
+    size_t k = src->iov->iov_len - src->off;
+    if (k == 0) {
+      src->iov++;
+      src->n--;
+      src->off = 0;
+      continue;
+    }
+    if (k > len)
+      k = len;
+    memcpy(dst, (const uint8_t *)src->iov->iov_base + src->off, k);
+    dst += k;
+    src->off += k;
+    len -= k;
+  }
+}
+
+/* TCP: copies and submits up to len bytes; returns bytes taken or an error. Every SEND names as
+ * many consecutive bytes as fit, whatever pieces they came from. */
+static ssize_t stream_send(struct toe_dev *d, struct sock *s, struct src *src, size_t len,
                            unsigned flags)
 {
   uint32_t bs = d->layout.buf_size;
@@ -236,13 +266,15 @@ static ssize_t stream_send(struct toe_dev *d, struct sock *s, const uint8_t *buf
       off = toe_buf_off(d, first);
       chunk = (size_t)n * bs < rest ? (size_t)n * bs : rest;
     }
-    memcpy(d->region + off, buf + done, chunk);
+    struct src before = *src;
+    src_copy(src, d->region + off, chunk);
     bool more = done + chunk < len || (flags & TOE_MSG_MORE);
     if (!fresh)
       d->txref[first]++; /* this SEND's reference */
     int rc =
         submit_send(d, s, off, (uint32_t)chunk, first, n, more ? TOE_ABI_SEND_F_MORE : 0, NULL);
     if (rc < 0) {
+      *src = before; /* not taken */
       toe_tx_unref(d, first, n);
       if (done == 0 && rc != -TOE_EAGAIN)
         return rc == -TOE_ENETDOWN ? -TOE_EPIPE : rc;
@@ -276,7 +308,7 @@ static int udp_dst(const struct sock *s, const struct sockaddr *dst, socklen_t d
 }
 
 /* UDP: one datagram. */
-static ssize_t dgram_send(struct toe_dev *d, struct sock *s, const uint8_t *buf, size_t len,
+static ssize_t dgram_send(struct toe_dev *d, struct sock *s, struct src *src, size_t len,
                           const struct toe_abi_sockaddr *dst)
 {
   uint32_t bs = d->layout.buf_size;
@@ -310,7 +342,7 @@ static ssize_t dgram_send(struct toe_dev *d, struct sock *s, const uint8_t *buf,
     fresh = true;
   }
   if (len)
-    memcpy(d->region + off, buf, len);
+    src_copy(src, d->region + off, len);
   int rc = submit_send(d, s, off, (uint32_t)len, first, n, 0, dst);
   if (rc < 0) {
     if (first != TOE_NONE)
@@ -340,10 +372,26 @@ ssize_t toe_send(toe_dev *d, int sd, const void *buf, size_t len, unsigned flags
 ssize_t toe_sendto(toe_dev *d, int sd, const void *buf, size_t len, unsigned flags,
                    const struct sockaddr *dst, socklen_t dstlen)
 {
+  if (len && !buf)
+    return d ? -TOE_EINVAL : -TOE_EBADF;
+  struct iovec one = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+  return toe_sendv(d, sd, &one, 1, flags, dst, dstlen);
+}
+
+ssize_t toe_sendv(toe_dev *d, int sd, const struct iovec *iov, int iovcnt, unsigned flags,
+                  const struct sockaddr *dst, socklen_t dstlen)
+{
   if (!d)
     return -TOE_EBADF;
-  if (len && !buf)
+  if (iovcnt < 0 || iovcnt > TOE_IOV_MAX || (iovcnt && !iov))
     return -TOE_EINVAL;
+  size_t len = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    if ((iov[i].iov_len && !iov[i].iov_base) || iov[i].iov_len > SSIZE_MAX - len)
+      return -TOE_EINVAL; /* as writev(2): the total must fit an ssize_t */
+    len += iov[i].iov_len;
+  }
+  struct src src = {.iov = iov, .n = iovcnt, .off = 0};
   ssize_t rc;
   struct sock *s = toe_sock_enter(d, sd);
   struct toe_abi_sockaddr a;
@@ -355,9 +403,9 @@ ssize_t toe_sendto(toe_dev *d, int sd, const void *buf, size_t len, unsigned fla
     if (dst)
       rc = s->state == S_CONNECTED ? -TOE_EISCONN : -TOE_ENOTCONN;
     else if ((rc = send_state(s)) == 0)
-      rc = len ? stream_send(d, s, buf, len, flags) : 0;
+      rc = len ? stream_send(d, s, &src, len, flags) : 0;
   } else if ((rc = udp_dst(s, dst, dstlen, &a)) == 0 && (rc = send_state(s)) == 0) {
-    rc = dgram_send(d, s, buf, len, &a);
+    rc = dgram_send(d, s, &src, len, &a);
   }
   if (s)
     toe_sock_update(d, s);

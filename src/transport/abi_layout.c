@@ -55,7 +55,7 @@ void toe_abi_limits_default(struct toe_abi_limits *lim)
   lim->buf_size_max = TOE_ABI_BUF_SIZE_MAX;
   lim->handles_max = TOE_ABI_HANDLES_MAX;
   lim->region_max = TOE_ABI_REGION_MAX;
-  lim->caps = TOE_ABI_CAPS_1_5;
+  lim->caps = TOE_ABI_CAPS_1_6;
 }
 
 int toe_abi_hello_check(const struct toe_abi_hello *h, size_t len)
@@ -102,9 +102,16 @@ int toe_abi_layout_compute(const struct toe_abi_hello *h, const struct toe_abi_l
   /* Completions owed to taken SQEs are reserved in the CQ; at least as much room again is left
    * for events, so a full SQ never starves event delivery. */
   cq = clamp_u32(cq, 2 * sq, lim->cq_max); /* cq_max >= 2 * sq_max >= 2 * sq */
-  uint32_t bsize = h->buf_size ? h->buf_size : TOE_ABI_DEFAULT_BUF_SIZE;
+  /* 1.6: a client that takes any buffer size gets large ones by default (fewer SQEs, EV_DATAs and
+   * doorbells per byte); an older client keeps the 8 KiB it may have assumed. */
+  bool large = (h->caps & lim->caps & TOE_ABI_CAP_LARGE_BUFS) != 0;
+  uint32_t bsize = h->buf_size ? h->buf_size
+                   : large     ? TOE_ABI_DEFAULT_BUF_SIZE_LARGE
+                               : TOE_ABI_DEFAULT_BUF_SIZE;
   bsize = clamp_u32(bsize, TOE_ABI_BUF_SIZE_MIN, lim->buf_size_max);
-  uint32_t bcount = h->buf_count ? h->buf_count : TOE_ABI_DEFAULT_BUF_COUNT;
+  uint32_t bcount = h->buf_count ? h->buf_count
+                    : large      ? TOE_ABI_DEFAULT_BUF_COUNT_LARGE
+                                 : TOE_ABI_DEFAULT_BUF_COUNT;
   bcount = clamp_u32(bcount, TOE_ABI_BUF_COUNT_MIN, lim->buf_count_max);
   /* The fill ring holds every buffer at once, so returning a buffer never waits for room. */
   uint32_t fq = round_pow2(h->fq_entries > bcount ? h->fq_entries : bcount);
@@ -114,7 +121,6 @@ int toe_abi_layout_compute(const struct toe_abi_hello *h, const struct toe_abi_l
   out->sq_entries = sq;
   out->cq_entries = cq;
   out->fq_entries = fq;
-  out->buf_size = bsize;
   out->max_handles = handles;
   out->sq_ctl_off = SQ_CTL_OFF;
   out->cq_ctl_off = CQ_CTL_OFF;
@@ -123,6 +129,13 @@ int toe_abi_layout_compute(const struct toe_abi_hello *h, const struct toe_abi_l
   out->cq_off = align_up(out->sq_off + (uint64_t)sq * TOE_ABI_SQE_SIZE, TOE_ABI_PAGE);
   out->fq_off = align_up(out->cq_off + (uint64_t)cq * TOE_ABI_CQE_SIZE, TOE_ABI_PAGE);
   out->buf_off = align_up(out->fq_off + (uint64_t)fq * TOE_ABI_FQE_SIZE, TOE_ABI_PAGE);
+  /* Where the region limit is small, the large default trades size for count: a session needs
+   * enough buffers for its sockets more than it needs each to be 64 KiB. */
+  if (large && !h->buf_size)
+    while (bsize > TOE_ABI_DEFAULT_BUF_SIZE &&
+           out->buf_off + (uint64_t)TOE_ABI_LARGE_MIN_BUFS * bsize > lim->region_max)
+      bsize >>= 1;
+  out->buf_size = bsize;
   if (out->buf_off + (uint64_t)TOE_ABI_BUF_COUNT_MIN * bsize > lim->region_max)
     return -TOE_ENOMEM;
   uint64_t fit = (lim->region_max - out->buf_off) / bsize;

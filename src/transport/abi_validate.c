@@ -43,6 +43,12 @@ int toe_abi_client_init(struct toe_abi_client *c, const struct toe_abi_layout *l
    * starve the others of receive buffers. */
   uint32_t rx = layout->buf_count / 4;
   c->rx_max_default = rx > 64 ? 64 : rx < 1 ? 1 : rx;
+  /* 1.6: large buffers must not multiply what one socket may hold; bounded in bytes too. */
+  uint32_t by_bytes = TOE_ABI_RXBUFS_DEFAULT_BYTES / layout->buf_size;
+  if (by_bytes < 8)
+    by_bytes = 8;
+  if (c->rx_max_default > by_bytes)
+    c->rx_max_default = by_bytes;
   c->strike_limit = TOE_ABI_STRIKE_LIMIT;
   c->strike_window_ns = TOE_ABI_STRIKE_WINDOW_NS;
   return 0;

@@ -53,6 +53,8 @@ struct toe_ring {
   uint32_t local;               /* producer: next index to write; consumer: next index to read */
   uint32_t cached;              /* producer: consumer index last seen; consumer: producer's */
   uint32_t flags;               /* consumer: what it last wrote to ctl->flags */
+  uint32_t rung;                /* producer: the ctl->flags (with a sleep count) it last rang for */
+  bool count_sleeps;            /* consumer: numbers its sleeps (toe_ring_cons_count_sleeps) */
   int err;                      /* 0, or -TOE_EPROTO once the peer broke the protocol (sticky) */
 };
 
@@ -228,8 +230,19 @@ static inline void toe_ring_publish(struct toe_ring *r)
 static inline bool toe_ring_prod_needs_wakeup(struct toe_ring *r)
 {
   atomic_thread_fence(memory_order_seq_cst);
-  return (atomic_load_explicit(toe_ring_atomic_(&r->ctl->flags), memory_order_relaxed) &
-          TOE_ABI_RING_F_NEED_WAKEUP) != 0;
+  uint32_t f = atomic_load_explicit(toe_ring_atomic_(&r->ctl->flags), memory_order_relaxed);
+  if (!(f & TOE_ABI_RING_F_NEED_WAKEUP))
+    return false;
+  /* 1.6: a consumer that numbers its sleeps (bits 8..31) needs one doorbell per sleep: the one
+   * already rung wakes it, and it reads everything published until then and after. A consumer
+   * that does not (0: 1.5 and older, or libtoe's CQ, whose flag stays set between sleeps) is rung
+   * on every publish while the flag is set. */
+  if ((f >> TOE_ABI_RING_SLEEP_SHIFT) == 0)
+    return true;
+  if (f == r->rung)
+    return false;
+  r->rung = f;
+  return true;
 }
 
 /* True if no slot is free (re-reads the consumer index). A broken ring counts as full. */
@@ -348,10 +361,27 @@ static inline const void *toe_ring_cons_slot(const struct toe_ring *r, uint32_t 
  */
 static inline int toe_ring_cons_prepare_sleep(struct toe_ring *r)
 {
+  if (r->count_sleeps) { /* a new sleep: the next publish rings again */
+    uint32_t n = ((r->flags >> TOE_ABI_RING_SLEEP_SHIFT) + 1) & TOE_ABI_RING_SLEEP_MASK;
+    r->flags = (r->flags & ~(TOE_ABI_RING_SLEEP_MASK << TOE_ABI_RING_SLEEP_SHIFT)) |
+               ((n ? n : 1u) << TOE_ABI_RING_SLEEP_SHIFT);
+  }
   r->flags |= TOE_ABI_RING_F_NEED_WAKEUP;
   atomic_store_explicit(toe_ring_atomic_(&r->ctl->flags), r->flags, memory_order_relaxed);
   atomic_thread_fence(memory_order_seq_cst);
   return toe_ring_cons_avail(r);
+}
+
+/*
+ * 1.6: the consumer numbers its sleeps in ctl->flags, so that a producer rings once per sleep
+ * instead of on every publish while NEED_WAKEUP is set (docs/transport.md "1.6: large buffers").
+ * Only for a consumer that clears the flag (toe_ring_cons_clear_wakeup) whenever it has read its
+ * doorbell: a doorbell rung for a sleep must never be drained while that sleep's flag stays set.
+ * toed's SQ and FQ do this (toe_region_rings_device).
+ */
+static inline void toe_ring_cons_count_sleeps(struct toe_ring *r)
+{
+  r->count_sleeps = true;
 }
 
 /* The consumer is awake (polling) again: producers need not ring. */

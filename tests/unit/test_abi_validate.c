@@ -197,7 +197,7 @@ TEST(abi_constants_match_engine)
   CHECK_MEM(&m, "TOEW", 4);
   m = TOE_ABI_REGION_MAGIC;
   CHECK_MEM(&m, "TOER", 4);
-  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.5") == 0);
+  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.6") == 0);
   CHECK_EQ(TOE_ABI_IP_RECVERR, TOE_IP_RECVERR); /* 1.5: passed through to the engine */
 }
 
@@ -269,6 +269,71 @@ TEST(hello_check)
   b.size = sizeof(big);
   memcpy(big, &b, sizeof(b));
   CHECK_EQ(toe_abi_hello_check((const struct toe_abi_hello *)(const void *)big, sizeof(big)), 0);
+}
+
+/* 1.6: a client that offers TOE_ABI_CAP_LARGE_BUFS and leaves the geometry to the device gets
+ * 64 KiB buffers; one that does not keeps 1.0's 8 KiB (it may have sized its own copies for
+ * them); an explicit request is honoured either way; a small region limit halves the size rather
+ * than leave the session with few buffers; the default receive credit stays 1 MiB's worth. */
+TEST(layout_large_buffers)
+{
+  struct toe_abi_limits lim;
+  toe_abi_limits_default(&lim);
+  struct toe_abi_hello h = hello_default();
+  struct toe_abi_layout l;
+  h.caps = TOE_ABI_CAPS_1_6;
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(l.buf_size, TOE_ABI_DEFAULT_BUF_SIZE_LARGE);
+  CHECK_EQ(l.buf_count, TOE_ABI_DEFAULT_BUF_COUNT_LARGE);
+  CHECK_EQ(toe_abi_layout_check(&l), 0);
+  /* What the region costs: 32 MiB of buffers plus the rings (under 1 MiB). */
+  CHECK(l.region_size <= 33u << 20);
+
+  /* The session's granted caps decide, not the offer alone: a device without the bit. */
+  lim.caps = TOE_ABI_CAPS_1_5;
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(l.buf_size, TOE_ABI_DEFAULT_BUF_SIZE);
+  CHECK_EQ(l.buf_count, TOE_ABI_DEFAULT_BUF_COUNT);
+  toe_abi_limits_default(&lim);
+  /* An old client (1.5 caps) of a 1.6 device. */
+  h.caps = TOE_ABI_CAPS_1_5;
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(l.buf_size, TOE_ABI_DEFAULT_BUF_SIZE);
+  /* An explicit size is kept. */
+  h.caps = TOE_ABI_CAPS_1_6;
+  h.buf_size = 8192;
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(l.buf_size, 8192);
+  CHECK_EQ(l.buf_count, TOE_ABI_DEFAULT_BUF_COUNT_LARGE);
+  /* A 4 MiB region: 64 KiB would leave ~60 buffers, 16 KiB not quite 256; 8 KiB is the floor of
+   * the halving, and as many of them as fit are taken. */
+  h.buf_size = 0;
+  lim.region_max = 4u << 20;
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(l.buf_size, 8192);
+  CHECK(l.buf_count >= 256 && l.buf_count <= TOE_ABI_DEFAULT_BUF_COUNT_LARGE);
+  lim.region_max = 24u << 20; /* 256 x 64 KiB and the rings fit: 64 KiB, fewer than 512 */
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(l.buf_size, 65536);
+  CHECK(l.buf_count >= 256 && l.buf_count < 512);
+  lim.region_max = 16u << 20; /* 256 x 64 KiB and the rings do not: 32 KiB */
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(l.buf_size, 32768);
+  CHECK(l.buf_count >= 256);
+
+  /* The default credit: min(64, buf_count / 4) buffers, at most 1 MiB's worth (at least 8). */
+  struct toe_abi_client c;
+  static struct toe_abi_hslot slots[TOE_ABI_DEFAULT_HANDLES];
+  static uint32_t bufs[TOE_ABI_DEFAULT_BUF_COUNT];
+  toe_abi_limits_default(&lim);
+  h.buf_size = 0;
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(toe_abi_client_init(&c, &l, h.caps, slots, bufs), 0);
+  CHECK_EQ(c.rx_max_default, (1u << 20) / 65536);
+  h.caps = TOE_ABI_CAPS_1_5;
+  CHECK_EQ(toe_abi_layout_compute(&h, &lim, &l), 0);
+  CHECK_EQ(toe_abi_client_init(&c, &l, h.caps, slots, bufs), 0);
+  CHECK_EQ(c.rx_max_default, 64);
 }
 
 TEST(layout_defaults_and_clamping)

@@ -41,6 +41,7 @@
 
 #define PEER_PORT 5001
 #define STREAM_BYTES (3u << 20)
+#define US(us) ((toe_time_t)(us)*1000ull)
 
 static struct e2e_link L;
 static struct toed_ctl C;
@@ -50,6 +51,7 @@ static struct toed_ctl C;
 static struct {
   struct toe_sock *lsock, *conn;
   uint64_t sent;
+  uint64_t limit; /* bytes to stream (0: STREAM_BYTES) */
 } P;
 
 static uint8_t pattern(uint64_t i)
@@ -68,8 +70,9 @@ static void peer_pump(void)
       return;
   }
   uint8_t buf[8192];
-  while (P.sent < STREAM_BYTES) {
-    size_t n = STREAM_BYTES - P.sent < sizeof buf ? STREAM_BYTES - P.sent : sizeof buf;
+  const uint64_t lim = P.limit ? P.limit : STREAM_BYTES;
+  while (P.sent < lim) {
+    size_t n = lim - P.sent < sizeof buf ? lim - P.sent : sizeof buf;
     for (size_t i = 0; i < n; i++)
       buf[i] = pattern(P.sent + i);
     int rc = toe_tcp_send(st, P.conn, buf, n, 0);
@@ -132,12 +135,17 @@ static struct {
   bool udp; /* EV_DATA carries datagrams, not the stream pattern */
 } H;
 
-static void step(void)
+static void step_by(toe_time_t dt)
 {
-  e2e_step(&L, L.now + TOE_MSEC(1));
+  e2e_step(&L, L.now + dt);
   peer_pump();
   toed_ctl_on_epoll(&C, ctl_tag(0, 1, CTL_TAG_KICK), EPOLLIN, L.now);
   toed_ctl_run(&C, L.now);
+}
+
+static void step(void)
+{
+  step_by(TOE_MSEC(1));
 }
 
 static void submit(struct toe_abi_sqe *e)
@@ -192,6 +200,9 @@ static int consume(int max)
         if (d[i] != pattern(H.received + i) && H.bad_at == UINT64_MAX)
           H.bad_at = H.received + i;
       H.received += c.u.data.len;
+      if (H.ndata < 16)
+        H.data[H.ndata].len = c.u.data.len;
+      H.ndata++;
       give_buf(c.u.data.buf_id);
     } else if (c.type == TOE_ABI_EV_CAPTURE) {
       H.captures++;
@@ -552,6 +563,117 @@ static void sockopt(uint32_t op, uint32_t opt, int64_t v)
  * arrival time on the realtime clock, placed before the data (offset 32); a datagram larger than
  * one buffer has the record on its first piece only; with the option off (before, and after
  * clearing it) no record and offset 0. */
+/* Receive coalescing (1.6): data that arrives while the host has not consumed the socket's last
+ * EV_DATA is held in the engine and goes out with what arrives meanwhile in one EV_DATA once the
+ * host consumed that entry; a host that keeps up is never held; and a host that does not drain
+ * its CQ gets held data within HOLD_MAX_NS all the same. Each step here is 1 ms of the engine's
+ * clock: the peer's bytes of step k reach toed in step k + 1. */
+TEST(receive_coalescing)
+{
+  memset(&H, 0, sizeof H);
+  memset(&P, 0, sizeof P);
+  H.bad_at = UINT64_MAX;
+  H.caps = TOE_ABI_CAPS_1_6 & ~TOE_ABI_CAP_POSIX_BELLS;
+  P.limit = 100;
+  e2e_init(&L, NULL, NULL, 7, TOE_SEC(1));
+  L.on_event = on_event;
+  struct toe_stack *st1 = L.end[1].st;
+  CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
+  struct toe_sockaddr la = {TOE_AF_INET, PEER_PORT, 0};
+  CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
+  CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
+  static struct ctl_host_server srv; /* its path must outlive the control socket */
+  char err[256];
+  int rc = ctl_host_listen(&C, L.end[0].st, "test-ctl-coal", 1000000, 2, &srv, err, sizeof err);
+  if (rc < 0)
+    fprintf(stderr, "toed_ctl_open: %s\n", err);
+  REQUIRE(rc == 0);
+  attach(srv.path);
+  step();
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_OPEN;
+  e.user_data = 2;
+  e.u.open.family = TOE_ABI_AF_INET;
+  e.u.open.proto = TOE_ABI_PROTO_TCP;
+  submit(&e);
+  for (int i = 0; i < 100 && !H.handle; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.handle != 0);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CONNECT;
+  e.user_data = 3;
+  e.handle = H.handle;
+  e.u.addr.addr.family = TOE_ABI_AF_INET;
+  e.u.addr.addr.port = PEER_PORT;
+  uint32_t a1 = E2E_IP1;
+  for (int i = 0; i < 4; i++)
+    e.u.addr.addr.addr[i] = (uint8_t)(a1 >> (24 - 8 * i));
+  submit(&e);
+  for (int i = 0; i < 1000 && !H.connected; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.connected);
+  REQUIRE(P.conn != NULL);
+  CHECK_EQ(toe_sock_setopt(st1, P.conn, TOE_TCP_NODELAY, 1), 0);
+
+  /* A host that keeps up: 100 bytes, one EV_DATA, no hold. */
+  for (int i = 0; i < 10 && H.received < 100; i++) {
+    step();
+    consume(64);
+  }
+  CHECK_EQ(H.received, 100);
+  CHECK_EQ(H.ndata, 1);
+  CHECK_EQ(C.dev.stats.rx_held, 0);
+
+  /* The host stops consuming: the next 100 bytes are lent (the last EV_DATA was consumed)... */
+  P.limit = 200;
+  step();
+  step();
+  CHECK_EQ(C.dev.stats.bufs_lent, 2);
+  /* ... the 300 after them are held while that entry waits in the CQ (steps of 10 us now, well
+   * within HOLD_MAX_NS) ... */
+  P.limit = 500;
+  for (int i = 0; i < 6; i++)
+    step_by(US(10));
+  CHECK_EQ(C.dev.stats.rx_held, 1);
+  CHECK_EQ(C.dev.stats.bufs_lent, 2);
+  /* ... and go out in one EV_DATA once the host consumed it. */
+  CHECK_EQ(consume(64), 1);
+  CHECK_EQ(H.received, 200);
+  step_by(US(10));
+  CHECK_EQ(C.dev.stats.bufs_lent, 3);
+  CHECK_EQ(consume(64), 1);
+  CHECK_EQ(H.received, 500);
+  CHECK_EQ(H.ndata, 3);
+  CHECK_EQ(H.data[2].len, 300);
+
+  /* A host that does not drain its CQ: held data goes out after HOLD_MAX_NS all the same. */
+  P.limit = 600;
+  step_by(US(10));
+  step_by(US(10)); /* lent: the 300-byte entry was consumed */
+  CHECK_EQ(C.dev.stats.bufs_lent, 4);
+  P.limit = 700;
+  step_by(US(10));
+  step_by(US(10)); /* held behind the unconsumed 100-byte entry */
+  CHECK_EQ(C.dev.stats.rx_held, 2);
+  step_by(US(100));
+  CHECK_EQ(C.dev.stats.bufs_lent, 4); /* about 110 us: still held */
+  step_by(US(100));
+  CHECK_EQ(C.dev.stats.bufs_lent, 5); /* past 200 us */
+  CHECK_EQ(consume(64), 2);
+  CHECK_EQ(H.received, 700);
+  CHECK_EQ(H.bad_at, UINT64_MAX);
+
+  toed_ctl_close(&C);
+  ctl_host_detach(&H.abi);
+  close(srv.epfd);
+  e2e_fini(&L);
+}
+
 TEST(rxmeta_in_the_session)
 {
   memset(&H, 0, sizeof H);

@@ -371,7 +371,40 @@ TEST(need_wakeup_flags)
   CHECK(!toe_ring_prod_needs_wakeup(&t.prod));
   /* Preparing to sleep with an entry pending reports it: the consumer must not sleep. */
   CHECK_EQ(toe_ring_cons_prepare_sleep(&t.cons), 1);
+  /* A consumer that does not number its sleeps is rung on every publish while it sleeps. */
+  CHECK(toe_ring_prod_needs_wakeup(&t.prod));
+  CHECK(toe_ring_prod_needs_wakeup(&t.prod));
   toe_ring_cons_clear_wakeup(&t.cons);
+  tring_free(&t);
+}
+
+/* 1.6: a consumer that numbers its sleeps is rung once per sleep; every new sleep (even one that
+ * found entries and did not happen) rings again; the count skips 0 when it wraps. */
+TEST(need_wakeup_counted)
+{
+  struct tring t;
+  tring_setup(&t, 8, sizeof(uint32_t), 0);
+  toe_ring_cons_count_sleeps(&t.cons);
+  CHECK_EQ(toe_ring_cons_prepare_sleep(&t.cons), 0);
+  CHECK_EQ(t.ctl->flags, (1u << TOE_ABI_RING_SLEEP_SHIFT) | TOE_ABI_RING_F_NEED_WAKEUP);
+  CHECK(toe_ring_prod_needs_wakeup(&t.prod));
+  CHECK(!toe_ring_prod_needs_wakeup(&t.prod)); /* rung for this sleep already */
+  uint32_t v = 1;
+  CHECK_EQ(toe_ring_prod_write(&t.prod, &v, 1), 1);
+  toe_ring_publish(&t.prod);
+  CHECK(!toe_ring_prod_needs_wakeup(&t.prod));
+  /* Woken: clears, drains, sleeps again: a new count, a new doorbell. */
+  toe_ring_cons_clear_wakeup(&t.cons);
+  CHECK(!toe_ring_prod_needs_wakeup(&t.prod));
+  CHECK_EQ(toe_ring_cons_prepare_sleep(&t.cons), 1);
+  CHECK_EQ(t.ctl->flags >> TOE_ABI_RING_SLEEP_SHIFT, 2);
+  CHECK(toe_ring_prod_needs_wakeup(&t.prod));
+  CHECK(!toe_ring_prod_needs_wakeup(&t.prod));
+  /* The count wraps to 1, never 0 (0 means a consumer that does not count). */
+  t.cons.flags = TOE_ABI_RING_SLEEP_MASK << TOE_ABI_RING_SLEEP_SHIFT;
+  toe_ring_cons_prepare_sleep(&t.cons);
+  CHECK_EQ(t.ctl->flags >> TOE_ABI_RING_SLEEP_SHIFT, 1);
+  CHECK(toe_ring_prod_needs_wakeup(&t.prod));
   tring_free(&t);
 }
 
@@ -401,6 +434,7 @@ struct stress {
   uint64_t target;      /* entries to pass at most */
   uint64_t deadline_ns; /* the producer stops here even if target is not reached */
   bool sleepy;          /* consumer sleeps on the doorbell when idle */
+  uint64_t prepares;    /* sleeps announced (toe_ring_cons_prepare_sleep) */
   sem_t doorbell;
   /* results */
   _Atomic uint64_t produced; /* final count, set when the producer is done */
@@ -500,6 +534,7 @@ static void *stress_consumer(void *arg)
       continue;
     }
     /* Adaptive polling's second phase: announce the sleep, re-check, then block. */
+    s->prepares++;
     if (toe_ring_cons_prepare_sleep(&s->t.cons) == 0 && !atomic_load(&s->producer_done)) {
       s->sleeps++;
       struct timespec ts;
@@ -521,10 +556,12 @@ static void *stress_consumer(void *arg)
 }
 
 static void run_stress(struct stress *s, uint32_t ring_size, uint64_t target, uint64_t budget_ns,
-                       bool sleepy)
+                       bool sleepy, bool counted)
 {
   memset(s, 0, sizeof(*s));
   tring_setup(&s->t, ring_size, sizeof(struct stress_entry), 0xffffffffu - 1000);
+  if (counted)
+    toe_ring_cons_count_sleeps(&s->t.cons);
   s->target = target;
   s->deadline_ns = now_ns() + budget_ns;
   s->sleepy = sleepy;
@@ -542,7 +579,7 @@ TEST(two_threads_millions_in_order)
 {
   struct stress *s = calloc(1, sizeof(*s));
   uint64_t t0 = now_ns();
-  run_stress(s, 256, 10000000, 3000000000ull, false);
+  run_stress(s, 256, 10000000, 3000000000ull, false, false);
   uint64_t ms = (now_ns() - t0) / 1000000;
   printf("  busy-poll: %llu entries in %llu ms through a 256-entry ring\n",
          (unsigned long long)s->consumed, (unsigned long long)ms);
@@ -561,7 +598,7 @@ TEST(two_threads_with_doorbell_sleeps)
 {
   struct stress *s = calloc(1, sizeof(*s));
   uint64_t t0 = now_ns();
-  run_stress(s, 64, 1000000, 2000000000ull, true);
+  run_stress(s, 64, 1000000, 2000000000ull, true, false);
   uint64_t ms = (now_ns() - t0) / 1000000;
   printf("  sleepy consumer: %llu entries in %llu ms, %llu sleeps, %llu doorbells\n",
          (unsigned long long)s->consumed, (unsigned long long)ms, (unsigned long long)s->sleeps,
@@ -574,6 +611,29 @@ TEST(two_threads_with_doorbell_sleeps)
   CHECK_EQ(s->lost_wakeups, 0);
   CHECK(s->sleeps > 0);
   CHECK(s->rings > 0);
+  CHECK(s->consumed >= STRESS_MIN_ENTRIES);
+  free(s);
+}
+
+/* 1.6: the consumer numbers its sleeps and the producer rings once per sleep; still no wakeup is
+ * lost, and there are no more doorbells than announced sleeps. */
+TEST(two_threads_with_counted_sleeps)
+{
+  struct stress *s = calloc(1, sizeof(*s));
+  uint64_t t0 = now_ns();
+  run_stress(s, 64, 1000000, 2000000000ull, true, true);
+  uint64_t ms = (now_ns() - t0) / 1000000;
+  printf(
+      "  counted sleeps: %llu entries in %llu ms, %llu sleeps (%llu announced), %llu doorbells\n",
+      (unsigned long long)s->consumed, (unsigned long long)ms, (unsigned long long)s->sleeps,
+      (unsigned long long)s->prepares, (unsigned long long)s->rings);
+  CHECK_EQ(s->prod_err, 0);
+  CHECK_EQ(s->cons_err, 0);
+  CHECK_EQ(s->consumed, atomic_load(&s->produced));
+  CHECK_EQ(s->bad_seq, 0);
+  CHECK_EQ(s->lost_wakeups, 0);
+  CHECK(s->sleeps > 0);
+  CHECK(s->rings > 0 && s->rings <= s->prepares);
   CHECK(s->consumed >= STRESS_MIN_ENTRIES);
   free(s);
 }

@@ -29,10 +29,14 @@
 #include <stdint.h>
 #include <string.h>
 
-#define SQ_BATCH 64u        /* SQEs copied out per ring read */
-#define SQ_BUDGET 1024u     /* SQEs per session per round (then the engine and others run) */
-#define FQ_BATCH 256u       /* fill entries per ring read */
-#define WORK_BUDGET 4096u   /* socket work items per session per round */
+#define SQ_BATCH 64u      /* SQEs copied out per ring read */
+#define SQ_BUDGET 1024u   /* SQEs per session per round (then the engine and others run) */
+#define FQ_BATCH 256u     /* fill entries per ring read */
+#define WORK_BUDGET 4096u /* socket work items per session per round */
+/* A held receive (rx_hold) is looked at again this soon if nothing else brings it back. */
+#define HOLD_NS 20000ull
+/* ... and never longer than this: a host that does not drain its CQ gets its data all the same. */
+#define HOLD_MAX_NS 200000ull
 #define RETRY_NS 1000000ull /* re-check of waits no doorbell announces (CQ room, engine pool) */
 
 enum { CTL_LIST_NONE = 0, CTL_LIST_WORK, CTL_LIST_WAIT };
@@ -51,6 +55,8 @@ enum { CTL_LIST_NONE = 0, CTL_LIST_WORK, CTL_LIST_WAIT };
 #define SF_ERR_POSTED 0x0400u    /* err_cq_idx names the last soft EV_ERROR */
 #define SF_STALLED 0x0800u       /* delivery stall counted (once per stall) */
 #define SF_SEND_NOBUF 0x1000u    /* a SEND waits for the engine's packet pool */
+#define SF_DATA_POSTED 0x2000u   /* data_cq_idx names the last EV_DATA */
+#define SF_HELD 0x4000u          /* data is held since held_since (rx_hold) */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                              */

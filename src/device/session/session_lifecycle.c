@@ -103,6 +103,10 @@ int ctl_session_start(struct ctl_client *cl, const struct toe_abi_hello_reply *r
   cl->sq = rings.sq;
   cl->cq = rings.cq;
   cl->fq = rings.fq;
+  /* 1.6: a host rings once per sleep of ours, not on every publish while we sleep; we clear the
+   * flags whenever we read the kick (ctl_session_kick), as toe_ring_cons_count_sleeps requires. */
+  toe_ring_cons_count_sleeps(&cl->sq);
+  toe_ring_cons_count_sleeps(&cl->fq);
   for (uint32_t i = 0; i < l->sq_entries; i++)
     cl->ops[i].next = i + 1 < l->sq_entries ? i + 1 : CTL_NONE;
   cl->ops_free = 0;

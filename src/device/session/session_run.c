@@ -101,9 +101,11 @@ void ctl_session_run(struct ctl_client *cl, toe_time_t now)
     if (ses_take_sqes(cl, SQ_BUDGET))
       active = true;
   }
-  if (cl->wait_head && (cl->resources || now >= cl->retry_at)) {
+  /* A held receive is looked at every round: the host consuming the CQ rings nothing. */
+  if (cl->wait_head && (cl->resources || cl->rx_holding || now >= cl->retry_at)) {
     ses_requeue_waiting(cl);
     cl->retry_at = TOE_TIME_NEVER;
+    cl->rx_holding = false;
   }
   cl->resources = false;
   for (uint32_t budget = WORK_BUDGET; cl->work_head && budget && !cl->end_status; budget--) {

@@ -138,6 +138,37 @@ static bool rx_blocked(struct ctl_client *cl, struct ctl_sock *k)
   return false;
 }
 
+/*
+ * Receive coalescing (TCP): while the host has not yet consumed the socket's last EV_DATA, less
+ * than a buffer of new data stays in the engine. The host has bytes of this socket to read before
+ * it could want these, so lending them now would only cost it a completion and a buffer for a
+ * few bytes; held, they go out with what arrives meanwhile, in one EV_DATA of up to a buffer. The
+ * hold ends when the host consumes that entry (looked at every round of the session while a
+ * hold lasts, and within HOLD_NS when the session sleeps), when a buffer's worth has gathered, or
+ * after HOLD_MAX_NS whatever the host does. A host that keeps up (a request and response
+ * exchange) never meets it. Returns true if k's data must wait.
+ */
+static bool rx_hold(struct ctl_client *cl, struct ctl_sock *k, uint32_t bsize)
+{
+  if (!(k->flags & SF_DATA_POSTED) || ses_cq_consumed(cl, k->data_cq_idx)) {
+    k->flags &= (uint16_t) ~(SF_DATA_POSTED | SF_HELD);
+    return false;
+  }
+  if (toe_tcp_rx_pending(k->s) >= bsize)
+    return false;
+  if (!(k->flags & SF_HELD)) {
+    k->flags |= SF_HELD;
+    k->held_since = cl->now;
+    cl->dev->stats.rx_held++;
+  } else if (cl->now - k->held_since >= HOLD_MAX_NS) {
+    return false;
+  }
+  cl->rx_holding = true;
+  if (cl->retry_at > cl->now + HOLD_NS)
+    cl->retry_at = cl->now + HOLD_NS;
+  return true;
+}
+
 /* Lends buffer b holding n bytes of k's data with an EV_DATA (room was checked). */
 static void rx_lend(struct ctl_client *cl, struct ctl_sock *k, uint32_t b, uint32_t off, uint32_t n,
                     uint16_t flags, const struct toe_sockaddr *from)
@@ -150,6 +181,8 @@ static void rx_lend(struct ctl_client *cl, struct ctl_sock *k, uint32_t b, uint3
   cqe.u.data.len = n;
   if (from)
     addr_to_abi(from, &cqe.u.data.from);
+  k->data_cq_idx = cl->cq.local;
+  k->flags = (uint16_t)((k->flags | SF_DATA_POSTED) & ~SF_HELD);
   ses_post_event(cl, k, TOE_ABI_EV_DATA, (int32_t)n, flags, &cqe);
   k->rx_bytes += n;
   k->flags &= (uint16_t)~SF_STALLED;
@@ -175,7 +208,7 @@ static bool rx_tcp(struct ctl_client *cl, struct ctl_sock *k)
       uint8_t dummy;
       n = toe_tcp_recv(st, k->s, &dummy, 0);
     } else {
-      if (rx_blocked(cl, k))
+      if (rx_hold(cl, k, bsize) || rx_blocked(cl, k))
         return true;
       b = cl->free_bufs[--cl->nfree_bufs];
       n = toe_tcp_recv(st, k->s, cl->region + toe_abi_buf_offset(&cl->abi, b), bsize);
