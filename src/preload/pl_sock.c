@@ -1147,6 +1147,12 @@ PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen
       rc = put_int(val, len, (int)v);
       break;
     }
+    case SO_BINDTODEVICE:
+      /* Never bound to an interface (setsockopt keeps only the empty name): as the kernel
+       * answers for an unbound socket, no name (length 0) and success. sshd asks for every
+       * connection (its VRF) and drops the connection on an error. */
+      rc = put_bytes(val, len, "", 0);
+      break;
     case SO_LINGER: {
       struct linger lg = {0, 0};
       struct pl_opt *o = pl_opt_find(ps, level, name);
