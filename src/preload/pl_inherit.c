@@ -252,6 +252,36 @@ PL_API pid_t fork(void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* chroot: adopt what is pending while the device can still be reached                        */
+
+/* Inherited sockets are adopted at their first use, which needs the control socket's path (and
+ * its permissions). A process that chroots first (sshd's privilege-separated child chroots to
+ * /run/sshd, then becomes the sshd user, then speaks on the connection it inherited; the rsync
+ * daemon's "use chroot") could never reach the device afterwards: its sockets would become
+ * orphans (ENOTCONN) and the connection would die. So before the real chroot every socket still
+ * pending is adopted now; the session stays attached through the chroot (a connected control
+ * socket does not depend on the path). A listener adopted this way serves this process as if it
+ * had asked for connections. */
+PL_API int chroot(const char *path)
+{
+  static int (*real_chroot)(const char *);
+  if (!real_chroot)
+    real_chroot = (int (*)(const char *))dlsym(RTLD_NEXT, "chroot");
+  pl_init();
+  if (!pl_foreign_child()) { /* vfork: nothing of the parent's to adopt here */
+    for (int fd = pl_fd_next(0); fd >= 0; fd = pl_fd_next(fd + 1)) {
+      struct psock *ps = pl_fd_get(fd);
+      if (!ps || atomic_load(&ps->state) != PS_INHERIT)
+        continue;
+      int st = pl_enter_fd(fd, ps); /* adopts; the psock is locked when it became ours */
+      if (st == PS_OFF || st == PS_ZOMBIE)
+        pthread_mutex_unlock(&ps->mu);
+    }
+  }
+  return real_chroot(path);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* exec                                                                                        */
 
 #define INH_MAX 64 /* sockets handed to the new image */
