@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -279,6 +280,32 @@ PL_API int chroot(const char *path)
     }
   }
   return real_chroot(path);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* seccomp: a sandbox that allows read and write but not recv and send                       */
+
+atomic_bool pl_sandboxed;
+
+/* sshd's preauth child, after adopting its connection (chroot, above), installs a seccomp filter
+ * that kills the process on any system call outside a short list (read, write, poll, ppoll,
+ * futex, ...; not recv, send or the other socket calls). The library's own calls on the
+ * placeholders then go through read/write and poll (pl_ready.c); the data itself moves through
+ * libtoe's shared rings and the pump thread, which the filter (of this thread only) does not
+ * cover. Setting the flag before the filter exists is harmless (the same calls, a poll more). */
+PL_API int prctl(int option, ...)
+{
+  static int (*real_prctl)(int, ...);
+  if (!real_prctl)
+    real_prctl = (int (*)(int, ...))dlsym(RTLD_NEXT, "prctl");
+  va_list ap;
+  va_start(ap, option);
+  unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
+  unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
+  va_end(ap);
+  if (option == PR_SET_SECCOMP)
+    atomic_store(&pl_sandboxed, true);
+  return real_prctl(option, a2, a3, a4, a5);
 }
 
 /* ------------------------------------------------------------------------------------------ */

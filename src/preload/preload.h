@@ -102,6 +102,9 @@ extern struct pl_real R;
  * function calls it first. */
 void pl_init_slow(void);
 extern atomic_bool pl_ready;
+/* pl_inherit.c: the process installed a seccomp filter (prctl PR_SET_SECCOMP, seccomp(2)): the
+ * library keeps to read/write/poll on placeholders (pl_ready.c), which such sandboxes allow. */
+extern atomic_bool pl_sandboxed;
 static inline void pl_init(void)
 {
   if (!atomic_load_explicit(&pl_ready, memory_order_acquire))
