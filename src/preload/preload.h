@@ -238,6 +238,7 @@ struct psock {
                            * process reads (a MAP_SHARED memfd), or NULL */
   int stash_fd;           /* the stash's memfd (while stash) */
   bool rx_paused;         /* the device delivers to this process only once it asks again */
+  bool stash_poke;        /* the pump's scan found stashed bytes not shown (pl_dev.c) */
   int64_t rx_credit;      /* TOE_OPT_RXBUFS to ask with */
   bool acc_lazy;          /* a shared listener: connections only once this process asks */
   bool acc_demand;    /* this process asked for connections (accept, poll, select, epoll_ctl on the
@@ -504,6 +505,10 @@ void pl_inh_demand(struct psock *ps);
 /* The last descriptor of ps is gone (ps locked): unmaps its stash; an inherited token that was
  * never used is given up (if this process has a session; else it goes when the process ends). */
 void pl_inh_close(struct psock *ps);
+/* ps (locked) is PS_OFF in session p and about to be closed here (its last descriptor, or the
+ * process's exit): what libtoe received for it and nobody read goes into its stash, for the
+ * other holders (as unread bytes stay in a kernel socket). */
+void pl_inh_give_back(struct pdev *p, struct psock *ps);
 /* At start: adopts what the previous program image left (TOE_INHERIT, written at exec). */
 void pl_inh_init(void);
 
