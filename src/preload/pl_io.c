@@ -720,7 +720,7 @@ static bool refresh_pollfds(const struct pollfd *fds, nfds_t n)
   bool any = false;
   for (nfds_t i = 0; i < n; i++)
     if (fds[i].fd >= 0 && pl_fd_get(fds[i].fd)) {
-      pl_refresh_fd(fds[i].fd);
+      pl_refresh_fd_for(fds[i].fd, (fds[i].events & (POLLIN | POLLRDNORM | POLLPRI)) != 0);
       any = any || pl_fd_offloaded(fds[i].fd);
     }
   return any;
@@ -735,7 +735,7 @@ static bool refresh_sets(int nfds, const fd_set *r, const fd_set *w, const fd_se
     if (!pl_fd_get(fd))
       continue;
     if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e))) {
-      pl_refresh_fd(fd);
+      pl_refresh_fd_for(fd, (r && FD_ISSET(fd, r)) || (e && FD_ISSET(fd, e)));
       any = any || pl_fd_offloaded(fd);
     }
   }

@@ -294,12 +294,21 @@ bool pl_bypass_check(struct psock *ps)
 
 void pl_refresh_fd(int fd)
 {
+  pl_refresh_fd_for(fd, true);
+}
+
+void pl_refresh_fd_for(int fd, bool in)
+{
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return;
   if (pl_enter_fd(fd, ps) == PS_OFF) {
-    pl_inh_demand(ps); /* a shared connection polled: its data comes to us again */
-    pl_dev_pin(ps);    /* poll, select or a kernel epoll set waits on the placeholder itself */
+    /* A shared connection polled for input: its data comes to us again. Not when only output
+     * is asked for: rsync's generator waits to write on the connection its forked receiver
+     * reads, and taking deliveries there would split the stream between the two. */
+    if (in)
+      pl_inh_demand(ps);
+    pl_dev_pin(ps); /* poll, select or a kernel epoll set waits on the placeholder itself */
     if (ps->listening && !ps->acc_demand) {
       /* This process polls its listener: it serves connections (on a shared one, toe_poll_ctl
        * with TOE_POLLIN makes libtoe post ACCEPTs for it; on one not shared yet, it is noted

@@ -1322,7 +1322,7 @@ PL_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return rc;
   }
   if (op != EPOLL_CTL_DEL)
-    pl_refresh_fd(fd);
+    pl_refresh_fd_for(fd, !ev || (ev->events & (EPOLLIN | EPOLLPRI)));
   int rc = R.epoll_ctl(epfd, op, fd, ev);
   int st2 = rc == 0 ? pl_enter_fd(fd, ps) : PS_FREE;
   /* A socket in an epoll set is waited on for as long as it stays there: a listener keeps

@@ -519,6 +519,9 @@ ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
                    struct sockaddr *from, socklen_t *fromlen);
 /* Refreshes the placeholder of fd if it is offloaded (used before poll/select/epoll_ctl). */
 void pl_refresh_fd(int fd);
+/* pl_refresh_fd, saying whether input is waited for (a shared connection's data is asked for
+ * again only then: pl_inh_demand). */
+void pl_refresh_fd_for(int fd, bool in);
 
 /* pl_opts.c: what an offloaded socket does with each option, and recvmsg's control messages */
 enum {
