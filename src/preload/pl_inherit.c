@@ -193,7 +193,17 @@ static int share_conn(struct pdev *p, struct psock *ps, uint64_t *tok)
 
 void pl_inh_share_conn(struct pdev *p, struct psock *ps)
 {
-  if (ps->type != SOCK_STREAM || ps->listening || !ps->connected)
+  if (ps->type != SOCK_STREAM || ps->listening)
+    return;
+  if (!ps->connected) {
+    /* A non-blocking connect that completed: connect() returned EINPROGRESS and the program
+     * saw the result through poll/select (rsync's client), so nothing marked it. Writable
+     * without an error or hang-up: established. */
+    int ev = toe_sock_events(p->dev, ps->sd);
+    if (ev > 0 && (ev & TOE_POLLOUT) && !(ev & (TOE_POLLERR | TOE_POLLHUP)))
+      ps->connected = true;
+  }
+  if (!ps->connected)
     return;
   uint64_t tok = 0;
   int rc = share_conn(p, ps, &tok);
