@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The rsync daemon preloaded on the device, the kernel's rsync client in the peer namespace
-# (issue 13: a daemon that forks per connection and serves a module from the child).
+# rsync over rsync:// with one end preloaded on the device and the other on the kernel in the peer
+# namespace (issue 13: a daemon that forks per connection; rsync's receiving side, which forks a
+# receiver that reads the connection while its parent, the generator, writes to it).
 #  1. rsync --daemon --no-detach preloaded on the device (TOE_STRICT), a module in the temp dir: a
-#     kernel client pulls a tree from it twice over rsync:// (two connections: the daemon's
-#     listener keeps accepting after a fork), each copy compared with the source (every file's
-#     SHA-256, the symlink, the modes);
-#  2. the daemon's port binds again at once after it exited.
-# Not covered (docs/interception.md "fork and exec", known limit): a push to the preloaded daemon
-# and a pull by a preloaded client, where two processes (rsync's generator and receiver) hold the
-# connection after a fork and both wait on it: the device splits the incoming bytes between them.
+#     kernel client pulls a tree from it twice (two connections: the listener keeps accepting
+#     after a fork) and pushes a tree to it (the daemon's child forks again: generator and
+#     receiver share the connection); each copy compared with its source (names, modes, link
+#     targets, every file's SHA-256);
+#  2. a kernel rsync daemon in the peer, a preloaded client on the device pulls a tree from it (a
+#     non-blocking connect, then the forked receiver reads); the copy compared likewise;
+#  3. the daemon's port binds again at once after it exited.
 # Usage: bash tests/net/test_preload_rsyncd.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
@@ -55,7 +56,8 @@ same() {
     diff "$NET_TMP/sum.a" "$NET_TMP/sum.b" | head -5 | sed 's/^/#   /'
   fi
 }
-# rsyncd_conf FILE DIR: a daemon config with module m at DIR, writable, as root, no chroot.
+# rsyncd_conf FILE DIR: a daemon config with module m at DIR, writable, as root, no chroot (and
+# symlinks kept as they are: without a chroot the daemon would munge them).
 rsyncd_conf() {
   cat >"$1" <<EOF
 [m]
@@ -64,12 +66,14 @@ rsyncd_conf() {
   uid = root
   gid = root
   use chroot = false
+  munge symlinks = false
 EOF
 }
 
 net_setup
 tr_start_toed
 
+make_tree "$NET_TMP/src"
 mkdir -p "$NET_TMP/mod"
 make_tree "$NET_TMP/mod/tree"
 
@@ -97,11 +101,34 @@ check_eq "kernel client pulls again (a second connection): exit status" "$rc" 0
 [ "$rc" = 0 ] || sed 's/^/#   rsync: /' "$NET_TMP/pull2.err" | head -5
 same "kernel client pulls again: the trees compare equal" "$NET_TMP/mod/tree" "$NET_TMP/pulled2"
 
-# 2. The daemon ends; its port is free at once.
+peer timeout -k 2 60 "$RSYNC" -a "$NET_TMP/src/" "rsync://$NET_DEV_ADDR:$PORT/m/pushed/" \
+  2>"$NET_TMP/push.err"
+rc=$?
+check_eq "kernel client pushes to the preloaded daemon: exit status" "$rc" 0
+[ "$rc" = 0 ] || sed 's/^/#   rsync: /' "$NET_TMP/push.err" | head -5
+same "kernel client pushes to the preloaded daemon: the trees compare equal" "$NET_TMP/src" \
+  "$NET_TMP/mod/pushed"
+
+# 2. A kernel daemon in the peer, the preloaded client on the device.
+rsyncd_conf "$NET_TMP/peer.conf" "$NET_TMP/src"
+peer_bg timeout -k 2 100 "$RSYNC" --daemon --no-detach --config="$NET_TMP/peer.conf" \
+  --address="$NET_PEER_ADDR" --port="$PORT" --log-file="$NET_TMP/rsyncd.peer.log" </dev/null \
+  >/dev/null 2>"$NET_TMP/rsyncd.peer.err"
+wait_for 10 peer_listening "$PORT" || net_die "the kernel rsync daemon did not start"
+dev timeout -k 2 60 "${PRE[@]}" "$RSYNC" -a "rsync://$NET_PEER_ADDR:$PORT/m/" "$NET_TMP/dev_pulled/" \
+  2>"$NET_TMP/dev_pull.err"
+rc=$?
+check_eq "preloaded client pulls from the kernel daemon: exit status" "$rc" 0
+[ "$rc" = 0 ] || sed 's/^/#   rsync: /' "$NET_TMP/dev_pull.err" | head -5
+no_sanitizer "preloaded client" "$NET_TMP/dev_pull.err"
+same "preloaded client pulls from the kernel daemon: the trees compare equal" "$NET_TMP/src" \
+  "$NET_TMP/dev_pulled"
+
+# 3. The daemon ends; its port is free at once.
 kill -TERM "$DAEMON" 2>/dev/null
 wait "$DAEMON" 2>/dev/null
 no_sanitizer "rsync daemon" "$NET_TMP/rsyncd.err"
-for f in rsyncd.err; do
+for f in rsyncd.err dev_pull.err; do
   if grep -q '^toe-preload' "$NET_TMP/$f"; then
     net_fail "$f: the library wrote to stderr"
     grep '^toe-preload' "$NET_TMP/$f" | head -5 | sed 's/^/#   /'
