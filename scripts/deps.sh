@@ -27,6 +27,9 @@ pkgs=(
   qemu-system-arm                                      # make firmware-qemu: the bare-metal example
   bind9-dnsutils # dig: a libuv program's raw syscall(SYS_sendmmsg) (test_preload_syscall.sh)
   dnsmasq-base   # a DNS server in its default (wildcard, IP_PKTINFO) mode, preloaded (test_preload_cmsg.sh)
+  openssh-server # sshd re-exec'ing per connection, preloaded, with scp from the peer (test_preload_sshd.sh)
+  postgresql     # the postmaster forking backends, preloaded, with pgbench from the peer (test_preload_postgres.sh)
+  rsync          # rsync --daemon forking per connection and rsync:// pulls (test_preload_rsyncd.sh)
 )
 # (gcc-multilib would give 32-bit x86 too, but Debian makes it conflict with the cross compilers.)
 

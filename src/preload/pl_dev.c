@@ -301,22 +301,33 @@ static void scan_placeholders(struct pdev *p)
       if (R.ioctl(ps->bfd, FIONREAD, &n) == 0 && n > 0 && (size_t)n > ps->fill_bytes)
         ps->bypass_seen = true; /* reported below, without the device lock */
     }
+    /* Bytes another holder left in the stash when it ended (pl_inh_give_back) wake nobody:
+     * shown here, below. */
+    if (atomic_load(&ps->state) == PS_OFF && ps->pdev == p && ps->stash &&
+        (!(atomic_load(&ps->rdy) & SH_IN) || (ps->pinned && !(ps->shown & SH_IN))) &&
+        pl_inh_stashed(ps))
+      ps->stash_poke = true;
     pthread_mutex_unlock(&ps->mu);
   }
   /* Reporting zombifies, which unlinks (taking p->mu): one socket at a time, outside the walk. */
   for (;;) {
     struct psock *hit = NULL;
     for (struct psock *ps = p->head; ps && !hit; ps = ps->dnext)
-      if (ps->bypass_seen)
+      if (ps->bypass_seen || ps->stash_poke)
         hit = ps;
+    bool bypass = hit && hit->bypass_seen;
     if (hit)
-      hit->bypass_seen = false;
+      hit->bypass_seen = hit->stash_poke = false;
     pthread_mutex_unlock(&p->mu);
     if (!hit)
       return;
     pthread_mutex_lock(&hit->mu);
-    if (atomic_load(&hit->state) == PS_OFF && hit->pdev == p)
-      pl_bypass_check(hit);
+    if (atomic_load(&hit->state) == PS_OFF && hit->pdev == p) {
+      if (bypass)
+        pl_bypass_check(hit);
+      else
+        pl_reflect(hit);
+    }
     pthread_mutex_unlock(&hit->mu);
     pthread_mutex_lock(&p->mu);
   }

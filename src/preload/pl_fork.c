@@ -135,7 +135,8 @@ __attribute__((destructor)) static void pl_fini(void)
     pthread_mutex_lock(&ps->mu);
     if (ps->pdev == p) {
       if (atomic_load(&ps->state) == PS_OFF) {
-        ps->sd = -1; /* toe_detach closes it */
+        pl_inh_give_back(p, ps); /* what it received and never read, for the other holders */
+        ps->sd = -1;             /* toe_detach closes it */
         ps->pend_err = EPIPE;
         atomic_store(&ps->state, PS_ZOMBIE);
       }

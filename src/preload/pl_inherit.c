@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,9 +39,15 @@ struct pl_stash {
   _Atomic uint32_t lock; /* a spin lock between processes (held for one memcpy) */
   uint32_t len;          /* bytes in data */
   uint32_t off;          /* bytes read (by any process) */
-  uint32_t pad;
+  uint32_t cap;          /* room in data (the memfd holds the header and cap bytes) */
   char data[];
 };
+
+/* Room in a stash beyond what is put in it when made: what a holder that closes or exits had
+ * received and not read goes there (pl_inh_give_back). At most libtoe's receive credit (16
+ * buffers of 8 KiB by default) is delivered ahead of reads; the pages are touched only when used.
+ */
+#define STASH_SPARE (256u << 10)
 
 static void stash_lock(struct pl_stash *s)
 {
@@ -60,7 +67,7 @@ static void stash_unmap(struct psock *ps)
 {
   if (!ps->stash)
     return;
-  munmap(ps->stash, sizeof(*ps->stash) + ps->stash->len);
+  munmap(ps->stash, sizeof(*ps->stash) + ps->stash->cap);
   R.close(ps->stash_fd);
   ps->stash = NULL;
   ps->stash_fd = -1;
@@ -107,14 +114,18 @@ static void stash_fill(struct pdev *p, struct psock *ps)
     len += (size_t)r;
   }
   PL_DBG("sd %d: %zu received bytes stashed for the holders", ps->sd, len);
-  if (len == 0 || len > UINT32_MAX - sizeof(struct pl_stash)) {
+  /* Made even when empty: a holder that ends with bytes it never read puts them here. */
+  if (len > UINT32_MAX - sizeof(struct pl_stash) - STASH_SPARE) {
     free(buf);
     return;
   }
   int fd = memfd_create("toe-stash", MFD_CLOEXEC);
+  if (fd >= 0)
+    fd = pl_move_high(fd); /* out of the numbers the program uses */
   struct pl_stash *s = MAP_FAILED;
-  if (fd >= 0 && ftruncate(fd, (off_t)(sizeof(*s) + len)) == 0)
-    s = mmap(NULL, sizeof(*s) + len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  size_t room = len + STASH_SPARE;
+  if (fd >= 0 && ftruncate(fd, (off_t)(sizeof(*s) + room)) == 0)
+    s = mmap(NULL, sizeof(*s) + room, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (s == MAP_FAILED) {
     pl_log("fd of sd %d: %zu received bytes cannot be handed on (%s): only this process reads "
            "them",
@@ -126,6 +137,7 @@ static void stash_fill(struct pdev *p, struct psock *ps)
   }
   memcpy(s->data, buf, len);
   s->len = (uint32_t)len;
+  s->cap = (uint32_t)room;
   free(buf);
   stash_unmap(ps);
   ps->stash = s;
@@ -181,7 +193,17 @@ static int share_conn(struct pdev *p, struct psock *ps, uint64_t *tok)
 
 void pl_inh_share_conn(struct pdev *p, struct psock *ps)
 {
-  if (ps->type != SOCK_STREAM || ps->listening || !ps->connected)
+  if (ps->type != SOCK_STREAM || ps->listening)
+    return;
+  if (!ps->connected) {
+    /* A non-blocking connect that completed: connect() returned EINPROGRESS and the program
+     * saw the result through poll/select (rsync's client), so nothing marked it. Writable
+     * without an error or hang-up: established. */
+    int ev = toe_sock_events(p->dev, ps->sd);
+    if (ev > 0 && (ev & TOE_POLLOUT) && !(ev & (TOE_POLLERR | TOE_POLLHUP)))
+      ps->connected = true;
+  }
+  if (!ps->connected)
     return;
   uint64_t tok = 0;
   int rc = share_conn(p, ps, &tok);
@@ -201,6 +223,35 @@ void pl_inh_fork_child(struct psock *ps)
   ps->rx_paused = false; /* adopting gives this process a handle of its own, not paused */
 }
 
+void pl_inh_give_back(struct pdev *p, struct psock *ps)
+{
+  struct pl_stash *s = ps->stash;
+  if (!s || ps->type != SOCK_STREAM || ps->listening)
+    return;
+  char buf[16384];
+  size_t moved = 0, lost = 0;
+  for (;;) {
+    ssize_t r = toe_recv(p->dev, ps->sd, buf, sizeof(buf), 0);
+    if (r <= 0)
+      break; /* -EAGAIN: all of it (EOF and errors are the device's to tell the others) */
+    stash_lock(s);
+    if (s->off == s->len)
+      s->off = s->len = 0; /* all read: start again at the front */
+    size_t n = (size_t)r <= s->cap - s->len ? (size_t)r : s->cap - s->len;
+    memcpy(s->data + s->len, buf, n);
+    s->len += (uint32_t)n;
+    stash_unlock(s);
+    moved += n;
+    lost += (size_t)r - n;
+  }
+  if (moved)
+    PL_DBG("sd %d: %zu received bytes left for the other holders", ps->sd, moved);
+  if (lost)
+    pl_log("sd %d: %zu received bytes not read here could not be handed to the other holders "
+           "(no room): the connection's data has a gap; keep reading until EAGAIN before closing",
+           ps->sd, lost);
+}
+
 void pl_inh_close(struct psock *ps)
 {
   /* Nothing of ours (most sockets): no lock. Both fields change only in this process's calls
@@ -215,6 +266,8 @@ void pl_inh_close(struct psock *ps)
     PL_DBG("inherited token given up: %s", rc < 0 ? strerror(-rc) : "done");
     ps->share_token = 0;
   }
+  if (atomic_load(&ps->state) == PS_OFF && ps->pdev && ps->pdev == p && !p->dead)
+    pl_inh_give_back(p, ps);
   stash_unmap(ps);
   pthread_mutex_unlock(&ps->mu);
   pl_attach_unlock();
@@ -249,6 +302,62 @@ PL_API pid_t fork(void)
   pl_attach_unlock();
   errno = e;
   return pid;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* chroot: adopt what is pending while the device can still be reached                        */
+
+/* Inherited sockets are adopted at their first use, which needs the control socket's path (and
+ * its permissions). A process that chroots first (sshd's privilege-separated child chroots to
+ * /run/sshd, then becomes the sshd user, then speaks on the connection it inherited; the rsync
+ * daemon's "use chroot") could never reach the device afterwards: its sockets would become
+ * orphans (ENOTCONN) and the connection would die. So before the real chroot every socket still
+ * pending is adopted now; the session stays attached through the chroot (a connected control
+ * socket does not depend on the path). A listener adopted this way serves this process as if it
+ * had asked for connections. */
+PL_API int chroot(const char *path)
+{
+  static int (*real_chroot)(const char *);
+  if (!real_chroot)
+    real_chroot = (int (*)(const char *))dlsym(RTLD_NEXT, "chroot");
+  pl_init();
+  if (!pl_foreign_child()) { /* vfork: nothing of the parent's to adopt here */
+    for (int fd = pl_fd_next(0); fd >= 0; fd = pl_fd_next(fd + 1)) {
+      struct psock *ps = pl_fd_get(fd);
+      if (!ps || atomic_load(&ps->state) != PS_INHERIT)
+        continue;
+      int st = pl_enter_fd(fd, ps); /* adopts; the psock is locked when it became ours */
+      if (st == PS_OFF || st == PS_ZOMBIE)
+        pthread_mutex_unlock(&ps->mu);
+    }
+  }
+  return real_chroot(path);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* seccomp: a sandbox that allows read and write but not recv and send                       */
+
+atomic_bool pl_sandboxed;
+
+/* sshd's preauth child, after adopting its connection (chroot, above), installs a seccomp filter
+ * that kills the process on any system call outside a short list (read, write, poll, ppoll,
+ * futex, ...; not recv, send or the other socket calls). The library's own calls on the
+ * placeholders then go through read/write and poll (pl_ready.c); the data itself moves through
+ * libtoe's shared rings and the pump thread, which the filter (of this thread only) does not
+ * cover. Setting the flag before the filter exists is harmless (the same calls, a poll more). */
+PL_API int prctl(int option, ...)
+{
+  static int (*real_prctl)(int, ...);
+  if (!real_prctl)
+    real_prctl = (int (*)(int, ...))dlsym(RTLD_NEXT, "prctl");
+  va_list ap;
+  va_start(ap, option);
+  unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
+  unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
+  va_end(ap);
+  if (option == PR_SET_SECCOMP)
+    atomic_store(&pl_sandboxed, true);
+  return real_prctl(option, a2, a3, a4, a5);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -591,19 +700,21 @@ static void inherit_entry(const char *s)
     struct stat sb;
     if (fstat(sfd, &sb) == 0 && (size_t)sb.st_size >= sizeof(*st)) {
       void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
-      if (m != MAP_FAILED && ((struct pl_stash *)m)->len + sizeof(*st) == (size_t)sb.st_size)
+      if (m != MAP_FAILED && ((struct pl_stash *)m)->cap + sizeof(*st) == (size_t)sb.st_size &&
+          ((struct pl_stash *)m)->len <= ((struct pl_stash *)m)->cap)
         st = m;
       else if (m != MAP_FAILED)
         munmap(m, (size_t)sb.st_size);
     }
     if (st)
-      R.fcntl(sfd, F_SETFD, FD_CLOEXEC);
+      sfd = pl_move_high(sfd); /* close-on-exec; out of the numbers the program uses (sshd
+                                * reuses the low ones: closing ours there would close its) */
     else
       R.close(sfd);
   }
   if (nfd == 0) {
     if (st)
-      munmap(st, sizeof(*st) + st->len), R.close(sfd);
+      munmap(st, sizeof(*st) + st->cap), R.close(sfd);
     return; /* the token goes when this process ends */
   }
   pl_tab_lock();
@@ -621,7 +732,7 @@ static void inherit_entry(const char *s)
   }
   pl_tab_unlock();
   if (st)
-    munmap(st, sizeof(*st) + st->len), R.close(sfd);
+    munmap(st, sizeof(*st) + st->cap), R.close(sfd);
 }
 
 void pl_inh_init(void)

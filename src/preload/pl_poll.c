@@ -132,7 +132,11 @@ static int pq_prepare(struct pq *q, struct pollfd *fds, nfds_t n, const sigset_t
       bool locked = st == PS_OFF || st == PS_ZOMBIE;
       if (locked && !ps->pinned) {
         if (st == PS_OFF) {
-          pl_inh_demand(ps); /* a shared connection polled: its data comes to us again */
+          /* A shared connection polled for input: its data comes to us again. Not when only
+           * output is asked for: rsync's generator waits to write on the connection its forked
+           * receiver reads, and taking deliveries there would split the stream between the two. */
+          if (fds[i].events & (POLLIN | POLLRDNORM | POLLPRI))
+            pl_inh_demand(ps);
           /* This process polls its listener: it serves connections (pl_refresh_fd). */
           if (ps->listening)
             ps->acc_demand = true;
@@ -145,7 +149,7 @@ static int pq_prepare(struct pq *q, struct pollfd *fds, nfds_t n, const sigset_t
       if (locked)
         pthread_mutex_unlock(&ps->mu);
       if (locked && !q->ps[i])
-        pl_refresh_fd(fd); /* pinned: its placeholder is what the kernel sees */
+        pl_refresh_fd_for(fd, (fds[i].events & (POLLIN | POLLRDNORM | POLLPRI)) != 0); /* pinned */
     }
     if (!q->ps[i]) {
       q->k[q->nk] = fds[i];
@@ -353,7 +357,7 @@ static bool refresh_pollfds(const struct pollfd *fds, nfds_t n)
   bool any = false;
   for (nfds_t i = 0; i < n; i++)
     if (fds[i].fd >= 0 && pl_fd_get(fds[i].fd)) {
-      pl_refresh_fd(fds[i].fd);
+      pl_refresh_fd_for(fds[i].fd, (fds[i].events & (POLLIN | POLLRDNORM | POLLPRI)) != 0);
       any = any || pl_fd_offloaded(fds[i].fd);
     }
   return any;
@@ -414,7 +418,7 @@ static int kernel_select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timev
   for (int fd = 0; fd < lim; fd++)
     if (pl_fd_get(fd) &&
         ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e))))
-      pl_refresh_fd(fd);
+      pl_refresh_fd_for(fd, (r && FD_ISSET(fd, r)) || (e && FD_ISSET(fd, e)));
   int rc = is_pselect ? R.pselect(nfds, r, w, e, ts, mask) : R.select(nfds, r, w, e, tv);
   if (rc < 0 || !w)
     return rc;

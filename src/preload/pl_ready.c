@@ -29,6 +29,30 @@
 
 static char g_zeros[4096];
 
+/* recv/send with MSG_DONTWAIT on a placeholder's end, or, in a process under a seccomp filter
+ * (pl_sandboxed: sshd's preauth child allows read and write but kills on recv and send), poll and
+ * then read/write, which never block on a stream end that poll found ready (a write of at most
+ * 512 bytes: with the ends' minimal send buffer, writable means a quarter of it is free). */
+static ssize_t ph_recv(int fd, void *buf, size_t len)
+{
+  if (!atomic_load_explicit(&pl_sandboxed, memory_order_relaxed))
+    return R.recv(fd, buf, len, MSG_DONTWAIT);
+  struct pollfd pf = {.fd = fd, .events = POLLIN};
+  if (R.poll(&pf, 1, 0) != 1 || !(pf.revents & POLLIN))
+    return errno = EAGAIN, -1;
+  return R.read(fd, buf, len);
+}
+
+static ssize_t ph_send(int fd, const void *buf, size_t len)
+{
+  if (!atomic_load_explicit(&pl_sandboxed, memory_order_relaxed))
+    return R.send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  struct pollfd pf = {.fd = fd, .events = POLLOUT};
+  if (R.poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT))
+    return errno = EAGAIN, -1;
+  return R.write(fd, buf, len < 512 ? len : 512);
+}
+
 /* Empties our end of a placeholder. A short read means the queue is empty (a stream socket hands
  * over all it holds up to the length asked), so the usual case (one token, or the fill) costs one
  * or a few reads, not one more that returns EAGAIN. */
@@ -37,7 +61,7 @@ static size_t drain_fd(int fd)
   char buf[4096];
   size_t n = 0;
   for (int i = 0; i < 64; i++) {
-    ssize_t r = R.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    ssize_t r = ph_recv(fd, buf, sizeof(buf));
     if (r > 0)
       n += (size_t)r;
     if (r < (ssize_t)sizeof(buf))
@@ -56,7 +80,7 @@ static size_t fill_fd(int fd)
 {
   size_t n = 0;
   for (int i = 0; i < 16 && fd_writable(fd); i++) {
-    ssize_t r = R.send(fd, g_zeros, sizeof(g_zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t r = ph_send(fd, g_zeros, sizeof(g_zeros));
     if (r > 0)
       n += (size_t)r;
     if (r < 0 && errno != EAGAIN && errno != EINTR)
@@ -133,7 +157,7 @@ void pl_show(struct psock *ps, unsigned want)
   }
   if (!(ps->shown & SH_RDHUP)) {
     if ((want & SH_IN) && !(ps->shown & SH_IN)) {
-      ssize_t r = R.send(ps->bfd, "t", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      ssize_t r = ph_send(ps->bfd, "t", 1);
       (void)r;
       ps->shown |= SH_IN;
     } else if (!(want & SH_IN) && (ps->shown & SH_IN)) {
@@ -242,7 +266,7 @@ void pl_zombify(struct psock *ps)
   if (ps->bfd >= 0) {
     if (ps->pend_err) {
       if (ps->shown & SH_OUT) {
-        ssize_t r = R.send(ps->afd, "e", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t r = ph_send(ps->afd, "e", 1);
         (void)r;
       }
     } else {
@@ -280,12 +304,21 @@ bool pl_bypass_check(struct psock *ps)
 
 void pl_refresh_fd(int fd)
 {
+  pl_refresh_fd_for(fd, true);
+}
+
+void pl_refresh_fd_for(int fd, bool in)
+{
   struct psock *ps = pl_fd_get(fd);
   if (!ps)
     return;
   if (pl_enter_fd(fd, ps) == PS_OFF) {
-    pl_inh_demand(ps); /* a shared connection polled: its data comes to us again */
-    pl_dev_pin(ps);    /* a kernel epoll set (or poll, select) waits on the placeholder itself */
+    /* A shared connection polled for input: its data comes to us again. Not when only output
+     * is asked for: rsync's generator waits to write on the connection its forked receiver
+     * reads, and taking deliveries there would split the stream between the two. */
+    if (in)
+      pl_inh_demand(ps);
+    pl_dev_pin(ps); /* poll, select or a kernel epoll set waits on the placeholder itself */
     if (ps->listening && !ps->acc_demand) {
       /* This process polls its listener: it serves connections (on a shared one, toe_poll_ctl
        * with TOE_POLLIN makes libtoe post ACCEPTs for it; on one not shared yet, it is noted

@@ -1147,6 +1147,12 @@ PL_API int getsockopt(int fd, int level, int name, void *__restrict val, socklen
       rc = put_int(val, len, (int)v);
       break;
     }
+    case SO_BINDTODEVICE:
+      /* Never bound to an interface (setsockopt keeps only the empty name): as the kernel
+       * answers for an unbound socket, no name (length 0) and success. sshd asks for every
+       * connection (its VRF) and drops the connection on an error. */
+      rc = put_bytes(val, len, "", 0);
+      break;
     case SO_LINGER: {
       struct linger lg = {0, 0};
       struct pl_opt *o = pl_opt_find(ps, level, name);
@@ -1316,7 +1322,7 @@ PL_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return rc;
   }
   if (op != EPOLL_CTL_DEL)
-    pl_refresh_fd(fd);
+    pl_refresh_fd_for(fd, !ev || (ev->events & (EPOLLIN | EPOLLPRI)));
   int rc = R.epoll_ctl(epfd, op, fd, ev);
   int st2 = rc == 0 ? pl_enter_fd(fd, ps) : PS_FREE;
   /* A socket in an epoll set is waited on for as long as it stays there: a listener keeps

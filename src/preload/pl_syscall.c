@@ -91,6 +91,11 @@ PL_API long syscall(long nr, ...)
   /* Before initialisation no descriptor is ours; only a new AF_INET socket can become one. */
   bool ready = atomic_load_explicit(&pl_ready, memory_order_acquire);
   switch (nr) {
+#ifdef SYS_seccomp
+  case SYS_seccomp: /* a sandbox: placeholders through read/write from now on (pl_inherit.c) */
+    atomic_store(&pl_sandboxed, true);
+    break;
+#endif
   case SYS_socket:
     if (a0 == AF_INET)
       return socket((int)a0, (int)a1, (int)a2);

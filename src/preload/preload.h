@@ -102,6 +102,9 @@ extern struct pl_real R;
  * function calls it first. */
 void pl_init_slow(void);
 extern atomic_bool pl_ready;
+/* pl_inherit.c: the process installed a seccomp filter (prctl PR_SET_SECCOMP, seccomp(2)): the
+ * library keeps to read/write/poll on placeholders (pl_ready.c), which such sandboxes allow. */
+extern atomic_bool pl_sandboxed;
 static inline void pl_init(void)
 {
   if (!atomic_load_explicit(&pl_ready, memory_order_acquire))
@@ -238,6 +241,7 @@ struct psock {
                            * process reads (a MAP_SHARED memfd), or NULL */
   int stash_fd;           /* the stash's memfd (while stash) */
   bool rx_paused;         /* the device delivers to this process only once it asks again */
+  bool stash_poke;        /* the pump's scan found stashed bytes not shown (pl_dev.c) */
   int64_t rx_credit;      /* TOE_OPT_RXBUFS to ask with */
   bool acc_lazy;          /* a shared listener: connections only once this process asks */
   bool acc_demand;    /* this process asked for connections (accept, poll, select, epoll_ctl on the
@@ -522,6 +526,10 @@ void pl_inh_demand(struct psock *ps);
 /* The last descriptor of ps is gone (ps locked): unmaps its stash; an inherited token that was
  * never used is given up (if this process has a session; else it goes when the process ends). */
 void pl_inh_close(struct psock *ps);
+/* ps (locked) is PS_OFF in session p and about to be closed here (its last descriptor, or the
+ * process's exit): what libtoe received for it and nobody read goes into its stash, for the
+ * other holders (as unread bytes stay in a kernel socket). */
+void pl_inh_give_back(struct pdev *p, struct psock *ps);
 /* At start: adopts what the previous program image left (TOE_INHERIT, written at exec). */
 void pl_inh_init(void);
 
@@ -532,6 +540,9 @@ ssize_t pl_recv_ps(int fd, struct psock *ps, void *buf, size_t len, int flags,
                    struct sockaddr *from, socklen_t *fromlen);
 /* Refreshes the placeholder of fd if it is offloaded (used before poll/select/epoll_ctl). */
 void pl_refresh_fd(int fd);
+/* pl_refresh_fd, saying whether input is waited for (a shared connection's data is asked for
+ * again only then: pl_inh_demand). */
+void pl_refresh_fd_for(int fd, bool in);
 
 /* pl_opts.c: what an offloaded socket does with each option, and recvmsg's control messages */
 enum {
