@@ -503,7 +503,11 @@ static enum serve_result chargen_tcp(struct toed_services *s, struct toed_conn *
   }
   while (moved < TCP_CONN_BUDGET) {
     /* any offset below a period has CHARGEN_WRITE bytes of the stream after it in the block */
-    int r = toe_tcp_send(s->st, c->sock, s->chargen_block + c->chargen_pos, CHARGEN_WRITE, 0);
+    /* TOE_SEND_MORE: the stream never ends, so the short tail of a write (65536 is not a
+     * multiple of the MSS) waits to be filled by the next one instead of leaving as a small
+     * frame of its own */
+    int r = toe_tcp_send(s->st, c->sock, s->chargen_block + c->chargen_pos, CHARGEN_WRITE,
+                         TOE_SEND_MORE);
     if (r <= 0)
       return send_refused(s, c, r);
     c->chargen_pos = (c->chargen_pos + (uint32_t)r) % CHARGEN_PERIOD;
