@@ -33,7 +33,10 @@
  * the NIC would, which is the link's cost, not the engine's), --tso (TOE_LINK_CAP_TSO with the
  * checksum offload: the sender hands over super-segments of up to 64 KiB, which the link delivers
  * whole, as a veth hands a GSO super-frame to its peer; the receiver takes them like toed takes
- * the kernel's), --verify (fill and check a byte pattern; slower).
+ * the kernel's), --burst (each round of deliveries to a stack is one receive burst,
+ * toe_stack_burst_begin/_end, as a driver hands over its ring: one ACK and output decision per
+ * connection per round; bench_burst_end_sender/receiver count the deferred output), --verify
+ * (fill and check a byte pattern; slower).
  *
  * Besides throughput it reports how the loop spent the measured part: iterations in which neither
  * application nor the link had anything to do (the engines were waiting for a timer) and the
@@ -95,6 +98,7 @@ struct opts {
   bool csum_offload;
   bool tx_csum_offload;
   bool tso;
+  bool burst; /* --burst: each delivery round is one receive burst (toe_stack_burst_begin) */
   bool verify;
 };
 
@@ -201,6 +205,17 @@ static NOINLINE void bench_input_sender(struct bench *b, struct toe_pbuf *p)
   toe_stack_input(b->e[SENDER].st, p, b->now);
 }
 
+/* --burst: the output a burst deferred, on the side that received it */
+static NOINLINE void bench_burst_end_receiver(struct bench *b)
+{
+  toe_stack_burst_end(b->e[RECEIVER].st);
+}
+
+static NOINLINE void bench_burst_end_sender(struct bench *b)
+{
+  toe_stack_burst_end(b->e[SENDER].st);
+}
+
 /* Delivers every frame queued at end `from` (frames sent meanwhile by `from` wait for the next
  * round). Returns the number delivered. */
 static unsigned deliver(struct bench *b, int from)
@@ -210,6 +225,9 @@ static unsigned deliver(struct bench *b, int from)
   struct toe_pbuf *q = e->qhead;
   e->qhead = e->qtail = NULL;
   unsigned n = 0;
+  bool burst = b->o.burst && q != NULL;
+  if (burst)
+    toe_stack_burst_begin(dst);
   while (q) {
     struct toe_pbuf *f = q;
     q = q->qnext;
@@ -227,6 +245,12 @@ static unsigned deliver(struct bench *b, int from)
       bench_input_receiver(b, p);
     else
       bench_input_sender(b, p);
+  }
+  if (burst) {
+    if (from == SENDER)
+      bench_burst_end_receiver(b);
+    else
+      bench_burst_end_sender(b);
   }
   return n;
 }
@@ -489,7 +513,7 @@ static void usage(void)
   fputs("usage: bench_engine_e2e [--mib N | --segments N] [--warmup N] [--mtu N]\n"
         "         [--cc cubic|newreno] [--clock real|virtual] [--step-ns N] [--pbufs N]\n"
         "         [--rcvbuf N] [--sndbuf N] [--chunk N] [--rx-csum-offload] [--tx-csum-offload] "
-        "[--tso]\n         [--verify]\n",
+        "[--tso]\n         [--burst] [--verify]\n",
         stderr);
   exit(2);
 }
@@ -516,6 +540,10 @@ static void parse(int argc, char **argv, struct opts *o)
     }
     if (!strcmp(k, "--tso")) {
       o->tso = true;
+      continue;
+    }
+    if (!strcmp(k, "--burst")) {
+      o->burst = true;
       continue;
     }
     if (!strcmp(k, "--verify")) {

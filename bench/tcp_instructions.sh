@@ -14,6 +14,10 @@
 #      checksum offload would: the software checksum's share of the receive path;
 #   5./6. runs 2 and 3 with checksums offloaded both ways (--rx-csum-offload --tx-csum-offload:
 #      the engines leave TCP checksums to the link, which bench_dma completes as a NIC would).
+#   8.-11. runs 2, 3, 5 and 6 with --burst: each round of frames to a stack is one receive burst
+#      (toe_stack_burst_begin/_end, as toed's drivers hand over their rings), so a connection
+#      makes one ACK and output decision per burst; the deferred output (bench_burst_end_*) is
+#      counted on the side that runs it.
 # The link's copy of each frame into the other stack's pool (bench_dma) is the benchmark's, not the
 # engine's, and is shown apart.
 #
@@ -41,8 +45,8 @@ echo "# bench_engine_e2e --clock virtual: MTU 1500, cc cubic, timestamps and SAC
 
 ARGS=(--segments "$SEGS" --warmup "$WARM" --clock virtual)
 CG=(valgrind --tool=callgrind --instr-atstart=no)
-SENDER_FNS=(bench_send bench_input_sender bench_poll_sender)
-RECEIVER_FNS=(bench_input_receiver bench_recv bench_poll_receiver)
+SENDER_FNS=(bench_send bench_input_sender bench_poll_sender bench_burst_end_sender)
+RECEIVER_FNS=(bench_input_receiver bench_recv bench_poll_receiver bench_burst_end_receiver)
 
 # cg_run NAME EXTRA_VALGRIND_ARGS... -- EXTRA_BENCH_ARGS...: runs one callgrind, bounded in time.
 cg_run() {
@@ -96,6 +100,16 @@ cg_run receiver_off --collect-atstart=no $(tog "${RECEIVER_FNS[@]}") -- --rx-csu
 cg_run sender_tso --collect-atstart=no $(tog "${SENDER_FNS[@]}") -- --rx-csum-offload --tso \
   --segments $((SEGS / 20 + 1)) --warmup $((WARM / 20 + 1)) || true
 
+# shellcheck disable=SC2046
+cg_run sender_burst --collect-atstart=no $(tog "${SENDER_FNS[@]}") -- --burst || true
+# shellcheck disable=SC2046
+cg_run receiver_burst --collect-atstart=no $(tog "${RECEIVER_FNS[@]}") -- --burst || true
+# shellcheck disable=SC2046
+cg_run sender_burst_off --collect-atstart=no $(tog "${SENDER_FNS[@]}") -- --burst \
+  --rx-csum-offload --tx-csum-offload || true
+# shellcheck disable=SC2046
+cg_run receiver_burst_off --collect-atstart=no $(tog "${RECEIVER_FNS[@]}") -- --burst \
+  --rx-csum-offload --tx-csum-offload || true
 S=$(segs_of all)
 for r in sender receiver; do
   if [ "$(segs_of $r)" != "$S" ]; then
@@ -138,6 +152,17 @@ if [ -s "$T/sender_tso.cg" ]; then
   printf "| %s | %s | %s |\n" "**sender total, TSO and checksums offloaded** (run 7; per 1448 payload bytes, $(segs_of sender_tso) super-segments)" \
     "$(cg_total sender_tso)" "$(per "$(cg_total sender_tso)" "$TS")"
 fi
+for r in sender_burst receiver_burst sender_burst_off receiver_burst_off; do
+  if [ -s "$T/$r.cg" ]; then
+    case $r in
+    sender_burst) l="sender total, receive bursts (run 8)" ;;
+    receiver_burst) l="receiver total, receive bursts (run 9)" ;;
+    sender_burst_off) l="sender total, receive bursts, checksums offloaded both ways (run 10)" ;;
+    *) l="receiver total, receive bursts, checksums offloaded both ways (run 11)" ;;
+    esac
+    printf "| **%s** | %s | %s |\n" "$l" "$(cg_total $r)" "$(per "$(cg_total $r)" "$(segs_of $r)")"
+  fi
+done
 echo
 echo "Engine functions by own (exclusive) instructions per data segment, run 1 (top 15):"
 echo

@@ -18,7 +18,9 @@
  *     extra   bits 0-1 scale (1, 256, 65536, 2^24); bits 2-3 SACK blocks - 1; bits 4-7 raw option
  *             bytes (with op bit 6)
  *   application record (0xf0 <= op < 0xff), 2 bytes: op & 7 selects send / recv / shutdown(WR) /
- *     shutdown(RD) / close / abort / reopen / wait on the connection arg & 1.
+ *     shutdown(RD) / close / abort / reopen / wait on the connection arg & 1; with op bit 3 it
+ *     first begins a receive burst (toe_stack_burst_begin), or ends the one that is open, so the
+ *     records between two such ops are one burst (deferred output, one ACK per burst).
  *   raw record (op == 0xff): u16 length, then that many bytes of Ethernet frame.
  *
  * Sequence and acknowledgment numbers are relative to the connection's real state, so segments
@@ -447,6 +449,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       data += len;
       size -= len;
     } else if (op >= 0xf0) {
+      if (op & 8) {
+        if (f.st->tcp.in_burst)
+          toe_stack_burst_end(f.st);
+        else
+          toe_stack_burst_begin(f.st);
+      }
       fz_app(&f, op, data[1]);
       data += 2;
       size -= 2;
@@ -464,6 +472,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   /* tear down: close everything, then let every timer (retransmissions, FIN_WAIT_2, TIME_WAIT,
    * ARP, ...) run out */
+  if (f.st->tcp.in_burst)
+    toe_stack_burst_end(f.st);
   for (int i = 0; i < 2; i++)
     if (f.conn[i])
       toe_sock_close(f.st, f.conn[i]);

@@ -217,7 +217,8 @@
   X(syncache_inuse)         /* gauge: SYN-cache entries held */                                    \
   X(rx_drop_nomem)          /* in-window data dropped: the socket's buffer allowance is used up */ \
   X(snd_buf_limited)        /* sends cut short by the socket's buffer allowance or the pool */     \
-  X(out_tso_frames)         /* TSO super-segments handed to the link (TOE_LINK_CAP_TSO) */
+  X(out_tso_frames)         /* TSO super-segments handed to the link (TOE_LINK_CAP_TSO) */         \
+  X(out_burst_deferred)     /* segments whose output waited for the receive burst's end */
 
 /* Packet buffer pool. */
 #define TOE_COUNTERS_PBUF(X)                                                                       \

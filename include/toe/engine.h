@@ -246,6 +246,19 @@ int toe_stack_input_copy(struct toe_stack *st, const void *frame, size_t len, to
 void toe_stack_poll(struct toe_stack *st, toe_time_t now);
 
 /*
+ * A receive burst: frames a driver took from its ring in one go go in between
+ * toe_stack_burst_begin() and toe_stack_burst_end(), as GRO gives the kernel one super-frame for
+ * them. A TCP connection then makes one output decision for the burst (at its end) instead of
+ * one per segment: in-order data gets one ACK for the whole burst (up to 64 KiB of it; more gets
+ * an ACK at once, as a 64 KiB GRO frame would), and a sender builds its next super-segment once
+ * from every ACK of the burst. What needs an ACK at once (out-of-order data, a hole filled, a
+ * FIN, data past the window) still gets it at once, segment by segment (RFC 5681 4.2; fast
+ * retransmit counts duplicate ACKs). Calls do not nest; end must follow begin before any poll.
+ */
+void toe_stack_burst_begin(struct toe_stack *st);
+void toe_stack_burst_end(struct toe_stack *st);
+
+/*
  * The earliest time toe_stack_poll() has work to do, or TOE_TIME_NEVER. It may be earlier than
  * the real next expiry (a wheel slot boundary), never later.
  */

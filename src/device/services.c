@@ -25,6 +25,12 @@
 #define CHARGEN_PRINTABLE 95u /* ' ' .. '~' */
 /* The TCP chargen stream repeats after 95 lines (each starts one character further along). */
 #define CHARGEN_PERIOD (CHARGEN_PRINTABLE * (CHARGEN_LINE + 2u))
+/* TCP chargen bytes per toe_tcp_send: each send runs the engine's output once, so this is the
+ * largest TSO super-segment the stream can make (one period, 7030 bytes, gave 9-11 KB frames on
+ * average; issue 9). The block holds whole periods enough for a write from any offset. */
+#define CHARGEN_WRITE 65536u
+#define CHARGEN_BLOCK_PERIODS ((CHARGEN_WRITE + CHARGEN_PERIOD - 1u) / CHARGEN_PERIOD + 1u)
+#define CHARGEN_BLOCK (CHARGEN_BLOCK_PERIODS * CHARGEN_PERIOD)
 
 /* TCP: bytes moved (read plus written) through one connection per round before the others get
  * their turn, and through all of them per run, after which the event loop takes its turn. */
@@ -496,8 +502,12 @@ static enum serve_result chargen_tcp(struct toed_services *s, struct toed_conn *
       return S_MORE;
   }
   while (moved < TCP_CONN_BUDGET) {
-    /* chargen_block holds two periods: any offset has a whole period after it */
-    int r = toe_tcp_send(s->st, c->sock, s->chargen_block + c->chargen_pos, CHARGEN_PERIOD, 0);
+    /* any offset below a period has CHARGEN_WRITE bytes of the stream after it in the block */
+    /* TOE_SEND_MORE: the stream never ends, so the short tail of a write (65536 is not a
+     * multiple of the MSS) waits to be filled by the next one instead of leaving as a small
+     * frame of its own */
+    int r = toe_tcp_send(s->st, c->sock, s->chargen_block + c->chargen_pos, CHARGEN_WRITE,
+                         TOE_SEND_MORE);
     if (r <= 0)
       return send_refused(s, c, r);
     c->chargen_pos = (c->chargen_pos + (uint32_t)r) % CHARGEN_PERIOD;
@@ -611,7 +621,7 @@ int toed_services_open(struct toed_services *s, struct toe_stack *st,
   s->scratch = malloc(MAX_DGRAM > TCP_CHUNK ? MAX_DGRAM : TCP_CHUNK);
   if (tcp) {
     s->conns = calloc(s->max_conns, sizeof *s->conns);
-    s->chargen_block = malloc(2 * CHARGEN_PERIOD);
+    s->chargen_block = malloc(CHARGEN_BLOCK);
   }
   if (!s->svc || !s->scratch || (tcp && (!s->conns || !s->chargen_block))) {
     close_all(s);
@@ -623,7 +633,7 @@ int toed_services_open(struct toed_services *s, struct toe_stack *st,
       s->conns[i].free_next = s->conn_free;
       s->conn_free = &s->conns[i];
     }
-    for (uint32_t i = 0; i < 2 * CHARGEN_PERIOD; i++) {
+    for (uint32_t i = 0; i < CHARGEN_BLOCK; i++) {
       uint32_t line = i / (CHARGEN_LINE + 2), col = i % (CHARGEN_LINE + 2);
       if (col == CHARGEN_LINE)
         s->chargen_block[i] = '\r';

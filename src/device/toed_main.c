@@ -493,7 +493,11 @@ static void drain_rx(struct toed *d)
 {
   unsigned total = 0, n;
   do {
+    /* One engine burst per ring burst: a connection makes one ACK (and, sending, one output)
+     * decision for all of its segments in it, as GRO gives the kernel (toe_stack_burst_begin). */
+    toe_stack_burst_begin(d->st);
     n = d->link.ops->rx_burst(&d->link, on_rx, d, RX_BUDGET);
+    toe_stack_burst_end(d->st);
     total += n;
   } while (n > 0 && total < RX_MAX_PER_WAKE);
 }

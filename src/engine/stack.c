@@ -275,7 +275,19 @@ void toe_stack_start(struct toe_stack *st, toe_time_t now)
 
 void toe_stack_poll(struct toe_stack *st, toe_time_t now)
 {
+  if (st->tcp.in_burst)
+    toe_tcp_output_burst_end(st); /* a burst left open: its output must not wait longer */
   toe_stack_advance(st, now);
+}
+
+void toe_stack_burst_begin(struct toe_stack *st)
+{
+  st->tcp.in_burst = 1;
+}
+
+void toe_stack_burst_end(struct toe_stack *st)
+{
+  toe_tcp_output_burst_end(st);
 }
 
 toe_time_t toe_stack_next_deadline(const struct toe_stack *st)

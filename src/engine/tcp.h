@@ -289,6 +289,8 @@ struct toe_tcb {
   uint8_t sml_out;             /* a segment shorter than the MSS was sent (Nagle, Minshall) */
   uint8_t zwp_out;             /* a zero-window probe is unacknowledged (resent when it opens) */
   uint32_t snd_sml;            /* end of the last short segment sent */
+  struct toe_tcb *out_next;    /* burst output list link (st->tcp.out_head) */
+  uint8_t out_queued;          /* on the burst output list */
 };
 
 /*
@@ -307,6 +309,8 @@ struct toe_tcp_tables {
   struct toe_tcb *notify_tail;
   struct toe_timer notify_timer; /* fallback delivery at the next poll */
   uint8_t notify_busy;           /* a flush is running (callbacks may re-enter) */
+  uint8_t in_burst;              /* between toe_stack_burst_begin and _end */
+  struct toe_tcb *out_head;      /* tcbs whose output waits for the burst's end (LIFO) */
 
   /* tcp_demux.c (tcp-in): the 4-tuple hash of connections (not listeners, not TIME_WAIT) */
   struct toe_tcb **conn_hash; /* conn_hash_mask + 1 buckets, a power of two */
@@ -447,6 +451,14 @@ uint32_t toe_tcp_reass_max_bufs(const struct toe_stack *st);
  *    window is zero with data waiting, keepalive, and FINWAIT2 for orphans in FIN_WAIT_2.
  */
 void toe_tcp_output(struct toe_stack *st, struct toe_tcb *tp);
+/*
+ * Burst input (toe_stack_burst_begin/_end): the end of a segment's processing calls
+ * toe_tcp_output_or_defer(), which queues the tcb for toe_tcp_output_burst_end() when nothing
+ * asks for output at once; toe_tcp_output_undefer() takes a tcb that is released off the list.
+ */
+void toe_tcp_output_or_defer(struct toe_stack *st, struct toe_tcb *tp);
+void toe_tcp_output_burst_end(struct toe_stack *st);
+void toe_tcp_output_undefer(struct toe_stack *st, struct toe_tcb *tp);
 /* Sends a pure ACK now (with SACK/D-SACK and timestamps). */
 void toe_tcp_send_ack(struct toe_stack *st, struct toe_tcb *tp);
 /* Retransmits the segment `seg` (in the send queue) now. Returns 0 or -TOE_ENOBUFS. */

@@ -543,7 +543,10 @@ static void finish(struct toe_stack *st, struct toe_tcb *tp, struct in_ctx *cx)
 {
   if (cx->gone)
     return;
-  toe_tcp_output(st, tp);
+  if (st->tcp.in_burst)
+    toe_tcp_output_or_defer(st, tp); /* one output per connection per receive burst */
+  else
+    toe_tcp_output(st, tp);
   if (cx->ev)
     toe_tcp_notify(st, tp, cx->ev);
 }

@@ -1073,3 +1073,61 @@ void toe_tcp_output(struct toe_stack *st, struct toe_tcb *tp)
     }
   }
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Burst input: one output decision per connection per receive burst */
+
+/* In-order data a burst may leave unacknowledged until its end: a GRO super-frame's worth (the
+ * kernel, given one 64 KiB super-frame, sends one ACK for it). More gets its ACK at once. */
+#define BURST_ACK_MAX 65535u
+
+void toe_tcp_output_or_defer(struct toe_stack *st, struct toe_tcb *tp)
+{
+  struct toe_tcp_tables *tt = &st->tcp;
+  /* Only data states wait: a handshake's or a closing connection's segments go as they did.
+   * TOE_TF_ACK_NOW is what the input path decided must not wait (out-of-order data, a hole
+   * filled, a FIN, data past the window: RFC 5681 4.2, RFC 9293 3.10.7.4); each such segment
+   * keeps its own ACK, so duplicate ACKs still count for the peer's fast retransmit. */
+  bool data_state = tp->state == TOE_TCP_ESTABLISHED || tp->state == TOE_TCP_CLOSE_WAIT ||
+                    tp->state == TOE_TCP_FIN_WAIT_1 || tp->state == TOE_TCP_FIN_WAIT_2;
+  if (!tt->in_burst || !data_state || (tp->flags & TOE_TF_ACK_NOW) ||
+      tp->rcv_nxt - tp->last_ack_sent >= BURST_ACK_MAX) {
+    toe_tcp_output(st, tp);
+    return;
+  }
+  st->ctr.tcp.out_burst_deferred++;
+  if (tp->out_queued)
+    return;
+  tp->out_queued = 1;
+  tp->out_next = tt->out_head;
+  tt->out_head = tp;
+}
+
+void toe_tcp_output_undefer(struct toe_stack *st, struct toe_tcb *tp)
+{
+  if (!tp->out_queued)
+    return;
+  struct toe_tcb **pp = &st->tcp.out_head;
+  while (*pp && *pp != tp)
+    pp = &(*pp)->out_next;
+  if (*pp)
+    *pp = tp->out_next;
+  tp->out_next = NULL;
+  tp->out_queued = 0;
+}
+
+void toe_tcp_output_burst_end(struct toe_stack *st)
+{
+  struct toe_tcp_tables *tt = &st->tcp;
+  tt->in_burst = 0;
+  struct toe_tcb *tp;
+  /* taken off the list before its output runs: anything output does to other tcbs (or to
+   * this one) finds a consistent list */
+  while ((tp = tt->out_head) != NULL) {
+    tt->out_head = tp->out_next;
+    tp->out_next = NULL;
+    tp->out_queued = 0;
+    toe_tcp_output(st, tp);
+  }
+  toe_tcp_notify_flush(st);
+}

@@ -284,6 +284,7 @@ static void free_rcvq(struct toe_stack *st, struct toe_tcb *tp)
 static void tcb_release(struct toe_stack *st, struct toe_tcb *tp, bool keep_rcvq)
 {
   toe_timer_cancel(st, &tp->timer);
+  toe_tcp_output_undefer(st, tp);
   for (int k = 0; k < TOE_TT_COUNT; k++)
     tp->deadline[k] = 0;
   toe_tcp_hash_remove(st, tp);
