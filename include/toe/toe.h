@@ -48,10 +48,12 @@
  * -TOE_EINPROGRESS or -TOE_EAGAIN, and readiness is reported by toe_poll() and the pollable
  * toe_event_fd(). The *_blocking calls and toe_send_all wait up to the timeout they are given.
  * Control calls (toe_socket, bind, listen, UDP connect, setsockopt, getsockopt, toe_stats) are a
- * round trip to the device: they wait for its answer (it answers at once) for at most
- * op_timeout_ms. On a TCP socket with sends still waiting for send-buffer space in the device,
- * setsockopt/getsockopt take effect after them (the device keeps one socket's operations in
- * order), so they may wait that long.
+ * round trip to the device: they wait for its answer (it answers at once) and fail with
+ * -TOE_ETIMEDOUT once the device has shown no sign of work on this session (no submission taken,
+ * no completion or event posted, no fill buffer taken) for op_timeout_ms. On a TCP socket with
+ * sends still waiting for send-buffer space in the device, setsockopt/getsockopt take effect
+ * after them (the device keeps one socket's operations in order), so they wait as long as those
+ * sends do while the device keeps taking data (a slow peer, a loaded machine).
  *
  * BUFFERS. The shared region's buffer area holds everything in flight. A copying toe_send copies
  * the caller's bytes into it (the one copy into the shared region) and returns; the caller's
@@ -155,7 +157,7 @@ const char *toe_version(void);
  * device's default, and the device clamps every request to its limits (docs/transport.md). */
 struct toe_attach_opts {
   uint32_t spin_us;       /* adaptive polling: spin this long before sleeping (default 50) */
-  uint32_t op_timeout_ms; /* bound on a control call's round trip (default 5000) */
+  uint32_t op_timeout_ms; /* a control call fails after the device was silent this long (5000) */
   uint32_t sq_entries;    /* submission ring entries, a power of two, or 0 */
   uint32_t cq_entries;    /* completion ring entries, a power of two, or 0 */
   uint32_t buf_count;     /* buffers in the shared region, or 0 */

@@ -80,7 +80,9 @@
   X(share_adopted)      /* ... adopted (ADOPT) */                                                  \
   X(share_expired)      /* ... never adopted, expired */                                           \
   X(share_refused)      /* ADOPTs refused: unknown, used, expired or another uid's token */        \
-  X(share_inuse)        /* gauge: engine sockets shared by more than one holder or token */
+  X(share_inuse)        /* gauge: engine sockets shared by more than one holder or token */        \
+  X(share_pidfd_exits)  /* bound tokens freed when their process's pidfd woke toed (its exit) */   \
+  X(share_pid_polls)    /* timed looks at a bound token's live process (no pidfd in epoll) */
 
 #define TOED_CTL_STAT_FIELD_(name) uint64_t name;
 struct toed_ctl_stats {
@@ -121,10 +123,13 @@ struct ctl_token {
   toe_time_t expires;
   struct ctl_share *sh;
   bool bound; /* held by process pid (pidfd) instead of expiring */
-  int pidfd;
+  int pidfd;  /* -1 when bound without one (no pidfd_open): pid is polled */
   pid_t pid;
 };
-#define CTL_TOKEN_PID_CHECK_NS (100ull * 1000000ull) /* bound tokens' processes looked at */
+/* A bound token's process is watched through its pidfd in toed's epoll set (ctl_token_watch); only
+ * where that is impossible (no pidfd_open, Linux < 5.3, or epoll out of memory) is it looked at
+ * this often instead. */
+#define CTL_TOKEN_PID_CHECK_NS (100ull * 1000000ull)
 #define CTL_TOKENS 256
 #define CTL_TOKEN_TTL_NS (10ull * 1000000000ull)
 
@@ -210,6 +215,15 @@ void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now);
 int ctl_tokens_reap(struct toed_ctl_dev *dev);
 /* When the next token expires (TOE_TIME_NEVER if none is live). */
 toe_time_t ctl_tokens_next(const struct toed_ctl_dev *dev);
+/* (ctl_server.c) Puts bound token t's pidfd into toed's epoll set, so that its process's exit
+ * wakes toed and frees the token (and a listener's port) at once. Returns when the token must be
+ * looked at next: TOE_TIME_NEVER when watched so, else now + CTL_TOKEN_PID_CHECK_NS (t->pidfd is
+ * -1 on a kernel without pidfd_open, or epoll refused it: polled, and counted in
+ * share_pid_polls). */
+toe_time_t ctl_token_watch(struct toed_ctl_dev *dev, struct ctl_token *t, toe_time_t now);
+/* (ctl_server.c) Whether process pid has ended: gone, or a zombie (/proc/PID/stat). The polled
+ * check of a token bound without a pidfd. */
+bool ctl_pid_ended(pid_t pid);
 
 /* How a session ended (counters, dev_status). */
 enum ctl_end_kind {
@@ -338,6 +352,7 @@ struct ctl_client {
 #define CTL_TAG_LISTEN 0u
 #define CTL_TAG_CONTROL 1u
 #define CTL_TAG_KICK 2u
+#define CTL_TAG_PIDFD 3u /* slot: the token's index in dev->tokens; generation 0 */
 #define CTL_TAG_SLOT_MAX 0x1fffffffu
 
 static inline uint64_t ctl_tag(uint32_t slot, uint32_t gen, uint32_t kind)

@@ -471,6 +471,48 @@ static void on_control(struct toed_ctl *c, struct ctl_client *cl, uint32_t event
   drop(c, cl, 0, CTL_END_CLIENT, now); /* the client closed it, exited or died */
 }
 
+/* ---- share tokens bound to a process ------------------------------------------------------ */
+
+toe_time_t ctl_token_watch(struct toed_ctl_dev *dev, struct ctl_token *t, toe_time_t now)
+{
+  /* A pidfd polls readable once its process has exited (zombie or reaped): in the epoll set it
+   * wakes toed on the exit itself, so a restarted server finds its port free at once and no
+   * timer looks at live processes. Closing the pidfd (token_free) removes it from the set. */
+  struct epoll_event ev = {.events = EPOLLIN,
+                           .data.u64 = ctl_tag((uint32_t)(t - dev->tokens), 0, CTL_TAG_PIDFD)};
+  if (t->pidfd >= 0 && epoll_ctl(dev->epfd, EPOLL_CTL_ADD, t->pidfd, &ev) == 0)
+    return TOE_TIME_NEVER;
+  /* Without pidfd_open (Linux < 5.3) or with epoll out of memory: looked at every
+   * CTL_TOKEN_PID_CHECK_NS (ctl_tokens_expire) and before a bind is refused (ctl_tokens_reap). */
+  return now + CTL_TOKEN_PID_CHECK_NS;
+}
+
+bool ctl_pid_ended(pid_t pid)
+{
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return true;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *close_paren = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
+  if (!close_paren || close_paren[1] != ' ')
+    return false; /* unreadable: kept (freed at the latest when toed stops) */
+  char state = close_paren[2];
+  return state == 'Z' || state == 'X' || state == 'x';
+}
+
+/* A watched pidfd became readable: its process ended. The engine is brought to now first, as
+ * freeing the token may close a listener. Every bound token whose process ended goes. */
+static void on_pidfd(struct toed_ctl *c, toe_time_t now)
+{
+  if (toe_stack_now(c->dev.st) < now)
+    toe_stack_poll(c->dev.st, now);
+  c->dev.stats.share_pidfd_exits += (uint64_t)ctl_tokens_reap(&c->dev);
+}
+
 void toed_ctl_on_epoll(struct toed_ctl *c, uint64_t tag, uint32_t events, toe_time_t now)
 {
   if (!c->open)
@@ -478,6 +520,10 @@ void toed_ctl_on_epoll(struct toed_ctl *c, uint64_t tag, uint32_t events, toe_ti
   uint32_t kind = (uint32_t)tag & 3u;
   if (kind == CTL_TAG_LISTEN) {
     on_listen(c, now);
+    return;
+  }
+  if (kind == CTL_TAG_PIDFD) {
+    on_pidfd(c, now);
     return;
   }
   struct ctl_client *cl = slot_of(c, tag);

@@ -108,6 +108,15 @@ static struct op *op_alloc_wait(struct toe_dev *d, uint8_t opcode, uint32_t sock
   return op;
 }
 
+/* The device's hand on this session's rings: what it consumed of the submission and fill rings,
+ * and produced on the completion ring. Free-running; any change is work the device did for us. */
+static uint32_t device_activity(const struct toe_dev *d)
+{
+  return atomic_load_explicit(toe_ring_atomic_(&d->sq.ctl->cons), memory_order_acquire) +
+         atomic_load_explicit(toe_ring_atomic_(&d->cq.ctl->prod), memory_order_acquire) +
+         atomic_load_explicit(toe_ring_atomic_(&d->fq.ctl->cons), memory_order_acquire);
+}
+
 int toe_op_sync(struct toe_dev *d, struct toe_abi_sqe *sqe, uint8_t opcode, uint32_t sock,
                 uint32_t buf_first, uint32_t buf_n, struct toe_abi_cqe *cqe)
 {
@@ -126,8 +135,15 @@ int toe_op_sync(struct toe_dev *d, struct toe_abi_sqe *sqe, uint8_t opcode, uint
     return rc;
   }
   uint64_t deadline = toe_deadline((int)d->op_timeout_ms);
+  uint32_t seen = device_activity(d);
   while (op->state == OP_PENDING) {
-    if (toe_mono_ns() >= deadline) {
+    if (toe_mono_ns() >= deadline && device_activity(d) != seen) {
+      /* op_timeout_ms bounds the device's silence, not the call: an op queued behind this
+       * socket's SENDs waits for the peer's window, however slow, as long as the device works
+       * (include/toe/toe.h, "Control calls"). */
+      seen = device_activity(d);
+      deadline = toe_deadline((int)d->op_timeout_ms);
+    } else if (toe_mono_ns() >= deadline) {
       /* The completion may still come: the record stays until then (complete_op frees it). It
        * no longer counts for the socket, which the caller may free at once. */
       if (op->sock != TOE_NONE && d->socks[op->sock].ops > 0)

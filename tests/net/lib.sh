@@ -439,14 +439,22 @@ tshark_fields() {
 # warning severity or worse (bad checksums are errors). Plain `-z expert` misses some bad headers.
 NET_BAD_FILTER='_ws.malformed || _ws.expert.severity >= "warning"'
 
-# check_pcap_clean NAME PCAP [EXTRA_FILTER]: no frame of PCAP (restricted by EXTRA_FILTER) matches
-# NET_BAD_FILTER; shows the first offenders otherwise.
-check_pcap_clean() {
-  local name=$1 pcap=$2 extra=${3:-} filter n
+# pcap_clean_filter [EXTRA_FILTER]: the display filter check_pcap_clean counts (to pass to
+# tshark_prefetch with a test's other filters, so that the check costs no tshark start of its own).
+pcap_clean_filter() {
+  local extra=${1:-} filter
   filter="($NET_BAD_FILTER)"
   [ -n "$extra" ] && filter="$filter && ($extra)"
   # refdev's pcap comes from tcpdump, which sees the peer's partial (offloaded) checksums as they are.
   if is_refdev; then filter="$filter && !(ip.src == $NET_PEER_ADDR && (udp || tcp))"; fi
+  echo "$filter"
+}
+
+# check_pcap_clean NAME PCAP [EXTRA_FILTER]: no frame of PCAP (restricted by EXTRA_FILTER) matches
+# NET_BAD_FILTER; shows the first offenders otherwise.
+check_pcap_clean() {
+  local name=$1 pcap=$2 extra=${3:-} filter n
+  filter=$(pcap_clean_filter "$extra")
   n=$(tshark_count "$pcap" "$filter")
   check_eq "$name: frames flagged malformed or with warnings" "$n" 0
   if [ "$n" != 0 ]; then

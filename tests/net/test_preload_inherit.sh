@@ -9,7 +9,9 @@
 #  - an inetd-style server: the child dup2s the connection to stdin/stdout and execs `cat`
 #    (preloaded again: it adopts what the old image handed on); 64 MiB each way, SHA-256 equal;
 #    `toectl flows` names cat;
-#  - after each server exited, the same port binds again at once (no share token holds it).
+#  - after each server exited, the same port binds again at once (no share token holds it), freed
+#    by the exit itself: each mode's child exit is seen through its pidfd in toed's epoll set
+#    (transport.share_pidfd_exits moves) and no timer looks at live processes (share_pid_polls 0).
 # Usage: bash tests/net/test_preload_inherit.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
@@ -72,7 +74,16 @@ one() {
     "$child $comm"
   # The restart: the same port, at once.
   preload_run "$mode-restart" dev timeout -k 2 20 "${PRE[@]}" "$PI" bind "$NET_DEV_ADDR" "$port"
+  local exits polls
+  exits=$(stat_now transport.share_pidfd_exits)
+  polls=$(stat_now transport.share_pid_polls)
+  check_ge "$mode: the child's bound tokens were freed on its exit, through its pidfd" \
+    "$(num "$exits")" $((PIDFD_EXITS + 1))
+  check_eq "$mode: no timed look at a live process's tokens (share_pid_polls)" "$polls" 0
+  PIDFD_EXITS=$(num "$exits")
 }
+
+PIDFD_EXITS=0
 
 one fork 7301 preload_inherit
 one inetd 7302 cat

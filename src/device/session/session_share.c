@@ -6,6 +6,7 @@
 
 #include "device/session/session_internal.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,8 +90,8 @@ static void token_free(struct toed_ctl_dev *dev, struct ctl_token *t)
 {
   struct ctl_share *sh = t->sh;
   ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
-  if (t->bound)
-    close(t->pidfd);
+  if (t->bound && t->pidfd >= 0)
+    close(t->pidfd); /* which also takes it out of toed's epoll set */
   memset(t, 0, sizeof(*t));
   dev->tokens_live--;
   ses_share_put(dev, sh);
@@ -100,6 +101,8 @@ static void token_free(struct toed_ctl_dev *dev, struct ctl_token *t)
  * zombie or reaped). */
 static bool token_holder_gone(const struct ctl_token *t)
 {
+  if (t->pidfd < 0)
+    return ctl_pid_ended(t->pid); /* no pidfd_open: the pid itself (could be reused) */
   struct pollfd p = {.fd = t->pidfd, .events = POLLIN};
   return poll(&p, 1, 0) != 0;
 }
@@ -111,6 +114,7 @@ void ctl_tokens_expire(struct toed_ctl_dev *dev, toe_time_t now)
     if (!t->token || now < t->expires)
       continue;
     if (t->bound && !token_holder_gone(t)) {
+      dev->stats.share_pid_polls++;
       t->expires = now + CTL_TOKEN_PID_CHECK_NS; /* its process lives: look again later */
       continue;
     }
@@ -244,14 +248,14 @@ static int token_bind(struct ctl_client *cl, struct ctl_token *t, pid_t pid)
   if (pid <= 0 || (pid != cl->pid && parent_of(pid) != cl->pid))
     return -TOE_EPERM;
   int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (fd < 0)
+  if (fd < 0 && errno != ENOSYS)
     return -TOE_EPERM;
-  if (t->bound)
+  if (t->bound && t->pidfd >= 0)
     close(t->pidfd);
   t->bound = true;
   t->pidfd = fd;
   t->pid = pid;
-  t->expires = cl->now + CTL_TOKEN_PID_CHECK_NS;
+  t->expires = ctl_token_watch(cl->dev, t, cl->now); /* on its exit, or polled without pidfd */
   return 0;
 }
 
@@ -310,8 +314,8 @@ void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   }
   n->charged = true;
   ctl_quota_give(dev, t->uid, CTL_Q_TOKEN);
-  if (t->bound)
-    close(t->pidfd);
+  if (t->bound && t->pidfd >= 0)
+    close(t->pidfd);        /* which also takes it out of toed's epoll set */
   memset(t, 0, sizeof(*t)); /* its reference goes to the new holder */
   dev->tokens_live--;
   n->cl = cl;
