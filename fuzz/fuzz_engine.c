@@ -62,7 +62,7 @@ static void fz_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
 
 static struct toe_sockaddr addr(uint32_t a, uint16_t port)
 {
-  struct toe_sockaddr sa = {TOE_AF_INET, port, a};
+  struct toe_sockaddr sa = {.family = TOE_AF_INET, .port = port, .addr = a};
   return sa;
 }
 
