@@ -15,7 +15,7 @@
  *   tcp_syncache.c   listeners' SYN queue and SYN cookies
  *   tcp_timewait.c   compact TIME_WAIT entries (RFC 9293 3.6.1, RFC 6191 reuse)
  *   tcp_isn.c        initial sequence numbers (RFC 6528)
- *   tcp_v6.c         segments over IPv6: checked, answered as a closed port (no IPv6 connections yet)
+ *   tcp_v6.c         segments over IPv6: checked, answered as a closed port for now
  */
 #ifndef TOE_ENGINE_TCP_H
 #define TOE_ENGINE_TCP_H
