@@ -615,7 +615,7 @@ int main(int argc, char **argv)
 
   /* The connection. */
   struct toe_stack *rs = b->e[RECEIVER].st, *ss = b->e[SENDER].st;
-  struct toe_sockaddr la = {TOE_AF_INET, PORT, 0};
+  struct toe_sockaddr la = {.family = TOE_AF_INET, .port = PORT, .addr = 0};
   int rc = toe_tcp_open(rs, &b->lmark, &b->listener);
   if (rc == 0)
     rc = toe_sock_bind(rs, b->listener, &la);
@@ -625,7 +625,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench: listen: %d (%s)\n", rc, toe_strerror(rc));
     return 1;
   }
-  struct toe_sockaddr ra = {TOE_AF_INET, PORT, IP_RECEIVER};
+  struct toe_sockaddr ra = {.family = TOE_AF_INET, .port = PORT, .addr = IP_RECEIVER};
   rc = toe_tcp_open(ss, NULL, &b->cli);
   if (rc == 0)
     rc = toe_sock_connect(ss, b->cli, &ra);

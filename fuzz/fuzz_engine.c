@@ -14,7 +14,8 @@
  * a gauge did not come back to zero; after every record, if the sockets hold the control reserve.
  *
  * IPv6 is on (2001:db8::1/64 and the link-local address), so the frames reach ND, ICMPv6 and the
- * extension-header walk too.
+ * extension-header walk too, and UDP and TCP over IPv6: socket 0 is a dual-stack IPv6 socket on
+ * [::]:7 that echoes IPv6 datagrams and IPv4 ones (v4-mapped), TCP over IPv6 draws RSTs.
  * The seed corpus (fuzz/corpus/fuzz_engine/) comes from fuzz/corpus/make_engine_corpus.py.
  */
 #include "fz_stack.h"
@@ -62,7 +63,22 @@ static void fz_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
 
 static struct toe_sockaddr addr(uint32_t a, uint16_t port)
 {
-  struct toe_sockaddr sa = {TOE_AF_INET, port, a};
+  struct toe_sockaddr sa = {.family = TOE_AF_INET, .port = port, .addr = a};
+  return sa;
+}
+
+/* IPv4 address `a` as a v4-mapped IPv6 one (::ffff:a), for the dual-stack socket 0. */
+static struct toe_sockaddr mapped(uint32_t a, uint16_t port)
+{
+  struct toe_sockaddr sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.family = TOE_AF_INET6;
+  sa.port = port;
+  sa.addr6[10] = sa.addr6[11] = 0xff;
+  sa.addr6[12] = (uint8_t)(a >> 24);
+  sa.addr6[13] = (uint8_t)(a >> 16);
+  sa.addr6[14] = (uint8_t)(a >> 8);
+  sa.addr6[15] = (uint8_t)a;
   return sa;
 }
 
@@ -77,7 +93,10 @@ static void fz_open(struct fz *f, int i)
   struct toe_sockaddr l;
   switch (i) {
   case 0:
-    l = addr(0, 7); /* echo, bound to any: also sees broadcasts */
+    /* echo on a dual-stack [::]:7: IPv6 datagrams, and IPv4 ones (broadcasts too) under
+     * v4-mapped names */
+    l = mapped(0, 7);
+    memset(l.addr6, 0, sizeof(l.addr6));
     break;
   case 1:
     l = addr(FZ_OUR_IP, 9); /* zero-copy echo, bound to our address */
@@ -155,13 +174,13 @@ static void fz_op(struct fz *f, uint8_t t)
     break;
   case 3:
     if (f->s[0]) {
-      d = addr(FZ_PEER_IP, 7);
+      d = mapped(FZ_PEER_IP, 7);
       (void)toe_udp_sendto(f->st, f->s[0], big, sizeof(big), &d);
     }
     break;
   case 4:
     if (f->s[0]) {
-      d = addr(BCAST_IP, 7);
+      d = mapped(BCAST_IP, 7);
       (void)toe_udp_sendto(f->st, f->s[0], "bcast", 5, &d);
     }
     break;
@@ -171,7 +190,7 @@ static void fz_op(struct fz *f, uint8_t t)
     break;
   case 6:
     if (f->s[0]) {
-      d = addr(FAR_IP, 7);
+      d = mapped(FAR_IP, 7);
       (void)toe_udp_sendto(f->st, f->s[0], big, 1000, &d);
     }
     break;

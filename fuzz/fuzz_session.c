@@ -70,7 +70,8 @@ static struct {
 static void peer_open(void)
 {
   struct toe_stack *st = L.end[1].st;
-  struct toe_sockaddr lt = {TOE_AF_INET, PEER_TCP, 0}, lu = {TOE_AF_INET, PEER_UDP, 0};
+  struct toe_sockaddr lt = {.family = TOE_AF_INET, .port = PEER_TCP, .addr = 0},
+                      lu = {.family = TOE_AF_INET, .port = PEER_UDP, .addr = 0};
   if (toe_tcp_open(st, &P, &P.lsock) == 0) {
     (void)toe_sock_bind(st, P.lsock, &lt);
     (void)toe_tcp_listen(st, P.lsock, 4);

@@ -60,9 +60,11 @@ static void fz_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
 
 static void open_socks(struct fz *f)
 {
-  struct toe_sockaddr any7000 = {TOE_AF_INET, 7000, 0}, l5353 = {TOE_AF_INET, 5353, 0};
-  struct toe_sockaddr peer53 = {TOE_AF_INET, 53, FZ_PEER_IP}, l80 = {TOE_AF_INET, 80, 0};
-  struct toe_sockaddr peer8080 = {TOE_AF_INET, 8080, FZ_PEER_IP};
+  struct toe_sockaddr any7000 = {.family = TOE_AF_INET, .port = 7000, .addr = 0},
+                      l5353 = {.family = TOE_AF_INET, .port = 5353, .addr = 0};
+  struct toe_sockaddr peer53 = {.family = TOE_AF_INET, .port = 53, .addr = FZ_PEER_IP},
+                      l80 = {.family = TOE_AF_INET, .port = 80, .addr = 0};
+  struct toe_sockaddr peer8080 = {.family = TOE_AF_INET, .port = 8080, .addr = FZ_PEER_IP};
   if (toe_udp_open(f->st, f, &f->udp_any) == 0)
     (void)toe_sock_bind(f->st, f->udp_any, &any7000);
   if (toe_udp_open(f->st, f, &f->udp_conn) == 0) {

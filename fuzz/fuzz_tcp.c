@@ -213,7 +213,7 @@ static void fz_open(struct fz *f, int i)
     struct toe_sock *s = NULL;
     if (toe_tcp_open(f->st, f, &s) != 0)
       return;
-    struct toe_sockaddr r = {TOE_AF_INET, pport, FZ_PEER_IP};
+    struct toe_sockaddr r = {.family = TOE_AF_INET, .port = pport, .addr = FZ_PEER_IP};
     (void)toe_sock_connect(f->st, s, &r);
     f->conn[0] = s;
     if (f->last_dport != pport || f->last_flags != 0x02)
@@ -426,7 +426,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   f.next_pport = 5000;
   fz_stack_start(&cfg, f.now, &f.st);
   fz_learn_peer(f.st, f.now, 0);
-  struct toe_sockaddr l = {TOE_AF_INET, LPORT, 0};
+  struct toe_sockaddr l = {.family = TOE_AF_INET, .port = LPORT, .addr = 0};
   if (toe_tcp_open(f.st, &f, &f.ls) == 0 &&
       (toe_sock_bind(f.st, f.ls, &l) != 0 || toe_tcp_listen(f.st, f.ls, 2) != 0)) {
     toe_sock_close(f.st, f.ls);

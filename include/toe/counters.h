@@ -115,7 +115,9 @@
   X(tx_datagrams)       /* datagrams sent */                                                       \
   X(tx_errors)          /* sends that failed (no route, no buffers, too big) */                    \
   X(socks_inuse)        /* gauge: open UDP sockets */                                              \
-  X(rx_drop_nomem)      /* datagrams dropped: the socket's buffer allowance is used up */
+  X(rx_drop_nomem)      /* datagrams dropped: the socket's buffer allowance is used up */          \
+  X(rx_datagrams6)      /* of rx_datagrams, over IPv6 */                                           \
+  X(rx_drop_zero_csum6) /* over IPv6 with a zero checksum (mandatory there, RFC 8200 8.1) */
 
 /* TCP (RFC 9293; names in the spirit of RFC 4022's MIB). Each TCP file appends its own. */
 #define TOE_COUNTERS_TCP(X)                                                                        \
@@ -276,7 +278,7 @@
   X(rx_drop_ext)        /* extension headers refused silently (truncated, option says discard) */  \
   X(rx_drop_param)      /* extension headers refused with a Parameter Problem (RFC 8200 4) */      \
   X(rx_drop_proto)      /* upper layer we do not serve: Parameter Problem code 1 */                \
-  X(rx_drop_no_transport) /* TCP/UDP over IPv6: not served yet, port unreachable */                \
+  X(rx_drop_no_transport) /* unused since TCP and UDP are carried (kept: the names are an API) */  \
   X(rx_drop_frag)         /* fragments: no reassembly yet (atomic fragments are accepted) */       \
   X(rx_drop_no_next)      /* Next Header 59: nothing to deliver */                                 \
   X(tx_packets)           /* packets sent */                                                       \

@@ -294,11 +294,21 @@ int toe_stack_addr6(const struct toe_stack *st, unsigned i, uint8_t addr[16]);
  */
 
 #define TOE_AF_INET 2
+#define TOE_AF_INET6 10
 
+/*
+ * A socket address, tagged by `family`. TOE_AF_INET: `addr`, host order, 0 = any (bind).
+ * TOE_AF_INET6: `addr6`, 16 bytes in network order, :: = any (bind); an IPv4 peer or address of
+ * a dual-stack IPv6 socket is the v4-mapped ::ffff:a.b.c.d (RFC 4291 2.5.5.2), as on Linux.
+ * The union keeps IPv4 callers' {family, port, addr} initializers as they were.
+ */
 struct toe_sockaddr {
-  uint16_t family; /* TOE_AF_INET */
+  uint16_t family; /* TOE_AF_INET or TOE_AF_INET6 (0 = none: dissolve a UDP association) */
   uint16_t port;   /* host order */
-  uint32_t addr;   /* host order; 0 = any (bind) */
+  union {
+    uint32_t addr;     /* TOE_AF_INET */
+    uint8_t addr6[16]; /* TOE_AF_INET6 */
+  };
 };
 
 /*
@@ -308,6 +318,17 @@ struct toe_sockaddr {
 int toe_udp_open(struct toe_stack *st, void *user, struct toe_sock **out);
 
 /*
+ * IPv6 (the engine API's AF_INET6 socket). A socket is IPv4 until it is bound, connected or sent
+ * from with a TOE_AF_INET6 address, or given TOE_IPV6_V6ONLY (toe/tcp.h): from then on it is an
+ * IPv6 socket for good, its names are TOE_AF_INET6, and a TOE_AF_INET address given to it is
+ * refused with -TOE_EAFNOSUPPORT (as is a TOE_AF_INET6 address on a stack without IPv6, or on a
+ * bound IPv4 socket: -TOE_EINVAL there). Dual-stack rules are Linux's: an IPv6 socket bound to ::
+ * without V6ONLY also takes IPv4 traffic (its peers appear as v4-mapped addresses) and holds the
+ * port for both families; one bound to ::ffff:a.b.c.d (or connected to a v4-mapped peer) is an IPv4
+ * socket under IPv6 names; one bound to an IPv6 address of ours, with V6ONLY, or connected to an
+ * IPv6 peer takes no IPv4 traffic. TCP carries only v4-mapped peers so far (connect to an IPv6
+ * peer: -TOE_EAFNOSUPPORT); UDP carries both.
+ *
  * Binds to a local address (0 or our own address) and port (0 picks an ephemeral port).
  * Errors: -TOE_EINVAL already bound or bad family; -TOE_EADDRNOTAVAIL address not ours, or no
  * ephemeral port free; -TOE_EADDRINUSE port taken.
@@ -366,9 +387,9 @@ struct toe_pbuf *toe_udp_recv_pbuf(struct toe_stack *st, struct toe_sock *s,
  * toe_stack_input). For the host's IP_PKTINFO, IP_TOS, IP_TTL and SO_TIMESTAMP ancillary data.
  */
 struct toe_udp_rxinfo {
-  uint32_t dst; /* host order */
-  uint8_t tos;
-  uint8_t ttl;
+  uint32_t dst; /* host order (0 for an IPv6 datagram) */
+  uint8_t tos;  /* IPv6: the traffic class */
+  uint8_t ttl;  /* IPv6: the hop limit */
   toe_time_t at;
 };
 /* Fills *ri for a chain returned by toe_udp_recv_pbuf() (until it is freed or modified). */

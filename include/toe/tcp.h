@@ -124,12 +124,14 @@ enum toe_sockopt {
                           it share a port, new flows spread by a hash of the 4-tuple */
   TOE_IP_RECVERR,      /* 0/1, UDP only: also be told of errors Linux reports only with IP_RECVERR
                           (a failed neighbour resolution's EHOSTUNREACH), as the pending error */
+  TOE_IPV6_V6ONLY,     /* 0/1 (TCP and UDP; before bind): an IPv6 socket that takes no IPv4
+                          traffic (IPV6_V6ONLY); setting it makes the socket an IPv6 one */
 };
 #define TOE_CC_NEWRENO 1
 #define TOE_CC_CUBIC 2
 
-/* Errors: -TOE_ENOPROTOOPT unknown option (on UDP: all but TOE_SO_REUSEADDR, TOE_SO_REUSEPORT
- * and TOE_IP_RECVERR; TOE_IP_RECVERR on TCP), -TOE_EINVAL bad
+/* Errors: -TOE_ENOPROTOOPT unknown option (on UDP: all but TOE_SO_REUSEADDR, TOE_SO_REUSEPORT,
+ * TOE_IP_RECVERR and TOE_IPV6_V6ONLY; TOE_IP_RECVERR on TCP), -TOE_EINVAL bad
  * value or state, -TOE_EBADF not an open socket. */
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value);
 int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int opt, int64_t *value);

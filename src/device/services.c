@@ -583,13 +583,22 @@ static void close_all(struct toed_services *s)
 /* Opens the service's sockets; on failure *what says which ("udp" or "tcp"). */
 static int open_one(struct toed_services *s, struct toed_service *v, const char **what)
 {
-  struct toe_sockaddr local = {TOE_AF_INET, v->spec.port, 0};
+  struct toe_sockaddr local = {.family = TOE_AF_INET, .port = v->spec.port, .addr = 0};
+  /* With IPv6 on, the UDP socket is a dual-stack one bound to [::] (engine.h): it answers IPv6
+   * clients and, through v4-mapped names, IPv4 ones, as a Linux server on [::] does. TCP over
+   * IPv6 is not carried yet, so the TCP listener stays IPv4 (IPv6 SYNs meet a RST). */
+  struct toe_sockaddr local6;
+  memset(&local6, 0, sizeof local6);
+  local6.family = TOE_AF_INET6;
+  local6.port = v->spec.port;
+  uint8_t a6[16];
+  bool v6 = toe_stack_addr6(s->st, 0, a6) >= 0;
   int rc = 0;
   *what = "udp";
   if (v->spec.protos & TOED_SVC_PROTO_UDP) {
     rc = toe_udp_open(s->st, &v->uh, &v->sock);
     if (rc == 0)
-      rc = toe_sock_bind(s->st, v->sock, &local);
+      rc = toe_sock_bind(s->st, v->sock, v6 ? &local6 : &local);
     if (rc != 0)
       return rc;
   }

@@ -92,13 +92,9 @@ void toe_ipv6_input(struct toe_stack *st, struct toe_pbuf *pb)
     /* RFC 8200 4.7: nothing follows; anything there is ignored. */
     c->rx_drop_no_next++;
     goto drop;
-  case TOE_IPPROTO_TCP:
   case TOE_IPPROTO_UDP:
-    /* Not carried over IPv6 yet (docs/ipv6.md step 9): say so the way a host without the port
-     * does (RFC 4443 3.1 code 4), so a peer's connect fails at once instead of timing out. */
-    c->rx_drop_no_transport++;
-    toe_icmp6_send_error(st, pb, &v, ll_group, TOE_ICMPV6_DEST_UNREACH, TOE_ICMPV6_PORT_UNREACH, 0);
-    goto drop;
+  case TOE_IPPROTO_TCP:
+    break;
   default:
     /* RFC 8200 4: an unrecognized Next Header value gets Parameter Problem code 1 pointing at
      * the field that named it. */
@@ -114,7 +110,12 @@ void toe_ipv6_input(struct toe_stack *st, struct toe_pbuf *pb)
   }
   toe_pbuf_pull(pb, ext.offset);
   c->rx_delivered++;
-  toe_icmp6_input(st, pb, &v, &ext);
+  if (ext.proto == TOE_IPPROTO_UDP)
+    toe_udp_input6(st, pb, &v, &ext, ll_group);
+  else if (ext.proto == TOE_IPPROTO_TCP)
+    toe_tcp_input6(st, pb, &v, &ext);
+  else
+    toe_icmp6_input(st, pb, &v, &ext);
   return;
 drop:
   toe_pbuf_free(st, pb);

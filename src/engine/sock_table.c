@@ -94,6 +94,8 @@ static int match_score(const struct toe_sock *s, uint8_t proto, uint32_t laddr, 
 {
   if (s->proto != proto || s->lport != lport)
     return -1;
+  if (s->flags & TOE_SOCK_F_NOT_V4)
+    return -1; /* an IPv6-only socket (V6ONLY, bound or connected to IPv6) */
   int score = 0;
   if (s->laddr != 0) {
     if (s->laddr != laddr)
@@ -174,21 +176,65 @@ struct toe_sock *toe_socktab_lookup(const struct toe_stack *st, uint8_t proto, u
   return best; /* not reached: the second pass sees the same members */
 }
 
-bool toe_socktab_port_in_use(const struct toe_stack *st, uint8_t proto, uint32_t laddr,
-                             uint16_t lport)
+/*
+ * What a bind holds, per family: an IPv4 socket holds its IPv4 address; an IPv6 one bound to ::
+ * holds both families' "any" unless V6ONLY (Linux's dual-stack rule), bound to ::ffff:a.b.c.d
+ * the IPv4 address, bound to an IPv6 address just that.
+ */
+struct bindkey {
+  bool v4, v6;
+  uint32_t a4;
+  struct toe_in6_addr a6;
+};
+
+static void sock_bindkey(const struct toe_sock *s, struct bindkey *k)
+{
+  if (s->family != TOE_AF_INET6) {
+    *k = (struct bindkey){.v4 = true, .a4 = s->laddr};
+    return;
+  }
+  k->v4 = !(s->v6flags & (TOE_SOCK6_V6ONLY | TOE_SOCK6_BOUND6));
+  k->v6 = !(s->v6flags & TOE_SOCK6_BOUND4);
+  k->a4 = (s->v6flags & TOE_SOCK6_BOUND4) ? s->laddr : 0;
+  memset(&k->a6, 0, sizeof(k->a6));
+  if (s->v6flags & TOE_SOCK6_BOUND6)
+    k->a6 = s->laddr6;
+}
+
+/* Two binds coexist only if, in every family both hold, both name specific addresses that
+ * differ. */
+static bool keys_overlap(const struct bindkey *a, const struct bindkey *b)
+{
+  if (a->v4 && b->v4 && (a->a4 == 0 || b->a4 == 0 || a->a4 == b->a4))
+    return true;
+  return a->v6 && b->v6 &&
+         (toe_in6_is_unspecified(&a->a6) || toe_in6_is_unspecified(&b->a6) ||
+          toe_in6_equal(&a->a6, &b->a6));
+}
+
+static bool port_in_use_key(const struct toe_stack *st, uint8_t proto, const struct bindkey *k,
+                            uint16_t lport)
 {
   const struct toe_socktab *t = &st->socks;
   for (const struct toe_sock *s = t->bind_hash[socktab_bucket(t, proto, lport)]; s; s = s->hnext) {
     if (s->proto != proto || s->lport != lport)
       continue;
-    /* two binds coexist only if both name a specific address and the addresses differ */
-    if (s->laddr == 0 || laddr == 0 || s->laddr == laddr)
+    struct bindkey o;
+    sock_bindkey(s, &o);
+    if (keys_overlap(k, &o))
       return true;
   }
   return false;
 }
 
-uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t laddr)
+bool toe_socktab_port_in_use(const struct toe_stack *st, uint8_t proto, uint32_t laddr,
+                             uint16_t lport)
+{
+  struct bindkey k = {.v4 = true, .a4 = laddr};
+  return port_in_use_key(st, proto, &k, lport);
+}
+
+static uint16_t ephemeral_key(struct toe_stack *st, uint8_t proto, const struct bindkey *k)
 {
   uint32_t lo = st->cfg.ephemeral_lo, hi = st->cfg.ephemeral_hi;
   if (lo == 0)
@@ -204,12 +250,18 @@ uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t lad
   uint32_t offset = (uint32_t)toe_umod64(toe_random(st), num);
   for (uint32_t i = 0; i < num; i++) {
     uint16_t port = (uint16_t)(lo + (offset + i) % num);
-    if (!toe_socktab_port_in_use(st, proto, laddr, port)) {
+    if (!port_in_use_key(st, proto, k, port)) {
       st->socks.next_ephemeral = port;
       return port;
     }
   }
   return 0;
+}
+
+uint16_t toe_socktab_ephemeral(struct toe_stack *st, uint8_t proto, uint32_t laddr)
+{
+  struct bindkey k = {.v4 = true, .a4 = laddr};
+  return ephemeral_key(st, proto, &k);
 }
 
 /*
@@ -229,18 +281,20 @@ static bool shares_port(const struct toe_sock *s, const struct toe_sock *o)
   return s->proto == TOE_IPPROTO_UDP && (s->flags & o->flags & TOE_SOCK_F_REUSEADDR);
 }
 
-/* True if binding `s` to (laddr, lport) conflicts with a bound socket. */
-static bool bind_conflict(const struct toe_stack *st, const struct toe_sock *s, uint32_t laddr,
-                          uint16_t lport)
+/* True if binding `s` to what `k` holds on `lport` conflicts with a bound socket. */
+static bool bind_conflict(const struct toe_stack *st, const struct toe_sock *s,
+                          const struct bindkey *k, uint16_t lport)
 {
   if (!(s->flags & (TOE_SOCK_F_REUSEADDR | TOE_SOCK_F_REUSEPORT)))
-    return toe_socktab_port_in_use(st, s->proto, laddr, lport);
+    return port_in_use_key(st, s->proto, k, lport);
   const struct toe_socktab *t = &st->socks;
   for (const struct toe_sock *o = t->bind_hash[socktab_bucket(t, s->proto, lport)]; o;
        o = o->hnext) {
     if (o->proto != s->proto || o->lport != lport)
       continue;
-    if (o->laddr != 0 && laddr != 0 && o->laddr != laddr)
+    struct bindkey ok;
+    sock_bindkey(o, &ok);
+    if (!keys_overlap(k, &ok))
       continue;
     if (!shares_port(s, o))
       return true;
@@ -248,17 +302,15 @@ static bool bind_conflict(const struct toe_stack *st, const struct toe_sock *s, 
   return false;
 }
 
-int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr, uint16_t lport)
+/* The port part of a bind, for both families: `k` says what the bind holds. */
+static int bind_port(struct toe_stack *st, struct toe_sock *s, const struct bindkey *k,
+                     uint16_t lport)
 {
-  if (s->flags & TOE_SOCK_F_BOUND)
-    return -TOE_EINVAL;
-  if (laddr != 0 && laddr != st->cfg.addr)
-    return -TOE_EADDRNOTAVAIL;
   if (lport == 0) {
-    lport = toe_socktab_ephemeral(st, s->proto, laddr);
+    lport = ephemeral_key(st, s->proto, k);
     if (lport == 0)
       return -TOE_EADDRNOTAVAIL;
-  } else if (bind_conflict(st, s, laddr, lport)) {
+  } else if (bind_conflict(st, s, k, lport)) {
     return -TOE_EADDRINUSE;
   } else if (st->cfg.port_claim) {
     /* A host OS sharing our address may hold the port (docs/coexistence.md). */
@@ -267,11 +319,210 @@ int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr
       return rc;
     s->flags |= TOE_SOCK_F_CLAIMED;
   }
-  s->laddr = laddr;
   s->lport = lport;
   s->flags |= TOE_SOCK_F_BOUND;
   toe_socktab_insert(st, s);
   return 0;
+}
+
+int toe_sock_bind_local(struct toe_stack *st, struct toe_sock *s, uint32_t laddr, uint16_t lport)
+{
+  if (s->flags & TOE_SOCK_F_BOUND)
+    return -TOE_EINVAL;
+  if (laddr != 0 && laddr != st->cfg.addr)
+    return -TOE_EADDRNOTAVAIL;
+  if (s->family == TOE_AF_INET6) {
+    /* An IPv6 socket asked for "any" by an IPv4-minded caller (autobind, ephemeral connect). */
+    struct toe_in6_addr any;
+    memset(&any, 0, sizeof(any));
+    if (laddr != 0)
+      toe_in6_v4mapped(&any, laddr);
+    return toe_sock_bind_local6(st, s, &any, lport);
+  }
+  struct bindkey k = {.v4 = true, .a4 = laddr};
+  int rc = bind_port(st, s, &k, lport);
+  if (rc == 0)
+    s->laddr = laddr;
+  return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* IPv6 sockets */
+
+int toe_sock_make_v6(const struct toe_stack *st, struct toe_sock *s)
+{
+  if (s->family == TOE_AF_INET6)
+    return 0;
+  if (!st->ip6.enabled)
+    return -TOE_EAFNOSUPPORT; /* as socket(AF_INET6) on a host with IPv6 off */
+  if (s->flags & TOE_SOCK_F_BOUND)
+    return -TOE_EINVAL; /* an IPv4 socket stays one: its port is held for IPv4 only */
+  s->family = TOE_AF_INET6;
+  s->v6flags = 0;
+  memset(&s->laddr6, 0, sizeof(s->laddr6));
+  memset(&s->raddr6, 0, sizeof(s->raddr6));
+  return 0;
+}
+
+int toe_sock_set_v6only(const struct toe_stack *st, struct toe_sock *s, int64_t value)
+{
+  if (value != 0 && value != 1)
+    return -TOE_EINVAL;
+  if (s->flags & TOE_SOCK_F_BOUND)
+    return -TOE_EINVAL; /* Linux too refuses IPV6_V6ONLY on a bound socket */
+  int rc = toe_sock_make_v6(st, s);
+  if (rc < 0)
+    return rc;
+  if (value)
+    s->v6flags |= TOE_SOCK6_V6ONLY;
+  else
+    s->v6flags &= (uint8_t)~TOE_SOCK6_V6ONLY;
+  toe_sock6_refresh(s);
+  return 0;
+}
+
+void toe_sock6_refresh(struct toe_sock *s)
+{
+  if (s->family != TOE_AF_INET6)
+    return;
+  bool no_v4 = (s->v6flags & (TOE_SOCK6_V6ONLY | TOE_SOCK6_BOUND6 | TOE_SOCK6_CONN6)) != 0;
+  if (no_v4)
+    s->flags |= TOE_SOCK_F_NOT_V4;
+  else
+    s->flags &= (uint8_t)~TOE_SOCK_F_NOT_V4;
+}
+
+int toe_sock_bind_local6(struct toe_stack *st, struct toe_sock *s, const struct toe_in6_addr *a,
+                         uint16_t lport)
+{
+  if (s->flags & TOE_SOCK_F_BOUND)
+    return -TOE_EINVAL;
+  struct bindkey k;
+  memset(&k, 0, sizeof(k));
+  uint8_t bound = 0;
+  if (toe_in6_is_v4mapped(a)) {
+    /* RFC 4291 2.5.5.2: an IPv4 address under an IPv6 name; V6ONLY sockets have no IPv4. */
+    uint32_t v4 =
+        (uint32_t)a->b[12] << 24 | (uint32_t)a->b[13] << 16 | (uint32_t)a->b[14] << 8 | a->b[15];
+    if (s->v6flags & TOE_SOCK6_V6ONLY)
+      return -TOE_EINVAL;
+    if (v4 != 0 && v4 != st->cfg.addr)
+      return -TOE_EADDRNOTAVAIL;
+    k.v4 = true;
+    k.a4 = v4;
+    bound = TOE_SOCK6_BOUND4;
+  } else if (toe_in6_is_unspecified(a)) {
+    k.v4 = !(s->v6flags & TOE_SOCK6_V6ONLY);
+    k.v6 = true;
+  } else {
+    if (toe_ip6_addr_find(st, a) < 0)
+      return -TOE_EADDRNOTAVAIL;
+    k.v6 = true;
+    k.a6 = *a;
+    bound = TOE_SOCK6_BOUND6;
+  }
+  int rc = bind_port(st, s, &k, lport);
+  if (rc < 0)
+    return rc;
+  s->laddr = k.a4;
+  s->laddr6 = k.a6;
+  s->v6flags |= bound;
+  toe_sock6_refresh(s);
+  return 0;
+}
+
+static int match_score6(const struct toe_sock *s, uint8_t proto, const struct toe_in6_addr *laddr,
+                        uint16_t lport, const struct toe_in6_addr *raddr, uint16_t rport)
+{
+  if (s->proto != proto || s->lport != lport || s->family != TOE_AF_INET6)
+    return -1;
+  if (s->v6flags & (TOE_SOCK6_BOUND4 | TOE_SOCK6_CONN4))
+    return -1; /* an IPv4 socket under IPv6 names */
+  int score = 0;
+  if (!toe_in6_is_unspecified(&s->laddr6)) {
+    if (!toe_in6_equal(&s->laddr6, laddr))
+      return -1;
+    score += 1;
+  }
+  if (s->flags & TOE_SOCK_F_CONNECTED) {
+    if (s->rport != rport || !toe_in6_equal(&s->raddr6, raddr))
+      return -1;
+    score += 2;
+  }
+  if ((s->flags & TOE_SOCK_F_REUSEPORT) && proto == TOE_IPPROTO_TCP &&
+      toe_tcb((struct toe_sock *)(uintptr_t)s)->state != TOE_TCP_LISTEN)
+    return -1;
+  return score;
+}
+
+/* An IPv6 address folded to 32 bits for the SO_REUSEPORT flow hash (keyed there). */
+static uint32_t fold6(const struct toe_in6_addr *a)
+{
+  uint32_t h = 0;
+  for (unsigned i = 0; i < 16; i += 4)
+    h = toe_mix32(h ^ ((uint32_t)a->b[i] << 24 | (uint32_t)a->b[i + 1] << 16 |
+                       (uint32_t)a->b[i + 2] << 8 | a->b[i + 3]));
+  return h;
+}
+
+struct toe_sock *toe_socktab_lookup6(const struct toe_stack *st, uint8_t proto,
+                                     const struct toe_in6_addr *laddr, uint16_t lport,
+                                     const struct toe_in6_addr *raddr, uint16_t rport)
+{
+  const struct toe_socktab *t = &st->socks;
+  struct toe_sock *const *head = &t->bind_hash[socktab_bucket(t, proto, lport)];
+  struct toe_sock *best = NULL;
+  int best_score = -1;
+  uint32_t group = 0;
+  for (struct toe_sock *s = *head; s; s = s->hnext) {
+    int score = match_score6(s, proto, laddr, lport, raddr, rport);
+    if (score < 0)
+      continue;
+    if (score > best_score) {
+      best = s;
+      best_score = score;
+      group = (s->flags & TOE_SOCK_F_REUSEPORT) ? 1u : 0u;
+      if (score == 3)
+        break;
+    } else if (score == best_score && group != 0 && same_group(best, s)) {
+      group++;
+    }
+  }
+  if (group <= 1)
+    return best;
+  uint32_t h = flow_hash(st, fold6(laddr), lport, fold6(raddr), rport);
+  uint32_t pick = (uint32_t)(((uint64_t)h * group) >> 32);
+  const struct toe_sock *leader = best;
+  for (struct toe_sock *s = *head; s; s = s->hnext) {
+    if (match_score6(s, proto, laddr, lport, raddr, rport) != best_score || !same_group(leader, s))
+      continue;
+    if (pick-- == 0)
+      return s;
+  }
+  return best;
+}
+
+void toe_sock_fill_name(const struct toe_sock *s, struct toe_sockaddr *sa, uint16_t port, bool v6,
+                        uint32_t a4, const struct toe_in6_addr *a6)
+{
+  memset(sa, 0, sizeof(*sa));
+  sa->port = port;
+  if (s->family != TOE_AF_INET6) {
+    sa->family = TOE_AF_INET;
+    sa->addr = a4;
+    return;
+  }
+  sa->family = TOE_AF_INET6;
+  if (v6) {
+    memcpy(sa->addr6, a6->b, 16);
+  } else if (a4 != 0 || !(s->v6flags & TOE_SOCK6_V6ONLY)) {
+    /* IPv4 under an IPv6 name; an unbound dual-stack "any" stays :: */
+    struct toe_in6_addr m;
+    memset(&m, 0, sizeof(m));
+    if (a4 != 0)
+      toe_in6_v4mapped(&m, a4);
+    memcpy(sa->addr6, m.b, 16);
+  }
 }
 
 void toe_sock_notify(struct toe_stack *st, struct toe_sock *s, uint32_t events)
@@ -311,18 +562,15 @@ int toe_sock_name(const struct toe_sock *s, struct toe_sockaddr *local, struct t
 {
   if (s == NULL || s->proto == 0)
     return -TOE_EBADF;
-  if (local) {
-    local->family = TOE_AF_INET;
-    local->port = s->lport;
-    local->addr = s->laddr;
-  }
+  /* An IPv6 socket's local name is IPv6 unless it is bound or connected as an IPv4 one. */
+  bool v6 = (s->v6flags & (TOE_SOCK6_BOUND4 | TOE_SOCK6_CONN4)) == 0;
+  if (local)
+    toe_sock_fill_name(s, local, s->lport, v6, s->laddr, &s->laddr6);
   if (remote) {
     memset(remote, 0, sizeof(*remote));
-    if (s->flags & TOE_SOCK_F_CONNECTED) {
-      remote->family = TOE_AF_INET;
-      remote->port = s->rport;
-      remote->addr = s->raddr;
-    }
+    if (s->flags & TOE_SOCK_F_CONNECTED)
+      toe_sock_fill_name(s, remote, s->rport, (s->v6flags & TOE_SOCK6_CONN6) != 0, s->raddr,
+                         &s->raddr6);
   }
   return 0;
 }

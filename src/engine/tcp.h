@@ -15,6 +15,7 @@
  *   tcp_syncache.c   listeners' SYN queue and SYN cookies
  *   tcp_timewait.c   compact TIME_WAIT entries (RFC 9293 3.6.1, RFC 6191 reuse)
  *   tcp_isn.c        initial sequence numbers (RFC 6528)
+ *   tcp_v6.c         segments over IPv6: checked, answered as a closed port for now
  */
 #ifndef TOE_ENGINE_TCP_H
 #define TOE_ENGINE_TCP_H
@@ -346,6 +347,12 @@ static inline struct toe_tcb *toe_tcb(struct toe_sock *s)
 
 /* ---- tcp_demux.c ---- */
 void toe_tcp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip);
+/* A segment that came over IPv6 (data at the TCP header; consumed; tcp_v6.c): checked with the
+ * IPv6 pseudo-header, then answered as in the CLOSED state (no TCP over IPv6 connections yet). */
+struct toe_ipv6_view;
+struct toe_ipv6_ext;
+void toe_tcp_input6(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv6_view *ip,
+                    const struct toe_ipv6_ext *ext);
 struct toe_tcb *toe_tcp_lookup(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
                                uint32_t raddr, uint16_t rport);
 void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp);

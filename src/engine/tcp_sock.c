@@ -422,13 +422,44 @@ int toe_tcp_open(struct toe_stack *st, void *user, struct toe_sock **out)
   return 0;
 }
 
+/*
+ * bind() of an IPv6 TCP socket. TCP carries IPv4 peers only so far: :: (dual stack) and
+ * ::ffff:a.b.c.d are served, an IPv6 address of ours is refused rather than bound to a port no
+ * segment could reach (-TOE_EAFNOSUPPORT), as is :: with V6ONLY.
+ */
+static int bind6(struct toe_stack *st, struct toe_tcb *tp, const struct toe_sockaddr *local)
+{
+  struct toe_sock *s = &tp->sk;
+  if (tp->state != TOE_TCP_CLOSED || (s->flags & (TOE_SOCK_F_BOUND | TOE_SOCK_F_CONNECTED)))
+    return -TOE_EINVAL;
+  int rc = toe_sock_make_v6(st, s);
+  if (rc < 0)
+    return rc;
+  struct toe_in6_addr a;
+  memcpy(a.b, local->addr6, 16);
+  bool mapped = toe_in6_is_v4mapped(&a);
+  if ((!mapped && !toe_in6_is_unspecified(&a)) || (s->v6flags & TOE_SOCK6_V6ONLY))
+    return -TOE_EAFNOSUPPORT;
+  uint32_t v4 =
+      mapped ? (uint32_t)a.b[12] << 24 | (uint32_t)a.b[13] << 16 | (uint32_t)a.b[14] << 8 | a.b[15]
+             : 0;
+  if (local->port != 0 && !(tp->flags & TOE_TF_REUSEADDR) &&
+      toe_tcp_timewait_port_used(st, v4, local->port, (s->flags & TOE_SOCK_F_REUSEPORT) != 0))
+    return -TOE_EADDRINUSE;
+  return toe_sock_bind_local6(st, s, &a, local->port);
+}
+
 int toe_tcp_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *local)
 {
   struct toe_tcb *tp = app_tcb(st, s);
   if (tp == NULL)
     return -TOE_EBADF;
+  if (local != NULL && local->family == TOE_AF_INET6)
+    return bind6(st, tp, local);
   if (local == NULL || local->family != TOE_AF_INET)
     return -TOE_EINVAL;
+  if (s->family == TOE_AF_INET6)
+    return -TOE_EAFNOSUPPORT;
   if (tp->state != TOE_TCP_CLOSED || (s->flags & (TOE_SOCK_F_BOUND | TOE_SOCK_F_CONNECTED)))
     return -TOE_EINVAL;
   /* a port held by TIME_WAIT connections is taken unless TOE_SO_REUSEADDR (as Linux) */
@@ -466,6 +497,22 @@ int toe_tcp_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_s
   struct toe_tcb *tp = app_tcb(st, s);
   if (tp == NULL)
     return -TOE_EBADF;
+  struct toe_sockaddr r4;
+  if (remote != NULL && remote->family == TOE_AF_INET6) {
+    /* An IPv6 socket reaches IPv4 peers through v4-mapped addresses (RFC 4291 2.5.5.2); TCP
+     * over IPv6 itself is not carried yet. */
+    struct toe_in6_addr a;
+    memcpy(a.b, remote->addr6, 16);
+    if (toe_sock_make_v6(st, s) < 0 || !toe_in6_is_v4mapped(&a) ||
+        (s->v6flags & (TOE_SOCK6_V6ONLY | TOE_SOCK6_BOUND6)))
+      return -TOE_EAFNOSUPPORT;
+    r4.family = TOE_AF_INET;
+    r4.port = remote->port;
+    r4.addr = (uint32_t)a.b[12] << 24 | (uint32_t)a.b[13] << 16 | (uint32_t)a.b[14] << 8 | a.b[15];
+    remote = &r4;
+  } else if (remote != NULL && s->family == TOE_AF_INET6) {
+    return -TOE_EAFNOSUPPORT;
+  }
   if (remote == NULL || remote->family != TOE_AF_INET || remote->addr == 0 || remote->port == 0)
     return -TOE_EINVAL;
   switch (tp->state) {
@@ -519,6 +566,8 @@ int toe_tcp_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_s
     s->laddr = laddr;
     s->flags |= TOE_SOCK_F_LADDR_AUTO;
   }
+  if (s->family == TOE_AF_INET6)
+    s->v6flags |= TOE_SOCK6_CONN4; /* an IPv4 connection under IPv6 names */
   s->raddr = remote->addr;
   s->rport = remote->port;
   s->flags |= TOE_SOCK_F_CONNECTED;
@@ -1159,6 +1208,11 @@ static int udp_setopt(struct toe_sock *s, int opt, int64_t value)
 int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t value)
 {
   struct toe_tcb *tp = app_tcb(st, s);
+  if (opt == TOE_IPV6_V6ONLY) {
+    if (tp == NULL && !(s && s->proto == TOE_IPPROTO_UDP))
+      return -TOE_EBADF;
+    return toe_sock_set_v6only(st, s, value);
+  }
   if (tp == NULL)
     return (s && s->proto == TOE_IPPROTO_UDP) ? udp_setopt(s, opt, value) : -TOE_EBADF;
   if (opt == TOE_SO_REUSEPORT)
@@ -1261,6 +1315,12 @@ int toe_sock_setopt(struct toe_stack *st, struct toe_sock *s, int opt, int64_t v
 int toe_sock_getopt(const struct toe_stack *st, const struct toe_sock *s, int opt, int64_t *value)
 {
   const struct toe_tcb *tp = app_tcb(st, s);
+  if (opt == TOE_IPV6_V6ONLY && (tp != NULL || (s && s->proto == TOE_IPPROTO_UDP))) {
+    if (value == NULL)
+      return -TOE_EINVAL;
+    *value = (s->v6flags & TOE_SOCK6_V6ONLY) ? 1 : 0;
+    return 0;
+  }
   if (tp == NULL && s && s->proto == TOE_IPPROTO_UDP) {
     uint8_t flag = udp_opt_flag(opt);
     if (flag == 0)
@@ -1394,13 +1454,8 @@ void toe_tcp_visit(const struct toe_stack *st, toe_tcp_visit_fn fn, void *arg)
     const struct toe_tcb *tp = &tt->tcbs[i];
     if (!tcb_alive(tp))
       continue;
-    struct toe_sockaddr local = {TOE_AF_INET, tp->sk.lport, tp->sk.laddr};
-    struct toe_sockaddr remote = {0, 0, 0};
-    if (tp->sk.flags & TOE_SOCK_F_CONNECTED) {
-      remote.family = TOE_AF_INET;
-      remote.port = tp->sk.rport;
-      remote.addr = tp->sk.raddr;
-    }
+    struct toe_sockaddr local, remote;
+    toe_sock_name(&tp->sk, &local, &remote);
     struct toe_tcp_info info;
     fill_info(st, tp, &info);
     fn(arg, &tp->sk, &local, &remote, &info);

@@ -526,6 +526,11 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
    * again by SO_REUSEPORT sockets (toe_tcp_timewait_port_used). */
   tp->sk.flags |= (uint8_t)(listener->sk.flags & TOE_SOCK_F_REUSEPORT);
   tp->sk.owner = listener->sk.owner;
+  /* A dual-stack IPv6 listener's child is an IPv4 connection under IPv6 (v4-mapped) names. */
+  if (listener->sk.family == TOE_AF_INET6) {
+    tp->sk.family = TOE_AF_INET6;
+    tp->sk.v6flags = TOE_SOCK6_BOUND4 | TOE_SOCK6_CONN4;
+  }
   tp->sk.laddr = c->laddr;
   tp->sk.lport = c->lport;
   tp->sk.raddr = c->raddr;

@@ -6,7 +6,9 @@
 #include "wire/udp.h"
 
 #include "engine/stack.h"
+#include "wire/checksum.h"
 #include "wire/icmpv4.h"
+#include "wire/icmpv6.h"
 
 #include <string.h>
 
@@ -91,9 +93,91 @@ int toe_sock_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_soc
     return toe_tcp_bind(st, s, local);
   if (udp_sock(st, s) == NULL)
     return -TOE_EBADF;
+  if (local != NULL && local->family == TOE_AF_INET6) {
+    int rc = toe_sock_make_v6(st, s);
+    if (rc < 0)
+      return rc;
+    struct toe_in6_addr a;
+    memcpy(a.b, local->addr6, 16);
+    return toe_sock_bind_local6(st, s, &a, local->port);
+  }
   if (local == NULL || local->family != TOE_AF_INET)
     return -TOE_EINVAL;
+  if (s->family == TOE_AF_INET6)
+    return -TOE_EAFNOSUPPORT;
   return toe_sock_bind_local(st, s, local->addr, local->port);
+}
+
+/* The IPv4 address inside v4-mapped `a`. */
+static uint32_t mapped_v4(const struct toe_in6_addr *a)
+{
+  return (uint32_t)a->b[12] << 24 | (uint32_t)a->b[13] << 16 | (uint32_t)a->b[14] << 8 | a->b[15];
+}
+
+/*
+ * A destination given to an IPv6 socket: a v4-mapped one is an IPv4 destination (*v6 false,
+ * *addr set) unless the socket is V6ONLY; an IPv6 one needs a socket that may take IPv6. A
+ * TOE_AF_INET address is refused as Linux's IPv6 sockets do.
+ */
+static int dest6(const struct toe_sock *s, const struct toe_sockaddr *d, bool *v6, uint32_t *addr,
+                 struct toe_in6_addr *addr6)
+{
+  if (d->family != TOE_AF_INET6)
+    return d->family == TOE_AF_INET ? -TOE_EAFNOSUPPORT : -TOE_EINVAL;
+  if (d->port == 0)
+    return -TOE_EINVAL;
+  memcpy(addr6->b, d->addr6, 16);
+  if (toe_in6_is_v4mapped(addr6)) {
+    if ((s->v6flags & (TOE_SOCK6_V6ONLY | TOE_SOCK6_BOUND6)) || mapped_v4(addr6) == 0)
+      return -TOE_ENETUNREACH; /* Linux: an IPv6-only socket has no IPv4 path */
+    *v6 = false;
+    *addr = mapped_v4(addr6);
+    return 0;
+  }
+  if (toe_in6_is_unspecified(addr6) || (s->v6flags & TOE_SOCK6_BOUND4))
+    return -TOE_EINVAL;
+  *v6 = true;
+  return 0;
+}
+
+/* connect() of an IPv6 socket. */
+static int connect6(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *remote)
+{
+  bool v6;
+  uint32_t addr = 0;
+  struct toe_in6_addr a6;
+  int rc = dest6(s, remote, &v6, &addr, &a6);
+  if (rc < 0)
+    return rc;
+  if (!(s->flags & TOE_SOCK_F_BOUND)) {
+    struct toe_in6_addr any;
+    memset(&any, 0, sizeof(any));
+    rc = toe_sock_bind_local6(st, s, &any, 0);
+    if (rc < 0)
+      return rc;
+  }
+  if (v6) {
+    if (toe_in6_is_unspecified(&s->laddr6)) {
+      const struct toe_in6_addr *src = toe_ip6_src_for(st, &a6);
+      if (src == NULL)
+        return -TOE_EADDRNOTAVAIL;
+      s->laddr6 = *src;
+      s->v6flags |= TOE_SOCK6_AUTO6;
+    }
+    s->raddr6 = a6;
+    s->v6flags = (uint8_t)((s->v6flags & ~TOE_SOCK6_CONN4) | TOE_SOCK6_CONN6);
+  } else {
+    if (s->laddr == 0) {
+      s->laddr = st->cfg.addr;
+      s->flags |= TOE_SOCK_F_LADDR_AUTO;
+    }
+    s->raddr = addr;
+    s->v6flags = (uint8_t)((s->v6flags & ~TOE_SOCK6_CONN6) | TOE_SOCK6_CONN4);
+  }
+  s->rport = remote->port;
+  s->flags |= TOE_SOCK_F_CONNECTED;
+  toe_sock6_refresh(s);
+  return 0;
 }
 
 int toe_sock_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *remote)
@@ -113,8 +197,19 @@ int toe_sock_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_
       s->laddr = 0;
       s->flags &= (uint8_t)~TOE_SOCK_F_LADDR_AUTO;
     }
+    if (s->v6flags & TOE_SOCK6_AUTO6)
+      memset(&s->laddr6, 0, sizeof(s->laddr6));
+    s->v6flags &= (uint8_t) ~(TOE_SOCK6_AUTO6 | TOE_SOCK6_CONN4 | TOE_SOCK6_CONN6);
+    memset(&s->raddr6, 0, sizeof(s->raddr6));
+    toe_sock6_refresh(s);
     return 0;
   }
+  if (remote->family == TOE_AF_INET6) {
+    int rc = toe_sock_make_v6(st, s);
+    return rc < 0 ? rc : connect6(st, s, remote);
+  }
+  if (s->family == TOE_AF_INET6)
+    return remote->family == TOE_AF_INET ? -TOE_EAFNOSUPPORT : -TOE_EINVAL;
   if (remote->family != TOE_AF_INET || remote->addr == 0 || remote->port == 0)
     return -TOE_EINVAL;
   if (!(s->flags & TOE_SOCK_F_BOUND)) {
@@ -140,23 +235,78 @@ int toe_sock_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_
 /* ------------------------------------------------------------------------------------------ */
 /* Output */
 
+/* Where a datagram goes: IPv4 `addr`, or IPv6 `addr6` when `v6`. */
+struct udp_dst {
+  bool v6;
+  uint16_t port;
+  uint32_t addr;
+  struct toe_in6_addr addr6;
+};
+
 /* Resolves the destination of a send: explicit, or the connected peer. */
-static int udp_dest(const struct toe_sock *s, const struct toe_sockaddr *dst, uint32_t *addr,
-                    uint16_t *port)
+static int udp_dest(const struct toe_stack *st, struct toe_sock *s, const struct toe_sockaddr *dst,
+                    struct udp_dst *d)
 {
+  d->v6 = false;
   if (dst == NULL) {
     if (!(s->flags & TOE_SOCK_F_CONNECTED))
       return -TOE_EDESTADDRREQ;
-    *addr = s->raddr;
-    *port = s->rport;
+    d->v6 = (s->v6flags & TOE_SOCK6_CONN6) != 0;
+    d->addr = s->raddr;
+    d->addr6 = s->raddr6;
+    d->port = s->rport;
     return 0;
   }
+  if (dst->family == TOE_AF_INET6) {
+    int rc = toe_sock_make_v6(st, s);
+    if (rc < 0)
+      return -TOE_EAFNOSUPPORT; /* a bound IPv4 socket */
+    d->port = dst->port;
+    return dest6(s, dst, &d->v6, &d->addr, &d->addr6);
+  }
+  if (s->family == TOE_AF_INET6)
+    return dst->family == TOE_AF_INET ? -TOE_EAFNOSUPPORT : -TOE_EINVAL;
   /* port 0 cannot be addressed (Linux refuses it with EINVAL too) */
   if (dst->family != TOE_AF_INET || dst->addr == 0 || dst->port == 0)
     return -TOE_EINVAL;
-  *addr = dst->addr;
-  *port = dst->port;
+  d->addr = dst->addr;
+  d->port = dst->port;
   return 0;
+}
+
+/*
+ * IPv6 output of a datagram (`pb` at the payload, consumed). RFC 8200 8.1: the checksum is
+ * mandatory over IPv6, and a computed zero is sent as 0xffff.
+ */
+static int udp_output6(struct toe_stack *st, struct toe_sock *s, struct toe_pbuf *pb,
+                       const struct toe_in6_addr *daddr, uint16_t dport)
+{
+  uint32_t plen = pb->tot_len;
+  uint16_t ulen = (uint16_t)(plen + TOE_UDP_HLEN);
+  const struct toe_in6_addr *src = &s->laddr6;
+  if (toe_in6_is_unspecified(src))
+    src = toe_ip6_src_for(st, daddr);
+  uint8_t *h = src ? toe_pbuf_push(pb, TOE_UDP_HLEN) : NULL;
+  if (h == NULL) {
+    toe_pbuf_free(st, pb);
+    st->ctr.udp.tx_errors++;
+    return src ? -TOE_EINVAL : -TOE_EADDRNOTAVAIL;
+  }
+  toe_udp_write(h, s->lport, dport, ulen);
+  uint32_t sum = toe_csum_add32(toe_ipv6_pseudo_csum(src, daddr, ulen, TOE_IPPROTO_UDP),
+                                toe_pbuf_csum(pb, 0, ulen));
+  uint16_t csum = toe_csum_fold(sum);
+  if (csum == 0)
+    csum = 0xffff;
+  memcpy(h + 6, &csum, 2);
+  struct toe_ip6_tx tx = {.src = *src, .dst = *daddr, .next_hdr = TOE_IPPROTO_UDP};
+  int rc = toe_ipv6_output(st, pb, &tx);
+  if (rc < 0) {
+    st->ctr.udp.tx_errors++;
+    return rc;
+  }
+  st->ctr.udp.tx_datagrams++;
+  return (int)plen;
 }
 
 /*
@@ -197,11 +347,20 @@ static int udp_output(struct toe_stack *st, struct toe_sock *s, struct toe_pbuf 
   return (int)plen;
 }
 
+/* Sends `pb` (payload, consumed) to `d`. */
+static int udp_output_to(struct toe_stack *st, struct toe_sock *s, struct toe_pbuf *pb,
+                         const struct udp_dst *d)
+{
+  if (d->v6)
+    return udp_output6(st, s, pb, &d->addr6, d->port);
+  return udp_output(st, s, pb, d->addr, d->port);
+}
+
 /* Checks common to both send calls; autobinds an unbound socket (like Linux). */
 static int udp_send_prepare(struct toe_stack *st, struct toe_sock *s, size_t len,
-                            const struct toe_sockaddr *dst, uint32_t *daddr, uint16_t *dport)
+                            const struct toe_sockaddr *dst, struct udp_dst *d)
 {
-  int rc = udp_dest(s, dst, daddr, dport);
+  int rc = udp_dest(st, s, dst, d);
   if (rc < 0)
     return rc;
   if (len > UDP_MAX_PAYLOAD)
@@ -221,9 +380,8 @@ int toe_udp_sendto(struct toe_stack *st, struct toe_sock *s, const void *data, s
     return -TOE_EBADF;
   if (data == NULL && len != 0)
     return -TOE_EINVAL;
-  uint32_t daddr;
-  uint16_t dport;
-  int rc = udp_send_prepare(st, s, len, dst, &daddr, &dport);
+  struct udp_dst d;
+  int rc = udp_send_prepare(st, s, len, dst, &d);
   if (rc < 0) {
     st->ctr.udp.tx_errors++;
     return rc;
@@ -234,7 +392,7 @@ int toe_udp_sendto(struct toe_stack *st, struct toe_sock *s, const void *data, s
     st->ctr.udp.tx_errors++;
     return -TOE_ENOBUFS;
   }
-  return udp_output(st, s, pb, daddr, dport);
+  return udp_output_to(st, s, pb, &d);
 }
 
 int toe_udp_send_pbuf(struct toe_stack *st, struct toe_sock *s, struct toe_pbuf *payload,
@@ -246,9 +404,8 @@ int toe_udp_send_pbuf(struct toe_stack *st, struct toe_sock *s, struct toe_pbuf 
     toe_pbuf_free(st, payload);
     return -TOE_EBADF;
   }
-  uint32_t daddr;
-  uint16_t dport;
-  int rc = udp_send_prepare(st, s, payload->tot_len, dst, &daddr, &dport);
+  struct udp_dst d;
+  int rc = udp_send_prepare(st, s, payload->tot_len, dst, &d);
   if (rc == 0 && toe_pbuf_headroom(payload) < TOE_PBUF_HEADROOM)
     rc = -TOE_EINVAL;
   if (rc < 0) {
@@ -257,11 +414,28 @@ int toe_udp_send_pbuf(struct toe_stack *st, struct toe_sock *s, struct toe_pbuf 
     return rc;
   }
   payload->qnext = NULL;
-  return udp_output(st, s, payload, daddr, dport);
+  return udp_output_to(st, s, payload, &d);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Receive queue */
+
+/* The source of a queued datagram, in the socket's family (v4-mapped on an IPv6 socket). */
+static void udp_from(const struct toe_udp_sock *us, const struct toe_pbuf *pb,
+                     struct toe_sockaddr *from)
+{
+  uint64_t m = pb->meta[0];
+  if (m & TOE_UDP_META_V6) {
+    struct toe_in6_addr a;
+    for (unsigned i = 0; i < 8; i++) {
+      a.b[i] = (uint8_t)(pb->meta[1] >> (56 - 8 * i));
+      a.b[8 + i] = (uint8_t)(pb->meta[3] >> (56 - 8 * i));
+    }
+    toe_sock_fill_name(&us->sk, from, TOE_UDP_META_PORT(m), true, 0, &a);
+    return;
+  }
+  toe_sock_fill_name(&us->sk, from, TOE_UDP_META_PORT(m), false, TOE_UDP_META_ADDR(m), NULL);
+}
 
 static struct toe_pbuf *udp_dequeue(struct toe_udp_sock *us, struct toe_sockaddr *from)
 {
@@ -274,11 +448,8 @@ static struct toe_pbuf *udp_dequeue(struct toe_udp_sock *us, struct toe_sockaddr
   pb->qnext = NULL;
   us->rxq_len--;
   us->rxq_bytes -= pb->tot_len;
-  if (from) {
-    from->family = TOE_AF_INET;
-    from->addr = TOE_UDP_META_ADDR(pb->meta[0]);
-    from->port = TOE_UDP_META_PORT(pb->meta[0]);
-  }
+  if (from)
+    udp_from(us, pb, from);
   return pb;
 }
 
@@ -311,6 +482,13 @@ struct toe_pbuf *toe_udp_recv_pbuf(struct toe_stack *st, struct toe_sock *s,
 
 void toe_udp_pbuf_rxinfo(const struct toe_pbuf *pb, struct toe_udp_rxinfo *ri)
 {
+  if (pb->meta[0] & TOE_UDP_META_V6) {
+    ri->dst = 0;
+    ri->tos = (uint8_t)(pb->meta[0] >> 32);
+    ri->ttl = (uint8_t)(pb->meta[0] >> 40);
+    ri->at = pb->meta[2];
+    return;
+  }
   ri->dst = (uint32_t)pb->meta[1];
   ri->tos = (uint8_t)(pb->meta[1] >> 32);
   ri->ttl = (uint8_t)(pb->meta[1] >> 40);
@@ -332,6 +510,44 @@ uint32_t toe_udp_rx_pending(const struct toe_sock *s, uint32_t *bytes)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Input */
+
+/* Queues `pb` (at the UDP header, `ulen` bytes) on `us`; meta as udp.h says. Consumes. */
+static void udp_enqueue(struct toe_stack *st, struct toe_udp_sock *us, struct toe_pbuf *pb,
+                        const uint64_t meta[4])
+{
+  struct toe_counters_udp *c = &st->ctr.udp;
+  if (us->rxq_len >= st->cfg.udp_rcvq_len) {
+    c->rx_drop_queue_full++;
+    toe_pbuf_free(st, pb);
+    return;
+  }
+  if (pb->next != NULL)
+    pb = toe_pbuf_compact(st, pb, 0);
+  uint32_t owner = toe_pbuf_owner_udp(st, (uint32_t)(us - st->udp.socks));
+  if (toe_pbuf_charge_check(st, owner, toe_pbuf_chain_bufs(pb), UINT32_MAX) < 0) {
+    c->rx_drop_nomem++;
+    toe_pbuf_free(st, pb);
+    return;
+  }
+  toe_pbuf_charge(st, pb, owner);
+  toe_pbuf_pull(pb, TOE_UDP_HLEN);
+  pb->meta[0] = meta[0];
+  pb->meta[1] = meta[1];
+  pb->meta[2] = st->now;
+  pb->meta[3] = meta[3];
+  pb->qnext = NULL;
+  bool was_empty = us->rxq_head == NULL;
+  if (us->rxq_tail)
+    us->rxq_tail->qnext = pb;
+  else
+    us->rxq_head = pb;
+  us->rxq_tail = pb;
+  us->rxq_len++;
+  us->rxq_bytes += pb->tot_len;
+  c->rx_delivered++;
+  if (was_empty)
+    toe_sock_notify(st, &us->sk, TOE_EV_READABLE); /* last: the callback may close the socket */
+}
 
 void toe_udp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip)
 {
@@ -373,40 +589,63 @@ void toe_udp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_i
     return;
   }
 
-  struct toe_udp_sock *us = (struct toe_udp_sock *)(void *)s;
-  if (us->rxq_len >= st->cfg.udp_rcvq_len) {
-    c->rx_drop_queue_full++;
-    toe_pbuf_free(st, pb);
-    return;
+  uint64_t meta[4] = {TOE_UDP_META_FROM(ip->src, v.src_port),
+                      TOE_UDP_META_RX(ip->dst, ip->tos, ip->ttl), 0, 0};
+  udp_enqueue(st, (struct toe_udp_sock *)(void *)s, pb, meta);
+}
+
+void toe_udp_input6(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv6_view *ip,
+                    const struct toe_ipv6_ext *ext, bool ll_group)
+{
+  struct toe_counters_udp *c = &st->ctr.udp;
+  struct toe_udp_view v;
+  c->rx_datagrams++;
+  c->rx_datagrams6++;
+  if (pb->tot_len < TOE_UDP_HLEN || toe_pbuf_linearize_head(st, pb, TOE_UDP_HLEN) < 0 ||
+      toe_udp_parse(&v, pb->data, pb->len, pb->tot_len) < 0) {
+    c->rx_drop_malformed++;
+    goto drop;
   }
-  /* The queue is charged in buffers too (pbuf_charge.c): a datagram count alone would let 256
-   * reassembled datagrams of a thousand buffers each sit in one socket. A sparse chain is
-   * compacted first, so a datagram costs what its bytes need. */
-  if (pb->next != NULL)
-    pb = toe_pbuf_compact(st, pb, 0);
-  uint32_t owner = toe_pbuf_owner_udp(st, (uint32_t)(us - st->udp.socks));
-  if (toe_pbuf_charge_check(st, owner, toe_pbuf_chain_bufs(pb), UINT32_MAX) < 0) {
-    c->rx_drop_nomem++;
-    toe_pbuf_free(st, pb);
-    return;
+  if (v.len < pb->tot_len)
+    toe_pbuf_trim(st, pb, v.len);
+  /* RFC 8200 8.1: over IPv6 the checksum is mandatory; a zero one is discarded and counted
+   * (RFC 6935's zero-checksum tunnels are not ours). */
+  if (v.csum == 0) {
+    c->rx_drop_zero_csum6++;
+    goto drop;
   }
-  toe_pbuf_charge(st, pb, owner);
-  toe_pbuf_pull(pb, TOE_UDP_HLEN); /* linearized above: cannot fail */
-  pb->meta[0] = TOE_UDP_META_FROM(ip->src, v.src_port);
-  pb->meta[1] = TOE_UDP_META_RX(ip->dst, ip->tos, ip->ttl);
-  pb->meta[2] = st->now;
-  pb->qnext = NULL;
-  bool was_empty = us->rxq_head == NULL;
-  if (us->rxq_tail)
-    us->rxq_tail->qnext = pb;
-  else
-    us->rxq_head = pb;
-  us->rxq_tail = pb;
-  us->rxq_len++;
-  us->rxq_bytes += pb->tot_len;
-  c->rx_delivered++;
-  if (was_empty)
-    toe_sock_notify(st, s, TOE_EV_READABLE); /* last: the callback may close the socket */
+  if (!(pb->flags & TOE_PBUF_F_L4_CSUM_OK)) {
+    uint32_t sum = toe_csum_add32(toe_pbuf_csum(pb, 0, v.len),
+                                  toe_ipv6_pseudo_csum(&ip->src, &ip->dst, v.len, TOE_IPPROTO_UDP));
+    if (toe_csum_fold(sum) != 0) {
+      c->rx_drop_checksum++;
+      goto drop;
+    }
+  }
+  /* Datagrams to a group are not ours to take yet (no IPv6 multicast sockets). */
+  struct toe_sock *s = NULL;
+  if (!toe_in6_is_multicast(&ip->dst))
+    s = toe_socktab_lookup6(st, TOE_IPPROTO_UDP, &ip->dst, v.dst_port, &ip->src, v.src_port);
+  if (s == NULL) {
+    c->rx_drop_no_port++;
+    /* RFC 4443 3.1 code 4, quoting from the IPv6 header still in front of the data;
+     * toe_icmp6_send_error applies RFC 4443 2.4 (e) (no error for a group destination). */
+    if (toe_pbuf_push(pb, ext->offset) != NULL)
+      toe_icmp6_send_error(st, pb, ip, ll_group, TOE_ICMPV6_DEST_UNREACH, TOE_ICMPV6_PORT_UNREACH,
+                           0);
+    goto drop;
+  }
+  uint64_t meta[4] = {0, 0, 0, 0};
+  meta[0] =
+      TOE_UDP_META_V6 | ((uint64_t)ip->hop_limit << 40) | ((uint64_t)ip->tclass << 32) | v.src_port;
+  for (unsigned i = 0; i < 8; i++) {
+    meta[1] = meta[1] << 8 | ip->src.b[i];
+    meta[3] = meta[3] << 8 | ip->src.b[8 + i];
+  }
+  udp_enqueue(st, (struct toe_udp_sock *)(void *)s, pb, meta);
+  return;
+drop:
+  toe_pbuf_free(st, pb);
 }
 
 bool toe_udp_icmp_error(struct toe_stack *st, const struct toe_ipv4_view *qip, const uint8_t *ql4,

@@ -8,6 +8,7 @@
 #include "engine/sock.h"
 #include "toe/engine.h"
 #include "wire/ipv4.h"
+#include "wire/ipv6.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,6 +27,9 @@ struct toe_udp_sock {
 #define TOE_UDP_META_FROM(addr, port) (((uint64_t)(addr) << 16) | (uint64_t)(port))
 #define TOE_UDP_META_ADDR(m) ((uint32_t)((m) >> 16))
 #define TOE_UDP_META_PORT(m) ((uint16_t)((m)&0xffffu))
+/* An IPv6 datagram: meta[0] = TOE_UDP_META_V6 | hop limit << 40 | traffic class << 32 | port,
+ * the source address's first 8 bytes big-endian in meta[1], its last 8 in meta[3]. */
+#define TOE_UDP_META_V6 ((uint64_t)1 << 63)
 /* pb->meta[1] keeps the destination address, TOS and TTL (toe_udp_pbuf_rxinfo), meta[2] the
  * arrival time. */
 #define TOE_UDP_META_RX(dst, tos, ttl)                                                             \
@@ -42,6 +46,15 @@ void toe_udp_init(struct toe_stack *st, void *mem);
 
 /* Handles a received datagram (data at the UDP header; consumed). */
 void toe_udp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip);
+
+/*
+ * Handles a received IPv6 datagram (data at the UDP header; consumed): `ip` and `ext` describe
+ * its packet, whose headers (ext->offset bytes) are still in front of the data; `ll_group` says it
+ * came as link-layer multicast. Checksum mandatory (RFC 8200 8.1); a closed port gets ICMPv6
+ * port unreachable (RFC 4443 3.1).
+ */
+void toe_udp_input6(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv6_view *ip,
+                    const struct toe_ipv6_ext *ext, bool ll_group);
 
 /*
  * An ICMP error quoting a UDP datagram we sent: `qip` is the quoted IP header, `ql4` points at the

@@ -286,11 +286,11 @@ int h_conn_connect(struct h_conn *c, uint16_t lport)
   if (toe_tcp_open(h->st, c, &s) != 0)
     return -1;
   if (lport) {
-    struct toe_sockaddr l = {TOE_AF_INET, lport, 0};
+    struct toe_sockaddr l = {.family = TOE_AF_INET, .port = lport, .addr = 0};
     if (toe_sock_bind(h->st, s, &l) != 0)
       return -2;
   }
-  struct toe_sockaddr r = {TOE_AF_INET, c->pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c->pport, .addr = H_PEER_IP};
   int rc = toe_sock_connect(h->st, s, &r);
   if (rc != 0 && rc != -TOE_EINPROGRESS)
     return -3;
@@ -329,7 +329,7 @@ int h_conn_accept(struct h_conn *c, uint16_t lport)
   struct toe_sock *ls = NULL;
   if (toe_tcp_open(h->st, c, &ls) != 0)
     return -1;
-  struct toe_sockaddr l = {TOE_AF_INET, lport, 0};
+  struct toe_sockaddr l = {.family = TOE_AF_INET, .port = lport, .addr = 0};
   if (toe_sock_bind(h->st, ls, &l) != 0)
     return -2;
   if (toe_tcp_listen(h->st, ls, 16) != 0)

@@ -44,7 +44,7 @@ TEST(connect_to_silent_neighbour_fails_ehostunreach_after_3s)
   toe_time_t t0 = h.now;
   struct toe_sock *s = NULL;
   REQUIRE(toe_tcp_open(h.st, NULL, &s) == 0);
-  struct toe_sockaddr r = {TOE_AF_INET, 80, SILENT_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = 80, .addr = SILENT_IP};
   int rc = toe_sock_connect(h.st, s, &r);
   CHECK(rc == 0 || rc == -TOE_EINPROGRESS);
   CHECK_EQ(h_count_tx(&h, 0x0806, 0), 1); /* the broadcast request; the SYN waits */
@@ -82,7 +82,7 @@ TEST(connect_while_neighbour_failed_is_refused_at_once)
   h_init(&h);
   struct toe_sock *s = NULL, *s2 = NULL;
   REQUIRE(toe_tcp_open(h.st, NULL, &s) == 0);
-  struct toe_sockaddr r = {TOE_AF_INET, 80, SILENT_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = 80, .addr = SILENT_IP};
   (void)toe_sock_connect(h.st, s, &r);
   h_advance(&h, TOE_MSEC(3100));
   CHECK_EQ(toe_sock_error(h.st, s), -TOE_EHOSTUNREACH);
@@ -139,7 +139,7 @@ TEST(udp_without_recverr_is_not_told)
   struct toe_sock *u = NULL, *v = NULL;
   REQUIRE(toe_udp_open(h.st, NULL, &u) == 0);
   REQUIRE(toe_udp_open(h.st, NULL, &v) == 0);
-  struct toe_sockaddr r = {TOE_AF_INET, 9999, SILENT_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = 9999, .addr = SILENT_IP};
   REQUIRE(toe_sock_connect(h.st, u, &r) == 0);
   CHECK_EQ(toe_udp_sendto(h.st, u, "ping", 4, NULL), 4); /* queued: no error yet */
   CHECK_EQ(toe_udp_sendto(h.st, v, "ping", 4, &r), 4);
@@ -171,7 +171,7 @@ TEST(udp_with_recverr_gets_ehostunreach_once)
   CHECK_EQ(toe_sock_setopt(h.st, v, TOE_IP_RECVERR, 1), 0);
   CHECK_EQ(toe_sock_getopt(h.st, u, TOE_IP_RECVERR, &val), 0);
   CHECK_EQ(val, 1);
-  struct toe_sockaddr r = {TOE_AF_INET, 9999, SILENT_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = 9999, .addr = SILENT_IP};
   REQUIRE(toe_sock_connect(h.st, u, &r) == 0);
   CHECK_EQ(toe_udp_sendto(h.st, u, "ping", 4, NULL), 4);
   CHECK_EQ(toe_udp_sendto(h.st, v, "ping", 4, &r), 4); /* unconnected: told as well (Linux) */

@@ -254,7 +254,7 @@ TEST(capture_never_takes_the_slot_of_a_receive)
   /* The peer listens. */
   struct toe_stack *st1 = L.end[1].st;
   CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
-  struct toe_sockaddr la = {TOE_AF_INET, PEER_PORT, 0};
+  struct toe_sockaddr la = {.family = TOE_AF_INET, .port = PEER_PORT, .addr = 0};
   CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
   CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
 
@@ -384,7 +384,7 @@ TEST(bpf_capture_with_directions)
   L.tx_tap = tx_tap;
   struct toe_stack *st1 = L.end[1].st;
   CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
-  struct toe_sockaddr la = {TOE_AF_INET, PEER_PORT, 0};
+  struct toe_sockaddr la = {.family = TOE_AF_INET, .port = PEER_PORT, .addr = 0};
   CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
   CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
   static struct ctl_host_server srv; /* its path must outlive the control socket */

@@ -467,22 +467,7 @@ TEST(unknown_next_header_gets_parameter_problem_code_1)
   h_fini(&h);
 }
 
-TEST(tcp_and_udp_get_port_unreachable_for_now)
-{
-  struct harness h;
-  setup(&h);
-  learn_peer6(&h);
-  uint8_t f[256], seg[20] = {0x12, 0x34, 0, 80};
-  h_input(&h, f, build6(f, H_OUR_MAC, PEER6, OUR6, 6, 64, NULL, 0, 6, seg, sizeof seg));
-  h_input(&h, f, build6(f, H_OUR_MAC, PEER6, OUR6, 17, 64, NULL, 0, 17, seg, 8));
-  CHECK_EQ(ctr(&h)->ip6.rx_drop_no_transport, 2);
-  CHECK_EQ(ctr(&h)->icmp6.tx_dest_unreach, 2);
-  REQUIRE(h.ntx == 2);
-  const uint8_t *m = check_icmp6(&h.tx[0], H_PEER_MAC, OUR6, PEER6, 64);
-  CHECK_EQ(m[0], 1);
-  CHECK_EQ(m[1], 4);
-  h_fini(&h);
-}
+/* TCP and UDP over IPv6: tests/unit/test_ipv6_transport.c. */
 
 TEST(hop_by_hop_option_action_bits)
 {

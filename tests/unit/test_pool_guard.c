@@ -131,7 +131,7 @@ TEST(tiny_fragments_to_an_unread_udp_port)
   init_pool();
   struct toe_sock *u = NULL;
   REQUIRE(toe_udp_open(h.st, NULL, &u) == 0);
-  struct toe_sockaddr a = {TOE_AF_INET, 5555, 0};
+  struct toe_sockaddr a = {.family = TOE_AF_INET, .port = 5555, .addr = 0};
   REQUIRE(toe_sock_bind(h.st, u, &a) == 0);
   h_learn_peer(&h);
   enum { NFRAG = 128, DGRAMS = 64 };

@@ -15,7 +15,7 @@ static uint8_t frame[2048];
 
 static struct toe_sockaddr any_port(uint16_t port)
 {
-  struct toe_sockaddr a = {TOE_AF_INET, port, 0};
+  struct toe_sockaddr a = {.family = TOE_AF_INET, .port = port, .addr = 0};
   return a;
 }
 

@@ -9,7 +9,7 @@
 
 static struct toe_sockaddr sa(uint32_t addr, uint16_t port)
 {
-  struct toe_sockaddr a = {TOE_AF_INET, port, addr};
+  struct toe_sockaddr a = {.family = TOE_AF_INET, .port = port, .addr = addr};
   return a;
 }
 
@@ -49,7 +49,7 @@ TEST(bind_errors)
   struct toe_sockaddr bad = sa(H_PEER_IP, 5000);
   CHECK_EQ(toe_sock_bind(h.st, s, &bad), -TOE_EADDRNOTAVAIL);
   struct toe_sockaddr fam = sa(0, 5000);
-  fam.family = 10;
+  fam.family = 99; /* neither TOE_AF_INET nor TOE_AF_INET6 */
   CHECK_EQ(toe_sock_bind(h.st, s, &fam), -TOE_EINVAL);
   CHECK_EQ(toe_sock_bind(h.st, s, NULL), -TOE_EINVAL);
   struct toe_sockaddr ok = sa(H_OUR_IP, 5000);
@@ -458,7 +458,7 @@ TEST(connect_sets_local_address)
   CHECK_EQ(toe_sock_connect(h.st, s, &zero), -TOE_EINVAL);
   CHECK_EQ(toe_sock_connect(h.st, s, &noport), -TOE_EINVAL);
 
-  struct toe_sockaddr unspec = {0, 0, 0};
+  struct toe_sockaddr unspec = {0};
   CHECK_EQ(toe_sock_connect(h.st, s, &unspec), 0);
   toe_sock_name(s, &l, &r);
   CHECK_EQ(l.addr, 0);    /* the address connect chose is released */

@@ -21,7 +21,7 @@ static const struct toe_counters_tcp *tc(void)
 
 static struct toe_sockaddr sa(uint32_t addr, uint16_t port)
 {
-  struct toe_sockaddr a = {TOE_AF_INET, port, addr};
+  struct toe_sockaddr a = {.family = TOE_AF_INET, .port = port, .addr = addr};
   return a;
 }
 
@@ -74,7 +74,7 @@ TEST(bind_errors)
   struct toe_sock *a = open_sock(), *b = open_sock();
   REQUIRE(a && b);
   struct toe_sockaddr l = sa(0, 8080);
-  struct toe_sockaddr bad = {99, 8080, 0};
+  struct toe_sockaddr bad = {.family = 99, .port = 8080, .addr = 0};
   CHECK_EQ(toe_sock_bind(h.st, a, &bad), -TOE_EINVAL);
   CHECK_EQ(toe_sock_bind(h.st, a, NULL), -TOE_EINVAL);
   struct toe_sockaddr notours = sa(H_PEER_IP, 8080);
@@ -108,7 +108,7 @@ TEST(connect_errors)
   struct toe_sock *s = open_sock();
   REQUIRE(s);
   struct toe_sockaddr zero_addr = sa(0, 80), zero_port = sa(H_PEER_IP, 0);
-  struct toe_sockaddr bad_family = {7, 80, H_PEER_IP};
+  struct toe_sockaddr bad_family = {.family = 7, .port = 80, .addr = H_PEER_IP};
   CHECK_EQ(toe_sock_connect(h.st, s, &zero_addr), -TOE_EINVAL);
   CHECK_EQ(toe_sock_connect(h.st, s, &zero_port), -TOE_EINVAL);
   CHECK_EQ(toe_sock_connect(h.st, s, &bad_family), -TOE_EINVAL);

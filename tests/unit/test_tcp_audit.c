@@ -55,11 +55,11 @@ static bool simultaneous_start(struct h_conn *c, uint16_t lport)
   struct toe_sock *s = NULL;
   if (toe_tcp_open(H.st, c, &s) != 0)
     return false;
-  struct toe_sockaddr l = {TOE_AF_INET, lport, 0};
+  struct toe_sockaddr l = {.family = TOE_AF_INET, .port = lport, .addr = 0};
   if (toe_sock_bind(H.st, s, &l) != 0)
     return false;
   c->lport = lport;
-  struct toe_sockaddr r = {TOE_AF_INET, c->pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c->pport, .addr = H_PEER_IP};
   if (toe_sock_connect(H.st, s, &r) != -TOE_EINPROGRESS)
     return false;
   c->s = s;
@@ -89,7 +89,7 @@ TEST(close_in_syn_sent_deletes_the_tcb_silently)
   h_conn_init(&c, &H, 8001);
   struct toe_sock *s = NULL;
   REQUIRE(toe_tcp_open(H.st, &c, &s) == 0);
-  struct toe_sockaddr r = {TOE_AF_INET, c.pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c.pport, .addr = H_PEER_IP};
   REQUIRE(toe_sock_connect(H.st, s, &r) == -TOE_EINPROGRESS);
   struct h_tcp syn;
   REQUIRE(h_tcp_get(&H, -1, &syn));
@@ -191,7 +191,7 @@ TEST(listener_close_goes_to_closed_and_port_answers_rst)
   h_learn_peer(&H);
   struct toe_sock *ls = NULL;
   REQUIRE(toe_tcp_open(H.st, NULL, &ls) == 0);
-  struct toe_sockaddr l = {TOE_AF_INET, 8080, 0};
+  struct toe_sockaddr l = {.family = TOE_AF_INET, .port = 8080, .addr = 0};
   REQUIRE(toe_sock_bind(H.st, ls, &l) == 0);
   REQUIRE(toe_tcp_listen(H.st, ls, 8) == 0);
   CHECK_EQ(toe_tcb(ls)->state, TOE_TCP_LISTEN);
@@ -351,7 +351,7 @@ TEST(lost_syn_gives_one_segment_window_and_3s_rto)
   h_conn_init(&c, &H, 8011);
   struct toe_sock *s = NULL;
   REQUIRE(toe_tcp_open(H.st, &c, &s) == 0);
-  struct toe_sockaddr r = {TOE_AF_INET, c.pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c.pport, .addr = H_PEER_IP};
   REQUIRE(toe_sock_connect(H.st, s, &r) == -TOE_EINPROGRESS);
   c.s = s;
   struct h_tcp syn;
@@ -423,12 +423,12 @@ TEST(connect_reuses_a_timewait_tuple_beyond_its_sequence_space)
   /* the port is held: bind without REUSEADDR fails (as Linux) */
   struct toe_sock *s = NULL;
   REQUIRE(toe_tcp_open(H.st, &c, &s) == 0);
-  struct toe_sockaddr l = {TOE_AF_INET, lport, 0};
+  struct toe_sockaddr l = {.family = TOE_AF_INET, .port = lport, .addr = 0};
   CHECK_EQ(toe_sock_bind(H.st, s, &l), -TOE_EADDRINUSE);
   REQUIRE(toe_sock_setopt(H.st, s, TOE_SO_REUSEADDR, 1) == 0);
   REQUIRE(toe_sock_bind(H.st, s, &l) == 0);
   /* too young (PAWS protects reuse only after a second): the 4-tuple is not available */
-  struct toe_sockaddr r = {TOE_AF_INET, c.pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c.pport, .addr = H_PEER_IP};
   CHECK_EQ(toe_sock_connect(H.st, s, &r), -TOE_EADDRNOTAVAIL);
   CHECK_EQ(H.st->tcp.tw_inuse, 1);
   toe_sock_close(H.st, s);

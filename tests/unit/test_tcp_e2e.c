@@ -422,7 +422,7 @@ static void bench_init(struct bench *b, int n, const struct toe_config *c0,
   struct toe_stack *st = b->l.end[SERVER].st;
   b->listener = NULL;
   if (toe_tcp_open(st, &b->lmarker, &b->listener) == 0) {
-    struct toe_sockaddr a = {TOE_AF_INET, SERVER_PORT, 0};
+    struct toe_sockaddr a = {.family = TOE_AF_INET, .port = SERVER_PORT, .addr = 0};
     if (toe_sock_bind(st, b->listener, &a) != 0 || toe_tcp_listen(st, b->listener, backlog) != 0) {
       toe_sock_close(st, b->listener);
       b->listener = NULL;
@@ -437,7 +437,7 @@ static bool start_client(struct bench *b, int i)
   struct conn *c = &b->cli[i];
   if (toe_tcp_open(st, c, &c->s) != 0)
     return false;
-  struct toe_sockaddr r = {TOE_AF_INET, SERVER_PORT, E2E_IP1};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = SERVER_PORT, .addr = E2E_IP1};
   int rc = toe_sock_connect(st, c->s, &r);
   if (rc != 0 && rc != -TOE_EINPROGRESS) {
     toe_sock_close(st, c->s);

@@ -121,7 +121,7 @@ TEST(listener_ignores_rst_and_resets_synack)
   h_conn_init(&c, &h, 6100);
   struct toe_sock *ls = NULL;
   REQUIRE(toe_tcp_open(h.st, NULL, &ls) == 0);
-  struct toe_sockaddr l = {TOE_AF_INET, 90, 0};
+  struct toe_sockaddr l = {.family = TOE_AF_INET, .port = 90, .addr = 0};
   REQUIRE(toe_sock_bind(h.st, ls, &l) == 0);
   REQUIRE(toe_tcp_listen(h.st, ls, 4) == 0);
   c.lport = 90;
@@ -754,7 +754,7 @@ TEST(icmp_port_unreachable_aborts_connect)
   h_conn_init(&c, &h, 5121);
   struct toe_sock *s = NULL;
   REQUIRE(toe_tcp_open(h.st, &c, &s) == 0);
-  struct toe_sockaddr r = {TOE_AF_INET, c.pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c.pport, .addr = H_PEER_IP};
   toe_sock_connect(h.st, s, &r);
   int idx = h_tcp_find(&h, -1);
   REQUIRE(idx >= 0);

@@ -267,7 +267,7 @@ TEST(hundred_thousand_idle_connections_with_keepalive)
 
   /* the listener; its connections inherit keepalive and its timing */
   REQUIRE(toe_tcp_open(R.st, NULL, &R.ls) == 0);
-  struct toe_sockaddr la = {TOE_AF_INET, LPORT, 0};
+  struct toe_sockaddr la = {.family = TOE_AF_INET, .port = LPORT, .addr = 0};
   REQUIRE(toe_sock_bind(R.st, R.ls, &la) == 0);
   REQUIRE(toe_sock_setopt(R.st, R.ls, TOE_SO_KEEPALIVE, 1) == 0);
   REQUIRE(toe_sock_setopt(R.st, R.ls, TOE_TCP_KEEPIDLE, KEEPIDLE_S) == 0);

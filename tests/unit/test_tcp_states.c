@@ -119,7 +119,7 @@ TEST(synsent_bad_ack_gets_rst_and_stays)
   h_conn_init(&c, &h, 5003);
   struct toe_sock *s = NULL;
   REQUIRE(toe_tcp_open(h.st, &c, &s) == 0);
-  struct toe_sockaddr r = {TOE_AF_INET, c.pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c.pport, .addr = H_PEER_IP};
   toe_sock_connect(h.st, s, &r);
   c.s = s;
   struct h_tcp syn;
@@ -155,7 +155,7 @@ TEST(synsent_rst_refuses)
   h_conn_init(&c, &h, 5004);
   struct toe_sock *s = NULL;
   REQUIRE(toe_tcp_open(h.st, &c, &s) == 0);
-  struct toe_sockaddr r = {TOE_AF_INET, c.pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c.pport, .addr = H_PEER_IP};
   toe_sock_connect(h.st, s, &r);
   c.s = s;
   struct h_tcp syn;
@@ -176,11 +176,11 @@ static bool simultaneous_start(struct harness *h, struct h_conn *c)
   struct toe_sock *s = NULL;
   if (toe_tcp_open(h->st, c, &s) != 0)
     return false;
-  struct toe_sockaddr l = {TOE_AF_INET, 7000, 0};
+  struct toe_sockaddr l = {.family = TOE_AF_INET, .port = 7000, .addr = 0};
   if (toe_sock_bind(h->st, s, &l) != 0)
     return false;
   c->lport = 7000;
-  struct toe_sockaddr r = {TOE_AF_INET, c->pport, H_PEER_IP};
+  struct toe_sockaddr r = {.family = TOE_AF_INET, .port = c->pport, .addr = H_PEER_IP};
   toe_sock_connect(h->st, s, &r);
   c->s = s;
   if (!h_conn_last(c, &c->syn) || c->syn.flags != H_SYN)

@@ -32,7 +32,7 @@ static void sc_init_cfg(struct sc *t, const struct toe_config *cfg, int backlog)
   t->ls = NULL;
   if (toe_tcp_open(t->h.st, &t->luser, &t->ls) != 0)
     return;
-  struct toe_sockaddr l = {TOE_AF_INET, LPORT, 0};
+  struct toe_sockaddr l = {.family = TOE_AF_INET, .port = LPORT, .addr = 0};
   toe_sock_bind(t->h.st, t->ls, &l);
   toe_tcp_listen(t->h.st, t->ls, backlog);
   h_clear(&t->h);

@@ -186,7 +186,7 @@ TEST(syn_retries_then_connect_times_out)
   h_conn_init(&c, &h, 7003);
   struct toe_sock *s = NULL;
   REQUIRE(toe_tcp_open(h.st, &c, &s) == 0);
-  struct toe_sockaddr peer = {TOE_AF_INET, 7003, H_PEER_IP};
+  struct toe_sockaddr peer = {.family = TOE_AF_INET, .port = 7003, .addr = H_PEER_IP};
   REQUIRE(toe_sock_connect(h.st, s, &peer) == -TOE_EINPROGRESS);
   toe_time_t t = h.now;
   struct h_tcp syn;

@@ -18,7 +18,7 @@ static struct harness h; /* big: keep it off the stack */
 
 static struct toe_sockaddr sa(uint32_t addr, uint16_t port)
 {
-  struct toe_sockaddr a = {TOE_AF_INET, port, addr};
+  struct toe_sockaddr a = {.family = TOE_AF_INET, .port = port, .addr = addr};
   return a;
 }
 
@@ -108,7 +108,7 @@ TEST(receive_datagram)
   CHECK(h.ev[0].events & TOE_EV_READABLE);
 
   char buf[64];
-  struct toe_sockaddr from = {0, 0, 0};
+  struct toe_sockaddr from = {0};
   CHECK_EQ(toe_udp_recvfrom(h.st, s, buf, sizeof(buf), &from), 5);
   CHECK_MEM(buf, "hello", 5);
   CHECK_EQ(from.family, TOE_AF_INET);
@@ -276,7 +276,7 @@ TEST(connected_socket_filters_peers)
   CHECK_EQ(from.port, 9999);
 
   /* dissolving the association accepts everyone again */
-  struct toe_sockaddr unspec = {0, 0, 0};
+  struct toe_sockaddr unspec = {0};
   CHECK_EQ(toe_sock_connect(h.st, s, &unspec), 0);
   feed(0xc6120003u, 9999, H_OUR_IP, 7000, "other", 5);
   CHECK_EQ(toe_udp_recvfrom(h.st, s, buf, sizeof(buf), &from), 5);
@@ -422,7 +422,7 @@ TEST(send_errors)
   struct toe_sockaddr dst = sa(H_PEER_IP, 9999);
   CHECK_EQ(toe_udp_sendto(h.st, s, big, 65508, &dst), -TOE_EMSGSIZE);
   struct toe_sockaddr port0 = sa(H_PEER_IP, 0), addr0 = sa(0, 9999), fam = sa(H_PEER_IP, 9999);
-  fam.family = 10;
+  fam.family = 99; /* neither TOE_AF_INET nor TOE_AF_INET6 */
   CHECK_EQ(toe_udp_sendto(h.st, s, "x", 1, &port0), -TOE_EINVAL);
   CHECK_EQ(toe_udp_sendto(h.st, s, "x", 1, &addr0), -TOE_EINVAL);
   CHECK_EQ(toe_udp_sendto(h.st, s, "x", 1, &fam), -TOE_EINVAL);
@@ -631,7 +631,7 @@ TEST(icmp_port_unreachable_to_connected_socket)
   CHECK_EQ(toe_sock_error(h.st, u), 0);
 
   /* after disconnecting, errors about the old peer are ignored too */
-  struct toe_sockaddr unspec = {0, 0, 0};
+  struct toe_sockaddr unspec = {0};
   CHECK_EQ(toe_sock_connect(h.st, c, &unspec), 0);
   h_input(&h, f, n);
   CHECK_EQ(toe_sock_error(h.st, c), 0);
