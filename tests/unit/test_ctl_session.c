@@ -579,7 +579,7 @@ TEST(receive_coalescing)
   L.on_event = on_event;
   struct toe_stack *st1 = L.end[1].st;
   CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
-  struct toe_sockaddr la = {TOE_AF_INET, PEER_PORT, 0};
+  struct toe_sockaddr la = {.family = TOE_AF_INET, .port = PEER_PORT, .addr = 0};
   CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
   CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
   static struct ctl_host_server srv; /* its path must outlive the control socket */
