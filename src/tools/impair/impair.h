@@ -70,10 +70,10 @@ uint64_t pkt_sum(const uint8_t *p, size_t n, uint64_t acc);
 uint16_t pkt_fold(uint64_t acc);
 uint32_t pkt_crc32c(const uint8_t *p, size_t n);
 
-/* ---- seeded PRNG: xoshiro256** seeded through splitmix64 ------------------------------------- */
+/* ---- seeded PRNG: the tree's one, src/common/prng.h ------------------------------------------ */
 
 struct imp_rng {
-  uint64_t s[4];
+  uint64_t s;
 };
 
 void rng_seed(struct imp_rng *r, uint64_t seed);
