@@ -135,7 +135,7 @@ engine_build() { # target opt -> "text data bss"
 # ---- toe_stack_mem_size() as each target computes it ---------------------------------------
 memsize_lp64() { # RV64 (LP64) lays structs out as x86_64 does: the host's answer is the target's
   gcc -std=c11 -O1 -I"$root/include" -I"$root/src" "$root/firmware/memsize.c" \
-    "$root"/src/engine/*.c "$root"/src/wire/*.c -o "$scratch/memsize-host"
+    "$root"/src/engine/*.c "$root"/src/wire/*.c "$root"/src/common/*.c -o "$scratch/memsize-host"
   "$scratch/memsize-host"
 }
 memsize_cortex_m7() { # run on the target itself: MPS2 AN500 (Cortex-M7) under qemu-system-arm

@@ -1,7 +1,7 @@
 /*
  * toed's device-side session as a stateful target (src/device/ctl_server.c, session/): one host
  * client speaks the transport ABI over the real control socket and shared region, as
- * tests/unit/test_ctl_session.c does, and sends a random stream of commands decoded from the
+ * tests/unit/device/test_ctl_session.c does, and sends a random stream of commands decoded from the
  * fuzz input; the device engine (end 0 of tests/unit/e2e_link.c) talks to a peer engine (end 1)
  * that listens on TCP 5001, echoes UDP on 5002, and streams or closes what it accepted. The link
  * drops, duplicates and reorders frames as the input says, and the clock moves on the input's

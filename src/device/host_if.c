@@ -5,9 +5,9 @@
 
 #include "device/host_if.h"
 
+#include "common/byteorder.h"
 #include "toe/steer.h"
 #include "wire/arp.h"
-#include "wire/byteorder.h"
 #include "wire/ethernet.h"
 #include "wire/ipv4.h"
 

@@ -56,9 +56,8 @@
 #include "device/link.h"
 #include "wire/checksum.h"
 #include "wire/ethernet.h"
-#include "wire/ipv4.h"
+#include "wire/frame.h"
 #include "wire/tcp.h"
-#include "wire/udp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -138,78 +137,12 @@ static unsigned roundup_pow2(unsigned v)
 /* ------------------------------------------------------------------------------------------- */
 /* Checksum completion for frames a local sender left with CHECKSUM_PARTIAL.                     */
 
-/* Completes a TCP or UDP checksum over `seg` (seg_len bytes) given the pseudo-header sum. */
-static bool finish_l4(uint8_t *seg, size_t seg_len, uint8_t proto, uint32_t pseudo_sum)
-{
-  size_t off;
-  if (proto == TOE_IPPROTO_TCP) {
-    if (seg_len < TOE_TCP_HLEN)
-      return false;
-    off = 16;
-  } else if (proto == TOE_IPPROTO_UDP) {
-    if (seg_len < TOE_UDP_HLEN)
-      return false;
-    off = 6;
-  } else {
-    return false;
-  }
-  seg[off] = 0;
-  seg[off + 1] = 0;
-  uint16_t c = toe_csum_fold(toe_csum_partial(seg, seg_len, pseudo_sum));
-  /* RFC 768: a computed zero is sent as all ones (zero means "no checksum"). */
-  if (proto == TOE_IPPROTO_UDP && c == 0)
-    c = 0xffff;
-  memcpy(seg + off, &c, 2);
-  return true;
-}
-
-/* Returns true if the frame carried a TCP/UDP segment whose checksum was completed. */
+/* Returns true if the frame carried a TCP/UDP segment whose checksum was completed: found and
+ * computed from scratch by the tree's frame view (wire/frame.h), IPv4 and IPv6 alike. */
 static bool fix_partial_csum(uint8_t *frame, size_t len)
 {
-  struct toe_eth_view eth;
-  if (toe_eth_parse(&eth, frame, len) != 0)
-    return false;
-  uint8_t *l3 = frame + eth.hdr_len;
-  size_t l3_len = len - eth.hdr_len;
-
-  if (eth.ethertype == TOE_ETHERTYPE_IPV4) {
-    struct toe_ipv4_view ip;
-    /* The kernel always fills the IPv4 header checksum; only the L4 one is partial. */
-    if (toe_ipv4_parse(&ip, l3, l3_len, l3_len, true) != 0 || toe_ipv4_is_fragment(&ip))
-      return false;
-    if (ip.proto != TOE_IPPROTO_TCP && ip.proto != TOE_IPPROTO_UDP)
-      return false;
-    uint8_t *seg = l3 + ip.hdr_len;
-    size_t seg_len = (size_t)ip.total_len - ip.hdr_len;
-    if (ip.proto == TOE_IPPROTO_UDP) {
-      struct toe_udp_view u;
-      if (toe_udp_parse(&u, seg, seg_len, seg_len) != 0)
-        return false;
-      seg_len = u.len; /* the UDP length field bounds the checksummed bytes */
-    } else {
-      struct toe_tcp_view t;
-      if (toe_tcp_parse(&t, seg, seg_len, seg_len) != 0)
-        return false;
-    }
-    uint32_t ps = toe_csum_pseudo_v4(ip.src, ip.dst, ip.proto, (uint16_t)seg_len);
-    return finish_l4(seg, seg_len, ip.proto, ps);
-  }
-  if (eth.ethertype == TOE_ETHERTYPE_IPV6) {
-    /* The engine does not terminate IPv6 yet, but the pcap should still show valid checksums.
-     * Only a TCP/UDP header directly after the fixed header is handled (no extension headers). */
-    if (l3_len < 40 || (l3[0] >> 4) != 6)
-      return false;
-    size_t plen = ((size_t)l3[4] << 8) | l3[5];
-    uint8_t nh = l3[6];
-    if (plen > l3_len - 40 || (nh != TOE_IPPROTO_TCP && nh != TOE_IPPROTO_UDP))
-      return false;
-    /* RFC 8200 8.1 pseudo-header: addresses, upper-layer length (32 bits), next header. */
-    uint8_t tail[8] = {0, 0, (uint8_t)(plen >> 8), (uint8_t)plen, 0, 0, 0, nh};
-    uint32_t ps = toe_csum_partial(l3 + 8, 32, 0);
-    ps = toe_csum_partial(tail, sizeof tail, ps);
-    return finish_l4(l3 + 40, plen, nh, ps);
-  }
-  return false;
+  struct toe_frame_view v;
+  return toe_frame_parse(&v, frame, len, len) == 0 && toe_frame_l4_csum(frame, &v) == 0;
 }
 
 /* ------------------------------------------------------------------------------------------- */

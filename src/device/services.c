@@ -11,6 +11,7 @@
  */
 #include "device/services.h"
 
+#include "common/prng.h"
 #include "toe/tcp.h"
 
 #include <stdio.h>
@@ -159,15 +160,6 @@ const char *toed_service_names(void)
   return "echo, discard, chargen";
 }
 
-static uint64_t rng_next(uint64_t *x)
-{
-  /* xorshift64*: plenty for picking answer lengths. */
-  *x ^= *x >> 12;
-  *x ^= *x << 25;
-  *x ^= *x >> 27;
-  return *x * 0x2545f4914f6cdd1dull;
-}
-
 /*
  * A datagram from a port where another small service answers would start an endless exchange
  * between the two (echo <-> chargen, echo <-> echo; CERT CA-1996-01), so answering services
@@ -238,7 +230,7 @@ static void chargen_udp(struct toed_services *s, struct toed_service *v, struct 
 {
   toe_pbuf_free(s->st, p);
   uint8_t buf[CHARGEN_MAX];
-  size_t len = (size_t)(rng_next(&s->rng) % (CHARGEN_MAX + 1));
+  size_t len = (size_t)(toe_prng_next(&s->rng) % (CHARGEN_MAX + 1));
   for (size_t i = 0; i < len; i++) {
     size_t line = i / (CHARGEN_LINE + 2), col = i % (CHARGEN_LINE + 2);
     if (col == CHARGEN_LINE)

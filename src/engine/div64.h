@@ -14,7 +14,7 @@
  *    otherwise a shift-and-subtract loop of at most 64 steps.
  * On 64-bit targets they are plain `/` and `%` (one instruction; the compiler does the
  * reciprocal itself). The portable versions are always defined so that a 64-bit host can test
- * them against `/` (tests/unit/test_div64.c).
+ * them against `/` (tests/unit/engine/test_div64.c).
  */
 #ifndef TOE_ENGINE_DIV64_H
 #define TOE_ENGINE_DIV64_H

@@ -7,6 +7,7 @@
  * only on the last piece and CWR only on the first (RFC 3168 6.1.2: CWR is set once per window
  * reduction), and its own TCP checksum. Payloads are zero-copy views of the super-segment.
  */
+#include "common/byteorder.h"
 #include "engine/stack.h"
 #include "wire/checksum.h"
 #include "wire/ethernet.h"
@@ -15,23 +16,6 @@
 #include <string.h>
 
 #define GSO_HDR_MAX (TOE_ETH_VLAN_HLEN + 60u + 60u) /* Ethernet + tag, IPv4 and TCP at most */
-
-static uint32_t rd32(const uint8_t *p)
-{
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static void wr32(uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-static void wr16(uint8_t *p, uint16_t v)
-{
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
 
 /* Where the headers of a super-segment are. */
 struct gso_hdrs {
@@ -88,9 +72,9 @@ int toe_gso_segment(struct toe_stack *st, struct toe_pbuf *frame, bool sw_csum,
   }
   uint32_t payload = frame->tot_len - g.hlen;
   const uint8_t *ip0 = g.bytes + g.ip;
-  uint32_t src = rd32(ip0 + 12), dst = rd32(ip0 + 16);
+  uint32_t src = toe_load_be32(ip0 + 12), dst = toe_load_be32(ip0 + 16);
   uint16_t id0 = (uint16_t)(ip0[4] << 8 | ip0[5]);
-  uint32_t seq0 = rd32(g.bytes + g.l4 + 4);
+  uint32_t seq0 = toe_load_be32(g.bytes + g.l4 + 4);
   uint8_t flags0 = g.bytes[g.l4 + 13];
   uint32_t ihl = g.l4 - g.ip, thl = g.hlen - g.l4;
 
@@ -113,12 +97,12 @@ int toe_gso_segment(struct toe_stack *st, struct toe_pbuf *frame, bool sw_csum,
     }
     memcpy(h, g.bytes, g.hlen);
     uint8_t *ip = h + g.ip, *th = h + g.l4;
-    wr16(ip + 2, (uint16_t)(ihl + thl + n));
-    wr16(ip + 4, (uint16_t)(id0 + i));
+    toe_store_be16(ip + 2, (uint16_t)(ihl + thl + n));
+    toe_store_be16(ip + 4, (uint16_t)(id0 + i));
     ip[10] = ip[11] = 0;
     uint16_t ipc = toe_csum(ip, ihl);
     memcpy(ip + 10, &ipc, 2);
-    wr32(th + 4, seq0 + off);
+    toe_store_be32(th + 4, seq0 + off);
     uint8_t fl = flags0;
     if (!last)
       fl &= (uint8_t) ~(TOE_TCP_FIN | TOE_TCP_PSH);

@@ -2,6 +2,7 @@
  * ICMPv6 (RFC 4443): the checksum over the pseudo-header, echo replies, Neighbor Discovery handed
  * to nd.c, and error generation with the RFC 4443 2.4 (e) rules and the 2.4 (f) rate limit.
  */
+#include "common/byteorder.h"
 #include "engine/ipv6.h"
 #include "engine/stack.h"
 #include "wire/checksum.h"
@@ -16,14 +17,6 @@ static uint16_t msg_csum(const struct toe_pbuf *pb, const struct toe_in6_addr *s
 {
   uint32_t sum = toe_ipv6_pseudo_csum(src, dst, pb->tot_len, TOE_IPPROTO_ICMPV6);
   return toe_csum_fold(toe_csum_add32(sum, toe_pbuf_csum(pb, 0, pb->tot_len)));
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
 }
 
 void toe_icmp6_send_error(struct toe_stack *st, const struct toe_pbuf *orig,
@@ -60,7 +53,7 @@ void toe_icmp6_send_error(struct toe_stack *st, const struct toe_pbuf *orig,
   p[1] = code;
   p[2] = 0;
   p[3] = 0;
-  put_be32(p + 4, param); /* the MTU, the pointer, or unused (zero) */
+  toe_store_be32(p + 4, param); /* the MTU, the pointer, or unused (zero) */
   toe_pbuf_copy_out(orig, 0, p + TOE_ICMPV6_HLEN, qlen);
 
   /* RFC 4443 2.2: from the address the packet was sent to if it was one of our unicast ones,

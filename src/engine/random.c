@@ -1,11 +1,10 @@
 /*
  * Pseudo-random numbers and the keyed hash.
  *
- * toe_random(): xorshift64* (Marsaglia's xorshift with Vigna's multiplicative output scrambling),
- * seeded through splitmix64 so that any seed, 0 included, gives a non-zero, well-mixed state. Fast
- * and fine for IP identifications and port choice; predictable from its outputs, so never used
- * where an attacker must not guess (RFC 6528 ISNs, SYN cookies, hash bucket choice): those use
- * toe_keyed_hash().
+ * toe_random(): the tree's one PRNG (src/common/prng.h: xorshift64* seeded through splitmix64,
+ * so that any seed, 0 included, gives a non-zero, well-mixed state). Fast and fine for IP
+ * identifications and port choice; predictable from its outputs, so never used where an attacker
+ * must not guess (RFC 6528 ISNs, SYN cookies, hash bucket choice): those use toe_keyed_hash().
  *
  * toe_keyed_hash(): SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012)
  * keyed with the 16-byte cfg.secret, implemented from the paper's description: the key is two
@@ -15,45 +14,23 @@
  * its top byte, the message length mod 256; finalisation is v2 ^= 0xff, four SipRounds, and the
  * output is v0 ^ v1 ^ v2 ^ v3.
  */
+#include "common/byteorder.h"
+#include "common/prng.h"
 #include "engine/stack.h"
-
-static uint64_t splitmix64(uint64_t *x)
-{
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 void toe_random_seed(struct toe_stack *st, uint64_t seed)
 {
-  uint64_t x = seed;
-  do
-    st->rng = splitmix64(&x);
-  while (st->rng == 0); /* xorshift's one fixed point */
+  toe_prng_seed(&st->rng, seed);
 }
 
 uint64_t toe_random(struct toe_stack *st)
 {
-  uint64_t x = st->rng;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  st->rng = x;
-  return x * 0x2545f4914f6cdd1dull;
+  return toe_prng_next(&st->rng);
 }
 
 static inline uint64_t rotl(uint64_t x, unsigned b)
 {
   return (x << b) | (x >> (64 - b));
-}
-
-static inline uint64_t load_le64(const uint8_t *p)
-{
-  uint64_t v = 0;
-  for (unsigned i = 0; i < 8; i++)
-    v |= (uint64_t)p[i] << (8 * i);
-  return v;
 }
 
 struct sip {
@@ -90,7 +67,7 @@ static inline void sip_absorb(struct sip *s, uint64_t m)
 uint64_t toe_siphash24(const uint8_t key[16], const void *data, size_t len)
 {
   const uint8_t *p = data;
-  uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+  uint64_t k0 = toe_load_le64(key), k1 = toe_load_le64(key + 8);
   struct sip s = {
       .v0 = k0 ^ 0x736f6d6570736575ull, /* "somepseu" */
       .v1 = k1 ^ 0x646f72616e646f6dull, /* "dorandom" */
@@ -99,7 +76,7 @@ uint64_t toe_siphash24(const uint8_t key[16], const void *data, size_t len)
   };
   size_t whole = len & ~(size_t)7;
   for (size_t i = 0; i < whole; i += 8)
-    sip_absorb(&s, load_le64(p + i));
+    sip_absorb(&s, toe_load_le64(p + i));
   uint64_t last = (uint64_t)(len & 0xff) << 56;
   for (size_t i = 0; i < (len & 7); i++)
     last |= (uint64_t)p[whole + i] << (8 * i);

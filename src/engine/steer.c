@@ -5,8 +5,8 @@
  */
 #include "toe/steer.h"
 
+#include "common/byteorder.h"
 #include "engine/stack.h"
-#include "wire/byteorder.h"
 #include "wire/ethernet.h"
 #include "wire/icmpv4.h"
 #include "wire/ipv4.h"

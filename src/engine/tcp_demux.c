@@ -7,10 +7,10 @@
  * The hash is a power-of-two array of chains through tcb->hnext, keyed by a mixing function seeded
  * from the stack's secret, so a peer cannot aim many connections at one chain.
  */
+#include "common/byteorder.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "toe/steer.h"
-#include "wire/byteorder.h"
 #include "wire/checksum.h"
 
 /* ---- the 4-tuple hash ---- */

@@ -1,8 +1,8 @@
 /*
  * Classic BPF checker and interpreter for capture filters (capture_bpf.h). Written from the
  * instruction set's description (bpf(4); Linux Documentation/networking/filter.rst), with the
- * answers of libpcap's bpf_filter() as the reference: tests/unit/test_capture_bpf.c runs both on
- * the same programs and frames.
+ * answers of libpcap's bpf_filter() as the reference: tests/unit/transport/test_capture_bpf.c runs
+ * both on the same programs and frames.
  */
 #include "transport/capture_bpf.h"
 

@@ -7,6 +7,7 @@
 #include "transport/capture_filter.h"
 
 #include "toe/errno.h"
+#include "wire/frame.h"
 
 #include <string.h>
 
@@ -279,54 +280,33 @@ struct summary {
   uint16_t sport, dport;
 };
 
-static uint16_t be16(const uint8_t *p)
-{
-  return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
+/* One walk through the frame with the tree's frame view (wire/frame.h); the primitives are IPv4
+ * and ARP only, so an IPv6 frame summarises as neither. */
 static void summarize(const uint8_t *fr, size_t len, struct summary *s)
 {
   memset(s, 0, sizeof(*s));
-  if (len < 14)
+  struct toe_frame_view v;
+  if (toe_frame_parse(&v, fr, len, TOE_FRAME_LEN_UNKNOWN) != 0)
     return;
-  size_t off = 12;
-  uint16_t type = be16(fr + off);
-  if (type == 0x8100 && len >= 18) { /* one 802.1Q tag */
-    off += 4;
-    type = be16(fr + off);
-  }
-  off += 2;
-  if (type == 0x0806) {
+  if (v.eth.ethertype == TOE_ETHERTYPE_ARP) {
     s->arp = true;
-    /* Ethernet/IPv4 ARP (RFC 826): sender protocol address at 14, target at 24. */
-    if (len >= off + 28 && be16(fr + off) == 1 && be16(fr + off + 2) == 0x0800 &&
-        fr[off + 4] == 6 && fr[off + 5] == 4) {
-      s->src = be32(fr + off + 14);
-      s->dst = be32(fr + off + 24);
+    /* Ethernet/IPv4 ARP (RFC 826): sender and target protocol addresses. */
+    if (v.arp) {
+      s->src = v.arp_view.spa;
+      s->dst = v.arp_view.tpa;
     }
     return;
   }
-  if (type != 0x0800 || len < off + 20 || (fr[off] >> 4) != 4)
-    return;
-  size_t ihl = (size_t)(fr[off] & 0x0f) * 4;
-  if (ihl < 20)
+  if (v.ipver != 4)
     return;
   s->ip = true;
-  s->proto = fr[off + 9];
-  s->src = be32(fr + off + 12);
-  s->dst = be32(fr + off + 16);
+  s->proto = v.l4_proto;
+  s->src = v.v4.src;
+  s->dst = v.v4.dst;
   /* Ports only in a first fragment (RFC 791: only offset 0 carries the transport header). */
-  bool first = (be16(fr + off + 6) & 0x1fff) == 0;
-  if (first && (s->proto == 6 || s->proto == 17) && len >= off + ihl + 4) {
-    s->ports = true;
-    s->sport = be16(fr + off + ihl);
-    s->dport = be16(fr + off + ihl + 2);
-  }
+  s->ports = v.ports;
+  s->sport = v.sport;
+  s->dport = v.dport;
 }
 
 static bool eval(const struct toe_capf *f, uint32_t i, const struct summary *s, unsigned depth)

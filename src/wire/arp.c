@@ -3,8 +3,8 @@
  */
 #include "wire/arp.h"
 
+#include "common/byteorder.h"
 #include "toe/errno.h"
-#include "wire/byteorder.h"
 
 #include <string.h>
 

@@ -3,8 +3,8 @@
  */
 #include "wire/icmpv4.h"
 
+#include "common/byteorder.h"
 #include "toe/errno.h"
-#include "wire/byteorder.h"
 
 #define ICMP_TIMESTAMP_REPLY 14
 

@@ -4,8 +4,8 @@
  */
 #include "wire/ipv6.h"
 
+#include "common/byteorder.h"
 #include "toe/errno.h"
-#include "wire/byteorder.h"
 #include "wire/checksum.h"
 
 #include <string.h>

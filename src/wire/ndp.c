@@ -3,8 +3,8 @@
  */
 #include "wire/ndp.h"
 
+#include "common/byteorder.h"
 #include "toe/errno.h"
-#include "wire/byteorder.h"
 #include "wire/icmpv6.h"
 
 #include <string.h>

@@ -3,8 +3,8 @@
  */
 #include "wire/tcp.h"
 
+#include "common/byteorder.h"
 #include "toe/errno.h"
-#include "wire/byteorder.h"
 #include "wire/checksum.h"
 #include "wire/ipv4.h"
 

@@ -33,6 +33,7 @@
  */
 #define _GNU_SOURCE
 
+#include "common/prng.h"
 #include "toe/abi.h"
 #include "transport/abi_validate.h"
 #include "transport/ring.h"
@@ -83,12 +84,7 @@ static uint64_t now_ms(void)
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void)
 {
-  uint64_t x = rng_state;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  rng_state = x;
-  return x * 0x2545f4914f6cdd1dull;
+  return toe_prng_next(&rng_state);
 }
 
 /* The byte at stream position i of the test pattern. */

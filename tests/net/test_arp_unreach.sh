@@ -10,7 +10,7 @@
 #    host unreachable to UDP only with IP_RECVERR (not a "fatal" error for udp_err; checked on
 #    this kernel: with IP_RECVERR the send after the failure says EHOSTUNREACH once), and the
 #    preload has no IP_RECVERR yet, so the device must not invent an error either. (The engine's
-#    TOE_IP_RECVERR, tests/unit/test_arp_fail.c, does what the kernel does with it.)
+#    TOE_IP_RECVERR, tests/unit/engine/test_arp_fail.c, does what the kernel does with it.)
 # Usage: bash tests/net/test_arp_unreach.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"

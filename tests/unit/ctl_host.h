@@ -1,6 +1,6 @@
 /*
  * The host end of the transport ABI, spoken directly against toed's session code in-process
- * (src/device/ctl_server.c and session/): the set-up that tests/unit/test_ctl_session.c and
+ * (src/device/ctl_server.c and session/): the set-up that tests/unit/device/test_ctl_session.c and
  * fuzz/fuzz_session.c share. The device side is a struct toed_ctl the caller runs on its own
  * virtual clock; this file opens it on a fresh control socket, sends a client's hello, lets the
  * session accept and answer it, maps the shared region the reply passes and attaches the three

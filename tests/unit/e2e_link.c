@@ -1,5 +1,7 @@
 #include "e2e_link.h"
 
+#include "common/prng.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +17,7 @@ struct e2e_frame {
 
 uint64_t e2e_rand(uint64_t *state)
 {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  return toe_splitmix64(state);
 }
 
 static bool chance(struct e2e_link *l, uint32_t ppm)

@@ -107,7 +107,7 @@ void e2e_run_until(struct e2e_link *l, toe_time_t until);
 /* Frames in flight on the link. */
 size_t e2e_in_flight(const struct e2e_link *l);
 
-/* A simple 64-bit PRNG (splitmix64) for tests. */
+/* A simple 64-bit PRNG for tests: splitmix64 (src/common/prng.h) of the state word. */
 uint64_t e2e_rand(uint64_t *state);
 
 #endif

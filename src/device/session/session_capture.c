@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 
+#include "common/byteorder.h"
 #include "device/session/session_internal.h"
 
 #include <string.h>
@@ -161,14 +162,6 @@ void ses_op_capture(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   ses_finish_res(cl, sqe, 0);
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-  p[2] = (uint8_t)(v >> 16);
-  p[3] = (uint8_t)(v >> 24);
-}
-
 void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, uint32_t buflen,
                          uint32_t wirelen, unsigned dir, uint64_t ts_ns)
 {
@@ -201,12 +194,12 @@ void ctl_session_capture(struct ctl_client *cl, const uint8_t *bytes, uint32_t b
   }
   uint8_t *p = cl->region + toe_abi_buf_offset(&cl->abi, cp->buf) + cp->used;
   /* A classic pcap record header (nanosecond variant), little-endian like the ABI. */
-  put_le32(p, (uint32_t)(ts_ns / 1000000000ull));
-  put_le32(p + 4, (uint32_t)(ts_ns % 1000000000ull));
-  put_le32(p + 8, incl);
-  put_le32(p + 12, wirelen);
+  toe_store_le32(p, (uint32_t)(ts_ns / 1000000000ull));
+  toe_store_le32(p + 4, (uint32_t)(ts_ns % 1000000000ull));
+  toe_store_le32(p + 8, incl);
+  toe_store_le32(p + 12, wirelen);
   if (cp->dir)
-    put_le32(p + 16, dir & 3u); /* pcapng epb_flags' direction bits */
+    toe_store_le32(p + 16, dir & 3u); /* pcapng epb_flags' direction bits */
   memcpy(p + hdr, bytes, incl);
   cp->used += need;
   cp->records++;

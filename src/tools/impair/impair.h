@@ -13,16 +13,8 @@
  * of IP packet, plus the Ethernet header and up to two VLAN tags. */
 #define IMP_MAX_FRAME (65536 + 64)
 
-#define IMP_ETH_HLEN 14
-#define IMP_ETHERTYPE_IPV4 0x0800
-#define IMP_ETHERTYPE_ARP 0x0806
-#define IMP_ETHERTYPE_IPV6 0x86dd
-#define IMP_ETHERTYPE_VLAN 0x8100
-#define IMP_ETHERTYPE_QINQ 0x88a8
-
-#define IMP_PROTO_TCP 6
-#define IMP_PROTO_UDP 17
-#define IMP_PROTO_ICMPV6 58
+/* Ethernet, IP and transport numbers are the wire layer's (TOE_ETHERTYPE_*, TOE_IPPROTO_*); SCTP
+ * is the one the engine does not speak. */
 #define IMP_PROTO_SCTP 132
 
 /* What pkt_parse found in a frame. Offsets are from the start of the Ethernet header. */
@@ -35,11 +27,13 @@ struct pkt_info {
   size_t l4off;    /* 0 if there is no L4 header we can reach */
   uint8_t l4proto; /* upper-layer protocol after IPv6 extension headers */
   bool fragment;   /* IPv4/IPv6 fragment: the L4 checksum covers bytes we do not have */
-  bool v6_routing; /* IPv6 routing header: pseudo-header destination is not ip6->dst */
 };
 
-/* Parses Ethernet (+ up to two VLAN tags), IPv4/IPv6 (+ IPv6 extension headers). Never reads past
- * len. Returns 0 if at least the Ethernet header was there, -1 for a runt frame. */
+/* Parses Ethernet (+ one 802.1Q tag), IPv4/IPv6 (+ IPv6 extension headers) with the wire layer's
+ * frame view (wire/frame.h). Never reads past len. Returns 0 if the Ethernet header was there, -1
+ * for a runt frame or stacked (QinQ) tags, which the view does not read. An IPv6 extension chain
+ * the view refuses (a routing header with segments left: its pseudo-header destination is not the
+ * header's) leaves l4off 0. */
 int pkt_parse(const uint8_t *f, size_t len, struct pkt_info *pi);
 
 /* True for neighbour resolution traffic: ARP, and ICMPv6 router/neighbour discovery (types
@@ -52,8 +46,9 @@ bool pkt_is_neigh(const uint8_t *f, size_t len);
  * CRC32c). Returns 0 on success, -1 if the frame gives no place to put a checksum. */
 int pkt_fix_csum(uint8_t *f, size_t len, size_t csum_start, size_t csum_offset);
 
-/* Recomputes the TCP or UDP checksum of an IPv4/IPv6 packet from scratch. -1 if not applicable. */
-int pkt_l4_csum(uint8_t *f, const struct pkt_info *pi);
+/* Recomputes the TCP or UDP checksum of the IPv4/IPv6 packet in the len-byte frame f from scratch
+ * (toe_frame_l4_csum). -1 if not applicable. */
+int pkt_l4_csum(uint8_t *f, size_t len);
 
 /* Called once per segment built by pkt_segment; frame is valid only during the call. */
 typedef void (*pkt_seg_fn)(void *ctx, const uint8_t *frame, size_t len);
@@ -65,15 +60,12 @@ typedef void (*pkt_seg_fn)(void *ctx, const uint8_t *frame, size_t len);
 int pkt_segment(const uint8_t *f, size_t len, bool udp, unsigned gso_size, uint8_t *scratch,
                 pkt_seg_fn fn, void *ctx);
 
-/* Folded 16-bit one's complement sum of n bytes added to a running 64-bit sum (RFC 1071). */
-uint64_t pkt_sum(const uint8_t *p, size_t n, uint64_t acc);
-uint16_t pkt_fold(uint64_t acc);
 uint32_t pkt_crc32c(const uint8_t *p, size_t n);
 
-/* ---- seeded PRNG: xoshiro256** seeded through splitmix64 ------------------------------------- */
+/* ---- seeded PRNG: the tree's one, src/common/prng.h ------------------------------------------ */
 
 struct imp_rng {
-  uint64_t s[4];
+  uint64_t s;
 };
 
 void rng_seed(struct imp_rng *r, uint64_t seed);

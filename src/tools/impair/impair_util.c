@@ -1,4 +1,5 @@
 /* toe-impair: seeded PRNG and command-line value parsers. */
+#include "common/prng.h"
 #include "impair.h"
 
 #include <ctype.h>
@@ -8,40 +9,15 @@
 #include <string.h>
 #include <strings.h>
 
-/* splitmix64 (Steele, Lea, Flood 2014) turns one 64-bit seed into well-mixed state words. */
-static uint64_t splitmix64(uint64_t *x)
-{
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
+/* The tree's one PRNG (src/common/prng.h), one state word a stream. */
 void rng_seed(struct imp_rng *r, uint64_t seed)
 {
-  uint64_t x = seed;
-  for (int i = 0; i < 4; i++)
-    r->s[i] = splitmix64(&x);
+  toe_prng_seed(&r->s, seed);
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-  return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** (Blackman, Vigna 2018). */
 uint64_t rng_next(struct imp_rng *r)
 {
-  uint64_t *s = r->s;
-  uint64_t result = rotl(s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return result;
+  return toe_prng_next(&r->s);
 }
 
 double rng_double(struct imp_rng *r)

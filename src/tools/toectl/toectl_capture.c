@@ -13,6 +13,7 @@
 #include "toectl_capture.h"
 
 #include "capture/pcap_writer.h"
+#include "common/byteorder.h"
 #include "transport/capture_filter.h"
 
 #include <errno.h>
@@ -221,11 +222,6 @@ int tc_capture_parse(int argc, char **argv, struct tc_capture_args *a)
   return compile_filter(a);
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Writes the records of one EV_CAPTURE buffer (headers of `hdr` bytes), up to `room` of them.
  * Returns records written, -1 for a malformed buffer, -2 for a write error. */
 static int64_t write_records(struct toe_pcapw *w, const uint8_t *p, uint32_t len, uint32_t hdr,
@@ -237,12 +233,13 @@ static int64_t write_records(struct toe_pcapw *w, const uint8_t *p, uint32_t len
     if (len - off < hdr)
       return -1;
     const uint8_t *r = p + off;
-    uint32_t incl = le32(r + 8), orig = le32(r + 12);
+    uint32_t incl = toe_load_le32(r + 8), orig = toe_load_le32(r + 12);
     if (incl > len - off - hdr || incl > orig)
       return -1;
-    unsigned dir = hdr == TOE_ABI_CAPTURE_REC_HDR_DIR ? le32(r + 16) & 3u : TOE_PCAPW_DIR_UNKNOWN;
+    unsigned dir =
+        hdr == TOE_ABI_CAPTURE_REC_HDR_DIR ? toe_load_le32(r + 16) & 3u : TOE_PCAPW_DIR_UNKNOWN;
     if ((uint64_t)n < room) {
-      uint64_t ts = (uint64_t)le32(r) * 1000000000ull + le32(r + 4);
+      uint64_t ts = (uint64_t)toe_load_le32(r) * 1000000000ull + toe_load_le32(r + 4);
       uint64_t errs = w->write_errors;
       toe_pcapw_write(w, ts, r + hdr, incl, orig, dir);
       if (w->write_errors != errs)

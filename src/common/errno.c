@@ -1,5 +1,6 @@
 /*
- * Descriptions of the TOE_E* error numbers (toe/errno.h).
+ * Descriptions of the TOE_E* error numbers (toe/errno.h): the one table of error strings, for the
+ * engine (freestanding: a switch of string constants, no libc) and the host programs alike.
  */
 #include "toe/errno.h"
 

@@ -5,6 +5,7 @@
  * values (powers of two and their neighbours, multiples of the divisor and their neighbours,
  * UINT64_MAX) and on a million pseudo-random values of every magnitude.
  */
+#include "common/prng.h"
 #include "engine/div64.h"
 #include "testlib.h"
 
@@ -13,10 +14,7 @@
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd64(void)
 {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return rng_state * 0x2545f4914f6cdd1dull;
+  return toe_prng_next(&rng_state);
 }
 
 /* A value of random magnitude: uniform 64-bit values are almost all huge, so shift them down. */

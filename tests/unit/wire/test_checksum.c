@@ -2,6 +2,7 @@
  * Internet checksum (RFC 1071) and incremental update (RFC 1624): the wide-word implementation is
  * compared against a plain byte loop over every length, alignment and split point that matters.
  */
+#include "common/prng.h"
 #include "testlib.h"
 #include "wire/checksum.h"
 
@@ -9,14 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Deterministic PRNG (xorshift64*), so failures reproduce. */
+/* Deterministic PRNG (the tree's one, src/common/prng.h), so failures reproduce. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)
 {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
+  return (uint32_t)(toe_prng_next(&rng_state) >> 32);
 }
 static void fill_random(uint8_t *p, size_t n)
 {
