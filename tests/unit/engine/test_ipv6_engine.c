@@ -467,7 +467,7 @@ TEST(unknown_next_header_gets_parameter_problem_code_1)
   h_fini(&h);
 }
 
-/* TCP and UDP over IPv6: tests/unit/test_ipv6_transport.c. */
+/* TCP and UDP over IPv6: tests/unit/engine/test_ipv6_transport.c. */
 
 TEST(hop_by_hop_option_action_bits)
 {
