@@ -54,6 +54,7 @@ struct toe_ring {
   uint32_t cached;              /* producer: consumer index last seen; consumer: producer's */
   uint32_t flags;               /* consumer: what it last wrote to ctl->flags */
   uint32_t rung;                /* producer: the ctl->flags (with a sleep count) it last rang for */
+  uint32_t rung_cons;           /* producer: the consumer index when it rang */
   bool count_sleeps;            /* consumer: numbers its sleeps (toe_ring_cons_count_sleeps) */
   int err;                      /* 0, or -TOE_EPROTO once the peer broke the protocol (sticky) */
 };
@@ -239,9 +240,15 @@ static inline bool toe_ring_prod_needs_wakeup(struct toe_ring *r)
    * on every publish while the flag is set. */
   if ((f >> TOE_ABI_RING_SLEEP_SHIFT) == 0)
     return true;
-  if (f == r->rung)
+  /* The sleep number is 24 bits and wraps: equal flags alone could be a later sleep with the same
+   * number (ABA), and skipping its doorbell would lose the wake-up. A consumer that has not
+   * consumed since the ring cannot have ended the sleep it was rung for by reading our entries,
+   * so the skip also needs the consumer index unchanged. */
+  uint32_t cons = atomic_load_explicit(toe_ring_atomic_(&r->ctl->cons), memory_order_relaxed);
+  if (f == r->rung && cons == r->rung_cons)
     return false;
   r->rung = f;
+  r->rung_cons = cons;
   return true;
 }
 

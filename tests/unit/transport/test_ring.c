@@ -405,6 +405,20 @@ TEST(need_wakeup_counted)
   toe_ring_cons_prepare_sleep(&t.cons);
   CHECK_EQ(t.ctl->flags >> TOE_ABI_RING_SLEEP_SHIFT, 1);
   CHECK(toe_ring_prod_needs_wakeup(&t.prod));
+  /* ABA: the consumer wakes, consumes, and a later sleep carries the very number the producer last
+   * rang for (the count wrapped all the way round). That sleep still gets its doorbell: the
+   * consumer index moved since the ring. */
+  toe_ring_cons_clear_wakeup(&t.cons);
+  uint32_t got;
+  CHECK_EQ(toe_ring_cons_read(&t.cons, &got, 1), 1);
+  toe_ring_cons_release(&t.cons, 1);
+  t.cons.flags = 0; /* the next sleep is number 1 again */
+  CHECK_EQ(toe_ring_cons_prepare_sleep(&t.cons), 0);
+  CHECK_EQ(t.ctl->flags >> TOE_ABI_RING_SLEEP_SHIFT, 1);
+  CHECK_EQ(toe_ring_prod_write(&t.prod, &v, 1), 1);
+  toe_ring_publish(&t.prod);
+  CHECK(toe_ring_prod_needs_wakeup(&t.prod));
+  CHECK(!toe_ring_prod_needs_wakeup(&t.prod)); /* and only one */
   tring_free(&t);
 }
 
