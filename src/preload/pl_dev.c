@@ -231,12 +231,9 @@ static void dev_drain(struct pdev *p)
   pthread_mutex_unlock(&p->mu);
 }
 
+/* Called by the pump that found its session lost and took it off g_dev (g_attach held then). */
 static void dev_lost(struct pdev *p)
 {
-  pthread_mutex_lock(&g_attach);
-  if (g_dev == p)
-    g_dev = NULL;
-  pthread_mutex_unlock(&g_attach);
   int st = toe_dev_status(p->dev);
   pl_log("device lost (%s): its connections are reset; new sockets attach again",
          strerror(st < 0 ? -st : ENETDOWN));
@@ -386,8 +383,18 @@ static void *pump_main(void *arg)
     }
   }
   if (lost) {
-    pthread_detach(pthread_self());
-    dev_lost(p);
+    /* Unless a thread is ending the session already (p->stop is set under g_attach by
+     * pl_dev_exit_take and pl_dev_before_close_range; that thread joins us and detaches). */
+    pthread_mutex_lock(&g_attach);
+    bool mine = !atomic_load(&p->stop);
+    if (mine) {
+      pthread_detach(pthread_self());
+      if (g_dev == p)
+        g_dev = NULL;
+    }
+    pthread_mutex_unlock(&g_attach);
+    if (mine)
+      dev_lost(p);
   }
   return NULL;
 }
@@ -421,6 +428,28 @@ struct pdev *pl_dev_exit_take(void)
   struct pdev *p = g_dev;
   g_dev = NULL;
   g_exiting = true;
+  if (p)
+    atomic_store(&p->stop, true); /* the pump leaves the session to us, even if it was lost */
+  pthread_mutex_unlock(&g_attach);
+  return p;
+}
+
+static bool in_range(int fd, unsigned first, unsigned last)
+{
+  return fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last;
+}
+
+struct pdev *pl_dev_before_close_range(unsigned first, unsigned last)
+{
+  pthread_mutex_lock(&g_attach);
+  struct pdev *p = g_dev;
+  if (!p || atomic_load(&p->stop) ||
+      (!in_range(toe_event_fd(p->dev), first, last) && !in_range(p->wake_fd, first, last))) {
+    pthread_mutex_unlock(&g_attach);
+    return NULL;
+  }
+  g_dev = NULL; /* a socket made later attaches a session of its own again */
+  atomic_store(&p->stop, true);
   pthread_mutex_unlock(&g_attach);
   return p;
 }

@@ -754,6 +754,17 @@ void pl_eps_fork_child(void)
   pthread_mutex_init(&g_sets_mu, NULL);
 }
 
+void pl_eps_private_closed(unsigned first, unsigned last)
+{
+  int fd = atomic_load(&g_wake_fd);
+  if (fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last)
+    atomic_compare_exchange_strong(&g_wake_fd, &fd, -1); /* closed already: forgotten */
+  if (t_ep >= 0 && (unsigned)t_ep >= first && (unsigned)t_ep <= last) {
+    t_ep = -1;
+    t_dev = NULL;
+  }
+}
+
 void pl_eps_raise(void)
 {
   atomic_fetch_add(&g_rgen, 1);

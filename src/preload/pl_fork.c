@@ -113,8 +113,12 @@ __attribute__((destructor)) static void pl_fini(void)
     return;
   pl_spin_report();
   struct pdev *p = pl_dev_exit_take();
-  if (!p)
-    return;
+  if (p)
+    pl_dev_finish(p);
+}
+
+void pl_dev_finish(struct pdev *p)
+{
   pl_dev_stop_pump(p);
   pthread_mutex_lock(&p->mu);
   p->dead = true;
@@ -152,4 +156,8 @@ __attribute__((destructor)) static void pl_fini(void)
   if (rc < 0)
     PL_DBG("detach: %s", strerror(-rc));
   p->dev = NULL;
+  /* The pump is gone and no socket is linked any more: nobody writes to its eventfd. */
+  if (p->wake_fd >= 0)
+    R.close(p->wake_fd);
+  p->wake_fd = -1;
 }

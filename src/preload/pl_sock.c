@@ -577,15 +577,65 @@ static void forget_range(unsigned first, unsigned last)
   }
 }
 
+/* The application closes every descriptor in [first, last], the library's own among them (a
+ * daemon's closefrom(3): sshd's session child closes all it does not know before it serves SFTP).
+ * First, while the numbers still name what the library thinks: the sockets numbered there are
+ * forgotten (their placeholders and stashes closed by us), and a session whose descriptors are
+ * there is ended, as at exit. Left alive, its pump would find it dead a moment later and libtoe
+ * would close its numbers again, by then the application's: the SFTP server's upload file, closed
+ * under it after two writes (EBADF, "No such file" at the client). */
+static void before_close_range(unsigned first, unsigned last)
+{
+  if (first > last || pl_foreign_child())
+    return;
+  forget_range(first, last);
+  pl_eps_forget_range(first, last);
+  struct pdev *p = pl_dev_before_close_range(first, last);
+  if (p) {
+    PL_DBG("descriptors %u..%u closed by the application: its device session ends first", first,
+           last);
+    pl_dev_finish(p);
+  }
+}
+
+static bool fd_in(int fd, unsigned first, unsigned last)
+{
+  return fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last;
+}
+
+/* After: the private descriptors of sockets numbered outside the range (a placeholder's ends, a
+ * stash) that were inside it are gone; their numbers are forgotten, never closed again. */
+static void after_close_range(unsigned first, unsigned last)
+{
+  if (first > last || pl_foreign_child())
+    return;
+  for (struct psock *ps = pl_psock_all(); ps; ps = ps->all_next) {
+    pthread_mutex_lock(&ps->mu);
+    if (atomic_load(&ps->state) != PS_FREE) {
+      if (fd_in(ps->afd, first, last))
+        ps->afd = -1;
+      if (fd_in(ps->bfd, first, last))
+        ps->bfd = -1;
+      if (ps->stash && fd_in(ps->stash_fd, first, last))
+        ps->stash_fd = -1; /* the mapping stays */
+    }
+    pthread_mutex_unlock(&ps->mu);
+  }
+  pl_eps_private_closed(first, last);
+}
+
 PL_API int close_range(unsigned int first, unsigned int last, int flags)
 {
   pl_init();
+  /* Only a valid call that closes: CLOSE_RANGE_CLOEXEC closes nothing now. */
+  bool closes = !(flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) &&
+                !(flags & CLOSE_RANGE_CLOEXEC) && first <= last;
+  if (closes)
+    before_close_range(first, last);
   int rc = R.close_range ? R.close_range(first, last, flags)
                          : (int)R.syscall(SYS_close_range, first, last, flags);
-  if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !pl_foreign_child()) {
-    forget_range(first, last);
-    pl_eps_forget_range(first, last);
-  }
+  if (closes)
+    after_close_range(first, last);
   return rc;
 }
 
@@ -595,14 +645,14 @@ PL_API void closefrom(int lowfd)
   static void (*real_closefrom)(int);
   if (!real_closefrom)
     real_closefrom = (void (*)(int))dlsym(RTLD_NEXT, "closefrom");
+  if (lowfd >= 0)
+    before_close_range((unsigned)lowfd, ~0u);
   if (real_closefrom)
     real_closefrom(lowfd);
   else
     R.syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0);
-  if (lowfd >= 0 && !pl_foreign_child()) {
-    forget_range((unsigned)lowfd, ~0u);
-    pl_eps_forget_range((unsigned)lowfd, ~0u);
-  }
+  if (lowfd >= 0)
+    after_close_range((unsigned)lowfd, ~0u);
 }
 
 /* A new number for the same open file: maps it to the same socket. A candidate is given to the

@@ -364,6 +364,18 @@ int pl_dev_process(struct pdev *p, bool *changed);
  * when there is none or another thread is attaching one. */
 struct pdev *pl_spin_acquire(void);
 void pl_spin_release(struct pdev *p);
+/* The application is about to close every descriptor in [first, last] (close_range, closefrom).
+ * If that takes the current session's own descriptors (its event descriptor or the pump's
+ * eventfd: libtoe's are made together with the first), the session is taken off (the next socket
+ * attaches a new one) and returned, to be ended with pl_dev_finish before the numbers are
+ * closed; else NULL. Without this, libtoe and the pump would go on using (and at last close) the
+ * numbers, which the application reuses for its own files. */
+struct pdev *pl_dev_before_close_range(unsigned first, unsigned last);
+/* Ends a session taken by pl_dev_exit_take or pl_dev_before_close_range, as at exit (pl_fork.c):
+ * the pump stopped, its sockets made zombies (what they received and nobody read handed to the
+ * other holders of a shared connection), libtoe detached, waiting at most TOE_PRELOAD_LINGER_MS
+ * for the data already sent. */
+void pl_dev_finish(struct pdev *p);
 /* Stops a session's pump thread and waits for it. */
 void pl_dev_stop_pump(struct pdev *p);
 /* Links a switched socket into its device's list (it counts in live already). */
@@ -456,6 +468,10 @@ void pl_eps_raise(void);
 void pl_eps_ready(struct psock *ps);
 /* ps's last descriptor is gone (ps locked): its registrations leave their sets. */
 void pl_eps_sock_gone(struct psock *ps);
+/* The application closed every descriptor in [first, last] (close_range, closefrom): the
+ * library's wake eventfd and the calling thread's own epoll set, if they were there, are
+ * forgotten (not closed again: the numbers are the application's now). */
+void pl_eps_private_closed(unsigned first, unsigned last);
 /* A blocking call's wait on an unpinned offloaded socket, served in the process: takes the
  * device's events, checks the socket (gen: its generation when the wait began), and sleeps at most
  * once (left_ms, -1: no limit) on a per-thread epoll set holding libtoe's event descriptor and the

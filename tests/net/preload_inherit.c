@@ -7,6 +7,11 @@
  *   inetd ADDR PORT N   an inetd-style server (SOCK_CLOEXEC listener): accept, fork; the child
  *                       puts the connection on stdin and stdout and execs `cat`
  *   bind ADDR PORT      binds and listens on ADDR:PORT once (the restart check)
+ *   closefrom ADDR PORT what sshd's session child does before it serves SFTP: a device session
+ *                       is attached (a listener on ADDR:PORT, closed again), closefrom(3) closes
+ *                       every descriptor of the program's and the library's, files take the
+ *                       numbers; they must stay open (the library must not close them as its
+ *                       own), and a new listener must be offloaded again
  *   client ADDR PORT IN OUT  (not preloaded) connects, sends file IN while writing what comes
  *                       back to OUT, half-closes after IN (and after file $PI_HOLD exists, if
  *                       set), and stops at EOF
@@ -221,6 +226,46 @@ static int client(const char *a, const char *port, const char *in, const char *o
   return rc || s.rc;
 }
 
+/* The numbers libtoe and the library hold for a session are low ones (libtoe's control socket
+ * and eventfds) and high ones (the pump's eventfd is low too): NFILES files cover the low ones. */
+#define NFILES 32
+
+static int after_closefrom(const char *a, const char *port)
+{
+  int l = listener(a, port, SOCK_CLOEXEC);
+  ok(l >= 0, "a listener before (a device session attached)");
+  if (l < 0)
+    return 1;
+  close(l);
+  closefrom(3);
+  int fds[NFILES];
+  for (int i = 0; i < NFILES; i++)
+    fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
+  /* The library's pump looks at its session at least every 500 ms: more than twice that. */
+  usleep(1200 * 1000);
+  int lost = 0, first_lost = -1;
+  for (int i = 0; i < NFILES; i++) {
+    if (fds[i] < 0 || fcntl(fds[i], F_GETFD) < 0 || write(fds[i], "x", 1) != 1) {
+      if (!lost++)
+        first_lost = fds[i];
+    }
+  }
+  char what[160];
+  snprintf(what, sizeof(what),
+           "the %d files opened after closefrom(3) are all open 1.2 s later (%d closed under "
+           "the program, the first fd %d)",
+           NFILES, lost, first_lost);
+  ok(lost == 0, what);
+  l = listener(a, port, SOCK_CLOEXEC);
+  ok(l >= 0, "a listener after closefrom (a new session)");
+  for (int i = 0; i < NFILES; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+  if (l >= 0)
+    close(l);
+  return lost != 0 || l < 0;
+}
+
 int main(int argc, char **argv)
 {
   if (argc == 5 && (strcmp(argv[1], "fork") == 0 || strcmp(argv[1], "inetd") == 0))
@@ -230,9 +275,12 @@ int main(int argc, char **argv)
     ok(l >= 0, "the port is free at once after the server exited");
     return l < 0;
   }
+  if (argc == 4 && strcmp(argv[1], "closefrom") == 0)
+    return after_closefrom(argv[2], argv[3]);
   if (argc == 6 && strcmp(argv[1], "client") == 0)
     return client(argv[2], argv[3], argv[4], argv[5]);
-  fprintf(stderr, "usage: %s fork|inetd ADDR PORT N | bind ADDR PORT | client ADDR PORT IN OUT\n",
+  fprintf(stderr,
+          "usage: %s fork|inetd ADDR PORT N | bind|closefrom ADDR PORT | client ADDR PORT IN OUT\n",
           argv[0]);
   return 2;
 }

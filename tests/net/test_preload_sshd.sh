@@ -8,7 +8,9 @@
 #  - scp of a 32 MiB file to the device and back, SHA-256 equal both ways;
 #  - `toectl flows` names an sshd process other than the listener as the connection's owner, not
 #    "(device)", while the session runs;
-#  - after sshd exited, the port binds again at once.
+#  - after sshd exited, the port binds again at once;
+#  - closefrom(3) in a preloaded program with a device session (as sshd's session child) leaves
+#    the files it opens afterwards open (preload_inherit closefrom).
 # sshd runs with a config file, host key and authorized key of its own in the test's temp dir
 # (-D -e -f, UsePAM no, StrictModes no), as root with key login only; IPQoS none: the device
 # sends with its own TOS and refuses IP_TOS (sshd would log the refusal and carry on).
@@ -139,6 +141,12 @@ if grep -q '^toe-preload' "$NET_TMP/sshd.err"; then
   grep '^toe-preload' "$NET_TMP/sshd.err" | head -5 | sed 's/^/#   /'
 fi
 preload_run "restart" dev timeout -k 2 20 "${PRE[@]}" "$PI" bind "$NET_DEV_ADDR" "$PORT"
+
+# 5. What sshd's session child does before it serves SFTP, made deterministic: a device session
+# attached, then closefrom(3), then files on the freed numbers. The library once left its session
+# to die there; its pump then closed libtoe's numbers again, by then the SFTP server's file (the
+# upload stopped after two writes with "No such file or directory": EBADF). About 1.5 s.
+preload_run "closefrom" dev timeout -k 2 20 "${PRE[@]}" "$PI" closefrom "$NET_DEV_ADDR" "$PORT"
 
 check_toed_exit
 net_finish
