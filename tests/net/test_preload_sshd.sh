@@ -5,7 +5,7 @@
 # for privilege separation (a preauth child that chroots to /run/sshd and becomes the sshd user,
 # then a child for the logged-in session). Checks:
 #  - ssh runs a command (its output and exit status come back);
-#  - scp of a 32 MiB file to the device and back, SHA-256 equal both ways;
+#  - scp of a 50 MiB file to the device and back, SHA-256 equal both ways;
 #  - `toectl flows` names an sshd process other than the listener as the connection's owner, not
 #    "(device)", while the session runs;
 #  - after sshd exited, the port binds again at once;
@@ -120,17 +120,17 @@ else
   net_fail "toectl flows: the owner is '$seen' (the listening sshd is $LISTENER)"
 fi
 
-# 3. scp, 32 MiB each way (scp's default SFTP protocol: sshd's internal-sftp).
-head -c $((32 << 20)) /dev/urandom >"$NET_TMP/up.bin"
+# 3. scp, 50 MiB each way (the issue's figure) (scp's default SFTP protocol: sshd's internal-sftp).
+head -c $((50 << 20)) /dev/urandom >"$NET_TMP/up.bin"
 UP_SHA=$(sha "$NET_TMP/up.bin")
 peer timeout -k 2 60 scp -q "${SSH_OPTS[@]}" -P "$PORT" "$NET_TMP/up.bin" \
   "root@$NET_DEV_ADDR:$NET_TMP/on_device.bin" 2>"$NET_TMP/scp_up.err"
 check_eq "scp to the device: exit status" "$?" 0
-check_eq "scp to the device: 32 MiB, SHA-256 equal" "$(sha "$NET_TMP/on_device.bin")" "$UP_SHA"
+check_eq "scp to the device: 50 MiB, SHA-256 equal" "$(sha "$NET_TMP/on_device.bin")" "$UP_SHA"
 peer timeout -k 2 60 scp -q "${SSH_OPTS[@]}" -P "$PORT" "root@$NET_DEV_ADDR:$NET_TMP/on_device.bin" \
   "$NET_TMP/back.bin" 2>"$NET_TMP/scp_down.err"
 check_eq "scp from the device: exit status" "$?" 0
-check_eq "scp from the device: 32 MiB, SHA-256 equal" "$(sha "$NET_TMP/back.bin")" "$UP_SHA"
+check_eq "scp from the device: 50 MiB, SHA-256 equal" "$(sha "$NET_TMP/back.bin")" "$UP_SHA"
 
 # 4. sshd ends; its port is free at once.
 kill -TERM "$SSHD_PID" 2>/dev/null
