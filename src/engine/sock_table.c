@@ -402,8 +402,7 @@ int toe_sock_bind_local6(struct toe_stack *st, struct toe_sock *s, const struct 
   uint8_t bound = 0;
   if (toe_in6_is_v4mapped(a)) {
     /* RFC 4291 2.5.5.2: an IPv4 address under an IPv6 name; V6ONLY sockets have no IPv4. */
-    uint32_t v4 =
-        (uint32_t)a->b[12] << 24 | (uint32_t)a->b[13] << 16 | (uint32_t)a->b[14] << 8 | a->b[15];
+    uint32_t v4 = toe_in6_mapped_v4(a);
     if (s->v6flags & TOE_SOCK6_V6ONLY)
       return -TOE_EINVAL;
     if (v4 != 0 && v4 != st->cfg.addr)

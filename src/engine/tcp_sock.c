@@ -440,9 +440,7 @@ static int bind6(struct toe_stack *st, struct toe_tcb *tp, const struct toe_sock
   bool mapped = toe_in6_is_v4mapped(&a);
   if ((!mapped && !toe_in6_is_unspecified(&a)) || (s->v6flags & TOE_SOCK6_V6ONLY))
     return -TOE_EAFNOSUPPORT;
-  uint32_t v4 =
-      mapped ? (uint32_t)a.b[12] << 24 | (uint32_t)a.b[13] << 16 | (uint32_t)a.b[14] << 8 | a.b[15]
-             : 0;
+  uint32_t v4 = mapped ? toe_in6_mapped_v4(&a) : 0;
   if (local->port != 0 && !(tp->flags & TOE_TF_REUSEADDR) &&
       toe_tcp_timewait_port_used(st, v4, local->port, (s->flags & TOE_SOCK_F_REUSEPORT) != 0))
     return -TOE_EADDRINUSE;
@@ -508,7 +506,7 @@ int toe_tcp_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_s
       return -TOE_EAFNOSUPPORT;
     r4.family = TOE_AF_INET;
     r4.port = remote->port;
-    r4.addr = (uint32_t)a.b[12] << 24 | (uint32_t)a.b[13] << 16 | (uint32_t)a.b[14] << 8 | a.b[15];
+    r4.addr = toe_in6_mapped_v4(&a);
     remote = &r4;
   } else if (remote != NULL && s->family == TOE_AF_INET6) {
     return -TOE_EAFNOSUPPORT;

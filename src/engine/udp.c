@@ -108,12 +108,6 @@ int toe_sock_bind(struct toe_stack *st, struct toe_sock *s, const struct toe_soc
   return toe_sock_bind_local(st, s, local->addr, local->port);
 }
 
-/* The IPv4 address inside v4-mapped `a`. */
-static uint32_t mapped_v4(const struct toe_in6_addr *a)
-{
-  return (uint32_t)a->b[12] << 24 | (uint32_t)a->b[13] << 16 | (uint32_t)a->b[14] << 8 | a->b[15];
-}
-
 /*
  * A destination given to an IPv6 socket: a v4-mapped one is an IPv4 destination (*v6 false,
  * *addr set) unless the socket is V6ONLY; an IPv6 one needs a socket that may take IPv6. A
@@ -128,10 +122,10 @@ static int dest6(const struct toe_sock *s, const struct toe_sockaddr *d, bool *v
     return -TOE_EINVAL;
   memcpy(addr6->b, d->addr6, 16);
   if (toe_in6_is_v4mapped(addr6)) {
-    if ((s->v6flags & (TOE_SOCK6_V6ONLY | TOE_SOCK6_BOUND6)) || mapped_v4(addr6) == 0)
+    if ((s->v6flags & (TOE_SOCK6_V6ONLY | TOE_SOCK6_BOUND6)) || toe_in6_mapped_v4(addr6) == 0)
       return -TOE_ENETUNREACH; /* Linux: an IPv6-only socket has no IPv4 path */
     *v6 = false;
-    *addr = mapped_v4(addr6);
+    *addr = toe_in6_mapped_v4(addr6);
     return 0;
   }
   if (toe_in6_is_unspecified(addr6) || (s->v6flags & TOE_SOCK6_BOUND4))

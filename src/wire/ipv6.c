@@ -404,6 +404,11 @@ bool toe_in6_is_v4mapped(const struct toe_in6_addr *a)
   return memcmp(a->b, zero16, 10) == 0 && a->b[10] == 0xff && a->b[11] == 0xff;
 }
 
+uint32_t toe_in6_mapped_v4(const struct toe_in6_addr *a)
+{
+  return toe_load_be32(a->b + 12);
+}
+
 bool toe_in6_equal(const struct toe_in6_addr *a, const struct toe_in6_addr *b)
 {
   return memcmp(a->b, b->b, 16) == 0;

@@ -182,6 +182,8 @@ bool toe_in6_is_loopback(const struct toe_in6_addr *a);    /* ::1 */
 bool toe_in6_is_multicast(const struct toe_in6_addr *a);   /* ff00::/8 */
 bool toe_in6_is_link_local(const struct toe_in6_addr *a);  /* fe80::/10 */
 bool toe_in6_is_v4mapped(const struct toe_in6_addr *a);    /* ::ffff:0:0/96 */
+/* The IPv4 address (host order) in the last 32 bits of a v4-mapped address (RFC 4291 2.5.5.2). */
+uint32_t toe_in6_mapped_v4(const struct toe_in6_addr *a);
 bool toe_in6_equal(const struct toe_in6_addr *a, const struct toe_in6_addr *b);
 /* True if the first `prefix_len` (0..128) bits of a and b agree. */
 bool toe_in6_prefix_match(const struct toe_in6_addr *a, const struct toe_in6_addr *b,
