@@ -283,7 +283,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   fz_pool_stats(FUZZ_POOL_BOUND ? "fuzz_pool_engine" : "fuzz_engine", f.st, PBUFS);
   uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
   if (free_bufs != PBUFS || c->pbuf.inuse != 0 || toe_pbuf_pool_charged(f.st) != 0 ||
-      c->udp.socks_inuse != 0 || c->ip.reass_inuse != 0 || c->nd.entries_inuse > cfg.nd_entries) {
+      c->udp.socks_inuse != 0 || c->ip.reass_inuse != 0 || c->ip6.reass_inuse != 0 ||
+      c->nd.entries_inuse > cfg.nd_entries) {
     fprintf(stderr,
             "fuzz_engine: leak: %u of %u buffers free, inuse %llu, socks %llu, reass %llu\n",
             free_bufs, PBUFS, (unsigned long long)c->pbuf.inuse,

@@ -279,13 +279,25 @@
   X(rx_drop_param)      /* extension headers refused with a Parameter Problem (RFC 8200 4) */      \
   X(rx_drop_proto)      /* upper layer we do not serve: Parameter Problem code 1 */                \
   X(rx_drop_no_transport) /* unused since TCP and UDP are carried (kept: the names are an API) */  \
-  X(rx_drop_frag)         /* fragments: no reassembly yet (atomic fragments are accepted) */       \
+  X(rx_drop_frag)         /* a second fragment header inside a reassembled packet */               \
   X(rx_drop_no_next)      /* Next Header 59: nothing to deliver */                                 \
   X(tx_packets)           /* packets sent */                                                       \
   X(tx_drop_no_route)     /* destination off-link (no default router yet) */                       \
   X(tx_drop_too_big)      /* packet over the link MTU (no fragmentation yet) */                    \
   X(tx_drop_nobuf)        /* no buffer for a header or a message */                                \
-  X(tx_drop_no_src)       /* no address of ours to send from */
+  X(tx_drop_no_src)       /* no address of ours to send from */                                    \
+  X(reass_ok)             /* datagrams reassembled from fragments (RFC 8200 4.5) */                \
+  X(reass_timeout)        /* reassemblies abandoned after 60 s */                                  \
+  X(reass_inuse)          /* gauge: datagrams being reassembled */                                 \
+  X(reass_drop_overlap)   /* fragments overlapping another: the datagram dropped (RFC 5722) */     \
+  X(reass_drop_duplicate) /* exact duplicate fragments */                                          \
+  X(reass_drop_poisoned)  /* fragments of a datagram already dropped for an overlap */             \
+  X(reass_drop_bad_frag)  /* empty fragments, or fragments disagreeing on the datagram's end */    \
+  X(reass_drop_too_big)   /* reassembled packet would exceed 65535 bytes of payload */             \
+  X(reass_drop_nomem)     /* fragments refused: slots, per-source share or buffer budget full */   \
+  X(tx_frag_datagrams)    /* packets sent fragmented (over the path MTU) */                        \
+  X(tx_fragments)         /* fragments sent */                                                     \
+  X(tx_frag_nobuf)        /* packets not sent: no buffer for a fragment */
 
 /* ICMPv6 (RFC 4443). */
 #define TOE_COUNTERS_ICMP6(X)                                                                      \
@@ -301,7 +313,14 @@
   X(tx_param_problem)  /* parameter problems sent */                                               \
   X(tx_dest_unreach)   /* destination unreachable sent */                                          \
   X(tx_rate_limited)   /* errors suppressed by the rate limit (RFC 4443 2.4 (f)) */                \
-  X(tx_suppressed)     /* errors not sent by rule (RFC 4443 2.4 (e)) */
+  X(tx_suppressed)     /* errors not sent by rule (RFC 4443 2.4 (e)) */                            \
+  X(rx_err_bad_quote)  /* errors whose quoted packet could not be parsed */                        \
+  X(rx_err_not_ours)   /* errors quoting a packet from an address not ours */                      \
+  X(rx_err_delivered)  /* errors handed to the socket of the quoted flow */                        \
+  X(rx_err_unmatched)  /* errors no socket took (no flow, not told, TCP, ports cut off) */         \
+  X(rx_ptb)            /* Packet Too Big taken into the path MTU cache (RFC 8201) */               \
+  X(rx_ptb_ignored)    /* Packet Too Big with an MTU below 1280: discarded (RFC 8201 4) */         \
+  X(tx_time_exceeded)  /* time exceeded sent (reassembly timeout) */
 
 /* Neighbor Discovery (RFC 4861) and the IPv6 neighbour cache. */
 #define TOE_COUNTERS_ND(X)                                                                         \

@@ -67,6 +67,8 @@ void toe_icmp6_send_error(struct toe_stack *st, const struct toe_pbuf *orig,
     c->tx_param_problem++;
   else if (type == TOE_ICMPV6_DEST_UNREACH)
     c->tx_dest_unreach++;
+  else if (type == TOE_ICMPV6_TIME_EXCEEDED)
+    c->tx_time_exceeded++;
 }
 
 /* RFC 4443 4.2: the identifier, sequence number and data of the request, back to its source. */
@@ -139,9 +141,8 @@ void toe_icmp6_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe
   case TOE_ICMPV6_PKT_TOO_BIG:
   case TOE_ICMPV6_TIME_EXCEEDED:
   case TOE_ICMPV6_PARAM_PROBLEM:
-    /* No IPv6 sockets yet to hand them to (docs/ipv6.md step 2). */
-    c->rx_errors++;
-    goto drop;
+    toe_icmp6_error_input(st, pb, ip); /* icmp6_err.c */
+    return;
   default:
     /* RS/RA/redirect (router discovery is step 5), MLD (step 6), and unknown informational
      * messages, which RFC 4443 2.4 (b) says to discard silently. */

@@ -50,6 +50,32 @@ struct toe_nd_slot {
   struct toe_timer timer;
 };
 
+/* IPv6 reassembly (ipv6_reass.c, RFC 8200 4.5): a fixed table of datagrams under way. Buffers
+ * count against the same budget as IPv4's (cfg.reass_max_bufs, st->ip.reass_bufs). */
+#define TOE_IP6_REASS_SLOTS 16u
+#define TOE_IP6_REASS_PER_SRC 4u          /* datagrams one source may have under way */
+#define TOE_IP6_REASS_TIMEOUT TOE_SEC(60) /* RFC 8200 4.5: 60 s from the first fragment */
+#define TOE_IP6_REASS_F_POISONED 0x01u    /* overlap seen (RFC 5722): drop till the timeout */
+
+/* One datagram being reassembled, keyed by (source, destination, identification) (RFC 8200 4.5).
+ * Each held fragment is a pbuf chain with data at its IPv6 header, the headers up to its data
+ * contiguous, and meta[0] = fragment offset, meta[1] = data length, meta[2] = bytes before the
+ * data, meta[3] = the Per-Fragment headers' length | the offset of the Next Header field that
+ * names the fragment header << 16. */
+struct toe_reass6 {
+  struct toe_in6_addr src;
+  struct toe_in6_addr dst;
+  uint32_t id;
+  uint8_t in_use;
+  uint8_t flags;          /* TOE_IP6_REASS_F_* */
+  uint8_t frag_nh;        /* Next Header of the first fragment's fragment header */
+  uint32_t nbufs;         /* pbufs held */
+  uint32_t total_len;     /* fragmentable part's length once the last fragment is seen, else 0 */
+  uint32_t have_len;      /* data bytes held */
+  struct toe_pbuf *frags; /* fragments ordered by offset (qnext-linked) */
+  struct toe_timer timer; /* the 60 s reassembly timeout */
+};
+
 struct toe_ipv6_state {
   bool enabled;
   uint8_t naddr; /* addresses in addrs[] */
@@ -60,6 +86,8 @@ struct toe_ipv6_state {
   uint32_t nd_count;          /* entries in use */
   struct toe_timer dad_timer; /* DAD and the MLD report's repetition (ipv6_dad.c) */
   bool dad_waiting;           /* the timer ends a probe's wait (else: the initial delay) */
+  struct toe_reass6 reass[TOE_IP6_REASS_SLOTS];
+  uint32_t frag_seq; /* input of the fragment identification hash (ipv6_frag.c) */
 };
 
 /* Memory for the neighbour table (0 without cfg.ipv6), and the layout of the IPv6 state in it. */
@@ -113,17 +141,41 @@ struct toe_ip6_tx {
 /*
  * Sends `pb` (data at the upper-layer header, with room for 40 bytes in front or a fresh buffer is
  * chained; consumed) as one IPv6 packet: multicast to its RFC 2464 7 MAC, on-link unicast through
- * the neighbour cache. Returns 0 (sent or queued) or, with the packet dropped and counted,
- * -TOE_EHOSTUNREACH (off-link: no router yet; or the neighbour failed), -TOE_EMSGSIZE (over the
- * MTU: no fragmentation yet), -TOE_ENOBUFS.
+ * the neighbour cache; fragmented when over the path MTU (toe_pmtu6_get). Returns 0 (sent or
+ * queued) or, with the packet dropped and counted, -TOE_EHOSTUNREACH (off-link: no router yet; or
+ * the neighbour failed), -TOE_EMSGSIZE (over 65535 bytes of payload), -TOE_ENOBUFS.
  */
 int toe_ipv6_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx);
+
+/* Writes the IPv6 header in front of `pb` (consumed) and sends it to on-link unicast `tx->dst`
+ * through the neighbour cache, without any MTU check. Returns as toe_ipv6_output(). */
+int toe_ipv6_output_resolve(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx);
+
+/*
+ * Sends `pb` (data at the upper-layer header, consumed) as fragments of at most `mtu` bytes
+ * (RFC 8200 4.5; ipv6_frag.c), to `mac` if not NULL, else through the neighbour cache. Returns 0
+ * or the first error (-TOE_ENOBUFS: a fragment could not be built; the rest are not sent).
+ */
+int toe_ipv6_fragment(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx,
+                      uint16_t mtu, const uint8_t *mac);
 
 /* Writes the IPv6 header in front of `pb` (consumed) and sends it to `mac` without the
  * neighbour cache (ND's own messages, flushed queues are sent by nd.c). Returns 0 or -TOE_ENOBUFS.
  */
 int toe_ipv6_output_mac(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx,
                         const uint8_t mac[6]);
+
+/* Reassembly (ipv6_reass.c): slots and timers, called by toe_ipv6_init(). */
+void toe_ipv6_reass_init(struct toe_stack *st);
+
+/*
+ * Takes a fragment (`pb`, data at its IPv6 header, consumed; `v` and `ext` from the walk, which
+ * stopped at its fragment header). Returns NULL while the datagram is incomplete or when the
+ * fragment was dropped (counted), else the whole packet: data at its IPv6 header, the fragment
+ * header removed, Payload Length and the Next Header that named it rewritten (RFC 8200 4.5).
+ */
+struct toe_pbuf *toe_ipv6_reass(struct toe_stack *st, struct toe_pbuf *pb,
+                                const struct toe_ipv6_view *v, const struct toe_ipv6_ext *ext);
 
 /* ICMPv6 (icmp6.c). `pb` has data at the ICMPv6 header; `ip` and `ext` describe its packet. */
 void toe_icmp6_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv6_view *ip,
@@ -137,6 +189,34 @@ void toe_icmp6_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe
 void toe_icmp6_send_error(struct toe_stack *st, const struct toe_pbuf *orig,
                           const struct toe_ipv6_view *ip, bool ll_group, uint8_t type, uint8_t code,
                           uint32_t param);
+
+/*
+ * A received ICMPv6 error about a packet we sent (icmp6_err.c), as handed to the upper layer that
+ * sent it: `qip`/`qext` describe the quoted packet (its source is ours), `ql4` points at 8 bytes
+ * of its upper-layer header (ports). `err` is the negative TOE_E* Linux's icmpv6_err_convert()
+ * gives and `fatal` its "hard error" flag; `mtu` is the Packet Too Big MTU (>= 1280), already
+ * entered in the path MTU cache.
+ */
+struct toe_icmp6_err {
+  uint8_t type;
+  uint8_t code;
+  bool fatal;
+  int err;
+  uint32_t mtu;
+  const struct toe_ipv6_view *qip;
+  const struct toe_ipv6_ext *qext;
+  const uint8_t *ql4;
+};
+
+/* Handles an ICMPv6 error message (`pb` at the ICMPv6 header, checksum verified; consumed):
+ * parses the quote, updates the path MTU cache for Packet Too Big and delivers the error. */
+void toe_icmp6_error_input(struct toe_stack *st, struct toe_pbuf *pb,
+                           const struct toe_ipv6_view *ip);
+
+/* UDP's part: the soft error to the socket that sent the quoted datagram, as Linux's UDPv6 does
+ * (a hard error to a connected socket; any error with TOE_SOCK_F_RECVERR). Returns true if a
+ * socket took it. */
+bool toe_udp_icmp6_error(struct toe_stack *st, const struct toe_icmp6_err *e);
 
 /* Neighbor Discovery (nd.c): NS and NA input (`pb` at the ICMPv6 header, `len` contiguous message
  * bytes, checksum verified; consumed). */

@@ -77,6 +77,7 @@ void toe_ipv6_init(struct toe_stack *st, void *mem)
     for (unsigned i = 0; i < s->naddr; i++)
       s->addrs[i].state = TOE_IP6_TENTATIVE;
   toe_icmp_bucket_init(st, &s->icmp6_bucket);
+  toe_ipv6_reass_init(st);
   toe_nd_params_default(&s->nd_params);
   /* RFC 4861 6.3.2: ReachableTime is drawn uniformly from 0.5..1.5 x BaseReachableTime, so that
    * neighbours do not probe in step. 30 s base, in whole milliseconds. */

@@ -63,7 +63,9 @@ void toe_ipv6_input(struct toe_stack *st, struct toe_pbuf *pb)
     goto drop;
   }
   bool ll_group = (pb->flags & TOE_PBUF_F_BROADCAST) != 0;
+  bool reassembled = false;
 
+again:;
   int rc = walk(st, pb, &v, &ext);
   /* The walk may have moved bytes into the head buffer: the view is taken again. */
   if (toe_ipv6_parse(&v, pb->data, pb->len, pb->tot_len) != 0) {
@@ -85,9 +87,22 @@ void toe_ipv6_input(struct toe_stack *st, struct toe_pbuf *pb)
   case TOE_IPPROTO_ICMPV6:
     break;
   case TOE_IPPROTO_FRAGMENT:
-    /* No reassembly yet (docs/ipv6.md step 7). Atomic fragments never get here (RFC 8021). */
-    c->rx_drop_frag++;
-    goto drop;
+    /* Atomic fragments never get here (RFC 8021). A reassembled packet has no fragment header
+     * left (RFC 8200 4.1: at most one), so a second one is refused, not reassembled again. */
+    if (reassembled) {
+      c->rx_drop_frag++;
+      goto drop;
+    }
+    pb = toe_ipv6_reass(st, pb, &v, &ext);
+    if (!pb)
+      return;
+    reassembled = true;
+    /* The whole packet: its headers after the fragment header are walked now (RFC 8200 4.5). */
+    if (toe_ipv6_parse(&v, pb->data, pb->len, pb->tot_len) != 0) {
+      c->rx_drop_malformed++; /* not reached: the first fragment's header was valid */
+      goto drop;
+    }
+    goto again;
   case TOE_IPPROTO_NONE:
     /* RFC 8200 4.7: nothing follows; anything there is ignored. */
     c->rx_drop_no_next++;

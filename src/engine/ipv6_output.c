@@ -51,11 +51,28 @@ int toe_ipv6_output_mac(struct toe_stack *st, struct toe_pbuf *pb, const struct 
   return 0;
 }
 
+int toe_ipv6_output_resolve(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx)
+{
+  pb = push_header(st, pb, tx);
+  if (!pb)
+    return -TOE_ENOBUFS;
+  st->ctr.ip6.tx_packets++;
+  return toe_nd_resolve(st, pb, &tx->dst);
+}
+
 int toe_ipv6_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx)
 {
   struct toe_counters_ip6 *c = &st->ctr.ip6;
-  if (pb->tot_len > 0xffffu - TOE_IPV6_HLEN || pb->tot_len + TOE_IPV6_HLEN > st->cfg.mtu) {
-    /* No fragmentation yet (docs/ipv6.md step 7): nothing we send today comes near 1280. */
+  bool mc = toe_in6_is_multicast(&tx->dst);
+  /* The path MTU (RFC 8201, engine/pmtu.c) for unicast, the link's for groups. */
+  uint16_t mtu = mc ? st->cfg.mtu : toe_pmtu6_get(st, &tx->dst);
+  bool frag = pb->tot_len + TOE_IPV6_HLEN > mtu;
+  /* RFC 8200 4.5: the reassembled payload is at most 65535 bytes, fragment header excluded; our
+   * own hop-by-hop headers (MLD) must stay in every fragment, and those packets are small. A
+   * packet whose checksum the link is to finish (offload) cannot be cut before it is. */
+  if (pb->tot_len > 0xffffu || (!frag && pb->tot_len > 0xffffu - TOE_IPV6_HLEN) ||
+      (frag && (mtu < TOE_IPV6_MIN_MTU || tx->next_hdr == TOE_IPPROTO_HOPOPTS ||
+                (pb->flags & TOE_PBUF_F_CSUM_PARTIAL)))) {
     c->tx_drop_too_big++;
     toe_pbuf_free(st, pb);
     return -TOE_EMSGSIZE;
@@ -66,14 +83,12 @@ int toe_ipv6_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_
     toe_pbuf_free(st, pb);
     return -TOE_EHOSTUNREACH;
   }
-  if (toe_in6_is_multicast(&tx->dst)) {
-    uint8_t mac[6];
+  uint8_t mac[6];
+  if (mc)
     toe_in6_mc_mac(mac, &tx->dst);
+  if (frag)
+    return toe_ipv6_fragment(st, pb, tx, mtu, mc ? mac : NULL);
+  if (mc)
     return toe_ipv6_output_mac(st, pb, tx, mac);
-  }
-  pb = push_header(st, pb, tx);
-  if (!pb)
-    return -TOE_ENOBUFS;
-  c->tx_packets++;
-  return toe_nd_resolve(st, pb, &tx->dst);
+  return toe_ipv6_output_resolve(st, pb, tx);
 }

@@ -18,6 +18,7 @@
 
 #include "engine/timer_wheel.h"
 #include "toe/engine.h"
+#include "wire/ipv6.h"
 
 #include <stdint.h>
 
@@ -25,10 +26,11 @@
 #define TOE_PMTU_AGE TOE_SEC(600) /* RFC 1191 6.3: raise the estimate after 10 minutes */
 
 struct toe_pmtu_entry {
-  uint32_t dst; /* destination address (host order) */
-  uint16_t mtu; /* path MTU estimate, below the link MTU */
-  uint16_t reserved;
-  toe_time_t expires; /* when the estimate is raised back to the link MTU */
+  uint32_t dst;             /* IPv4 destination address (host order); 0 for an IPv6 entry */
+  uint16_t mtu;             /* path MTU estimate, below the link MTU */
+  uint16_t v6;              /* 1: an IPv6 entry, for dst6 (RFC 8201) */
+  toe_time_t expires;       /* when the estimate is raised back to the link MTU */
+  struct toe_in6_addr dst6; /* IPv6 destination (v6 entries) */
 };
 
 struct toe_pmtu_cache {
@@ -47,5 +49,16 @@ uint16_t toe_pmtu_get(const struct toe_stack *st, uint32_t dst);
  * the estimate is decreased"). Reports at or above the link MTU, or above the entry, change
  * nothing. */
 void toe_pmtu_lower(struct toe_stack *st, uint32_t dst, uint16_t mtu);
+
+/*
+ * IPv6 (RFC 8201) in the same table and with the same ageing: the path MTU to use for `dst` now
+ * (the cached estimate, else the link MTU), and a Packet Too Big report lowering it. The caller
+ * has validated the report; an MTU under 1280 is ignored here (RFC 8201 4: a node never lowers
+ * its estimate below the IPv6 minimum MTU). An IPv6 entry that ages out is simply gone: IPv6
+ * output reads the estimate for every packet it sends (ipv6_output.c), so UDP and ICMPv6 follow
+ * at once; TCP over IPv6 may read toe_pmtu6_get() when it sizes segments.
+ */
+uint16_t toe_pmtu6_get(const struct toe_stack *st, const struct toe_in6_addr *dst);
+void toe_pmtu6_lower(struct toe_stack *st, const struct toe_in6_addr *dst, uint16_t mtu);
 
 #endif

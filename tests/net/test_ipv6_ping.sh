@@ -5,8 +5,10 @@
 #    answered; the kernel's neighbour cache holds the device's MAC for both (it resolved them with
 #    NS, the device answered with NA);
 #  - an address that is not the device's stays unresolved (no NA for it); a TCP connect over IPv6
-#    is refused at once (RST: no TCP connection over IPv6 is carried yet); a fragmented ping is
-#    dropped and counted (no reassembly yet);
+#    is refused at once (RST: no TCP connection over IPv6 is carried yet);
+#  - fragments both ways (RFC 8200 4.5): ping -6 -s 3000, the kernel fragments the request to the
+#    1500-byte link, the device reassembles it and sends its 3048-byte reply in fragments, which
+#    the kernel reassembles (ping checks the data) and tshark reassembles without complaint;
 #  - the device's pcap: every IPv6 frame it sent is from one of its two addresses (or :: for its DAD
 #    probes), to the peer or a link-scope group (nothing leaves the link), hop limit 255 on ND, MLDv2
 #    reports joining its solicited-node group, and tshark finds nothing wrong;
@@ -82,9 +84,11 @@ else
   check "TCP connect over IPv6 refused within 2 s" test $((SECONDS - start)) -le 2
 fi
 
-# A ping that needs fragments: dropped and counted (no reassembly yet).
-out=$(peer ping -6 -c 1 -W 1 -s 2000 "$DEV6" 2>&1)
-check_eq "ping -6 -s 2000 (fragments, no reassembly yet): no reply" "$(ping_received <<<"$out")" 0
+# Fragments both ways: the 3048-byte request and reply each travel in three fragments.
+out=$(peer ping -6 -c 3 -i 0.2 -W 2 -s 3000 "$DEV6" 2>&1)
+check_eq "ping -6 -s 3000 (fragments both ways): replies" "$(ping_received <<<"$out")" 3
+check "ping -6 -s 3000: no duplicates or damaged replies" \
+  bash -c '! grep -qE "DUP!|wrong data|corrupted" <<<"$1"' _ "$out"
 
 check_toed_exit
 check "toed logs its IPv6 addresses ready after DAD" grep -q "IPv6 address $DEV6 ready" "$NET_TOED_LOG"
@@ -92,9 +96,12 @@ net_log "toed summary:"
 sed 's/^/#   /' "$NET_TOED_LOG" | grep -E 'ip6|icmp6|nd\.' | head -40
 
 if engine_only "engine counters"; then
-  check_ge "icmp6.tx_echo_replies" "$(toed_counter icmp6.tx_echo_replies)" 12
+  check_ge "icmp6.tx_echo_replies" "$(toed_counter icmp6.tx_echo_replies)" 15
   check_ge "nd.tx_na (answers to the kernel's NS)" "$(toed_counter nd.tx_na)" 2
-  check_ge "ip6.rx_drop_frag (the 2000-byte ping's fragments)" "$(toed_counter ip6.rx_drop_frag)" 2
+  check_eq "ip6.reass_ok (the 3000-byte pings)" "$(toed_counter ip6.reass_ok)" 3
+  check_eq "ip6.tx_frag_datagrams (their replies)" "$(toed_counter ip6.tx_frag_datagrams)" 3
+  check_eq "ip6.tx_fragments (three each)" "$(toed_counter ip6.tx_fragments)" 9
+  check_eq "ip6.reass_inuse (nothing left half done)" "$(toed_counter ip6.reass_inuse)" 0
   check_ge "tcp.out_rsts (the RST for the TCP SYN over IPv6)" "$(toed_counter tcp.out_rsts)" 1
 fi
 
@@ -105,14 +112,20 @@ mine="eth.src == $M && ipv6"
 F=$NET_TMP/dev6.tsv
 net_tshark_prefs
 tshark -n -r "$P" "${NET_TSHARK_PREFS[@]}" -Y "$mine" -T fields -E occurrence=f -e ipv6.src \
-  -e ipv6.dst -e ipv6.hlim -e icmpv6.type -e icmpv6.nd.na.flag -e icmpv6.opt.type >"$F" \
+  -e ipv6.dst -e ipv6.hlim -e icmpv6.type -e icmpv6.nd.na.flag -e icmpv6.opt.type \
+  -e ipv6.fraghdr.ident -e ipv6.fraghdr.more >"$F" \
   2>"$NET_TMP/tshark.err" || net_fail "tshark could not read $P"
 # count [-v VAR=VALUE...] PROGRAM: how many lines PROGRAM counts in n.
 count() {
   local prog=${!#}
   awk -F'\t' "${@:1:$#-1}" "$prog END { print n + 0 }" "$F"
 }
-check_ge "pcap: echo replies from the device" "$(count '$4 == 129 { n++ }')" 12
+check_ge "pcap: echo replies from the device" "$(count '$4 == 129 { n++ }')" 15
+# The fragmented replies: three fragments per identification, M clear on the last of each.
+check_eq "pcap: fragments from the device" "$(count '$7 != "" { n++ }')" 9
+check_eq "pcap: distinct fragment identifications" \
+  "$(count '$7 != "" && !seen[$7]++ { n++ }')" 3
+check_eq "pcap: last fragments (M clear)" "$(count '$7 != "" && ($8 == "0" || $8 == "False") { n++ }')" 3
 check_ge "pcap: neighbor advertisements from the device (solicited, override)" \
   "$(count '$4 == 136 && tolower($5) == "0x60000000" { n++ }')" 2
 check_eq "pcap: device frames from another source address" \

@@ -505,7 +505,7 @@ TEST(hop_by_hop_option_action_bits)
   h_fini(&h);
 }
 
-TEST(routing_type_0_refused_fragments_dropped_atomic_accepted)
+TEST(routing_type_0_refused_fragments_held_atomic_accepted)
 {
   struct harness h;
   setup(&h);
@@ -522,10 +522,10 @@ TEST(routing_type_0_refused_fragments_dropped_atomic_accepted)
   CHECK_EQ(e[1], 0);
   CHECK_EQ(h_be32(e + 4), 42);
   h_clear(&h);
-  /* A first fragment (M set): no reassembly yet, counted. */
+  /* A first fragment (M set): held for reassembly (test_ipv6_frag.c), nothing sent. */
   uint8_t fh[8] = {58, 0, 0, 1, 0, 0, 0, 7};
   h_input(&h, f, build6(f, H_OUR_MAC, PEER6, OUR6, 44, 64, fh, 8, 58, m, 8));
-  CHECK_EQ(ctr(&h)->ip6.rx_drop_frag, 1);
+  CHECK_EQ(ctr(&h)->ip6.reass_inuse, 1);
   CHECK_EQ(h.ntx, 0);
   /* An atomic fragment (offset 0, M clear) is a whole packet (RFC 8021). */
   fh[3] = 0;
