@@ -282,7 +282,7 @@
   X(rx_drop_frag)         /* a second fragment header inside a reassembled packet */               \
   X(rx_drop_no_next)      /* Next Header 59: nothing to deliver */                                 \
   X(tx_packets)           /* packets sent */                                                       \
-  X(tx_drop_no_route)     /* destination off-link (no default router yet) */                       \
+  X(tx_drop_no_route)     /* destination off-link and no default router (RA) */                    \
   X(tx_drop_too_big)      /* packet over the link MTU (no fragmentation yet) */                    \
   X(tx_drop_nobuf)        /* no buffer for a header or a message */                                \
   X(tx_drop_no_src)       /* no address of ours to send from */                                    \
@@ -346,7 +346,18 @@
   X(dad_duplicates)       /* addresses found duplicate by DAD: never used (see toectl stats) */    \
   X(dad_own_looped)       /* our own DAD probes seen again (same nonce, RFC 7527): ignored */      \
   X(rx_tentative_ignored) /* solicitations for a tentative address from a unicast source */        \
-  X(tx_mld_reports)       /* MLDv2 reports joining our solicited-node groups (RFC 3810) */
+  X(tx_mld_reports)       /* MLDv2 reports joining our solicited-node groups (RFC 3810) */         \
+  X(rx_ra)                /* valid router advertisements taken (RFC 4861 6.3.4) */                 \
+  X(rx_ra_invalid)        /* router advertisements failing RFC 4861 6.1.2 */                       \
+  X(routers_inuse)        /* gauge: default routers (RFC 4861 6.3.4, router lifetime) */           \
+  X(prefixes_inuse)       /* gauge: on-link prefixes learned from RAs */                           \
+  X(ra_mtu_set)           /* RA MTU options taken as the link MTU */                               \
+  X(ra_mtu_ignored)       /* RA MTU options below 1280 or above the link's MTU */                  \
+  X(slaac_added)          /* addresses formed by SLAAC (RFC 4862 5.5.3) */                         \
+  X(slaac_expired)        /* SLAAC addresses removed at the end of their valid lifetime */         \
+  X(slaac_no_room)        /* SLAAC prefixes not used: every address slot taken */                  \
+  X(rx_redirect)          /* redirects taken (RFC 4861 8.3) */                                     \
+  X(rx_redirect_rejected) /* redirects invalid or not from the current first-hop router */
 
 #define TOE_COUNTER_FIELD_(name) uint64_t name;
 

@@ -134,6 +134,12 @@ void toe_icmp6_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe
   case TOE_ICMPV6_ND_NA:
     toe_nd_input(st, pb, ip, ext);
     return;
+  case TOE_ICMPV6_ND_RA:
+    toe_ip6_ra_input(st, pb, ip, ext); /* ipv6_router.c */
+    return;
+  case TOE_ICMPV6_ND_REDIRECT:
+    toe_ip6_redirect_input(st, pb, ip, ext);
+    return;
   case TOE_ICMPV6_ECHO_REPLY:
     c->rx_echo_replies++;
     goto drop;

@@ -31,11 +31,40 @@ enum toe_ip6_addr_state {
 
 struct toe_ip6_ifaddr {
   struct toe_in6_addr addr;
-  struct toe_in6_addr snm; /* its solicited-node group (RFC 4291 2.7.1) */
-  uint8_t prefix_len;      /* on-link prefix: /64 for the link-local address (RFC 4291 2.5.6) */
-  uint8_t state;           /* enum toe_ip6_addr_state */
-  uint8_t dad_left;        /* DAD probes still to send */
-  uint8_t nonce[6];        /* of our last DAD probe (RFC 7527) */
+  struct toe_in6_addr snm;    /* its solicited-node group (RFC 4291 2.7.1) */
+  uint8_t prefix_len;         /* on-link prefix: /64 for the link-local address (RFC 4291 2.5.6) */
+  uint8_t state;              /* enum toe_ip6_addr_state */
+  uint8_t dad_left;           /* DAD probes still to send */
+  uint8_t nonce[6];           /* of our last DAD probe (RFC 7527) */
+  bool autoconf;              /* formed by SLAAC (ipv6_router.c), with the lifetimes below */
+  toe_time_t valid_until;     /* RFC 4862 5.5.3: the address goes (TOE_TIME_NEVER: configured) */
+  toe_time_t preferred_until; /* after it the address is deprecated: no source for new flows */
+};
+
+/* Router discovery (ipv6_router.c, RFC 4861 6.3.4): bounded lists, oldest replaced. */
+#define TOE_IP6_MAX_ROUTERS 4
+#define TOE_IP6_MAX_PREFIXES 8
+#define TOE_IP6_MAX_REDIRECTS 8
+
+struct toe_ip6_router {
+  struct toe_in6_addr addr; /* link-local address of a default router */
+  toe_time_t expires;       /* from its Router Lifetime */
+  bool in_use;
+};
+
+struct toe_ip6_prefix {
+  struct toe_in6_addr prefix; /* an on-link prefix from a Prefix Information option (L set) */
+  uint8_t len;
+  bool in_use;
+  toe_time_t expires; /* its valid lifetime; TOE_TIME_NEVER for infinity */
+};
+
+/* A redirect (RFC 4861 8.3): packets to `dst` go to `target` (== dst: dst is on link). */
+struct toe_ip6_redirect {
+  struct toe_in6_addr dst;
+  struct toe_in6_addr target;
+  bool in_use;
+  toe_time_t expires;
 };
 
 /* One neighbour cache entry: the RFC 4861 state machine (nd_cache.c) plus what the table needs. */
@@ -87,7 +116,14 @@ struct toe_ipv6_state {
   struct toe_timer dad_timer; /* DAD and the MLD report's repetition (ipv6_dad.c) */
   bool dad_waiting;           /* the timer ends a probe's wait (else: the initial delay) */
   struct toe_reass6 reass[TOE_IP6_REASS_SLOTS];
-  uint32_t frag_seq; /* input of the fragment identification hash (ipv6_frag.c) */
+  struct toe_ip6_router routers[TOE_IP6_MAX_ROUTERS];
+  struct toe_ip6_prefix prefixes[TOE_IP6_MAX_PREFIXES];
+  struct toe_ip6_redirect redirects[TOE_IP6_MAX_REDIRECTS];
+  struct toe_timer ra_timer;  /* the earliest router, prefix, redirect or address lifetime */
+  uint16_t ra_mtu;            /* LinkMTU from an RA's MTU option (RFC 4861 6.3.4), 0: cfg.mtu */
+  uint8_t ra_hop_limit;       /* CurHopLimit from an RA, 0: cfg.default_ttl */
+  uint32_t base_reachable_ms; /* BaseReachableTime last taken from an RA, 0: the default */
+  uint32_t frag_seq;          /* input of the fragment identification hash (ipv6_frag.c) */
 };
 
 /* Memory for the neighbour table (0 without cfg.ipv6), and the layout of the IPv6 state in it. */
@@ -107,6 +143,9 @@ int toe_ip6_addr_find(const struct toe_stack *st, const struct toe_in6_addr *a);
 /* Starts DAD for every address (RFC 4862 5.4) and joins the solicited-node groups with an MLDv2
  * report (RFC 3810 6.1); called by toe_stack_start(). */
 void toe_ipv6_start(struct toe_stack *st);
+
+/* Prepares the DAD timer (ipv6_dad.c); called by toe_ipv6_init(). */
+void toe_ipv6_dad_init(struct toe_stack *st);
 
 /* DAD found `idx` (tentative) in use by another node (RFC 4862 5.4.3, 5.4.4): never used. */
 void toe_ip6_dad_duplicate(struct toe_stack *st, unsigned idx);
@@ -141,29 +180,54 @@ struct toe_ip6_tx {
 /*
  * Sends `pb` (data at the upper-layer header, with room for 40 bytes in front or a fresh buffer is
  * chained; consumed) as one IPv6 packet: multicast to its RFC 2464 7 MAC, on-link unicast through
- * the neighbour cache; fragmented when over the path MTU (toe_pmtu6_get). Returns 0 (sent or
- * queued) or, with the packet dropped and counted, -TOE_EHOSTUNREACH (off-link: no router yet; or
- * the neighbour failed), -TOE_EMSGSIZE (over 65535 bytes of payload), -TOE_ENOBUFS.
+ * the neighbour cache, off-link ones to a default router (RFC 4861 5.2); fragmented when over
+ * the path MTU (toe_pmtu6_get). Returns 0 (sent or queued) or, with the packet dropped and counted,
+ * -TOE_EHOSTUNREACH (off-link and no router), -TOE_EMSGSIZE (over 65535 bytes of payload),
+ * -TOE_ENOBUFS.
  */
 int toe_ipv6_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx);
 
-/* Writes the IPv6 header in front of `pb` (consumed) and sends it to on-link unicast `tx->dst`
- * through the neighbour cache, without any MTU check. Returns as toe_ipv6_output(). */
-int toe_ipv6_output_resolve(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx);
+/* Writes the IPv6 header in front of `pb` (consumed) and sends it to `nexthop` (on link: the
+ * destination or a router) through the neighbour cache, without any MTU check. Returns as
+ * toe_ipv6_output(). */
+int toe_ipv6_output_resolve(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx,
+                            const struct toe_in6_addr *nexthop);
 
 /*
  * Sends `pb` (data at the upper-layer header, consumed) as fragments of at most `mtu` bytes
- * (RFC 8200 4.5; ipv6_frag.c), to `mac` if not NULL, else through the neighbour cache. Returns 0
- * or the first error (-TOE_ENOBUFS: a fragment could not be built; the rest are not sent).
+ * (RFC 8200 4.5; ipv6_frag.c), to `mac` if not NULL, else to `nexthop` through the neighbour
+ * cache. Returns 0 or the first error (-TOE_ENOBUFS: a fragment could not be built; the rest are
+ * not sent).
  */
 int toe_ipv6_fragment(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx,
-                      uint16_t mtu, const uint8_t *mac);
+                      uint16_t mtu, const uint8_t *mac, const struct toe_in6_addr *nexthop);
 
 /* Writes the IPv6 header in front of `pb` (consumed) and sends it to `mac` without the
  * neighbour cache (ND's own messages, flushed queues are sent by nd.c). Returns 0 or -TOE_ENOBUFS.
  */
 int toe_ipv6_output_mac(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx,
                         const uint8_t mac[6]);
+
+/* Router discovery, SLAAC and redirects (ipv6_router.c). */
+void toe_ipv6_router_init(struct toe_stack *st);
+
+/* A router advertisement (RFC 4861 6.3.4) or redirect (8.3): `pb` at the ICMPv6 header,
+ * checksum verified; consumed. */
+void toe_ip6_ra_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv6_view *ip,
+                      const struct toe_ipv6_ext *ext);
+void toe_ip6_redirect_input(struct toe_stack *st, struct toe_pbuf *pb,
+                            const struct toe_ipv6_view *ip, const struct toe_ipv6_ext *ext);
+
+/* The next hop for unicast `dst` (RFC 4861 5.2): a redirect's target, `dst` itself when on link,
+ * else a default router. Returns false if there is none. */
+bool toe_ip6_next_hop(const struct toe_stack *st, const struct toe_in6_addr *dst,
+                      struct toe_in6_addr *nexthop);
+
+/* The link MTU: an RA's MTU option, else cfg.mtu. */
+uint16_t toe_ip6_link_mtu(const struct toe_stack *st);
+
+/* The hop limit for our packets: an RA's Cur Hop Limit, else cfg.default_ttl. */
+uint8_t toe_ip6_hop_limit(const struct toe_stack *st);
 
 /* Reassembly (ipv6_reass.c): slots and timers, called by toe_ipv6_init(). */
 void toe_ipv6_reass_init(struct toe_stack *st);
@@ -226,6 +290,11 @@ void toe_nd_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip
 /* Sends `pb` (data at the IPv6 header, complete; consumed) to on-link `nexthop` through the
  * neighbour cache. Returns as toe_ipv6_output(). */
 int toe_nd_resolve(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_in6_addr *nexthop);
+
+/* An RA or redirect carried the link-layer address of `ip` (RFC 4861 6.3.4, 8.3): create or
+ * update its entry (STALE when new or changed); `router` sets IsRouter. */
+void toe_nd_learn_lladdr(struct toe_stack *st, const struct toe_in6_addr *ip, const uint8_t mac[6],
+                         bool router);
 
 /* The cache entry for `ip` (tests, toectl), or NULL. */
 const struct toe_nd_entry *toe_nd_lookup(const struct toe_stack *st, const struct toe_in6_addr *ip);

@@ -48,6 +48,9 @@ static void add_addr(struct toe_ipv6_state *s, const struct toe_in6_addr *a, uin
   ia->prefix_len = plen;
   toe_in6_solicited_node(&ia->snm, a);
   ia->state = TOE_IP6_PREFERRED;
+  ia->autoconf = false;
+  ia->valid_until = TOE_TIME_NEVER;
+  ia->preferred_until = TOE_TIME_NEVER;
 }
 
 size_t toe_ipv6_mem_size(const struct toe_config *cfg)
@@ -78,6 +81,8 @@ void toe_ipv6_init(struct toe_stack *st, void *mem)
       s->addrs[i].state = TOE_IP6_TENTATIVE;
   toe_icmp_bucket_init(st, &s->icmp6_bucket);
   toe_ipv6_reass_init(st);
+  toe_ipv6_router_init(st);
+  toe_ipv6_dad_init(st);
   toe_nd_params_default(&s->nd_params);
   /* RFC 4861 6.3.2: ReachableTime is drawn uniformly from 0.5..1.5 x BaseReachableTime, so that
    * neighbours do not probe in step. 30 s base, in whole milliseconds. */
@@ -148,8 +153,9 @@ const struct toe_in6_addr *toe_ip6_src_for(const struct toe_stack *st,
     return &s->addrs[0].addr;
   const struct toe_in6_addr *any = NULL;
   for (unsigned i = 1; i < s->naddr; i++) {
-    if (s->addrs[i].state != TOE_IP6_PREFERRED)
-      continue; /* RFC 4862 5.4: a tentative address is no source; a duplicate never */
+    if (s->addrs[i].state != TOE_IP6_PREFERRED || s->addrs[i].preferred_until <= st->now)
+      continue; /* RFC 4862 5.4: a tentative address is no source; a duplicate never; 5.5.4: a
+                 * deprecated one not for new communication */
     if (toe_in6_prefix_match(&s->addrs[i].addr, dst, s->addrs[i].prefix_len))
       return &s->addrs[i].addr;
     if (!any)
@@ -167,6 +173,11 @@ bool toe_ip6_on_link(const struct toe_stack *st, const struct toe_in6_addr *dst)
     return toe_in6_mc_scope(dst) <= 2;
   for (unsigned i = 1; i < s->naddr; i++)
     if (toe_in6_prefix_match(&s->addrs[i].addr, dst, s->addrs[i].prefix_len))
+      return true;
+  /* RFC 4861 6.3.4: the prefixes routers advertise as on-link. */
+  for (unsigned i = 0; i < TOE_IP6_MAX_PREFIXES; i++)
+    if (s->prefixes[i].in_use &&
+        toe_in6_prefix_match(&s->prefixes[i].prefix, dst, s->prefixes[i].len))
       return true;
   return false;
 }

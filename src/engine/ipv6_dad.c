@@ -126,13 +126,18 @@ static void dad_timer_expired(struct toe_stack *st, struct toe_timer *t)
     toe_timer_arm(st, &s->dad_timer, st->now + s->nd_params.retrans_timer);
 }
 
+void toe_ipv6_dad_init(struct toe_stack *st)
+{
+  /* At creation, not at start: a SLAAC address (ipv6_router.c) may arm it at any time. */
+  toe_timer_init(&st->ip6.dad_timer, dad_timer_expired);
+}
+
 void toe_ipv6_start(struct toe_stack *st)
 {
   struct toe_ipv6_state *s = &st->ip6;
   if (!s->enabled)
     return;
   send_mld_report(st);
-  toe_timer_init(&s->dad_timer, dad_timer_expired);
   s->dad_waiting = false;
   bool tentative = false;
   for (unsigned i = 0; i < s->naddr; i++) {

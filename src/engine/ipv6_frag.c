@@ -29,7 +29,7 @@ static uint32_t frag_id(struct toe_stack *st, const struct toe_ip6_tx *tx)
 }
 
 int toe_ipv6_fragment(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx,
-                      uint16_t mtu, const uint8_t *mac)
+                      uint16_t mtu, const uint8_t *mac, const struct toe_in6_addr *nexthop)
 {
   struct toe_counters_ip6 *c = &st->ctr.ip6;
   /* RFC 8200 4.5: every fragment but the last carries a multiple of 8 bytes. */
@@ -55,7 +55,8 @@ int toe_ipv6_fragment(struct toe_stack *st, struct toe_pbuf *pb, const struct to
     }
     toe_ipv6_write_frag(fh, tx->next_hdr, (uint16_t)off, more, id);
     c->tx_fragments++;
-    int r = mac ? toe_ipv6_output_mac(st, f, &ftx, mac) : toe_ipv6_output_resolve(st, f, &ftx);
+    int r =
+        mac ? toe_ipv6_output_mac(st, f, &ftx, mac) : toe_ipv6_output_resolve(st, f, &ftx, nexthop);
     if (r != 0) {
       rc = r;
       break;

@@ -31,7 +31,7 @@ static struct toe_pbuf *push_header(struct toe_stack *st, struct toe_pbuf *pb,
       .flow = tx->flow,
       .payload_len = (uint16_t)plen,
       .next_hdr = tx->next_hdr,
-      .hop_limit = tx->hop_limit ? tx->hop_limit : st->cfg.default_ttl,
+      .hop_limit = tx->hop_limit ? tx->hop_limit : toe_ip6_hop_limit(st),
       .src = tx->src,
       .dst = tx->dst,
   };
@@ -51,21 +51,27 @@ int toe_ipv6_output_mac(struct toe_stack *st, struct toe_pbuf *pb, const struct 
   return 0;
 }
 
-int toe_ipv6_output_resolve(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx)
+int toe_ipv6_output_resolve(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx,
+                            const struct toe_in6_addr *nexthop)
 {
   pb = push_header(st, pb, tx);
   if (!pb)
     return -TOE_ENOBUFS;
   st->ctr.ip6.tx_packets++;
-  return toe_nd_resolve(st, pb, &tx->dst);
+  return toe_nd_resolve(st, pb, nexthop);
 }
 
 int toe_ipv6_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ip6_tx *tx)
 {
   struct toe_counters_ip6 *c = &st->ctr.ip6;
   bool mc = toe_in6_is_multicast(&tx->dst);
-  /* The path MTU (RFC 8201, engine/pmtu.c) for unicast, the link's for groups. */
-  uint16_t mtu = mc ? st->cfg.mtu : toe_pmtu6_get(st, &tx->dst);
+  /* The path MTU (RFC 8201, engine/pmtu.c) for unicast, the link's for groups; an RA may have
+   * set a lower link MTU (RFC 4861 6.3.4). */
+  uint16_t mtu = toe_ip6_link_mtu(st);
+  if (!mc) {
+    uint16_t pmtu = toe_pmtu6_get(st, &tx->dst);
+    mtu = pmtu < mtu ? pmtu : mtu;
+  }
   bool frag = pb->tot_len + TOE_IPV6_HLEN > mtu;
   /* RFC 8200 4.5: the reassembled payload is at most 65535 bytes, fragment header excluded; our
    * own hop-by-hop headers (MLD) must stay in every fragment, and those packets are small. A
@@ -77,8 +83,9 @@ int toe_ipv6_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_
     toe_pbuf_free(st, pb);
     return -TOE_EMSGSIZE;
   }
-  if (!toe_ip6_on_link(st, &tx->dst)) {
-    /* No default router until router discovery (docs/ipv6.md step 5). */
+  /* RFC 4861 5.2: on link, through a redirect's target, or through a default router. */
+  struct toe_in6_addr nexthop = tx->dst;
+  if (mc ? toe_in6_mc_scope(&tx->dst) > 2 : !toe_ip6_next_hop(st, &tx->dst, &nexthop)) {
     c->tx_drop_no_route++;
     toe_pbuf_free(st, pb);
     return -TOE_EHOSTUNREACH;
@@ -87,8 +94,8 @@ int toe_ipv6_output(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_
   if (mc)
     toe_in6_mc_mac(mac, &tx->dst);
   if (frag)
-    return toe_ipv6_fragment(st, pb, tx, mtu, mc ? mac : NULL);
+    return toe_ipv6_fragment(st, pb, tx, mtu, mc ? mac : NULL, &nexthop);
   if (mc)
     return toe_ipv6_output_mac(st, pb, tx, mac);
-  return toe_ipv6_output_resolve(st, pb, tx);
+  return toe_ipv6_output_resolve(st, pb, tx, &nexthop);
 }

@@ -222,6 +222,19 @@ static void learn(struct toe_stack *st, const struct toe_in6_addr *ip, const uin
   apply(st, sl, toe_nd_lladdr(&sl->e, mac, false));
 }
 
+void toe_nd_learn_lladdr(struct toe_stack *st, const struct toe_in6_addr *ip, const uint8_t mac[6],
+                         bool router)
+{
+  struct toe_nd_slot *sl = slot_find(st, ip);
+  if (!sl)
+    sl = slot_alloc(st, ip, false);
+  if (!sl) {
+    st->ctr.nd.unsolicited_ignored++;
+    return;
+  }
+  apply(st, sl, toe_nd_lladdr(&sl->e, mac, router));
+}
+
 /* A neighbor advertisement for our address `target` (RFC 4861 7.2.4) to `dst`. */
 static void send_na(struct toe_stack *st, const struct toe_in6_addr *target,
                     const struct toe_in6_addr *dst, bool solicited)
