@@ -2,9 +2,11 @@
  * IPv6 in the engine (docs/ipv6.md): the interface's addresses, input (ipv6_input.c), output
  * (ipv6_output.c), ICMPv6 (icmp6.c) and Neighbor Discovery with the neighbour cache (nd.c).
  *
- * First step only: the device answers on the link. Addresses are the link-local one (from the MAC)
- * and the configured global ones, all usable at once (no DAD yet); destinations must be on link
- * (no router discovery yet); no fragmentation or reassembly; TCP and UDP are not carried yet.
+ * Addresses are the link-local one (from the MAC), the configured global ones and those SLAAC
+ * forms from router advertisements (ipv6_router.c), each DAD-checked (ipv6_dad.c); off-link
+ * destinations go through a default router or a redirect's target; packets over the path MTU are
+ * fragmented (ipv6_frag.c) and fragments reassembled (ipv6_reass.c); received ICMPv6 errors reach
+ * the path MTU cache and the sockets (icmp6_err.c).
  */
 #ifndef TOE_ENGINE_IPV6_H
 #define TOE_ENGINE_IPV6_H
