@@ -83,6 +83,10 @@ again:;
     goto drop;
   }
 
+  /* RFC 6980 5: Neighbor Discovery arriving in fragments is refused; the reassembled packet has
+   * no fragment header left, so its walk is told. */
+  if (reassembled)
+    ext.has_frag = true;
   switch (ext.proto) {
   case TOE_IPPROTO_ICMPV6:
     break;

@@ -41,6 +41,8 @@ static uint32_t pseudo6(const uint8_t *src, const uint8_t *dst, uint32_t len, ui
   return s + (len >> 16) + (len & 0xffff) + nh;
 }
 
+static uint8_t g_hop = 64; /* hop limit of the frames built */
+
 /* An IPv6 frame from the peer's MAC: header (next header `nh`), then `len` bytes at `body`. */
 static size_t build6(uint8_t *out, const uint8_t *eth_dst, const uint8_t *src, const uint8_t *dst,
                      uint8_t nh, const uint8_t *body, size_t len)
@@ -55,7 +57,7 @@ static size_t build6(uint8_t *out, const uint8_t *eth_dst, const uint8_t *src, c
   ip[4] = (uint8_t)(len >> 8);
   ip[5] = (uint8_t)len;
   ip[6] = nh;
-  ip[7] = 64;
+  ip[7] = g_hop;
   memcpy(ip + 8, src, 16);
   memcpy(ip + 24, dst, 16);
   memcpy(ip + 40, body, len);
@@ -382,6 +384,30 @@ TEST(packet_too_big_lowers_the_path_mtu_for_replies_floor_1280)
   h_advance(&h, TOE_SEC(601));
   CHECK_EQ(toe_pmtu6_get(h.st, &peer), 1500);
   CHECK_EQ(ctr(&h)->pbuf.inuse, base);
+  h_fini(&h);
+}
+
+TEST(neighbor_solicitation_in_fragments_is_refused)
+{
+  struct harness h;
+  setup(&h);
+  /* A valid NS for our address with hop limit 255, but in two fragments: RFC 6980 5 says drop. */
+  uint8_t m[32] = {135, 0};
+  memcpy(m + 8, OUR6, 16);
+  m[24] = 1;
+  m[25] = 1;
+  memcpy(m + 26, H_PEER_MAC, 6);
+  uint16_t cs = h_csum(m, 32, pseudo6(PEER6, OUR6, 32, 58));
+  m[2] = (uint8_t)(cs >> 8);
+  m[3] = (uint8_t)cs;
+  g_hop = 255;
+  send_frag(&h, PEER6, 77, m, 0, 8, true);
+  send_frag(&h, PEER6, 77, m, 8, 24, false);
+  g_hop = 64;
+  CHECK_EQ(ctr(&h)->ip6.reass_ok, 1);
+  CHECK_EQ(ctr(&h)->nd.rx_drop_invalid, 1);
+  CHECK_EQ(ctr(&h)->nd.tx_na, 0);
+  CHECK_EQ(h.ntx, 0);
   h_fini(&h);
 }
 
