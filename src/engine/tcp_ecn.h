@@ -36,8 +36,7 @@ struct toe_tcp_view;
 /* tp->ecn_flags */
 #define TOE_ECNF_OK 0x01u        /* RFC 3168 ECN agreed */
 #define TOE_ECNF_ACC 0x02u       /* Accurate ECN agreed (RFC 9768) */
-#define TOE_ECNF_OFFERED 0x04u   /* SYN-SENT: our SYN asked for ECN (or AccECN with ..._ACC_OFFER) \
-                                  */
+#define TOE_ECNF_OFFERED 0x04u   /* SYN-SENT: our SYN asked for ECN */
 #define TOE_ECNF_ACC_OFFER 0x08u /* SYN-SENT: ... for AccECN */
 #define TOE_ECNF_ECE 0x10u       /* RFC 3168 6.1.3: CE seen, ECE on every ACK until a CWR */
 #define TOE_ECNF_CWR 0x20u       /* RFC 3168 6.1.2: cwnd reduced, CWR on the next new data */

@@ -397,8 +397,9 @@ static int tcp_xmit_ex(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, u
   }
 
   /* ECN (tcp_ecn.c): the SYN's request, ECE/CWR or AccECN's ACE, ECT on new data */
-  struct toe_tcp_ecn_tx ecn;
-  toe_tcp_ecn_tx(st, tp, flags, len > 0 || gso != NULL, &ecn);
+  struct toe_tcp_ecn_tx ecn = {.flags = 0, .tos = 0};
+  if (tp->ecn_flags || (flags & TOE_TCP_SYN)) /* nothing to do for a connection without ECN */
+    toe_tcp_ecn_tx(st, tp, flags, len > 0 || gso != NULL, &ecn);
   flags |= (uint8_t)ecn.flags;
 
   uint32_t mtu = tp->pmtu ? tp->pmtu : st->cfg.mtu;
