@@ -7,7 +7,9 @@
  *     op      bits 0-1 target: 0 the active connection, 1 the passive one, 2 the listener (a new
  *             source port), 3 a closed port; bit 2 corrupt the checksum; bit 3 timestamp option;
  *             bit 4 SACK option; bit 5 SYN options (MSS, window scale, SACK-permitted); bit 6
- *             `extra` raw option bytes follow the record (in the input)
+ *             `extra` raw option bytes follow the record (in the input); bit 7 ECN: `dlen` bits
+ *             0-1 are the IP ECN field, bit 2 the AE flag (RFC 9768), and the payload is
+ *             (dlen >> 3) * 6 bytes
  *     flags   TCP flags
  *     seq     int16: offset from what the connection expects next (rcv_nxt), times `scale`
  *     ack     int16: offset from the oldest unacknowledged byte we sent (snd_una), times `scale`
@@ -22,6 +24,9 @@
  *     first begins a receive burst (toe_stack_burst_begin), or ends the one that is open, so the
  *     records between two such ops are one burst (deferred output, one ACK per burst).
  *   raw record (op == 0xff): u16 length, then that many bytes of Ethernet frame.
+ *
+ * The active connection agrees Accurate ECN in its handshake, the passive one RFC 3168 ECN
+ * (cfg.tcp_ecn = accecn), so ECE/CWR/AE and CE marks meet both state machines (tcp_ecn.c).
  *
  * Sequence and acknowledgment numbers are relative to the connection's real state, so segments
  * land in and around the windows where the state machine, RFC 5961, PAWS, SACK and reassembly do
@@ -136,9 +141,10 @@ static void fz_event(void *ctx, struct toe_sock *s, void *user, uint32_t events)
   f->events += events;
 }
 
-/* A segment from the peer's `sport` to our `dport`. */
+/* A segment from the peer's `sport` to our `dport`; `flags` bit 8 is AE, bits 9-10 the IP ECN
+ * field. */
 static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                       uint8_t flags, uint16_t win, const uint8_t *opts, size_t olen, size_t dlen,
+                       uint16_t flags, uint16_t win, const uint8_t *opts, size_t olen, size_t dlen,
                        bool bad_csum)
 {
   static uint8_t fr[14 + 20 + 60 + 1600];
@@ -153,7 +159,7 @@ static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t se
   put16(fr + 12, 0x0800);
   size_t tl = 20 + olen + dlen;
   ip[0] = 0x45;
-  ip[1] = 0;
+  ip[1] = (uint8_t)((flags >> 9) & 3u);
   put16(ip + 2, (uint16_t)(20 + tl));
   put16(ip + 4, 1);
   put16(ip + 6, 0x4000);
@@ -167,8 +173,8 @@ static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t se
   put16(t + 2, dport);
   put32(t + 4, seq);
   put32(t + 8, ack);
-  t[12] = (uint8_t)(((20 + olen) / 4) << 4);
-  t[13] = flags;
+  t[12] = (uint8_t)(((20 + olen) / 4) << 4 | ((flags >> 8) & 1u));
+  t[13] = (uint8_t)flags;
   put16(t + 14, win);
   put16(t + 16, 0);
   put16(t + 18, 0);
@@ -216,17 +222,18 @@ static void fz_open(struct fz *f, int i)
     struct toe_sockaddr r = {.family = TOE_AF_INET, .port = pport, .addr = FZ_PEER_IP};
     (void)toe_sock_connect(f->st, s, &r);
     f->conn[0] = s;
-    if (f->last_dport != pport || f->last_flags != 0x02)
+    if (f->last_dport != pport || (f->last_flags & 0x3f) != 0x02)
       return; /* no SYN went out (no buffers): left in SYN_SENT for the records to poke at */
     size_t n = syn_opts(f, o, f->last_tsval);
-    fz_segment(f, pport, f->last_sport, irs, f->last_seq + 1, 0x12, 65535, o, n, 0, false);
+    /* SYN-ACK|CWR: AccECN, our SYN arrived Not-ECT (RFC 9768 table 2) */
+    fz_segment(f, pport, f->last_sport, irs, f->last_seq + 1, 0x92, 65535, o, n, 0, false);
     return;
   }
   if (f->ls == NULL)
     return;
   size_t n = syn_opts(f, o, 0);
-  fz_segment(f, pport, LPORT, irs, 0, 0x02, 65535, o, n, 0, false);
-  if (f->last_dport != pport || f->last_flags != 0x12)
+  fz_segment(f, pport, LPORT, irs, 0, 0xc2, 65535, o, n, 0, false); /* SYN|ECE|CWR: RFC 3168 */
+  if (f->last_dport != pport || (f->last_flags & 0x3f) != 0x12)
     return;
   uint8_t ts[12] = {1, 1, 8, 10};
   put32(ts + 4, f->peer_ts++);
@@ -315,12 +322,17 @@ static toe_time_t step(uint8_t t)
 /* One segment record (the 12 bytes at r, raw option bytes after them). Returns bytes used. */
 static size_t fz_seg_record(struct fz *f, const uint8_t *r, size_t avail)
 {
-  uint8_t op = r[0], flags = r[1];
+  uint8_t op = r[0];
+  uint16_t flags = r[1];
   int16_t seq_off = (int16_t)(r[2] << 8 | r[3]);
   int16_t ack_off = (int16_t)(r[4] << 8 | r[5]);
   uint16_t win = (uint16_t)(r[6] << 8 | r[7]);
   int8_t tsd = (int8_t)r[8];
   size_t dlen = (size_t)r[9] * 6u;
+  if (op & 0x80) { /* ECN: the IP ECN field and AE from dlen's low bits */
+    flags |= (uint16_t)((r[9] & 4u) << 6) | (uint16_t)((r[9] & 3u) << 9);
+    dlen = (size_t)(r[9] >> 3) * 6u;
+  }
   uint8_t extra = r[11];
   static const uint32_t scales[4] = {1u, 256u, 65536u, 1u << 24};
   uint32_t scale = scales[extra & 3];
@@ -421,6 +433,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #endif
   cfg.icmp_rate_per_sec = 1000;
   cfg.icmp_burst = 50;
+  cfg.tcp_ecn = TOE_TCP_ECN_ACCECN;
   f.now = TOE_SEC(1);
   f.peer_ts = 1000;
   f.next_pport = 5000;

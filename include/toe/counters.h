@@ -220,7 +220,16 @@
   X(rx_drop_nomem)          /* in-window data dropped: the socket's buffer allowance is used up */ \
   X(snd_buf_limited)        /* sends cut short by the socket's buffer allowance or the pool */     \
   X(out_tso_frames)         /* TSO super-segments handed to the link (TOE_LINK_CAP_TSO) */         \
-  X(out_burst_deferred)     /* segments whose output waited for the receive burst's end */
+  X(out_burst_deferred)     /* segments whose output waited for the receive burst's end */         \
+  X(ecn_negotiated)         /* connections that agreed RFC 3168 ECN */                             \
+  X(ecn_accecn_negotiated)  /* connections that agreed Accurate ECN (RFC 9768) */                  \
+  X(ecn_ce_rcvd)            /* segments received with CE in the IP header */                       \
+  X(ecn_ece_rcvd)           /* ECE ACKs received; AccECN: CE marks the peer's ACE reported */      \
+  X(ecn_cwr_sent)           /* segments sent with CWR (RFC 3168 6.1.2) */                          \
+  X(ecn_cwr_rcvd)           /* segments received with CWR while echoing ECE */                     \
+  X(ecn_cwnd_reduced)       /* congestion window reductions for ECN feedback */                    \
+  X(ecn_ect_sent)           /* data segments sent with ECT(0) */                                   \
+  X(ecn_fallback)           /* AccECN handshakes whose ACE field was zeroed on the path */
 
 /* Packet buffer pool. */
 #define TOE_COUNTERS_PBUF(X)                                                                       \

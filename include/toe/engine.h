@@ -198,7 +198,17 @@ struct toe_config {
   uint8_t dad_transmits; /* DupAddrDetectTransmits (RFC 4862 5.1): DAD probes per address at
                             toe_stack_start(), addresses tentative until they pass; default 1;
                             0 = no DAD, addresses usable at once */
+
+  /* ECN on TCP (RFC 3168, and Accurate ECN, RFC 9768; docs/architecture.md "ECN"): one of
+   * TOE_TCP_ECN_*; default TOE_TCP_ECN_PASSIVE, Linux's net.ipv4.tcp_ecn=2. */
+  uint8_t tcp_ecn;
 };
+
+/* cfg.tcp_ecn. Whatever the mode, ECN is used only when both ends agree in the handshake. */
+#define TOE_TCP_ECN_OFF 0     /* never: our SYNs do not ask, a peer's request is not answered */
+#define TOE_TCP_ECN_ON 1      /* ask for RFC 3168 ECN in our SYNs, accept it from peers */
+#define TOE_TCP_ECN_PASSIVE 2 /* accept RFC 3168 ECN when a peer's SYN asks, do not ask */
+#define TOE_TCP_ECN_ACCECN 3  /* ask for Accurate ECN; accept AccECN or RFC 3168 ECN */
 
 /* Fills `cfg` with the defaults above (addresses zero, callbacks NULL). */
 void toe_config_defaults(struct toe_config *cfg);

@@ -60,6 +60,10 @@ void toed_args_usage(FILE *f)
       "                       work the engine leaves to the driver and kernel (default all);\n"
       "                       LIST is comma-separated from rx-csum, tx-csum (csum = both) and\n"
       "                       tso (64 KiB TCP super-segments, cut by the kernel; needs tx-csum)\n"
+      "  --ecn off|passive|on|accecn\n"
+      "                       ECN on TCP (RFC 3168): passive (default, as Linux's tcp_ecn=2)\n"
+      "                       agrees when a peer asks, on also asks in our SYNs, accecn asks for\n"
+      "                       Accurate ECN (RFC 9768) and accepts either, off never\n"
       "  --quiet              log only errors and warnings (no start line, no summary)\n"
       "  --help               show this text\n"
       "  --version            show the versions (toekit, transport ABI)\n"
@@ -300,6 +304,7 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
   a->poll_us = TOED_DEFAULT_POLL_US;
   a->offload = TOED_OFFLOAD_ALL;
   a->max_clients = TOED_DEFAULT_MAX_CLIENTS;
+  a->ecn = 2; /* TOE_TCP_ECN_PASSIVE */
   bool have_addr = false, have_gw = false;
   const char *addr_text = NULL, *gw_text = NULL;
   unsigned seen = 0; /* bit per single-valued option, to refuse repeats */
@@ -342,6 +347,7 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
         {"link", "--link afxdp"},
         {"offload", "--offload none"},
         {"addr6", "--addr6 2001:db8::2/64"},
+        {"ecn", "--ecn on"},
     };
     const char *eq = strchr(arg, '=');
     size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
@@ -464,6 +470,17 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
     } else if (strcmp(name, "addr6") == 0) {
       if (parse_addr6(a, v, err, errlen) < 0)
         return -1;
+    } else if (strcmp(name, "ecn") == 0) {
+      /* the values of TOE_TCP_ECN_* (toe/engine.h), in that order */
+      static const char *const modes[] = {"off", "on", "passive", "accecn"};
+      int m = -1;
+      for (int k = 0; k < 4; k++)
+        if (strcmp(v, modes[k]) == 0)
+          m = k;
+      if (m < 0)
+        return fail(err, errlen, "--ecn %s: expected off, passive, on or accecn (e.g. %s)", v,
+                    "--ecn on");
+      a->ecn = (uint8_t)m;
     } else if (strcmp(name, "offload") == 0) {
       if (parse_offload(v, &a->offload) < 0)
         return fail(err, errlen,

@@ -48,6 +48,7 @@ struct toed_args {
   uint8_t addr6[TOED_MAX_ADDR6][16];
   uint8_t addr6_prefix_len[TOED_MAX_ADDR6];
   unsigned n_addr6;
+  uint8_t ecn; /* --ecn: cfg.tcp_ecn, TOE_TCP_ECN_* (toe/engine.h); default 2, passive */
 };
 
 /* --offload features (the link's checksum work, see src/device/link.h) */

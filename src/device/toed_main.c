@@ -826,6 +826,7 @@ int main(int argc, char **argv)
     return EXIT_RUNTIME;
   }
   cfg.tx = on_tx;
+  cfg.tcp_ecn = d.args.ecn; /* --ecn */
   cfg.sock_event = on_sock_event;
   cfg.ctx = &d;
   if (d.args.host_if) {

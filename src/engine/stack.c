@@ -45,6 +45,7 @@ void toe_config_defaults(struct toe_config *cfg)
   cfg->tcp_sack = 1;
   cfg->tcp_wscale = 1;
   cfg->tcp_syncookies = 1;
+  cfg->tcp_ecn = TOE_TCP_ECN_PASSIVE;
   cfg->tcp_rto_min = TOE_MSEC(200);
   cfg->tcp_rto_max = TOE_SEC(60);
   cfg->tcp_rto_initial = TOE_SEC(1);

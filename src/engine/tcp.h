@@ -292,6 +292,12 @@ struct toe_tcb {
   uint32_t snd_sml;            /* end of the last short segment sent */
   struct toe_tcb *out_next;    /* burst output list link (st->tcp.out_head) */
   uint8_t out_queued;          /* on the burst output list */
+  /* tcp-ecn (tcp_ecn.c): ECN, RFC 3168, and Accurate ECN, RFC 9768 */
+  uint16_t ecn_flags;   /* TOE_ECNF_* (engine/tcp_ecn.h) */
+  uint8_t ecn_hs_ipecn; /* AccECN client: the SYN-ACK's IP ECN field, fed back on our first ACK */
+  uint32_t ecn_cwr_end; /* snd_max at the last reduction: the next waits until snd_una passes it */
+  uint32_t ecn_r_cep;   /* AccECN: CE-marked segments received, from 5 (RFC 9768 3.2.1) */
+  uint32_t ecn_s_cep;   /* AccECN: CE marks the peer's ACE reported, from 5 */
 };
 
 /*

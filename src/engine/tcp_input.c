@@ -11,6 +11,7 @@
  */
 #include "engine/stack.h"
 #include "engine/tcp.h"
+#include "engine/tcp_ecn.h"
 
 /* Challenge and duplicate ACKs a connection sends per second at most (RFC 5961 7). */
 #define ACK_LIMIT_PER_SEC 10u
@@ -451,6 +452,7 @@ static bool syn_sent_input(struct toe_stack *st, struct toe_tcb *tp, struct toe_
   tp->last_ack_sent = tp->rcv_nxt;
   tp->rcv_tstamp = toe_stack_now(st);
   negotiate_synack(st, tp, opts);
+  toe_tcp_ecn_synack_input(st, tp, th, ip->tos); /* RFC 3168 6.1.1, RFC 9768 3.1 */
   /* RFC 7323 2.2: the window of a SYN is never scaled. */
   tp->snd_wnd = th->window;
   tp->max_sndwnd = th->window;
@@ -748,6 +750,9 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
   }
   tp->rcv_tstamp = toe_stack_now(st);
   tp->keep_probes = 0;
+  /* ECN feedback and CE marks (tcp_ecn.c), once the ACK moved snd_una */
+  if (tp->ecn_flags)
+    toe_tcp_ecn_input(st, tp, th, ip->tos, plen);
 
   /* Our FIN acknowledged: the closing states move on (RFC 9293 3.10.7.4 fifth). */
   if (our_fin_acked(tp)) {

@@ -11,6 +11,7 @@
  */
 #include "engine/stack.h"
 #include "engine/tcp.h"
+#include "engine/tcp_ecn.h"
 #include "wire/checksum.h"
 
 #include <string.h>
@@ -199,6 +200,8 @@ struct xmit {
   struct toe_pbuf *gso;  /* or a TSO super-segment's payload: views of several segments
                             (consumed), cut by the link at gso_size bytes */
   uint16_t gso_size;
+  uint8_t tos; /* the IP header's ECN field (tcp_ecn.c) */
+  bool ae;     /* the AE flag (RFC 9768), header byte 12 bit 0 */
 };
 
 /* Builds and sends the segment. Returns -TOE_ENOBUFS if no frame could be built (nothing left),
@@ -259,6 +262,8 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
       .urg_ptr = 0,
   };
   toe_tcp_write(h, &f, olen);
+  if (x->ae)
+    h[12] |= 1u; /* AccECN's AE flag (tcp_ecn.c) */
   if (olen)
     memcpy(h + TOE_TCP_HLEN, optbuf, olen);
   uint32_t tot = frame->tot_len;
@@ -293,7 +298,7 @@ out:;
       .dst = x->raddr,
       .proto = TOE_IPPROTO_TCP,
       .ttl = 0,
-      .tos = 0,
+      .tos = x->tos,
       .df = true, /* RFC 1191 path MTU discovery; segments are sized to the path MTU */
   };
   if (x->flags & TOE_TCP_RST)
@@ -391,6 +396,12 @@ static int tcp_xmit_ex(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, u
     field = (uint16_t)min_u32(wnd >> ws, 65535u);
   }
 
+  /* ECN (tcp_ecn.c): the SYN's request, ECE/CWR or AccECN's ACE, ECT on new data */
+  struct toe_tcp_ecn_tx ecn = {.flags = 0, .tos = 0};
+  if (tp->ecn_flags || (flags & TOE_TCP_SYN)) /* nothing to do for a connection without ECN */
+    toe_tcp_ecn_tx(st, tp, flags, len > 0 || gso != NULL, &ecn);
+  flags |= (uint8_t)ecn.flags;
+
   uint32_t mtu = tp->pmtu ? tp->pmtu : st->cfg.mtu;
   uint32_t piece = gso ? gso_size : len; /* a super-segment's options go with every piece */
   uint32_t room = mtu > 40u + piece ? mtu - 40u - piece : 0;
@@ -409,6 +420,8 @@ static int tcp_xmit_ex(struct toe_stack *st, struct toe_tcb *tp, uint32_t seq, u
       .len = len,
       .gso = gso,
       .gso_size = gso_size,
+      .tos = ecn.tos,
+      .ae = (ecn.flags & TOE_TCP_AE) != 0,
   };
   int rc = xmit_raw(st, &x);
   if (rc == -TOE_ENOBUFS)
@@ -705,7 +718,9 @@ int toe_tcp_retransmit(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbuf
     flags |= TOE_TCP_FIN;
   if (seg->qnext == NULL || seg->qnext == tp->snd_next_seg)
     flags |= TOE_TCP_PSH;
+  tp->ecn_flags |= TOE_ECNF_NOECT; /* RFC 3168 6.1.5: no ECT on retransmissions */
   int rc = tcp_xmit(st, tp, m->seq, flags, seg, len);
+  tp->ecn_flags &= (uint16_t)~TOE_ECNF_NOECT;
   if (rc == -TOE_ENOBUFS)
     return rc;
   /* Karn (RFC 6298 3): a retransmitted segment gives no RTT sample */
@@ -791,7 +806,10 @@ void toe_tcp_send_window_probe(struct toe_stack *st, struct toe_tcb *tp)
     return; /* no buffer: the next probe tries again */
   bool fin = seg->qnext == NULL && (tp->flags & TOE_TF_FIN_QUEUED) &&
              !(tp->flags & TOE_TF_FIN_SENT) && usable_s > 0;
+  if (usable_s <= 0)
+    tp->ecn_flags |= TOE_ECNF_NOECT; /* RFC 3168 6.1.6: no ECT on window probes */
   send_new_seg(st, tp, seg, fin);
+  tp->ecn_flags &= (uint16_t)~TOE_ECNF_NOECT;
   if (usable_s <= 0)
     tp->zwp_out = 1;
 }

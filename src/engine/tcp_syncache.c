@@ -23,7 +23,7 @@
  *
  *   TSval bits 3..0  peer's window scale shift 0..14, 15 = no window scaling
  *              4     SACK permitted
- *              5     ECN (unused, always 0)
+ *              5     ECN (RFC 3168) agreed
  *
  * The option bits (with a "timestamps on" marker) are part of the MAC input, so the ACK cannot
  * claim options that were not agreed. Without timestamps, window scaling and SACK cannot be
@@ -33,6 +33,7 @@
 #include "engine/div64.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
+#include "engine/tcp_ecn.h"
 #include "wire/checksum.h"
 #include "wire/tcp.h"
 
@@ -42,6 +43,17 @@
 #define SC_F_SACK 0x02u    /* SACK permitted both ways */
 #define SC_F_WS 0x04u      /* window scaling agreed */
 #define SC_F_RETRANS 0x08u /* the SYN-ACK was sent more than once: no RTT sample (Karn) */
+#define SC_F_ECN 0x10u     /* RFC 3168 ECN agreed (tcp_ecn.c) */
+#define SC_F_ACC 0x20u     /* Accurate ECN agreed (RFC 9768) */
+#define SC_F_IPECN_SHIFT 6 /* AccECN: the SYN's IP ECN field, fed back in the SYN-ACK */
+
+/* The ECN mode (tcp_ecn.h: 0, TOE_ECNF_OK or TOE_ECNF_ACC) the SC_F_* flags hold. */
+static uint8_t sc_ecn_mode(uint8_t flags)
+{
+  if (flags & SC_F_ACC)
+    return TOE_ECNF_ACC;
+  return (flags & SC_F_ECN) ? TOE_ECNF_OK : 0;
+}
 
 struct toe_syncache_entry {
   struct toe_syncache_entry *hnext; /* hash chain, or the free list */
@@ -162,7 +174,7 @@ static bool bad_source(const struct toe_stack *st, uint32_t src)
  */
 
 static int xmit(struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t raddr,
-                uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window,
+                uint16_t rport, uint32_t seq, uint32_t ack, uint16_t flags, uint16_t window,
                 const struct toe_tcp_opts *o, bool retrans)
 {
   struct toe_counters_tcp *c = &st->ctr.tcp;
@@ -186,11 +198,13 @@ static int xmit(struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t r
       .dst_port = rport,
       .seq = seq,
       .ack = ack,
-      .flags = flags,
+      .flags = (uint8_t)flags,
       .window = window,
       .urg_ptr = 0,
   };
   toe_tcp_write(h, &f, olen);
+  if (flags & TOE_TCP_AE)
+    h[12] |= 1u; /* RFC 9768's AE flag, the SYN-ACK's handshake feedback */
   uint16_t csum = toe_tcp_csum_finish(toe_csum_partial(h, hlen, 0), laddr, raddr, hlen);
   memcpy(h + 16, &csum, 2);
   /* DF: TCP does path MTU discovery (RFC 1191); a SYN-ACK or ACK is small anyway. */
@@ -234,8 +248,10 @@ static int send_synack(struct toe_stack *st, const struct sc_conn *c, uint32_t t
     o.ts_val = tsval;
     o.ts_ecr = c->ts_recent;
   }
+  /* ECN's answer (tcp_ecn.c); a SYN-ACK is never ECT itself (RFC 3168 6.1.1) */
+  uint16_t ecn = toe_tcp_ecn_synack_bits(sc_ecn_mode(c->flags), c->flags >> SC_F_IPECN_SHIFT);
   return xmit(st, c->laddr, c->lport, c->raddr, c->rport, c->iss, c->irs + 1,
-              TOE_TCP_SYN | TOE_TCP_ACK, c->rcv_wnd, &o, retrans);
+              (uint16_t)(TOE_TCP_SYN | TOE_TCP_ACK | ecn), c->rcv_wnd, &o, retrans);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -419,6 +435,8 @@ static uint32_t cookie_optbits(const struct sc_conn *c)
   b |= (c->flags & SC_F_WS) ? c->snd_wscale : COOKIE_WS_NONE;
   if (c->flags & SC_F_SACK)
     b |= COOKIE_SACK;
+  if (c->flags & SC_F_ECN)
+    b |= COOKIE_ECN;
   return b;
 }
 
@@ -478,7 +496,7 @@ static bool cookie_check(const struct toe_stack *st, const struct toe_tcp_view *
   if (opts->has & TOE_TCPOPT_HAS_TS) {
     uint32_t b = opts->ts_ecr & COOKIE_TS_MASK;
     uint32_t ws = b & 0x0fu;
-    if ((b & COOKIE_ECN) || (ws > 14 && ws != COOKIE_WS_NONE))
+    if (ws > 14 && ws != COOKIE_WS_NONE)
       return false;
     /* The echoed TSval must be one we could have sent within the cookie's life. */
     uint32_t ts_age = ts_now(st, c->ts_offset) - opts->ts_ecr;
@@ -501,7 +519,14 @@ static bool cookie_check(const struct toe_stack *st, const struct toe_tcp_view *
     }
     if (optbits & COOKIE_SACK)
       c->flags |= SC_F_SACK;
+    if (optbits & COOKIE_ECN)
+      c->flags |= SC_F_ECN;
   }
+  /* AccECN is not in the cookie: the ACK shows it. Only an AccECN client sends a non-zero ACE
+   * on the handshake's ACK (RFC 9768 3.1.5, table 3), and we answer AccECN SYNs only when
+   * configured to. */
+  if (st->cfg.tcp_ecn == TOE_TCP_ECN_ACCECN && toe_tcp_ecn_ace(th) != 0)
+    c->flags |= SC_F_ACC;
   return true;
 }
 
@@ -587,6 +612,7 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
     tp->ts_recent = c->ts_recent;
     tp->ts_recent_age = toe_tcp_now_ms(st);
   }
+  toe_tcp_ecn_passive_init(st, tp, sc_ecn_mode(c->flags), th);
 
   /* The ACK's window is the first scaled one (RFC 7323 2.2); RFC 9293 3.10.7.4 sets SND.WND,
    * SND.WL1 and SND.WL2 from it. */
@@ -734,6 +760,12 @@ static void syn_input(struct toe_stack *st, struct toe_tcb *listener, struct toe
     c.snd_wscale = opts->wscale > 14 ? 14 : opts->wscale;
     c.rcv_wscale = toe_tcp_wscale_offer(&st->cfg);
   }
+  /* ECN (RFC 3168 6.1.1, RFC 9768 3.1.1): what the SYN asks for, as far as cfg.tcp_ecn allows */
+  uint8_t ecn = toe_tcp_ecn_syn_mode(st, th);
+  if (ecn == TOE_ECNF_ACC)
+    c.flags |= (uint8_t)(SC_F_ACC | (ip->tos & 3u) << SC_F_IPECN_SHIFT);
+  else if (ecn == TOE_ECNF_OK)
+    c.flags |= SC_F_ECN;
   uint32_t pm = (opts->has & TOE_TCPOPT_HAS_MSS) ? opts->mss : TCP_DEFAULT_MSS;
   if (pm < TOE_TCP_MIN_MSS) /* the floor every path applies (tcp.h) */
     pm = TOE_TCP_MIN_MSS;
@@ -747,7 +779,7 @@ static void syn_input(struct toe_stack *st, struct toe_tcb *listener, struct toe
     /* A cookie ISS is a MAC, so a TIME_WAIT reopen's floor cannot apply; PAWS (the peer's newer
      * timestamps) is what protects such a reopened 4-tuple then. */
     if (!(c.flags & SC_F_TS))
-      c.flags &= (uint8_t) ~(SC_F_WS | SC_F_SACK); /* nowhere to remember them */
+      c.flags &= (uint8_t) ~(SC_F_WS | SC_F_SACK | SC_F_ECN); /* nowhere to remember them */
     if (!(c.flags & SC_F_WS))
       c.snd_wscale = c.rcv_wscale = 0;
     cookie_make(st, &c);
