@@ -23,8 +23,8 @@ void toed_args_usage(FILE *f)
       "                       (required)\n"
       "  --addr6 ADDR/PREFIX  also an IPv6 address, e.g. 2001:db8::2/64 (repeatable, up to 4);\n"
       "                       turns IPv6 on: the device answers Neighbor Discovery and ping at\n"
-      "                       these and its link-local address (from the MAC); not with --host-if\n"
-      "                       yet (docs/ipv6.md)\n"
+      "                       these and its link-local address (from the MAC); with --host-if\n"
+      "                       they are shared with the OS (docs/coexistence.md)\n"
       "  --mac MAC            station address, e.g. 02:00:00:00:00:01 (default: the interface's)\n"
       "  --gateway ADDR       default gateway, on-link (default: none)\n"
       "  --mtu N              IP MTU, 68..9000, at most the interface's (default: the "
@@ -473,11 +473,6 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
     }
   }
 
-  if (a->n_addr6 && a->host_if)
-    return fail(err, errlen,
-                "--addr6 with --host-if is not supported yet: the host interface keeps IPv6 "
-                "(drop --addr6, or configure IPv6 on %s; docs/ipv6.md)",
-                a->host_if, NULL);
   if ((a->host_addr || a->icmp_echo_host) && !a->host_if)
     return fail(err, errlen, "--host-addr and --icmp-echo need --host-if (e.g. --host-if toe0)",
                 NULL, NULL);
