@@ -840,6 +840,7 @@ int main(int argc, char **argv)
       return EXIT_RUNTIME;
     }
     d.ports_open = true;
+    toed_port_share_set_addr6(&d.ports, (const uint8_t(*)[16])d.args.addr6, d.args.n_addr6);
   }
   int rc = toe_stack_new(&cfg, &d.st);
   if (rc < 0) {

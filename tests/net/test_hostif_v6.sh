@@ -11,6 +11,8 @@
 #    serve the peer over IPv6 while the device's UDP echo on 7 (a dual-stack socket) does too;
 #  - net.ipv4.ip_local_reserved_ports applies to the OS's IPv6 ports as well (50 ephemeral binds
 #    on toe0's address, all below the device's 49152-65535);
+#  - explicit binds conflict both ways over IPv6 as over IPv4 (toed's shadow sockets bind the
+#    shared IPv6 address too): the OS cannot bind [2001:db8::2]:7, the device cannot bind 6000;
 #  - toectl filters: the UDP bind on 7 counted the IPv6 datagrams it steered;
 #  - the peer's capture: no RST from the shared address, nothing malformed.
 # Usage: bash tests/net/test_hostif_v6.sh BINDIR
@@ -18,6 +20,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
 net_init "$1" 90
 tr_init
+tr_need "$TOE_NC"
 command -v curl >/dev/null || net_die "missing tool curl (run: make deps)"
 net_setup
 D=$NET_DEV_ADDR
@@ -128,6 +131,25 @@ for _ in range(50):
     ss.append(s)
 print(max(s.getsockname()[1] for s in ss))' 2>&1)
 check_range "highest of 50 ephemeral IPv6 ports of the OS (below the device's range)" "$ports" 1024 49151
+
+# ---- explicit binds conflict in both families (toed's shadow sockets on the IPv6 address too) ----
+bind_os6() {
+  dev "$NET_PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+try:
+    s.bind((sys.argv[3], int(sys.argv[2])))
+    print("bound")
+except OSError as e:
+    print(__import__("errno").errorcode[e.errno])' "$1" "$2" "$3" 2>&1
+}
+check_eq "OS bind [$DEV6]:7/udp while the device is bound" "$(bind_os6 udp 7 "$DEV6")" EADDRINUSE
+check_eq "OS bind [::]:7/tcp (IPv6 only) while the device listens" "$(bind_os6 tcp 7 ::)" EADDRINUSE
+check_eq "OS bind [$DEV6]:7070/tcp, a free port" "$(bind_os6 tcp 7070 "$DEV6")" bound
+out=$(dev timeout 5 "$TOE_NC" --ctl "$CTL" -u -l 6000 2>&1 </dev/null)
+check "device bind of 6000/udp (the OS's, on $DEV6 only) fails: EADDRINUSE" \
+  grep -q "Address already in use" <<<"$out"
 
 toectl_json "$NET_TMP/filters.json" filters || net_fail "toectl --json filters failed"
 check_eq "filters: the UDP bind on 7 steered frames" \
