@@ -51,6 +51,10 @@ void toed_args_usage(FILE *f)
       "                       docs/coexistence.md)\n"
       "  --host-addr ADDR/PREFIX\n"
       "                       also give the host interface this address (usually --addr's)\n"
+      "  --follow-host        the device's IPv4 address, prefix and default gateway follow the\n"
+      "                       host interface's (DHCP, ip addr): live, through rtnetlink; an\n"
+      "                       address that goes away resets its connections; --addr is then\n"
+      "                       optional (169.254.0.1/16 until the OS has one)\n"
       "  --icmp-echo device|host\n"
       "                       who answers pings to the shared address (default device)\n"
       "  --link afpacket|afxdp\n"
@@ -314,6 +318,10 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
       a->quiet = true;
       continue;
     }
+    if (strcmp(arg, "--follow-host") == 0) {
+      a->follow_host = true;
+      continue;
+    }
     if (strncmp(arg, "--", 2) != 0)
       return fail(err, errlen, "unexpected argument '%s' (options start with --; see toed --help)",
                   arg, NULL);
@@ -479,6 +487,17 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
   if (!a->wire)
     return fail(err, errlen, "no --wire interface given (e.g. --wire eth1; see toed --help)", NULL,
                 NULL);
+  if (a->follow_host && !a->host_if)
+    return fail(err, errlen, "--follow-host needs --host-if (e.g. --host-if toe0 --follow-host)",
+                NULL, NULL);
+  if (!have_addr && a->follow_host) {
+    /* Until the OS has an address on the host interface: an IPv4 link-local one (RFC 3927),
+     * which no DHCP server or operator hands out. */
+    a->addr = TOED_FOLLOW_PLACEHOLDER;
+    a->prefix_len = 16;
+    have_addr = true;
+    addr_text = "169.254.0.1/16";
+  }
   if (!have_addr)
     return fail(err, errlen, "no --addr given (e.g. --addr 198.18.0.1/24; see toed --help)", NULL,
                 NULL);
