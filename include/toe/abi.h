@@ -332,8 +332,8 @@ enum toe_abi_op {
 #define TOE_ABI_STATS_FLOWS 4  /* 1.1, TOE_ABI_CAP_FLOWS: every flow of the device (handle 0) */
 /* 1.2, TOE_ABI_CAP_FILTERS (handle 0): the filter table as text, one filter a line,
  * "PROTO KIND LADDR LPORT RADDR RPORT REFS FRAMES BYTES\n" (proto tcp|udp, kind local|conn|
- * timewait, addresses dotted quads, RADDR RPORT 0.0.0.0 0 for local filters); empty without a
- * host interface. */
+ * timewait, addresses dotted quads, RADDR RPORT 0.0.0.0 0 for local filters; an IPv6 exact
+ * filter has both addresses as IPv6 text, RFC 5952); empty without a host interface. */
 #define TOE_ABI_STATS_FILTERS 6
 /* 1.3, TOE_ABI_CAP_DEVICE (handle 0): the device's identity as text, "key value\n" lines (the
  * value is the rest of the line; keys in docs/transport.md "1.3: device identity"), then, for a

@@ -260,7 +260,7 @@
   X(to_host)         /* frames steered to the host interface only */                               \
   X(to_both)         /* frames steered to both (ARP) */                                            \
   X(not_ours)        /* frames not IPv4 to the shared address (IPv6, other ethertypes, ...) */     \
-  X(fragments)       /* IPv4 fragments to the shared address (engine) */                           \
+  X(fragments)       /* IP fragments to the shared address (engine) */                             \
   X(tcp_engine)      /* TCP segments matching a filter */                                          \
   X(tcp_host)        /* TCP segments matching none (the OS's) */                                   \
   X(udp_engine)      /* UDP datagrams matching a filter */                                         \
@@ -275,7 +275,11 @@
   X(filters_inuse)   /* gauge: filters in the table */                                             \
   X(filters_added)   /* filters created */                                                         \
   X(filters_removed) /* filters removed */                                                         \
-  X(filter_full)     /* filters that found the table full (a sizing bug: never expected) */
+  X(filter_full)     /* filters that found the table full (a sizing bug: never expected) */        \
+  X(nd_both)         /* IPv6 NS for a shared address, and NAs: both (RFC 4861) */                  \
+  X(nd_host)         /* IPv6 NS for an address only the OS has, and RS: host */                    \
+  X(ra_both)         /* IPv6 router advertisements and redirects: both */                          \
+  X(mld_host)        /* MLD queries and reports: host (RFC 3810) */
 
 /* IPv6 (RFC 8200) input and output. */
 #define TOE_COUNTERS_IP6(X)                                                                        \

@@ -38,7 +38,19 @@
  *   - ARP: both (the engine answers requests for the shared address and learns neighbours; the OS
  *     learns them too; the device drops the OS's own replies for the shared address on the way
  * out);
- *   - anything but IPv4 to the shared address (IPv6, other addresses, broadcast, multicast, other
+ *   - IPv6, when the engine has IPv6 on (toe_config.ipv6): the engine's addresses (its link-local
+ *     one and cfg.addr6) are shared with the OS, and
+ *       - Neighbor Solicitations for a shared address: both (the engine answers; the device drops
+ *         the OS's advertisements for shared addresses on the way out); for other addresses and
+ *         Router Solicitations: host;
+ *       - Neighbor Advertisements, Router Advertisements, Redirects: both (RFC 4861);
+ *       - MLD: host (the OS's interface is in every group the engine is in, RFC 3810);
+ *       - echo requests to a shared address or a group: as ICMP echo below;
+ *       - ICMPv6 errors (RFC 4443 types 1-4): the side owning the quoted flow;
+ *       - TCP, UDP, fragments to a shared address: as for IPv4 below (toe_filt_lookup6);
+ *       - anything else, and packets for other addresses: host;
+ *     without IPv6 on, every IPv6 frame goes to the host;
+ *   - anything but IPv4 to the shared address (other addresses, broadcast, multicast, other
  *     ethertypes, another VLAN): host;
  *   - IPv4 fragments: engine (non-first fragments carry no ports; the engine reassembles);
  *   - TCP, UDP: engine on an exact or a local filter hit, else host;
@@ -59,6 +71,17 @@ unsigned toe_steer_frame(struct toe_stack *st, const uint8_t *frame, size_t len)
 bool toe_steer_owned(const struct toe_stack *st, uint8_t proto, uint16_t lport, uint32_t raddr,
                      uint16_t rport);
 
+/* True if `addr` (16 bytes) is one of the engine's IPv6 addresses, whatever its DAD state: the
+ * addresses the device and the OS share. False with IPv6 off. */
+bool toe_steer_shared6(const struct toe_stack *st, const uint8_t addr[16]);
+
+/*
+ * The same for an IPv6 peer (`raddr` 16 bytes, network order): an IPv6 exact filter or the port's
+ * local filter (local filters own a port in both families).
+ */
+bool toe_steer_owned6(const struct toe_stack *st, uint8_t proto, uint16_t lport,
+                      const uint8_t raddr[16], uint16_t rport);
+
 /* Filter kinds. */
 #define TOE_FILTER_LOCAL 1    /* (proto, local addr, local port): listener, bind */
 #define TOE_FILTER_CONN 2     /* exact 5-tuple: a connection */
@@ -75,6 +98,9 @@ struct toe_filter_info {
   uint16_t refs;   /* engine objects behind it (a connection and its TIME_WAIT successor, ...) */
   uint64_t frames; /* frames steered to the engine by it */
   uint64_t bytes;
+  uint8_t family;     /* 4, or 6 for an IPv6 exact filter (laddr and raddr 0, see below) */
+  uint8_t laddr6[16]; /* family 6: our address of the flow, network order */
+  uint8_t raddr6[16]; /* family 6: the peer's address */
 };
 
 typedef void (*toe_filter_visit_fn)(void *arg, const struct toe_filter_info *f);

@@ -147,6 +147,33 @@ int toed_host_if_read(struct toed_host_if *h)
   return (int)n;
 }
 
+/*
+ * The OS's IPv6 packets. Only headers the OS writes itself are looked at: its Neighbor
+ * Advertisements and TCP/UDP segments carry no extension headers (Linux adds none to them).
+ */
+static bool may_send6(struct toed_host_if *h, const struct toe_stack *st, const uint8_t *l3,
+                      size_t l3_len)
+{
+  if (l3_len < 40 + 4 || (l3[0] >> 4) != 6)
+    return true;
+  uint8_t nh = l3[6];
+  const uint8_t *src = l3 + 8, *l4 = l3 + 40;
+  if (nh == 58 && l3_len >= 40 + 24 && l4[0] == 136 && toe_steer_shared6(st, l4 + 8)) {
+    /* RFC 4861 7.2.4: the engine answers every solicitation for a shared address (steering
+     * gives them to both sides); the OS's advertisement would be a second answer, and its
+     * unsolicited ones (7.2.6) would repeat the engine's. The same rule as ARP replies. */
+    h->stats.drop_nd_adv++;
+    return false;
+  }
+  if ((nh != TOE_IPPROTO_TCP && nh != TOE_IPPROTO_UDP) || !toe_steer_shared6(st, src))
+    return true;
+  if (toe_steer_owned6(st, nh, toe_load_be16(l4), l3 + 24, toe_load_be16(l4 + 2))) {
+    h->stats.drop_owned_flow++;
+    return false;
+  }
+  return true;
+}
+
 bool toed_host_if_may_send(struct toed_host_if *h, const struct toe_stack *st, uint32_t addr,
                            const uint8_t *frame, size_t len)
 {
@@ -166,6 +193,8 @@ bool toed_host_if_may_send(struct toed_host_if *h, const struct toe_stack *st, u
     }
     return true;
   }
+  if (eth.ethertype == TOE_ETHERTYPE_IPV6)
+    return may_send6(h, st, l3, l3_len);
   if (eth.ethertype != TOE_ETHERTYPE_IPV4 || l3_len < 20 || (l3[0] >> 4) != 4)
     return true;
   size_t hl = (size_t)(l3[0] & 0x0f) * 4u;

@@ -28,7 +28,8 @@
   X(drop_arp_reply)  /* the OS's ARP replies for the shared address (the engine answers) */        \
   X(drop_owned_flow) /* the OS's TCP/UDP segments of a flow the engine owns (e.g. a RST) */        \
   X(drop_tx_error)   /* frames the wire's driver refused */                                        \
-  X(carrier_changes) /* carrier set on or off to follow the wire */
+  X(carrier_changes) /* carrier set on or off to follow the wire */                                \
+  X(drop_nd_adv)     /* the OS's IPv6 neighbour advertisements for a shared address */
 
 #define TOED_HOST_IF_FIELD_(name) uint64_t name;
 struct toed_host_if_stats {
@@ -70,8 +71,10 @@ int toed_host_if_read(struct toed_host_if *h);
 /*
  * The coexistence rules on the way out (docs/coexistence.md): false for an ARP reply for the
  * shared address `addr` (the engine already answers every request: exactly one reply per request
- * reaches the wire) and for a TCP/UDP segment from the shared address of a flow the engine owns
- * (the OS must never reset an offloaded connection). Counts the drops.
+ * reaches the wire), for a TCP/UDP segment from the shared address of a flow the engine owns
+ * (the OS must never reset an offloaded connection), and the same two for IPv6 when the engine
+ * has it on: a neighbour advertisement for one of its addresses (toe_steer_shared6), a segment of
+ * an IPv6 flow it owns (toe_steer_owned6). Counts the drops.
  */
 bool toed_host_if_may_send(struct toed_host_if *h, const struct toe_stack *st, uint32_t addr,
                            const uint8_t *frame, size_t len);

@@ -313,6 +313,65 @@ static int shadow_bind(uint32_t addr, uint8_t proto, uint16_t port)
   return fd;
 }
 
+/* The same on an IPv6 address: IPv6 only, so the IPv4 shadow keeps its own conflicts. */
+static int shadow_bind6(const uint8_t addr[16], uint8_t proto, uint16_t port)
+{
+  int fd = socket(AF_INET6, (proto == 6 ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
+  struct sockaddr_in6 sin6;
+  memset(&sin6, 0, sizeof sin6);
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(port);
+  memcpy(sin6.sin6_addr.s6_addr, addr, 16);
+  if (bind(fd, (struct sockaddr *)&sin6, sizeof sin6) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+static void close_fd6(int *fd6)
+{
+  for (unsigned j = 0; j < TOED_PORT_SHARE_MAX6; j++) {
+    if (fd6[j] >= 0)
+      close(fd6[j]);
+    fd6[j] = -1;
+  }
+}
+
+/* Binds the IPv6 shadows of a claim into fd6. Returns 0, -EADDRINUSE (none left bound) or
+ * another -errno (those bound are kept). */
+static int shadow_bind_all6(const struct toed_port_share *p, uint8_t proto, uint16_t port, int *fd6)
+{
+  int rc = 0;
+  for (unsigned j = 0; j < TOED_PORT_SHARE_MAX6; j++)
+    fd6[j] = -1;
+  for (unsigned j = 0; j < p->n_addr6; j++) {
+    int fd = shadow_bind6(p->addr6[j], proto, port);
+    if (fd == -EADDRINUSE) {
+      close_fd6(fd6);
+      return -EADDRINUSE;
+    }
+    if (fd < 0)
+      rc = fd;
+    else
+      fd6[j] = fd;
+  }
+  return rc;
+}
+
+void toed_port_share_set_addr6(struct toed_port_share *p, const uint8_t (*addr6)[16], unsigned n)
+{
+  p->n_addr6 = n < TOED_PORT_SHARE_MAX6 ? n : TOED_PORT_SHARE_MAX6;
+  for (unsigned j = 0; j < p->n_addr6; j++)
+    memcpy(p->addr6[j], addr6[j], 16);
+}
+
 int toed_port_share_claim(void *ctx, uint8_t proto, uint16_t port, bool claim)
 {
   struct toed_port_share *p = ctx;
@@ -327,6 +386,7 @@ int toed_port_share_claim(void *ctx, uint8_t proto, uint16_t port, bool claim)
     }
     if (--p->shadow[i].refs == 0) {
       close(p->shadow[i].fd);
+      close_fd6(p->shadow[i].fd6);
       p->shadow[i] = p->shadow[--p->n];
     }
     return 0;
@@ -338,15 +398,25 @@ int toed_port_share_claim(void *ctx, uint8_t proto, uint16_t port, bool claim)
     p->refused++;
     return -TOE_EADDRINUSE;
   }
+  int fd6[TOED_PORT_SHARE_MAX6];
+  int rc6 = shadow_bind_all6(p, proto, port, fd6);
+  if (rc6 == -EADDRINUSE) {
+    if (fd >= 0)
+      close(fd);
+    p->refused++;
+    return -TOE_EADDRINUSE;
+  }
   p->claims++;
-  if (fd < 0 || p->n == TOED_PORT_SHARE_MAX) {
+  if (fd < 0 || rc6 < 0 || p->n == TOED_PORT_SHARE_MAX) {
     /* Out of fds or slots: the engine's bind still stands; the OS is then not stopped from
      * binding the port, which is counted (the filter table keeps the traffic apart anyway). */
     if (fd >= 0)
       close(fd);
+    close_fd6(fd6);
     p->shadow_fail++;
     return 0;
   }
+  memcpy(p->shadow[p->n].fd6, fd6, sizeof fd6);
   p->shadow[p->n].fd = fd;
   p->shadow[p->n].port = port;
   p->shadow[p->n].proto = proto;
@@ -357,8 +427,10 @@ int toed_port_share_claim(void *ctx, uint8_t proto, uint16_t port, bool claim)
 
 int toed_port_share_close(struct toed_port_share *p)
 {
-  for (uint32_t i = 0; i < p->n; i++)
+  for (uint32_t i = 0; i < p->n; i++) {
     close(p->shadow[i].fd);
+    close_fd6(p->shadow[i].fd6);
+  }
   p->n = 0;
   int rc = 0;
   if (p->reserved) {

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #define TOED_PORT_SHARE_MAX 4096 /* shadow sockets at once (explicit binds, not connections) */
+#define TOED_PORT_SHARE_MAX6 4   /* shared IPv6 addresses (toed --addr6 with --host-if) */
 
 struct toed_port_share {
   uint32_t addr;        /* the shared address, host order */
@@ -34,7 +35,12 @@ struct toed_port_share {
     uint16_t port;
     uint8_t proto;
     uint32_t refs; /* engine sockets bound to the port (UDP sockets with SO_REUSEADDR share one) */
+    int fd6[TOED_PORT_SHARE_MAX6]; /* the same on each shared IPv6 address (-1: none) */
   } shadow[TOED_PORT_SHARE_MAX];
+  /* The shared IPv6 addresses (toed_port_share_set_addr6): the engine's filters own a port in
+   * both families, so a claim binds a shadow on each of them too (IPV6_V6ONLY, IPV6_FREEBIND). */
+  uint32_t n_addr6;
+  uint8_t addr6[TOED_PORT_SHARE_MAX6][16];
 };
 
 /*
@@ -43,6 +49,10 @@ struct toed_port_share {
  */
 int toed_port_share_open(struct toed_port_share *p, uint32_t addr, uint16_t lo, uint16_t hi,
                          char *err, size_t errlen);
+
+/* Claims from now on also bind shadows on these IPv6 addresses (at most TOED_PORT_SHARE_MAX6;
+ * network order); a port the OS holds on any of them is refused like one it holds on IPv4. */
+void toed_port_share_set_addr6(struct toed_port_share *p, const uint8_t (*addr6)[16], unsigned n);
 
 /* The engine's port_claim callback (toe/engine.h): `ctx` is the struct toed_port_share. */
 int toed_port_share_claim(void *ctx, uint8_t proto, uint16_t port, bool claim);

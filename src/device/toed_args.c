@@ -23,8 +23,8 @@ void toed_args_usage(FILE *f)
       "                       (required)\n"
       "  --addr6 ADDR/PREFIX  also an IPv6 address, e.g. 2001:db8::2/64 (repeatable, up to 4);\n"
       "                       turns IPv6 on: the device answers Neighbor Discovery and ping at\n"
-      "                       these and its link-local address (from the MAC); not with --host-if\n"
-      "                       yet (docs/ipv6.md)\n"
+      "                       these and its link-local address (from the MAC); with --host-if\n"
+      "                       they are shared with the OS (docs/coexistence.md)\n"
       "  --mac MAC            station address, e.g. 02:00:00:00:00:01 (default: the interface's)\n"
       "  --gateway ADDR       default gateway, on-link (default: none)\n"
       "  --mtu N              IP MTU, 68..9000, at most the interface's (default: the "
@@ -51,6 +51,10 @@ void toed_args_usage(FILE *f)
       "                       docs/coexistence.md)\n"
       "  --host-addr ADDR/PREFIX\n"
       "                       also give the host interface this address (usually --addr's)\n"
+      "  --follow-host        the device's IPv4 address, prefix and default gateway follow the\n"
+      "                       host interface's (DHCP, ip addr): live, through rtnetlink; an\n"
+      "                       address that goes away resets its connections; --addr is then\n"
+      "                       optional (169.254.0.1/16 until the OS has one)\n"
       "  --icmp-echo device|host\n"
       "                       who answers pings to the shared address (default device)\n"
       "  --link afpacket|afxdp\n"
@@ -319,6 +323,10 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
       a->quiet = true;
       continue;
     }
+    if (strcmp(arg, "--follow-host") == 0) {
+      a->follow_host = true;
+      continue;
+    }
     if (strncmp(arg, "--", 2) != 0)
       return fail(err, errlen, "unexpected argument '%s' (options start with --; see toed --help)",
                   arg, NULL);
@@ -490,17 +498,23 @@ int toed_args_parse(struct toed_args *a, int argc, char **argv, char *err, size_
     }
   }
 
-  if (a->n_addr6 && a->host_if)
-    return fail(err, errlen,
-                "--addr6 with --host-if is not supported yet: the host interface keeps IPv6 "
-                "(drop --addr6, or configure IPv6 on %s; docs/ipv6.md)",
-                a->host_if, NULL);
   if ((a->host_addr || a->icmp_echo_host) && !a->host_if)
     return fail(err, errlen, "--host-addr and --icmp-echo need --host-if (e.g. --host-if toe0)",
                 NULL, NULL);
   if (!a->wire)
     return fail(err, errlen, "no --wire interface given (e.g. --wire eth1; see toed --help)", NULL,
                 NULL);
+  if (a->follow_host && !a->host_if)
+    return fail(err, errlen, "--follow-host needs --host-if (e.g. --host-if toe0 --follow-host)",
+                NULL, NULL);
+  if (!have_addr && a->follow_host) {
+    /* Until the OS has an address on the host interface: an IPv4 link-local one (RFC 3927),
+     * which no DHCP server or operator hands out. */
+    a->addr = TOED_FOLLOW_PLACEHOLDER;
+    a->prefix_len = 16;
+    have_addr = true;
+    addr_text = "169.254.0.1/16";
+  }
   if (!have_addr)
     return fail(err, errlen, "no --addr given (e.g. --addr 198.18.0.1/24; see toed --help)", NULL,
                 NULL);

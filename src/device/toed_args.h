@@ -14,7 +14,8 @@
 
 #define TOED_EXIT_USAGE 2
 
-#define TOED_MAX_ADDR6 4 /* TOE_MAX_ADDR6 */
+#define TOED_MAX_ADDR6 4                    /* TOE_MAX_ADDR6 */
+#define TOED_FOLLOW_PLACEHOLDER 0xa9fe0001u /* 169.254.0.1: --follow-host before the OS has one */
 
 struct toed_args {
   const char *wire; /* --wire IFNAME */
@@ -41,6 +42,7 @@ struct toed_args {
   uint32_t host_addr;    /* --host-addr A.B.C.D/N for it, host order, 0 = leave unconfigured */
   uint8_t host_prefix_len;
   bool icmp_echo_host; /* --icmp-echo host: pings are the OS's to answer */
+  bool follow_host;    /* --follow-host: the IPv4 address follows the host interface's */
   const char *link;    /* --link afpacket|afxdp: the link driver (default afpacket) */
   unsigned offload;    /* --offload: TOED_OFFLOAD_* the link may use (default all) */
   /* --addr6 ADDR/PREFIX, repeatable: global IPv6 addresses (network order); any --addr6 turns

@@ -16,6 +16,7 @@
 
 #include "capture/pcap_writer.h"
 #include "device/ctl_server.h"
+#include "device/follow_host.h"
 #include "device/host_if.h"
 #include "device/link.h"
 #include "device/port_guard.h"
@@ -24,6 +25,7 @@
 #include "device/toed_args.h"
 #include "device/toed_lifecycle.h"
 #include "device/toed_ops.h"
+#include "toe/addr_live.h"
 #include "toe/engine.h"
 #include "toe/steer.h"
 #include "wire/checksum.h"
@@ -81,6 +83,8 @@ struct toed {
   bool ctl_open;
   struct toed_host_if hif; /* --host-if: the OS's view of the port */
   bool hif_open;
+  struct toed_follow_host fh; /* --follow-host */
+  bool fh_open;
   struct toed_port_share ports; /* with a host interface: ports shared with the OS */
   bool ports_open;
   toe_time_t next_carrier_check;
@@ -253,6 +257,43 @@ static void on_rx(void *ctx, const uint8_t *frame, size_t len, uint64_t ts_ns, u
 }
 
 /* Frames the OS sent on the host interface: to the wire, unless a coexistence rule stops them. */
+/* --follow-host: the OS changed toe0's IPv4 address or default gateway (follow_host.h). */
+static void follow_host(struct toed *d)
+{
+  int rc = toed_follow_host_read(&d->fh);
+  if (rc < 0)
+    ratelimited(&d->rl_tx, d->now, "--follow-host: rtnetlink: %s", strerror(-rc));
+  uint32_t addr, gw;
+  uint8_t plen;
+  if (!toed_follow_host_take(&d->fh, &addr, &plen, &gw))
+    return;
+  if (addr == 0) {
+    /* The OS's address went: the device stops answering for it (its connections are reset). */
+    addr = TOED_FOLLOW_PLACEHOLDER;
+    plen = 16;
+  }
+  uint32_t m = plen ? ~0u << (32 - plen) : 0;
+  if (gw && (gw & m) != (addr & m))
+    gw = 0; /* not on-link from the new address (yet): set when its route comes */
+  if (addr == d->args.addr && plen == d->args.prefix_len && gw == d->args.gateway)
+    return;
+  char a[16], g[16];
+  uint32_t be = htonl(addr), gbe = htonl(gw);
+  inet_ntop(AF_INET, &be, a, sizeof a);
+  inet_ntop(AF_INET, &gbe, g, sizeof g);
+  if (toe_stack_set_addr4(d->st, addr, plen, gw) < 0) {
+    logmsg("--follow-host: the OS's %s/%u on %s is not usable by the device; keeping the old one",
+           a, plen, d->hif.name);
+    return;
+  }
+  logmsg("--follow-host: address %s/%u, gateway %s (from %s)", a, plen, gw ? g : "none",
+         d->hif.name);
+  d->args.addr = addr;
+  d->args.prefix_len = plen;
+  d->args.gateway = gw;
+  d->ports.addr = addr; /* new claims bind their shadows on it */
+}
+
 static void drain_host_if(struct toed *d)
 {
   for (unsigned i = 0; i < RX_BUDGET; i++) {
@@ -442,8 +483,9 @@ static int setup_loop(struct toed *d, sigset_t *mask, char *err, size_t errlen)
     snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
     return -1;
   }
-  int fds[4] = {d->link.ops->fd(&d->link), d->tfd, d->sfd, d->hif_open ? d->hif.fd : -1};
-  for (int i = 0; i < 4; i++) {
+  int fds[5] = {d->link.ops->fd(&d->link), d->tfd, d->sfd, d->hif_open ? d->hif.fd : -1,
+                d->fh_open ? d->fh.fd : -1};
+  for (int i = 0; i < 5; i++) {
     if (fds[i] < 0)
       continue;
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
@@ -569,6 +611,8 @@ static int run_loop(struct toed *d)
     if (d->ctl_open)
       toed_ctl_run(&d->ctl, d->now); /* every client's rings, in one batch */
     if (d->hif_open) {
+      if (d->fh_open)
+        follow_host(d);
       drain_host_if(d);
       follow_carrier(d);
     }
@@ -655,7 +699,8 @@ static int run_loop(struct toed *d)
         break;
       }
       case 3:
-        break; /* the host interface: drained at the top of the loop */
+      case 4:
+        break; /* the host interface and its addresses: read at the top of the loop */
       default:
         if (d->ctl_open && toed_ctl_is_tag(evs[i].data.u64))
           toed_ctl_on_epoll(&d->ctl, evs[i].data.u64, evs[i].events, d->now);
@@ -671,6 +716,9 @@ static void teardown(struct toed *d)
 {
   if (d->ctl_open)
     toed_ctl_close(&d->ctl);
+  if (d->fh_open)
+    toed_follow_host_close(&d->fh);
+  d->fh_open = false;
   if (d->hif_open)
     toed_host_if_close(&d->hif);
   d->hif_open = false;
@@ -841,6 +889,7 @@ int main(int argc, char **argv)
       return EXIT_RUNTIME;
     }
     d.ports_open = true;
+    toed_port_share_set_addr6(&d.ports, (const uint8_t(*)[16])d.args.addr6, d.args.n_addr6);
   }
   int rc = toe_stack_new(&cfg, &d.st);
   if (rc < 0) {
@@ -898,6 +947,15 @@ int main(int argc, char **argv)
       return EXIT_RUNTIME;
     }
     d.hif_open = true;
+    if (d.args.follow_host) {
+      if (toed_follow_host_open(&d.fh, d.hif.ifindex, err, sizeof err) < 0) {
+        logmsg("%s", err);
+        teardown(&d);
+        toe_stack_free(d.st);
+        return EXIT_RUNTIME;
+      }
+      d.fh_open = true;
+    }
   }
 
   if (toed_services_open(&d.svc, d.st, d.args.services, d.args.n_services, cfg.random_seed ^ 1,

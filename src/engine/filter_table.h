@@ -12,7 +12,9 @@
 #define TOE_ENGINE_FILTER_TABLE_H
 
 #include "toe/engine.h"
+#include "wire/ipv6.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +28,11 @@ struct toe_filter {
   uint16_t refs;
   uint64_t frames;
   uint64_t bytes;
+  /* IPv6 exact filters (toe_filt_add6): the key's remote address is raddr6 (raddr is 0), and
+   * laddr6 is shown by toe_filter_visit() (not part of the key, as for IPv4). */
+  bool v6;
+  struct toe_in6_addr raddr6;
+  struct toe_in6_addr laddr6;
 };
 
 struct toe_filter_table {
@@ -57,5 +64,22 @@ void toe_filt_del(struct toe_stack *st, uint8_t proto, uint16_t lport, uint32_t 
 /* The exact filter for the flow, else the local filter of the port, else NULL. */
 struct toe_filter *toe_filt_lookup(const struct toe_stack *st, uint8_t proto, uint16_t lport,
                                    uint32_t raddr, uint16_t rport);
+
+/*
+ * The IPv6 exact filters (a connection to or from an IPv6 peer): the same as toe_filt_add/del
+ * with the peer's 16-byte address. `laddr` (ours) is kept for display only. Local filters are
+ * per port and family-blind: an engine listener or bind owns its port for IPv4 and IPv6 alike
+ * (docs/coexistence.md rule 13), so they are added with toe_filt_add(..., 0, 0) whatever the
+ * socket's family.
+ */
+void toe_filt_add6(struct toe_stack *st, uint8_t kind, uint8_t proto, uint16_t lport,
+                   const struct toe_in6_addr *laddr, const struct toe_in6_addr *raddr,
+                   uint16_t rport);
+void toe_filt_del6(struct toe_stack *st, uint8_t proto, uint16_t lport,
+                   const struct toe_in6_addr *raddr, uint16_t rport);
+
+/* The IPv6 exact filter for the flow, else the local filter of the port, else NULL. */
+struct toe_filter *toe_filt_lookup6(const struct toe_stack *st, uint8_t proto, uint16_t lport,
+                                    const struct toe_in6_addr *raddr, uint16_t rport);
 
 #endif

@@ -133,7 +133,7 @@ size_t toe_ipv6_mem_size(const struct toe_config *cfg);
 void toe_ipv6_init(struct toe_stack *st, void *mem);
 
 /* Checks the IPv6 part of a config: addresses unicast, not link-local, loopback, v4-mapped or
- * unspecified, prefixes 1..128, no duplicates, not with steering. */
+ * unspecified, prefixes 1..128, no duplicates. */
 bool toe_ipv6_config_ok(const struct toe_config *cfg);
 
 /* Index into addrs[] of our usable (preferred) unicast address `a`, or -1. */

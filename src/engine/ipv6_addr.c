@@ -20,10 +20,8 @@ bool toe_ipv6_config_ok(const struct toe_config *cfg)
 {
   if (!cfg->ipv6)
     return cfg->addr6_count == 0;
-  /* With a host interface the OS owns IPv6 on the link for now: both answering for the same
-   * link-local address (same MAC, same EUI-64) would be a duplicate (docs/ipv6.md). */
-  if (cfg->steering)
-    return false;
+  /* With a host interface (cfg.steering) the addresses are shared with the OS, and steering
+   * keeps one answer per solicitation (toe/steer.h, docs/coexistence.md). */
   if (cfg->addr6_count > TOE_MAX_ADDR6 || cfg->nd_entries == 0)
     return false;
   /* RFC 8200 5: every IPv6 link carries 1280-byte packets. */

@@ -79,7 +79,7 @@ void toe_config_defaults(struct toe_config *cfg)
  * that has them, neither the subnet's network nor its broadcast address (RFC 1122 3.3.6; a /31 has
  * neither, RFC 3021).
  */
-static bool host_addr_ok(uint32_t a, uint8_t prefix_len)
+bool toe_stack_host_addr_ok(uint32_t a, uint8_t prefix_len)
 {
   uint8_t first = (uint8_t)(a >> 24);
   if (first == 0 || first == 127 || first >= 224)
@@ -117,13 +117,13 @@ static bool config_ok(const struct toe_config *c)
     return false;
   if (c->ephemeral_lo == 0 || c->ephemeral_lo > c->ephemeral_hi)
     return false;
-  if (!host_addr_ok(c->addr, c->prefix_len))
+  if (!toe_stack_host_addr_ok(c->addr, c->prefix_len))
     return false;
   if (c->gateway) {
     uint32_t m = toe_ipv4_mask(c->prefix_len);
     /* The gateway must be reachable without itself needing a gateway: on our subnet. */
     if (c->gateway == c->addr || (c->gateway & m) != (c->addr & m) ||
-        !host_addr_ok(c->gateway, c->prefix_len))
+        !toe_stack_host_addr_ok(c->gateway, c->prefix_len))
       return false;
   }
   /* Our MAC must be a unicast address (IEEE 802 I/G bit clear) and not all zeros. */

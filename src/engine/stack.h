@@ -41,6 +41,10 @@ struct toe_stack {
   void *mem_to_free;            /* set by toe_stack_new() */
 };
 
+/* A usable unicast host address for us or our gateway on a `prefix_len` subnet (stack.c; also
+ * for run-time changes, addr_live.c). */
+bool toe_stack_host_addr_ok(uint32_t a, uint8_t prefix_len);
+
 /* Seeds toe_random() (called at creation with cfg.random_seed; any seed, 0 included, is fine). */
 void toe_random_seed(struct toe_stack *st, uint64_t seed);
 

@@ -7,13 +7,14 @@
 
 #include "common/byteorder.h"
 #include "engine/stack.h"
+#include "engine/steer6.h"
 #include "wire/ethernet.h"
 #include "wire/icmpv4.h"
 #include "wire/ipv4.h"
 
 #include <string.h>
 
-static unsigned verdict(struct toe_stack *st, unsigned v)
+unsigned toe_steer_verdict(struct toe_stack *st, unsigned v)
 {
   if (v == TOE_STEER_BOTH)
     st->ctr.steer.to_both++;
@@ -22,6 +23,11 @@ static unsigned verdict(struct toe_stack *st, unsigned v)
   else
     st->ctr.steer.to_engine++;
   return v;
+}
+
+static unsigned verdict(struct toe_stack *st, unsigned v)
+{
+  return toe_steer_verdict(st, v);
 }
 
 /* A filter hit: count it on the filter. */
@@ -83,6 +89,12 @@ unsigned toe_steer_frame(struct toe_stack *st, const uint8_t *frame, size_t len)
   bool for_us = toe_mac_is_broadcast(dst) || memcmp(dst, st->cfg.mac.b, 6) == 0;
   if (eth.ethertype == TOE_ETHERTYPE_ARP && for_us)
     return verdict(st, TOE_STEER_BOTH); /* the engine answers; both learn neighbours */
+  /* IPv6 is shared only when the engine has it on; else it is all the OS's. Its groups are on
+   * 33:33:xx MACs (RFC 2464 7). */
+  bool mac_ours = memcmp(dst, st->cfg.mac.b, 6) == 0;
+  if (eth.ethertype == TOE_ETHERTYPE_IPV6 && st->ip6.enabled &&
+      (mac_ours || (dst[0] == 0x33 && dst[1] == 0x33)))
+    return toe_steer_ipv6(st, frame, len, eth.hdr_len, mac_ours);
   if (eth.ethertype != TOE_ETHERTYPE_IPV4 || !for_us) {
     c->not_ours++;
     return verdict(st, TOE_STEER_HOST);

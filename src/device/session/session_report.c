@@ -7,6 +7,7 @@
 #include "device/session/session_internal.h"
 #include "toe/steer.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,12 +161,20 @@ static void filter_line(void *arg, const struct toe_filter_info *f)
 {
   struct text_ctx *t = arg;
   static const char *const kinds[] = {"?", "local", "conn", "timewait"};
-  char line[160];
-  int n = snprintf(line, sizeof line, "%s %s %u.%u.%u.%u %u %u.%u.%u.%u %u %u %llu %llu\n",
-                   f->proto == 6 ? "tcp" : "udp", kinds[f->kind <= 3 ? f->kind : 0], f->laddr >> 24,
-                   (f->laddr >> 16) & 255u, (f->laddr >> 8) & 255u, f->laddr & 255u, f->lport,
-                   f->raddr >> 24, (f->raddr >> 16) & 255u, (f->raddr >> 8) & 255u, f->raddr & 255u,
-                   f->rport, f->refs, (unsigned long long)f->frames, (unsigned long long)f->bytes);
+  char line[240], la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+  /* abi.h: dotted quads, or for an IPv6 exact filter (family 6) both addresses as RFC 5952 text */
+  if (f->family == 6) {
+    inet_ntop(AF_INET6, f->laddr6, la, sizeof la);
+    inet_ntop(AF_INET6, f->raddr6, ra, sizeof ra);
+  } else {
+    uint32_t l = htonl(f->laddr), r = htonl(f->raddr);
+    inet_ntop(AF_INET, &l, la, sizeof la);
+    inet_ntop(AF_INET, &r, ra, sizeof ra);
+  }
+  int n =
+      snprintf(line, sizeof line, "%s %s %s %u %s %u %u %llu %llu\n", f->proto == 6 ? "tcp" : "udp",
+               kinds[f->kind <= 3 ? f->kind : 0], la, f->lport, ra, f->rport, f->refs,
+               (unsigned long long)f->frames, (unsigned long long)f->bytes);
   if (n <= 0 || (size_t)n >= sizeof line || !scratch_reserve(t->dev, t->len + (size_t)n)) {
     t->failed = true;
     return;

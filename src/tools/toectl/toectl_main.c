@@ -221,10 +221,10 @@ static int cmd_filters(struct tc_dev *d, const char *ctl, bool json)
   char *save = NULL;
   for (char *line = strtok_r(n > 0 ? text : NULL, "\n", &save); n > 0 && line;
        line = strtok_r(NULL, "\n", &save)) {
-    char proto[8], kind[12], la[16], ra[16];
+    char proto[8], kind[12], la[48], ra[48];
     unsigned lp, rp, refs;
     unsigned long long frames, bytes;
-    if (sscanf(line, "%7s %11s %15s %u %15s %u %u %llu %llu", proto, kind, la, &lp, ra, &rp, &refs,
+    if (sscanf(line, "%7s %11s %47s %u %47s %u %u %llu %llu", proto, kind, la, &lp, ra, &rp, &refs,
                &frames, &bytes) != 9) {
       bad++;
       continue;
@@ -244,9 +244,14 @@ static int cmd_filters(struct tc_dev *d, const char *ctl, bool json)
       tc_json_u64(&j, "bytes", bytes);
       tc_json_obj_end(&j);
     } else {
-      char loc[40], rem[40], r[16], f[24], b[24];
-      snprintf(loc, sizeof loc, "%s:%u", la, lp);
-      snprintf(rem, sizeof rem, local ? "*:*" : "%s:%u", ra, rp);
+      char loc[64], rem[64], r[16], f[24], b[24];
+      /* IPv6 addresses in brackets before the port (RFC 5952 6), as ss prints them */
+      bool v6 = strchr(la, ':') != NULL;
+      snprintf(loc, sizeof loc, v6 ? "[%s]:%u" : "%s:%u", la, lp);
+      if (local)
+        snprintf(rem, sizeof rem, "*:*");
+      else
+        snprintf(rem, sizeof rem, v6 ? "[%s]:%u" : "%s:%u", ra, rp);
       snprintf(r, sizeof r, "%u", refs);
       snprintf(f, sizeof f, "%llu", frames);
       snprintf(b, sizeof b, "%llu", bytes);

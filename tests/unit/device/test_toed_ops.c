@@ -106,8 +106,18 @@ TEST(addr6_parsed_and_refused_with_reasons)
   CHECK(strstr(err, "at most 4") != NULL);
   char *hostif[] = {"toed",    "--wire",         "eth1",      "--addr", "198.18.0.1/24",
                     "--addr6", "2001:db8::2/64", "--host-if", "toe0",   NULL};
-  CHECK_EQ(toed_args_parse(&a, 9, hostif, err, sizeof err), -1);
-  CHECK(strstr(err, "not supported yet") != NULL);
+  /* shared with the OS through steering (docs/coexistence.md) */
+  CHECK_EQ(toed_args_parse(&a, 9, hostif, err, sizeof err), 0);
+  CHECK_EQ(a.n_addr6, 1);
+  /* --follow-host: needs --host-if; --addr becomes optional (a link-local placeholder) */
+  char *follow_alone[] = {"toed", "--wire", "eth1", "--follow-host", NULL};
+  CHECK_EQ(toed_args_parse(&a, 4, follow_alone, err, sizeof err), -1);
+  CHECK(strstr(err, "needs --host-if") != NULL);
+  char *follow[] = {"toed", "--wire", "eth1", "--host-if", "toe0", "--follow-host", NULL};
+  CHECK_EQ(toed_args_parse(&a, 6, follow, err, sizeof err), 0);
+  CHECK(a.follow_host);
+  CHECK_EQ(a.addr, TOED_FOLLOW_PLACEHOLDER);
+  CHECK_EQ(a.prefix_len, 16);
 }
 
 TEST_MAIN()
