@@ -32,6 +32,8 @@ static int set_errno(int e)
 }
 
 #define BOUNCE_SIZE 65536u
+/* sendfile: the most asked of the send space at a time (TOE_SEND_RUN_MAX buffers and more) */
+#define SENDFILE_CHUNK (1u << 20)
 
 /* A per-thread buffer for scatter/gather of datagrams and for sendfile/splice. */
 static char *bounce(void)
@@ -661,6 +663,74 @@ PL_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int 
 
 /* ---- sendfile, splice ---- */
 
+/* sendfile's one copy: each piece of the file is read (pread at *pos, or read at the file position
+ * when pos is NULL) straight into send space of the shared region, then committed as one SEND.
+ * For a connected stream socket ps, locked on entry (PS_OFF, no pending error), unlocked on
+ * return. Blocking and partial results as the kernel's sendfile to a socket: a blocking socket
+ * waits for send space, a non-blocking one returns what was taken or EAGAIN. */
+static ssize_t off_sendfile(int out, struct psock *ps, int in, off_t *pos, size_t count)
+{
+  size_t done = 0;
+  while (done < count) {
+    struct toe_txbuf tb;
+    size_t want = count - done < SENDFILE_CHUNK ? count - done : SENDFILE_CHUNK;
+    ssize_t rc = toe_send_buf_get(ps->pdev->dev, ps->sd, want, &tb);
+    if (rc == 0) {
+      ssize_t r = pos ? R.pread(in, tb.data, tb.cap, *pos) : R.read(in, tb.data, tb.cap);
+      if (r <= 0) {
+        int e = errno;
+        (void)toe_send_buf_cancel(ps->pdev->dev, &tb);
+        pl_reflect(ps);
+        pthread_mutex_unlock(&ps->mu);
+        if (r < 0 && done == 0)
+          return set_errno(e);
+        return (ssize_t)done;
+      }
+      rc = toe_send_buf_commit(ps->pdev->dev, &tb, (size_t)r, 0, NULL, 0);
+      if (rc >= 0) {
+        done += (size_t)r;
+        if (pos)
+          *pos += r;
+        if ((size_t)r < tb.cap)
+          break; /* the end of the file */
+        continue;
+      }
+      if (!pos)
+        lseek(in, -(off_t)r, SEEK_CUR); /* give back what was read and not sent */
+    }
+    pl_reflect(ps);
+    if (rc != -EAGAIN) {
+      pthread_mutex_unlock(&ps->mu);
+      if (done > 0)
+        return (ssize_t)done;
+      if (rc == -EPIPE)
+        sigpipe(0);
+      return pl_ret(rc);
+    }
+    if (ps->nonblock) {
+      pthread_mutex_unlock(&ps->mu);
+      return done > 0 ? (ssize_t)done : set_errno(EAGAIN);
+    }
+    /* blocking: the kernel's sendfile waits for send space until everything is taken (a signal
+     * or SO_SNDTIMEO cuts it short: what was taken, or the error) */
+    int tmo = ps->sndtimeo_ms;
+    pthread_mutex_unlock(&ps->mu);
+    int w = pl_wait_fd(out, POLLOUT, tmo);
+    if (w <= 0)
+      return done > 0 ? (ssize_t)done : set_errno(w == 0 ? EAGAIN : -w);
+    int st = pl_enter_fd(out, ps);
+    if (st != PS_OFF && st != PS_ZOMBIE)
+      return done > 0 ? (ssize_t)done : set_errno(EBADF);
+    if (st == PS_ZOMBIE || ps->pend_err) {
+      pthread_mutex_unlock(&ps->mu);
+      return done > 0 ? (ssize_t)done : -2; /* -2: the general path reports it */
+    }
+  }
+  pl_reflect(ps);
+  pthread_mutex_unlock(&ps->mu);
+  return (ssize_t)done;
+}
+
 static ssize_t sendfile_impl(int out, int in, off_t *off, size_t count)
 {
   struct psock *ps = pl_fd_get(out);
@@ -669,6 +739,21 @@ static ssize_t sendfile_impl(int out, int in, off_t *off, size_t count)
     return set_errno(EINVAL); /* the kernel needs an mmap-able input too */
   if (!ps || atomic_load(&ps->state) == PS_CAND)
     return R.sendfile(out, in, off, count);
+  if (count > SSIZE_MAX)
+    count = SSIZE_MAX; /* the kernel's limit on one transfer is lower still */
+  int st = ps->type == SOCK_STREAM ? pl_enter_fd(out, ps) : PS_CAND;
+  if (st == PS_OFF || st == PS_ZOMBIE) {
+    if (st == PS_ZOMBIE || ps->pend_err || ps->listening) {
+      pthread_mutex_unlock(&ps->mu); /* reported by the general path below */
+    } else {
+      off_t pos = off ? *off : 0;
+      ssize_t r = off_sendfile(out, ps, in, off ? &pos : NULL, count);
+      if (off && r >= 0)
+        *off = pos;
+      if (r != -2)
+        return r;
+    }
+  }
   char *b = bounce();
   if (!b)
     return set_errno(ENOMEM);

@@ -184,12 +184,14 @@ static int run_vec(const char *host, int port, bool nb, const char *outpath)
   }
   check(bad_returns == 0, "every call returned what the kernel would (%u calls, %u not)", calls,
         bad_returns);
-  if (nb)
+  /* Not a rule of the kernel's but of this test: the non-blocking path must have been taken. On
+   * the kernel (PRELOAD_BULK_KERNEL set) its large loopback buffers may take everything. */
+  if (nb && !getenv("PRELOAD_BULK_KERNEL"))
     check(nb_short + nb_eagain > 0,
           "non-blocking: the slow reader made sends stop early "
           "(%u short, %u EAGAIN)",
           nb_short, nb_eagain);
-  else
+  else if (!nb)
     check(nb_short == 0, "blocking: no call took less than its whole vector (%u)", nb_short);
   close(out);
   drain_to_eof(s);

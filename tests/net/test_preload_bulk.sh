@@ -78,7 +78,7 @@ done
 # its loopback): they describe the kernel's behaviour, not just ours.
 for mode in block nb; do
   CONN=$((CONN + 1))
-  preload_run "kernel-vec-$mode" peer timeout -k 2 120 "$BULK" vec "$NET_PEER_ADDR" "$PORT" "$mode" \
+  preload_run "kernel-vec-$mode" peer timeout -k 2 120 env PRELOAD_BULK_KERNEL=1 "$BULK" vec "$NET_PEER_ADDR" "$PORT" "$mode" \
     "$NET_TMP/ksent.$mode"
   check_eq "kernel-vec-$mode: the peer read what was sent (SHA-256)" "$(got_sha)" "$(sha "$NET_TMP/ksent.$mode")"
 done
