@@ -666,11 +666,14 @@ PL_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int 
 /* sendfile's one copy: each piece of the file is read (pread at *pos, or read at the file position
  * when pos is NULL) straight into send space of the shared region, then committed as one SEND.
  * For a connected stream socket ps, locked on entry (PS_OFF, no pending error), unlocked on
- * return. Blocking and partial results as the kernel's sendfile to a socket: a blocking socket
- * waits for send space, a non-blocking one returns what was taken or EAGAIN. */
-static ssize_t off_sendfile(int out, struct psock *ps, int in, off_t *pos, size_t count)
+ * return. Returns the bytes sent, or -1 with errno (nothing sent). It never waits: when the
+ * region's send space is not there (*stuck set) the caller goes on through toe_send, whose limits
+ * are the ones the socket's POLLOUT reports (a partly filled buffer may take bytes that a
+ * reservation of whole buffers cannot, and an edge-triggered waiter would never be woken). */
+static ssize_t off_sendfile(struct psock *ps, int in, off_t *pos, size_t count, bool *stuck)
 {
   size_t done = 0;
+  *stuck = false;
   while (done < count) {
     struct toe_txbuf tb;
     size_t want = count - done < SENDFILE_CHUNK ? count - done : SENDFILE_CHUNK;
@@ -699,32 +702,16 @@ static ssize_t off_sendfile(int out, struct psock *ps, int in, off_t *pos, size_
         lseek(in, -(off_t)r, SEEK_CUR); /* give back what was read and not sent */
     }
     pl_reflect(ps);
-    if (rc != -EAGAIN) {
-      pthread_mutex_unlock(&ps->mu);
-      if (done > 0)
-        return (ssize_t)done;
-      if (rc == -EPIPE)
-        sigpipe(0);
-      return pl_ret(rc);
-    }
-    if (ps->nonblock) {
-      pthread_mutex_unlock(&ps->mu);
-      return done > 0 ? (ssize_t)done : set_errno(EAGAIN);
-    }
-    /* blocking: the kernel's sendfile waits for send space until everything is taken (a signal
-     * or SO_SNDTIMEO cuts it short: what was taken, or the error) */
-    int tmo = ps->sndtimeo_ms;
     pthread_mutex_unlock(&ps->mu);
-    int w = pl_wait_fd(out, POLLOUT, tmo);
-    if (w <= 0)
-      return done > 0 ? (ssize_t)done : set_errno(w == 0 ? EAGAIN : -w);
-    int st = pl_enter_fd(out, ps);
-    if (st != PS_OFF && st != PS_ZOMBIE)
-      return done > 0 ? (ssize_t)done : set_errno(EBADF);
-    if (st == PS_ZOMBIE || ps->pend_err) {
-      pthread_mutex_unlock(&ps->mu);
-      return done > 0 ? (ssize_t)done : -2; /* -2: the general path reports it */
+    if (rc == -EAGAIN) {
+      *stuck = true;
+      return (ssize_t)done;
     }
+    if (done > 0)
+      return (ssize_t)done;
+    if (rc == -EPIPE)
+      sigpipe(0);
+    return pl_ret(rc);
   }
   pl_reflect(ps);
   pthread_mutex_unlock(&ps->mu);
@@ -741,25 +728,33 @@ static ssize_t sendfile_impl(int out, int in, off_t *off, size_t count)
     return R.sendfile(out, in, off, count);
   if (count > SSIZE_MAX)
     count = SSIZE_MAX; /* the kernel's limit on one transfer is lower still */
-  int st = ps->type == SOCK_STREAM ? pl_enter_fd(out, ps) : PS_CAND;
-  if (st == PS_OFF || st == PS_ZOMBIE) {
-    if (st == PS_ZOMBIE || ps->pend_err || ps->listening) {
-      pthread_mutex_unlock(&ps->mu); /* reported by the general path below */
-    } else {
-      off_t pos = off ? *off : 0;
-      ssize_t r = off_sendfile(out, ps, in, off ? &pos : NULL, count);
-      if (off && r >= 0)
-        *off = pos;
-      if (r != -2)
-        return r;
-    }
-  }
-  char *b = bounce();
-  if (!b)
-    return set_errno(ENOMEM);
+  char *b = NULL;
   size_t done = 0;
   off_t pos = off ? *off : 0;
+  bool region = ps->type == SOCK_STREAM;
   while (done < count) {
+    /* One copy into the region while its send space is there (off_sendfile) ... */
+    int st = region ? pl_enter_fd(out, ps) : PS_CAND;
+    if (st == PS_OFF && !ps->pend_err && !ps->listening) {
+      bool stuck;
+      ssize_t r = off_sendfile(ps, in, off ? &pos : NULL, count - done, &stuck);
+      if (r < 0) {
+        if (done)
+          break;
+        return -1;
+      }
+      done += (size_t)r;
+      if (!stuck || done >= count)
+        break;
+    } else {
+      if (st == PS_OFF || st == PS_ZOMBIE)
+        pthread_mutex_unlock(&ps->mu); /* a zombie or an error: toe_send reports it */
+      region = false;
+    }
+    /* ... else a piece through the bounce buffer and toe_send, which waits as the socket's
+     * POLLOUT says (and reports errors); then the region again. */
+    if (!b && !(b = bounce()))
+      return done ? (ssize_t)done : set_errno(ENOMEM);
     size_t want = count - done < BOUNCE_SIZE ? count - done : BOUNCE_SIZE;
     ssize_t r = off ? R.pread(in, b, want, pos) : R.read(in, b, want);
     if (r < 0) {
