@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -31,6 +32,8 @@ static int set_errno(int e)
 }
 
 #define BOUNCE_SIZE 65536u
+/* sendfile: the most asked of the send space at a time (TOE_SEND_RUN_MAX buffers and more) */
+#define SENDFILE_CHUNK (1u << 20)
 
 /* A per-thread buffer for scatter/gather of datagrams and for sendfile/splice. */
 static char *bounce(void)
@@ -232,14 +235,54 @@ static int cand_udp_dst(int fd, struct psock *ps, const struct sockaddr *dst, so
   return rc < 0 ? rc : 1;
 }
 
-/* Sends on an offloaded socket; ps locked on entry (OFF or ZOMBIE), unlocked on return. */
-static ssize_t off_send(int fd, struct psock *ps, const void *buf, size_t len, int flags,
-                        const struct sockaddr *dst, socklen_t dstlen)
+/* Where a send stands in the caller's vector: piece i, of which off bytes were taken. */
+struct vcur {
+  const struct iovec *iov;
+  int n, i;
+  size_t off;
+};
+
+/* Moves the cursor k bytes on (no more than what is left). */
+static void vcur_skip(struct vcur *c, size_t k)
+{
+  while (k && c->i < c->n) {
+    size_t left = c->iov[c->i].iov_len - c->off;
+    if (k < left) {
+      c->off += k;
+      return;
+    }
+    k -= left;
+    c->i++;
+    c->off = 0;
+  }
+}
+
+/* One stream submission from the cursor: the whole rest of the vector in one toe_sendv (one SQE
+ * when the send buffers allow), or, when the cursor sits inside a piece, that piece's rest
+ * first (more follows: the device may hold it for the next). */
+static ssize_t stream_sendv(struct psock *ps, const struct vcur *c, unsigned tf)
+{
+  toe_dev *dev = ps->pdev->dev;
+  if (c->off == 0)
+    return toe_sendv(dev, ps->sd, c->iov + c->i, c->n - c->i, tf, NULL, 0);
+  const struct iovec *p = &c->iov[c->i];
+  unsigned more = c->i + 1 < c->n ? TOE_MSG_MORE : 0;
+  return toe_send(dev, ps->sd, (const char *)p->iov_base + c->off, p->iov_len - c->off, tf | more);
+}
+
+/* Sends the vector iov[0..n) of `len` bytes in all on an offloaded socket; ps locked on entry
+ * (OFF or ZOMBIE), unlocked on return. As the kernel's tcp_sendmsg: a blocking socket waits until
+ * everything is taken (or a timeout, a signal, an error cuts it short and the bytes taken so far
+ * are returned); a non-blocking one returns the prefix the send space took, or EAGAIN if none. A
+ * datagram is the whole vector, in one piece or not at all. */
+static ssize_t off_sendv(int fd, struct psock *ps, const struct iovec *iov, int n, size_t len,
+                         int flags, const struct sockaddr *dst, socklen_t dstlen)
 {
   bool stream = ps->type == SOCK_STREAM;
   unsigned tf = (flags & MSG_MORE) ? TOE_MSG_MORE : 0;
   if (stream)
     dst = NULL; /* ignored on a connected stream, as the kernel does */
+  struct vcur cur = {.iov = iov, .n = n, .i = 0, .off = 0};
   size_t done = 0;
   for (;;) {
     bool nb = ps->nonblock || (flags & MSG_DONTWAIT);
@@ -254,16 +297,17 @@ static ssize_t off_send(int fd, struct psock *ps, const void *buf, size_t len, i
       ps->pend_err = 0;
       pl_reflect(ps);
     } else if (stream) {
-      r = toe_send(ps->pdev->dev, ps->sd, (const char *)buf + done, len - done, tf);
+      r = stream_sendv(ps, &cur, tf);
       pl_reflect(ps);
     } else {
-      r = toe_sendto(ps->pdev->dev, ps->sd, buf, len, 0, dst, dst ? dstlen : 0);
+      r = toe_sendv(ps->pdev->dev, ps->sd, iov, n, 0, dst, dst ? dstlen : 0);
       pl_reflect(ps);
     }
     if (r >= 0) {
       done += (size_t)r;
       if (!stream || done >= len || r == 0)
         break;
+      vcur_skip(&cur, (size_t)r);
       continue;
     }
     if (r != -EAGAIN) {
@@ -294,6 +338,39 @@ static ssize_t off_send(int fd, struct psock *ps, const void *buf, size_t len, i
   }
   pthread_mutex_unlock(&ps->mu);
   return (ssize_t)done;
+}
+
+static ssize_t off_send(int fd, struct psock *ps, const void *buf, size_t len, int flags,
+                        const struct sockaddr *dst, socklen_t dstlen)
+{
+  struct iovec one = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+  return off_sendv(fd, ps, &one, 1, len, flags, dst, dstlen);
+}
+
+/* pl_send_ps for a vector of `len` bytes in all (checked by the caller). */
+static ssize_t sendv_ps(int fd, struct psock *ps, const struct iovec *iov, int n, size_t len,
+                        int flags, const struct sockaddr *dst, socklen_t dstlen)
+{
+  struct msghdr m = {.msg_name = (void *)(uintptr_t)dst,
+                     .msg_namelen = dst ? dstlen : 0,
+                     .msg_iov = (struct iovec *)(uintptr_t)iov,
+                     .msg_iovlen = (size_t)n};
+  int st = pl_enter_fd(fd, ps);
+  if (st == PS_CAND) {
+    int rc = cand_udp_dst(fd, ps, dst, dstlen);
+    if (rc < 0)
+      return pl_ret(rc);
+    if (rc == 1)
+      return R.sendmsg(fd, &m, flags);
+    st = atomic_load(&ps->state); /* offloaded now, locked */
+  }
+  if (st == PS_ORPHAN) {
+    errno = ENOTCONN;
+    return -1;
+  }
+  if (st != PS_OFF && st != PS_ZOMBIE)
+    return R.sendmsg(fd, &m, flags);
+  return off_sendv(fd, ps, iov, n, len, flags, dst, dstlen);
 }
 
 ssize_t pl_send_ps(int fd, struct psock *ps, const void *buf, size_t len, int flags,
@@ -372,8 +449,8 @@ PL_API ssize_t write(int fd, const void *buf, size_t len)
 
 /* ---- vectors ---- */
 
-/* Sends a vector on fd (ours). Streams: piece by piece (a blocking socket sends them all; a
- * non-blocking one stops at the first short write). Datagrams: gathered into one. */
+/* Sends a vector on fd (ours): handed to libtoe whole (toe_sendv gathers it straight into the
+ * shared region, one SQE per run of send buffers), a stream's or a datagram's alike. */
 static ssize_t send_vec(int fd, struct psock *ps, const struct iovec *iov, int n, int flags,
                         const struct sockaddr *dst, socklen_t dstlen)
 {
@@ -384,28 +461,10 @@ static ssize_t send_vec(int fd, struct psock *ps, const struct iovec *iov, int n
   ssize_t total = pl_iov_total(iov, n);
   if (total < 0)
     return set_errno(EINVAL);
-  if (ps->type == SOCK_DGRAM || total <= (ssize_t)BOUNCE_SIZE) {
-    char *b = bounce();
-    if (!b)
-      return set_errno(ENOMEM);
-    if (total > (ssize_t)BOUNCE_SIZE)
-      return set_errno(EMSGSIZE);
-    size_t k = pl_iov_gather(b, BOUNCE_SIZE, iov, n);
-    return pl_send_ps(fd, ps, b, k, flags, dst, dstlen);
-  }
-  size_t done = 0;
-  for (int i = 0; i < n; i++) {
-    if (iov[i].iov_len == 0)
-      continue;
-    ssize_t r = pl_send_ps(fd, ps, iov[i].iov_base, iov[i].iov_len,
-                           flags | (i + 1 < n ? MSG_MORE : 0) | (done ? MSG_NOSIGNAL : 0), NULL, 0);
-    if (r < 0)
-      return done ? (ssize_t)done : -1;
-    done += (size_t)r;
-    if ((size_t)r < iov[i].iov_len)
-      break;
-  }
-  return (ssize_t)done;
+  for (int i = 0; i < n; i++)
+    if (iov[i].iov_len && !iov[i].iov_base)
+      return set_errno(EFAULT); /* as the kernel's copy from a bad address */
+  return sendv_ps(fd, ps, iov, n, (size_t)total, flags, dst, dstlen);
 }
 
 /* Receives into a vector on fd (ours); *meta and *cmask as recv_ps_meta. */
@@ -604,6 +663,61 @@ PL_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int 
 
 /* ---- sendfile, splice ---- */
 
+/* sendfile's one copy: each piece of the file is read (pread at *pos, or read at the file position
+ * when pos is NULL) straight into send space of the shared region, then committed as one SEND.
+ * For a connected stream socket ps, locked on entry (PS_OFF, no pending error), unlocked on
+ * return. Returns the bytes sent, or -1 with errno (nothing sent). It never waits: when the
+ * region's send space is not there (*stuck set) the caller goes on through toe_send, whose limits
+ * are the ones the socket's POLLOUT reports (a partly filled buffer may take bytes that a
+ * reservation of whole buffers cannot, and an edge-triggered waiter would never be woken). */
+static ssize_t off_sendfile(struct psock *ps, int in, off_t *pos, size_t count, bool *stuck)
+{
+  size_t done = 0;
+  *stuck = false;
+  while (done < count) {
+    struct toe_txbuf tb;
+    size_t want = count - done < SENDFILE_CHUNK ? count - done : SENDFILE_CHUNK;
+    ssize_t rc = toe_send_buf_get(ps->pdev->dev, ps->sd, want, &tb);
+    if (rc == 0) {
+      ssize_t r = pos ? R.pread(in, tb.data, tb.cap, *pos) : R.read(in, tb.data, tb.cap);
+      if (r <= 0) {
+        int e = errno;
+        (void)toe_send_buf_cancel(ps->pdev->dev, &tb);
+        pl_reflect(ps);
+        pthread_mutex_unlock(&ps->mu);
+        if (r < 0 && done == 0)
+          return set_errno(e);
+        return (ssize_t)done;
+      }
+      rc = toe_send_buf_commit(ps->pdev->dev, &tb, (size_t)r, 0, NULL, 0);
+      if (rc >= 0) {
+        done += (size_t)r;
+        if (pos)
+          *pos += r;
+        if ((size_t)r < tb.cap)
+          break; /* the end of the file */
+        continue;
+      }
+      if (!pos)
+        lseek(in, -(off_t)r, SEEK_CUR); /* give back what was read and not sent */
+    }
+    pl_reflect(ps);
+    pthread_mutex_unlock(&ps->mu);
+    if (rc == -EAGAIN) {
+      *stuck = true;
+      return (ssize_t)done;
+    }
+    if (done > 0)
+      return (ssize_t)done;
+    if (rc == -EPIPE)
+      sigpipe(0);
+    return pl_ret(rc);
+  }
+  pl_reflect(ps);
+  pthread_mutex_unlock(&ps->mu);
+  return (ssize_t)done;
+}
+
 static ssize_t sendfile_impl(int out, int in, off_t *off, size_t count)
 {
   struct psock *ps = pl_fd_get(out);
@@ -612,12 +726,35 @@ static ssize_t sendfile_impl(int out, int in, off_t *off, size_t count)
     return set_errno(EINVAL); /* the kernel needs an mmap-able input too */
   if (!ps || atomic_load(&ps->state) == PS_CAND)
     return R.sendfile(out, in, off, count);
-  char *b = bounce();
-  if (!b)
-    return set_errno(ENOMEM);
+  if (count > SSIZE_MAX)
+    count = SSIZE_MAX; /* the kernel's limit on one transfer is lower still */
+  char *b = NULL;
   size_t done = 0;
   off_t pos = off ? *off : 0;
+  bool region = ps->type == SOCK_STREAM;
   while (done < count) {
+    /* One copy into the region while its send space is there (off_sendfile) ... */
+    int st = region ? pl_enter_fd(out, ps) : PS_CAND;
+    if (st == PS_OFF && !ps->pend_err && !ps->listening) {
+      bool stuck;
+      ssize_t r = off_sendfile(ps, in, off ? &pos : NULL, count - done, &stuck);
+      if (r < 0) {
+        if (done)
+          break;
+        return -1;
+      }
+      done += (size_t)r;
+      if (!stuck || done >= count)
+        break;
+    } else {
+      if (st == PS_OFF || st == PS_ZOMBIE)
+        pthread_mutex_unlock(&ps->mu); /* a zombie or an error: toe_send reports it */
+      region = false;
+    }
+    /* ... else a piece through the bounce buffer and toe_send, which waits as the socket's
+     * POLLOUT says (and reports errors); then the region again. */
+    if (!b && !(b = bounce()))
+      return done ? (ssize_t)done : set_errno(ENOMEM);
     size_t want = count - done < BOUNCE_SIZE ? count - done : BOUNCE_SIZE;
     ssize_t r = off ? R.pread(in, b, want, pos) : R.read(in, b, want);
     if (r < 0) {

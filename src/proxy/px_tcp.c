@@ -23,8 +23,10 @@
  * Wake-ups: the kernel socket is in the epoll set once, edge-triggered (EPOLLIN | EPOLLOUT), so
  * no epoll_ctl per change of interest; every event runs pump(), which tries every direction
  * until none moves (a short read means the socket was drained: Linux reports each later arrival
- * as a new edge). The device side is level-triggered (toe_poll_ctl) and asks only for what
- * blocks: POLLOUT only after send space ran out, POLLIN only while under --buffer.
+ * as a new edge). What the edges said is kept (app_rd, app_wr), so a pump woken by the device
+ * makes no read or sendmsg on the kernel socket that could only fail with EAGAIN. The device side
+ * is level-triggered (toe_poll_ctl) and asks only for what blocks: POLLOUT only after send space
+ * ran out, POLLIN only while under --buffer.
  */
 #include "proxy/proxyd.h"
 
@@ -55,6 +57,11 @@ struct px_tcp_flow {
   bool app_shut;  /* ... and it was passed on to the application */
   bool kreg;      /* fd is in the epoll set */
   bool tx_wait;   /* the device had no send space: wait for TOE_POLLOUT */
+  /* What the kernel socket may do, from its edges: app_rd, bytes (or its FIN) may wait to be
+   * read; app_wr, it may take more. Cleared by a short read or send (the next arrival, or room,
+   * is a new edge), set by the edge: no read or sendmsg that would only say EAGAIN. */
+  bool app_rd, app_wr;
+  bool app_rdhup; /* an edge said the application's FIN is in: a short read may end before it */
   uid_t uid;      /* the flow is charged to this uid (px_flow_admit) */
   uint32_t dint;  /* device poll interest set */
   /* device -> application: pieces lent in place, a ring of zc_n from zc_head; zc_off bytes of
@@ -143,7 +150,7 @@ static void set_interest(struct proxyd *p, struct px_tcp_flow *f)
 static int app_to_dev(struct proxyd *p, struct px_tcp_flow *f)
 {
   int moved = 0;
-  while (!f->app_eof && f->sd >= 0) {
+  while (!f->app_eof && f->sd >= 0 && f->app_rd) {
     struct toe_txbuf tb;
     int rc = toe_send_buf_get(p->dev, f->sd, p->bufsize, &tb);
     if (rc == -TOE_EAGAIN) {
@@ -162,7 +169,9 @@ static int app_to_dev(struct proxyd *p, struct px_tcp_flow *f)
       if (n == 0) {
         f->app_eof = true;
         moved = 1;
-      } else if (e != EAGAIN && e != EINTR) {
+      } else if (e == EAGAIN) {
+        f->app_rd = false;
+      } else if (e != EINTR) {
         flow_end(p, f, false, true); /* the application reset: so does the peer */
         return -1;
       }
@@ -175,8 +184,13 @@ static int app_to_dev(struct proxyd *p, struct px_tcp_flow *f)
     }
     p->ctr.bytes_to_dev += (uint64_t)n;
     moved = 1;
-    if ((size_t)n < tb.cap)
-      break; /* drained: a later arrival is a new edge */
+    if ((size_t)n < tb.cap) {
+      /* drained: a later arrival is a new edge; but a FIN already in comes as a read of 0 and
+       * no edge, so the next pump reads once more */
+      if (!f->app_rdhup)
+        f->app_rd = false;
+      break;
+    }
   }
   if (f->app_eof && !f->dev_shut && f->sd >= 0) {
     toe_shutdown(p->dev, f->sd, TOE_SHUT_WR); /* the FIN follows the bytes sent */
@@ -209,7 +223,7 @@ static int dev_to_app(struct proxyd *p, struct px_tcp_flow *f)
       return -1;
     }
   }
-  if (f->zc_n) {
+  if (f->zc_n && f->app_wr) {
     struct iovec iov[PX_ZC_MAX];
     for (unsigned i = 0; i < f->zc_n; i++) {
       const struct toe_zc *z = &f->zc[(f->zc_head + i) % PX_ZC_MAX];
@@ -223,6 +237,8 @@ static int dev_to_app(struct proxyd *p, struct px_tcp_flow *f)
       flow_end(p, f, false, true);
       return -1;
     }
+    if ((n < 0 && errno == EAGAIN) || (n >= 0 && (size_t)n < f->zc_bytes))
+      f->app_wr = false; /* full: room is a new EPOLLOUT edge */
     if (n > 0) {
       moved = 1;
       f->zc_bytes -= (size_t)n;
@@ -360,6 +376,7 @@ void px_tcp_accept(struct proxyd *p)
     }
     f->uid = uid;
     f->kind = PX_K_TCP;
+    f->app_rd = f->app_wr = true;
     f->fd = fd;
     f->sd = -1;
     f->app = app;
@@ -417,6 +434,12 @@ void px_tcp_kernel_event(struct proxyd *p, struct px_tcp_flow *f, uint32_t event
     flow_end(p, f, false, true);
     return;
   }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
+    f->app_rd = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP))
+    f->app_rdhup = true;
+  if (events & (EPOLLOUT | EPOLLHUP))
+    f->app_wr = true;
   pump(p, f); /* finds out what is possible */
 }
 

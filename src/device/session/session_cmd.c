@@ -635,7 +635,11 @@ void ses_submit(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   default:
     break;
   }
-  if (k->sendq_head != CTL_NONE) {
+  /* GETSOCKOPT and a socket's STATS only read: answered at once even behind a waiting SEND (a
+   * getsockopt must not wait for the peer's window; docs/transport.md "Ordering"), their
+   * completion may so come before that SEND's. */
+  bool reads_only = sqe->opcode == TOE_ABI_OP_GETSOCKOPT || sqe->opcode == TOE_ABI_OP_STATS;
+  if (k->sendq_head != CTL_NONE && !reads_only) {
     /* In submission order: behind the SEND that waits (docs: a SHUTDOWN, SETSOCKOPT, ... after
      * a waiting SEND waits for it). */
     q_push(cl, &k->sendq_head, &k->sendq_tail, op_alloc(cl, sqe));

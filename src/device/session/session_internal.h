@@ -33,9 +33,8 @@
 #define SQ_BUDGET 1024u   /* SQEs per session per round (then the engine and others run) */
 #define FQ_BATCH 256u     /* fill entries per ring read */
 #define WORK_BUDGET 4096u /* socket work items per session per round */
-/* A held receive (rx_hold) is looked at again this soon if nothing else brings it back. */
-#define HOLD_NS 20000ull
-/* ... and never longer than this: a host that does not drain its CQ gets its data all the same. */
+/* A held receive (rx_hold) lasts until the host's fill-ring doorbell brings the session back,
+ * and never longer than this: a host that does not drain its CQ gets its data all the same. */
 #define HOLD_MAX_NS 200000ull
 #define RETRY_NS 1000000ull /* re-check of waits no doorbell announces (CQ room, engine pool) */
 

@@ -144,9 +144,10 @@ static bool rx_blocked(struct ctl_client *cl, struct ctl_sock *k)
  * it could want these, so lending them now would only cost it a completion and a buffer for a
  * few bytes; held, they go out with what arrives meanwhile, in one EV_DATA of up to a buffer. The
  * hold ends when the host consumes that entry (looked at every round of the session while a
- * hold lasts, and within HOLD_NS when the session sleeps), when a buffer's worth has gathered, or
- * after HOLD_MAX_NS whatever the host does. A host that keeps up (a request and response
- * exchange) never meets it. Returns true if k's data must wait.
+ * hold lasts; a sleeping session is woken by the fill-ring doorbell of the host giving the
+ * buffer back), when a buffer's worth has gathered, or after HOLD_MAX_NS whatever the host does. A
+ * host that keeps up (a request and response exchange) never meets it. Returns true if k's data
+ * must wait.
  */
 static bool rx_hold(struct ctl_client *cl, struct ctl_sock *k, uint32_t bsize)
 {
@@ -163,9 +164,12 @@ static bool rx_hold(struct ctl_client *cl, struct ctl_sock *k, uint32_t bsize)
   } else if (cl->now - k->held_since >= HOLD_MAX_NS) {
     return false;
   }
+  /* No timer but the hold's end: a host that consumed the entry gives the buffer back on the
+   * fill ring once it read it, and rings us if we sleep (NEED_WAKEUP on the fill ring); the
+   * round that follows finds the entry consumed. While awake every round looks (rx_holding). */
   cl->rx_holding = true;
-  if (cl->retry_at > cl->now + HOLD_NS)
-    cl->retry_at = cl->now + HOLD_NS;
+  if (cl->retry_at > k->held_since + HOLD_MAX_NS)
+    cl->retry_at = k->held_since + HOLD_MAX_NS;
   return true;
 }
 

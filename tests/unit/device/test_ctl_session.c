@@ -795,4 +795,221 @@ TEST(rxmeta_in_the_session)
   e2e_fini(&L);
 }
 
+/* A read-only op does not wait behind a SEND (issue 10, item 3): the peer reads nothing, so the
+ * host's SENDs fill the engine's send buffer and the peer's window and one waits in the socket's
+ * send queue. A GETSOCKOPT submitted after it is answered at once (before, it waited for the
+ * peer's window, and a getsockopt on a stalled connection blocked for as long); a SETSOCKOPT
+ * submitted after it still waits, in submission order. */
+TEST(getsockopt_does_not_wait_behind_a_send)
+{
+  memset(&H, 0, sizeof H);
+  memset(&P, 0, sizeof P);
+  H.bad_at = UINT64_MAX;
+  H.caps = TOE_ABI_CAPS_1_6 & ~TOE_ABI_CAP_POSIX_BELLS;
+  P.limit = 1; /* the peer sends one byte and never reads */
+  e2e_init(&L, NULL, NULL, 7, TOE_SEC(1));
+  L.on_event = on_event;
+  struct toe_stack *st1 = L.end[1].st;
+  CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
+  struct toe_sockaddr la = {.family = TOE_AF_INET, .port = PEER_PORT, .addr = 0};
+  CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
+  CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
+  static struct ctl_host_server srv;
+  char err[256];
+  int rc = ctl_host_listen(&C, L.end[0].st, "test-ctl-order", 1000000, 2, &srv, err, sizeof err);
+  if (rc < 0)
+    fprintf(stderr, "toed_ctl_open: %s\n", err);
+  REQUIRE(rc == 0);
+  attach(srv.path);
+  step();
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_OPEN;
+  e.user_data = 2;
+  e.u.open.family = TOE_ABI_AF_INET;
+  e.u.open.proto = TOE_ABI_PROTO_TCP;
+  submit(&e);
+  for (int i = 0; i < 100 && !H.handle; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.handle != 0);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CONNECT;
+  e.user_data = 3;
+  e.handle = H.handle;
+  e.u.addr.addr.family = TOE_ABI_AF_INET;
+  e.u.addr.addr.port = PEER_PORT;
+  uint32_t a1 = E2E_IP1;
+  for (int i = 0; i < 4; i++)
+    e.u.addr.addr.addr[i] = (uint8_t)(a1 >> (24 - 8 * i));
+  submit(&e);
+  for (int i = 0; i < 1000 && !H.connected; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.connected);
+
+  /* SENDs of the whole buffer area each, more than the engine's send buffer and the peer's
+   * window hold (their bytes are whatever the buffers hold: nobody looks at them). Fewer than
+   * the op table's slots (sq_entries): the SQ must not block. */
+  enum { NSEND = 5 };
+  uint32_t area = H.abi.lay.buf_size * H.abi.lay.buf_count;
+  for (int i = 0; i < NSEND; i++) {
+    memset(&e, 0, sizeof e);
+    e.opcode = TOE_ABI_OP_SEND;
+    e.user_data = 100 + (uint64_t)i;
+    e.handle = H.handle;
+    e.u.send.buf_off = H.abi.lay.buf_off;
+    e.u.send.len = area;
+    submit(&e);
+    step();
+  }
+  for (int i = 0; i < 20; i++)
+    step();
+  /* What completed: SENDs, then the GETSOCKOPT and the SETSOCKOPT submitted behind them. */
+  int sends_done = 0, get_done = 0, set_done = 0;
+  int64_t sndbuf = -1;
+  struct toe_abi_cqe c;
+  while (toe_ring_consume(&H.abi.cq, &c, 1) == 1) {
+    if (c.type == TOE_ABI_CQE_OP && c.opcode == TOE_ABI_OP_SEND)
+      sends_done++;
+    else if (c.type == TOE_ABI_EV_DATA)
+      give_buf(c.u.data.buf_id);
+  }
+  CHECK(sends_done > 0);
+  REQUIRE(sends_done < NSEND); /* one waits for the peer's window */
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_SETSOCKOPT;
+  e.user_data = 8;
+  e.handle = H.handle;
+  e.u.sockopt.opt = TOE_ABI_SO_KEEPALIVE;
+  e.u.sockopt.value = 1;
+  submit(&e);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_GETSOCKOPT;
+  e.user_data = 9;
+  e.handle = H.handle;
+  e.u.sockopt.opt = TOE_ABI_SO_SNDBUF;
+  submit(&e);
+  for (int i = 0; i < 5; i++)
+    step();
+  while (toe_ring_consume(&H.abi.cq, &c, 1) == 1) {
+    if (c.type == TOE_ABI_CQE_OP && c.opcode == TOE_ABI_OP_SEND)
+      sends_done++;
+    else if (c.type == TOE_ABI_CQE_OP && c.user_data == 9) {
+      get_done++;
+      CHECK_EQ(c.res, 0);
+      sndbuf = c.u.sockopt.value;
+    } else if (c.type == TOE_ABI_CQE_OP && c.user_data == 8) {
+      set_done++;
+    } else if (c.type == TOE_ABI_EV_DATA) {
+      give_buf(c.u.data.buf_id);
+    }
+  }
+  CHECK(sends_done < NSEND); /* the peer still reads nothing */
+  CHECK_EQ(get_done, 1);     /* answered all the same */
+  CHECK(sndbuf > 0);
+  CHECK_EQ(set_done, 0); /* in submission order, behind the SEND */
+
+  toed_ctl_close(&C);
+  ctl_host_detach(&H.abi);
+  close(srv.epfd);
+  e2e_fini(&L);
+}
+
+/* The receive hold without a retry timer (issue 10, item 3): a session that polls not at all
+ * (poll_us 0) sleeps while it holds data behind an unconsumed EV_DATA. It must neither come back
+ * every few microseconds to look (before: a 20 us retry) nor sleep past the point the data could
+ * go: its next wake is the hold's end (HOLD_MAX_NS after it began), and it asked for the host's
+ * fill-ring doorbell, which a host rings when it gives the EV_DATA's buffer back after reading
+ * it; that doorbell brings the held bytes out at once. */
+TEST(receive_hold_waits_for_the_fill_doorbell)
+{
+  memset(&H, 0, sizeof H);
+  memset(&P, 0, sizeof P);
+  H.bad_at = UINT64_MAX;
+  H.caps = TOE_ABI_CAPS_1_6 & ~TOE_ABI_CAP_POSIX_BELLS;
+  P.limit = 100;
+  e2e_init(&L, NULL, NULL, 7, TOE_SEC(1));
+  L.on_event = on_event;
+  struct toe_stack *st1 = L.end[1].st;
+  CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
+  struct toe_sockaddr la = {.family = TOE_AF_INET, .port = PEER_PORT, .addr = 0};
+  CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
+  CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
+  static struct ctl_host_server srv;
+  char err[256];
+  int rc = ctl_host_listen(&C, L.end[0].st, "test-ctl-hold", 0, 2, &srv, err, sizeof err);
+  if (rc < 0)
+    fprintf(stderr, "toed_ctl_open: %s\n", err);
+  REQUIRE(rc == 0);
+  attach(srv.path);
+  step();
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_OPEN;
+  e.user_data = 2;
+  e.u.open.family = TOE_ABI_AF_INET;
+  e.u.open.proto = TOE_ABI_PROTO_TCP;
+  submit(&e);
+  for (int i = 0; i < 100 && !H.handle; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.handle != 0);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CONNECT;
+  e.user_data = 3;
+  e.handle = H.handle;
+  e.u.addr.addr.family = TOE_ABI_AF_INET;
+  e.u.addr.addr.port = PEER_PORT;
+  uint32_t a1 = E2E_IP1;
+  for (int i = 0; i < 4; i++)
+    e.u.addr.addr.addr[i] = (uint8_t)(a1 >> (24 - 8 * i));
+  submit(&e);
+  for (int i = 0; i < 1000 && !H.connected; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.connected);
+  REQUIRE(P.conn != NULL);
+  CHECK_EQ(toe_sock_setopt(st1, P.conn, TOE_TCP_NODELAY, 1), 0);
+  for (int i = 0; i < 10 && H.received < 100; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.received == 100);
+
+  /* Not consumed: 100 bytes lent, then 300 held behind them. */
+  P.limit = 200;
+  step_by(US(10));
+  step_by(US(10));
+  CHECK_EQ(C.dev.stats.bufs_lent, 2);
+  P.limit = 500;
+  step_by(US(10));
+  step_by(US(10));
+  REQUIRE(C.dev.stats.rx_held == 1);
+  CHECK_EQ(C.dev.stats.bufs_lent, 2);
+  /* Asleep with the hold: its next wake is the hold's end, not a retry in a few microseconds. */
+  toe_time_t w = toed_ctl_next_wake(&C, L.now);
+  CHECK(w > L.now + US(100));
+  CHECK(w <= L.now + US(200));
+  /* The host consumes the entry and gives its buffer back: the device asked for the doorbell. */
+  CHECK_EQ(consume(64), 1);
+  CHECK_EQ(H.received, 200);
+  CHECK(toe_ring_prod_needs_wakeup(&H.abi.fq));
+  /* Rung (the step reads the kick): the held 300 bytes go out at once, in one EV_DATA. */
+  step_by(US(1));
+  CHECK_EQ(C.dev.stats.bufs_lent, 3);
+  CHECK_EQ(consume(64), 1);
+  CHECK_EQ(H.received, 500);
+  CHECK_EQ(H.bad_at, UINT64_MAX);
+
+  toed_ctl_close(&C);
+  ctl_host_detach(&H.abi);
+  close(srv.epfd);
+  e2e_fini(&L);
+}
+
 TEST_MAIN()
