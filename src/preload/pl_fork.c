@@ -65,6 +65,26 @@ void pl_atfork_parent(void)
   pl_attach_unlock();
 }
 
+long pl_fork_clone(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+  /* The handlers in the order pthread_atfork runs them (pl_init.c registers the epoll one
+   * last: its prepare runs first, its child handler last). */
+  pl_eps_fallback_all();
+  pl_atfork_prepare();
+  long r = R.syscall(nr, a0, a1, a2, a3, a4, a5);
+  if (r == 0) {
+    pl_atfork_child();
+    pl_eps_fork_child();
+    return 0;
+  }
+  int e = errno;
+  pl_atfork_parent();
+  if (r > 0)
+    pl_inh_fork_parent((pid_t)r);
+  errno = e;
+  return r;
+}
+
 /* The child has no session: libtoe's region is not mapped in it (MADV_DONTFORK) and the pump
  * thread does not exist. Offloaded sockets it inherited with a token are adopted at their first
  * use; the others become orphans (their calls fail with ENOTCONN); its own new sockets attach a
