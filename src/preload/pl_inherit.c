@@ -431,6 +431,8 @@ static void handoff_prepare(struct inh_set *set, bool spawn)
     } else if (st == PS_OFF && p && ps->pdev == p) {
       int rc = ps->type == SOCK_STREAM && !ps->listening ? share_conn(p, ps, &tok)
                                                          : toe_share(p->dev, ps->sd, &tok);
+      if (rc == 0 && spawn && ps->listening)
+        pl_listener_shared(ps); /* this process goes on using it */
       if (rc == 0) {
         made = true;
         /* exec: ours until we end (the pid survives the exec); spawn: the child's, later */
@@ -922,6 +924,30 @@ static void inherit_entry(const char *s)
     munmap(st, sizeof(*st) + st->cap), R.close(sfd);
 }
 
+/* Whether process pid is an ancestor of ours (at most 16 generations up, /proc/PID/stat). */
+static bool is_ancestor(long pid)
+{
+  long p = (long)getppid();
+  for (int i = 0; i < 16 && p > 1; i++) {
+    if (p == pid)
+      return true;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", p);
+    FILE *f = fopen(path, "re");
+    if (!f)
+      return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *c = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
+    int pp;
+    if (!c || sscanf(c + 1, " %*c %d", &pp) != 1)
+      return false;
+    p = pp;
+  }
+  return false;
+}
+
 void pl_inh_init(void)
 {
   const char *v = getenv("TOE_INHERIT"); /* ENV_NAME; listed by toe-run --help */
@@ -934,9 +960,11 @@ void pl_inh_init(void)
   char *end;
   bool spawned = copy[0] == 'p';
   long pid = strtol(copy + spawned, &end, 10);
-  if (pid == (long)(spawned ? getppid() : getpid()) && *end == ';') {
-    /* Written by the image we replace (same pid), or by our parent for the child it spawned:
-     * not a stale value from an ancestor. */
+  if ((spawned ? is_ancestor(pid) : pid == (long)getpid()) && *end == ';') {
+    /* Written by the image we replace (same pid): not a stale value from an ancestor. Or by the
+     * process that spawned us or a program between (a shell that never called the library
+     * before it ran the command: the value is still in its environment); each socket is found
+     * only where this process holds its placeholder (its inode), and a token adopts once. */
     for (char *e = end + 1; e && *e;) {
       inherit_entry(e);
       e = strchr(e, ';');

@@ -301,6 +301,8 @@ extern unsigned pl_fork_gen;
 void pl_atfork_prepare(void);
 void pl_atfork_parent(void);
 void pl_atfork_child(void);
+/* Listener ps (locked, PS_OFF) was just shared: this process's view follows libtoe's (lazy). */
+void pl_listener_shared(struct psock *ps);
 /* A raw clone system call `nr` (SYS_clone, args a0..a5) that makes a process with a copy of our
  * memory on the caller's stack, a fork without the C library: the fork hooks run around it as
  * around fork(), so the child can adopt the offloaded sockets it inherits (pl_fork.c). */

@@ -7,11 +7,12 @@
  *   spawn         posix_spawnp with file actions that dup2 the connection (accepted with
  *                 SOCK_CLOEXEC: dup2 clears the flag on the copy) to stdin and stdout, as inetd
  *   spawn-setsid  the same with POSIX_SPAWN_SETSID (the child leads a session of its own)
- *   system        system("cat <&N >&N"): /bin/sh, then cat, on the connection's descriptor N
- *   popen         popen("cat <&N", "r"): the child reads the connection, the parent writes what
- *                 it reads from the pipe back to the connection
+ *   system        system("cat") with the connection on stdin and stdout: /bin/sh, then cat
+ *   popen         popen("cat", "r") with the connection on stdin: the child reads the
+ *                 connection, the parent writes what it reads from the pipe back to it
  *   clone         syscall(SYS_clone, SIGCHLD, ...): a fork without the C library's fork hooks;
  *                 the child dup2s the connection to stdin and stdout and execs cat
+ * Then the listener, open all along, accepts a second connection, which the parent echoes itself.
  * glibc runs posix_spawn, system and popen in a child made with clone(CLONE_VM | CLONE_VFORK),
  * which shares the parent's memory until its exec and calls the kernel's execve directly.
  * The client is preload_inherit's (preload_inherit client ADDR PORT IN OUT); the script compares
@@ -37,11 +38,12 @@
 extern char **environ;
 
 static int fails;
+static FILE *out; /* the checks' lines: a copy of the original stdout (system and popen move it) */
 
 static void ok(int cond, const char *what)
 {
-  printf("%s - %s\n", cond ? "ok  " : "FAIL", what);
-  fflush(stdout);
+  fprintf(out, "%s - %s\n", cond ? "ok  " : "FAIL", what);
+  fflush(out);
   if (!cond)
     fails++;
 }
@@ -119,44 +121,48 @@ static void by_spawn(int c, int setsid_too)
     ok(exited_ok(pid), "cat exited with status 0");
 }
 
-/* The connection on a free descriptor 3..9 (a POSIX shell's redirections take one digit only;
- * the library's own descriptors may push ours past 9). */
-static int one_digit(int c)
+/* The connection as this process's stdin (and stdout): a POSIX shell's redirections name one
+ * digit only, and the library's own descriptors push a new one past 9. The checks' lines go to
+ * a copy of the original stdout (out). */
+static void conn_as_stdio(int c, int both)
 {
-  for (int f = 3; f <= 9; f++)
-    if (fcntl(f, F_GETFD) < 0 && errno == EBADF && dup2(c, f) == f) {
-      close(c);
-      return f;
-    }
-  return c;
+  if (dup2(c, 0) != 0 || (both && dup2(c, 1) != 1))
+    ok(0, "dup2 of the connection to stdin/stdout");
+  close(c);
+}
+
+static void stdio_back(void)
+{
+  int z = open("/dev/null", O_RDWR);
+  dup2(z, 0);
+  dup2(fileno(out), 1);
+  close(z);
 }
 
 static void by_system(int c)
 {
-  char cmd[64];
-  c = one_digit(c);
-  snprintf(cmd, sizeof cmd, "cat <&%d >&%d", c, c);
-  int st = system(cmd);
-  ok(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "system(\"cat <&N >&N\") returned 0");
-  close(c);
+  conn_as_stdio(c, 1);
+  int st = system("cat");
+  stdio_back();
+  ok(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "system(\"cat\") returned 0");
 }
 
 static void by_popen(int c)
 {
-  char cmd[64];
-  c = one_digit(c);
-  snprintf(cmd, sizeof cmd, "cat <&%d", c);
-  FILE *f = popen(cmd, "r");
-  ok(f != NULL, "popen(\"cat <&N\", \"r\") started");
+  int w = dup(c); /* the parent writes the echo here */
+  conn_as_stdio(c, 0);
+  FILE *f = popen("cat", "r");
+  stdio_back();
+  ok(f != NULL, "popen(\"cat\", \"r\") started");
   if (!f) {
-    close(c);
+    close(w);
     return;
   }
   static char buf[65536];
   size_t n, total = 0;
   int wr = 0;
   while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-    if (write_all(c, buf, n) < 0)
+    if (write_all(w, buf, n) < 0)
       wr = -1;
     total += n;
   }
@@ -164,7 +170,7 @@ static void by_popen(int c)
   ok(wr == 0, "the parent wrote everything back to the connection");
   int st = pclose(f);
   ok(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "pclose: the child exited with status 0");
-  close(c);
+  close(w);
 }
 
 static void by_clone(int c)
@@ -190,17 +196,20 @@ int main(int argc, char **argv)
     return 2;
   }
   const char *mode = argv[1];
+  int o = fcntl(1, F_DUPFD_CLOEXEC, 3);
+  out = o >= 0 ? fdopen(o, "w") : NULL;
+  if (!out)
+    return 1;
   int l = listener(argv[2], argv[3]);
   if (l < 0)
     return 1;
-  printf("# listening\n");
-  fflush(stdout);
+  fprintf(out, "# listening\n");
+  fflush(out);
   int cloexec = strncmp(mode, "spawn", 5) == 0 ? SOCK_CLOEXEC : 0;
   int c = accept4(l, NULL, NULL, cloexec);
   ok(c >= 0, "accepted the connection");
   if (c < 0)
     return 1;
-  close(l);
   if (strcmp(mode, "spawn") == 0)
     by_spawn(c, 0);
   else if (strcmp(mode, "spawn-setsid") == 0)
@@ -213,5 +222,25 @@ int main(int argc, char **argv)
     by_clone(c);
   else
     return 2;
+  /* The listener was open all along (shared with the child, which does not hold it: close-on-
+   * exec): this process still gets the next connection, and echoes it itself. */
+  fprintf(out, "# second\n");
+  fflush(out);
+  c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+  ok(c >= 0, "the listener, shared while the child started, still accepts here");
+  static char buf[65536];
+  ssize_t n;
+  size_t total = 0;
+  int wr = 0;
+  while (c >= 0 && ((n = read(c, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))) {
+    if (n > 0 && write_all(c, buf, (size_t)n) < 0)
+      wr = -1;
+    total += n > 0 ? (size_t)n : 0;
+  }
+  fprintf(stderr, "second connection: %zu bytes echoed by the parent\n", total);
+  ok(c >= 0 && wr == 0, "the parent echoed the second connection");
+  if (c >= 0)
+    close(c);
+  close(l);
   return fails ? 1 : 0;
 }

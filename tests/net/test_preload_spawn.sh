@@ -9,7 +9,9 @@
 # Each mode runs twice with the same assertions: preloaded on the device (TOE_STRICT=1), and on
 # the kernel (server and client in the peer namespace, over its own address). The client
 # (preload_inherit client, not preloaded) sends 8 MiB and half-closes; what comes back must be
-# SHA-256 equal, the server's checks pass and no sanitizer or library message appears.
+# SHA-256 equal, the server's checks pass and no sanitizer or library message appears. The
+# server's listener stays open meanwhile (shared for the child's start, which does not keep it):
+# afterwards it accepts a second connection (1 MiB) that the parent echoes itself.
 # Cost: about 4 s of CPU (ten 8 MiB echoes; 21 s wall on a machine at load 22).
 # Usage: bash tests/net/test_preload_spawn.sh BINDIR  (SPAWN_MODES="system popen": some modes only)
 source "$(dirname "$0")/lib.sh"
@@ -30,6 +32,8 @@ wait_for 5 test -S "$CTL" || net_die "toed made no control socket at $CTL"
 
 head -c $((8 << 20)) /dev/urandom >"$NET_TMP/in.bin"
 IN_SHA=$(sha "$NET_TMP/in.bin")
+head -c $((1 << 20)) /dev/urandom >"$NET_TMP/in2.bin"
+IN2_SHA=$(sha "$NET_TMP/in2.bin")
 
 # one WHERE MODE PORT: a preload_spawn server of MODE (WHERE: device or kernel) and the client.
 one() {
@@ -50,6 +54,10 @@ one() {
   cli=$BG_PID
   wait "$cli"
   check_eq "$name: the client finished" "$?" 0
+  wait_for 20 grep -q '^# second' "$NET_TMP/$tag.out" || net_fail "$name: no second accept"
+  peer timeout -k 2 60 "$PI" client "$addr" "$port" "$NET_TMP/in2.bin" "$NET_TMP/$tag.got2" \
+    </dev/null 2>"$NET_TMP/$tag.client2.err"
+  check_eq "$name: the second client finished" "$?" 0
   wait "$srv"
   rc=$?
   while IFS= read -r line; do
@@ -61,6 +69,8 @@ one() {
   check_eq "$name: server exit status" "$rc" 0
   [ "$rc" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/$tag.err" | head -10
   check_eq "$name: 8 MiB echoed, SHA-256 equal" "$(sha "$NET_TMP/$tag.got")" "$IN_SHA"
+  check_eq "$name: then 1 MiB echoed by the parent on its listener's next connection" \
+    "$(sha "$NET_TMP/$tag.got2")" "$IN2_SHA"
   no_sanitizer "$name" "$NET_TMP/$tag.err"
   if grep -q '^toe-preload' "$NET_TMP/$tag.err"; then
     net_fail "$name: the library wrote to stderr"
