@@ -30,6 +30,7 @@ pkgs=(
   openssh-server # sshd re-exec'ing per connection, preloaded, with scp from the peer (test_preload_sshd.sh)
   postgresql     # the postmaster forking backends, preloaded, with pgbench from the peer (test_preload_postgres.sh)
   rsync          # rsync --daemon forking per connection and rsync:// pulls (test_preload_rsyncd.sh)
+  unbound        # a DNS server with SO_REUSEPORT and two threads, preloaded (test_preload_unbound.sh)
 )
 # (gcc-multilib would give 32-bit x86 too, but Debian makes it conflict with the cross compilers.)
 

@@ -49,8 +49,14 @@
 #define TOE_EINPROGRESS 115    /* non-blocking connect started */
 #define TOE_EPROTO 71          /* protocol error (e.g. ICMP parameter problem) */
 #define TOE_EBADMSG 74         /* checksum failed */
+#define TOE_ENOTSOCK 88        /* a path that is not a socket (attaching to a device) */
 
 /* Returns a short static description of a TOE_E* value (positive or negative), never NULL. */
 const char *toe_strerror(int err);
+
+/* Why attaching to a device (toe_attach, toectl, the preload) failed, in words that say what to
+ * do: the errors whose meaning differs there (-TOE_ECONNREFUSED: no toed serves the socket), else
+ * toe_strerror's text. Either sign; never NULL. */
+const char *toe_attach_strerror(int err);
 
 #endif

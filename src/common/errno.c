@@ -91,7 +91,33 @@ const char *toe_strerror(int err)
     return "operation already in progress";
   case TOE_EINPROGRESS:
     return "operation in progress";
+  case TOE_ENOTSOCK:
+    return "not a socket";
   default:
     return "unknown error";
+  }
+}
+
+const char *toe_attach_strerror(int err)
+{
+  long e = err < 0 ? -(long)err : (long)err;
+  switch (e) {
+  case TOE_ENOENT:
+    return "no such device socket";
+  case TOE_ECONNREFUSED:
+    return "nobody serves it (toed not running?)";
+  case TOE_EACCES:
+  case TOE_EPERM:
+    return "permission denied (the socket's group may use it: see toed --ctl-group)";
+  case TOE_ETIMEDOUT:
+    return "the device did not answer";
+  case TOE_EMFILE:
+    return "the device serves too many clients";
+  case TOE_EPROTONOSUPPORT:
+    return "the device speaks another ABI version";
+  case TOE_EPROTO:
+    return "the device's answer is malformed";
+  default:
+    return toe_strerror(err);
   }
 }

@@ -184,6 +184,7 @@ struct toed_ctl_dev {
   bool stopping;
   struct ctl_token tokens[CTL_TOKENS];
   uint32_t tokens_live;
+  int (*pidfd_open)(pid_t pid); /* the config's, or the system call's (never NULL once open) */
   struct ctl_stats_cache stats_cache;
   struct ctl_quota quota;
 };

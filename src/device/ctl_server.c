@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -473,6 +474,12 @@ static void on_control(struct toed_ctl *c, struct ctl_client *cl, uint32_t event
 
 /* ---- share tokens bound to a process ------------------------------------------------------ */
 
+/* The default of toed_ctl_config.pidfd_open: the system call (ENOSYS before Linux 5.3). */
+static int sys_pidfd_open(pid_t pid)
+{
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
 toe_time_t ctl_token_watch(struct toed_ctl_dev *dev, struct ctl_token *t, toe_time_t now)
 {
   /* A pidfd polls readable once its process has exited (zombie or reaped): in the epoll set it
@@ -786,6 +793,7 @@ int toed_ctl_open(struct toed_ctl *c, const struct toed_ctl_config *cfg, struct 
   c->dev.st = st;
   c->dev.epfd = epfd;
   c->dev.poll_ns = (toe_time_t)cfg->poll_us * 1000u;
+  c->dev.pidfd_open = cfg->pidfd_open ? cfg->pidfd_open : sys_pidfd_open;
   c->dev.started = toe_stack_now(st);
   if (!cfg->path || strlen(cfg->path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
     snprintf(err, errlen, "--ctl %s: path too long for a Unix socket (at most %zu bytes)",

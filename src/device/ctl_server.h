@@ -45,6 +45,11 @@ struct toed_ctl_config {
   const char *identity;
   /* toed's uptime in ms for STATS DEVICE (the engine's clock may start anywhere), or NULL */
   unsigned long long (*uptime_ms)(void);
+  /* Opens a pidfd for process `pid` (a bound share token's holder): a descriptor, or -1 with
+   * errno set (ENOSYS: no pidfd_open, the process is then polled through /proc). NULL: the
+   * pidfd_open system call. A stand-in lets a test run the polled watch on any kernel
+   * (tests/unit/device/test_share_nopidfd.c). */
+  int (*pidfd_open)(pid_t pid);
 };
 
 struct toed_ctl {

@@ -16,6 +16,22 @@
 /* ------------------------------------------------------------------------------------------ */
 /* fork                                                                                       */
 
+void pl_listener_shared(struct psock *ps)
+{
+  /* libtoe made the listener lazy again on this share (every share, not only the first): its
+   * posted ACCEPTs are handed back and none is posted until this process asks again (its next
+   * accept, poll or select on it: pl_refresh_fd), so that connections go to the holders that
+   * serve them and not to one busy elsewhere. Our view must follow on every share. But a process
+   * waiting for connections right now (a thread asleep in accept, poll or select on it, or the
+   * listener in an epoll set) must go on getting them, as with the kernel, where fork does not
+   * change the parent's listener: then the interest is given to libtoe again at once
+   * (TOE_POLLIN, unless a connection is already shown), which posts ACCEPTs again. */
+  ps->acc_lazy = true;
+  ps->acc_demand = ps->acc_demand && (atomic_load(&ps->waiters) > 0 || ps->in_epoll);
+  ps->interest = UINT32_MAX;
+  pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
+}
+
 /* Before fork: a share token for every listener, connection and UDP socket of the current
  * session, so that the child can adopt them (PS_INHERIT); the fork wrapper (pl_inherit.c) then
  * binds them to the child's pid. */
@@ -33,21 +49,8 @@ void pl_atfork_prepare(void)
       int rc = toe_share(p->dev, ps->sd, &tok);
       if (rc == 0) {
         ps->share_token = tok;
-        if (ps->listening) {
-          /* libtoe made the listener lazy again on this share (every share, not only the first):
-           * its posted ACCEPTs are handed back and none is posted until this process asks again
-           * (its next accept, poll or select on it: pl_refresh_fd), so that connections go to
-           * the holders that serve them and not to one busy elsewhere. Our view must follow on
-           * every share. But a process waiting for connections right now (a thread asleep in
-           * accept, poll or select on it, or the listener in an epoll set) must go on getting
-           * them, as with the kernel, where fork does not change the parent's listener: then
-           * the interest is given to libtoe again at once (TOE_POLLIN, unless a connection is
-           * already shown), which posts ACCEPTs again. */
-          ps->acc_lazy = true;
-          ps->acc_demand = ps->acc_demand && (atomic_load(&ps->waiters) > 0 || ps->in_epoll);
-          ps->interest = UINT32_MAX;
-          pl_show(ps, ps->shown & (SH_IN | SH_OUT | SH_RDHUP));
-        }
+        if (ps->listening)
+          pl_listener_shared(ps);
       } else {
         PL_DBG("sd %d: no share token for a child (%s)", ps->sd, strerror(-rc));
       }
@@ -63,6 +66,26 @@ void pl_atfork_parent(void)
 {
   pl_tab_unlock();
   pl_attach_unlock();
+}
+
+long pl_fork_clone(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+  /* The handlers in the order pthread_atfork runs them (pl_init.c registers the epoll one
+   * last: its prepare runs first, its child handler last). */
+  pl_eps_fallback_all();
+  pl_atfork_prepare();
+  long r = R.syscall(nr, a0, a1, a2, a3, a4, a5);
+  if (r == 0) {
+    pl_atfork_child();
+    pl_eps_fork_child();
+    return 0;
+  }
+  int e = errno;
+  pl_atfork_parent();
+  if (r > 0)
+    pl_inh_fork_parent((pid_t)r);
+  errno = e;
+  return r;
 }
 
 /* The child has no session: libtoe's region is not mapped in it (MADV_DONTFORK) and the pump

@@ -19,6 +19,7 @@
 
 #include "preload/preload.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -286,6 +287,13 @@ PL_API pid_t fork(void)
   if (pid <= 0)
     return pid;
   int e = errno;
+  pl_inh_fork_parent(pid);
+  errno = e;
+  return pid;
+}
+
+void pl_inh_fork_parent(pid_t pid)
+{
   pl_attach_lock();
   struct pdev *p = pl_dev_current();
   for (struct psock *ps = pl_psock_all(); p && ps; ps = ps->all_next) {
@@ -300,8 +308,6 @@ PL_API pid_t fork(void)
     pthread_mutex_unlock(&ps->mu);
   }
   pl_attach_unlock();
-  errno = e;
-  return pid;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -373,6 +379,7 @@ struct inh {
   bool made; /* a token made for this exec (given up if the exec fails) */
   int nfd;
   int fds[INH_FDS];
+  ino_t ino; /* spawn: the placeholder socket's inode, how the new program finds it */
 };
 
 struct inh_set {
@@ -388,8 +395,12 @@ static char kind_of(const struct psock *ps)
   return ps->listening ? 'l' : 'c';
 }
 
-/* Shares the sockets that survive the exec; fills set (set->n 0: nothing to hand on). */
-static void exec_prepare(struct inh_set *set)
+/* Shares the sockets that survive the exec; fills set (set->n 0: nothing to hand on). With
+ * `spawn` (a child that posix_spawn, system or popen starts, pl_spawn.c), every offloaded socket,
+ * close-on-exec or not (a spawn's file actions may dup2 one, which clears the flag on the copy),
+ * named by its placeholder's inode rather than by descriptor numbers, which the file actions
+ * change; its token is bound to the child once it exists (pl_inh_spawn_done). */
+static void handoff_prepare(struct inh_set *set, bool spawn)
 {
   set->n = 0;
   set->env = NULL;
@@ -398,7 +409,7 @@ static void exec_prepare(struct inh_set *set)
   for (int fd = pl_fd_next(0); fd >= 0; fd = pl_fd_next(fd + 1)) {
     struct psock *ps = pl_fd_get(fd);
     int fl = R.fcntl(fd, F_GETFD);
-    if (!ps || fl < 0 || (fl & FD_CLOEXEC))
+    if (!ps || fl < 0 || ((fl & FD_CLOEXEC) && !spawn))
       continue;
     struct inh *e = NULL;
     for (int i = 0; i < set->n && !e; i++)
@@ -420,9 +431,12 @@ static void exec_prepare(struct inh_set *set)
     } else if (st == PS_OFF && p && ps->pdev == p) {
       int rc = ps->type == SOCK_STREAM && !ps->listening ? share_conn(p, ps, &tok)
                                                          : toe_share(p->dev, ps->sd, &tok);
+      if (rc == 0 && spawn && ps->listening)
+        pl_listener_shared(ps); /* this process goes on using it */
       if (rc == 0) {
         made = true;
-        rc = toe_token_bind(p->dev, tok, 0); /* ours until we end: the pid survives the exec */
+        /* exec: ours until we end (the pid survives the exec); spawn: the child's, later */
+        rc = spawn ? 0 : toe_token_bind(p->dev, tok, 0);
         if (rc < 0)
           PL_DBG("sd %d: token for the new program keeps its expiry (%s)", ps->sd, strerror(-rc));
       } else {
@@ -439,6 +453,8 @@ static void exec_prepare(struct inh_set *set)
       e->kind = kind_of(ps);
       e->made = made;
       e->fds[e->nfd++] = fd;
+      struct stat sb;
+      e->ino = fstat(fd, &sb) == 0 ? sb.st_ino : 0;
     }
     pthread_mutex_unlock(&ps->mu);
   }
@@ -451,7 +467,8 @@ static void exec_prepare(struct inh_set *set)
     set->n = 0; /* the tokens expire with us */
     return;
   }
-  len += (size_t)snprintf(env, cap, "%s=%d", ENV_NAME, (int)getpid());
+  /* spawn: the new program is our child ("p" and our pid); exec: it is us (our pid) */
+  len += (size_t)snprintf(env, cap, "%s=%s%d", ENV_NAME, spawn ? "p" : "", (int)getpid());
   for (int i = 0; i < set->n; i++) {
     struct inh *e = &set->v[i];
     int sfd = -1;
@@ -463,7 +480,9 @@ static void exec_prepare(struct inh_set *set)
     }
     len += (size_t)snprintf(env + len, cap - len, ";%llx:%c:%d:", (unsigned long long)e->tok,
                             e->kind, sfd);
-    for (int k = 0; k < e->nfd; k++)
+    if (spawn)
+      len += (size_t)snprintf(env + len, cap - len, "i%llu", (unsigned long long)e->ino);
+    for (int k = 0; k < e->nfd && !spawn; k++)
       len += (size_t)snprintf(env + len, cap - len, "%s%d", k ? "." : "", e->fds[k]);
   }
   set->env = env;
@@ -521,14 +540,59 @@ static char **exec_envp(struct inh_set *set, char *const envp[])
 
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 
+/* exec in a vfork child (dash starts its commands so, glibc's posix_spawn too): it shares the
+ * parent's memory, so it must not touch the parent's sessions, take its locks or allocate. What
+ * it can hand on are the sockets the parent inherited and never adopted: their tokens are unused
+ * and need no device call. They are named by their placeholder's inode, as the child's own
+ * descriptor table (dup2'd before the exec, which the shared map does not show) is what the new
+ * image has. */
+static int exec_vforked(int (*call)(void *ctx, char *const envp[]), void *ctx, char *const envp[])
+{
+  char env[96 + INH_MAX * 64];
+  int len = snprintf(env, sizeof env, "%s=%d", ENV_NAME, (int)getpid()), n = 0;
+  for (struct psock *ps = pl_psock_first_unlocked(); ps && n < INH_MAX; ps = ps->all_next) {
+    if (atomic_load(&ps->state) != PS_INHERIT || !ps->share_token)
+      continue;
+    struct stat sb;
+    unsigned long long ino = 0;
+    for (int fd = pl_fd_next(0); fd >= 0 && !ino; fd = pl_fd_next(fd + 1))
+      if (pl_fd_get(fd) == ps && fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode))
+        ino = (unsigned long long)sb.st_ino;
+    if (!ino || len >= (int)sizeof env - 64)
+      continue;
+    int sfd = ps->stash ? ps->stash_fd : -1;
+    if (sfd >= 0) {
+      int f = R.fcntl(sfd, F_GETFD); /* our own descriptor table: the parent's is not changed */
+      if (f >= 0)
+        R.fcntl(sfd, F_SETFD, f & ~FD_CLOEXEC);
+    }
+    len += snprintf(env + len, sizeof env - (size_t)len, ";%llx:%c:%d:i%llu",
+                    (unsigned long long)ps->share_token, kind_of(ps), sfd, ino);
+    n++;
+  }
+  size_t ne = 0;
+  while (envp && envp[ne])
+    ne++;
+  if (n == 0 || ne > 4096)
+    return call(ctx, envp);
+  char *nv[ne + 2];
+  size_t k = 0;
+  for (size_t i = 0; i < ne; i++)
+    if (strncmp(envp[i], ENV_NAME "=", sizeof(ENV_NAME)) != 0)
+      nv[k++] = envp[i];
+  nv[k++] = env;
+  nv[k] = NULL;
+  return call(ctx, nv);
+}
+
 /* Runs exec (a real execve/execvpe/fexecve-like call) with the inherited sockets handed on. */
 static int exec_with(int (*call)(void *ctx, char *const envp[]), void *ctx, char *const envp[])
 {
   pl_init();
   if (pl_foreign_child()) /* vfork: the parent's sessions are not ours to touch */
-    return call(ctx, envp);
+    return exec_vforked(call, ctx, envp);
   struct inh_set set;
-  exec_prepare(&set);
+  handoff_prepare(&set, false);
   char **nv = exec_envp(&set, envp);
   int rc = call(ctx, nv ? nv : envp);
   int e = errno;
@@ -567,6 +631,106 @@ static int exec_call(void *c, char *const envp[])
       real_execve = (execve_fn)dlsym(RTLD_NEXT, "execve");
     return real_execve(x->path, x->argv, envp);
   }
+}
+
+/* ---- spawn: posix_spawn, system, popen (pl_spawn.c) ------------------------------------ */
+
+struct pl_handoff {
+  struct inh_set set;
+};
+
+struct pl_handoff *pl_inh_spawn_prepare(void)
+{
+  if (pl_foreign_child()) /* vfork: the parent's sessions are not ours to touch */
+    return NULL;
+  struct pl_handoff *h = malloc(sizeof(*h));
+  if (!h)
+    return NULL;
+  handoff_prepare(&h->set, true);
+  if (h->set.n == 0) {
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+const char *pl_inh_spawn_env(const struct pl_handoff *h)
+{
+  return h->set.env;
+}
+
+char **pl_inh_spawn_envp(struct pl_handoff *h, char *const envp[])
+{
+  return exec_envp(&h->set, envp);
+}
+
+/* The socket inodes process pid holds (its /proc/PID/fd links "socket:[INO]"), at most max. */
+static int inodes_of(pid_t pid, unsigned long long *v, int max)
+{
+  char path[64], link[64];
+  snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+  DIR *d = opendir(path);
+  if (!d)
+    return 0;
+  int n = 0;
+  for (struct dirent *de; n < max && (de = readdir(d)) != NULL;) {
+    if (de->d_name[0] == '.')
+      continue;
+    ssize_t k = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
+    if (k <= 0)
+      continue;
+    link[k] = 0;
+    unsigned long long ino;
+    if (sscanf(link, "socket:[%llu]", &ino) == 1)
+      v[n++] = ino;
+  }
+  closedir(d);
+  return n;
+}
+
+void pl_inh_spawn_done(struct pl_handoff *h, pid_t child)
+{
+  if (!h)
+    return;
+  if (child == 0) {
+    exec_undo(&h->set); /* no child (it failed), or it has finished: what was made is given up */
+    free(h);
+    return;
+  }
+  /* The spawn returned once the child's exec succeeded: its descriptors are those it starts
+   * with. Tokens of sockets it holds are bound to it (given up when it ends; -ENOENT: adopted
+   * already); the others are given up at once, so that they hold nothing open. */
+  static unsigned long long held[1024];
+  static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&held_mu);
+  int nh = child > 0 ? inodes_of(child, held, 1024) : 0;
+  pl_attach_lock();
+  struct pdev *p = pl_dev_current();
+  for (int i = 0; i < h->set.n; i++) {
+    struct inh *e = &h->set.v[i];
+    bool has = child < 0; /* a child we cannot name: the tokens stay ours until we end */
+    for (int k = 0; k < nh && !has; k++)
+      has = held[k] == (unsigned long long)e->ino;
+    pthread_mutex_lock(&e->ps->mu);
+    if (e->made && p) {
+      int rc = !has ? toe_token_drop(p->dev, e->tok)
+                    : toe_token_bind(p->dev, e->tok, child > 0 ? child : 0);
+      if (rc < 0 && rc != -TOE_ENOENT)
+        PL_DBG("spawn: token of sd %d: %s", e->ps->sd, strerror(-rc));
+    }
+    if (!has)
+      unpause(e->ps);
+    if (e->ps->stash) {
+      int f = R.fcntl(e->ps->stash_fd, F_GETFD);
+      if (f >= 0)
+        R.fcntl(e->ps->stash_fd, F_SETFD, f | FD_CLOEXEC);
+    }
+    pthread_mutex_unlock(&e->ps->mu);
+  }
+  pl_attach_unlock();
+  pthread_mutex_unlock(&held_mu);
+  free(h->set.env);
+  free(h);
 }
 
 PL_API int execve(const char *path, char *const argv[], char *const envp[])
@@ -674,7 +838,29 @@ PL_API int execle(const char *path, const char *arg, ...)
 /* ------------------------------------------------------------------------------------------ */
 /* the new image                                                                               */
 
-/* One "TOKEN:KIND:STASHFD:FD.FD" entry: a PS_INHERIT psock for its descriptors. */
+/* The descriptors (at most INH_FDS) of this process that are socket `ino` and not ours yet. */
+static int fds_of_inode(unsigned long long ino, int fds[INH_FDS])
+{
+  int n = 0;
+  DIR *d = ino ? opendir("/proc/self/fd") : NULL;
+  if (!d)
+    return 0;
+  int dfd = dirfd(d);
+  for (struct dirent *de; n < INH_FDS && (de = readdir(d)) != NULL;) {
+    char *end;
+    long fd = strtol(de->d_name, &end, 10);
+    struct stat sb;
+    if (end == de->d_name || *end || fd == dfd || fd < 0 || fd >= 1 << 20)
+      continue;
+    if (fstat((int)fd, &sb) == 0 && S_ISSOCK(sb.st_mode) && sb.st_ino == ino && !pl_fd_get((int)fd))
+      fds[n++] = (int)fd;
+  }
+  closedir(d);
+  return n;
+}
+
+/* One "TOKEN:KIND:STASHFD:FD.FD" entry (exec), or "TOKEN:KIND:STASHFD:iINO" (spawn): a
+ * PS_INHERIT psock for its descriptors. */
 static void inherit_entry(const char *s)
 {
   unsigned long long tok;
@@ -683,7 +869,9 @@ static void inherit_entry(const char *s)
   if (sscanf(s, "%llx:%c:%d:%n", &tok, &kind, &sfd, &used) != 3 || !tok || !used)
     return;
   int fds[INH_FDS], nfd = 0;
-  for (const char *c = s + used; *c && *c != ';' && nfd < INH_FDS;) {
+  if (s[used] == 'i') /* from a spawn: the descriptors that are the placeholder socket INO */
+    nfd = fds_of_inode(strtoull(s + used + 1, NULL, 10), fds);
+  for (const char *c = s + used; *c != 'i' && *c && *c != ';' && nfd < INH_FDS;) {
     char *end;
     long fd = strtol(c, &end, 10);
     if (end == c)
@@ -712,6 +900,7 @@ static void inherit_entry(const char *s)
     else
       R.close(sfd);
   }
+  PL_DBG("inherited socket %c (token %llx): %d descriptor(s)", kind, tok, nfd);
   if (nfd == 0) {
     if (st)
       munmap(st, sizeof(*st) + st->cap), R.close(sfd);
@@ -735,6 +924,30 @@ static void inherit_entry(const char *s)
     munmap(st, sizeof(*st) + st->cap), R.close(sfd);
 }
 
+/* Whether process pid is an ancestor of ours (at most 16 generations up, /proc/PID/stat). */
+static bool is_ancestor(long pid)
+{
+  long p = (long)getppid();
+  for (int i = 0; i < 16 && p > 1; i++) {
+    if (p == pid)
+      return true;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", p);
+    FILE *f = fopen(path, "re");
+    if (!f)
+      return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *c = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
+    int pp;
+    if (!c || sscanf(c + 1, " %*c %d", &pp) != 1)
+      return false;
+    p = pp;
+  }
+  return false;
+}
+
 void pl_inh_init(void)
 {
   const char *v = getenv("TOE_INHERIT"); /* ENV_NAME; listed by toe-run --help */
@@ -745,9 +958,13 @@ void pl_inh_init(void)
   if (!copy)
     return;
   char *end;
-  long pid = strtol(copy, &end, 10);
-  if (pid == (long)getpid() && *end == ';') {
-    /* Written by the image we replace (same pid): not a stale value from an ancestor. */
+  bool spawned = copy[0] == 'p';
+  long pid = strtol(copy + spawned, &end, 10);
+  if ((spawned ? is_ancestor(pid) : pid == (long)getpid()) && *end == ';') {
+    /* Written by the image we replace (same pid): not a stale value from an ancestor. Or by the
+     * process that spawned us or a program between (a shell that never called the library
+     * before it ran the command: the value is still in its environment); each socket is found
+     * only where this process holds its placeholder (its inode), and a token adopts once. */
     for (char *e = end + 1; e && *e;) {
       inherit_entry(e);
       e = strchr(e, ';');

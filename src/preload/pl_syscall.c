@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -94,6 +95,16 @@ PL_API long syscall(long nr, ...)
 #ifdef SYS_seccomp
   case SYS_seccomp: /* a sandbox: placeholders through read/write from now on (pl_inherit.c) */
     atomic_store(&pl_sandboxed, true);
+    break;
+#endif
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__riscv)
+  case SYS_clone:
+    /* A new process with a copy of our memory on the caller's stack (flags, stack, ... on these
+     * architectures): a fork made without the C library, so without its fork hooks; ours run
+     * around it, so the child adopts the offloaded sockets it inherits (pl_fork.c). Threads and
+     * vfork-style children (CLONE_VM) share our memory and need nothing. */
+    if (ready && !(a0 & (CLONE_VM | CLONE_THREAD | CLONE_VFORK)) && a1 == 0)
+      return pl_fork_clone(nr, a0, a1, a2, a3, a4, a5);
     break;
 #endif
   case SYS_socket:

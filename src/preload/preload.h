@@ -301,6 +301,14 @@ extern unsigned pl_fork_gen;
 void pl_atfork_prepare(void);
 void pl_atfork_parent(void);
 void pl_atfork_child(void);
+/* Listener ps (locked, PS_OFF) was just shared: this process's view follows libtoe's (lazy). */
+void pl_listener_shared(struct psock *ps);
+/* A raw clone system call `nr` (SYS_clone, args a0..a5) that makes a process with a copy of our
+ * memory on the caller's stack, a fork without the C library: the fork hooks run around it as
+ * around fork(), so the child can adopt the offloaded sockets it inherits (pl_fork.c). */
+long pl_fork_clone(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+/* In the parent after a fork that made child pid: binds the tokens made for it to it. */
+void pl_inh_fork_parent(pid_t pid);
 /* pl_init.c: the child's notion of "our pid" (pl_foreign_child). */
 void pl_init_fork_child(void);
 
@@ -548,6 +556,20 @@ void pl_inh_close(struct psock *ps);
 void pl_inh_give_back(struct pdev *p, struct psock *ps);
 /* At start: adopts what the previous program image left (TOE_INHERIT, written at exec). */
 void pl_inh_init(void);
+/* A program started without fork (posix_spawn, system, popen: pl_spawn.c) gets every offloaded
+ * socket it holds once started, as after exec. Before the start: shares them all (tokens not yet
+ * bound) and returns what to hand on, or NULL when there is nothing (or in a vfork child). */
+struct pl_handoff;
+struct pl_handoff *pl_inh_spawn_prepare(void);
+/* "TOE_INHERIT=..." for the child's environment (owned by h). */
+const char *pl_inh_spawn_env(const struct pl_handoff *h);
+/* envp without any TOE_INHERIT, plus h's: a vector to free() (not its strings), or NULL on no
+ * memory. */
+char **pl_inh_spawn_envp(struct pl_handoff *h, char *const envp[]);
+/* After the start, and frees h (NULL: nothing): child > 0, the new process (the tokens of the
+ * sockets it holds are bound to it, the others given up); 0, none or finished (all given up);
+ * -1, started but unknown (the tokens stay bound to this process until it ends). */
+void pl_inh_spawn_done(struct pl_handoff *h, pid_t child);
 
 /* pl_io.c */
 ssize_t pl_send_ps(int fd, struct psock *ps, const void *buf, size_t len, int flags,

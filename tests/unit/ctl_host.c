@@ -18,6 +18,13 @@
 int ctl_host_listen(struct toed_ctl *c, struct toe_stack *st, const char *who, uint32_t poll_us,
                     uint32_t max_clients, struct ctl_host_server *srv, char *err, size_t errlen)
 {
+  return ctl_host_listen_with(c, st, who, poll_us, max_clients, NULL, srv, err, errlen);
+}
+
+int ctl_host_listen_with(struct toed_ctl *c, struct toe_stack *st, const char *who,
+                         uint32_t poll_us, uint32_t max_clients, int (*pidfd_open)(pid_t),
+                         struct ctl_host_server *srv, char *err, size_t errlen)
+{
   snprintf(srv->path, sizeof srv->path, "/tmp/toe-%s-%d.sock", who, (int)getpid());
   unlink(srv->path); /* left by an earlier run of this process id that crashed */
   srv->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -26,8 +33,11 @@ int ctl_host_listen(struct toed_ctl *c, struct toe_stack *st, const char *who, u
     snprintf(err, errlen, "epoll_create1: %s", strerror(e));
     return -e;
   }
-  struct toed_ctl_config cc = {
-      .path = srv->path, .poll_us = poll_us, .max_clients = max_clients, .quiet = true};
+  struct toed_ctl_config cc = {.path = srv->path,
+                               .poll_us = poll_us,
+                               .max_clients = max_clients,
+                               .quiet = true,
+                               .pidfd_open = pidfd_open};
   int rc = toed_ctl_open(c, &cc, st, srv->epfd, err, errlen);
   if (rc < 0) {
     close(srv->epfd);

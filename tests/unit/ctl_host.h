@@ -42,6 +42,10 @@ struct ctl_host {
  * message in err (errlen bytes). */
 int ctl_host_listen(struct toed_ctl *c, struct toe_stack *st, const char *who, uint32_t poll_us,
                     uint32_t max_clients, struct ctl_host_server *srv, char *err, size_t errlen);
+/* ctl_host_listen with toed_ctl_config.pidfd_open set to `pidfd_open` (NULL: the system call). */
+int ctl_host_listen_with(struct toed_ctl *c, struct toe_stack *st, const char *who,
+                         uint32_t poll_us, uint32_t max_clients, int (*pidfd_open)(pid_t),
+                         struct ctl_host_server *srv, char *err, size_t errlen);
 
 /* Fills `h` with the hello of this ABI's headers: caps, buf_count buffers of 2048 bytes, an SQ
  * of 8 and a CQ of 16 entries (small: a host that lets it fill meets the device's back-pressure),

@@ -247,7 +247,7 @@ static int token_bind(struct ctl_client *cl, struct ctl_token *t, pid_t pid)
     pid = cl->pid;
   if (pid <= 0 || (pid != cl->pid && parent_of(pid) != cl->pid))
     return -TOE_EPERM;
-  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  int fd = cl->dev->pidfd_open(pid);
   if (fd < 0 && errno != ENOSYS)
     return -TOE_EPERM;
   if (t->bound && t->pidfd >= 0)

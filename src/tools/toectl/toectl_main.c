@@ -26,6 +26,7 @@
  * aligned columns; --json prints one JSON object. Exit status: 0, 1 when the device cannot be
  * reached or refuses, 2 for bad usage.
  */
+#include "toe/errno.h"
 #include "toe/tcp.h" /* enum toe_tcp_state: the ABI's tcp_state values */
 #include "toectl_capture.h"
 #include "toectl_data.h"
@@ -156,30 +157,12 @@ static int default_ctl(char *buf, size_t len)
   return -1;
 }
 
-/* Why an attach failed, in words. */
+/* Why an attach failed, in words: the one table of error strings (src/common/errno.c), or the C
+ * library's for a system error that table does not know (a path's ENOTDIR, say). */
 static const char *attach_hint(int err)
 {
-  switch (-err) {
-  case ENOENT:
-    return "no such device socket";
-  case ECONNREFUSED:
-    return "nobody serves it (toed not running?)";
-  case EACCES:
-  case EPERM:
-    return "permission denied (the socket's group may use it: see toed --ctl-group)";
-  case ENOTSOCK:
-    return "not a socket";
-  case ETIMEDOUT:
-    return "the device did not answer";
-  case EMFILE:
-    return "the device serves too many clients";
-  case EPROTONOSUPPORT:
-    return "the device speaks another ABI version";
-  case EPROTO:
-    return "the device's answer is malformed";
-  default:
-    return strerror(-err);
-  }
+  const char *s = toe_attach_strerror(err);
+  return strcmp(s, toe_strerror(0x7fffffff)) != 0 ? s : strerror(-err);
 }
 
 /* ---- filters (STATS FILTERS text, abi.h) -------------------------------------------------- */

@@ -1,7 +1,7 @@
 /*
  * The stack instance: config defaults and validation, memory sizing and creation in a caller's
  * buffer, start/poll/now, pseudo-random numbers, the keyed hash (SipHash-2-4 test vectors),
- * toe_strerror and the counter walk.
+ * toe_strerror (and toe_attach_strerror) and the counter walk.
  */
 #include "engine/stack.h"
 #include "harness.h"
@@ -438,11 +438,20 @@ TEST(strerror)
       TOE_ENETUNREACH,  TOE_ECONNABORTED, TOE_ECONNRESET,      TOE_ENOBUFS,
       TOE_EISCONN,      TOE_ENOTCONN,     TOE_ESHUTDOWN,       TOE_ETIMEDOUT,
       TOE_ECONNREFUSED, TOE_EHOSTDOWN,    TOE_EHOSTUNREACH,    TOE_EALREADY,
-      TOE_EINPROGRESS,  TOE_EPROTO,       TOE_EBADMSG};
+      TOE_EINPROGRESS,  TOE_EPROTO,       TOE_EBADMSG,         TOE_ENOTSOCK};
   int unknown = 0;
   for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
     unknown += strcmp(toe_strerror(-codes[i]), "unknown error") == 0;
   CHECK_EQ(unknown, 0);
+  /* attaching: the errors whose meaning is the device's, else the same table's text */
+  CHECK(strcmp(toe_attach_strerror(-TOE_ECONNREFUSED), "nobody serves it (toed not running?)") ==
+        0);
+  CHECK(strcmp(toe_attach_strerror(-TOE_ENOENT), "no such device socket") == 0);
+  CHECK(strcmp(toe_attach_strerror(TOE_EPROTONOSUPPORT), "the device speaks another ABI version") ==
+        0);
+  CHECK(strcmp(toe_attach_strerror(-TOE_ENOBUFS), toe_strerror(-TOE_ENOBUFS)) == 0);
+  CHECK(strcmp(toe_attach_strerror(-TOE_ENOTSOCK), "not a socket") == 0);
+  CHECK(toe_attach_strerror(-2147483647 - 1) != NULL);
 }
 
 struct visit_log {

@@ -5,6 +5,7 @@
  * (a randomised test against the source bytes), the out-of-order memory bound, delayed ACKs, zero
  * windows, and ICMP errors (RFC 5927, RFC 1191).
  */
+#include "common/prng.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "harness.h"
@@ -13,6 +14,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* The tree's one PRNG (src/common/prng.h) instead of the C library's rand(): the same numbers
+ * with every libc (the cross runs too), so a failure reproduces anywhere. */
+static uint64_t rng_state;
+static int rnd(void)
+{
+  return (int)(toe_prng_next(&rng_state) >> 33); /* 0 .. 2^31 - 1, as rand() */
+}
 
 static const struct toe_counters_tcp *ctr(const struct harness *h)
 {
@@ -580,7 +589,7 @@ TEST(randomised_reordered_duplicated_overlapping_delivery)
     if (round & 2)
       c.syn_opt.ts = false;
     REQUIRE(h_conn_connect(&c, 0) == 0);
-    srand(77 + round);
+    toe_prng_seed(&rng_state, 77 + round);
     const uint32_t total = 150000;
     static uint8_t src[150000], got[150000];
     for (uint32_t i = 0; i < total; i++)
@@ -598,17 +607,17 @@ TEST(randomised_reordered_duplicated_overlapping_delivery)
       int np = 0;
       uint32_t off = acked;
       while (np < 40 && off < total && off < acked + 24000) {
-        uint32_t len = 1 + (uint32_t)(rand() % 1460);
+        uint32_t len = 1 + (uint32_t)(rnd() % 1460);
         if (off + len > total)
           len = total - off;
-        if (rand() % 6 != 0)
+        if (rnd() % 6 != 0)
           p[np++] = (struct piece){off, len, c.tsval + (uint32_t)np};
         off += len;
       }
       for (int k = 0; k < 6 && np < 48; k++) { /* duplicates and overlapping re-segmentation */
         uint32_t o =
-            acked > 3000 ? acked - 3000 + (uint32_t)(rand() % 6000) : (uint32_t)(rand() % 3000);
-        uint32_t len = 1 + (uint32_t)(rand() % 3000);
+            acked > 3000 ? acked - 3000 + (uint32_t)(rnd() % 6000) : (uint32_t)(rnd() % 3000);
+        uint32_t len = 1 + (uint32_t)(rnd() % 3000);
         if (o >= total)
           continue;
         if (o + len > total)
@@ -616,7 +625,7 @@ TEST(randomised_reordered_duplicated_overlapping_delivery)
         p[np++] = (struct piece){o, len, c.tsval + 40u + (uint32_t)k};
       }
       for (int k = np - 1; k > 0; k--) {
-        int j = rand() % (k + 1);
+        int j = rnd() % (k + 1);
         struct piece t = p[k];
         p[k] = p[j];
         p[j] = t;
@@ -632,7 +641,7 @@ TEST(randomised_reordered_duplicated_overlapping_delivery)
         h_conn_send_raw(&c, base + p[k].off, c.rcv_nxt, H_ACK, c.win, &o, src + p[k].off, p[k].len);
       }
       c.tsval += 50;
-      if (rand() % 3 == 0)
+      if (rnd() % 3 == 0)
         h_advance(&h, TOE_MSEC(50));
       int n;
       while ((n = toe_tcp_recv(h.st, c.s, got + ngot, total - ngot)) > 0)

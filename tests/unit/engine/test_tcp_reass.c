@@ -3,6 +3,7 @@
  * trimming, merging, the memory bound, the order of SACK blocks (RFC 2018 4), D-SACK blocks
  * (RFC 2883), and a randomised test that delivered bytes always equal the source exactly once.
  */
+#include "common/prng.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "harness.h"
@@ -10,6 +11,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* The tree's one PRNG (src/common/prng.h) instead of the C library's rand(): the same numbers
+ * with every libc (the cross runs too), so a failure reproduces anywhere. */
+static uint64_t rng_state;
+static int rnd(void)
+{
+  return (int)(toe_prng_next(&rng_state) >> 33); /* 0 .. 2^31 - 1, as rand() */
+}
 
 #define BASE 1000u /* rcv_nxt at the start */
 
@@ -362,7 +371,7 @@ TEST(randomised_delivery_exact)
     struct rq *r = rq_new(1024);
     r->tp.flags = round & 1 ? TOE_TF_SACK_OK : 0;
     r->tp.rcvbuf = 1u << 24;
-    srand(1234 + round);
+    toe_prng_seed(&rng_state, 1234 + round);
     const uint32_t total = 60000;
     static uint8_t out[200000];
     size_t got = 0;
@@ -371,14 +380,14 @@ TEST(randomised_delivery_exact)
       steps++;
       /* near rcv_nxt so progress is made, with jumps ahead and retransmissions behind */
       long o = (long)(r->tp.rcv_nxt - BASE);
-      if (rand() % 3 != 0)
-        o += rand() % 8000 - ((rand() % 4 == 0) ? rand() % 2000 : 0);
+      if (rnd() % 3 != 0)
+        o += rnd() % 8000 - ((rnd() % 4 == 0) ? rnd() % 2000 : 0);
       if (o < 0)
         o = 0;
       if (o > (long)total - 1)
         o = (long)total - 1;
       uint32_t off = (uint32_t)o;
-      uint32_t len = 1 + (uint32_t)(rand() % (rand() % 5 == 0 ? 4000 : 1460));
+      uint32_t len = 1 + (uint32_t)(rnd() % (rnd() % 5 == 0 ? 4000 : 1460));
       if (off + len > total)
         len = total - off;
       uint32_t seq = BASE + off;
@@ -424,7 +433,7 @@ TEST(randomised_delivery_exact)
       CHECK_EQ(bufs, r->tp.ooo_count);
       for (unsigned k = 0; k < r->tp.sack_gen_count; k++)
         CHECK(toe_seq_gt(r->tp.sack_gen[k].start, r->tp.rcv_nxt));
-      if (rand() % 16 == 0)
+      if (rnd() % 16 == 0)
         got += drain(r, out + got);
     }
     CHECK(contents_ok(r));

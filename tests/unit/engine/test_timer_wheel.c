@@ -5,12 +5,21 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
+#include "common/prng.h"
 #include "engine/stack.h"
 #include "harness.h"
 #include "testlib.h"
 
 #include <stdlib.h>
 #include <time.h>
+
+/* The tree's one PRNG (src/common/prng.h) instead of the C library's rand(): the same numbers
+ * with every libc (the cross runs too), so a failure reproduces anywhere. */
+static uint64_t rng_state;
+static int rnd(void)
+{
+  return (int)(toe_prng_next(&rng_state) >> 33); /* 0 .. 2^31 - 1, as rand() */
+}
 
 #define TICK TOE_TW_TICK_NS
 
@@ -368,18 +377,18 @@ TEST(deadline_is_a_lower_bound)
 {
   struct harness h;
   h_init(&h);
-  srand(7);
+  toe_prng_seed(&rng_state, 7);
   toe_time_t t0 = toe_stack_now(h.st);
   enum { N = 3000 };
   static struct tt x[N];
   tt_init(x, N);
   for (int i = 0; i < N; i++) {
     /* spread over every level: 1 ms .. ~12 days, with random sub-tick offsets */
-    int scale = rand() % 6;
+    int scale = rnd() % 6;
     toe_time_t span = TOE_MSEC(1);
     for (int s = 0; s < scale; s++)
       span *= 37;
-    toe_time_t d = (toe_time_t)rand() % span + (toe_time_t)rand() % TICK + 1;
+    toe_time_t d = (toe_time_t)rnd() % span + (toe_time_t)rnd() % TICK + 1;
     toe_timer_arm(h.st, &x[i].t, t0 + d);
   }
   toe_time_t end = t0 + TOE_SEC(86400 * 13);
@@ -429,16 +438,16 @@ TEST(random_polling_never_misses)
    * and none before its time. */
   struct harness h;
   h_init(&h);
-  srand(11);
+  toe_prng_seed(&rng_state, 11);
   toe_time_t t0 = toe_stack_now(h.st);
   enum { N = 2000 };
   static struct tt x[N];
   tt_init(x, N);
   for (int i = 0; i < N; i++)
-    toe_timer_arm(h.st, &x[i].t, t0 + 1 + (toe_time_t)rand() * 997u % TOE_SEC(600));
+    toe_timer_arm(h.st, &x[i].t, t0 + 1 + (toe_time_t)rnd() * 997u % TOE_SEC(600));
   int missed = 0, early = 0;
   for (toe_time_t t = t0; t < t0 + TOE_SEC(601);) {
-    t += (toe_time_t)(rand() % 5000) * 100000u + 1;
+    t += (toe_time_t)(rnd() % 5000) * 100000u + 1;
     toe_stack_poll(h.st, t);
     for (int i = 0; i < N; i++) {
       if (x[i].t.expires <= t && !x[i].fired)
@@ -463,7 +472,7 @@ TEST(many_timers_mostly_cancelled)
 {
   struct harness h;
   h_init(&h);
-  srand(3);
+  toe_prng_seed(&rng_state, 3);
   toe_time_t t0 = toe_stack_now(h.st);
   enum { N = 200000 };
   struct tt *x = calloc(N, sizeof(*x));
@@ -471,7 +480,7 @@ TEST(many_timers_mostly_cancelled)
   tt_init(x, N);
   toe_time_t *when = calloc(N, sizeof(*when));
   for (int i = 0; i < N; i++) /* like retransmission timers: 1 ms .. 10 min out */
-    when[i] = t0 + 1 + ((toe_time_t)rand() * 7919u) % TOE_SEC(600);
+    when[i] = t0 + 1 + ((toe_time_t)rnd() * 7919u) % TOE_SEC(600);
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   for (int i = 0; i < N; i++)

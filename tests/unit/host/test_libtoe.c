@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 
+#include "common/prng.h"
 #include "testlib.h"
 #include "toe/abi.h"
 #include "toe/toe.h"
@@ -795,12 +796,13 @@ static int tcp_pair(toe_dev *d, uint16_t port, int *c, int *s, int *l)
   return *s < 0 ? -3 : 0;
 }
 
+/* n bytes of the tree's one PRNG (src/common/prng.h) from `seed`. */
 static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
 {
-  for (size_t i = 0; i < n; i++) {
-    seed = seed * 1103515245u + 12345u;
-    p[i] = (uint8_t)(seed >> 16);
-  }
+  uint64_t s;
+  toe_prng_seed(&s, seed);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)(toe_prng_next(&s) >> 56);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -7,6 +7,7 @@
  */
 #define _DEFAULT_SOURCE /* libpcap's headers use u_int and friends */
 
+#include "common/prng.h"
 #include "testlib.h"
 #include "toe/errno.h"
 #include "transport/capture_bpf.h"
@@ -18,14 +19,11 @@
 
 #define SNAP 262144
 
-/* A small deterministic PRNG (xorshift32): the same frames on every run. */
-static uint32_t rng = 0x9e3779b9u;
+/* The tree's one PRNG (src/common/prng.h), from a fixed state: the same frames on every run. */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)
 {
-  rng ^= rng << 13;
-  rng ^= rng >> 17;
-  rng ^= rng << 5;
-  return rng;
+  return (uint32_t)(toe_prng_next(&rng) >> 32);
 }
 
 static uint32_t pick(const uint32_t *v, size_t n)

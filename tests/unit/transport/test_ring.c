@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep, sem_timedwait */
 
+#include "common/prng.h"
 #include "testlib.h"
 #include "transport/ring.h"
 
@@ -466,15 +467,15 @@ static void *stress_producer(void *arg)
 {
   struct stress *s = arg;
   uint64_t seq = 0;
-  uint32_t rnd = 12345;
+  uint64_t rng;
+  toe_prng_seed(&rng, 12345); /* the tree's one PRNG (src/common/prng.h) */
   while (seq < s->target) {
     /* The time budget keeps the test short on a fast machine; the floor keeps it meaningful on
      * a loaded one (the indices must wrap 2^32 and the ring many times over), so the outcome never
      * depends on the machine's speed. */
     if ((seq & 0xfff) == 0 && seq >= STRESS_MIN_ENTRIES && now_ns() > s->deadline_ns)
       break;
-    rnd = rnd * 1103515245u + 12345u;
-    uint32_t want = 1 + (rnd >> 16) % 32;
+    uint32_t want = 1 + (uint32_t)(toe_prng_next(&rng) >> 59); /* 1 .. 32 */
     if (want > s->target - seq)
       want = (uint32_t)(s->target - seq);
     int n = toe_ring_prod_reserve(&s->t.prod, want);
