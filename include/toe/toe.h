@@ -428,8 +428,10 @@ int toe_close(toe_dev *dev, int sd);
 #define TOE_OPT_MAXSEG 11       /* get: the send MSS; set: clamp it (before connect) */
 #define TOE_OPT_REUSEPORT 12    /* 0/1 before bind: SO_REUSEPORT (one uid's sockets share) */
 #define TOE_OPT_ERROR 0x100     /* get: the pending error (0 or -TOE_E*), which is cleared */
-#define TOE_OPT_RXBUFS 0x101    /* receive buffers the device may lend this socket at once */
-#define TOE_OPT_NREAD 0x102     /* get: bytes queued to read (here and in the device) */
+/* Receive buffers the device may lend this socket at once; 0 pauses its deliveries (what the
+ * device lent before the call returns is still read here; older devices: -TOE_EINVAL). */
+#define TOE_OPT_RXBUFS 0x101
+#define TOE_OPT_NREAD 0x102 /* get: bytes queued to read (here and in the device) */
 /* 0/1, UDP: errors Linux reports only with IP_RECVERR (ICMP errors on an unconnected socket, a
  * failed neighbour resolution) become the pending error (ABI 1.5; -TOE_ENOPROTOOPT before) */
 #define TOE_OPT_RECVERR 13

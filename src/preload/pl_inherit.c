@@ -229,6 +229,16 @@ void pl_inh_give_back(struct pdev *p, struct psock *ps)
   struct pl_stash *s = ps->stash;
   if (!s || ps->type != SOCK_STREAM || ps->listening)
     return;
+  /* The device goes on lending to this holder while it has credit: stop that first (the
+   * completion comes after every delivery made before it), so that the drain below takes all
+   * of it and nothing arrives in a session that is about to end (sshd's preauth child exits
+   * while the client's first session messages come in: they were lost under load). A device
+   * older than ABI 1.7 refuses the pause; the drain is then best effort, as before. */
+  int prc = toe_setsockopt(p->dev, ps->sd, TOE_OPT_RXBUFS, 0);
+  if (prc < 0)
+    PL_DBG("sd %d: deliveries not paused before the hand-back (%s)", ps->sd, strerror(-prc));
+  else
+    ps->rx_paused = true;
   char buf[16384];
   size_t moved = 0, lost = 0;
   for (;;) {

@@ -282,7 +282,9 @@ static int check_opt(const struct toe_abi_hslot *s, uint32_t opt, bool set, int6
   case TOE_ABI_SO_NREAD:
     return set ? -TOE_ENOPROTOOPT : 0; /* read-only */
   case TOE_ABI_SO_RXBUFS:
-    if (set && (value < 1 || value > (int64_t)buf_count))
+    /* 0 pauses the socket's deliveries (a holder of a shared connection that is about to end
+     * takes back what was lent before it hands the rest on: docs/transport.md). */
+    if (set && (value < 0 || value > (int64_t)buf_count))
       return -TOE_EINVAL;
     return 0;
   case TOE_ABI_SO_OWNER_PID:

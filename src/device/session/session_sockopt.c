@@ -37,9 +37,13 @@ void ses_op_setsockopt(struct ctl_client *cl, struct ctl_sock *k, const struct t
   } else if (opt == TOE_ABI_SO_RXBUFS) {
     struct toe_abi_hslot *sl = &cl->slots[k->index];
     bool more = (uint32_t)v > sl->rx_max;
-    sl->rx_max = (uint32_t)v; /* validated: 1..buf_count */
-    if (k->sh && k->proto == TOE_ABI_PROTO_TCP)
-      k->sh->active = k; /* a holder of a shared connection asks for its data again */
+    sl->rx_max = (uint32_t)v; /* validated: 0..buf_count */
+    if (k->sh && k->proto == TOE_ABI_PROTO_TCP) {
+      if (v > 0)
+        k->sh->active = k; /* a holder of a shared connection asks for its data again */
+      else if (k->sh->active == k)
+        k->sh->active = NULL; /* it stops: the next holder that asks gets the data */
+    }
     if (more) {
       k->flags |= SF_RX; /* more credit: delivery may resume */
       ses_list_add(cl, k, CTL_LIST_WORK);

@@ -674,6 +674,103 @@ TEST(receive_coalescing)
   e2e_fini(&L);
 }
 
+/* SO_RXBUFS 0 pauses a socket's deliveries (1.7): what was lent before the SETSOCKOPT's
+ * completion is the host's, nothing is lent after it however much arrives (the engine keeps it),
+ * and a value above 0 resumes delivery with every byte in order. A holder of a shared connection
+ * that is about to end relies on this to hand on what it was lent (src/preload/pl_inherit.c). */
+TEST(rxbufs_zero_pauses_delivery)
+{
+  memset(&H, 0, sizeof H);
+  memset(&P, 0, sizeof P);
+  H.bad_at = UINT64_MAX;
+  H.caps = TOE_ABI_CAPS_1_6 & ~TOE_ABI_CAP_POSIX_BELLS;
+  P.limit = 100;
+  e2e_init(&L, NULL, NULL, 7, TOE_SEC(1));
+  L.on_event = on_event;
+  struct toe_stack *st1 = L.end[1].st;
+  CHECK_EQ(toe_tcp_open(st1, &P, &P.lsock), 0);
+  struct toe_sockaddr la = {.family = TOE_AF_INET, .port = PEER_PORT, .addr = 0};
+  CHECK_EQ(toe_sock_bind(st1, P.lsock, &la), 0);
+  CHECK_EQ(toe_tcp_listen(st1, P.lsock, 4), 0);
+  static struct ctl_host_server srv;
+  char err[256];
+  int rc = ctl_host_listen(&C, L.end[0].st, "test-ctl-pause", 1000000, 2, &srv, err, sizeof err);
+  if (rc < 0)
+    fprintf(stderr, "toed_ctl_open: %s\n", err);
+  REQUIRE(rc == 0);
+  attach(srv.path);
+  step();
+  struct toe_abi_sqe e;
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_OPEN;
+  e.user_data = 2;
+  e.u.open.family = TOE_ABI_AF_INET;
+  e.u.open.proto = TOE_ABI_PROTO_TCP;
+  submit(&e);
+  for (int i = 0; i < 100 && !H.handle; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.handle != 0);
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_CONNECT;
+  e.user_data = 3;
+  e.handle = H.handle;
+  e.u.addr.addr.family = TOE_ABI_AF_INET;
+  e.u.addr.addr.port = PEER_PORT;
+  uint32_t a1 = E2E_IP1;
+  for (int i = 0; i < 4; i++)
+    e.u.addr.addr.addr[i] = (uint8_t)(a1 >> (24 - 8 * i));
+  submit(&e);
+  for (int i = 0; i < 1000 && !H.connected; i++) {
+    step();
+    consume(64);
+  }
+  REQUIRE(H.connected);
+  REQUIRE(P.conn != NULL);
+  CHECK_EQ(toe_sock_setopt(st1, P.conn, TOE_TCP_NODELAY, 1), 0);
+  for (int i = 0; i < 10 && H.received < 100; i++) {
+    step();
+    consume(64);
+  }
+  CHECK_EQ(H.received, 100);
+
+  /* Pause (the completion's result is checked by consume: 0). */
+  memset(&e, 0, sizeof e);
+  e.opcode = TOE_ABI_OP_SETSOCKOPT;
+  e.user_data = 4;
+  e.handle = H.handle;
+  e.u.sockopt.opt = TOE_ABI_SO_RXBUFS;
+  e.u.sockopt.value = 0;
+  submit(&e);
+  step();
+  consume(64);
+  const uint64_t lent = C.dev.stats.bufs_lent;
+  P.limit = 5000;
+  for (int i = 0; i < 50; i++) {
+    step();
+    consume(64);
+  }
+  CHECK_EQ(C.dev.stats.bufs_lent, lent);
+  CHECK_EQ(H.received, 100);
+
+  /* Resume: the 4,900 bytes the engine kept come, in order. */
+  e.user_data = 5;
+  e.u.sockopt.value = 4;
+  submit(&e);
+  for (int i = 0; i < 50 && H.received < 5000; i++) {
+    step();
+    consume(64);
+  }
+  CHECK_EQ(H.received, 5000);
+  CHECK_EQ(H.bad_at, UINT64_MAX);
+
+  toed_ctl_close(&C);
+  ctl_host_detach(&H.abi);
+  close(srv.epfd);
+  e2e_fini(&L);
+}
+
 TEST(rxmeta_in_the_session)
 {
   memset(&H, 0, sizeof H);

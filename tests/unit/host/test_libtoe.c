@@ -1044,7 +1044,7 @@ TEST(argument_errors)
   CHECK_EQ(toe_getsockopt(d, t, TOE_OPT_TXBUFS, &val), 0);
   CHECK_EQ(val, 4);
   /* A value the device refuses comes back as its error. */
-  CHECK_EQ(toe_setsockopt(d, t, TOE_OPT_RXBUFS, 0), -TOE_EINVAL);
+  CHECK_EQ(toe_setsockopt(d, t, TOE_OPT_RXBUFS, -1), -TOE_EINVAL);
 
   struct toe_zc zc;
   CHECK_EQ(toe_recv_zc_release(d, &zc), -TOE_EINVAL);
