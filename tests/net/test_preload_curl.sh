@@ -62,8 +62,11 @@ check_ge "device counters: tcp.active_opens" "$(d tcp.active_opens)" 1
 check_ge "device counters: transport.rx_bytes (to the host)" "$(d transport.rx_bytes)" $((SIZE_MB * 1048576))
 
 # ---- 2. while it runs, the flow is curl's --------------------------------------------------------
-# (env execs curl: BG_PID is curl's own pid, which toectl shows)
-dev_bg "${PRE_BASE[@]}" TOE_CTL="$CTL" curl -sS --fail -m 60 --limit-rate 1M -o "$NET_TMP/slow.got" \
+# (env execs curl: BG_PID is curl's own pid, which toectl shows). curl writes into a FIFO nobody
+# reads yet, so it stops at its first body bytes with the connection open for as long as the
+# checks take (a transfer that could end before toectl looked made this test flaky under load).
+mkfifo "$NET_TMP/slow2.fifo"
+dev_bg "${PRE_BASE[@]}" TOE_CTL="$CTL" curl -sS --fail -m 60 --limit-rate 1M -o "$NET_TMP/slow2.fifo" \
   "$URL/slow.bin" 2>"$NET_TMP/curl2.err"
 CURL_PID=$BG_PID
 has_flow() {
@@ -80,7 +83,10 @@ else
   net_fail "toectl flows: no ESTAB flow owned by curl (pid $CURL_PID)"
   cat "$NET_TMP/flows.json" 2>/dev/null | head -20 | sed 's/^/#   /'
 fi
+cat "$NET_TMP/slow2.fifo" >"$NET_TMP/slow.got" &
+CAT_PID=$!
 wait_exit "$CURL_PID" 30000
+wait "$CAT_PID"
 check_eq "rate-limited preloaded curl: exit status" "$WAIT_STATUS" 0
 check_eq "rate-limited preloaded curl: SHA-256" "$(sha "$NET_TMP/slow.got" 2>/dev/null)" "$(sha "$WWW/slow.bin")"
 
@@ -115,13 +121,19 @@ peer timeout -k 2 60 "${PRE_BASE[@]}" TOE_CTL="$NET_TMP/nothing.sock" TOE_STRICT
 check_eq "no device, TOE_STRICT=1: curl fails to connect (exit 7)" "$?" 7
 check "  with the library's explanation" grep -q "TOE_STRICT=1" "$NET_TMP/curl6.err"
 
-# toed stopped under a fresh preloaded curl: the transfer fails promptly instead of hanging.
-dev_bg "${PRE_BASE[@]}" TOE_CTL="$CTL" curl -sS -m 60 --limit-rate 256K -o /dev/null \
+# toed stopped under a fresh preloaded curl: the transfer fails promptly instead of hanging. curl
+# waits on a FIFO (no reader yet) with its connection open until toed is gone; once a reader
+# comes, its next call into the library finds the device lost.
+mkfifo "$NET_TMP/slow7.fifo"
+dev_bg "${PRE_BASE[@]}" TOE_CTL="$CTL" curl -sS -m 60 -o "$NET_TMP/slow7.fifo" \
   "$URL/slow.bin" 2>"$NET_TMP/curl7.err"
 CURL_PID=$BG_PID
-wait_for 10 has_flow || net_log "no flow seen for the last curl"
+wait_for 30 has_flow || net_fail "no flow of the last curl: the device-loss check below means nothing"
 check_toed_exit
 T0=$(date +%s%N)
+cat "$NET_TMP/slow7.fifo" >/dev/null &
+CAT_PID=$!
+net_bg_add "$CAT_PID"
 wait_exit "$CURL_PID" 5000 "$T0"
 check "device gone under a running curl: it ends within 5 s" test "$WAIT_MS" != timeout
 check "  with an error status" test "${WAIT_STATUS:-0}" != 0
