@@ -40,7 +40,9 @@
 #include "device/link.h"
 #include "wire/checksum.h"
 #include "wire/ethernet.h"
+#include "wire/frame.h"
 #include "wire/ipv4.h"
+#include "wire/ipv6.h"
 #include "wire/tcp.h"
 #include "wire/udp.h"
 
@@ -133,56 +135,61 @@ static int bpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 /* ------------------------------------------------------------------------------------------- */
 /* Partial checksums of local senders (see the top comment).                                     */
 
-/* If the TCP/UDP checksum of `seg` fails and its field holds the folded pseudo-header sum,
- * completes it and returns true. */
-static bool fix_partial_l4(uint8_t *seg, size_t seg_len, uint8_t proto, uint32_t pseudo_sum)
+/*
+ * A TCP/UDP segment whose checksum field holds the folded pseudo-header sum (what Linux leaves for
+ * the device: ~csum_tcpudp_magic(), which toe_csum_fold() complements) is completed in place, in
+ * one pass: the sum S over the pseudo-header and the segment as it is includes that field P, and
+ * the checksum with the field zeroed is ~(S - P) = toe_csum_fold(S + ~P) (RFC 1071 ones'
+ * complement arithmetic; RFC 1624 for taking a field's value out of a sum). A segment whose
+ * field holds that value but whose checksum is already complete (S folds to zero) is left as it
+ * is, and counts as verified too. Any other field value costs no pass here: the engine verifies
+ * it. The frame is found through the tree's frame view (wire/frame.h), IPv4 and IPv6 alike, as
+ * the AF_PACKET driver does. Returns true when the checksum is known good (verified or
+ * completed).
+ */
+static bool fix_partial_csum(uint8_t *frame, size_t len, bool *completed)
 {
-  size_t off = proto == TOE_IPPROTO_TCP ? 16 : 6;
-  if (seg_len < (proto == TOE_IPPROTO_TCP ? TOE_TCP_HLEN : TOE_UDP_HLEN))
+  struct toe_frame_view v;
+  *completed = false;
+  if (toe_frame_parse(&v, frame, len, len) != 0 || !v.ipver || !v.l4_off || v.fragment ||
+      v.l4_off > v.ip_end || v.ip_end > v.len)
     return false;
-  uint16_t field;
-  memcpy(&field, seg + off, 2);
-  if (proto == TOE_IPPROTO_UDP && field == 0)
-    return false; /* RFC 768: no checksum */
-  /* What Linux leaves for the device: ~csum_tcpudp_magic(), the folded pseudo-header sum in
-   * network order, which toe_csum_fold() complements. Compared first: a frame with any other
-   * value costs no checksum pass here (the engine verifies it). */
-  uint16_t partial = (uint16_t)~toe_csum_fold(pseudo_sum);
-  if (field != partial)
-    return false;
-  if (toe_csum_fold(toe_csum_partial(seg, seg_len, pseudo_sum)) == 0)
-    return false; /* a complete checksum that happens to equal that value */
-  seg[off] = 0;
-  seg[off + 1] = 0;
-  uint16_t c = toe_csum_fold(toe_csum_partial(seg, seg_len, pseudo_sum));
-  if (proto == TOE_IPPROTO_UDP && c == 0)
-    c = 0xffff; /* RFC 768: a computed zero is sent as all ones */
-  memcpy(seg + off, &c, 2);
-  return true;
-}
-
-static bool fix_partial_csum(uint8_t *frame, size_t len)
-{
-  struct toe_eth_view eth;
-  if (toe_eth_parse(&eth, frame, len) != 0 || eth.ethertype != TOE_ETHERTYPE_IPV4)
-    return false;
-  uint8_t *l3 = frame + eth.hdr_len;
-  size_t l3_len = len - eth.hdr_len;
-  struct toe_ipv4_view ip;
-  if (toe_ipv4_parse(&ip, l3, l3_len, l3_len, true) != 0 || toe_ipv4_is_fragment(&ip))
-    return false;
-  if (ip.proto != TOE_IPPROTO_TCP && ip.proto != TOE_IPPROTO_UDP)
-    return false;
-  uint8_t *seg = l3 + ip.hdr_len;
-  size_t seg_len = (size_t)ip.total_len - ip.hdr_len;
-  if (ip.proto == TOE_IPPROTO_UDP) {
+  uint8_t *seg = frame + v.l4_off;
+  size_t seg_len = v.ip_end - v.l4_off, off;
+  if (v.l4_proto == TOE_IPPROTO_TCP) {
+    struct toe_tcp_view t;
+    if (toe_tcp_parse(&t, seg, seg_len, seg_len) != 0)
+      return false;
+    off = 16;
+  } else if (v.l4_proto == TOE_IPPROTO_UDP) {
     struct toe_udp_view u;
     if (toe_udp_parse(&u, seg, seg_len, seg_len) != 0)
       return false;
     seg_len = u.len; /* the UDP length field bounds the checksummed bytes */
+    off = 6;
+  } else {
+    return false;
   }
-  uint32_t ps = toe_csum_pseudo_v4(ip.src, ip.dst, ip.proto, (uint16_t)seg_len);
-  return fix_partial_l4(seg, seg_len, ip.proto, ps);
+  uint16_t field;
+  memcpy(&field, seg + off, 2);
+  if (v.l4_proto == TOE_IPPROTO_UDP && field == 0)
+    return false; /* RFC 768: no checksum (IPv4); the engine judges it */
+  uint32_t ps = v.ipver == 4
+                    ? toe_csum_pseudo_v4(v.v4.src, v.v4.dst, v.l4_proto, (uint16_t)seg_len)
+                    : toe_ipv6_pseudo_csum(&v.v6.src, &v.v6.dst, (uint32_t)seg_len, v.l4_proto);
+  uint16_t partial = (uint16_t)~toe_csum_fold(ps);
+  if (field != partial)
+    return false;
+  uint32_t sum = toe_csum_partial(seg, seg_len, ps);
+  if (toe_csum_fold(sum) == 0)
+    return true; /* a complete checksum that happens to equal that value */
+  uint16_t not_field = (uint16_t)~field;
+  uint16_t c = toe_csum_fold(toe_csum_add32(sum, not_field));
+  if (v.l4_proto == TOE_IPPROTO_UDP && c == 0)
+    c = 0xffff; /* RFC 768: a computed zero is sent as all ones */
+  memcpy(seg + off, &c, 2);
+  *completed = true;
+  return true;
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -232,9 +239,10 @@ static unsigned afx_rx_burst(struct toed_link *l, toed_link_rx_fn cb, void *ctx,
     uint8_t *frame = xsk_umem__get_data(a->area, d->addr);
     size_t len = d->len;
     unsigned flags = 0;
-    if (fix_partial_csum(frame, len)) {
-      l->stats.rx_csum_fixed++;
-      flags = TOED_RX_F_L4_CSUM_OK; /* a local sender's partial sum, just completed */
+    bool completed;
+    if (fix_partial_csum(frame, len, &completed)) {
+      l->stats.rx_csum_fixed += completed;
+      flags = TOED_RX_F_L4_CSUM_OK; /* a local sender's partial sum, completed (or verified) */
     }
     l->stats.rx_frames++;
     l->stats.rx_bytes += len;

@@ -196,6 +196,16 @@ static void echo_udp(struct toed_services *s, struct toed_service *v, struct toe
                      const struct toe_sockaddr *from)
 {
   size_t len = p->tot_len;
+  /* A datagram copied in from the ring sits just behind its pulled headers (a few dozen bytes of
+   * headroom). When its buffer has the room, moving it back by the difference is cheaper than a
+   * new buffer and a copy: the answer then leaves in the buffer the question came in. */
+  uint16_t room = toe_pbuf_headroom(p);
+  if (room < TOE_PBUF_HEADROOM && !p->next && p->refcnt == 1 && !p->ref &&
+      toe_pbuf_tailroom(p) >= TOE_PBUF_HEADROOM - room) {
+    uint16_t shift = (uint16_t)(TOE_PBUF_HEADROOM - room);
+    memmove(p->data + shift, p->data, p->len);
+    p->data += shift;
+  }
   if (toe_pbuf_headroom(p) >= TOE_PBUF_HEADROOM) {
     p->qnext = NULL;
     note_send(s, v, toe_udp_send_pbuf(s->st, v->sock, p, from), len);

@@ -466,10 +466,13 @@ uint32_t toe_tcp_reass_max_bufs(const struct toe_stack *st);
 void toe_tcp_output(struct toe_stack *st, struct toe_tcb *tp);
 /*
  * Burst input (toe_stack_burst_begin/_end): the end of a segment's processing calls
- * toe_tcp_output_or_defer(), which queues the tcb for toe_tcp_output_burst_end() when nothing
- * asks for output at once; toe_tcp_output_undefer() takes a tcb that is released off the list.
+ * toe_tcp_output_or_defer() with the segment's payload length `plen`; it queues the tcb for
+ * toe_tcp_output_burst_end() when nothing asks for output at once (an ACK is due at once in the
+ * quick-ACK start, for a super-frame of two or more full-sized segments, and when a GRO
+ * super-frame's worth or a quarter of our window is unacknowledged); toe_tcp_output_undefer()
+ * takes a tcb that is released off the list.
  */
-void toe_tcp_output_or_defer(struct toe_stack *st, struct toe_tcb *tp);
+void toe_tcp_output_or_defer(struct toe_stack *st, struct toe_tcb *tp, uint32_t plen);
 void toe_tcp_output_burst_end(struct toe_stack *st);
 void toe_tcp_output_undefer(struct toe_stack *st, struct toe_tcb *tp);
 /* Sends a pure ACK now (with SACK/D-SACK and timestamps). */

@@ -286,8 +286,9 @@ static void ack_decision(struct toe_tcb *tp, uint32_t plen)
 
 /* What the input path decided, carried to the end of processing. */
 struct in_ctx {
-  uint32_t ev; /* socket events to deliver */
-  bool gone;   /* the tcb was freed (reset, TIME_WAIT, closed) */
+  uint32_t ev;   /* socket events to deliver */
+  bool gone;     /* the tcb was freed (reset, TIME_WAIT, closed) */
+  uint32_t plen; /* the segment's payload as it arrived (a receive burst's ACK rule) */
 };
 
 /* The peer's FIN, in order (RFC 9293 3.10.7.4 "eighth"). */
@@ -546,7 +547,7 @@ static void finish(struct toe_stack *st, struct toe_tcb *tp, struct in_ctx *cx)
   if (cx->gone)
     return;
   if (st->tcp.in_burst)
-    toe_tcp_output_or_defer(st, tp); /* one output per connection per receive burst */
+    toe_tcp_output_or_defer(st, tp, cx->plen); /* one output per connection per burst */
   else
     toe_tcp_output(st, tp);
   if (cx->ev)
@@ -594,7 +595,7 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
                         const struct toe_tcp_opts *opts)
 {
   struct toe_counters_tcp *c = &st->ctr.tcp;
-  struct in_ctx cx = {0, false};
+  struct in_ctx cx = {.ev = 0, .gone = false, .plen = 0};
   uint8_t fl = th->flags;
   uint32_t seq = th->seq;
 
@@ -778,6 +779,7 @@ void toe_tcp_input_conn(struct toe_stack *st, struct toe_tcb *tp, struct toe_pbu
   /* sixth: URG. RFC 6093: urgent data is delivered in band; the pointer is ignored. */
 
   /* seventh and eighth: text and FIN */
+  cx.plen = plen;
   text_input(st, tp, pb, seq, (fl & TOE_TCP_FIN) != 0, &cx);
   finish(st, tp, &cx);
 }

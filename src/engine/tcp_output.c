@@ -964,6 +964,19 @@ static void sync_timers(struct toe_stack *st, struct toe_tcb *tp, enum block_rea
                       now + (cfg->tcp_fin_timeout ? cfg->tcp_fin_timeout : TOE_SEC(60)));
 }
 
+/* The "full-sized segment" of RFC 5681 4.2: the largest payload the peer has sent (rcv_seg_max),
+ * or our MSS less the timestamp option before anything arrived. */
+static uint32_t full_sized(const struct toe_tcb *tp)
+{
+  uint32_t full = tp->rcv_seg_max;
+  if (full == 0) {
+    full = tp->rcv_mss ? tp->rcv_mss : DEFAULT_MSS;
+    if ((tp->flags & TOE_TF_TS_OK) && full > TS_OPT_LEN)
+      full -= TS_OPT_LEN;
+  }
+  return full;
+}
+
 /* The ACK we owe, if it should go now; else the delayed-ACK timer. */
 static void output_ack(struct toe_stack *st, struct toe_tcb *tp)
 {
@@ -979,12 +992,7 @@ static void output_ack(struct toe_stack *st, struct toe_tcb *tp)
      * timestamp option before anything arrived. The first QUICKACK_SEGS segments of a
      * connection are acknowledged one by one: the peer's slow start grows with every ACK, and
      * delaying them would stall it (Linux's quickack). */
-    uint32_t full = tp->rcv_seg_max;
-    if (full == 0) {
-      full = tp->rcv_mss ? tp->rcv_mss : DEFAULT_MSS;
-      if ((tp->flags & TOE_TF_TS_OK) && full > TS_OPT_LEN)
-        full -= TS_OPT_LEN;
-    }
+    uint32_t full = full_sized(tp);
     uint32_t unacked = tp->rcv_nxt - tp->last_ack_sent;
     bool quick = tp->bytes_received <= (uint64_t)QUICKACK_SEGS * full;
     if (unacked >= 2u * full || quick) {
@@ -1095,11 +1103,36 @@ void toe_tcp_output(struct toe_stack *st, struct toe_tcb *tp)
 /* ------------------------------------------------------------------------------------------ */
 /* Burst input: one output decision per connection per receive burst */
 
-/* In-order data a burst may leave unacknowledged until its end: a GRO super-frame's worth (the
- * kernel, given one 64 KiB super-frame, sends one ACK for it). More gets its ACK at once. */
+/* In-order data a burst may leave unacknowledged until its end: at most a GRO super-frame's worth
+ * (the kernel's GRO stops merging before 64 KiB and sends one ACK per merged frame). */
 #define BURST_ACK_MAX 65535u
 
-void toe_tcp_output_or_defer(struct toe_stack *st, struct toe_tcb *tp)
+/*
+ * Whether the in-order data of a burst owes its ACK now rather than at the burst's end. RFC 5681
+ * 4.2 and RFC 9293 3.8.6.3 ask for an ACK at least every second full-sized segment; a burst
+ * coalesces them as GRO does for the kernel, but never into fewer ACKs than the kernel itself
+ * would send, which the peer's congestion control is tuned to (RFC 3465's byte counting grows
+ * cwnd by at most 2 segments per ACK):
+ *  - the quick-ACK start (output_ack's rule): every segment is acknowledged, slow start needs it;
+ *  - a super-frame (GSO/LRO, plen of two or more full-sized segments): its own ACK, as the kernel
+ *    acknowledges each GRO frame;
+ *  - frames of one segment: one ACK per GRO super-frame's worth (before the next segment would
+ *    take the unacknowledged data past BURST_ACK_MAX), or per quarter of the window we
+ *    advertised, whichever comes first, so a small window still sees its ACK clock.
+ */
+static bool burst_ack_due(const struct toe_tcb *tp, uint32_t plen)
+{
+  if (!(tp->flags & TOE_TF_DELACK))
+    return false;
+  uint32_t full = full_sized(tp);
+  uint32_t unacked = tp->rcv_nxt - tp->last_ack_sent;
+  if (unacked < 2u * full)
+    return tp->bytes_received <= (uint64_t)QUICKACK_SEGS * full;
+  return plen >= 2u * full || unacked + full > BURST_ACK_MAX || unacked >= tp->rcv_wnd / 4u ||
+         tp->bytes_received <= (uint64_t)QUICKACK_SEGS * full;
+}
+
+void toe_tcp_output_or_defer(struct toe_stack *st, struct toe_tcb *tp, uint32_t plen)
 {
   struct toe_tcp_tables *tt = &st->tcp;
   /* Only data states wait: a handshake's or a closing connection's segments go as they did.
@@ -1108,8 +1141,7 @@ void toe_tcp_output_or_defer(struct toe_stack *st, struct toe_tcb *tp)
    * keeps its own ACK, so duplicate ACKs still count for the peer's fast retransmit. */
   bool data_state = tp->state == TOE_TCP_ESTABLISHED || tp->state == TOE_TCP_CLOSE_WAIT ||
                     tp->state == TOE_TCP_FIN_WAIT_1 || tp->state == TOE_TCP_FIN_WAIT_2;
-  if (!tt->in_burst || !data_state || (tp->flags & TOE_TF_ACK_NOW) ||
-      tp->rcv_nxt - tp->last_ack_sent >= BURST_ACK_MAX) {
+  if (!tt->in_burst || !data_state || (tp->flags & TOE_TF_ACK_NOW) || burst_ack_due(tp, plen)) {
     toe_tcp_output(st, tp);
     return;
   }

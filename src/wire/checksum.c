@@ -159,6 +159,63 @@ static uint64_t sum_simd(uint8_t *dst, const uint8_t *p, size_t len)
 }
 #endif
 
+#if defined(TOE_CSUM_SIMD) && defined(__x86_64__)
+/*
+ * AVX2, where the CPU has it (most x86-64 since 2013): the same XOR + PMADDWD + PADDD scheme as
+ * sum_simd on 32-byte vectors, half the instructions per byte. Compiled for AVX2 with a function
+ * attribute and chosen at run time (__builtin_cpu_supports reads the CPU model libgcc or
+ * compiler-rt filled in at start-up), so the binary still runs on any x86-64. Bounds as in
+ * sum_simd: each accumulator takes one PMADDWD lane per 64 bytes, 2^13 of them per CSUM_CHUNK,
+ * so a 32-bit lane stays within [-2^29, 2^29).
+ */
+#define TOE_CSUM_AVX2 1
+typedef short toe_v16hi __attribute__((vector_size(32)));
+typedef int toe_v8si __attribute__((vector_size(32)));
+
+__attribute__((target("avx2"))) static inline toe_v16hi loadv32(const uint8_t *p)
+{
+  toe_v16hi v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* Sums len bytes (a multiple of 32) with AVX2; also copies them to dst when dst != NULL. */
+__attribute__((target("avx2"))) static uint64_t sum_avx2(uint8_t *dst, const uint8_t *p, size_t len)
+{
+  const toe_v16hi flip = {(short)0x8000, (short)0x8000, (short)0x8000, (short)0x8000,
+                          (short)0x8000, (short)0x8000, (short)0x8000, (short)0x8000,
+                          (short)0x8000, (short)0x8000, (short)0x8000, (short)0x8000,
+                          (short)0x8000, (short)0x8000, (short)0x8000, (short)0x8000};
+  const toe_v16hi ones = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  toe_v8si a0 = {0, 0, 0, 0, 0, 0, 0, 0}, a1 = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t words = len / 2;
+  if (dst) {
+    for (; len >= 64; len -= 64, p += 64, dst += 64) {
+      toe_v16hi v0 = loadv32(p), v1 = loadv32(p + 32);
+      memcpy(dst, &v0, 32);
+      memcpy(dst + 32, &v1, 32);
+      a0 += (toe_v8si)__builtin_ia32_pmaddwd256(v0 ^ flip, ones);
+      a1 += (toe_v8si)__builtin_ia32_pmaddwd256(v1 ^ flip, ones);
+    }
+    if (len) { /* 32 left */
+      toe_v16hi v0 = loadv32(p);
+      memcpy(dst, &v0, 32);
+      a0 += (toe_v8si)__builtin_ia32_pmaddwd256(v0 ^ flip, ones);
+    }
+  } else {
+    for (; len >= 64; len -= 64, p += 64) {
+      a0 += (toe_v8si)__builtin_ia32_pmaddwd256(loadv32(p) ^ flip, ones);
+      a1 += (toe_v8si)__builtin_ia32_pmaddwd256(loadv32(p + 32) ^ flip, ones);
+    }
+    if (len) /* 32 left */
+      a0 += (toe_v8si)__builtin_ia32_pmaddwd256(loadv32(p) ^ flip, ones);
+  }
+  a0 += a1;
+  int64_t t = (int64_t)a0[0] + a0[1] + a0[2] + a0[3] + a0[4] + a0[5] + a0[6] + a0[7];
+  return (uint64_t)(t + (int64_t)words * 32768);
+}
+#endif
+
 /*
  * The portable block sum: 64-bit words with end-around carry, four independent accumulators so
  * the carries do not serialise the loop. Copies to dst as well when dst != NULL.
@@ -191,7 +248,14 @@ static uint64_t sum_block(uint8_t *dst, const uint8_t *p, size_t len)
   if (big) {
 #ifdef TOE_CSUM_SIMD
     /* headers (20-60 bytes) are cheaper in words than with the vector set-up and reduction */
-    acc = big >= 128 ? sum_simd(dst, p, big) : sum_words(dst, p, big);
+    if (big < 128)
+      acc = sum_words(dst, p, big);
+#ifdef TOE_CSUM_AVX2
+    else if (__builtin_cpu_supports("avx2"))
+      acc = sum_avx2(dst, p, big);
+#endif
+    else
+      acc = sum_simd(dst, p, big);
 #else
     acc = sum_words(dst, p, big);
 #endif
@@ -205,11 +269,41 @@ static uint64_t sum_block(uint8_t *dst, const uint8_t *p, size_t len)
   return sum_tail(p, len, acc);
 }
 
-uint32_t toe_csum_partial(const void *data, size_t len, uint32_t sum)
+/*
+ * Headers and other short buffers (len < 128): 32-bit words added into a 64-bit accumulator
+ * without carry handling (32 words of < 2^32 plus a 32-bit seed stay far below 2^64), 16 bytes
+ * per step, then the 1-3 byte tail. About half the instructions of the end-around-carry loop.
+ */
+static inline uint64_t sum_short(const uint8_t *p, size_t len, uint64_t acc)
 {
-  const uint8_t *p = data;
-  if (len < 128) /* headers: words straight away, no block set-up */
-    return fold64(sum_tail(p, len, sum));
+  for (; len >= 16; len -= 16, p += 16)
+    acc += (uint64_t)load32(p) + load32(p + 4) + (uint64_t)load32(p + 8) + load32(p + 12);
+  if (len >= 8) {
+    acc += (uint64_t)load32(p) + load32(p + 4);
+    p += 8;
+    len -= 8;
+  }
+  if (len >= 4) {
+    acc += load32(p);
+    p += 4;
+    len -= 4;
+  }
+  if (len >= 2) {
+    acc += load16(p);
+    p += 2;
+    len -= 2;
+  }
+  if (len) {
+    uint8_t last[2] = {p[0], 0}; /* RFC 1071 4.1, as in sum_tail */
+    acc += load16(last);
+  }
+  return acc;
+}
+
+/* Payloads (len >= 128), kept out of line so that the short path below needs no saved
+ * registers: headers are summed several times per frame. */
+__attribute__((noinline)) static uint32_t csum_long(const uint8_t *p, size_t len, uint32_t sum)
+{
   uint64_t acc = sum;
   while (len > CSUM_CHUNK) {
     acc = add_carry64(acc, sum_block(NULL, p, CSUM_CHUNK));
@@ -217,6 +311,14 @@ uint32_t toe_csum_partial(const void *data, size_t len, uint32_t sum)
     len -= CSUM_CHUNK;
   }
   return fold64(add_carry64(acc, sum_block(NULL, p, len)));
+}
+
+uint32_t toe_csum_partial(const void *data, size_t len, uint32_t sum)
+{
+  const uint8_t *p = data;
+  if (len < 128) /* headers: words straight away, no block set-up */
+    return fold64(sum_short(p, len, sum));
+  return csum_long(p, len, sum);
 }
 
 uint32_t toe_csum_copy(void *dst, const void *src, size_t len, uint32_t sum)
