@@ -192,8 +192,6 @@ static void parse_args(struct nc *nc, int argc, char **argv)
                                         {"shutdown", no_argument, NULL, 'N'},
                                         {"verbose", no_argument, NULL, 'v'},
                                         {"wait", required_argument, NULL, 'w'},
-                                        {"ipv4", no_argument, NULL, '4'},
-                                        {"ipv6", no_argument, NULL, '6'},
                                         {NULL, 0, NULL, 0}};
   nc->idle_ms = -1;
   int c;
