@@ -46,17 +46,18 @@ nc_sanitizer() {
 
 # ---- UDP, active: toe-nc -6 -u -> a kernel echo server ----------------------------------------
 head -c 1200 /dev/urandom >"$NET_TMP/u.bin"
-peer "$NET_PY" - "$PEER6" 5007 >"$NET_TMP/echo.out" <<'PYEOF' &
+peer "$NET_PY" - "$PEER6" 5007 1200 >"$NET_TMP/echo.out" <<'PYEOF' &
 import socket, sys
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.settimeout(5.0)
-srcs = set()
+srcs, left = set(), int(sys.argv[3])
 try:
-    while True:
+    while left > 0:  # every byte toe-nc sends, then done (5 s without one: given up)
         d, a = s.recvfrom(65535)
         srcs.add(a[0])
         s.sendto(d, a)
+        left -= len(d)
 except socket.timeout:
     pass
 print(" ".join(sorted(srcs)))
