@@ -6,13 +6,13 @@
  * and shared region.
  *
  * Covered: a client that did not offer the capability gets -EAFNOSUPPORT for an AF_INET6 OPEN
- * and its AF_INET sockets work as before; an AF_INET6 UDP socket bound to [::] receives an IPv6
- * datagram with its IPv6 sender, answers it (the peer sees the device's IPv6 address and port),
- * receives an IPv4 datagram with the v4-mapped sender (dual-stack, as Linux), and its rx_meta
- * record is AF_INET6 (the v4-mapped destination for IPv4, no destination for IPv6); STATS SOCKET
- * names it [::]:port; IPV6_V6ONLY is refused on AF_INET sockets and once bound; an AF_INET6 TCP
- * listener on [::] accepts an IPv4 peer as an AF_INET6 connection with a v4-mapped peer address
- * and carries its data.
+ * and its AF_INET sockets work as before, as does a 1.7 client of a device without IPv6; an
+ * AF_INET6 UDP socket bound to [::] receives an IPv6 datagram with its IPv6 sender, answers it (the
+ * peer sees the device's IPv6 address and port), receives an IPv4 datagram with the v4-mapped
+ * sender (dual-stack, as Linux), and its rx_meta record is AF_INET6 (the v4-mapped destination for
+ * IPv4, no destination for IPv6); STATS SOCKET names it [::]:port; IPV6_V6ONLY is refused on
+ * AF_INET sockets and once bound; an AF_INET6 TCP listener on [::] accepts an IPv4 peer as an
+ * AF_INET6 connection with a v4-mapped peer address and carries its data.
  */
 #define _GNU_SOURCE
 
@@ -151,14 +151,14 @@ static struct toe_abi_cqe sockopt(uint8_t opcode, uint32_t h, uint32_t opt, int6
 
 static struct ctl_host_server srv; /* its path must outlive the control socket */
 
-static void setup(uint64_t caps, const char *who)
+static void setup_ip6(uint64_t caps, const char *who, bool ipv6)
 {
   memset(&H, 0, sizeof H);
   struct toe_config cfg[2];
   for (int i = 0; i < 2; i++) {
     e2e_default_cfg(&cfg[i], i);
-    cfg[i].ipv6 = 1;
-    cfg[i].addr6_count = 1;
+    cfg[i].ipv6 = ipv6;
+    cfg[i].addr6_count = ipv6 ? 1 : 0; /* addresses without IPv6 on are a bad config */
     memcpy(cfg[i].addr6[0], i ? PEER6 : DEV6, 16);
     cfg[i].addr6_prefix_len[0] = 64;
     cfg[i].dad_transmits = 0; /* usable at once */
@@ -181,6 +181,11 @@ static void setup(uint64_t caps, const char *who)
     if (i != SEND_BUF)
       CHECK(ctl_host_give_buf(&H.abi, i));
   step();
+}
+
+static void setup(uint64_t caps, const char *who)
+{
+  setup_ip6(caps, who, true);
 }
 
 static void teardown(void)
@@ -239,6 +244,18 @@ TEST(old_client_gets_eafnosupport)
   CHECK_EQ(c.u.addr.local.port, 7000);
   c = sockopt(TOE_ABI_OP_SETSOCKOPT, h, TOE_ABI_IPV6_V6ONLY, 1);
   CHECK_EQ(c.res, -TOE_ENOPROTOOPT);
+  teardown();
+}
+
+/* A 1.7 client of a device that runs without IPv6 (toed without --addr6): AF_INET6 is refused
+ * at OPEN, as socket(AF_INET6) on a host with IPv6 off; AF_INET still works. */
+TEST(device_without_ipv6_refuses_af_inet6)
+{
+  setup_ip6(TOE_ABI_CAPS_1_7 & ~TOE_ABI_CAP_POSIX_BELLS, "test-ctl-v6-off", false);
+  CHECK_EQ(open_sock(TOE_ABI_AF_INET6, TOE_ABI_PROTO_UDP).res, -TOE_EAFNOSUPPORT);
+  CHECK_EQ(open_sock(TOE_ABI_AF_INET6, TOE_ABI_PROTO_TCP).res, -TOE_EAFNOSUPPORT);
+  CHECK_EQ(open_sock(TOE_ABI_AF_INET, TOE_ABI_PROTO_UDP).res, 0);
+  CHECK_EQ(C.dev.stats.socks_inuse, 1); /* the refused ones left nothing behind */
   teardown();
 }
 
