@@ -1524,6 +1524,13 @@ TEST(ipv6_sockets)
   int a = toe_socket_af(d, AF_INET6, TOE_SOCK_DGRAM),
       b = toe_socket_af(d, AF_INET6, TOE_SOCK_DGRAM);
   REQUIRE(a >= 0 && b >= 0);
+  /* IPV6_V6ONLY reaches the device for an AF_INET6 socket; an AF_INET one has no such option */
+  CHECK_EQ(toe_setsockopt(d, a, TOE_OPT_V6ONLY, 0), 0);
+  CHECK_EQ(toe_setsockopt(d, a, TOE_OPT_V6ONLY, 2), -TOE_EINVAL);
+  int c4 = toe_socket(d, TOE_SOCK_DGRAM);
+  REQUIRE(c4 >= 0);
+  CHECK_EQ(toe_setsockopt(d, c4, TOE_OPT_V6ONLY, 1), -TOE_ENOPROTOOPT);
+  toe_close(d, c4);
   /* unbound: [::]:0 as a sockaddr_in6, as Linux names an unbound AF_INET6 socket */
   struct sockaddr_in6 n6;
   socklen_t nl = sizeof(n6);
