@@ -206,6 +206,40 @@ struct xmit {
   uint16_t gso_size;
 };
 
+/* The sum of segment header `h` (hlen bytes) and its payload, without the pseudo-header. */
+static inline uint32_t seg_sum(const struct xmit *x, const struct toe_pbuf *frame, const uint8_t *h,
+                               uint32_t hlen)
+{
+  uint32_t sum = toe_csum_partial(h, hlen, 0);
+  if (x->len) {
+    /* the payload's sum kept since the copy-in, else computed now */
+    const struct toe_tcp_seg *m = toe_tcp_seg(x->data);
+    uint32_t psum = (x->data->tot_len == x->len && (m->flags & TOE_SEG_CSUM))
+                        ? m->csum
+                        : toe_pbuf_csum(frame->next, 0, x->len);
+    sum = toe_csum_add32(sum, psum);
+  }
+  return sum;
+}
+
+/*
+ * The IPv6 end of xmit_raw: the RFC 8200 8.1 checksum in software (ipv6_output does not pass a
+ * partial-checksum request on, and the link segments no IPv6 super-frames, so an IPv6
+ * connection never batches), then IPv6 output with the connection's flow label.
+ */
+__attribute__((noinline)) static int xmit6_finish(struct toe_stack *st, const struct xmit *x,
+                                                  struct toe_pbuf *frame, uint8_t *h, uint32_t hlen)
+{
+  uint16_t csum = toe_tcp6_csum_finish(st, x->raddr, seg_sum(x, frame, h, hlen), frame->tot_len);
+  memcpy(h + 16, &csum, 2);
+  if (x->flags & TOE_TCP_RST)
+    st->ctr.tcp.out_rsts++;
+  int rc = toe_tcp6_ip_output(st, x->raddr, x->lport, x->rport, frame);
+  if (rc < 0)
+    st->ctr.tcp.out_errors++;
+  return rc;
+}
+
 /* Builds and sends the segment. Returns -TOE_ENOBUFS if no frame could be built (nothing left),
  * else 0 or IPv4's error for a frame that was handed over (and dropped there). */
 static int xmit_raw(struct toe_stack *st, const struct xmit *x)
@@ -267,9 +301,10 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
   if (olen)
     memcpy(h + TOE_TCP_HLEN, optbuf, olen);
   uint32_t tot = frame->tot_len;
-  /* IPv6 segments are summed here: IPv6 output does not pass the partial-checksum request on
-   * (ipv6_output.c resets the flags), nor does the link segment IPv6 super-frames. */
-  if (x->laddr != 0 && ((st->cfg.link_caps & TOE_LINK_CAP_TX_CSUM) || x->gso)) {
+  uint32_t hlen = TOE_TCP_HLEN + (uint32_t)olen; /* even: options come in 4-byte words */
+  if (x->laddr == 0)
+    return xmit6_finish(st, x, frame, h, hlen); /* IPv6 (tcp.h): raddr is the pair's key */
+  if ((st->cfg.link_caps & TOE_LINK_CAP_TX_CSUM) || x->gso) {
     /* The link sums the segment (checksum offload): leave the pseudo-header's folded sum in the
      * field, which its sum then includes (RFC 9293 3.1's checksum over pseudo-header and segment
      * all the same). IPv4 and the link add their header lengths to csum_start. */
@@ -281,18 +316,8 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
     frame->csum_offset = 16;
     goto out;
   }
-  uint32_t hlen = TOE_TCP_HLEN + (uint32_t)olen; /* even: options come in 4-byte words */
-  uint32_t sum = toe_csum_partial(h, hlen, 0);
-  if (x->len) {
-    /* the payload's sum kept since the copy-in, else computed now */
-    const struct toe_tcp_seg *m = toe_tcp_seg(x->data);
-    uint32_t psum = (x->data->tot_len == x->len && (m->flags & TOE_SEG_CSUM))
-                        ? m->csum
-                        : toe_pbuf_csum(frame->next, 0, x->len);
-    sum = toe_csum_add32(sum, psum);
-  }
-  uint16_t csum = x->laddr ? toe_tcp_csum_finish(sum, x->laddr, x->raddr, (uint16_t)tot)
-                           : toe_tcp6_csum_finish(st, x->raddr, sum, tot); /* RFC 8200 8.1 */
+  uint16_t csum =
+      toe_tcp_csum_finish(seg_sum(x, frame, h, hlen), x->laddr, x->raddr, (uint16_t)tot);
   memcpy(h + 16, &csum, 2);
 
 out:;
@@ -306,8 +331,7 @@ out:;
   };
   if (x->flags & TOE_TCP_RST)
     c->out_rsts++;
-  int rc = x->laddr ? toe_ipv4_output(st, frame, &tx)
-                    : toe_tcp6_ip_output(st, x->raddr, x->lport, x->rport, frame);
+  int rc = toe_ipv4_output(st, frame, &tx);
   if (rc < 0)
     c->out_errors++;
   return rc;
