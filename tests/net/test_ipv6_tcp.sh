@@ -9,8 +9,7 @@
 #     (MTU 1500 - 60, RFC 8200 8.3);
 #  2. without a capture (a bulk pcap is too big to read cheaply): TCP echo of TOE_IPV6_TCP_MIB
 #     (default 256) MiB over IPv6, SHA-256 equal.
-# The loss/reorder/duplicate/corrupt matrix over IPv6 (toe-impair parses IPv6 through
-# wire/frame.h already) is not in this test yet.
+# The loss/reorder/duplicate/corrupt matrix over IPv6 is test_ipv6_tcp_impair.sh.
 # Usage: bash tests/net/test_ipv6_tcp.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 net_init "$1" 240
