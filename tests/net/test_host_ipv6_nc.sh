@@ -7,10 +7,12 @@
 #  - UDP, passive: `toe-nc -6 -u -l` takes a kernel client's datagram (written out intact),
 #    answers it over IPv6, and `toectl flows` shows the flow with its [v6]:port peer;
 #  - TCP, dual-stack: `toe-nc -6 -l` listens on [::] and serves a kernel `nc` over IPv4: the data
-#    arrives intact and -v names the peer by its v4-mapped address (::ffff:198.18.0.2), as Linux.
-#    (TCP to an IPv6 peer waits for the engine: docs/ipv6.md.)
+#    arrives intact and -v names the peer by its v4-mapped address (::ffff:198.18.0.2), as Linux;
+#  - TCP over IPv6 both ways: `toe-nc -6 -N` to a kernel `nc -l` on [2001:db8::1], and a kernel
+#    `nc -N` to `toe-nc -6 -l` (data intact, -v names the IPv6 peer);
 #  - no sanitizer report from toe-nc, toed exits cleanly.
-# Costs about 5 s (most of it toe-nc's -w 1 idle end and the DAD wait).
+# Costs about 15 s wall on a loaded 2-vCPU machine (5 of them the namespace set-up every net test
+# pays, about 1 the DAD wait, 1 toe-nc's -w 1 idle end), about 4 s of CPU.
 # Usage: bash tests/net/test_host_ipv6_nc.sh BINDIR
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/transport_lib.sh"
@@ -129,6 +131,33 @@ check "TCP dual-stack: -v names the IPv4 peer v4-mapped, as Linux" \
   grep -q "^Connection received on ::ffff:$NET_PEER_ADDR " "$NET_TMP/t.err"
 sed 's/^/#   toe-nc: /' "$NET_TMP/t.err" | head -3
 nc_sanitizer "toe-nc -6 -l" "$NET_TMP/t.err"
+
+# ---- TCP over IPv6 both ways: toe-nc -6 -N -> kernel nc -l, kernel nc -N -> toe-nc -6 -l ---------
+peer bash -c "exec timeout -k 2 20 nc -l $PEER6 5010 </dev/null | sha256sum >$NET_TMP/peer6.sha" &
+P6_PID=$!
+net_bg_add "$P6_PID"
+wait_for 5 peer_listening 5010 || net_fail "kernel nc -l did not listen on [$PEER6]:5010"
+dev timeout -k 2 20 "$TOE_NC" --ctl "$CTL" -6 -N "$PEER6" 5010 <"$NET_TMP/t.bin" >/dev/null \
+  2>"$NET_TMP/a6.err"
+check_eq "TCP over IPv6, active: toe-nc -6 -N exits 0" "$?" 0
+sed 's/^/#   toe-nc: /' "$NET_TMP/a6.err" | head -3
+wait "$P6_PID"
+check_eq "TCP over IPv6, active: the kernel got the data intact (SHA-256)" \
+  "$(awk '{print $1}' "$NET_TMP/peer6.sha")" "$(sha "$NET_TMP/t.bin")"
+nc_sanitizer "toe-nc -6 (active)" "$NET_TMP/a6.err"
+dev bash -c "exec timeout -k 2 20 '$TOE_NC' --ctl '$CTL' -6 -l -v 5011 </dev/null >'$NET_TMP/p6.out' 2>'$NET_TMP/p6.err'" &
+T6_PID=$!
+net_bg_add "$T6_PID"
+wait_for 5 grepq '^Listening on' "$NET_TMP/p6.err" || net_fail "toe-nc -6 -l did not say it listens"
+peer timeout -k 2 20 nc -N "$DEV6" 5011 <"$NET_TMP/t.bin" >/dev/null 2>"$NET_TMP/knc6.err"
+check_eq "TCP over IPv6, passive: kernel nc -N exits 0" "$?" 0
+wait "$T6_PID"
+check_eq "TCP over IPv6, passive: toe-nc -6 -l exits 0" "$?" 0
+check_eq "TCP over IPv6, passive: the data arrived intact (SHA-256)" \
+  "$(sha "$NET_TMP/p6.out")" "$(sha "$NET_TMP/t.bin")"
+check "TCP over IPv6, passive: -v names the IPv6 peer" \
+  grep -q "^Connection received on $PEER6 " "$NET_TMP/p6.err"
+nc_sanitizer "toe-nc -6 -l (IPv6 peer)" "$NET_TMP/p6.err"
 
 stop_toed
 check_toed_exit

@@ -413,4 +413,50 @@ TEST(tcp_dual_stack_listener_accepts_ipv4_as_mapped)
   teardown();
 }
 
+/* TCP over IPv6 (the engine carries it): an AF_INET6 connect to the peer's IPv6 listener, the
+ * local address the device's IPv6 one, data both ways. */
+TEST(tcp_over_ipv6_connect)
+{
+  setup(TOE_ABI_CAPS_1_7 & ~TOE_ABI_CAP_POSIX_BELLS, "test-ctl-v6-tcp6");
+  struct toe_stack *st1 = L.end[1].st;
+  struct toe_sock *ls = NULL, *p = NULL;
+  REQUIRE(toe_tcp_open(st1, NULL, &ls) == 0);
+  struct toe_sockaddr la = {.family = TOE_AF_INET6, .port = 9000};
+  CHECK_EQ(toe_sock_bind(st1, ls, &la), 0);
+  CHECK_EQ(toe_tcp_listen(st1, ls, 4), 0);
+
+  struct toe_abi_cqe c = open_sock(TOE_ABI_AF_INET6, TOE_ABI_PROTO_TCP);
+  REQUIRE(c.res == 0);
+  uint32_t h = c.handle;
+  c = addr_op(TOE_ABI_OP_CONNECT, h, sa6(PEER6, 9000));
+  CHECK_EQ(c.res, 0);
+  CHECK_EQ(c.u.addr.local.family, TOE_ABI_AF_INET6);
+  CHECK_MEM(c.u.addr.local.addr, DEV6, 16);
+  CHECK(c.u.addr.local.port != 0);
+  for (int i = 0; i < 20 && toe_tcp_accept(st1, ls, NULL, &p) != 0; i++)
+    step();
+  REQUIRE(p != NULL);
+  struct toe_sockaddr pr;
+  toe_sock_name(p, NULL, &pr);
+  CHECK_EQ(pr.family, TOE_AF_INET6);
+  CHECK_MEM(pr.addr6, DEV6, 16);
+  CHECK_EQ(pr.port, c.u.addr.local.port);
+
+  struct toe_abi_sockaddr none;
+  memset(&none, 0, sizeof none);
+  CHECK_EQ(send_op(h, 'x', 9, none), 9);
+  for (int i = 0; i < 20; i++)
+    step();
+  uint8_t buf[16];
+  CHECK_EQ(toe_tcp_recv(st1, p, buf, sizeof buf), 9);
+  CHECK_EQ(buf[0], 'x');
+  CHECK_EQ(toe_tcp_send(st1, p, "back", 4, 0), 4);
+  wait_data(1);
+  CHECK_EQ(H.data[0].u.data.len, 4);
+  CHECK_EQ(H.first[0], 'b');
+  toe_tcp_abort(st1, p);
+  toe_sock_close(st1, ls);
+  teardown();
+}
+
 TEST_MAIN()
