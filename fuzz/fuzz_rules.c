@@ -5,7 +5,8 @@
  * Input: u8 mode | u32 address | u16 port | text. mode % 3 picks the parser: one rule from an
  * unterminated buffer of exactly the text's length (a read past its end is a sanitizer error),
  * a whole TOE_OFFLOAD list, or one proxy rule. Checked: a parsed rule is well formed (prefix
- * length <= 32, network masked, port range ordered) and matches its own network and ports; a
+ * length <= 32, or <= 128 for an IPv6 one, network masked, port range ordered) and matches its
+ * own network and ports (an IPv6 rule no IPv4 address); a
  * proxy rule printed by px_rule_str parses back to the same rule; a list never holds more than
  * PL_RULES_MAX rules and reports an error exactly when it skipped something.
  */
@@ -26,8 +27,32 @@ static const struct toe_rule_kind kinds[] = {
     {"tcp", 1}, {"udp", 2}, {"listen", 4}, {"*", 7}, {NULL, 0},
 };
 
+/* An IPv6 rule: prefix length <= 128, network masked, matches its own network at both ends of
+ * its port range, and never an IPv4 address. */
+static void well_formed6(const struct toe_rule *r, const char *who)
+{
+  bool ok = r->len6 <= 128 && r->port_lo <= r->port_hi && r->kinds;
+  uint8_t hi[16];
+  for (unsigned i = 0; i < 16 && ok; i++) {
+    unsigned bits = r->len6 >= 8 * (i + 1) ? 8 : r->len6 > 8 * i ? r->len6 - 8 * i : 0;
+    uint8_t m = (uint8_t)(0xff00u >> bits);
+    ok = (r->net6[i] & ~m) == 0;
+    hi[i] = (uint8_t)(r->net6[i] | ~m);
+  }
+  if (!ok || !toe_rule_match6(r, r->kinds, r->net6, r->port_lo) ||
+      !toe_rule_match6(r, r->kinds, hi, r->port_hi) || toe_rule_match(r, r->kinds, 0, r->port_lo)) {
+    fprintf(stderr, "fuzz_rules: %s: bad IPv6 rule: kinds %u /%u ports %u-%u\n", who, r->kinds,
+            r->len6, r->port_lo, r->port_hi);
+    abort();
+  }
+}
+
 static void well_formed(const struct toe_rule *r, const char *who)
 {
+  if (r->v6) {
+    well_formed6(r, who);
+    return;
+  }
   uint32_t mask = r->len == 0 ? 0 : (uint32_t)(0xffffffffu << (32 - r->len));
   if (r->len > 32 || (r->net & ~mask) || r->port_lo > r->port_hi || !r->kinds ||
       !toe_rule_match(r, r->kinds, r->net, r->port_lo) ||
@@ -64,6 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       if (r.negated && !(mode & 8))
         abort();
       (void)toe_rule_match(&r, mode >> 4, addr, port);
+      uint8_t a6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}; /* v4-mapped, or not */
+      memcpy(a6 + 12, &addr, 4);
+      a6[(mode >> 4) & 15] ^= (uint8_t)(mode & 1);
+      (void)toe_rule_match6(&r, mode >> 4, a6, port);
     } else if (bad != TOE_RULE_KIND && bad != TOE_RULE_ADDR && bad != TOE_RULE_PORTS) {
       abort();
     }

@@ -35,6 +35,10 @@
  * aborts if a packet buffer, a tcb or a TIME_WAIT entry was not released.
  *
  * The seed corpus (fuzz/corpus/fuzz_tcp/) comes from fuzz/corpus/make_tcp_corpus.py.
+ *
+ * fuzz_tcp6.c builds this file with FUZZ_TCP_V6 1: the same records over IPv6 (the peer
+ * 2001:db8::2 learned by a neighbour solicitation, the listener on [::], the RFC 8200 8.1
+ * checksum), through tcp_v6.c's address pairs; the pair table must be empty at the end too.
  */
 #include "engine/stack.h"
 #include "engine/tcp.h"
@@ -56,6 +60,14 @@
 #define FUZZ_POOL_BOUND 0
 #endif
 #define PBUFS (FUZZ_POOL_BOUND ? 64 : 96)
+#ifndef FUZZ_TCP_V6
+#define FUZZ_TCP_V6 0
+#endif
+#if FUZZ_TCP_V6
+/* 2001:db8::1 (ours) and 2001:db8::2 (the peer) */
+static const uint8_t FZ_OUR6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+static const uint8_t FZ_PEER6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+#endif
 #define LPORT 80
 
 struct fz {
@@ -105,8 +117,10 @@ static void fz_tx(void *ctx, struct toe_pbuf *frame)
   struct fz *f = ctx;
   uint8_t b[14 + 60 + 60];
   size_t n = toe_pbuf_copy_out(frame, 0, b, sizeof(b));
-  if (n >= 14 + 20 + 20 && b[12] == 0x08 && b[13] == 0 && b[14 + 9] == 6) {
-    size_t ihl = (size_t)(b[14] & 0x0f) * 4;
+  bool v4 = n >= 14 + 20 + 20 && b[12] == 0x08 && b[13] == 0 && b[14 + 9] == 6;
+  bool v6 = n >= 14 + 40 + 20 && b[12] == 0x86 && b[13] == 0xdd && b[14 + 6] == 6;
+  if (v4 || v6) {
+    size_t ihl = v6 ? 40 : (size_t)(b[14] & 0x0f) * 4;
     const uint8_t *t = b + 14 + ihl;
     if (14 + ihl + 20 <= n) {
       f->last_sport = (uint16_t)(t[0] << 8 | t[1]);
@@ -147,17 +161,30 @@ static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t se
                        uint16_t flags, uint16_t win, const uint8_t *opts, size_t olen, size_t dlen,
                        bool bad_csum)
 {
-  static uint8_t fr[14 + 20 + 60 + 1600];
+  static uint8_t fr[14 + 40 + 60 + 1600];
   olen &= ~(size_t)3;
   if (olen > 40)
     olen = 40;
   if (dlen > 1530)
     dlen = 1530;
-  uint8_t *ip = fr + 14, *t = fr + 34;
+  uint8_t *ip = fr + 14, *t = fr + (FUZZ_TCP_V6 ? 54 : 34);
   memcpy(fr, FZ_OUR_MAC, 6);
   memcpy(fr + 6, FZ_PEER_MAC, 6);
-  put16(fr + 12, 0x0800);
+  put16(fr + 12, FUZZ_TCP_V6 ? 0x86dd : 0x0800);
   size_t tl = 20 + olen + dlen;
+#if FUZZ_TCP_V6
+  memset(ip, 0, 40);
+  ip[0] = 0x60;
+  put16(ip + 4, (uint16_t)tl);
+  ip[6] = 6;
+  ip[7] = 64;
+  memcpy(ip + 8, FZ_PEER6, 16);
+  memcpy(ip + 24, FZ_OUR6, 16);
+  uint32_t ps = 6 + (uint32_t)tl;
+  for (int i = 0; i < 16; i += 2)
+    ps += (uint32_t)(FZ_PEER6[i] << 8 | FZ_PEER6[i + 1]) +
+          (uint32_t)(FZ_OUR6[i] << 8 | FZ_OUR6[i + 1]);
+#else
   ip[0] = 0x45;
   ip[1] = (uint8_t)((flags >> 9) & 3u);
   put16(ip + 2, (uint16_t)(20 + tl));
@@ -169,6 +196,9 @@ static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t se
   put32(ip + 12, FZ_PEER_IP);
   put32(ip + 16, FZ_OUR_IP);
   put16(ip + 10, csum(ip, 20, 0));
+  uint32_t ps = (FZ_PEER_IP >> 16) + (FZ_PEER_IP & 0xffff) + (FZ_OUR_IP >> 16) +
+                (FZ_OUR_IP & 0xffff) + 6 + (uint32_t)tl;
+#endif
   put16(t, sport);
   put16(t + 2, dport);
   put32(t + 4, seq);
@@ -181,14 +211,44 @@ static void fz_segment(struct fz *f, uint16_t sport, uint16_t dport, uint32_t se
   memcpy(t + 20, opts, olen);
   for (size_t i = 0; i < dlen; i++)
     t[20 + olen + i] = (uint8_t)(seq + i);
-  uint32_t ps = (FZ_PEER_IP >> 16) + (FZ_PEER_IP & 0xffff) + (FZ_OUR_IP >> 16) +
-                (FZ_OUR_IP & 0xffff) + 6 + (uint32_t)tl;
   uint16_t c = csum(t, tl, ps);
   if (bad_csum)
     c ^= 0x1234;
   put16(t + 16, c);
-  (void)toe_stack_input_copy(f->st, fr, 14 + 20 + tl, f->now);
+  (void)toe_stack_input_copy(f->st, fr, (size_t)(t - fr) + tl, f->now);
 }
+
+#if FUZZ_TCP_V6
+/* A neighbour solicitation from the peer (RFC 4861 4.3, with its link-layer address option): the
+ * engine learns the peer's MAC, so connect()'s SYN goes out at once. */
+static void fz_learn_peer6(struct fz *f)
+{
+  static const uint8_t snm[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1};
+  uint8_t fr[14 + 40 + 32];
+  memset(fr, 0, sizeof(fr));
+  static const uint8_t snm_mac[6] = {0x33, 0x33, 0xff, 0, 0, 1};
+  memcpy(fr, snm_mac, 6);
+  memcpy(fr + 6, FZ_PEER_MAC, 6);
+  put16(fr + 12, 0x86dd);
+  uint8_t *ip = fr + 14, *m = fr + 54;
+  ip[0] = 0x60;
+  put16(ip + 4, 32);
+  ip[6] = 58;
+  ip[7] = 255;
+  memcpy(ip + 8, FZ_PEER6, 16);
+  memcpy(ip + 24, snm, 16);
+  m[0] = 135;
+  memcpy(m + 8, FZ_OUR6, 16);
+  m[24] = 1;
+  m[25] = 1;
+  memcpy(m + 26, FZ_PEER_MAC, 6);
+  uint32_t ps = 58 + 32;
+  for (int i = 0; i < 16; i += 2)
+    ps += (uint32_t)(FZ_PEER6[i] << 8 | FZ_PEER6[i + 1]) + (uint32_t)(snm[i] << 8 | snm[i + 1]);
+  put16(m + 2, csum(m, 32, ps));
+  (void)toe_stack_input_copy(f->st, fr, sizeof(fr), f->now);
+}
+#endif
 
 /* SYN options: MSS 1460, SACK-permitted, timestamps, window scale 7. */
 static size_t syn_opts(struct fz *f, uint8_t *o, uint32_t tsecr)
@@ -220,6 +280,10 @@ static void fz_open(struct fz *f, int i)
     if (toe_tcp_open(f->st, f, &s) != 0)
       return;
     struct toe_sockaddr r = {.family = TOE_AF_INET, .port = pport, .addr = FZ_PEER_IP};
+#if FUZZ_TCP_V6
+    r.family = TOE_AF_INET6;
+    memcpy(r.addr6, FZ_PEER6, 16);
+#endif
     (void)toe_sock_connect(f->st, s, &r);
     f->conn[0] = s;
     if (f->last_dport != pport || (f->last_flags & 0x3f) != 0x02)
@@ -431,6 +495,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   cfg.tcp_rcvbuf = cfg.tcp_rcvbuf_max = 512u * 1024;
   cfg.tcp_sndbuf = cfg.tcp_sndbuf_max = 512u * 1024;
 #endif
+#if FUZZ_TCP_V6
+  cfg.ipv6 = 1;
+  cfg.addr6_count = 1;
+  memcpy(cfg.addr6[0], FZ_OUR6, 16);
+  cfg.addr6_prefix_len[0] = 64;
+  cfg.dad_transmits = 0;
+#endif
   cfg.icmp_rate_per_sec = 1000;
   cfg.icmp_burst = 50;
   cfg.tcp_ecn = TOE_TCP_ECN_ACCECN;
@@ -440,6 +511,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   fz_stack_start(&cfg, f.now, &f.st);
   fz_learn_peer(f.st, f.now, 0);
   struct toe_sockaddr l = {.family = TOE_AF_INET, .port = LPORT, .addr = 0};
+#if FUZZ_TCP_V6
+  fz_learn_peer6(&f);
+  l.family = TOE_AF_INET6;
+  memset(l.addr6, 0, 16);
+#endif
   if (toe_tcp_open(f.st, &f, &f.ls) == 0 &&
       (toe_sock_bind(f.st, f.ls, &l) != 0 || toe_tcp_listen(f.st, f.ls, 2) != 0)) {
     toe_sock_close(f.st, f.ls);
@@ -494,17 +570,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     toe_sock_close(f.st, f.ls);
   fz_run_out(f.st, &f.now, 400);
   const struct toe_counters *c = toe_stack_counters(f.st);
-  fz_pool_stats(FUZZ_POOL_BOUND ? "fuzz_pool_tcp" : "fuzz_tcp", f.st, PBUFS);
+  fz_pool_stats(FUZZ_POOL_BOUND ? "fuzz_pool_tcp"
+                : FUZZ_TCP_V6   ? "fuzz_tcp6"
+                                : "fuzz_tcp",
+                f.st, PBUFS);
   uint32_t free_bufs = toe_pbuf_pool_free_count(f.st);
   if (free_bufs != PBUFS || c->pbuf.inuse != 0 || toe_pbuf_pool_charged(f.st) != 0 ||
       c->tcp.socks_inuse != 0 || c->tcp.curr_estab != 0 || f.st->tcp.tw_inuse != 0 ||
-      f.st->tcp.conn_hashed != 0) {
+      f.st->tcp.conn_hashed != 0 || f.st->tcp.p6_inuse != 0) {
     fprintf(stderr,
             "fuzz_tcp: leak: %u of %u buffers free, inuse %llu, tcbs %llu, estab %llu, "
-            "time-wait %u, hashed %u\n",
+            "time-wait %u, hashed %u, IPv6 pairs %u\n",
             free_bufs, PBUFS, (unsigned long long)c->pbuf.inuse,
             (unsigned long long)c->tcp.socks_inuse, (unsigned long long)c->tcp.curr_estab,
-            f.st->tcp.tw_inuse, f.st->tcp.conn_hashed);
+            f.st->tcp.tw_inuse, f.st->tcp.conn_hashed, f.st->tcp.p6_inuse);
     for (uint32_t i = 0; i < f.st->tcp.count; i++) {
       const struct toe_tcb *tp = &f.st->tcp.tcbs[i];
       if (tp->sk.proto == 0)

@@ -30,8 +30,8 @@
  */
 
 #define TOE_ABI_MAJOR 1 /* incompatible layout or semantics change */
-#define TOE_ABI_MINOR 6 /* backwards-compatible additions, each gated by a capability bit */
-#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.6"
+#define TOE_ABI_MINOR 7 /* backwards-compatible additions, each gated by a capability bit */
+#define TOE_ABI_VERSION_STRING "toekit transport ABI 1.7"
 
 /* Magic numbers: ASCII "TOEH", "TOEW", "TOER" as little-endian uint32. */
 #define TOE_ABI_HELLO_MAGIC 0x48454f54u  /* client -> device hello */
@@ -103,6 +103,12 @@
  */
 #define TOE_ABI_CAP_LARGE_BUFS (1ull << 12)
 #define TOE_ABI_CAPS_1_6 (TOE_ABI_CAPS_1_5 | TOE_ABI_CAP_LARGE_BUFS)
+/* 1.7 (IPv6): TOE_ABI_CAP_IPV6 granted. OPEN takes TOE_ABI_AF_INET6; every address of such a
+ * socket (BIND, CONNECT, SEND, EV_DATA's sender, ACCEPT's peer, ADOPT's local address, STATS) is
+ * an AF_INET6 one, an IPv4 peer of a dual-stack socket the v4-mapped ::ffff:a.b.c.d; the option
+ * TOE_ABI_IPV6_V6ONLY; the rx_meta record of an IPv6 socket has family AF_INET6. A client that
+ * did not offer the capability gets -TOE_EAFNOSUPPORT for AF_INET6, as before. */
+#define TOE_ABI_CAPS_1_7 (TOE_ABI_CAPS_1_6 | TOE_ABI_CAP_IPV6)
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry limits and defaults (the device clamps a client's requests to these)
@@ -402,6 +408,10 @@ struct toe_abi_bpf_insn {
  * errors on an unconnected socket, a failed neighbour resolution) as the pending error
  * (EV_ERROR, SO_ERROR). An older device answers -TOE_ENOPROTOOPT. */
 #define TOE_ABI_IP_RECVERR 13
+/* 1.7, TOE_ABI_CAP_IPV6: 0/1, AF_INET6 sockets only, before bind (Linux's IPV6_V6ONLY: the socket
+ * takes no IPv4 traffic). 0 at OPEN (a dual-stack socket, Linux's default). -TOE_EINVAL on a
+ * bound socket or for other values, -TOE_ENOPROTOOPT on an AF_INET socket. */
+#define TOE_ABI_IPV6_V6ONLY 14
 #define TOE_ABI_SO_ERROR 0x100 /* get only: pending socket error (and clear it), 0 or -TOE_E* */
 #define TOE_ABI_SO_RXBUFS                                                                          \
   0x101 /* buffers the device may lend this socket at once (1..buf_count)                          \

@@ -23,7 +23,9 @@
  *   -TOE_EINPROGRESS  a TCP connect was started (completion: TOE_POLLOUT, then SO_ERROR)
  *   -TOE_EBADF        not a socket of this device (never opened, or closed)
  *   -TOE_EINVAL       bad argument, or a call that does not fit the socket's state
- *   -TOE_EAFNOSUPPORT an address that is not AF_INET (IPv6 is reserved in ABI 1.0)
+ *   -TOE_EAFNOSUPPORT an address that is neither AF_INET nor AF_INET6, an AF_INET6 one on a
+ *                     device before ABI 1.7 (no TOE_ABI_CAP_IPV6), or one of the other family
+ *                     than the socket's
  *   -TOE_ENOTCONN, -TOE_EISCONN, -TOE_EALREADY, -TOE_EDESTADDRREQ, -TOE_EPIPE: state, as the
  *                     BSD socket calls give them
  *   -TOE_ECONNREFUSED, -TOE_ETIMEDOUT, -TOE_EHOSTUNREACH, -TOE_ENETUNREACH, -TOE_EADDRINUSE,
@@ -251,6 +253,16 @@ int toe_dev_info(toe_dev *dev, struct toe_dev_info *info);
 int toe_socket(toe_dev *dev, int type);
 
 /*
+ * As toe_socket, of address family `af`: AF_INET (what toe_socket makes) or AF_INET6 (ABI 1.7).
+ * An AF_INET6 socket takes and gives struct sockaddr_in6 (scope id kept for link-local); it is
+ * dual-stack as on Linux unless TOE_OPT_V6ONLY is set before bind: bound to [::] it also takes
+ * IPv4 traffic, whose peers appear as v4-mapped ::ffff:a.b.c.d. Errors: those of toe_socket,
+ * -TOE_EAFNOSUPPORT (another family, or a device that did not grant TOE_ABI_CAP_IPV6 or runs
+ * without IPv6).
+ */
+int toe_socket_af(toe_dev *dev, int af, int type);
+
+/*
  * Binds to a local IPv4 address (INADDR_ANY: the device's) and port (0: an ephemeral one).
  * Errors: -TOE_EINVAL already bound, -TOE_EAFNOSUPPORT, -TOE_EADDRINUSE, -TOE_EADDRNOTAVAIL.
  */
@@ -438,6 +450,9 @@ int toe_close(toe_dev *dev, int sd);
 /* 0/1, UDP: the device describes each datagram received from now on (destination address, TOS,
  * TTL, arrival time) for toe_recvmsg (ABI 1.5; -TOE_ENOPROTOOPT from a device without it) */
 #define TOE_OPT_RXMETA 0x103
+/* 0/1, AF_INET6 sockets, before bind: IPV6_V6ONLY, no IPv4 traffic (ABI 1.7; -TOE_ENOPROTOOPT
+ * on an AF_INET socket or from an older device, -TOE_EINVAL once bound) */
+#define TOE_OPT_V6ONLY 14
 /* send buffers this socket may fill (the library's limit; default a quarter of the send
  * buffers, at most 64) */
 #define TOE_OPT_TXBUFS 0x200

@@ -71,11 +71,12 @@ static void device_limits(struct toe_abi_limits *lim, bool privileged)
   /* The flow table shows every client's connections with their pids: only for root or toed's
    * own user. Sharing and the origin (1.2) are for everyone: they concern the client itself. */
   lim->caps = privileged
-                  ? TOE_ABI_CAPS_1_6
+                  ? TOE_ABI_CAPS_1_7
                   : (TOE_ABI_CAPS_1_0 | TOE_ABI_CAP_SHARE | TOE_ABI_CAP_ORIGIN |
                      TOE_ABI_CAP_POSIX_BELLS | TOE_ABI_CAP_DEVICE | /* 1.3: identity is no secret */
                      TOE_ABI_CAP_RXMETA |     /* 1.5: a socket's own datagrams */
-                     TOE_ABI_CAP_LARGE_BUFS); /* 1.6: the client's own geometry */
+                     TOE_ABI_CAP_LARGE_BUFS | /* 1.6: the client's own geometry */
+                     TOE_ABI_CAP_IPV6);       /* 1.7: AF_INET6 sockets */
 }
 
 /*

@@ -586,9 +586,9 @@ static void close_all(struct toed_services *s)
 static int open_one(struct toed_services *s, struct toed_service *v, const char **what)
 {
   struct toe_sockaddr local = {.family = TOE_AF_INET, .port = v->spec.port, .addr = 0};
-  /* With IPv6 on, the UDP socket is a dual-stack one bound to [::] (engine.h): it answers IPv6
-   * clients and, through v4-mapped names, IPv4 ones, as a Linux server on [::] does. TCP over
-   * IPv6 is not carried yet, so the TCP listener stays IPv4 (IPv6 SYNs meet a RST). */
+  /* With IPv6 on, the UDP socket and the TCP listener are dual-stack ones bound to [::]
+   * (engine.h): they answer IPv6 clients and, through v4-mapped names, IPv4 ones, as a Linux
+   * server on [::] does. */
   struct toe_sockaddr local6;
   memset(&local6, 0, sizeof local6);
   local6.family = TOE_AF_INET6;
@@ -608,7 +608,7 @@ static int open_one(struct toed_services *s, struct toed_service *v, const char 
     *what = "tcp";
     rc = toe_tcp_open(s->st, &v->th, &v->lsock);
     if (rc == 0)
-      rc = toe_sock_bind(s->st, v->lsock, &local);
+      rc = toe_sock_bind(s->st, v->lsock, v6 ? &local6 : &local);
     if (rc == 0)
       rc = toe_tcp_listen(s->st, v->lsock, toed_svc_backlog(s->max_conns));
   }

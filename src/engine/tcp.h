@@ -15,7 +15,7 @@
  *   tcp_syncache.c   listeners' SYN queue and SYN cookies
  *   tcp_timewait.c   compact TIME_WAIT entries (RFC 9293 3.6.1, RFC 6191 reuse)
  *   tcp_isn.c        initial sequence numbers (RFC 6528)
- *   tcp_v6.c         segments over IPv6: checked, answered as a closed port for now
+ *   tcp_v6.c         TCP over IPv6: address pairs (keys), IPv6 input and output, active open
  */
 #ifndef TOE_ENGINE_TCP_H
 #define TOE_ENGINE_TCP_H
@@ -343,6 +343,13 @@ struct toe_tcp_tables {
   struct toe_tw_entry *tw_oldest; /* expiry order: every entry lives 2*MSL, oldest first */
   struct toe_tw_entry *tw_newest;
   struct toe_timer tw_timer; /* armed for tw_oldest's expiry */
+
+  /* tcp_v6.c: the address pairs of IPv6 connections, by key (NULL without cfg.ipv6) */
+  struct toe_tcp6_pair *p6_pool;
+  struct toe_tcp6_pair *p6_free;
+  struct toe_tcp6_pair **p6_hash;
+  uint32_t p6_mask;
+  uint32_t p6_inuse;
 };
 
 /* The tcb of a socket known to be TCP. */
@@ -354,11 +361,73 @@ static inline struct toe_tcb *toe_tcb(struct toe_sock *s)
 /* ---- tcp_demux.c ---- */
 void toe_tcp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip);
 /* A segment that came over IPv6 (data at the TCP header; consumed; tcp_v6.c): checked with the
- * IPv6 pseudo-header, then answered as in the CLOSED state (no TCP over IPv6 connections yet). */
+ * IPv6 pseudo-header, then dispatched as an IPv4 one is, under its pair's key (below). */
 struct toe_ipv6_view;
 struct toe_ipv6_ext;
 void toe_tcp_input6(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv6_view *ip,
                     const struct toe_ipv6_ext *ext);
+
+/*
+ * TCP over IPv6 in the IPv4-shaped tables (tcp_v6.c has the why). An IPv6 connection, SYN-cache
+ * entry or TIME_WAIT entry has laddr 0 (no IPv4 one has) and raddr = the key of its address pair;
+ * the pair table maps keys to addresses, one pair per key. A segment that came over IPv6 reaches
+ * the shared code as a toe_tcp6_seg: an IPv4 view with src = key, dst = 0, hdr_len 0, total_len
+ * the TCP length and tos the traffic class.
+ */
+struct toe_tcp6_pair {
+  struct toe_tcp6_pair *next; /* hash chain, or the free list */
+  uint32_t key;
+  uint32_t refs; /* holders: hashed tcbs, SYN-cache and TIME_WAIT entries, segments in process */
+  struct toe_in6_addr local;
+  struct toe_in6_addr remote;
+};
+struct toe_tcp6_seg {
+  struct toe_ipv4_view v4;
+  const struct toe_ipv6_view *ip6;
+};
+size_t toe_tcp6_mem_size(const struct toe_config *cfg);
+void toe_tcp6_init(struct toe_stack *st, void *mem);
+/* The pair of `key`, or NULL. */
+const struct toe_tcp6_pair *toe_tcp6_pair_get(const struct toe_stack *st, uint32_t key);
+/* Takes a reference on the pair (local, remote), creating it; *key gets its key. Returns 0,
+ * -TOE_EADDRINUSE (another pair has that key), -TOE_ENOBUFS or -TOE_EAFNOSUPPORT (no IPv6). */
+int toe_tcp6_pair_open(struct toe_stack *st, const struct toe_in6_addr *l,
+                       const struct toe_in6_addr *r, uint32_t *key);
+/* Another reference on an existing pair / dropping one (the last frees the pair). */
+void toe_tcp6_hold(struct toe_stack *st, uint32_t key);
+void toe_tcp6_release(struct toe_stack *st, uint32_t key);
+/* The checksum field of a segment of `len` bytes whose header and payload sum to `sum`. */
+uint16_t toe_tcp6_csum_finish(const struct toe_stack *st, uint32_t key, uint32_t sum, uint32_t len);
+/* The RFC 6437 flow label of a connection: a keyed hash, stable for the 4-tuple, never 0. */
+uint32_t toe_tcp6_flow_label(uint32_t key, uint16_t lport, uint16_t rport);
+/* Sends segment `pb` (data at the TCP header, checksum done; consumed) over IPv6. Returns as
+ * toe_ipv6_output, or -TOE_EHOSTUNREACH if the pair is gone. */
+int toe_tcp6_ip_output(struct toe_stack *st, uint32_t key, uint16_t lport, uint16_t rport,
+                       struct toe_pbuf *pb);
+/* Dispatch of a checked IPv6 segment to a connection, TIME_WAIT, listener or RST (tcp_demux.c). */
+void toe_tcp_dispatch6(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_tcp6_seg *seg,
+                       const struct toe_tcp_view *th, const struct toe_tcp_opts *opts);
+/* The IPv6 view of a segment the shared code holds as `ip`, or NULL for IPv4. */
+static inline const struct toe_ipv6_view *toe_tcp_seg_ip6(const struct toe_ipv4_view *ip)
+{
+  return ip->dst == 0 ? ((const struct toe_tcp6_seg *)(const void *)ip)->ip6 : NULL;
+}
+/* IP header bytes of a connection with local address `laddr` (0: IPv6, RFC 8200 8.3). */
+static inline uint32_t toe_tcp_ip_hlen(uint32_t laddr)
+{
+  return laddr ? 20u : 40u;
+}
+/* The active open of an IPv6 socket to IPv6 peer `remote` (toe_tcp_connect's IPv6 half). */
+int toe_tcp_connect6(struct toe_stack *st, struct toe_tcb *tp, const struct toe_sockaddr *remote);
+/*
+ * An ICMPv6 error (RFC 4443) quoting a segment we sent from qsrc to qdst, whose first 8 bytes are
+ * at ql4: err is -TOE_EMSGSIZE (Packet Too Big, new `mtu`), -TOE_ECONNREFUSED (port unreachable)
+ * or another destination-unreachable error (soft, RFC 5461). True if it was about a connection.
+ * The hook the ICMPv6 input calls for next header TCP.
+ */
+bool toe_tcp_icmp6_error(struct toe_stack *st, const struct toe_in6_addr *qsrc,
+                         const struct toe_in6_addr *qdst, const uint8_t *ql4, int err,
+                         uint32_t mtu);
 struct toe_tcb *toe_tcp_lookup(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
                                uint32_t raddr, uint16_t rport);
 void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp);

@@ -85,6 +85,10 @@ void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp)
   tp->hnext = *b;
   *b = tp;
   st->tcp.conn_hashed++;
+  if (tp->sk.laddr == 0) {
+    toe_tcp6_hold(st, tp->sk.raddr); /* an IPv6 connection: its key names its pair */
+    return;
+  }
   toe_filt_add(st, TOE_FILTER_CONN, TOE_IPPROTO_TCP, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
 }
 
@@ -98,7 +102,10 @@ void toe_tcp_hash_remove(struct toe_stack *st, struct toe_tcb *tp)
       *link = tp->hnext;
       tp->hnext = NULL;
       st->tcp.conn_hashed--;
-      toe_filt_del(st, TOE_IPPROTO_TCP, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
+      if (tp->sk.laddr == 0)
+        toe_tcp6_release(st, tp->sk.raddr);
+      else
+        toe_filt_del(st, TOE_IPPROTO_TCP, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
       return;
     }
   }
@@ -239,6 +246,36 @@ malformed:
   toe_pbuf_free(st, pb);
 }
 
+void toe_tcp_dispatch6(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_tcp6_seg *seg,
+                       const struct toe_tcp_view *th, const struct toe_tcp_opts *opts)
+{
+  /* As tcp_dispatch after its checks (tcp_v6.c made them), with the pair's key as the remote
+   * address; only the listener lookup needs the 16-byte addresses. */
+  const struct toe_ipv4_view *ip = &seg->v4;
+  struct toe_tcb *tp = toe_tcp_lookup(st, 0, th->dst_port, ip->src, th->src_port);
+  if (tp) {
+    toe_tcp_input_conn(st, tp, pb, ip, th, opts);
+    return;
+  }
+  if (toe_tcp_timewait_input(st, pb, ip, th, opts))
+    return;
+  struct toe_sock *s = toe_socktab_lookup6(st, TOE_IPPROTO_TCP, &seg->ip6->dst, th->dst_port,
+                                           &seg->ip6->src, th->src_port);
+  if (s && toe_tcb(s)->state == TOE_TCP_LISTEN) {
+    struct toe_tcb *l = toe_tcb(s);
+    if ((s->flags & TOE_SOCK_F_REUSEPORT) && !(th->flags & TOE_TCP_SYN)) {
+      struct toe_tcb *owner = toe_tcp_syncache_listener(st, 0, th->dst_port, ip->src, th->src_port);
+      if (owner)
+        l = owner;
+    }
+    listen_input(st, l, pb, ip, th, opts);
+    return;
+  }
+  st->ctr.tcp.rx_drop_no_socket++;
+  toe_tcp_send_reset(st, ip, th, seg_len(pb, th)); /* never answers a RST */
+  toe_pbuf_free(st, pb);
+}
+
 void toe_tcp_input(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_ipv4_view *ip)
 {
   tcp_dispatch(st, pb, ip);
@@ -265,7 +302,7 @@ void toe_tcp_pmtu_raise(struct toe_stack *st, uint32_t dst, uint16_t mtu)
   for (uint32_t i = 0; i < tt->count; i++) {
     struct toe_tcb *tp = &tt->tcbs[i];
     if (tp->sk.proto != TOE_IPPROTO_TCP || !(tp->sk.flags & TOE_SOCK_F_CONNECTED) ||
-        tp->sk.raddr != dst || !tp->pmtu || tp->pmtu >= mtu)
+        tp->sk.raddr != dst || tp->sk.laddr == 0 || !tp->pmtu || tp->pmtu >= mtu)
       continue;
     tp->pmtu = mtu;
     /* The MSS grows back as far as the peer's option and the user's clamp allow; segments

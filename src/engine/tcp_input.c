@@ -212,8 +212,9 @@ static void set_snd_mss(const struct toe_stack *st, struct toe_tcb *tp,
   uint32_t mss = (o->has & TOE_TCPOPT_HAS_MSS) ? o->mss : DEFAULT_SND_MSS;
   tp->peer_mss = (uint16_t)(mss > 65535u ? 65535u : mss);
   uint32_t mtu = tp->pmtu ? tp->pmtu : st->cfg.mtu;
-  if (mtu > TOE_IPV4_HLEN + TOE_TCP_HLEN && mss > mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN)
-    mss = mtu - TOE_IPV4_HLEN - TOE_TCP_HLEN;
+  uint32_t hdrs = toe_tcp_ip_hlen(tp->sk.laddr) + TOE_TCP_HLEN; /* IPv6: RFC 8200 8.3 */
+  if (mtu > hdrs && mss > mtu - hdrs)
+    mss = mtu - hdrs;
   if (tp->user_mss && mss > tp->user_mss)
     mss = tp->user_mss;
   if (mss < TOE_TCP_MIN_MSS)

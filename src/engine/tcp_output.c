@@ -32,9 +32,12 @@ static uint32_t max_u32(uint32_t a, uint32_t b)
   return a > b ? a : b;
 }
 
+/* The local address segments carry: 0 for an IPv6 connection (tcp.h: its raddr is a key). */
 static uint32_t laddr_of(const struct toe_stack *st, const struct toe_tcb *tp)
 {
-  return tp->sk.laddr ? tp->sk.laddr : st->cfg.addr;
+  if (tp->sk.laddr)
+    return tp->sk.laddr;
+  return (tp->sk.v6flags & TOE_SOCK6_CONN6) ? 0 : st->cfg.addr;
 }
 
 uint32_t toe_tcp_ts_now(const struct toe_stack *st, const struct toe_tcb *tp)
@@ -63,7 +66,9 @@ uint16_t toe_tcp_mss_offer(const struct toe_stack *st, const struct toe_tcb *tp)
   /* RFC 9293 3.7.1: the largest segment we can receive: MTU less fixed IP and TCP headers; the
    * link's MTU, not the path's (RFC 1191 3.1: lowering the option would defeat PMTU discovery) */
   uint32_t mtu = st->cfg.mtu ? st->cfg.mtu : 1500u;
-  uint32_t mss = mtu > 40u ? mtu - 40u : DEFAULT_MSS;
+  /* IPv6: MTU - 60 (RFC 8200 8.3, RFC 6691) */
+  uint32_t hdrs = (tp->sk.v6flags & TOE_SOCK6_CONN6) ? 60u : 40u;
+  uint32_t mss = mtu > hdrs ? mtu - hdrs : DEFAULT_MSS;
   if (tp->user_mss && tp->user_mss < mss)
     mss = tp->user_mss;
   return (uint16_t)min_u32(mss, 65535u);
@@ -204,6 +209,40 @@ struct xmit {
   bool ae;     /* the AE flag (RFC 9768), header byte 12 bit 0 */
 };
 
+/* The sum of segment header `h` (hlen bytes) and its payload, without the pseudo-header. */
+static inline uint32_t seg_sum(const struct xmit *x, const struct toe_pbuf *frame, const uint8_t *h,
+                               uint32_t hlen)
+{
+  uint32_t sum = toe_csum_partial(h, hlen, 0);
+  if (x->len) {
+    /* the payload's sum kept since the copy-in, else computed now */
+    const struct toe_tcp_seg *m = toe_tcp_seg(x->data);
+    uint32_t psum = (x->data->tot_len == x->len && (m->flags & TOE_SEG_CSUM))
+                        ? m->csum
+                        : toe_pbuf_csum(frame->next, 0, x->len);
+    sum = toe_csum_add32(sum, psum);
+  }
+  return sum;
+}
+
+/*
+ * The IPv6 end of xmit_raw: the RFC 8200 8.1 checksum in software (ipv6_output does not pass a
+ * partial-checksum request on, and the link segments no IPv6 super-frames, so an IPv6
+ * connection never batches), then IPv6 output with the connection's flow label.
+ */
+__attribute__((noinline)) static int xmit6_finish(struct toe_stack *st, const struct xmit *x,
+                                                  struct toe_pbuf *frame, uint8_t *h, uint32_t hlen)
+{
+  uint16_t csum = toe_tcp6_csum_finish(st, x->raddr, seg_sum(x, frame, h, hlen), frame->tot_len);
+  memcpy(h + 16, &csum, 2);
+  if (x->flags & TOE_TCP_RST)
+    st->ctr.tcp.out_rsts++;
+  int rc = toe_tcp6_ip_output(st, x->raddr, x->lport, x->rport, frame);
+  if (rc < 0)
+    st->ctr.tcp.out_errors++;
+  return rc;
+}
+
 /* Builds and sends the segment. Returns -TOE_ENOBUFS if no frame could be built (nothing left),
  * else 0 or IPv4's error for a frame that was handed over (and dropped there). */
 static int xmit_raw(struct toe_stack *st, const struct xmit *x)
@@ -267,6 +306,9 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
   if (olen)
     memcpy(h + TOE_TCP_HLEN, optbuf, olen);
   uint32_t tot = frame->tot_len;
+  uint32_t hlen = TOE_TCP_HLEN + (uint32_t)olen; /* even: options come in 4-byte words */
+  if (x->laddr == 0)
+    return xmit6_finish(st, x, frame, h, hlen); /* IPv6 (tcp.h): raddr is the pair's key */
   if ((st->cfg.link_caps & TOE_LINK_CAP_TX_CSUM) || x->gso) {
     /* The link sums the segment (checksum offload): leave the pseudo-header's folded sum in the
      * field, which its sum then includes (RFC 9293 3.1's checksum over pseudo-header and segment
@@ -279,17 +321,8 @@ static int xmit_raw(struct toe_stack *st, const struct xmit *x)
     frame->csum_offset = 16;
     goto out;
   }
-  uint32_t hlen = TOE_TCP_HLEN + (uint32_t)olen; /* even: options come in 4-byte words */
-  uint32_t sum = toe_csum_partial(h, hlen, 0);
-  if (x->len) {
-    /* the payload's sum kept since the copy-in, else computed now */
-    const struct toe_tcp_seg *m = toe_tcp_seg(x->data);
-    uint32_t psum = (x->data->tot_len == x->len && (m->flags & TOE_SEG_CSUM))
-                        ? m->csum
-                        : toe_pbuf_csum(frame->next, 0, x->len);
-    sum = toe_csum_add32(sum, psum);
-  }
-  uint16_t csum = toe_tcp_csum_finish(sum, x->laddr, x->raddr, (uint16_t)tot);
+  uint16_t csum =
+      toe_tcp_csum_finish(seg_sum(x, frame, h, hlen), x->laddr, x->raddr, (uint16_t)tot);
   memcpy(h + 16, &csum, 2);
 
 out:;
@@ -321,7 +354,7 @@ struct tcp_ctl {
 static int xmit_ctl(struct toe_stack *st, const struct tcp_ctl *ctl)
 {
   struct xmit x = {
-      .laddr = ctl->laddr ? ctl->laddr : st->cfg.addr,
+      .laddr = ctl->laddr, /* 0: IPv6 (raddr is the pair's key) */
       .raddr = ctl->raddr,
       .lport = ctl->lport,
       .rport = ctl->rport,
@@ -820,8 +853,9 @@ void toe_tcp_send_reset(struct toe_stack *st, const struct toe_ipv4_view *ip,
   /* RFC 9293 3.10.7.1: an incoming RST is discarded, never answered */
   if (th->flags & TOE_TCP_RST)
     return;
-  /* only for segments addressed to us alone (RFC 1122 4.2.3.10: no RST for broadcasts) */
-  if (ip->dst != st->cfg.addr)
+  /* only for segments addressed to us alone (RFC 1122 4.2.3.10: no RST for broadcasts); dst 0
+   * is a segment that came over IPv6 to one of our unicast addresses (tcp_v6.c) */
+  if (ip->dst != st->cfg.addr && ip->dst != 0)
     return;
   struct tcp_ctl c = {
       .laddr = ip->dst,
@@ -920,7 +954,9 @@ static enum block_reason output_segs(struct toe_stack *st, struct toe_tcb *tp, s
 static enum block_reason output_data(struct toe_stack *st, struct toe_tcb *tp)
 {
   uint32_t mss = toe_tcp_eff_mss(tp);
-  struct tso_batch b = {.first = NULL, .segs = 0, .max_segs = tso_max_segs(st, mss), .flags = 0};
+  /* TSO is for IPv4 only (TOE_PBUF_F_GSO_TCPV4); an IPv6 connection (laddr 0) sends segments */
+  uint32_t tso = tp->sk.laddr ? tso_max_segs(st, mss) : 0;
+  struct tso_batch b = {.first = NULL, .segs = 0, .max_segs = tso, .flags = 0};
   enum block_reason why = output_segs(st, tp, &b, mss);
   if (b.segs)
     tso_flush(st, tp, &b, mss);

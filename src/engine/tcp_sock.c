@@ -49,6 +49,7 @@ size_t toe_tcp_mem_size(const struct toe_config *cfg)
   n += align_up(toe_tcp_demux_mem_size(cfg));
   n += align_up(toe_tcp_syncache_mem_size(cfg));
   n += align_up(toe_tcp_timewait_mem_size(cfg));
+  n += align_up(toe_tcp6_mem_size(cfg));
   return n;
 }
 
@@ -84,6 +85,8 @@ void toe_tcp_init(struct toe_stack *st, void *mem)
   toe_tcp_syncache_init(st, p);
   p += align_up(toe_tcp_syncache_mem_size(cfg));
   toe_tcp_timewait_init(st, p);
+  p += align_up(toe_tcp_timewait_mem_size(cfg));
+  toe_tcp6_init(st, p);
 }
 
 struct toe_tcb *toe_tcp_sock(const struct toe_stack *st, const struct toe_sock *s)
@@ -423,9 +426,8 @@ int toe_tcp_open(struct toe_stack *st, void *user, struct toe_sock **out)
 }
 
 /*
- * bind() of an IPv6 TCP socket. TCP carries IPv4 peers only so far: :: (dual stack) and
- * ::ffff:a.b.c.d are served, an IPv6 address of ours is refused rather than bound to a port no
- * segment could reach (-TOE_EAFNOSUPPORT), as is :: with V6ONLY.
+ * bind() of an IPv6 TCP socket: :: (dual stack unless V6ONLY), ::ffff:a.b.c.d (IPv4 only) or an
+ * IPv6 address of ours (toe_sock_bind_local6 says which are refused).
  */
 static int bind6(struct toe_stack *st, struct toe_tcb *tp, const struct toe_sockaddr *local)
 {
@@ -438,8 +440,6 @@ static int bind6(struct toe_stack *st, struct toe_tcb *tp, const struct toe_sock
   struct toe_in6_addr a;
   memcpy(a.b, local->addr6, 16);
   bool mapped = toe_in6_is_v4mapped(&a);
-  if ((!mapped && !toe_in6_is_unspecified(&a)) || (s->v6flags & TOE_SOCK6_V6ONLY))
-    return -TOE_EAFNOSUPPORT;
   uint32_t v4 = mapped ? toe_in6_mapped_v4(&a) : 0;
   if (local->port != 0 && !(tp->flags & TOE_TF_REUSEADDR) &&
       toe_tcp_timewait_port_used(st, v4, local->port, (s->flags & TOE_SOCK_F_REUSEPORT) != 0))
@@ -497,12 +497,15 @@ int toe_tcp_connect(struct toe_stack *st, struct toe_sock *s, const struct toe_s
     return -TOE_EBADF;
   struct toe_sockaddr r4;
   if (remote != NULL && remote->family == TOE_AF_INET6) {
-    /* An IPv6 socket reaches IPv4 peers through v4-mapped addresses (RFC 4291 2.5.5.2); TCP
-     * over IPv6 itself is not carried yet. */
+    /* An IPv6 socket reaches IPv4 peers through v4-mapped addresses (RFC 4291 2.5.5.2), IPv6
+     * peers over IPv6 (tcp_v6.c). */
     struct toe_in6_addr a;
     memcpy(a.b, remote->addr6, 16);
-    if (toe_sock_make_v6(st, s) < 0 || !toe_in6_is_v4mapped(&a) ||
-        (s->v6flags & (TOE_SOCK6_V6ONLY | TOE_SOCK6_BOUND6)))
+    if (toe_sock_make_v6(st, s) < 0)
+      return -TOE_EAFNOSUPPORT;
+    if (!toe_in6_is_v4mapped(&a))
+      return toe_tcp_connect6(st, tp, remote);
+    if (s->v6flags & (TOE_SOCK6_V6ONLY | TOE_SOCK6_BOUND6))
       return -TOE_EAFNOSUPPORT;
     r4.family = TOE_AF_INET;
     r4.port = remote->port;

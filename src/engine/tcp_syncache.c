@@ -127,13 +127,26 @@ static uint32_t ts_now(const struct toe_stack *st, uint32_t offset)
 }
 
 /* What the path to `raddr` carries: a cached estimate (RFC 1191, engine/pmtu.c) or the link's. */
-static uint16_t path_mtu(struct toe_stack *st, uint32_t raddr)
+static uint16_t path_mtu(struct toe_stack *st, uint32_t laddr, uint32_t raddr)
 {
   uint16_t link = st->cfg.mtu ? st->cfg.mtu : 1500;
+  if (laddr == 0)
+    return link; /* IPv6 (tcp.h): no IPv6 path MTU cache in the engine yet */
   uint16_t mtu = toe_pmtu_get(st, raddr);
   if (mtu < link)
     st->ctr.tcp.pmtu_from_cache++;
   return mtu;
+}
+
+/* The MSS a SYN-ACK offers: the listener's, less IPv6's longer header (RFC 8200 8.3). */
+static uint16_t mss_offer(const struct toe_stack *st, const struct toe_tcb *listener,
+                          uint32_t laddr)
+{
+  uint16_t mss = toe_tcp_mss_offer(st, listener);
+  uint32_t mtu = st->cfg.mtu ? st->cfg.mtu : 1500u;
+  if (laddr == 0 && mtu > 60u && mss > mtu - 60u)
+    mss = (uint16_t)(mtu - 60u);
+  return mss;
 }
 
 static uint32_t listener_backlog(const struct toe_stack *st, const struct toe_tcb *listener)
@@ -205,11 +218,19 @@ static int xmit(struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t r
   toe_tcp_write(h, &f, olen);
   if (flags & TOE_TCP_AE)
     h[12] |= 1u; /* RFC 9768's AE flag, the SYN-ACK's handshake feedback */
-  uint16_t csum = toe_tcp_csum_finish(toe_csum_partial(h, hlen, 0), laddr, raddr, hlen);
+  uint32_t sum = toe_csum_partial(h, hlen, 0);
+  /* laddr 0: an IPv6 4-tuple, raddr its pair's key (tcp.h); RFC 8200 8.1's pseudo-header */
+  uint16_t csum = laddr ? toe_tcp_csum_finish(sum, laddr, raddr, hlen)
+                        : toe_tcp6_csum_finish(st, raddr, sum, hlen);
   memcpy(h + 16, &csum, 2);
-  /* DF: TCP does path MTU discovery (RFC 1191); a SYN-ACK or ACK is small anyway. */
-  struct toe_ip_tx tx = {.src = laddr, .dst = raddr, .proto = TOE_IPPROTO_TCP, .df = true};
-  int rc = toe_ipv4_output(st, pb, &tx);
+  int rc;
+  if (laddr) {
+    /* DF: TCP does path MTU discovery (RFC 1191); a SYN-ACK or ACK is small anyway. */
+    struct toe_ip_tx tx = {.src = laddr, .dst = raddr, .proto = TOE_IPPROTO_TCP, .df = true};
+    rc = toe_ipv4_output(st, pb, &tx);
+  } else {
+    rc = toe_tcp6_ip_output(st, raddr, lport, rport, pb);
+  }
   if (rc < 0) {
     c->out_errors++;
     return rc;
@@ -304,6 +325,8 @@ static void sc_remove(struct toe_stack *st, struct toe_syncache_entry *e)
   if (*pp)
     *pp = e->hnext;
   toe_timer_cancel(st, &e->timer);
+  if (e->laddr == 0)
+    toe_tcp6_release(st, e->raddr); /* an IPv6 entry's hold on its pair */
   if (e->listener && e->listener->synq_len)
     e->listener->synq_len--;
   e->listener = NULL;
@@ -551,8 +574,20 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
    * again by SO_REUSEPORT sockets (toe_tcp_timewait_port_used). */
   tp->sk.flags |= (uint8_t)(listener->sk.flags & TOE_SOCK_F_REUSEPORT);
   tp->sk.owner = listener->sk.owner;
-  /* A dual-stack IPv6 listener's child is an IPv4 connection under IPv6 (v4-mapped) names. */
-  if (listener->sk.family == TOE_AF_INET6) {
+  /* A dual-stack IPv6 listener's child is an IPv4 connection under IPv6 (v4-mapped) names; an
+   * IPv6 child (laddr 0, tcp.h) takes its pair's addresses. */
+  if (c->laddr == 0) {
+    const struct toe_tcp6_pair *p = toe_tcp6_pair_get(st, c->raddr);
+    if (p == NULL) {
+      toe_tcb_free(st, tp);
+      return NULL;
+    }
+    tp->sk.family = TOE_AF_INET6;
+    tp->sk.v6flags = TOE_SOCK6_BOUND6 | TOE_SOCK6_CONN6;
+    tp->sk.laddr6 = p->local;
+    tp->sk.raddr6 = p->remote;
+    tp->sk.flags |= TOE_SOCK_F_NOT_V4;
+  } else if (listener->sk.family == TOE_AF_INET6) {
     tp->sk.family = TOE_AF_INET6;
     tp->sk.v6flags = TOE_SOCK6_BOUND4 | TOE_SOCK6_CONN4;
   }
@@ -622,10 +657,10 @@ static struct toe_tcb *sc_establish(struct toe_stack *st, struct toe_tcb *listen
   tp->max_sndwnd = tp->snd_wnd;
 
   /* MSS: the peer's option clamped to what our path carries (RFC 9293 3.7.1, RFC 1191). */
-  tp->pmtu = path_mtu(st, c->raddr);
+  tp->pmtu = path_mtu(st, c->laddr, c->raddr);
   tp->peer_mss = c->peer_mss;
   uint32_t mss = c->peer_mss;
-  uint32_t pmss = (uint32_t)tp->pmtu - TOE_IPV4_HLEN - TOE_TCP_HLEN;
+  uint32_t pmss = (uint32_t)tp->pmtu - toe_tcp_ip_hlen(c->laddr) - TOE_TCP_HLEN;
   if (mss > pmss)
     mss = pmss;
   if (tp->user_mss && tp->user_mss < mss)
@@ -690,7 +725,8 @@ static void syn_input(struct toe_stack *st, struct toe_tcb *listener, struct toe
   struct toe_counters_tcp *ctr = &st->ctr.tcp;
   /* A SYN carrying FIN is nonsense nobody sends; Linux drops it too. */
   if (listener == NULL || listener->state != TOE_TCP_LISTEN || !(th->flags & TOE_TCP_SYN) ||
-      (th->flags & (TOE_TCP_ACK | TOE_TCP_RST | TOE_TCP_FIN)) || bad_source(st, ip->src)) {
+      (th->flags & (TOE_TCP_ACK | TOE_TCP_RST | TOE_TCP_FIN)) ||
+      (ip->dst != 0 && bad_source(st, ip->src))) { /* IPv6 sources: checked in tcp_v6.c */
     ctr->rx_drop_syn_bad++;
     toe_pbuf_free(st, pb);
     return;
@@ -770,7 +806,7 @@ static void syn_input(struct toe_stack *st, struct toe_tcb *listener, struct toe
   if (pm < TOE_TCP_MIN_MSS) /* the floor every path applies (tcp.h) */
     pm = TOE_TCP_MIN_MSS;
   c.peer_mss = (uint16_t)pm;
-  c.rcv_mss = toe_tcp_mss_offer(st, listener);
+  c.rcv_mss = mss_offer(st, listener, c.laddr);
   uint32_t wnd = listener_rcvbuf(st, listener);
   c.rcv_wnd = (uint16_t)(wnd > 65535u ? 65535u : wnd);
   c.ts_offset = toe_tcp_ts_offset(st, c.laddr, c.lport, c.raddr, c.rport);
@@ -815,6 +851,8 @@ static void syn_input(struct toe_stack *st, struct toe_tcb *listener, struct toe
   e->retries = 0;
   e->synack_time = toe_stack_now(st);
   struct toe_syncache_entry **b = sc_bucket(st, c.laddr, c.lport, c.raddr, c.rport);
+  if (c.laddr == 0)
+    toe_tcp6_hold(st, c.raddr); /* released by sc_remove */
   e->hnext = *b;
   *b = e;
   listener->synq_len++;
@@ -938,7 +976,7 @@ struct toe_tcb *toe_tcp_syn_ack_input(struct toe_stack *st, struct toe_tcb *list
         ctr->listen_drops++;
         return NULL;
       }
-      c.rcv_mss = toe_tcp_mss_offer(st, listener);
+      c.rcv_mss = mss_offer(st, listener, c.laddr);
       uint32_t wnd = listener_rcvbuf(st, listener);
       c.rcv_wnd = (uint16_t)(wnd > 65535u ? 65535u : wnd);
       struct toe_tcb *tp = sc_establish(st, listener, &c, th);

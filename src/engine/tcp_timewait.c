@@ -125,7 +125,10 @@ static void tw_remove(struct toe_stack *st, struct toe_tw_entry *e)
   if (*pp)
     *pp = e->hnext;
   list_unlink(st, e);
-  toe_filt_del(st, TOE_IPPROTO_TCP, e->lport, e->raddr, e->rport);
+  if (e->laddr == 0)
+    toe_tcp6_release(st, e->raddr); /* an IPv6 entry's hold on its pair (tcp.h) */
+  else
+    toe_filt_del(st, TOE_IPPROTO_TCP, e->lport, e->raddr, e->rport);
   e->in_use = 0;
   e->hnext = st->tcp.tw_free;
   st->tcp.tw_free = e;
@@ -236,7 +239,10 @@ void toe_tcp_enter_timewait(struct toe_stack *st, struct toe_tcb *tp)
   list_append(st, e);
   /* Late segments of the connection stay the engine's (RFC 9293 3.6.1): the host OS must never
    * see one and answer it with a RST. Taken before the connection's own filter goes. */
-  toe_filt_add(st, TOE_FILTER_TIMEWAIT, TOE_IPPROTO_TCP, e->lport, e->raddr, e->rport);
+  if (e->laddr == 0)
+    toe_tcp6_hold(st, e->raddr);
+  else
+    toe_filt_add(st, TOE_FILTER_TIMEWAIT, TOE_IPPROTO_TCP, e->lport, e->raddr, e->rport);
   t->tw_inuse++;
   st->ctr.tcp.tw_inuse = t->tw_inuse;
   st->ctr.tcp.tw_entered++;
@@ -250,7 +256,16 @@ void toe_tcp_enter_timewait(struct toe_stack *st, struct toe_tcb *tp)
 static struct toe_tcb *find_listener(struct toe_stack *st, uint32_t laddr, uint16_t lport,
                                      uint32_t raddr, uint16_t rport)
 {
-  struct toe_sock *s = toe_socktab_lookup(st, TOE_IPPROTO_TCP, laddr, lport, raddr, rport);
+  struct toe_sock *s;
+  if (laddr == 0) {
+    /* IPv6: raddr is the key of the pair (tcp.h) */
+    const struct toe_tcp6_pair *p = toe_tcp6_pair_get(st, raddr);
+    if (p == NULL)
+      return NULL;
+    s = toe_socktab_lookup6(st, TOE_IPPROTO_TCP, &p->local, lport, &p->remote, rport);
+  } else {
+    s = toe_socktab_lookup(st, TOE_IPPROTO_TCP, laddr, lport, raddr, rport);
+  }
   if (s == NULL || s->proto != TOE_IPPROTO_TCP)
     return NULL;
   struct toe_tcb *tp = toe_tcb(s);
@@ -412,6 +427,12 @@ void toe_tcp_timewait_visit(const struct toe_stack *st, toe_tcp_visit_fn fn, voi
   for (const struct toe_tw_entry *e = st->tcp.tw_oldest; e; e = e->newer) {
     struct toe_sockaddr local = {.family = TOE_AF_INET, .port = e->lport, .addr = e->laddr};
     struct toe_sockaddr remote = {.family = TOE_AF_INET, .port = e->rport, .addr = e->raddr};
+    const struct toe_tcp6_pair *p = e->laddr ? NULL : toe_tcp6_pair_get(st, e->raddr);
+    if (p) {
+      local.family = remote.family = TOE_AF_INET6;
+      memcpy(local.addr6, p->local.b, 16);
+      memcpy(remote.addr6, p->remote.b, 16);
+    }
     struct toe_tcp_info info;
     memset(&info, 0, sizeof(info));
     info.state = TOE_TCP_TIME_WAIT;

@@ -185,7 +185,7 @@ static int handshake(int ctl, const struct toe_attach_opts *o, struct toe_abi_he
   /* Everything we understand (the device grants what it allows); not packet capture, whose
    * EV_CAPTURE only toectl handles. */
   h.caps = (TOE_ABI_CAPS_1_2 & ~TOE_ABI_CAP_CAPTURE) | TOE_ABI_CAP_DEVICE | TOE_ABI_CAP_RXMETA |
-           TOE_ABI_CAP_LARGE_BUFS | toe_port_caps();
+           TOE_ABI_CAP_LARGE_BUFS | TOE_ABI_CAP_IPV6 | toe_port_caps();
   h.pid = (uint32_t)getpid();
   h.origin = o->origin;
   h.sq_entries = o->sq_entries;

@@ -123,6 +123,7 @@ struct sock {
   void *udata;
   uint32_t rprev, rnext; /* ready list links */
   bool on_ready;
+  bool v6; /* 1.7: an AF_INET6 socket (its addresses are sockaddr_in6) */
 };
 
 /* Op record states */
@@ -305,6 +306,9 @@ bool toe_sock_can_send(const struct toe_dev *d, const struct sock *s);
 int toe_sa_in(const struct sockaddr *sa, socklen_t len, struct toe_abi_sockaddr *out,
               bool allow_unspec);
 void toe_sa_out(const struct toe_abi_sockaddr *in, struct sockaddr *sa, socklen_t *len);
+/* As toe_sa_out, for a socket of family AF_INET6 if `v6`: an unknown address (family 0) is then
+ * :: port 0 as a sockaddr_in6, as Linux names an unbound AF_INET6 socket. */
+void toe_sa_out_af(const struct toe_abi_sockaddr *in, bool v6, struct sockaddr *sa, socklen_t *len);
 
 /* Region address of a buffer id. */
 static inline uint8_t *toe_buf_ptr(const struct toe_dev *d, uint32_t id)

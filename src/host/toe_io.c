@@ -583,12 +583,22 @@ static void rx_meta_read(struct toe_dev *d, uint32_t id, struct rxb *b)
     return;
   }
   memcpy(&m, toe_buf_ptr(d, id) + b->off - sizeof(m), sizeof(m));
-  if (m.size < sizeof(m) || m.size > b->off || m.family != TOE_ABI_AF_INET) {
+  if (m.size < sizeof(m) || m.size > b->off ||
+      (m.family != TOE_ABI_AF_INET && m.family != TOE_ABI_AF_INET6)) {
     d->info.bad_cqes++;
     return;
   }
   b->mflags = m.flags & (TOE_RXMETA_DST | TOE_RXMETA_TOS | TOE_RXMETA_TTL | TOE_RXMETA_TIME);
   memcpy(&b->mdst, m.dst, 4);
+  if (m.family == TOE_ABI_AF_INET6) {
+    /* 1.7: an IPv6 socket's destination; only a v4-mapped one fits toe_rxmeta.dst (the socket
+     * is AF_INET6, so the caller shows it as ::ffff:a.b.c.d). */
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(m.dst, mapped, sizeof(mapped)) == 0)
+      memcpy(&b->mdst, m.dst + 12, 4);
+    else
+      b->mflags &= (uint16_t)~TOE_RXMETA_DST;
+  }
   b->mtos = m.tos;
   b->mttl = m.ttl;
   b->mtime = m.time_ns;

@@ -172,6 +172,18 @@ int toe_sa_in(const struct sockaddr *sa, socklen_t len, struct toe_abi_sockaddr 
     return -TOE_EINVAL;
   if (sa->sa_family == AF_UNSPEC && allow_unspec)
     return 0;
+  if (sa->sa_family == AF_INET6) {
+    /* 1.7: the device checks the family against the socket's and its capability. */
+    struct sockaddr_in6 sin6;
+    if (len < (socklen_t)sizeof(sin6))
+      return -TOE_EINVAL; /* as Linux: a short sockaddr_in6 is EINVAL */
+    memcpy(&sin6, sa, sizeof(sin6));
+    out->family = TOE_ABI_AF_INET6;
+    out->port = ntohs(sin6.sin6_port);
+    out->scope_id = sin6.sin6_scope_id;
+    memcpy(out->addr, &sin6.sin6_addr, 16);
+    return 0;
+  }
   if (sa->sa_family != AF_INET)
     return -TOE_EAFNOSUPPORT;
   if (len < (socklen_t)sizeof(struct sockaddr_in))
@@ -184,10 +196,30 @@ int toe_sa_in(const struct sockaddr *sa, socklen_t len, struct toe_abi_sockaddr 
   return 0;
 }
 
-void toe_sa_out(const struct toe_abi_sockaddr *in, struct sockaddr *sa, socklen_t *len)
+void toe_sa_out_af(const struct toe_abi_sockaddr *in, bool v6, struct sockaddr *sa, socklen_t *len)
 {
   if (!sa || !len)
     return;
+  if (v6 || (in && in->family == TOE_ABI_AF_INET6)) {
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    if (in && in->family == TOE_ABI_AF_INET6) {
+      sin6.sin6_port = htons(in->port);
+      sin6.sin6_scope_id = in->scope_id;
+      memcpy(&sin6.sin6_addr, in->addr, 16);
+    } else if (in && in->family == TOE_ABI_AF_INET) {
+      /* an IPv4 address on an IPv6 socket: v4-mapped (RFC 4291 2.5.5.2), as Linux shows it */
+      sin6.sin6_port = htons(in->port);
+      sin6.sin6_addr.s6_addr[10] = 0xff;
+      sin6.sin6_addr.s6_addr[11] = 0xff;
+      memcpy(&sin6.sin6_addr.s6_addr[12], in->addr, 4);
+    }
+    size_t n = *len < (socklen_t)sizeof(sin6) ? (size_t)*len : sizeof(sin6);
+    memcpy(sa, &sin6, n);
+    *len = (socklen_t)sizeof(sin6);
+    return;
+  }
   struct sockaddr_in sin;
   memset(&sin, 0, sizeof(sin));
   sin.sin_family = AF_INET;
@@ -200,15 +232,27 @@ void toe_sa_out(const struct toe_abi_sockaddr *in, struct sockaddr *sa, socklen_
   *len = (socklen_t)sizeof(sin);
 }
 
+void toe_sa_out(const struct toe_abi_sockaddr *in, struct sockaddr *sa, socklen_t *len)
+{
+  toe_sa_out_af(in, false, sa, len);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* socket, bind, listen, connect                                                              */
 
 int toe_socket(toe_dev *d, int type)
 {
+  return toe_socket_af(d, AF_INET, type);
+}
+
+int toe_socket_af(toe_dev *d, int af, int type)
+{
   if (!d)
     return -TOE_EBADF;
   if (type != TOE_SOCK_STREAM && type != TOE_SOCK_DGRAM)
     return -TOE_EINVAL;
+  if (af != AF_INET && af != AF_INET6)
+    return -TOE_EAFNOSUPPORT;
   toe_dev_lock(d);
   toe_dev_progress(d);
   int rc;
@@ -217,13 +261,15 @@ int toe_socket(toe_dev *d, int type)
     rc = -TOE_ENETDOWN;
   } else if (!(d->caps & (type == TOE_SOCK_STREAM ? TOE_ABI_CAP_TCP : TOE_ABI_CAP_UDP))) {
     rc = -TOE_EPROTONOSUPPORT;
+  } else if (af == AF_INET6 && !(d->caps & TOE_ABI_CAP_IPV6)) {
+    rc = -TOE_EAFNOSUPPORT; /* a device before ABI 1.7 */
   } else if (!(s = toe_sock_alloc(d, (uint8_t)type))) {
     rc = -TOE_EMFILE;
   } else {
     struct toe_abi_sqe sqe;
     struct toe_abi_cqe cqe;
     memset(&sqe, 0, sizeof(sqe));
-    sqe.u.open.family = TOE_ABI_AF_INET;
+    sqe.u.open.family = af == AF_INET6 ? TOE_ABI_AF_INET6 : TOE_ABI_AF_INET;
     sqe.u.open.proto = type == TOE_SOCK_STREAM ? TOE_ABI_PROTO_TCP : TOE_ABI_PROTO_UDP;
     sqe.u.open.sock_data = toe_sock_data(d, s);
     rc = toe_op_sync(d, &sqe, TOE_ABI_OP_OPEN, sock_idx(d, s), TOE_NONE, 0, &cqe);
@@ -233,6 +279,7 @@ int toe_socket(toe_dev *d, int type)
       toe_sock_free(d, s);
     } else {
       s->handle = cqe.handle;
+      s->v6 = af == AF_INET6;
       rc = (int)sock_idx(d, s);
       toe_sock_update(d, s);
     }
@@ -354,6 +401,7 @@ void toe_on_accept_done(struct toe_dev *d, struct op *op, const struct toe_abi_c
     e->handle = h;
     e->peer = c->u.accept.peer;
     e->local = l->local;
+    e->v6 = l->v6; /* a connection has its listener's family */
     e->flags |= F_BOUND;
     if (l->state == S_LISTEN) {
       e->flags |= F_HELD_ACCEPT;
@@ -499,15 +547,17 @@ int toe_adopt(toe_dev *d, uint64_t token)
     } else {
       s->handle = cqe.handle;
       s->local = cqe.u.adopt.local;
+      s->v6 = cqe.u.adopt.local.family == TOE_ABI_AF_INET6; /* 1.7 */
       s->flags |= F_BOUND;
       if (cqe.u.adopt.proto == TOE_ABI_PROTO_TCP &&
           cqe.u.adopt.state == TOE_ABI_ADOPT_TCP_CONNECTED) {
         s->type = TOE_SOCK_STREAM;
         s->state = S_CONNECTED;
         memset(&s->peer, 0, sizeof(s->peer));
-        s->peer.family = TOE_ABI_AF_INET;
+        s->peer.family = s->v6 ? TOE_ABI_AF_INET6 : TOE_ABI_AF_INET;
         s->peer.port = cqe.u.adopt.peer_port;
-        memcpy(s->peer.addr, cqe.u.adopt.peer_addr, sizeof(cqe.u.adopt.peer_addr));
+        if (!s->v6) /* an IPv6 peer does not fit: toe_getpeername asks STATS SOCKET */
+          memcpy(s->peer.addr, cqe.u.adopt.peer_addr, sizeof(cqe.u.adopt.peer_addr));
       } else if (cqe.u.adopt.proto == TOE_ABI_PROTO_TCP) {
         s->type = TOE_SOCK_STREAM;
         s->state = S_LISTEN;
@@ -791,7 +841,8 @@ static bool opt_known(int opt)
 {
   return (opt >= TOE_OPT_RCVBUF && opt <= TOE_OPT_REUSEPORT) || opt == TOE_OPT_RXBUFS ||
          opt == TOE_OPT_NREAD || opt == TOE_OPT_ERROR || opt == TOE_OPT_TXBUFS ||
-         opt == TOE_OPT_RECVERR || opt == TOE_OPT_RXMETA; /* 1.5: the device decides */
+         opt == TOE_OPT_RECVERR || opt == TOE_OPT_RXMETA || /* 1.5: the device decides */
+         opt == TOE_OPT_V6ONLY;                             /* 1.7: as does this */
 }
 
 static bool opt_tcp_only(int opt)
@@ -934,8 +985,9 @@ int toe_getsockopt(toe_dev *d, int sd, int opt, int64_t *value)
 
 static bool sa_unknown(const struct toe_abi_sockaddr *a)
 {
-  static const uint8_t zero[4];
-  return a->family == 0 || a->port == 0 || memcmp(a->addr, zero, 4) == 0;
+  static const uint8_t zero[16];
+  return a->family == 0 || a->port == 0 ||
+         memcmp(a->addr, zero, a->family == TOE_ABI_AF_INET6 ? 16 : 4) == 0;
 }
 
 /* STATS into `out` (lock held). */
@@ -1013,10 +1065,11 @@ int toe_getsockname(toe_dev *d, int sd, struct sockaddr *addr, socklen_t *len)
     if (sa_unknown(&s->local) && !d->status && s->handle && (d->caps & TOE_ABI_CAP_STATS)) {
       struct toe_abi_sock_stats st;
       if (stats_locked(d, s, TOE_STATS_SOCKET, &st, sizeof(st)) >= (ssize_t)sizeof(st) &&
-          st.local.family == TOE_ABI_AF_INET && st.local.port != 0)
+          (st.local.family == TOE_ABI_AF_INET || st.local.family == TOE_ABI_AF_INET6) &&
+          st.local.port != 0)
         s->local = st.local;
     }
-    toe_sa_out(&s->local, addr, len);
+    toe_sa_out_af(&s->local, s->v6, addr, len);
   }
   toe_dev_unlock(d);
   return rc;
@@ -1034,8 +1087,16 @@ int toe_getpeername(toe_dev *d, int sd, struct sockaddr *addr, socklen_t *len)
     rc = -TOE_EBADF;
   else if (s->state != S_CONNECTED || s->peer.family == 0)
     rc = -TOE_ENOTCONN;
-  else
-    toe_sa_out(&s->peer, addr, len);
+  else {
+    if (s->v6 && sa_unknown(&s->peer) && !d->status && s->handle) {
+      /* an adopted IPv6 connection: ADOPT carries only an IPv4 peer (1.7) */
+      struct toe_abi_sock_stats st;
+      if (stats_locked(d, s, TOE_STATS_SOCKET, &st, sizeof(st)) >= (ssize_t)sizeof(st) &&
+          st.remote.family == TOE_ABI_AF_INET6)
+        s->peer = st.remote;
+    }
+    toe_sa_out_af(&s->peer, s->v6, addr, len);
+  }
   toe_dev_unlock(d);
   return rc;
 }

@@ -4,7 +4,7 @@
  *   rules  := rule { sep rule }          sep: ',' ';' blank or newline; '#' starts a comment
  *   rule   := [ '!' ] kind [ ':' addr [ ':' ports ] ]
  *   kind   := 'tcp' | 'udp' | 'listen' | '*'      ('*' is all three)
- *   addr   := '*' | A.B.C.D [ '/' LEN ]
+ *   addr   := '*' | A.B.C.D [ '/' LEN ] | '[' IPv6 ']' [ '/' LEN ]
  *   ports  := '*' | N | N '-' M
  *
  * The first rule that matches decides: plain rules offload, '!' rules keep the socket on the
@@ -72,5 +72,14 @@ bool pl_rules_match(const struct pl_rules *rs, unsigned kind, uint32_t addr_be, 
   for (int i = 0; i < rs->n; i++)
     if (toe_rule_match(&rs->r[i], kind, a, port))
       return !rs->r[i].negated; /* the first match decides */
+  return false;
+}
+
+bool pl_rules_match6(const struct pl_rules *rs, unsigned kind, const uint8_t addr[16],
+                     uint16_t port)
+{
+  for (int i = 0; i < rs->n; i++)
+    if (toe_rule_match6(&rs->r[i], kind, addr, port))
+      return !rs->r[i].negated; /* the first match decides, as for IPv4 */
   return false;
 }

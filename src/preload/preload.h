@@ -131,6 +131,10 @@ int pl_rules_parse(struct pl_rules *rs, const char *text, char *err, size_t errl
 /* true if the first rule matching (kind, addr, port) offloads (addr in network order, port in
  * host order); false if it declines or none matches. */
 bool pl_rules_match(const struct pl_rules *rs, unsigned kind, uint32_t addr_be, uint16_t port);
+/* The same for an IPv6 address (16 bytes, network order): IPv6 rules by prefix, IPv4 rules for a
+ * v4-mapped address, '*' for any (toe_rule_match6). */
+bool pl_rules_match6(const struct pl_rules *rs, unsigned kind, const uint8_t addr[16],
+                     uint16_t port);
 
 struct pl_config {
   struct pl_rules rules;

@@ -35,8 +35,15 @@ int px_rule_parse(const char *text, struct toe_rule *r, char *err, size_t errlen
   };
   enum toe_rule_part bad;
   int rc = toe_rule_parse(text, text + strlen(text), px_kinds, 0, r, &bad);
-  if (rc < 0)
+  if (rc < 0) {
     snprintf(err, errlen, "bad rule '%s': %s", text, why[bad]);
+  } else if (r->v6) {
+    /* The shared grammar reads IPv6 networks (the preload's rules take them); the proxy's
+     * redirection is IPv4 only so far, so such a rule could never select a flow. */
+    snprintf(err, errlen, "bad rule '%s': toe-proxyd carries IPv4 flows only (give A.B.C.D[/LEN])",
+             text);
+    rc = -EINVAL;
+  }
   return rc;
 }
 

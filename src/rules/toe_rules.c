@@ -4,6 +4,7 @@
  */
 #include "rules/toe_rules.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -30,6 +31,38 @@ static uint32_t prefix_mask(unsigned len)
   return len == 0 ? 0 : (uint32_t)(0xffffffffu << (32 - len));
 }
 
+/* '[' IPv6 ']' [ '/' LEN ] (RFC 4291 2.2 text forms; inet_pton is pure string handling). */
+static bool parse_addr6(const char *s, const char *end, struct toe_rule *r)
+{
+  const char *close = memchr(s, ']', (size_t)(end - s));
+  char text[INET6_ADDRSTRLEN];
+  size_t n = close ? (size_t)(close - s - 1) : 0;
+  if (!close || n == 0 || n >= sizeof(text))
+    return false;
+  memcpy(text, s + 1, n);
+  text[n] = 0;
+  uint8_t a[16];
+  if (inet_pton(AF_INET6, text, a) != 1)
+    return false;
+  s = close + 1;
+  unsigned long len = 128;
+  if (s < end && *s == '/') {
+    s++;
+    if (!parse_num(&s, end, 128, &len))
+      return false;
+  }
+  if (s != end)
+    return false;
+  for (unsigned i = 0; i < 16; i++) {
+    unsigned bits = len >= 8 * (i + 1) ? 8 : len > 8 * i ? (unsigned)len - 8 * i : 0;
+    a[i] &= (uint8_t)(0xff00u >> bits);
+  }
+  r->v6 = true;
+  r->len6 = (uint8_t)len;
+  memcpy(r->net6, a, 16);
+  return true;
+}
+
 static bool parse_addr(const char *s, const char *end, struct toe_rule *r)
 {
   if (end - s == 1 && *s == '*') {
@@ -37,6 +70,8 @@ static bool parse_addr(const char *s, const char *end, struct toe_rule *r)
     r->len = 0;
     return true;
   }
+  if (s < end && *s == '[')
+    return parse_addr6(s, end, r);
   uint32_t a = 0;
   for (int i = 0; i < 4; i++) {
     unsigned long b;
@@ -111,7 +146,15 @@ int toe_rule_parse(const char *s, const char *end, const struct toe_rule_kind *k
   if (!c1)
     return 0; /* kind alone: any address, any port */
   const char *a = c1 + 1;
-  const char *c2 = memchr(a, ':', (size_t)(end - a));
+  /* An IPv6 address has colons of its own: the ports follow its closing bracket. */
+  const char *from = a;
+  if (a < end && *a == '[') {
+    const char *close = memchr(a, ']', (size_t)(end - a));
+    if (!close)
+      return fail(TOE_RULE_ADDR, bad);
+    from = close;
+  }
+  const char *c2 = memchr(from, ':', (size_t)(end - from));
   if (!parse_addr(a, c2 ? c2 : end, r))
     return fail(TOE_RULE_ADDR, bad);
   if (c2 && !parse_ports(c2 + 1, end, r))
@@ -121,6 +164,28 @@ int toe_rule_parse(const char *s, const char *end, const struct toe_rule_kind *k
 
 bool toe_rule_match(const struct toe_rule *r, unsigned kind, uint32_t addr, uint16_t port)
 {
-  return (r->kinds & kind) && (addr & prefix_mask(r->len)) == r->net && port >= r->port_lo &&
-         port <= r->port_hi;
+  return !r->v6 && (r->kinds & kind) && (addr & prefix_mask(r->len)) == r->net &&
+         port >= r->port_lo && port <= r->port_hi;
+}
+
+bool toe_rule_match6(const struct toe_rule *r, unsigned kind, const uint8_t addr[16], uint16_t port)
+{
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!r->v6) {
+    if (r->len == 0) /* '*' (or 0.0.0.0/0): every address of either family */
+      return (r->kinds & kind) && port >= r->port_lo && port <= r->port_hi;
+    if (memcmp(addr, mapped, sizeof(mapped)) != 0)
+      return false; /* an IPv4 network holds no other IPv6 address */
+    uint32_t a =
+        (uint32_t)addr[12] << 24 | (uint32_t)addr[13] << 16 | (uint32_t)addr[14] << 8 | addr[15];
+    return toe_rule_match(r, kind, a, port);
+  }
+  if (!(r->kinds & kind) || port < r->port_lo || port > r->port_hi)
+    return false;
+  for (unsigned i = 0; i < 16; i++) {
+    unsigned bits = r->len6 >= 8 * (i + 1) ? 8 : r->len6 > 8 * i ? r->len6 - 8 * i : 0;
+    if ((addr[i] & (uint8_t)(0xff00u >> bits)) != r->net6[i])
+      return false;
+  }
+  return true;
 }

@@ -55,7 +55,7 @@ void toe_abi_limits_default(struct toe_abi_limits *lim)
   lim->buf_size_max = TOE_ABI_BUF_SIZE_MAX;
   lim->handles_max = TOE_ABI_HANDLES_MAX;
   lim->region_max = TOE_ABI_REGION_MAX;
-  lim->caps = TOE_ABI_CAPS_1_6;
+  lim->caps = TOE_ABI_CAPS_1_7;
 }
 
 int toe_abi_hello_check(const struct toe_abi_hello *h, size_t len)

@@ -303,6 +303,12 @@ static int check_opt(const struct toe_abi_hslot *s, uint32_t opt, bool set, int6
     if (set && value != 0 && value != 1)
       return -TOE_EINVAL;
     return 0;
+  case TOE_ABI_IPV6_V6ONLY: /* 1.7: an AF_INET6 socket's, TCP or UDP (the engine: before bind) */
+    if (!(caps & TOE_ABI_CAP_IPV6) || s->family != TOE_ABI_AF_INET6)
+      return -TOE_ENOPROTOOPT;
+    if (set && value != 0 && value != 1)
+      return -TOE_EINVAL;
+    return 0;
   default:
     return -TOE_ENOPROTOOPT;
   }

@@ -7,7 +7,8 @@
 #    socket is a dual-stack one on [::]);
 #  - UDP to a closed port: ICMPv6 port unreachable (the kernel's connected socket sees
 #    ECONNREFUSED); a datagram with a zero checksum is dropped and counted (RFC 8200 8.1);
-#  - TCP over IPv6 (no connections carried yet): a connect is refused at once by the device's RST;
+#  - TCP over IPv6 to a closed port: refused at once by the device's RST (test_ipv6_tcp.sh carries
+#    the connections);
 #  - tshark on the device's capture: no malformed frame, good checksums.
 # Usage: bash tests/net/test_ipv6_transport.sh BINDIR
 source "$(dirname "$0")/lib.sh"
@@ -113,10 +114,10 @@ PYEOF
 )
 check_eq "UDP over IPv6 with a zero checksum: not answered" "$res" dropped
 
-# TCP over IPv6: refused at once (the device's RST), not left to time out.
+# TCP over IPv6 to a closed port: refused at once (the device's RST), not left to time out.
 start=$SECONDS
-if peer timeout 5 bash -c "exec 3<>/dev/tcp/$DEV6/7" 2>"$NET_TMP/tcp6.err"; then
-  net_fail "TCP connect to [$DEV6]:7 succeeded (no TCP connection over IPv6 is carried yet)"
+if peer timeout 5 bash -c "exec 3<>/dev/tcp/$DEV6/4445" 2>"$NET_TMP/tcp6.err"; then
+  net_fail "TCP connect to [$DEV6]:4445 succeeded (nothing listens there)"
 else
   check "TCP connect over IPv6 refused (RST)" grep -q "refused" "$NET_TMP/tcp6.err"
   check "TCP connect over IPv6 refused within 2 s" test $((SECONDS - start)) -le 2
@@ -143,5 +144,5 @@ check_eq "pcap: device frames over IPv6 with a bad UDP/TCP checksum" \
 # The peer's zero-checksum datagram is bad on purpose: the device's frames are judged, all but the
 # expected RST (tshark flags every RST as a warning; its checksum is checked above).
 check_pcap_clean "pcap: the device's frames" "$P" \
-  "eth.src == $M && !(ipv6 && tcp.flags.reset == 1 && tcp.srcport == 7)"
+  "eth.src == $M && !(ipv6 && tcp.flags.reset == 1 && tcp.srcport == 4445)"
 net_finish

@@ -227,6 +227,13 @@ static void op_open(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   struct toe_sock *s = NULL;
   int rc = proto == TOE_ABI_PROTO_TCP ? toe_tcp_open(dev->st, k, &s) : toe_udp_open(dev->st, k, &s);
   uint32_t h = 0;
+  if (rc == 0 && sqe->u.open.family == TOE_ABI_AF_INET6) {
+    /* 1.7: an AF_INET6 handle is an IPv6 engine socket from the start, dual-stack as Linux's
+     * default (bindv6only 0); -TOE_EAFNOSUPPORT if the device runs without IPv6. */
+    rc = toe_sock_setopt(dev->st, s, TOE_IPV6_V6ONLY, 0);
+    if (rc < 0)
+      toe_sock_close(dev->st, s);
+  }
   if (rc == 0) {
     rc = toe_abi_handle_alloc(&cl->abi, proto, sqe->u.open.family, &h);
     if (rc < 0)
@@ -386,7 +393,9 @@ bool ses_accept_run(struct ctl_client *cl, struct ctl_sock *k)
     memset(&cqe, 0, sizeof(cqe));
     uint32_t h = 0;
     if (rc == 0) {
-      rc = toe_abi_handle_alloc(&cl->abi, TOE_ABI_PROTO_TCP, TOE_ABI_AF_INET, &h);
+      /* A connection has its listener's family (a dual-stack listener's IPv4 peers are
+       * v4-mapped AF_INET6 addresses, as on Linux). */
+      rc = toe_abi_handle_alloc(&cl->abi, TOE_ABI_PROTO_TCP, cl->slots[k->index].family, &h);
       if (rc < 0)
         toe_tcp_abort(dev->st, s); /* not reached: a handle was checked free */
     }
@@ -413,7 +422,7 @@ bool ses_accept_run(struct ctl_client *cl, struct ctl_sock *k)
     struct toe_sockaddr peer;
     toe_sock_name(s, NULL, &peer);
     cqe.u.accept.handle = h;
-    addr_to_abi(&peer, &cqe.u.accept.peer);
+    addr_to_abi_fam(&peer, cl->slots[n->index].family, &cqe.u.accept.peer);
     ses_finish(cl, &cqe, &cl->ops[i].sqe, 0);
     op_free(cl, i);
     if (k->sh && k->sh->holders != k->sh->holders->sh_next) {

@@ -65,10 +65,19 @@ static inline uint32_t min_u32(uint32_t a, uint32_t b)
   return a < b ? a : b;
 }
 
-/* ABI address (port a little-endian integer, address bytes in network order) -> engine. */
+/* ABI address (port a little-endian integer, address bytes in network order) -> engine. The
+ * ABI's scope id has no engine counterpart: the device has one link, so a link-local address
+ * names the same neighbour whatever scope the host gave (validation let only 1.7 clients send
+ * AF_INET6 at all). */
 static inline void addr_to_engine(const struct toe_abi_sockaddr *a, struct toe_sockaddr *e)
 {
   memset(e, 0, sizeof(*e));
+  if (a->family == TOE_ABI_AF_INET6) {
+    e->family = TOE_AF_INET6;
+    e->port = a->port;
+    memcpy(e->addr6, a->addr, 16);
+    return;
+  }
   if (a->family != TOE_ABI_AF_INET)
     return; /* UNSPEC: family 0 ("none"; connect dissolves a UDP association) */
   e->family = TOE_AF_INET;
@@ -80,6 +89,12 @@ static inline void addr_to_engine(const struct toe_abi_sockaddr *a, struct toe_s
 static inline void addr_to_abi(const struct toe_sockaddr *e, struct toe_abi_sockaddr *a)
 {
   memset(a, 0, sizeof(*a));
+  if (e->family == TOE_AF_INET6) {
+    a->family = TOE_ABI_AF_INET6;
+    a->port = e->port;
+    memcpy(a->addr, e->addr6, 16);
+    return;
+  }
   if (e->family != TOE_AF_INET)
     return;
   a->family = TOE_ABI_AF_INET;
@@ -88,6 +103,27 @@ static inline void addr_to_abi(const struct toe_sockaddr *e, struct toe_abi_sock
   a->addr[1] = (uint8_t)(e->addr >> 16);
   a->addr[2] = (uint8_t)(e->addr >> 8);
   a->addr[3] = (uint8_t)e->addr;
+}
+
+/* An engine address as a socket of ABI family `fam` names it: an AF_INET6 handle sees an IPv4
+ * address as v4-mapped ::ffff:a.b.c.d (RFC 4291 2.5.5.2) and "none" as :: port 0, as Linux's
+ * getsockname on an unbound AF_INET6 socket; anything else converts as it is. */
+static inline void addr_to_abi_fam(const struct toe_sockaddr *e, uint16_t fam,
+                                   struct toe_abi_sockaddr *a)
+{
+  addr_to_abi(e, a);
+  if (fam != TOE_ABI_AF_INET6 || a->family == TOE_ABI_AF_INET6)
+    return;
+  uint8_t v4[4];
+  memcpy(v4, a->addr, 4);
+  bool some = a->family == TOE_ABI_AF_INET && (v4[0] | v4[1] | v4[2] | v4[3]);
+  memset(a->addr, 0, sizeof(a->addr));
+  if (some) {
+    a->addr[10] = 0xff;
+    a->addr[11] = 0xff;
+    memcpy(a->addr + 12, v4, 4);
+  }
+  a->family = TOE_ABI_AF_INET6;
 }
 
 /* ---- start and end (session_lifecycle.c) ----------------------------------------------------- */

@@ -256,14 +256,15 @@ static uint64_t realtime_ns(void)
 /* 1.5: the record before a datagram's first piece (TOE_ABI_SO_RXMETA). The engine's clock is
  * toed's CLOCK_MONOTONIC (or a test's virtual one), but SO_TIMESTAMP speaks the realtime clock:
  * the arrival is placed that long before realtime now, as the session's clock measures it. */
-static void rx_meta_write(const struct ctl_client *cl, const struct toe_pbuf *pb, uint8_t *dst)
+static void rx_meta_write(const struct ctl_client *cl, const struct toe_pbuf *pb, uint16_t fam,
+                          uint8_t *dst)
 {
   struct toe_udp_rxinfo ri;
   toe_udp_pbuf_rxinfo(pb, &ri);
   struct toe_abi_rx_meta m;
   memset(&m, 0, sizeof(m));
   m.size = TOE_ABI_RX_META_SIZE;
-  m.family = TOE_ABI_AF_INET;
+  m.family = fam; /* 1.7: an AF_INET6 socket's record is AF_INET6 */
   m.tos = ri.tos;
   m.ttl = ri.ttl;
   m.flags = TOE_ABI_RX_META_F_DST | TOE_ABI_RX_META_F_TOS | TOE_ABI_RX_META_F_TTL |
@@ -271,10 +272,20 @@ static void rx_meta_write(const struct ctl_client *cl, const struct toe_pbuf *pb
   uint64_t rt = realtime_ns();
   uint64_t age = cl->now > ri.at ? cl->now - ri.at : 0;
   m.time_ns = rt > age ? rt - age : 0;
-  m.dst[0] = (uint8_t)(ri.dst >> 24);
-  m.dst[1] = (uint8_t)(ri.dst >> 16);
-  m.dst[2] = (uint8_t)(ri.dst >> 8);
-  m.dst[3] = (uint8_t)ri.dst;
+  uint8_t *a = m.dst;
+  if (m.family == TOE_ABI_AF_INET6) {
+    /* The engine keeps an IPv4 datagram's destination only: on an IPv6 socket that is the
+     * v4-mapped ::ffff:a.b.c.d (Linux's IPV6_PKTINFO for it); an IPv6 datagram has none. */
+    if (ri.dst == 0)
+      m.flags &= (uint16_t)~TOE_ABI_RX_META_F_DST;
+    else
+      m.dst[10] = m.dst[11] = 0xff;
+    a = m.dst + 12;
+  }
+  a[0] = (uint8_t)(ri.dst >> 24);
+  a[1] = (uint8_t)(ri.dst >> 16);
+  a[2] = (uint8_t)(ri.dst >> 8);
+  a[3] = (uint8_t)ri.dst;
   memcpy(dst, &m, sizeof(m));
 }
 
@@ -307,7 +318,7 @@ static bool rx_udp(struct ctl_client *cl, struct ctl_sock *k)
       uint32_t off = 0;
       uint16_t flags = 0;
       if (first && k->rxmeta) {
-        rx_meta_write(cl, k->held, dst);
+        rx_meta_write(cl, k->held, cl->slots[k->index].family, dst);
         off = TOE_ABI_RX_META_SIZE;
         flags = TOE_ABI_CQE_F_META;
       }

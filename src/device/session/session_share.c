@@ -304,7 +304,13 @@ void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
   }
   uint32_t h = 0;
   struct ctl_sock *n = ses_sock_alloc(dev);
-  int rc = n ? toe_abi_handle_alloc(&cl->abi, sh->proto, TOE_ABI_AF_INET, &h) : -TOE_EMFILE;
+  struct toe_sockaddr fam_name;
+  toe_sock_name(sh->s, &fam_name, NULL); /* 1.7: the handle keeps the socket's family */
+  uint16_t fam = fam_name.family == TOE_AF_INET6 ? TOE_ABI_AF_INET6 : TOE_ABI_AF_INET;
+  int rc = !n ? -TOE_EMFILE
+           : fam == TOE_ABI_AF_INET6 && !(cl->abi.caps & TOE_ABI_CAP_IPV6)
+               ? -TOE_EAFNOSUPPORT
+               : toe_abi_handle_alloc(&cl->abi, sh->proto, fam, &h);
   if (rc < 0) {
     if (n)
       ses_sock_free(dev, n);
@@ -339,10 +345,13 @@ void ses_op_adopt(struct ctl_client *cl, const struct toe_abi_sqe *sqe)
     cl->slots[n->index].state = TOE_ABI_HS_CONNECTED;
     sh->active = n;
     cqe.u.adopt.peer_port = remote.port;
-    cqe.u.adopt.peer_addr[0] = (uint8_t)(remote.addr >> 24);
-    cqe.u.adopt.peer_addr[1] = (uint8_t)(remote.addr >> 16);
-    cqe.u.adopt.peer_addr[2] = (uint8_t)(remote.addr >> 8);
-    cqe.u.adopt.peer_addr[3] = (uint8_t)remote.addr;
+    /* An IPv6 peer does not fit the 4 bytes: the host reads it with STATS SOCKET (1.7). */
+    if (remote.family == TOE_AF_INET) {
+      cqe.u.adopt.peer_addr[0] = (uint8_t)(remote.addr >> 24);
+      cqe.u.adopt.peer_addr[1] = (uint8_t)(remote.addr >> 16);
+      cqe.u.adopt.peer_addr[2] = (uint8_t)(remote.addr >> 8);
+      cqe.u.adopt.peer_addr[3] = (uint8_t)remote.addr;
+    }
     n->flags |= SF_RX;
     n->ev |= TOE_EV_READABLE | TOE_EV_WRITABLE;
     ses_list_add(cl, n, CTL_LIST_WORK);

@@ -2,9 +2,11 @@
  * toe-nc: netcat over libtoe, in the manner of OpenBSD nc. The connection is carried by the
  * device (toed or the real offload device); the host's own TCP/IP stack never sees it.
  *
- *   toe-nc [--ctl PATH] [-u] [-l] [-N] [-w SECS] HOST PORT
- *   toe-nc [--ctl PATH] [-u] -l [-N] [-w SECS] [HOST] PORT
+ *   toe-nc [--ctl PATH] [-4|-6] [-u] [-l] [-N] [-w SECS] HOST PORT
+ *   toe-nc [--ctl PATH] [-4|-6] [-u] -l [-N] [-w SECS] [HOST] PORT
  *
+ *   -4 / -6   IPv4 / IPv6 only (default: the family of HOST; listening without HOST: IPv4, or
+ *             with -6 a dual-stack [::] socket)
  *   -l        listen for one connection (TCP) or the first datagram (UDP) on [HOST:]PORT
  *   -u        UDP instead of TCP
  *   -N        after EOF on stdin, shut the connection down for writing (TCP: send FIN)
@@ -54,7 +56,9 @@ struct nc {
   bool udp, listen, shut_on_eof, verbose;
   int idle_ms; /* -1: none */
   const char *host, *port;
-  struct sockaddr_in addr;
+  int af; /* AF_INET or AF_INET6 (-4/-6, or HOST's family) */
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
 
   toe_dev *dev;
   int sd;
@@ -83,13 +87,15 @@ static void die(int code, const char *fmt, ...)
 
 static void help(void)
 {
-  printf("usage: toe-nc [--ctl PATH] [-u] [-N] [-v] [-w SECS] HOST PORT\n"
-         "       toe-nc [--ctl PATH] [-u] -l [-N] [-v] [-w SECS] [HOST] PORT\n"
+  printf("usage: toe-nc [--ctl PATH] [-4|-6] [-u] [-N] [-v] [-w SECS] HOST PORT\n"
+         "       toe-nc [--ctl PATH] [-4|-6] [-u] -l [-N] [-v] [-w SECS] [HOST] PORT\n"
          "\n"
          "netcat over a toekit device: stdin goes to the connection, what arrives goes to\n"
          "stdout. The connection is the device's (libtoe), not the kernel's.\n"
          "\n"
-         "  HOST            an IPv4 address or a name (resolved once, IPv4 only)\n"
+         "  HOST            an IPv4 or IPv6 address or a name (resolved once)\n"
+         "  -4, -6          IPv4 or IPv6 only (listening with -6 and no HOST: [::],\n"
+         "                  which also takes IPv4 peers)\n"
          "  PORT            a number (1..65535) or a service name from /etc/services (http)\n"
          "  -l, --listen    listen on PORT (HOST: the local address; default any) and serve\n"
          "                  one connection (TCP) or the first sender (UDP)\n"
@@ -117,6 +123,65 @@ static uint64_t now_ms(void)
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* HOST (or the wildcard) and PORT -> nc->addr, of the family -4/-6 ask for or else HOST's. */
+static void resolve(struct nc *nc, uint16_t port)
+{
+  memset(&nc->addr, 0, sizeof(nc->addr));
+  if (!nc->host) {
+    if (!nc->af)
+      nc->af = AF_INET;
+  } else {
+    struct addrinfo hints = {.ai_family = nc->af ? nc->af : AF_UNSPEC}, *res = NULL;
+    int rc = getaddrinfo(nc->host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+      fprintf(stderr, "toe-nc: %s: %s (give an %s address or a name that resolves)\n", nc->host,
+              gai_strerror(rc),
+              nc->af == AF_INET    ? "IPv4"
+              : nc->af == AF_INET6 ? "IPv6"
+                                   : "IP");
+      exit(EXIT_USAGE);
+    }
+    struct addrinfo *r = res; /* the resolver's order (RFC 6724), as nc takes the first */
+    while (r && r->ai_family != AF_INET && r->ai_family != AF_INET6)
+      r = r->ai_next;
+    if (!r) {
+      freeaddrinfo(res);
+      fprintf(stderr, "toe-nc: %s: no IPv4 or IPv6 address\n", nc->host);
+      exit(EXIT_USAGE);
+    }
+    nc->af = r->ai_family;
+    memcpy(&nc->addr, r->ai_addr, r->ai_addrlen);
+    freeaddrinfo(res);
+  }
+  if (nc->af == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&nc->addr;
+    a->sin6_family = AF_INET6; /* no host: :: (in6addr_any, all zero) */
+    a->sin6_port = htons(port);
+    nc->addrlen = sizeof(*a);
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&nc->addr;
+    a->sin_family = AF_INET; /* no host: INADDR_ANY (zero) */
+    a->sin_port = htons(port);
+    nc->addrlen = sizeof(*a);
+  }
+}
+
+/* An address as text for -v, without its port. */
+static void addr_text(const struct sockaddr_storage *sa, char *out, size_t len)
+{
+  const void *a = sa->ss_family == AF_INET6
+                      ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                      : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+  if (!inet_ntop(sa->ss_family == AF_INET6 ? AF_INET6 : AF_INET, a, out, (socklen_t)len))
+    snprintf(out, len, "?");
+}
+
+static unsigned addr_port(const struct sockaddr_storage *sa)
+{
+  return ntohs(sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                         : ((const struct sockaddr_in *)sa)->sin_port);
+}
+
 static void parse_args(struct nc *nc, int argc, char **argv)
 {
   static const struct option longs[] = {{"ctl", required_argument, NULL, 'c'},
@@ -131,13 +196,17 @@ static void parse_args(struct nc *nc, int argc, char **argv)
   nc->idle_ms = -1;
   int c;
   opterr = 0; /* our own one-line messages */
-  while ((c = getopt_long(argc, argv, "+ulNvw:hV", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+46ulNvw:hV", longs, NULL)) != -1) {
     switch (c) {
     case 'c':
       nc->ctl = optarg;
       break;
     case 'u':
       nc->udp = true;
+      break;
+    case '4':
+    case '6':
+      nc->af = c == '4' ? AF_INET : AF_INET6;
       break;
     case 'l':
       nc->listen = true;
@@ -197,21 +266,7 @@ static void parse_args(struct nc *nc, int argc, char **argv)
   } else if (errno || *end || p < 1 || p > 65535) {
     exit(toe_cli_usage_error("toe-nc", "port out of range (1..65535): %s", nc->port));
   }
-  memset(&nc->addr, 0, sizeof(nc->addr));
-  nc->addr.sin_family = AF_INET;
-  nc->addr.sin_port = htons((uint16_t)p);
-  nc->addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  if (nc->host && inet_pton(AF_INET, nc->host, &nc->addr.sin_addr) != 1) {
-    struct addrinfo hints = {.ai_family = AF_INET}, *res = NULL;
-    int rc = getaddrinfo(nc->host, NULL, &hints, &res);
-    if (rc != 0 || !res) {
-      fprintf(stderr, "toe-nc: %s: %s (give an IPv4 address or a name that resolves)\n", nc->host,
-              gai_strerror(rc));
-      exit(EXIT_USAGE);
-    }
-    nc->addr.sin_addr = ((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
-  }
+  resolve(nc, (uint16_t)p);
 }
 
 static void attach(struct nc *nc)
@@ -234,49 +289,54 @@ static void attach(struct nc *nc)
 static void open_socket(struct nc *nc)
 {
   const char *what = nc->udp ? "UDP" : "TCP";
-  int sd = toe_socket(nc->dev, nc->udp ? TOE_SOCK_DGRAM : TOE_SOCK_STREAM);
+  int sd = toe_socket_af(nc->dev, nc->af, nc->udp ? TOE_SOCK_DGRAM : TOE_SOCK_STREAM);
   if (sd < 0)
     die(EXIT_FAIL, "%s socket: %s", what, err_str(sd));
   int rc;
   if (nc->listen) {
     if (!nc->udp)
       toe_setsockopt(nc->dev, sd, TOE_OPT_REUSEADDR, 1);
-    rc = toe_bind(nc->dev, sd, (struct sockaddr *)&nc->addr, sizeof(nc->addr));
+    rc = toe_bind(nc->dev, sd, (struct sockaddr *)&nc->addr, nc->addrlen);
     if (rc < 0)
-      die(EXIT_FAIL, "bind %s:%s: %s", nc->host ? nc->host : "0.0.0.0", nc->port, err_str(rc));
+      die(EXIT_FAIL, "bind %s port %s: %s",
+          nc->host             ? nc->host
+          : nc->af == AF_INET6 ? "::"
+                               : "0.0.0.0",
+          nc->port, err_str(rc));
     if (!nc->udp) {
       rc = toe_listen(nc->dev, sd, 1);
       if (rc < 0)
         die(EXIT_FAIL, "listen: %s", err_str(rc));
     }
     if (nc->verbose) {
-      struct sockaddr_in la;
+      struct sockaddr_storage la;
       socklen_t ll = sizeof(la);
-      char a[INET_ADDRSTRLEN] = "?";
+      char a[INET6_ADDRSTRLEN] = "?";
+      memset(&la, 0, sizeof(la));
       if (toe_getsockname(nc->dev, sd, (struct sockaddr *)&la, &ll) == 0)
-        inet_ntop(AF_INET, &la.sin_addr, a, sizeof(a));
-      fprintf(stderr, "Listening on %s %u\n", a, (unsigned)ntohs(la.sin_port));
+        addr_text(&la, a, sizeof(a));
+      fprintf(stderr, "Listening on %s %u\n", a, addr_port(&la));
     }
     if (nc->udp) {
       nc->sd = sd; /* the first datagram names the peer */
       return;
     }
-    struct sockaddr_in pa;
+    struct sockaddr_storage pa;
     socklen_t pl = sizeof(pa);
+    memset(&pa, 0, sizeof(pa));
     int c = toe_accept_blocking(nc->dev, sd, (struct sockaddr *)&pa, &pl, -1);
     if (c < 0)
       die(EXIT_FAIL, "accept: %s", err_str(c));
     if (nc->verbose) {
-      char a[INET_ADDRSTRLEN] = "?";
-      inet_ntop(AF_INET, &pa.sin_addr, a, sizeof(a));
-      fprintf(stderr, "Connection received on %s %u\n", a, (unsigned)ntohs(pa.sin_port));
+      char a[INET6_ADDRSTRLEN];
+      addr_text(&pa, a, sizeof(a));
+      fprintf(stderr, "Connection received on %s %u\n", a, addr_port(&pa));
     }
     toe_close(nc->dev, sd); /* one connection, like nc -l */
     nc->sd = c;
     return;
   }
-  rc = toe_connect_blocking(nc->dev, sd, (struct sockaddr *)&nc->addr, sizeof(nc->addr),
-                            nc->idle_ms);
+  rc = toe_connect_blocking(nc->dev, sd, (struct sockaddr *)&nc->addr, nc->addrlen, nc->idle_ms);
   if (rc < 0)
     die(EXIT_FAIL, "connect to %s port %s (%s): %s", nc->host, nc->port, what, err_str(rc));
   if (nc->verbose)
@@ -368,7 +428,8 @@ static bool pump_net(struct nc *nc)
       if (nc->udp && !nc->udp_peer_known) {
         /* nc -u -l: the first datagram's sender becomes the peer stdin goes to. */
         int rc = toe_connect(nc->dev, nc->sd, (struct sockaddr *)&nc->piece.from,
-                             sizeof(struct sockaddr_in));
+                             nc->af == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in));
         if (rc < 0)
           die(EXIT_FAIL, "connect to the first sender: %s", err_str(rc));
         nc->udp_peer_known = true;

@@ -63,6 +63,7 @@ enum fd_mode { FD_NORMAL, FD_REFUSE, FD_HANGUP, FD_BADMAGIC, FD_NOSEAL, FD_SHORT
 struct fsock {
   bool used;
   uint8_t proto;
+  uint16_t family; /* TOE_ABI_AF_INET, or TOE_ABI_AF_INET6 (1.7): then its address is 2001:db8::1 */
   uint32_t handle;
   uint64_t sock_data;
   uint16_t lport;
@@ -154,14 +155,15 @@ static void fd_event(struct fdev *f, struct fsock *k, uint8_t type, int res, uin
   fd_post(f, &c);
 }
 
-static struct fsock *fd_sock_new(struct fdev *f, uint8_t proto, uint32_t *h)
+static struct fsock *fd_sock_new(struct fdev *f, uint8_t proto, uint16_t family, uint32_t *h)
 {
-  if (toe_abi_handle_alloc(&f->abi, proto, TOE_ABI_AF_INET, h) < 0)
+  if (toe_abi_handle_alloc(&f->abi, proto, family, h) < 0)
     return NULL;
   struct fsock *k = &f->socks[TOE_ABI_HANDLE_INDEX(*h)];
   memset(k, 0, sizeof(*k));
   k->used = true;
   k->proto = proto;
+  k->family = family;
   k->handle = *h;
   k->peer = -1;
   k->q = malloc(FD_QCAP);
@@ -189,6 +191,16 @@ static struct fsock *fd_find_port(struct fdev *f, uint8_t proto, uint16_t port, 
 static void fd_local(const struct fsock *k, struct toe_abi_sockaddr *a)
 {
   memset(a, 0, sizeof(*a));
+  if (k->family == TOE_ABI_AF_INET6) {
+    a->family = TOE_ABI_AF_INET6;
+    a->port = k->lport;
+    a->addr[0] = 0x20;
+    a->addr[1] = 0x01;
+    a->addr[2] = 0x0d;
+    a->addr[3] = 0xb8;
+    a->addr[15] = 1;
+    return;
+  }
   a->family = TOE_ABI_AF_INET;
   a->port = k->lport;
   a->addr[0] = 10;
@@ -307,7 +319,7 @@ static void fd_sqe(struct fdev *f, const struct toe_abi_sqe *sqe)
     break;
   case TOE_ABI_OP_OPEN: {
     uint32_t h;
-    struct fsock *n = fd_sock_new(f, sqe->u.open.proto, &h);
+    struct fsock *n = fd_sock_new(f, sqe->u.open.proto, sqe->u.open.family, &h);
     if (!n) {
       fd_complete(f, sqe, -TOE_EMFILE, NULL);
       break;
@@ -347,7 +359,7 @@ static void fd_sqe(struct fdev *f, const struct toe_abi_sqe *sqe)
     struct fsock *l = fd_find_port(f, TOE_ABI_PROTO_TCP, sqe->u.addr.addr.port, true);
     uint32_t h;
     struct fsock *n = NULL;
-    if (!l || l->nbacklog == 8 || !(n = fd_sock_new(f, TOE_ABI_PROTO_TCP, &h))) {
+    if (!l || l->nbacklog == 8 || !(n = fd_sock_new(f, TOE_ABI_PROTO_TCP, l->family, &h))) {
       sl->state = TOE_ABI_HS_BOUND;
       fd_complete(f, sqe, -TOE_ECONNREFUSED, NULL);
       break;
@@ -465,10 +477,8 @@ static void fd_deliver(struct fdev *f)
           c.u.data.offset = off;
           c.u.data.len = n;
           if (p == 0) {
-            c.u.data.from.family = TOE_ABI_AF_INET;
-            c.u.data.from.port = port;
-            c.u.data.from.addr[0] = 10;
-            c.u.data.from.addr[3] = 1;
+            struct fsock sender = {.family = k->family, .lport = (uint16_t)port};
+            fd_local(&sender, &c.u.data.from); /* the sender is of the receiver's family */
           }
           fd_post(f, &c);
           from += n;
@@ -1485,6 +1495,98 @@ static int fd_readable(int fd, int ms)
 {
   struct pollfd p = {.fd = fd, .events = POLLIN};
   return poll(&p, 1, ms) > 0 && (p.revents & POLLIN);
+}
+
+/* 1.7: AF_INET6 sockets take and give struct sockaddr_in6; a device without the capability
+ * (or another family) gets -EAFNOSUPPORT from libtoe itself. */
+TEST(ipv6_sockets)
+{
+  struct toe_attach_opts o = small_opts();
+  toe_dev *d = NULL;
+  struct fdev *f = fd_start(FD_OLD); /* a 1.2 device: no IPv6 */
+#ifndef TOE_TEST_PORT_POSIX
+  REQUIRE(toe_attach(f->path, &o, &d) == 0);
+  CHECK_EQ(toe_socket_af(d, AF_INET6, TOE_SOCK_DGRAM), -TOE_EAFNOSUPPORT);
+  CHECK_EQ(toe_socket_af(d, AF_INET6, TOE_SOCK_STREAM), -TOE_EAFNOSUPPORT);
+  int s4 = toe_socket_af(d, AF_INET, TOE_SOCK_DGRAM);
+  CHECK(s4 >= 0);
+  struct sockaddr_in6 x;
+  memset(&x, 0, sizeof(x));
+  x.sin6_family = AF_INET6;
+  x.sin6_port = htons(9100);
+  CHECK_EQ(toe_bind(d, s4, SA(x), sizeof(x)), -TOE_EAFNOSUPPORT); /* validated as toed does */
+  toe_detach(d, 0);
+  d = NULL;
+#endif
+  fd_stop(f);
+
+  f = fd_start(FD_NORMAL);
+  REQUIRE(toe_attach(f->path, &o, &d) == 0);
+  CHECK_EQ(toe_socket_af(d, AF_UNIX, TOE_SOCK_DGRAM), -TOE_EAFNOSUPPORT);
+  int a = toe_socket_af(d, AF_INET6, TOE_SOCK_DGRAM),
+      b = toe_socket_af(d, AF_INET6, TOE_SOCK_DGRAM);
+  REQUIRE(a >= 0 && b >= 0);
+  /* IPV6_V6ONLY reaches the device for an AF_INET6 socket; an AF_INET one has no such option */
+  CHECK_EQ(toe_setsockopt(d, a, TOE_OPT_V6ONLY, 0), 0);
+  CHECK_EQ(toe_setsockopt(d, a, TOE_OPT_V6ONLY, 2), -TOE_EINVAL);
+  int c4 = toe_socket(d, TOE_SOCK_DGRAM);
+  REQUIRE(c4 >= 0);
+  CHECK_EQ(toe_setsockopt(d, c4, TOE_OPT_V6ONLY, 1), -TOE_ENOPROTOOPT);
+  toe_close(d, c4);
+  /* unbound: [::]:0 as a sockaddr_in6, as Linux names an unbound AF_INET6 socket */
+  struct sockaddr_in6 n6;
+  socklen_t nl = sizeof(n6);
+  memset(&n6, 0xaa, sizeof(n6));
+  CHECK_EQ(toe_getsockname(d, a, SA(n6), &nl), 0);
+  CHECK_EQ(nl, sizeof(struct sockaddr_in6));
+  CHECK_EQ(n6.sin6_family, AF_INET6);
+  CHECK_EQ(n6.sin6_port, 0);
+  CHECK(IN6_IS_ADDR_UNSPECIFIED(&n6.sin6_addr));
+  /* a sockaddr_in6 cut short is EINVAL; an IPv4 address on it the device refuses */
+  struct sockaddr_in6 aa;
+  memset(&aa, 0, sizeof(aa));
+  aa.sin6_family = AF_INET6;
+  aa.sin6_port = htons(9101);
+  CHECK_EQ(toe_bind(d, a, SA(aa), sizeof(struct sockaddr_in)), -TOE_EINVAL);
+  struct sockaddr_in a4 = sin_of("0.0.0.0", 9101);
+  CHECK_EQ(toe_bind(d, a, SA(a4), sizeof(a4)), -TOE_EAFNOSUPPORT);
+  CHECK_EQ(toe_bind(d, a, SA(aa), sizeof(aa)), 0);
+  struct sockaddr_in6 ba = aa;
+  ba.sin6_port = htons(9102);
+  ba.sin6_scope_id = 0;
+  CHECK_EQ(inet_pton(AF_INET6, "2001:db8::1", &ba.sin6_addr), 1);
+  CHECK_EQ(toe_bind(d, b, SA(ba), sizeof(ba)), 0);
+  /* bound: the device's address, as a sockaddr_in6 (cut to the room given, full size told) */
+  nl = sizeof(n6);
+  CHECK_EQ(toe_getsockname(d, b, SA(n6), &nl), 0);
+  CHECK_EQ(nl, sizeof(struct sockaddr_in6));
+  CHECK_EQ(n6.sin6_family, AF_INET6);
+  CHECK_EQ(ntohs(n6.sin6_port), 9102);
+  CHECK(memcmp(&n6.sin6_addr, &ba.sin6_addr, 16) == 0);
+  struct sockaddr_in small;
+  nl = sizeof(small);
+  CHECK_EQ(toe_getsockname(d, b, SA(small), &nl), 0);
+  CHECK_EQ(nl, sizeof(struct sockaddr_in6));
+  /* a datagram a -> b: b sees an IPv6 sender with a's port */
+  CHECK_EQ(toe_sendto(d, a, "v6!", 3, 0, SA(ba), sizeof(ba)), 3);
+  char buf[16];
+  struct sockaddr_in6 from;
+  socklen_t fl = sizeof(from);
+  memset(&from, 0, sizeof(from));
+  CHECK_EQ(toe_recvfrom_blocking(d, b, buf, sizeof(buf), SA(from), &fl, 2000), 3);
+  CHECK(memcmp(buf, "v6!", 3) == 0);
+  CHECK_EQ(fl, sizeof(struct sockaddr_in6));
+  CHECK_EQ(from.sin6_family, AF_INET6);
+  CHECK_EQ(ntohs(from.sin6_port), 9101);
+  CHECK(memcmp(&from.sin6_addr, &ba.sin6_addr, 16) == 0);
+  /* connected to it: getpeername gives it back */
+  CHECK_EQ(toe_connect(d, a, SA(ba), sizeof(ba)), 0);
+  nl = sizeof(n6);
+  CHECK_EQ(toe_getpeername(d, a, SA(n6), &nl), 0);
+  CHECK_EQ(n6.sin6_family, AF_INET6);
+  CHECK_EQ(ntohs(n6.sin6_port), 9102);
+  toe_detach(d, 0);
+  fd_stop(f);
 }
 
 TEST(event_fd)

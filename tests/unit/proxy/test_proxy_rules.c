@@ -49,7 +49,10 @@ TEST(grammar)
   r = parse_ok("udp:*:*");
   CHECK_EQ(r.len, 0);
   char s[64];
-  px_rule_str(&(struct toe_rule){PX_TCP, 0xc6120000u, 15, 80, 90, false}, s, sizeof s);
+  px_rule_str(
+      &(struct toe_rule){
+          .kinds = PX_TCP, .net = 0xc6120000u, .len = 15, .port_lo = 80, .port_hi = 90},
+      s, sizeof s);
   CHECK(strcmp(s, "tcp:198.18.0.0/15:80-90") == 0);
 
   const char *bad[] = {"",
@@ -63,7 +66,8 @@ TEST(grammar)
                        "tcp:*:8x",
                        "!tcp:*",
                        "listen:*:80",
-                       "tcp:1.2.3.4:80:1"};
+                       "tcp:1.2.3.4:80:1",
+                       "tcp:[2001:db8::]/32:443"}; /* IPv6: not carried by the proxy yet */
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct toe_rule x;
     char err[128] = "";

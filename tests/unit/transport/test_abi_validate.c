@@ -197,8 +197,10 @@ TEST(abi_constants_match_engine)
   CHECK_MEM(&m, "TOEW", 4);
   m = TOE_ABI_REGION_MAGIC;
   CHECK_MEM(&m, "TOER", 4);
-  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.6") == 0);
-  CHECK_EQ(TOE_ABI_IP_RECVERR, TOE_IP_RECVERR); /* 1.5: passed through to the engine */
+  CHECK(strcmp(TOE_ABI_VERSION_STRING, "toekit transport ABI 1.7") == 0);
+  CHECK_EQ(TOE_ABI_IP_RECVERR, TOE_IP_RECVERR);   /* 1.5: passed through to the engine */
+  CHECK_EQ(TOE_ABI_IPV6_V6ONLY, TOE_IPV6_V6ONLY); /* 1.7: likewise */
+  CHECK_EQ(TOE_ABI_AF_INET6, TOE_AF_INET6);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -470,8 +472,8 @@ TEST(negotiate_and_reply_check)
   CHECK_EQ(rep.size, sizeof(rep));
   CHECK_EQ(rep.status, 0);
   CHECK_EQ(rep.abi_major, TOE_ABI_MAJOR);
-  CHECK_EQ(rep.abi_minor, TOE_ABI_MINOR); /* min(9, ours) */
-  CHECK(rep.caps == TOE_ABI_CAP_TCP);
+  CHECK_EQ(rep.abi_minor, TOE_ABI_MINOR);                  /* min(9, ours) */
+  CHECK(rep.caps == (TOE_ABI_CAP_TCP | TOE_ABI_CAP_IPV6)); /* 1.7: IPv6 is granted */
   CHECK_EQ(rep.client_id, 17);
   CHECK_EQ(rep.nfds, TOE_ABI_FD_COUNT);
   CHECK_EQ(toe_abi_layout_check(&rep.layout), 0);
@@ -1080,6 +1082,42 @@ TEST(addresses)
   s = sqe_of(&f6, TOE_ABI_OP_OPEN, 0, TOE_ABI_PROTO_TCP);
   s.u.open.family = TOE_ABI_AF_INET6;
   CHECK_EQ(validate(&f6, &s), 0);
+
+  /* 1.7: an AF_INET6 socket takes AF_INET6 addresses (any scope id), not AF_INET ones. */
+  uint32_t h6 = 0, i6;
+  CHECK_EQ(toe_abi_handle_alloc(&f6.c, TOE_ABI_PROTO_UDP, TOE_ABI_AF_INET6, &h6), 0);
+  CHECK_EQ(toe_abi_handle_lookup(&f6.c, h6, &i6), 0);
+  f6.c.slots[i6].state = TOE_ABI_HS_OPEN;
+  s = sqe_of(&f6, TOE_ABI_OP_BIND, h6, 0);
+  memset(&s.u.addr.addr, 0, sizeof(s.u.addr.addr));
+  s.u.addr.addr.family = TOE_ABI_AF_INET6;
+  s.u.addr.addr.port = 7000;
+  s.u.addr.addr.scope_id = 3;
+  CHECK_EQ(validate(&f6, &s), 0);
+  s.u.addr.addr = inet(0, 0, 0, 0, 7000);
+  CHECK_EQ(validate(&f6, &s), -TOE_EAFNOSUPPORT);
+  s = sqe_of(&f6, TOE_ABI_OP_CONNECT, h6, 0);
+  memset(&s.u.addr.addr, 0, sizeof(s.u.addr.addr));
+  s.u.addr.addr.family = TOE_ABI_AF_INET6;
+  s.u.addr.addr.port = 53;
+  CHECK_EQ(validate(&f6, &s), -TOE_EINVAL); /* :: is no peer */
+  s.u.addr.addr.addr[15] = 1;
+  CHECK_EQ(validate(&f6, &s), 0);
+  s.u.addr.addr.port = 0;
+  CHECK_EQ(validate(&f6, &s), -TOE_EINVAL); /* nor is port 0 */
+  /* IPV6_V6ONLY: AF_INET6 sockets only, 0 or 1, and only with the capability. */
+  s = sqe_of(&f6, TOE_ABI_OP_SETSOCKOPT, h6, 0);
+  s.u.sockopt.opt = TOE_ABI_IPV6_V6ONLY;
+  s.u.sockopt.value = 1;
+  CHECK_EQ(validate(&f6, &s), 0);
+  s.u.sockopt.value = 2;
+  CHECK_EQ(validate(&f6, &s), -TOE_EINVAL);
+  s.u.sockopt.value = 0;
+  s.handle = t4;
+  CHECK_EQ(validate(&f6, &s), -TOE_ENOPROTOOPT);
+  s.handle = h6;
+  f6.c.caps &= ~TOE_ABI_CAP_IPV6;
+  CHECK_EQ(validate(&f6, &s), -TOE_ENOPROTOOPT);
 }
 
 TEST(open_arguments_and_caps)
