@@ -99,6 +99,7 @@ struct opts {
   bool tx_csum_offload;
   bool tso;
   bool burst; /* --burst: each delivery round is one receive burst (toe_stack_burst_begin) */
+  bool ipv6;  /* --ipv6: the connection runs over IPv6 (2001:db8::1 -> 2001:db8::2) */
   bool verify;
 };
 
@@ -492,6 +493,16 @@ static void make_stack(struct bench *b, int i)
     c.link_caps |= TOE_LINK_CAP_TX_CSUM;
   if (b->o.tso)
     c.link_caps |= TOE_LINK_CAP_TX_CSUM | TOE_LINK_CAP_TSO;
+  if (b->o.ipv6) {
+    /* 2001:db8::1 (sender), ::2 (receiver); DAD off so the addresses are usable at once */
+    static const uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8};
+    c.ipv6 = 1;
+    c.addr6_count = 1;
+    memcpy(c.addr6[0], a6, 16);
+    c.addr6[0][15] = (uint8_t)(i == SENDER ? 1 : 2);
+    c.addr6_prefix_len[0] = 64;
+    c.dad_transmits = 0;
+  }
   c.random_seed = 77 + (uint64_t)i;
   for (int k = 0; k < 16; k++)
     c.secret[k] = (uint8_t)(k * 29 + i * 7 + 1);
@@ -513,7 +524,7 @@ static void usage(void)
   fputs("usage: bench_engine_e2e [--mib N | --segments N] [--warmup N] [--mtu N]\n"
         "         [--cc cubic|newreno] [--clock real|virtual] [--step-ns N] [--pbufs N]\n"
         "         [--rcvbuf N] [--sndbuf N] [--chunk N] [--rx-csum-offload] [--tx-csum-offload] "
-        "[--tso]\n         [--burst] [--verify]\n",
+        "[--tso]\n         [--burst] [--verify] [--ipv6]\n",
         stderr);
   exit(2);
 }
@@ -544,6 +555,10 @@ static void parse(int argc, char **argv, struct opts *o)
     }
     if (!strcmp(k, "--burst")) {
       o->burst = true;
+      continue;
+    }
+    if (!strcmp(k, "--ipv6")) {
+      o->ipv6 = true;
       continue;
     }
     if (!strcmp(k, "--verify")) {
@@ -616,6 +631,14 @@ int main(int argc, char **argv)
   /* The connection. */
   struct toe_stack *rs = b->e[RECEIVER].st, *ss = b->e[SENDER].st;
   struct toe_sockaddr la = {.family = TOE_AF_INET, .port = PORT, .addr = 0};
+  struct toe_sockaddr ra = {.family = TOE_AF_INET, .port = PORT, .addr = IP_RECEIVER};
+  if (b->o.ipv6) {
+    /* the listener on [::] (dual stack), the client to the receiver's IPv6 address */
+    static const uint8_t r6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    la.family = ra.family = TOE_AF_INET6;
+    memset(la.addr6, 0, 16);
+    memcpy(ra.addr6, r6, 16);
+  }
   int rc = toe_tcp_open(rs, &b->lmark, &b->listener);
   if (rc == 0)
     rc = toe_sock_bind(rs, b->listener, &la);
@@ -625,7 +648,6 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench: listen: %d (%s)\n", rc, toe_strerror(rc));
     return 1;
   }
-  struct toe_sockaddr ra = {.family = TOE_AF_INET, .port = PORT, .addr = IP_RECEIVER};
   rc = toe_tcp_open(ss, NULL, &b->cli);
   if (rc == 0)
     rc = toe_sock_connect(ss, b->cli, &ra);
@@ -685,13 +707,14 @@ int main(int argc, char **argv)
   memset(&ti, 0, sizeof(ti));
   char where[256];
   printf("bench_engine_e2e: %s one way over an in-memory link, MTU %u, cc %s, clock %s%s, "
-         "checksums %s%s%s\n",
+         "checksums %s%s%s, %s\n",
          b->o.segments ? "N segments" : "bulk", b->o.mtu,
          b->o.cc == TOE_CC_NEWRENO ? "newreno" : "cubic", b->o.virtual_clock ? "virtual" : "real",
          b->o.virtual_clock ? "" : " (CLOCK_MONOTONIC)",
          b->o.csum_offload ? "verified by the link (offload)" : "verified in software",
          b->o.tx_csum_offload || b->o.tso ? ", computed by the link (offload)" : "",
-         b->o.tso ? ", TSO (super-segments of up to 64 KiB, delivered whole)" : "");
+         b->o.tso ? ", TSO (super-segments of up to 64 KiB, delivered whole)" : "",
+         b->o.ipv6 ? "IPv6 (2001:db8::1 -> 2001:db8::2)" : "IPv4");
   printf("placement: one thread runs both stacks and the link (both ends on one core); %s\n",
          cpu_placement(where, sizeof(where)));
   printf("polling: busy loop, no sleeping, no system calls on the data path\n\n");

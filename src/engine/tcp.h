@@ -348,6 +348,7 @@ struct toe_tcp_tables {
   struct toe_tcp6_pair *p6_pool;
   struct toe_tcp6_pair *p6_free;
   struct toe_tcp6_pair **p6_hash;
+  struct toe_tcp6_pair *p6_last; /* the last pair opened (a hint, checked in full) */
   uint32_t p6_mask;
   uint32_t p6_inuse;
 };
