@@ -12,6 +12,7 @@
 #include "engine/ipv6.h"
 #include "engine/sock.h"
 #include "engine/stack.h"
+#include "engine/tcp.h"
 #include "wire/icmpv6.h"
 #include "wire/udp.h"
 
@@ -117,8 +118,8 @@ void toe_icmp6_error_input(struct toe_stack *st, struct toe_pbuf *pb,
   bool taken = false;
   if (qext.proto == TOE_IPPROTO_UDP)
     taken = toe_udp_icmp6_error(st, &e);
-  /* TCP over IPv6 (tcp_v6.c) is to call its handler here with `e` (the hook this file offers):
-   * until it does, a TCP connection learns a lowered path MTU from the cache only. */
+  else if (qext.proto == TOE_IPPROTO_TCP)
+    taken = toe_tcp_icmp6_error(st, &qip.src, &qip.dst, e.ql4, e.err, e.mtu);
   if (taken)
     c->rx_err_delivered++;
   else

@@ -401,10 +401,11 @@ void toe_tcp6_release(struct toe_stack *st, uint32_t key);
 uint16_t toe_tcp6_csum_finish(const struct toe_stack *st, uint32_t key, uint32_t sum, uint32_t len);
 /* The RFC 6437 flow label of a connection: a keyed hash, stable for the 4-tuple, never 0. */
 uint32_t toe_tcp6_flow_label(uint32_t key, uint16_t lport, uint16_t rport);
-/* Sends segment `pb` (data at the TCP header, checksum done; consumed) over IPv6. Returns as
- * toe_ipv6_output, or -TOE_EHOSTUNREACH if the pair is gone. */
+/* Sends segment `pb` (data at the TCP header, checksum done; consumed) over IPv6 with `ecn` in
+ * the traffic class's ECN field (RFC 3168 5; tcp_ecn.c decides it). Returns as toe_ipv6_output,
+ * or -TOE_EHOSTUNREACH if the pair is gone. */
 int toe_tcp6_ip_output(struct toe_stack *st, uint32_t key, uint16_t lport, uint16_t rport,
-                       struct toe_pbuf *pb);
+                       uint8_t ecn, struct toe_pbuf *pb);
 /* Dispatch of a checked IPv6 segment to a connection, TIME_WAIT, listener or RST (tcp_demux.c). */
 void toe_tcp_dispatch6(struct toe_stack *st, struct toe_pbuf *pb, const struct toe_tcp6_seg *seg,
                        const struct toe_tcp_view *th, const struct toe_tcp_opts *opts);
@@ -432,6 +433,10 @@ bool toe_tcp_icmp6_error(struct toe_stack *st, const struct toe_in6_addr *qsrc,
 struct toe_tcb *toe_tcp_lookup(const struct toe_stack *st, uint32_t laddr, uint16_t lport,
                                uint32_t raddr, uint16_t rport);
 void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp);
+/* Adds (kind) or drops the steering filter of the IPv6 4-tuple (lport, the pair `key` names,
+ * rport); nothing if the key names no pair (tcp_demux.c). */
+void toe_tcp6_filter(struct toe_stack *st, bool add, uint8_t kind, uint16_t lport, uint32_t key,
+                     uint16_t rport);
 void toe_tcp_hash_remove(struct toe_stack *st, struct toe_tcb *tp);
 /* The path MTU estimate for `dst` aged out (RFC 1191 6.3, engine/pmtu.c): every connection to it
  * using a lower estimate goes back to `mtu` (its MSS as far as the peer's option allows). */

@@ -74,6 +74,20 @@ struct toe_tcb *toe_tcp_lookup(const struct toe_stack *st, uint32_t laddr, uint1
   return NULL;
 }
 
+/* The steering filter of an IPv6 connection or TIME_WAIT entry (with --host-if the OS must never
+ * see its segments: docs/coexistence.md), keyed on the pair its key names. */
+void toe_tcp6_filter(struct toe_stack *st, bool add, uint8_t kind, uint16_t lport, uint32_t key,
+                     uint16_t rport)
+{
+  const struct toe_tcp6_pair *p = toe_tcp6_pair_get(st, key);
+  if (!p)
+    return;
+  if (add)
+    toe_filt_add6(st, kind, TOE_IPPROTO_TCP, lport, &p->local, &p->remote, rport);
+  else
+    toe_filt_del6(st, TOE_IPPROTO_TCP, lport, &p->remote, rport);
+}
+
 void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp)
 {
   if (!st->tcp.conn_hash)
@@ -87,6 +101,7 @@ void toe_tcp_hash_insert(struct toe_stack *st, struct toe_tcb *tp)
   st->tcp.conn_hashed++;
   if (tp->sk.laddr == 0) {
     toe_tcp6_hold(st, tp->sk.raddr); /* an IPv6 connection: its key names its pair */
+    toe_tcp6_filter(st, true, TOE_FILTER_CONN, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
     return;
   }
   toe_filt_add(st, TOE_FILTER_CONN, TOE_IPPROTO_TCP, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
@@ -102,9 +117,10 @@ void toe_tcp_hash_remove(struct toe_stack *st, struct toe_tcb *tp)
       *link = tp->hnext;
       tp->hnext = NULL;
       st->tcp.conn_hashed--;
-      if (tp->sk.laddr == 0)
+      if (tp->sk.laddr == 0) {
+        toe_tcp6_filter(st, false, 0, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
         toe_tcp6_release(st, tp->sk.raddr);
-      else
+      } else
         toe_filt_del(st, TOE_IPPROTO_TCP, tp->sk.lport, tp->sk.raddr, tp->sk.rport);
       return;
     }

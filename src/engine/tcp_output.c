@@ -237,7 +237,7 @@ __attribute__((noinline)) static int xmit6_finish(struct toe_stack *st, const st
   memcpy(h + 16, &csum, 2);
   if (x->flags & TOE_TCP_RST)
     st->ctr.tcp.out_rsts++;
-  int rc = toe_tcp6_ip_output(st, x->raddr, x->lport, x->rport, frame);
+  int rc = toe_tcp6_ip_output(st, x->raddr, x->lport, x->rport, x->tos, frame);
   if (rc < 0)
     st->ctr.tcp.out_errors++;
   return rc;

@@ -229,7 +229,8 @@ static int xmit(struct toe_stack *st, uint32_t laddr, uint16_t lport, uint32_t r
     struct toe_ip_tx tx = {.src = laddr, .dst = raddr, .proto = TOE_IPPROTO_TCP, .df = true};
     rc = toe_ipv4_output(st, pb, &tx);
   } else {
-    rc = toe_tcp6_ip_output(st, raddr, lport, rport, pb);
+    rc = toe_tcp6_ip_output(st, raddr, lport, rport, 0,
+                            pb); /* a SYN-ACK is Not-ECT (RFC 3168 6.1.1) */
   }
   if (rc < 0) {
     c->out_errors++;

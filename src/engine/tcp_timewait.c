@@ -125,9 +125,10 @@ static void tw_remove(struct toe_stack *st, struct toe_tw_entry *e)
   if (*pp)
     *pp = e->hnext;
   list_unlink(st, e);
-  if (e->laddr == 0)
+  if (e->laddr == 0) {
+    toe_tcp6_filter(st, false, 0, e->lport, e->raddr, e->rport);
     toe_tcp6_release(st, e->raddr); /* an IPv6 entry's hold on its pair (tcp.h) */
-  else
+  } else
     toe_filt_del(st, TOE_IPPROTO_TCP, e->lport, e->raddr, e->rport);
   e->in_use = 0;
   e->hnext = st->tcp.tw_free;
@@ -239,9 +240,10 @@ void toe_tcp_enter_timewait(struct toe_stack *st, struct toe_tcb *tp)
   list_append(st, e);
   /* Late segments of the connection stay the engine's (RFC 9293 3.6.1): the host OS must never
    * see one and answer it with a RST. Taken before the connection's own filter goes. */
-  if (e->laddr == 0)
+  if (e->laddr == 0) {
     toe_tcp6_hold(st, e->raddr);
-  else
+    toe_tcp6_filter(st, true, TOE_FILTER_TIMEWAIT, e->lport, e->raddr, e->rport);
+  } else
     toe_filt_add(st, TOE_FILTER_TIMEWAIT, TOE_IPPROTO_TCP, e->lport, e->raddr, e->rport);
   t->tw_inuse++;
   st->ctr.tcp.tw_inuse = t->tw_inuse;

@@ -185,7 +185,7 @@ uint32_t toe_tcp6_flow_label(uint32_t key, uint16_t lport, uint16_t rport)
 }
 
 int toe_tcp6_ip_output(struct toe_stack *st, uint32_t key, uint16_t lport, uint16_t rport,
-                       struct toe_pbuf *pb)
+                       uint8_t ecn, struct toe_pbuf *pb)
 {
   const struct toe_tcp6_pair *p = toe_tcp6_pair_get(st, key);
   if (p == NULL) {
@@ -196,6 +196,7 @@ int toe_tcp6_ip_output(struct toe_stack *st, uint32_t key, uint16_t lport, uint1
       .src = p->local,
       .dst = p->remote,
       .next_hdr = TOE_IPPROTO_TCP,
+      .tclass = (uint8_t)(ecn & 3u),
       .flow = toe_tcp6_flow_label(key, lport, rport),
   };
   return toe_ipv6_output(st, pb, &tx);
