@@ -5,10 +5,12 @@
  * errors. Frames are built by hand with a reference checksum independent of the wire code, and
  * time is the harness's virtual clock.
  */
+#include "engine/filter_table.h"
 #include "engine/stack.h"
 #include "engine/tcp.h"
 #include "harness.h"
 #include "testlib.h"
+#include "toe/steer.h"
 
 #include <string.h>
 
@@ -287,6 +289,53 @@ TEST(passive_open_data_close_and_time_wait)
   CHECK_EQ(ctr(&h)->tcp.tw_inuse, 0);
   CHECK_EQ(h.st->tcp.p6_inuse, 0);
   toe_sock_close(h.st, l);
+  h_fini(&h);
+}
+
+/* With steering (--host-if), an IPv6 connection owns its exact filter while it lives and its
+ * TIME_WAIT entry after it, so the OS never sees (and never resets) its segments; the filter goes
+ * with the TIME_WAIT entry. */
+TEST(ipv6_connection_and_time_wait_keep_their_steering_filter)
+{
+  struct harness h;
+  struct toe_config cfg;
+  h_default_cfg(&cfg);
+  cfg.ipv6 = 1;
+  cfg.addr6_count = 1;
+  memcpy(cfg.addr6[0], OUR6, 16);
+  cfg.addr6_prefix_len[0] = 64;
+  cfg.dad_transmits = 0;
+  cfg.mtu = MTU;
+  cfg.steering = 1;
+  h_init_cfg(&h, &cfg);
+  learn(&h, PEER6);
+  struct toe_sock *l = listener6(&h, 80, false);
+  REQUIRE(l != NULL);
+  struct toe_in6_addr peer;
+  memcpy(peer.b, PEER6, 16);
+  uint8_t f[1700];
+  h_input(&h, f, tcp6(f, PEER6, OUR6, 40000, 80, 1000, 0, 0x02, NULL, 0, NULL, 0));
+  int i = last6(&h);
+  REQUIRE(i >= 0);
+  uint32_t iss = h_be32(check_tcp6(&h, i, OUR6, PEER6) + 4);
+  h_input(&h, f, peer_seg(f, 40000, 80, 1001, iss + 1, 0x10, NULL, 0));
+  struct toe_sock *c = NULL;
+  REQUIRE(toe_tcp_accept(h.st, l, NULL, &c) == 0);
+  struct toe_filter *flt = toe_filt_lookup6(h.st, TOE_IPPROTO_TCP, 80, &peer, 40000);
+  REQUIRE(flt != NULL);
+  CHECK_EQ(flt->kind, TOE_FILTER_CONN);
+  toe_sock_close(h.st, l);
+
+  /* Our FIN, the peer's ACK and FIN: TIME_WAIT keeps the flow the engine's. */
+  toe_sock_close(h.st, c);
+  h_input(&h, f, peer_seg(f, 40000, 80, 1001, iss + 2, 0x11, NULL, 0));
+  CHECK_EQ(ctr(&h)->tcp.tw_entered, 1);
+  flt = toe_filt_lookup6(h.st, TOE_IPPROTO_TCP, 80, &peer, 40000);
+  REQUIRE(flt != NULL);
+  CHECK_EQ(flt->kind, TOE_FILTER_TIMEWAIT);
+  h_advance(&h, TOE_SEC(300));
+  CHECK_EQ(ctr(&h)->tcp.tw_inuse, 0);
+  CHECK(toe_filt_lookup6(h.st, TOE_IPPROTO_TCP, 80, &peer, 40000) == NULL);
   h_fini(&h);
 }
 
