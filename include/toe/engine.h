@@ -336,8 +336,7 @@ int toe_udp_open(struct toe_stack *st, void *user, struct toe_sock **out);
  * without V6ONLY also takes IPv4 traffic (its peers appear as v4-mapped addresses) and holds the
  * port for both families; one bound to ::ffff:a.b.c.d (or connected to a v4-mapped peer) is an IPv4
  * socket under IPv6 names; one bound to an IPv6 address of ours, with V6ONLY, or connected to an
- * IPv6 peer takes no IPv4 traffic. TCP carries only v4-mapped peers so far (connect to an IPv6
- * peer: -TOE_EAFNOSUPPORT); UDP carries both.
+ * IPv6 peer takes no IPv4 traffic. TCP and UDP carry both families.
  *
  * Binds to a local address (0 or our own address) and port (0 picks an ephemeral port).
  * Errors: -TOE_EINVAL already bound or bad family; -TOE_EADDRNOTAVAIL address not ours, or no

@@ -5,7 +5,7 @@
 #    answered; the kernel's neighbour cache holds the device's MAC for both (it resolved them with
 #    NS, the device answered with NA);
 #  - an address that is not the device's stays unresolved (no NA for it); a TCP connect over IPv6
-#    is refused at once (RST: no TCP connection over IPv6 is carried yet);
+#    to a port nothing listens on (this toed runs no services) is refused at once (RST);
 #  - fragments both ways (RFC 8200 4.5): ping -6 -s 3000, the kernel fragments the request to the
 #    1500-byte link, the device reassembles it and sends its 3048-byte reply in fragments, which
 #    the kernel reassembles (ping checks the data) and tshark reassembles without complaint;
@@ -75,10 +75,10 @@ check "ip -6 neigh: 2001:db8::9 unresolved" \
   bash -c '! ip netns exec "$1" ip -6 neigh show 2001:db8::9 dev "$2" | grep -q lladdr' _ \
   "$NET_PEER_NS" "$NET_PEER_IF"
 
-# No TCP connection over IPv6 yet: the connect is refused at once by a RST, not left to time out.
+# Nothing listens (no services here): the connect is refused at once by a RST, not left to time out.
 start=$SECONDS
 if peer timeout 5 bash -c "exec 3<>/dev/tcp/$DEV6/7" 2>"$NET_TMP/tcp6.err"; then
-  net_fail "TCP connect to [$DEV6]:7 succeeded (no IPv6 transport exists yet)"
+  net_fail "TCP connect to [$DEV6]:7 succeeded (this toed runs no services)"
 else
   check "TCP connect over IPv6 refused (RST)" grep -q "refused" "$NET_TMP/tcp6.err"
   check "TCP connect over IPv6 refused within 2 s" test $((SECONDS - start)) -le 2
