@@ -8,8 +8,9 @@
  * reads slowly, at a steady rate), gives the socket 16 send buffers and keeps them filled for
  * 2 s after the first refused send (the engine's send buffer and the peer's window are full), and
  * stops right after a refusal: the device holds all of them. Then:
- *  1. a GETSOCKOPT (TOE_OPT_SNDBUF), which the device keeps behind those sends: it completes as
- *     the peer reads, after longer than TIMEOUT_MS. Prints "busy_rc RC" and "busy_ms MS".
+ *  1. a SETSOCKOPT (TOE_OPT_NODELAY), which the device keeps behind those sends (what changes a
+ *     socket stays in order; a GETSOCKOPT is answered at once, docs/transport.md): it completes
+ *     as the peer reads, after longer than TIMEOUT_MS. Prints "busy_rc RC" and "busy_ms MS".
  *  2. creates GO_FILE and waits (up to 20 s) for STOPPED_FILE: the test has stopped toed
  *     (SIGSTOP). Another GETSOCKOPT must fail with -ETIMEDOUT after TIMEOUT_MS of silence.
  *     Prints "silent_rc RC" and "silent_ms MS".
@@ -103,7 +104,7 @@ int main(int argc, char **argv)
   /* 1. Behind the held sends, while the device takes data as the peer reads. */
   int64_t v = 0;
   uint64_t t0 = ms_now();
-  rc = toe_getsockopt(d, sd, TOE_OPT_SNDBUF, &v);
+  rc = toe_setsockopt(d, sd, TOE_OPT_NODELAY, 1);
   printf("busy_rc %d\nbusy_ms %llu\n", rc, (unsigned long long)(ms_now() - t0));
   fflush(stdout);
 

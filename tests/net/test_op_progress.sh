@@ -3,7 +3,8 @@
 # "Control calls"; issue 12 item 17: at load 20 a setsockopt behind a slow transfer gave
 # ETIMEDOUT). tests/net/op_progress.c attaches with op_timeout_ms 1000, connects to a kernel peer
 # that reads 32 KiB/s, and fills its 16 send buffers of 8 KiB until the device holds them all:
-#  - a getsockopt the device keeps behind those sends (one socket's ops stay in order) waits about
+#  - a setsockopt the device keeps behind those sends (what changes a socket stays in order; a
+#    getsockopt is answered at once) waits about
 #    4 s, as the peer reads: it succeeds, after longer than the 1 s limit, because the device kept
 #    completing sends meanwhile;
 #  - with toed stopped (SIGSTOP), a getsockopt fails with ETIMEDOUT after the limit (at least
@@ -67,7 +68,7 @@ check_eq "op_progress: exit status" "$WAIT_STATUS" 0
 [ "$WAIT_STATUS" = 0 ] || sed 's/^/#   stderr: /' "$NET_TMP/prog.err" | head -10
 out=$(cat "$NET_TMP/prog.out")
 net_log "client: $(tr '\n' ' ' <<<"$out")"
-check_eq "a getsockopt behind held sends succeeds while the device takes data" \
+check_eq "a setsockopt behind held sends succeeds while the device takes data" \
   "$(kv busy_rc "$out")" 0
 check_ge "... after waiting longer than the ${LIMIT_MS} ms limit (the case the rule is for)" \
   "$(num "$(kv busy_ms "$out")")" $((LIMIT_MS + 1))
