@@ -199,6 +199,17 @@ net_cleanup() {
 
 # peer CMD...: runs CMD in the peer (plain kernel) namespace. dev CMD...: in the device namespace.
 peer() { ip netns exec "$NET_PEER_NS" "$@"; }
+# net_wait_ping6 ADDR [TRIES]: polls until the peer's ping -6 to ADDR is answered (TRIES rounds of
+# a 1 s ping and 0.4 s, default 12). The device's addresses are tentative until its DAD passes
+# (RFC 4862 5.4: a random delay of up to 1 s, a probe, then 1 s of waiting). 0 once answered.
+net_wait_ping6() {
+  local addr=$1 tries=${2:-12}
+  for _ in $(seq "$tries"); do
+    peer ping -6 -c 1 -W 1 -q "$addr" >/dev/null 2>&1 && return 0
+    sleep 0.4
+  done
+  return 1
+}
 dev() { ip netns exec "$NET_DEV_NS" "$@"; }
 
 # Writes a sysctl in a namespace through /proc (the sysctl binary may be absent).

@@ -48,15 +48,7 @@ dev ip -6 addr add "$DEV6/64" dev toe0 nodad || net_fail "cannot add $DEV6 to to
 
 ping_received() { sed -n 's/.* \([0-9]\+\) received.*/\1/p' | head -1; }
 # The engine's addresses are tentative until its DAD passes (up to ~2 s).
-ready6=no
-for _ in $(seq 12); do
-  if peer ping -6 -c 1 -W 1 -q "$DEV6" >/dev/null 2>&1; then
-    ready6=yes
-    break
-  fi
-  sleep 0.4
-done
-check_eq "the shared address $DEV6 answers" "$ready6" yes
+check "the shared address $DEV6 answers" net_wait_ping6 "$DEV6"
 # From here on: while the engine's addresses were tentative it rightly answered no solicitation
 # for them (RFC 4862 5.4.3), and the peer's early ones would count as unanswered.
 peer_capture_start "$PCAP" || net_die "no peer-side capture"

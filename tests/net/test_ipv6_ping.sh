@@ -38,15 +38,7 @@ ping_received() { sed -n 's/.* \([0-9]\+\) received.*/\1/p' | head -1; }
 
 # The device's addresses are tentative until DAD passes (RFC 4862: a random delay of up to 1 s,
 # then one probe and 1 s of waiting): poll until the global address answers, at most 6 s.
-ready6=no
-for _ in $(seq 12); do
-  if peer ping -6 -c 1 -W 1 -q "$DEV6" >/dev/null 2>&1; then
-    ready6=yes
-    break
-  fi
-  sleep 0.4
-done
-check_eq "the device answers on $DEV6 once DAD has passed" "$ready6" yes
+check "the device answers on $DEV6 once DAD has passed" net_wait_ping6 "$DEV6"
 
 out=$(peer ping -6 -c 5 -i 0.2 -W 2 "$DEV6" 2>&1)
 check_eq "ping -6 $DEV6: replies" "$(ping_received <<<"$out")" 5

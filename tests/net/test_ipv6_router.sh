@@ -94,15 +94,7 @@ EOF
 ping_received() { sed -n 's/.* \([0-9]\+\) received.*/\1/p' | head -1; }
 
 # DAD of the SLAAC address takes about a second: poll from the far peer, at most 8 s.
-ready=no
-for _ in $(seq 16); do
-  if peer ping -6 -c 1 -W 1 -q "$SLAAC6" >/dev/null 2>&1; then
-    ready=yes
-    break
-  fi
-  sleep 0.4
-done
-check_eq "the far peer reaches the SLAAC address $SLAAC6 through the router" "$ready" yes
+check "the far peer reaches the SLAAC address $SLAAC6 through the router" net_wait_ping6 "$SLAAC6" 16
 neigh=$(ip -n "$NET_MID_NS" -6 neigh show dev ma)
 net_log "router's neighbours on ma: $(tr '\n' ';' <<<"$neigh")"
 check "router's neighbour entry for $SLAAC6: the device's MAC, REACHABLE" \

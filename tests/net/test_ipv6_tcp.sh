@@ -29,17 +29,7 @@ ip -n "$NET_PEER_NS" -6 addr add "$PEER6/64" dev "$NET_PEER_IF" nodad || net_die
 SERVICES=(--addr6 "$DEV6/64" --service echo:7 --service discard:9 --service chargen:19)
 
 # wait6: DAD first (up to ~2 s): polls until the global address answers.
-wait6() {
-  local ready=no
-  for _ in $(seq 12); do
-    if peer ping -6 -c 1 -W 1 -q "$DEV6" >/dev/null 2>&1; then
-      ready=yes
-      break
-    fi
-    sleep 0.4
-  done
-  check_eq "the device answers on $DEV6 once DAD has passed" "$ready" yes
-}
+wait6() { check "the device answers on $DEV6 once DAD has passed" net_wait_ping6 "$DEV6"; }
 
 # echo_check NAME HOST BYTES SEED: one echo connection (tcp_tool.py), checked whole.
 echo_check() {

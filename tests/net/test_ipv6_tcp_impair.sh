@@ -31,15 +31,7 @@ ip -n "$NET_PEER_NS" -6 addr add "$PEER6/64" dev "$NET_PEER_IF" nodad || net_die
 
 impair_start --limit 100000 || net_die "toe-impair does not start"
 start_toed_nopcap --addr6 "$DEV6/64" --service echo:7
-ready6=no
-for _ in $(seq 12); do
-  if peer ping -6 -c 1 -W 1 -q "$DEV6" >/dev/null 2>&1; then
-    ready6=yes
-    break
-  fi
-  sleep 0.4
-done
-check_eq "the device answers on $DEV6 through toe-impair" "$ready6" yes
+check "the device answers on $DEV6 through toe-impair" net_wait_ping6 "$DEV6"
 
 RUNS=0
 # run_impaired NAME COUNTER -- IMPAIR-ARGS...: one echo over IPv6 through toe-impair IMPAIR-ARGS.

@@ -28,15 +28,7 @@ ip -n "$NET_PEER_NS" -6 addr add "$PEER6/64" dev "$NET_PEER_IF" nodad || net_die
 start_toed --addr6 "$DEV6/64" --service echo:7 --service discard:9
 
 # DAD first (up to ~2 s): poll until the global address answers.
-ready6=no
-for _ in $(seq 12); do
-  if peer ping -6 -c 1 -W 1 -q "$DEV6" >/dev/null 2>&1; then
-    ready6=yes
-    break
-  fi
-  sleep 0.4
-done
-check_eq "the device answers on $DEV6 once DAD has passed" "$ready6" yes
+check "the device answers on $DEV6 once DAD has passed" net_wait_ping6 "$DEV6"
 
 # udp_echo FAMILY ADDR: 200 datagrams, one at a time (UDP may lose one on a loaded machine: it is
 # sent again, at most 3 times); prints "sent_sha recv_sha mismatches lost".
