@@ -130,8 +130,12 @@ check_ge "  device: tcp.rx_bytes grew by the file" "$(d tcp.rx_bytes)" $((SIZE_M
 check_ge "  device: tcp.active_opens" "$(d tcp.active_opens)" 1
 
 # ---- 3. while a slow curl runs: toectl flows, and the kernel holds only the local leg -----------
+# curl writes into a FIFO nobody reads until the snapshots are taken, so its connection stays
+# open for them (curl's rate limit alone let a fast proxy finish 2 MiB in 0.4 s, before its
+# first speed estimate: the snapshots then found nothing).
+mkfifo "$NET_TMP/slow.fifo"
 T0=$(date +%s%N)
-dev_bg curl -sS --fail -m 60 --limit-rate 256K -o "$NET_TMP/slow.got" "$URL/slow.bin" 2>"$NET_TMP/curl2.err"
+dev_bg curl -sS --fail -m 60 --limit-rate 256K -o "$NET_TMP/slow.fifo" "$URL/slow.bin" 2>"$NET_TMP/curl2.err"
 CURL_PID=$BG_PID
 # The device's connection is ESTAB, or CLOSE-WAIT once the server has sent everything and the
 # device holds the rest for the slow reader.
@@ -161,7 +165,11 @@ else
   net_fail "toectl flows: no open flow owned by curl (pid $CURL_PID)"
   head -30 "$NET_TMP/flows.json" 2>/dev/null | sed 's/^/#   /'
 fi
+cat "$NET_TMP/slow.fifo" >"$NET_TMP/slow.got" &
+CAT_PID=$!
+net_bg_add "$CAT_PID"
 wait_exit "$CURL_PID" 30000 "$T0"
+wait "$CAT_PID"
 net_log "the rate-limited curl took $WAIT_MS ms"
 check_eq "rate-limited curl: exit status" "$WAIT_STATUS" 0
 check_eq "  SHA-256" "$(sha "$NET_TMP/slow.got" 2>/dev/null)" "$(sha "$WWW/slow.bin")"
