@@ -219,6 +219,8 @@ static void check_sockaddr(struct fz_in *in)
     expect = -TOE_EINVAL;
   else if (fam == AF_UNSPEC && unspec)
     expect = 0;
+  else if (fam == AF_INET6) /* 1.7: the device judges the family against the socket's */
+    expect = len < sizeof(struct sockaddr_in6) ? -TOE_EINVAL : 0;
   else if (fam != AF_INET)
     expect = -TOE_EAFNOSUPPORT;
   else if (len < sizeof(struct sockaddr_in))
@@ -234,6 +236,13 @@ static void check_sockaddr(struct fz_in *in)
         memcmp(a.addr, &sin.sin_addr, 4) != 0)
       FZ_FAIL("toe_sa_in: the address changed on its way in");
   }
+  if (rc == 0 && fam == AF_INET6) {
+    struct sockaddr_in6 sin6;
+    memcpy(&sin6, sa, sizeof sin6);
+    if (a.family != TOE_ABI_AF_INET6 || a.port != ntohs(sin6.sin6_port) ||
+        a.scope_id != sin6.sin6_scope_id || memcmp(a.addr, &sin6.sin6_addr, 16) != 0)
+      FZ_FAIL("toe_sa_in: the IPv6 address changed on its way in");
+  }
 
   /* back to the application, into a buffer of any size, as recvfrom/getsockname return it */
   socklen_t olen = fz_u8(in) % 33;
@@ -243,16 +252,29 @@ static void check_sockaddr(struct fz_in *in)
   memset(out, 0xee, olen ? olen : 1);
   socklen_t l = olen;
   toe_sa_out(rc == 0 ? &a : NULL, (struct sockaddr *)out, &l);
-  if (l != sizeof(struct sockaddr_in))
-    FZ_FAIL("toe_sa_out: length %u", l);
-  struct sockaddr_in back;
+  /* an IPv6 address comes back as a sockaddr_in6, anything else as a sockaddr_in */
+  bool v6 = rc == 0 && a.family == TOE_ABI_AF_INET6;
+  union {
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } back;
   memset(&back, 0, sizeof back);
-  back.sin_family = AF_INET;
-  if (rc == 0 && a.family == TOE_ABI_AF_INET) {
-    back.sin_port = htons(a.port);
-    memcpy(&back.sin_addr, a.addr, 4);
+  size_t blen = v6 ? sizeof back.in6 : sizeof back.in;
+  if (l != blen)
+    FZ_FAIL("toe_sa_out: length %u", l);
+  if (v6) {
+    back.in6.sin6_family = AF_INET6;
+    back.in6.sin6_port = htons(a.port);
+    back.in6.sin6_scope_id = a.scope_id;
+    memcpy(&back.in6.sin6_addr, a.addr, 16);
+  } else {
+    back.in.sin_family = AF_INET;
+    if (rc == 0 && a.family == TOE_ABI_AF_INET) {
+      back.in.sin_port = htons(a.port);
+      memcpy(&back.in.sin_addr, a.addr, 4);
+    }
   }
-  size_t n = olen < sizeof back ? olen : sizeof back;
+  size_t n = olen < blen ? olen : blen;
   if (memcmp(out, &back, n) != 0)
     FZ_FAIL("toe_sa_out: the address differs in the %zu bytes returned", n);
   for (size_t i = n; i < olen; i++)

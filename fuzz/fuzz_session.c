@@ -96,7 +96,9 @@ static void peer_pump(void)
     int n = toe_udp_recvfrom(st, P.usock, buf, sizeof buf, &from);
     if (n < 0)
       break;
-    (void)toe_udp_sendto(st, P.usock, buf, (size_t)n, &from);
+    /* n is the datagram's full length (MSG_TRUNC-like): echo what fit in buf */
+    size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf;
+    (void)toe_udp_sendto(st, P.usock, buf, len, &from);
   }
 }
 
